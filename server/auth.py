@@ -1,0 +1,158 @@
+"""Who is calling: session cookie or bearer token; CSRF (token + Origin) on state changes.
+
+The middleware resolves the caller into ``USER`` and refuses, before any handler runs, a
+cookie-authenticated state-changing request without a matching CSRF token or with a
+cross-site Origin. Bearer-token calls carry no ambient authority and need no CSRF token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from server import credentials
+from server.errors import Forbidden, Unauthorized, wants_json
+from server.keys import DB, SETTINGS
+from server.people import User
+
+SESSION_COOKIE = "pairlab_session"
+PRELOGIN_COOKIE = "pairlab_prelogin"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+USER: web.RequestKey[User | None] = web.RequestKey("user", User | None)  # type: ignore[arg-type]
+SESSION_TOKEN: web.RequestKey[str | None] = web.RequestKey("session_token", str | None)  # type: ignore[arg-type]
+VIA_TOKEN: web.RequestKey[bool] = web.RequestKey("via_token", bool)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Handler)
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or ""
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def check_origin(request: web.Request) -> None:
+    """Refuse a request whose Origin (or Referer) names another site."""
+    origin = request.headers.get("Origin") or (
+        _origin_of(request.headers["Referer"]) if "Referer" in request.headers else None
+    )
+    if origin is None:
+        return
+    allowed = {
+        _origin_of(request.app[SETTINGS].app_url),
+        f"{request.scheme}://{request.host}".lower(),
+    }
+    if origin.lower() not in allowed:
+        raise Forbidden("This request came from another site and was refused (Origin check).")
+
+
+async def _submitted_csrf(request: web.Request) -> str:
+    token = request.headers.get(CSRF_HEADER, "")
+    if not token and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        form = await request.post()
+        value = form.get("csrf_token", "")
+        token = value if isinstance(value, str) else ""
+    return token
+
+
+def csrf_token(request: web.Request) -> str:
+    """The token a page embeds in its forms (bound to the login session or the pre-login cookie)."""
+    session_token = request.get(SESSION_TOKEN)
+    key = request.app[SETTINGS].cookie_secret.reveal()
+    if session_token:
+        return credentials.csrf_token_for(session_token, key)
+    prelogin = request.cookies.get(PRELOGIN_COOKIE, "")
+    return credentials.csrf_token_for("prelogin:" + prelogin, key) if prelogin else ""
+
+
+def prelogin(request: web.Request) -> tuple[str, str]:
+    """Double-submit value and CSRF token for the login form (no session to bind to yet)."""
+    value = request.cookies.get(PRELOGIN_COOKIE) or secrets.token_urlsafe(24)
+    key = request.app[SETTINGS].cookie_secret.reveal()
+    return value, credentials.csrf_token_for("prelogin:" + value, key)
+
+
+def set_prelogin_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
+    response.set_cookie(
+        PRELOGIN_COOKIE,
+        value,
+        httponly=True,
+        samesite="Lax",
+        secure=request.app[SETTINGS].secure_cookies,
+        path="/",
+    )
+
+
+async def check_csrf(request: web.Request) -> None:
+    check_origin(request)
+    expected = csrf_token(request)
+    submitted = await _submitted_csrf(request)
+    if not submitted:
+        raise Forbidden("The CSRF token is missing; reload the page and try again.")
+    if not expected or not hmac.compare_digest(submitted, expected):
+        raise Forbidden("The CSRF token is wrong or expired; reload the page and try again.")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    db = request.app[DB]
+    request[USER] = None
+    request[SESSION_TOKEN] = None
+    request[VIA_TOKEN] = False
+    authorization = request.headers.get("Authorization", "")
+    if authorization:
+        scheme, _, bearer = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not bearer.strip():
+            raise Unauthorized("The Authorization header must be 'Bearer <API token>'.")
+        bearer = bearer.strip()
+        user = await db.read(lambda d: credentials.user_for_api_token(d, bearer))
+        if user is None:
+            raise Unauthorized("The API token is unknown, revoked, or its user is disabled.")
+        await db.write(lambda d: credentials.touch_api_token(d, bearer))
+        request[USER] = user
+        request[VIA_TOKEN] = True
+        return await handler(request)
+
+    session_token = request.cookies.get(SESSION_COOKIE)
+    if session_token:
+        user = await db.read(lambda d: credentials.user_for_session(d, session_token))
+        if user is not None:
+            request[USER] = user
+            request[SESSION_TOKEN] = session_token
+    if request.method in UNSAFE:
+        if request[USER] is not None:
+            await check_csrf(request)
+        else:
+            check_origin(request)
+    return await handler(request)
+
+
+def current_user(request: web.Request) -> User:
+    """The logged-in user, or a 401 (API) / redirect to the login page (browser)."""
+    user: User | None = request[USER]
+    if user is None:
+        if wants_json(request):
+            raise Unauthorized("Log in first (session cookie or 'Authorization: Bearer' token).")
+        raise web.HTTPSeeOther(f"/login?next={request.rel_url.path}")
+    return user
+
+
+def require_admin(request: web.Request) -> User:
+    user = current_user(request)
+    if not user.is_admin:
+        raise Forbidden("Only admins may do this.")
+    return user

@@ -1,0 +1,47 @@
+"""Strict JSON request bodies: malformed JSON, wrong types and unknown fields are refused.
+
+A hand-written check rather than a schema library: the bodies are small flat objects, and the
+error sentence must name the field in words a person understands.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from server.errors import BadRequest, Unprocessable
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list",
+               dict: "an object", float: "a number"}
+
+
+async def json_body(
+    request: web.Request,
+    required: Mapping[str, type],
+    optional: Mapping[str, type] | None = None,
+) -> dict[str, Any]:
+    optional = optional or {}
+    if request.content_type != "application/json":
+        raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.")
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    unknown = sorted(set(body) - set(required) - set(optional))
+    if unknown:
+        raise Unprocessable(f"Unknown field(s): {', '.join(k[:40] for k in unknown)}.")
+    missing = sorted(k for k in required if k not in body)
+    if missing:
+        raise Unprocessable(f"Missing field(s): {', '.join(missing)}.")
+    for key, value in body.items():
+        expected = required.get(key) or optional[key]
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if not ok:
+            raise Unprocessable(f"The field '{key}' must be {_TYPE_NAMES.get(expected, expected)}.")
+    return body

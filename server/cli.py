@@ -1,0 +1,192 @@
+"""The ``pairlab`` command line: serve, demo, db, user (later: task, session).
+
+Errors end the program with one line on stderr: exit 2 for invalid input or settings, 1 for
+anything else. Never a traceback for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from server import audit, people
+from server.db import connect, migrate
+from server.errors import ServerError
+from server.passwords import generate_password, hash_password
+from server.settings import Settings, SettingsError, load_settings, prepare_data_dir, setting_fields
+from tasks.errors import TaskError
+
+COMMON = ("data_dir", "log_level")
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str] | None) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings file (or PAIRLAB_CONFIG)")
+    for f in setting_fields():
+        if names is not None and f.name not in names:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        parser.add_argument(
+            flag, dest=f"setting_{f.name}", default=None, metavar=f.name.upper(),
+            help=f"{f.metadata['help']} (env PAIRLAB_{f.name.upper()})",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pairlab", description="Pair-programming interviews for AI/ML roles."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server")
+    _add_setting_flags(serve, None)
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="create demo people and data, then run the server")
+    _add_setting_flags(demo, None)
+    demo.set_defaults(func=cmd_demo)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    upgrade = db_sub.add_parser("upgrade", help="apply pending schema migrations")
+    _add_setting_flags(upgrade, COMMON)
+    upgrade.set_defaults(func=cmd_db_upgrade)
+
+    user = sub.add_parser("user", help="manage admins and interviewers")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="USER_COMMAND")
+    add = user_sub.add_parser("add", help="add a user; prints a generated password once")
+    add.add_argument("email")
+    add.add_argument("--role", required=True, choices=people.ROLES)
+    add.add_argument("--name", default="", help="display name")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    _add_setting_flags(add, COMMON)
+    add.set_defaults(func=cmd_user_add)
+    lst = user_sub.add_parser("list", help="list users")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_setting_flags(lst, COMMON)
+    lst.set_defaults(func=cmd_user_list)
+    for name, disabled in (("disable", True), ("enable", False)):
+        p = user_sub.add_parser(name, help=f"{name} a user (disabling ends their sessions)")
+        p.add_argument("email")
+        _add_setting_flags(p, COMMON)
+        p.set_defaults(func=cmd_user_disable if disabled else cmd_user_enable)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    cli = {
+        key.removeprefix("setting_"): value
+        for key, value in vars(args).items()
+        if key.startswith("setting_") and value is not None
+    }
+    settings = load_settings(cli=cli, config_file=args.config)
+    return prepare_data_dir(settings)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def open_db(settings: Settings) -> Any:
+    db = connect(settings.db_path, writer=True)
+    migrate(db)
+    return db
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    db = connect(settings.db_path, writer=True)
+    applied = migrate(db)
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        generated = False
+    else:
+        password, generated = generate_password(), True
+    email = people.validate_new_user(args.email, args.role, password, args.name)
+    db = open_db(settings)
+    password_hash = hash_password(password)
+    with db.atomic():
+        user = people.add_user(db, audit.CLI, email, args.role, password_hash, args.name)
+    print(f"added {user.email} ({user.role})")
+    if generated:
+        print(f"password (shown once): {password}")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
+    users = people.list_users(open_db(settings))
+    if args.json:
+        print(json.dumps([u.public() for u in users], indent=2))
+        return 0
+    for u in users:
+        status = "disabled" if u.disabled else "active"
+        print(f"{u.email}\t{u.role}\t{status}\t{u.display_name}")
+    return 0
+
+
+def _set_disabled(args: argparse.Namespace, settings: Settings, disabled: bool) -> int:
+    db = open_db(settings)
+    with db.atomic():
+        user = people.set_disabled(db, audit.CLI, args.email, disabled)
+    print(f"{user.email} is now {'disabled' if user.disabled else 'active'}")
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
+    return _set_disabled(args, settings, True)
+
+
+def cmd_user_enable(args: argparse.Namespace, settings: Settings) -> int:
+    return _set_disabled(args, settings, False)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from server.runner import serve
+
+    open_db(settings).conn.close()
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from server.demo import run_demo
+
+    return run_demo(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(0o077)  # everything pairlab writes in its data dir is owner-only
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        configure_logging(settings.log_level)
+        func: Command = args.func
+        return func(args, settings)
+    except SettingsError as exc:
+        print(f"pairlab: invalid setting {exc}", file=sys.stderr)
+        return 2
+    except (ServerError, TaskError) as exc:
+        print(f"pairlab: {exc.message}", file=sys.stderr)
+        return 2 if exc.status < 500 else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

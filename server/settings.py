@@ -1,0 +1,228 @@
+"""Typed, frozen settings: defaults -> TOML file -> ``PAIRLAB_*`` environment -> CLI flags.
+
+Every field has a default and a help string (``metadata["help"]``); the CLI builds its flags and
+the README's settings table from the same fields, and a test checks the README lists them all.
+Only this module reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "PAIRLAB_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+COOKIE_SECRET_FILE = "cookie_secret"  # noqa: S105 - a file name
+
+
+class SettingsError(Exception):
+    """An invalid setting: the message names the setting, its source and the problem."""
+
+
+class Secret:
+    """A string that never shows itself in ``repr`` or logs (as starlette's ``Secret``)."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def reveal(self) -> str:
+        return self._value
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _f(Path("./var"), "folder for the SQLite database, task store and workspaces")
+    host: str = _f("127.0.0.1", "address the interviewer/admin app listens on")
+    port: int = _f(8800, "port of the interviewer/admin app")
+    workspace_host: str = _f("127.0.0.1", "address of the candidate workspace origin")
+    workspace_port: int = _f(8801, "port of the candidate workspace origin (a separate origin)")
+    public_url: str = _f("", "external URL of the app origin (default http://HOST:PORT)")
+    workspace_public_url: str = _f(
+        "", "external URL of the workspace origin (default http://WORKSPACE_HOST:WORKSPACE_PORT)"
+    )
+    cookie_secret: Secret = _f(
+        Secret(""), "key for signing cookies; generated into DATA_DIR/cookie_secret if empty"
+    )
+    log_level: str = _f("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    session_hours: int = _f(12, "how long a login session lasts, in hours")
+    max_body_bytes: int = _f(1_048_576, "largest request body accepted, in bytes")
+    login_max_failures: int = _f(5, "failed logins per account or address before 429")
+    login_window_seconds: int = _f(60, "window for counting failed logins, in seconds")
+    shutdown_timeout: float = _f(10.0, "seconds to wait for requests to finish on shutdown")
+
+    def __post_init__(self) -> None:
+        problems = list(_validate(self))
+        if problems:
+            raise SettingsError(problems[0])
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "pairlab.db"
+
+    @property
+    def app_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def workspace_url(self) -> str:
+        default = f"http://{_url_host(self.workspace_host)}:{self.workspace_port}"
+        return self.workspace_public_url.rstrip("/") or default
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.app_url.startswith("https://")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _validate(s: Settings) -> list[str]:
+    problems = []
+    for name in ("port", "workspace_port"):
+        value = getattr(s, name)
+        if not 0 <= value <= 65535:
+            problems.append(f"{name}: {value} is not a port number (0-65535)")
+    if s.log_level not in LOG_LEVELS:
+        problems.append(f"log_level: {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    for name in ("host", "workspace_host"):
+        value = getattr(s, name)
+        if value != "localhost":
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                problems.append(f"{name}: {value!r} is not an IP address or 'localhost'")
+    for name in ("public_url", "workspace_public_url"):
+        value = getattr(s, name)
+        if value and not value.startswith(("http://", "https://")):
+            problems.append(f"{name}: {value!r} must start with http:// or https://")
+    for name in ("session_hours", "max_body_bytes", "login_max_failures", "login_window_seconds"):
+        if getattr(s, name) < 1:
+            problems.append(f"{name}: must be at least 1")
+    if (s.host, s.port) == (s.workspace_host, s.workspace_port) and s.port != 0:
+        problems.append("workspace_port: must differ from port (the workspace is its own origin)")
+    if s.cookie_secret and len(str(s.cookie_secret)) < 32:
+        problems.append("cookie_secret: must be at least 32 characters")
+    return problems
+
+
+def setting_fields() -> list[dataclasses.Field[Any]]:
+    return list(fields(Settings))
+
+
+def _cast(name: str, raw: Any, source: str) -> Any:
+    """Cast one raw value (a TOML value or an environment string) to the field's type."""
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    try:
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            if not isinstance(raw, str | Path) or not str(raw):
+                raise ValueError
+            return Path(raw)
+        if kind == "Secret":
+            if not isinstance(raw, str):
+                raise ValueError
+            return Secret(raw)
+        if not isinstance(raw, str):
+            raise ValueError
+        return raw.upper() if name == "log_level" else raw
+    except (TypeError, ValueError):
+        expected = {"int": "an integer", "float": "a number", "Path": "a path"}.get(
+            str(kind), "a string"
+        )
+        shown = "(hidden)" if kind == "Secret" else repr(raw)
+        raise SettingsError(f"{name}: {shown} from {source} is not {expected}") from None
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build settings from the four layers. ``cli`` holds only flags the user gave."""
+    environ = os.environ if environ is None else environ
+    cli = dict(cli or {})
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+
+    env_config = environ.get("PAIRLAB_CONFIG")
+    path = config_file or (Path(env_config) if env_config else None)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"config: cannot read {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config: {path} is not valid TOML: {exc}") from None
+        for key, raw in data.items():
+            if key not in names:
+                raise SettingsError(f"{key}: unknown setting in {path}")
+            values[key] = _cast(key, raw, str(path))
+
+    for name in names:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _cast(name, environ[env_name], env_name)
+
+    for name, raw in cli.items():
+        if name not in names:
+            raise SettingsError(f"{name}: unknown setting")
+        if raw is not None:
+            flag = "--" + name.replace("_", "-")
+            values[name] = raw if not isinstance(raw, str) else _cast(name, raw, flag)
+    return Settings(**values)
+
+
+def prepare_data_dir(settings: Settings) -> Settings:
+    """Create the data dir (mode 0700) and the cookie secret (mode 0600) if missing.
+
+    Returns the settings with ``cookie_secret`` filled in.
+    """
+    data_dir = settings.data_dir
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(data_dir, 0o700)
+    except OSError as exc:
+        raise SettingsError(f"data_dir: cannot create {data_dir}: {exc.strerror}") from None
+    if settings.cookie_secret:
+        return settings
+    secret_path = data_dir / COOKIE_SECRET_FILE
+    if not secret_path.exists():
+        fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    value = secret_path.read_text(encoding="utf-8").strip()
+    if len(value) < 32:
+        raise SettingsError(f"cookie_secret: {secret_path} holds fewer than 32 characters")
+    return dataclasses.replace(settings, cookie_secret=Secret(value))

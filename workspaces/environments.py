@@ -1,0 +1,109 @@
+"""Python environments for tasks: one per distinct requirements set, built once, then read-only.
+
+A task's requirements (plus what every workspace has: ipykernel and pytest) are hashed into a
+key; the environment is built in a temporary folder and renamed into place when complete, so a
+half-built environment is never used. Sessions and checks of the same requirements share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+BASE_REQUIREMENTS = ("ipykernel>=6.29,<8", "pytest>=8,<10")
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+class EnvironmentBuildFailed(Exception):
+    status = 502
+    code = "environment_build_failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def environment_key(requirements: Sequence[str]) -> str:
+    wanted = sorted({r.strip() for r in (*requirements, *BASE_REQUIREMENTS)})
+    digest = hashlib.sha256(json.dumps(wanted).encode()).hexdigest()[:16]
+    return f"py{sys.version_info.major}{sys.version_info.minor}-{digest}"
+
+
+def _lock_for(key: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def _pip_env(home: Path) -> dict[str, str]:
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE",
+                 "PIP_CACHE_DIR", "XDG_CACHE_HOME", "http_proxy", "https_proxy", "no_proxy",
+                 "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        if name in os.environ:  # the operator's package-index configuration only
+            env[name] = os.environ[name]
+    if "PIP_CACHE_DIR" not in env and "XDG_CACHE_HOME" not in env:
+        env["PIP_CACHE_DIR"] = str(Path.home() / ".cache" / "pip")
+    return env
+
+
+def ensure_environment(
+    envs_root: Path, requirements: Sequence[str], timeout_s: float = 900.0
+) -> Path:
+    """Return the Python executable of the environment for ``requirements``, building it once."""
+    key = environment_key(requirements)
+    final = envs_root / key
+    python = final / "bin" / "python"
+    with _lock_for(key):
+        if python.exists():
+            return python
+        envs_root.mkdir(parents=True, exist_ok=True)
+        building = envs_root / f".{key}.building"
+        shutil.rmtree(building, ignore_errors=True)
+        wanted = sorted({r.strip() for r in (*requirements, *BASE_REQUIREMENTS)})
+        log.info("building environment %s for %s", key, ", ".join(wanted))
+        try:
+            subprocess.run(  # noqa: S603 - fixed argv
+                [sys.executable, "-m", "venv", str(building)],
+                check=True, capture_output=True, timeout=120,
+            )
+            result = subprocess.run(  # noqa: S603 - requirements validated by the manifest
+                [str(building / "bin" / "python"), "-m", "pip", "install", "-q",
+                 "--disable-pip-version-check", "--no-input", "--", *wanted],
+                capture_output=True, timeout=timeout_s, env=_pip_env(envs_root),
+                text=True, check=False,
+            )
+            if result.returncode != 0:
+                tail = (result.stderr or result.stdout)[-800:]
+                raise EnvironmentBuildFailed(
+                    f"installing {', '.join(wanted)} failed: {tail.strip()}"
+                )
+            (building / "pairlab-requirements.json").write_text(json.dumps(wanted))
+            os.rename(building, final)
+        except subprocess.TimeoutExpired:
+            raise EnvironmentBuildFailed(
+                f"building the environment took longer than {timeout_s:.0f} s"
+            ) from None
+        except subprocess.CalledProcessError as exc:
+            raise EnvironmentBuildFailed(f"creating a virtual environment failed: {exc}") from None
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+        _make_read_only(final)
+        return python
+
+
+def _make_read_only(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        path.chmod(mode & ~0o222)

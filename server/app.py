@@ -14,7 +14,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server import admin_handlers, health, login_handlers, pages
+from server import admin_handlers, health, login_handlers, pages, task_handlers
 from server.auth import auth_middleware
 from server.db import Database
 from server.errors import error_middleware
@@ -22,6 +22,7 @@ from server.keys import DB, LOGIN_LIMITER, SETTINGS
 from server.ratelimit import LoginLimiter
 from server.security_headers import security_headers
 from server.settings import Settings
+from server.task_service import tasks_ctx
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -51,9 +52,11 @@ def create_app(settings: Settings) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True),
     )
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(tasks_ctx)
     app.add_routes(health.routes)
     app.add_routes(login_handlers.routes)
     app.add_routes(admin_handlers.routes)
+    app.add_routes(task_handlers.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static", HERE / "static", append_version=False)
     return app

@@ -21,6 +21,7 @@ from server.db import connect, migrate
 from server.errors import ServerError
 from server.passwords import generate_password, hash_password
 from server.settings import Settings, SettingsError, load_settings, prepare_data_dir, setting_fields
+from server.task_cli import add_task_commands
 from tasks.errors import TaskError
 
 COMMON = ("data_dir", "log_level")
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("email")
         _add_setting_flags(p, COMMON)
         p.set_defaults(func=cmd_user_disable if disabled else cmd_user_enable)
+    add_task_commands(sub, _add_setting_flags)
     return parser
 
 

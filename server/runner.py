@@ -12,9 +12,19 @@ from aiohttp import web
 
 from server.accesslog import ScrubbedAccessLogger
 from server.app import create_app, create_workspace_app
-from server.settings import Settings
+from server.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
+
+
+async def _listen(runner: web.AppRunner, host: str, port: int, setting: str) -> None:
+    """Start listening; a port in use (or an address not available) is a setting to fix."""
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        # asyncio words it "error while attempting to bind on address ...: <reason>"
+        reason = (exc.strerror or str(exc)).rsplit(": ", 1)[-1]
+        raise SettingsError(f"{setting}: cannot listen on {host}:{port}: {reason}") from None
 
 
 async def serve(settings: Settings, on_ready: Callable[[Settings], None] | None = None) -> None:
@@ -25,9 +35,14 @@ async def serve(settings: Settings, on_ready: Callable[[Settings], None] | None 
 
     runners: list[web.AppRunner] = []
     try:
-        for app, host, port in (
-            (create_app(settings), settings.host, settings.port),
-            (create_workspace_app(settings), settings.workspace_host, settings.workspace_port),
+        for app, host, port, setting in (
+            (create_app(settings), settings.host, settings.port, "port"),
+            (
+                create_workspace_app(settings),
+                settings.workspace_host,
+                settings.workspace_port,
+                "workspace_port",
+            ),
         ):
             runner = web.AppRunner(
                 app,
@@ -37,7 +52,7 @@ async def serve(settings: Settings, on_ready: Callable[[Settings], None] | None 
             )
             await runner.setup()
             runners.append(runner)
-            await web.TCPSite(runner, host, port).start()
+            await _listen(runner, host, port, setting)
         log.info("pairlab listening on %s (workspaces on %s)", settings.app_url,
                  settings.workspace_url)
         if on_ready is not None:

@@ -19,6 +19,8 @@ from typing import Any
 
 ENV_PREFIX = "PAIRLAB_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False}
 COOKIE_SECRET_FILE = "cookie_secret"  # noqa: S105 - a file name
 
 
@@ -75,6 +77,22 @@ class Settings:
     login_max_failures: int = _f(5, "failed logins per account or address before 429")
     login_window_seconds: int = _f(60, "window for counting failed logins, in seconds")
     shutdown_timeout: float = _f(10.0, "seconds to wait for requests to finish on shutdown")
+    git_allowed_hosts: str = _f(
+        "", "comma-separated git hosts allowed even if they resolve to loopback/private addresses"
+    )
+    git_allow_http: bool = _f(False, "allow plain http:// imports, only from git_allowed_hosts")
+    import_max_entries: int = _f(5000, "largest number of files and folders in an imported tree")
+    import_max_total_bytes: int = _f(50 * 1024 * 1024, "largest imported tree, in bytes")
+    import_max_blob_bytes: int = _f(10 * 1024 * 1024, "largest single imported file, in bytes")
+    import_timeout_seconds: float = _f(120.0, "time limit for fetching a task source with git")
+    check_timeout_seconds: float = _f(300.0, "time limit for a task's tests during import")
+    environments_dir: str = _f(
+        "", "folder for the shared per-requirements Python environments (default DATA_DIR/envs)"
+    )
+
+    @property
+    def allowed_git_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.git_allowed_hosts.split(",") if h.strip())
 
     def __post_init__(self) -> None:
         problems = list(_validate(self))
@@ -122,7 +140,9 @@ def _validate(s: Settings) -> list[str]:
         value = getattr(s, name)
         if value and not value.startswith(("http://", "https://")):
             problems.append(f"{name}: {value!r} must start with http:// or https://")
-    for name in ("session_hours", "max_body_bytes", "login_max_failures", "login_window_seconds"):
+    for name in ("session_hours", "max_body_bytes", "login_max_failures", "login_window_seconds",
+                 "import_max_entries", "import_max_total_bytes", "import_max_blob_bytes",
+                 "import_timeout_seconds", "check_timeout_seconds"):
         if getattr(s, name) < 1:
             problems.append(f"{name}: must be at least 1")
     if (s.host, s.port) == (s.workspace_host, s.workspace_port) and s.port != 0:
@@ -145,7 +165,15 @@ def _cast(name: str, raw: Any, source: str) -> Any:
                 raise ValueError
             return int(raw)
         if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError
             return float(raw)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.strip().lower() in _BOOLS:
+                return _BOOLS[raw.strip().lower()]
+            raise ValueError
         if kind == "Path":
             if not isinstance(raw, str | Path) or not str(raw):
                 raise ValueError
@@ -158,7 +186,8 @@ def _cast(name: str, raw: Any, source: str) -> Any:
             raise ValueError
         return raw.upper() if name == "log_level" else raw
     except (TypeError, ValueError):
-        expected = {"int": "an integer", "float": "a number", "Path": "a path"}.get(
+        expected = {"int": "an integer", "float": "a number", "Path": "a path",
+                    "bool": "true or false"}.get(
             str(kind), "a string"
         )
         shown = "(hidden)" if kind == "Secret" else repr(raw)

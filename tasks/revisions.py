@@ -195,7 +195,8 @@ def publish(db: sqlite_utils.Database, rev_id: str) -> Revision:
     rev = get_revision(db, rev_id)
     if rev.status == "rejected":
         raise NotPublishable(f"{rev_id} was rejected; import the task again to publish it")
-    blockers = [b for b in rev.blockers if not (b.startswith("flag:") and rev.flags_acknowledged_by)]
+    acknowledged = rev.flags_acknowledged_by is not None
+    blockers = [b for b in rev.blockers if not (b.startswith("flag:") and acknowledged)]
     if blockers:
         raise NotPublishable(
             f"{rev_id} cannot be published: " + "; ".join(b.split(":", 1)[1] for b in blockers)

@@ -1,0 +1,185 @@
+"""Wiring of the task catalogue into the server: import configuration and background imports.
+
+Imports run on daemon threads (git, anonymisation and checks are blocking work); the web call
+returns an import id at once and the import's step is written to SQLite as it goes, so the
+admin page can show progress. A server stopped mid-import leaves nothing half-done: the staging
+folder is cleared and the import is marked failed at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from server import audit
+from server.keys import DB, SETTINGS
+from server.settings import Settings
+from tasks import revisions
+from tasks.errors import TaskError
+from tasks.gitfetch import FetchLimits
+from tasks.importer import ImportConfig, ImportRequest, install_revision, prepare_import
+from tasks.source import SourcePolicy, scrub_url
+from tasks.store import TaskStore
+from workspaces.environments import EnvironmentBuildFailed, ensure_environment
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def task_store(settings: Settings) -> TaskStore:
+    return TaskStore(settings.data_dir / "tasks")
+
+
+def environments_root(settings: Settings) -> Path:
+    return Path(settings.environments_dir) if settings.environments_dir else (
+        settings.data_dir / "envs"
+    )
+
+
+def import_config(settings: Settings, *, allow_local: bool = False) -> ImportConfig:
+    envs = environments_root(settings)
+
+    def python_for(requirements: Sequence[str]) -> Path:
+        try:
+            return ensure_environment(envs, requirements)
+        except EnvironmentBuildFailed as exc:
+            raise TaskError(exc.message) from None
+
+    return ImportConfig(
+        store=task_store(settings),
+        policy=SourcePolicy(
+            allow_local=allow_local,
+            allowed_hosts=settings.allowed_git_hosts,
+            allow_http=settings.git_allow_http,
+        ),
+        limits=FetchLimits(
+            max_entries=settings.import_max_entries,
+            max_total_bytes=settings.import_max_total_bytes,
+            max_blob_bytes=settings.import_max_blob_bytes,
+        ),
+        fetch_timeout_s=settings.import_timeout_seconds,
+        check_timeout_s=settings.check_timeout_seconds,
+        python_for=python_for,
+    )
+
+
+def in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
+    """Run blocking ``fn`` on a daemon thread: a stopping server never waits for it."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def target() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:  # handed to the awaiting coroutine
+            try:
+                loop.call_soon_threadsafe(settle, None, exc)
+            except RuntimeError:
+                pass  # the loop is closed: the server stopped
+            return
+        try:
+            loop.call_soon_threadsafe(settle, result, None)
+        except RuntimeError:
+            pass
+
+    threading.Thread(target=target, daemon=True, name="pairlab-import").start()
+    return future
+
+
+class ImportRunner:
+    """Starts imports in the background and records their progress and outcome."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, request: ImportRequest, actor: audit.Actor) -> str:
+        db = self.app[DB]
+        url = scrub_url(request.url)
+
+        def begin(d: Any) -> str:
+            import_id = revisions.start_import(
+                d, url, request.ref or "", request.subdir or "", actor.label
+            )
+            audit.record(d, actor, "task.import", "task_import", import_id, url=url)
+            return import_id
+
+        import_id = await db.write(begin)
+        task = asyncio.create_task(self._run(import_id, request, actor))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return import_id
+
+    async def _run(self, import_id: str, request: ImportRequest, actor: audit.Actor) -> None:
+        try:
+            await self._import(import_id, request, actor)
+        finally:
+            if request.rules_file is not None:  # a temp file written from the request
+                request.rules_file.unlink(missing_ok=True)
+
+    async def _import(self, import_id: str, request: ImportRequest, actor: audit.Actor) -> None:
+        db = self.app[DB]
+        loop = asyncio.get_running_loop()
+        config = import_config(self.app[SETTINGS])
+
+        def progress(step: str) -> None:
+            asyncio.run_coroutine_threadsafe(
+                db.write(lambda d: revisions.set_import_step(d, import_id, step)), loop
+            )
+
+        try:
+            prepared = await in_daemon_thread(lambda: prepare_import(request, config, progress))
+        except TaskError as exc:
+            message = exc.message
+            log.info("import %s refused: %s", import_id, message)
+            await db.write(lambda d: revisions.finish_import(d, import_id, None, message))
+            return
+        except Exception:
+            log.exception("import %s failed", import_id)
+            await db.write(lambda d: revisions.finish_import(
+                d, import_id, None, "the import failed unexpectedly; the server log has details"
+            ))
+            return
+
+        def finish(d: Any) -> str:
+            rev = install_revision(d, config.store, prepared)
+            revisions.finish_import(d, import_id, rev.id, None)
+            audit.record(d, actor, "task.revision.create", "task_revision", rev.id)
+            return rev.id
+
+        try:
+            await db.write(finish)
+        except TaskError as exc:
+            failure = exc.message
+            await db.write(lambda d: revisions.finish_import(d, import_id, None, failure))
+
+
+IMPORTS = web.AppKey("task_imports", ImportRunner)
+STORE = web.AppKey("task_store", TaskStore)
+
+
+async def tasks_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = task_store(app[SETTINGS])
+    store.clear_staging()
+    await app[DB].write(revisions.fail_interrupted_imports)
+    app[STORE] = store
+    runner = ImportRunner(app)
+    app[IMPORTS] = runner
+    yield
+    for task in list(runner.tasks):
+        task.cancel()
+    await asyncio.gather(*runner.tasks, return_exceptions=True)

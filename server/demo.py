@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
+from pathlib import Path
 
 from server import audit, people
 from server.db import connect, migrate
 from server.passwords import generate_password, hash_password
 from server.runner import serve
 from server.settings import Settings
+from server.task_service import import_config
+from tasks import revisions
+from tasks.builtin import as_git_repo, builtin_task_dirs
+from tasks.importer import ImportRequest, install_revision, prepare_import
+from tasks.manifest import load_manifest
 
 DEMO_PEOPLE = (
     ("admin@example.com", "admin", "Demo Admin"),
@@ -43,8 +50,40 @@ def ensure_demo_people(settings: Settings) -> list[tuple[str, str, str]]:
     return created
 
 
+def ensure_builtin_tasks(settings: Settings) -> list[str]:
+    """Import and publish each built-in task that has no published revision yet, through the
+    same import path an admin's repository takes. Returns one line per task."""
+    lines = []
+    db = connect(settings.db_path, writer=True)
+    try:
+        config = import_config(settings, allow_local=True)
+        for task_dir in builtin_task_dirs():
+            task_id = load_manifest(task_dir).task.id
+            current = [t for t in revisions.list_tasks(db) if t["id"] == task_id]
+            if current and current[0]["current_revision"]:
+                lines.append(f"{task_id}: {current[0]['current_revision']} (already published)")
+                continue
+            print(f"demo: importing the built-in task {task_id} ...", file=sys.stderr, flush=True)
+            with tempfile.TemporaryDirectory(prefix="pairlab-builtin-") as tmp:
+                repo = as_git_repo(task_dir, Path(tmp) / task_id)
+                prepared = prepare_import(
+                    ImportRequest(str(repo), created_by="demo"), config, lambda step: None
+                )
+            with db.atomic():
+                rev = install_revision(db, config.store, prepared)
+                audit.record(db, audit.CLI, "task.revision.create", "task_revision", rev.id)
+                if not prepared.summary["blockers"]:
+                    rev = revisions.publish(db, rev.id)
+                    audit.record(db, audit.CLI, "task.revision.publish", "task_revision", rev.id)
+            lines.append(f"{task_id}: {rev.id} ({rev.status})")
+    finally:
+        db.conn.close()
+    return lines
+
+
 def run_demo(settings: Settings) -> int:
     accounts = ensure_demo_people(settings)
+    task_lines = ensure_builtin_tasks(settings)
 
     def announce(s: Settings) -> None:
         lines = [
@@ -55,6 +94,8 @@ def run_demo(settings: Settings) -> int:
         ]
         for email, role, password in accounts:
             lines.append(f"  {role:<12} {email}  password: {password}")
+        lines.append(f"  Tasks ({s.app_url}/admin/tasks):")
+        lines += [f"    {line}" for line in task_lines]
         lines.append("")
         print("\n".join(lines), flush=True)
 

@@ -14,15 +14,25 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server import admin_handlers, health, login_handlers, pages, task_handlers
+from server import (
+    admin_handlers,
+    health,
+    login_handlers,
+    pages,
+    session_handlers,
+    task_handlers,
+)
 from server.auth import auth_middleware
 from server.db import Database
 from server.errors import error_middleware
 from server.keys import DB, LOGIN_LIMITER, SETTINGS
 from server.ratelimit import LoginLimiter
 from server.security_headers import security_headers
+from server.session_ctx import PROVISIONER, WORKSPACE_APP, sessions_ctx
 from server.settings import Settings
 from server.task_service import tasks_ctx
+from server.workspace_app import create_workspace_app
+from workspaces.provisioner import Provisioner
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -38,13 +48,17 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await db.close()
 
 
-def create_app(settings: Settings) -> web.Application:
-    """The interviewer/admin app: pages, JSON API, health probes."""
+def create_app(settings: Settings, provisioner: Provisioner | None = None) -> web.Application:
+    """The interviewer/admin app (pages, JSON API, health probes) with the workspace origin's
+    app attached under ``WORKSPACE_APP``. ``provisioner`` replaces the local sandboxed one
+    (tests pass a fake)."""
     app = web.Application(
         middlewares=[security_headers, error_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    if provisioner is not None:
+        app[PROVISIONER] = provisioner
     app[LOGIN_LIMITER] = LoginLimiter(settings.login_max_failures, settings.login_window_seconds)
     aiohttp_jinja2.setup(
         app,
@@ -53,18 +67,13 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(tasks_ctx)
+    app.cleanup_ctx.append(sessions_ctx)
     app.add_routes(health.routes)
     app.add_routes(login_handlers.routes)
     app.add_routes(admin_handlers.routes)
     app.add_routes(task_handlers.routes)
+    app.add_routes(session_handlers.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static", HERE / "static", append_version=False)
-    return app
-
-
-def create_workspace_app(settings: Settings) -> web.Application:
-    """The candidate-content origin. The workspace proxy mounts here (sessions issue)."""
-    app = web.Application(middlewares=[security_headers], client_max_size=settings.max_body_bytes)
-    app[SETTINGS] = settings
-    app.add_routes([web.get("/healthz", health.healthz)])
+    app[WORKSPACE_APP] = create_workspace_app(settings, app)
     return app

@@ -20,9 +20,11 @@ from server import audit, people
 from server.db import connect, migrate
 from server.errors import ServerError
 from server.passwords import generate_password, hash_password
+from server.session_cli import add_session_commands
 from server.settings import Settings, SettingsError, load_settings, prepare_data_dir, setting_fields
 from server.task_cli import add_task_commands
 from tasks.errors import TaskError
+from workspaces.session_errors import SessionError
 
 COMMON = ("data_dir", "log_level")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_setting_flags(p, COMMON)
         p.set_defaults(func=cmd_user_disable if disabled else cmd_user_enable)
     add_task_commands(sub, _add_setting_flags)
+    add_session_commands(sub, _add_setting_flags)
     return parser
 
 
@@ -183,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"pairlab: invalid setting {exc}", file=sys.stderr)
         return 2
-    except (ServerError, TaskError) as exc:
+    except (ServerError, TaskError, SessionError) as exc:
         print(f"pairlab: {exc.message}", file=sys.stderr)
         return 2 if exc.status < 500 else 1
     except KeyboardInterrupt:

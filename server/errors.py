@@ -14,6 +14,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from tasks.errors import TaskError
+from workspaces.session_errors import SessionError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -63,7 +64,7 @@ class TooManyRequests(ServerError):
     code = "too_many_requests"
 
 
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (TaskError,)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (TaskError, SessionError)
 
 _HTTP_MESSAGES = {
     404: ("not_found", "There is nothing at this address."),

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from server.accesslog import ScrubbedAccessLogger
-from server.app import create_app, create_workspace_app
+from server.app import create_app
+from server.session_ctx import WORKSPACE_APP
 from server.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,11 @@ async def serve(settings: Settings, on_ready: Callable[[Settings], None] | None 
 
     runners: list[web.AppRunner] = []
     try:
+        main_app = create_app(settings)
         for app, host, port, setting in (
-            (create_app(settings), settings.host, settings.port, "port"),
+            (main_app, settings.host, settings.port, "port"),
             (
-                create_workspace_app(settings),
+                main_app[WORKSPACE_APP],
                 settings.workspace_host,
                 settings.workspace_port,
                 "workspace_port",

@@ -17,6 +17,13 @@ CSP = (
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/w/"):
+        # A workspace's own pages (JupyterLab) carry jupyter-server's headers; ours would break
+        # its caching and framing. The proxy still strips hop-by-hop headers.
+        response = await handler(request)
+        if not response.prepared:
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
     try:
         response = await handler(request)
     except web.HTTPException as exc:

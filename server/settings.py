@@ -86,6 +86,11 @@ class Settings:
     import_max_blob_bytes: int = _f(10 * 1024 * 1024, "largest single imported file, in bytes")
     import_timeout_seconds: float = _f(120.0, "time limit for fetching a task source with git")
     check_timeout_seconds: float = _f(300.0, "time limit for a task's tests during import")
+    warm_pool_size: int = _f(1, "started idle workspaces kept ready per task environment")
+    sandbox_uid_base: int = _f(40000, "first of 1000 unprivileged uids the sandboxes run as")
+    unsafe_no_sandbox: bool = _f(
+        False, "DEVELOPMENT ONLY: run workspaces without bubblewrap (never in production)"
+    )
     environments_dir: str = _f(
         "", "folder for the shared per-requirements Python environments (default DATA_DIR/envs)"
     )
@@ -147,6 +152,10 @@ def _validate(s: Settings) -> list[str]:
             problems.append(f"{name}: must be at least 1")
     if (s.host, s.port) == (s.workspace_host, s.workspace_port) and s.port != 0:
         problems.append("workspace_port: must differ from port (the workspace is its own origin)")
+    if s.warm_pool_size < 0 or s.warm_pool_size > 50:
+        problems.append("warm_pool_size: must be 0 to 50")
+    if not 1000 <= s.sandbox_uid_base <= 4_000_000_000:
+        problems.append("sandbox_uid_base: must be an unprivileged uid (1000 or more)")
     if s.cookie_secret and len(str(s.cookie_secret)) < 32:
         problems.append("cookie_secret: must be at least 32 characters")
     return problems

@@ -1,0 +1,212 @@
+"""The reverse proxy from the workspace origin to each workspace's jupyter-server.
+
+HTTP and WebSocket traffic under ``/w/<workspace id>/`` is forwarded over the workspace's Unix
+socket. The upstream is looked up from the workspace record (never built from the URL), the
+jupyter token is added here and never reaches a browser, hop-by-hop headers and pairlab's own
+cookies are stripped, bodies are streamed both ways, and WebSocket messages are relayed with
+their type and subprotocol. Written by hand because jupyter-server-proxy runs *inside* a Jupyter
+server and cannot put authentication in front of one; the shape follows its ``handlers.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
+
+log = logging.getLogger(__name__)
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "trailers", "transfer-encoding", "upgrade", "host", "content-length",
+})
+DROP_FROM_CLIENT = HOP_BY_HOP | {"authorization", "x-pairlab-user", "cookie", "x-forwarded-for"}
+DROP_FROM_UPSTREAM = HOP_BY_HOP - {"content-length"}
+PAIRLAB_COOKIE_PREFIX = "pairlab_"
+UPSTREAM_HOST = "workspace"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where a workspace's jupyter-server listens and how to authenticate to it."""
+
+    workspace_id: str
+    socket_path: str
+    token: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling through the proxy: shown in JupyterLab's collaboration panel."""
+
+    username: str
+    display_name: str
+    kind: str  # candidate | interviewer
+
+    def header(self) -> str:
+        initials = "".join(p[0] for p in self.display_name.split()[:2]).upper() or "?"
+        color = "var(--jp-collaborator-color1)" if self.kind == "candidate" else (
+            "var(--jp-collaborator-color3)"
+        )
+        return json.dumps({
+            "username": self.username, "name": self.display_name,
+            "display_name": self.display_name, "initials": initials, "color": color,
+        })
+
+
+WsTap = Callable[[str, str, str, WSMsgType, str | bytes], Awaitable[None]]
+"""(workspace id, upstream path, direction 'in'|'out', message type, data) — for recording."""
+
+
+class UpstreamClients:
+    """One ``ClientSession`` (with its Unix-socket connector) per workspace, reused."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, tuple[str, aiohttp.ClientSession]] = {}
+
+    def get(self, upstream: Upstream) -> aiohttp.ClientSession:
+        found = self._sessions.get(upstream.workspace_id)
+        if found is not None and found[0] == upstream.socket_path and not found[1].closed:
+            return found[1]
+        connector = aiohttp.UnixConnector(path=upstream.socket_path, limit=64)
+        session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        )
+        self._sessions[upstream.workspace_id] = (upstream.socket_path, session)
+        if found is not None:
+            asyncio.get_running_loop().create_task(found[1].close())
+        return session
+
+    async def drop(self, workspace_id: str) -> None:
+        found = self._sessions.pop(workspace_id, None)
+        if found is not None:
+            await found[1].close()
+
+    async def close(self) -> None:
+        for _, session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+
+def _forward_headers(request: web.Request, upstream: Upstream, who: Principal) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in request.headers.items():
+        if name.lower() not in DROP_FROM_CLIENT:
+            headers.add(name, value)
+    raw = request.headers.get("Cookie", "")
+    kept = [
+        part.strip() for part in raw.split(";")
+        if part.strip() and not part.strip().startswith(PAIRLAB_COOKIE_PREFIX)
+    ]
+    if kept:
+        headers["Cookie"] = "; ".join(kept)
+    headers["Host"] = request.host
+    headers["Authorization"] = f"token {upstream.token}"
+    headers["X-Pairlab-User"] = who.header()
+    return headers
+
+
+def _upstream_url(request: web.Request) -> str:
+    return f"http://{UPSTREAM_HOST}{request.rel_url.raw_path_qs}"
+
+
+async def proxy_http(
+    request: web.Request, upstream: Upstream, who: Principal, clients: UpstreamClients,
+    rewrite_html: Callable[[bytes], bytes] | None = None,
+) -> web.StreamResponse:
+    client = clients.get(upstream)
+    headers = _forward_headers(request, upstream, who)
+    if rewrite_html is not None:
+        headers.pop("Accept-Encoding", None)
+    data = request.content if request.body_exists else None
+    try:
+        async with client.request(
+            request.method, _upstream_url(request), headers=headers, data=data,
+            allow_redirects=False,
+        ) as up:
+            out_headers: CIMultiDict[str] = CIMultiDict(
+                (k, v) for k, v in up.headers.items() if k.lower() not in DROP_FROM_UPSTREAM
+            )
+            if rewrite_html is not None and up.content_type == "text/html" and up.status == 200:
+                body = rewrite_html(await up.read())
+                out_headers.pop("Content-Length", None)
+                return web.Response(status=up.status, headers=out_headers, body=body)
+            response = web.StreamResponse(status=up.status, reason=up.reason, headers=out_headers)
+            await response.prepare(request)
+            async for chunk in up.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+    except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError):
+        raise web.HTTPBadGateway(text="The workspace is not answering; it may be restarting.") \
+            from None
+
+
+async def proxy_websocket(
+    request: web.Request, upstream: Upstream, who: Principal, clients: UpstreamClients,
+    tap: WsTap | None = None,
+) -> web.StreamResponse:
+    client = clients.get(upstream)
+    headers = _forward_headers(request, upstream, who)
+    for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
+                 "Sec-WebSocket-Protocol"):
+        headers.pop(name, None)
+    protocols = [
+        p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+        if p.strip()
+    ]
+    try:
+        up = await client.ws_connect(
+            _upstream_url(request), headers=headers, protocols=protocols,
+            max_msg_size=0, autoping=True, decode_text=True,
+        )
+    except (aiohttp.ClientError, OSError) as exc:
+        log.info("websocket upstream refused for %s: %s", upstream.workspace_id, type(exc).__name__)
+        raise web.HTTPBadGateway(text="The workspace refused the WebSocket.") from None
+    down = web.WebSocketResponse(
+        protocols=[up.protocol] if up.protocol else (), max_msg_size=0, autoping=True,
+    )
+    await down.prepare(request)
+    path = request.rel_url.path
+
+    async def pump_up() -> None:  # browser -> workspace
+        async for msg in down:
+            if msg.type == WSMsgType.TEXT:
+                await up.send_str(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await up.send_bytes(msg.data)
+            else:
+                break
+            if tap is not None:
+                await tap(upstream.workspace_id, path, "in", msg.type, msg.data)
+        await up.close()
+
+    async def pump_down() -> None:  # workspace -> browser
+        async for msg in up:
+            if msg.type == WSMsgType.TEXT:
+                await down.send_str(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await down.send_bytes(msg.data)
+            else:
+                break
+            if tap is not None:
+                await tap(upstream.workspace_id, path, "out", msg.type, msg.data)
+        await down.close()
+
+    tasks = [asyncio.ensure_future(pump_up()), asyncio.ensure_future(pump_down())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await up.close()
+        await down.close()
+    return down

@@ -1,0 +1,49 @@
+"""The session layer's long-lived resources: provisioner, session manager, background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from server.keys import DB, SETTINGS
+from server.proxy import UpstreamClients
+from server.session_keys import SESSIONS
+from server.session_service import SessionManager
+from server.settings import Settings
+from server.task_service import environments_root, task_store
+from workspaces.provisioner import Provisioner
+
+log = logging.getLogger(__name__)
+WORKSPACE_APP = web.AppKey("workspace_app", web.Application)
+PROVISIONER = web.AppKey("provisioner", Provisioner)
+
+
+def make_provisioner(settings: Settings) -> Provisioner:
+    from workspaces.local import LocalProvisioner
+
+    if settings.unsafe_no_sandbox:
+        log.warning("UNSAFE: workspaces run WITHOUT the bubblewrap sandbox (--unsafe-no-sandbox)")
+    return LocalProvisioner(
+        settings.data_dir / "workspaces", sandbox=not settings.unsafe_no_sandbox
+    )
+
+
+async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    manager = SessionManager(
+        settings, app[DB], app.get(PROVISIONER) or make_provisioner(settings),
+        task_store(settings), UpstreamClients(),
+        environments_root(settings),
+    )
+    app[SESSIONS] = manager
+    await manager.recover()
+    deadlines = asyncio.create_task(manager.deadline_loop())
+    warm = asyncio.create_task(manager.warm_up())
+    yield
+    for task in (deadlines, warm):
+        task.cancel()
+    await asyncio.gather(deadlines, warm, return_exceptions=True)
+    await manager.close()

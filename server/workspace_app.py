@@ -1,0 +1,259 @@
+"""The workspace origin: candidate links, the candidate's landing page, interviewer handoffs,
+and the authenticated proxy to each workspace under ``/w/<workspace id>/``.
+
+A separate origin from the app (its own host/port), so that candidate-controlled content never
+runs with the interviewers' cookies. Access is a per-session cookie granted by a capability link
+or a one-time handoff; every request and WebSocket is checked against the workspace's session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from server import people
+from server.accesslog import scrub_path
+from server.audit import Actor
+from server.errors import Forbidden, NotFound, error_middleware
+from server.keys import DB, SETTINGS
+from server.proxy import Principal, proxy_http, proxy_websocket
+from server.security_headers import security_headers
+from server.session_keys import SESSIONS
+from server.settings import Settings
+from tasks import revisions
+from workspaces import records
+from workspaces import sessions as S
+from workspaces.session_errors import LinkClosed
+
+HERE = Path(__file__).parent
+COOKIE_PREFIX = "pairlab_s_"
+MAIN_APP = web.AppKey("main_app", web.Application)
+_LAB_PAGE = re.compile(r"^/w/[A-Za-z0-9]+/(lab|tree|doc)(/|$)")
+routes = web.RouteTableDef()
+
+
+def _cookie_name(session_id: str) -> str:
+    return COOKIE_PREFIX + session_id
+
+
+def _main(request: web.Request) -> web.Application:
+    return request.app[MAIN_APP]
+
+
+def _csrf(request: web.Request, session_id: str) -> str:
+    grant = request.cookies.get(_cookie_name(session_id), "")
+    key = request.app[SETTINGS].cookie_secret.reveal().encode()
+    return hmac.new(key, b"ws-csrf:" + grant.encode(), hashlib.sha256).hexdigest() if grant else ""
+
+
+def _check_origin(request: web.Request, required: bool) -> None:
+    origin = request.headers.get("Origin")
+    allowed = {request.app[SETTINGS].workspace_url.lower(), f"{request.scheme}://{request.host}"}
+    if origin is None:
+        if required:
+            raise Forbidden("A WebSocket without an Origin header is refused.")
+        return
+    if origin.lower() not in allowed:
+        raise Forbidden("Requests from another site are refused (Origin check).")
+
+
+async def principal_for(request: web.Request, session: S.Session) -> Principal:
+    """Who may use this session's workspace: its candidate, or an assigned interviewer."""
+    token = request.cookies.get(_cookie_name(session.id))
+    db = _main(request)[DB]
+    grant = await db.read(lambda d: S.resolve_grant(d, token)) if token else None
+    if grant is None or grant["session_id"] != session.id:
+        raise Forbidden("You have no access to this session's workspace.")
+    if grant["kind"] == "candidate":
+        return Principal("candidate", session.candidate_name, "candidate")
+    user_id = int(grant["user_id"])
+    user = await db.read(lambda d: people.get_user(d, user_id))
+    if user.disabled or user.id not in session.interviewer_ids:
+        raise Forbidden("You are no longer an interviewer of this session.")
+    return Principal(f"interviewer-{user.id}", user.display_name, "interviewer")
+
+
+def _set_grant_cookie(request: web.Request, response: web.StreamResponse, session: S.Session,
+                      token: str) -> None:
+    response.set_cookie(
+        _cookie_name(session.id), token, httponly=True, samesite="Lax", path="/",
+        secure=request.app[SETTINGS].workspace_url.startswith("https://"),
+    )
+
+
+@routes.get("/c/{token}")
+async def capability_link(request: web.Request) -> web.StreamResponse:
+    """Exchange the link's token for a cookie, then land on a URL without the token."""
+    token = request.match_info["token"]
+    db = _main(request)[DB]
+    session = await db.read(lambda d: S.session_for_link(d, token))
+    if session is None:
+        raise NotFound("This interview link is not valid.")
+    if not session.link_open():
+        when = "has ended" if session.state in ("ended", "failed") or session.seconds_left() == 0 \
+            else "has not started yet: open the link again shortly before the start time"
+        raise LinkClosed(f"This interview {when}.")
+    address, agent = request.remote or "", request.headers.get("User-Agent", "")
+
+    def run(d: Any) -> str:
+        grant = S.grant(d, session.id, "candidate", address=address, user_agent=agent)
+        S.record_connection(d, session.id, "candidate", "link opened", address, agent)
+        return grant
+
+    grant = await db.write(run)
+    response = web.HTTPSeeOther(f"/s/{session.id}")
+    _set_grant_cookie(request, response, session, grant)
+    raise response
+
+
+@routes.get("/handoff/{token}")
+async def handoff(request: web.Request) -> web.StreamResponse:
+    token = request.match_info["token"]
+    db = _main(request)[DB]
+    row = await db.write(lambda d: S.use_handoff(d, token))
+    if row is None:
+        raise Forbidden("This join link was already used or has expired; join again.")
+    session = await db.read(lambda d: S.get_session(d, row["session_id"]))
+    address, agent = request.remote or "", request.headers.get("User-Agent", "")
+
+    def run(d: Any) -> str:
+        user = people.get_user(d, int(row["user_id"]))
+        grant = S.grant(d, session.id, "interviewer", user_id=user.id, address=address,
+                        user_agent=agent)
+        S.record_connection(d, session.id, user.email, "interviewer joined", address, agent)
+        return grant
+
+    grant = await db.write(run)
+    target = f"/w/{session.workspace_id}/lab" if session.workspace_id else f"/s/{session.id}"
+    response = web.HTTPSeeOther(target)
+    _set_grant_cookie(request, response, session, grant)
+    raise response
+
+
+async def _session(request: web.Request) -> S.Session:
+    session_id = request.match_info["session_id"]
+    return await _main(request)[DB].read(lambda d: S.get_session(d, session_id))
+
+
+def _public(request: web.Request, session: S.Session) -> dict[str, Any]:
+    data = {k: v for k, v in session.public().items() if k != "candidate_email"}
+    if session.state == "live" and session.workspace_id:
+        data["workspace_url"] = f"/w/{session.workspace_id}/lab"
+    return data
+
+
+@routes.get("/s/{session_id}")
+async def landing(request: web.Request) -> web.Response:
+    session = await _session(request)
+    await principal_for(request, session)
+    main = _main(request)
+    rev = await main[DB].read(lambda d: revisions.get_revision(d, session.revision_id))
+    brief = main[SESSIONS].store.text(rev.task_id, rev.id, "brief.md")
+    return aiohttp_jinja2.render_template("candidate_landing.html", request, {
+        "session": session, "title": rev.title, "brief": brief,
+        "csrf_token": _csrf(request, session.id), "user": None,
+    })
+
+
+@routes.post("/s/{session_id}/start")
+async def landing_start(request: web.Request) -> web.Response:
+    session = await _session(request)
+    who = await principal_for(request, session)
+    _check_origin(request, required=False)
+    form = await request.post()
+    if not hmac.compare_digest(str(form.get("csrf_token", "")), _csrf(request, session.id)):
+        raise Forbidden("The form expired; reload the page and press Start again.")
+    session = await _main(request)[SESSIONS].start_session(
+        session.id, people_actor(who, request)
+    )
+    raise web.HTTPSeeOther(f"/w/{session.workspace_id}/lab")
+
+
+def people_actor(who: Principal, request: web.Request) -> Actor:
+    return Actor(f"{who.kind}:{who.display_name}", None, request.remote or "")
+
+
+@routes.get("/api/v1/sessions/{session_id}")
+async def api_session(request: web.Request) -> web.Response:
+    session = await _session(request)
+    await principal_for(request, session)
+    return web.json_response({"session": _public(request, session)})
+
+
+@routes.post("/api/v1/sessions/{session_id}/start")
+async def api_session_start(request: web.Request) -> web.Response:
+    session = await _session(request)
+    who = await principal_for(request, session)
+    _check_origin(request, required=False)
+    if not hmac.compare_digest(request.headers.get("X-CSRF-Token", ""),
+                               _csrf(request, session.id)):
+        raise Forbidden("The CSRF token is missing or wrong (X-CSRF-Token).")
+    session = await _main(request)[SESSIONS].start_session(session.id, people_actor(who, request))
+    return web.json_response({"session": _public(request, session)})
+
+
+def _inject_countdown(session_id: str) -> Any:
+    tag = (f'<script src="/_pairlab/countdown.js" data-session="{session_id}" defer>'
+           "</script>").encode()
+
+    def rewrite(html: bytes) -> bytes:
+        return html.replace(b"</head>", tag + b"</head>", 1)
+
+    return rewrite
+
+
+@routes.route("*", "/w/{workspace_id}/{tail:.*}")
+async def workspace_proxy(request: web.Request) -> web.StreamResponse:
+    workspace_id = request.match_info["workspace_id"]
+    main = _main(request)
+    manager = main[SESSIONS]
+    found = manager.upstreams.get(workspace_id)
+    if found is None:
+        row = await main[DB].read(lambda d: records.get(d, workspace_id))
+        if row is None:
+            raise NotFound("There is no such workspace.")
+        raise LinkClosed("This session has ended; its workspace is closed.")
+    upstream, session_id = found
+    session = await main[DB].read(lambda d: S.get_session(d, session_id))
+    who = await principal_for(request, session)
+    is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
+    if is_ws:
+        _check_origin(request, required=True)  # before the handshake
+        return await proxy_websocket(request, upstream, who, manager.clients, manager.ws_tap)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        _check_origin(request, required=False)
+    rewrite = None
+    if request.method == "GET" and _LAB_PAGE.match(request.path):
+        rewrite = _inject_countdown(session.id)
+    return await proxy_http(request, upstream, who, manager.clients, rewrite)
+
+
+def create_workspace_app(settings: Settings, main_app: web.Application) -> web.Application:
+    """The candidate-content origin (shares the main app's database and session manager)."""
+    app = web.Application(
+        middlewares=[security_headers, error_middleware], client_max_size=settings.max_body_bytes
+    )
+    app[SETTINGS] = settings
+    app[MAIN_APP] = main_app
+    aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app.add_routes([web.get("/healthz", _healthz)])
+    app.router.add_static("/_pairlab", HERE / "static" / "workspace", append_version=False)
+    app.add_routes(routes)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+__all__ = ["create_workspace_app", "scrub_path"]

@@ -1,0 +1,94 @@
+"""Schema of interview sessions, their access grants and workspaces (owned by this area)."""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("workspaces")
+
+
+@migrations()
+def m001_sessions_and_workspaces(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE interview_sessions (
+            id TEXT PRIMARY KEY,
+            revision_id TEXT NOT NULL REFERENCES task_revisions(id),
+            task_id TEXT NOT NULL,
+            candidate_name TEXT NOT NULL,
+            candidate_email TEXT NOT NULL DEFAULT '',
+            role TEXT NOT NULL DEFAULT '',
+            duration_minutes INTEGER NOT NULL,
+            starts_at TEXT NOT NULL,
+            ends_at TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN
+                ('scheduled', 'provisioning', 'live', 'ended', 'failed')),
+            failure_reason TEXT NOT NULL DEFAULT '',
+            link_hash TEXT NOT NULL UNIQUE,
+            workspace_id TEXT,
+            created_by INTEGER NOT NULL REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            ended_at TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE session_interviewers (
+            session_id TEXT NOT NULL REFERENCES interview_sessions(id),
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            PRIMARY KEY (session_id, user_id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE session_access (
+            token_hash TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES interview_sessions(id),
+            kind TEXT NOT NULL CHECK (kind IN ('candidate', 'interviewer', 'handoff')),
+            user_id INTEGER REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            used_at TEXT,
+            address TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE session_connections (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES interview_sessions(id),
+            who TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            address TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX session_connections_session ON session_connections(session_id, at)")
+    db.execute(
+        """
+        CREATE TABLE workspaces (
+            id TEXT PRIMARY KEY,
+            session_id TEXT REFERENCES interview_sessions(id),
+            env_key TEXT NOT NULL,
+            env_python TEXT NOT NULL,
+            uid INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('warm', 'live', 'stopped', 'failed')),
+            root TEXT NOT NULL,
+            socket_path TEXT NOT NULL,
+            token TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            restarts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            stopped_at TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX workspaces_state ON workspaces(state)")

@@ -1,0 +1,41 @@
+"""Errors of interview sessions (scheduling, links, lifecycle), each with an HTTP status."""
+
+from __future__ import annotations
+
+
+class SessionError(Exception):
+    status: int = 422
+    code: str = "invalid_session"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SessionNotFound(SessionError):
+    status = 404
+    code = "session_not_found"
+
+
+class SessionConflict(SessionError):
+    status = 409
+    code = "session_conflict"
+
+
+class RoleMismatch(SessionError):
+    """The task kind does not fit the role; the interviewer may confirm and go on."""
+
+    status = 409
+    code = "role_mismatch"
+
+
+class LinkClosed(SessionError):
+    status = 403
+    code = "link_closed"
+
+
+class WorkspaceUnavailable(SessionError):
+    """The workspace could not be started or restored; the message says why."""
+
+    status = 503
+    code = "workspace_unavailable"

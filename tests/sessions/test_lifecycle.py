@@ -152,14 +152,12 @@ async def test_link_window(make_env: EnvFactory) -> None:
 
 async def test_role_mismatch_warning(make_env: EnvFactory) -> None:
     env = await make_env()
-    # demo-task is an eval-script: it fits a data scientist; mlops engineers are warned.
+    # demo-task is an eval-script: it fits a data scientist; an MLOps engineer gets a warning.
     response = await env.client.post(
         "/api/v1/sessions", json={"task": "demo-task", "candidate_name": "Lin",
                                   "role": "mlops-engineer"},
         headers={"X-CSRF-Token": env.csrf},
     )
-    if response.status == 201:  # eval-script fits this role in the manifest's table
-        return
     assert response.status == 409
     assert (await response.json())["error"]["code"] == "role_mismatch"
     confirmed = await env.schedule(role="mlops-engineer", confirm_role_mismatch=True)
@@ -216,7 +214,7 @@ async def test_crashed_workspace_is_restarted(make_env: EnvFactory) -> None:
     await env.provisioner.crash(workspace)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        if workspace in env.provisioner.running:
+        if "workspace.restarted" in audit_actions(env.settings):
             break
         await asyncio.sleep(0.2)
     assert workspace in env.provisioner.running
@@ -238,3 +236,45 @@ async def test_failed_start_is_reported(make_env: EnvFactory) -> None:
     state = await env.client.get(f"/api/v1/sessions/{created['session_id']}")
     session = (await state.json())["session"]
     assert session["state"] == "failed" and "bwrap" in session["failure_reason"]
+
+
+async def test_warm_pool_is_claimed(make_env: EnvFactory) -> None:
+    env = await make_env(warm_pool_size=1)
+    deadline = time.monotonic() + 120  # the first run builds the task environment
+    while time.monotonic() < deadline and len(env.provisioner.started) < 1:
+        await asyncio.sleep(0.1)
+    assert len(env.provisioner.started) == 1
+    warm = env.provisioner.started[0]
+    created = await env.schedule()
+    await env.open_link(created["candidate_link"])
+    location = await env.start_as_candidate(created["session_id"])
+    assert location == f"/w/{warm}/lab"  # the warm server was claimed, not a new cold one
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(env.provisioner.started) < 2:
+        await asyncio.sleep(0.1)
+    assert len(env.provisioner.started) == 2  # and the pool was refilled
+    rows = query(env.settings, "SELECT state FROM workspaces ORDER BY created_at")
+    assert [r[0] for r in rows] == ["live", "warm"]
+
+
+async def test_live_session_survives_a_restart(make_env: EnvFactory) -> None:
+    env = await make_env()
+    created = await env.schedule()
+    await env.open_link(created["candidate_link"])
+    workspace = (await env.start_as_candidate(created["session_id"])).split("/")[2]
+    put = await env.ws.put(f"/w/{workspace}/api/contents/kept.txt", json={"content": "mine"})
+    assert put.status == 201
+    cookies = env.ws.session.cookie_jar
+    # The server goes away (its workspaces die with it, as bwrap's --die-with-parent does).
+    await env.provisioner.crash(workspace)
+    await env.ws.close()
+    await env.client.close()
+    again = await make_env(publish=False)
+    again.ws.session.cookie_jar.update_cookies(
+        {c.key: c.value for c in cookies}, again.ws.make_url("/")
+    )
+    assert workspace in again.provisioner.running  # restored on the same folder
+    got = await again.ws.get(f"/w/{workspace}/api/contents/kept.txt")
+    assert got.status == 200 and (await got.json())["content"] == "mine"
+    state = await again.client.get(f"/api/v1/sessions/{created['session_id']}")
+    assert (await state.json())["session"]["state"] == "live"

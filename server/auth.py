@@ -11,7 +11,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -24,6 +24,8 @@ SESSION_COOKIE = "pairlab_session"
 PRELOGIN_COOKIE = "pairlab_prelogin"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Logging in again while logged in is allowed: these check Origin and their own form token.
+LOGIN_PATHS = frozenset({"/login", "/api/v1/auth/login"})
 
 USER: web.RequestKey[User | None] = web.RequestKey("user", User | None)  # type: ignore[arg-type]
 SESSION_TOKEN: web.RequestKey[str | None] = web.RequestKey("session_token", str | None)  # type: ignore[arg-type]
@@ -134,7 +136,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             request[USER] = user
             request[SESSION_TOKEN] = session_token
     if request.method in UNSAFE:
-        if request[USER] is not None:
+        if request[USER] is not None and request.path not in LOGIN_PATHS:
             await check_csrf(request)
         else:
             check_origin(request)
@@ -147,7 +149,8 @@ def current_user(request: web.Request) -> User:
     if user is None:
         if wants_json(request):
             raise Unauthorized("Log in first (session cookie or 'Authorization: Bearer' token).")
-        raise web.HTTPSeeOther(f"/login?next={request.rel_url.path}")
+        target = request.rel_url.path_qs if request.method == "GET" else "/"
+        raise web.HTTPSeeOther(f"/login?next={quote(target, safe='')}")
     return user
 
 

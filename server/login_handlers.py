@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -147,7 +148,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     email, password = str(form.get("email", "")), str(form.get("password", ""))
     next_url = safe_next(str(form.get("next", "/")))
     expected = csrf_token(request)
-    if not expected or str(form.get("csrf_token", "")) != expected:
+    if not expected or not hmac.compare_digest(str(form.get("csrf_token", "")), expected):
         raise Forbidden("The login form expired; reload the page and try again.")
     try:
         user = await authenticate(request, email, password)

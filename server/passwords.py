@@ -10,7 +10,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher()
 # A hash to verify against when the account does not exist, so that a wrong email costs the
 # same time as a wrong password and timing does not reveal which accounts exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+_dummy: list[str] = []
+
+
+def _dummy_hash() -> str:
+    if not _dummy:  # computed on first use, not at import (CLI start-up time)
+        _dummy.append(_hasher.hash(secrets.token_urlsafe(16)))
+    return _dummy[0]
 MIN_LENGTH = 10
 MAX_LENGTH = 1024
 
@@ -21,7 +27,8 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        ok = _hasher.verify(password_hash or _dummy_hash(), password)
+        return ok and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

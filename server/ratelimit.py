@@ -10,6 +10,8 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 
+MAX_KEYS = 10_000
+
 
 class LoginLimiter:
     def __init__(
@@ -46,6 +48,9 @@ class LoginLimiter:
         now = self._clock()
         for key in keys:
             self._failures[key].append(now)
+        if len(self._failures) > MAX_KEYS:  # many distinct keys: forget the expired ones
+            for key in list(self._failures):
+                self._prune(key, now)
 
     def succeeded(self, account_key: str) -> None:
         self._failures.pop(account_key, None)

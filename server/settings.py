@@ -260,6 +260,7 @@ def prepare_data_dir(settings: Settings) -> Settings:
         fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(48))
+    os.chmod(secret_path, 0o600)
     value = secret_path.read_text(encoding="utf-8").strip()
     if len(value) < 32:
         raise SettingsError(f"cookie_secret: {secret_path} holds fewer than 32 characters")

@@ -15,6 +15,7 @@ from server.task_service import import_config, task_store
 from tasks import revisions
 from tasks.errors import RevisionNotFound
 from tasks.importer import ImportRequest, install_revision, prepare_import
+from tasks.source import validate_source
 
 Adder = Any  # argparse's private _SubParsersAction type
 
@@ -74,6 +75,8 @@ def _print(data: Any, as_json: bool, text: str) -> None:
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     config = import_config(settings, allow_local=args.allow_local)
+    # A refused source is one line on stderr, before any progress is shown.
+    validate_source(args.url, args.ref, args.subdir, config.policy)
     request = ImportRequest(args.url, args.ref, args.subdir, args.rules, "cli")
     tty = sys.stderr.isatty()
 
@@ -83,9 +86,11 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(f"import: {step}", file=sys.stderr, flush=True)
 
-    prepared = prepare_import(request, config, progress)
-    if tty:
-        print(file=sys.stderr)
+    try:
+        prepared = prepare_import(request, config, progress)
+    finally:
+        if tty:  # end the progress line, so an error starts on a line of its own
+            print(file=sys.stderr)
     db = _db(settings)
     with db.atomic():
         rev = install_revision(db, config.store, prepared)

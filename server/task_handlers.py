@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,19 +22,19 @@ from tasks.importer import ImportRequest
 
 routes = web.RouteTableDef()
 MAX_RULES_BYTES = 64 * 1024
+RULES_NAME = "rules.toml"
 
 
 def _rules_file(rules: str | None) -> Path | None:
-    """A ``--rules`` TOML text from a request, written to a private temp file."""
+    """A ``--rules`` TOML text from a request, written as ``rules.toml`` (the name that problems
+    are reported under) in a private temp folder, which the import removes when it ends."""
     if not rules:
         return None
     if len(rules.encode()) > MAX_RULES_BYTES:
         raise Unprocessable(f"the rules must be at most {MAX_RULES_BYTES} bytes of TOML")
-    with tempfile.NamedTemporaryFile(
-        "w", suffix=".toml", prefix="pairlab-rules-", delete=False, encoding="utf-8"
-    ) as fh:
-        fh.write(rules)
-    return Path(fh.name)
+    path = Path(tempfile.mkdtemp(prefix="pairlab-rules-")) / RULES_NAME
+    path.write_text(rules, encoding="utf-8")
+    return path
 
 
 async def _start_import(
@@ -41,11 +42,17 @@ async def _start_import(
 ) -> str:
     if not url.strip():
         raise Unprocessable("Give the git URL of the task source.")
+    rules_file = _rules_file(rules)
     req = ImportRequest(
         url=url.strip(), ref=ref.strip() or None, subdir=subdir.strip() or None,
-        rules_file=_rules_file(rules), created_by=admin.email,
+        rules_file=rules_file, created_by=admin.email,
     )
-    return await request.app[IMPORTS].start(req, admin.actor(client_address(request)))
+    try:
+        return await request.app[IMPORTS].start(req, admin.actor(client_address(request)))
+    except BaseException:
+        if rules_file is not None:
+            shutil.rmtree(rules_file.parent, ignore_errors=True)
+        raise
 
 
 async def _decide(request: web.Request, action: str) -> revisions.Revision:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -128,8 +129,8 @@ class ImportRunner:
         try:
             await self._import(import_id, request, actor)
         finally:
-            if request.rules_file is not None:  # a temp file written from the request
-                request.rules_file.unlink(missing_ok=True)
+            if request.rules_file is not None:  # written from the request in a private folder
+                shutil.rmtree(request.rules_file.parent, ignore_errors=True)
 
     async def _import(self, import_id: str, request: ImportRequest, actor: audit.Actor) -> None:
         db = self.app[DB]
@@ -166,6 +167,11 @@ class ImportRunner:
         except TaskError as exc:
             failure = exc.message
             await db.write(lambda d: revisions.finish_import(d, import_id, None, failure))
+        except Exception:  # never leave the import "running" for ever
+            log.exception("import %s could not be stored", import_id)
+            await db.write(lambda d: revisions.finish_import(
+                d, import_id, None, "the import could not be stored; the server log has details"
+            ))
 
 
 IMPORTS = web.AppKey("task_imports", ImportRunner)

@@ -9,8 +9,8 @@ a ``/lab`` HTML page, and has an echo WebSocket that keeps message types and sub
 from __future__ import annotations
 
 import secrets
-import tempfile
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -1,0 +1,179 @@
+"""Shared fixtures: settings in a temporary data dir, people made directly in a real SQLite file,
+and helpers to log in through the real app and to run the real ``pairlab`` command."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+
+from server import audit, credentials, people
+from server.app import create_app
+from server.db import connect, migrate
+from server.passwords import hash_password
+from server.settings import Settings, prepare_data_dir
+from tests.fake_workspace import FakeProvisioner
+
+PASSWORD = "correct horse battery"
+REPO = Path(__file__).resolve().parent.parent
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> MakeSettings:
+    """``make_settings(**overrides)``: real settings over ``tmp_path/data``, data dir prepared."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"data_dir": tmp_path / "data"}
+        values.update(overrides)
+        return prepare_data_dir(Settings(**values))
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: MakeSettings) -> Settings:
+    return make_settings()
+
+
+def open_db(settings: Settings) -> Any:
+    """A migrated writer connection to the settings' database (close it with ``.conn.close()``)."""
+    db = connect(settings.db_path, writer=True)
+    migrate(db)
+    return db
+
+
+def create_user(
+    settings: Settings,
+    email: str,
+    role: str = "admin",
+    password: str = PASSWORD,
+    *,
+    disabled: bool = False,
+) -> people.User:
+    """Insert a user straight into the database (as the CLI does)."""
+    db = open_db(settings)
+    try:
+        with db.atomic():
+            user = people.add_user(db, audit.CLI, email, role, hash_password(password))
+            if disabled:
+                user = people.set_disabled(db, audit.CLI, email, True)
+    finally:
+        db.conn.close()
+    return user
+
+
+def create_token(settings: Settings, email: str, name: str = "test token") -> str:
+    """A fresh API token for ``email``, made directly in the database by its owner."""
+    db = open_db(settings)
+    try:
+        with db.atomic():
+            owner = people.find_user(db, email)
+            _, token = credentials.create_api_token(db, owner.actor(), name, email)
+    finally:
+        db.conn.close()
+    return token
+
+
+def query(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read the database file with a plain sqlite3 connection (no pairlab code in between)."""
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def audit_actions(settings: Settings) -> list[str]:
+    return [row[0] for row in query(settings, "SELECT action FROM audit_log ORDER BY id")]
+
+
+async def login(client: TestClient[Any, Any], email: str, password: str = PASSWORD) -> str:
+    """Log in through ``POST /api/v1/auth/login``; the cookie lands in the client's jar.
+
+    Returns the CSRF token for later state-changing calls.
+    """
+    response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    token: str = body["csrf_token"]
+    assert token
+    return token
+
+
+def session_cookie(client: TestClient[Any, Any]) -> str:
+    for cookie in client.session.cookie_jar:
+        if cookie.key == "pairlab_session":
+            return cookie.value
+    raise AssertionError("no pairlab_session cookie in the client's jar")
+
+
+def form_csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the page has no csrf_token field"
+    return match.group(1)
+
+
+def assert_no_traceback(text: str) -> None:
+    assert "Traceback" not in text
+    assert 'File "' not in text
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """An allow-listed environment for ``pairlab`` subprocesses, with a temporary data dir."""
+    env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL", "TZ") if key in os.environ}
+    env["HOME"] = str(tmp_path)
+    env["PAIRLAB_DATA_DIR"] = str(tmp_path / "cli-data")
+    return env
+
+
+@pytest.fixture
+def run_cli(cli_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., CliResult]]:
+    """``run_cli(*args, input=None, env=None)`` runs ``python -m server.cli`` for real."""
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
+        proc = subprocess.run(
+            [sys.executable, "-m", "server.cli", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env={**cli_env, **(env or {})},
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    yield run
+
+
+def make_app(settings: Settings) -> web.Application:
+    """The real ``create_app(settings)``, with the in-process fake workspace provisioner so that
+    no sandboxed Jupyter server starts."""
+    return create_app(settings, provisioner=FakeProvisioner(settings.data_dir / "fake-workspaces"))
+
+
+@pytest.fixture
+async def client(aiohttp_client: AiohttpClient, settings: Settings) -> TestClient[Any, Any]:
+    """A test client over the real app (migrations run at startup)."""
+    return await aiohttp_client(make_app(settings))

@@ -250,11 +250,13 @@ async def test_warm_pool_is_claimed(make_env: EnvFactory) -> None:
     location = await env.start_as_candidate(created["session_id"])
     assert location == f"/w/{warm}/lab"  # the warm server was claimed, not a new cold one
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(env.provisioner.started) < 2:
+    states: list[str] = []
+    while time.monotonic() < deadline and states != ["live", "warm"]:
         await asyncio.sleep(0.1)
-    assert len(env.provisioner.started) == 2  # and the pool was refilled
-    rows = query(env.settings, "SELECT state FROM workspaces ORDER BY created_at")
-    assert [r[0] for r in rows] == ["live", "warm"]
+        states = [r[0] for r in query(env.settings,
+                                      "SELECT state FROM workspaces ORDER BY created_at")]
+    assert states == ["live", "warm"]  # and the pool was refilled
+    assert len(env.provisioner.started) == 2
 
 
 async def test_live_session_survives_a_restart(make_env: EnvFactory) -> None:

@@ -24,6 +24,7 @@ from server.session_cli import add_session_commands
 from server.settings import Settings, SettingsError, load_settings, prepare_data_dir, setting_fields
 from server.task_cli import add_task_commands
 from tasks.errors import TaskError
+from workspaces.errors import WorkspaceError
 from workspaces.session_errors import SessionError
 
 COMMON = ("data_dir", "log_level")
@@ -186,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"pairlab: invalid setting {exc}", file=sys.stderr)
         return 2
-    except (ServerError, TaskError, SessionError) as exc:
+    except (ServerError, TaskError, SessionError, WorkspaceError) as exc:
         print(f"pairlab: {exc.message}", file=sys.stderr)
         return 2 if exc.status < 500 else 1
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from tasks.errors import TaskError
+from workspaces.errors import WorkspaceError
 from workspaces.session_errors import SessionError
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class TooManyRequests(ServerError):
     code = "too_many_requests"
 
 
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (TaskError, SessionError)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (TaskError, SessionError, WorkspaceError)
 
 _HTTP_MESSAGES = {
     404: ("not_found", "There is nothing at this address."),

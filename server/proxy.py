@@ -123,7 +123,7 @@ async def proxy_http(
 ) -> web.StreamResponse:
     client = clients.get(upstream)
     headers = _forward_headers(request, upstream, who)
-    if rewrite_html is not None:
+    if rewrite_html is not None:  # pages must arrive uncompressed to be rewritten
         headers.pop("Accept-Encoding", None)
     data = request.content if request.body_exists else None
     try:
@@ -134,7 +134,7 @@ async def proxy_http(
             out_headers: CIMultiDict[str] = CIMultiDict(
                 (k, v) for k, v in up.headers.items() if k.lower() not in DROP_FROM_UPSTREAM
             )
-            if rewrite_html is not None and up.content_type == "text/html" and up.status == 200:
+            if rewrite_html is not None and up.content_type == "text/html":
                 body = rewrite_html(await up.read())
                 out_headers.pop("Content-Length", None)
                 return web.Response(status=up.status, headers=out_headers, body=body)

@@ -84,7 +84,7 @@ class SessionManager:
 
     async def _start_workspace(self, env_python: Path) -> WorkspaceInfo:
         uid = self._allocate_uid()
-        spec = WorkspaceSpec("w" + secrets.token_hex(10), uid, env_python)
+        spec = WorkspaceSpec("w" + secrets.token_hex(6), uid, env_python)
         try:
             return await self.provisioner.start(spec)
         except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,7 +43,7 @@ async def _start_import(
 ) -> str:
     if not url.strip():
         raise Unprocessable("Give the git URL of the task source.")
-    rules_file = _rules_file(rules)
+    rules_file = await asyncio.to_thread(_rules_file, rules)
     req = ImportRequest(
         url=url.strip(), ref=ref.strip() or None, subdir=subdir.strip() or None,
         rules_file=rules_file, created_by=admin.email,
@@ -120,7 +121,7 @@ async def api_revision(request: web.Request) -> web.Response:
     require_admin(request)
     rev_id = request.match_info["rev_id"]
     rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
-    report = request.app[STORE].report(rev.task_id, rev.id)
+    report = await asyncio.to_thread(request.app[STORE].report, rev.task_id, rev.id)
     return web.json_response({"revision": rev.public(), "report": report})
 
 
@@ -129,7 +130,8 @@ async def api_revision_diff(request: web.Request) -> web.Response:
     require_admin(request)
     rev_id = request.match_info["rev_id"]
     rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
-    return web.json_response({"files": request.app[STORE].diff(rev.task_id, rev.id)})
+    files = await asyncio.to_thread(request.app[STORE].diff, rev.task_id, rev.id)
+    return web.json_response({"files": files})
 
 
 @routes.post("/api/v1/task-revisions/{rev_id}/publish")
@@ -194,9 +196,11 @@ async def revision_page(request: web.Request) -> web.Response:
     rev_id = request.match_info["rev_id"]
     rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
     store = request.app[STORE]
+    report = await asyncio.to_thread(store.report, rev.task_id, rev.id)
+    diff = await asyncio.to_thread(store.diff, rev.task_id, rev.id)
     return aiohttp_jinja2.render_template("task_revision.html", request, {
-        "user": admin, "csrf_token": csrf_token(request), "rev": rev,
-        "report": store.report(rev.task_id, rev.id), "diff": store.diff(rev.task_id, rev.id),
+        "user": admin, "csrf_token": csrf_token(request), "rev": rev, "report": report,
+        "diff": diff,
     })
 
 

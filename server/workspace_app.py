@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -199,12 +200,16 @@ async def api_session_start(request: web.Request) -> web.Response:
     return web.json_response({"session": _public(request, session)})
 
 
-def _inject_countdown(session_id: str) -> Any:
+def _html_rewriter(session_id: str, token: str, countdown: bool) -> Callable[[bytes], bytes]:
+    """Pages get the countdown badge; and the jupyter token, which JupyterLab would embed in
+    its page config, is removed so that it never reaches a browser (the proxy adds it)."""
     tag = (f'<script src="/_pairlab/countdown.js" data-session="{session_id}" defer>'
            "</script>").encode()
+    secret = token.encode()
 
     def rewrite(html: bytes) -> bytes:
-        return html.replace(b"</head>", tag + b"</head>", 1)
+        html = html.replace(secret, b"")
+        return html.replace(b"</head>", tag + b"</head>", 1) if countdown else html
 
     return rewrite
 
@@ -230,8 +235,9 @@ async def workspace_proxy(request: web.Request) -> web.StreamResponse:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         _check_origin(request, required=False)
     rewrite = None
-    if request.method == "GET" and _LAB_PAGE.match(request.path):
-        rewrite = _inject_countdown(session.id)
+    if request.method == "GET":
+        countdown = _LAB_PAGE.match(request.path) is not None
+        rewrite = _html_rewriter(session.id, upstream.token, countdown)
     return await proxy_http(request, upstream, who, manager.clients, rewrite)
 
 

@@ -90,6 +90,7 @@ def m001_people_and_login(db: sqlite_utils.Database) -> None:
 def MIGRATION_SETS() -> list[Migrations]:  # noqa: N802 - reads as a constant at call sites
     """Every area's migration set, in the order they apply."""
     from tasks.migrations import migrations as tasks_migrations
+    from workspaces.event_migrations import migrations as recording_migrations
     from workspaces.migrations import migrations as workspaces_migrations
 
-    return [migrations, tasks_migrations, workspaces_migrations]
+    return [migrations, tasks_migrations, workspaces_migrations, recording_migrations]

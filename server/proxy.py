@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -60,8 +61,20 @@ class Principal:
         })
 
 
-WsTap = Callable[[str, str, str, WSMsgType, str | bytes], Awaitable[None]]
-"""(workspace id, upstream path, direction 'in'|'out', message type, data) — for recording."""
+class ConnectionTap(Protocol):
+    """Sees one proxied WebSocket's messages (for recording); made per connection."""
+
+    async def feed(self, direction: str, kind: WSMsgType, data: str | bytes) -> None:
+        """``direction`` is 'in' (browser -> workspace) or 'out'; awaiting slows this socket."""
+
+    async def close(self) -> None:
+        """The connection ended."""
+
+
+TapFactory = Callable[[str, str, str, Principal], Awaitable[ConnectionTap | None]]
+"""(workspace id, path, chosen subprotocol, who) -> a tap for this connection, or None."""
+HttpTap = Callable[[str, str, str, int, Principal], Awaitable[None]]
+"""(workspace id, method, path, response status, who) after each proxied HTTP request."""
 
 
 class UpstreamClients:
@@ -119,7 +132,17 @@ def _upstream_url(request: web.Request) -> str:
 
 async def proxy_http(
     request: web.Request, upstream: Upstream, who: Principal, clients: UpstreamClients,
-    rewrite_html: Callable[[bytes], bytes] | None = None,
+    rewrite_html: Callable[[bytes], bytes] | None = None, tap: HttpTap | None = None,
+) -> web.StreamResponse:
+    response = await _proxy_http(request, upstream, who, clients, rewrite_html)
+    if tap is not None:
+        await tap(upstream.workspace_id, request.method, request.path, response.status, who)
+    return response
+
+
+async def _proxy_http(
+    request: web.Request, upstream: Upstream, who: Principal, clients: UpstreamClients,
+    rewrite_html: Callable[[bytes], bytes] | None,
 ) -> web.StreamResponse:
     client = clients.get(upstream)
     headers = _forward_headers(request, upstream, who)
@@ -151,7 +174,7 @@ async def proxy_http(
 
 async def proxy_websocket(
     request: web.Request, upstream: Upstream, who: Principal, clients: UpstreamClients,
-    tap: WsTap | None = None,
+    taps: TapFactory | None = None,
 ) -> web.StreamResponse:
     client = clients.get(upstream)
     headers = _forward_headers(request, upstream, who)
@@ -174,7 +197,7 @@ async def proxy_websocket(
         protocols=[up.protocol] if up.protocol else (), max_msg_size=0, autoping=True,
     )
     await down.prepare(request)
-    path = request.rel_url.path
+    tap = await taps(upstream.workspace_id, request.path, up.protocol or "", who) if taps else None
 
     async def pump_up() -> None:  # browser -> workspace
         async for msg in down:
@@ -185,7 +208,7 @@ async def proxy_websocket(
             else:
                 break
             if tap is not None:
-                await tap(upstream.workspace_id, path, "in", msg.type, msg.data)
+                await tap.feed("in", msg.type, msg.data)
         await up.close()
 
     async def pump_down() -> None:  # workspace -> browser
@@ -197,7 +220,7 @@ async def proxy_websocket(
             else:
                 break
             if tap is not None:
-                await tap(upstream.workspace_id, path, "out", msg.type, msg.data)
+                await tap.feed("out", msg.type, msg.data)
         await down.close()
 
     tasks = [asyncio.ensure_future(pump_up()), asyncio.ensure_future(pump_down())]
@@ -209,4 +232,6 @@ async def proxy_websocket(
         await asyncio.gather(*tasks, return_exceptions=True)
         await up.close()
         await down.close()
+        if tap is not None:
+            await tap.close()
     return down

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from server import audit, people
 from server.db import Database
-from server.proxy import Upstream, UpstreamClients, WsTap
+from server.proxy import HttpTap, TapFactory, Upstream, UpstreamClients
 from server.settings import Settings
 from tasks import revisions
 from tasks.store import TaskStore
@@ -32,6 +32,13 @@ from workspaces.session_errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class LifecycleHook(Protocol):
+    """Told about lifecycle moments: ``kind`` is live, ended, crashed, restarted or extended."""
+
+    async def __call__(self, kind: str, session_id: str, info: WorkspaceInfo | None,
+                       detail: dict[str, Any]) -> None: ...
 UID_RANGE = 1000
 HANDOFF_TTL = timedelta(seconds=60)
 WATCH_INTERVAL_S = 2.0
@@ -55,7 +62,10 @@ class SessionManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping: set[str] = set()
-        self.ws_tap: WsTap | None = None
+        # Hooks for the recorder (set by the recording layer; None means nothing is recorded).
+        self.ws_tap: TapFactory | None = None
+        self.http_tap: HttpTap | None = None
+        self.hooks: list[LifecycleHook] = []
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -172,8 +182,17 @@ class SessionManager:
                     from exc
             self._register(info, session_id)
             session = await self.db.write(lambda d: _go_live(d, session_id, info, actor))
+            await self._emit("live", session_id, info, {"by": actor.label})
             self._spawn(self._watch(info, session_id))
             return session
+
+    async def _emit(self, kind: str, session_id: str, info: WorkspaceInfo | None,
+                    detail: dict[str, Any]) -> None:
+        for hook in self.hooks:
+            try:
+                await hook(kind, session_id, info, detail)
+            except Exception:
+                log.exception("lifecycle hook failed for %s %s", kind, session_id)
 
     def refill_for(self, revision_id: str) -> None:
         """Make sure the revision's environment has a warm pool (in the background)."""
@@ -191,7 +210,10 @@ class SessionManager:
             audit.record(d, actor, "session.extend", "session", session_id, minutes=minutes)
             return session
 
-        return await self.db.write(run)
+        session = await self.db.write(run)
+        await self._emit("extended", session_id, None, {"minutes": minutes, "by": actor.label,
+                                                        "ends_at": session.ends_at})
+        return session
 
     async def handoff_url(self, session_id: str, user: people.User, address: str) -> str:
         """A one-time link that lets an interviewer into the workspace origin."""
@@ -216,6 +238,7 @@ class SessionManager:
             session = await self.db.write(lambda d: _end(d, session_id, actor, why))
             if session.workspace_id:
                 await self._stop_workspace(session.workspace_id)
+            await self._emit("ended", session_id, None, {"by": actor.label, "why": why})
             return session
 
     async def _stop_workspace(self, workspace_id: str) -> None:
@@ -243,6 +266,7 @@ class SessionManager:
                 continue
             log.warning("workspace %s of session %s crashed; restarting", info.workspace_id,
                         session_id)
+            await self._emit("crashed", session_id, info, {})
             try:
                 info = await self.provisioner.restore(info)
             except Exception:
@@ -250,6 +274,7 @@ class SessionManager:
                 continue
             self._register(info, session_id)
             await self.db.write(partial(_restarted, info=info, session_id=session_id))
+            await self._emit("restarted", session_id, info, {"after": "crash"})
 
     async def deadline_loop(self) -> None:
         while True:
@@ -299,6 +324,7 @@ class SessionManager:
                 continue
             self._register(info, session_id)
             await self.db.write(partial(_restarted, info=info, session_id=session_id))
+            await self._emit("restarted", session_id, info, {"after": "server restart"})
             self._spawn(self._watch(info, session_id))
 
     async def close(self) -> None:

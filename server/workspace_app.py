@@ -238,7 +238,7 @@ async def workspace_proxy(request: web.Request) -> web.StreamResponse:
     if request.method == "GET":
         countdown = _LAB_PAGE.match(request.path) is not None
         rewrite = _html_rewriter(session.id, upstream.token, countdown)
-    return await proxy_http(request, upstream, who, manager.clients, rewrite)
+    return await proxy_http(request, upstream, who, manager.clients, rewrite, manager.http_tap)
 
 
 def create_workspace_app(settings: Settings, main_app: web.Application) -> web.Application:

@@ -1,0 +1,68 @@
+"""What anonymisation changed: the report an admin reviews before publishing a task revision.
+
+Plain frozen dataclasses; :meth:`AnonReport.to_dict` gives JSON-ready data and
+:meth:`AnonReport.to_json` bytes-stable text (sorted keys), so two runs over the same snapshot
+produce identical reports. Secret values never enter a report: their ``before`` is masked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """One rewritten occurrence. ``file`` is the output path (``nb.ipynb#cell-3`` in notebooks)."""
+
+    rule: str  # term, email, host, ip, url-credentials, secret:<kind>
+    file: str
+    line: int | None
+    before: str  # masked for secrets and credentials
+    after: str
+
+
+@dataclass(frozen=True)
+class DroppedPath:
+    path: str  # ends with "/" when a whole folder was dropped
+    reason: str
+    files: int
+
+
+@dataclass(frozen=True)
+class RenamedPath:
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Something a person must look at: it blocks publishing until an admin acknowledges it."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AnonReport:
+    replacements: tuple[Replacement, ...]
+    dropped: tuple[DroppedPath, ...]
+    renamed: tuple[RenamedPath, ...]
+    flags: tuple[Flag, ...]
+    counts: tuple[tuple[str, int], ...]
+
+    def count(self, name: str) -> int:
+        return dict(self.counts).get(name, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "replacements": [asdict(r) for r in self.replacements],
+            "dropped": [asdict(d) for d in self.dropped],
+            "renamed": [asdict(r) for r in self.renamed],
+            "flags": [asdict(f) for f in self.flags],
+            "counts": dict(self.counts),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True, ensure_ascii=False) + "\n"

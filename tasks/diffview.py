@@ -2,7 +2,9 @@
 
 Built once at import time and stored beside the revision, so the original snapshot itself is
 not kept. On the original side, every line of a changed block whose anonymised counterpart holds
-a secret placeholder (or which carries URL credentials) is masked; dropped files show no content.
+a secret placeholder (or which carries URL credentials) is masked; so is every line, on either
+side, holding a secret value found anywhere in the original snapshot (a notebook output that the
+anonymiser removed rather than rewrote may print one). Dropped files show no content.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.anonreport import AnonReport
+from tasks.secretscan import find_secrets
 
 MAX_FILE_BYTES = 512 * 1024
 MASK = "[secret masked]"
@@ -33,8 +36,26 @@ def _text(path: Path) -> list[str] | None:
         return None
 
 
-def _rows(before: list[str], after: list[str]) -> list[list[Any]]:
+def _secret_values(original: Path) -> frozenset[str]:
+    """Every secret value (each line of a multi-line one) in the original snapshot's text."""
+    values: set[str] = set()
+    for path in sorted(p for p in original.rglob("*") if p.is_file() and not p.is_symlink()):
+        lines = _text(path)
+        if lines is None:
+            continue
+        for hit in find_secrets("\n".join(lines), path.relative_to(original).as_posix()):
+            values.update(part.strip() for part in hit.value.splitlines() if part.strip())
+    return frozenset(values)
+
+
+def _rows(
+    before: list[str], after: list[str], secrets: frozenset[str] = frozenset()
+) -> list[list[Any]]:
     """Rows of [left_no, left_text, right_no, right_text, tag] for changed regions (+context)."""
+
+    def holds_secret(line: str | None) -> bool:
+        return line is not None and any(value in line for value in secrets)
+
     rows: list[list[Any]] = []
     matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
     for group in matcher.get_grouped_opcodes(2):
@@ -50,6 +71,8 @@ def _rows(before: list[str], after: list[str]) -> list[list[Any]]:
                     secret_block or _CREDENTIALS.search(left)
                 ):
                     left = MASK
+                left = MASK if holds_secret(left) else left
+                right = MASK if holds_secret(right) else right
                 rows.append([
                     i1 + k + 1 if left is not None else None,
                     left,
@@ -79,6 +102,7 @@ def build_diff(original: Path, anonymised: Path, report: AnonReport) -> list[dic
                 return reason
         return None
 
+    secrets = _secret_values(original)
     entries: list[dict[str, Any]] = []
     for path in sorted(p for p in original.rglob("*") if p.is_file() and not p.is_symlink()):
         rel = path.relative_to(original).as_posix()
@@ -99,6 +123,6 @@ def build_diff(original: Path, anonymised: Path, report: AnonReport) -> list[dic
                 entry["status"] = "changed (binary)"
         elif before != after:
             entry["status"] = "renamed and changed" if status == "renamed" else "changed"
-            entry["rows"] = _rows(before, after)
+            entry["rows"] = _rows(before, after, secrets)
         entries.append(entry)
     return entries

@@ -1,0 +1,1 @@
+"""Tests of the workspace backend (sandbox, provisioner, isolation)."""

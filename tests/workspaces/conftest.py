@@ -1,0 +1,169 @@
+"""Fixtures for the workspace backend: the real task environment, short data folders (a Unix
+socket path must fit in 107 bytes), uids of our own, and a small client that talks to a
+workspace's real jupyter-server over its Unix socket (HTTP, kernel, terminal and RTC WebSockets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import shutil
+import sqlite3
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from workspaces.cgroups import pids_of_uid
+from workspaces.environments import ensure_environment
+from workspaces.provisioner import WorkspaceInfo
+from workspaces.sandbox import check_sandbox
+
+# uids >= 30000, a block of 25 per pytest process so parallel runs do not collide
+UID_BASE = 30000 + (os.getpid() % 400) * 25
+_next_uid = iter(range(UID_BASE, UID_BASE + 25))
+
+
+def free_uid() -> int:
+    """An unused uid: no passwd entry and no process running as it."""
+    for uid in _next_uid:
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            if not pids_of_uid(uid):
+                return uid
+    raise RuntimeError("no free test uid left")
+
+
+def require_sandbox() -> None:
+    reason = check_sandbox()
+    if reason is not None:
+        pytest.skip(f"the sandbox cannot be built here: {reason}")
+
+
+@pytest.fixture(scope="session")
+def env_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real task environment (ipykernel + pytest, no task requirements) per test run."""
+    return ensure_environment(tmp_path_factory.mktemp("envs"), [])
+
+
+def make_data_dir() -> Path:
+    """A fake pairlab data dir: a SQLite DB and hidden checks beside ``workspaces/``."""
+    data = Path(tempfile.mkdtemp(prefix="plw", dir="/tmp"))  # noqa: S108 - short socket paths
+    db = sqlite3.connect(data / "pairlab.db")
+    db.execute("CREATE TABLE secrets (value TEXT)")
+    db.execute("INSERT INTO secrets VALUES ('db-secret-value')")
+    db.commit()
+    db.close()
+    checks = data / "tasks" / "t1" / "checks"
+    checks.mkdir(parents=True)
+    (checks / "hidden_check.py").write_text("ANSWER = 'hidden-check-secret'\n")
+    return data
+
+
+def remove_data_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def cmdline(pid: int) -> str:
+    return " ".join(Path(f"/proc/{pid}/cmdline").read_text().split("\0"))
+
+
+def cgroup_dirs(workspace_id: str) -> list[Path]:
+    return list(Path("/sys/fs/cgroup").glob(f"*/**/pairlab/{workspace_id}"))
+
+
+class KernelError(AssertionError):
+    pass
+
+
+class WorkspaceClient:
+    """Talks to one workspace's jupyter-server over its Unix socket, with its token."""
+
+    def __init__(self, info: WorkspaceInfo, user: dict[str, str] | None = None) -> None:
+        self.info = info
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(path=str(info.socket_path))
+        )
+        self.headers = {"Authorization": f"token {info.token}"}
+        if user is not None:
+            self.headers["X-Pairlab-User"] = json.dumps(user)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def __aenter__(self) -> WorkspaceClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def url(self, path: str) -> str:
+        return f"http://localhost/w/{self.info.workspace_id}/{path.lstrip('/')}"
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        async with self.session.request(method, self.url(path), headers=headers,
+                                        **kwargs) as resp:
+            text = await resp.text()
+            try:
+                return resp.status, json.loads(text)
+            except ValueError:
+                return resp.status, text
+
+    def ws(self, path: str, **kwargs: Any) -> Any:
+        return self.session.ws_connect(self.url(path), headers=self.headers, **kwargs)
+
+    async def start_kernel(self, path: str = "scratch.ipynb") -> str:
+        """A kernel for a notebook at ``path``, as JupyterLab starts one (its cwd is the
+        notebook's folder)."""
+        body = {"path": path, "name": path, "type": "notebook", "kernel": {"name": "python3"}}
+        status, session = await self.request("POST", "api/sessions", json=body)
+        assert status == 201, session
+        kernel_id: str = session["kernel"]["id"]
+        return kernel_id
+
+    async def execute(self, kernel_id: str, code: str, limit_s: float = 120.0) -> str:
+        """Run ``code`` over the kernel WebSocket (legacy JSON protocol); return its output."""
+        msg_id = uuid.uuid4().hex
+        request = {
+            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
+                       "msg_type": "execute_request", "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        }
+        out: list[str] = []
+        error: str | None = None
+        replied = idle = False
+        path = f"api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
+        async with self.ws(path) as ws:
+            await ws.send_str(json.dumps(request))
+            async with asyncio.timeout(limit_s):
+                async for msg in ws:
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        continue
+                    data = json.loads(msg.data)
+                    if data.get("parent_header", {}).get("msg_id") != msg_id:
+                        continue
+                    kind, content = data["msg_type"], data["content"]
+                    if kind == "stream":
+                        out.append(content["text"])
+                    elif kind in ("execute_result", "display_data"):
+                        out.append(content["data"].get("text/plain", ""))
+                    elif kind == "error":
+                        error = "\n".join(content["traceback"])
+                    elif kind == "execute_reply":
+                        replied = True
+                    elif kind == "status" and content["execution_state"] == "idle":
+                        idle = True
+                    if replied and idle:
+                        break
+        if error is not None:
+            raise KernelError(error)
+        return "".join(out)

@@ -1,0 +1,272 @@
+"""Which processes belong to a workspace: its cgroup v1 ``memory`` and ``pids`` groups, and the
+process table searched by the workspace's own uid (one uid per live workspace).
+
+Each workspace gets ``<controller>/<pairlab's own cgroup>/pairlab/<workspace id>``: nested under
+the cgroup pairlab itself runs in (as a delegated systemd service's would be), so the host's own
+accounting of pairlab still covers its workspaces. The sandbox's outermost process joins them
+before it execs ``bwrap`` (see ``sandbox.join_cgroups_argv``), so every process of the workspace
+is inside from its first instruction. Removing a group kills whatever is still in it first.
+cgroup v2 hosts are not handled here yet: there, ``available()`` is empty and the rlimits apply.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workspaces.limits import Limits
+
+log = logging.getLogger(__name__)
+CONTROLLERS = ("memory", "pids")
+
+
+def _own_paths(proc_cgroup: Path) -> dict[str, str]:
+    """controller → this process's cgroup path, from ``/proc/self/cgroup`` (v1 lines only)."""
+    paths: dict[str, str] = {}
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return paths
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3 or not parts[1]:
+            continue
+        for controller in parts[1].split(","):
+            paths[controller] = parts[2]
+    return paths
+
+
+@dataclass(frozen=True)
+class CgroupSet:
+    """The groups of one workspace, one folder per controller."""
+
+    dirs: tuple[Path, ...]
+
+    @property
+    def procs_files(self) -> list[Path]:
+        return [d / "cgroup.procs" for d in self.dirs]
+
+    @property
+    def has_memory(self) -> bool:
+        return any((d / "memory.limit_in_bytes").exists() for d in self.dirs)
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for procs in self.procs_files:
+            try:
+                found.update(int(x) for x in procs.read_text().split())
+            except (OSError, ValueError):
+                continue
+        return found
+
+    def _kill_member(self, pid: int) -> None:
+        """SIGKILL ``pid`` if it is still in one of these groups (a pidfd guards pid reuse)."""
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            return
+        try:
+            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+            suffixes = {f"/{d.parent.name}/{d.name}" for d in self.dirs}
+            if any(line.endswith(tuple(suffixes)) for line in lines):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def oom_kills(self) -> int:
+        """How many times the kernel's OOM killer fired in the memory group (0 if unknown)."""
+        for d in self.dirs:
+            try:
+                for line in (d / "memory.oom_control").read_text().splitlines():
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1])
+            except (OSError, ValueError):
+                continue
+        return 0
+
+    def remove(self, timeout_s: float = 10.0) -> bool:
+        """Kill what is left inside, then remove the folders. True when all are gone."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.01
+        while True:
+            for pid in self.pids():
+                self._kill_member(pid)
+            removed = True
+            for d in self.dirs:
+                try:
+                    d.rmdir()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY:
+                        log.warning("could not remove cgroup %s: %s", d, exc)
+                    removed = False
+            if removed:
+                for parent in {d.parent for d in self.dirs}:
+                    try:  # the shared parent goes with the last workspace
+                        parent.rmdir()
+                    except OSError:
+                        pass
+                return True
+            if time.monotonic() > deadline:
+                log.warning("cgroups %s still busy after %.0f s", self.dirs, timeout_s)
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+class Cgroups:
+    """Makes per-workspace groups under ``<root>/<controller>/<own cgroup>/<parent_name>``."""
+
+    def __init__(self, root: Path = Path("/sys/fs/cgroup"), parent_name: str = "pairlab",
+                 proc_cgroup: Path = Path("/proc/self/cgroup")) -> None:
+        self.root = root
+        self.parent_name = parent_name
+        self._own = _own_paths(proc_cgroup)
+
+    def _parent(self, controller: str) -> Path | None:
+        mount = self.root / controller
+        own = self._own.get(controller)
+        if own is None or not os.path.ismount(mount) or not (mount / "cgroup.procs").exists():
+            return None
+        base = mount / own.lstrip("/")
+        if not os.access(base, os.W_OK):
+            return None
+        return base / self.parent_name
+
+    def available(self) -> tuple[str, ...]:
+        """The controllers usable here (writable cgroup v1 hierarchies)."""
+        return tuple(c for c in CONTROLLERS if self._parent(c) is not None)
+
+    def existing(self, workspace_id: str) -> CgroupSet | None:
+        """The workspace's groups left from an earlier start (e.g. before pairlab was killed)."""
+        dirs = []
+        for controller in self.available():
+            parent = self._parent(controller)
+            if parent is not None and (parent / workspace_id).is_dir():
+                dirs.append(parent / workspace_id)
+        return CgroupSet(tuple(dirs)) if dirs else None
+
+    def create(self, workspace_id: str, limits: Limits) -> CgroupSet:
+        """Make (or remake) the workspace's groups with its limits. Missing controllers are
+        skipped; a failing write leaves no half-made group behind and raises ``OSError``."""
+        dirs: list[Path] = []
+        try:
+            for controller in self.available():
+                parent = self._parent(controller)
+                assert parent is not None  # noqa: S101 - available() checked it
+                group = parent / workspace_id
+                if group.exists():
+                    CgroupSet((group,)).remove()
+                for attempt in range(3):  # another workspace's removal may take the parent
+                    parent.mkdir(exist_ok=True)
+                    try:
+                        group.mkdir()
+                        break
+                    except FileNotFoundError:
+                        if attempt == 2:
+                            raise
+                dirs.append(group)
+                if controller == "memory":
+                    (group / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+                    memsw = group / "memory.memsw.limit_in_bytes"
+                    if memsw.exists():
+                        memsw.write_text(str(limits.memory_bytes))
+                else:
+                    (group / "pids.max").write_text(str(limits.processes))
+        except OSError:
+            CgroupSet(tuple(dirs)).remove()
+            raise
+        return CgroupSet(tuple(dirs))
+
+
+# ---- the process table: a workspace's processes by uid ---------------------------------
+
+
+# ---- the process table --------------------------------------------------------------------
+
+
+def _proc_uid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def pids_of_uid(uid: int) -> list[int]:
+    """Host pids of every process whose real uid is ``uid``."""
+    return [pid for pid in _all_pids() if _proc_uid(pid) == uid]
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def top_process_of_uid(root_pid: int, uid: int) -> int | None:
+    """The first process running as ``uid`` at or below ``root_pid`` (the jupyter-server)."""
+    children: dict[int, list[int]] = {}
+    for pid in _all_pids():
+        parent = _ppid(pid)
+        if parent is not None:
+            children.setdefault(parent, []).append(pid)
+    queue = [root_pid]
+    while queue:
+        pid = queue.pop(0)
+        if _proc_uid(pid) == uid:
+            return pid
+        queue.extend(sorted(children.get(pid, [])))
+    return None
+
+
+def signal_if_uid(pid: int, uid: int, sig: signal.Signals) -> bool:
+    """Signal ``pid`` only if it still runs as ``uid`` (a pidfd guards against pid reuse)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        if _proc_uid(pid) != uid:
+            return False
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def kill_uid(uid: int, timeout_s: float = 10.0) -> list[int]:
+    """SIGKILL every process of ``uid`` until none is left; returns the survivors (if any)."""
+    if uid < 1000:
+        raise ValueError(f"refusing to kill the processes of system uid {uid}")
+    deadline = time.monotonic() + timeout_s
+    delay = 0.01
+    while True:
+        pids = pids_of_uid(uid)
+        if not pids:
+            return []
+        for pid in pids:
+            signal_if_uid(pid, uid, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            return pids_of_uid(uid)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)

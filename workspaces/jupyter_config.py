@@ -1,0 +1,344 @@
+"""One workspace's jupyter-server: its generated configuration, its command line and
+environment, its output (``ServerLog``, token scrubbed) and its readiness probe (``api_status``).
+
+``write_config_dir`` fills the workspace's root-owned ``config`` folder (mounted read-only at
+``/etc/pairlab``): ``jupyter/jupyter_server_config.py``, the ``python3`` kernelspec of the task
+environment, and the synthetic ``/etc`` files. The server config itself
+
+- takes the token from ``JUPYTER_TOKEN`` and removes it from the environment, so kernels and
+  terminals do not inherit it (it is never on a command line);
+- sets ``TCP_NODELAY`` on every WebSocket stream (jupyter-server never does: ~48 ms per kernel
+  round trip over TCP instead of ~4 ms; harmless on the Unix socket);
+- installs ``PairlabIdentityProvider``: a token-authenticated request that carries
+  ``X-Pairlab-User`` (JSON with ``username``, ``name``, ``display_name``, ``initials``, ``color``;
+  set by pairlab's proxy, which strips any client copy) is that user, so JupyterLab's
+  collaboration panel shows real names; without the header the default applies;
+- keeps every piece of server state (RTC store, file ids, lab settings) out of ``/workspace``;
+- keeps the token from the candidate's code, which runs as the same uid: the server makes itself
+  non-dumpable (its ``/proc/<pid>/environ`` and memory become unreadable), writes no
+  ``jpserver-<pid>.json`` or browser-open file, and keeps its cookie secret in memory. So only
+  pairlab's proxy can make token-authenticated requests, and only it can name the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+USER_HEADER = "X-Pairlab-User"
+LOG_CAP_BYTES = 8 * 1024 * 1024
+KERNEL_NAME = "python3"
+# Half of a cold start is importing rfc3987_syntax (jupyter_events -> jsonschema), which only
+# checks the "iri" formats no Jupyter event schema uses; jsonschema skips it when it is missing.
+LAUNCHER = (
+    "import sys\n"
+    "sys.modules['rfc3987_syntax'] = None\n"
+    "from jupyterlab.labapp import main\n"
+    "sys.exit(main())\n"
+)
+
+
+@dataclass(frozen=True)
+class Inside:
+    """Where the workspace's folders are as the server sees them (sandbox paths, or host paths
+    in the unsandboxed development mode)."""
+
+    workspace: Path
+    run: Path
+    config: Path
+    scratch: Path
+    """A private writable folder for HOME-ish clutter (``/tmp`` in the sandbox)."""
+
+    @property
+    def socket(self) -> Path:
+        return self.run / "jupyter.sock"
+
+    @property
+    def runtime(self) -> Path:
+        return self.run / "runtime"
+
+    @property
+    def data(self) -> Path:
+        return self.run / "data"
+
+
+_TEMPLATE = '''\
+"""jupyter-server configuration of a pairlab workspace. Generated on every start: do not edit."""
+import ctypes
+import hmac
+import json
+import os
+import sys
+import types
+
+from jupyter_server.auth.identity import PasswordIdentityProvider, User
+from jupyter_server.serverapp import ServerApp
+from tornado.websocket import WebSocketHandler
+
+PAIRLAB = json.loads(%(settings)r)
+USER_HEADER = %(header)r
+_FIELDS = ("username", "name", "display_name", "initials", "color")
+
+# Runs once per process even if the file is loaded again.
+_state = sys.modules.setdefault("_pairlab_state", types.ModuleType("_pairlab_state"))
+if not hasattr(_state, "token"):
+    _state.token = os.environ.pop("JUPYTER_TOKEN", "")
+    _state.cookie_secret = os.urandom(32)
+    # Not dumpable: the candidate's code runs as the same uid but can no longer read this
+    # process's /proc/<pid>/environ or memory (nor ptrace it); kernels exec and are unaffected.
+    if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
+        raise SystemExit("pairlab: could not make the server non-dumpable")
+    # jpserver-<pid>.json and jpserver-<pid>-open.html would hold the token in files the uid
+    # reads (no_browser_open_file is not configurable, hence the patch).
+    ServerApp.write_server_info_file = lambda self: None
+    ServerApp.write_browser_open_files = lambda self: None
+    _detach = WebSocketHandler.detach
+
+    def _detach_nodelay(self):
+        stream = _detach(self)
+        stream.set_nodelay(True)
+        return stream
+
+    WebSocketHandler.detach = _detach_nodelay
+if len(_state.token) < 32:
+    raise SystemExit("pairlab: JUPYTER_TOKEN is missing or too short; refusing to start")
+
+
+def _user_from_header(raw):
+    if len(raw) > 4096:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    fields = {}
+    for key in _FIELDS:
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > 200:
+            return None
+        fields[key] = value
+    if not fields.get("username"):
+        return None
+    return User(**fields)
+
+
+class PairlabIdentityProvider(PasswordIdentityProvider):
+    """A token-authenticated request from pairlab's proxy names its user in a header."""
+
+    def get_user(self, handler):
+        raw = handler.request.headers.get(USER_HEADER)
+        if raw and self.token and hmac.compare_digest(
+            (self.get_token(handler) or "").encode(), self.token.encode()
+        ):
+            user = _user_from_header(raw)
+            if user is not None:
+                handler._token_authenticated = True
+                return user
+        return super().get_user(handler)
+
+
+c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+c.IdentityProvider.token = _state.token
+c.ServerApp.identity_provider_class = PairlabIdentityProvider
+c.ServerApp.sock = PAIRLAB["sock"]
+c.ServerApp.sock_mode = "0600"
+c.ServerApp.base_url = PAIRLAB["base_url"]
+c.ServerApp.root_dir = PAIRLAB["root_dir"]
+c.ServerApp.open_browser = False
+c.ServerApp.cookie_secret = _state.cookie_secret
+# Only pairlab reaches the socket; the Host header is whatever its proxy forwards.
+c.ServerApp.allow_remote_access = True
+c.ServerApp.allow_root = False
+c.ServerApp.quit_button = False
+c.ServerApp.shutdown_no_activity_timeout = 0
+c.ServerApp.terminals_enabled = True
+c.ServerApp.terminado_settings = {"shell_command": ["/bin/bash"]}
+c.ServerApp.jpserver_extensions = {
+    "jupyterlab": True,
+    "jupyter_server_ydoc": True,
+    "jupyter_server_fileid": True,
+    "jupyter_server_terminals": True,
+    "jupyter_lsp": False,
+}
+c.KernelManager.transport = "ipc"
+c.KernelSpecManager.ensure_native_kernel = False
+c.KernelSpecManager.allowed_kernelspecs = {PAIRLAB["kernel"]}
+c.MappingKernelManager.default_kernel_name = PAIRLAB["kernel"]
+c.FileContentsManager.delete_to_trash = False
+c.LabApp.user_settings_dir = PAIRLAB["lab_settings"]
+c.LabApp.workspaces_dir = PAIRLAB["lab_workspaces"]
+c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
+c.LabApp.news_url = None
+c.LabApp.extension_manager = "readonly"
+c.SQLiteYStore.db_path = PAIRLAB["ystore"]
+c.YDocExtension.session_store_path = PAIRLAB["rtc_sessions"]
+c.BaseFileIdManager.db_path = PAIRLAB["file_ids"]
+# Launched from "/" with -I (so the workspace is never on the server's sys.path); from here on
+# the workspace is the working folder, which kernels and terminals opened without a path get.
+os.chdir(PAIRLAB["root_dir"])
+'''
+
+
+def server_config(workspace_id: str, inside: Inside) -> str:
+    """The text of ``jupyter_server_config.py`` for one workspace."""
+    settings = {
+        "sock": str(inside.socket),
+        "base_url": f"/w/{workspace_id}/",
+        "root_dir": str(inside.workspace),
+        "kernel": KERNEL_NAME,
+        "lab_settings": str(inside.data / "lab" / "user-settings"),
+        "lab_workspaces": str(inside.data / "lab" / "workspaces"),
+        "ystore": str(inside.data / "ystore.db"),
+        "rtc_sessions": str(inside.data / "collaboration_sessions.json"),
+        "file_ids": str(inside.data / "file_id_manager.db"),
+    }
+    return _TEMPLATE % {"settings": json.dumps(settings), "header": USER_HEADER}
+
+
+def kernel_spec(env_python: Path, display_name: str) -> dict[str, object]:
+    """The ``python3`` kernelspec: the task environment's Python, not isolated (``-I``) so that
+    the notebook's folder is on ``sys.path`` and ``import mytask`` works."""
+    return {
+        "argv": [str(env_python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": display_name,
+        "language": "python",
+        "metadata": {"debugger": True},
+    }
+
+
+def synthetic_etc(uid: int, home: Path) -> dict[str, str]:
+    """``/etc`` files that name the uid ``candidate`` and resolve only local names."""
+    return {
+        "passwd": (f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                   f"candidate:x:{uid}:{uid}:candidate:{home}:/bin/bash\n"
+                   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        "group": f"root:x:0:\ncandidate:x:{uid}:\nnogroup:x:65534:\n",
+        "hosts": "127.0.0.1\tlocalhost pairlab\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        "nsswitch.conf": ("passwd: files\ngroup: files\nshadow: files\nhosts: files\n"
+                          "networks: files\nprotocols: files\nservices: files\n"),
+    }
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o644)
+
+
+def write_config_dir(config: Path, workspace_id: str, uid: int, env_python: Path,
+                     display_name: str, inside: Inside) -> None:
+    """(Re)write the root-owned config folder; folders 0755, files 0644."""
+    config.mkdir(mode=0o755, parents=True, exist_ok=True)
+    config.chmod(0o755)
+    _write(config / "jupyter" / "jupyter_server_config.py", server_config(workspace_id, inside))
+    spec = json.dumps(kernel_spec(env_python, display_name), indent=1)
+    _write(config / "share" / "kernels" / KERNEL_NAME / "kernel.json", spec)
+    for name, text in synthetic_etc(uid, inside.workspace).items():
+        _write(config / "etc" / name, text)
+    for folder in (config / "jupyter", config / "share", config / "share" / "kernels",
+                   config / "share" / "kernels" / KERNEL_NAME, config / "etc"):
+        folder.chmod(0o755)
+
+
+def server_argv(python: str, workspace_id: str, inside: Inside) -> list[str]:
+    """``python -I -c LAUNCHER ...``: JupyterLab on the Unix socket (cwd must be neutral)."""
+    return [python, "-I", "-c", LAUNCHER,
+            f"--ServerApp.sock={inside.socket}", "--ServerApp.sock_mode=0600",
+            f"--ServerApp.base_url=/w/{workspace_id}/",
+            f"--ServerApp.root_dir={inside.workspace}", "--no-browser"]
+
+
+def server_env(token: str, env_python: Path, inside: Inside) -> dict[str, str]:
+    """The complete environment of the server (allow-listed: nothing of pairlab's own)."""
+    scratch = inside.scratch
+    return {
+        "PATH": f"{Path(os.path.abspath(env_python)).parent}:/usr/bin:/bin",
+        "HOME": str(inside.workspace),
+        "USER": "candidate",
+        "LOGNAME": "candidate",
+        "SHELL": "/bin/bash",
+        "LANG": "C.UTF-8",
+        "TMPDIR": str(scratch),
+        "JUPYTER_TOKEN": token,
+        "JUPYTER_CONFIG_DIR": str(inside.config / "jupyter"),
+        "JUPYTER_PATH": str(inside.config / "share"),
+        "JUPYTER_DATA_DIR": str(inside.data),
+        "JUPYTER_RUNTIME_DIR": str(inside.runtime),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "IPYTHONDIR": str(scratch / ".ipython"),
+        "XDG_CACHE_HOME": str(scratch / ".cache"),
+        "XDG_CONFIG_HOME": str(scratch / ".config"),
+        "XDG_DATA_HOME": str(scratch / ".local" / "share"),
+        "MPLCONFIGDIR": str(scratch / ".matplotlib"),
+        "HISTFILE": str(scratch / ".bash_history"),
+        "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ in the workspace; envs are precompiled
+    }
+
+
+class ServerLog:
+    """The server's output: appended to ``server.log`` (capped) with the token scrubbed, and
+    the last lines kept in memory for error messages."""
+
+    def __init__(self, path: Path, token: str) -> None:
+        if path.exists():
+            path.replace(path.with_name(path.name + ".1"))
+        self._file = open(path, "ab")  # noqa: SIM115 - closed by close()
+        path.chmod(0o600)
+        self._token = token.encode()
+        self._written = 0
+        self.tail: deque[str] = deque(maxlen=40)
+
+    def feed(self, line: bytes) -> None:
+        line = line.replace(self._token, b"[token]")
+        self.tail.append(line.decode("utf-8", "replace").rstrip())
+        if self._written < LOG_CAP_BYTES:
+            self._file.write(line)
+            self._written += len(line)
+            if self._written >= LOG_CAP_BYTES:
+                self._file.write(b"[pairlab: log capped here]\n")
+            self._file.flush()
+
+    def last(self, n: int = 15) -> str:
+        return "\n".join(list(self.tail)[-n:])
+
+    def close(self) -> None:
+        self._file.close()
+
+
+async def read_output(stream: asyncio.StreamReader, log: ServerLog) -> None:
+    """Feed the server's output to ``log`` line by line until it closes."""
+    pending = b""
+    while chunk := await stream.read(65536):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            log.feed(line + b"\n")
+        if len(pending) > 65536:
+            log.feed(pending + b"\n")
+            pending = b""
+    if pending:
+        log.feed(pending + b"\n")
+
+
+async def api_status(socket: Path, workspace_id: str, token: str) -> str | None:
+    """``None`` if ``GET /w/<id>/api/status`` answers 200 over the socket, else what went wrong."""
+    url = f"http://localhost/w/{workspace_id}/api/status"
+    try:
+        connector = aiohttp.UnixConnector(path=str(socket))
+        async with aiohttp.ClientSession(connector=connector) as client, client.get(
+            url, headers={"Authorization": f"token {token}"},
+            timeout=aiohttp.ClientTimeout(total=5),
+        ) as resp:
+            return None if resp.status == 200 else f"HTTP {resp.status}"
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        return type(exc).__name__

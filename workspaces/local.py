@@ -1,0 +1,450 @@
+"""``LocalProvisioner``: one sandboxed jupyter-server per workspace on this machine.
+
+Each workspace lives in ``root/<id>/``: ``work`` (the candidate's folder, ``/workspace``), ``run``
+(socket, kernel IPC and runtime files, server state; ``/run/pairlab``), ``config`` (root-owned,
+read-only inside) and ``server.log`` (host-only, written by pairlab from the server's output with
+the token scrubbed). See ``sandbox.py`` for what the sandbox enforces and ``limits.py`` for the
+resource limits. Starting fails closed: no sandbox, no server (``sandbox=False`` is a loud
+development mode that still drops to the workspace's uid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from workspaces import jupyter_config as jc
+from workspaces.cgroups import (
+    Cgroups,
+    CgroupSet,
+    kill_uid,
+    pids_of_uid,
+    signal_if_uid,
+    top_process_of_uid,
+)
+from workspaces.errors import (
+    SandboxUnavailable,
+    WorkspaceError,
+    WorkspaceInvalid,
+    WorkspaceNotFound,
+    WorkspaceStartFailed,
+)
+from workspaces.limits import Limits, watch_disk
+from workspaces.provisioner import Status, WorkspaceInfo, WorkspaceSpec
+from workspaces.sandbox import (
+    CONFIG,
+    RUN,
+    TMP,
+    WORKSPACE,
+    HostPaths,
+    Tools,
+    check_sandbox,
+    copy_in_as,
+    find_tools,
+    freeze,
+    prepare_host,
+    workspace_command,
+)
+
+log = logging.getLogger(__name__)
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+SOCKET_PATH_MAX = 107
+STOPPED_MARKER = "stopped"
+CrashHandler = Callable[[WorkspaceInfo, int], None]
+
+
+@dataclass
+class _Live:
+    spec: WorkspaceSpec
+    info: WorkspaceInfo
+    host: HostPaths
+    process: asyncio.subprocess.Process
+    log: jc.ServerLog
+    cgroups: CgroupSet | None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    returncode: int | None = None
+    stopping: bool = False
+    stopped: bool = False
+    monitor: asyncio.Task[None] | None = None
+
+
+class LocalProvisioner:
+    """Start, watch, stop and restore sandboxed jupyter-servers (see the module docstring).
+
+    ``start_timeout_s`` bounds the time until the server has bound its socket (sandbox built,
+    Python and the extensions loaded); ``ready_timeout_s`` the time after that until
+    ``/api/status`` answers. ``on_crash(info, returncode)`` is called when a server exits
+    without ``stop``; ``wait_exit(info)`` is the awaitable form.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        sandbox: bool = True,
+        limits: Limits | None = None,
+        start_timeout_s: float = 90.0,
+        ready_timeout_s: float = 30.0,
+        stop_timeout_s: float = 3.0,
+        bwrap: str = "bwrap",
+        cgroups: Cgroups | None = None,
+        on_crash: CrashHandler | None = None,
+    ) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.sandbox = sandbox
+        self.limits = limits or Limits()
+        self.start_timeout_s = start_timeout_s
+        self.ready_timeout_s = ready_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.bwrap = bwrap
+        self.cgroups = cgroups or Cgroups()
+        self.on_crash = on_crash
+        self._live: dict[str, _Live] = {}
+        self._tools: Tools | str | None = None
+        self._probe_lock = asyncio.Lock()
+
+    # ---- the sandbox probe ------------------------------------------------------------
+
+    def _probe(self) -> Tools | str:
+        if self.sandbox:
+            reason = check_sandbox(self.bwrap)
+            return reason if reason is not None else find_tools(self.bwrap)
+        if os.geteuid() != 0:
+            return "pairlab must run as root to start workspaces as their own uid"
+        return find_tools(None)
+
+    async def check(self) -> str | None:
+        """``None`` if workspaces can be started here, else why not (probed once)."""
+        async with self._probe_lock:
+            if self._tools is None:
+                self._tools = await asyncio.to_thread(self._probe)
+        return self._tools if isinstance(self._tools, str) else None
+
+    async def _require_tools(self) -> Tools:
+        reason = await self.check()
+        if reason is not None or not isinstance(self._tools, Tools):
+            raise SandboxUnavailable(f"workspaces cannot be started safely: {reason}")
+        return self._tools
+
+    # ---- start / restore --------------------------------------------------------------
+
+    def _validate(self, spec: WorkspaceSpec) -> None:
+        if not ID_PATTERN.fullmatch(spec.workspace_id):
+            raise WorkspaceInvalid(f"invalid workspace id {spec.workspace_id!r}")
+        if spec.uid < 1000 or spec.uid >= 2**31:
+            raise WorkspaceInvalid(f"uid {spec.uid} is not an unprivileged uid (1000 or more)")
+        try:
+            owner = pwd.getpwuid(spec.uid).pw_name
+        except KeyError:
+            owner = None
+        if owner is not None:
+            raise WorkspaceInvalid(f"uid {spec.uid} belongs to the host user {owner!r}")
+        if not Path(spec.env_python).is_absolute() or not Path(spec.env_python).exists():
+            raise WorkspaceInvalid(f"the task environment's Python {spec.env_python} is missing")
+        socket = self.root / spec.workspace_id / "run" / "jupyter.sock"
+        if len(str(socket).encode()) > SOCKET_PATH_MAX:
+            raise WorkspaceInvalid(
+                f"the socket path {socket} is longer than {SOCKET_PATH_MAX} bytes; "
+                "use a shorter data folder"
+            )
+        for other in self._live.values():
+            if other.spec.workspace_id != spec.workspace_id and other.spec.uid == spec.uid \
+                    and other.returncode is None:
+                raise WorkspaceInvalid(f"uid {spec.uid} is already used by another workspace")
+
+    async def start(self, spec: WorkspaceSpec) -> WorkspaceInfo:
+        self._validate(spec)
+        tools = await self._require_tools()
+        current = self._live.get(spec.workspace_id)
+        if current is not None and current.returncode is None:
+            raise WorkspaceInvalid(f"workspace {spec.workspace_id} is already running")
+        busy = await asyncio.to_thread(pids_of_uid, spec.uid)
+        if busy:
+            raise WorkspaceInvalid(f"uid {spec.uid} still runs {len(busy)} processes")
+        return await self._launch(spec, tools)
+
+    async def restore(self, info: WorkspaceInfo) -> WorkspaceInfo:
+        """Start the workspace again on its folders (new token); stale processes die first."""
+        current = self._live.get(info.workspace_id)
+        spec = current.spec if current is not None else WorkspaceSpec(
+            info.workspace_id, info.uid, info.env_python)
+        self._validate(spec)
+        tools = await self._require_tools()
+        if current is not None and current.returncode is None:
+            await self._terminate(current)
+        survivors = await asyncio.to_thread(kill_uid, spec.uid)
+        if survivors:
+            raise WorkspaceError(f"stale processes of uid {spec.uid} could not be killed")
+        return await self._launch(spec, tools)
+
+    def _inside(self, host: HostPaths) -> jc.Inside:
+        if self.sandbox:
+            return jc.Inside(WORKSPACE, RUN, CONFIG, TMP)
+        return jc.Inside(host.work, host.run, host.config, host.run / "tmp")
+
+    def _prepare(self, spec: WorkspaceSpec, host: HostPaths, inside: jc.Inside) -> None:
+        (host.base / STOPPED_MARKER).unlink(missing_ok=True)
+        prepare_host(host, spec.uid, scratch=not self.sandbox)
+        jc.write_config_dir(host.config, spec.workspace_id, spec.uid,
+                            _absolute(spec.env_python), spec.display_name, inside)
+
+    def _argv(self, tools: Tools, spec: WorkspaceSpec, host: HostPaths, inside: jc.Inside,
+              groups: CgroupSet | None, args_fd: int) -> tuple[list[str], bytes]:
+        memory_rlimit = groups is None or not groups.has_memory
+        if memory_rlimit:
+            log.warning("no memory cgroup for workspace %s: falling back to RLIMIT_AS",
+                        spec.workspace_id)
+        return workspace_command(
+            tools, sandboxed=self.sandbox, host=host, env_python=_absolute(spec.env_python),
+            limits=self.limits, protected=self.root, uid=spec.uid,
+            procs_files=groups.procs_files if groups else [], memory_rlimit=memory_rlimit,
+            server=jc.server_argv(sys.executable, spec.workspace_id, inside), args_fd=args_fd)
+
+    async def _launch(self, spec: WorkspaceSpec, tools: Tools) -> WorkspaceInfo:
+        if not self.sandbox:
+            log.warning("UNSAFE: workspace %s starts WITHOUT the bubblewrap sandbox "
+                        "(development mode)", spec.workspace_id)
+        host = HostPaths.of(self.root, spec.workspace_id)
+        inside = self._inside(host)
+        await asyncio.to_thread(self._prepare, spec, host, inside)
+        groups = await asyncio.to_thread(self.cgroups.create, spec.workspace_id, self.limits) \
+            if self.cgroups.available() else None
+        token = secrets.token_hex(32)
+        env_python = _absolute(spec.env_python)
+        server_log = jc.ServerLog(host.log, token)
+        args_read, args_write = os.pipe()
+        try:
+            argv, options = self._argv(tools, spec, host, inside, groups, args_read)
+            if len(options) > 60_000:  # a pipe holds 64 KiB
+                raise WorkspaceError("the sandbox's mount list is too long")
+            os.write(args_write, options)
+            os.close(args_write)
+            args_write = -1
+            process = await asyncio.create_subprocess_exec(
+                *argv, env=jc.server_env(token, env_python, inside),
+                cwd="/", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True, pass_fds=(args_read,),
+            )
+        except BaseException:
+            server_log.close()
+            if groups is not None:
+                await asyncio.to_thread(groups.remove)
+            raise
+        finally:
+            for fd in (args_read, args_write):
+                if fd >= 0:
+                    os.close(fd)
+        info = WorkspaceInfo(spec.workspace_id, spec.uid, spec.env_python, host.work,
+                             host.run / "jupyter.sock", token, process.pid)
+        live = _Live(spec, info, host, process, server_log, groups)
+        self._live[spec.workspace_id] = live
+        live.monitor = asyncio.create_task(self._monitor(live))
+        try:
+            await self._wait_ready(live)
+        except BaseException:
+            live.stopping = True
+            await self._terminate(live)
+            await self._cleanup(live.spec.uid, live.host, live.cgroups)
+            self._live.pop(spec.workspace_id, None)
+            raise
+        log.info("workspace %s is ready (uid %d, pid %d)", spec.workspace_id, spec.uid,
+                 process.pid)
+        return info
+
+    async def _wait_exit_or(self, live: _Live, delay: float) -> bool:
+        """Wait up to ``delay`` seconds; True if the server exited meanwhile."""
+        try:
+            await asyncio.wait_for(live.exited.wait(), timeout=delay)
+        except TimeoutError:
+            return False
+        return True
+
+    def _failed(self, live: _Live, what: str) -> WorkspaceStartFailed:
+        tail = live.log.last()
+        return WorkspaceStartFailed(
+            f"workspace {live.spec.workspace_id}: {what}; last lines of its log:\n{tail}"
+        )
+
+    async def _wait_ready(self, live: _Live) -> None:
+        """First the socket (started), then ``/api/status`` answering 200 (ready)."""
+        socket, token = live.info.socket_path, live.info.token
+
+        async def bound() -> str | None:
+            return None if await asyncio.to_thread(socket.exists) else "no socket yet"
+
+        async def answers() -> str | None:
+            return await jc.api_status(socket, live.spec.workspace_id, token)
+
+        await self._poll(live, self.start_timeout_s, "start", bound)
+        await self._poll(live, self.ready_timeout_s, "answer", answers)
+
+    async def _poll(self, live: _Live, limit_s: float, what: str,
+                    check: Callable[[], Awaitable[str | None]]) -> None:
+        """Until ``check()`` returns None: with backoff, a deadline, and an eye on the process."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        delay = 0.02
+        while (problem := await check()) is not None:
+            if live.exited.is_set():
+                raise self._failed(live, f"the server exited (code {live.returncode}) before "
+                                         f"it could {what}")
+            if loop.time() > deadline:
+                raise self._failed(live, f"the server did not {what} within {limit_s:.0f} s "
+                                         f"({problem})")
+            await self._wait_exit_or(live, delay)
+            delay = min(delay * 1.5, 0.25)
+
+    # ---- watching a running server ----------------------------------------------------
+
+    def _over_disk_limit(self, live: _Live, used: int) -> None:
+        """Kill every process of the workspace except the jupyter-server itself."""
+        uid = live.spec.uid
+        server = top_process_of_uid(live.process.pid, uid)
+        killed = sum(signal_if_uid(pid, uid, signal.SIGKILL)
+                     for pid in pids_of_uid(uid) if pid != server)
+        log.warning("workspace %s uses %d bytes of disk (limit %d): killed %d processes",
+                    live.spec.workspace_id, used, self.limits.disk_bytes, killed)
+
+    async def _monitor(self, live: _Live) -> None:
+        assert live.process.stdout is not None  # noqa: S101 - started with stdout=PIPE
+        pump = asyncio.create_task(jc.read_output(live.process.stdout, live.log))
+        watchdog = asyncio.create_task(watch_disk(
+            [live.host.work, live.host.run], self.limits,
+            lambda used: self._over_disk_limit(live, used)))
+        try:
+            code = await live.process.wait()
+        finally:
+            watchdog.cancel()
+        try:
+            await asyncio.wait_for(pump, timeout=5)
+        except TimeoutError:
+            pass
+        live.log.close()
+        live.returncode = code
+        try:
+            if not live.stopping:
+                log.warning("workspace %s: jupyter-server exited unexpectedly (code %s); last "
+                            "lines:\n%s", live.spec.workspace_id, code, live.log.last(5))
+                await self._cleanup(live.spec.uid, live.host, live.cgroups)
+                if self.on_crash is not None:
+                    self.on_crash(live.info, code)
+        except Exception:
+            log.exception("handling the exit of workspace %s failed", live.spec.workspace_id)
+        finally:
+            live.exited.set()
+
+    async def wait_exit(self, info: WorkspaceInfo) -> int:
+        """Return the server's exit code once it has exited (for any reason)."""
+        live = self._live.get(info.workspace_id)
+        if live is None:
+            raise WorkspaceNotFound(f"workspace {info.workspace_id} is not started here")
+        await live.exited.wait()
+        assert live.returncode is not None  # noqa: S101 - set before exited
+        return live.returncode
+
+    async def status(self, info: WorkspaceInfo) -> Status:
+        live = self._live.get(info.workspace_id)
+        if live is not None:
+            if live.returncode is None:
+                return "running"
+            return "stopped" if live.stopped else "crashed"
+        base = self.root / info.workspace_id
+        if (base / STOPPED_MARKER).exists():
+            return "stopped"
+        return "crashed" if base.is_dir() else "unknown"
+
+    # ---- stop and after ---------------------------------------------------------------
+
+    async def _terminate(self, live: _Live) -> None:
+        """SIGINT → SIGTERM → SIGKILL with a wait between (as JupyterHub stops servers)."""
+        live.stopping = True
+        if live.returncode is not None:
+            return
+        uid = live.spec.uid
+        server = await asyncio.to_thread(top_process_of_uid, live.process.pid, uid)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if server is not None and signal_if_uid(server, uid, sig):
+                if await self._wait_exit_or(live, self.stop_timeout_s):
+                    return
+        try:
+            os.killpg(live.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if server is not None:
+            signal_if_uid(server, uid, signal.SIGKILL)
+        if not await self._wait_exit_or(live, 10.0):
+            log.error("workspace %s: pid %d survived SIGKILL", live.spec.workspace_id,
+                      live.process.pid)
+
+    async def _cleanup(self, uid: int, host: HostPaths, groups: CgroupSet | None) -> None:
+        survivors = await asyncio.to_thread(kill_uid, uid)
+        if survivors:
+            log.error("uid %d still has processes %s after cleanup", uid, survivors)
+        if groups is not None:
+            await asyncio.to_thread(groups.remove)
+        (host.run / "jupyter.sock").unlink(missing_ok=True)
+        await asyncio.to_thread(shutil.rmtree, host.run / "runtime", True)
+        await asyncio.to_thread(shutil.rmtree, host.run / "tmp", True)
+
+    async def stop(self, info: WorkspaceInfo) -> None:
+        """Stop every process of the workspace; keep its folders (the final state)."""
+        live = self._live.get(info.workspace_id)
+        host = HostPaths.of(self.root, info.workspace_id)
+        groups = live.cgroups if live is not None else await asyncio.to_thread(
+            self.cgroups.existing, info.workspace_id)
+        if live is not None:
+            await self._terminate(live)
+            live.stopped = True
+            if live.monitor is not None:
+                await live.monitor
+        await self._cleanup(info.uid, host, groups)
+        if host.base.is_dir():
+            (host.base / STOPPED_MARKER).touch()
+        log.info("workspace %s stopped", info.workspace_id)
+
+    async def fill(self, info: WorkspaceInfo, tree: Path) -> None:
+        """Copy ``tree`` into the empty work folder as the workspace's uid (``copy_in_as``)."""
+        tools = await self._require_tools()
+        await copy_in_as(tools, tree, HostPaths.of(self.root, info.workspace_id).work, info.uid)
+
+    async def make_read_only(self, info: WorkspaceInfo) -> None:
+        """Hand the work folder to root and drop every write bit (stops the workspace first if
+        it still runs: a file it holds open would stay writable otherwise)."""
+        live = self._live.get(info.workspace_id)
+        if live is not None and live.returncode is None:
+            await self.stop(info)
+        await asyncio.to_thread(freeze, HostPaths.of(self.root, info.workspace_id).work)
+
+    async def close(self) -> None:
+        """Stop the servers started here without marking them stopped (pairlab is shutting
+        down: after a restart their status is "crashed" and ``restore`` brings them back)."""
+        running = [live for live in self._live.values() if live.returncode is None]
+        for live in running:
+            live.stopping = True
+        await asyncio.gather(*(self._terminate(live) for live in running))
+        for live in running:
+            if live.monitor is not None:
+                await live.monitor
+            await self._cleanup(live.spec.uid, live.host, live.cgroups)
+
+    def live_info(self, workspace_id: str) -> WorkspaceInfo | None:
+        """The current info of a workspace started here (after a restore it has a new token)."""
+        live = self._live.get(workspace_id)
+        return replace(live.info) if live is not None else None
+
+
+def _absolute(path: Path) -> Path:
+    """Absolute without resolving symlinks (the kernelspec and the mounts use this path)."""
+    return Path(os.path.abspath(path))
+
+

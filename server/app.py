@@ -18,7 +18,9 @@ from server import (
     admin_handlers,
     health,
     login_handlers,
+    observe_handlers,
     pages,
+    recording_handlers,
     session_handlers,
     task_handlers,
 )
@@ -27,6 +29,7 @@ from server.db import Database
 from server.errors import error_middleware
 from server.keys import DB, LOGIN_LIMITER, SETTINGS
 from server.ratelimit import LoginLimiter
+from server.recording import recording_ctx
 from server.security_headers import security_headers
 from server.session_ctx import PROVISIONER, WORKSPACE_APP, sessions_ctx
 from server.settings import Settings
@@ -68,11 +71,15 @@ def create_app(settings: Settings, provisioner: Provisioner | None = None) -> we
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(tasks_ctx)
     app.cleanup_ctx.append(sessions_ctx)
+    app.cleanup_ctx.append(recording_ctx)  # after sessions_ctx: it hooks into the manager
+    app.on_shutdown.append(recording_handlers.end_streams)
     app.add_routes(health.routes)
     app.add_routes(login_handlers.routes)
     app.add_routes(admin_handlers.routes)
     app.add_routes(task_handlers.routes)
     app.add_routes(session_handlers.routes)
+    app.add_routes(recording_handlers.routes)
+    app.add_routes(observe_handlers.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static", HERE / "static", append_version=False)
     app[WORKSPACE_APP] = create_workspace_app(settings, app)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from server import audit, people
 from server.db import connect, migrate
 from server.scheduling import ScheduleRequest, schedule
+from server.session_export import export_session
 from server.settings import Settings
 from workspaces import sessions as S
 
@@ -36,7 +38,14 @@ def add_session_commands(sub: Any, add_setting_flags: Any) -> None:
     end = ssub.add_parser("end", help="end a session (its workspace stops)")
     end.add_argument("id")
     end.set_defaults(func=cmd_end)
-    for p in (create, lst, end):
+    export = ssub.add_parser(
+        "export", help="write a session archive: DEST/events.jsonl, DEST/history.bundle, "
+                       "DEST/final/")
+    export.add_argument("id")
+    export.add_argument("dest", type=Path, help="a new or empty folder")
+    export.add_argument("--json", action="store_true", help="machine-readable summary")
+    export.set_defaults(func=cmd_export)
+    for p in (create, lst, end, export):
         add_setting_flags(p, None)
 
 
@@ -85,4 +94,22 @@ def cmd_end(args: argparse.Namespace, settings: Settings) -> int:
         session = S.set_state(db, args.id, "ended", expect=("scheduled", "provisioning", "live"))
         audit.record(db, audit.CLI, "session.end", "session", session.id, why="pairlab session end")
     print(f"{session.id} is now ended")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    db = _db(settings)
+    try:
+        summary = export_session(db, settings.data_dir, args.id, args.dest)
+    finally:
+        db.conn.close()
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    final = summary["final"]
+    print(f"exported session {summary['session_id']} to {args.dest}: {summary['events']} events, "
+          f"{summary['snapshots']} snapshots, {final['files']} files in final/ "
+          f"(from the {final['source']})")
+    if final["skipped"]:
+        print(f"{len(final['skipped'])} file(s) left out of final/: see final-skipped.json")
     return 0

@@ -22,6 +22,7 @@ from tasks import revisions
 from tasks.store import TaskStore
 from workspaces import records
 from workspaces import sessions as S
+from workspaces.cgroups import pids_of_uid
 from workspaces.environments import ensure_environment
 from workspaces.provisioner import Provisioner, WorkspaceInfo, WorkspaceSpec
 from workspaces.session_errors import (
@@ -80,7 +81,8 @@ class SessionManager:
     def _allocate_uid(self) -> int:
         base = self.settings.sandbox_uid_base
         for uid in range(base, base + UID_RANGE):
-            if uid not in self._uids:
+            # A uid that still runs processes (another pairlab, a stale sandbox) is skipped.
+            if uid not in self._uids and not pids_of_uid(uid):
                 self._uids.add(uid)
                 return uid
         raise SessionError("no free sandbox uid is left; end some sessions first")
@@ -288,6 +290,7 @@ class SessionManager:
                 for workspace_id, (_, session_id) in list(self.upstreams.items()):
                     if session_id not in live_ids:  # ended elsewhere (e.g. the CLI)
                         await self._stop_workspace(workspace_id)
+                        await self._emit("ended", session_id, None, {"why": "ended elsewhere"})
             except Exception:
                 log.exception("deadline check failed")
 
@@ -342,6 +345,9 @@ class SessionManager:
                     partial(records.set_state, workspace_id=info.workspace_id, state="stopped")
                 )
         self._warm.clear()
+        close = getattr(self.provisioner, "close", None)
+        if close is not None:  # live workspaces stop now and are restored at the next start
+            await close()
         await self.clients.close()
 
 

@@ -110,6 +110,7 @@ async def capability_link(request: web.Request) -> web.StreamResponse:
 
     grant = await db.write(run)
     response = web.HTTPSeeOther(f"/s/{session.id}")
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in this URL
     _set_grant_cookie(request, response, session, grant)
     raise response
 
@@ -134,6 +135,7 @@ async def handoff(request: web.Request) -> web.StreamResponse:
     grant = await db.write(run)
     target = f"/w/{session.workspace_id}/lab" if session.workspace_id else f"/s/{session.id}"
     response = web.HTTPSeeOther(target)
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in this URL
     _set_grant_cookie(request, response, session, grant)
     raise response
 

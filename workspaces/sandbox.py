@@ -344,7 +344,8 @@ def freeze(work: Path) -> None:
 
 
 async def copy_in_as(tools: Tools, tree: Path, work: Path, uid: int) -> None:
-    """Copy ``tree`` into the empty folder ``work`` as ``uid``, modes kept.
+    """Copy ``tree`` into the empty folder ``work`` as ``uid``, modes kept but made writable by
+    their owner (task revisions are stored read-only; the candidate must be able to edit).
 
     pairlab's ``tar`` reads the tree; a second ``tar`` running as the uid writes it, so root never
     writes inside a folder the candidate controls. The writer reaches the folder through an
@@ -355,7 +356,8 @@ async def copy_in_as(tools: Tools, tree: Path, work: Path, uid: int) -> None:
     read_fd, write_fd = os.pipe()
     try:
         reader = await asyncio.create_subprocess_exec(
-            "tar", "-C", str(tree), "-cf", "-", ".", stdout=write_fd, cwd="/", env=env,
+            "tar", "-C", str(tree), "--mode=u+w", "-cf", "-", ".", stdout=write_fd, cwd="/",
+            env=env,
             stderr=asyncio.subprocess.PIPE)
         writer = await asyncio.create_subprocess_exec(
             tools.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",

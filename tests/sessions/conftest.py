@@ -30,6 +30,18 @@ from tests.fake_workspace import FakeProvisioner
 SHARED_ENVS = Path(tempfile.gettempdir()) / "pairlab-test-envs"
 
 
+NOTEBOOK = """{
+ "cells": [
+  {"cell_type": "code", "execution_count": null, "id": "c1", "metadata": {}, "outputs": [],
+   "source": ["print('answer', 6 * 7)"]}
+ ],
+ "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                             "name": "python3"}},
+ "nbformat": 4, "nbformat_minor": 5
+}
+"""
+
+
 def publish_fake_task(settings: Settings, task_id: str = "demo-task", kind: str = "eval-script",
                       requirements: tuple[str, ...] = ()) -> str:
     """A published revision whose tree is a tiny git repo, installed as an import would."""
@@ -39,6 +51,7 @@ def publish_fake_task(settings: Settings, task_id: str = "demo-task", kind: str 
     tree.mkdir()
     (tree / "main.py").write_text("print('hello')\n")
     (tree / "notes.md").write_text("# Notes\n")
+    (tree / "explore.ipynb").write_text(NOTEBOOK)
     commit = commit_tree(tree, f"Task {task_id}")
     (staged / "brief.md").write_text(f"Brief of {task_id}: <script>alert(1)</script>\n")
     (staged / "guide.md").write_text("## Hint ladder\n1. Look at main.py\n")

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import shutil
 import tempfile
 import time
@@ -69,7 +70,9 @@ async def live() -> AsyncIterator[Live]:
     # A short data folder: AF_UNIX socket paths must stay under 108 bytes.
     data = Path(tempfile.mkdtemp(prefix="plit-", dir="/tmp"))
     settings = prepare_data_dir(Settings(
-        data_dir=data, warm_pool_size=0, environments_dir=str(SHARED_ENVS)
+        data_dir=data, warm_pool_size=0, environments_dir=str(SHARED_ENVS),
+        # Test runs may overlap on this machine: each takes its own range of sandbox uids.
+        sandbox_uid_base=random.randrange(100_000, 4_000_000, 1000),
     ))
     publish_fake_task(settings)
     create_user(settings, "lead@example.com", "interviewer")

@@ -1,0 +1,294 @@
+// pairlab: the interviewer's live observation page.
+//
+// Events arrive over Server-Sent Events. Each has a gap-free seq: the page keeps the last one it
+// showed, ignores anything at or below it (no duplicates) and fetches any gap over the JSON API
+// before going on (nothing missed), so a reconnect, whether EventSource's own (it sends
+// Last-Event-ID) or ours (?after=), resumes exactly where the page was.
+(function () {
+  "use strict";
+  var T = window.PairlabTimeline;
+  var cfg = T.config();
+  var $ = function (id) { return document.getElementById(id); };
+  var csrf = (document.querySelector("input[name=csrf_token]") || {}).value || "";
+  var KINDS = ["session.scheduled", "session.started", "session.joined", "session.left",
+    "session.ended", "workspace.ready", "workspace.crashed", "workspace.restarted",
+    "file.created", "file.changed", "file.renamed", "file.deleted", "cell.executed",
+    "kernel.started", "kernel.restarted", "kernel.interrupted", "kernel.died",
+    "terminal.command", "terminal.output", "tests.run", "checks.run", "note", "hint",
+    "time.extended", "snapshot", "message"];
+  var MAX_CELLS = 5;
+  var FLUSH_MS = 30;
+
+  var lastSeq = 0;
+  var queue = Promise.resolve();
+  var source = null;
+  var retryMs = 1000;
+  var state = cfg.state;
+  var secondsLeft = cfg.seconds_left;
+  var testRuns = [];
+  var cells = [];
+  var fresh = [];
+  var flushTimer = null;
+  var cellsChanged = false;
+  var testsChanged = false;
+  var pollTimer = null;
+  var givenHints = Object.create(null);
+  var latestSnapshot = null;
+  var selectedFile = null;
+
+  // ---- the event stream ----------------------------------------------------------------------
+
+  function setStream(text, cls) {
+    var node = $("pl-stream");
+    node.textContent = text;
+    node.className = "pl-stream " + (cls || "");
+  }
+
+  function connect() {
+    if (source) { source.close(); }
+    source = new EventSource(cfg.api + "/events/stream?after=" + lastSeq);
+    source.onopen = function () { retryMs = 1000; setStream("live", "pl-ok"); };
+    source.onerror = function () {
+      if (source.readyState === EventSource.CLOSED) {
+        // The server refused or finished the stream: reconnect ourselves, from lastSeq.
+        setStream("disconnected", "pl-warn");
+        if (state !== "ended" && state !== "failed") {
+          setTimeout(connect, retryMs);
+          retryMs = Math.min(retryMs * 2, 30000);
+        }
+      } else {
+        setStream("reconnecting", "pl-warn"); // EventSource retries with Last-Event-ID
+      }
+    };
+    KINDS.forEach(function (kind) { source.addEventListener(kind, onMessage); });
+  }
+
+  function onMessage(message) {
+    var ev;
+    try { ev = JSON.parse(message.data); } catch (e) { return; }
+    if (!ev || typeof ev.seq !== "number") { return; }
+    queue = queue.then(function () { return accept(ev); }).catch(function (err) {
+      setStream("error: " + err.message, "pl-warn");
+    });
+  }
+
+  // Fill any gap below ev.seq from the JSON API, then show ev.
+  function accept(ev) {
+    if (ev.seq <= lastSeq) { return null; }
+    if (ev.seq === lastSeq + 1) { show(ev); return null; }
+    return T.api(cfg.api + "/events?after=" + lastSeq + "&limit=" + Math.min(ev.seq - lastSeq, 1000))
+      .then(function (data) {
+        var before = lastSeq;
+        (data.events || []).forEach(function (e) { if (e.seq === lastSeq + 1) { show(e); } });
+        if (lastSeq === before) { throw new Error("could not fill the gap after #" + lastSeq); }
+        return accept(ev);
+      });
+  }
+
+  // Take an event in (state at once); the DOM is updated in batches by flush().
+  function show(ev) {
+    lastSeq = ev.seq;
+    fresh.push(ev);
+    switch (ev.kind) {
+      case "cell.executed": cells = cells.concat([ev]).slice(-MAX_CELLS); cellsChanged = true; break;
+      case "tests.run": case "checks.run": testRuns.push(ev); testsChanged = true; break;
+      case "note": case "hint":
+        if (ev.kind === "hint" && ev.payload && ev.payload.text) { givenHints[ev.payload.text] = true; }
+        break;
+      case "snapshot": refreshChanges(300); break;
+      case "file.created": case "file.changed": case "file.renamed": case "file.deleted":
+        refreshChanges(3000); break;
+      case "time.extended": case "session.started": case "session.ended": case "session.joined":
+      case "session.left": case "workspace.ready": case "workspace.crashed":
+        pollLater(); break;
+      default: break;
+    }
+    if (!flushTimer) { flushTimer = setTimeout(flush, FLUSH_MS); }
+  }
+
+  // One DOM update for everything that arrived since the last one (a backlog of thousands of
+  // events costs one layout, not thousands).
+  function flush() {
+    flushTimer = null;
+    var batch = fresh, items = document.createDocumentFragment(), notes = document.createDocumentFragment();
+    fresh = [];
+    for (var i = batch.length - 1; i >= 0; i--) {
+      items.appendChild(T.eventItem(batch[i], cfg.names, false));
+      if (batch[i].kind === "note" || batch[i].kind === "hint") { notes.appendChild(noteItem(batch[i])); }
+    }
+    var list = $("pl-timeline");
+    list.insertBefore(items, list.firstChild);
+    $("pl-notes").insertBefore(notes, $("pl-notes").firstChild);
+    $("pl-last-seq").textContent = String(lastSeq);
+    $("pl-note-at").textContent = String(lastSeq);
+    if (cellsChanged) {
+      cellsChanged = false;
+      T.clear($("pl-cells"));
+      cells.slice().reverse().forEach(function (ev) { $("pl-cells").appendChild(T.cellCard(ev, cfg.names)); });
+    }
+    if (testsChanged) { testsChanged = false; T.renderTests($("pl-tests"), testRuns); }
+    markHints();
+  }
+
+  function noteItem(ev) {
+    var p = ev.payload || {};
+    return T.el("li", { class: "pl-note pl-kind-" + ev.kind, data: { seq: ev.seq } }, [
+      T.el("time", { datetime: ev.at }, [T.clock(ev.at)]), " ",
+      T.el("strong", {}, [ev.kind === "hint" ? "Hint" : "Note"]), " ",
+      T.el("span", { class: "pl-muted" }, [T.actorName(ev.actor, cfg.names) +
+        (p.at_seq !== undefined && p.at_seq !== null ? " · at #" + p.at_seq : "")]),
+      T.el("div", { class: "pl-notetext", text: p.text || "" })
+    ]);
+  }
+
+  // The backlog comes in pages from the JSON API, then the stream takes over from lastSeq.
+  function loadBacklog() {
+    return T.api(cfg.api + "/events?after=" + lastSeq + "&limit=1000").then(function (data) {
+      var page = data.events || [];
+      page.forEach(function (ev) { if (ev.seq === lastSeq + 1) { show(ev); } });
+      var more = data.more === undefined ? page.length > 0 : data.more;
+      return more && page.length ? loadBacklog() : null;
+    });
+  }
+
+  function markHints() {
+    var buttons = document.querySelectorAll("button.pl-hint");
+    Array.prototype.forEach.call(buttons, function (b) {
+      if (givenHints[b.dataset.hint] && !b.classList.contains("pl-given")) {
+        b.classList.add("pl-given");
+        b.textContent = "✓ " + b.textContent + " again";
+      }
+    });
+  }
+
+  // ---- diff and tree at the latest snapshot ----------------------------------------------------
+
+  var changesTimer = null;
+  function refreshChanges(delay) {
+    clearTimeout(changesTimer);
+    changesTimer = setTimeout(loadChanges, delay);
+  }
+
+  function loadChanges() {
+    T.api(cfg.api + "/snapshots").then(function (data) {
+      var snaps = data.snapshots || [];
+      if (!snaps.length) { return null; }
+      var first = snaps[0], last = snaps[snaps.length - 1];
+      latestSnapshot = last.seq;
+      $("pl-diff-at").textContent = "(snapshot at #" + last.seq + ", " + T.clock(last.at) + ")";
+      return Promise.all([
+        T.api(cfg.api + "/diff?from=" + first.seq + "&to=" + last.seq),
+        T.api(cfg.api + "/tree?at=" + last.seq)
+      ]).then(function (both) {
+        T.renderDiff($("pl-diff"), both[0].diff || "");
+        T.renderTree($("pl-tree"), both[1], pickFile, selectedFile);
+        if (selectedFile) { pickFile(selectedFile); }
+      });
+    }).catch(function (err) {
+      T.clear($("pl-diff"));
+      $("pl-diff").appendChild(T.el("p", { class: "pl-muted" }, ["Changes unavailable: " + err.message]));
+    });
+  }
+
+  function pickFile(path) {
+    selectedFile = path;
+    Array.prototype.forEach.call(document.querySelectorAll("#pl-tree .pl-file"), function (b) {
+      b.classList.toggle("pl-selected", b.dataset.path === path);
+    });
+    T.api(cfg.api + "/file?at=" + latestSnapshot + "&path=" + encodeURIComponent(path))
+      .then(function (data) { T.renderFile($("pl-file"), data); })
+      .catch(function (err) { T.clear($("pl-file")); $("pl-file").appendChild(T.el("p", {}, [err.message])); });
+  }
+
+  // ---- session status, countdown, connections --------------------------------------------------
+
+  function renderCountdown() {
+    var node = $("pl-countdown");
+    if (state === "ended" || state === "failed") { node.textContent = "Session " + state; return; }
+    node.textContent = T.span(secondsLeft) + " left";
+    node.classList.toggle("pl-warn", secondsLeft < 300);
+  }
+
+  function pollLater() {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(pollSession, 200);
+  }
+
+  function pollSession() {
+    T.api(cfg.api).then(function (data) {
+      state = data.session.state;
+      secondsLeft = data.session.seconds_left;
+      $("pl-state").textContent = state;
+      renderCountdown();
+      var body = $("pl-connections").querySelector("tbody");
+      T.clear(body);
+      (data.connections || []).slice(-20).reverse().forEach(function (c) {
+        body.appendChild(T.el("tr", {}, [T.el("td", {}, [T.clock(c.at)]), T.el("td", {}, [c.who]),
+          T.el("td", {}, [c.kind]), T.el("td", {}, [c.address])]));
+      });
+      if (!body.firstChild) {
+        body.appendChild(T.el("tr", {}, [T.el("td", { colspan: 4 }, ["Nobody has connected yet."])]));
+      }
+    }).catch(function () { /* keep the last values */ });
+  }
+
+  // ---- notes, hints and actions ---------------------------------------------------------------
+
+  function postNote(text, kind, result) {
+    result.textContent = "saving…";
+    return T.api(cfg.api + "/notes", { csrf: csrf, body: { text: text, kind: kind, at_seq: lastSeq } })
+      .then(function () { result.textContent = kind === "hint" ? "hint recorded" : "saved"; return true; })
+      .catch(function (err) { result.textContent = "not saved: " + err.message; return false; });
+  }
+
+  $("pl-note-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var kind = e.submitter && e.submitter.value === "hint" ? "hint" : "note";
+    var box = $("pl-note-text");
+    if (!box.value.trim()) { return; }
+    postNote(box.value, kind, $("pl-note-result")).then(function (ok) { if (ok) { box.value = ""; } });
+  });
+
+  Array.prototype.forEach.call(document.querySelectorAll("button.pl-hint"), function (b) {
+    b.addEventListener("click", function () { postNote(b.dataset.hint, "hint", $("pl-note-result")); });
+  });
+
+  function action(formId, run) {
+    var form = $(formId);
+    if (!form) { return; }
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var out = $("pl-action-result");
+      out.textContent = "…";
+      run(form).then(function (msg) { out.textContent = msg || ""; pollSession(); })
+        .catch(function (err) { out.textContent = err.message; });
+    });
+  }
+
+  action("pl-join-form", function () {
+    return T.api(cfg.api + "/handoff", { csrf: csrf, body: {} }).then(function (data) {
+      window.open(data.url, "_blank", "noopener");
+      return "The workspace opened in a new tab.";
+    });
+  });
+  action("pl-extend-form", function (form) {
+    var minutes = parseInt(form.elements.minutes.value, 10);
+    return T.api(cfg.api + "/extend", { csrf: csrf, body: { minutes: minutes } })
+      .then(function () { return "Extended by " + minutes + " min."; });
+  });
+  action("pl-end-form", function () {
+    if (!window.confirm("End the session now? The candidate's workspace becomes read-only.")) {
+      return Promise.resolve("");
+    }
+    return T.api(cfg.api + "/end", { csrf: csrf, body: {} }).then(function () { return "Session ended."; });
+  });
+
+  renderCountdown();
+  setInterval(function () { if (secondsLeft > 0) { secondsLeft -= 1; } renderCountdown(); }, 1000);
+  setInterval(pollSession, 15000);
+  pollSession();
+  loadChanges();
+  loadBacklog().catch(function (err) { setStream("backlog: " + err.message, "pl-warn"); })
+    .then(connect);
+  window.pairlabObserver = { lastSeq: function () { return lastSeq; }, reconnect: connect };
+})();

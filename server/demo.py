@@ -14,6 +14,7 @@ from server import audit, people
 from server.db import connect, migrate
 from server.passwords import generate_password, hash_password
 from server.runner import serve
+from server.scheduling import Scheduled, ScheduleRequest, schedule
 from server.settings import Settings
 from server.task_service import import_config
 from tasks import revisions
@@ -81,9 +82,28 @@ def ensure_builtin_tasks(settings: Settings) -> list[str]:
     return lines
 
 
+def demo_session(settings: Settings) -> Scheduled | None:
+    """A session starting now for the demo interviewer on the first published built-in task
+    (a new one at every run: links are stored hashed, so an old one cannot be shown again)."""
+    db = connect(settings.db_path, writer=True)
+    try:
+        tasks = [t for t in revisions.list_tasks(db) if t["current_revision"]]
+        if not tasks:
+            return None
+        interviewer = people.find_user(db, DEMO_PEOPLE[1][0])
+        with db.atomic():
+            return schedule(db, settings, audit.CLI, interviewer.id, ScheduleRequest(
+                task=tasks[0]["id"], candidate_name="Demo Candidate",
+                interviewers=(interviewer.email,),
+            ))
+    finally:
+        db.conn.close()
+
+
 def run_demo(settings: Settings) -> int:
     accounts = ensure_demo_people(settings)
     task_lines = ensure_builtin_tasks(settings)
+    session = demo_session(settings)
 
     def announce(s: Settings) -> None:
         lines = [
@@ -92,10 +112,16 @@ def run_demo(settings: Settings) -> int:
             f"  Log in at:        {s.app_url}/login",
             f"  Workspace origin: {s.workspace_url}",
         ]
+        pages = {"admin": "/admin/tasks", "interviewer": "/sessions"}
         for email, role, password in accounts:
-            lines.append(f"  {role:<12} {email}  password: {password}")
+            lines.append(f"  {role:<12} {s.app_url}{pages[role]}  {email}  password: {password}")
         lines.append(f"  Tasks ({s.app_url}/admin/tasks):")
         lines += [f"    {line}" for line in task_lines]
+        if session is not None:
+            lines.append(f"  Demo session ({session.session.task_id}, "
+                         f"{session.session.duration_minutes} minutes):")
+            lines.append(f"    candidate link:   {session.candidate_link}")
+            lines.append(f"    interviewer page: {session.interviewer_url}")
         lines.append("")
         print("\n".join(lines), flush=True)
 

@@ -150,13 +150,11 @@ class SessionManager:
                 partial(records.claim, workspace_id=info.workspace_id, session_id=session_id)
             )
             if claimed:
-                self.refill(env_python)
                 return info
         info = await self._start_workspace(env_python)
         await self.db.write(
             lambda d: records.insert(d, info, env_python.parent.parent.name, "live", session_id)
         )
-        self.refill(env_python)
         return info
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -186,6 +184,8 @@ class SessionManager:
             session = await self.db.write(lambda d: _go_live(d, session_id, info, actor))
             await self._emit("live", session_id, info, {"by": actor.label})
             self._spawn(self._watch(info, session_id))
+            # Refill the pool only now: a refill starting during the claim competes with it.
+            self.refill(env_python)
             return session
 
     async def _emit(self, kind: str, session_id: str, info: WorkspaceInfo | None,

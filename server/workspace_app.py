@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,27 @@ async def api_session_start(request: web.Request) -> web.Response:
     return web.json_response({"session": _public(request, session)})
 
 
+ACCESS_CACHE = web.AppKey("access_cache", dict)
+ACCESS_TTL_S = 2.0
+"""Proxied requests reuse an access decision for this long. Ending a session still closes its
+workspace at once (the upstream is dropped first); other changes take effect within it."""
+
+
+async def _cached_principal(request: web.Request, session_id: str) -> Principal:
+    cache: dict[tuple[str, str], tuple[float, Principal]] = request.app[ACCESS_CACHE]
+    key = (request.cookies.get(_cookie_name(session_id), ""), session_id)
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    session = await _main(request)[DB].read(lambda d: S.get_session(d, session_id))
+    who = await principal_for(request, session)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key] = (now + ACCESS_TTL_S, who)
+    return who
+
+
 def _html_rewriter(session_id: str, token: str, countdown: bool) -> Callable[[bytes], bytes]:
     """Pages get the countdown badge; and the jupyter token, which JupyterLab would embed in
     its page config, is removed so that it never reaches a browser (the proxy adds it)."""
@@ -228,8 +250,7 @@ async def workspace_proxy(request: web.Request) -> web.StreamResponse:
             raise NotFound("There is no such workspace.")
         raise LinkClosed("This session has ended; its workspace is closed.")
     upstream, session_id = found
-    session = await main[DB].read(lambda d: S.get_session(d, session_id))
-    who = await principal_for(request, session)
+    who = await _cached_principal(request, session_id)
     is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
     if is_ws:
         _check_origin(request, required=True)  # before the handshake
@@ -239,7 +260,7 @@ async def workspace_proxy(request: web.Request) -> web.StreamResponse:
     rewrite = None
     if request.method == "GET":
         countdown = _LAB_PAGE.match(request.path) is not None
-        rewrite = _html_rewriter(session.id, upstream.token, countdown)
+        rewrite = _html_rewriter(session_id, upstream.token, countdown)
     return await proxy_http(request, upstream, who, manager.clients, rewrite, manager.http_tap)
 
 
@@ -250,6 +271,7 @@ def create_workspace_app(settings: Settings, main_app: web.Application) -> web.A
     )
     app[SETTINGS] = settings
     app[MAIN_APP] = main_app
+    app[ACCESS_CACHE] = {}
     aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(default=True),

@@ -75,7 +75,13 @@ def cmdline(pid: int) -> str:
 
 
 def cgroup_dirs(workspace_id: str) -> list[Path]:
-    return list(Path("/sys/fs/cgroup").glob(f"*/**/pairlab/{workspace_id}"))
+    """Cgroup folders of a workspace, in any controller. Other runs create and remove cgroups
+    while this walks, so vanished folders are skipped rather than raised."""
+    found = []
+    for top, dirs, _ in os.walk("/sys/fs/cgroup", onerror=lambda _: None):
+        if Path(top).name == "pairlab" and workspace_id in dirs:
+            found.append(Path(top) / workspace_id)
+    return found
 
 
 class KernelError(AssertionError):

@@ -1,0 +1,502 @@
+"""Shared pieces of the workspace benchmarks: the real app on loopback ports (``Stack``),
+statistics and printing, the machine's load, and Jupyter kernel-protocol round trips.
+
+Everything talks to 127.0.0.1 or to Unix sockets. A ``Stack`` owns a short data folder under
+/tmp (AF_UNIX socket paths must stay under 108 bytes) and a random range of sandbox uids (other
+runs on this machine may be using some); leaving it ends every session it started, stops the
+app (warm pool and all), checks that no process of its uids is left, and removes the folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import random
+import re
+import shutil
+import socket
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from server import audit, people
+from server.accesslog import ScrubbedAccessLogger
+from server.app import create_app
+from server.db import connect, migrate
+from server.passwords import hash_password
+from server.proxy import Upstream
+from server.session_ctx import WORKSPACE_APP
+from server.session_keys import SESSIONS
+from server.session_service import SessionManager
+from server.settings import Settings, prepare_data_dir
+from tasks import revisions
+from tasks.store import TaskStore
+from tasks.treerepo import commit_tree
+from workspaces.cgroups import pids_of_uid
+
+# The same shared, read-only environment folder as the integration tests: the environment of
+# the empty requirements set is built there once per machine (minutes the first time).
+SHARED_ENVS = Path(tempfile.gettempdir()) / "pairlab-test-envs"
+SHORT_TMP = "/tmp"  # noqa: S108 - short on purpose: AF_UNIX socket paths are <= 107 bytes
+EMAIL = "bench@example.com"
+PASSWORD = "correct horse battery"  # noqa: S105 - a throwaway user in a throwaway database
+TASK = "bench-task"
+NOTEBOOK = json.dumps({
+    "cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {},
+               "outputs": [], "source": ["print('answer', 6 * 7)"]}],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                "name": "python3"}},
+    "nbformat": 4, "nbformat_minor": 5,
+})
+Clock = Callable[[], float]
+now: Clock = time.perf_counter
+
+
+# ---- statistics and printing ---------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); ``q`` in 0..100."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: Sequence[float]) -> float:
+    return percentile(values, 50)
+
+
+def fmt(seconds: float, unit: str = "ms") -> str:
+    if math.isnan(seconds):
+        return "n/a"
+    return f"{seconds * 1000:.2f} ms" if unit == "ms" else f"{seconds:.3f} s"
+
+
+def row(label: str, values: Sequence[float], unit: str = "ms", p99: bool = False) -> str:
+    """``label  n=.. p50 .. p95 .. [p99 ..] min .. max ..`` (values in seconds)."""
+    parts = [f"{label:<46} n={len(values):<4}",
+             f"p50 {fmt(median(values), unit):>11}", f"p95 {fmt(percentile(values, 95), unit):>11}"]
+    if p99:
+        parts.append(f"p99 {fmt(percentile(values, 99), unit):>11}")
+    if values:
+        parts += [f"min {fmt(min(values), unit):>11}", f"max {fmt(max(values), unit):>11}"]
+    return "  ".join(parts)
+
+
+def verdict(value: float, limit: float) -> str:
+    return "meets" if value <= limit else "MISSES"
+
+
+def load_line(when: str) -> str:
+    one, five, fifteen = os.getloadavg()
+    line = (f"[{when}] os.getloadavg() = ({one:.2f}, {five:.2f}, {fifteen:.2f}) on "
+            f"{os.cpu_count()} CPUs")
+    if one > 2:
+        line += ("  <- LOADED: load average > 2 (other work on this machine); "
+                 "latencies are pessimistic")
+    return line
+
+
+def header(title: str, argv: Sequence[str]) -> None:
+    print(f"== {title} ==")
+    print("command:", " ".join(argv))
+    print(load_line("start"))
+
+
+# ---- the app on loopback -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _open_db(settings: Settings) -> Any:
+    db = connect(settings.db_path, writer=True)
+    migrate(db)
+    return db
+
+
+def publish_task(settings: Settings) -> str:
+    """A published revision whose tree is a tiny git repo (main.py, notes.md, a notebook),
+    installed in the task store as an import would (as the session tests' fixture does)."""
+    store = TaskStore(settings.data_dir / "tasks")
+    staged = Path(tempfile.mkdtemp(dir=settings.data_dir))
+    tree = staged / "tree"
+    tree.mkdir()
+    (tree / "main.py").write_text("print('hello')\n")
+    (tree / "notes.md").write_text("# Notes\n")
+    (tree / "explore.ipynb").write_text(NOTEBOOK)
+    commit = commit_tree(tree, f"Task {TASK}")
+    (staged / "brief.md").write_text(f"Brief of {TASK}\n")
+    (staged / "guide.md").write_text("## Hint ladder\n1. Look at main.py\n")
+    (staged / "report.json").write_text('{"blockers": []}')
+    (staged / "diff.json").write_text("[]")
+    db = _open_db(settings)
+    try:
+        with db.atomic():
+            rev = revisions.insert_revision(db, revisions.NewRevision(
+                task_id=TASK, title="Benchmark task", kind="eval-script",
+                roles=("ml-engineer",), duration_minutes=60, requirements=(),
+                visible_check="python -m pytest -q", source_url="file:///bench",
+                source_ref="", source_subdir="", source_commit="0" * 40, tree_commit=commit,
+                blockers=(), created_by="bench",
+            ))
+            store.install(staged, TASK, rev.id)
+            revisions.publish(db, rev.id)
+            people.add_user(db, audit.CLI, EMAIL, "interviewer", hash_password(PASSWORD))
+    finally:
+        db.conn.close()
+    return str(rev.id)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    session_id: str
+    link: str
+
+
+class Stack:
+    """The real ``create_app(settings)`` (real ``LocalProvisioner``, sandboxed servers) served
+    on two loopback ports; ``api`` is a logged-in interviewer, ``cand`` a browser holding the
+    candidate cookies of every session it admitted. ``start_times[session_id]`` is the
+    server-side duration of ``SessionManager.start_session`` for that session."""
+
+    def __init__(self, prefix: str, warm_pool_size: int = 0) -> None:
+        self.prefix = prefix
+        self.warm_pool_size = warm_pool_size
+        self.start_times: dict[str, float] = {}
+        self.phases: dict[str, list[float]] = {}
+        """Durations of the provisioner's ``start`` (a sandboxed server until ready) and
+        ``fill`` (the task copied in) calls, and of the lifecycle hooks (``hooks:live``: the
+        recorder's history repository and watcher), in call order."""
+        self.started: list[str] = []
+        self._runners: list[web.AppRunner] = []
+        self._clients: list[aiohttp.ClientSession] = []
+        self._direct: dict[str, aiohttp.ClientSession] = {}
+        self.data = Path(tempfile.mkdtemp(prefix=prefix, dir=SHORT_TMP))
+
+    async def __aenter__(self) -> Stack:
+        try:
+            await self._setup()
+        except BaseException:
+            await self._teardown()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._teardown()
+
+    async def _setup(self) -> None:
+        self.settings = prepare_data_dir(Settings(
+            data_dir=self.data, port=free_port(), workspace_port=free_port(),
+            warm_pool_size=self.warm_pool_size, environments_dir=str(SHARED_ENVS),
+            sandbox_uid_base=random.randrange(100_000, 4_000_000, 1000),
+        ))
+        await asyncio.to_thread(publish_task, self.settings)
+        self.app = create_app(self.settings)
+        for one, port in ((self.app, self.settings.port),
+                          (self.app[WORKSPACE_APP], self.settings.workspace_port)):
+            runner = web.AppRunner(one, access_log_class=ScrubbedAccessLogger,
+                                   handle_signals=False)
+            await runner.setup()
+            self._runners.append(runner)
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+        self._time_start_session()
+        timeout = aiohttp.ClientTimeout(total=180)
+        self.api = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                         timeout=timeout)
+        self.cand = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                          timeout=timeout)
+        self._clients += [self.api, self.cand]
+        async with self.api.post(f"{self.app_url}/api/v1/auth/login",
+                                 json={"email": EMAIL, "password": PASSWORD}) as resp:
+            assert resp.status == 200, await resp.text()
+            self.csrf = (await resp.json())["csrf_token"]
+
+    def _time_start_session(self) -> None:
+        """Wrap this process's manager so every start (API or page) is timed server side."""
+        manager = self.manager
+        inner = manager.start_session
+
+        async def timed(session_id: str, actor: audit.Actor) -> Any:
+            began = now()
+            try:
+                return await inner(session_id, actor)
+            finally:
+                self.start_times[session_id] = now() - began
+
+        manager.start_session = timed  # type: ignore[method-assign]
+        for name in ("start", "fill"):
+            self._time_call(manager.provisioner, name)
+        emit = manager._emit  # noqa: SLF001 - timing the lifecycle hooks (recording)
+
+        async def timed_emit(kind: str, *args: Any) -> None:
+            began = now()
+            try:
+                await emit(kind, *args)
+            finally:
+                self.phases.setdefault(f"hooks:{kind}", []).append(now() - began)
+
+        manager._emit = timed_emit  # type: ignore[method-assign]  # noqa: SLF001
+
+    def _time_call(self, owner: Any, name: str) -> None:
+        """Append the duration of every ``owner.name(...)`` call to ``phases[name]``."""
+        inner = getattr(owner, name)
+        durations = self.phases.setdefault(name, [])
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            began = now()
+            try:
+                return await inner(*args, **kwargs)
+            finally:
+                durations.append(now() - began)
+
+        setattr(owner, name, timed)
+
+    @property
+    def manager(self) -> SessionManager:
+        return self.app[SESSIONS]
+
+    @property
+    def app_url(self) -> str:
+        return self.settings.app_url
+
+    @property
+    def ws_url(self) -> str:
+        return self.settings.workspace_url
+
+    # ---- sessions ----
+
+    async def schedule(self) -> Scheduled:
+        async with self.api.post(
+            f"{self.app_url}/api/v1/sessions",
+            json={"task": TASK, "candidate_name": "Ada Lovelace"},
+            headers={"X-CSRF-Token": self.csrf, "Origin": self.app_url},
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            body = await resp.json()
+        return Scheduled(body["session_id"], body["candidate_link"])
+
+    async def admit(self, scheduled: Scheduled) -> str:
+        """Open the candidate link (token → cookie → landing page); return the page's CSRF."""
+        async with self.cand.get(scheduled.link) as resp:
+            assert resp.status == 200, await resp.text()
+            html = await resp.text()
+        match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert match, "the landing page has no csrf_token"
+        return match.group(1)
+
+    async def start(self, session_id: str, csrf: str) -> tuple[float, str]:
+        """``POST /api/v1/sessions/{id}/start`` as the candidate; (seconds, workspace id)."""
+        self.started.append(session_id)
+        began = now()
+        async with self.cand.post(
+            f"{self.ws_url}/api/v1/sessions/{session_id}/start",
+            headers={"X-CSRF-Token": csrf, "Origin": self.ws_url},
+        ) as resp:
+            text = await resp.text()
+            elapsed = now() - began
+        assert resp.status == 200, f"start failed: HTTP {resp.status}: {text[:500]}"
+        workspace_id = json.loads(text)["session"]["workspace_url"].split("/")[2]
+        return elapsed, workspace_id
+
+    async def new_session(self) -> tuple[str, str]:
+        """Schedule, admit and start one session; (session id, workspace id)."""
+        scheduled = await self.schedule()
+        csrf = await self.admit(scheduled)
+        _, workspace_id = await self.start(scheduled.session_id, csrf)
+        return scheduled.session_id, workspace_id
+
+    async def end(self, session_id: str) -> None:
+        await self.manager.end_session(session_id, audit.SYSTEM, "benchmark done")
+
+    def warm_count(self) -> int:
+        """Warm workspaces ready in the pool (0 while one is still being started)."""
+        pools = self.manager._warm  # noqa: SLF001 - measuring, not changing
+        return sum(len(p) for p in pools.values())
+
+    async def wait_warm(self, timeout_s: float = 180.0) -> float:
+        """Wait until the pool holds ``warm_pool_size`` workspaces; seconds waited."""
+        began = now()
+        delay = 0.01
+        while self.warm_count() < self.warm_pool_size:
+            if now() - began > timeout_s:
+                raise TimeoutError(f"the warm pool did not fill within {timeout_s:.0f} s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.1)
+        return now() - began
+
+    # ---- through the proxy, and directly ----
+
+    def proxied(self, workspace_id: str, tail: str) -> str:
+        return f"{self.ws_url}/w/{workspace_id}/{tail}"
+
+    def upstream(self, workspace_id: str) -> Upstream:
+        return self.manager.upstreams[workspace_id][0]
+
+    def direct_client(self, workspace_id: str) -> aiohttp.ClientSession:
+        """A client over the workspace's Unix socket (the same one the proxy uses)."""
+        found = self._direct.get(workspace_id)
+        if found is None:
+            found = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=self.upstream(workspace_id).socket_path),
+                timeout=aiohttp.ClientTimeout(total=60),
+            )
+            self._direct[workspace_id] = found
+            self._clients.append(found)
+        return found
+
+    def direct_url(self, workspace_id: str, tail: str) -> str:
+        return f"http://workspace/w/{workspace_id}/{tail}"
+
+    def direct_headers(self, workspace_id: str) -> dict[str, str]:
+        return {"Authorization": f"token {self.upstream(workspace_id).token}"}
+
+    async def new_kernel(self, workspace_id: str) -> str:
+        async with self.cand.post(self.proxied(workspace_id, "api/kernels"),
+                                  json={"name": "python3"},
+                                  headers={"Origin": self.ws_url}) as resp:
+            assert resp.status == 201, await resp.text()
+            return str((await resp.json())["id"])
+
+    async def proxied_channels(self, workspace_id: str,
+                               kernel_id: str) -> aiohttp.ClientWebSocketResponse:
+        url = self.proxied(workspace_id, f"api/kernels/{kernel_id}/channels"
+                                         f"?session_id={uuid.uuid4().hex}")
+        return await self.cand.ws_connect(url, origin=self.ws_url, max_msg_size=0)
+
+    async def direct_channels(self, workspace_id: str,
+                              kernel_id: str) -> aiohttp.ClientWebSocketResponse:
+        url = self.direct_url(workspace_id, f"api/kernels/{kernel_id}/channels"
+                                            f"?session_id={uuid.uuid4().hex}")
+        return await self.direct_client(workspace_id).ws_connect(
+            url, headers=self.direct_headers(workspace_id), max_msg_size=0)
+
+    def uid_of(self, workspace_id: str) -> int:
+        return int(self.query("SELECT uid FROM workspaces WHERE id = ?", (workspace_id,))[0][0])
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(self.settings.db_path)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    # ---- teardown ----
+
+    async def _teardown(self) -> None:
+        uids: list[int] = []
+        if self._runners:
+            for session_id in self.started:
+                try:
+                    await self.end(session_id)
+                except Exception as exc:  # keep cleaning up the rest
+                    print(f"  (ending session {session_id} failed: {exc})")
+            uids = [int(r[0]) for r in self.query("SELECT uid FROM workspaces")]
+        for client in self._clients:
+            await client.close()
+        for runner in reversed(self._runners):
+            await runner.cleanup()  # stops the warm pool and anything still running
+        left = {uid: pids for uid in uids if (pids := await asyncio.to_thread(pids_of_uid, uid))}
+        if left:
+            print(f"  WARNING: processes left behind by sandbox uids: {left}")
+        await asyncio.to_thread(shutil.rmtree, self.data, True)
+        print(f"cleanup: {len(uids)} workspaces stopped, leftover processes: "
+              f"{sum(len(p) for p in left.values())}, removed {self.data}")
+
+
+# ---- the kernel protocol (legacy JSON framing on /api/kernels/<id>/channels) ----------------
+
+
+def kernel_message(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "header": {"msg_id": uuid.uuid4().hex, "username": "bench", "session": uuid.uuid4().hex,
+                   "msg_type": msg_type, "version": "5.3",
+                   "date": datetime.now(UTC).isoformat()},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": content,
+    }
+
+
+def execute_request(code: str) -> dict[str, Any]:
+    return kernel_message("execute_request", {
+        "code": code, "silent": False, "store_history": True, "user_expressions": {},
+        "allow_stdin": False, "stop_on_error": True,
+    })
+
+
+@dataclass
+class Exchange:
+    reply_s: float
+    """From sending the request to its ``*_reply`` on the shell channel."""
+    idle_s: float
+    """From sending the request to the kernel's ``idle`` status for it (iopub)."""
+    text: str
+    """``text/plain`` results and stream output."""
+
+    @property
+    def done_s(self) -> float:
+        """Until both the reply and the idle status arrived (a frontend's "cell finished")."""
+        return max(self.reply_s, self.idle_s)
+
+
+async def exchange(ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any],
+                   timeout_s: float = 60.0) -> Exchange:
+    """Send ``message``; read until its reply and its idle status; time both."""
+    msg_id = message["header"]["msg_id"]
+    reply_type = message["header"]["msg_type"].replace("_request", "_reply")
+    reply_s = idle_s = math.nan
+    text = ""
+    began = now()
+    await ws.send_str(json.dumps(message))
+    while math.isnan(reply_s) or math.isnan(idle_s):
+        left = timeout_s - (now() - began)
+        if left <= 0:
+            raise TimeoutError(f"no {reply_type} / idle within {timeout_s:.0f} s")
+        msg = await ws.receive(timeout=left)
+        at = now() - began
+        if msg.type != WSMsgType.TEXT:
+            raise ConnectionError(f"the kernel WebSocket closed ({msg.type.name})")
+        data = json.loads(msg.data)
+        if data.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind = data["header"]["msg_type"]
+        if kind == reply_type:
+            reply_s = at
+        elif kind == "status" and data["content"]["execution_state"] == "idle":
+            idle_s = at
+        elif kind in ("execute_result", "display_data"):
+            text += data["content"]["data"].get("text/plain", "")
+        elif kind == "stream":
+            text += data["content"]["text"]
+        elif kind == "error":
+            text += f"{data['content']['ename']}: {data['content']['evalue']}"
+    return Exchange(reply_s, idle_s, text)
+
+
+async def wait_kernel_ready(ws: aiohttp.ClientWebSocketResponse, timeout_s: float = 60.0) -> None:
+    """Until the kernel answers a ``kernel_info_request`` (it may still be starting)."""
+    await exchange(ws, kernel_message("kernel_info_request", {}), timeout_s)
+
+
+def quiet_logging() -> None:
+    """pairlab's warnings (a failed start, a crash) go to stderr; the rest stays silent."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,199 @@
+"""Memory per idle session, and how many idle sessions fit on one host.
+
+    .venv/bin/python -m bench.memory [--sessions 5] [--settle 5] [--host-gib 24]
+
+Starts ``--sessions`` sessions (``warm_pool_size=0``), each with a kernel started through the
+proxy (``POST /w/<id>/api/kernels``) and answering a ``kernel_info_request``; nothing else is
+opened (no JupyterLab page, no RTC room). After ``--settle`` seconds it reads, with psutil,
+every process whose real uid is the session's sandbox uid (the jupyter-server and the kernel)
+and sums their USS (private memory: pages only that process maps, what stopping it frees);
+PSS and RSS are shown too. bubblewrap's own processes (not of the uid) are listed apart.
+This process's RSS is the control plane's (pairlab's app and this benchmark's client).
+
+The extrapolation divides the host's memory, less the control plane, by the median USS:
+shared pages (the interpreter, libraries, the read-only environment in page cache) are
+counted once for the host, there is no swap, every session stays idle (a working kernel
+grows with the candidate's data), and nothing else runs on the host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import dataclass
+
+import psutil
+
+from bench.common import (
+    Stack,
+    header,
+    load_line,
+    median,
+    quiet_logging,
+    wait_kernel_ready,
+)
+from workspaces.cgroups import CgroupSet, pids_of_uid
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+@dataclass
+class Usage:
+    workspace_id: str
+    uid: int
+    server_uss: int = 0
+    kernel_uss: int = 0
+    other_uss: int = 0
+    pss: int = 0
+    rss: int = 0
+    helper_uss: int = 0
+    processes: int = 0
+    cgroup_rss: int | None = None
+    """The workspace's memory cgroup: anonymous memory (``rss`` in ``memory.stat``)."""
+    cgroup_cache: int | None = None
+    """... and page cache charged to it (files it read or wrote, its tmpfs; reclaimable)."""
+
+    @property
+    def uss(self) -> int:
+        return self.server_uss + self.kernel_uss + self.other_uss
+
+
+def measure(workspace_id: str, uid: int, sandbox_pid: int, groups: CgroupSet | None) -> Usage:
+    usage = Usage(workspace_id, uid)
+    for folder in groups.dirs if groups is not None else ():
+        stat = folder / "memory.stat"
+        if stat.exists():
+            fields = dict(line.split() for line in stat.read_text().splitlines())
+            usage.cgroup_rss, usage.cgroup_cache = int(fields["rss"]), int(fields["cache"])
+    for pid in pids_of_uid(uid):
+        try:
+            proc = psutil.Process(pid)
+            mem = proc.memory_full_info()
+            cmdline = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        usage.processes += 1
+        usage.pss += mem.pss
+        usage.rss += mem.rss
+        if "ipykernel_launcher" in cmdline:
+            usage.kernel_uss += mem.uss
+        elif "jupyterlab" in cmdline or "ServerApp" in cmdline:
+            usage.server_uss += mem.uss
+        else:
+            usage.other_uss += mem.uss
+    try:
+        top = psutil.Process(sandbox_pid)
+        for proc in [top, *top.children(recursive=True)]:
+            if proc.uids().real != uid:
+                usage.helper_uss += proc.memory_full_info().uss
+    except psutil.Error:
+        pass
+    return usage
+
+
+def mib(value: float) -> str:
+    return f"{value / MIB:.1f} MiB"
+
+
+async def main(args: argparse.Namespace) -> None:
+    me = psutil.Process()
+    async with Stack("plbm-", warm_pool_size=0) as stack:
+        idle_rss = me.memory_info().rss
+        workspaces: list[str] = []
+        for i in range(args.sessions):
+            _, workspace_id = await stack.new_session()
+            kernel_id = await stack.new_kernel(workspace_id)
+            ws = await stack.proxied_channels(workspace_id, kernel_id)
+            try:
+                await wait_kernel_ready(ws, timeout_s=120)
+            finally:
+                await ws.close()
+            workspaces.append(workspace_id)
+            print(f"  session {i + 1}/{args.sessions}: workspace {workspace_id} live, "
+                  "kernel answering")
+        print(f"settling {args.settle:.0f} s ...")
+        await asyncio.sleep(args.settle)
+        usages = []
+        for workspace_id in workspaces:
+            uid = stack.uid_of(workspace_id)
+            sandbox_pid = int(stack.query("SELECT pid FROM workspaces WHERE id = ?",
+                                          (workspace_id,))[0][0])
+            cgroups = getattr(stack.manager.provisioner, "cgroups", None)  # LocalProvisioner's
+            groups = cgroups.existing(workspace_id) if cgroups is not None else None
+            usages.append(await asyncio.to_thread(measure, workspace_id, uid, sandbox_pid,
+                                                  groups))
+        plane = me.memory_full_info()
+
+        print("\nper idle session (processes of the sandbox uid):")
+        print(f"  {'workspace':<14} {'procs':>5} {'server USS':>13} {'kernel USS':>13} "
+              f"{'total USS':>13} {'PSS':>13} {'RSS':>13} {'bwrap USS':>13} "
+              f"{'cgroup anon':>13} {'cgroup cache':>13}")
+        for u in usages:
+            print(f"  {u.workspace_id:<14} {u.processes:>5} {mib(u.server_uss):>13} "
+                  f"{mib(u.kernel_uss):>13} {mib(u.uss):>13} {mib(u.pss):>13} "
+                  f"{mib(u.rss):>13} {mib(u.helper_uss):>13} "
+                  f"{mib(u.cgroup_rss) if u.cgroup_rss is not None else 'n/a':>13} "
+                  f"{mib(u.cgroup_cache) if u.cgroup_cache is not None else 'n/a':>13}")
+        totals = [u.uss for u in usages]
+        med, worst = median(totals), max(totals)
+        pss = median([u.pss for u in usages])
+        helpers = median([u.helper_uss for u in usages])
+        print(f"\nper-session USS (server + kernel): median {mib(med)}, max {mib(worst)}  "
+              f"(PSS median {mib(pss)}; bwrap helpers, not counted: median {mib(helpers)})")
+        print(f"  target <= 100 MiB private per idle session: "
+              f"{'meets' if med <= 100 * MIB else 'MISSES'} (median), "
+              f"{'meets' if worst <= 100 * MIB else 'MISSES'} (max)")
+        print(f"control plane (this process: pairlab app + benchmark client): RSS "
+              f"{mib(plane.rss)} with {len(usages)} live sessions "
+              f"({mib(idle_rss)} with none), USS {mib(plane.uss)}")
+
+        growth = max(0.0, (plane.rss - idle_rss) / len(usages))
+        print(f"  control plane growth per live session: {mib(growth)}")
+
+        host = args.host_gib * GIB
+
+        def fit(total: float, each: float) -> int:
+            return int((total - idle_rss) // (each + growth))
+
+        fit_med = fit(host, med)
+        fit_worst = fit(host, worst + max(u.helper_uss for u in usages))
+        fit_gb = fit(24e9, med)
+        print(f"\nidle sessions that fit in {args.host_gib:g} GiB at the measured USS "
+              "((host memory - the control plane with no session) / (per-session USS + the "
+              "control plane's growth per session)):")
+        print(f"  at the median USS: {fit_med}; at the max USS plus bwrap: {fit_worst}; "
+              f"in 24 GB (10^9 bytes) at the median: {fit_gb}")
+        print(f"  target >= 150 idle sessions per 24 GB host: "
+              f"{'meets' if fit_gb >= 150 else 'MISSES'}")
+        print("  assumes: shared pages (interpreter, libraries, the read-only environment) "
+              "counted once; no swap; idle kernels (a working kernel grows with the "
+              "candidate's data; the cgroup's page cache is reclaimable and not counted); "
+              "nothing else on the host")
+        total = psutil.virtual_memory()
+        print(f"  (this machine: {total.total / GIB:.1f} GiB total, "
+              f"{total.available / GIB:.1f} GiB available now)")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=5, help="idle sessions to start")
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="seconds to wait after the last kernel answered")
+    parser.add_argument("--host-gib", type=float, default=24.0, help="host memory to fill")
+    args = parser.parse_args(argv)
+    if not (1 <= args.sessions <= 50 and 0 <= args.settle <= 120 and args.host_gib > 0):
+        parser.error("--sessions 1..50, --settle 0..120, --host-gib > 0")
+    return args
+
+
+if __name__ == "__main__":
+    options = parse(sys.argv[1:])
+    quiet_logging()
+    header("pairlab memory benchmark", ["python", "-m", "bench.memory", *sys.argv[1:]])
+    try:
+        asyncio.run(main(options))
+    finally:
+        print(load_line("end"))

@@ -1,0 +1,383 @@
+"""Provisioning latency: bare ``jupyter lab`` (the anchor), cold and warm session starts, the
+first cell result after a cold start, and a burst of sessions requested at once.
+
+    .venv/bin/python -m bench.provisioning [--runs 5] [--warmup 1] [--burst 10]
+                                           [--only anchor,cold,warm,burst]
+
+(a) anchor: ``python -m jupyterlab --no-browser`` on a free loopback port, from spawn until
+    ``/api/status`` answers 200 (polled every 10 ms), then stopped (SIGTERM, SIGKILL after 5 s).
+(b) cold (``warm_pool_size=0``): ``POST /api/v1/sessions/{id}/start`` as the candidate; the
+    client-side HTTP time and the server-side ``SessionManager.start_session`` time.
+(d) first cell, in the same cold runs: from that POST until ``1+1`` has returned ``2`` over
+    the proxied kernel WebSocket (kernel started with ``POST /w/<id>/api/kernels``).
+(c) warm (``warm_pool_size=1``): once the pool holds a started server (plus ``--settle``
+    seconds), the same POST; ``start_session`` = claim + copying the task in. The session is
+    then ended and the pool refilled before the next run (the refill time is printed too).
+(e) burst (``warm_pool_size=0``): ``--burst`` sessions started with one ``asyncio.gather``;
+    the time until every start has answered (each answers once its workspace is ready).
+
+Figures are compared with the targets in ``../shared/DESIGN.md`` and with the anchor's p50
+measured in the same run. Warm-up runs (``--warmup``) are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+from bench.common import (
+    SHORT_TMP,
+    Stack,
+    exchange,
+    execute_request,
+    fmt,
+    free_port,
+    header,
+    load_line,
+    median,
+    now,
+    percentile,
+    quiet_logging,
+    row,
+    verdict,
+)
+from workspaces.cgroups import pids_of_uid
+
+READY_TIMEOUT_S = 120.0
+POLL_S = 0.01
+
+
+@dataclass
+class Results:
+    anchor: list[float] = field(default_factory=list)
+    anchor_cpu: list[float] = field(default_factory=list)
+    cold_client: list[float] = field(default_factory=list)
+    cold_server: list[float] = field(default_factory=list)
+    cold_launch: list[float] = field(default_factory=list)
+    cold_fill: list[float] = field(default_factory=list)
+    cold_hooks: list[float] = field(default_factory=list)
+    cold_cpu: list[float] = field(default_factory=list)
+    first_cell: list[float] = field(default_factory=list)
+    first_kernel_post: list[float] = field(default_factory=list)
+    warm_client: list[float] = field(default_factory=list)
+    warm_server: list[float] = field(default_factory=list)
+    warm_refill: list[float] = field(default_factory=list)
+    warm_fill: list[float] = field(default_factory=list)
+    warm_hooks: list[float] = field(default_factory=list)
+    burst_all: list[float] = field(default_factory=list)
+    burst_each: list[float] = field(default_factory=list)
+    burst_size: int = 0
+
+
+# ---- (a) the anchor: bare jupyter lab ------------------------------------------------------
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is not None:
+        return
+    proc.terminate()  # jupyter-server stops cleanly on SIGTERM
+    try:
+        await asyncio.wait_for(proc.wait(), timeout=5)
+    except TimeoutError:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        await proc.wait()
+
+
+def _loopback(address: str) -> bool:
+    return ipaddress.ip_address(address.split("%")[0]).is_loopback
+
+
+async def jupyter_lab_once(base: Path) -> tuple[float, float]:
+    """Start bare JupyterLab, time spawn → ``/api/status`` 200, stop it; (wall seconds, CPU
+    seconds the server used until then: less sensitive to other load on the machine)."""
+    root, home = base / "root", base / "home"
+    for folder in (root, home):
+        folder.mkdir(parents=True, exist_ok=True)
+    token, port = secrets.token_hex(24), free_port()
+    argv = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.token={token}",
+            f"--port={port}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
+            f"--ServerApp.root_dir={root}"]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")  # jupyter-server refuses root otherwise
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home),
+           "LANG": "C.UTF-8", "JUPYTER_CONFIG_DIR": str(base / "config"),
+           "JUPYTER_DATA_DIR": str(base / "data"), "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+           "JUPYTER_PLATFORM_DIRS": "1"}
+    url = f"http://127.0.0.1:{port}/api/status"
+    log = await asyncio.to_thread(open, base / "server.log", "ab")
+    try:
+        began = now()
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=env, cwd=str(root), stdin=asyncio.subprocess.DEVNULL, stdout=log,
+            stderr=log, start_new_session=True)
+    finally:
+        log.close()  # the child has its own copy
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as client:
+            while now() - began < READY_TIMEOUT_S:
+                if proc.returncode is not None:
+                    raise RuntimeError(f"jupyter lab exited ({proc.returncode}); see "
+                                       f"{base / 'server.log'}")
+                try:
+                    async with client.get(url, headers={"Authorization": f"token {token}"}) \
+                            as resp:
+                        if resp.status == 200:
+                            took = now() - began
+                            server = psutil.Process(proc.pid)
+                            cpu = server.cpu_times()
+                            outside = [c for c in server.net_connections(kind="inet")
+                                       if c.raddr and not _loopback(c.raddr.ip)]
+                            assert not outside, f"jupyter lab connected out: {outside}"
+                            return took, cpu.user + cpu.system
+                except (aiohttp.ClientError, OSError):
+                    pass
+                await asyncio.sleep(POLL_S)
+        raise TimeoutError(f"jupyter lab did not answer within {READY_TIMEOUT_S:.0f} s")
+    finally:
+        await _stop(proc)
+
+
+async def run_anchor(res: Results, runs: int, warmup: int) -> None:
+    print("\n(a) anchor: bare `python -m jupyterlab --no-browser --ServerApp.token=... "
+          "--port=<free> --ServerApp.root_dir=<tmp>`" +
+          (" --allow-root (running as root)" if os.geteuid() == 0 else ""))
+    base = Path(tempfile.mkdtemp(prefix="plba-", dir=SHORT_TMP))
+    try:
+        for i in range(warmup + runs):
+            took, cpu = await jupyter_lab_once(base / f"run{i}")
+            counted = i >= warmup
+            if counted:
+                res.anchor.append(took)
+                res.anchor_cpu.append(cpu)
+            print(f"  run {i + 1}: ready in {fmt(took, 's')} ({cpu:.2f} CPU s)"
+                  f"{'' if counted else ' (warm-up)'}")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# ---- (b)+(d) cold starts and the first cell ------------------------------------------------
+
+
+def uid_cpu_seconds(uid: int) -> float:
+    """CPU time (user+sys) used so far by the processes of a sandbox uid (its server, just
+    after it became ready: comparable with the anchor's, and less sensitive to load)."""
+    total = 0.0
+    for pid in pids_of_uid(uid):
+        try:
+            cpu = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += cpu.user + cpu.system
+    return total
+
+
+async def run_cold(res: Results, runs: int, warmup: int) -> None:
+    print("\n(b) cold: warm_pool_size=0, POST /start as the candidate; "
+          "(d) then POST /w/<id>/api/kernels and `1+1` over the proxied kernel WebSocket")
+    async with Stack("plbc-", warm_pool_size=0) as stack:
+        for i in range(warmup + runs):
+            scheduled = await stack.schedule()
+            csrf = await stack.admit(scheduled)
+            began = now()
+            client_s, workspace_id = await stack.start(scheduled.session_id, csrf)
+            cpu = await asyncio.to_thread(uid_cpu_seconds, stack.uid_of(workspace_id))
+            kernel_id = await stack.new_kernel(workspace_id)
+            kernel_s = now() - began
+            ws = await stack.proxied_channels(workspace_id, kernel_id)
+            try:
+                result = await exchange(ws, execute_request("1+1"), timeout_s=90)
+                first = now() - began
+            finally:
+                await ws.close()
+            assert result.text == "2", result.text
+            server_s = stack.start_times[scheduled.session_id]
+            launch_s, fill_s = stack.phases["start"][-1], stack.phases["fill"][-1]
+            hooks_s = stack.phases["hooks:live"][-1]
+            await stack.end(scheduled.session_id)
+            counted = i >= warmup
+            if counted:
+                res.cold_client.append(client_s)
+                res.cold_server.append(server_s)
+                res.cold_launch.append(launch_s)
+                res.cold_fill.append(fill_s)
+                res.cold_hooks.append(hooks_s)
+                res.cold_cpu.append(cpu)
+                res.first_cell.append(first)
+                res.first_kernel_post.append(kernel_s)
+            print(f"  run {i + 1}: start_session {fmt(server_s, 's')} (sandboxed server ready "
+                  f"{fmt(launch_s, 's')} using {cpu:.2f} CPU s, task copied in "
+                  f"{fmt(fill_s)}, live hooks {fmt(hooks_s)}), POST /start "
+                  f"{fmt(client_s, 's')}, kernel created at {fmt(kernel_s, 's')}, "
+                  f"1+1 -> {result.text} at {fmt(first, 's')}{'' if counted else ' (warm-up)'}")
+
+
+# ---- (c) warm starts ------------------------------------------------------------------------
+
+
+async def run_warm(res: Results, runs: int, warmup: int, settle_s: float) -> None:
+    print(f"\n(c) warm: warm_pool_size=1; each run waits for a warm server (+{settle_s:.1f} s "
+          "settle), then POST /start (claim + copy the task in); end; wait for the refill")
+    async with Stack("plbw-", warm_pool_size=1) as stack:
+        filled = await stack.wait_warm()
+        print(f"  initial pool fill: {fmt(filled, 's')} after the app started")
+        for i in range(warmup + runs):
+            scheduled = await stack.schedule()
+            csrf = await stack.admit(scheduled)
+            await stack.wait_warm()
+            await asyncio.sleep(settle_s)
+            claimed_at = now()
+            client_s, _ = await stack.start(scheduled.session_id, csrf)
+            server_s = stack.start_times[scheduled.session_id]
+            fill_s, hooks_s = stack.phases["fill"][-1], stack.phases["hooks:live"][-1]
+            await stack.wait_warm()
+            refill = now() - claimed_at
+            await stack.end(scheduled.session_id)
+            counted = i >= warmup
+            if counted:
+                res.warm_client.append(client_s)
+                res.warm_server.append(server_s)
+                res.warm_refill.append(refill)
+                res.warm_fill.append(fill_s)
+                res.warm_hooks.append(hooks_s)
+            print(f"  run {i + 1}: start_session {fmt(server_s)} (task copied in "
+                  f"{fmt(fill_s)}, live hooks {fmt(hooks_s)}), POST /start {fmt(client_s)}, "
+                  f"pool warm again {fmt(refill, 's')} after the claim"
+                  f"{'' if counted else ' (warm-up)'}")
+
+
+# ---- (e) many at once -----------------------------------------------------------------------
+
+
+async def run_burst(res: Results, size: int, rounds: int) -> None:
+    print(f"\n(e) burst: warm_pool_size=0, {size} starts in one asyncio.gather")
+    res.burst_size = size
+    async with Stack("plbb-", warm_pool_size=0) as stack:
+        for r in range(rounds):
+            scheduled = [await stack.schedule() for _ in range(size)]
+            csrfs = [await stack.admit(s) for s in scheduled]
+
+            async def one(session_id: str, csrf: str, t0: float) -> float:
+                await stack.start(session_id, csrf)
+                return now() - t0
+
+            began = now()
+            each = await asyncio.gather(*(one(s.session_id, c, began)
+                                          for s, c in zip(scheduled, csrfs, strict=True)))
+            total = now() - began
+            res.burst_all.append(total)
+            res.burst_each.extend(each)
+            print(f"  round {r + 1}: all {size} ready in {fmt(total, 's')} "
+                  f"(first {fmt(min(each), 's')}, median {fmt(median(each), 's')})")
+            await asyncio.gather(*(stack.end(s.session_id) for s in scheduled))
+
+
+# ---- report ---------------------------------------------------------------------------------
+
+
+def report(res: Results) -> None:
+    anchor = median(res.anchor) if res.anchor else float("nan")
+
+    def ratio(values: list[float]) -> str:
+        if not values or not res.anchor:
+            return ""
+        return f"   = {median(values) / anchor:.2f} x anchor p50"
+
+    print("\n== summary (seconds unless noted) ==")
+    if res.anchor:
+        print(row("(a) anchor: bare jupyter lab ready", res.anchor, "s"))
+        print(row("    its CPU time (user+sys) until ready", res.anchor_cpu, "s"))
+    if res.cold_server:
+        print(row("(b) cold: start_session (server side)", res.cold_server, "s") +
+              ratio(res.cold_server))
+        print(row("(b) cold: POST /start -> response (client)", res.cold_client, "s") +
+              ratio(res.cold_client))
+        print(row("    of which: sandboxed server until ready", res.cold_launch, "s"))
+        print(row("    its CPU time (user+sys) until ready", res.cold_cpu, "s") +
+              (f"   = {median(res.cold_cpu) / median(res.anchor_cpu):.2f} x anchor CPU p50"
+               if res.anchor_cpu else ""))
+        print(row("    of which: task copied in (fill)", res.cold_fill, "ms"))
+        print(row("    of which: live hooks (recorder)", res.cold_hooks, "ms"))
+        print(f"    target cold p50 <= 1.2 s: {verdict(median(res.cold_server), 1.2)} "
+              f"(server side {fmt(median(res.cold_server), 's')}, "
+              f"client side {fmt(median(res.cold_client), 's')})")
+        print(row("(d) first cell: POST /start -> 1+1 result", res.first_cell, "s") +
+              ratio(res.first_cell))
+        print(row("    of which: until the kernel POST answered", res.first_kernel_post, "s"))
+        print(f"    target first cell <= 2.0 s (p50): {verdict(median(res.first_cell), 2.0)}; "
+              f"p95 {fmt(percentile(res.first_cell, 95), 's')}")
+    if res.warm_server:
+        print(row("(c) warm: start_session (server side)", res.warm_server, "ms") +
+              ratio(res.warm_server))
+        print(row("(c) warm: POST /start -> response (client)", res.warm_client, "ms") +
+              ratio(res.warm_client))
+        print(row("    of which: task copied in (fill)", res.warm_fill, "ms"))
+        print(row("    of which: live hooks (recorder)", res.warm_hooks, "ms"))
+        print(row("(c) warm: pool warm again after a claim", res.warm_refill, "s"))
+        print(f"    target warm p50 <= 50 ms: {verdict(median(res.warm_server), 0.050)}, "
+              f"p95 <= 150 ms: {verdict(percentile(res.warm_server, 95), 0.150)}")
+    if res.burst_all:
+        print(row(f"(e) burst: all {res.burst_size} ready", res.burst_all, "s") +
+              ratio(res.burst_all))
+        print(row(f"(e) burst: each of the {res.burst_size} (client)", res.burst_each, "s"))
+        size_note = "" if res.burst_size == 10 else " (the DESIGN target is for 10)"
+        print(f"    target {res.burst_size} at once <= 8 s{size_note}: "
+              f"{verdict(max(res.burst_all), 8.0)} (worst round {fmt(max(res.burst_all), 's')})")
+
+
+async def main(args: argparse.Namespace) -> None:
+    only = set(args.only.split(","))
+    res = Results()
+    try:
+        if "anchor" in only:
+            await run_anchor(res, args.runs, args.warmup)
+        if "cold" in only:
+            await run_cold(res, args.runs, args.warmup)
+        if "warm" in only:
+            await run_warm(res, args.runs, args.warmup, args.settle)
+        if "burst" in only:
+            await run_burst(res, args.burst, args.burst_rounds)
+    finally:
+        report(res)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.provisioning", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="counted runs of (a)-(d) each")
+    parser.add_argument("--warmup", type=int, default=1, help="uncounted runs before each")
+    parser.add_argument("--burst", type=int, default=10, help="sessions started at once in (e)")
+    parser.add_argument("--burst-rounds", type=int, default=1, help="rounds of (e)")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="seconds to wait after the pool is warm before a warm start")
+    parser.add_argument("--only", default="anchor,cold,warm,burst",
+                        help="comma-separated subset of anchor,cold,warm,burst")
+    args = parser.parse_args(argv)
+    if not (1 <= args.runs <= 1000 and 0 <= args.warmup <= 10 and 1 <= args.burst <= 50
+            and 1 <= args.burst_rounds <= 20):
+        parser.error("--runs 1..1000, --warmup 0..10, --burst 1..50, --burst-rounds 1..20")
+    return args
+
+
+if __name__ == "__main__":
+    options = parse(sys.argv[1:])
+    quiet_logging()
+    header("pairlab provisioning benchmark", ["python", "-m", "bench.provisioning", *sys.argv[1:]])
+    try:
+        asyncio.run(main(options))
+    finally:
+        print(load_line("end"))

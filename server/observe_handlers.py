@@ -15,11 +15,12 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.auth import csrf_token, current_user
-from server.errors import Forbidden
+from server.errors import Forbidden, NotFound
 from server.keys import DB, SETTINGS
 from server.people import User, get_user
 from server.scheduling import can_see
 from server.task_service import task_store
+from tasks.errors import RevisionNotFound
 from tasks.manifest import hints_from_guide
 from workspaces import sessions as S
 from workspaces.events import interviewer_actor
@@ -37,19 +38,20 @@ async def _visible(request: web.Request) -> tuple[User, S.Session]:
     return user, session
 
 
-async def _people(request: web.Request, session: S.Session) -> dict[str, str]:
-    """Display names of the session's interviewers, keyed by their event actor."""
+async def _people(request: web.Request, user: User, session: S.Session) -> dict[str, str]:
+    """Display names of the people in the session's events, keyed by their event actor."""
 
     def load(d: Any) -> dict[str, str]:
         names: dict[str, str] = {}
         for user_id in session.interviewer_ids:
             try:
                 names[interviewer_actor(user_id)] = get_user(d, user_id).display_name
-            except Exception:  # noqa: BLE001, S112 - a removed user keeps their id as label
+            except NotFound:  # a removed user keeps their id as label
                 continue
         return names
 
     names: dict[str, str] = await request.app[DB].read(load)
+    names[interviewer_actor(user.id)] = user.display_name  # e.g. an admin who is not listed
     names["candidate"] = session.candidate_name
     return names
 
@@ -59,43 +61,41 @@ async def _hints(request: web.Request, session: S.Session) -> list[str]:
     try:
         guide = await asyncio.to_thread(store.text, session.task_id, session.revision_id,
                                         "guide.md")
-    except Exception:  # the guide is optional: free-text hints still work
-        log.warning("no guide for %s revision %s", session.task_id, session.revision_id)
+    except (RevisionNotFound, OSError, UnicodeDecodeError):  # free-text hints still work
+        log.warning("no readable guide for %s revision %s", session.task_id,
+                    session.revision_id)
         return []
     return hints_from_guide(guide)
 
 
-def _config(request: web.Request, session: S.Session, page: str,
-            names: dict[str, str]) -> dict[str, Any]:
-    settings = request.app[SETTINGS]
+def _config(session: S.Session, page: str, names: dict[str, str]) -> dict[str, Any]:
+    """What the page's script needs, as JSON in the page (``|tojson`` escapes it)."""
     return {
         "page": page,
         "session_id": session.id,
         "state": session.state,
         "seconds_left": session.seconds_left(),
-        "ends_at": session.ends_at,
         "api": f"/api/v1/sessions/{session.id}",
         "names": names,
-        "workspace_origin": settings.workspace_url,
     }
 
 
 @routes.get("/sessions/{session_id}/observe")
 async def observe_page(request: web.Request) -> web.Response:
     user, session = await _visible(request)
-    names = await _people(request, session)
+    names = await _people(request, user, session)
     hints = await _hints(request, session)
     return aiohttp_jinja2.render_template("observe.html", request, {
         "user": user, "csrf_token": csrf_token(request), "session": session, "hints": hints,
-        "config": _config(request, session, "observe", names),
+        "config": _config(session, "observe", names),
     })
 
 
 @routes.get("/sessions/{session_id}/replay")
 async def replay_page(request: web.Request) -> web.Response:
     user, session = await _visible(request)
-    names = await _people(request, session)
+    names = await _people(request, user, session)
     return aiohttp_jinja2.render_template("replay.html", request, {
         "user": user, "csrf_token": csrf_token(request), "session": session,
-        "config": _config(request, session, "replay", names),
+        "config": _config(session, "replay", names),
     })

@@ -17,7 +17,9 @@
     "terminal.command", "terminal.output", "tests.run", "checks.run", "note", "hint",
     "time.extended", "snapshot", "message"];
   var MAX_CELLS = 5;
-  var FLUSH_MS = 30;
+  var HIDDEN_FLUSH_MS = 250;
+  var FIRST_SHOWN = 300;
+  var OLDER_PAGE = 500;
 
   var lastSeq = 0;
   var queue = Promise.resolve();
@@ -28,7 +30,9 @@
   var testRuns = [];
   var cells = [];
   var fresh = [];
-  var flushTimer = null;
+  var backlog = [];   // events of the initial load, until it is shown
+  var older = [];     // loaded but not shown yet
+  var flushPending = false;
   var cellsChanged = false;
   var testsChanged = false;
   var pollTimer = null;
@@ -103,21 +107,29 @@
         pollLater(); break;
       default: break;
     }
-    if (!flushTimer) { flushTimer = setTimeout(flush, FLUSH_MS); }
+    if (!flushPending) {  // the next frame, or soon if the tab is hidden (no frames then)
+      flushPending = true;
+      requestAnimationFrame(flush);
+      setTimeout(flush, HIDDEN_FLUSH_MS);
+    }
   }
 
   // One DOM update for everything that arrived since the last one (a backlog of thousands of
   // events costs one layout, not thousands).
   function flush() {
-    flushTimer = null;
-    var batch = fresh, items = document.createDocumentFragment(), notes = document.createDocumentFragment();
+    if (!flushPending) { return; }
+    flushPending = false;
+    var batch = fresh, notes = document.createDocumentFragment();
     fresh = [];
     for (var i = batch.length - 1; i >= 0; i--) {
-      items.appendChild(T.eventItem(batch[i], cfg.names, false));
       if (batch[i].kind === "note" || batch[i].kind === "hint") { notes.appendChild(noteItem(batch[i])); }
     }
-    var list = $("pl-timeline");
-    list.insertBefore(items, list.firstChild);
+    if (backlog) {
+      backlog = backlog.concat(batch); // shown (newest first, a page at a time) when loaded
+    } else {
+      var list = $("pl-timeline");
+      list.insertBefore(eventItems(batch.reverse()), list.firstChild);
+    }
     $("pl-notes").insertBefore(notes, $("pl-notes").firstChild);
     $("pl-last-seq").textContent = String(lastSeq);
     $("pl-note-at").textContent = String(lastSeq);
@@ -129,6 +141,35 @@
     if (testsChanged) { testsChanged = false; T.renderTests($("pl-tests"), testRuns); }
     markHints();
   }
+
+  function eventItems(newestFirst) {
+    var items = document.createDocumentFragment();
+    newestFirst.forEach(function (ev) { items.appendChild(T.eventItem(ev, cfg.names, false)); });
+    return items;
+  }
+
+  // After the backlog: the newest events at once, older ones on request (the replay has all).
+  function showBacklog() {
+    var loaded = backlog || [];
+    backlog = null;
+    older = loaded.slice(0, Math.max(0, loaded.length - FIRST_SHOWN));
+    $("pl-timeline").appendChild(eventItems(loaded.slice(older.length).reverse()));
+    showOlderButton();
+  }
+
+  function showOlderButton() {
+    var button = $("pl-older");
+    button.hidden = !older.length;
+    button.textContent = "Show " + Math.min(older.length, OLDER_PAGE) + " older events (" +
+      older.length + " not shown)";
+  }
+
+  $("pl-older").addEventListener("click", function () {
+    var page = older.slice(Math.max(0, older.length - OLDER_PAGE));
+    older = older.slice(0, older.length - page.length);
+    $("pl-timeline").appendChild(eventItems(page.reverse()));
+    showOlderButton();
+  });
 
   function noteItem(ev) {
     var p = ev.payload || {};
@@ -289,6 +330,6 @@
   pollSession();
   loadChanges();
   loadBacklog().catch(function (err) { setStream("backlog: " + err.message, "pl-warn"); })
-    .then(connect);
+    .then(function () { flushPending = true; flush(); showBacklog(); connect(); });
   window.pairlabObserver = { lastSeq: function () { return lastSeq; }, reconnect: connect };
 })();

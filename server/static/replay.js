@@ -11,6 +11,7 @@
 
   var events = [];          // in seq order
   var bySeq = Object.create(null);
+  var indexOf = Object.create(null); // seq -> position in events
   var snapshots = [];       // [{seq, commit, at}] in seq order
   var items = Object.create(null); // seq -> <li>
   var current = 0;
@@ -105,13 +106,17 @@
       block.style.width = pct(g.to - g.from);
       track.appendChild(block);
     });
+    var drawn = Object.create(null); // one tick per kind and 0.2% of the width is enough
     events.forEach(function (ev, i) {
-      var tick = T.el("div", { class: "pl-tick " + (ev.kind.split(".")[0]) });
+      var kind = ev.kind.split(".")[0], key = kind + Math.round(500 * layout.xs[i] / layout.total);
+      if (drawn[key]) { return; }
+      drawn[key] = true;
+      var tick = T.el("div", { class: "pl-tick " + kind });
       tick.style.left = pct(layout.xs[i]);
       track.appendChild(tick);
     });
     marks.forEach(function (m) {
-      var i = events.indexOf(bySeq[m.seq]);
+      var i = indexOf[m.seq];
       var flag = T.el("div", { class: "pl-flag pl-" + m.kind, title: m.label + " (#" + m.seq + ")" });
       flag.style.left = pct(layout.xs[i]);
       track.appendChild(flag);
@@ -120,8 +125,8 @@
   }
 
   function placeHead() {
-    var i = events.indexOf(bySeq[current]);
-    if (i >= 0) { $("pl-playhead").style.left = (100 * layout.xs[i] / layout.total) + "%"; }
+    var i = indexOf[current];
+    if (i !== undefined) { $("pl-playhead").style.left = (100 * layout.xs[i] / layout.total) + "%"; }
   }
 
   $("pl-track").addEventListener("click", function (e) {
@@ -273,6 +278,7 @@
 
   Promise.all([loadEvents(0), loadSnapshots()]).then(function () {
     events.sort(function (a, b) { return a.seq - b.seq; });
+    events.forEach(function (ev, i) { indexOf[ev.seq] = i; });
     $("pl-load").textContent = events.length + " events, " + snapshots.length + " snapshots";
     if (!events.length) { return; }
     var range = $("pl-range");

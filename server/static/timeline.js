@@ -178,7 +178,7 @@
 
   // Payload fields shown in full (code and outputs as preformatted text), the rest as a list.
   var BLOCKS = ["code", "line", "command", "output", "text", "traceback", "late_output"];
-  var SKIP = { requested_at: 1, entered_at: 1, kernel_id: 0 };
+  var SKIP = { requested_at: 1, entered_at: 1 };
 
   function details(ev) {
     var p = ev.payload || {};
@@ -196,9 +196,18 @@
         el("pre", { text: (err.ename || "") + ": " + (err.evalue || "") +
           (err.traceback ? "\n" + err.traceback : "") })]));
     }
+    if (Array.isArray(p.checks) && p.checks.length) {  // per-check results of a test run
+      box.appendChild(el("ul", { class: "pl-checks" }, p.checks.map(function (c) {
+        c = c && typeof c === "object" ? c : { name: String(c) };
+        return el("li", { class: "pl-check-" + (c.status === "passed" ? "ok" : "bad") }, [
+          el("strong", {}, [String(c.status || "")]), " ", String(c.name || ""),
+          typeof c.output === "string" && c.output ? el("pre", { text: c.output }) : null]);
+      })));
+    }
     var dl = el("dl", { class: "pl-fields" });
     Object.keys(p).sort().forEach(function (key) {
       if (BLOCKS.indexOf(key) >= 0 || key === "error" || SKIP[key]) { return; }
+      if (key === "checks" && Array.isArray(p.checks)) { return; }
       var value = p[key];
       var text = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
       dl.appendChild(el("dt", {}, [key]));

@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import logging
 import os
 import pwd
 import re
 import shlex
 import shutil
 import signal
+import tempfile
 import time
 import xml.etree.ElementTree as ET  # noqa: N817
 from collections.abc import Callable
@@ -31,8 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.session_export import copy_tree, materialize
+from server.settings import Settings
+from tasks.revisions import Revision
+from tasks.store import TaskStore
+from workspaces.environments import ensure_environment
 from workspaces.excerpt import HeadTail, truncate, truncation_marker
+from workspaces.history import History
 from workspaces.sandbox import TOP_LINKS, find_tools, python_trees
+
+log = logging.getLogger(__name__)
 
 OUTPUT_CHARS = 4000
 CHECK_CHARS = 1200
@@ -41,6 +51,8 @@ MAX_LISTED = 60
 JUNIT_MAX_BYTES = 8 * 1024 * 1024
 TMP_BYTES = 256 * 1024 * 1024
 DEFAULT_CHECKS_PATH = "hidden_checks"
+CHECK_UID_OFFSET = 1000
+"""Hidden checks run as ``sandbox_uid_base + 1000``, just past the workspaces' 1000 uids."""
 _REL = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
 
 
@@ -257,3 +269,46 @@ async def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
     code, timed_out, output, duration = await _run(argv, plan.timeout_s)
     cases = await asyncio.to_thread(parse_junit, out / "junit.xml")
     return summarise(cases, code, timed_out, output, duration, plan.command)
+
+
+async def check_session(session_id: str, rev: Revision, *, settings: Settings, store: TaskStore,
+                        envs_root: Path, root: Path | None, history: History) -> dict[str, Any]:
+    """The ``checks.run`` payload for a session's final state: its workspace folder ``root``
+    if it is still there, else the last snapshot of its ``history``."""
+    skipped: dict[str, Any] = {"status": "skipped", "passed": 0, "failed": 0, "errors": 0,
+                               "skipped": 0, "total": 0, "checks": []}
+    hidden = store.hidden(rev.task_id, rev.id)
+    if not hidden.is_dir():
+        return {**skipped, "reason": "this task revision has no hidden checks"}
+    if settings.unsafe_no_sandbox:
+        return {**skipped, "reason": "hidden checks only run sandboxed, and the sandbox is off "
+                                     "(--unsafe-no-sandbox)"}
+    checks_path = checks_path_from_report(store.report(rev.task_id, rev.id))
+    work: Path | None = None
+
+    def fill(dest: Path) -> None:
+        if root is not None:
+            copy_tree(root, dest, links=True)
+            return
+        commits = history.commits()
+        if commits:
+            materialize(history, commits[-1][0], dest)
+        else:
+            dest.mkdir(mode=0o755)
+
+    try:
+        env_python = await asyncio.to_thread(ensure_environment, envs_root, rev.requirements)
+        plan = CheckPlan(hidden, checks_path, env_python,
+                         settings.sandbox_uid_base + CHECK_UID_OFFSET,
+                         timeout_s=settings.check_timeout_seconds)
+        base = settings.data_dir / "checks"
+        base.mkdir(mode=0o700, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{session_id}-", dir=base))
+        return await run_checks(plan, work, fill, settings.data_dir)
+    except Exception as exc:
+        log.exception("hidden checks of session %s could not run", session_id)
+        return {**skipped, "status": "error", "command": f"python -m pytest -q {checks_path}",
+                "reason": f"the checks could not run: {type(exc).__name__}: {exc}"[:500]}
+    finally:
+        if work is not None:
+            await asyncio.to_thread(shutil.rmtree, work, True)

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,10 +33,10 @@ from aiohttp import web
 
 from server import people
 from server.db import Database
-from server.hidden_checks import CheckPlan, checks_path_from_report, run_checks
+from server.hidden_checks import check_session
 from server.keys import DB, SETTINGS
 from server.recording_taps import SessionTaps
-from server.session_export import copy_tree, history_path, materialize, workspace_root
+from server.session_export import history_path, workspace_root
 from server.session_keys import SESSIONS
 from server.session_service import SessionManager
 from server.settings import Settings
@@ -46,7 +44,6 @@ from tasks import revisions
 from workspaces import events as E
 from workspaces import records
 from workspaces import sessions as S
-from workspaces.environments import ensure_environment
 from workspaces.events import (
     Event,
     EventRecorder,
@@ -72,8 +69,6 @@ STOP_WAIT_S = 5.0
 READY_WAIT_S = 10.0
 WATCH_SETTLE_S = 0.5
 """At the end, how long the watcher gets to report its last debounce window (300 ms)."""
-CHECK_UID_OFFSET = 1000
-"""Hidden checks run as ``sandbox_uid_base + 1000``, just past the workspaces' 1000 uids."""
 PARALLEL_CHECKS = 2
 _ENDED_UNRECORDED = """
 SELECT s.id FROM interview_sessions s
@@ -386,47 +381,10 @@ class RecordingService:
         if not session.workspace_id:
             return None
         rev = await self.db.read(lambda d: revisions.get_revision(d, session.revision_id))
-        store = self.manager.store
-        skipped = {"status": "skipped", "passed": 0, "failed": 0, "errors": 0, "skipped": 0,
-                   "total": 0, "checks": []}
-        hidden = store.hidden(rev.task_id, rev.id)
-        if not hidden.is_dir():
-            return {**skipped, "reason": "this task revision has no hidden checks"}
-        if self.settings.unsafe_no_sandbox:
-            return {**skipped, "reason": "hidden checks only run sandboxed, and the sandbox is "
-                                         "off (--unsafe-no-sandbox)"}
-        checks_path = checks_path_from_report(store.report(rev.task_id, rev.id))
-        work: Path | None = None
-        try:
-            env_python = await asyncio.to_thread(ensure_environment, self.manager.envs_root,
-                                                 rev.requirements)
-            plan = CheckPlan(hidden, checks_path, env_python,
-                             self.settings.sandbox_uid_base + CHECK_UID_OFFSET,
-                             timeout_s=self.settings.check_timeout_seconds)
-            root = await self.db.read(lambda d: workspace_root(d, session))
-            history = self.history(session_id)
-
-            def fill(dest: Path) -> None:
-                if root is not None:
-                    copy_tree(root, dest, links=True)
-                    return
-                commits = history.commits()
-                if commits:
-                    materialize(history, commits[-1][0], dest)
-                else:
-                    dest.mkdir(mode=0o755)
-
-            base = self.settings.data_dir / "checks"
-            base.mkdir(mode=0o700, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=f"{session_id}-", dir=base))
-            return await run_checks(plan, work, fill, self.settings.data_dir)
-        except Exception as exc:
-            log.exception("hidden checks of session %s could not run", session_id)
-            return {**skipped, "status": "error", "command": f"python -m pytest -q {checks_path}",
-                    "reason": f"the checks could not run: {type(exc).__name__}: {exc}"[:500]}
-        finally:
-            if work is not None:
-                await asyncio.to_thread(shutil.rmtree, work, True)
+        root = await self.db.read(lambda d: workspace_root(d, session))
+        return await check_session(session.id, rev, settings=self.settings,
+                                   store=self.manager.store, envs_root=self.manager.envs_root,
+                                   root=root, history=self.history(session_id))
 
 
 def _root_of(d: Any, workspace_id: str) -> Path | None:

@@ -1,0 +1,118 @@
+"""A richer fake workspace for recording tests: the fake of ``tests/fake_workspace.py`` plus the
+REST calls the recorder listens to (kernels, sessions, restart, interrupt) and a terminal
+WebSocket that echoes keystrokes and answers ``echo WORDS`` like a shell."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.fake_workspace import FakeProvisioner, _Running, fake_jupyter_app
+from workspaces.provisioner import WorkspaceInfo
+
+PROMPT = "$ "
+
+
+def add_recording_routes(app: web.Application, workspace_id: str, token: str) -> None:
+    base = f"/w/{workspace_id}"
+    kernels: dict[str, dict[str, Any]] = {}
+    sessions: list[dict[str, Any]] = []
+
+    def check(request: web.Request) -> None:
+        if request.headers.get("Authorization") != f"token {token}":
+            raise web.HTTPForbidden()
+
+    def new_kernel(name: str) -> dict[str, Any]:
+        kernel = {"id": str(uuid.uuid4()), "name": name, "execution_state": "idle"}
+        kernels[kernel["id"]] = kernel
+        return kernel
+
+    async def list_kernels(request: web.Request) -> web.Response:
+        check(request)
+        return web.json_response(list(kernels.values()))
+
+    async def start_kernel(request: web.Request) -> web.Response:
+        check(request)
+        body = await request.json()
+        return web.json_response(new_kernel(body.get("name", "python3")), status=201)
+
+    async def kernel_action(request: web.Request) -> web.Response:
+        check(request)
+        if request.match_info["kid"] not in kernels:
+            return web.json_response({"message": "no such kernel"}, status=404)
+        if request.match_info["action"] == "interrupt":
+            return web.Response(status=204)
+        return web.json_response(kernels[request.match_info["kid"]])
+
+    async def delete_kernel(request: web.Request) -> web.Response:
+        check(request)
+        kernels.pop(request.match_info["kid"], None)
+        return web.Response(status=204)
+
+    async def list_sessions(request: web.Request) -> web.Response:
+        check(request)
+        return web.json_response(sessions)
+
+    async def start_session(request: web.Request) -> web.Response:
+        check(request)
+        body = await request.json()
+        kernel = new_kernel(body.get("kernel", {}).get("name", "python3"))
+        session = {"id": str(uuid.uuid4()), "path": body["path"], "name": body.get("name", ""),
+                   "type": body.get("type", "notebook"), "kernel": kernel}
+        sessions.append(session)
+        return web.json_response(session, status=201)
+
+    async def terminal(request: web.Request) -> web.WebSocketResponse:
+        check(request)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(json.dumps(["setup", {}]))
+        await ws.send_str(json.dumps(["stdout", PROMPT]))
+        line = ""
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            kind, *rest = json.loads(msg.data)
+            if kind != "stdin":
+                continue
+            for char in rest[0]:
+                if char == "\r":
+                    out = line[5:] + "\r\n" if line.startswith("echo ") else ""
+                    await ws.send_str(json.dumps(["stdout", "\r\n" + out + PROMPT]))
+                    line = ""
+                else:
+                    line += char
+                    await ws.send_str(json.dumps(["stdout", char]))
+        return ws
+
+    app.router.add_get(f"{base}/api/kernels", list_kernels)
+    app.router.add_post(f"{base}/api/kernels", start_kernel)
+    app.router.add_post(f"{base}/api/kernels/{{kid}}/{{action:restart|interrupt}}",
+                        kernel_action)
+    app.router.add_delete(f"{base}/api/kernels/{{kid}}", delete_kernel)
+    app.router.add_get(f"{base}/api/sessions", list_sessions)
+    app.router.add_post(f"{base}/api/sessions", start_session)
+    app.router.add_get(f"{base}/terminals/websocket/{{name}}", terminal)
+
+
+class RecordingFakeProvisioner(FakeProvisioner):
+    async def _serve(self, workspace_id: str, uid: int, env_python: Path) -> WorkspaceInfo:
+        folder = self.root / workspace_id
+        (folder / "work").mkdir(parents=True, exist_ok=True)
+        (folder / "run").mkdir(parents=True, exist_ok=True)
+        sock = Path(tempfile.mkdtemp(prefix="plfake-", dir="/tmp")) / "j.sock"
+        token = secrets.token_hex(16)
+        app = fake_jupyter_app(workspace_id, token, folder / "work")
+        add_recording_routes(app, workspace_id, token)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.UnixSite(runner, str(sock)).start()
+        info = WorkspaceInfo(workspace_id, uid, env_python, folder / "work", sock, token, 0)
+        self.running[workspace_id] = _Running(runner, info)
+        return info

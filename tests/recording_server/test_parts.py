@@ -1,0 +1,79 @@
+"""The parts under the recording service: copying a candidate's tree, reading pytest's
+verdicts, and where the hidden checks go."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from server.hidden_checks import checks_path_from_report, parse_junit, summarise
+from server.session_export import copy_tree
+
+
+def test_copy_tree_never_follows_a_link_or_blocks(tmp_path: Path) -> None:
+    src = tmp_path / "work"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "a.py").write_text("A = 1\n")
+    (src / "run.sh").write_text("#!/bin/sh\n")
+    (src / "run.sh").chmod(0o755)
+    (src / "big.bin").write_bytes(b"x" * 5000)
+    (src / "secret-link").symlink_to("/etc/passwd")
+    (src / "dir-link").symlink_to(tmp_path)
+    os.mkfifo(src / "pipe")
+    (src / "__pycache__").mkdir()
+    (src / "__pycache__" / "a.pyc").write_bytes(b"\0")
+
+    plain = copy_tree(src, tmp_path / "plain", links=False, max_file_bytes=4096)
+    assert sorted(str(p.relative_to(tmp_path / "plain"))
+                  for p in (tmp_path / "plain").rglob("*")) == ["pkg", "pkg/a.py", "run.sh"]
+    assert (tmp_path / "plain" / "run.sh").stat().st_mode & 0o111
+    assert {s["path"]: s["reason"] for s in plain.skipped} == {
+        "big.bin": "larger than 4096 bytes", "secret-link": "symbolic link",
+        "dir-link": "symbolic link"}
+    assert (plain.files, plain.bytes) == (2, 16)
+
+    linked = copy_tree(src, tmp_path / "linked", links=True)
+    assert os.readlink(tmp_path / "linked" / "secret-link") == "/etc/passwd"
+    assert (linked.files, linked.links) == (3, 2)
+    assert not (tmp_path / "linked" / "pipe").exists()
+
+
+def test_junit_verdicts(tmp_path: Path) -> None:
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n"
+        "def test_ok():\n    pass\n"
+        "def test_bad():\n    print('noise')\n    assert 1 == 2, 'one is not two'\n"
+        "@pytest.mark.skip(reason='later')\ndef test_later():\n    pass\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
+         "junit_logging=out-err", "--junitxml", str(tmp_path / "junit.xml"), "test_x.py"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"})
+    cases = parse_junit(tmp_path / "junit.xml")
+    assert cases is not None
+    by_name = {c["name"]: c for c in cases}
+    assert {n: c["status"] for n, c in by_name.items()} == {
+        "test_x::test_ok": "passed", "test_x::test_bad": "failed",
+        "test_x::test_later": "skipped"}
+    assert "one is not two" in by_name["test_x::test_bad"]["message"]
+    result = summarise(cases, run.returncode, False, run.stdout, 10, "python -m pytest -q x")
+    assert (result["status"], result["passed"], result["failed"], result["skipped"]) == \
+        ("failed", 1, 1, 1)
+    assert result["checks"][0]["name"] == "test_x::test_bad"  # failures first
+    assert parse_junit(tmp_path / "missing.xml") is None
+    (tmp_path / "broken.xml").write_text("<testsuites><testcase")
+    assert parse_junit(tmp_path / "broken.xml") is None
+    assert summarise(None, 4, False, "", 1, "c")["status"] == "error"
+    assert summarise(None, None, True, "", 1, "c")["status"] == "error"
+    assert summarise([], 0, False, "", 1, "c")["status"] == "passed"
+
+
+def test_where_the_hidden_checks_go() -> None:
+    report = {"checks": {"hidden_on_starter": {"command": "python -m pytest -q checks/hidden/"}}}
+    assert checks_path_from_report(report) == "checks/hidden"
+    assert checks_path_from_report({}) == "hidden_checks"
+    for hostile in ("../../etc", "/abs", "a;b", "x/../../y"):
+        bad = {"checks": {"hidden_on_solution": {"command": f"python -m pytest -q {hostile}"}}}
+        assert checks_path_from_report(bad) == "hidden_checks"

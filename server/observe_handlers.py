@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server.auth import csrf_token, current_user
-from server.errors import Forbidden, NotFound
+from server.auth import csrf_token
+from server.errors import NotFound
 from server.keys import DB, SETTINGS
 from server.people import User, get_user
-from server.scheduling import can_see
+from server.session_access import visible_session
 from server.task_service import task_store
 from tasks.errors import RevisionNotFound
 from tasks.manifest import hints_from_guide
@@ -27,15 +27,6 @@ from workspaces.events import interviewer_actor
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-
-
-async def _visible(request: web.Request) -> tuple[User, S.Session]:
-    user = current_user(request)
-    session_id = request.match_info["session_id"]
-    session = await request.app[DB].read(lambda d: S.get_session(d, session_id))
-    if not can_see(user, session):
-        raise Forbidden("You are not an interviewer of this session.")
-    return user, session
 
 
 async def _people(request: web.Request, user: User, session: S.Session) -> dict[str, str]:
@@ -82,7 +73,7 @@ def _config(session: S.Session, page: str, names: dict[str, str]) -> dict[str, A
 
 @routes.get("/sessions/{session_id}/observe")
 async def observe_page(request: web.Request) -> web.Response:
-    user, session = await _visible(request)
+    user, session = await visible_session(request)
     names = await _people(request, user, session)
     hints = await _hints(request, session)
     return aiohttp_jinja2.render_template("observe.html", request, {
@@ -93,7 +84,7 @@ async def observe_page(request: web.Request) -> web.Response:
 
 @routes.get("/sessions/{session_id}/replay")
 async def replay_page(request: web.Request) -> web.Response:
-    user, session = await _visible(request)
+    user, session = await visible_session(request)
     names = await _people(request, user, session)
     return aiohttp_jinja2.render_template("replay.html", request, {
         "user": user, "csrf_token": csrf_token(request), "session": session,

@@ -53,19 +53,16 @@ from typing import Any
 
 from aiohttp import web
 
-from server.auth import current_user
 from server.bodies import json_body
 from server.db import connect
-from server.errors import Forbidden, NotFound, Unprocessable
+from server.errors import NotFound, Unprocessable
 from server.keys import DB, SETTINGS
-from server.people import User
 from server.recording import RECORDING
-from server.scheduling import can_see
 from server.security_headers import CSP
+from server.session_access import visible_session
 from server.session_export import export_session, remove_tree
 from server.settings import Settings
 from workspaces import events as E
-from workspaces import sessions as S
 from workspaces.events import Event, StoredEvent, query_events, snapshot_at
 from workspaces.history import History
 
@@ -77,15 +74,6 @@ LATEST = 2**62
 STREAM_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store",
                   "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff",
                   "Content-Security-Policy": CSP}
-
-
-async def _visible(request: web.Request) -> tuple[User, S.Session]:
-    user = current_user(request)
-    session_id = request.match_info["session_id"]
-    session = await request.app[DB].read(lambda d: S.get_session(d, session_id))
-    if not can_see(user, session):
-        raise Forbidden("You are not an interviewer of this session.")
-    return user, session
 
 
 def _int(request: web.Request, name: str, default: int | None, low: int = 0,
@@ -103,7 +91,7 @@ def _int(request: web.Request, name: str, default: int | None, low: int = 0,
 
 @routes.get("/api/v1/sessions/{session_id}/events")
 async def list_events(request: web.Request) -> web.Response:
-    _, session = await _visible(request)
+    _, session = await visible_session(request)
     after = _int(request, "after", 0) or 0
     limit = _int(request, "limit", PAGE, 1, MAX_PAGE) or PAGE
     page = await request.app[DB].read(lambda d: query_events(d, session.id, after, limit + 1))
@@ -121,7 +109,7 @@ def _sse(event: StoredEvent) -> bytes:
 
 @routes.get("/api/v1/sessions/{session_id}/events/stream")
 async def stream_events(request: web.Request) -> web.StreamResponse:
-    _, session = await _visible(request)
+    _, session = await visible_session(request)
     after = _int(request, "after", 0) or 0
     last_id = request.headers.get("Last-Event-ID", "").strip()
     if last_id.isdigit():
@@ -162,7 +150,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/api/v1/sessions/{session_id}/notes")
 async def add_note(request: web.Request) -> web.Response:
-    user, session = await _visible(request)
+    user, session = await visible_session(request)
     body = await json_body(request, {"text": str}, {"kind": str, "at_seq": int})
     text = body["text"].strip()
     kind = body.get("kind", E.NOTE)
@@ -201,7 +189,7 @@ def _history(request: web.Request, session_id: str) -> History:
 
 @routes.get("/api/v1/sessions/{session_id}/snapshots")
 async def list_snapshots(request: web.Request) -> web.Response:
-    _, session = await _visible(request)
+    _, session = await visible_session(request)
     rows = await request.app[DB].read(lambda d: d.execute(
         "SELECT seq, commit_sha, at FROM snapshots WHERE session_id = ? ORDER BY seq, at",
         [session.id]).fetchall())
@@ -211,7 +199,7 @@ async def list_snapshots(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/sessions/{session_id}/tree")
 async def tree(request: web.Request) -> web.Response:
-    _, session = await _visible(request)
+    _, session = await visible_session(request)
     at = _int(request, "at", None)
     snap = await _snapshot(request, session.id, LATEST if at is None else at)
     start = await _snapshot(request, session.id, 0)
@@ -240,7 +228,7 @@ def _path(request: web.Request) -> str:
 
 @routes.get("/api/v1/sessions/{session_id}/file")
 async def file(request: web.Request) -> web.Response:
-    _, session = await _visible(request)
+    _, session = await visible_session(request)
     at = _int(request, "at", None)
     path = _path(request)
     snap = await _snapshot(request, session.id, LATEST if at is None else at)
@@ -267,7 +255,7 @@ async def file(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/sessions/{session_id}/diff")
 async def diff(request: web.Request) -> web.Response:
-    _, session = await _visible(request)
+    _, session = await visible_session(request)
     first, last = _int(request, "from", 0), _int(request, "to", None)
     old = await _snapshot(request, session.id, first or 0)
     new = await _snapshot(request, session.id, LATEST if last is None else last)
@@ -296,7 +284,7 @@ def _archive(settings: Settings, session_id: str, work: Path) -> Path:
 
 @routes.get("/api/v1/sessions/{session_id}/export")
 async def export(request: web.Request) -> web.StreamResponse:
-    _, session = await _visible(request)
+    _, session = await visible_session(request)
     settings = request.app[SETTINGS]
     base = settings.data_dir / "exports"
     base.mkdir(mode=0o700, exist_ok=True)

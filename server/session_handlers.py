@@ -9,24 +9,16 @@ from aiohttp import web
 
 from server.auth import client_address, csrf_token, current_user
 from server.bodies import json_body
-from server.errors import Forbidden, Unprocessable
+from server.errors import Unprocessable
 from server.keys import DB, SETTINGS
 from server.people import User
-from server.scheduling import ScheduleRequest, can_see, schedule
+from server.scheduling import ScheduleRequest, schedule
+from server.session_access import visible_session
 from server.session_keys import SESSIONS
 from tasks import revisions
 from workspaces import sessions as S
 
 routes = web.RouteTableDef()
-
-
-async def _visible_session(request: web.Request) -> tuple[User, S.Session]:
-    user = current_user(request)
-    session_id = request.match_info["session_id"]
-    session = await request.app[DB].read(lambda d: S.get_session(d, session_id))
-    if not can_see(user, session):
-        raise Forbidden("You are not an interviewer of this session.")
-    return user, session
 
 
 def _session_json(request: web.Request, session: S.Session) -> dict[str, Any]:
@@ -77,14 +69,14 @@ async def api_list(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/sessions/{session_id}")
 async def api_get(request: web.Request) -> web.Response:
-    _, session = await _visible_session(request)
+    _, session = await visible_session(request)
     conns = await request.app[DB].read(lambda d: S.connections(d, session.id))
     return web.json_response({"session": _session_json(request, session), "connections": conns})
 
 
 @routes.post("/api/v1/sessions/{session_id}/start")
 async def api_start(request: web.Request) -> web.Response:
-    user, session = await _visible_session(request)
+    user, session = await visible_session(request)
     session = await request.app[SESSIONS].start_session(
         session.id, user.actor(client_address(request))
     )
@@ -93,7 +85,7 @@ async def api_start(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/sessions/{session_id}/end")
 async def api_end(request: web.Request) -> web.Response:
-    user, session = await _visible_session(request)
+    user, session = await visible_session(request)
     session = await request.app[SESSIONS].end_session(
         session.id, user.actor(client_address(request)), "ended by an interviewer"
     )
@@ -102,7 +94,7 @@ async def api_end(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/sessions/{session_id}/extend")
 async def api_extend(request: web.Request) -> web.Response:
-    user, session = await _visible_session(request)
+    user, session = await visible_session(request)
     body = await json_body(request, {"minutes": int})
     session = await request.app[SESSIONS].extend(
         session.id, body["minutes"], user.actor(client_address(request))
@@ -112,7 +104,7 @@ async def api_extend(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/sessions/{session_id}/handoff")
 async def api_handoff(request: web.Request) -> web.Response:
-    user, session = await _visible_session(request)
+    user, session = await visible_session(request)
     url = await request.app[SESSIONS].handoff_url(session.id, user, client_address(request))
     return web.json_response({"url": url})
 
@@ -159,7 +151,7 @@ async def sessions_create_submit(request: web.Request) -> web.Response:
 
 @routes.get("/sessions/{session_id}")
 async def session_page(request: web.Request) -> web.Response:
-    user, session = await _visible_session(request)
+    user, session = await visible_session(request)
     conns = await request.app[DB].read(lambda d: S.connections(d, session.id))
     return aiohttp_jinja2.render_template("session.html", request, {
         "user": user, "csrf_token": csrf_token(request), "session": session,
@@ -170,7 +162,7 @@ async def session_page(request: web.Request) -> web.Response:
 
 @routes.post("/sessions/{session_id}/{action:start|end|extend|join}")
 async def session_action_submit(request: web.Request) -> web.Response:
-    user, session = await _visible_session(request)
+    user, session = await visible_session(request)
     action = request.match_info["action"]
     manager = request.app[SESSIONS]
     actor = user.actor(client_address(request))

@@ -58,8 +58,8 @@ _REL = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
 
 @dataclass(frozen=True)
 class CheckPlan:
-    hidden: Path
-    """The revision's hidden checks (``TaskStore.hidden``)."""
+    hidden: Path | None
+    """The revision's hidden checks (``TaskStore.hidden``); None runs the tree's own tests."""
     checks_path: str
     """Where they go in the tree, relative (the manifest's ``checks.hidden``)."""
     env_python: Path
@@ -103,12 +103,13 @@ def prepare_copy(work: Path, fill: Callable[[Path], Any], plan: CheckPlan) -> tu
     """``work/tree`` (final state + hidden checks) and ``work/out``, owned by the check uid."""
     tree, out = work / "tree", work / "out"
     fill(tree)
-    target = tree / plan.checks_path
-    if target.is_symlink() or target.is_file():
-        target.unlink()
-    elif target.exists():
-        shutil.rmtree(target)
-    _overlay(plan.hidden, target)
+    if plan.hidden is not None:
+        target = tree / plan.checks_path
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.exists():
+            shutil.rmtree(target)
+        _overlay(plan.hidden, target)
     out.mkdir(mode=0o700)
     for folder in (tree, out):
         for _dirpath, dirnames, filenames, dirfd in os.fwalk(folder, follow_symlinks=False):
@@ -309,6 +310,56 @@ async def check_session(session_id: str, rev: Revision, *, settings: Settings, s
         log.exception("hidden checks of session %s could not run", session_id)
         return {**skipped, "status": "error", "command": f"python -m pytest -q {checks_path}",
                 "reason": f"the checks could not run: {type(exc).__name__}: {exc}"[:500]}
+    finally:
+        if work is not None:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+VISIBLE_UID_OFFSET = CHECK_UID_OFFSET + 1
+"""Continuous visible-test runs use their own uid, next to the hidden checks' one."""
+
+
+def visible_target(command: str) -> str | None:
+    """The single path a task's visible check runs pytest on (``.`` for none), or None when
+    the command is not a plain ``python -m pytest`` run (then it is not run continuously)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if words[:3] not in (["python", "-m", "pytest"], ["python3", "-m", "pytest"]):
+        return None
+    targets = [w for w in words[3:] if not w.startswith("-")]
+    if not targets:
+        return "."
+    target = targets[0].rstrip("/")
+    if len(targets) == 1 and _REL.fullmatch(target) and ".." not in target.split("/"):
+        return target
+    return None
+
+
+async def visible_tests(session_id: str, rev: Revision, commit: str, *, settings: Settings,
+                        envs_root: Path, history: History) -> dict[str, Any] | None:
+    """The ``tests.run`` payload: the candidate-visible tests on the snapshot ``commit``, in a
+    fresh sandbox on a copy (never in the candidate's workspace). None when not runnable."""
+    target = visible_target(rev.visible_check)
+    if target is None or settings.unsafe_no_sandbox:
+        return None
+    work: Path | None = None
+    try:
+        env_python = await asyncio.to_thread(ensure_environment, envs_root, rev.requirements)
+        plan = CheckPlan(None, target, env_python, settings.sandbox_uid_base + VISIBLE_UID_OFFSET,
+                         timeout_s=settings.check_timeout_seconds)
+        base = settings.data_dir / "checks"
+        base.mkdir(mode=0o700, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{session_id}-tests-", dir=base))
+        payload = await run_checks(plan, work, lambda dest: materialize(history, commit, dest),
+                                   settings.data_dir)
+        return {**payload, "commit": commit, "command": rev.visible_check}
+    except Exception as exc:
+        log.exception("visible tests of session %s could not run", session_id)
+        return {"status": "error", "passed": 0, "failed": 0, "errors": 0, "skipped": 0,
+                "total": 0, "checks": [], "commit": commit, "command": rev.visible_check,
+                "reason": f"the tests could not run: {type(exc).__name__}: {exc}"[:500]}
     finally:
         if work is not None:
             await asyncio.to_thread(shutil.rmtree, work, True)

@@ -33,7 +33,7 @@ from aiohttp import web
 
 from server import people
 from server.db import Database
-from server.hidden_checks import check_session
+from server.hidden_checks import check_session, visible_tests
 from server.keys import DB, SETTINGS
 from server.recording_taps import SessionTaps
 from server.session_export import history_path, workspace_root
@@ -103,6 +103,10 @@ class _Recording:
     last_change: float = 0.0
     stopped: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tests: asyncio.Task[None] | None = None
+    """The running continuous visible-test run, if any."""
+    tests_pending: str | None = None
+    """A newer snapshot to test once the running one finishes (runs coalesce)."""
 
 
 class RecordingService:
@@ -320,7 +324,32 @@ class RecordingService:
                             rec.session_id)
                 return sha
             await self.db.write(lambda d: add_snapshot(d, rec.session_id, stored.seq, sha, when))
+            if self.settings.continuous_checks:
+                self._schedule_tests(rec, sha)
             return sha
+
+    def _schedule_tests(self, rec: _Recording, sha: str) -> None:
+        """Run the visible tests on this snapshot, or on the newest one after the current run."""
+        if rec.tests is not None and not rec.tests.done():
+            rec.tests_pending = sha
+            return
+        rec.tests = self._spawn(self._tests_loop(rec, sha))
+
+    async def _tests_loop(self, rec: _Recording, sha: str | None) -> None:
+        session = await self.db.read(lambda d: S.get_session(d, rec.session_id))
+        rev = await self.db.read(lambda d: revisions.get_revision(d, session.revision_id))
+        while sha is not None:
+            async with self._checks:
+                payload = await visible_tests(
+                    rec.session_id, rev, sha, settings=self.settings,
+                    envs_root=self.manager.envs_root, history=self.history(rec.session_id))
+            if payload is not None:
+                try:
+                    await self.record(Event(rec.session_id, E.ACTOR_SYSTEM, E.TESTS_RUN,
+                                            payload=payload))
+                except RecorderClosed:
+                    return
+            sha, rec.tests_pending = rec.tests_pending, None
 
     async def _stop(self, rec: _Recording, *, settle: bool = False) -> None:
         """Stop the watcher and the debounce (a snapshot being written is let finish);

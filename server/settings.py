@@ -86,6 +86,9 @@ class Settings:
     import_max_blob_bytes: int = _f(10 * 1024 * 1024, "largest single imported file, in bytes")
     import_timeout_seconds: float = _f(120.0, "time limit for fetching a task source with git")
     check_timeout_seconds: float = _f(300.0, "time limit for a task's tests during import")
+    continuous_checks: bool = _f(
+        True, "run the task's visible tests in a sandbox after each snapshot (tests.run events)"
+    )
     warm_pool_size: int = _f(1, "started idle workspaces kept ready per task environment")
     sandbox_uid_base: int = _f(40000, "first of 1000 unprivileged uids the sandboxes run as")
     unsafe_no_sandbox: bool = _f(

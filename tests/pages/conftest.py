@@ -122,6 +122,7 @@ async def live(make_settings: MakeSettings, tmp_path: Path) -> AsyncIterator[Liv
     app_sock, ws_sock = _loopback_socket(), _loopback_socket()
     settings = make_settings(
         warm_pool_size=0, environments_dir=str(SHARED_ENVS), host="127.0.0.1",
+        continuous_checks=False,
         port=app_sock.getsockname()[1], workspace_host="127.0.0.1",
         workspace_port=ws_sock.getsockname()[1],
     )

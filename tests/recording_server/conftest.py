@@ -181,7 +181,7 @@ def make_rec(make_settings: MakeSettings, aiohttp_client: AiohttpClient,
              tmp_path: Path) -> RecFactory:
     async def make(**overrides: Any) -> Rec:
         values: dict[str, Any] = {"warm_pool_size": 0, "environments_dir": str(SHARED_ENVS),
-                                  "sandbox_uid_base": UID_BASE}
+                                  "sandbox_uid_base": UID_BASE, "continuous_checks": False}
         values.update(overrides)
         settings = make_settings(**values)
         publish_task(settings)

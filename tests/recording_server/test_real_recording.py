@@ -92,8 +92,10 @@ async def run_cell(rec: Rec, sid: str, kernel_id: str, code: str) -> int:
                                  origin=rec.origin, max_msg_size=0) as sock:
         request = execute_request(code)
         await sock.send_str(json.dumps(request))
-        chars = 0
-        while True:
+        chars, replied, idle = 0, False, False
+        # The shell reply and the iopub idle status arrive in either order: wait for both, or
+        # the socket closes before the proxy saw the reply (the cell would be "unknown").
+        while not (replied and idle):
             msg = await sock.receive(timeout=120)
             assert msg.type == WSMsgType.TEXT, msg
             data = json.loads(msg.data)
@@ -101,9 +103,10 @@ async def run_cell(rec: Rec, sid: str, kernel_id: str, code: str) -> int:
                 continue
             if data["header"]["msg_type"] == "stream":
                 chars += len(data["content"]["text"])
-            if data["header"]["msg_type"] == "status" and \
-                    data["content"]["execution_state"] == "idle":
-                return chars
+            replied = replied or data["header"]["msg_type"] == "execute_reply"
+            idle = idle or (data["header"]["msg_type"] == "status"
+                            and data["content"]["execution_state"] == "idle")
+        return chars
 
 
 async def terminal(rec: Rec, sid: str, command: str, until: str) -> int:

@@ -124,7 +124,8 @@ def make_env(
 ) -> EnvFactory:
     async def make(provisioner: FakeProvisioner | None = None, publish: bool = True,
                    **overrides: Any) -> Env:
-        values: dict[str, Any] = {"warm_pool_size": 0, "environments_dir": str(SHARED_ENVS)}
+        values: dict[str, Any] = {"warm_pool_size": 0, "environments_dir": str(SHARED_ENVS),
+                                  "continuous_checks": False}
         values.update(overrides)
         settings = make_settings(**values)
         if publish and not (settings.data_dir / "tasks" / "demo-task").exists():

@@ -34,7 +34,7 @@ from aiohttp import WSMsgType, web
 from server import audit, people
 from server.accesslog import ScrubbedAccessLogger
 from server.app import create_app
-from server.db import connect, migrate
+from server.db import open_migrated
 from server.passwords import hash_password
 from server.proxy import Upstream
 from server.session_ctx import WORKSPACE_APP
@@ -128,12 +128,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _open_db(settings: Settings) -> Any:
-    db = connect(settings.db_path, writer=True)
-    migrate(db)
-    return db
-
-
 def publish_task(settings: Settings) -> str:
     """A published revision whose tree is a tiny git repo (main.py, notes.md, a notebook),
     installed in the task store as an import would (as the session tests' fixture does)."""
@@ -149,7 +143,7 @@ def publish_task(settings: Settings) -> str:
     (staged / "guide.md").write_text("## Hint ladder\n1. Look at main.py\n")
     (staged / "report.json").write_text('{"blockers": []}')
     (staged / "diff.json").write_text("[]")
-    db = _open_db(settings)
+    db = open_migrated(settings.db_path)
     try:
         with db.atomic():
             rev = revisions.insert_revision(db, revisions.NewRevision(

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server import audit, credentials, people  # noqa: E402
 from server.app import create_app  # noqa: E402
-from server.db import Database, connect, migrate  # noqa: E402
+from server.db import Database, open_migrated  # noqa: E402
 from server.passwords import hash_password  # noqa: E402
 from server.recording import BATCH_MS, RECORDING  # noqa: E402
 from server.settings import Settings, prepare_data_dir  # noqa: E402
@@ -116,8 +116,7 @@ async def ingest(events: int, sessions: int) -> None:
 
 def seed(settings: Settings) -> tuple[str, list[str]]:
     """An interviewer with an API token and six scheduled sessions of a tiny task."""
-    db = connect(settings.db_path, writer=True)
-    migrate(db)
+    db = open_migrated(settings.db_path)
     store = TaskStore(settings.data_dir / "tasks")
     staged = Path(tempfile.mkdtemp(dir=settings.data_dir))
     (staged / "tree").mkdir()

@@ -14,10 +14,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from server import audit, people
-from server.db import connect, migrate
+from server.db import connect, migrate, open_migrated
 from server.errors import ServerError
 from server.passwords import generate_password, hash_password
 from server.session_cli import add_session_commands
@@ -104,12 +103,6 @@ def configure_logging(level: str) -> None:
     )
 
 
-def open_db(settings: Settings) -> Any:
-    db = connect(settings.db_path, writer=True)
-    migrate(db)
-    return db
-
-
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     db = connect(settings.db_path, writer=True)
     applied = migrate(db)
@@ -124,7 +117,7 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
     else:
         password, generated = generate_password(), True
     email = people.validate_new_user(args.email, args.role, password, args.name)
-    db = open_db(settings)
+    db = open_migrated(settings.db_path)
     password_hash = hash_password(password)
     with db.atomic():
         user = people.add_user(db, audit.CLI, email, args.role, password_hash, args.name)
@@ -135,7 +128,7 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
-    users = people.list_users(open_db(settings))
+    users = people.list_users(open_migrated(settings.db_path))
     if args.json:
         print(json.dumps([u.public() for u in users], indent=2))
         return 0
@@ -146,7 +139,7 @@ def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _set_disabled(args: argparse.Namespace, settings: Settings, disabled: bool) -> int:
-    db = open_db(settings)
+    db = open_migrated(settings.db_path)
     with db.atomic():
         user = people.set_disabled(db, audit.CLI, args.email, disabled)
     print(f"{user.email} is now {'disabled' if user.disabled else 'active'}")
@@ -164,7 +157,7 @@ def cmd_user_enable(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from server.runner import serve
 
-    open_db(settings).conn.close()
+    open_migrated(settings.db_path).conn.close()
     asyncio.run(serve(settings))
     return 0
 

@@ -53,6 +53,14 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     return applied
 
 
+def open_migrated(path: Path) -> sqlite_utils.Database:
+    """A writer connection with every migration applied: for the CLI, demo and tools that
+    run outside the server (close it with ``.conn.close()``)."""
+    db = connect(path, writer=True)
+    migrate(db)
+    return db
+
+
 def pending_migrations(db: sqlite_utils.Database) -> list[str]:
     return [f"{m.name}:{p.name}" for m in MIGRATION_SETS() for p in m.pending(db)]
 

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from server import audit, people
-from server.db import connect, migrate
+from server.db import open_migrated
 from server.passwords import generate_password, hash_password
 from server.runner import serve
 from server.scheduling import Scheduled, ScheduleRequest, schedule
@@ -30,8 +30,7 @@ DEMO_PEOPLE = (
 
 def ensure_demo_people(settings: Settings) -> list[tuple[str, str, str]]:
     """Create or reset the demo accounts; returns (email, role, password)."""
-    db = connect(settings.db_path, writer=True)
-    migrate(db)
+    db = open_migrated(settings.db_path)
     created = []
     try:
         for email, role, name in DEMO_PEOPLE:
@@ -55,7 +54,7 @@ def ensure_builtin_tasks(settings: Settings) -> list[str]:
     """Import and publish each built-in task that has no published revision yet, through the
     same import path an admin's repository takes. Returns one line per task."""
     lines = []
-    db = connect(settings.db_path, writer=True)
+    db = open_migrated(settings.db_path)
     try:
         config = import_config(settings, allow_local=True)
         for task_dir in builtin_task_dirs():
@@ -85,7 +84,7 @@ def ensure_builtin_tasks(settings: Settings) -> list[str]:
 def demo_session(settings: Settings) -> Scheduled | None:
     """A session starting now for the demo interviewer on the first published built-in task
     (a new one at every run: links are stored hashed, so an old one cannot be shown again)."""
-    db = connect(settings.db_path, writer=True)
+    db = open_migrated(settings.db_path)
     try:
         tasks = [t for t in revisions.list_tasks(db) if t["current_revision"]]
         if not tasks:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from server import audit, people
-from server.db import connect, migrate
+from server.db import open_migrated
 from server.scheduling import ScheduleRequest, schedule
 from server.session_export import export_session
 from server.settings import Settings
@@ -49,14 +49,8 @@ def add_session_commands(sub: Any, add_setting_flags: Any) -> None:
         add_setting_flags(p, None)
 
 
-def _db(settings: Settings) -> Any:
-    db = connect(settings.db_path, writer=True)
-    migrate(db)
-    return db
-
-
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
-    db = _db(settings)
+    db = open_migrated(settings.db_path)
     req = ScheduleRequest(
         task=args.task, candidate_name=args.candidate, candidate_email=args.candidate_email,
         interviewers=tuple(args.interviewer), duration_minutes=args.duration,
@@ -79,7 +73,7 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    found = S.list_sessions(_db(settings))
+    found = S.list_sessions(open_migrated(settings.db_path))
     if args.json:
         print(json.dumps([s.public() for s in found], indent=2))
         return 0
@@ -89,7 +83,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_end(args: argparse.Namespace, settings: Settings) -> int:
-    db = _db(settings)
+    db = open_migrated(settings.db_path)
     with db.atomic():
         session = S.set_state(db, args.id, "ended", expect=("scheduled", "provisioning", "live"))
         audit.record(db, audit.CLI, "session.end", "session", session.id, why="pairlab session end")
@@ -98,7 +92,7 @@ def cmd_end(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    db = _db(settings)
+    db = open_migrated(settings.db_path)
     try:
         summary = export_session(db, settings.data_dir, args.id, args.dest)
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from server import audit
-from server.db import connect, migrate
+from server.db import open_migrated
 from server.settings import Settings
 from server.task_service import import_config, task_store
 from tasks import revisions
@@ -63,12 +63,6 @@ def add_task_commands(sub: Adder, add_setting_flags: Any) -> None:
         add_setting_flags(p, None)
 
 
-def _db(settings: Settings) -> Any:
-    db = connect(settings.db_path, writer=True)
-    migrate(db)
-    return db
-
-
 def _print(data: Any, as_json: bool, text: str) -> None:
     print(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
 
@@ -91,7 +85,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if tty:  # end the progress line, so an error starts on a line of its own
             print(file=sys.stderr)
-    db = _db(settings)
+    db = open_migrated(settings.db_path)
     with db.atomic():
         rev = install_revision(db, config.store, prepared)
         audit.record(db, audit.CLI, "task.revision.create", "task_revision", rev.id)
@@ -115,7 +109,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    db = _db(settings)
+    db = open_migrated(settings.db_path)
     tasks = revisions.list_tasks(db)
     revs = [r.public() for r in revisions.list_revisions(db)]
     text = "\n".join(
@@ -127,7 +121,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    db = _db(settings)
+    db = open_migrated(settings.db_path)
     try:
         rev = revisions.get_revision(db, args.id)
     except RevisionNotFound:
@@ -146,7 +140,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
-    db = _db(settings)
+    db = open_migrated(settings.db_path)
     with db.atomic():
         if args.action == "publish":
             rev = revisions.publish(db, args.rev)
@@ -160,7 +154,7 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_checkout(args: argparse.Namespace, settings: Settings) -> int:
-    rev = revisions.get_revision(_db(settings), args.rev)
+    rev = revisions.get_revision(open_migrated(settings.db_path), args.rev)
     dest = task_store(settings).checkout(rev.task_id, rev.id, args.dest)
     print(f"wrote {rev.id} to {dest}")
     return 0

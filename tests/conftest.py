@@ -20,7 +20,7 @@ from pytest_aiohttp import AiohttpClient
 
 from server import audit, credentials, people
 from server.app import create_app
-from server.db import connect, migrate
+from server.db import open_migrated
 from server.passwords import hash_password
 from server.settings import Settings, prepare_data_dir
 from tests.fake_workspace import FakeProvisioner
@@ -50,9 +50,7 @@ def settings(make_settings: MakeSettings) -> Settings:
 
 def open_db(settings: Settings) -> Any:
     """A migrated writer connection to the settings' database (close it with ``.conn.close()``)."""
-    db = connect(settings.db_path, writer=True)
-    migrate(db)
-    return db
+    return open_migrated(settings.db_path)
 
 
 def create_user(

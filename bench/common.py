@@ -41,25 +41,15 @@ from server.session_ctx import WORKSPACE_APP
 from server.session_keys import SESSIONS
 from server.session_service import SessionManager
 from server.settings import Settings, prepare_data_dir
-from tasks import revisions
-from tasks.store import TaskStore
-from tasks.treerepo import commit_tree
+
+# The same shared, read-only environment folder and fixture task as the integration tests.
+from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from workspaces.cgroups import pids_of_uid
 
-# The same shared, read-only environment folder as the integration tests: the environment of
-# the empty requirements set is built there once per machine (minutes the first time).
-SHARED_ENVS = Path(tempfile.gettempdir()) / "pairlab-test-envs"
 SHORT_TMP = "/tmp"  # noqa: S108 - short on purpose: AF_UNIX socket paths are <= 107 bytes
 EMAIL = "bench@example.com"
 PASSWORD = "correct horse battery"  # noqa: S105 - a throwaway user in a throwaway database
 TASK = "bench-task"
-NOTEBOOK = json.dumps({
-    "cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {},
-               "outputs": [], "source": ["print('answer', 6 * 7)"]}],
-    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                "name": "python3"}},
-    "nbformat": 4, "nbformat_minor": 5,
-})
 Clock = Callable[[], float]
 now: Clock = time.perf_counter
 
@@ -129,36 +119,16 @@ def free_port() -> int:
 
 
 def publish_task(settings: Settings) -> str:
-    """A published revision whose tree is a tiny git repo (main.py, notes.md, a notebook),
-    installed in the task store as an import would (as the session tests' fixture does)."""
-    store = TaskStore(settings.data_dir / "tasks")
-    staged = Path(tempfile.mkdtemp(dir=settings.data_dir))
-    tree = staged / "tree"
-    tree.mkdir()
-    (tree / "main.py").write_text("print('hello')\n")
-    (tree / "notes.md").write_text("# Notes\n")
-    (tree / "explore.ipynb").write_text(NOTEBOOK)
-    commit = commit_tree(tree, f"Task {TASK}")
-    (staged / "brief.md").write_text(f"Brief of {TASK}\n")
-    (staged / "guide.md").write_text("## Hint ladder\n1. Look at main.py\n")
-    (staged / "report.json").write_text('{"blockers": []}')
-    (staged / "diff.json").write_text("[]")
+    """The benchmark task (main.py, notes.md, a notebook) published as an import would leave
+    it, and the benchmark's interviewer."""
+    rev_id = publish_fake_task(settings, TASK, title="Benchmark task")
     db = open_migrated(settings.db_path)
     try:
         with db.atomic():
-            rev = revisions.insert_revision(db, revisions.NewRevision(
-                task_id=TASK, title="Benchmark task", kind="eval-script",
-                roles=("ml-engineer",), duration_minutes=60, requirements=(),
-                visible_check="python -m pytest -q", source_url="file:///bench",
-                source_ref="", source_subdir="", source_commit="0" * 40, tree_commit=commit,
-                blockers=(), created_by="bench",
-            ))
-            store.install(staged, TASK, rev.id)
-            revisions.publish(db, rev.id)
             people.add_user(db, audit.CLI, EMAIL, "interviewer", hash_password(PASSWORD))
     finally:
         db.conn.close()
-    return str(rev.id)
+    return rev_id
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,12 +20,9 @@ from server.app import create_app
 from server.recording import RECORDING, RecordingService
 from server.session_ctx import WORKSPACE_APP
 from server.settings import Settings
-from tasks import revisions
-from tasks.store import TaskStore
-from tasks.treerepo import commit_tree
-from tests.conftest import MakeSettings, create_user, login, open_db
+from tests.conftest import MakeSettings, create_user, login
+from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.recording_server.fake_jupyter import RecordingFakeProvisioner
-from tests.sessions.conftest import SHARED_ENVS
 
 HIDDEN_CHECK = '''\
 from pathlib import Path
@@ -44,36 +40,12 @@ def test_main_was_fixed():
 def publish_task(settings: Settings, task_id: str = "rec-task") -> str:
     """A published revision with a two-file tree and hidden checks (one passes, one fails on
     the starting state)."""
-    store = TaskStore(settings.data_dir / "tasks")
-    staged = Path(tempfile.mkdtemp(dir=settings.data_dir))
-    tree = staged / "tree"
-    tree.mkdir()
-    (tree / "main.py").write_text("print('hello')\n")
-    (tree / "notes.md").write_text("# Notes\n")
-    commit = commit_tree(tree, f"Task {task_id}")
-    (staged / "hidden").mkdir()
-    (staged / "hidden" / "test_hidden.py").write_text(HIDDEN_CHECK)
-    (staged / "brief.md").write_text("Fix main.py\n")
-    (staged / "guide.md").write_text("## Hint ladder\n1. Look at main.py\n")
     report = {"blockers": [], "checks": {"hidden_on_starter": {
         "command": "python -m pytest -q hidden_checks", "passed": False}}}
-    (staged / "report.json").write_text(json.dumps(report))
-    (staged / "diff.json").write_text("[]")
-    db = open_db(settings)
-    try:
-        with db.atomic():
-            rev = revisions.insert_revision(db, revisions.NewRevision(
-                task_id=task_id, title=f"Title of {task_id}", kind="eval-script",
-                roles=("ml-engineer",), duration_minutes=60, requirements=(),
-                visible_check="python -m pytest -q", source_url="file:///fixture",
-                source_ref="", source_subdir="", source_commit="0" * 40, tree_commit=commit,
-                blockers=(), created_by="test",
-            ))
-            store.install(staged, task_id, rev.id)
-            revisions.publish(db, rev.id)
-    finally:
-        db.conn.close()
-    return rev.id
+    return publish_fake_task(
+        settings, task_id, files={"main.py": "print('hello')\n", "notes.md": "# Notes\n"},
+        hidden={"test_hidden.py": HIDDEN_CHECK}, report=report, brief="Fix main.py\n",
+    )
 
 
 @dataclass

@@ -3,7 +3,6 @@ with a fake provisioner, and clients for both origins."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,60 +18,11 @@ from server.session_ctx import WORKSPACE_APP
 from server.session_keys import SESSIONS
 from server.session_service import SessionManager
 from server.settings import Settings
-from tasks import revisions
-from tasks.store import TaskStore
-from tasks.treerepo import commit_tree
-from tests.conftest import MakeSettings, create_user, login, open_db
+from tests.conftest import MakeSettings, create_user, login
 from tests.fake_workspace import FakeProvisioner
+from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 
-# Environments are keyed by their requirements and built atomically, so one folder can serve
-# every test run on this machine (the first run builds the empty-requirements one).
-SHARED_ENVS = Path(tempfile.gettempdir()) / "pairlab-test-envs"
-
-
-NOTEBOOK = """{
- "cells": [
-  {"cell_type": "code", "execution_count": null, "id": "c1", "metadata": {}, "outputs": [],
-   "source": ["print('answer', 6 * 7)"]}
- ],
- "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                             "name": "python3"}},
- "nbformat": 4, "nbformat_minor": 5
-}
-"""
-
-
-def publish_fake_task(settings: Settings, task_id: str = "demo-task", kind: str = "eval-script",
-                      requirements: tuple[str, ...] = ()) -> str:
-    """A published revision whose tree is a tiny git repo, installed as an import would."""
-    store = TaskStore(settings.data_dir / "tasks")
-    staged = Path(tempfile.mkdtemp(dir=settings.data_dir))
-    tree = staged / "tree"
-    tree.mkdir()
-    (tree / "main.py").write_text("print('hello')\n")
-    (tree / "notes.md").write_text("# Notes\n")
-    (tree / "explore.ipynb").write_text(NOTEBOOK)
-    commit = commit_tree(tree, f"Task {task_id}")
-    (staged / "brief.md").write_text(f"Brief of {task_id}: <script>alert(1)</script>\n")
-    (staged / "guide.md").write_text("## Hint ladder\n1. Look at main.py\n")
-    (staged / "report.json").write_text('{"blockers": []}')
-    (staged / "diff.json").write_text("[]")
-    db = open_db(settings)
-    try:
-        with db.atomic():
-            rev = revisions.insert_revision(db, revisions.NewRevision(
-                task_id=task_id, title=f"Title of {task_id}", kind=kind,
-                roles=("ml-engineer",), duration_minutes=60, requirements=requirements,
-                visible_check="python -m pytest -q", source_url="file:///fixture",
-                source_ref="", source_subdir="", source_commit="0" * 40, tree_commit=commit,
-                blockers=(), created_by="test",
-            ))
-            store.install(staged, task_id, rev.id)
-            revisions.publish(db, rev.id)
-    finally:
-        db.conn.close()
-    return rev.id
-
+__all__ = ["SHARED_ENVS", "publish_fake_task"]
 
 @dataclass
 class Env:

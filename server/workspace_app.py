@@ -102,18 +102,7 @@ async def capability_link(request: web.Request) -> web.StreamResponse:
         when = "has ended" if session.state in ("ended", "failed") or session.seconds_left() == 0 \
             else "has not started yet: open the link again shortly before the start time"
         raise LinkClosed(f"This interview {when}.")
-    address, agent = request.remote or "", request.headers.get("User-Agent", "")
-
-    def run(d: Any) -> str:
-        grant = S.grant(d, session.id, "candidate", address=address, user_agent=agent)
-        S.record_connection(d, session.id, "candidate", "link opened", address, agent)
-        return grant
-
-    grant = await db.write(run)
-    response = web.HTTPSeeOther(f"/s/{session.id}")
-    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in this URL
-    _set_grant_cookie(request, response, session, grant)
-    raise response
+    return await _enter(request, session, "candidate", None, f"/s/{session.id}")
 
 
 @routes.get("/handoff/{token}")
@@ -124,19 +113,26 @@ async def handoff(request: web.Request) -> web.StreamResponse:
     if row is None:
         raise Forbidden("This join link was already used or has expired; join again.")
     session = await db.read(lambda d: S.get_session(d, row["session_id"]))
+    target = f"/w/{session.workspace_id}/lab" if session.workspace_id else f"/s/{session.id}"
+    return await _enter(request, session, "interviewer", int(row["user_id"]), target)
+
+
+async def _enter(request: web.Request, session: S.Session, kind: str, user_id: int | None,
+                 target: str) -> web.StreamResponse:
+    """Grant this browser access to the session (a cookie), record the connection, and
+    redirect to ``target``, away from the token-bearing URL it came by."""
     address, agent = request.remote or "", request.headers.get("User-Agent", "")
 
     def run(d: Any) -> str:
-        user = people.get_user(d, int(row["user_id"]))
-        grant = S.grant(d, session.id, "interviewer", user_id=user.id, address=address,
-                        user_agent=agent)
-        S.record_connection(d, session.id, user.email, "interviewer joined", address, agent)
-        return grant
+        who, what = "candidate", "link opened"
+        if user_id is not None:
+            who, what = people.get_user(d, user_id).email, "interviewer joined"
+        S.record_connection(d, session.id, who, what, address, agent)
+        return S.grant(d, session.id, kind, user_id=user_id, address=address, user_agent=agent)
 
-    grant = await db.write(run)
-    target = f"/w/{session.workspace_id}/lab" if session.workspace_id else f"/s/{session.id}"
+    grant = await _main(request)[DB].write(run)
     response = web.HTTPSeeOther(target)
-    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in this URL
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL we leave
     _set_grant_cookie(request, response, session, grant)
     raise response
 
@@ -146,7 +142,7 @@ async def _session(request: web.Request) -> S.Session:
     return await _main(request)[DB].read(lambda d: S.get_session(d, session_id))
 
 
-def _public(request: web.Request, session: S.Session) -> dict[str, Any]:
+def _public(session: S.Session) -> dict[str, Any]:
     data = {k: v for k, v in session.public().items() if k != "candidate_email"}
     if session.state == "live" and session.workspace_id:
         data["workspace_url"] = f"/w/{session.workspace_id}/lab"
@@ -175,12 +171,12 @@ async def landing_start(request: web.Request) -> web.Response:
     if not hmac.compare_digest(str(form.get("csrf_token", "")), _csrf(request, session.id)):
         raise Forbidden("The form expired; reload the page and press Start again.")
     session = await _main(request)[SESSIONS].start_session(
-        session.id, people_actor(who, request)
+        session.id, _actor_of(who, request)
     )
     raise web.HTTPSeeOther(f"/w/{session.workspace_id}/lab")
 
 
-def people_actor(who: Principal, request: web.Request) -> Actor:
+def _actor_of(who: Principal, request: web.Request) -> Actor:
     return Actor(f"{who.kind}:{who.display_name}", None, request.remote or "")
 
 
@@ -188,7 +184,7 @@ def people_actor(who: Principal, request: web.Request) -> Actor:
 async def api_session(request: web.Request) -> web.Response:
     session = await _session(request)
     await principal_for(request, session)
-    return web.json_response({"session": _public(request, session)})
+    return web.json_response({"session": _public(session)})
 
 
 @routes.post("/api/v1/sessions/{session_id}/start")
@@ -199,8 +195,8 @@ async def api_session_start(request: web.Request) -> web.Response:
     if not hmac.compare_digest(request.headers.get("X-CSRF-Token", ""),
                                _csrf(request, session.id)):
         raise Forbidden("The CSRF token is missing or wrong (X-CSRF-Token).")
-    session = await _main(request)[SESSIONS].start_session(session.id, people_actor(who, request))
-    return web.json_response({"session": _public(request, session)})
+    session = await _main(request)[SESSIONS].start_session(session.id, _actor_of(who, request))
+    return web.json_response({"session": _public(session)})
 
 
 ACCESS_CACHE = web.AppKey("access_cache", dict)

@@ -59,7 +59,7 @@ def ensure_builtin_tasks(settings: Settings) -> list[str]:
         config = import_config(settings, allow_local=True)
         for task_dir in builtin_task_dirs():
             task_id = load_manifest(task_dir).task.id
-            current = [t for t in revisions.list_tasks(db) if t["id"] == task_id]
+            current = revisions.list_tasks(db, task_id)
             if current and current[0]["current_revision"]:
                 lines.append(f"{task_id}: {current[0]['current_revision']} (already published)")
                 continue

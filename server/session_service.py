@@ -311,13 +311,12 @@ class SessionManager:
             info = records.info_from_row(row)
             session_id = row["session_id"]
             session = await self.db.read(partial(S.get_session, session_id=session_id))
+            self._uids.add(info.uid)
             if session.state != "live" or session.seconds_left() == 0:
-                self._uids.add(info.uid)
                 await self._stop_workspace(info.workspace_id)
                 if session.state == "live":
                     await self.end_session(session.id, audit.SYSTEM, "time ran out while down")
                 continue
-            self._uids.add(info.uid)
             try:
                 info = await self.provisioner.restore(info)
             except Exception as exc:

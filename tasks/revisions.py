@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
@@ -17,8 +18,6 @@ from tasks.errors import NotPublishable, RevisionNotFound, TaskError, TaskNotFou
 
 
 def now_iso() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
@@ -172,10 +171,11 @@ def list_revisions(db: sqlite_utils.Database, task_id: str | None = None) -> lis
     return [_revision(r) for r in rows]
 
 
-def list_tasks(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def list_tasks(db: sqlite_utils.Database, task_id: str | None = None) -> list[dict[str, Any]]:
+    """Tasks (or the one ``task_id``) with their revision count, by id."""
     rows = db.execute_returning_dicts(
         "SELECT t.*, (SELECT COUNT(*) FROM task_revisions r WHERE r.task_id = t.id) AS revisions"
-        " FROM tasks t ORDER BY t.id"
+        " FROM tasks t WHERE ? IS NULL OR t.id = ? ORDER BY t.id", [task_id, task_id]
     )
     for row in rows:
         row["roles"] = json.loads(row["roles"])
@@ -183,7 +183,7 @@ def list_tasks(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 
 
 def get_task(db: sqlite_utils.Database, task_id: str) -> dict[str, Any]:
-    rows = [t for t in list_tasks(db) if t["id"] == task_id]
+    rows = list_tasks(db, task_id)
     if not rows:
         raise TaskNotFound(f"there is no task {task_id[:80]!r}")
     task = rows[0]

@@ -121,11 +121,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if scheme.lower() != "bearer" or not bearer.strip():
             raise Unauthorized("The Authorization header must be 'Bearer <API token>'.")
         bearer = bearer.strip()
-        user = await db.read(lambda d: credentials.user_for_api_token(d, bearer))
-        if user is None:
+        found = await db.read(lambda d: credentials.user_for_api_token(d, bearer))
+        if found is None:
             raise Unauthorized("The API token is unknown, revoked, or its user is disabled.")
-        await db.write(lambda d: credentials.touch_api_token(d, bearer))
-        request[USER] = user
+        if found[1]:  # last_used_at is due
+            await db.write(lambda d: credentials.touch_api_token(d, bearer))
+        request[USER] = found[0]
         request[VIA_TOKEN] = True
         return await handler(request)
 

@@ -83,14 +83,23 @@ def create_api_token(
     return token_id, token
 
 
-def user_for_api_token(db: sqlite_utils.Database, token: str) -> User | None:
+TOUCH_EVERY = timedelta(minutes=1)
+"""``last_used_at`` is kept to the minute: a busy automation client does not cost a database
+write per request."""
+
+
+def user_for_api_token(db: sqlite_utils.Database, token: str) -> tuple[User, bool] | None:
+    """The token's user, and whether its ``last_used_at`` is due for an update."""
     rows = db.execute_returning_dicts(
-        "SELECT users.*, api_tokens.id AS token_id FROM api_tokens"
+        "SELECT users.*, api_tokens.last_used_at AS token_last_used FROM api_tokens"
         " JOIN users ON users.id = api_tokens.user_id"
         " WHERE token_hash = ? AND revoked_at IS NULL AND users.disabled = 0",
         [token_hash(token)],
     )
-    return user_from_row(rows[0]) if rows else None
+    if not rows:
+        return None
+    last = rows[0]["token_last_used"]
+    return user_from_row(rows[0]), last is None or last < iso_in(-TOUCH_EVERY)
 
 
 def touch_api_token(db: sqlite_utils.Database, token: str) -> None:

@@ -1,10 +1,11 @@
-"""Security headers on every response of the app origin."""
+"""Security headers on pairlab's own responses (pages, JSON, errors)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -17,13 +18,6 @@ CSP = (
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/w/"):
-        # A workspace's own pages (JupyterLab) carry jupyter-server's headers; ours would break
-        # its caching and framing. The proxy still strips hop-by-hop headers.
-        response = await handler(request)
-        if not response.prepared:
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -45,3 +39,20 @@ def _apply(response: web.StreamResponse) -> None:
     # no-referrer on their own responses.
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Cache-Control", "no-store")
+
+
+def security_headers_except(proxied_prefix: str) -> Middleware:
+    """For an origin that also forwards another server's responses under ``proxied_prefix``
+    (the workspace origin and its JupyterLab): those keep their own headers, since ours would
+    break their caching and framing; they only get ``nosniff``."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(proxied_prefix):
+            return await security_headers(request, handler)
+        response = await handler(request)
+        if not response.prepared:
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    return middleware

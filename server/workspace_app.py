@@ -26,7 +26,7 @@ from server.audit import Actor
 from server.errors import Forbidden, NotFound, error_middleware
 from server.keys import DB, SETTINGS
 from server.proxy import Principal, proxy_http, proxy_websocket
-from server.security_headers import security_headers
+from server.security_headers import security_headers_except
 from server.session_keys import SESSIONS
 from server.settings import Settings
 from tasks import revisions
@@ -263,7 +263,8 @@ async def workspace_proxy(request: web.Request) -> web.StreamResponse:
 def create_workspace_app(settings: Settings, main_app: web.Application) -> web.Application:
     """The candidate-content origin (shares the main app's database and session manager)."""
     app = web.Application(
-        middlewares=[security_headers, error_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[security_headers_except("/w/"), error_middleware],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[MAIN_APP] = main_app

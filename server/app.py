@@ -16,13 +16,17 @@ from aiohttp import web
 
 from server import (
     admin_handlers,
+    analytics_handlers,
     health,
     login_handlers,
     observe_handlers,
+    outcome_handlers,
     pages,
     recording_handlers,
+    scoring_handlers,
     session_handlers,
     task_handlers,
+    webhook_handlers,
 )
 from server.auth import auth_middleware
 from server.db import Database
@@ -80,6 +84,10 @@ def create_app(settings: Settings, provisioner: Provisioner | None = None) -> we
     app.add_routes(session_handlers.routes)
     app.add_routes(recording_handlers.routes)
     app.add_routes(observe_handlers.routes)
+    app.add_routes(scoring_handlers.routes)
+    app.add_routes(outcome_handlers.routes)
+    app.add_routes(webhook_handlers.routes)
+    app.add_routes(analytics_handlers.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static", HERE / "static", append_version=False)
     app[WORKSPACE_APP] = create_workspace_app(settings, app)

@@ -89,8 +89,12 @@ def m001_people_and_login(db: sqlite_utils.Database) -> None:
 
 def MIGRATION_SETS() -> list[Migrations]:  # noqa: N802 - reads as a constant at call sites
     """Every area's migration set, in the order they apply."""
+    from scoring.migrations import migrations as scoring_migrations
+    from scoring.outcome_migrations import migrations as outcome_migrations
+    from scoring.webhook_migrations import migrations as webhook_migrations
     from tasks.migrations import migrations as tasks_migrations
     from workspaces.event_migrations import migrations as recording_migrations
     from workspaces.migrations import migrations as workspaces_migrations
 
-    return [migrations, tasks_migrations, workspaces_migrations, recording_migrations]
+    return [migrations, tasks_migrations, workspaces_migrations, recording_migrations,
+            scoring_migrations, outcome_migrations, webhook_migrations]

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
+from scoring import session_scoring
 from server import audit, people
 from server.errors import Unprocessable
 from server.settings import Settings
@@ -31,6 +32,8 @@ class ScheduleRequest:
     starts_at: str | None = None
     role: str = ""
     confirm_role_mismatch: bool = False
+    blind: bool | None = None
+    """Blind scoring for this session; None takes the ``blind_scoring`` setting."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,10 @@ def schedule(
         duration_minutes=req.duration_minutes or rev.duration_minutes, starts_at=starts,
         interviewer_ids=interviewer_ids, created_by=creator_id,
     )
+    blind = settings.blind_scoring if req.blind is None else req.blind
+    session_scoring.pin(db, session, blind=blind)
     audit.record(db, actor, "session.schedule", "session", session.id, revision=rev.id,
-                 interviewers=list(emails), warnings=warnings)
+                 interviewers=list(emails), warnings=warnings, blind=blind)
     candidate_link, interviewer_url = links(settings, session.id, token)
     return Scheduled(session, candidate_link, interviewer_url, tuple(warnings))
 

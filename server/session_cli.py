@@ -30,6 +30,8 @@ def add_session_commands(sub: Any, add_setting_flags: Any) -> None:
     create.add_argument("--role", default="", help=f"role hired for: {', '.join(S.ROLES)}")
     create.add_argument("--confirm", action="store_true",
                         help="schedule even if the task kind does not fit the role")
+    create.add_argument("--blind", action=argparse.BooleanOptionalAction, default=None,
+                        help="blind scoring (default: the blind_scoring setting)")
     create.add_argument("--json", action="store_true", help="machine-readable output")
     create.set_defaults(func=cmd_create)
     lst = ssub.add_parser("list", help="list sessions")
@@ -55,6 +57,7 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
         task=args.task, candidate_name=args.candidate, candidate_email=args.candidate_email,
         interviewers=tuple(args.interviewer), duration_minutes=args.duration,
         starts_at=args.starts_at, role=args.role, confirm_role_mismatch=args.confirm,
+        blind=args.blind,
     )
     with db.atomic():
         creator = people.find_user(db, args.interviewer[0])

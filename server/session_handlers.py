@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from scoring import session_scoring
 from server.auth import client_address, csrf_token, current_user
 from server.bodies import json_body
 from server.errors import Unprocessable
@@ -21,8 +22,10 @@ from workspaces import sessions as S
 routes = web.RouteTableDef()
 
 
-def _session_json(request: web.Request, session: S.Session) -> dict[str, Any]:
-    data = session.public()
+async def _session_json(request: web.Request, session: S.Session) -> dict[str, Any]:
+    scoring = await request.app[DB].read(lambda d: session_scoring.get(d, session.id))
+    data = session_scoring.masked(session, scoring).public()
+    data["scoring"] = scoring.public() if scoring else None
     if session.state == "live" and session.workspace_id:
         data["workspace_url"] = (
             f"{request.app[SETTINGS].workspace_url}/w/{session.workspace_id}/lab"
@@ -44,7 +47,7 @@ async def api_create(request: web.Request) -> web.Response:
     body = await json_body(
         request, {"task": str, "candidate_name": str},
         {"candidate_email": str, "interviewers": list, "duration_minutes": int,
-         "starts_at": str, "role": str, "confirm_role_mismatch": bool},
+         "starts_at": str, "role": str, "confirm_role_mismatch": bool, "blind": bool},
     )
     interviewers = body.get("interviewers", [])
     if not all(isinstance(e, str) for e in interviewers):
@@ -54,6 +57,7 @@ async def api_create(request: web.Request) -> web.Response:
         candidate_email=body.get("candidate_email", ""), interviewers=tuple(interviewers),
         duration_minutes=body.get("duration_minutes"), starts_at=body.get("starts_at"),
         role=body.get("role", ""), confirm_role_mismatch=body.get("confirm_role_mismatch", False),
+        blind=body.get("blind"),
     ))
     return web.json_response(result.public(), status=201)
 
@@ -62,7 +66,8 @@ async def api_create(request: web.Request) -> web.Response:
 async def api_list(request: web.Request) -> web.Response:
     user = current_user(request)
     found = await request.app[DB].read(
-        lambda d: S.list_sessions(d, None if user.is_admin else user.id)
+        lambda d: session_scoring.masked_all(d, S.list_sessions(d, None if user.is_admin
+                                                                else user.id))
     )
     return web.json_response({"sessions": [s.public() for s in found]})
 
@@ -71,7 +76,8 @@ async def api_list(request: web.Request) -> web.Response:
 async def api_get(request: web.Request) -> web.Response:
     _, session = await visible_session(request)
     conns = await request.app[DB].read(lambda d: S.connections(d, session.id))
-    return web.json_response({"session": _session_json(request, session), "connections": conns})
+    data = await _session_json(request, session)
+    return web.json_response({"session": data, "connections": conns})
 
 
 @routes.post("/api/v1/sessions/{session_id}/start")
@@ -80,7 +86,7 @@ async def api_start(request: web.Request) -> web.Response:
     session = await request.app[SESSIONS].start_session(
         session.id, user.actor(client_address(request))
     )
-    return web.json_response({"session": _session_json(request, session)})
+    return web.json_response({"session": await _session_json(request, session)})
 
 
 @routes.post("/api/v1/sessions/{session_id}/end")
@@ -89,7 +95,7 @@ async def api_end(request: web.Request) -> web.Response:
     session = await request.app[SESSIONS].end_session(
         session.id, user.actor(client_address(request)), "ended by an interviewer"
     )
-    return web.json_response({"session": _session_json(request, session)})
+    return web.json_response({"session": await _session_json(request, session)})
 
 
 @routes.post("/api/v1/sessions/{session_id}/extend")
@@ -99,7 +105,7 @@ async def api_extend(request: web.Request) -> web.Response:
     session = await request.app[SESSIONS].extend(
         session.id, body["minutes"], user.actor(client_address(request))
     )
-    return web.json_response({"session": _session_json(request, session)})
+    return web.json_response({"session": await _session_json(request, session)})
 
 
 @routes.post("/api/v1/sessions/{session_id}/handoff")
@@ -118,12 +124,13 @@ async def sessions_page(request: web.Request) -> web.Response:
 
     def load(d: Any) -> tuple[Any, Any]:
         tasks = [t for t in revisions.list_tasks(d) if t["current_revision"]]
-        return S.list_sessions(d, None if user.is_admin else user.id), tasks
+        found = S.list_sessions(d, None if user.is_admin else user.id)
+        return session_scoring.masked_all(d, found), tasks
 
     found, tasks = await request.app[DB].read(load)
     return aiohttp_jinja2.render_template("sessions.html", request, {
         "user": user, "csrf_token": csrf_token(request), "sessions": found, "tasks": tasks,
-        "roles": S.ROLES,
+        "roles": S.ROLES, "blind_default": request.app[SETTINGS].blind_scoring,
     })
 
 
@@ -143,6 +150,7 @@ async def sessions_create_submit(request: web.Request) -> web.Response:
         duration_minutes=int(minutes) if minutes else None,
         starts_at=str(form.get("starts_at", "")).strip() or None,
         role=str(form.get("role", "")), confirm_role_mismatch=form.get("confirm") == "yes",
+        blind=form.get("blind") == "yes",
     ))
     return aiohttp_jinja2.render_template("session_created.html", request, {
         "user": user, "csrf_token": csrf_token(request), "result": result,
@@ -155,8 +163,8 @@ async def session_page(request: web.Request) -> web.Response:
     conns = await request.app[DB].read(lambda d: S.connections(d, session.id))
     return aiohttp_jinja2.render_template("session.html", request, {
         "user": user, "csrf_token": csrf_token(request), "session": session,
-        "connections": conns, "workspace_url": _session_json(request, session).get(
-            "workspace_url"),
+        "connections": conns,
+        "workspace_url": (await _session_json(request, session)).get("workspace_url"),
     })
 
 

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from scoring import session_scoring
 from server import audit, people
 from server.db import Database
 from server.proxy import HttpTap, TapFactory, Upstream, UpstreamClients
@@ -355,6 +356,7 @@ class SessionManager:
 
 def _begin(d: Any, session_id: str, actor: audit.Actor) -> S.Session:
     session = S.set_state(d, session_id, "provisioning", expect=("scheduled",))
+    session_scoring.repin_at_start(d, session)
     audit.record(d, actor, "session.start", "session", session_id)
     return session
 

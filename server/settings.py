@@ -89,6 +89,10 @@ class Settings:
     continuous_checks: bool = _f(
         True, "run the task's visible tests in a sandbox after each snapshot (tests.run events)"
     )
+    blind_scoring: bool = _f(
+        False, "new sessions are blind by default: interviewers see a pseudonym, not the"
+        " candidate's name and email, until an audited reveal after every scorecard is in"
+    )
     warm_pool_size: int = _f(1, "started idle workspaces kept ready per task environment")
     sandbox_uid_base: int = _f(40000, "first of 1000 unprivileged uids the sandboxes run as")
     unsafe_no_sandbox: bool = _f(
@@ -97,10 +101,28 @@ class Settings:
     environments_dir: str = _f(
         "", "folder for the shared per-requirements Python environments (default DATA_DIR/envs)"
     )
+    min_agreement_sessions: int = _f(
+        5, "sessions scored by 2+ interviewers needed before an agreement figure is shown"
+    )
+    min_validity_sample: int = _f(
+        10, "sessions with a known outcome needed before a validity figure is shown"
+    )
+    webhook_allowed_hosts: str = _f(
+        "", "comma-separated webhook hosts allowed even if they resolve to loopback/private"
+        " addresses"
+    )
+    webhook_retry_base_seconds: float = _f(
+        5.0, "first retry delay of a failed webhook delivery, in seconds (then x6, x24, x120, x720)"
+    )
 
     @property
     def allowed_git_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.git_allowed_hosts.split(",") if h.strip())
+
+    @property
+    def allowed_webhook_hosts(self) -> frozenset[str]:
+        hosts = self.webhook_allowed_hosts.split(",")
+        return frozenset(h.strip().strip("[]").lower() for h in hosts if h.strip())
 
     def __post_init__(self) -> None:
         problems = list(_validate(self))
@@ -150,7 +172,8 @@ def _validate(s: Settings) -> list[str]:
             problems.append(f"{name}: {value!r} must start with http:// or https://")
     for name in ("session_hours", "max_body_bytes", "login_max_failures", "login_window_seconds",
                  "import_max_entries", "import_max_total_bytes", "import_max_blob_bytes",
-                 "import_timeout_seconds", "check_timeout_seconds"):
+                 "import_timeout_seconds", "check_timeout_seconds", "min_agreement_sessions",
+                 "min_validity_sample"):
         if getattr(s, name) < 1:
             problems.append(f"{name}: must be at least 1")
     if (s.host, s.port) == (s.workspace_host, s.workspace_port) and s.port != 0:
@@ -159,6 +182,8 @@ def _validate(s: Settings) -> list[str]:
         problems.append("warm_pool_size: must be 0 to 50")
     if not 1000 <= s.sandbox_uid_base <= 4_000_000_000:
         problems.append("sandbox_uid_base: must be an unprivileged uid (1000 or more)")
+    if not 0 < s.webhook_retry_base_seconds <= 3600:
+        problems.append("webhook_retry_base_seconds: must be more than 0 and at most 3600")
     if s.cookie_secret and len(str(s.cookie_secret)) < 32:
         problems.append("cookie_secret: must be at least 32 characters")
     return problems

@@ -20,6 +20,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from scoring import session_scoring
 from server import people
 from server.accesslog import scrub_path
 from server.audit import Actor
@@ -74,7 +75,10 @@ async def principal_for(request: web.Request, session: S.Session) -> Principal:
     if grant is None or grant["session_id"] != session.id:
         raise Forbidden("You have no access to this session's workspace.")
     if grant["kind"] == "candidate":
-        return Principal("candidate", session.candidate_name, "candidate")
+        # The name every collaborator sees in JupyterLab: the pseudonym in blind mode.
+        scoring = await db.read(lambda d: session_scoring.get(d, session.id))
+        shown = session_scoring.masked(session, scoring).candidate_name
+        return Principal("candidate", shown, "candidate")
     user_id = int(grant["user_id"])
     user = await db.read(lambda d: people.get_user(d, user_id))
     if user.disabled or user.id not in session.interviewer_ids:

@@ -1,7 +1,102 @@
-"""Calibration and validity reports: admin pages."""
+"""Calibration and validity reports: admin pages and JSON (thin handlers over scoring.analytics).
+
+The figures are computed on a reader thread; the pages inline SVG charts built by
+``scoring.charts`` from our own strings (every text escaped there), never from request input.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
+import aiohttp_jinja2
 from aiohttp import web
+from markupsafe import Markup
+
+from scoring import analytics, charts
+from server.auth import csrf_token, require_admin
+from server.keys import DB, SETTINGS
 
 routes = web.RouteTableDef()
+
+OUTCOME_RANGES = {"performance": (1.0, 5.0), "hired": (0.0, 1.0)}
+RELIABLE_ALPHA = 0.8
+
+
+async def _calibration(request: web.Request) -> analytics.Calibration:
+    minimum = request.app[SETTINGS].min_agreement_sessions
+    return await request.app[DB].read(lambda d: analytics.calibration(d, min_sessions=minimum))
+
+
+async def _validity(request: web.Request) -> analytics.Validity:
+    minimum = request.app[SETTINGS].min_validity_sample
+    return await request.app[DB].read(lambda d: analytics.validity(d, min_n=minimum))
+
+
+@routes.get("/api/v1/reports/calibration")
+async def api_calibration(request: web.Request) -> web.Response:
+    require_admin(request)
+    return web.json_response(dataclasses.asdict(await _calibration(request)))
+
+
+@routes.get("/api/v1/reports/validity")
+async def api_validity(request: web.Request) -> web.Response:
+    require_admin(request)
+    return web.json_response(dataclasses.asdict(await _validity(request)))
+
+
+def _alpha_chart(report: analytics.Calibration) -> Markup:
+    items = [
+        charts.Bar(d.dimension, d.agreement.alpha, d.agreement.ci_low, d.agreement.ci_high,
+                   note=f"n = {d.agreement.sessions}")
+        for d in report.by_dimension
+    ]
+    lows = [v for i in items for v in (i.value, i.low) if v is not None]
+    y_range = (-1.0, 1.0) if lows and min(lows) < 0 else (0.0, 1.0)
+    return Markup(charts.bars(  # noqa: S704 - our own SVG, every text escaped by charts
+        items, title="Agreement per dimension (Krippendorff's ordinal alpha, 95% CI)",
+        y_label="alpha", y_range=y_range, reference=RELIABLE_ALPHA,
+        reference_label=f"{RELIABLE_ALPHA}: reliable",
+    ))
+
+
+@routes.get("/calibration")
+async def calibration_page(request: web.Request) -> web.Response:
+    admin = require_admin(request)
+    report = await _calibration(request)
+    return aiohttp_jinja2.render_template("calibration.html", request, {
+        "user": admin, "csrf_token": csrf_token(request), "report": report,
+        "chart": _alpha_chart(report) if report.by_dimension else None,
+    })
+
+
+def _scatter(item: analytics.ScoreOutcome) -> Markup:
+    what = "overall weighted score" if item.score == analytics.OVERALL else item.score
+    return Markup(charts.scatter(  # noqa: S704 - our own SVG, every text escaped by charts
+        item.points, title=f"{item.outcome} vs {what}", x_label=f"panel mean {what}",
+        y_label=item.outcome, x_range=(1.0, 4.0), y_range=OUTCOME_RANGES[item.outcome],
+    ))
+
+
+def _retention_chart(report: analytics.Validity) -> Markup:
+    r = report.retention
+    baseline = "" if r.baseline is None else f"baseline {r.baseline:.0%}"
+    return Markup(charts.bars(  # noqa: S704 - our own SVG, every text escaped by charts
+        [charts.Bar("hired", r.rate, r.ci_low, r.ci_high, note=f"n = {r.n}")],
+        title="Still employed at 6 months (Wilson 95% CI)", y_label="share",
+        reference=r.baseline, reference_label=baseline,
+    ))
+
+
+@routes.get("/reports/validity")
+async def validity_page(request: web.Request) -> web.Response:
+    admin = require_admin(request)
+    report = await _validity(request)
+    rows: list[dict[str, Any]] = [
+        {"item": item, "chart": _scatter(item) if item.correlation.enough else None}
+        for item in report.correlations
+    ]
+    return aiohttp_jinja2.render_template("validity.html", request, {
+        "user": admin, "csrf_token": csrf_token(request), "report": report, "rows": rows,
+        "retention_chart": _retention_chart(report),
+    })

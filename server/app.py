@@ -17,13 +17,16 @@ from aiohttp import web
 from server import (
     admin_handlers,
     analytics_handlers,
+    export_handlers,
     health,
     login_handlers,
     observe_handlers,
     outcome_handlers,
     pages,
     recording_handlers,
+    rubric_handlers,
     scoring_handlers,
+    scoring_pages,
     session_handlers,
     task_handlers,
     webhook_handlers,
@@ -38,6 +41,7 @@ from server.security_headers import security_headers
 from server.session_ctx import PROVISIONER, WORKSPACE_APP, sessions_ctx
 from server.settings import Settings
 from server.task_service import tasks_ctx
+from server.webhook_service import webhooks_ctx
 from server.workspace_app import create_workspace_app
 from workspaces.provisioner import Provisioner
 
@@ -74,8 +78,10 @@ def create_app(settings: Settings, provisioner: Provisioner | None = None) -> we
     )
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(tasks_ctx)
+    app.cleanup_ctx.append(rubric_handlers.rubrics_ctx)
     app.cleanup_ctx.append(sessions_ctx)
     app.cleanup_ctx.append(recording_ctx)  # after sessions_ctx: it hooks into the manager
+    app.cleanup_ctx.append(webhooks_ctx)
     app.on_shutdown.append(recording_handlers.end_streams)
     app.add_routes(health.routes)
     app.add_routes(login_handlers.routes)
@@ -85,7 +91,10 @@ def create_app(settings: Settings, provisioner: Provisioner | None = None) -> we
     app.add_routes(recording_handlers.routes)
     app.add_routes(observe_handlers.routes)
     app.add_routes(scoring_handlers.routes)
+    app.add_routes(scoring_pages.routes)
+    app.add_routes(rubric_handlers.routes)
     app.add_routes(outcome_handlers.routes)
+    app.add_routes(export_handlers.routes)
     app.add_routes(webhook_handlers.routes)
     app.add_routes(analytics_handlers.routes)
     app.add_routes(pages.routes)

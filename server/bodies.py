@@ -18,12 +18,8 @@ _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: 
                dict: "an object", float: "a number"}
 
 
-async def json_body(
-    request: web.Request,
-    required: Mapping[str, type],
-    optional: Mapping[str, type] | None = None,
-) -> dict[str, Any]:
-    optional = optional or {}
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object (400 with a sentence if it is not one); fields unchecked."""
     if request.content_type != "application/json":
         raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.")
     raw = await request.read()
@@ -33,6 +29,16 @@ async def json_body(
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+async def json_body(
+    request: web.Request,
+    required: Mapping[str, type],
+    optional: Mapping[str, type] | None = None,
+) -> dict[str, Any]:
+    optional = optional or {}
+    body = await json_object(request)
     unknown = sorted(set(body) - set(required) - set(optional))
     if unknown:
         raise Unprocessable(f"Unknown field(s): {', '.join(k[:40] for k in unknown)}.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -25,10 +26,17 @@ class ServerError(Exception):
     status: int = 400
     code: str = "bad_request"
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.headers = headers or {}
+        self.extra = extra or {}  # more top-level fields of the JSON body, e.g. "rows"
 
 
 class BadRequest(ServerError):
@@ -82,11 +90,18 @@ def wants_json(request: web.Request) -> bool:
 
 
 def render_error(
-    request: web.Request, status: int, code: str, message: str, headers: dict[str, str]
+    request: web.Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str],
+    extra: dict[str, Any] | None = None,
 ) -> web.Response:
     if wants_json(request):
         return web.json_response(
-            {"error": {"code": code, "message": message}}, status=status, headers=headers
+            {**(extra or {}), "error": {"code": code, "message": message}},
+            status=status,
+            headers=headers,
         )
     response = aiohttp_jinja2.render_template(
         "error.html", request, {"status": status, "code": code, "message": message}, status=status
@@ -100,7 +115,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ServerError as exc:
-        return render_error(request, exc.status, exc.code, exc.message, exc.headers)
+        return render_error(request, exc.status, exc.code, exc.message, exc.headers, exc.extra)
     except DOMAIN_ERRORS as exc:
         status = int(getattr(exc, "status", 400))
         code = str(getattr(exc, "code", "error"))

@@ -1,0 +1,257 @@
+"""CSV import of hiring outcomes: every row checked first, then all stored or none.
+
+The file is UTF-8 (a byte-order mark is fine) with a header row. Columns: ``session_id`` or
+``candidate_email`` (the candidate's latest ended session), and any of ``hired``,
+``employed_6m`` (yes/no/true/false/1/0, blank: keep what is stored), ``performance`` (1-5,
+blank: keep) and ``note`` (blank: keep). Problems are reported as ``row N: <column>: <reason>``
+with N the file's line number; one problem anywhere and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from scoring import outcomes
+
+MAX_BYTES = 1024 * 1024
+MAX_ROWS = 10_000
+KEY_COLUMNS = ("session_id", "candidate_email")
+COLUMNS = (*KEY_COLUMNS, *outcomes.FIELDS)
+TRUE = frozenset({"yes", "y", "true", "1"})
+FALSE = frozenset({"no", "n", "false", "0"})
+MAX_REPORTED = 200
+
+
+class ImportRejected(outcomes.OutcomeError):
+    """The file was refused as a whole; ``rows`` lists every row problem (maybe none, when the
+    file itself is unreadable)."""
+
+    code = "import_rejected"
+
+    def __init__(self, message: str, rows: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.rows = rows or []
+
+
+@dataclass
+class ParsedRow:
+    line: int
+    session_id: str
+    email: str
+    changes: dict[str, Any]
+    problems: list[outcomes.Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: list[tuple[str, outcomes.Outcome, dict[str, Any]]]
+    """``(session_id, stored outcome, the changes the row made)`` per stored row."""
+    skipped: int
+    """Rows that named a session but gave no value (nothing to store)."""
+
+
+def _decode(raw: bytes) -> str:
+    if len(raw) > MAX_BYTES:
+        raise ImportRejected(
+            f"The file is {len(raw)} bytes; at most {MAX_BYTES} bytes are accepted. Split it."
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ImportRejected(
+            f"The file is not UTF-8 text (line {line},"
+            f" byte {exc.start + 1}); save it as 'CSV UTF-8' and try again."
+        ) from None
+    if "\x00" in text:
+        raise ImportRejected("The file contains NUL bytes; it does not look like a CSV file.")
+    return text
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """``(line number where the record starts, cells)`` for each non-blank record."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportRejected(f"row {start}: the line is not valid CSV ({exc}).") from None
+        if any(cell.strip() for cell in cells):
+            yield start, cells
+
+
+def _header(line: int, cells: list[str]) -> list[str]:
+    names = [cell.strip().lower() for cell in cells]
+    problems: list[str] = []
+    if not set(names) & set(COLUMNS):
+        raise ImportRejected(
+            f"row {line}: the first line must be a header naming the columns"
+            f" ({', '.join(COLUMNS)}).",
+            [f"row {line}: header: no known column; expected {', '.join(COLUMNS)}"],
+        )
+    for position, name in enumerate(names):
+        if name not in COLUMNS:
+            shown = name[:40] or f"column {position + 1} (empty)"
+            problems.append(f"row {line}: {shown}: unknown column; use {', '.join(COLUMNS)}")
+        elif names.index(name) != position:
+            problems.append(f"row {line}: {name}: the column appears twice")
+    if not set(names) & set(KEY_COLUMNS):
+        problems.append(f"row {line}: header: a session_id or candidate_email column is needed")
+    if not set(names) & set(outcomes.FIELDS):
+        problems.append(
+            f"row {line}: header: name at least one of {', '.join(outcomes.FIELDS)}"
+        )
+    if problems:
+        raise ImportRejected("The header row has problems; nothing was imported.", problems)
+    return names
+
+
+def _flag(text: str) -> bool | None:
+    word = text.strip().lower()
+    if word in TRUE:
+        return True
+    if word in FALSE:
+        return False
+    raise ValueError
+
+
+def _row(line: int, names: list[str], cells: list[str]) -> ParsedRow:
+    row = ParsedRow(line, "", "", {})
+    if len(cells) > len(names):
+        row.problems.append(("cells", f"has {len(cells)} cells but the header names {len(names)}"))
+    values = dict(zip(names, cells, strict=False))
+    row.session_id = values.get("session_id", "").strip()
+    row.email = values.get("candidate_email", "").strip().lower()
+    for name in ("hired", "employed_6m"):
+        text = values.get(name, "")
+        if text.strip():
+            try:
+                row.changes[name] = _flag(text)
+            except ValueError:
+                row.problems.append((name, f"{text.strip()[:40]!r} is not yes, no or blank"))
+    text = values.get("performance", "").strip()
+    if text:
+        try:
+            row.changes["performance"] = float(text)
+        except ValueError:
+            row.problems.append(("performance", f"{text[:40]!r} is not a number from 1 to 5"))
+    if values.get("note", "").strip():
+        row.changes["note"] = values["note"].strip()
+    clean, problems = outcomes.check_types(row.changes)
+    row.changes = clean
+    row.problems += problems
+    return row
+
+
+def parse(raw: bytes) -> list[ParsedRow]:
+    """Read the file's rows with the problems each has on its own (not yet the database)."""
+    records = _records(_decode(raw))
+    first = next(records, None)
+    if first is None:
+        raise ImportRejected("The file is empty; the first line must be a header row.")
+    names = _header(*first)
+    rows: list[ParsedRow] = []
+    for line, cells in records:
+        if len(rows) == MAX_ROWS:
+            raise ImportRejected(f"The file has more than {MAX_ROWS} rows; split it.")
+        rows.append(_row(line, names, cells))
+    if not rows:
+        raise ImportRejected("The file has a header but no rows to import.")
+    return rows
+
+
+def _session_for_email(db: sqlite_utils.Database, email: str) -> tuple[str, str]:
+    """``(session id, "")`` for the candidate's latest ended session, or ``("", reason)``."""
+    rows = db.execute(
+        "SELECT id, state, starts_at FROM interview_sessions WHERE lower(candidate_email) = ?"
+        " ORDER BY starts_at DESC, id",
+        [email],
+    ).fetchall()
+    if not rows:
+        return "", "no session has a candidate with this email"
+    ended = [r for r in rows if r[1] == "ended"]
+    if not ended:
+        return "", "the candidate's sessions have not ended yet"
+    if len(ended) > 1 and ended[0][2] == ended[1][2]:
+        return "", "the candidate has several latest sessions; use session_id instead"
+    return str(ended[0][0]), ""
+
+
+def _resolve(db: sqlite_utils.Database, row: ParsedRow) -> str:
+    """The row's session id (adding a problem when there is none)."""
+    if not row.session_id and not row.email:
+        row.problems.append(("session_id", "give a session_id or a candidate_email"))
+        return ""
+    if row.session_id:
+        found = db.execute(
+            "SELECT state, lower(candidate_email) FROM interview_sessions WHERE id = ?",
+            [row.session_id],
+        ).fetchone()
+        if found is None:
+            row.problems.append(("session_id", f"there is no session {row.session_id[:40]!r}"))
+            return ""
+        if row.email and found[1] != row.email:
+            row.problems.append(("candidate_email", "is not the email of this session's"
+                                 " candidate"))
+            return ""
+        if found[0] != "ended":
+            row.problems.append(("session_id", f"the session is {found[0]}; outcomes are"
+                                 " recorded once the interview has ended"))
+            return ""
+        return row.session_id
+    session_id, reason = _session_for_email(db, row.email)
+    if reason:
+        row.problems.append(("candidate_email", reason))
+    return session_id
+
+
+def apply(db: sqlite_utils.Database, rows: list[ParsedRow], user_id: int | None) -> ImportResult:
+    """Check every row against the database, then store them all, or raise ``ImportRejected``
+    with every problem and store nothing (run it in one write transaction)."""
+    seen: dict[str, int] = {}
+    planned: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    skipped = 0
+    for row in rows:
+        session_id = _resolve(db, row)
+        if session_id in seen:
+            row.problems.append(("session_id", f"the same session as row {seen[session_id]}"))
+        elif session_id:
+            seen[session_id] = row.line
+        if row.problems or not session_id:
+            continue
+        if not row.changes:
+            skipped += 1
+            continue
+        values = outcomes.merged(outcomes.get_outcome(db, session_id), row.changes)
+        row.problems += outcomes.check_consistency(
+            values["hired"], values["employed_6m"], values["performance"]
+        )
+        planned.append((session_id, values, row.changes))
+    errors = [f"row {r.line}: {column}: {reason}" for r in rows for column, reason in r.problems]
+    if errors:
+        shown = errors[:MAX_REPORTED]
+        if len(errors) > MAX_REPORTED:
+            shown.append(f"... and {len(errors) - MAX_REPORTED} more problems")
+        noun = "problem" if len(errors) == 1 else "problems"
+        raise ImportRejected(
+            f"The file has {len(errors)} {noun}; nothing was imported. Fix them and import"
+            " the whole file again.",
+            shown,
+        )
+    stored = [(sid, outcomes.store(db, sid, values, user_id), changes)
+              for sid, values, changes in planned]
+    return ImportResult(stored, skipped)
+
+
+def import_csv(db: sqlite_utils.Database, raw: bytes, user_id: int | None) -> ImportResult:
+    """Parse, check and store a whole file, all or nothing (run it in one write transaction)."""
+    return apply(db, parse(raw), user_id)

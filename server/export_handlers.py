@@ -1,0 +1,32 @@
+"""CSV download of submitted scores across sessions (a thin handler over
+``scoring.score_export``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from scoring import score_export
+from server.auth import require_admin
+from server.errors import Unprocessable
+from server.keys import DB
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/scores.csv")
+async def api_scores_csv(request: web.Request) -> web.Response:
+    require_admin(request)
+    try:
+        filters = score_export.parse_filters(request.query)
+    except score_export.FilterInvalid as exc:
+        raise Unprocessable(exc.message) from None
+    text = await request.app[DB].read(lambda d: score_export.export_csv(d, filters))
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="pairlab-scores.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -1,0 +1,42 @@
+"""The candidate report: one session's outcome in a shape for the JSON API and the
+printable page (the same dictionary feeds both)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scoring.debrief import Debrief
+from server.scorecard_service import Panel
+
+
+def candidate_report(p: Panel, debrief: Debrief) -> dict[str, Any]:
+    s = p.session  # already masked for the caller in blind mode
+    checks = debrief.checks
+    dims = []
+    for row in debrief.rows:
+        dim = p.rubric.dimension(row.id)
+        level = round(row.mean_level) if row.mean_level is not None else None
+        dims.append({
+            "id": row.id, "title": row.title, "weight": row.weight,
+            "mean_level": row.mean_level, "spread": row.spread,
+            "disagreement": row.disagreement,
+            "anchor": dim.anchors.get(level, "") if dim and level else "",
+            "evidence": [{"interviewer": e.interviewer, "level": e.level, "text": e.text,
+                          "moments": list(e.moments)} for e in row.evidence],
+        })
+    return {
+        "session": {"id": s.id, "task_id": s.task_id, "role": s.role,
+                    "candidate_name": s.candidate_name, "candidate_email": s.candidate_email,
+                    "starts_at": s.starts_at, "ended_at": s.ended_at, "state": s.state},
+        "blind": p.scoring.hidden,
+        "rubric": {"id": p.rubric.id, "version": p.rubric.version, "title": p.rubric.title},
+        "complete": debrief.complete, "waiting_for": list(debrief.waiting_for),
+        "weighted_score": debrief.weighted_mean,
+        "recommendations": debrief.recommendations,
+        "dimensions": dims,
+        "hidden_checks": None if checks is None else {
+            k: checks.get(k) for k in ("status", "passed", "failed", "errors", "total")},
+        "summaries": [{"interviewer": c.name, "recommendation": c.card.recommendation,
+                       "summary": c.card.summary, "weighted_score": c.weighted_score}
+                      for c in debrief.cards],
+    }

@@ -1,0 +1,116 @@
+"""Interviewer pages for scoring: the scorecard form (autosaved by static/scorecard.js, and
+a plain form post without script), the sealed debrief, the printable candidate report and
+the reveal action."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from scoring import scorecards
+from server import scorecard_service as SC
+from server.auth import client_address, csrf_token
+from server.errors import Unprocessable
+from server.keys import DB
+from server.report import candidate_report
+from server.scoring_handlers import mine_json, sealed_debrief
+from server.session_access import visible_session
+from workspaces.events import HINT, NOTE
+
+routes = web.RouteTableDef()
+PAGE = "/sessions/{session_id}"
+
+
+def card_from_form(form: MultiDictProxy[Any], p: SC.Panel) -> dict[str, Any]:
+    """The form's fields in the API's scorecard shape (validated later like any body)."""
+    scores: dict[str, Any] = {}
+    for dim in p.rubric.dimensions:
+        raw_level = str(form.get(f"level-{dim.id}", "")).strip()
+        moments: list[Any] = [int(t) if t.isdigit() else t for t in re.split(
+            r"[\s,]+", str(form.get(f"moments-{dim.id}", "")).strip()) if t]
+        scores[dim.id] = {
+            "level": int(raw_level) if raw_level.isdigit() else (raw_level or None),
+            "evidence": str(form.get(f"evidence-{dim.id}", "")), "moments": moments}
+    recommendation = str(form.get("recommendation", "")) or None
+    return {"scores": scores, "recommendation": recommendation,
+            "summary": str(form.get("summary", ""))}
+
+
+def _notes(d: Any, session_id: str) -> list[dict[str, Any]]:
+    rows = d.execute("SELECT seq, kind, payload FROM events WHERE session_id = ? AND kind IN"
+                     " (?, ?) ORDER BY seq", [session_id, NOTE, HINT]).fetchall()
+    return [{"seq": r[0], "kind": r[1], "text": json.loads(r[2]).get("text", "")} for r in rows]
+
+
+async def _scorecard_page(request: web.Request, *, form_data: dict[str, Any] | None = None,
+                          problems: list[str] | None = None, status: int = 200) -> web.Response:
+    user, session = await visible_session(request)
+    SC.require_panelist(user, session)
+
+    def load(d: Any) -> tuple[SC.Panel, dict[str, Any], list[dict[str, Any]]]:
+        p = SC.panel(d, session.id)
+        return p, mine_json(p, scorecards.get_draft(d, session.id, user.id)), _notes(d, session.id)
+
+    p, mine, notes = await request.app[DB].write(load)
+    if form_data is not None:
+        mine = {**mine, **form_data}
+    response = aiohttp_jinja2.render_template("scorecard.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "session": session, "mine": mine,
+        "rubric": p.rubric, "notes": notes, "problems": problems or [],
+        "config": {"api": f"/api/v1/sessions/{session.id}/scorecards/mine"}})
+    response.set_status(status)
+    return response
+
+
+@routes.get(PAGE + "/scorecard")
+async def scorecard_page(request: web.Request) -> web.Response:
+    return await _scorecard_page(request)
+
+
+@routes.post(PAGE + "/scorecard")
+async def scorecard_submit(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    SC.require_panelist(user, session)
+    form = await request.post()
+    p = await request.app[DB].write(lambda d: SC.panel(d, session.id))
+    data = card_from_form(form, p)
+    actor = user.actor(client_address(request))
+    try:
+        if form.get("action") == "submit":
+            await request.app[DB].write(lambda d: SC.submit(d, session.id, user, data, actor))
+            raise web.HTTPSeeOther(f"/sessions/{session.id}/debrief")
+        await request.app[DB].write(lambda d: SC.save(d, session.id, user, data))
+    except Unprocessable as e:
+        return await _scorecard_page(request, form_data=data,
+                                     problems=e.extra.get("problems", [e.message]), status=422)
+    raise web.HTTPSeeOther(f"/sessions/{session.id}/scorecard")
+
+
+@routes.get(PAGE + "/debrief")
+async def debrief_page(request: web.Request) -> web.Response:
+    p, debrief = await sealed_debrief(request)
+    user, _ = await visible_session(request)
+    return aiohttp_jinja2.render_template("debrief.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "session": p.session,
+        "scoring": p.scoring, "debrief": debrief})
+
+
+@routes.get(PAGE + "/report")
+async def report_page(request: web.Request) -> web.Response:
+    p, debrief = await sealed_debrief(request)
+    user, _ = await visible_session(request)
+    return aiohttp_jinja2.render_template("report.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "report": candidate_report(p, debrief)})
+
+
+@routes.post(PAGE + "/reveal")
+async def reveal_submit(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    actor = user.actor(client_address(request))
+    await request.app[DB].write(lambda d: SC.reveal(d, session.id, user, actor))
+    raise web.HTTPSeeOther(f"/sessions/{session.id}/debrief")

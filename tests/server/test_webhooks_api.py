@@ -409,3 +409,44 @@ def test_webhook_settings(make_settings: MakeSettings) -> None:
     for bad in (0, -1, 3601):
         with pytest.raises(SettingsError, match="webhook_retry_base_seconds"):
             make_settings(webhook_retry_base_seconds=bad)
+
+
+async def test_scorecards_send_scorecard_submitted_then_debrief_ready(
+    aiohttp_client: AiohttpClient, settings: Settings, admin_token: str, receiver: Receiver
+) -> None:
+    publish_fake_task(settings, "pipe-task", kind="pipeline-bug")
+    tokens = {}
+    for who in ("alice", "bob"):
+        create_user(settings, f"{who}@example.com", "interviewer")
+        tokens[who] = create_token(settings, f"{who}@example.com")
+    client = await aiohttp_client(make_app(settings))
+    created = await subscribe(client, admin_token, receiver.url(), "scorecard.submitted",
+                              "debrief.ready")
+    scheduled = await client.post("/api/v1/sessions", headers=bearer(tokens["alice"]), json={
+        "task": "pipe-task", "candidate_name": "Ada Lovelace", "blind": True,
+        "interviewers": ["alice@example.com", "bob@example.com"]})
+    session_id = (await scheduled.json())["session_id"]
+    mine = await (await client.get(f"/api/v1/sessions/{session_id}/scorecards/mine",
+                                   headers=bearer(tokens["alice"]))).json()
+    for who, level in (("alice", 4), ("bob", 2)):
+        card = {"scores": {d["id"]: {"level": level, "evidence": "seen"}
+                           for d in mine["dimensions"]},
+                "recommendation": "yes", "summary": "ok"}
+        response = await client.post(f"/api/v1/sessions/{session_id}/scorecards/mine/submit",
+                                      json=card, headers=bearer(tokens[who]))
+        assert response.status == 200, await response.text()
+
+    async def arrived() -> list[Seen] | None:
+        hits = receiver.at("/hook")
+        return hits if len(hits) == 3 else None
+
+    hits = await eventually(arrived, "three deliveries")
+    assert all(verifies(created["secret"], hit) for hit in hits)
+    bodies = sorted((json.loads(h.body) for h in hits), key=lambda b: b["delivery_id"])
+    assert [b["event"] for b in bodies] == ["scorecard.submitted", "scorecard.submitted",
+                                            "debrief.ready"]
+    assert [b["data"]["interviewer"] for b in bodies[:2]] == ["alice@example.com",
+                                                             "bob@example.com"]
+    assert [b["data"]["weighted_score"] for b in bodies] == [4.0, 2.0, 3.0]
+    assert bodies[2]["data"]["scorecards"] == 2
+    assert not any(b"Ada" in h.body for h in hits)

@@ -8,7 +8,6 @@ still employed six months later, and a 1-5 performance rating; each part may be 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,8 +120,8 @@ def check_types(changes: Mapping[str, Any]) -> tuple[dict[str, Any], list[Proble
             clean["performance"] = None
         elif isinstance(value, bool) or not isinstance(value, int | float):
             problems.append(("performance", "must be a number from 1 to 5, or null"))
-        elif not math.isfinite(value) or not 1 <= value <= 5:
-            problems.append(("performance", f"must be from 1 to 5, not {value}"))
+        elif not 1 <= value <= 5:  # also NaN and infinity; never float() a huge int
+            problems.append(("performance", f"must be from 1 to 5, not {str(value)[:20]}"))
         else:
             clean["performance"] = float(value)
     if "note" in changes:
@@ -249,11 +248,17 @@ def record_outcome(
 def ended_sessions_with_outcomes(
     db: sqlite_utils.Database,
 ) -> list[tuple[dict[str, Any], Outcome | None]]:
-    """Every ended session (newest first) with its outcome, for the admin page."""
+    """Every ended session (newest first) with its outcome, for the admin page. A blind
+    session's candidate is shown by pseudonym (no email) until revealed."""
     rows = db.execute_returning_dicts(
-        "SELECT s.id, s.task_id, s.role, s.candidate_name, s.candidate_email, s.starts_at,"
+        "SELECT s.id, s.task_id, s.role, s.starts_at,"
+        " CASE WHEN sc.blind = 1 AND sc.revealed_at IS NULL THEN sc.pseudonym"
+        " ELSE s.candidate_name END AS candidate_name,"
+        " CASE WHEN sc.blind = 1 AND sc.revealed_at IS NULL THEN ''"
+        " ELSE s.candidate_email END AS candidate_email,"
         " o.session_id, o.hired, o.employed_6m, o.performance, o.note, o.recorded_at, u.email"
         " FROM interview_sessions s LEFT JOIN outcomes o ON o.session_id = s.id"
+        " LEFT JOIN session_scoring sc ON sc.session_id = s.id"
         " LEFT JOIN users u ON u.id = o.recorded_by"
         " WHERE s.state = 'ended' ORDER BY s.starts_at DESC, s.id"
     )
@@ -271,8 +276,9 @@ def ended_sessions_with_outcomes(
 def check_baseline(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise OutcomeInvalid([("value", "must be a number above 0 and at most 1")])
-    if not math.isfinite(value) or not 0 < value <= 1:
-        raise OutcomeInvalid([("value", f"must be above 0 and at most 1 (a rate), not {value}")])
+    if not 0 < value <= 1:  # also NaN and infinity; never float() a huge int
+        raise OutcomeInvalid([("value", "must be above 0 and at most 1 (a rate),"
+                                        f" not {str(value)[:20]}")])
     return float(value)
 
 

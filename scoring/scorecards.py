@@ -28,6 +28,8 @@ RECOMMENDATIONS = ("strong_no", "no", "yes", "strong_yes")
 MAX_EVIDENCE = 5000
 MAX_SUMMARY = 10_000
 MAX_MOMENTS = 50
+MAX_MOMENT = 2**62
+"""Larger event numbers cannot exist (and would not fit an SQLite integer)."""
 
 
 class ScorecardError(Exception):
@@ -87,7 +89,10 @@ def _score(problems: list[str], dim_id: str, raw: Any) -> Score:
     if unknown:
         problems.append(f"{where}: unknown key(s) {', '.join(k[:40] for k in unknown)}")
     level = raw.get("level")
-    if level is not None and (isinstance(level, bool) or level not in LEVELS):
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
+        problems.append(f"{where}.level: must be a whole number from 1 to 4 (or null)")
+        level = None
+    elif level is not None and level not in LEVELS:
         problems.append(f"{where}.level: {str(level)[:20]} is out of range; levels are 1 to 4")
         level = None
     evidence = raw.get("evidence", "")
@@ -98,7 +103,8 @@ def _score(problems: list[str], dim_id: str, raw: Any) -> Score:
         problems.append(f"{where}.evidence: too long (at most {MAX_EVIDENCE} characters)")
     moments = raw.get("moments", [])
     if not isinstance(moments, list) or len(moments) > MAX_MOMENTS or not all(
-            isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in moments):
+            isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= MAX_MOMENT
+            for m in moments):
         problems.append(f"{where}.moments: must be a list of at most {MAX_MOMENTS} event "
                         "numbers (positive whole numbers)")
         moments = []

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from server.accesslog import scrub_path
 from tasks.errors import TaskError
 from workspaces.errors import WorkspaceError
 from workspaces.session_errors import SessionError
@@ -129,7 +130,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return render_error(request, exc.status, code, message, headers)
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # the path of a capability link or handoff carries its token: never logged
+        log.exception("unhandled error on %s %s", request.method, scrub_path(request.path))
         return render_error(
             request, 500, "internal_error", "Something went wrong on the server; it was logged.", {}
         )

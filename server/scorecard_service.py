@@ -109,8 +109,8 @@ def submit(d: sqlite_utils.Database, session_id: str, user: User, data: Any | No
         raise Unprocessable("The scorecard is not complete: " + "; ".join(e.problems) + ".",
                             extra={"problems": e.problems}) from None
     action = "scorecard.submitted" if stored.version == 1 else "scorecard.edited"
-    audit.record(d, actor, action, "session", p.session.id, version=stored.version,
-                 weighted_score=stored.weighted_score, recommendation=stored.card.recommendation)
+    # No scores in the audit detail: the audit log must not unseal a panel for an admin.
+    audit.record(d, actor, action, "session", p.session.id, version=stored.version)
     common = {"session_id": p.session.id, "task_id": p.session.task_id,
               "rubric_id": p.rubric.id, "rubric_version": p.rubric.version}
     webhooks.enqueue(d, "scorecard.submitted", {

@@ -26,15 +26,20 @@ routes = web.RouteTableDef()
 PAGE = "/sessions/{session_id}"
 
 
+def _whole(text: str) -> int | str:
+    """An ASCII whole number as an int; anything else stays text (and fails validation)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
+
+
 def card_from_form(form: MultiDictProxy[Any], p: SC.Panel) -> dict[str, Any]:
     """The form's fields in the API's scorecard shape (validated later like any body)."""
     scores: dict[str, Any] = {}
     for dim in p.rubric.dimensions:
         raw_level = str(form.get(f"level-{dim.id}", "")).strip()
-        moments: list[Any] = [int(t) if t.isdigit() else t for t in re.split(
+        moments: list[Any] = [_whole(t) for t in re.split(
             r"[\s,]+", str(form.get(f"moments-{dim.id}", "")).strip()) if t]
         scores[dim.id] = {
-            "level": int(raw_level) if raw_level.isdigit() else (raw_level or None),
+            "level": _whole(raw_level) if raw_level else None,
             "evidence": str(form.get(f"evidence-{dim.id}", "")), "moments": moments}
     recommendation = str(form.get("recommendation", "")) or None
     return {"scores": scores, "recommendation": recommendation,

@@ -67,7 +67,7 @@ async def _delete(request: web.Request, admin: User) -> dict[str, Any]:
 
 def _webhook_id(request: web.Request) -> int:
     raw = request.match_info["webhook_id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound(f"There is no webhook with id {raw[:20]!r}.")
     return int(raw)
 

@@ -146,6 +146,14 @@ async def _session(request: web.Request) -> S.Session:
     return await _main(request)[DB].read(lambda d: S.get_session(d, session_id))
 
 
+async def _as_seen_by(request: web.Request, session: S.Session, who: Principal) -> S.Session:
+    """The candidate sees their own name; an interviewer the pseudonym while it is blind."""
+    if who.kind == "candidate":
+        return session
+    scoring = await _main(request)[DB].read(lambda d: session_scoring.get(d, session.id))
+    return session_scoring.masked(session, scoring)
+
+
 def _public(session: S.Session) -> dict[str, Any]:
     data = {k: v for k, v in session.public().items() if k != "candidate_email"}
     if session.state == "live" and session.workspace_id:
@@ -156,7 +164,7 @@ def _public(session: S.Session) -> dict[str, Any]:
 @routes.get("/s/{session_id}")
 async def landing(request: web.Request) -> web.Response:
     session = await _session(request)
-    await principal_for(request, session)
+    session = await _as_seen_by(request, session, await principal_for(request, session))
     main = _main(request)
     rev = await main[DB].read(lambda d: revisions.get_revision(d, session.revision_id))
     brief = main[SESSIONS].store.text(rev.task_id, rev.id, "brief.md")
@@ -187,8 +195,8 @@ def _actor_of(who: Principal, request: web.Request) -> Actor:
 @routes.get("/api/v1/sessions/{session_id}")
 async def api_session(request: web.Request) -> web.Response:
     session = await _session(request)
-    await principal_for(request, session)
-    return web.json_response({"session": _public(session)})
+    who = await principal_for(request, session)
+    return web.json_response({"session": _public(await _as_seen_by(request, session, who))})
 
 
 @routes.post("/api/v1/sessions/{session_id}/start")
@@ -200,7 +208,7 @@ async def api_session_start(request: web.Request) -> web.Response:
                                _csrf(request, session.id)):
         raise Forbidden("The CSRF token is missing or wrong (X-CSRF-Token).")
     session = await _main(request)[SESSIONS].start_session(session.id, _actor_of(who, request))
-    return web.json_response({"session": _public(session)})
+    return web.json_response({"session": _public(await _as_seen_by(request, session, who))})
 
 
 ACCESS_CACHE = web.AppKey("access_cache", dict)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from server import audit, credentials, people
 from server.auth import client_address, csrf_token, require_admin
-from server.bodies import json_body
+from server.bodies import json_body, whole_number
 from server.errors import NotFound
 from server.keys import DB
 from server.passwords import generate_password, hash_password
@@ -94,9 +94,10 @@ async def api_create_token(request: web.Request) -> web.Response:
 
 def _token_id(request: web.Request) -> int:
     raw = request.match_info["token_id"]
-    if not raw.isdigit():
+    token_id = whole_number(raw)
+    if token_id is None:
         raise NotFound(f"there is no API token with id {raw[:20]!r}")
-    return int(raw)
+    return token_id
 
 
 @routes.delete("/api/v1/tokens/{token_id}")

@@ -18,6 +18,14 @@ _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: 
                dict: "an object", float: "a number"}
 
 
+def whole_number(text: str, max_digits: int = 18) -> int | None:
+    """``text`` as a non-negative int if it is only ASCII digits (at most ``max_digits``),
+    else None. ``str.isdigit()`` alone also accepts "²" and other digits ``int()`` refuses."""
+    if text.isascii() and text.isdigit() and len(text) <= max_digits:
+        return int(text)
+    return None
+
+
 async def json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object (400 with a sentence if it is not one); fields unchecked."""
     if request.content_type != "application/json":

@@ -53,7 +53,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.bodies import json_body
+from server.bodies import json_body, whole_number
 from server.db import connect
 from server.errors import NotFound, Unprocessable
 from server.keys import DB, SETTINGS
@@ -81,9 +81,10 @@ def _int(request: web.Request, name: str, default: int | None, low: int = 0,
     raw = request.query.get(name, "")
     if raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = whole_number(raw)
+    if value is None or not low <= value <= high:
         raise Unprocessable(f"'{name}' must be a whole number from {low} to {high}.")
-    return int(raw)
+    return value
 
 
 # ---- the timeline ---------------------------------------------------------------------------
@@ -111,9 +112,9 @@ def _sse(event: StoredEvent) -> bytes:
 async def stream_events(request: web.Request) -> web.StreamResponse:
     _, session = await visible_session(request)
     after = _int(request, "after", 0) or 0
-    last_id = request.headers.get("Last-Event-ID", "").strip()
-    if last_id.isdigit():
-        after = int(last_id)
+    last_id = whole_number(request.headers.get("Last-Event-ID", "").strip())
+    if last_id is not None and last_id <= LATEST:
+        after = last_id
     service = request.app[RECORDING]
     response = web.StreamResponse(headers=STREAM_HEADERS)
     await response.prepare(request)

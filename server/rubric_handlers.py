@@ -24,7 +24,7 @@ from aiohttp import web
 from scoring import rubrics as R
 from server import audit
 from server.auth import client_address, csrf_token, current_user, require_admin
-from server.bodies import json_body, json_object
+from server.bodies import json_body, json_object, whole_number
 from server.errors import NotFound, Unprocessable
 from server.keys import DB
 from server.people import User
@@ -67,9 +67,10 @@ def _version(request: web.Request) -> int | None:
     raw = request.query.get("version")
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= 100_000:
+    version = whole_number(raw, 6)
+    if version is None or not 1 <= version <= 100_000:
         raise Unprocessable("version must be a positive whole number")
-    return int(raw)
+    return version
 
 
 def _attach(d: Any, task_id: str, rubric_id: str, user: User, address: str) -> None:

@@ -15,6 +15,7 @@ from multidict import MultiDictProxy
 from scoring import scorecards
 from server import scorecard_service as SC
 from server.auth import client_address, csrf_token
+from server.bodies import whole_number
 from server.errors import Unprocessable
 from server.keys import DB
 from server.report import candidate_report
@@ -28,7 +29,8 @@ PAGE = "/sessions/{session_id}"
 
 def _whole(text: str) -> int | str:
     """An ASCII whole number as an int; anything else stays text (and fails validation)."""
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
+    value = whole_number(text)
+    return text if value is None else value
 
 
 def card_from_form(form: MultiDictProxy[Any], p: SC.Panel) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from scoring import session_scoring
 from server.auth import client_address, csrf_token, current_user
-from server.bodies import json_body
+from server.bodies import json_body, whole_number
 from server.errors import Unprocessable
 from server.keys import DB, SETTINGS
 from server.people import User
@@ -139,7 +139,8 @@ async def sessions_create_submit(request: web.Request) -> web.Response:
     user = current_user(request)
     form = await request.post()
     minutes = str(form.get("duration_minutes", "")).strip()
-    if minutes and not minutes.isdigit():
+    duration = whole_number(minutes, 6) if minutes else None
+    if minutes and duration is None:
         raise Unprocessable("the duration must be a whole number of minutes")
     interviewers = tuple(
         e.strip() for e in str(form.get("interviewers", "")).split(",") if e.strip()
@@ -147,7 +148,7 @@ async def sessions_create_submit(request: web.Request) -> web.Response:
     result = await _schedule(request, user, ScheduleRequest(
         task=str(form.get("task", "")), candidate_name=str(form.get("candidate_name", "")),
         candidate_email=str(form.get("candidate_email", "")), interviewers=interviewers,
-        duration_minutes=int(minutes) if minutes else None,
+        duration_minutes=duration,
         starts_at=str(form.get("starts_at", "")).strip() or None,
         role=str(form.get("role", "")), confirm_role_mismatch=form.get("confirm") == "yes",
         blind=form.get("blind") == "yes",
@@ -180,10 +181,10 @@ async def session_action_submit(request: web.Request) -> web.Response:
         await manager.end_session(session.id, actor, "ended by an interviewer")
     elif action == "extend":
         form = await request.post()
-        raw = str(form.get("minutes", "10"))
-        if not raw.isdigit():
+        minutes_to_add = whole_number(str(form.get("minutes", "10")), 6)
+        if minutes_to_add is None:
             raise Unprocessable("extend by a whole number of minutes")
-        await manager.extend(session.id, int(raw), actor)
+        await manager.extend(session.id, minutes_to_add, actor)
     else:
         raise web.HTTPSeeOther(await manager.handoff_url(session.id, user, client_address(request)))
     raise web.HTTPSeeOther(f"/sessions/{session.id}")

@@ -17,7 +17,7 @@ from aiohttp import web
 from scoring import webhooks
 from server import audit
 from server.auth import client_address, csrf_token, require_admin
-from server.bodies import json_body
+from server.bodies import json_body, whole_number
 from server.errors import NotFound, Unprocessable
 from server.keys import DB, SETTINGS
 from server.people import User
@@ -67,9 +67,10 @@ async def _delete(request: web.Request, admin: User) -> dict[str, Any]:
 
 def _webhook_id(request: web.Request) -> int:
     raw = request.match_info["webhook_id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+    webhook_id = whole_number(raw)
+    if webhook_id is None:
         raise NotFound(f"There is no webhook with id {raw[:20]!r}.")
-    return int(raw)
+    return webhook_id
 
 
 @routes.post("/api/v1/webhooks")

@@ -175,6 +175,13 @@ async def test_number_look_alikes_in_urls_and_huge_numbers_are_4xx_not_crashes(
     assert status == 422 and "value" in data["error"]["message"], data
     assert query(panel.settings, "SELECT COUNT(*) FROM outcomes") == [(0,)]
     assert query(panel.settings, "SELECT COUNT(*) FROM report_baselines") == [(0,)]
+    # the same look-alike digits on the older routes (events, tokens)
+    for who, path in (("alice", f"/api/v1/sessions/{sid}/events?after=\u00b2"),
+                      ("alice", f"/api/v1/sessions/{sid}/events?limit=" + "9" * 5000),
+                      ("admin", "/api/v1/tokens/\u00b2")):
+        method = "DELETE" if "tokens" in path else "GET"
+        status, data = await panel.call(who, method, path)
+        assert 400 <= status < 500, (path[:60], status, data)
 
 
 async def test_an_unhandled_error_on_a_capability_link_does_not_log_its_token(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from server import audit, people
 from server.db import open_migrated
+from server.demo_history import ensure_demo_history
 from server.passwords import generate_password, hash_password
 from server.runner import serve
 from server.scheduling import Scheduled, ScheduleRequest, schedule
@@ -25,6 +26,7 @@ from tasks.manifest import load_manifest
 DEMO_PEOPLE = (
     ("admin@example.com", "admin", "Demo Admin"),
     ("interviewer@example.com", "interviewer", "Demo Interviewer"),
+    ("interviewer2@example.com", "interviewer", "Demo Interviewer Two"),
 )
 
 
@@ -99,9 +101,22 @@ def demo_session(settings: Settings) -> Scheduled | None:
         db.conn.close()
 
 
+def demo_history(settings: Settings) -> int:
+    """Past scored interviews with outcomes (once), for the debrief and the reports."""
+    db = open_migrated(settings.db_path)
+    try:
+        panel = [people.find_user(db, email) for email, role, _ in DEMO_PEOPLE
+                 if role == "interviewer"]
+        with db.atomic():
+            return ensure_demo_history(db, panel)
+    finally:
+        db.conn.close()
+
+
 def run_demo(settings: Settings) -> int:
     accounts = ensure_demo_people(settings)
     task_lines = ensure_builtin_tasks(settings)
+    history = demo_history(settings)
     session = demo_session(settings)
 
     def announce(s: Settings) -> None:
@@ -116,6 +131,9 @@ def run_demo(settings: Settings) -> int:
             lines.append(f"  {role:<12} {s.app_url}{pages[role]}  {email}  password: {password}")
         lines.append(f"  Tasks ({s.app_url}/admin/tasks):")
         lines += [f"    {line}" for line in task_lines]
+        lines.append(f"  Past interviews with scorecards and outcomes"
+                     f"{f' ({history} made now)' if history else ''}: {s.app_url}/sessions,"
+                     f" {s.app_url}/calibration, {s.app_url}/reports/validity")
         if session is not None:
             lines.append(f"  Demo session ({session.session.task_id}, "
                          f"{session.session.duration_minutes} minutes):")

@@ -49,7 +49,9 @@ def _levels(body: str) -> dict[str, int]:
     }
 
 
-def current_cards(db: sqlite_utils.Database) -> list[CurrentCard]:
+def current_cards(db: sqlite_utils.Database,
+                  hide: frozenset[str] = frozenset()) -> list[CurrentCard]:
+    """Every interviewer's latest submitted card, except those of the ``hide`` sessions."""
     rows = db.execute(
         "SELECT v.session_id, s.task_id, v.user_id, u.display_name, u.email, v.body,"
         " v.weighted_score FROM scorecard_versions v"
@@ -61,6 +63,7 @@ def current_cards(db: sqlite_utils.Database) -> list[CurrentCard]:
     return [
         CurrentCard(session_id, task_id, user_id, name or email, _levels(body), float(score))
         for session_id, task_id, user_id, name, email, body, score in rows
+        if session_id not in hide
     ]
 
 
@@ -106,8 +109,9 @@ def _offset(o: RaterOffset, name: str, min_sessions: int) -> InterviewerOffset:
     return InterviewerOffset(int(o.rater), name, o.dimension, None, o.sessions, False, reason)
 
 
-def calibration(db: sqlite_utils.Database, *, min_sessions: int) -> Calibration:
-    cards = current_cards(db)
+def calibration(db: sqlite_utils.Database, *, min_sessions: int,
+                hide: frozenset[str] = frozenset()) -> Calibration:
+    cards = current_cards(db, hide)
     names = {c.user_id: c.interviewer for c in cards}
     ratings = [
         (c.session_id, str(c.user_id), dim, level) for c in cards for dim, level in c.levels.items()
@@ -198,8 +202,9 @@ def _relate(means: dict[str, dict[str, float]], outcomes: dict[str, dict[str, An
     return ScoreOutcome(score, outcome, correlation(xs, ys, min_n=min_n), points)
 
 
-def validity(db: sqlite_utils.Database, *, min_n: int) -> Validity:
-    means = panel_means(current_cards(db))
+def validity(db: sqlite_utils.Database, *, min_n: int,
+             hide: frozenset[str] = frozenset()) -> Validity:
+    means = panel_means(current_cards(db, hide))
     outcomes = _outcomes(db)
     dimensions = sorted({d for m in means.values() for d in m if d != OVERALL})
     related = [_relate(means, outcomes, OVERALL, "performance", min_n)]

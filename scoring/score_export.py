@@ -133,10 +133,14 @@ def _scores(card: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
         yield str(dimension), level if isinstance(level, int | float) else None
 
 
-def rows(db: sqlite_utils.Database, filters: Filters) -> list[list[Any]]:
-    """The export's rows (without the header), in session start order."""
+def rows(db: sqlite_utils.Database, filters: Filters,
+         hide: frozenset[str] = frozenset()) -> list[list[Any]]:
+    """The export's rows (without the header), in session start order; the ``hide``
+    sessions (sealed for the caller) are left out."""
     out: list[list[Any]] = []
     for card in _cards(db, filters):
+        if card["session_id"] in hide:
+            continue
         hidden = card["blind"] == 1 and card["revealed_at"] is None
         candidate = card["pseudonym"] if hidden else card["candidate_name"]
         for dimension, level in _scores(card):
@@ -164,6 +168,7 @@ def to_csv(table: list[list[Any]]) -> str:
     return buffer.getvalue()
 
 
-def export_csv(db: sqlite_utils.Database, filters: Filters) -> str:
+def export_csv(db: sqlite_utils.Database, filters: Filters,
+               hide: frozenset[str] = frozenset()) -> str:
     """The whole export as CSV text (header row first)."""
-    return to_csv(rows(db, filters))
+    return to_csv(rows(db, filters, hide))

@@ -270,6 +270,15 @@ def submitted_by(db: sqlite_utils.Database, session_id: str) -> set[int]:
         [session_id]).fetchall()}
 
 
+def sealed_sessions(db: sqlite_utils.Database, user_id: int) -> frozenset[str]:
+    """Sessions whose scorecards are sealed for ``user_id``: they are on the panel and have
+    not submitted their own. Reports that pool scorecards leave these sessions out."""
+    return frozenset(r[0] for r in db.execute(
+        "SELECT si.session_id FROM session_interviewers si WHERE si.user_id = ? AND NOT EXISTS"
+        " (SELECT 1 FROM scorecard_versions v WHERE v.session_id = si.session_id"
+        " AND v.user_id = si.user_id)", [user_id]).fetchall())
+
+
 def has_submitted(db: sqlite_utils.Database, session_id: str, user_id: int) -> bool:
     return db.execute("SELECT 1 FROM scorecard_versions WHERE session_id = ? AND user_id = ?",
                       [session_id, user_id]).fetchone() is not None

@@ -14,6 +14,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from scoring import analytics, charts
+from scoring.scorecards import sealed_sessions
 from server.auth import csrf_token, require_admin
 from server.keys import DB, SETTINGS
 
@@ -24,13 +25,18 @@ RELIABLE_ALPHA = 0.8
 
 
 async def _calibration(request: web.Request) -> analytics.Calibration:
+    user = require_admin(request)
     minimum = request.app[SETTINGS].min_agreement_sessions
-    return await request.app[DB].read(lambda d: analytics.calibration(d, min_sessions=minimum))
+    # sessions whose scorecards are still sealed for this admin (on the panel, not submitted)
+    return await request.app[DB].read(lambda d: analytics.calibration(
+        d, min_sessions=minimum, hide=sealed_sessions(d, user.id)))
 
 
 async def _validity(request: web.Request) -> analytics.Validity:
+    user = require_admin(request)
     minimum = request.app[SETTINGS].min_validity_sample
-    return await request.app[DB].read(lambda d: analytics.validity(d, min_n=minimum))
+    return await request.app[DB].read(lambda d: analytics.validity(
+        d, min_n=minimum, hide=sealed_sessions(d, user.id)))
 
 
 @routes.get("/api/v1/reports/calibration")

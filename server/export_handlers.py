@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from scoring import score_export
+from scoring.scorecards import sealed_sessions
 from server.auth import require_admin
 from server.errors import Unprocessable
 from server.keys import DB
@@ -15,12 +16,14 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/v1/scores.csv")
 async def api_scores_csv(request: web.Request) -> web.Response:
-    require_admin(request)
+    user = require_admin(request)
     try:
         filters = score_export.parse_filters(request.query)
     except score_export.FilterInvalid as exc:
         raise Unprocessable(exc.message) from None
-    text = await request.app[DB].read(lambda d: score_export.export_csv(d, filters))
+    # An admin on a panel who has not submitted does not see that panel's scores here either.
+    text = await request.app[DB].read(lambda d: score_export.export_csv(
+        d, filters, sealed_sessions(d, user.id)))
     return web.Response(
         text=text,
         content_type="text/csv",

@@ -316,3 +316,22 @@ async def test_blind_mode_hides_the_candidate_everywhere_until_revealed(panel: P
     assert session["session"]["candidate_name"] == "Grace Hopper"
     status, data = await panel.call("alice", "POST", f"/api/v1/sessions/{plain}/reveal")
     assert status == 409
+
+
+async def test_an_admin_on_the_panel_is_sealed_in_the_export_and_reports_too(
+        panel: Panel) -> None:
+    sid = await panel.schedule(interviewers=["admin@example.com", "alice@example.com"])
+    await panel.call("alice", "POST", f"/api/v1/sessions/{sid}/scorecards/mine/submit",
+                     full_card(4, "ALICE-LEVELS"))
+    response = await panel.client.get("/api/v1/scores.csv", headers=panel.h("admin"))
+    assert response.status == 200 and sid not in await response.text()
+    status, report = await panel.call("admin", "GET", "/api/v1/reports/validity")
+    assert status == 200 and report["sessions_scored"] == 0
+    assert (await panel.call("admin", "GET", f"/api/v1/sessions/{sid}/scorecards"))[0] == 403
+    await panel.call("admin", "POST", f"/api/v1/sessions/{sid}/scorecards/mine/submit",
+                     full_card(3, "ADMIN"))
+    response = await panel.client.get("/api/v1/scores.csv", headers=panel.h("admin"))
+    text = await response.text()
+    assert text.count(sid) == 2 * len(PIPELINE_DIMS)  # both cards, a row per dimension
+    status, report = await panel.call("admin", "GET", "/api/v1/reports/validity")
+    assert report["sessions_scored"] == 1

@@ -13,7 +13,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from scoring import analytics, charts
+from scoring import analytics, charts, rubrics
 from scoring.scorecards import sealed_sessions
 from server.auth import csrf_token, require_admin
 from server.keys import DB, SETTINGS
@@ -66,6 +66,13 @@ def _alpha_chart(report: analytics.Calibration) -> Markup:
     ))
 
 
+async def _titles(request: web.Request) -> dict[str, str]:
+    """Dimension titles by id, from the latest version of every rubric (tables show titles;
+    the charts keep the short ids)."""
+    found = await request.app[DB].read(rubrics.list_rubrics)
+    return {d.id: d.title for r in found for d in r.dimensions}
+
+
 @routes.get("/calibration")
 async def calibration_page(request: web.Request) -> web.Response:
     admin = require_admin(request)
@@ -73,6 +80,7 @@ async def calibration_page(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("calibration.html", request, {
         "user": admin, "csrf_token": csrf_token(request), "report": report,
         "chart": _alpha_chart(report) if report.by_dimension else None,
+        "titles": await _titles(request),
     })
 
 
@@ -104,5 +112,5 @@ async def validity_page(request: web.Request) -> web.Response:
     ]
     return aiohttp_jinja2.render_template("validity.html", request, {
         "user": admin, "csrf_token": csrf_token(request), "report": report, "rows": rows,
-        "retention_chart": _retention_chart(report),
+        "retention_chart": _retention_chart(report), "titles": await _titles(request),
     })

@@ -128,6 +128,7 @@ async def test_calibration_with_enough_sessions(make_client: MakeClient) -> None
     html = await (await client.get("/calibration")).text()
     assert f"{26 / 27:.3f}" in html
     assert "-1.00" in html
+    assert "<td>Asking useful questions</td>" in html  # tables name dimensions by their title
     (chart,) = _svgs(html)
     assert len([r for r in chart.iter(f"{SVG}rect") if r.get("class") == "bar"]) == 2
 

@@ -40,6 +40,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "Due",
     "InvalidWebhook",
+    "RedeliveryRefused",
     "Subscription",
     "WebhookNotFound",
     "canonical_body",
@@ -48,6 +49,7 @@ __all__ = [
     "delete",
     "due",
     "enqueue",
+    "redeliver",
     "get",
     "is_public_address",
     "list_webhooks",
@@ -282,6 +284,32 @@ def record_attempt(
         [state, attempts, status, _short(error or f"HTTP {status}"), next_at, delivery_id],
     )
     return state
+
+
+class RedeliveryRefused(Exception):
+    pass
+
+
+def redeliver(db: sqlite_utils.Database, webhook_id: int, delivery_id: int,
+              now: datetime | None = None) -> dict[str, Any]:
+    """Send a failed delivery again (the same body and signature; a fresh backoff schedule).
+    ``LookupError`` if there is no such delivery of that webhook, ``RedeliveryRefused`` if it
+    has not failed or its webhook was deleted."""
+    row = db.execute(
+        "SELECT d.state, w.disabled_at FROM webhook_deliveries d JOIN webhooks w"
+        " ON w.id = d.webhook_id WHERE d.id = ? AND d.webhook_id = ?",
+        [delivery_id, webhook_id]).fetchone()
+    if row is None:
+        raise LookupError(f"there is no delivery {delivery_id} of webhook {webhook_id}")
+    if row[1] is not None:
+        raise RedeliveryRefused("its webhook was deleted")
+    if row[0] != "failed":
+        raise RedeliveryRefused(f"it is {row[0]}; only failed deliveries are sent again")
+    db.execute("UPDATE webhook_deliveries SET state = 'pending', attempts = 0,"
+               " next_attempt_at = ? WHERE id = ?", [_iso(now or _now()), delivery_id])
+    return db.execute_returning_dicts(
+        f"SELECT {_LOG_COLUMNS} FROM webhook_deliveries WHERE id = ?",  # noqa: S608
+        [delivery_id])[0]
 
 
 _LOG_COLUMNS = (

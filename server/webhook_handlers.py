@@ -18,7 +18,7 @@ from scoring import webhooks
 from server import audit
 from server.auth import client_address, csrf_token, require_admin
 from server.bodies import json_body, whole_number
-from server.errors import NotFound, Unprocessable
+from server.errors import Conflict, NotFound, Unprocessable
 from server.keys import DB, SETTINGS
 from server.people import User
 from tasks.source import scrub_url
@@ -107,6 +107,34 @@ async def api_deliveries(request: web.Request) -> web.Response:
     return web.json_response({"webhook": webhook, "deliveries": log})
 
 
+async def _redeliver(request: web.Request, admin: User) -> dict[str, Any]:
+    webhook_id = _webhook_id(request)
+    raw = request.match_info["delivery_id"]
+    delivery_id = whole_number(raw)
+    if delivery_id is None:
+        raise NotFound(f"There is no delivery with id {raw[:20]!r}.")
+    actor = admin.actor(client_address(request))
+
+    def write(d: Any) -> dict[str, Any]:
+        try:
+            row = webhooks.redeliver(d, webhook_id, delivery_id)
+        except LookupError as e:
+            raise NotFound(f"{str(e).capitalize()}.") from None
+        except webhooks.RedeliveryRefused as e:
+            raise Conflict(f"The delivery cannot be sent again: {e}.") from None
+        audit.record(d, actor, "webhook.redelivered", "webhook", webhook_id,
+                     delivery=delivery_id)
+        return row
+
+    return await request.app[DB].write(write)
+
+
+@routes.post("/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")
+async def api_redeliver(request: web.Request) -> web.Response:
+    delivery = await _redeliver(request, require_admin(request))
+    return web.json_response({"delivery": delivery}, status=202)
+
+
 # ---- page ---------------------------------------------------------------------------------
 
 
@@ -138,6 +166,12 @@ async def webhooks_create_submit(request: web.Request) -> web.Response:
     except Unprocessable as exc:
         return await _page(request, status=422, error=exc.message, form_url=url)
     return await _page(request, created=webhook, secret=secret)
+
+
+@routes.post("/admin/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")
+async def webhooks_redeliver_submit(request: web.Request) -> web.Response:
+    await _redeliver(request, require_admin(request))
+    raise web.HTTPSeeOther("/admin/webhooks")
 
 
 @routes.post("/admin/webhooks/{webhook_id}/delete")

@@ -450,3 +450,42 @@ async def test_scorecards_send_scorecard_submitted_then_debrief_ready(
     assert [b["data"]["weighted_score"] for b in bodies] == [4.0, 2.0, 3.0]
     assert bodies[2]["data"]["scorecards"] == 2
     assert not any(b"Ada" in h.body for h in hits)
+
+
+async def test_a_failed_delivery_can_be_sent_again(
+    client: TestClient[Any, Any], admin_token: str, receiver: Receiver, settings: Settings
+) -> None:
+    created = await subscribe(client, admin_token, receiver.url(), "session.ended")
+
+    def fail_it(d: Any) -> int:
+        webhooks.enqueue(d, "session.ended", {"session_id": "s-failed"})
+        (delivery_id,) = d.execute("SELECT MAX(id) FROM webhook_deliveries").fetchone()
+        d.execute("UPDATE webhook_deliveries SET state = 'failed', attempts = ?,"
+                  " next_attempt_at = NULL, last_error = 'HTTP 500' WHERE id = ?",
+                  [webhooks.MAX_ATTEMPTS, delivery_id])
+        return int(delivery_id)
+
+    delivery_id = await client.app[DB].write(fail_it)
+    base = f"/api/v1/webhooks/{created['webhook']['id']}/deliveries"
+    response = await client.post(f"{base}/{delivery_id}/redeliver", headers=bearer(admin_token))
+    assert response.status == 202, await response.text()
+
+    async def arrived() -> Seen | None:
+        return receiver.at("/hook")[0] if receiver.at("/hook") else None
+
+    hit = await eventually(arrived, "the delivery sent again")
+    assert verifies(created["secret"], hit) and hit.headers["X-Pairlab-Delivery"] == str(
+        delivery_id)
+
+    async def delivered() -> dict[str, Any] | None:
+        log = await delivery_log(client, admin_token, created["webhook"]["id"])
+        return log[0] if log[0]["state"] == "delivered" else None
+
+    entry = await eventually(delivered, "the log to show it delivered")
+    assert entry["attempts"] == 1
+    again = await client.post(f"{base}/{delivery_id}/redeliver", headers=bearer(admin_token))
+    assert again.status == 409 and "only failed deliveries" in (await again.json())[
+        "error"]["message"]
+    missing = await client.post(f"{base}/99999/redeliver", headers=bearer(admin_token))
+    assert missing.status == 404
+    assert "webhook.redelivered" in audit_actions(settings)

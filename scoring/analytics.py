@@ -210,6 +210,7 @@ def validity(db: sqlite_utils.Database, *, min_n: int,
     related = [_relate(means, outcomes, OVERALL, "performance", min_n)]
     related += [_relate(means, outcomes, dim, "performance", min_n) for dim in dimensions]
     related.append(_relate(means, outcomes, OVERALL, "hired", min_n))
+    related.append(_relate(means, outcomes, OVERALL, "employed_6m", min_n))  # hires only
     kept = [bool(o["employed_6m"]) for _, o in sorted(outcomes.items())
             if o["hired"] == 1 and o["employed_6m"] is not None]
     return Validity(

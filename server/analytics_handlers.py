@@ -20,7 +20,7 @@ from server.keys import DB, SETTINGS
 
 routes = web.RouteTableDef()
 
-OUTCOME_RANGES = {"performance": (1.0, 5.0), "hired": (0.0, 1.0)}
+OUTCOME_RANGES = {"performance": (1.0, 5.0), "hired": (0.0, 1.0), "employed_6m": (0.0, 1.0)}
 RELIABLE_ALPHA = 0.8
 
 

@@ -146,14 +146,18 @@ def test_validity_by_hand(db_path: Path) -> None:
     # Debugging means: S1 2.5, S2 11/3, S3 1.5, S5 4.
     debugging = [(1.5, 2.0), (2.5, 3.0), (11 / 3, 4.0), (4.0, 5.0)]
     hired = [(1.25, 1.0), (1.75, 0.0), (2.25, 1.0), (3.5, 1.0), (4.0, 1.0)]
+    # Employed at six months, among the hires only (S4 was not hired): S3 left.
+    employed = [(1.25, 0.0), (2.25, 1.0), (3.5, 1.0), (4.0, 1.0)]
     report = _validity(db_path, 4)
     assert report.sessions_scored == 5
     got = {(c.score, c.outcome): c for c in report.correlations}
     assert set(got) == {("overall", "performance"), ("debugging", "performance"),
-                        ("questions", "performance"), ("overall", "hired")}
+                        ("questions", "performance"), ("overall", "hired"),
+                        ("overall", "employed_6m")}
     for key, points in [(("overall", "performance"), overall),
                         (("debugging", "performance"), debugging),
-                        (("overall", "hired"), hired)]:
+                        (("overall", "hired"), hired),
+                        (("overall", "employed_6m"), employed)]:
         item = got[key]
         assert [v for p in item.points for v in p] == pytest.approx([v for p in points for v in p])
         r = _pearson(points)

@@ -28,6 +28,7 @@ from server.auth import client_address
 from server.bodies import json_object
 from server.errors import Forbidden
 from server.keys import DB
+from server.people import User
 from server.report import candidate_report
 from server.session_access import visible_session
 
@@ -77,8 +78,9 @@ async def api_submit(request: web.Request) -> web.Response:
     return web.json_response({"scorecard": stored.public(), "debrief_ready": ready})
 
 
-async def sealed_debrief(request: web.Request) -> tuple[SC.Panel, Debrief]:
-    """The session's panel and debrief if the caller may see every scorecard (else 403)."""
+async def sealed_debrief(request: web.Request) -> tuple[User, SC.Panel, Debrief]:
+    """The caller, the session's panel and its debrief if the caller may see every
+    scorecard (else 403)."""
     user, session = await visible_session(request)
     db = request.app[DB]
     if await db.read(lambda d: SC.read_panel(d, session.id)) is None:
@@ -95,26 +97,26 @@ async def sealed_debrief(request: web.Request) -> tuple[SC.Panel, Debrief]:
     if found is None:
         raise Forbidden(SC.SEALED)
     p, debrief = found
-    return SC.Panel(session, p.scoring, p.rubric), debrief  # the session as the caller sees it
+    return user, SC.Panel(session, p.scoring, p.rubric), debrief  # as the caller sees it
 
 
 @routes.get(API + "/scorecards")
 async def api_all(request: web.Request) -> web.Response:
-    _, debrief = await sealed_debrief(request)
+    _, _, debrief = await sealed_debrief(request)
     return web.json_response({"scorecards": [c.public() for c in debrief.cards],
                               "waiting_for": list(debrief.waiting_for)})
 
 
 @routes.get(API + "/debrief")
 async def api_debrief(request: web.Request) -> web.Response:
-    p, debrief = await sealed_debrief(request)
+    _, p, debrief = await sealed_debrief(request)
     return web.json_response({"session": p.session.public(), "scoring": p.scoring.public(),
                               **debrief.public()})
 
 
 @routes.get(API + "/report")
 async def api_report(request: web.Request) -> web.Response:
-    p, debrief = await sealed_debrief(request)
+    _, p, debrief = await sealed_debrief(request)
     return web.json_response(candidate_report(p, debrief))
 
 

@@ -100,8 +100,7 @@ async def scorecard_submit(request: web.Request) -> web.Response:
 
 @routes.get(PAGE + "/debrief")
 async def debrief_page(request: web.Request) -> web.Response:
-    p, debrief = await sealed_debrief(request)
-    user, _ = await visible_session(request)
+    user, p, debrief = await sealed_debrief(request)
     return aiohttp_jinja2.render_template("debrief.html", request, {
         "user": user, "csrf_token": csrf_token(request), "session": p.session,
         "scoring": p.scoring, "debrief": debrief})
@@ -109,8 +108,7 @@ async def debrief_page(request: web.Request) -> web.Response:
 
 @routes.get(PAGE + "/report")
 async def report_page(request: web.Request) -> web.Response:
-    p, debrief = await sealed_debrief(request)
-    user, _ = await visible_session(request)
+    user, p, debrief = await sealed_debrief(request)
     return aiohttp_jinja2.render_template("report.html", request, {
         "user": user, "csrf_token": csrf_token(request), "report": candidate_report(p, debrief)})
 

@@ -112,7 +112,13 @@ async def test_rename_is_one_change(watch: Watch) -> None:
 
 
 async def test_rewriting_the_same_content_is_not_a_change(watch: Watch) -> None:
-    (watch.root / "existing.py").write_text("x = 1\n")
+    # the same bytes written over the file without truncating it first, so that no moment
+    # exists at which its content differs (write_text() would empty it for an instant)
+    fd = os.open(watch.root / "existing.py", os.O_WRONLY)
+    try:
+        os.write(fd, b"x = 1\n")
+    finally:
+        os.close(fd)
     place(watch.root / "marker.txt", "m")
     await watch.wait_for(lambda cs: ("created", "marker.txt") in kinds(cs))
     assert kinds(await watch.settle()) == [("created", "marker.txt")]

@@ -13,15 +13,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from tasks.errors import InvalidSource
-from tasks.source import Resolver, _check_host, _default_resolver, _is_public
+from tasks.source import Resolver, check_host, default_resolver, is_public_address
 
-__all__ = ["EVENTS", "InvalidWebhook", "Subscription", "is_public_address", "validate_subscription"]
+__all__ = ["EVENTS", "InvalidWebhook", "Subscription", "validate_subscription"]
 
 EVENTS = ("scorecard.submitted", "session.ended", "debrief.ready")
 MAX_URL_LENGTH = 2048
-
-is_public_address = _is_public
-"""``addr -> bool``: the import allow-list's test (loopback, private, link-local ... refused)."""
 
 
 class InvalidWebhook(ValueError):
@@ -66,7 +63,7 @@ def _url_problems(url: str, allowed: frozenset[str], resolver: Resolver) -> list
         problems.append("the URL has no host")
     else:
         try:
-            host = _check_host(host)
+            host = check_host(host)
         except InvalidSource as exc:
             problems.append(exc.message)
     if problems:
@@ -108,7 +105,7 @@ def validate_subscription(
     events: object,
     allowed_hosts: Iterable[str],
     *,
-    resolver: Resolver = _default_resolver,
+    resolver: Resolver = default_resolver,
 ) -> Subscription:
     """Check a URL and event list at the boundary; raise :class:`InvalidWebhook` listing every
     problem. ``http``/``https`` only, no credentials, a host that resolves only to public

@@ -31,7 +31,6 @@ from scoring.webhook_validation import (
     EVENTS,
     InvalidWebhook,
     Subscription,
-    is_public_address,
     validate_subscription,
 )
 
@@ -51,7 +50,6 @@ __all__ = [
     "enqueue",
     "redeliver",
     "get",
-    "is_public_address",
     "list_webhooks",
     "record_attempt",
     "recent_deliveries",

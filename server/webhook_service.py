@@ -31,6 +31,7 @@ from aiohttp.resolver import ThreadedResolver
 from scoring import webhooks
 from server.db import Database
 from server.keys import DB, SETTINGS
+from tasks.source import is_public_address
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class GuardedResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         if host.strip("[]").lower() not in self._allowed:
             for result in results:
-                if not webhooks.is_public_address(result["host"]):
+                if not is_public_address(result["host"]):
                     raise NonPublicAddress(
                         f"the host resolves to a non-public address ({result['host']})"
                     )
@@ -77,7 +78,7 @@ def refused_literal(url: str, allowed_hosts: frozenset[str]) -> str | None:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None
-    if host in allowed_hosts or webhooks.is_public_address(str(address)):
+    if host in allowed_hosts or is_public_address(str(address)):
         return None
     return f"the address {address} is not public and not in webhook_allowed_hosts"
 

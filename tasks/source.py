@@ -189,12 +189,15 @@ def _check_ref(ref: str | None) -> str | None:
     return ref
 
 
-def _default_resolver(host: str, port: int) -> list[str]:
+def default_resolver(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to (blocking; the webhook sender shares it)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
 
-def _is_public(addr: str) -> bool:
+def is_public_address(addr: str) -> bool:
+    """Is ``addr`` (and any IPv4 address embedded in it) a public one? Loopback, private,
+    link-local, reserved, multicast and unspecified addresses are not."""
     ip = ipaddress.ip_address(addr.split("%", 1)[0])
     candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
     if isinstance(ip, ipaddress.IPv6Address):
@@ -209,7 +212,8 @@ def _is_public(addr: str) -> bool:
     )
 
 
-def _check_host(hostname: str) -> str:
+def check_host(hostname: str) -> str:
+    """A valid host name or IPv6 literal (normalised), else ``InvalidSource``."""
     if hostname.startswith("[") or ":" in hostname:
         try:
             return str(ipaddress.IPv6Address(hostname.strip("[]")))
@@ -242,7 +246,7 @@ def _remote(url: str, scheme: str, policy: SourcePolicy, resolver: Resolver) -> 
         raise InvalidSource(f"the URL {_show(url)} has an invalid port") from None
     if port == 0:
         raise InvalidSource("port 0 is not a valid port")
-    host = _check_host(parts.hostname)
+    host = check_host(parts.hostname)
     if not _URL_PATH_RE.match(parts.path) or "/../" in parts.path + "/":
         raise InvalidSource(f"the URL path {parts.path!r} contains characters we do not accept")
     allowed = host in {h.strip("[]").lower() for h in policy.allowed_hosts}
@@ -257,7 +261,7 @@ def _remote(url: str, scheme: str, policy: SourcePolicy, resolver: Resolver) -> 
     if not addresses:
         raise InvalidSource(f"the host {host!r} does not resolve")
     if not allowed:
-        private = [a for a in addresses if not _is_public(a)]
+        private = [a for a in addresses if not is_public_address(a)]
         if private:
             raise InvalidSource(
                 f"the host {host!r} resolves to a non-public address ({private[0]}); "
@@ -290,7 +294,7 @@ def validate_source(
     subdir: str | None,
     policy: SourcePolicy,
     *,
-    resolver: Resolver = _default_resolver,
+    resolver: Resolver = default_resolver,
 ) -> Source:
     """Validate an import request; return a normalised :class:`Source` or raise InvalidSource."""
     if not url:

@@ -1,4 +1,5 @@
-"""Scheduling an interview: one write transaction across tasks, people and sessions.
+"""Scheduling and ending an interview: each one write transaction across tasks, people,
+sessions and scoring.
 
 Used by the API, the page and the CLI alike, so the rules (published revision only, existing
 active interviewers, role fit warning that must be confirmed) are in one place.
@@ -12,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from scoring import session_scoring
+from scoring import session_scoring, webhooks
 from server import audit, people
 from server.errors import Unprocessable
 from server.settings import Settings
@@ -96,6 +97,17 @@ def schedule(
                  interviewers=list(emails), warnings=warnings, blind=blind)
     candidate_link, interviewer_url = links(settings, session.id, token)
     return Scheduled(session, candidate_link, interviewer_url, tuple(warnings))
+
+
+def end(db: sqlite_utils.Database, session_id: str, actor: audit.Actor, why: str) -> S.Session:
+    """End a session (from the server, its deadline loop or the CLI): the state, the audit
+    entry and the ``session.ended`` webhook (ids only, never the candidate) in one
+    transaction, so the delivery exists if and only if the end committed."""
+    session = S.set_state(db, session_id, "ended", expect=("scheduled", "provisioning", "live"))
+    audit.record(db, actor, "session.end", "session", session_id, why=why)
+    webhooks.enqueue(db, "session.ended", {
+        "session_id": session.id, "task_id": session.task_id, "ended_at": session.ended_at})
+    return session
 
 
 def can_see(user: people.User, session: S.Session) -> bool:

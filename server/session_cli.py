@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from server import audit, people
+from server import audit, people, scheduling
 from server.db import open_migrated
 from server.scheduling import ScheduleRequest, schedule
 from server.session_export import export_session
@@ -88,8 +88,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_end(args: argparse.Namespace, settings: Settings) -> int:
     db = open_migrated(settings.db_path)
     with db.atomic():
-        session = S.set_state(db, args.id, "ended", expect=("scheduled", "provisioning", "live"))
-        audit.record(db, audit.CLI, "session.end", "session", session.id, why="pairlab session end")
+        session = scheduling.end(db, args.id, audit.CLI, "pairlab session end")
     print(f"{session.id} is now ended")
     return 0
 

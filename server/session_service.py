@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from scoring import session_scoring
-from server import audit, people
+from server import audit, people, scheduling
 from server.db import Database
 from server.proxy import HttpTap, TapFactory, Upstream, UpstreamClients
 from server.settings import Settings
@@ -238,7 +238,7 @@ class SessionManager:
             session = await self.db.read(lambda d: S.get_session(d, session_id))
             if session.state in ("ended", "failed"):
                 return session
-            session = await self.db.write(lambda d: _end(d, session_id, actor, why))
+            session = await self.db.write(lambda d: scheduling.end(d, session_id, actor, why))
             if session.workspace_id:
                 await self._stop_workspace(session.workspace_id)
             await self._emit("ended", session_id, None, {"by": actor.label, "why": why})
@@ -370,14 +370,6 @@ def _go_live(d: Any, session_id: str, info: WorkspaceInfo, actor: audit.Actor) -
     return S.set_state(
         d, session_id, "live", expect=("provisioning",), workspace_id=info.workspace_id
     )
-
-
-def _end(d: Any, session_id: str, actor: audit.Actor, why: str) -> S.Session:
-    session = S.set_state(
-        d, session_id, "ended", expect=("scheduled", "provisioning", "live")
-    )
-    audit.record(d, actor, "session.end", "session", session_id, why=why)
-    return session
 
 
 def _restarted(d: Any, info: WorkspaceInfo, session_id: str) -> None:

@@ -2,9 +2,7 @@
 
 Plain functions over a ``sqlite_utils.Database`` (run through the server's one writer or a
 reader thread). States move ``scheduled -> provisioning -> live -> ended`` (or ``failed``);
-every move is checked against the current state inside the write transaction; moving to
-``ended`` queues the ``session.ended`` webhook in that same transaction (ids only, never the
-candidate's name or email).
+every move is checked against the current state inside the write transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from typing import Any
 
 import sqlite_utils
 
-from scoring import webhooks
 from workspaces.session_errors import SessionConflict, SessionError, SessionNotFound
 
 LINK_EARLY = timedelta(minutes=15)
@@ -207,12 +204,7 @@ def set_state(
         " ended_at = CASE WHEN ? IN ('ended', 'failed') THEN ? ELSE ended_at END WHERE id = ?",
         [new, reason, workspace_id, new, now, new, now, session_id],
     )
-    updated = get_session(db, session_id)
-    if new == "ended":  # in this transaction: the delivery exists iff the end committed
-        webhooks.enqueue(db, "session.ended", {
-            "session_id": updated.id, "task_id": updated.task_id, "ended_at": updated.ended_at,
-        })
-    return updated
+    return get_session(db, session_id)
 
 
 def extend(db: sqlite_utils.Database, session_id: str, minutes: int) -> Session:

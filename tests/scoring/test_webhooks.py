@@ -7,14 +7,17 @@ import hmac
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from scoring import webhooks
 from scoring.webhooks import InvalidWebhook, validate_subscription
-from server.settings import Settings
+from server.db import open_migrated
+from server.settings import Settings, prepare_data_dir
 from tests.conftest import create_user, open_db, query
+from tests.fixture_tasks import publish_fake_task
 
 PUBLIC = "93.184.215.14"
 T0 = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -343,3 +346,31 @@ def test_the_delivery_log_lists_newest_first(db: Any, settings: Settings) -> Non
                            "last_error", "created_at", "next_attempt_at", "delivered_at"}
     assert [d["id"] for d in webhooks.recent_deliveries(db, limit=1)] == [first + 1]
     assert query(settings, "SELECT COUNT(*) FROM webhook_deliveries") == [(2,)]
+
+
+def test_ending_a_session_from_the_cli_queues_session_ended(
+        run_cli: Any, cli_env: dict[str, str]) -> None:
+    """``pairlab session end`` goes through the same end transaction as the server."""
+    settings = prepare_data_dir(Settings(data_dir=Path(cli_env["PAIRLAB_DATA_DIR"])))
+    publish_fake_task(settings)
+    assert run_cli("user", "add", "lead@example.com", "--role", "admin").returncode == 0
+    db = open_migrated(settings.db_path)
+    try:
+        with db.atomic():
+            webhooks.create(db, webhooks.validate_subscription(
+                "http://127.0.0.1:9/hook", ["session.ended"], ["127.0.0.1"]), 1)
+    finally:
+        db.conn.close()
+    created = run_cli("session", "create", "--task", "demo-task", "--candidate", "Ada",
+                      "--interviewer", "lead@example.com", "--json")
+    session_id = json.loads(created.stdout)["session_id"]
+    ended = run_cli("session", "end", session_id)
+    assert ended.returncode == 0, ended.stderr
+    db = open_migrated(settings.db_path)
+    try:
+        rows = db.execute("SELECT event, body FROM webhook_deliveries").fetchall()
+    finally:
+        db.conn.close()
+    assert [r[0] for r in rows] == ["session.ended"]
+    assert json.loads(rows[0][1])["data"]["session_id"] == session_id
+    assert "Ada" not in rows[0][1]

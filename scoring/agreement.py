@@ -15,7 +15,8 @@ import krippendorff
 import numpy as np
 import numpy.typing as npt
 
-LEVELS: tuple[int, ...] = (1, 2, 3, 4)
+from scoring.rubrics import LEVELS
+
 RESAMPLES = 1000
 SEED = 20240601
 

@@ -9,7 +9,6 @@ tracks the hire's outcome, and six-month retention among hires against the admin
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from statistics import fmean
@@ -17,8 +16,9 @@ from typing import Any
 
 import sqlite_utils
 
-from scoring.agreement import LEVELS, Agreement, RaterOffset, agreement, rater_offsets
+from scoring.agreement import Agreement, RaterOffset, agreement, rater_offsets
 from scoring.outcomes import RETENTION_BASELINE
+from scoring.scorecards import card_from_json
 from scoring.validity import Correlation, Retention, correlation, retention
 
 OVERALL = "overall"
@@ -36,32 +36,18 @@ class CurrentCard:
     weighted_score: float
 
 
-def _levels(body: str) -> dict[str, int]:
-    try:
-        scores = json.loads(body).get("scores")
-    except (ValueError, AttributeError):
-        return {}
-    if not isinstance(scores, dict):
-        return {}
-    return {
-        dim: score["level"] for dim, score in scores.items()
-        if isinstance(score, dict) and type(score.get("level")) is int and score["level"] in LEVELS
-    }
-
-
 def current_cards(db: sqlite_utils.Database,
                   hide: frozenset[str] = frozenset()) -> list[CurrentCard]:
     """Every interviewer's latest submitted card, except those of the ``hide`` sessions."""
     rows = db.execute(
         "SELECT v.session_id, s.task_id, v.user_id, u.display_name, u.email, v.body,"
-        " v.weighted_score FROM scorecard_versions v"
+        " v.weighted_score FROM current_scorecards v"
         " JOIN interview_sessions s ON s.id = v.session_id JOIN users u ON u.id = v.user_id"
-        " WHERE v.version = (SELECT MAX(w.version) FROM scorecard_versions w"
-        " WHERE w.session_id = v.session_id AND w.user_id = v.user_id)"
         " ORDER BY v.session_id, v.user_id"
     ).fetchall()
     return [
-        CurrentCard(session_id, task_id, user_id, name or email, _levels(body), float(score))
+        CurrentCard(session_id, task_id, user_id, name or email, card_from_json(body).levels(),
+                    float(score))
         for session_id, task_id, user_id, name, email, body, score in rows
         if session_id not in hide
     ]

@@ -97,3 +97,16 @@ def m001_rubrics_and_scorecards(db: sqlite_utils.Database) -> None:
             BEGIN SELECT RAISE(ABORT, 'submitted scorecards are append-only'); END
             """
         )
+
+
+@migrations()
+def m002_current_scorecards(db: sqlite_utils.Database) -> None:
+    # Each interviewer's latest submitted version: what reports, exports and the debrief read.
+    db.execute(
+        """
+        CREATE VIEW current_scorecards AS
+        SELECT v.* FROM scorecard_versions v
+        WHERE v.version = (SELECT MAX(w.version) FROM scorecard_versions w
+                           WHERE w.session_id = v.session_id AND w.user_id = v.user_id)
+        """
+    )

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import sqlite_utils
 
+from scoring.scorecards import card_from_json
 from workspaces.sessions import ROLES
-
-log = logging.getLogger(__name__)
 
 COLUMNS = (
     "session_id", "session_date", "task_id", "role", "candidate", "interviewer", "rubric_id",
@@ -90,11 +87,7 @@ _CARDS = """
 SELECT v.session_id, s.starts_at, s.task_id, s.role, s.candidate_name, sc.blind, sc.pseudonym,
        sc.revealed_at, u.email, v.rubric_id, v.rubric_version, v.body, v.weighted_score,
        v.recommendation, v.submitted_at
-FROM scorecard_versions v
-JOIN (SELECT session_id, user_id, MAX(version) AS version FROM scorecard_versions
-      GROUP BY session_id, user_id) latest
-  ON latest.session_id = v.session_id AND latest.user_id = v.user_id
- AND latest.version = v.version
+FROM current_scorecards v
 JOIN interview_sessions s ON s.id = v.session_id
 JOIN users u ON u.id = v.user_id
 LEFT JOIN session_scoring sc ON sc.session_id = v.session_id
@@ -119,20 +112,6 @@ def _cards(db: sqlite_utils.Database, filters: Filters) -> list[dict[str, Any]]:
     })
 
 
-def _scores(card: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
-    """``(dimension id, level)`` in the order the card lists them."""
-    try:
-        scores = json.loads(card["body"]).get("scores", {})
-    except (ValueError, AttributeError):
-        scores = None
-    if not isinstance(scores, dict):
-        log.warning("scorecard of %s has an unreadable body; skipped", card["session_id"])
-        return
-    for dimension, score in scores.items():
-        level = score.get("level") if isinstance(score, dict) else None
-        yield str(dimension), level if isinstance(level, int | float) else None
-
-
 def rows(db: sqlite_utils.Database, filters: Filters,
          hide: frozenset[str] = frozenset()) -> list[list[Any]]:
     """The export's rows (without the header), in session start order; the ``hide``
@@ -143,7 +122,8 @@ def rows(db: sqlite_utils.Database, filters: Filters,
             continue
         hidden = card["blind"] == 1 and card["revealed_at"] is None
         candidate = card["pseudonym"] if hidden else card["candidate_name"]
-        for dimension, level in _scores(card):
+        for dimension, score in card_from_json(card["body"]).scores.items():
+            level = score.level
             out.append([
                 card["session_id"], card["starts_at"][:10], card["task_id"], card["role"],
                 candidate, card["email"], card["rubric_id"], card["rubric_version"], dimension,

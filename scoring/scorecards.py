@@ -253,10 +253,8 @@ def submit(db: sqlite_utils.Database, session_id: str, user_id: int, card: Card,
 def submitted_cards(db: sqlite_utils.Database, session_id: str) -> list[Submitted]:
     """Each interviewer's latest submitted version, by name."""
     rows = db.execute_returning_dicts(
-        "SELECT v.*, u.email, u.display_name FROM scorecard_versions v"
-        " JOIN users u ON u.id = v.user_id"
-        " WHERE v.session_id = ? AND v.version = (SELECT MAX(version) FROM scorecard_versions"
-        " w WHERE w.session_id = v.session_id AND w.user_id = v.user_id)"
+        "SELECT v.*, u.email, u.display_name FROM current_scorecards v"
+        " JOIN users u ON u.id = v.user_id WHERE v.session_id = ?"
         " ORDER BY u.display_name, u.id", [session_id])
     return [Submitted(r["session_id"], r["user_id"], r["email"], r["display_name"],
                       r["version"], r["rubric_id"], r["rubric_version"],

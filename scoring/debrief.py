@@ -73,6 +73,11 @@ class Debrief:
         }
 
 
+def panel_mean(cards: list[Submitted]) -> float | None:
+    """The panel's weighted score: the mean of each card's weighted score."""
+    return round(mean(c.weighted_score for c in cards), 3) if cards else None
+
+
 def build(rubric: Rubric, cards: list[Submitted], checks: dict[str, Any] | None,
           waiting_for: list[str]) -> Debrief:
     rows = []
@@ -91,6 +96,5 @@ def build(rubric: Rubric, cards: list[Submitted], checks: dict[str, Any] | None,
             round(mean(given), 2) if given else None, spread,
             spread is not None and spread >= DISAGREEMENT, tuple(evidence)))
     counts = {r: sum(1 for c in cards if c.card.recommendation == r) for r in RECOMMENDATIONS}
-    weighted = round(mean(c.weighted_score for c in cards), 3) if cards else None
-    return Debrief(rubric, tuple(cards), tuple(rows), weighted, counts, checks,
+    return Debrief(rubric, tuple(cards), tuple(rows), panel_mean(cards), counts, checks,
                    tuple(waiting_for))

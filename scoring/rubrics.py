@@ -8,6 +8,7 @@ pinned to (``scoring.session_rubric``).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tomllib
@@ -182,8 +183,10 @@ def validate_rubric(data: Any, *, version: int = 0, builtin: bool = False) -> Ru
     return Rubric(rubric_id, version, title, description, kinds, roles, tuple(dims), builtin)
 
 
-def builtin_rubrics() -> list[Rubric]:
-    """The built-in rubrics (scoring/builtin_rubrics.toml), validated like any other."""
+@functools.cache
+def builtin_rubrics() -> tuple[Rubric, ...]:
+    """The built-in rubrics (scoring/builtin_rubrics.toml), validated like any other; read
+    once per process (scheduling asks for them)."""
     text = resources.files("scoring").joinpath("builtin_rubrics.toml").read_text("utf-8")
     data = tomllib.loads(text)
     shared = data["dimensions"]
@@ -195,7 +198,7 @@ def builtin_rubrics() -> list[Rubric]:
             "id": rubric_id, "title": spec["title"], "description": spec["description"],
             "kinds": spec["kinds"], "roles": spec["roles"], "dimensions": dims,
         }, version=1, builtin=True))
-    return found
+    return tuple(found)
 
 
 # ---- storage ---------------------------------------------------------------------------

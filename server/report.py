@@ -16,14 +16,9 @@ def candidate_report(p: Panel, debrief: Debrief) -> dict[str, Any]:
     for row in debrief.rows:
         dim = p.rubric.dimension(row.id)
         level = round(row.mean_level) if row.mean_level is not None else None
-        dims.append({
-            "id": row.id, "title": row.title, "weight": row.weight,
-            "mean_level": row.mean_level, "spread": row.spread,
-            "disagreement": row.disagreement,
-            "anchor": dim.anchors.get(level, "") if dim and level else "",
-            "evidence": [{"interviewer": e.interviewer, "level": e.level, "text": e.text,
-                          "moments": list(e.moments)} for e in row.evidence],
-        })
+        public = row.public()
+        del public["levels"]  # the report names interviewers with their evidence instead
+        dims.append({**public, "anchor": dim.anchors.get(level, "") if dim and level else ""})
     return {
         "session": {"id": s.id, "task_id": s.task_id, "role": s.role,
                     "candidate_name": s.candidate_name, "candidate_email": s.candidate_email,

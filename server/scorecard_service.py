@@ -102,7 +102,6 @@ def submit(d: sqlite_utils.Database, session_id: str, user: User, data: Any | No
     require_panelist(user, p.session)
     card = parse(d, p, data) if data is not None else scorecards.get_draft(
         d, p.session.id, user.id).card
-    was_complete = not waiting_for(d, p.session)
     try:
         stored = scorecards.submit(d, p.session.id, user.id, card, p.rubric)
     except scorecards.ScorecardError as e:
@@ -117,12 +116,13 @@ def submit(d: sqlite_utils.Database, session_id: str, user: User, data: Any | No
         **common, "interviewer": user.email, "version": stored.version,
         "weighted_score": stored.weighted_score,
         "recommendation": stored.card.recommendation})
-    ready = not was_complete and not waiting_for(d, p.session)
+    # Only someone's first submission can complete the panel (an edit changes nobody's state).
+    ready = stored.version == 1 and set(p.session.interviewer_ids) <= scorecards.submitted_by(
+        d, p.session.id)
     if ready:
         cards = scorecards.submitted_cards(d, p.session.id)
         webhooks.enqueue(d, "debrief.ready", {
-            **common, "scorecards": len(cards),
-            "weighted_score": debrief.build(p.rubric, cards, None, []).weighted_mean})
+            **common, "scorecards": len(cards), "weighted_score": debrief.panel_mean(cards)})
     return stored, ready
 
 

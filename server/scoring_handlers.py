@@ -46,16 +46,21 @@ def mine_json(p: SC.Panel, draft: Draft) -> dict[str, Any]:
     }
 
 
+async def load_panel(request: web.Request, session_id: str) -> SC.Panel:
+    """The session's panel from a reader; pinned first (one write) if the session was
+    scheduled before scoring existed."""
+    db = request.app[DB]
+    found = await db.read(lambda d: SC.read_panel(d, session_id))
+    return found if found is not None else await db.write(lambda d: SC.panel(d, session_id))
+
+
 @routes.get(API + "/scorecards/mine")
 async def api_mine(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
     SC.require_panelist(user, session)
-
-    def load(d: Any) -> dict[str, Any]:
-        p = SC.panel(d, session.id)
-        return mine_json(p, scorecards.get_draft(d, session.id, user.id))
-
-    return web.json_response(await request.app[DB].write(load))
+    p = await load_panel(request, session.id)
+    draft = await request.app[DB].read(lambda d: scorecards.get_draft(d, session.id, user.id))
+    return web.json_response(mine_json(p, draft))
 
 
 @routes.put(API + "/scorecards/mine")
@@ -82,22 +87,16 @@ async def sealed_debrief(request: web.Request) -> tuple[User, SC.Panel, Debrief]
     """The caller, the session's panel and its debrief if the caller may see every
     scorecard (else 403)."""
     user, session = await visible_session(request)
-    db = request.app[DB]
-    if await db.read(lambda d: SC.read_panel(d, session.id)) is None:
-        await db.write(lambda d: SC.panel(d, session.id))  # scheduled before scoring existed
+    p = await load_panel(request, session.id)
+    p = SC.Panel(session, p.scoring, p.rubric)  # the session as the caller sees it (blind)
 
-    def load(d: Any) -> tuple[SC.Panel, Debrief] | None:
-        if not SC.may_see_all(d, user, session):
-            return None
-        p = SC.read_panel(d, session.id)
-        assert p is not None  # noqa: S101 - pinned above
-        return p, SC.load_debrief(d, p)
+    def load(d: Any) -> Debrief | None:
+        return SC.load_debrief(d, p) if SC.may_see_all(d, user, session) else None
 
-    found = await db.read(load)
-    if found is None:
+    debrief = await request.app[DB].read(load)
+    if debrief is None:
         raise Forbidden(SC.SEALED)
-    p, debrief = found
-    return user, SC.Panel(session, p.scoring, p.rubric), debrief  # as the caller sees it
+    return user, p, debrief
 
 
 @routes.get(API + "/scorecards")

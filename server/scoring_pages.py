@@ -19,7 +19,7 @@ from server.bodies import whole_number
 from server.errors import Unprocessable
 from server.keys import DB
 from server.report import candidate_report
-from server.scoring_handlers import mine_json, sealed_debrief
+from server.scoring_handlers import load_panel, mine_json, sealed_debrief
 from server.session_access import visible_session
 from workspaces.events import HINT, NOTE
 
@@ -59,11 +59,12 @@ async def _scorecard_page(request: web.Request, *, form_data: dict[str, Any] | N
     user, session = await visible_session(request)
     SC.require_panelist(user, session)
 
-    def load(d: Any) -> tuple[SC.Panel, dict[str, Any], list[dict[str, Any]]]:
-        p = SC.panel(d, session.id)
-        return p, mine_json(p, scorecards.get_draft(d, session.id, user.id)), _notes(d, session.id)
+    p = await load_panel(request, session.id)
 
-    p, mine, notes = await request.app[DB].write(load)
+    def load(d: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        return mine_json(p, scorecards.get_draft(d, session.id, user.id)), _notes(d, session.id)
+
+    mine, notes = await request.app[DB].read(load)
     if form_data is not None:
         mine = {**mine, **form_data}
     response = aiohttp_jinja2.render_template("scorecard.html", request, {
@@ -84,8 +85,7 @@ async def scorecard_submit(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
     SC.require_panelist(user, session)
     form = await request.post()
-    p = await request.app[DB].write(lambda d: SC.panel(d, session.id))
-    data = card_from_form(form, p)
+    data = card_from_form(form, await load_panel(request, session.id))
     actor = user.actor(client_address(request))
     try:
         if form.get("action") == "submit":

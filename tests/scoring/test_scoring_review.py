@@ -3,74 +3,23 @@ scorecard input that used to crash or slip through validation."""
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from server.session_ctx import WORKSPACE_APP
 from server.settings import Settings
-from tests.conftest import MakeSettings, create_token, create_user, form_csrf_token, login, query
-from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
+from tests.conftest import form_csrf_token, login, query
+from tests.scoring.conftest import PIPELINE_DIMS, Panel
 from workspaces import sessions as S
-
-DIMS = ["navigating-code", "questions", "debugging", "data-quality", "working-solution",
-        "communication"]
-
-
-@dataclass
-class Panel:
-    client: TestClient[Any, Any]
-    settings: Settings
-    tokens: dict[str, str]
-
-    async def call(self, who: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        response = await self.client.request(
-            method, path, headers={"Authorization": f"Bearer {self.tokens[who]}"}, json=body)
-        text = await response.text()
-        try:
-            return response.status, json.loads(text)
-        except ValueError:
-            return response.status, text
-
-    async def page(self, who: str, path: str) -> tuple[int, str]:
-        response = await self.client.get(path, headers={
-            "Authorization": f"Bearer {self.tokens[who]}", "Accept": "text/html"})
-        return response.status, await response.text()
-
-    async def schedule(self, **extra: Any) -> str:
-        status, data = await self.call("admin", "POST", "/api/v1/sessions", {
-            "task": "pipe-task", "candidate_name": "Grace Hopper",
-            "candidate_email": "grace@example.org",
-            "interviewers": ["alice@example.com", "bob@example.com"], **extra})
-        assert status == 201, data
-        return str(data["session_id"])
 
 
 def card(level: Any = 3, moments: list[Any] | None = None) -> dict[str, Any]:
     return {"scores": {d: {"level": level, "evidence": f"saw {d}", "moments": moments or []}
-                       for d in DIMS},
+                       for d in PIPELINE_DIMS},
             "recommendation": "yes", "summary": "a summary"}
-
-
-@pytest.fixture
-def settings(make_settings: MakeSettings) -> Settings:
-    return make_settings(warm_pool_size=0, environments_dir=str(SHARED_ENVS))
-
-
-@pytest.fixture
-async def panel(client: TestClient[Any, Any], settings: Settings) -> Panel:
-    create_user(settings, "admin@example.com", "admin")
-    create_user(settings, "alice@example.com", "interviewer")
-    create_user(settings, "bob@example.com", "interviewer")
-    publish_fake_task(settings, "pipe-task", kind="pipeline-bug")
-    tokens = {who: create_token(settings, f"{who}@example.com")
-              for who in ("admin", "alice", "bob")}
-    return Panel(client, settings, tokens)
 
 
 async def test_blind_candidate_hidden_from_interviewers_on_the_workspace_origin(
@@ -145,7 +94,7 @@ async def test_scorecard_form_with_non_ascii_digits_is_a_422_not_a_crash(
     assert page.status == 200
     token = form_csrf_token(await page.text())
     form: dict[str, str] = {"csrf_token": token, "action": "save", "summary": "s"}
-    for dim in DIMS:
+    for dim in PIPELINE_DIMS:
         form[f"level-{dim}"] = "3"
         form[f"evidence-{dim}"] = "x"
         form[f"moments-{dim}"] = ""

@@ -5,81 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
-from server.settings import Settings
-from tests.conftest import MakeSettings, audit_actions, create_token, create_user, query
-from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
-
-PIPELINE_DIMS = ["navigating-code", "questions", "debugging", "data-quality",
-                 "working-solution", "communication"]
-WEIGHTS = {"navigating-code": 15, "questions": 10, "debugging": 25, "data-quality": 20,
-           "working-solution": 20, "communication": 10}
-
-
-@dataclass
-class Panel:
-    client: TestClient[Any, Any]
-    settings: Settings
-    tokens: dict[str, str]
-
-    def h(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-    async def call(self, who: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        response = await self.client.request(method, path, headers=self.h(who),
-                                             json=body if body is not None else None)
-        text = await response.text()
-        try:
-            return response.status, json.loads(text)
-        except ValueError:
-            return response.status, text
-
-    async def page(self, who: str, path: str) -> tuple[int, str]:
-        response = await self.client.get(path, headers={**self.h(who), "Accept": "text/html"})
-        return response.status, await response.text()
-
-    async def schedule(self, **extra: Any) -> str:
-        status, data = await self.call("admin", "POST", "/api/v1/sessions", {
-            "task": "pipe-task", "candidate_name": "Grace Hopper",
-            "candidate_email": "grace@example.org",
-            "interviewers": ["alice@example.com", "bob@example.com"], **extra})
-        assert status == 201, data
-        return str(data["session_id"])
-
-    async def note(self, session_id: str, text: str) -> int:
-        status, data = await self.call("alice", "POST", f"/api/v1/sessions/{session_id}/notes",
-                                       {"text": text})
-        assert status == 201, data
-        return int(data["event"]["seq"])
-
-
-def full_card(level: int, marker: str, moments: list[int] | None = None) -> dict[str, Any]:
-    return {"scores": {d: {"level": level, "evidence": f"{marker} saw {d}",
-                           "moments": moments or []} for d in PIPELINE_DIMS},
-            "recommendation": "yes" if level >= 3 else "no", "summary": f"{marker} summary"}
-
-
-@pytest.fixture
-def settings(make_settings: MakeSettings) -> Settings:
-    # No warm pool: no task environment is built, no workspace starts (the fake is enough).
-    return make_settings(warm_pool_size=0, environments_dir=str(SHARED_ENVS))
-
-
-@pytest.fixture
-async def panel(client: TestClient[Any, Any], settings: Settings) -> Panel:
-    create_user(settings, "admin@example.com", "admin")
-    create_user(settings, "alice@example.com", "interviewer")
-    create_user(settings, "bob@example.com", "interviewer")
-    create_user(settings, "carol@example.com", "interviewer")
-    publish_fake_task(settings, "pipe-task", kind="pipeline-bug")
-    tokens = {who: create_token(settings, f"{who}@example.com")
-              for who in ("admin", "alice", "bob", "carol")}
-    return Panel(client, settings, tokens)
+from tests.conftest import audit_actions, query
+from tests.scoring.conftest import PIPELINE_DIMS, WEIGHTS, Panel, full_card
 
 
 async def test_draft_shape_and_autosave(panel: Panel) -> None:
@@ -171,7 +101,12 @@ async def test_weighted_score_debrief_and_report(panel: Panel) -> None:
     debugging = next(d for d in report["dimensions"] if d["id"] == "debugging")
     assert debugging["mean_level"] == 3.0 and debugging["anchor"].startswith("Stated a hypo")
     status, html = await panel.page("alice", f"/sessions/{sid}/report")
-    assert status == 200 and "2.62" in html and "@media print" not in html
+    assert status == 200 and "2.62" in html
+    # prints cleanly: the page's stylesheet hides navigation and forms when printing
+    assert '<link rel="stylesheet" href="/static/pairlab.css">' in html
+    css = await (await panel.client.get("/static/pairlab.css")).text()
+    print_rules = css[css.index("@media print"):]
+    assert "header.top" in print_rules and "display: none" in print_rules
 
 
 async def test_invalid_scorecards_are_refused_and_nothing_is_stored(panel: Panel) -> None:
@@ -216,7 +151,7 @@ async def test_invalid_scorecards_are_refused_and_nothing_is_stored(panel: Panel
                                     f"/api/v1/sessions/{sid}/scorecards/mine/submit",
                                     {"scores": {"debugging": {"level": 2, "evidence": "x"}}})
     assert status == 422
-    problems = data["error"]["problems"] if "problems" in data["error"] else data["problems"]
+    problems = data["problems"]  # every problem, beside the one-sentence error
     assert "scores.questions.level: choose a level from 1 to 4" in problems
     assert "summary: write a short summary" in problems
     assert query(panel.settings, "SELECT COUNT(*) FROM scorecard_versions") == [(0,)]

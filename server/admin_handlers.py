@@ -10,8 +10,7 @@ from aiohttp import web
 
 from server import audit, credentials, people
 from server.auth import client_address, csrf_token, require_admin
-from server.bodies import json_body, whole_number
-from server.errors import NotFound
+from server.bodies import json_body, path_number
 from server.keys import DB
 from server.passwords import generate_password, hash_password
 
@@ -92,19 +91,11 @@ async def api_create_token(request: web.Request) -> web.Response:
     return web.json_response({"id": token_id, "token": token, "name": body["name"]}, status=201)
 
 
-def _token_id(request: web.Request) -> int:
-    raw = request.match_info["token_id"]
-    token_id = whole_number(raw)
-    if token_id is None:
-        raise NotFound(f"there is no API token with id {raw[:20]!r}")
-    return token_id
-
-
 @routes.delete("/api/v1/tokens/{token_id}")
 async def api_revoke_token(request: web.Request) -> web.Response:
     admin = require_admin(request)
     actor = admin.actor(client_address(request))
-    token_id = _token_id(request)
+    token_id = path_number(request, "token_id", "API token")
     await request.app[DB].write(lambda d: credentials.revoke_api_token(d, actor, token_id))
     return web.json_response({"revoked": token_id})
 
@@ -186,6 +177,6 @@ async def tokens_create_submit(request: web.Request) -> web.Response:
 async def tokens_revoke_submit(request: web.Request) -> web.Response:
     admin = require_admin(request)
     actor = admin.actor(client_address(request))
-    token_id = _token_id(request)
+    token_id = path_number(request, "token_id", "API token")
     await request.app[DB].write(lambda d: credentials.revoke_api_token(d, actor, token_id))
     raise web.HTTPSeeOther("/admin/tokens")

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.errors import BadRequest, Unprocessable
+from server.errors import BadRequest, NotFound, Unprocessable
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list",
                dict: "an object", float: "a number"}
@@ -24,6 +24,15 @@ def whole_number(text: str, max_digits: int = 18) -> int | None:
     if text.isascii() and text.isdigit() and len(text) <= max_digits:
         return int(text)
     return None
+
+
+def path_number(request: web.Request, key: str, what: str) -> int:
+    """The whole number in the URL's ``{key}``, or a 404 naming ``what`` was not found."""
+    raw = request.match_info[key]
+    number = whole_number(raw)
+    if number is None:
+        raise NotFound(f"There is no {what} with id {raw[:20]!r}.")
+    return number
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:

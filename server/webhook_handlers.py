@@ -17,7 +17,7 @@ from aiohttp import web
 from scoring import webhooks
 from server import audit
 from server.auth import client_address, csrf_token, require_admin
-from server.bodies import json_body, whole_number
+from server.bodies import json_body, path_number
 from server.errors import Conflict, NotFound, Unprocessable
 from server.keys import DB, SETTINGS
 from server.people import User
@@ -50,7 +50,7 @@ async def _create(
 
 
 async def _delete(request: web.Request, admin: User) -> dict[str, Any]:
-    webhook_id = _webhook_id(request)
+    webhook_id = path_number(request, "webhook_id", "webhook")
     actor = admin.actor(client_address(request))
 
     def write(d: Any) -> dict[str, Any]:
@@ -63,14 +63,6 @@ async def _delete(request: web.Request, admin: User) -> dict[str, Any]:
         return await request.app[DB].write(write)
     except webhooks.WebhookNotFound:
         raise NotFound(f"There is no webhook with id {webhook_id}.") from None
-
-
-def _webhook_id(request: web.Request) -> int:
-    raw = request.match_info["webhook_id"]
-    webhook_id = whole_number(raw)
-    if webhook_id is None:
-        raise NotFound(f"There is no webhook with id {raw[:20]!r}.")
-    return webhook_id
 
 
 @routes.post("/api/v1/webhooks")
@@ -96,7 +88,7 @@ async def api_delete(request: web.Request) -> web.Response:
 @routes.get("/api/v1/webhooks/{webhook_id}/deliveries")
 async def api_deliveries(request: web.Request) -> web.Response:
     require_admin(request)
-    webhook_id = _webhook_id(request)
+    webhook_id = path_number(request, "webhook_id", "webhook")
 
     def read(d: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         return webhooks.get(d, webhook_id), webhooks.deliveries(d, webhook_id)
@@ -108,11 +100,8 @@ async def api_deliveries(request: web.Request) -> web.Response:
 
 
 async def _redeliver(request: web.Request, admin: User) -> dict[str, Any]:
-    webhook_id = _webhook_id(request)
-    raw = request.match_info["delivery_id"]
-    delivery_id = whole_number(raw)
-    if delivery_id is None:
-        raise NotFound(f"There is no delivery with id {raw[:20]!r}.")
+    webhook_id = path_number(request, "webhook_id", "webhook")
+    delivery_id = path_number(request, "delivery_id", "delivery")
     actor = admin.actor(client_address(request))
 
     def write(d: Any) -> dict[str, Any]:

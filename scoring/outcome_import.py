@@ -38,6 +38,11 @@ class ImportRejected(outcomes.OutcomeError):
         super().__init__(message)
         self.rows = rows or []
 
+    @property
+    def extra(self) -> dict[str, Any]:
+        """More fields of the JSON error body (the server's error middleware adds them)."""
+        return {"rows": self.rows}
+
 
 @dataclass
 class ParsedRow:

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from scoring.outcomes import OutcomeError
 from server.accesslog import scrub_path
 from tasks.errors import TaskError
 from workspaces.errors import WorkspaceError
@@ -74,7 +75,8 @@ class TooManyRequests(ServerError):
     code = "too_many_requests"
 
 
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (TaskError, SessionError, WorkspaceError)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (TaskError, SessionError, WorkspaceError,
+                                               OutcomeError)
 
 _HTTP_MESSAGES = {
     404: ("not_found", "There is nothing at this address."),
@@ -120,7 +122,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DOMAIN_ERRORS as exc:
         status = int(getattr(exc, "status", 400))
         code = str(getattr(exc, "code", "error"))
-        return render_error(request, status, code, str(getattr(exc, "message", exc)), {})
+        return render_error(request, status, code, str(getattr(exc, "message", exc)), {},
+                            getattr(exc, "extra", None))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp_jinja2
 import sqlite_utils
@@ -15,29 +15,13 @@ from scoring import outcome_import, outcomes
 from server import audit
 from server.auth import client_address, csrf_token, require_admin
 from server.bodies import json_body
-from server.errors import BadRequest, ServerError
+from server.errors import BadRequest
 from server.keys import DB
 from server.people import User
 
 routes = web.RouteTableDef()
-T = TypeVar("T")
 CSV_TYPES = ("text/csv", "text/plain", "application/csv")
 FORM_FLAGS: Mapping[str, bool | None] = {"": None, "yes": True, "no": False}
-
-
-def served(exc: outcomes.OutcomeError) -> ServerError:
-    """The domain error as the server's error (same status, code, message; import rows)."""
-    rows = getattr(exc, "rows", None)
-    error = ServerError(exc.message, extra={"rows": rows} if rows is not None else None)
-    error.status, error.code = exc.status, exc.code
-    return error
-
-
-async def _write(request: web.Request, fn: Callable[[sqlite_utils.Database], T]) -> T:
-    try:
-        return await request.app[DB].write(fn)
-    except outcomes.OutcomeError as exc:
-        raise served(exc) from None
 
 
 def _audited_record(
@@ -101,10 +85,7 @@ def _outcome_of(
 async def api_get_outcome(request: web.Request) -> web.Response:
     require_admin(request)
     session_id = request.match_info["session_id"]
-    try:
-        outcome = await request.app[DB].read(_outcome_of(session_id))
-    except outcomes.OutcomeError as exc:
-        raise served(exc) from None
+    outcome = await request.app[DB].read(_outcome_of(session_id))
     return web.json_response(
         {"session_id": session_id, "outcome": outcome.public() if outcome else None}
     )
@@ -115,8 +96,8 @@ async def api_put_outcome(request: web.Request) -> web.Response:
     admin = require_admin(request)
     session_id = request.match_info["session_id"]
     changes = await json_body(request, {}, {name: object for name in outcomes.FIELDS})
-    outcome = await _write(
-        request, _audited_record(admin, client_address(request), session_id, changes, "api")
+    outcome = await request.app[DB].write(
+        _audited_record(admin, client_address(request), session_id, changes, "api")
     )
     return web.json_response({"session_id": session_id, "outcome": outcome.public()})
 
@@ -127,7 +108,7 @@ async def api_import(request: web.Request) -> web.Response:
     if request.content_type not in CSV_TYPES:
         raise BadRequest("Send the CSV file as the body with 'Content-Type: text/csv'.")
     raw = await request.read()
-    result = await _write(request, _import(admin, client_address(request), raw))
+    result = await request.app[DB].write(_import(admin, client_address(request), raw))
     return web.json_response({"imported": len(result.imported), "skipped": result.skipped})
 
 
@@ -142,7 +123,8 @@ async def api_get_baseline(request: web.Request) -> web.Response:
 async def api_put_baseline(request: web.Request) -> web.Response:
     admin = require_admin(request)
     body = await json_body(request, {"value": object})
-    baseline = await _write(request, _set_baseline(admin, client_address(request), body["value"]))
+    set_it = _set_baseline(admin, client_address(request), body["value"])
+    baseline = await request.app[DB].write(set_it)
     return web.json_response({"baseline": baseline.public()})
 
 
@@ -197,8 +179,6 @@ async def outcome_submit(request: web.Request) -> web.Response:
         )
     except outcomes.OutcomeInvalid as exc:
         return await _page(request, 422, error=exc.message, error_session=session_id)
-    except outcomes.OutcomeError as exc:
-        raise served(exc) from None
     raise web.HTTPSeeOther(f"/outcomes#outcome-{session_id}")
 
 

@@ -81,14 +81,15 @@ def repin_at_start(db: sqlite_utils.Database, session: Session) -> None:
                [rubric.id, rubric.version, session.id])
 
 
+def _scoring(r: dict[str, Any]) -> Scoring:
+    return Scoring(r["session_id"], r["rubric_id"], r["rubric_version"], bool(r["blind"]),
+                   r["pseudonym"], r["revealed_at"])
+
+
 def get(db: sqlite_utils.Database, session_id: str) -> Scoring | None:
     rows = db.execute_returning_dicts(
         "SELECT * FROM session_scoring WHERE session_id = ?", [session_id])
-    if not rows:
-        return None
-    r = rows[0]
-    return Scoring(r["session_id"], r["rubric_id"], r["rubric_version"], bool(r["blind"]),
-                   r["pseudonym"], r["revealed_at"])
+    return _scoring(rows[0]) if rows else None
 
 
 def ensure(db: sqlite_utils.Database, session: Session) -> Scoring:
@@ -109,7 +110,10 @@ def masked(session: Session, scoring: Scoring | None) -> Session:
 
 
 def masked_all(db: sqlite_utils.Database, sessions: list[Session]) -> list[Session]:
-    return [masked(s, get(db, s.id)) for s in sessions]
+    """``masked`` for a list, with one query for all of their scoring records."""
+    found = {r["session_id"]: _scoring(r) for r in db.execute_returning_dicts(
+        "SELECT * FROM session_scoring WHERE blind = 1 AND revealed_at IS NULL")}
+    return [masked(s, found.get(s.id)) for s in sessions]
 
 
 def reveal(db: sqlite_utils.Database, session: Session, user_id: int, *,

@@ -12,8 +12,9 @@ or as events recorded through the service (cell runs, terminal commands, test ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from server.app import create_app
 from server.keys import DB
 from server.recording import RECORDING, RecordingService
 from server.session_ctx import WORKSPACE_APP
+from server.settings import Settings
 from tests.conftest import PASSWORD, MakeSettings, create_user
 from tests.fake_workspace import FakeProvisioner
 from tests.sessions.conftest import SHARED_ENVS, publish_fake_task
@@ -46,6 +48,16 @@ def _loopback_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     return sock
+
+
+@dataclass
+class Served:
+    """The app serving on loopback (both origins) with its fake provisioner."""
+
+    settings: Settings
+    app: web.Application
+    runner: web.AppRunner
+    provisioner: FakeProvisioner
 
 
 @dataclass
@@ -117,8 +129,11 @@ async def _wait_until_recording(app: web.Application, session_id: str) -> None:
             await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def live(make_settings: MakeSettings, tmp_path: Path) -> AsyncIterator[Live]:
+@contextlib.asynccontextmanager
+async def serving(make_settings: MakeSettings, tmp_path: Path,
+                  prepare: Callable[[Settings], None]) -> AsyncIterator[Served]:
+    """The real app and its workspace origin on loopback ports, with the fake provisioner.
+    ``prepare(settings)`` runs before the app starts (publish tasks, create people)."""
     app_sock, ws_sock = _loopback_socket(), _loopback_socket()
     settings = make_settings(
         warm_pool_size=0, environments_dir=str(SHARED_ENVS), host="127.0.0.1",
@@ -126,9 +141,7 @@ async def live(make_settings: MakeSettings, tmp_path: Path) -> AsyncIterator[Liv
         port=app_sock.getsockname()[1], workspace_host="127.0.0.1",
         workspace_port=ws_sock.getsockname()[1],
     )
-    publish_fake_task(settings)
-    create_user(settings, LEAD, "interviewer")
-    create_user(settings, OTHER, "interviewer")
+    prepare(settings)
     provisioner = FakeProvisioner(tmp_path / "fake-workspaces")
     app = create_app(settings, provisioner=provisioner)
     runner, ws_runner = web.AppRunner(app), web.AppRunner(app[WORKSPACE_APP])
@@ -137,9 +150,31 @@ async def live(make_settings: MakeSettings, tmp_path: Path) -> AsyncIterator[Liv
     try:
         await web.SockSite(runner, app_sock).start()
         await web.SockSite(ws_runner, ws_sock).start()
-        url = settings.app_url
+        yield Served(settings, app, runner, provisioner)
+    finally:
+        await ws_runner.cleanup()
+        await runner.cleanup()
+
+
+async def live_session(served: Served, session_id: str) -> Live:
+    """Once the session is started: its workspace folder, after recording has begun."""
+    session = await served.app[DB].read(lambda d: S.get_session(d, session_id))
+    assert session.workspace_id is not None
+    workspace = served.provisioner.running[session.workspace_id].info.root
+    await _wait_until_recording(served.app, session_id)
+    return Live(served.app, served.runner, served.settings.app_url, session_id, workspace)
+
+
+@pytest.fixture
+async def live(make_settings: MakeSettings, tmp_path: Path) -> AsyncIterator[Live]:
+    def prepare(settings: Settings) -> None:
+        publish_fake_task(settings)
+        create_user(settings, LEAD, "interviewer")
+        create_user(settings, OTHER, "interviewer")
+
+    async with serving(make_settings, tmp_path, prepare) as served:
         jar = aiohttp.CookieJar(unsafe=True)
-        async with aiohttp.ClientSession(url, cookie_jar=jar) as http:
+        async with aiohttp.ClientSession(served.settings.app_url, cookie_jar=jar) as http:
             login = await http.post("/api/v1/auth/login",
                                     json={"email": LEAD, "password": PASSWORD})
             assert login.status == 200, await login.text()
@@ -151,14 +186,7 @@ async def live(make_settings: MakeSettings, tmp_path: Path) -> AsyncIterator[Liv
             started = await http.post(f"/api/v1/sessions/{session_id}/start",
                                       headers={"X-CSRF-Token": csrf})
             assert started.status == 200, await started.text()
-        session = await app[DB].read(lambda d: S.get_session(d, session_id))
-        assert session.workspace_id is not None
-        workspace = provisioner.running[session.workspace_id].info.root
-        await _wait_until_recording(app, session_id)
-        yield Live(app, runner, url, session_id, workspace)
-    finally:
-        await ws_runner.cleanup()
-        await runner.cleanup()
+        yield await live_session(served, session_id)
 
 
 # ---- the browser ----------------------------------------------------------------------------

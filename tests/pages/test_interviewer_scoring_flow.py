@@ -21,25 +21,22 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from playwright.async_api import Locator, Page, Response, expect
 
 from scoring import scorecards
 from server import audit, people
-from server.app import create_app
 from server.keys import DB
 from server.passwords import hash_password
-from server.session_ctx import WORKSPACE_APP
+from server.settings import Settings
 from tests.conftest import PASSWORD, MakeSettings, open_db
-from tests.fake_workspace import FakeProvisioner
-from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
+from tests.fixture_tasks import publish_fake_task
 from tests.pages.conftest import (
     WAIT_S,
     Browsing,
     Live,
-    _loopback_socket,
-    _wait_until_recording,
+    live_session,
     login_in_browser,
+    serving,
 )
 from workspaces import events as E
 from workspaces import sessions as S
@@ -121,38 +118,23 @@ def add_interviewer(settings: Any, email: str, name: str) -> int:
 async def panel(make_settings: MakeSettings, tmp_path: Path) -> AsyncIterator[Panel]:
     """The app on loopback ports with a live session of a pipeline-bug task for Alice and Bob
     (the fake provisioner, the real recording service)."""
-    app_sock, ws_sock = _loopback_socket(), _loopback_socket()
-    settings = make_settings(
-        warm_pool_size=0, environments_dir=str(SHARED_ENVS), host="127.0.0.1",
-        continuous_checks=False, port=app_sock.getsockname()[1], workspace_host="127.0.0.1",
-        workspace_port=ws_sock.getsockname()[1])
-    publish_fake_task(settings, TASK, kind="pipeline-bug")
-    alice_id = add_interviewer(settings, ALICE, "Alice")
-    bob_id = add_interviewer(settings, BOB, "Bob")
-    provisioner = FakeProvisioner(tmp_path / "fake-workspaces")
-    app = create_app(settings, provisioner=provisioner)
-    runner, ws_runner = web.AppRunner(app), web.AppRunner(app[WORKSPACE_APP])
-    await runner.setup()
-    await ws_runner.setup()
-    try:
-        await web.SockSite(runner, app_sock).start()
-        await web.SockSite(ws_runner, ws_sock).start()
-        url = settings.app_url
-        scheduled = await call_api(url, ALICE, "POST", "/api/v1/sessions", {
+    ids: list[int] = []
+
+    def prepare(settings: Settings) -> None:
+        publish_fake_task(settings, TASK, kind="pipeline-bug")
+        ids.extend((add_interviewer(settings, ALICE, "Alice"),
+                    add_interviewer(settings, BOB, "Bob")))
+
+    async with serving(make_settings, tmp_path, prepare) as served:
+        scheduled = await call_api(served.settings.app_url, ALICE, "POST", "/api/v1/sessions", {
             "task": TASK, "candidate_name": CANDIDATE, "interviewers": [ALICE, BOB],
             "blind": False})
         session_id = scheduled["session_id"]
-        await call_api(url, ALICE, "POST", f"/api/v1/sessions/{session_id}/start")
-        session = await app[DB].read(lambda d: S.get_session(d, session_id))
-        assert set(session.interviewer_ids) == {alice_id, bob_id}
-        assert session.workspace_id is not None
-        workspace = provisioner.running[session.workspace_id].info.root
-        await _wait_until_recording(app, session_id)
-        yield Panel(Live(app, runner, url, session_id, workspace),
-                    alice_id, bob_id)
-    finally:
-        await ws_runner.cleanup()
-        await runner.cleanup()
+        await call_api(served.settings.app_url, ALICE, "POST",
+                       f"/api/v1/sessions/{session_id}/start")
+        session = await served.app[DB].read(lambda d: S.get_session(d, session_id))
+        assert set(session.interviewer_ids) == set(ids)
+        yield Panel(await live_session(served, session_id), ids[0], ids[1])
 
 
 # ---- page helpers -----------------------------------------------------------------------------

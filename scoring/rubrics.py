@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from scoring.problems import Problems
 from tasks.manifest import KINDS, ROLES
 
 LEVELS = (1, 2, 3, 4)
@@ -29,12 +30,10 @@ MIN_ANCHOR_CHARS = 10
 MAX_TEXT = 2000
 
 
-class RubricError(Exception):
+class RubricError(Problems):
     """A rubric definition with problems; ``problems`` lists every one of them."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+    verdict = "The rubric is not valid"
 
 
 class RubricNotFound(Exception):

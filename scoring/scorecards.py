@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
+from scoring.problems import Problems
 from scoring.rubrics import LEVELS, Rubric
 
 RECOMMENDATIONS = ("strong_no", "no", "yes", "strong_yes")
@@ -32,12 +33,16 @@ MAX_MOMENT = 2**62
 """Larger event numbers cannot exist (and would not fit an SQLite integer)."""
 
 
-class ScorecardError(Exception):
+class ScorecardError(Problems):
     """An invalid scorecard; ``problems`` lists every one of them."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+    verdict = "The scorecard is not valid"
+
+
+class ScorecardIncomplete(ScorecardError):
+    """A submission without everything a submitted scorecard needs."""
+
+    verdict = "The scorecard is not complete"
 
 
 @dataclass(frozen=True)
@@ -234,7 +239,7 @@ def submit(db: sqlite_utils.Database, session_id: str, user_id: int, card: Card,
     """Store ``card`` as the caller's draft and as their next submitted version."""
     problems = card.missing_for_submit(rubric)
     if problems:
-        raise ScorecardError(problems)
+        raise ScorecardIncomplete(problems)
     draft = save_draft(db, session_id, user_id, card)
     version = draft.version + 1
     now = _now()

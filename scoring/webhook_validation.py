@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from scoring.problems import Problems
 from tasks.errors import InvalidSource
 from tasks.source import Resolver, check_host, default_resolver, is_public_address
 
@@ -21,12 +22,10 @@ EVENTS = ("scorecard.submitted", "session.ended", "debrief.ready")
 MAX_URL_LENGTH = 2048
 
 
-class InvalidWebhook(ValueError):
+class InvalidWebhook(Problems):
     """A subscription was refused; ``problems`` lists every reason at once."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+    verdict = "The webhook was refused"
 
 
 @dataclass(frozen=True)

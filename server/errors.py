@@ -15,6 +15,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from scoring.outcomes import OutcomeError
+from scoring.problems import Problems
 from server.accesslog import scrub_path
 from tasks.errors import TaskError
 from workspaces.errors import WorkspaceError
@@ -76,7 +77,7 @@ class TooManyRequests(ServerError):
 
 
 DOMAIN_ERRORS: tuple[type[Exception], ...] = (TaskError, SessionError, WorkspaceError,
-                                               OutcomeError)
+                                               OutcomeError, Problems)
 
 _HTTP_MESSAGES = {
     404: ("not_found", "There is nothing at this address."),

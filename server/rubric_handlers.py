@@ -39,16 +39,9 @@ async def rubrics_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-def _unprocessable(e: R.RubricError) -> Unprocessable:
-    return Unprocessable("The rubric is not valid: " + "; ".join(e.problems) + ".",
-                         extra={"problems": e.problems})
-
-
 def _save(d: Any, data: Any, user: User, address: str, *, new: bool) -> R.Rubric:
-    try:
+    try:  # a RubricError is answered by the error middleware (422 with every problem)
         rubric = R.save_version(d, data, user.id, expect_new=new)
-    except R.RubricError as e:
-        raise _unprocessable(e) from None
     except R.RubricNotFound as e:
         raise NotFound(f"{str(e).capitalize()}.") from None
     audit.record(d, user.actor(address), "rubric.created" if new else "rubric.edited",
@@ -179,8 +172,8 @@ async def rubric_create_submit(request: web.Request) -> web.Response:
         try:
             rubric = await request.app[DB].write(
                 lambda d: _save(d, data, user, address, new=True))
-        except Unprocessable as e:
-            problems = e.extra.get("problems", [e.message])
+        except R.RubricError as e:
+            problems = e.problems
         else:
             raise web.HTTPSeeOther(f"/rubrics/{rubric.id}")
     found = await request.app[DB].read(R.list_rubrics)
@@ -208,8 +201,8 @@ async def rubric_edit_submit(request: web.Request) -> web.Response:
             data["id"] = rubric_id
         try:
             await request.app[DB].write(lambda d: _save(d, data, user, address, new=False))
-        except Unprocessable as e:
-            problems = e.extra.get("problems", [e.message])
+        except R.RubricError as e:
+            problems = e.problems
         else:
             raise web.HTTPSeeOther(f"/rubrics/{rubric_id}")
     return await _rubric_page(request, rubric_id, draft=text, problems=problems, status=422)

@@ -18,7 +18,7 @@ from scoring.rubrics import Rubric
 from scoring.scorecards import Card, Draft, Submitted
 from scoring.session_scoring import Scoring
 from server import audit
-from server.errors import Conflict, Forbidden, Unprocessable
+from server.errors import Conflict, Forbidden
 from server.people import User
 from workspaces import sessions as S
 from workspaces.events import CHECKS_RUN
@@ -67,12 +67,8 @@ def may_see_all(d: sqlite_utils.Database, user: User, session: S.Session) -> boo
 
 def parse(d: sqlite_utils.Database, p: Panel, data: Any) -> Card:
     """Validate a scorecard body (422 listing every problem; nothing stored)."""
-    try:
-        card = scorecards.parse_card(data, p.rubric)
-        scorecards.check_moments(d, p.session.id, card)
-    except scorecards.ScorecardError as e:
-        raise Unprocessable("The scorecard is not valid: " + "; ".join(e.problems) + ".",
-                            extra={"problems": e.problems}) from None
+    card = scorecards.parse_card(data, p.rubric)
+    scorecards.check_moments(d, p.session.id, card)
     return card
 
 
@@ -102,11 +98,7 @@ def submit(d: sqlite_utils.Database, session_id: str, user: User, data: Any | No
     require_panelist(user, p.session)
     card = parse(d, p, data) if data is not None else scorecards.get_draft(
         d, p.session.id, user.id).card
-    try:
-        stored = scorecards.submit(d, p.session.id, user.id, card, p.rubric)
-    except scorecards.ScorecardError as e:
-        raise Unprocessable("The scorecard is not complete: " + "; ".join(e.problems) + ".",
-                            extra={"problems": e.problems}) from None
+    stored = scorecards.submit(d, p.session.id, user.id, card, p.rubric)
     action = "scorecard.submitted" if stored.version == 1 else "scorecard.edited"
     # No scores in the audit detail: the audit log must not unseal a panel for an admin.
     audit.record(d, actor, action, "session", p.session.id, version=stored.version)

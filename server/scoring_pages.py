@@ -13,10 +13,10 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from scoring import scorecards
+from scoring.scorecards import ScorecardError
 from server import scorecard_service as SC
 from server.auth import client_address, csrf_token
 from server.bodies import whole_number
-from server.errors import Unprocessable
 from server.keys import DB
 from server.report import candidate_report
 from server.scoring_handlers import load_panel, mine_json, sealed_debrief
@@ -92,9 +92,8 @@ async def scorecard_submit(request: web.Request) -> web.Response:
             await request.app[DB].write(lambda d: SC.submit(d, session.id, user, data, actor))
             raise web.HTTPSeeOther(f"/sessions/{session.id}/debrief")
         await request.app[DB].write(lambda d: SC.save(d, session.id, user, data))
-    except Unprocessable as e:
-        return await _scorecard_page(request, form_data=data,
-                                     problems=e.extra.get("problems", [e.message]), status=422)
+    except ScorecardError as e:
+        return await _scorecard_page(request, form_data=data, problems=e.problems, status=422)
     raise web.HTTPSeeOther(f"/sessions/{session.id}/scorecard")
 
 

@@ -18,7 +18,7 @@ from scoring import webhooks
 from server import audit
 from server.auth import client_address, csrf_token, require_admin
 from server.bodies import json_body, path_number
-from server.errors import Conflict, NotFound, Unprocessable
+from server.errors import Conflict, NotFound
 from server.keys import DB, SETTINGS
 from server.people import User
 from tasks.source import scrub_url
@@ -28,10 +28,8 @@ routes = web.RouteTableDef()
 
 async def _validate(request: web.Request, url: object, events: object) -> webhooks.Subscription:
     allowed = request.app[SETTINGS].allowed_webhook_hosts
-    try:
-        return await asyncio.to_thread(webhooks.validate_subscription, url, events, allowed)
-    except webhooks.InvalidWebhook as exc:
-        raise Unprocessable("The webhook was refused: " + "; ".join(exc.problems) + ".") from None
+    # InvalidWebhook is answered by the error middleware (422 naming every problem)
+    return await asyncio.to_thread(webhooks.validate_subscription, url, events, allowed)
 
 
 async def _create(
@@ -152,7 +150,7 @@ async def webhooks_create_submit(request: web.Request) -> web.Response:
     events = [str(e) for e in form.getall("events", [])]
     try:
         webhook, secret = await _create(request, admin, url, events)
-    except Unprocessable as exc:
+    except webhooks.InvalidWebhook as exc:
         return await _page(request, status=422, error=exc.message, form_url=url)
     return await _page(request, created=webhook, secret=secret)
 

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from server.settings import Settings, SettingsError, load_settings, prepare_data
 from server.task_cli import add_task_commands
 from tasks.errors import TaskError
 from workspaces.errors import WorkspaceError
+from workspaces.permissions import set_private_umask
 from workspaces.session_errors import SessionError
 
 COMMON = ("data_dir", "log_level")
@@ -169,7 +169,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.umask(0o077)  # everything pairlab writes in its data dir is owner-only
+    set_private_umask()  # owner-only unless workspaces.permissions publishes it
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

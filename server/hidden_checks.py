@@ -1,13 +1,13 @@
 """Run a task's hidden checks on a session's final state, in a fresh sandbox.
 
 A copy of the final tree is made (``session_export.copy_tree``: no link followed), whatever the
-candidate left at the checks' path is removed and the revision's hidden checks are put there,
-and the copy is handed to an unprivileged uid. Then ``python -m pytest -q <checks>`` runs with
-the task environment's Python inside bubblewrap: its own PID, network (none), IPC and UTS
-namespaces, ``--die-with-parent``, the system and the Python trees read-only, only the copy
-(``/workspace``) and a results folder writable, ``setpriv`` to the uid (no groups, capabilities
-or new privileges) and ``prlimit``, with a time limit after which the whole sandbox is killed.
-Per-check results come from pytest's JUnit XML; the output is kept as bounded excerpts.
+candidate left at the checks' path is removed and the revision's hidden checks are put there.
+Then ``python -m pytest -q <checks>`` runs on the copy with the task environment's Python in
+the same sandbox every workspace and every import check runs in (``workspaces.sandbox_run``:
+bubblewrap, no network, an unprivileged uid of its own, read-only system and environment,
+time, memory and process limits). Per-check results come from pytest's JUnit XML, written to
+the run's output folder; the output is kept as bounded excerpts. A run that cannot happen
+(no environment, no sandbox) is reported with its reason, never as "0 of 0".
 
 Like any test of candidate code, the checks import what the candidate wrote: the sandbox keeps
 that code away from the host, not from the verdict.
@@ -16,17 +16,12 @@ that code away from the host, not from the verdict.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import logging
-import os
-import pwd
 import re
 import shlex
 import shutil
-import signal
 import tempfile
-import time
 import xml.etree.ElementTree as ET  # noqa: N817
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,21 +33,18 @@ from server.settings import Settings
 from tasks.revisions import Revision
 from tasks.store import TaskStore
 from workspaces.environments import ensure_environment
-from workspaces.excerpt import HeadTail, truncate, truncation_marker
+from workspaces.excerpt import truncate, truncation_marker
 from workspaces.history import History
-from workspaces.sandbox import TOP_LINKS, find_tools, python_trees
+from workspaces.sandbox import RUN
+from workspaces.sandbox_run import CheckSandbox, SandboxJob
 
 log = logging.getLogger(__name__)
 
-OUTPUT_CHARS = 4000
 CHECK_CHARS = 1200
 MESSAGE_CHARS = 300
 MAX_LISTED = 60
 JUNIT_MAX_BYTES = 8 * 1024 * 1024
-TMP_BYTES = 256 * 1024 * 1024
 DEFAULT_CHECKS_PATH = "hidden_checks"
-CHECK_UID_OFFSET = 1000
-"""Hidden checks run as ``sandbox_uid_base + 1000``, just past the workspaces' 1000 uids."""
 _REL = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
 
 
@@ -63,10 +55,7 @@ class CheckPlan:
     checks_path: str
     """Where they go in the tree, relative (the manifest's ``checks.hidden``)."""
     env_python: Path
-    uid: int
     timeout_s: float = 300.0
-    memory_bytes: int = 4 * 1024 * 1024 * 1024
-    processes: int = 256
 
     @property
     def command(self) -> str:
@@ -99,9 +88,10 @@ def _overlay(src: Path, dest: Path) -> None:
             target.write_bytes(path.read_bytes())
 
 
-def prepare_copy(work: Path, fill: Callable[[Path], Any], plan: CheckPlan) -> tuple[Path, Path]:
-    """``work/tree`` (final state + hidden checks) and ``work/out``, owned by the check uid."""
-    tree, out = work / "tree", work / "out"
+def prepare_copy(work: Path, fill: Callable[[Path], Any], plan: CheckPlan) -> Path:
+    """``work/tree``: the final state with the hidden checks put in place (the check run hands
+    it to its own uid)."""
+    tree = work / "tree"
     fill(tree)
     if plan.hidden is not None:
         target = tree / plan.checks_path
@@ -110,95 +100,13 @@ def prepare_copy(work: Path, fill: Callable[[Path], Any], plan: CheckPlan) -> tu
         elif target.exists():
             shutil.rmtree(target)
         _overlay(plan.hidden, target)
-    out.mkdir(mode=0o700)
-    for folder in (tree, out):
-        for _dirpath, dirnames, filenames, dirfd in os.fwalk(folder, follow_symlinks=False):
-            for name in (*dirnames, *filenames):
-                os.chown(name, plan.uid, plan.uid, dir_fd=dirfd, follow_symlinks=False)
-        os.chown(folder, plan.uid, plan.uid)
-    return tree, out
+    return tree
 
 
-def sandbox_argv(plan: CheckPlan, tree: Path, out: Path, protected: Path) -> list[str]:
-    tools = find_tools("bwrap")
-    if isinstance(tools, str):
-        raise RuntimeError(tools)
-    if os.geteuid() != 0:
-        raise RuntimeError("pairlab must run as root to run checks as an unprivileged uid")
-    try:
-        owner = pwd.getpwuid(plan.uid).pw_name
-    except KeyError:
-        owner = None
-    if owner is not None:
-        raise RuntimeError(f"the check uid {plan.uid} belongs to the host user {owner!r}")
-    assert tools.bwrap is not None  # noqa: S101 - find_tools was asked for it
-    args = [tools.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-            "--hostname", "pairlab-checks", "--ro-bind", "/usr", "/usr"]
-    for name in TOP_LINKS:
-        host = Path("/") / name
-        if host.is_symlink():
-            args += ["--symlink", os.readlink(host), str(host)]
-        elif host.is_dir():
-            args += ["--ro-bind", str(host), str(host)]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]  # noqa: S108
-    made = {Path("/"), Path("/usr"), Path("/tmp"), *(Path("/") / n for n in TOP_LINKS)}  # noqa: S108
-    for src, dest in python_trees(plan.env_python):
-        if protected.is_relative_to(src):
-            raise RuntimeError(f"refusing to expose {src}: it holds pairlab's data folder")
-        for parent in reversed(dest.parents):  # bwrap would make them owner-only
-            if parent not in made:
-                args += ["--perms", "0755", "--dir", str(parent)]
-                made.add(parent)
-        args += ["--ro-bind", str(src), str(dest)]
-        made.add(dest)
-    args += ["--bind", str(tree), "/workspace", "--perms", "0755", "--dir", "/run",
-             "--bind", str(out), "/run/checks",
-             "--chdir", "/workspace", "--remount-ro", "/", "--",
-             tools.setpriv, f"--reuid={plan.uid}", f"--regid={plan.uid}", "--clear-groups",
-             "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--pdeathsig=KILL",
-             "--", tools.prlimit, f"--nproc={plan.processes}", f"--as={plan.memory_bytes}",
-             f"--fsize={256 * 1024 * 1024}", "--nofile=1024", "--core=0", "--",
-             str(Path(os.path.abspath(plan.env_python))), "-m", "pytest", "-q",
-             "-p", "no:cacheprovider", "--junitxml=/run/checks/junit.xml",
-             "-o", "junit_logging=out-err", "-o", "junit_family=xunit2", plan.checks_path]
-    return args
-
-
-async def _run(argv: list[str], timeout_s: float) -> tuple[int | None, bool, str, int]:
-    """``(exit code, timed out, output excerpt, duration ms)``; the sandbox never outlives it."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",  # noqa: S108 - inside
-           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
-    started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env=env, cwd="/", start_new_session=True)
-    output = HeadTail(OUTPUT_CHARS)
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
-
-    async def pump() -> None:
-        assert proc.stdout is not None  # noqa: S101 - asked for a pipe
-        while chunk := await proc.stdout.read(65536):
-            output.add(decoder.decode(chunk))
-        output.add(decoder.decode(b"", final=True))
-        await proc.wait()
-
-    timed_out = False
-    try:
-        async with asyncio.timeout(timeout_s):
-            await pump()
-    except TimeoutError:
-        timed_out = True
-    finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # bwrap; --die-with-parent takes the rest
-        await proc.wait()
-    text = output.render()
-    if timed_out:
-        text += f"\n[timed out after {timeout_s:.0f} s]"
-    return (None if timed_out else proc.returncode), timed_out, text, \
-        round((time.monotonic() - started) * 1000)
+def pytest_argv(checks_path: str) -> list[str]:
+    return ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            f"--junitxml={RUN}/junit.xml", "-o", "junit_logging=out-err",
+            "-o", "junit_family=xunit2", checks_path]
 
 
 def _tail(text: str, limit: int) -> str:
@@ -261,19 +169,28 @@ def summarise(cases: list[dict[str, Any]] | None, code: int | None, timed_out: b
             "duration_ms": duration_ms, "checks": listed, "output": output}
 
 
-async def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
-                     protected: Path) -> dict[str, Any]:
-    """Prepare the copy under ``work`` (new), run the checks, return the ``checks.run``
-    payload. ``protected`` (pairlab's data dir) must never be visible in the sandbox."""
-    tree, out = await asyncio.to_thread(prepare_copy, work, fill, plan)
-    argv = sandbox_argv(plan, tree, out, protected)
-    code, timed_out, output, duration = await _run(argv, plan.timeout_s)
-    cases = await asyncio.to_thread(parse_junit, out / "junit.xml")
-    return summarise(cases, code, timed_out, output, duration, plan.command)
+def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
+               sandbox: CheckSandbox) -> dict[str, Any]:
+    """Prepare the copy under ``work`` (new), run the checks in ``sandbox``, return the
+    ``checks.run`` payload. Blocking."""
+    tree = prepare_copy(work, fill, plan)
+    job = SandboxJob(pytest_argv(plan.checks_path), plan.env_python, tree, plan.timeout_s)
+    with sandbox.run(job) as run:
+        cases = parse_junit(run.out / "junit.xml")
+        return summarise(cases, run.exit_code, run.timed_out, run.output, run.duration_ms,
+                         plan.command)
+
+
+def _failure_reason(what: str, exc: Exception) -> str:
+    """A sentence for the timeline: the domain error's own message, else its type and text."""
+    message = getattr(exc, "message", None)
+    detail = message if isinstance(message, str) else f"{type(exc).__name__}: {exc}"
+    return f"{what} could not run: {detail}"[:500]
 
 
 async def check_session(session_id: str, rev: Revision, *, settings: Settings, store: TaskStore,
-                        envs_root: Path, root: Path | None, history: History) -> dict[str, Any]:
+                        envs_root: Path, root: Path | None, history: History,
+                        sandbox: CheckSandbox) -> dict[str, Any]:
     """The ``checks.run`` payload for a session's final state: its workspace folder ``root``
     if it is still there, else the last snapshot of its ``history``."""
     skipped: dict[str, Any] = {"status": "skipped", "passed": 0, "failed": 0, "errors": 0,
@@ -281,9 +198,6 @@ async def check_session(session_id: str, rev: Revision, *, settings: Settings, s
     hidden = store.hidden(rev.task_id, rev.id)
     if not hidden.is_dir():
         return {**skipped, "reason": "this task revision has no hidden checks"}
-    if settings.unsafe_no_sandbox:
-        return {**skipped, "reason": "hidden checks only run sandboxed, and the sandbox is off "
-                                     "(--unsafe-no-sandbox)"}
     checks_path = checks_path_from_report(store.report(rev.task_id, rev.id))
     work: Path | None = None
 
@@ -300,23 +214,21 @@ async def check_session(session_id: str, rev: Revision, *, settings: Settings, s
     try:
         env_python = await asyncio.to_thread(ensure_environment, envs_root, rev.requirements)
         plan = CheckPlan(hidden, checks_path, env_python,
-                         settings.sandbox_uid_base + CHECK_UID_OFFSET,
                          timeout_s=settings.check_timeout_seconds)
-        base = settings.data_dir / "checks"
-        base.mkdir(mode=0o700, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{session_id}-", dir=base))
-        return await run_checks(plan, work, fill, settings.data_dir)
+        work = await asyncio.to_thread(_work_folder, sandbox, session_id)
+        return await asyncio.to_thread(run_checks, plan, work, fill, sandbox)
     except Exception as exc:
         log.exception("hidden checks of session %s could not run", session_id)
         return {**skipped, "status": "error", "command": f"python -m pytest -q {checks_path}",
-                "reason": f"the checks could not run: {type(exc).__name__}: {exc}"[:500]}
+                "reason": _failure_reason("the hidden checks", exc)}
     finally:
         if work is not None:
             await asyncio.to_thread(shutil.rmtree, work, True)
 
 
-VISIBLE_UID_OFFSET = CHECK_UID_OFFSET + 1
-"""Continuous visible-test runs use their own uid, next to the hidden checks' one."""
+def _work_folder(sandbox: CheckSandbox, prefix: str) -> Path:
+    sandbox.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=sandbox.work_root))
 
 
 def visible_target(command: str) -> str | None:
@@ -338,28 +250,26 @@ def visible_target(command: str) -> str | None:
 
 
 async def visible_tests(session_id: str, rev: Revision, commit: str, *, settings: Settings,
-                        envs_root: Path, history: History) -> dict[str, Any] | None:
+                        envs_root: Path, history: History, sandbox: CheckSandbox
+                        ) -> dict[str, Any] | None:
     """The ``tests.run`` payload: the candidate-visible tests on the snapshot ``commit``, in a
     fresh sandbox on a copy (never in the candidate's workspace). None when not runnable."""
     target = visible_target(rev.visible_check)
-    if target is None or settings.unsafe_no_sandbox:
+    if target is None:
         return None
     work: Path | None = None
     try:
         env_python = await asyncio.to_thread(ensure_environment, envs_root, rev.requirements)
-        plan = CheckPlan(None, target, env_python, settings.sandbox_uid_base + VISIBLE_UID_OFFSET,
-                         timeout_s=settings.check_timeout_seconds)
-        base = settings.data_dir / "checks"
-        base.mkdir(mode=0o700, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{session_id}-tests-", dir=base))
-        payload = await run_checks(plan, work, lambda dest: materialize(history, commit, dest),
-                                   settings.data_dir)
+        plan = CheckPlan(None, target, env_python, timeout_s=settings.check_timeout_seconds)
+        work = await asyncio.to_thread(_work_folder, sandbox, f"{session_id}-tests")
+        payload = await asyncio.to_thread(
+            run_checks, plan, work, lambda dest: materialize(history, commit, dest), sandbox)
         return {**payload, "commit": commit, "command": rev.visible_check}
     except Exception as exc:
         log.exception("visible tests of session %s could not run", session_id)
         return {"status": "error", "passed": 0, "failed": 0, "errors": 0, "skipped": 0,
                 "total": 0, "checks": [], "commit": commit, "command": rev.visible_check,
-                "reason": f"the tests could not run: {type(exc).__name__}: {exc}"[:500]}
+                "reason": _failure_reason("the tests", exc)}
     finally:
         if work is not None:
             await asyncio.to_thread(shutil.rmtree, work, True)

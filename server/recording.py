@@ -40,6 +40,7 @@ from server.session_export import history_path, workspace_root
 from server.session_keys import SESSIONS
 from server.session_service import SessionManager
 from server.settings import Settings
+from server.task_service import check_sandbox
 from tasks import revisions
 from workspaces import events as E
 from workspaces import records
@@ -122,6 +123,7 @@ class RecordingService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poll: asyncio.Task[None] | None = None
         self._checks = asyncio.Semaphore(PARALLEL_CHECKS)
+        self.sandbox = check_sandbox(settings)
 
     def history(self, session_id: str) -> History:
         return History(history_path(self.settings.data_dir, session_id))
@@ -342,7 +344,8 @@ class RecordingService:
             async with self._checks:
                 payload = await visible_tests(
                     rec.session_id, rev, sha, settings=self.settings,
-                    envs_root=self.manager.envs_root, history=self.history(rec.session_id))
+                    envs_root=self.manager.envs_root, history=self.history(rec.session_id),
+                    sandbox=self.sandbox)
             if payload is not None:
                 try:
                     await self.record(Event(rec.session_id, E.ACTOR_SYSTEM, E.TESTS_RUN,
@@ -413,7 +416,8 @@ class RecordingService:
         root = await self.db.read(lambda d: workspace_root(d, session))
         return await check_session(session.id, rev, settings=self.settings,
                                    store=self.manager.store, envs_root=self.manager.envs_root,
-                                   root=root, history=self.history(session_id))
+                                   root=root, history=self.history(session_id),
+                                   sandbox=self.sandbox)
 
 
 def _root_of(d: Any, workspace_id: str) -> Path | None:

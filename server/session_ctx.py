@@ -13,7 +13,7 @@ from server.proxy import UpstreamClients
 from server.session_keys import SESSIONS
 from server.session_service import SessionManager
 from server.settings import Settings
-from server.task_service import environments_root, task_store
+from server.task_service import task_store
 from workspaces.provisioner import Provisioner
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     manager = SessionManager(
         settings, app[DB], app.get(PROVISIONER) or make_provisioner(settings),
         task_store(settings), UpstreamClients(),
-        environments_root(settings),
+        settings.envs_root,
     )
     app[SESSIONS] = manager
     await manager.recover()

@@ -125,6 +125,12 @@ class Settings:
         return frozenset(h.strip().strip("[]").lower() for h in hosts if h.strip())
 
     def __post_init__(self) -> None:
+        # Every path is made absolute once, here, against the folder pairlab was started in:
+        # a relative data dir (the default ``./var``) would otherwise mean something else to
+        # each subprocess that runs with its own working folder (checks, git, sandboxes).
+        object.__setattr__(self, "data_dir", Path(os.path.abspath(self.data_dir)))
+        if self.environments_dir:
+            object.__setattr__(self, "environments_dir", os.path.abspath(self.environments_dir))
         problems = list(_validate(self))
         if problems:
             raise SettingsError(problems[0])
@@ -132,6 +138,11 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "pairlab.db"
+
+    @property
+    def envs_root(self) -> Path:
+        """Where the shared task environments live (``environments_dir`` or ``DATA_DIR/envs``)."""
+        return Path(self.environments_dir) if self.environments_dir else self.data_dir / "envs"
 
     @property
     def app_url(self) -> str:

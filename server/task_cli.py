@@ -11,7 +11,7 @@ from typing import Any
 from server import audit
 from server.db import open_migrated
 from server.settings import Settings
-from server.task_service import import_config, task_store
+from server.task_service import import_config, require_runnable, task_store
 from tasks import revisions
 from tasks.errors import RevisionNotFound
 from tasks.importer import ImportRequest, install_revision, prepare_import
@@ -141,6 +141,8 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
     db = open_migrated(settings.db_path)
+    if args.action == "publish":
+        require_runnable(settings, revisions.get_revision(db, args.rev))
     with db.atomic():
         if args.action == "publish":
             rev = revisions.publish(db, args.rev)

@@ -15,9 +15,9 @@ from server import audit
 from server.auth import client_address, csrf_token, current_user, require_admin
 from server.bodies import json_body
 from server.errors import Unprocessable
-from server.keys import DB
+from server.keys import DB, SETTINGS
 from server.people import User
-from server.task_service import IMPORTS, STORE
+from server.task_service import IMPORTS, STORE, require_runnable
 from tasks import revisions
 from tasks.importer import ImportRequest
 
@@ -60,6 +60,9 @@ async def _decide(request: web.Request, action: str) -> revisions.Revision:
     admin = require_admin(request)
     rev_id = request.match_info["rev_id"]
     actor = admin.actor(client_address(request))
+    if action == "publish":
+        rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
+        await asyncio.to_thread(require_runnable, request.app[SETTINGS], rev)
 
     def run(d: Any) -> revisions.Revision:
         if action == "publish":

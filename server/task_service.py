@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import shutil
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -22,12 +23,15 @@ from server import audit
 from server.keys import DB, SETTINGS
 from server.settings import Settings
 from tasks import revisions
-from tasks.errors import TaskError
+from tasks.checks import CheckResult, CheckRunner, EnvironmentProbe
+from tasks.errors import NotPublishable, TaskError
 from tasks.gitfetch import FetchLimits
 from tasks.importer import ImportConfig, ImportRequest, install_revision, prepare_import
 from tasks.source import SourcePolicy, scrub_url
 from tasks.store import TaskStore
 from workspaces.environments import EnvironmentBuildFailed, ensure_environment
+from workspaces.errors import SandboxUnavailable
+from workspaces.sandbox_run import CheckSandbox, SandboxJob
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,14 +41,65 @@ def task_store(settings: Settings) -> TaskStore:
     return TaskStore(settings.data_dir / "tasks")
 
 
-def environments_root(settings: Settings) -> Path:
-    return Path(settings.environments_dir) if settings.environments_dir else (
-        settings.data_dir / "envs"
-    )
+def check_sandbox(settings: Settings) -> CheckSandbox:
+    """The sandbox task code runs in outside a workspace (its runs' folders under the data dir,
+    which is itself never mounted)."""
+    return CheckSandbox(settings.sandbox_uid_base, settings.data_dir, settings.data_dir / "checks")
 
 
-def import_config(settings: Settings, *, allow_local: bool = False) -> ImportConfig:
-    envs = environments_root(settings)
+def sandboxed_runner(sandbox: CheckSandbox) -> tuple[CheckRunner, EnvironmentProbe]:
+    """The import's ``run_check`` and ``probe_python``, both through ``sandbox``."""
+
+    def run_check(command: str, tree: Path, python: Path, timeout_s: float) -> CheckResult:
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            return CheckResult(command, False, None, False, f"cannot parse the command: {exc}")
+        if not argv:
+            return CheckResult(command, False, None, False, "empty check command")
+        try:
+            with sandbox.run(SandboxJob(argv, python, tree, timeout_s)) as run:
+                return CheckResult(command, run.exit_code == 0, run.exit_code, run.timed_out,
+                                   run.output)
+        except SandboxUnavailable as exc:
+            return CheckResult(command, False, None, False, f"not run: {exc.message}")
+
+    def probe_python(python: Path) -> str | None:
+        try:
+            return sandbox.probe_python(python)
+        except SandboxUnavailable as exc:
+            return exc.message
+
+    return run_check, probe_python
+
+
+def check_environment(settings: Settings, requirements: Sequence[str],
+                      sandbox: CheckSandbox | None = None) -> str | None:
+    """Why a sandbox could not run the environment of ``requirements`` now (it is built if
+    missing), or None. Blocking: a build, then one sandboxed Python start."""
+    try:
+        python = ensure_environment(settings.envs_root, requirements)
+    except EnvironmentBuildFailed as exc:
+        return f"the task environment could not be built: {exc.message}"
+    try:
+        problem = (sandbox or check_sandbox(settings)).probe_python(python)
+    except SandboxUnavailable as exc:
+        problem = exc.message
+    return None if problem is None else f"the task environment cannot run in the sandbox: {problem}"
+
+
+def require_runnable(settings: Settings, rev: revisions.Revision,
+                     sandbox: CheckSandbox | None = None) -> None:
+    """Refuse to publish a revision whose environment a candidate could not use."""
+    problem = check_environment(settings, rev.requirements, sandbox)
+    if problem is not None:
+        raise NotPublishable(f"{rev.id} cannot be published: {problem}")
+
+
+def import_config(settings: Settings, *, allow_local: bool = False,
+                  sandbox: CheckSandbox | None = None) -> ImportConfig:
+    envs = settings.envs_root
+    run_check, probe_python = sandboxed_runner(sandbox or check_sandbox(settings))
 
     def python_for(requirements: Sequence[str]) -> Path:
         try:
@@ -67,6 +122,8 @@ def import_config(settings: Settings, *, allow_local: bool = False) -> ImportCon
         fetch_timeout_s=settings.import_timeout_seconds,
         check_timeout_s=settings.check_timeout_seconds,
         python_for=python_for,
+        run_check=run_check,
+        probe_python=probe_python,
     )
 
 

@@ -1,20 +1,16 @@
-"""Run a task's check command (visible tests, hidden checks) in a subprocess with a time limit.
+"""What the import's checks report, and the shape of what runs them.
 
-The child gets an allow-listed environment (never ours), a fresh process group, and is stopped
-by escalation (SIGTERM, then SIGKILL) on timeout; its output is kept as a bounded excerpt.
+The import never runs a repository's code itself: its visible tests and hidden checks run
+through a ``CheckRunner`` the caller hands in (the server's is the same sandbox every workspace
+and every end-of-session check runs in, ``workspaces.sandbox_run``), and its environment is
+vetted by an ``EnvironmentProbe`` before any check starts.
 """
 
 from __future__ import annotations
 
-import os
-import shlex
-import signal
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-EXCERPT_CHARS = 4000
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -29,64 +25,13 @@ class CheckResult:
         return asdict(self)
 
 
-def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - limit} characters cut ...]\n{text[-half:]}"
+class CheckRunner(Protocol):
+    def __call__(self, command: str, tree: Path, python: Path, timeout_s: float) -> CheckResult:
+        """Run ``command`` (a leading ``python`` is the environment's) on a throwaway copy
+        ``tree``, sandboxed, within ``timeout_s``."""
 
 
-def run_check(command: str, cwd: Path, python: Path, timeout_s: float) -> CheckResult:
-    """Run ``command`` in ``cwd``; a leading ``python`` means the task environment's Python."""
-    argv = shlex.split(command)
-    if not argv:
-        return CheckResult(command, False, None, False, "empty check command")
-    if argv[0] in ("python", "python3"):
-        argv[0] = str(python)
-    env = {
-        "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(cwd),
-        "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0",
-        "PYTEST_ADDOPTS": "-p no:cacheprovider",
-    }
-    try:
-        proc = subprocess.Popen(  # noqa: S603 - argv from an admin's manifest, no shell
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return CheckResult(command, False, None, False, f"cannot start: {exc.strerror}")
-    timed_out = False
-    try:
-        out, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                out, _ = proc.communicate(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        else:
-            out = b""
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # nothing of the check outlives it
-        except (ProcessLookupError, PermissionError):
-            pass
-    text = excerpt((out or b"").decode("utf-8", "replace"))
-    if timed_out:
-        text += f"\n[timed out after {timeout_s:.0f} s]"
-    passed = not timed_out and proc.returncode == 0
-    return CheckResult(command, passed, proc.returncode, timed_out, text)
+class EnvironmentProbe(Protocol):
+    def __call__(self, python: Path) -> str | None:
+        """``None`` if the sandbox can run ``python`` (and import what every workspace needs),
+        else the reason in one sentence."""

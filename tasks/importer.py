@@ -21,7 +21,7 @@ import sqlite_utils
 from tasks import revisions
 from tasks.anonreport import AnonReport
 from tasks.anonymise import anonymise_tree
-from tasks.checks import CheckResult, run_check
+from tasks.checks import CheckResult, CheckRunner, EnvironmentProbe
 from tasks.diffview import build_diff
 from tasks.errors import ManifestInvalid, TaskError
 from tasks.gitfetch import FetchLimits, fetch_snapshot
@@ -53,6 +53,9 @@ class ImportConfig:
     fetch_timeout_s: float
     check_timeout_s: float
     python_for: PythonFor
+    """Builds (once) and returns the environment's Python; raises ``TaskError`` if it cannot."""
+    run_check: CheckRunner
+    probe_python: EnvironmentProbe
 
 
 @dataclass(frozen=True)
@@ -86,35 +89,47 @@ def _overlay(src: Path, dest: Path) -> None:
             shutil.copyfile(path, target)
 
 
+CheckResults = dict[str, CheckResult | None]
+
+
 def _run_checks(
     manifest: Manifest, out: Path, hidden_rel: str | None, work: Path, cfg: ImportConfig,
     progress: Progress,
-) -> dict[str, CheckResult | None]:
-    progress("building the task environment")
-    python = cfg.python_for(manifest.environment.requirements)
-    results: dict[str, CheckResult | None] = {
+) -> tuple[CheckResults, str | None]:
+    """Each check on its own throwaway copy, through ``cfg.run_check`` (the sandbox). Returns
+    the results and, if the environment cannot be built or run there, why (nothing ran)."""
+    results: CheckResults = {
         "visible": None, "hidden_on_solution": None, "hidden_on_starter": None,
     }
+    progress("building the task environment")
+    try:
+        python = cfg.python_for(manifest.environment.requirements)
+    except TaskError as exc:
+        return results, f"the task environment could not be built: {exc.message}"
+    progress("checking that the sandbox can run the task environment")
+    problem = cfg.probe_python(python)
+    if problem is not None:
+        return results, f"the task environment cannot run in the sandbox: {problem}"
     progress("running the visible tests on the anonymised tree")
     visible_copy = work / "check-visible"
-    shutil.copytree(out / "tree", visible_copy)
-    results["visible"] = run_check(
+    shutil.copytree(out / "tree", visible_copy, symlinks=True)
+    results["visible"] = cfg.run_check(
         manifest.checks.visible, visible_copy, python, cfg.check_timeout_s
     )
     if hidden_rel is None or not (out / "hidden").is_dir():
-        return results
+        return results, None
     hidden_cmd = f"python -m pytest -q {hidden_rel}"
     for name, with_solution in (("hidden_on_solution", True), ("hidden_on_starter", False)):
         if with_solution and not (out / "solution").is_dir():
             continue
         progress(f"running the hidden checks on the {'solution' if with_solution else 'starter'}")
         copy = work / f"check-{name}"
-        shutil.copytree(out / "tree", copy)
+        shutil.copytree(out / "tree", copy, symlinks=True)
         if with_solution:
             _overlay(out / "solution", copy)
         _overlay(out / "hidden", copy / hidden_rel)
-        results[name] = run_check(hidden_cmd, copy, python, cfg.check_timeout_s)
-    return results
+        results[name] = cfg.run_check(hidden_cmd, copy, python, cfg.check_timeout_s)
+    return results, None
 
 
 def prepare_import(req: ImportRequest, cfg: ImportConfig, progress: Progress) -> Prepared:
@@ -164,9 +179,11 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
     _move(anon, out / "tree")
     tree_commit = commit_tree(out / "tree", f"Task {task.id}")
 
-    checks = _run_checks(manifest, out, hidden_rel, work, cfg, progress)
+    checks, environment_problem = _run_checks(manifest, out, hidden_rel, work, cfg, progress)
     progress("writing the report")
     blockers = []
+    if environment_problem is not None:
+        blockers.append(f"environment:{environment_problem}")
     if findings:
         blockers.append(f"postscan:the post-scan found {len(findings)} leftover item(s)")
     if report.flags:
@@ -185,6 +202,8 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
         "anonymisation": report.to_dict(),
         "post_scan": {"clean": not findings, "findings": [f.to_dict() for f in findings]},
         "checks": {k: (v.to_dict() if v else None) for k, v in checks.items()},
+        "environment": {"requirements": list(manifest.environment.requirements),
+                        "problem": environment_problem},
         "role_warnings": list(manifest.role_warnings()),
         "hints": hints_from_guide(guide_text),
         "blockers": [b.split(":", 1)[1] for b in blockers],
@@ -210,6 +229,7 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
         "renamed": len(report.renamed),
         "flags": len(report.flags),
         "post_scan_findings": len(findings),
+        "environment": environment_problem or "ok",
         "visible_tests": _verdict(checks["visible"]),
         "hidden_on_solution": _verdict(checks["hidden_on_solution"]),
         "hidden_on_starter": _verdict(checks["hidden_on_starter"]),

@@ -3,6 +3,9 @@
 A task's requirements (plus what every workspace has: ipykernel and pytest) are hashed into a
 key; the environment is built in a temporary folder and renamed into place when complete, so a
 half-built environment is never used. Sessions and checks of the same requirements share it.
+Once built it is published read-only to every uid (``permissions.publish_read_only``): the
+sandboxes run it as their own unprivileged uids, whatever umask it was built under. Packages are
+installed from wheels only, so no package's build script ever runs as root.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+
+from workspaces.permissions import is_published, publish_read_only
 
 log = logging.getLogger(__name__)
 BASE_REQUIREMENTS = ("ipykernel>=6.29,<8", "pytest>=8,<10")
@@ -65,10 +70,14 @@ def ensure_environment(
     python = final / "bin" / "python"
     with _lock_for(key):
         if python.exists():
+            if not is_published(final):  # built owner-only by an older pairlab
+                log.warning("environment %s was not readable by the sandboxes; fixing its modes",
+                            key)
+                publish_read_only(final)
             return python
         envs_root.mkdir(parents=True, exist_ok=True)
         building = envs_root / f".{key}.building"
-        shutil.rmtree(building, ignore_errors=True)
+        _remove(building)
         wanted = sorted({r.strip() for r in (*requirements, *BASE_REQUIREMENTS)})
         log.info("building environment %s for %s", key, ", ".join(wanted))
         try:
@@ -78,7 +87,8 @@ def ensure_environment(
             )
             result = subprocess.run(  # noqa: S603 - requirements validated by the manifest
                 [str(building / "bin" / "python"), "-m", "pip", "install", "-q",
-                 "--disable-pip-version-check", "--no-input", "--", *wanted],
+                 "--disable-pip-version-check", "--no-input", "--only-binary=:all:", "--",
+                 *wanted],
                 capture_output=True, timeout=timeout_s, env=_pip_env(envs_root),
                 text=True, check=False,
             )
@@ -88,6 +98,7 @@ def ensure_environment(
                     f"installing {', '.join(wanted)} failed: {tail.strip()}"
                 )
             (building / "pairlab-requirements.json").write_text(json.dumps(wanted))
+            publish_read_only(building)  # before it is visible under its final name
             os.rename(building, final)
         except subprocess.TimeoutExpired:
             raise EnvironmentBuildFailed(
@@ -96,14 +107,14 @@ def ensure_environment(
         except subprocess.CalledProcessError as exc:
             raise EnvironmentBuildFailed(f"creating a virtual environment failed: {exc}") from None
         finally:
-            shutil.rmtree(building, ignore_errors=True)
-        _make_read_only(final)
+            _remove(building)
         return python
 
 
-def _make_read_only(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_symlink():
-            continue
-        mode = path.stat().st_mode
-        path.chmod(mode & ~0o222)
+def _remove(tree: Path) -> None:
+    """Remove a (possibly read-only) tree: folders get their write bit back first."""
+    if not tree.exists():
+        return
+    for dirpath, _dirnames, _filenames in os.walk(tree):
+        os.chmod(dirpath, 0o700)
+    shutil.rmtree(tree, ignore_errors=True)

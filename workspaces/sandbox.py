@@ -228,7 +228,7 @@ class HostPaths:
 
 
 def bwrap_argv(bwrap: str, host: HostPaths, env_python: Path, limits: Limits,
-               protected: Path) -> list[str]:
+               protected: Path, chdir: Path = Path("/")) -> list[str]:
     """The full ``bwrap ... --`` prefix for one workspace (the command follows it)."""
     trees = python_trees(env_python)
     _refuse_exposing(trees, protected)
@@ -250,7 +250,7 @@ def bwrap_argv(bwrap: str, host: HostPaths, env_python: Path, limits: Limits,
     plan.mount("--bind", host.work, WORKSPACE)
     for src, dest in trees:
         plan.mount("--ro-bind", src, dest)
-    plan.args += ["--remount-ro", "/", "--chdir", "/", "--"]
+    plan.args += ["--remount-ro", "/", "--chdir", str(chdir), "--"]
     return plan.args
 
 
@@ -272,16 +272,17 @@ def join_cgroups_argv(tools: Tools, procs_files: list[Path]) -> list[str]:
 
 def workspace_command(tools: Tools, *, sandboxed: bool, host: HostPaths, env_python: Path,
                       limits: Limits, protected: Path, uid: int, procs_files: list[Path],
-                      memory_rlimit: bool, server: list[str], args_fd: int
-                      ) -> tuple[list[str], bytes]:
+                      memory_rlimit: bool, server: list[str], args_fd: int,
+                      chdir: Path = Path("/")) -> tuple[list[str], bytes]:
     """The whole command line: join the cgroups, bwrap (its options go NUL-separated through
     ``args_fd``, so the sandbox, which can read its init's command line, sees no host path),
-    setpriv + prlimit, then ``server``. Returns the argv and the bytes to send to ``args_fd``."""
+    setpriv + prlimit, then ``server``. Returns the argv and the bytes to send to ``args_fd``.
+    Every sandbox pairlab starts (workspaces and check runs) is built here."""
     argv = join_cgroups_argv(tools, procs_files)
     options: list[str] = []
     if sandboxed:
         assert tools.bwrap is not None  # noqa: S101 - the probe found it
-        bwrap, *options = bwrap_argv(tools.bwrap, host, env_python, limits, protected)
+        bwrap, *options = bwrap_argv(tools.bwrap, host, env_python, limits, protected, chdir)
         options.pop()  # the trailing "--" stays on the command line
         argv += [bwrap, "--args", str(args_fd), "--"]
     argv += drop_privileges_argv(tools, uid, limits, memory_rlimit=memory_rlimit)

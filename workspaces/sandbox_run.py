@@ -1,0 +1,319 @@
+"""Run one command to completion in a fresh sandbox: the only way pairlab runs task code that is
+not a workspace's own jupyter-server.
+
+Used by the import's checks (visible tests on the anonymised tree, hidden checks on the starter
+and the solution), the continuous visible-test runs and the end-of-session hidden checks. Each
+run is built by ``sandbox.workspace_command``, exactly as a candidate's workspace is: bubblewrap
+with its own PID, network (none), IPC and UTS namespaces, the system, the task environment and
+the Python it runs on read-only, a synthetic ``/etc/passwd``, private ``/tmp``, ``setpriv`` to an
+unprivileged uid with no capabilities, ``prlimit`` and the cgroup memory/pids limits. Only the
+tree under test (a throwaway copy, ``/workspace``) and an output folder (``/run/pairlab``) are
+writable. Nothing of pairlab's data dir is mounted.
+
+Each run leases one of ``CHECK_UIDS`` uids just past the workspaces' 1000 for itself (so
+per-uid limits are per run, and every process left of that uid at the end is the run's own and
+is killed), and is stopped at its deadline: bwrap is killed, ``--die-with-parent`` takes the
+sandbox's init and with it the whole PID namespace, then the uid and the cgroup are swept.
+
+Blocking by design (a subprocess and a pipe); async callers use ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fcntl
+import logging
+import os
+import pwd
+import secrets
+import selectors
+import shutil
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workspaces.cgroups import Cgroups, CgroupSet, kill_uid, pids_of_uid
+from workspaces.errors import SandboxUnavailable
+from workspaces.excerpt import HeadTail
+from workspaces.jupyter_config import synthetic_etc
+from workspaces.limits import GiB, Limits, MiB
+from workspaces.sandbox import (
+    WORKSPACE,
+    HostPaths,
+    Tools,
+    check_sandbox,
+    find_tools,
+    workspace_command,
+)
+
+log = logging.getLogger(__name__)
+
+CHECK_UID_OFFSET = 1000
+"""Check runs use ``sandbox_uid_base + 1000`` and up, just past the workspaces' 1000 uids."""
+CHECK_UIDS = 64
+CHECK_LIMITS = Limits(processes=256, memory_bytes=2 * GiB, file_size_bytes=256 * MiB,
+                      open_files=1024, disk_bytes=2 * GiB, tmp_bytes=256 * MiB)
+OUTPUT_CHARS = 4000
+PYTHON_NAMES = ("python", "python3")
+
+
+@dataclass(frozen=True)
+class SandboxJob:
+    argv: Sequence[str]
+    """The command; a first word ``python``/``python3`` means the environment's Python."""
+    env_python: Path
+    tree: Path
+    """A throwaway folder mounted read-write at ``/workspace`` (handed to the run's uid)."""
+    timeout_s: float
+    limits: Limits = CHECK_LIMITS
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment variables (the base is allow-listed, never pairlab's own)."""
+
+
+@dataclass(frozen=True)
+class SandboxRun:
+    exit_code: int | None
+    """None when it timed out."""
+    timed_out: bool
+    output: str
+    """Standard output and error together, head and tail kept."""
+    duration_ms: int
+    out: Path
+    """The run's ``/run/pairlab`` on the host; it lives until the ``run`` context ends."""
+
+
+class CheckSandbox:
+    """Starts check runs for one pairlab process. ``protected`` (the data dir) may never be
+    mounted; ``work_root`` (under it) holds each run's host-side folders while it runs."""
+
+    def __init__(self, uid_base: int, protected: Path, work_root: Path, *,
+                 bwrap: str = "bwrap", cgroups: Cgroups | None = None) -> None:
+        self.uid_base = uid_base
+        self.protected = Path(os.path.abspath(protected))
+        self.work_root = Path(os.path.abspath(work_root))
+        self.bwrap = bwrap
+        self.cgroups = cgroups or Cgroups()
+        self._tools: Tools | str | None = None
+        self._lock = threading.Lock()
+
+    # ---- what is needed -------------------------------------------------------------------
+
+    def check(self) -> str | None:
+        """``None`` if runs can be sandboxed here, else why not (probed once)."""
+        with self._lock:
+            if self._tools is None:
+                reason = check_sandbox(self.bwrap)
+                self._tools = reason if reason is not None else find_tools(self.bwrap)
+        return self._tools if isinstance(self._tools, str) else None
+
+    def _require_tools(self) -> Tools:
+        reason = self.check()
+        if reason is not None or not isinstance(self._tools, Tools):
+            raise SandboxUnavailable(f"task code only runs in the sandbox, and it cannot be "
+                                     f"built here: {reason}")
+        return self._tools
+
+    def uids(self) -> range:
+        start = self.uid_base + CHECK_UID_OFFSET
+        return range(start, start + CHECK_UIDS)
+
+    @contextmanager
+    def _lease(self) -> Iterator[int]:
+        """One check uid for this run alone: a lock file per uid (held across threads and
+        processes: another ``pairlab`` command on the same data dir), and no process of it
+        running (another pairlab's run)."""
+        self.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for uid in self.uids():
+            if _host_user(uid) is not None:
+                continue
+            fd = os.open(self.work_root / f".uid-{uid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            if pids_of_uid(uid):
+                os.close(fd)
+                continue
+            try:
+                yield uid
+            finally:
+                survivors = kill_uid(uid)
+                if survivors:
+                    log.error("check uid %d still runs %s after its run", uid, survivors)
+                os.close(fd)
+            return
+        raise SandboxUnavailable(f"all {CHECK_UIDS} check uids are busy; try again later")
+
+    # ---- running ----------------------------------------------------------------------------
+
+    @contextmanager
+    def run(self, job: SandboxJob) -> Iterator[SandboxRun]:
+        """Run ``job`` to completion (or its deadline); the result's ``out`` folder is readable
+        inside the context, and every host folder of the run is removed after it."""
+        tools = self._require_tools()
+        with self._lease() as uid:
+            self.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            base = self.work_root / f"run-{secrets.token_hex(6)}"
+            host = HostPaths(base, job.tree, base / "run", base / "config", base / "run.log")
+            groups: CgroupSet | None = None
+            try:
+                _prepare(host, uid)
+                if self.cgroups.available():
+                    groups = self.cgroups.create(f"check-{base.name}", job.limits)
+                result = self._execute(tools, job, host, uid, groups)
+                yield result
+            finally:
+                if groups is not None:
+                    groups.remove()
+                _remove_tree(base)
+
+    def _execute(self, tools: Tools, job: SandboxJob, host: HostPaths, uid: int,
+                 groups: CgroupSet | None) -> SandboxRun:
+        env_python = Path(os.path.abspath(job.env_python))
+        argv = list(job.argv)
+        if not argv:
+            raise ValueError("an empty command")
+        if argv[0] in PYTHON_NAMES:
+            argv[0] = str(env_python)
+        memory_rlimit = groups is None or not groups.has_memory
+        args_read, args_write = os.pipe()
+        try:
+            command, options = workspace_command(
+                tools, sandboxed=True, host=host, env_python=env_python, limits=job.limits,
+                protected=self.protected, uid=uid,
+                procs_files=groups.procs_files if groups else [], memory_rlimit=memory_rlimit,
+                server=argv, args_fd=args_read, chdir=WORKSPACE)
+            os.write(args_write, options)
+            os.close(args_write)
+            args_write = -1
+            started = time.monotonic()
+            proc = subprocess.Popen(  # noqa: S603 - built by workspace_command, no shell
+                command, env=_base_env(env_python, job.env), cwd="/",
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True, pass_fds=(args_read,))
+        finally:
+            for fd in (args_read, args_write):
+                if fd >= 0:
+                    os.close(fd)
+        output, timed_out = _collect(proc, job.timeout_s)
+        duration = round((time.monotonic() - started) * 1000)
+        text = output.render()
+        if timed_out:
+            text += f"\n[timed out after {job.timeout_s:.0f} s]"
+        return SandboxRun(None if timed_out else proc.returncode, timed_out, text, duration,
+                          host.run)
+
+    def probe_python(self, env_python: Path, imports: Sequence[str] = ("ipykernel", "pytest"),
+                     timeout_s: float = 60.0) -> str | None:
+        """``None`` if a sandbox uid can start ``env_python`` and import ``imports``, else the
+        reason in one line (the last line of what it printed)."""
+        work = self.work_root / f"probe-{secrets.token_hex(6)}"
+        self.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        work.mkdir(mode=0o700)
+        code = "import " + ", ".join(imports) if imports else "pass"
+        try:
+            with self.run(SandboxJob(("python", "-I", "-c", code), env_python, work,
+                                     timeout_s)) as run:
+                if run.exit_code == 0:
+                    return None
+                lines = [line for line in run.output.splitlines() if line.strip()]
+                detail = lines[-1].strip() if lines else f"exit code {run.exit_code}"
+                return f"{env_python} cannot run as a sandbox uid: {detail}"[:500]
+        finally:
+            _remove_tree(work)
+
+
+def _host_user(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def _base_env(env_python: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    return {"PATH": f"{env_python.parent}:/usr/bin:/bin", "HOME": "/tmp",  # noqa: S108 - inside
+            "USER": "candidate", "LOGNAME": "candidate", "LANG": "C.UTF-8", "TMPDIR": "/tmp",  # noqa: S108
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", **extra}
+
+
+def _prepare(host: HostPaths, uid: int) -> None:
+    """``base`` root-only but searchable; the tree and ``run`` the uid's; the root-owned
+    ``config/etc`` the sandbox's synthetic ``/etc`` files."""
+    host.base.mkdir(mode=0o711)
+    host.base.chmod(0o711)
+    own_tree(host.work, uid)
+    host.run.mkdir(mode=0o700)
+    os.chown(host.run, uid, uid)
+    etc = host.config / "etc"
+    etc.mkdir(parents=True)
+    for folder in (host.config, etc):
+        folder.chmod(0o755)
+    for name, text in synthetic_etc(uid, WORKSPACE).items():
+        (etc / name).write_text(text)
+        (etc / name).chmod(0o644)
+
+
+def own_tree(tree: Path, uid: int) -> None:
+    """Hand a throwaway copy to ``uid`` (never following a link), writable by its owner."""
+    for _dirpath, dirnames, filenames, dirfd in os.fwalk(tree, follow_symlinks=False):
+        for name in (*dirnames, *filenames):
+            os.chown(name, uid, uid, dir_fd=dirfd, follow_symlinks=False)
+            mode = os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode
+            if not stat.S_ISLNK(mode):
+                os.chmod(name, stat.S_IMODE(mode) | 0o200, dir_fd=dirfd)
+    os.chown(tree, uid, uid, follow_symlinks=False)
+    os.chmod(tree, 0o700)
+
+
+def _remove_tree(tree: Path) -> None:
+    if not tree.exists():
+        return
+    for dirpath, _dirnames, _filenames in os.walk(tree):
+        os.chmod(dirpath, 0o700)
+    shutil.rmtree(tree, ignore_errors=True)
+
+
+def _collect(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[HeadTail, bool]:
+    """Read the run's output until it exits or the deadline passes (then kill it)."""
+    output = HeadTail(OUTPUT_CHARS)
+    assert proc.stdout is not None  # noqa: S101 - asked for a pipe
+    deadline = time.monotonic() + timeout_s
+    timed_out = False
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            if not selector.select(timeout=min(left, 1.0)):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            output.add(decoder.decode(chunk))
+        output.add(decoder.decode(b"", final=True))
+    if timed_out:
+        _kill(proc)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        proc.wait()
+    proc.stdout.close()
+    return output, timed_out
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """bwrap dies; ``--die-with-parent`` takes its init and so the whole PID namespace."""
+    try:
+        os.killpg(proc.pid, 9)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -17,6 +17,7 @@ from aiohttp import web
 from server import (
     admin_handlers,
     analytics_handlers,
+    doctor_handlers,
     export_handlers,
     health,
     login_handlers,
@@ -97,6 +98,7 @@ def create_app(settings: Settings, provisioner: Provisioner | None = None) -> we
     app.add_routes(export_handlers.routes)
     app.add_routes(webhook_handlers.routes)
     app.add_routes(analytics_handlers.routes)
+    app.add_routes(doctor_handlers.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static", HERE / "static", append_version=False)
     app[WORKSPACE_APP] = create_workspace_app(settings, app)

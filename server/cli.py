@@ -56,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(demo, None)
     demo.set_defaults(func=cmd_demo)
 
+    doctor = sub.add_parser(
+        "doctor", help="check what workspaces need here (exit 0 only when all holds)")
+    doctor.add_argument("--fast", action="store_true",
+                        help="skip the throwaway workspace (what serve checks at start)")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_setting_flags(doctor, COMMON + ("sandbox_uid_base", "environments_dir",
+                                         "unsafe_no_sandbox"))
+    doctor.set_defaults(func=cmd_doctor)
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     upgrade = db_sub.add_parser("upgrade", help="apply pending schema migrations")
@@ -154,10 +163,48 @@ def cmd_user_enable(args: argparse.Namespace, settings: Settings) -> int:
     return _set_disabled(args, settings, False)
 
 
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from server.doctor import fast_report, full_report
+
+    open_migrated(settings.db_path).conn.close()
+    report = fast_report(settings) if args.fast else asyncio.run(full_report(settings))
+    if args.json:
+        print(json.dumps(report.public(), indent=2))
+    else:
+        print(report.text())
+    if not report.ok:
+        failed = sum(f.status == "fail" for f in report.findings)
+        print(f"pairlab doctor: {failed} check(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def require_workable(settings: Settings) -> None:
+    """The doctor's fast part, at start: refuse to serve when no workspace could work."""
+    from server.doctor import fast_report
+
+    report = fast_report(settings)
+    log = logging.getLogger("pairlab.doctor")
+    for finding in report.findings:
+        if finding.status in ("warn", "fail"):
+            log.warning("%s", finding.line())
+    blocking = report.blocking()
+    if blocking:
+        raise StartRefused("workspaces could not work here: " + "; ".join(
+            f.line().removeprefix("FAIL ") for f in blocking) + " (pairlab doctor shows all)")
+
+
+class StartRefused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from server.runner import serve
 
     open_migrated(settings.db_path).conn.close()
+    require_workable(settings)
     asyncio.run(serve(settings))
     return 0
 
@@ -165,6 +212,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from server.demo import run_demo
 
+    open_migrated(settings.db_path).conn.close()
+    require_workable(settings)
     return run_demo(settings)
 
 
@@ -180,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"pairlab: invalid setting {exc}", file=sys.stderr)
         return 2
+    except StartRefused as exc:
+        print(f"pairlab: {exc.message}", file=sys.stderr)
+        return 1
     except (ServerError, TaskError, SessionError, WorkspaceError) as exc:
         print(f"pairlab: {exc.message}", file=sys.stderr)
         return 2 if exc.status < 500 else 1

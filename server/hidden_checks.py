@@ -163,10 +163,28 @@ def summarise(cases: list[dict[str, Any]] | None, code: int | None, timed_out: b
     else:  # 2 interrupted, 3 internal error, 4 usage error, 5 nothing collected
         status = "error"
     listed = sorted(cases or [], key=lambda c: c["status"] == "passed")[:MAX_LISTED]
-    return {"command": command, "status": status, "passed": counts["passed"],
-            "failed": counts["failed"], "errors": counts["error"], "skipped": counts["skipped"],
-            "total": len(cases or []), "exit_code": code, "timed_out": timed_out,
-            "duration_ms": duration_ms, "checks": listed, "output": output}
+    result = {"command": command, "status": status, "passed": counts["passed"],
+              "failed": counts["failed"], "errors": counts["error"], "skipped": counts["skipped"],
+              "total": len(cases or []), "exit_code": code, "timed_out": timed_out,
+              "duration_ms": duration_ms, "checks": listed, "output": output}
+    if status == "error":
+        result["reason"] = error_reason(code, timed_out, output, duration_ms)
+    return result
+
+
+PYTEST_EXITS = {2: "the run was interrupted", 3: "pytest failed internally",
+                4: "pytest could not start (a usage or configuration error)",
+                5: "no tests were collected"}
+
+
+def error_reason(code: int | None, timed_out: bool, output: str, duration_ms: int) -> str:
+    """Why a run has no verdict, in one sentence with the last line it printed."""
+    if timed_out:
+        return f"the run was stopped at its time limit ({duration_ms / 1000:.0f} s)"
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    last = lines[-1][:300] if lines else "no output"
+    what = PYTEST_EXITS.get(code or 0, f"the run ended with exit code {code}")
+    return f"{what}: {last}"
 
 
 def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],

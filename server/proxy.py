@@ -73,8 +73,11 @@ class ConnectionTap(Protocol):
 
 TapFactory = Callable[[str, str, str, Principal], Awaitable[ConnectionTap | None]]
 """(workspace id, path, chosen subprotocol, who) -> a tap for this connection, or None."""
-HttpTap = Callable[[str, str, str, int, Principal], Awaitable[None]]
-"""(workspace id, method, path, response status, who) after each proxied HTTP request."""
+HttpTap = Callable[[str, str, str, int, Principal, str], Awaitable[None]]
+"""(workspace id, method, path, response status, who, error) after each proxied HTTP request;
+``error`` is the start of the body of an error answer (4xx/5xx), else empty."""
+ERROR_BODY_BYTES = 64 * 1024
+"""An error answer (small JSON from jupyter-server) is read whole, up to this, for the tap."""
 
 
 class UpstreamClients:
@@ -134,16 +137,17 @@ async def proxy_http(
     request: web.Request, upstream: Upstream, who: Principal, clients: UpstreamClients,
     rewrite_html: Callable[[bytes], bytes] | None = None, tap: HttpTap | None = None,
 ) -> web.StreamResponse:
-    response = await _proxy_http(request, upstream, who, clients, rewrite_html)
+    response, error = await _proxy_http(request, upstream, who, clients, rewrite_html)
     if tap is not None:
-        await tap(upstream.workspace_id, request.method, request.path, response.status, who)
+        await tap(upstream.workspace_id, request.method, request.path, response.status, who,
+                  error)
     return response
 
 
 async def _proxy_http(
     request: web.Request, upstream: Upstream, who: Principal, clients: UpstreamClients,
     rewrite_html: Callable[[bytes], bytes] | None,
-) -> web.StreamResponse:
+) -> tuple[web.StreamResponse, str]:
     client = clients.get(upstream)
     headers = _forward_headers(request, upstream, who)
     if rewrite_html is not None:  # pages must arrive uncompressed to be rewritten
@@ -160,16 +164,40 @@ async def _proxy_http(
             if rewrite_html is not None and up.content_type == "text/html":
                 body = rewrite_html(await up.read())
                 out_headers.pop("Content-Length", None)
-                return web.Response(status=up.status, headers=out_headers, body=body)
-            response = web.StreamResponse(status=up.status, reason=up.reason, headers=out_headers)
-            await response.prepare(request)
-            async for chunk in up.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
-            return response
+                return web.Response(status=up.status, headers=out_headers, body=body), ""
+            if up.status >= 400 and "Content-Encoding" not in up.headers:
+                body = await _read_up_to(up, ERROR_BODY_BYTES)
+                if up.content.at_eof():
+                    out_headers.pop("Content-Length", None)
+                    error = body.decode("utf-8", "replace")
+                    return web.Response(status=up.status, reason=up.reason, headers=out_headers,
+                                        body=body), error
+                return await _stream(request, up, out_headers, body), ""
+            return await _stream(request, up, out_headers, b""), ""
     except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError):
         raise web.HTTPBadGateway(text="The workspace is not answering; it may be restarting.") \
             from None
+
+
+async def _read_up_to(up: aiohttp.ClientResponse, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while size < limit and (chunk := await up.content.read(limit - size)):
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+async def _stream(request: web.Request, up: aiohttp.ClientResponse,
+                  headers: CIMultiDict[str], first: bytes) -> web.StreamResponse:
+    response = web.StreamResponse(status=up.status, reason=up.reason, headers=headers)
+    await response.prepare(request)
+    if first:
+        await response.write(first)
+    async for chunk in up.content.iter_any():
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 async def proxy_websocket(

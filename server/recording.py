@@ -242,6 +242,10 @@ class RecordingService:
         elif kind == "crashed":
             await self.record(Event(session_id, E.ACTOR_SYSTEM, E.WORKSPACE_CRASHED,
                                     payload=workspace))
+        elif kind == "failed":
+            actor, extra = await self._actor(detail.get("by"))
+            await self.record(Event(session_id, actor, E.WORKSPACE_FAILED, payload={
+                **workspace, **extra, "reason": str(detail.get("reason", ""))[:500]}))
         elif kind == "extended":
             actor, extra = await self._actor(detail.get("by"))
             await self.record(Event(session_id, actor, E.TIME_EXTENDED, payload={

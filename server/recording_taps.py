@@ -18,6 +18,7 @@ connection it watches: a tracker error is logged and that tap stops recording.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections import Counter
@@ -32,6 +33,7 @@ from server.proxy import UPSTREAM_HOST, Principal, Upstream
 from server.session_service import SessionManager
 from workspaces import events as E
 from workspaces.events import Event, Observation
+from workspaces.excerpt import safe_text
 from workspaces.kernel_messages import KernelLifecycle, KernelTracker
 from workspaces.terminal_lines import TerminalTracker
 
@@ -53,6 +55,23 @@ def actor_of(who: Principal) -> str:
     if prefix == "interviewer" and number.isdigit():
         return E.interviewer_actor(int(number))
     return E.ACTOR_SYSTEM
+
+
+def error_reason(body: str, status: int) -> str:
+    """The sentence a jupyter-server error answer gives (its JSON ``message``/``reason``)."""
+    text = ""
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("message", "reason"):
+            if isinstance(data.get(key), str) and data[key].strip():
+                text = data[key].strip()
+                break
+    elif body.strip():
+        text = " ".join(body.split())
+    return safe_text(text or f"the workspace answered HTTP {status} with no reason")[:500]
 
 
 @dataclass(eq=False)
@@ -253,8 +272,8 @@ class SessionTaps:
     # -- HTTP -------------------------------------------------------------------------------
 
     async def http_tap(self, workspace_id: str, method: str, path: str, status: int,
-                       who: Principal) -> None:
-        if status >= 300 or method not in ("POST", "PATCH", "DELETE"):
+                       who: Principal, error: str = "") -> None:
+        if status >= 300 and status < 400 or method not in ("POST", "PATCH", "DELETE"):
             return
         found = self._found(workspace_id)
         if found is None:
@@ -262,6 +281,9 @@ class SessionTaps:
         upstream, session_id = found
         state = self._state(session_id)
         rel = path.removeprefix(f"/w/{workspace_id}")
+        if status >= 400:
+            await self._failed(state, method, rel, status, error, who)
+            return
         if method == "POST" and rel in ("/api/kernels", "/api/sessions") or \
                 method == "PATCH" and rel.startswith("/api/sessions/"):
             await self._refresh(state, upstream, who)
@@ -271,6 +293,29 @@ class SessionTaps:
             kernel = state.kernels.pop(match.group(1), None)
             for conn in list(kernel.conns if kernel else ()):
                 await conn.emit(conn.tracker.finish_pending("kernel shut down"))
+
+    async def _failed(self, state: _Session, method: str, rel: str, status: int, error: str,
+                      who: Principal) -> None:
+        """A kernel or terminal the workspace could not start (or restart): an event with the
+        workspace's own reason, so that the interviewer sees why, not just nothing."""
+        if method != "POST":
+            return
+        kind = None
+        payload: dict[str, Any] = {"status": status, "request": f"{method} {rel}"}
+        path = ""
+        if rel in ("/api/kernels", "/api/sessions"):
+            kind = E.KERNEL_FAILED
+        elif match := _KERNEL_ACTION.match(rel):
+            if match.group(2) == "restart":
+                kind = E.KERNEL_FAILED
+                path = state.kernel(match.group(1)).path
+                payload["kernel_id"] = match.group(1)
+        elif rel == "/api/terminals":
+            kind = E.TERMINAL_FAILED
+        if kind is None:
+            return
+        payload["reason"] = error_reason(error, status)
+        await self.record(Event(state.session_id, actor_of(who), kind, path, payload))
 
     async def _kernel_action(self, state: _Session, kernel_id: str, action: str,
                              who: Principal) -> None:

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 class LifecycleHook(Protocol):
-    """Told about lifecycle moments: ``kind`` is live, ended, crashed, restarted or extended."""
+    """Told about lifecycle moments: ``kind`` is live, ended, crashed, restarted, extended or
+    failed (the workspace could not be started; ``detail["reason"]`` says why)."""
 
     async def __call__(self, kind: str, session_id: str, info: WorkspaceInfo | None,
                        detail: dict[str, Any]) -> None: ...
@@ -177,6 +178,8 @@ class SessionManager:
                 reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
                 log.warning("session %s failed to start: %s", session_id, reason)
                 await self.db.write(lambda d: _fail(d, session_id, str(reason)))
+                await self._emit("failed", session_id, None, {"by": actor.label,
+                                                              "reason": str(reason)})
                 if isinstance(exc, SessionError) or getattr(exc, "status", None):
                     raise
                 raise WorkspaceUnavailable(f"the workspace could not be started: {reason}") \
@@ -324,6 +327,7 @@ class SessionManager:
                 log.exception("could not restore workspace %s", info.workspace_id)
                 reason = f"the workspace could not be restored: {exc}"
                 await self.db.write(partial(_fail, session_id=session_id, reason=reason))
+                await self._emit("failed", session_id, info, {"reason": reason})
                 continue
             self._register(info, session_id)
             await self.db.write(partial(_restarted, info=info, session_id=session_id))

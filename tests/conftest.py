@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,12 +139,15 @@ class CliResult:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    """An allow-listed environment for ``pairlab`` subprocesses, with a temporary data dir."""
+def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An allow-listed environment for ``pairlab`` subprocesses, with a temporary data dir
+    (short: workspace socket paths under it must fit a Unix socket address)."""
     env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL", "TZ") if key in os.environ}
     env["HOME"] = str(tmp_path)
-    env["PAIRLAB_DATA_DIR"] = str(tmp_path / "cli-data")
-    return env
+    data = Path(tempfile.mkdtemp(prefix="plcli-", dir="/tmp"))
+    env["PAIRLAB_DATA_DIR"] = str(data / "data")
+    yield env
+    shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture

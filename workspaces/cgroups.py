@@ -208,6 +208,11 @@ def _all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
+def running_uids() -> set[int]:
+    """The real uids of every process on the host (one pass over ``/proc``)."""
+    return {uid for pid in _all_pids() if (uid := _proc_uid(pid)) is not None}
+
+
 def pids_of_uid(uid: int) -> list[int]:
     """Host pids of every process whose real uid is ``uid``."""
     return [pid for pid in _all_pids() if _proc_uid(pid) == uid]

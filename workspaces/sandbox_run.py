@@ -123,7 +123,7 @@ class CheckSandbox:
         return range(start, start + CHECK_UIDS)
 
     @contextmanager
-    def _lease(self) -> Iterator[int]:
+    def lease(self) -> Iterator[int]:
         """One check uid for this run alone: a lock file per uid (held across threads and
         processes: another ``pairlab`` command on the same data dir), and no process of it
         running (another pairlab's run)."""
@@ -157,7 +157,7 @@ class CheckSandbox:
         """Run ``job`` to completion (or its deadline); the result's ``out`` folder is readable
         inside the context, and every host folder of the run is removed after it."""
         tools = self._require_tools()
-        with self._lease() as uid:
+        with self.lease() as uid:
             self.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
             base = self.work_root / f"run-{secrets.token_hex(6)}"
             host = HostPaths(base, job.tree, base / "run", base / "config", base / "run.log")

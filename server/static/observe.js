@@ -12,6 +12,7 @@
   var csrf = (document.querySelector("input[name=csrf_token]") || {}).value || "";
   var KINDS = ["session.scheduled", "session.started", "session.joined", "session.left",
     "session.ended", "workspace.ready", "workspace.crashed", "workspace.restarted",
+    "workspace.failed", "kernel.failed", "terminal.failed",
     "file.created", "file.changed", "file.renamed", "file.deleted", "cell.executed",
     "kernel.started", "kernel.restarted", "kernel.interrupted", "kernel.died",
     "terminal.command", "terminal.output", "tests.run", "checks.run", "note", "hint",
@@ -104,6 +105,7 @@
         refreshChanges(3000); break;
       case "time.extended": case "session.started": case "session.ended": case "session.joined":
       case "session.left": case "workspace.ready": case "workspace.crashed":
+      case "workspace.failed":
         pollLater(); break;
       default: break;
     }

@@ -172,6 +172,8 @@
           (p.at_seq !== undefined && p.at_seq !== null ? " (at #" + p.at_seq + ")" : "");
       case "time.extended": return "+" + (p.minutes || "?") + " min" + (p.by ? " by " + p.by : "");
       case "snapshot": return String(p.commit || p.commit_sha || "").slice(0, 10);
+      case "kernel.failed": case "terminal.failed": case "workspace.failed":
+        return (ev.path ? ev.path + ": " : "") + firstLine(p.reason || "no reason given", 160);
       default: return ev.path || firstLine(p.why || p.reason || p.detail || "", 120);
     }
   }
@@ -223,7 +225,8 @@
   function eventItem(ev, names, open) {
     var p = ev.payload || {};
     var bad = (ev.kind === "cell.executed" && (p.status === "error" || p.error)) ||
-      (isTestRun(ev) && testState(p) === "red") || /crashed|died/.test(ev.kind);
+      (isTestRun(ev) && (testState(p) === "red" || p.status === "error")) ||
+      /crashed|died|failed/.test(ev.kind);
     var li = el("li", { class: "pl-event " + kindClass(ev.kind) + (bad ? " pl-bad" : ""),
       data: { seq: ev.seq, kind: ev.kind } });
     var summaryNode = el("summary", {}, [
@@ -387,6 +390,13 @@
       } else if (ev.kind === "kernel.died") {
         found.push({ seq: ev.seq, kind: "kernel-restart", label: "Kernel died" });
         last = {};
+      } else if (/\.failed$/.test(ev.kind)) {
+        found.push({ seq: ev.seq, kind: "failure", label: ev.kind === "kernel.failed" ?
+          "Kernel could not start" : ev.kind === "terminal.failed" ? "Terminal could not start" :
+          "Workspace could not start" });
+      } else if (isTestRun(ev) && p.status === "error" && testState(p) === "skipped") {
+        found.push({ seq: ev.seq, kind: "failure", label: (ev.kind === "checks.run" ?
+          "Hidden checks" : "Tests") + " could not run" });
       } else if (ev.kind === "tests.run" && !firstGreen && testsGreen(p)) {
         firstGreen = true;
         found.push({ seq: ev.seq, kind: "first-green", label: "First green tests" });

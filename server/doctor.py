@@ -1,0 +1,344 @@
+"""``pairlab doctor``: what a deployment needs, checked, with how to fix each miss.
+
+One line per check. The fast part (no workspace is started; about a second) runs at every
+``pairlab serve``/``demo`` start, which refuses to start when workspaces could not work; the
+full report adds a throwaway sandboxed workspace that starts, runs a cell and a terminal
+command, and is what ``pairlab doctor`` and the admin page show. A check that passes says what
+it saw; one that fails says why and how to fix it; a warning works but weaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from server.db import open_migrated
+from server.settings import COOKIE_SECRET_FILE, Settings
+from server.task_service import check_sandbox
+from tasks import revisions
+from workspaces.cgroups import CONTROLLERS, Cgroups, running_uids
+from workspaces.environments import ensure_environment, environment_key
+from workspaces.errors import SandboxUnavailable
+from workspaces.local import SOCKET_PATH_MAX
+from workspaces.permissions import owner_only, unreadable
+from workspaces.sandbox import check_sandbox as probe_bubblewrap
+from workspaces.sandbox import find_tools
+from workspaces.sandbox_run import CHECK_UID_OFFSET, CHECK_UIDS, CheckSandbox
+from workspaces.smoke import smoke_workspace
+
+Status = Literal["ok", "warn", "fail", "skip"]
+WORKSPACE_UIDS = 1000
+JUPYTER_IMPORTS = ("jupyter_server", "jupyterlab", "jupyter_server_ydoc", "ipykernel")
+TASK_IMPORTS = ("ipykernel", "pytest")
+LOW_DISK_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+    critical: bool = False
+    """A failure here means no workspace could work: ``serve`` and ``demo`` refuse to start."""
+
+    def line(self) -> str:
+        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "skip"}[self.status]
+        text = f"{mark} {self.name}: {self.detail}"
+        return f"{text} -- fix: {self.fix}" if self.fix and self.status != "ok" else text
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Report:
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.status == "fail" for f in self.findings)
+
+    @property
+    def can_start(self) -> bool:
+        return not any(f.status == "fail" and f.critical for f in self.findings)
+
+    def text(self) -> str:
+        return "\n".join(f.line() for f in self.findings)
+
+    def blocking(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "fail" and f.critical]
+
+    def public(self) -> dict[str, Any]:
+        return {"ok": self.ok, "findings": [f.public() for f in self.findings]}
+
+
+# ---- the host -----------------------------------------------------------------------------
+
+
+def check_root() -> Finding:
+    if os.geteuid() == 0:
+        return Finding("root", "ok", "running as root; every workspace and check drops to an "
+                       "unprivileged uid of its own", critical=True)
+    return Finding("root", "fail", f"running as uid {os.geteuid()}",
+                   "run pairlab as root: it starts each workspace as its own unprivileged uid "
+                   "(resource limits do not bind root)", critical=True)
+
+
+def check_tools() -> Finding:
+    tools = find_tools("bwrap")
+    if isinstance(tools, str):
+        return Finding("tools", "fail", tools,
+                       "apt-get install bubblewrap util-linux", critical=True)
+    return Finding("tools", "ok", f"bwrap {tools.bwrap}, setpriv {tools.setpriv}, prlimit "
+                   f"{tools.prlimit}", critical=True)
+
+
+def check_bubblewrap(settings: Settings) -> Finding:
+    reason = probe_bubblewrap("bwrap")
+    if reason is None:
+        version = _version(["bwrap", "--version"])
+        return Finding("bubblewrap", "ok", f"{version} builds a sandbox here (own PID and "
+                       "network namespaces, read-only root, an unprivileged uid)", critical=True)
+    fix = ("install the bubblewrap package, and let root create namespaces "
+           "(kernel.unprivileged_userns_clone is not needed as root; a container needs "
+           "CAP_SYS_ADMIN and an unconfined seccomp profile)")
+    if settings.unsafe_no_sandbox:
+        return Finding("bubblewrap", "warn", f"{reason}; workspaces run unsandboxed "
+                       "(unsafe_no_sandbox), and task checks cannot run at all", fix)
+    return Finding("bubblewrap", "fail", reason, fix, critical=True)
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10,  # noqa: S603
+                              check=False, env={"PATH": "/usr/bin:/bin"})
+    except (OSError, subprocess.TimeoutExpired):
+        return argv[0]
+    return (done.stdout or done.stderr).strip().splitlines()[0] if done.stdout or done.stderr \
+        else argv[0]
+
+
+def _uid_range(settings: Settings) -> range:
+    base = settings.sandbox_uid_base
+    return range(base, base + CHECK_UID_OFFSET + CHECK_UIDS)
+
+
+def check_uids(settings: Settings) -> Finding:
+    uids = _uid_range(settings)
+    taken = sorted((p.pw_uid, p.pw_name) for p in pwd.getpwall() if p.pw_uid in uids)
+    span = f"uids {uids.start}-{uids.stop - 1}"
+    if taken:
+        uid, name = taken[0]
+        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
+        return Finding("sandbox uids", "fail", f"{span}: uid {uid} belongs to the host account "
+                       f"{name!r}{more}", f"set sandbox_uid_base to the first of "
+                       f"{len(uids)} unused uids (for example 100000)", critical=True)
+    busy = len(running_uids() & set(uids))
+    note = f"; {busy} of them run processes now (live workspaces or checks)" if busy else ""
+    return Finding("sandbox uids", "ok", f"{span} belong to no host account "
+                   f"({WORKSPACE_UIDS} for workspaces, {CHECK_UIDS} for checks){note}",
+                   critical=True)
+
+
+def check_cgroups() -> Finding:
+    found = Cgroups().available()
+    if set(found) == set(CONTROLLERS):
+        return Finding("cgroups", "ok", f"{' and '.join(found)} controllers (cgroup v1) cap "
+                       "each workspace's and each check's memory and processes")
+    missing = ", ".join(c for c in CONTROLLERS if c not in found)
+    return Finding("cgroups", "warn", f"no writable {missing} cgroup (a cgroup v2 host, or "
+                   "not delegated to pairlab): memory is capped per process (RLIMIT_AS) and "
+                   "processes per uid (RLIMIT_NPROC) instead",
+                   "run pairlab where the cgroup v1 memory and pids controllers are mounted "
+                   "and writable by root")
+
+
+def check_data_dir(settings: Settings) -> Finding:
+    data = settings.data_dir
+    if not data.is_dir():
+        return Finding("data dir", "fail", f"{data} does not exist", f"mkdir -m 700 {data}",
+                       critical=True)
+    problems = []
+    if data.stat().st_uid != os.geteuid():
+        problems.append(f"{data} belongs to uid {data.stat().st_uid}, not {os.geteuid()}")
+    for path in (data, settings.db_path, data / COOKIE_SECRET_FILE):
+        if path.exists() and not owner_only(path):
+            problems.append(f"{path} is readable by others (mode "
+                            f"{path.stat().st_mode & 0o777:o})")
+    socket = data / "workspaces" / ("w" + "0" * 12) / "run" / "jupyter.sock"
+    too_long = len(str(socket).encode()) - SOCKET_PATH_MAX
+    if too_long > 0:
+        return Finding("data dir", "fail", f"workspace sockets under {data} would be "
+                       f"{too_long} bytes longer than a Unix socket path may be",
+                       f"set data_dir to a path at least {too_long} characters shorter",
+                       critical=True)
+    if problems:
+        return Finding("data dir", "fail", "; ".join(problems),
+                       f"chown root {data}; chmod 700 {data}; chmod 600 {settings.db_path} "
+                       f"{data / COOKIE_SECRET_FILE}", critical=True)
+    free = shutil.disk_usage(data).free
+    detail = f"{data} is owner-only, with the database and cookie secret; " \
+             f"{free / 1024**3:.1f} GiB free"
+    if free < LOW_DISK_BYTES:
+        return Finding("data dir", "warn", detail, "free some disk: workspaces, histories and "
+                       "environments live here")
+    return Finding("data dir", "ok", detail, critical=True)
+
+
+# ---- Python, as a sandbox uid sees it ---------------------------------------------------
+
+
+def _prefixes() -> list[Path]:
+    seen: list[Path] = []
+    for raw in (sys.prefix, sys.base_prefix):
+        path = Path(os.path.realpath(raw))
+        if path not in seen:
+            seen.append(path)
+    return seen
+
+
+def check_python(sandbox: CheckSandbox, *, thorough: bool) -> Finding:
+    """pairlab's own Python (jupyter-server runs on it inside every sandbox)."""
+    prefixes = _prefixes()
+    fix = "make it readable by other users: chmod -R a+rX " + " ".join(map(str, prefixes))
+    if thorough:
+        for prefix in prefixes:
+            bad = unreadable(prefix, limit=3)
+            if bad:
+                return Finding("python", "fail", f"a sandbox uid cannot read "
+                               f"{', '.join(map(str, bad))}", fix, critical=True)
+    try:
+        problem = sandbox.probe_python(Path(sys.executable), JUPYTER_IMPORTS)
+    except SandboxUnavailable as exc:
+        return Finding("python", "skip", f"not checked: {exc.message}")
+    if problem is not None:
+        return Finding("python", "fail", problem, fix, critical=True)
+    return Finding("python", "ok", f"a sandbox uid runs {sys.executable} and imports "
+                   f"{', '.join(JUPYTER_IMPORTS)} (from {', '.join(map(str, prefixes))})",
+                   critical=True)
+
+
+def _env_users(settings: Settings) -> dict[str, list[str]]:
+    """Environment key → the published tasks that use it."""
+    users: dict[str, list[str]] = {}
+    db = open_migrated(settings.db_path)
+    try:
+        for rev in revisions.list_revisions(db):
+            if rev.is_current:
+                users.setdefault(environment_key(rev.requirements), []).append(rev.task_id)
+    finally:
+        db.conn.close()
+    return users
+
+
+def check_environments(settings: Settings, sandbox: CheckSandbox) -> list[Finding]:
+    root = settings.envs_root
+    users = _env_users(settings)
+    built = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if root.is_dir() else []
+    findings = []
+    for key in sorted(set(built) | set(users)):
+        name = f"environment {key}"
+        tasks = users.get(key, [])
+        used = f" (tasks: {', '.join(tasks)})" if tasks else " (no published task uses it)"
+        folder = root / key
+        if key not in built:
+            findings.append(Finding(name, "warn", f"not built yet{used}; pairlab builds it "
+                                    "at the next start or first use",
+                                    "start pairlab, or publish the task again"))
+            continue
+        try:
+            problem = sandbox.probe_python(folder / "bin" / "python", TASK_IMPORTS)
+        except SandboxUnavailable as exc:
+            findings.append(Finding(name, "skip", f"not checked: {exc.message}"))
+            continue
+        if problem is None:
+            findings.append(Finding(name, "ok", f"a sandbox uid runs its Python and imports "
+                                    f"{', '.join(TASK_IMPORTS)}{used}"))
+        else:
+            findings.append(Finding(name, "fail", f"{problem}{used}",
+                                    f"rebuild it: rm -rf {folder} (pairlab builds it again on "
+                                    f"first use), or chmod -R a+rX {folder}"))
+    if not findings:
+        findings.append(Finding("environments", "ok", f"none built yet under {root}"))
+    return findings
+
+
+# ---- the whole thing -----------------------------------------------------------------------
+
+
+def _sandbox_checks_possible(findings: list[Finding]) -> str | None:
+    for f in findings:
+        if f.status == "fail" and f.name in ("root", "tools", "bubblewrap", "sandbox uids"):
+            return f"needs {f.name}"
+    return None
+
+
+def fast_findings(settings: Settings) -> list[Finding]:
+    """Every check but the throwaway workspace (blocking; about a second)."""
+    findings = [check_root(), check_tools(), check_bubblewrap(settings), check_uids(settings),
+                check_cgroups(), check_data_dir(settings)]
+    blocked = _sandbox_checks_possible(findings)
+    sandbox = check_sandbox(settings)
+    if blocked is not None:
+        findings.append(Finding("python", "skip", f"not checked: {blocked}"))
+        findings.append(Finding("environments", "skip", f"not checked: {blocked}"))
+        return findings
+    findings.append(check_python(sandbox, thorough=False))
+    findings.extend(check_environments(settings, sandbox))
+    return findings
+
+
+def fast_report(settings: Settings) -> Report:
+    return Report(tuple(fast_findings(settings)))
+
+
+async def check_workspace(settings: Settings) -> Finding:
+    """A throwaway sandboxed workspace: starts, runs a cell and a terminal command."""
+    sandbox = check_sandbox(settings)
+    try:
+        env_python = await asyncio.to_thread(ensure_environment, settings.envs_root, ())
+    except Exception as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        return Finding("workspace", "fail", f"the base environment could not be built: "
+                       f"{message}"[:500], "check that PyPI (or your package index) is "
+                       "reachable from this host", critical=True)
+    root = settings.data_dir / "doctor" / secrets.token_hex(4)
+    try:
+        with sandbox.lease() as uid:
+            result = await smoke_workspace(root, uid, env_python)
+    except SandboxUnavailable as exc:
+        return Finding("workspace", "skip", f"not checked: {exc.message}")
+    if result.problem is None:
+        return Finding("workspace", "ok", f"a throwaway sandboxed workspace started, ran a cell "
+                       f"and a terminal command in {result.seconds:.1f} s", critical=True)
+    fixes = {"start": "see the lines above; the server log of the workspace is printed in the "
+                      "problem",
+             "kernel": "the environment's Python must run as a sandbox uid (see 'environment')",
+             "cell": "the kernel started but did not run code: see the problem",
+             "terminal": "the terminal must find the environment's python on its PATH"}
+    return Finding("workspace", "fail", f"at the {result.step} step: {result.problem}",
+                   fixes.get(result.step, ""), critical=True)
+
+
+async def full_report(settings: Settings) -> Report:
+    findings = await asyncio.to_thread(fast_findings, settings)
+    blocked = _sandbox_checks_possible(findings)
+    if blocked is None:
+        sandbox = check_sandbox(settings)
+        python = await asyncio.to_thread(check_python, sandbox, thorough=True)
+        findings = [python if f.name == "python" else f for f in findings]
+        workspace = await check_workspace(settings)
+    else:
+        workspace = Finding("workspace", "skip", f"not checked: {blocked}")
+    findings.append(workspace)
+    return Report(tuple(findings))

@@ -23,6 +23,8 @@ from tasks.builtin import as_git_repo, builtin_task_dirs
 from tasks.importer import ImportRequest, install_revision, prepare_import
 from tasks.manifest import load_manifest
 
+DEMO_TASK = "daily-features-bug"
+"""The demo session's task: it has a notebook to run, tests to run and a bug to find."""
 DEMO_PEOPLE = (
     ("admin@example.com", "admin", "Demo Admin"),
     ("interviewer@example.com", "interviewer", "Demo Interviewer"),
@@ -84,13 +86,15 @@ def ensure_builtin_tasks(settings: Settings) -> list[str]:
 
 
 def demo_session(settings: Settings) -> Scheduled | None:
-    """A session starting now for the demo interviewer on the first published built-in task
-    (a new one at every run: links are stored hashed, so an old one cannot be shown again)."""
+    """A session starting now for the demo interviewer on ``DEMO_TASK`` (else the first
+    published task; a new one at every run: links are stored hashed, so an old one cannot be
+    shown again)."""
     db = open_migrated(settings.db_path)
     try:
         tasks = [t for t in revisions.list_tasks(db) if t["current_revision"]]
         if not tasks:
             return None
+        tasks.sort(key=lambda t: t["id"] != DEMO_TASK)
         interviewer = people.find_user(db, DEMO_PEOPLE[1][0])
         with db.atomic():
             return schedule(db, settings, audit.CLI, interviewer.id, ScheduleRequest(

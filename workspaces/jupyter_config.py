@@ -176,6 +176,7 @@ c.KernelSpecManager.allowed_kernelspecs = {PAIRLAB["kernel"]}
 c.MappingKernelManager.default_kernel_name = PAIRLAB["kernel"]
 c.FileContentsManager.delete_to_trash = False
 c.LabApp.user_settings_dir = PAIRLAB["lab_settings"]
+c.LabApp.app_settings_dir = PAIRLAB["lab_defaults"]
 c.LabApp.workspaces_dir = PAIRLAB["lab_workspaces"]
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
 c.LabApp.news_url = None
@@ -197,6 +198,7 @@ def server_config(workspace_id: str, inside: Inside) -> str:
         "root_dir": str(inside.workspace),
         "kernel": KERNEL_NAME,
         "lab_settings": str(inside.data / "lab" / "user-settings"),
+        "lab_defaults": str(inside.config / "lab-settings"),
         "lab_workspaces": str(inside.data / "lab" / "workspaces"),
         "ystore": str(inside.data / "ystore.db"),
         "rtc_sessions": str(inside.data / "collaboration_sessions.json"),
@@ -229,6 +231,18 @@ def synthetic_etc(uid: int, home: Path) -> dict[str, str]:
     }
 
 
+LAB_DEFAULTS = {
+    # The terminal's text also goes to an accessibility tree (screen readers can read what the
+    # candidate's commands print; xterm.js otherwise draws it on a canvas only).
+    "@jupyterlab/terminal-extension:plugin": {"screenReaderMode": True},
+    # No "official Jupyter news?" prompt in an interview (and no request to jupyter.org).
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false",
+                                                    "checkForUpdates": False},
+}
+"""JupyterLab defaults for every workspace (``overrides.json``: the candidate may still change
+them in Settings, for their own session)."""
+
+
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     path.write_text(text)
@@ -245,8 +259,10 @@ def write_config_dir(config: Path, workspace_id: str, uid: int, env_python: Path
     _write(config / "share" / "kernels" / KERNEL_NAME / "kernel.json", spec)
     for name, text in synthetic_etc(uid, inside.workspace).items():
         _write(config / "etc" / name, text)
+    _write(config / "lab-settings" / "overrides.json", json.dumps(LAB_DEFAULTS, indent=1))
     for folder in (config / "jupyter", config / "share", config / "share" / "kernels",
-                   config / "share" / "kernels" / KERNEL_NAME, config / "etc"):
+                   config / "share" / "kernels" / KERNEL_NAME, config / "etc",
+                   config / "lab-settings"):
         folder.chmod(0o755)
 
 

@@ -262,6 +262,10 @@
       state = data.session.state;
       secondsLeft = data.session.seconds_left;
       $("pl-state").textContent = state;
+      var open = state === "scheduled" || state === "provisioning" || state === "live";
+      $("pl-join-form").hidden = state !== "live";
+      $("pl-extend-form").hidden = !open;
+      $("pl-end-form").hidden = !open;
       renderCountdown();
       var body = $("pl-connections").querySelector("tbody");
       T.clear(body);

@@ -1,0 +1,151 @@
+"""Journeys: the product started the way its README says, used in a real browser.
+
+``product`` runs README command 1's server step, ``pairlab demo`` (the console script that
+``scripts/demo`` runs after installing), as a subprocess from a fresh temporary folder with the
+default relative data dir (``./var``), the caller's own environment (as a shell would pass it)
+and nothing prepared by the test: the demo imports and publishes the built-in tasks and builds
+their environments itself. Only the two ports are chosen free (the defaults may be taken on a
+developer's machine) and loopback git over plain HTTP is allowed for the admin's import, as an
+operator with an internal git server would configure it. Its printed links and passwords are
+what the journeys use, in headless Chromium driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+PAIRLAB = Path(sys.executable).parent / "pairlab"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+START_TIMEOUT_S = 900.0
+"""The first start builds the task environments (pip, from the package index)."""
+WAIT_MS = 120_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Product:
+    folder: Path
+    """Where ``pairlab demo`` was started (its data dir is ``folder/var``)."""
+    process: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+    env: dict[str, str]
+    app_url: str = ""
+    workspace_url: str = ""
+    passwords: dict[str, str] = field(default_factory=dict)
+    candidate_link: str = ""
+    interviewer_page: str = ""
+
+    @property
+    def data_dir(self) -> Path:
+        return self.folder / "var"
+
+    def log(self) -> str:
+        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Another ``pairlab`` command in the same folder, as the operator would type it."""
+        return subprocess.run([str(PAIRLAB), *args], cwd=self.folder, env=self.env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _parse(product: Product, text: str) -> None:
+    for line in text.splitlines():
+        if m := re.match(r"\s+(admin|interviewer)\s+(\S+)\s+(\S+@\S+)\s+password: (\S+)", line):
+            product.passwords[m.group(3)] = m.group(4)
+        elif m := re.match(r"\s+Log in at:\s+(\S+)/login", line):
+            product.app_url = m.group(1)
+        elif m := re.match(r"\s+Workspace origin:\s+(\S+)", line):
+            product.workspace_url = m.group(1)
+        elif m := re.match(r"\s+candidate link:\s+(\S+)", line):
+            product.candidate_link = m.group(1)
+        elif m := re.match(r"\s+interviewer page:\s+(\S+)", line):
+            product.interviewer_page = m.group(1)
+
+
+@pytest.fixture(scope="session")
+def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
+    folder = tmp_path_factory.mktemp("journey")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAIRLAB_")}
+    env.update({"PAIRLAB_PORT": str(free_port()), "PAIRLAB_WORKSPACE_PORT": str(free_port()),
+                "PAIRLAB_GIT_ALLOWED_HOSTS": "127.0.0.1", "PAIRLAB_GIT_ALLOW_HTTP": "true"})
+    stdout, stderr = folder / "demo.out", folder / "demo.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen([str(PAIRLAB), "demo"], cwd=folder, env=env, stdout=out,
+                                   stderr=err, start_new_session=True)
+    product = Product(folder, process, stdout, stderr, env)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while "candidate link:" not in stdout.read_text(errors="replace"):
+            if process.poll() is not None:
+                pytest.fail(f"pairlab demo exited with {process.returncode}:\n{product.log()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"pairlab demo printed no candidate link in {START_TIMEOUT_S:.0f} s:"
+                            f"\n{product.log()[-4000:]}")
+            time.sleep(0.5)  # a subprocess's output file: nothing to await
+        time.sleep(0.5)  # the announcement is printed in one write; let it land whole
+        _parse(product, stdout.read_text(errors="replace"))
+        yield product
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def logged_in(browser: Browser, product: Product, email: str) -> tuple[BrowserContext,
+                                                                               Page]:
+    """A browser context of its own, logged in through the login form with the password the
+    demo printed."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    page = await context.new_page()
+    await page.goto(f"{product.app_url}/login")
+    await page.fill("#email", email)
+    await page.fill("#password", product.passwords[email])
+    await page.click("button[type=submit]")
+    await expect(page.locator("header.top .who")).to_be_visible(timeout=WAIT_MS)
+    return context, page
+
+
+async def shot(page: Page, name: str) -> None:
+    """A screenshot next to the failure, for whoever reads the CI log."""
+    path = Path(os.environ.get("PAIRLAB_JOURNEY_SHOTS", "/tmp")) / f"pairlab-journey-{name}.png"
+    try:
+        await page.screenshot(path=str(path), full_page=True)
+    except Exception as exc:  # the page may be gone: the failure itself is what matters
+        print(f"no screenshot {path}: {exc}")
+    else:
+        print(f"screenshot: {path}")

@@ -1,0 +1,165 @@
+"""The interview, as its two people live it, on the demo that README command 1 starts.
+
+The candidate opens the link the demo printed, starts, lands in JupyterLab, runs the
+notebook's cells and sees their output, edits the pipeline's code, opens a terminal and runs
+the brief's own test command. Meanwhile the interviewer, in a browser of their own, watches
+all of it arrive on the observe page, joins the workspace and edits a file there, notes a
+moment, scores the rubric, ends the session and reads the hidden checks' real result in the
+debrief.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.journeys.conftest import WAIT_MS, Product, logged_in, shot
+
+pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
+              pytest.mark.timeout(1500)]
+
+INTERVIEWER = "interviewer@example.com"
+CANDIDATE_EDIT = "# candidate: revenue is summed twice for refunds?"
+INTERVIEWER_EDIT = "Interviewer was here."
+NOTE = "Checked the revenue against billing before changing code"
+PYTEST_SUMMARY = re.compile(r"\d+ passed")
+
+
+async def open_lab_path(page: Page, lab: str, path: str) -> None:
+    await page.goto(f"{lab}/tree/{path}")
+    await expect(page.locator(".jp-MainAreaWidget:visible").first).to_be_visible(
+        timeout=WAIT_MS)
+
+
+async def type_at_end(page: Page, text: str) -> None:
+    """Type a line at the end of the open editor, then save it as a person would."""
+    editor = page.locator(".jp-MainAreaWidget:visible .cm-content").first
+    await expect(editor).to_be_visible(timeout=WAIT_MS)
+    await editor.click()
+    await page.keyboard.press("Control+End")
+    await page.keyboard.press("Enter")
+    await page.keyboard.type(text)
+    await page.keyboard.press("Control+s")
+
+
+async def open_terminal(page: Page) -> None:
+    await page.click("text=File")
+    await page.click("ul.lm-Menu-content >> text=New")
+    await page.click("ul.lm-Menu-content >> text=Terminal")
+    await expect(page.locator(".jp-Terminal:visible").first).to_be_visible(timeout=WAIT_MS)
+
+
+async def timeline_has(observe: Page, kind: str, text: str) -> None:
+    item = observe.locator(f'#pl-timeline li[data-kind="{kind}"]', has_text=text)
+    await expect(item.first).to_be_visible(timeout=WAIT_MS)
+
+
+async def test_the_interview_as_candidate_and_interviewer(product: Product,
+                                                          browser: Browser) -> None:
+    assert product.candidate_link.startswith(product.workspace_url)
+    session_url = product.interviewer_page
+    session_id = session_url.rsplit("/", 1)[1]
+
+    # The interviewer opens the observe page before the candidate arrives.
+    interviewer_ctx, observe = await logged_in(browser, product, INTERVIEWER)
+    await observe.goto(f"{session_url}/observe")
+    await expect(observe.locator("#pl-stream")).to_have_text("live", timeout=WAIT_MS)
+
+    candidate_ctx = await browser.new_context(viewport={"width": 1400, "height": 900})
+    lab_page = await candidate_ctx.new_page()
+    try:
+        # The candidate: link -> landing -> Start -> JupyterLab.
+        await lab_page.goto(product.candidate_link)
+        assert "/c/" not in lab_page.url
+        await expect(lab_page.locator("#start")).to_be_visible()
+        await lab_page.click("#start")
+        await lab_page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
+        await expect(lab_page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
+        lab = lab_page.url.split("/lab", 1)[0] + "/lab"
+
+        # Runs the notebook's first two code cells and sees their output.
+        await open_lab_path(lab_page, lab, "explore.ipynb")
+        await expect(lab_page.get_by_text("Python 3 (task) | Idle")).to_be_visible(
+            timeout=WAIT_MS)
+        first_code = lab_page.locator(".jp-Notebook .jp-CodeCell").first
+        await first_code.locator(".jp-InputArea-editor").click()
+        await lab_page.keyboard.press("Shift+Enter")
+        await lab_page.keyboard.press("Shift+Enter")
+        output = lab_page.locator(".jp-OutputArea-output", has_text="features revenue")
+        await expect(output.first).to_be_visible(timeout=WAIT_MS)
+
+        # Edits the pipeline's code.
+        await open_lab_path(lab_page, lab, "acme_features/transform.py")
+        await type_at_end(lab_page, CANDIDATE_EDIT)
+
+        # Runs the brief's test command in a terminal and sees pytest's verdict.
+        await open_terminal(lab_page)
+        terminal = lab_page.locator(".jp-Terminal:visible").first
+        await terminal.click()
+        await lab_page.keyboard.type("python -m pytest -q tests\n")
+        await expect(terminal).to_contain_text(PYTEST_SUMMARY, timeout=WAIT_MS)
+        assert "command not found" not in (await terminal.inner_text())
+
+        # The interviewer saw all three on the observe page.
+        await expect(observe.locator("#pl-cells")).to_contain_text("features revenue",
+                                                                  timeout=WAIT_MS)
+        await timeline_has(observe, "file.changed", "acme_features/transform.py")
+        await timeline_has(observe, "terminal.command", "python -m pytest -q tests")
+        await expect(observe.locator("#pl-tests")).to_contain_text("passed", timeout=WAIT_MS)
+
+        # Joins the workspace (a new tab) and edits a file there.
+        async with interviewer_ctx.expect_page() as opened:
+            await observe.click("#pl-join")
+        pairing = await opened.value
+        await pairing.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
+        await expect(pairing.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
+        pair_lab = pairing.url.split("/lab", 1)[0] + "/lab"
+        await open_lab_path(pairing, pair_lab, "README.md")
+        await type_at_end(pairing, INTERVIEWER_EDIT)
+        await timeline_has(observe, "file.changed", "README.md")
+        await pairing.close()
+
+        # Notes the moment.
+        await observe.fill("#pl-note-text", NOTE)
+        await observe.click("#pl-note-save")
+        await expect(observe.locator("#pl-notes")).to_contain_text(NOTE, timeout=WAIT_MS)
+
+        # Scores every dimension and submits.
+        card = await interviewer_ctx.new_page()
+        await card.goto(f"{session_url}/scorecard")
+        dimensions = card.locator("fieldset.dimension")
+        for i in range(await dimensions.count()):
+            fieldset = dimensions.nth(i)
+            await fieldset.locator('input[type=radio][value="3"]').check()
+            await fieldset.locator("textarea").fill("Asked about the data before the code.")
+        await card.locator('input[name=recommendation][value="yes"]').check()
+        await card.fill("#summary", "Methodical; found the double counting.")
+        await card.click("#submit-scorecard")
+        await card.wait_for_url("**/debrief", timeout=WAIT_MS)  # submitting opens the debrief
+
+        # Ends the session.
+        observe.on("dialog", lambda dialog: dialog.accept())
+        await observe.click("#pl-end")
+        await expect(observe.locator("#pl-state")).to_have_text("ended", timeout=WAIT_MS)
+
+        # The debrief shows the hidden checks' real result (they run after the end).
+        debrief = await interviewer_ctx.new_page()
+        checks = debrief.locator("#hidden-checks")
+        verdict = re.compile(r"(passed|failed): \d+ passed, \d+ failed of [1-9]\d*")
+        for _ in range(60):
+            await debrief.goto(f"{product.app_url}/sessions/{session_id}/debrief")
+            text = await checks.inner_text()
+            if verdict.search(text):
+                break
+            assert "Not run yet" in text, text  # never "0 of 0", never an error
+            await debrief.wait_for_timeout(2000)
+        await expect(checks).to_contain_text(verdict)
+    except BaseException:
+        await shot(lab_page, "candidate")
+        await shot(observe, "observe")
+        raise
+    finally:
+        await candidate_ctx.close()
+        await interviewer_ctx.close()

@@ -24,7 +24,7 @@ from tasks.store import TaskStore
 from workspaces import records
 from workspaces import sessions as S
 from workspaces.cgroups import pids_of_uid
-from workspaces.environments import ensure_environment
+from workspaces.environments import EnvironmentBuildFailed, ensure_environment
 from workspaces.provisioner import Provisioner, WorkspaceInfo, WorkspaceSpec
 from workspaces.session_errors import (
     LinkClosed,
@@ -94,7 +94,11 @@ class SessionManager:
         self.upstreams[info.workspace_id] = (upstream, session_id)
 
     async def _env_python(self, requirements: Sequence[str]) -> Path:
-        return await asyncio.to_thread(ensure_environment, self.envs_root, requirements)
+        try:
+            return await asyncio.to_thread(ensure_environment, self.envs_root, requirements)
+        except EnvironmentBuildFailed as exc:
+            raise WorkspaceUnavailable(
+                f"the task environment could not be built: {exc.message}") from None
 
     async def _start_workspace(self, env_python: Path) -> WorkspaceInfo:
         uid = self._allocate_uid()

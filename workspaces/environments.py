@@ -75,9 +75,13 @@ def ensure_environment(
                             key)
                 publish_read_only(final)
             return python
-        envs_root.mkdir(parents=True, exist_ok=True)
         building = envs_root / f".{key}.building"
-        _remove(building)
+        try:
+            envs_root.mkdir(parents=True, exist_ok=True)
+            _remove(building)
+        except OSError as exc:
+            raise EnvironmentBuildFailed(
+                f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
         wanted = sorted({r.strip() for r in (*requirements, *BASE_REQUIREMENTS)})
         log.info("building environment %s for %s", key, ", ".join(wanted))
         try:
@@ -106,6 +110,9 @@ def ensure_environment(
             ) from None
         except subprocess.CalledProcessError as exc:
             raise EnvironmentBuildFailed(f"creating a virtual environment failed: {exc}") from None
+        except OSError as exc:
+            raise EnvironmentBuildFailed(
+                f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
         finally:
             _remove(building)
         return python

@@ -1,6 +1,10 @@
 """A richer fake workspace for recording tests: the fake of ``tests/fake_workspace.py`` plus the
-REST calls the recorder listens to (kernels, sessions, restart, interrupt) and a terminal
-WebSocket that echoes keystrokes and answers ``echo WORDS`` like a shell."""
+REST calls the recorder listens to (kernels, sessions, restart, interrupt, terminals) and a
+terminal WebSocket that echoes keystrokes and answers ``echo WORDS`` like a shell.
+
+A kernel named ``unrunnable`` and a terminal named ``unrunnable`` are refused the way
+jupyter-server refuses them when the environment's Python or the shell cannot be executed by
+the workspace's uid: HTTP 500 with the error in ``message``."""
 
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ from tests.fake_workspace import FakeProvisioner, _Running, fake_jupyter_app
 from workspaces.provisioner import WorkspaceInfo
 
 PROMPT = "$ "
+UNRUNNABLE = "unrunnable"
+KERNEL_REFUSAL = "[Errno 13] Permission denied: '/envs/py311-0123456789abcdef/bin/python'"
+TERMINAL_REFUSAL = "[Errno 13] Permission denied: '/bin/bash'"
 
 
 def add_recording_routes(app: web.Application, workspace_id: str, token: str) -> None:
@@ -37,10 +44,22 @@ def add_recording_routes(app: web.Application, workspace_id: str, token: str) ->
         check(request)
         return web.json_response(list(kernels.values()))
 
+    def refuse(message: str) -> web.Response:
+        return web.json_response({"message": message, "reason": None}, status=500)
+
     async def start_kernel(request: web.Request) -> web.Response:
         check(request)
         body = await request.json()
+        if body.get("name") == UNRUNNABLE:
+            return refuse(KERNEL_REFUSAL)
         return web.json_response(new_kernel(body.get("name", "python3")), status=201)
+
+    async def start_terminal(request: web.Request) -> web.Response:
+        check(request)
+        body = await request.json() if request.body_exists else {}
+        if body.get("name") == UNRUNNABLE:
+            return refuse(TERMINAL_REFUSAL)
+        return web.json_response({"name": str(body.get("name", "1"))})
 
     async def kernel_action(request: web.Request) -> web.Response:
         check(request)
@@ -62,6 +81,8 @@ def add_recording_routes(app: web.Application, workspace_id: str, token: str) ->
     async def start_session(request: web.Request) -> web.Response:
         check(request)
         body = await request.json()
+        if body.get("kernel", {}).get("name") == UNRUNNABLE:
+            return refuse(KERNEL_REFUSAL)
         kernel = new_kernel(body.get("kernel", {}).get("name", "python3"))
         session = {"id": str(uuid.uuid4()), "path": body["path"], "name": body.get("name", ""),
                    "type": body.get("type", "notebook"), "kernel": kernel}
@@ -99,6 +120,7 @@ def add_recording_routes(app: web.Application, workspace_id: str, token: str) ->
     app.router.add_get(f"{base}/api/sessions", list_sessions)
     app.router.add_post(f"{base}/api/sessions", start_session)
     app.router.add_get(f"{base}/terminals/websocket/{{name}}", terminal)
+    app.router.add_post(f"{base}/api/terminals", start_terminal)
 
 
 class RecordingFakeProvisioner(FakeProvisioner):

@@ -36,6 +36,20 @@ def test_defaults_when_nothing_is_given() -> None:
     assert settings.workspace_url == "http://127.0.0.1:8801"
 
 
+def test_relative_paths_are_made_absolute_once_against_the_start_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    start = tmp_path / "start"
+    start.mkdir()
+    monkeypatch.chdir(start)
+    settings = load_settings(environ={"PAIRLAB_ENVIRONMENTS_DIR": "shared/../envs"})
+    assert settings.data_dir == start / "var"  # the default ./var
+    assert settings.envs_root == start / "envs"
+    monkeypatch.chdir(tmp_path)  # what a subprocess with another working folder would see
+    assert settings.data_dir == start / "var"
+    assert settings.db_path == start / "var" / "pairlab.db"
+    assert load_settings(environ={}).envs_root == tmp_path / "var" / "envs"
+
+
 def test_every_setting_has_a_default_and_help() -> None:
     for f in setting_fields():
         assert f.metadata.get("help"), f"{f.name} has no help string"

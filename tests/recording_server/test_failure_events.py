@@ -1,0 +1,75 @@
+"""Failures are events: what the workspace refused, and a check run that had no verdict, reach
+the timeline with their reason (never "nothing happened", never "0 of 0")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from server.hidden_checks import summarise
+from tests.recording_server.conftest import RecFactory, assert_gap_free, kinds
+from tests.recording_server.fake_jupyter import KERNEL_REFUSAL, TERMINAL_REFUSAL, UNRUNNABLE
+from workspaces import events as E
+
+
+async def test_a_refused_kernel_and_terminal_are_events_with_the_workspaces_reason(
+        make_rec: RecFactory) -> None:
+    rec = await make_rec()
+    sid, _ = await rec.start()
+    response = await rec.ws.post(rec.url(sid, "api/sessions"), json={
+        "path": "explore.ipynb", "type": "notebook", "kernel": {"name": UNRUNNABLE}},
+        headers={"Origin": rec.origin})
+    assert response.status == 500
+    body = await response.json()  # the candidate's JupyterLab still gets the error itself
+    assert body["message"] == KERNEL_REFUSAL
+    response = await rec.ws.post(rec.url(sid, "api/terminals"), json={"name": UNRUNNABLE},
+                                 headers={"Origin": rec.origin})
+    assert response.status == 500
+    await rec.call(sid, "POST", "api/kernels", {"name": "python3"})  # a good one: no failure
+
+    found = await rec.wait_for(sid, lambda f: bool(kinds(f, E.TERMINAL_FAILED)))
+    assert_gap_free(found)
+    (kernel,) = kinds(found, E.KERNEL_FAILED)
+    assert kernel["actor"] == "candidate"
+    assert kernel["payload"]["reason"] == KERNEL_REFUSAL
+    assert kernel["payload"]["status"] == 500
+    assert kernel["payload"]["request"] == "POST /api/sessions"
+    (terminal,) = kinds(found, E.TERMINAL_FAILED)
+    assert terminal["payload"]["reason"] == TERMINAL_REFUSAL
+    assert len(kinds(found, E.KERNEL_STARTED)) == 1
+
+
+async def test_a_session_whose_environment_cannot_be_built_is_a_workspace_failed_event(
+        make_rec: RecFactory, tmp_path: Path) -> None:
+    # An environments folder that cannot be created (a file is in the way): as an operator's
+    # read-only or full disk would break it.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    rec = await make_rec(environments_dir=str(blocker / "envs"))
+    created = await rec.schedule()
+    sid = created["session_id"]
+    path = "/" + created["candidate_link"].split("/", 3)[3]
+    assert (await rec.ws.get(path, allow_redirects=False)).status == 303
+    page = await (await rec.ws.get(f"/s/{sid}")).text()
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    response = await rec.ws.post(f"/s/{sid}/start", data={"csrf_token": token},
+                                 allow_redirects=False)
+    assert response.status >= 400
+    found = await rec.wait_for(sid, lambda f: bool(kinds(f, E.WORKSPACE_FAILED)))
+    (failed,) = kinds(found, E.WORKSPACE_FAILED)
+    assert failed["payload"]["reason"] == (
+        f"the task environment could not be built: the environments folder {blocker / 'envs'} "
+        "cannot be used: Not a directory")
+
+
+def test_a_run_without_a_verdict_says_why() -> None:
+    usage = summarise(None, 4, False, "ERROR: usage: python -m pytest\nno such option: --x\n",
+                      120, "python -m pytest -q hidden_checks")
+    assert usage["status"] == "error"
+    assert usage["reason"] == ("pytest could not start (a usage or configuration error): "
+                               "no such option: --x")
+    timed_out = summarise(None, None, True, "....", 300_000, "python -m pytest -q tests")
+    assert timed_out["reason"] == "the run was stopped at its time limit (300 s)"
+    nothing = summarise([], 5, False, "no tests ran in 0.01s\n", 10, "python -m pytest -q t")
+    assert nothing["reason"] == "no tests were collected: no tests ran in 0.01s"
+    passed = summarise([{"name": "t::a", "status": "passed"}], 0, False, "1 passed", 10, "c")
+    assert "reason" not in passed

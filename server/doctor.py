@@ -28,7 +28,7 @@ from workspaces.cgroups import CONTROLLERS, Cgroups, running_uids
 from workspaces.environments import ensure_environment, environment_key
 from workspaces.errors import SandboxUnavailable
 from workspaces.local import SOCKET_PATH_MAX
-from workspaces.permissions import owner_only, unreadable
+from workspaces.permissions import is_published, owner_only, unreadable
 from workspaces.sandbox import check_sandbox as probe_bubblewrap
 from workspaces.sandbox import find_tools
 from workspaces.sandbox_run import CHECK_UID_OFFSET, CHECK_UIDS, CheckSandbox
@@ -255,6 +255,11 @@ def check_environments(settings: Settings, sandbox: CheckSandbox) -> list[Findin
             findings.append(Finding(name, "warn", f"not built yet{used}; pairlab builds it "
                                     "at the next start or first use",
                                     "start pairlab, or publish the task again"))
+            continue
+        if not is_published(folder):
+            findings.append(Finding(name, "warn", f"owner-only, as an older pairlab built it"
+                                    f"{used}; pairlab makes it readable at its next use",
+                                    f"chmod -R a+rX {folder}, or just start pairlab"))
             continue
         try:
             problem = sandbox.probe_python(folder / "bin" / "python", TASK_IMPORTS)

@@ -83,12 +83,13 @@ def _parse(product: Product, text: str) -> None:
             product.interviewer_page = m.group(1)
 
 
-@pytest.fixture(scope="session")
-def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
-    folder = tmp_path_factory.mktemp("journey")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAIRLAB_")}
-    env.update({"PAIRLAB_PORT": str(free_port()), "PAIRLAB_WORKSPACE_PORT": str(free_port()),
-                "PAIRLAB_GIT_ALLOWED_HOSTS": "127.0.0.1", "PAIRLAB_GIT_ALLOW_HTTP": "true"})
+def start_demo(folder: Path, env: dict[str, str] | None = None) -> Product:
+    """``pairlab demo`` started in ``folder``; returns once it printed the candidate link."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PAIRLAB_")}
+        env.update({"PAIRLAB_PORT": str(free_port()),
+                    "PAIRLAB_WORKSPACE_PORT": str(free_port()),
+                    "PAIRLAB_GIT_ALLOWED_HOSTS": "127.0.0.1", "PAIRLAB_GIT_ALLOW_HTTP": "true"})
     stdout, stderr = folder / "demo.out", folder / "demo.err"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen([str(PAIRLAB), "demo"], cwd=folder, env=env, stdout=out,
@@ -105,15 +106,32 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
             time.sleep(0.5)  # a subprocess's output file: nothing to await
         time.sleep(0.5)  # the announcement is printed in one write; let it land whole
         _parse(product, stdout.read_text(errors="replace"))
+    except BaseException:
+        stop_demo(product)
+        raise
+    return product
+
+
+def stop_demo(product: Product) -> int:
+    """Ctrl-C, as the operator stops it; returns its exit code."""
+    process = product.process
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode
+
+
+@pytest.fixture(scope="session")
+def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
+    product = start_demo(tmp_path_factory.mktemp("journey"))
+    try:
         yield product
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_demo(product)
 
 
 @pytest.fixture

@@ -8,7 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.hidden_checks import checks_path_from_report, parse_junit, summarise
+from server.hidden_checks import (
+    CheckPlan,
+    checks_path_from_report,
+    parse_junit,
+    prepare_copy,
+    summarise,
+)
 from server.session_export import copy_tree
 
 
@@ -77,3 +83,24 @@ def test_where_the_hidden_checks_go() -> None:
     for hostile in ("../../etc", "/abs", "a;b", "x/../../y"):
         bad = {"checks": {"hidden_on_solution": {"command": f"python -m pytest -q {hostile}"}}}
         assert checks_path_from_report(bad) == "hidden_checks"
+
+
+def test_a_link_the_candidate_planted_on_the_checks_path_takes_no_write_out(
+        tmp_path: Path) -> None:
+    victim = tmp_path / "victim"  # a host folder the candidate's link points at
+    victim.mkdir()
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "test_h.py").write_text("def test_h():\n    pass\n")
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def fill(dest: Path) -> None:
+        dest.mkdir()
+        (dest / "checks").symlink_to(victim)  # checks/hidden would land in the victim
+
+    plan = CheckPlan(hidden, "checks/hidden", tmp_path / "python")
+    tree = prepare_copy(work, fill, plan)
+    assert list(victim.iterdir()) == []
+    assert not (tree / "checks").is_symlink()
+    assert (tree / "checks" / "hidden" / "test_h.py").read_text().startswith("def test_h")

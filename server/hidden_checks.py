@@ -97,14 +97,16 @@ def prepare_copy(work: Path, fill: Callable[[Path], Any], plan: CheckPlan) -> Pa
         target = tree / plan.checks_path
         # Whatever the candidate left on the way (a link, a file) goes: pairlab writes the
         # checks as root, and a link in the path would take that write out of the copy.
-        for depth in range(1, len(Path(plan.checks_path).parts) + 1):
-            step = tree.joinpath(*Path(plan.checks_path).parts[:depth])
-            if step.is_symlink() or (step.exists() and not step.is_dir()) or step == target:
-                if step.is_symlink() or not step.is_dir():
-                    step.unlink()
-                else:
-                    shutil.rmtree(step)
+        parts = Path(plan.checks_path).parts
+        for depth in range(1, len(parts) + 1):
+            step = tree.joinpath(*parts[:depth])
+            if step.is_symlink() or (step.exists() and not step.is_dir()):
+                step.unlink()
                 break
+            if not step.exists():
+                break
+            if step == target:
+                shutil.rmtree(step)
         _overlay(plan.hidden, target)
     return tree
 

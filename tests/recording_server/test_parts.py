@@ -104,3 +104,23 @@ def test_a_link_the_candidate_planted_on_the_checks_path_takes_no_write_out(
     assert list(victim.iterdir()) == []
     assert not (tree / "checks").is_symlink()
     assert (tree / "checks" / "hidden" / "test_h.py").read_text().startswith("def test_h")
+
+
+def test_the_checks_replace_whatever_the_candidate_left_at_their_path(tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "test_h.py").write_text("def test_h():\n    pass\n")
+    for name, left in (("nothing", None), ("folder", "dir"), ("file", "file")):
+        work = tmp_path / name
+        work.mkdir()
+
+        def fill(dest: Path, left: str | None = left) -> None:
+            dest.mkdir()
+            if left == "dir":
+                (dest / "hidden_checks").mkdir()
+                (dest / "hidden_checks" / "test_forged.py").write_text("")
+            elif left == "file":
+                (dest / "hidden_checks").write_text("")
+
+        tree = prepare_copy(work, fill, CheckPlan(hidden, "hidden_checks", tmp_path / "py"))
+        assert sorted(p.name for p in (tree / "hidden_checks").iterdir()) == ["test_h.py"]

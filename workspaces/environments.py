@@ -14,14 +14,13 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from workspaces.permissions import is_published, publish_read_only
+from workspaces.permissions import is_published, publish_read_only, remove_tree
 
 log = logging.getLogger(__name__)
 BASE_REQUIREMENTS = ("ipykernel>=6.29,<8", "pytest>=8,<10")
@@ -78,7 +77,7 @@ def ensure_environment(
         building = envs_root / f".{key}.building"
         try:
             envs_root.mkdir(parents=True, exist_ok=True)
-            _remove(building)
+            remove_tree(building)
         except OSError as exc:
             raise EnvironmentBuildFailed(
                 f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
@@ -114,14 +113,5 @@ def ensure_environment(
             raise EnvironmentBuildFailed(
                 f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
         finally:
-            _remove(building)
+            remove_tree(building)
         return python
-
-
-def _remove(tree: Path) -> None:
-    """Remove a (possibly read-only) tree: folders get their write bit back first."""
-    if not tree.exists():
-        return
-    for dirpath, _dirnames, _filenames in os.walk(tree):
-        os.chmod(dirpath, 0o700)
-    shutil.rmtree(tree, ignore_errors=True)

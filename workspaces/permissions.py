@@ -26,6 +26,7 @@ The rule, and why:
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -88,6 +89,20 @@ def unreadable(root: Path, limit: int = 5) -> list[Path]:
                     return found
         dirnames[:] = [d for d in dirnames if Path(dirpath, d) not in found]
     return found
+
+
+def remove_tree(tree: Path) -> None:
+    """Remove a tree that may be read-only (a published environment) or made by a sandbox uid:
+    each folder gets its owner's write bit back through the descriptor ``fwalk`` verified (a
+    link swapped in is never followed), then ``shutil.rmtree`` (safe against links too)."""
+    if not tree.exists() and not tree.is_symlink():
+        return
+    if not tree.is_symlink() and tree.is_dir():
+        for _dirpath, _dirnames, _filenames, dirfd in os.fwalk(tree, follow_symlinks=False):
+            os.fchmod(dirfd, 0o700)
+        shutil.rmtree(tree, ignore_errors=True)
+    else:
+        tree.unlink()
 
 
 def owner_only(path: Path) -> bool:

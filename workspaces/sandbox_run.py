@@ -27,7 +27,6 @@ import os
 import pwd
 import secrets
 import selectors
-import shutil
 import stat
 import subprocess
 import threading
@@ -42,6 +41,7 @@ from workspaces.errors import SandboxUnavailable
 from workspaces.excerpt import HeadTail
 from workspaces.jupyter_config import synthetic_etc
 from workspaces.limits import GiB, Limits, MiB
+from workspaces.permissions import remove_tree
 from workspaces.sandbox import (
     WORKSPACE,
     HostPaths,
@@ -171,7 +171,8 @@ class CheckSandbox:
             finally:
                 if groups is not None:
                     groups.remove()
-                _remove_tree(base)
+                kill_uid(uid)  # nothing of the run may change its folders while they go
+                remove_tree(base)
 
     def _execute(self, tools: Tools, job: SandboxJob, host: HostPaths, uid: int,
                  groups: CgroupSet | None) -> SandboxRun:
@@ -226,7 +227,7 @@ class CheckSandbox:
                 detail = lines[-1].strip() if lines else f"exit code {run.exit_code}"
                 return f"{env_python} cannot run as a sandbox uid: {detail}"[:500]
         finally:
-            _remove_tree(work)
+            remove_tree(work)
 
 
 def _host_user(uid: int) -> str | None:
@@ -269,14 +270,6 @@ def own_tree(tree: Path, uid: int) -> None:
                 os.chmod(name, stat.S_IMODE(mode) | 0o200, dir_fd=dirfd)
     os.chown(tree, uid, uid, follow_symlinks=False)
     os.chmod(tree, 0o700)
-
-
-def _remove_tree(tree: Path) -> None:
-    if not tree.exists():
-        return
-    for dirpath, _dirnames, _filenames in os.walk(tree):
-        os.chmod(dirpath, 0o700)
-    shutil.rmtree(tree, ignore_errors=True)
 
 
 def _collect(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[HeadTail, bool]:

@@ -98,7 +98,7 @@ def create_app(settings: Settings, provisioner: Provisioner | None = None) -> we
     app.add_routes(export_handlers.routes)
     app.add_routes(webhook_handlers.routes)
     app.add_routes(analytics_handlers.routes)
-    app.add_routes(doctor_handlers.routes)
+    doctor_handlers.setup(app)
     app.add_routes(pages.routes)
     app.router.add_static("/static", HERE / "static", append_version=False)
     app[WORKSPACE_APP] = create_workspace_app(settings, app)

@@ -22,20 +22,19 @@ from typing import Any, Literal
 
 from server.db import open_migrated
 from server.settings import COOKIE_SECRET_FILE, Settings
-from server.task_service import check_sandbox
+from server.task_service import sandbox_for
 from tasks import revisions
 from workspaces.cgroups import CONTROLLERS, Cgroups, running_uids
-from workspaces.environments import ensure_environment, environment_key
+from workspaces.environments import EnvironmentBuildFailed, ensure_environment, environment_key
 from workspaces.errors import SandboxUnavailable
 from workspaces.local import SOCKET_PATH_MAX
-from workspaces.permissions import is_published, owner_only, unreadable
+from workspaces.permissions import is_published, owner_only, unreadable, writable_by_others
+from workspaces.sandbox import WORKSPACE_UIDS, find_tools, python_trees
 from workspaces.sandbox import check_sandbox as probe_bubblewrap
-from workspaces.sandbox import find_tools
 from workspaces.sandbox_run import CHECK_UID_OFFSET, CHECK_UIDS, CheckSandbox
 from workspaces.smoke import smoke_workspace
 
 Status = Literal["ok", "warn", "fail", "skip"]
-WORKSPACE_UIDS = 1000
 JUPYTER_IMPORTS = ("jupyter_server", "jupyterlab", "jupyter_server_ydoc", "ipykernel")
 TASK_IMPORTS = ("ipykernel", "pytest")
 LOW_DISK_BYTES = 2 * 1024**3
@@ -67,10 +66,6 @@ class Report:
     def ok(self) -> bool:
         return not any(f.status == "fail" for f in self.findings)
 
-    @property
-    def can_start(self) -> bool:
-        return not any(f.status == "fail" and f.critical for f in self.findings)
-
     def text(self) -> str:
         return "\n".join(f.line() for f in self.findings)
 
@@ -93,11 +88,15 @@ def check_root() -> Finding:
                    "(resource limits do not bind root)", critical=True)
 
 
-def check_tools() -> Finding:
+def check_tools(settings: Settings) -> Finding:
     tools = find_tools("bwrap")
     if isinstance(tools, str):
-        return Finding("tools", "fail", tools,
-                       "apt-get install bubblewrap util-linux", critical=True)
+        fix = ("apt-get install bubblewrap" if "bubblewrap" in tools else
+               "install util-linux from the distribution (its setpriv and prlimit live in "
+               "/usr/bin)")
+        # Without bubblewrap, the unsafe development mode still starts workspaces; task checks
+        # (and so imports and publishing) need it in every mode.
+        return Finding("tools", "fail", tools, fix, critical=not settings.unsafe_no_sandbox)
     return Finding("tools", "ok", f"bwrap {tools.bwrap}, setpriv {tools.setpriv}, prlimit "
                    f"{tools.prlimit}", critical=True)
 
@@ -197,22 +196,22 @@ def check_data_dir(settings: Settings) -> Finding:
 # ---- Python, as a sandbox uid sees it ---------------------------------------------------
 
 
-def _prefixes() -> list[Path]:
-    seen: list[Path] = []
-    for raw in (sys.prefix, sys.base_prefix):
-        path = Path(os.path.realpath(raw))
-        if path not in seen:
-            seen.append(path)
-    return seen
+def _mounted_pythons() -> list[Path]:
+    """The Python trees every sandbox mounts for pairlab's own Python (pairlab's virtual
+    environment and the installation it points at; ``/usr`` is mounted anyway and is the
+    distribution's, so it is neither walked nor ever suggested for a chmod)."""
+    return sorted({src for src, _dest in python_trees(Path(sys.executable))
+                   if not src.is_relative_to("/usr")})
 
 
 def check_python(sandbox: CheckSandbox, *, thorough: bool) -> Finding:
     """pairlab's own Python (jupyter-server runs on it inside every sandbox)."""
-    prefixes = _prefixes()
-    fix = "make it readable by other users: chmod -R a+rX " + " ".join(map(str, prefixes))
+    trees = _mounted_pythons()
+    fix = ("make it readable by other users: chmod -R a+rX " + " ".join(map(str, trees))
+           if trees else "reinstall Python from the distribution's packages")
     if thorough:
-        for prefix in prefixes:
-            bad = unreadable(prefix, limit=3)
+        for tree in trees:
+            bad = unreadable(tree, limit=3)
             if bad:
                 return Finding("python", "fail", f"a sandbox uid cannot read "
                                f"{', '.join(map(str, bad))}", fix, critical=True)
@@ -222,9 +221,9 @@ def check_python(sandbox: CheckSandbox, *, thorough: bool) -> Finding:
         return Finding("python", "skip", f"not checked: {exc.message}")
     if problem is not None:
         return Finding("python", "fail", problem, fix, critical=True)
+    shown = ", ".join(map(str, trees)) or "/usr"
     return Finding("python", "ok", f"a sandbox uid runs {sys.executable} and imports "
-                   f"{', '.join(JUPYTER_IMPORTS)} (from {', '.join(map(str, prefixes))})",
-                   critical=True)
+                   f"{', '.join(JUPYTER_IMPORTS)} (from {shown})", critical=True)
 
 
 def _env_users(settings: Settings) -> dict[str, list[str]]:
@@ -240,13 +239,21 @@ def _env_users(settings: Settings) -> dict[str, list[str]]:
     return users
 
 
-def check_environments(settings: Settings, sandbox: CheckSandbox) -> list[Finding]:
+def check_environments(settings: Settings, sandbox: CheckSandbox, *,
+                       thorough: bool) -> list[Finding]:
+    """Each environment a published task uses (``thorough``: every one built) must be runnable
+    by a sandbox uid; the folder they live in must be root's alone."""
     root = settings.envs_root
+    loose = writable_by_others(root)
+    if loose is not None:
+        return [Finding("environments", "fail", f"{loose} can be changed by a user other than "
+                        f"root, and pairlab (root) builds environments under {root}",
+                        f"chown root {loose}; chmod go-w {loose}", critical=True)]
     users = _env_users(settings)
     built = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
         if root.is_dir() else []
     findings = []
-    for key in sorted(set(built) | set(users)):
+    for key in sorted((set(built) if thorough else set()) | set(users)):
         name = f"environment {key}"
         tasks = users.get(key, [])
         used = f" (tasks: {', '.join(tasks)})" if tasks else " (no published task uses it)"
@@ -274,7 +281,8 @@ def check_environments(settings: Settings, sandbox: CheckSandbox) -> list[Findin
                                     f"rebuild it: rm -rf {folder} (pairlab builds it again on "
                                     f"first use), or chmod -R a+rX {folder}"))
     if not findings:
-        findings.append(Finding("environments", "ok", f"none built yet under {root}"))
+        what = "none built yet" if not built else f"{len(built)} built, none in use by a task"
+        findings.append(Finding("environments", "ok", f"{what} under {root}"))
     return findings
 
 
@@ -288,18 +296,32 @@ def _sandbox_checks_possible(findings: list[Finding]) -> str | None:
     return None
 
 
-def fast_findings(settings: Settings) -> list[Finding]:
-    """Every check but the throwaway workspace (blocking; about a second)."""
-    findings = [check_root(), check_tools(), check_bubblewrap(settings), check_uids(settings),
-                check_cgroups(), check_data_dir(settings)]
+def _host_findings(settings: Settings) -> list[Finding]:
+    root = check_root()
+    if root.status == "fail":  # bwrap's probe and the tools' paths mean nothing as non-root
+        skipped = [Finding(name, "skip", "not checked: needs root")
+                   for name in ("tools", "bubblewrap")]
+        return [root, *skipped, check_uids(settings), check_cgroups(), check_data_dir(settings)]
+    tools = check_tools(settings)
+    bubblewrap = check_bubblewrap(settings) if tools.status == "ok" else Finding(
+        "bubblewrap", "skip", "not checked: needs the tools above")
+    return [root, tools, bubblewrap, check_uids(settings), check_cgroups(),
+            check_data_dir(settings)]
+
+
+def fast_findings(settings: Settings, *, thorough: bool = False) -> list[Finding]:
+    """Every check but the throwaway workspace (blocking). Fast: pairlab's Python and the
+    environments of published tasks are started once each in a sandbox (about a second);
+    ``thorough`` also walks the Python trees and probes every environment built."""
+    findings = _host_findings(settings)
     blocked = _sandbox_checks_possible(findings)
-    sandbox = check_sandbox(settings)
     if blocked is not None:
         findings.append(Finding("python", "skip", f"not checked: {blocked}"))
         findings.append(Finding("environments", "skip", f"not checked: {blocked}"))
         return findings
-    findings.append(check_python(sandbox, thorough=False))
-    findings.extend(check_environments(settings, sandbox))
+    sandbox = sandbox_for(settings)
+    findings.append(check_python(sandbox, thorough=thorough))
+    findings.extend(check_environments(settings, sandbox, thorough=thorough))
     return findings
 
 
@@ -308,26 +330,30 @@ def fast_report(settings: Settings) -> Report:
 
 
 async def check_workspace(settings: Settings) -> Finding:
-    """A throwaway sandboxed workspace: starts, runs a cell and a terminal command."""
-    sandbox = check_sandbox(settings)
+    """A throwaway sandboxed workspace, where and as real ones are (``DATA_DIR/workspaces``,
+    an id of their shape, so a socket path too long for them is too long here), started on
+    the base environment: it must start, run a cell and a terminal command."""
+    sandbox = sandbox_for(settings)
     try:
         env_python = await asyncio.to_thread(ensure_environment, settings.envs_root, ())
-    except Exception as exc:
-        message = getattr(exc, "message", None) or str(exc)
+    except EnvironmentBuildFailed as exc:
         return Finding("workspace", "fail", f"the base environment could not be built: "
-                       f"{message}"[:500], "check that PyPI (or your package index) is "
-                       "reachable from this host", critical=True)
-    root = settings.data_dir / "doctor" / secrets.token_hex(4)
+                       f"{exc.message}"[:500], "check that the package index is reachable from "
+                       "this host, and the environments folder", critical=True)
+    lease = sandbox.lease()  # a check uid: never one a live workspace of the server has
     try:
-        with sandbox.lease() as uid:
-            result = await smoke_workspace(root, uid, env_python)
+        uid = await asyncio.to_thread(lease.__enter__)
     except SandboxUnavailable as exc:
         return Finding("workspace", "skip", f"not checked: {exc.message}")
+    try:
+        result = await smoke_workspace(settings.data_dir / "workspaces",
+                                       "w" + secrets.token_hex(6), uid, env_python)
+    finally:
+        await asyncio.to_thread(lease.__exit__, None, None, None)
     if result.problem is None:
         return Finding("workspace", "ok", f"a throwaway sandboxed workspace started, ran a cell "
                        f"and a terminal command in {result.seconds:.1f} s", critical=True)
-    fixes = {"start": "see the lines above; the server log of the workspace is printed in the "
-                      "problem",
+    fixes = {"start": "see the problem: it ends with the last lines of the workspace's log",
              "kernel": "the environment's Python must run as a sandbox uid (see 'environment')",
              "cell": "the kernel started but did not run code: see the problem",
              "terminal": "the terminal must find the environment's python on its PATH"}
@@ -336,14 +362,8 @@ async def check_workspace(settings: Settings) -> Finding:
 
 
 async def full_report(settings: Settings) -> Report:
-    findings = await asyncio.to_thread(fast_findings, settings)
+    findings = await asyncio.to_thread(fast_findings, settings, thorough=True)
     blocked = _sandbox_checks_possible(findings)
-    if blocked is None:
-        sandbox = check_sandbox(settings)
-        python = await asyncio.to_thread(check_python, sandbox, thorough=True)
-        findings = [python if f.name == "python" else f for f in findings]
-        workspace = await check_workspace(settings)
-    else:
-        workspace = Finding("workspace", "skip", f"not checked: {blocked}")
-    findings.append(workspace)
-    return Report(tuple(findings))
+    workspace = await check_workspace(settings) if blocked is None else Finding(
+        "workspace", "skip", f"not checked: {blocked}")
+    return Report((*findings, workspace))

@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import shlex
 import shutil
+import stat
 import tempfile
 import xml.etree.ElementTree as ET  # noqa: N817
 from collections.abc import Callable
@@ -35,6 +37,7 @@ from tasks.store import TaskStore
 from workspaces.environments import ensure_environment
 from workspaces.excerpt import truncate, truncation_marker
 from workspaces.history import History
+from workspaces.permissions import remove_tree
 from workspaces.sandbox import RUN
 from workspaces.sandbox_run import CheckSandbox, SandboxJob
 
@@ -145,14 +148,30 @@ def _case(case: ET.Element) -> dict[str, Any]:
 
 
 def parse_junit(path: Path) -> list[dict[str, Any]] | None:
-    """Per-check results from pytest's JUnit XML, or None if there is none to read."""
+    """Per-check results from pytest's JUnit XML, or None if there is none to read.
+
+    The file is in a folder the run's uid owns, so it is opened without following a link and
+    without blocking (a FIFO put in its place must not hang this thread), and read only if it
+    is a regular file under the size cap."""
     try:
-        if path.is_symlink() or path.stat().st_size > JUNIT_MAX_BYTES:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > JUNIT_MAX_BYTES:
             return None
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            data = stream.read(JUNIT_MAX_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
         # Written by pytest in the sandbox; ElementTree resolves no external entities and this
         # Python's expat refuses entity-expansion bombs.
-        root = ET.parse(path).getroot()  # noqa: S314
-    except (OSError, ET.ParseError):
+        root = ET.fromstring(data)  # noqa: S314
+    except ET.ParseError:
         return None
     return [_case(case) for case in root.iter("testcase")]
 
@@ -162,7 +181,7 @@ def summarise(cases: list[dict[str, Any]] | None, code: int | None, timed_out: b
     counts = {status: 0 for status in ("passed", "failed", "error", "skipped")}
     for case in cases or []:
         counts[case["status"]] += 1
-    if timed_out:
+    if timed_out or cases is None:  # no per-check results: no verdict to give
         status = "error"
     elif counts["failed"] or counts["error"] or code == 1:
         status = "failed"
@@ -176,7 +195,8 @@ def summarise(cases: list[dict[str, Any]] | None, code: int | None, timed_out: b
               "total": len(cases or []), "exit_code": code, "timed_out": timed_out,
               "duration_ms": duration_ms, "checks": listed, "output": output}
     if status == "error":
-        result["reason"] = error_reason(code, timed_out, output, duration_ms)
+        result["reason"] = error_reason(code, timed_out, output, duration_ms,
+                                        results=cases is not None)
     return result
 
 
@@ -185,13 +205,19 @@ PYTEST_EXITS = {2: "the run was interrupted", 3: "pytest failed internally",
                 5: "no tests were collected"}
 
 
-def error_reason(code: int | None, timed_out: bool, output: str, duration_ms: int) -> str:
+def error_reason(code: int | None, timed_out: bool, output: str, duration_ms: int, *,
+                 results: bool = True) -> str:
     """Why a run has no verdict, in one sentence with the last line it printed."""
     if timed_out:
         return f"the run was stopped at its time limit ({duration_ms / 1000:.0f} s)"
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     last = lines[-1][:300] if lines else "no output"
-    what = PYTEST_EXITS.get(code or 0, f"the run ended with exit code {code}")
+    if code in PYTEST_EXITS:
+        what = PYTEST_EXITS[code or 0]
+    elif not results:
+        what = f"the run ended with exit code {code} and left no per-check results"
+    else:
+        what = f"the run ended with exit code {code}"
     return f"{what}: {last}"
 
 
@@ -249,7 +275,7 @@ async def check_session(session_id: str, rev: Revision, *, settings: Settings, s
                 "reason": _failure_reason("the hidden checks", exc)}
     finally:
         if work is not None:
-            await asyncio.to_thread(shutil.rmtree, work, True)
+            await asyncio.to_thread(remove_tree, work)
 
 
 def _work_folder(sandbox: CheckSandbox, prefix: str) -> Path:
@@ -298,4 +324,4 @@ async def visible_tests(session_id: str, rev: Revision, commit: str, *, settings
                 "reason": _failure_reason("the tests", exc)}
     finally:
         if work is not None:
-            await asyncio.to_thread(shutil.rmtree, work, True)
+            await asyncio.to_thread(remove_tree, work)

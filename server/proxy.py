@@ -165,7 +165,8 @@ async def _proxy_http(
                 body = rewrite_html(await up.read())
                 out_headers.pop("Content-Length", None)
                 return web.Response(status=up.status, headers=out_headers, body=body), ""
-            if up.status >= 400 and "Content-Encoding" not in up.headers:
+            if up.status >= 400 and request.method != "HEAD" and \
+                    "Content-Encoding" not in up.headers:
                 body = await _read_up_to(up, ERROR_BODY_BYTES)
                 if up.content.at_eof():
                     out_headers.pop("Content-Length", None)

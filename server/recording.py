@@ -40,7 +40,7 @@ from server.session_export import history_path, workspace_root
 from server.session_keys import SESSIONS
 from server.session_service import SessionManager
 from server.settings import Settings
-from server.task_service import check_sandbox
+from server.task_service import sandbox_for
 from tasks import revisions
 from workspaces import events as E
 from workspaces import records
@@ -123,7 +123,7 @@ class RecordingService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poll: asyncio.Task[None] | None = None
         self._checks = asyncio.Semaphore(PARALLEL_CHECKS)
-        self.sandbox = check_sandbox(settings)
+        self.sandbox = sandbox_for(settings)
 
     def history(self, session_id: str) -> History:
         return History(history_path(self.settings.data_dir, session_id))

@@ -60,11 +60,12 @@ from server.keys import DB, SETTINGS
 from server.recording import RECORDING
 from server.security_headers import CSP
 from server.session_access import visible_session
-from server.session_export import export_session, remove_tree
+from server.session_export import export_session
 from server.settings import Settings
 from workspaces import events as E
 from workspaces.events import Event, StoredEvent, query_events, snapshot_at
 from workspaces.history import History
+from workspaces.permissions import remove_tree
 
 routes = web.RouteTableDef()
 PAGE, MAX_PAGE = 500, 2000

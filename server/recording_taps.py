@@ -18,7 +18,6 @@ connection it watches: a tracker error is logged and that tap stops recording.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections import Counter
@@ -32,13 +31,14 @@ from aiohttp import WSMsgType
 from server.proxy import UPSTREAM_HOST, Principal, Upstream
 from server.session_service import SessionManager
 from workspaces import events as E
+from workspaces import jupyter_config as jc
 from workspaces.events import Event, Observation
-from workspaces.excerpt import safe_text
 from workspaces.kernel_messages import KernelLifecycle, KernelTracker
 from workspaces.terminal_lines import TerminalTracker
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
+FAILURE_REPEAT_S = 30.0
 UPSTREAM_TIMEOUT_S = 5.0
 _KERNEL_WS = re.compile(r"^/api/kernels/([A-Za-z0-9-]{1,64})/channels$")
 _TERMINAL_WS = re.compile(r"^/terminals/websocket/([A-Za-z0-9_.-]{1,64})$")
@@ -57,23 +57,6 @@ def actor_of(who: Principal) -> str:
     return E.ACTOR_SYSTEM
 
 
-def error_reason(body: str, status: int) -> str:
-    """The sentence a jupyter-server error answer gives (its JSON ``message``/``reason``)."""
-    text = ""
-    try:
-        data = json.loads(body) if body else None
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        for key in ("message", "reason"):
-            if isinstance(data.get(key), str) and data[key].strip():
-                text = data[key].strip()
-                break
-    elif body.strip():
-        text = " ".join(body.split())
-    return safe_text(text or f"the workspace answered HTTP {status} with no reason")[:500]
-
-
 @dataclass(eq=False)
 class _Kernel:
     lifecycle: KernelLifecycle = field(default_factory=KernelLifecycle)
@@ -90,6 +73,8 @@ class _Session:
     present: Counter[str] = field(default_factory=Counter)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     ended: bool = False
+    failures: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(kind, reason) → when it was last recorded (``_failed``)."""
 
     def kernel(self, kernel_id: str) -> _Kernel:
         return self.kernels.setdefault(kernel_id, _Kernel())
@@ -297,24 +282,35 @@ class SessionTaps:
     async def _failed(self, state: _Session, method: str, rel: str, status: int, error: str,
                       who: Principal) -> None:
         """A kernel or terminal the workspace could not start (or restart): an event with the
-        workspace's own reason, so that the interviewer sees why, not just nothing."""
-        if method != "POST":
+        workspace's own reason, so that the interviewer sees why, not just nothing. A 404 (no
+        such kernel) is not a failure of the workspace; the same failure again within
+        ``FAILURE_REPEAT_S`` is one event (a page retrying, or a candidate's loop)."""
+        if method != "POST" or status == 404:
             return
         kind = None
         payload: dict[str, Any] = {"status": status, "request": f"{method} {rel}"}
         path = ""
         if rel in ("/api/kernels", "/api/sessions"):
             kind = E.KERNEL_FAILED
-        elif match := _KERNEL_ACTION.match(rel):
-            if match.group(2) == "restart":
-                kind = E.KERNEL_FAILED
-                path = state.kernel(match.group(1)).path
-                payload["kernel_id"] = match.group(1)
+        elif (match := _KERNEL_ACTION.match(rel)) and match.group(2) == "restart":
+            kernel = state.kernels.get(match.group(1))
+            if kernel is None:
+                return
+            kind = E.KERNEL_FAILED
+            path = kernel.path
+            payload["kernel_id"] = match.group(1)
         elif rel == "/api/terminals":
             kind = E.TERMINAL_FAILED
         if kind is None:
             return
-        payload["reason"] = error_reason(error, status)
+        payload["reason"] = jc.refusal_reason(error, status)
+        now = asyncio.get_running_loop().time()
+        key = (kind, payload["reason"])
+        if now - state.failures.get(key, -FAILURE_REPEAT_S) < FAILURE_REPEAT_S:
+            return
+        if len(state.failures) > 100:
+            state.failures.clear()
+        state.failures[key] = now
         await self.record(Event(state.session_id, actor_of(who), kind, path, payload))
 
     async def _kernel_action(self, state: _Session, kernel_id: str, action: str,

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,5 +209,3 @@ def export_session(db: sqlite_utils.Database, data_dir: Path, session_id: str,
     return summary
 
 
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -26,6 +26,7 @@ from workspaces import sessions as S
 from workspaces.cgroups import pids_of_uid
 from workspaces.environments import EnvironmentBuildFailed, ensure_environment
 from workspaces.provisioner import Provisioner, WorkspaceInfo, WorkspaceSpec
+from workspaces.sandbox import WORKSPACE_UIDS
 from workspaces.session_errors import (
     LinkClosed,
     SessionConflict,
@@ -42,7 +43,7 @@ class LifecycleHook(Protocol):
 
     async def __call__(self, kind: str, session_id: str, info: WorkspaceInfo | None,
                        detail: dict[str, Any]) -> None: ...
-UID_RANGE = 1000
+UID_RANGE = WORKSPACE_UIDS
 HANDOFF_TTL = timedelta(seconds=60)
 WATCH_INTERVAL_S = 2.0
 

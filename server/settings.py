@@ -94,7 +94,9 @@ class Settings:
         " candidate's name and email, until an audited reveal after every scorecard is in"
     )
     warm_pool_size: int = _f(1, "started idle workspaces kept ready per task environment")
-    sandbox_uid_base: int = _f(40000, "first of 1000 unprivileged uids the sandboxes run as")
+    sandbox_uid_base: int = _f(
+        40000, "first of 1064 unprivileged uids the sandboxes run as (1000 for workspaces, then"
+        " 64 for check runs); none may belong to a host account")
     unsafe_no_sandbox: bool = _f(
         False, "DEVELOPMENT ONLY: run workspaces without bubblewrap (never in production)"
     )

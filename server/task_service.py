@@ -41,7 +41,7 @@ def task_store(settings: Settings) -> TaskStore:
     return TaskStore(settings.data_dir / "tasks")
 
 
-def check_sandbox(settings: Settings) -> CheckSandbox:
+def sandbox_for(settings: Settings) -> CheckSandbox:
     """The sandbox task code runs in outside a workspace (its runs' folders under the data dir,
     which is itself never mounted)."""
     return CheckSandbox(settings.sandbox_uid_base, settings.data_dir, settings.data_dir / "checks")
@@ -82,7 +82,7 @@ def check_environment(settings: Settings, requirements: Sequence[str],
     except EnvironmentBuildFailed as exc:
         return f"the task environment could not be built: {exc.message}"
     try:
-        problem = (sandbox or check_sandbox(settings)).probe_python(python)
+        problem = (sandbox or sandbox_for(settings)).probe_python(python)
     except SandboxUnavailable as exc:
         problem = exc.message
     return None if problem is None else f"the task environment cannot run in the sandbox: {problem}"
@@ -90,7 +90,9 @@ def check_environment(settings: Settings, requirements: Sequence[str],
 
 def require_runnable(settings: Settings, rev: revisions.Revision,
                      sandbox: CheckSandbox | None = None) -> None:
-    """Refuse to publish a revision whose environment a candidate could not use."""
+    """Before publishing (blocking; the API, the CLI and the demo all call it): what blocks the
+    revision itself first, then whether a candidate could use its environment now."""
+    revisions.check_publishable(rev)
     problem = check_environment(settings, rev.requirements, sandbox)
     if problem is not None:
         raise NotPublishable(f"{rev.id} cannot be published: {problem}")
@@ -99,7 +101,7 @@ def require_runnable(settings: Settings, rev: revisions.Revision,
 def import_config(settings: Settings, *, allow_local: bool = False,
                   sandbox: CheckSandbox | None = None) -> ImportConfig:
     envs = settings.envs_root
-    run_check, probe_python = sandboxed_runner(sandbox or check_sandbox(settings))
+    run_check, probe_python = sandboxed_runner(sandbox or sandbox_for(settings))
 
     def python_for(requirements: Sequence[str]) -> Path:
         try:
@@ -236,8 +238,14 @@ STORE = web.AppKey("task_store", TaskStore)
 
 
 async def tasks_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = task_store(app[SETTINGS])
+    settings = app[SETTINGS]
+    store = task_store(settings)
     store.clear_staging()
+    # Check runs a killed pairlab left (any run still going is younger than its time limit).
+    left = await asyncio.to_thread(sandbox_for(settings).sweep,
+                                   settings.check_timeout_seconds + 300)
+    if left:
+        log.info("removed %d folders and cgroups of check runs left by an earlier pairlab", left)
     await app[DB].write(revisions.fail_interrupted_imports)
     app[STORE] = store
     runner = ImportRunner(app)

@@ -191,16 +191,21 @@ def get_task(db: sqlite_utils.Database, task_id: str) -> dict[str, Any]:
     return task
 
 
-def publish(db: sqlite_utils.Database, rev_id: str) -> Revision:
-    rev = get_revision(db, rev_id)
+def check_publishable(rev: Revision) -> None:
+    """Refuse a rejected revision, or one something still blocks (what its import found)."""
     if rev.status == "rejected":
-        raise NotPublishable(f"{rev_id} was rejected; import the task again to publish it")
+        raise NotPublishable(f"{rev.id} was rejected; import the task again to publish it")
     acknowledged = rev.flags_acknowledged_by is not None
     blockers = [b for b in rev.blockers if not (b.startswith("flag:") and acknowledged)]
     if blockers:
         raise NotPublishable(
-            f"{rev_id} cannot be published: " + "; ".join(b.split(":", 1)[1] for b in blockers)
+            f"{rev.id} cannot be published: " + "; ".join(b.split(":", 1)[1] for b in blockers)
         )
+
+
+def publish(db: sqlite_utils.Database, rev_id: str) -> Revision:
+    rev = get_revision(db, rev_id)
+    check_publishable(rev)
     if rev.status == "review":
         db.execute(
             "UPDATE task_revisions SET status = 'published', decided_at = ? WHERE id = ?",

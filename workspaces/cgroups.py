@@ -154,6 +154,24 @@ class Cgroups:
                 dirs.append(parent / workspace_id)
         return CgroupSet(tuple(dirs)) if dirs else None
 
+    def stale(self, prefix: str, older_than_s: float) -> list[CgroupSet]:
+        """Groups named ``prefix*`` made more than ``older_than_s`` ago (left by a pairlab that
+        was killed), for removal."""
+        found = []
+        now = time.time()
+        for controller in self.available():
+            parent = self._parent(controller)
+            if parent is None or not parent.is_dir():
+                continue
+            for group in parent.iterdir():
+                try:
+                    old = now - group.stat().st_mtime > older_than_s
+                except OSError:
+                    continue
+                if group.name.startswith(prefix) and group.is_dir() and old:
+                    found.append(CgroupSet((group,)))
+        return found
+
     def create(self, workspace_id: str, limits: Limits) -> CgroupSet:
         """Make (or remake) the workspace's groups with its limits. Missing controllers are
         skipped; a failing write leaves no half-made group behind and raises ``OSError``."""

@@ -20,7 +20,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from workspaces.permissions import is_published, publish_read_only, remove_tree
+from workspaces.permissions import (
+    is_published,
+    publish_read_only,
+    remove_tree,
+    writable_by_others,
+)
 
 log = logging.getLogger(__name__)
 BASE_REQUIREMENTS = ("ipykernel>=6.29,<8", "pytest>=8,<10")
@@ -67,6 +72,11 @@ def ensure_environment(
     key = environment_key(requirements)
     final = envs_root / key
     python = final / "bin" / "python"
+    loose = writable_by_others(envs_root)
+    if loose is not None:  # root runs pip in it: nobody else may be able to swap its files
+        raise EnvironmentBuildFailed(
+            f"the environments folder {envs_root} is not safe: {loose} can be changed by "
+            "another user (make it and its parents writable by root only)")
     with _lock_for(key):
         if python.exists():
             if not is_published(final):  # built owner-only by an older pairlab

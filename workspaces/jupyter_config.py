@@ -31,6 +31,8 @@ from pathlib import Path
 
 import aiohttp
 
+from workspaces.excerpt import safe_text
+
 USER_HEADER = "X-Pairlab-User"
 LOG_CAP_BYTES = 8 * 1024 * 1024
 KERNEL_NAME = "python3"
@@ -358,3 +360,21 @@ async def api_status(socket: Path, workspace_id: str, token: str) -> str | None:
             return None if resp.status == 200 else f"HTTP {resp.status}"
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         return type(exc).__name__
+
+
+def refusal_reason(body: str, status: int) -> str:
+    """The sentence a jupyter-server error answer gives (its JSON ``message``/``reason``), for
+    the timeline and the doctor."""
+    text = ""
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("message", "reason"):
+            if isinstance(data.get(key), str) and data[key].strip():
+                text = data[key].strip()
+                break
+    elif body.strip():
+        text = " ".join(body.split())
+    return safe_text(text or f"the workspace answered HTTP {status} with no reason")[:500]

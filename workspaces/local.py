@@ -47,6 +47,7 @@ from workspaces.sandbox import (
     TMP,
     WORKSPACE,
     HostPaths,
+    OptionsPipe,
     Tools,
     check_sandbox,
     copy_in_as,
@@ -222,18 +223,15 @@ class LocalProvisioner:
         token = secrets.token_hex(32)
         env_python = _absolute(spec.env_python)
         server_log = jc.ServerLog(host.log, token)
-        args_read, args_write = os.pipe()
+        pipe = OptionsPipe()
         try:
-            argv, options = self._argv(tools, spec, host, inside, groups, args_read)
-            if len(options) > 60_000:  # a pipe holds 64 KiB
-                raise WorkspaceError("the sandbox's mount list is too long")
-            os.write(args_write, options)
-            os.close(args_write)
-            args_write = -1
+            argv, options = self._argv(tools, spec, host, inside, groups, pipe.read_fd)
+            pipe.send(options)
             process = await asyncio.create_subprocess_exec(
                 *argv, env=jc.server_env(token, env_python, inside),
                 cwd="/", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True, pass_fds=(args_read,),
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                pass_fds=(pipe.read_fd,),
             )
         except BaseException:
             server_log.close()
@@ -241,9 +239,7 @@ class LocalProvisioner:
                 await asyncio.to_thread(groups.remove)
             raise
         finally:
-            for fd in (args_read, args_write):
-                if fd >= 0:
-                    os.close(fd)
+            pipe.close()
         info = WorkspaceInfo(spec.workspace_id, spec.uid, spec.env_python, host.work,
                              host.run / "jupyter.sock", token, process.pid)
         live = _Live(spec, info, host, process, server_log, groups)

@@ -1,4 +1,6 @@
-"""Who may read what on the host: the one place pairlab decides file modes.
+"""Who may read what on the host: the one place pairlab's policy on file modes is decided (the
+few places that create a folder with a given mode, such as a workspace's own folders in
+``sandbox.py`` or the data dir in ``server/settings.py``, follow it).
 
 The rule, and why:
 
@@ -25,10 +27,14 @@ The rule, and why:
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import stat
+import sys
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 PRIVATE_UMASK = 0o077
 """The umask of every pairlab process: what it writes is owner-only unless published here."""
@@ -100,9 +106,35 @@ def remove_tree(tree: Path) -> None:
     if not tree.is_symlink() and tree.is_dir():
         for _dirpath, _dirnames, _filenames, dirfd in os.fwalk(tree, follow_symlinks=False):
             os.fchmod(dirfd, 0o700)
-        shutil.rmtree(tree, ignore_errors=True)
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(tree, onexc=lambda _f, path, exc: _log_left(path, exc))
+        else:
+            shutil.rmtree(tree, onerror=lambda _f, path, info: _log_left(path, info[1]))
     else:
         tree.unlink()
+
+
+def _log_left(path: str, exc: BaseException) -> None:
+    log.warning("could not remove %s: %s", path, exc)
+
+
+def writable_by_others(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that a uid other than its owner (root) could write
+    to, and so swap what is below it (a sticky folder such as ``/tmp`` protects others' entries
+    and does not count), or None."""
+    current = Path(os.path.abspath(path))
+    while True:
+        try:
+            info = current.lstat()
+        except OSError:  # not there (yet), or a file in the way: its parents decide
+            info = None
+        if info is not None:
+            loose = stat.S_IMODE(info.st_mode) & 0o022 and not info.st_mode & stat.S_ISVTX
+            if info.st_uid != 0 and info.st_uid != os.geteuid() or loose:
+                return current
+        if current.parent == current:
+            return None
+        current = current.parent
 
 
 def owner_only(path: Path) -> bool:

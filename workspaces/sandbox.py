@@ -54,6 +54,9 @@ ETC_ENTRIES = (
 )
 GENERATED_ETC = ("passwd", "group", "hosts", "nsswitch.conf")
 SHM_BYTES = 256 * 1024 * 1024
+WORKSPACE_UIDS = 1000
+"""Workspaces run as ``sandbox_uid_base`` to ``+999``, one uid per live workspace; check runs use
+the uids right after (``sandbox_run``)."""
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,30 @@ def join_cgroups_argv(tools: Tools, procs_files: list[Path]) -> list[str]:
               'n=$((n-1)); done; exec "$@"')
     return [tools.sh, "-c", script, "pairlab-join", str(len(procs_files)),
             *(str(p) for p in procs_files)]
+
+
+class OptionsPipe:
+    """Where bwrap reads its options (``--args FD``): a pipe made before the command line (which
+    names the descriptor), filled once the options are known, closed by the caller after the
+    process started. A pipe holds 64 KiB; a longer mount list is refused, not deadlocked on."""
+
+    MAX_BYTES = 60_000
+
+    def __init__(self) -> None:
+        self.read_fd, self._write_fd = os.pipe()
+
+    def send(self, options: bytes) -> None:
+        if len(options) > self.MAX_BYTES:
+            raise WorkspaceError("the sandbox's mount list is too long")
+        os.write(self._write_fd, options)
+        os.close(self._write_fd)
+        self._write_fd = -1
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self._write_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.read_fd = self._write_fd = -1
 
 
 def workspace_command(tools: Tools, *, sandboxed: bool, host: HostPaths, env_python: Path,

@@ -21,6 +21,7 @@ Blocking by design (a subprocess and a pipe); async callers use ``asyncio.to_thr
 from __future__ import annotations
 
 import codecs
+import contextlib
 import fcntl
 import logging
 import os
@@ -40,11 +41,13 @@ from workspaces.cgroups import Cgroups, CgroupSet, kill_uid, pids_of_uid
 from workspaces.errors import SandboxUnavailable
 from workspaces.excerpt import HeadTail
 from workspaces.jupyter_config import synthetic_etc
-from workspaces.limits import GiB, Limits, MiB
+from workspaces.limits import GiB, Limits, MiB, disk_usage
 from workspaces.permissions import remove_tree
 from workspaces.sandbox import (
     WORKSPACE,
+    WORKSPACE_UIDS,
     HostPaths,
+    OptionsPipe,
     Tools,
     check_sandbox,
     find_tools,
@@ -53,12 +56,14 @@ from workspaces.sandbox import (
 
 log = logging.getLogger(__name__)
 
-CHECK_UID_OFFSET = 1000
-"""Check runs use ``sandbox_uid_base + 1000`` and up, just past the workspaces' 1000 uids."""
+CHECK_UID_OFFSET = WORKSPACE_UIDS
+"""Check runs use ``sandbox_uid_base + 1000`` and up, just past the workspaces' uids."""
 CHECK_UIDS = 64
 CHECK_LIMITS = Limits(processes=256, memory_bytes=2 * GiB, file_size_bytes=256 * MiB,
-                      open_files=1024, disk_bytes=2 * GiB, tmp_bytes=256 * MiB)
+                      open_files=1024, disk_bytes=2 * GiB, tmp_bytes=256 * MiB,
+                      disk_check_interval_s=2.0)
 OUTPUT_CHARS = 4000
+CGROUP_PREFIX = "check-"
 PYTHON_NAMES = ("python", "python3")
 
 
@@ -150,6 +155,25 @@ class CheckSandbox:
             return
         raise SandboxUnavailable(f"all {CHECK_UIDS} check uids are busy; try again later")
 
+    def sweep(self, older_than_s: float) -> int:
+        """Remove what runs of a pairlab that was killed left (their folders, copies and
+        cgroups), older than ``older_than_s``; returns how many. Lock files stay."""
+        removed = 0
+        if self.work_root.is_dir():
+            now = time.time()
+            for entry in self.work_root.iterdir():
+                try:
+                    old = now - entry.lstat().st_mtime > older_than_s
+                except OSError:
+                    continue
+                if old and not entry.name.startswith(".uid-"):
+                    remove_tree(entry)
+                    removed += 1
+        for groups in self.cgroups.stale(CGROUP_PREFIX, older_than_s):
+            groups.remove()
+            removed += 1
+        return removed
+
     # ---- running ----------------------------------------------------------------------------
 
     @contextmanager
@@ -165,7 +189,7 @@ class CheckSandbox:
             try:
                 _prepare(host, uid)
                 if self.cgroups.available():
-                    groups = self.cgroups.create(f"check-{base.name}", job.limits)
+                    groups = self.cgroups.create(CGROUP_PREFIX + base.name, job.limits)
                 result = self._execute(tools, job, host, uid, groups)
                 yield result
             finally:
@@ -183,30 +207,30 @@ class CheckSandbox:
         if argv[0] in PYTHON_NAMES:
             argv[0] = str(env_python)
         memory_rlimit = groups is None or not groups.has_memory
-        args_read, args_write = os.pipe()
+        pipe = OptionsPipe()
         try:
             command, options = workspace_command(
                 tools, sandboxed=True, host=host, env_python=env_python, limits=job.limits,
                 protected=self.protected, uid=uid,
                 procs_files=groups.procs_files if groups else [], memory_rlimit=memory_rlimit,
-                server=argv, args_fd=args_read, chdir=WORKSPACE)
-            os.write(args_write, options)
-            os.close(args_write)
-            args_write = -1
+                server=argv, args_fd=pipe.read_fd, chdir=WORKSPACE)
+            pipe.send(options)
             started = time.monotonic()
             proc = subprocess.Popen(  # noqa: S603 - built by workspace_command, no shell
                 command, env=_base_env(env_python, job.env), cwd="/",
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, pass_fds=(args_read,))
+                start_new_session=True, pass_fds=(pipe.read_fd,))
         finally:
-            for fd in (args_read, args_write):
-                if fd >= 0:
-                    os.close(fd)
-        output, timed_out = _collect(proc, job.timeout_s)
+            pipe.close()
+        output, ended = _collect(proc, job, [host.work, host.run])
         duration = round((time.monotonic() - started) * 1000)
         text = output.render()
-        if timed_out:
+        if ended == "timed out":
             text += f"\n[timed out after {job.timeout_s:.0f} s]"
+        elif ended == "over disk":
+            text += (f"\n[stopped: the run's files took more than "
+                     f"{job.limits.disk_bytes // MiB} MiB of disk]")
+        timed_out = ended != "exited"
         return SandboxRun(None if timed_out else proc.returncode, timed_out, text, duration,
                           host.run)
 
@@ -272,36 +296,50 @@ def own_tree(tree: Path, uid: int) -> None:
     os.chmod(tree, 0o700)
 
 
-def _collect(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[HeadTail, bool]:
-    """Read the run's output until it exits or the deadline passes (then kill it)."""
+def _collect(proc: subprocess.Popen[bytes], job: SandboxJob,
+             folders: list[Path]) -> tuple[HeadTail, str]:
+    """Read the run's output until it has exited ("exited"), or kill it at its deadline
+    ("timed out") or when its folders take more than ``job.limits.disk_bytes`` ("over disk",
+    measured every ``disk_check_interval_s``: the tree lives on the host's disk)."""
     output = HeadTail(OUTPUT_CHARS)
     assert proc.stdout is not None  # noqa: S101 - asked for a pipe
-    deadline = time.monotonic() + timeout_s
-    timed_out = False
+    now = time.monotonic()
+    deadline = now + job.timeout_s
+    next_disk_check = now + job.limits.disk_check_interval_s
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    ended = "exited"
     with selectors.DefaultSelector() as selector:
         selector.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
+        open_stream = True
+        while open_stream or proc.poll() is None:
+            now = time.monotonic()
+            if now >= deadline:
+                ended = "timed out"
                 break
-            if not selector.select(timeout=min(left, 1.0)):
+            if now >= next_disk_check:
+                next_disk_check = now + job.limits.disk_check_interval_s
+                if disk_usage(folders) > job.limits.disk_bytes:
+                    ended = "over disk"
+                    break
+            wait = min(deadline, next_disk_check) - now
+            if not open_stream:  # output closed, the process has not exited yet
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=min(wait, 0.5))
+                continue
+            if not selector.select(timeout=min(wait, 1.0)):
                 continue
             chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            output.add(decoder.decode(chunk))
+            if chunk:
+                output.add(decoder.decode(chunk))
+            else:
+                open_stream = False
+                selector.unregister(proc.stdout)
         output.add(decoder.decode(b"", final=True))
-    if timed_out:
+    if ended != "exited":
         _kill(proc)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        proc.wait()
+    proc.wait()
     proc.stdout.close()
-    return output, timed_out
+    return output, ended
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

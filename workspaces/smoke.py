@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,7 +20,9 @@ from typing import Any
 
 import aiohttp
 
+from workspaces.jupyter_config import refusal_reason
 from workspaces.local import LocalProvisioner
+from workspaces.permissions import remove_tree
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
 
 STEP_TIMEOUT_S = 60.0
@@ -51,7 +52,8 @@ class _Client:
         async with self.http.post(self.base + tail, json=body, headers=self.headers) as resp:
             text = await resp.text()
             if resp.status >= 300:
-                raise _Failed(f"POST {tail} answered {resp.status}: {_reason(text)}")
+                raise _Failed(f"POST {tail} answered {resp.status}: "
+                              f"{refusal_reason(text, resp.status)}")
             data: dict[str, Any] = json.loads(text)
             return data
 
@@ -61,16 +63,6 @@ class _Client:
 
 class _Failed(Exception):
     pass
-
-
-def _reason(body: str) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body.strip()[:300]
-    if isinstance(data, dict):
-        return str(data.get("message") or data.get("reason") or data)[:300]
-    return str(data)[:300]
 
 
 def _execute_request(code: str) -> dict[str, Any]:
@@ -126,9 +118,10 @@ async def _run_terminal(client: _Client) -> str:
     return output
 
 
-async def smoke_workspace(root: Path, uid: int, env_python: Path) -> SmokeResult:
-    """Start a workspace under ``root`` (a new folder) as ``uid``, run a cell and a terminal
-    command in it, stop it and remove ``root``."""
+async def smoke_workspace(root: Path, workspace_id: str, uid: int,
+                          env_python: Path) -> SmokeResult:
+    """Start the workspace ``root/<workspace_id>`` as ``uid``, run a cell and a terminal command
+    in it, stop it and remove its folder (nothing else of ``root``)."""
     started = time.monotonic()
     provisioner = LocalProvisioner(root, start_timeout_s=STEP_TIMEOUT_S,
                                    ready_timeout_s=STEP_TIMEOUT_S)
@@ -136,8 +129,7 @@ async def smoke_workspace(root: Path, uid: int, env_python: Path) -> SmokeResult
     info: WorkspaceInfo | None = None
     client: _Client | None = None
     try:
-        info = await provisioner.start(WorkspaceSpec("doctor" + uuid.uuid4().hex[:8], uid,
-                                                     env_python))
+        info = await provisioner.start(WorkspaceSpec(workspace_id, uid, env_python))
         client = _Client(info)
         step = "kernel"
         kernel = await client.post("api/kernels", {"name": "python3"})
@@ -166,4 +158,4 @@ async def smoke_workspace(root: Path, uid: int, env_python: Path) -> SmokeResult
         if info is not None:
             await provisioner.stop(info)
         await provisioner.close()
-        await asyncio.to_thread(shutil.rmtree, root, True)
+        await asyncio.to_thread(remove_tree, root / workspace_id)

@@ -8,6 +8,7 @@ the workspace's uid: HTTP 500 with the error in ``message``."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import secrets
 import tempfile
@@ -21,6 +22,13 @@ from tests.fake_workspace import FakeProvisioner, _Running, fake_jupyter_app
 from workspaces.provisioner import WorkspaceInfo
 
 PROMPT = "$ "
+
+
+def error_body(size: int) -> bytes:
+    """A JSON error answer of exactly ``size`` bytes (at least 14)."""
+    head, tail = b'{"message": "', b'"}'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
 UNRUNNABLE = "unrunnable"
 KERNEL_REFUSAL = "[Errno 13] Permission denied: '/envs/py311-0123456789abcdef/bin/python'"
 TERMINAL_REFUSAL = "[Errno 13] Permission denied: '/bin/bash'"
@@ -121,6 +129,18 @@ def add_recording_routes(app: web.Application, workspace_id: str, token: str) ->
     app.router.add_post(f"{base}/api/sessions", start_session)
     app.router.add_get(f"{base}/terminals/websocket/{{name}}", terminal)
     app.router.add_post(f"{base}/api/terminals", start_terminal)
+
+    async def error_answer(request: web.Request) -> web.Response:
+        """An error answer of ``size`` bytes (``gzip=1``: compressed, as a server may send)."""
+        check(request)
+        body = error_body(int(request.query.get("size", "100")))
+        headers = {"Content-Type": "application/json"}
+        if request.query.get("gzip") == "1":
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(status=500, body=body, headers=headers)
+
+    app.router.add_get(f"{base}/api/pairlab-fake/error", error_answer)
 
 
 class RecordingFakeProvisioner(FakeProvisioner):

@@ -3,11 +3,18 @@ the timeline with their reason (never "nothing happened", never "0 of 0")."""
 
 from __future__ import annotations
 
+import gzip
+import os
 from pathlib import Path
 
-from server.hidden_checks import summarise
+from server.hidden_checks import parse_junit, summarise
 from tests.recording_server.conftest import RecFactory, assert_gap_free, kinds
-from tests.recording_server.fake_jupyter import KERNEL_REFUSAL, TERMINAL_REFUSAL, UNRUNNABLE
+from tests.recording_server.fake_jupyter import (
+    KERNEL_REFUSAL,
+    TERMINAL_REFUSAL,
+    UNRUNNABLE,
+    error_body,
+)
 from workspaces import events as E
 
 
@@ -73,3 +80,64 @@ def test_a_run_without_a_verdict_says_why() -> None:
     assert nothing["reason"] == "no tests were collected: no tests ran in 0.01s"
     passed = summarise([{"name": "t::a", "status": "passed"}], 0, False, "1 passed", 10, "c")
     assert "reason" not in passed
+
+
+def test_a_run_that_left_no_results_has_no_verdict() -> None:
+    broken = summarise(None, 1, False, "/envs/x/bin/python: No module named pytest\n", 40,
+                       "python -m pytest -q hidden_checks")
+    assert (broken["status"], broken["total"]) == ("error", 0)
+    assert broken["reason"] == ("the run ended with exit code 1 and left no per-check results: "
+                                "/envs/x/bin/python: No module named pytest")
+    forged = summarise(None, 0, False, "", 40, "python -m pytest -q hidden_checks")
+    assert forged["status"] == "error"  # exit 0 but nothing to show for it: not "passed"
+
+
+def test_results_the_run_replaced_with_a_fifo_or_a_link_are_not_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "junit.xml"
+    os.mkfifo(fifo)  # opening it for reading would block for ever
+    assert parse_junit(fifo) is None
+    target = tmp_path / "real.xml"
+    target.write_text('<testsuite><testcase classname="t" name="a"/></testsuite>')
+    link = tmp_path / "link.xml"
+    link.symlink_to(target)
+    assert parse_junit(link) is None
+    assert parse_junit(target) == [{"name": "t::a", "status": "passed", "duration_ms": 0}]
+
+
+async def test_the_same_failure_again_is_one_event_and_a_404_is_none(make_rec: RecFactory) -> None:
+    rec = await make_rec()
+    sid, _ = await rec.start()
+    for _ in range(5):  # a page retrying, or a loop in the candidate's terminal
+        response = await rec.ws.post(rec.url(sid, "api/kernels"), json={"name": UNRUNNABLE},
+                                     headers={"Origin": rec.origin})
+        assert response.status == 500
+    for _ in range(3):  # restarting kernels that do not exist
+        response = await rec.ws.post(rec.url(sid, "api/kernels/0000-nope/restart"),
+                                     headers={"Origin": rec.origin})
+        assert response.status == 404
+    await rec.ws.post(rec.url(sid, "api/terminals"), json={"name": UNRUNNABLE},
+                      headers={"Origin": rec.origin})
+    found = await rec.wait_for(sid, lambda f: bool(kinds(f, E.TERMINAL_FAILED)))
+    assert len(kinds(found, E.KERNEL_FAILED)) == 1
+    assert not rec.service.taps._sessions[sid].kernels  # nothing kept for made-up kernel ids
+
+
+async def test_error_answers_reach_the_browser_whole(make_rec: RecFactory) -> None:
+    """The proxy reads an error answer (for the timeline's reason) only when it is small and
+    plain; a large or compressed one streams through untouched, and HEAD keeps its length."""
+    rec = await make_rec()
+    sid, _ = await rec.start()
+    for size in (100, 64 * 1024, 64 * 1024 + 1, 300 * 1024):
+        response = await rec.ws.get(rec.url(sid, f"api/pairlab-fake/error?size={size}"),
+                                    headers={"Origin": rec.origin})
+        assert response.status == 500
+        assert await response.read() == error_body(size)
+    packed = await rec.ws.get(rec.url(sid, "api/pairlab-fake/error?size=5000&gzip=1"),
+                              headers={"Origin": rec.origin, "Accept-Encoding": "gzip"},
+                              auto_decompress=False)
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(await packed.read()) == error_body(5000)
+    head = await rec.ws.head(rec.url(sid, "api/pairlab-fake/error?size=777"),
+                             headers={"Origin": rec.origin})
+    assert head.status == 500
+    assert head.headers.get("Content-Length") == "777"

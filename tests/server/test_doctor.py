@@ -3,6 +3,7 @@ line, a miss with how to fix it, exit 0 only when all holds."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pwd
@@ -16,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CliResult, assert_no_traceback, create_user, login, make_app
+from tests.conftest import (
+    CliResult,
+    assert_no_traceback,
+    create_user,
+    form_csrf_token,
+    login,
+    make_app,
+)
 from tests.fixture_tasks import SHARED_ENVS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -101,23 +109,36 @@ def test_a_data_dir_too_deep_for_workspace_sockets_fails(run_cli: Run, tmp_path:
 async def test_admins_see_the_report_on_a_page_and_as_json(
         aiohttp_client: Any, make_settings: Any) -> None:
     short = Path(tempfile.mkdtemp(prefix="pldoc-", dir="/tmp"))  # sockets must fit under it
-    settings = make_settings(data_dir=short / "data", environments_dir=str(SHARED_ENVS))
-    create_user(settings, "admin@example.com", "admin")
-    create_user(settings, "lead@example.com", "interviewer")
-    client = await aiohttp_client(make_app(settings))
-    await login(client, "lead@example.com")
-    assert (await client.get("/api/v1/doctor?fast=1")).status == 403
-    await client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": "x"})
-    client.session.cookie_jar.clear()
-    await login(client, "admin@example.com")
-    fast = await client.get("/api/v1/doctor?fast=1")
-    assert fast.status == 200
-    report = await fast.json()
-    assert report["ok"] is True, report
-    assert "workspace" not in {f["name"] for f in report["findings"]}
-    page = await client.get("/admin/doctor")
-    assert page.status == 200
-    html = await page.text()
-    assert "Everything workspaces need holds on this host." in html
-    assert '<tr class="doctor-ok">\n  <td>workspace</td>' in html
-    shutil.rmtree(short, ignore_errors=True)
+    try:
+        settings = make_settings(data_dir=short / "data", environments_dir=str(SHARED_ENVS))
+        create_user(settings, "admin@example.com", "admin")
+        create_user(settings, "lead@example.com", "interviewer")
+        client = await aiohttp_client(make_app(settings))
+        lead_csrf = await login(client, "lead@example.com")
+        assert (await client.get("/api/v1/doctor")).status == 403
+        assert (await client.post("/api/v1/doctor",
+                                  headers={"X-CSRF-Token": lead_csrf})).status == 403
+        client.session.cookie_jar.clear()
+        csrf = await login(client, "admin@example.com")
+        fast = await client.get("/api/v1/doctor")
+        assert fast.status == 200
+        report = await fast.json()
+        assert report["ok"] is True, report
+        assert "workspace" not in {f["name"] for f in report["findings"]}
+        page = await client.get("/admin/doctor")
+        html = await page.text()
+        assert page.status == 200 and 'id="doctor-full"' in html
+        assert "<td>workspace</td>" not in html  # reading the page starts nothing
+        assert (await client.post("/admin/doctor", data={})).status == 403  # no CSRF token
+        full = await client.post("/admin/doctor", data={"csrf_token": form_csrf_token(html)})
+        html = await full.text()
+        assert full.status == 200, html
+        assert "Everything workspaces need holds on this host." in html
+        assert '<tr class="doctor-ok">\n  <td>workspace</td>' in html
+        both = await asyncio.gather(*(client.post("/api/v1/doctor", headers={
+            "X-CSRF-Token": csrf}) for _ in range(2)))
+        reports = [await r.json() for r in both]
+        assert reports[0] == reports[1]  # the second waited for the first: one workspace
+        assert reports[0]["ok"] is True
+    finally:
+        shutil.rmtree(short, ignore_errors=True)

@@ -16,7 +16,9 @@ from workspaces.permissions import (
     is_published,
     owner_only,
     publish_read_only,
+    remove_tree,
     unreadable,
+    writable_by_others,
 )
 
 
@@ -77,3 +79,33 @@ def test_owner_only(tmp_path: Path) -> None:
     assert owner_only(path)
     path.chmod(0o640)
     assert not owner_only(path)
+
+
+def test_remove_tree_takes_read_only_trees_and_never_follows_a_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    env = tmp_path / "env"
+    (env / "lib").mkdir(parents=True)
+    (env / "lib" / "mod.py").write_text("")
+    (env / "lib" / "out").symlink_to(outside)
+    publish_read_only(env)  # 0555 folders: rmtree alone would fail for a non-root owner
+    remove_tree(env)
+    assert not env.exists()
+    assert (outside / "keep.txt").read_text() == "keep"
+    link = tmp_path / "link"
+    link.symlink_to(outside)
+    remove_tree(link)
+    assert not link.is_symlink() and (outside / "keep.txt").exists()
+    remove_tree(tmp_path / "never-was")  # nothing to do
+
+
+def test_writable_by_others_finds_the_loose_folder_on_the_way(tmp_path: Path) -> None:
+    base = tmp_path / "srv"
+    (base / "envs").mkdir(parents=True)
+    base.chmod(0o755)
+    assert writable_by_others(base / "envs" / "not-yet") is None
+    base.chmod(0o777)
+    assert writable_by_others(base / "envs" / "not-yet") == base
+    base.chmod(0o1777)  # sticky, as /tmp: others cannot swap what is not theirs
+    assert writable_by_others(base / "envs") is None

@@ -3,10 +3,12 @@ own, with a deadline after which nothing of it is left."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from tests.fixture_tasks import SHARED_ENVS
 from workspaces.cgroups import pids_of_uid
 from workspaces.environments import ensure_environment
+from workspaces.limits import Limits, MiB
 from workspaces.sandbox_run import CHECK_UID_OFFSET, CHECK_UIDS, CheckSandbox, SandboxJob
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -97,3 +100,31 @@ def test_a_python_the_sandbox_cannot_run_is_named_with_the_reason(sandbox: Check
     problem = sandbox.probe_python(python, imports=("no_such_module_here",))
     assert problem == (f"{python} cannot run as a sandbox uid: ModuleNotFoundError: "
                        "No module named 'no_such_module_here'")
+
+
+def test_a_run_that_fills_the_disk_is_stopped(sandbox: CheckSandbox, data: Path,
+                                              python: Path) -> None:
+    limits = Limits(processes=128, memory_bytes=512 * MiB, file_size_bytes=256 * MiB,
+                    disk_bytes=32 * MiB, tmp_bytes=64 * MiB, disk_check_interval_s=0.5)
+    code = ("import time\nwith open('fill.bin', 'wb') as f:\n"
+            "    for _ in range(64):\n        f.write(b'x' * 1048576); f.flush()\n"
+            "print('written', flush=True)\ntime.sleep(120)\n")
+    work = tree(data, {})
+    job = SandboxJob(("python", "-c", code), python, work, 100, limits=limits)
+    with sandbox.run(job) as run:
+        assert run.timed_out and run.exit_code is None
+        assert "[stopped: the run's files took more than 32 MiB of disk]" in run.output
+        assert run.duration_ms < 60_000
+
+
+def test_what_a_killed_pairlab_left_is_swept_and_nothing_younger(sandbox: CheckSandbox,
+                                                                 data: Path) -> None:
+    root = data / "checks"
+    old, young = root / "run-0ld0ld0ld0ld", root / "s_1-tests-young"
+    for folder in (old, young):
+        (folder / "tree").mkdir(parents=True)
+    (root / ".uid-41000.lock").write_text("")
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    assert sandbox.sweep(600) == 1
+    assert not old.exists() and young.is_dir() and (root / ".uid-41000.lock").exists()

@@ -34,7 +34,7 @@ import pytest
 from server.hidden_checks import check_session, visible_tests
 from server.session_export import history_path
 from server.settings import Settings
-from server.task_service import check_sandbox, import_config, task_store
+from server.task_service import import_config, sandbox_for, task_store
 from tasks import revisions
 from tasks.importer import ImportRequest, prepare_import
 from tests.conftest import MakeSettings, open_db
@@ -247,7 +247,7 @@ class Attack:
 
     def assert_contained(self, found: dict[str, Any]) -> None:
         """Inside: an unprivileged check uid with no capability; nothing of the host."""
-        uids = check_sandbox(self.settings).uids()
+        uids = sandbox_for(self.settings).uids()
         summary = json.dumps(found, indent=1, sort_keys=True)
         assert found["uid"] == found["euid"] == found["gid"], summary
         assert found["uid"] in uids, summary
@@ -445,7 +445,7 @@ async def test_continuous_visible_tests_run_sandboxed(attack: Attack, tmp_path: 
 
     payload = await visible_tests(session_id, session.rev, commit, settings=attack.settings,
                                   envs_root=attack.settings.envs_root, history=session.history,
-                                  sandbox=check_sandbox(attack.settings))
+                                  sandbox=sandbox_for(attack.settings))
     assert payload is not None
     assert (payload["status"], payload["commit"]) == ("failed", commit), (
         payload.get("reason"), payload)
@@ -478,7 +478,7 @@ async def test_end_of_session_hidden_checks_run_sandboxed(
         session_id, session.rev, settings=attack.settings, store=task_store(attack.settings),
         envs_root=attack.settings.envs_root,
         root=session.workspace if from_workspace else None, history=session.history,
-        sandbox=check_sandbox(attack.settings))
+        sandbox=sandbox_for(attack.settings))
     assert payload["command"] == "python -m pytest -q hidden_checks", payload
     assert (payload["status"], payload["failed"], payload["total"]) == ("failed", 1, 1), (
         payload.get("reason"), payload)
@@ -510,7 +510,7 @@ async def test_hidden_checks_are_never_written_through_the_candidates_links(
     payload = await check_session(
         session_id, session.rev, settings=attack.settings, store=task_store(attack.settings),
         envs_root=attack.settings.envs_root, root=session.workspace, history=session.history,
-        sandbox=check_sandbox(attack.settings))
+        sandbox=sandbox_for(attack.settings))
     on_host = sorted(str(p.relative_to(victim)) for p in victim.rglob("*"))
     assert on_host == ["hidden", "hidden/precious.txt"], (on_host, payload)
     assert (victim / "hidden" / "precious.txt").read_text() == "the host's own file\n"

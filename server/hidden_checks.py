@@ -23,7 +23,6 @@ import re
 import shlex
 import shutil
 import stat
-import tempfile
 import xml.etree.ElementTree as ET  # noqa: N817
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from workspaces.excerpt import truncate, truncation_marker
 from workspaces.history import History
 from workspaces.permissions import remove_tree
 from workspaces.sandbox import RUN
-from workspaces.sandbox_run import CheckSandbox, SandboxJob
+from workspaces.sandbox_run import TIME_LIMIT, CheckSandbox, SandboxJob
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +175,12 @@ def parse_junit(path: Path) -> list[dict[str, Any]] | None:
     return [_case(case) for case in root.iter("testcase")]
 
 
-def summarise(cases: list[dict[str, Any]] | None, code: int | None, timed_out: bool,
+def summarise(cases: list[dict[str, Any]] | None, code: int | None, stopped: str | None,
               output: str, duration_ms: int, command: str) -> dict[str, Any]:
     counts = {status: 0 for status in ("passed", "failed", "error", "skipped")}
     for case in cases or []:
         counts[case["status"]] += 1
-    if timed_out or cases is None:  # no per-check results: no verdict to give
+    if stopped or cases is None:  # no per-check results: no verdict to give
         status = "error"
     elif counts["failed"] or counts["error"] or code == 1:
         status = "failed"
@@ -192,10 +191,10 @@ def summarise(cases: list[dict[str, Any]] | None, code: int | None, timed_out: b
     listed = sorted(cases or [], key=lambda c: c["status"] == "passed")[:MAX_LISTED]
     result = {"command": command, "status": status, "passed": counts["passed"],
               "failed": counts["failed"], "errors": counts["error"], "skipped": counts["skipped"],
-              "total": len(cases or []), "exit_code": code, "timed_out": timed_out,
+              "total": len(cases or []), "exit_code": code, "timed_out": stopped == TIME_LIMIT,
               "duration_ms": duration_ms, "checks": listed, "output": output}
     if status == "error":
-        result["reason"] = error_reason(code, timed_out, output, duration_ms,
+        result["reason"] = error_reason(code, stopped, output, duration_ms,
                                         results=cases is not None)
     return result
 
@@ -205,11 +204,11 @@ PYTEST_EXITS = {2: "the run was interrupted", 3: "pytest failed internally",
                 5: "no tests were collected"}
 
 
-def error_reason(code: int | None, timed_out: bool, output: str, duration_ms: int, *,
+def error_reason(code: int | None, stopped: str | None, output: str, duration_ms: int, *,
                  results: bool = True) -> str:
     """Why a run has no verdict, in one sentence with the last line it printed."""
-    if timed_out:
-        return f"the run was stopped at its time limit ({duration_ms / 1000:.0f} s)"
+    if stopped:
+        return f"the run was stopped at its {stopped} ({duration_ms / 1000:.0f} s)"
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     last = lines[-1][:300] if lines else "no output"
     if code in PYTEST_EXITS:
@@ -229,7 +228,7 @@ def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
     job = SandboxJob(pytest_argv(plan.checks_path), plan.env_python, tree, plan.timeout_s)
     with sandbox.run(job) as run:
         cases = parse_junit(run.out / "junit.xml")
-        return summarise(cases, run.exit_code, run.timed_out, run.output, run.duration_ms,
+        return summarise(cases, run.exit_code, run.stopped, run.output, run.duration_ms,
                          plan.command)
 
 
@@ -267,7 +266,7 @@ async def check_session(session_id: str, rev: Revision, *, settings: Settings, s
         env_python = await asyncio.to_thread(ensure_environment, envs_root, rev.requirements)
         plan = CheckPlan(hidden, checks_path, env_python,
                          timeout_s=settings.check_timeout_seconds)
-        work = await asyncio.to_thread(_work_folder, sandbox, session_id)
+        work = await asyncio.to_thread(sandbox.scratch, session_id)
         return await asyncio.to_thread(run_checks, plan, work, fill, sandbox)
     except Exception as exc:
         log.exception("hidden checks of session %s could not run", session_id)
@@ -276,11 +275,6 @@ async def check_session(session_id: str, rev: Revision, *, settings: Settings, s
     finally:
         if work is not None:
             await asyncio.to_thread(remove_tree, work)
-
-
-def _work_folder(sandbox: CheckSandbox, prefix: str) -> Path:
-    sandbox.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=sandbox.work_root))
 
 
 def visible_target(command: str) -> str | None:
@@ -313,7 +307,7 @@ async def visible_tests(session_id: str, rev: Revision, commit: str, *, settings
     try:
         env_python = await asyncio.to_thread(ensure_environment, envs_root, rev.requirements)
         plan = CheckPlan(None, target, env_python, timeout_s=settings.check_timeout_seconds)
-        work = await asyncio.to_thread(_work_folder, sandbox, f"{session_id}-tests")
+        work = await asyncio.to_thread(sandbox.scratch, f"{session_id}-tests")
         payload = await asyncio.to_thread(
             run_checks, plan, work, lambda dest: materialize(history, commit, dest), sandbox)
         return {**payload, "commit": commit, "command": rev.visible_check}

@@ -23,7 +23,7 @@ from server import audit
 from server.keys import DB, SETTINGS
 from server.settings import Settings
 from tasks import revisions
-from tasks.checks import CheckResult, CheckRunner, EnvironmentProbe
+from tasks.checks import CheckResult, CheckRunner
 from tasks.errors import NotPublishable, TaskError
 from tasks.gitfetch import FetchLimits
 from tasks.importer import ImportConfig, ImportRequest, install_revision, prepare_import
@@ -47,8 +47,8 @@ def sandbox_for(settings: Settings) -> CheckSandbox:
     return CheckSandbox(settings.sandbox_uid_base, settings.data_dir, settings.data_dir / "checks")
 
 
-def sandboxed_runner(sandbox: CheckSandbox) -> tuple[CheckRunner, EnvironmentProbe]:
-    """The import's ``run_check`` and ``probe_python``, both through ``sandbox``."""
+def sandboxed_check(sandbox: CheckSandbox) -> CheckRunner:
+    """The import's ``run_check``: the manifest's command, through ``sandbox``."""
 
     def run_check(command: str, tree: Path, python: Path, timeout_s: float) -> CheckResult:
         try:
@@ -64,19 +64,13 @@ def sandboxed_runner(sandbox: CheckSandbox) -> tuple[CheckRunner, EnvironmentPro
         except SandboxUnavailable as exc:
             return CheckResult(command, False, None, False, f"not run: {exc.message}")
 
-    def probe_python(python: Path) -> str | None:
-        try:
-            return sandbox.probe_python(python)
-        except SandboxUnavailable as exc:
-            return exc.message
-
-    return run_check, probe_python
+    return run_check
 
 
-def check_environment(settings: Settings, requirements: Sequence[str],
-                      sandbox: CheckSandbox | None = None) -> str | None:
-    """Why a sandbox could not run the environment of ``requirements`` now (it is built if
-    missing), or None. Blocking: a build, then one sandboxed Python start."""
+def runnable_python(settings: Settings, requirements: Sequence[str],
+                    sandbox: CheckSandbox | None = None) -> Path | str:
+    """The environment's Python for ``requirements`` (built if missing), once a sandbox uid has
+    started it; else why not, as a sentence. Blocking: a build, then one sandboxed start."""
     try:
         python = ensure_environment(settings.envs_root, requirements)
     except EnvironmentBuildFailed as exc:
@@ -85,7 +79,8 @@ def check_environment(settings: Settings, requirements: Sequence[str],
         problem = (sandbox or sandbox_for(settings)).probe_python(python)
     except SandboxUnavailable as exc:
         problem = exc.message
-    return None if problem is None else f"the task environment cannot run in the sandbox: {problem}"
+    return python if problem is None else f"the task environment cannot run in the sandbox: " \
+                                          f"{problem}"
 
 
 def require_runnable(settings: Settings, rev: revisions.Revision,
@@ -93,22 +88,14 @@ def require_runnable(settings: Settings, rev: revisions.Revision,
     """Before publishing (blocking; the API, the CLI and the demo all call it): what blocks the
     revision itself first, then whether a candidate could use its environment now."""
     revisions.check_publishable(rev)
-    problem = check_environment(settings, rev.requirements, sandbox)
-    if problem is not None:
-        raise NotPublishable(f"{rev.id} cannot be published: {problem}")
+    python = runnable_python(settings, rev.requirements, sandbox)
+    if isinstance(python, str):
+        raise NotPublishable(f"{rev.id} cannot be published: {python}")
 
 
 def import_config(settings: Settings, *, allow_local: bool = False,
                   sandbox: CheckSandbox | None = None) -> ImportConfig:
-    envs = settings.envs_root
-    run_check, probe_python = sandboxed_runner(sandbox or sandbox_for(settings))
-
-    def python_for(requirements: Sequence[str]) -> Path:
-        try:
-            return ensure_environment(envs, requirements)
-        except EnvironmentBuildFailed as exc:
-            raise TaskError(exc.message) from None
-
+    sandbox = sandbox or sandbox_for(settings)
     return ImportConfig(
         store=task_store(settings),
         policy=SourcePolicy(
@@ -123,9 +110,8 @@ def import_config(settings: Settings, *, allow_local: bool = False,
         ),
         fetch_timeout_s=settings.import_timeout_seconds,
         check_timeout_s=settings.check_timeout_seconds,
-        python_for=python_for,
-        run_check=run_check,
-        probe_python=probe_python,
+        environment=lambda requirements: runnable_python(settings, requirements, sandbox),
+        run_check=sandboxed_check(sandbox),
     )
 
 

@@ -2,12 +2,13 @@
 
 The import never runs a repository's code itself: its visible tests and hidden checks run
 through a ``CheckRunner`` the caller hands in (the server's is the same sandbox every workspace
-and every end-of-session check runs in, ``workspaces.sandbox_run``), and its environment is
-vetted by an ``EnvironmentProbe`` before any check starts.
+and every end-of-session check runs in, ``workspaces.sandbox_run``), on an environment an
+``EnvironmentFor`` has built and seen the sandbox run before any check starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ class CheckRunner(Protocol):
         ``tree``, sandboxed, within ``timeout_s``."""
 
 
-class EnvironmentProbe(Protocol):
-    def __call__(self, python: Path) -> str | None:
-        """``None`` if the sandbox can run ``python`` (and import what every workspace needs),
-        else the reason in one sentence."""
+class EnvironmentFor(Protocol):
+    def __call__(self, requirements: Sequence[str]) -> Path | str:
+        """The Python of the environment for ``requirements``, built once and runnable by the
+        sandbox (with what every workspace imports); or, as a sentence, why not."""

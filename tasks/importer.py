@@ -11,7 +11,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import sqlite_utils
 from tasks import revisions
 from tasks.anonreport import AnonReport
 from tasks.anonymise import anonymise_tree
-from tasks.checks import CheckResult, CheckRunner, EnvironmentProbe
+from tasks.checks import CheckResult, CheckRunner, EnvironmentFor
 from tasks.diffview import build_diff
 from tasks.errors import ManifestInvalid, TaskError
 from tasks.gitfetch import FetchLimits, fetch_snapshot
@@ -33,7 +33,6 @@ from tasks.treerepo import commit_tree
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-PythonFor = Callable[[Sequence[str]], Path]
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,8 @@ class ImportConfig:
     limits: FetchLimits
     fetch_timeout_s: float
     check_timeout_s: float
-    python_for: PythonFor
-    """Builds (once) and returns the environment's Python; raises ``TaskError`` if it cannot."""
+    environment: EnvironmentFor
     run_check: CheckRunner
-    probe_python: EnvironmentProbe
 
 
 @dataclass(frozen=True)
@@ -102,14 +99,9 @@ def _run_checks(
         "visible": None, "hidden_on_solution": None, "hidden_on_starter": None,
     }
     progress("building the task environment")
-    try:
-        python = cfg.python_for(manifest.environment.requirements)
-    except TaskError as exc:
-        return results, f"the task environment could not be built: {exc.message}"
-    progress("checking that the sandbox can run the task environment")
-    problem = cfg.probe_python(python)
-    if problem is not None:
-        return results, f"the task environment cannot run in the sandbox: {problem}"
+    python = cfg.environment(manifest.environment.requirements)
+    if isinstance(python, str):
+        return results, python
     progress("running the visible tests on the anonymised tree")
     visible_copy = work / "check-visible"
     shutil.copytree(out / "tree", visible_copy, symlinks=True)

@@ -49,11 +49,11 @@ from workspaces.sandbox import (
     HostPaths,
     OptionsPipe,
     Tools,
-    check_sandbox,
     copy_in_as,
     find_tools,
     freeze,
     prepare_host,
+    probe_tools,
     workspace_command,
 )
 
@@ -118,8 +118,7 @@ class LocalProvisioner:
 
     def _probe(self) -> Tools | str:
         if self.sandbox:
-            reason = check_sandbox(self.bwrap)
-            return reason if reason is not None else find_tools(self.bwrap)
+            return probe_tools(self.bwrap)
         if os.geteuid() != 0:
             return "pairlab must run as root to start workspaces as their own uid"
         return find_tools(None)

@@ -129,6 +129,12 @@ def check_sandbox(bwrap: str = "bwrap", timeout_s: float = 30.0) -> str | None:
     return None
 
 
+def probe_tools(bwrap: str = "bwrap") -> Tools | str:
+    """The tools, once bubblewrap has been seen to build a sandbox here; else the reason."""
+    reason = check_sandbox(bwrap)
+    return reason if reason is not None else find_tools(bwrap)
+
+
 # ---- what to mount ------------------------------------------------------------------------
 
 
@@ -357,6 +363,19 @@ def own_dir(path: Path, uid: int, *, fresh: bool) -> None:
         os.fchmod(fd, 0o700)
     finally:
         os.close(fd)
+
+
+def own_tree(tree: Path, uid: int) -> None:
+    """Hand a throwaway copy (a check run's tree) to ``uid``, never following a link, each
+    entry writable by its owner."""
+    for _dirpath, dirnames, filenames, dirfd in os.fwalk(tree, follow_symlinks=False):
+        for name in (*dirnames, *filenames):
+            os.chown(name, uid, uid, dir_fd=dirfd, follow_symlinks=False)
+            mode = os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode
+            if not stat.S_ISLNK(mode):
+                os.chmod(name, stat.S_IMODE(mode) | 0o200, dir_fd=dirfd)
+    os.chown(tree, uid, uid, follow_symlinks=False)
+    os.chmod(tree, 0o700)
 
 
 def freeze(work: Path) -> None:

@@ -28,8 +28,8 @@ import os
 import pwd
 import secrets
 import selectors
-import stat
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -49,8 +49,8 @@ from workspaces.sandbox import (
     HostPaths,
     OptionsPipe,
     Tools,
-    check_sandbox,
-    find_tools,
+    own_tree,
+    probe_tools,
     workspace_command,
 )
 
@@ -80,16 +80,25 @@ class SandboxJob:
     """Extra environment variables (the base is allow-listed, never pairlab's own)."""
 
 
+TIME_LIMIT = "time limit"
+DISK_LIMIT = "disk limit"
+
+
 @dataclass(frozen=True)
 class SandboxRun:
     exit_code: int | None
-    """None when it timed out."""
-    timed_out: bool
+    """None when it was stopped."""
+    stopped: str | None
+    """Why pairlab stopped it (``TIME_LIMIT``, ``DISK_LIMIT``), or None if it ended itself."""
     output: str
     """Standard output and error together, head and tail kept."""
     duration_ms: int
     out: Path
     """The run's ``/run/pairlab`` on the host; it lives until the ``run`` context ends."""
+
+    @property
+    def timed_out(self) -> bool:
+        return self.stopped == TIME_LIMIT
 
 
 class CheckSandbox:
@@ -112,8 +121,7 @@ class CheckSandbox:
         """``None`` if runs can be sandboxed here, else why not (probed once)."""
         with self._lock:
             if self._tools is None:
-                reason = check_sandbox(self.bwrap)
-                self._tools = reason if reason is not None else find_tools(self.bwrap)
+                self._tools = probe_tools(self.bwrap)
         return self._tools if isinstance(self._tools, str) else None
 
     def _require_tools(self) -> Tools:
@@ -174,6 +182,11 @@ class CheckSandbox:
             removed += 1
         return removed
 
+    def scratch(self, prefix: str) -> Path:
+        """A new private folder under ``work_root`` (a copy to run on; the caller removes it)."""
+        self.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.work_root))
+
     # ---- running ----------------------------------------------------------------------------
 
     @contextmanager
@@ -182,7 +195,6 @@ class CheckSandbox:
         inside the context, and every host folder of the run is removed after it."""
         tools = self._require_tools()
         with self.lease() as uid:
-            self.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
             base = self.work_root / f"run-{secrets.token_hex(6)}"
             host = HostPaths(base, job.tree, base / "run", base / "config", base / "run.log")
             groups: CgroupSet | None = None
@@ -222,25 +234,22 @@ class CheckSandbox:
                 start_new_session=True, pass_fds=(pipe.read_fd,))
         finally:
             pipe.close()
-        output, ended = _collect(proc, job, [host.work, host.run])
+        output, stopped = _collect(proc, job, [host.work, host.run])
         duration = round((time.monotonic() - started) * 1000)
         text = output.render()
-        if ended == "timed out":
+        if stopped == TIME_LIMIT:
             text += f"\n[timed out after {job.timeout_s:.0f} s]"
-        elif ended == "over disk":
+        elif stopped == DISK_LIMIT:
             text += (f"\n[stopped: the run's files took more than "
                      f"{job.limits.disk_bytes // MiB} MiB of disk]")
-        timed_out = ended != "exited"
-        return SandboxRun(None if timed_out else proc.returncode, timed_out, text, duration,
+        return SandboxRun(None if stopped else proc.returncode, stopped, text, duration,
                           host.run)
 
     def probe_python(self, env_python: Path, imports: Sequence[str] = ("ipykernel", "pytest"),
                      timeout_s: float = 60.0) -> str | None:
         """``None`` if a sandbox uid can start ``env_python`` and import ``imports``, else the
         reason in one line (the last line of what it printed)."""
-        work = self.work_root / f"probe-{secrets.token_hex(6)}"
-        self.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        work.mkdir(mode=0o700)
+        work = self.scratch("probe")
         code = "import " + ", ".join(imports) if imports else "pass"
         try:
             with self.run(SandboxJob(("python", "-I", "-c", code), env_python, work,
@@ -284,42 +293,30 @@ def _prepare(host: HostPaths, uid: int) -> None:
         (etc / name).chmod(0o644)
 
 
-def own_tree(tree: Path, uid: int) -> None:
-    """Hand a throwaway copy to ``uid`` (never following a link), writable by its owner."""
-    for _dirpath, dirnames, filenames, dirfd in os.fwalk(tree, follow_symlinks=False):
-        for name in (*dirnames, *filenames):
-            os.chown(name, uid, uid, dir_fd=dirfd, follow_symlinks=False)
-            mode = os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode
-            if not stat.S_ISLNK(mode):
-                os.chmod(name, stat.S_IMODE(mode) | 0o200, dir_fd=dirfd)
-    os.chown(tree, uid, uid, follow_symlinks=False)
-    os.chmod(tree, 0o700)
-
-
 def _collect(proc: subprocess.Popen[bytes], job: SandboxJob,
-             folders: list[Path]) -> tuple[HeadTail, str]:
-    """Read the run's output until it has exited ("exited"), or kill it at its deadline
-    ("timed out") or when its folders take more than ``job.limits.disk_bytes`` ("over disk",
-    measured every ``disk_check_interval_s``: the tree lives on the host's disk)."""
+             folders: list[Path]) -> tuple[HeadTail, str | None]:
+    """Read the run's output until it has exited (None), or kill it at its deadline
+    (``TIME_LIMIT``) or when its folders take more than ``job.limits.disk_bytes``
+    (``DISK_LIMIT``, measured every ``disk_check_interval_s``: the tree is on the host's disk)."""
     output = HeadTail(OUTPUT_CHARS)
     assert proc.stdout is not None  # noqa: S101 - asked for a pipe
     now = time.monotonic()
     deadline = now + job.timeout_s
     next_disk_check = now + job.limits.disk_check_interval_s
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    ended = "exited"
+    stopped: str | None = None
     with selectors.DefaultSelector() as selector:
         selector.register(proc.stdout, selectors.EVENT_READ)
         open_stream = True
         while open_stream or proc.poll() is None:
             now = time.monotonic()
             if now >= deadline:
-                ended = "timed out"
+                stopped = TIME_LIMIT
                 break
             if now >= next_disk_check:
                 next_disk_check = now + job.limits.disk_check_interval_s
                 if disk_usage(folders) > job.limits.disk_bytes:
-                    ended = "over disk"
+                    stopped = DISK_LIMIT
                     break
             wait = min(deadline, next_disk_check) - now
             if not open_stream:  # output closed, the process has not exited yet
@@ -335,11 +332,11 @@ def _collect(proc: subprocess.Popen[bytes], job: SandboxJob,
                 open_stream = False
                 selector.unregister(proc.stdout)
         output.add(decoder.decode(b"", final=True))
-    if ended != "exited":
+    if stopped:
         _kill(proc)
     proc.wait()
     proc.stdout.close()
-    return output, ended
+    return output, stopped
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

@@ -50,7 +50,6 @@ IMPORT_DEADLINE_S = 900.0
 IMPORT_STEPS = (
     "queued", "validating the source", "fetching one snapshot", "reading the manifest",
     "anonymising", "post-scanning every byte of the result", "building the task environment",
-    "checking that the sandbox can run the task environment",
     "running the visible tests on the anonymised tree",
     "running the hidden checks on the solution", "running the hidden checks on the starter",
     "writing the report", "done",

@@ -16,6 +16,7 @@ from tests.recording_server.fake_jupyter import (
     error_body,
 )
 from workspaces import events as E
+from workspaces.sandbox_run import TIME_LIMIT
 
 
 async def test_a_refused_kernel_and_terminal_are_events_with_the_workspaces_reason(
@@ -69,26 +70,26 @@ async def test_a_session_whose_environment_cannot_be_built_is_a_workspace_failed
 
 
 def test_a_run_without_a_verdict_says_why() -> None:
-    usage = summarise(None, 4, False, "ERROR: usage: python -m pytest\nno such option: --x\n",
+    usage = summarise(None, 4, None, "ERROR: usage: python -m pytest\nno such option: --x\n",
                       120, "python -m pytest -q hidden_checks")
     assert usage["status"] == "error"
     assert usage["reason"] == ("pytest could not start (a usage or configuration error): "
                                "no such option: --x")
-    timed_out = summarise(None, None, True, "....", 300_000, "python -m pytest -q tests")
+    timed_out = summarise(None, None, TIME_LIMIT, "....", 300_000, "python -m pytest -q tests")
     assert timed_out["reason"] == "the run was stopped at its time limit (300 s)"
-    nothing = summarise([], 5, False, "no tests ran in 0.01s\n", 10, "python -m pytest -q t")
+    nothing = summarise([], 5, None, "no tests ran in 0.01s\n", 10, "python -m pytest -q t")
     assert nothing["reason"] == "no tests were collected: no tests ran in 0.01s"
-    passed = summarise([{"name": "t::a", "status": "passed"}], 0, False, "1 passed", 10, "c")
+    passed = summarise([{"name": "t::a", "status": "passed"}], 0, None, "1 passed", 10, "c")
     assert "reason" not in passed
 
 
 def test_a_run_that_left_no_results_has_no_verdict() -> None:
-    broken = summarise(None, 1, False, "/envs/x/bin/python: No module named pytest\n", 40,
+    broken = summarise(None, 1, None, "/envs/x/bin/python: No module named pytest\n", 40,
                        "python -m pytest -q hidden_checks")
     assert (broken["status"], broken["total"]) == ("error", 0)
     assert broken["reason"] == ("the run ended with exit code 1 and left no per-check results: "
                                 "/envs/x/bin/python: No module named pytest")
-    forged = summarise(None, 0, False, "", 40, "python -m pytest -q hidden_checks")
+    forged = summarise(None, 0, None, "", 40, "python -m pytest -q hidden_checks")
     assert forged["status"] == "error"  # exit 0 but nothing to show for it: not "passed"
 
 

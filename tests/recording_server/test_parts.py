@@ -16,6 +16,7 @@ from server.hidden_checks import (
     summarise,
 )
 from server.session_export import copy_tree
+from workspaces.sandbox_run import TIME_LIMIT
 
 
 def test_copy_tree_never_follows_a_link_or_blocks(tmp_path: Path) -> None:
@@ -64,16 +65,16 @@ def test_junit_verdicts(tmp_path: Path) -> None:
         "test_x::test_ok": "passed", "test_x::test_bad": "failed",
         "test_x::test_later": "skipped"}
     assert "one is not two" in by_name["test_x::test_bad"]["message"]
-    result = summarise(cases, run.returncode, False, run.stdout, 10, "python -m pytest -q x")
+    result = summarise(cases, run.returncode, None, run.stdout, 10, "python -m pytest -q x")
     assert (result["status"], result["passed"], result["failed"], result["skipped"]) == \
         ("failed", 1, 1, 1)
     assert result["checks"][0]["name"] == "test_x::test_bad"  # failures first
     assert parse_junit(tmp_path / "missing.xml") is None
     (tmp_path / "broken.xml").write_text("<testsuites><testcase")
     assert parse_junit(tmp_path / "broken.xml") is None
-    assert summarise(None, 4, False, "", 1, "c")["status"] == "error"
-    assert summarise(None, None, True, "", 1, "c")["status"] == "error"
-    assert summarise([], 0, False, "", 1, "c")["status"] == "passed"
+    assert summarise(None, 4, None, "", 1, "c")["status"] == "error"
+    assert summarise(None, None, TIME_LIMIT, "", 1, "c")["status"] == "error"
+    assert summarise([], 0, None, "", 1, "c")["status"] == "passed"
 
 
 def test_where_the_hidden_checks_go() -> None:

@@ -18,7 +18,13 @@ from tests.fixture_tasks import SHARED_ENVS
 from workspaces.cgroups import pids_of_uid
 from workspaces.environments import ensure_environment
 from workspaces.limits import Limits, MiB
-from workspaces.sandbox_run import CHECK_UID_OFFSET, CHECK_UIDS, CheckSandbox, SandboxJob
+from workspaces.sandbox_run import (
+    CHECK_UID_OFFSET,
+    CHECK_UIDS,
+    DISK_LIMIT,
+    CheckSandbox,
+    SandboxJob,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -112,7 +118,7 @@ def test_a_run_that_fills_the_disk_is_stopped(sandbox: CheckSandbox, data: Path,
     work = tree(data, {})
     job = SandboxJob(("python", "-c", code), python, work, 100, limits=limits)
     with sandbox.run(job) as run:
-        assert run.timed_out and run.exit_code is None
+        assert run.stopped == DISK_LIMIT and not run.timed_out and run.exit_code is None
         assert "[stopped: the run's files took more than 32 MiB of disk]" in run.output
         assert run.duration_ms < 60_000
 

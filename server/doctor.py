@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,8 @@ from workspaces.environments import EnvironmentBuildFailed, ensure_environment, 
 from workspaces.errors import SandboxUnavailable
 from workspaces.local import SOCKET_PATH_MAX
 from workspaces.permissions import is_published, owner_only, unreadable, writable_by_others
-from workspaces.sandbox import WORKSPACE_UIDS, find_tools, python_trees
+from workspaces.provisioner import new_workspace_id
+from workspaces.sandbox import WORKSPACE_UIDS, HostPaths, find_tools, python_trees
 from workspaces.sandbox import check_sandbox as probe_bubblewrap
 from workspaces.sandbox_run import CHECK_UID_OFFSET, CHECK_UIDS, CheckSandbox
 from workspaces.smoke import smoke_workspace
@@ -173,7 +173,7 @@ def check_data_dir(settings: Settings) -> Finding:
         if path.exists() and not owner_only(path):
             problems.append(f"{path} is readable by others (mode "
                             f"{path.stat().st_mode & 0o777:o})")
-    socket = data / "workspaces" / ("w" + "0" * 12) / "run" / "jupyter.sock"
+    socket = HostPaths.of(data / "workspaces", new_workspace_id()).run / "jupyter.sock"
     too_long = len(str(socket).encode()) - SOCKET_PATH_MAX
     if too_long > 0:
         return Finding("data dir", "fail", f"workspace sockets under {data} would be "
@@ -347,7 +347,7 @@ async def check_workspace(settings: Settings) -> Finding:
         return Finding("workspace", "skip", f"not checked: {exc.message}")
     try:
         result = await smoke_workspace(settings.data_dir / "workspaces",
-                                       "w" + secrets.token_hex(6), uid, env_python)
+                                       new_workspace_id(), uid, env_python)
     finally:
         await asyncio.to_thread(lease.__exit__, None, None, None)
     if result.problem is None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import shutil
 from collections.abc import Sequence
 from datetime import timedelta
@@ -25,7 +24,12 @@ from workspaces import records
 from workspaces import sessions as S
 from workspaces.cgroups import pids_of_uid
 from workspaces.environments import EnvironmentBuildFailed, ensure_environment
-from workspaces.provisioner import Provisioner, WorkspaceInfo, WorkspaceSpec
+from workspaces.provisioner import (
+    Provisioner,
+    WorkspaceInfo,
+    WorkspaceSpec,
+    new_workspace_id,
+)
 from workspaces.sandbox import WORKSPACE_UIDS
 from workspaces.session_errors import (
     LinkClosed,
@@ -103,7 +107,7 @@ class SessionManager:
 
     async def _start_workspace(self, env_python: Path) -> WorkspaceInfo:
         uid = self._allocate_uid()
-        spec = WorkspaceSpec("w" + secrets.token_hex(6), uid, env_python)
+        spec = WorkspaceSpec(new_workspace_id(), uid, env_python)
         try:
             return await self.provisioner.start(spec)
         except BaseException:

@@ -8,11 +8,17 @@ replace it behind this interface without the server noticing.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
 Status = Literal["running", "stopped", "crashed", "unknown"]
+
+
+def new_workspace_id() -> str:
+    """A fresh workspace id: ``w`` and 12 hex digits (its socket path's length is fixed)."""
+    return "w" + secrets.token_hex(6)
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,19 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    async_playwright,
+    expect,
+)
 
 PAIRLAB = Path(sys.executable).parent / "pairlab"
 CHROMIUM = "/usr/bin/chromium"
@@ -156,6 +164,109 @@ async def logged_in(browser: Browser, product: Product, email: str) -> tuple[Bro
     await page.click("button[type=submit]")
     await expect(page.locator("header.top .who")).to_be_visible(timeout=WAIT_MS)
     return context, page
+
+
+class Browsing:
+    """The browser contexts one journey opens, each person in a context of their own. Every page
+    it names is screenshotted if the journey fails; every context is closed at the end."""
+
+    def __init__(self, browser: Browser, product: Product, name: str) -> None:
+        self.browser = browser
+        self.product = product
+        self.name = name
+        self.contexts: list[BrowserContext] = []
+        self.pages: dict[str, Page] = {}
+
+    def keep(self, name: str, page: Page) -> Page:
+        self.pages[name] = page
+        return page
+
+    async def as_user(self, email: str, name: str) -> Page:
+        """A person who logs in with the password the demo printed."""
+        context, page = await logged_in(self.browser, self.product, email)
+        self.contexts.append(context)
+        return self.keep(name, page)
+
+    async def anonymous(self, name: str) -> Page:
+        """A person with no account (a candidate with their link)."""
+        context = await self.browser.new_context(viewport={"width": 1400, "height": 900})
+        self.contexts.append(context)
+        return self.keep(name, await context.new_page())
+
+    async def another_tab(self, of: Page, name: str) -> Page:
+        """A second tab of the same person."""
+        return self.keep(name, await of.context.new_page())
+
+
+@asynccontextmanager
+async def browsing(browser: Browser, product: Product, name: str) -> AsyncIterator[Browsing]:
+    session = Browsing(browser, product, name)
+    try:
+        yield session
+    except BaseException:
+        for page_name, page in session.pages.items():
+            await shot(page, f"{name}-{page_name}")
+        raise
+    finally:
+        for context in session.contexts:
+            await context.close()
+
+
+# ---- what an interviewer does on the pages ----------------------------------------------------
+
+
+async def schedule_through_the_page(page: Page, product: Product, task_id: str,
+                                    candidate: str) -> str:
+    """Schedule a session now on the Sessions page; returns the candidate link it shows."""
+    await page.goto(f"{product.app_url}/sessions")
+    await page.select_option("#task", task_id)
+    await page.fill("#candidate_name", candidate)
+    await page.click('form[action="/sessions"] button[type=submit]')
+    link = page.locator("#candidate-link")
+    await expect(link).to_be_visible(timeout=WAIT_MS)
+    return (await link.inner_text()).strip()
+
+
+async def timeline_has(observe: Page, kind: str, text: str) -> Locator:
+    """The observe (or replay) page's timeline shows an event of ``kind`` saying ``text``."""
+    item = observe.locator(f'#pl-timeline li[data-kind="{kind}"]', has_text=text).first
+    await expect(item).to_be_visible(timeout=WAIT_MS)
+    return item
+
+
+async def submit_scorecard(card: Page, session_url: str, evidence: str, summary: str) -> None:
+    """Level 3 on every dimension with the same evidence, "yes", and submit (which opens the
+    debrief)."""
+    await card.goto(f"{session_url}/scorecard")
+    dimensions = card.locator("fieldset.dimension")
+    for i in range(await dimensions.count()):
+        fieldset = dimensions.nth(i)
+        await fieldset.locator('input[type=radio][value="3"]').check()
+        await fieldset.locator("textarea").fill(evidence)
+    await card.locator('input[name=recommendation][value="yes"]').check()
+    await card.fill("#summary", summary)
+    await card.click("#submit-scorecard")
+    await card.wait_for_url("**/debrief", timeout=WAIT_MS)
+
+
+async def end_session(observe: Page) -> None:
+    """End the session from the observe page, confirming the browser's dialog."""
+    observe.once("dialog", lambda dialog: dialog.accept())
+    await observe.click("#pl-end")
+    await expect(observe.locator("#pl-state")).to_have_text("ended", timeout=WAIT_MS)
+
+
+async def hidden_checks_on_the_debrief(debrief: Page, session_url: str) -> str:
+    """The debrief's hidden-check line once the checks have run (they run after the end):
+    reloaded every two seconds, for at most two minutes."""
+    line = debrief.locator("#hidden-checks")
+    for _ in range(60):
+        await debrief.goto(f"{session_url}/debrief")
+        text = await line.inner_text()
+        if "Not run yet" not in text:
+            return text
+        await debrief.wait_for_timeout(2000)  # a reload's pace, not a readiness wait
+    raise AssertionError(f"the hidden checks did not run within two minutes: {text}")
 
 
 async def shot(page: Page, name: str) -> None:

@@ -32,10 +32,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, Page, expect
 from playwright.async_api import Error as PlaywrightError
 
-from tests.journeys.conftest import WAIT_MS, Product, logged_in, shot
+from tests.journeys.conftest import WAIT_MS, Product, browsing, schedule_through_the_page
 from tests.tasks.conftest import COMPANY_REPLACEMENT, commit_files, publish_bare, tiny_task
 from tests.tasks.githttp import serve_git
 from workspaces.environments import environment_key
@@ -178,13 +178,9 @@ async def publish_refusal(page: Page) -> str:
 async def test_admin_imports_reviews_and_publishes_a_task(product: Product, browser: Browser,
                                                           tmp_path: Path) -> None:
     task_id = unique_id("journey-totals")
-    contexts: list[BrowserContext] = []
-    pages: dict[str, Page] = {}
-    try:
+    async with browsing(browser, product, "admin-publish") as people:
+        admin = await people.as_user(ADMIN, "admin")
         with served(tmp_path, {task_id: task_files(task_id)}) as urls:
-            admin_ctx, admin = await logged_in(browser, product, ADMIN)
-            contexts.append(admin_ctx)
-            pages["admin"] = admin
             seen = await import_through_the_page(admin, product, urls[task_id])
 
         # The page showed the import running, then refreshed itself (nobody reloaded it)
@@ -211,23 +207,12 @@ async def test_admin_imports_reviews_and_publishes_a_task(product: Product, brow
         await expect(admin.locator("#rev-status")).to_have_text("published", timeout=WAIT_MS)
 
         # An interviewer schedules a session on it through the form.
-        interviewer_ctx, sessions = await logged_in(browser, product, INTERVIEWER)
-        contexts.append(interviewer_ctx)
-        pages["interviewer"] = sessions
-        await sessions.goto(f"{product.app_url}/sessions")
-        await sessions.select_option("#task", task_id)
-        await sessions.fill("#candidate_name", "Ada Journey")
-        await sessions.click('form[action="/sessions"] button[type=submit]')
-        link_text = sessions.locator("#candidate-link")
-        await expect(link_text).to_be_visible(timeout=WAIT_MS)
-        link = (await link_text.inner_text()).strip()
+        sessions = await people.as_user(INTERVIEWER, "interviewer")
+        link = await schedule_through_the_page(sessions, product, task_id, "Ada Journey")
         assert link.startswith(product.workspace_url), link
 
         # The candidate's landing page (workspace origin) shows the new task.
-        candidate_ctx = await browser.new_context(viewport={"width": 1400, "height": 900})
-        contexts.append(candidate_ctx)
-        landing = await candidate_ctx.new_page()
-        pages["candidate"] = landing
+        landing = await people.anonymous("candidate")
         await landing.goto(link)
         assert landing.url.startswith(product.workspace_url), landing.url
         await expect(landing.locator("h1")).to_have_text(title_of(task_id), timeout=WAIT_MS)
@@ -235,13 +220,6 @@ async def test_admin_imports_reviews_and_publishes_a_task(product: Product, brow
             f"{COMPANY_REPLACEMENT}'s nightly totals look low")
         await expect(landing.locator("#start")).to_be_visible()
         print("import page showed:", *seen, sep="\n  ")
-    except BaseException:
-        for name, page in pages.items():
-            await shot(page, f"admin-publish-{name}")
-        raise
-    finally:
-        for context in contexts:
-            await context.close()
 
 
 # ---- 2. environments that cannot be used ------------------------------------------------------
@@ -266,8 +244,8 @@ async def test_a_broken_environment_is_refused_with_its_reason(product: Product,
         missing_id: task_files(missing_id, requirements=json.dumps([MISSING_PACKAGE])),
         locked_id: task_files(locked_id, requirements=json.dumps(locked_requirements)),
     }
-    context, page = await logged_in(browser, product, ADMIN)
-    try:
+    async with browsing(browser, product, "admin-broken-environment") as people:
+        page = await people.as_user(ADMIN, "admin")
         with served(tmp_path, repos) as urls:
             # (a) pip cannot install the requirement: a blocker says so, with pip's reason.
             await import_through_the_page(page, product, urls[missing_id])
@@ -310,11 +288,6 @@ async def test_a_broken_environment_is_refused_with_its_reason(product: Product,
         failing = [line for line in after if line.startswith(f"FAIL environment {key}:")]
         assert len(failing) == 1 and "-- fix:" in failing[0], after
         print("doctor before:", *before, "doctor after:", *after, sep="\n  ")
-    except BaseException:
-        await shot(page, "admin-broken-environment")
-        raise
-    finally:
-        await context.close()
 
 
 # ---- 3. a hostile import ----------------------------------------------------------------------
@@ -415,72 +388,76 @@ async def test_a_hostile_import_gets_nothing(product: Product, browser: Browser,
     cookie = (product.data_dir / "cookie_secret").read_text().strip()
     assert len(cookie) >= 32
 
-    context, page = await logged_in(browser, product, ADMIN)
     # A folder on the host that anyone may write to: only the sandbox stands in the way.
     host_tmp.mkdir(mode=0o777)
     host_tmp.chmod(0o777)
     try:
-        with socket.socket() as listener:
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(16)
-            listener.setblocking(False)
-            conftest = HOSTILE_CONFTEST.format(
-                host_drop=host_drop.parts[1:], data_dir=product.data_dir.parts[1:],
-                root_drop=root_drop.parts[1:], listener_port=listener.getsockname()[1],
-                app_port=app_port)
-            files = task_files(task_id, extra={"tests/conftest.py": conftest.encode(),
-                                               "tests/test_hostile.py": HOSTILE_TEST.encode()})
-            with served(tmp_path, {task_id: files}) as urls:
-                await import_through_the_page(page, product, urls[task_id])
-
-            # On the host: nothing written, no connection, no secret on the page.
-            assert not host_drop.exists()
-            assert not root_drop.exists()
-            assert not data_drop.exists()
-            with pytest.raises(BlockingIOError):
-                accepted, peer = listener.accept()
-                accepted.close()
-                raise AssertionError(f"the listener was connected to from {peer}")
-            assert cookie not in await page.content()
-
-            # The revision is blocked by its failing visible tests.
-            found = await blockers(page)
-            assert "the visible tests fail on the anonymised tree" in found, found
-            assert await check_result(page, "visible") == "failed"
-            output = await check_output(page, "visible")
-            assert cookie not in output
-
-            # What the code saw from inside: every attempt failed, not root, no capabilities.
-            # The one thing it can list under the data dir's path is the skeleton bubblewrap
-            # makes for the task's own environment, mounted read-only at its host path (a
-            # virtual environment only works where it was built): "envs" and that one key.
-            results = reported_results(output)
-            print("the hostile code reported:", json.dumps(results, indent=1, sort_keys=True))
-            assert results["targets"] == [str(host_drop), str(product.data_dir),
-                                          str(root_drop)], results
-            attempts = {k: v for k, v in results.items()
-                        if k not in ("targets", "Uid", "CapEff")}
-            assert set(attempts) == {"write_host_tmp", "write_data_dir", "write_root",
-                                     "list_data_dir", "list_envs", "read_cookie",
-                                     "connect_listener", "connect_app",
-                                     "resolve_public_name"}, results
-            listings = {"list_data_dir": "SUCCEEDED ['envs']",
-                        "list_envs": f"SUCCEEDED [{environment_key([])!r}]"}
-            for name, only_the_environment in listings.items():
-                if attempts[name] == only_the_environment:
-                    del attempts[name]
-            succeeded = {k: v for k, v in attempts.items() if not str(v).startswith("failed ")}
-            assert succeeded == {}, results
-            uids = results["Uid"]
-            assert isinstance(uids, list) and len(uids) == 4, results
-            assert "0" not in uids, results
-            cap_eff = results["CapEff"]
-            assert isinstance(cap_eff, list) and int(cap_eff[0], 16) == 0, results
-    except BaseException:
-        await shot(page, "admin-hostile-import")
-        raise
+        async with browsing(browser, product, "admin-hostile-import") as people:
+            page = await people.as_user(ADMIN, "admin")
+            await attack(page, product, tmp_path, task_id, host_drop, data_drop, root_drop,
+                         app_port, cookie)
     finally:
-        await context.close()
         for path in (host_drop, root_drop):
             path.unlink(missing_ok=True)
         host_tmp.rmdir()
+
+
+async def attack(page: Page, product: Product, tmp_path: Path, task_id: str, host_drop: Path,
+                 data_drop: Path, root_drop: Path, app_port: int, cookie: str) -> None:
+    """Import the hostile repository and read what happened, on the host and on the page."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.setblocking(False)
+        conftest = HOSTILE_CONFTEST.format(
+            host_drop=host_drop.parts[1:], data_dir=product.data_dir.parts[1:],
+            root_drop=root_drop.parts[1:], listener_port=listener.getsockname()[1],
+            app_port=app_port)
+        files = task_files(task_id, extra={"tests/conftest.py": conftest.encode(),
+                                           "tests/test_hostile.py": HOSTILE_TEST.encode()})
+        with served(tmp_path, {task_id: files}) as urls:
+            await import_through_the_page(page, product, urls[task_id])
+
+        # On the host: nothing written, no connection, no secret on the page.
+        assert not host_drop.exists()
+        assert not root_drop.exists()
+        assert not data_drop.exists()
+        with pytest.raises(BlockingIOError):
+            accepted, peer = listener.accept()
+            accepted.close()
+            raise AssertionError(f"the listener was connected to from {peer}")
+        assert cookie not in await page.content()
+
+        # The revision is blocked by its failing visible tests.
+        found = await blockers(page)
+        assert "the visible tests fail on the anonymised tree" in found, found
+        assert await check_result(page, "visible") == "failed"
+        output = await check_output(page, "visible")
+        assert cookie not in output
+
+        # What the code saw from inside: every attempt failed, not root, no capabilities.
+        # The one thing it can list under the data dir's path is the skeleton bubblewrap
+        # makes for the task's own environment, mounted read-only at its host path (a
+        # virtual environment only works where it was built): "envs" and that one key.
+        results = reported_results(output)
+        print("the hostile code reported:", json.dumps(results, indent=1, sort_keys=True))
+        assert results["targets"] == [str(host_drop), str(product.data_dir),
+                                      str(root_drop)], results
+        attempts = {k: v for k, v in results.items()
+                    if k not in ("targets", "Uid", "CapEff")}
+        assert set(attempts) == {"write_host_tmp", "write_data_dir", "write_root",
+                                 "list_data_dir", "list_envs", "read_cookie",
+                                 "connect_listener", "connect_app",
+                                 "resolve_public_name"}, results
+        listings = {"list_data_dir": "SUCCEEDED ['envs']",
+                    "list_envs": f"SUCCEEDED [{environment_key([])!r}]"}
+        for name, only_the_environment in listings.items():
+            if attempts[name] == only_the_environment:
+                del attempts[name]
+        succeeded = {k: v for k, v in attempts.items() if not str(v).startswith("failed ")}
+        assert succeeded == {}, results
+        uids = results["Uid"]
+        assert isinstance(uids, list) and len(uids) == 4, results
+        assert "0" not in uids, results
+        cap_eff = results["CapEff"]
+        assert isinstance(cap_eff, list) and int(cap_eff[0], 16) == 0, results

@@ -1,12 +1,16 @@
-"""A failure in the workspace is on the interviewer's timeline with its reason, on the demo that
+"""A failure in a workspace is on the interviewer's pages with its reason, on the demo that
 README command 1 starts.
 
 The first thing a fresh deployment got wrong was silent: a kernel the workspace could not start
-left no trace on the observe or replay page. Here an admin publishes a task (an environment of
-its own), the operator then breaks that environment by mistake (``chmod`` on its ``bin``), a
-candidate starts a session and opens a notebook: JupyterLab cannot start the kernel, and the
-interviewer sees ``kernel.failed`` with the workspace's own reason on the observe page, and a
-"Kernel could not start" marker on the replay page. ``pairlab doctor`` names the environment.
+left no trace on the observe or replay page, and hidden checks that could not run read "0 of 0".
+Here the operator makes two mistakes a real one could make, while sessions are under way:
+
+- ``chmod`` on a published task's environment during a session: the candidate's new notebook
+  cannot start its kernel, and the interviewer sees ``kernel.failed`` with the workspace's own
+  reason on the observe page and "Kernel could not start" on the replay page; after the end,
+  the debrief says why the hidden checks could not run; ``pairlab doctor`` names the environment.
+- ``chmod o+w`` on the environments folder: a candidate who presses Start gets no workspace,
+  the observe page shows ``workspace.failed`` with the reason, and ``pairlab doctor`` fails.
 """
 
 from __future__ import annotations
@@ -16,9 +20,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, Page, expect
 
-from tests.journeys.conftest import WAIT_MS, Product, logged_in, shot
+from tests.journeys.conftest import (
+    WAIT_MS,
+    Product,
+    browsing,
+    end_session,
+    hidden_checks_on_the_debrief,
+    schedule_through_the_page,
+    submit_scorecard,
+    timeline_has,
+)
 from tests.journeys.test_admin import (
     ADMIN,
     INTERVIEWER,
@@ -34,39 +47,24 @@ pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(1500)]
 REQUIREMENT = "pluggy"
 """A requirement no other journey's task has: the environment broken here is this task's alone."""
+BUILTIN_TASK = "scoring-service-validation"
 
 
 async def test_a_kernel_that_cannot_start_is_on_the_timeline_with_its_reason(
         product: Product, browser: Browser, tmp_path: Path) -> None:
     task_id = unique_id("journey-kernel")
-    contexts: list[BrowserContext] = []
-    pages: dict[str, Page] = {}
-    try:
+    async with browsing(browser, product, "failures-kernel") as people:
+        admin = await people.as_user(ADMIN, "admin")
         with served(tmp_path, {task_id: task_files(task_id,
                                                    requirements=f'["{REQUIREMENT}"]')}) as urls:
-            admin_ctx, admin = await logged_in(browser, product, ADMIN)
-            contexts.append(admin_ctx)
             await import_through_the_page(admin, product, urls[task_id])
         await click_publish(admin)
         await expect(admin.locator("#rev-status")).to_have_text("published", timeout=WAIT_MS)
 
-        interviewer_ctx, sessions = await logged_in(browser, product, INTERVIEWER)
-        contexts.append(interviewer_ctx)
-        await sessions.goto(f"{product.app_url}/sessions")
-        await sessions.select_option("#task", task_id)
-        await sessions.fill("#candidate_name", "Kim Failure")
-        await sessions.click('form[action="/sessions"] button[type=submit]')
-        link = (await sessions.locator("#candidate-link").inner_text()).strip()
-        await sessions.click("#session-link")
-        await sessions.click("#observe-link")
-        await sessions.wait_for_url(re.compile(r"/sessions/s_\w+/observe$"), timeout=WAIT_MS)
-        observe = sessions
-        pages["observe"] = observe
+        observe = await people.as_user(INTERVIEWER, "observe")
+        link, session_url = await schedule_and_observe(product, observe, task_id)
 
-        candidate_ctx = await browser.new_context(viewport={"width": 1400, "height": 900})
-        contexts.append(candidate_ctx)
-        lab_page = await candidate_ctx.new_page()
-        pages["candidate"] = lab_page
+        lab_page = await people.anonymous("candidate")
         await lab_page.goto(link)
         await lab_page.click("#start")
         await lab_page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
@@ -82,15 +80,12 @@ async def test_a_kernel_that_cannot_start_is_on_the_timeline_with_its_reason(
         await expect(card).to_be_visible(timeout=WAIT_MS)
         await card.click()
 
-        failed = observe.locator('#pl-timeline li[data-kind="kernel.failed"]')
-        await expect(failed.first).to_be_visible(timeout=WAIT_MS)
-        await expect(failed.first).to_contain_text("Permission denied")
-        await expect(failed.first).to_contain_text(str(env / "bin"))
-        await expect(failed.first).to_have_class(re.compile(r"\bpl-bad\b"))
+        failed = await timeline_has(observe, "kernel.failed", "Permission denied")
+        await expect(failed).to_contain_text(str(env / "bin"))
+        await expect(failed).to_have_class(re.compile(r"\bpl-bad\b"))
 
-        replay = await interviewer_ctx.new_page()
-        pages["replay"] = replay
-        await replay.goto(observe.url.replace("/observe", "/replay"))
+        replay = await people.another_tab(observe, "replay")
+        await replay.goto(f"{session_url}/replay")
         await expect(replay.locator(".pl-marker", has_text="Kernel could not start").first) \
             .to_be_visible(timeout=WAIT_MS)
 
@@ -99,10 +94,51 @@ async def test_a_kernel_that_cannot_start_is_on_the_timeline_with_its_reason(
                  if line.startswith(f"FAIL environment {env.name}:")]
         assert done.returncode == 1 and len(lines) == 1, done.stdout
         assert f"(tasks: {task_id})" in lines[0]
-    except BaseException:
-        for name, page in pages.items():
-            await shot(page, f"failures-{name}")
-        raise
-    finally:
-        for context in contexts:
-            await context.close()
+
+        # After the end, the hidden checks cannot run either: the debrief says why.
+        await submit_scorecard(await people.another_tab(observe, "scorecard"), session_url,
+                               "Could not run code: the workspace was broken.", "No signal.")
+        await end_session(observe)
+        line = await hidden_checks_on_the_debrief(
+            await people.another_tab(observe, "debrief"), session_url)
+        assert line.startswith("Could not run: "), line
+        assert "left no per-check results" in line and "Permission denied" in line, line
+
+
+async def test_a_session_that_cannot_start_is_on_the_timeline_with_its_reason(
+        product: Product, browser: Browser) -> None:
+    envs = product.data_dir / "envs"
+    async with browsing(browser, product, "failures-start") as people:
+        observe = await people.as_user(INTERVIEWER, "observe")
+        link, _session_url = await schedule_and_observe(product, observe, BUILTIN_TASK)
+        lab_page = await people.anonymous("candidate")
+        await lab_page.goto(link)
+
+        envs.chmod(envs.stat().st_mode | 0o002)  # the operator's chmod o+w
+        try:
+            await lab_page.click("#start")
+            await lab_page.wait_for_load_state()
+            assert "/lab" not in lab_page.url
+            failed = await timeline_has(observe, "workspace.failed", "is not safe")
+            await failed.locator("summary").click()  # the whole reason, in the event's details
+            await expect(failed).to_contain_text("can be changed by another user")
+            await expect(observe.locator("#pl-state")).to_have_text("failed", timeout=WAIT_MS)
+
+            done = product.cli("doctor", "--fast")
+            assert done.returncode == 1, done.stdout
+            assert any(line.startswith("FAIL environments:") and str(envs) in line
+                       for line in done.stdout.splitlines()), done.stdout
+        finally:
+            envs.chmod(envs.stat().st_mode & ~0o002)
+
+
+async def schedule_and_observe(product: Product, page: Page, task_id: str) -> tuple[str, str]:
+    """The interviewer schedules a session on the Sessions page and opens its observe page;
+    returns the candidate link and the session's page."""
+    link = await schedule_through_the_page(page, product, task_id, "Kim Failure")
+    await page.click("#session-link")
+    await page.wait_for_url(re.compile(r"/sessions/s_\w+$"), timeout=WAIT_MS)
+    session_url = page.url
+    await page.goto(f"{session_url}/observe")
+    await expect(page.locator("#pl-stream")).to_have_text("live", timeout=WAIT_MS)
+    return link, session_url

@@ -15,7 +15,15 @@ import re
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.journeys.conftest import WAIT_MS, Product, logged_in, shot
+from tests.journeys.conftest import (
+    WAIT_MS,
+    Product,
+    browsing,
+    end_session,
+    hidden_checks_on_the_debrief,
+    submit_scorecard,
+    timeline_has,
+)
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(1500)]
@@ -51,26 +59,18 @@ async def open_terminal(page: Page) -> None:
     await expect(page.locator(".jp-Terminal:visible").first).to_be_visible(timeout=WAIT_MS)
 
 
-async def timeline_has(observe: Page, kind: str, text: str) -> None:
-    item = observe.locator(f'#pl-timeline li[data-kind="{kind}"]', has_text=text)
-    await expect(item.first).to_be_visible(timeout=WAIT_MS)
-
-
 async def test_the_interview_as_candidate_and_interviewer(product: Product,
                                                           browser: Browser) -> None:
     assert product.candidate_link.startswith(product.workspace_url)
     session_url = product.interviewer_page
-    session_id = session_url.rsplit("/", 1)[1]
+    async with browsing(browser, product, "interview") as people:
+        # The interviewer opens the observe page before the candidate arrives.
+        observe = await people.as_user(INTERVIEWER, "observe")
+        await observe.goto(f"{session_url}/observe")
+        await expect(observe.locator("#pl-stream")).to_have_text("live", timeout=WAIT_MS)
 
-    # The interviewer opens the observe page before the candidate arrives.
-    interviewer_ctx, observe = await logged_in(browser, product, INTERVIEWER)
-    await observe.goto(f"{session_url}/observe")
-    await expect(observe.locator("#pl-stream")).to_have_text("live", timeout=WAIT_MS)
-
-    candidate_ctx = await browser.new_context(viewport={"width": 1400, "height": 900})
-    lab_page = await candidate_ctx.new_page()
-    try:
         # The candidate: link -> landing -> Start -> JupyterLab.
+        lab_page = await people.anonymous("candidate")
         await lab_page.goto(product.candidate_link)
         assert "/c/" not in lab_page.url
         await expect(lab_page.locator("#start")).to_be_visible()
@@ -110,56 +110,28 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
         await expect(observe.locator("#pl-tests")).to_contain_text("passed", timeout=WAIT_MS)
 
         # Joins the workspace (a new tab) and edits a file there.
-        async with interviewer_ctx.expect_page() as opened:
+        async with observe.context.expect_page() as opened:
             await observe.click("#pl-join")
-        pairing = await opened.value
+        pairing = people.keep("pairing", await opened.value)
         await pairing.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
         await expect(pairing.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
         pair_lab = pairing.url.split("/lab", 1)[0] + "/lab"
         await open_lab_path(pairing, pair_lab, "README.md")
         await type_at_end(pairing, INTERVIEWER_EDIT)
         await timeline_has(observe, "file.changed", "README.md")
-        await pairing.close()
 
         # Notes the moment.
         await observe.fill("#pl-note-text", NOTE)
         await observe.click("#pl-note-save")
         await expect(observe.locator("#pl-notes")).to_contain_text(NOTE, timeout=WAIT_MS)
 
-        # Scores every dimension and submits.
-        card = await interviewer_ctx.new_page()
-        await card.goto(f"{session_url}/scorecard")
-        dimensions = card.locator("fieldset.dimension")
-        for i in range(await dimensions.count()):
-            fieldset = dimensions.nth(i)
-            await fieldset.locator('input[type=radio][value="3"]').check()
-            await fieldset.locator("textarea").fill("Asked about the data before the code.")
-        await card.locator('input[name=recommendation][value="yes"]').check()
-        await card.fill("#summary", "Methodical; found the double counting.")
-        await card.click("#submit-scorecard")
-        await card.wait_for_url("**/debrief", timeout=WAIT_MS)  # submitting opens the debrief
+        # Scores every dimension, submits, ends the session.
+        card = await people.another_tab(observe, "scorecard")
+        await submit_scorecard(card, session_url, "Asked about the data before the code.",
+                               "Methodical; found the double counting.")
+        await end_session(observe)
 
-        # Ends the session.
-        observe.on("dialog", lambda dialog: dialog.accept())
-        await observe.click("#pl-end")
-        await expect(observe.locator("#pl-state")).to_have_text("ended", timeout=WAIT_MS)
-
-        # The debrief shows the hidden checks' real result (they run after the end).
-        debrief = await interviewer_ctx.new_page()
-        checks = debrief.locator("#hidden-checks")
-        verdict = re.compile(r"(passed|failed): \d+ passed, \d+ failed of [1-9]\d*")
-        for _ in range(60):
-            await debrief.goto(f"{product.app_url}/sessions/{session_id}/debrief")
-            text = await checks.inner_text()
-            if verdict.search(text):
-                break
-            assert "Not run yet" in text, text  # never "0 of 0", never an error
-            await debrief.wait_for_timeout(2000)
-        await expect(checks).to_contain_text(verdict)
-    except BaseException:
-        await shot(lab_page, "candidate")
-        await shot(observe, "observe")
-        raise
-    finally:
-        await candidate_ctx.close()
-        await interviewer_ctx.close()
+        # The debrief shows the hidden checks' real result (never "0 of 0", never an error).
+        debrief = await people.another_tab(observe, "debrief")
+        line = await hidden_checks_on_the_debrief(debrief, session_url)
+        assert re.search(r"(passed|failed): \d+ passed, \d+ failed of [1-9]\d*", line), line

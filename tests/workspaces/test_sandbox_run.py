@@ -72,12 +72,13 @@ def test_a_run_is_a_check_uid_in_the_tree_with_its_output(sandbox: CheckSandbox,
 
 def test_the_deadline_leaves_nothing_running(sandbox: CheckSandbox, data: Path,
                                              python: Path) -> None:
-    code = ("import subprocess, time; subprocess.Popen(['sleep', '600']);"
-            "print('started', flush=True); time.sleep(600)")
+    code = ("import os, subprocess, time; subprocess.Popen(['sleep', '600']);"
+            "print('started as', os.getuid(), flush=True); time.sleep(600)")
     with sandbox.run(SandboxJob(("python", "-c", code), python, tree(data, {}), 3)) as run:
-        uid = next(u for u in sandbox.uids() if (data / "checks" / f".uid-{u}.lock").exists())
         assert run.timed_out and run.exit_code is None
-        assert "started" in run.output and "[timed out after 3 s]" in run.output
+        assert "[timed out after 3 s]" in run.output
+    uid = int(run.output.split("started as ", 1)[1].split()[0])
+    assert uid in sandbox.uids()
     assert pids_of_uid(uid) == []
 
 

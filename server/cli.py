@@ -194,10 +194,11 @@ def require_workable(settings: Settings) -> None:
             f.line().removeprefix("FAIL ") for f in blocking) + " (pairlab doctor shows all)")
 
 
-class StartRefused(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class StartRefused(ServerError):
+    """Workspaces could not work on this host (a critical doctor finding): exit 1."""
+
+    status = 503
+    code = "start_refused"
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -229,9 +230,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"pairlab: invalid setting {exc}", file=sys.stderr)
         return 2
-    except StartRefused as exc:
-        print(f"pairlab: {exc.message}", file=sys.stderr)
-        return 1
     except (ServerError, TaskError, SessionError, WorkspaceError) as exc:
         print(f"pairlab: {exc.message}", file=sys.stderr)
         return 2 if exc.status < 500 else 1

@@ -85,8 +85,8 @@ def runnable_python(settings: Settings, requirements: Sequence[str],
 
 def require_runnable(settings: Settings, rev: revisions.Revision,
                      sandbox: CheckSandbox | None = None) -> None:
-    """Before publishing (blocking; the API, the CLI and the demo all call it): what blocks the
-    revision itself first, then whether a candidate could use its environment now."""
+    """Before publishing by hand (blocking; the API, the page and the CLI call it): what blocks
+    the revision itself first, then whether a candidate could use its environment now."""
     revisions.check_publishable(rev)
     python = runnable_python(settings, rev.requirements, sandbox)
     if isinstance(python, str):

@@ -3,6 +3,7 @@ with a fake provisioner, and clients for both origins."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
+from yarl import URL
 
 from server.app import create_app
 from server.session_ctx import WORKSPACE_APP
@@ -23,6 +25,33 @@ from tests.fake_workspace import FakeProvisioner
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 
 __all__ = ["SHARED_ENVS", "publish_fake_task"]
+_WORKSPACE_PATH = re.compile(r"^/w/([^/]+)")
+
+
+def host_for(path: str, domain: str = "localhost") -> str:
+    """The host a browser would send ``path`` to: a workspace's own, or the shared one."""
+    found = _WORKSPACE_PATH.match(path)
+    return f"w-{found.group(1)}.{domain}" if found else domain
+
+
+def _with_host(path: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    headers = dict(kwargs.get("headers") or {})
+    if not any(name.lower() == "host" for name in headers):
+        headers["Host"] = host_for(str(path))
+    return {**kwargs, "headers": headers}
+
+
+class HostRoutingClient(TestClient[Any, Any]):
+    """The workspace listener as a browser reaches it: each request carries the ``Host`` of
+    its path (``/w/<id>/...`` on ``w-<id>.localhost``, the rest on ``localhost``) unless the
+    test gives one. (Its one cookie jar keeps every host's cookies; they have distinct names.)"""
+
+    async def _request(self, method: str, path: Any, **kwargs: Any) -> Any:
+        return await super()._request(method, path, **_with_host(path, kwargs))
+
+    async def _ws_connect(self, path: Any, **kwargs: Any) -> Any:
+        return await super()._ws_connect(path, **_with_host(path, kwargs))
+
 
 @dataclass
 class Env:
@@ -54,6 +83,8 @@ class Env:
         return response.headers["Location"]
 
     async def start_as_candidate(self, session_id: str) -> str:
+        """Press Start on the landing page and follow the entry code onto the workspace's
+        own host; returns the workspace path (``/w/<id>/lab``)."""
         page = await self.ws.get(f"/s/{session_id}")
         assert page.status == 200
         html = await page.text()
@@ -62,7 +93,22 @@ class Env:
             f"/s/{session_id}/start", data={"csrf_token": token}, allow_redirects=False
         )
         assert response.status == 303, await response.text()
+        return await self.enter(response.headers["Location"])
+
+    async def enter(self, url: str) -> str:
+        """Follow an entry URL (``http://w-<id>.<domain>:<port>/enter/<code>``) as a browser
+        would; returns where it lands (``/w/<id>/lab``)."""
+        parsed = URL(url)
+        assert parsed.host == f"w-{_entry_workspace(parsed)}.{self.settings.workspace_domain}"
+        response = await self.ws.get(parsed.path, headers={"Host": parsed.host},
+                                     allow_redirects=False)
+        assert response.status == 303, await response.text()
         return response.headers["Location"]
+
+
+def _entry_workspace(url: URL) -> str:
+    assert url.path.startswith("/enter/"), url
+    return (url.host or "").split(".", 1)[0].removeprefix("w-")
 
 
 EnvFactory = Callable[..., Awaitable[Env]]
@@ -88,6 +134,7 @@ def make_env(
         app = create_app(settings, provisioner=provisioner)
         client = await aiohttp_client(app)
         ws = await aiohttp_client(app[WORKSPACE_APP])
+        ws.__class__ = HostRoutingClient  # the fixture builds a plain TestClient
         csrf = await login(client, "lead@example.com")
         return Env(settings, app, client, ws, provisioner, csrf)
 

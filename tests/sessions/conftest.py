@@ -3,7 +3,6 @@ with a fake provisioner, and clients for both origins."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
-from yarl import URL
 
 from server.app import create_app
 from server.session_ctx import WORKSPACE_APP
@@ -23,34 +21,9 @@ from server.settings import Settings
 from tests.conftest import MakeSettings, create_user, login
 from tests.fake_workspace import FakeProvisioner
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
+from tests.host_routing import enter, routing
 
 __all__ = ["SHARED_ENVS", "publish_fake_task"]
-_WORKSPACE_PATH = re.compile(r"^/w/([^/]+)")
-
-
-def host_for(path: str, domain: str = "localhost") -> str:
-    """The host a browser would send ``path`` to: a workspace's own, or the shared one."""
-    found = _WORKSPACE_PATH.match(path)
-    return f"w-{found.group(1)}.{domain}" if found else domain
-
-
-def _with_host(path: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    headers = dict(kwargs.get("headers") or {})
-    if not any(name.lower() == "host" for name in headers):
-        headers["Host"] = host_for(str(path))
-    return {**kwargs, "headers": headers}
-
-
-class HostRoutingClient(TestClient[Any, Any]):
-    """The workspace listener as a browser reaches it: each request carries the ``Host`` of
-    its path (``/w/<id>/...`` on ``w-<id>.localhost``, the rest on ``localhost``) unless the
-    test gives one. (Its one cookie jar keeps every host's cookies; they have distinct names.)"""
-
-    async def _request(self, method: str, path: Any, **kwargs: Any) -> Any:
-        return await super()._request(method, path, **_with_host(path, kwargs))
-
-    async def _ws_connect(self, path: Any, **kwargs: Any) -> Any:
-        return await super()._ws_connect(path, **_with_host(path, kwargs))
 
 
 @dataclass
@@ -96,19 +69,9 @@ class Env:
         return await self.enter(response.headers["Location"])
 
     async def enter(self, url: str) -> str:
-        """Follow an entry URL (``http://w-<id>.<domain>:<port>/enter/<code>``) as a browser
-        would; returns where it lands (``/w/<id>/lab``)."""
-        parsed = URL(url)
-        assert parsed.host == f"w-{_entry_workspace(parsed)}.{self.settings.workspace_domain}"
-        response = await self.ws.get(parsed.path, headers={"Host": parsed.host},
-                                     allow_redirects=False)
-        assert response.status == 303, await response.text()
-        return response.headers["Location"]
-
-
-def _entry_workspace(url: URL) -> str:
-    assert url.path.startswith("/enter/"), url
-    return (url.host or "").split(".", 1)[0].removeprefix("w-")
+        """Follow an entry URL onto the workspace's own host; returns ``/w/<id>/lab``."""
+        assert url.startswith(self.settings.workspace_origin(url.split("/")[2][2:].split(".")[0]))
+        return await enter(self.ws, url)
 
 
 EnvFactory = Callable[..., Awaitable[Env]]
@@ -134,7 +97,7 @@ def make_env(
         app = create_app(settings, provisioner=provisioner)
         client = await aiohttp_client(app)
         ws = await aiohttp_client(app[WORKSPACE_APP])
-        ws.__class__ = HostRoutingClient  # the fixture builds a plain TestClient
+        ws = routing(ws)
         csrf = await login(client, "lead@example.com")
         return Env(settings, app, client, ws, provisioner, csrf)
 

@@ -81,6 +81,13 @@ EnvFactory = Callable[..., Awaitable[Env]]
 def make_env(
     make_settings: MakeSettings, aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> EnvFactory:
+    return env_factory(make_settings, aiohttp_client, tmp_path)
+
+
+def env_factory(
+    make_settings: MakeSettings, aiohttp_client: AiohttpClient, tmp_path: Path
+) -> EnvFactory:
+    """``make_env``'s body, for test modules elsewhere that want the same environment."""
     async def make(provisioner: FakeProvisioner | None = None, publish: bool = True,
                    **overrides: Any) -> Env:
         values: dict[str, Any] = {"warm_pool_size": 0, "environments_dir": str(SHARED_ENVS),

@@ -132,6 +132,7 @@ def run_demo(settings: Settings) -> int:
             "pairlab demo is running. Press Ctrl-C to stop.",
             f"  Log in at:        {s.app_url}/login",
             f"  Workspace origin: {s.workspace_url}",
+            f"  Workspaces:       {s.workspace_origin('<id>')} (each on its own host)",
         ]
         pages = {"admin": "/admin/tasks", "interviewer": "/sessions"}
         for email, role, password in accounts:

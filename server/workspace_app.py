@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from yarl import URL
 
 from scoring import session_scoring
 from server import people
@@ -30,7 +31,7 @@ from server.audit import Actor
 from server.errors import Forbidden, NotFound, error_middleware
 from server.keys import DB, SETTINGS
 from server.proxy import Principal, proxy_http, proxy_websocket
-from server.security_headers import security_headers_except
+from server.security_headers import CSP, security_headers_except
 from server.session_keys import SESSIONS
 from server.settings import Settings
 from server.workspace_hosts import WHERE, frame_only_by_itself, host_routing
@@ -247,10 +248,17 @@ async def landing(request: web.Request) -> web.Response:
     main = _main(request)
     rev = await main[DB].read(lambda d: revisions.get_revision(d, session.revision_id))
     brief = main[SESSIONS].store.text(rev.task_id, rev.id, "brief.md")
-    return aiohttp_jinja2.render_template("candidate_landing.html", request, {
+    response = aiohttp_jinja2.render_template("candidate_landing.html", request, {
         "session": session, "title": rev.title, "brief": brief,
         "csrf_token": _csrf(request, session.id), "user": None,
     })
+    # Start posts here and is redirected on to the workspace's host, which form-action must
+    # allow (CSP checks a form's redirects too): any workspace host, no other site.
+    shared = URL(request.app[SETTINGS].workspace_url)
+    port = f":{shared.explicit_port}" if shared.explicit_port else ""
+    response.headers["Content-Security-Policy"] = CSP.replace(
+        "form-action 'self'", f"form-action 'self' {shared.scheme}://*.{shared.host}{port}")
+    return response
 
 
 @routes.post("/s/{session_id}/start")

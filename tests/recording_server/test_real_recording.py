@@ -36,6 +36,7 @@ from server.session_ctx import WORKSPACE_APP
 from server.session_keys import SESSIONS
 from server.settings import Settings, prepare_data_dir
 from tests.conftest import create_user, login
+from tests.host_routing import HostRoutingClient
 from tests.recording_server.conftest import (
     UID_BASE,
     Rec,
@@ -61,7 +62,7 @@ async def real() -> AsyncIterator[Rec]:
     create_user(settings, "lead@example.com", "interviewer")
     app = create_app(settings)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
-    ws: TestClient[Any, Any] = TestClient(TestServer(app[WORKSPACE_APP]))
+    ws: TestClient[Any, Any] = HostRoutingClient(TestServer(app[WORKSPACE_APP]))
     await client.start_server()
     await ws.start_server()
     rec = Rec(settings, app, client, ws, await login(client, "lead@example.com"))

@@ -226,6 +226,13 @@ def _validate(s: Settings) -> list[str]:
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
+def _host_of(url: str) -> str:
+    try:
+        return (URL(url).host or "").lower()
+    except ValueError:  # a bad port or URL: reported by its own check
+        return ""
+
+
 def _workspace_domain_problems(s: Settings) -> list[str]:
     domain = s.workspace_domain
     labels = domain.split(".")
@@ -237,11 +244,11 @@ def _workspace_domain_problems(s: Settings) -> list[str]:
                 " that can have sub-domains (w-<id>.DOMAIN), such as localhost"]
     problems = []
     if s.workspace_public_url:
-        host = (URL(s.workspace_public_url).host or "").lower()
+        host = _host_of(s.workspace_public_url)
         if host != domain:
             problems.append(f"workspace_public_url: its host {host!r} must be workspace_domain"
                             f" ({domain!r})")
-    app_host = (URL(s.app_url).host or "").lower()
+    app_host = _host_of(s.app_url)
     if app_host == domain or app_host.endswith("." + domain):
         problems.append(f"public_url: the app ({app_host!r}) must not be served on the"
                         f" workspace domain {domain!r} or under it (it would share cookies"

@@ -14,6 +14,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
+from server.accesslog import scrub_path
 from server.keys import DB
 from server.settings import SettingsError, load_settings
 from tests.conftest import CliResult, MakeSettings
@@ -106,6 +107,7 @@ async def test_a_used_entry_code_is_refused_and_is_never_a_cookie(make_env: EnvF
     assert joined.headers["Referrer-Policy"] == "no-referrer"
     code = entry.path.rsplit("/", 1)[1]
     assert (await enter(env.ws, str(entry))) == f"/w/{workspace}/lab"
+    assert scrub_path(entry.path) == "/enter/[token]"  # never in the access log
     status, body = await bare(env, "GET", entry.path, {}, host(workspace))
     assert status == 410 and "already used or has expired" in body
     status, _ = await bare(env, "GET", f"/w/{workspace}/api/status",

@@ -30,6 +30,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
+from yarl import URL
 
 from server import audit, people
 from server.accesslog import ScrubbedAccessLogger
@@ -44,6 +45,7 @@ from server.settings import Settings, prepare_data_dir
 
 # The same shared, read-only environment folder and fixture task as the integration tests.
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
+from tests.host_routing import LoopbackResolver
 from workspaces.cgroups import pids_of_uid
 
 SHORT_TMP = "/tmp"  # noqa: S108 - short on purpose: AF_UNIX socket paths are <= 107 bytes
@@ -187,8 +189,9 @@ class Stack:
         timeout = aiohttp.ClientTimeout(total=180)
         self.api = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
                                          timeout=timeout)
-        self.cand = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                          timeout=timeout)
+        self.cand = aiohttp.ClientSession(  # reaches w-<id>.localhost, as a browser does
+            cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=timeout,
+            connector=aiohttp.TCPConnector(resolver=LoopbackResolver()))
         self._clients += [self.api, self.cand]
         async with self.api.post(f"{self.app_url}/api/v1/auth/login",
                                  json={"email": EMAIL, "password": PASSWORD}) as resp:
@@ -279,7 +282,10 @@ class Stack:
             text = await resp.text()
             elapsed = now() - began
         assert resp.status == 200, f"start failed: HTTP {resp.status}: {text[:500]}"
-        workspace_id = json.loads(text)["session"]["workspace_url"].split("/")[2]
+        state = json.loads(text)["session"]
+        workspace_id = URL(state["workspace_url"]).path.split("/")[2]
+        async with self.cand.get(state["open_url"]) as resp:  # the workspace host's cookie
+            assert resp.status == 200, f"entering failed: HTTP {resp.status}"
         return elapsed, workspace_id
 
     async def new_session(self) -> tuple[str, str]:
@@ -311,7 +317,7 @@ class Stack:
     # ---- through the proxy, and directly ----
 
     def proxied(self, workspace_id: str, tail: str) -> str:
-        return f"{self.ws_url}/w/{workspace_id}/{tail}"
+        return f"{self.settings.workspace_origin(workspace_id)}/w/{workspace_id}/{tail}"
 
     def upstream(self, workspace_id: str) -> Upstream:
         return self.manager.upstreams[workspace_id][0]
@@ -337,7 +343,8 @@ class Stack:
     async def new_kernel(self, workspace_id: str) -> str:
         async with self.cand.post(self.proxied(workspace_id, "api/kernels"),
                                   json={"name": "python3"},
-                                  headers={"Origin": self.ws_url}) as resp:
+                                  headers={"Origin": self.settings.workspace_origin(
+                                      workspace_id)}) as resp:
             assert resp.status == 201, await resp.text()
             return str((await resp.json())["id"])
 
@@ -345,7 +352,8 @@ class Stack:
                                kernel_id: str) -> aiohttp.ClientWebSocketResponse:
         url = self.proxied(workspace_id, f"api/kernels/{kernel_id}/channels"
                                          f"?session_id={uuid.uuid4().hex}")
-        return await self.cand.ws_connect(url, origin=self.ws_url, max_msg_size=0)
+        return await self.cand.ws_connect(url, origin=self.settings.workspace_origin(workspace_id),
+                                          max_msg_size=0)
 
     async def direct_channels(self, workspace_id: str,
                               kernel_id: str) -> aiohttp.ClientWebSocketResponse:

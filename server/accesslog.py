@@ -8,8 +8,8 @@ import re
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-# Capability-link and handoff paths carry a token in the path itself.
-_TOKEN_PATH = re.compile(r"(/(?:c|handoff|link)/)[^/?#]+")
+# Capability-link, handoff and workspace entry paths carry a token in the path itself.
+_TOKEN_PATH = re.compile(r"(/(?:c|handoff|link|enter)/)[^/?#]+")
 
 
 def scrub_path(path: str) -> str:

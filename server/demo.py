@@ -132,6 +132,8 @@ def run_demo(settings: Settings) -> int:
             "pairlab demo is running. Press Ctrl-C to stop.",
             f"  Log in at:        {s.app_url}/login",
             f"  Workspace origin: {s.workspace_url}",
+            "  Workspaces:       "
+            f"{s.workspace_origin('id').replace('//w-id.', '//w-<id>.')} (each its own origin)",
         ]
         pages = {"admin": "/admin/tasks", "interviewer": "/sessions"}
         for email, role, password in accounts:

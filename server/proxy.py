@@ -29,7 +29,7 @@ HOP_BY_HOP = frozenset({
 })
 DROP_FROM_CLIENT = HOP_BY_HOP | {"authorization", "x-pairlab-user", "cookie", "x-forwarded-for"}
 DROP_FROM_UPSTREAM = HOP_BY_HOP - {"content-length"}
-PAIRLAB_COOKIE_PREFIX = "pairlab_"
+PAIRLAB_COOKIE_PREFIXES = ("pairlab_", "__Host-pairlab_")
 UPSTREAM_HOST = "workspace"
 
 
@@ -119,7 +119,7 @@ def _forward_headers(request: web.Request, upstream: Upstream, who: Principal) -
     raw = request.headers.get("Cookie", "")
     kept = [
         part.strip() for part in raw.split(";")
-        if part.strip() and not part.strip().startswith(PAIRLAB_COOKIE_PREFIX)
+        if part.strip() and not part.strip().startswith(PAIRLAB_COOKIE_PREFIXES)
     ]
     if kept:
         headers["Cookie"] = "; ".join(kept)

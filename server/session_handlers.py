@@ -27,9 +27,8 @@ async def _session_json(request: web.Request, session: S.Session) -> dict[str, A
     data = session_scoring.masked(session, scoring).public()
     data["scoring"] = scoring.public() if scoring else None
     if session.state == "live" and session.workspace_id:
-        data["workspace_url"] = (
-            f"{request.app[SETTINGS].workspace_url}/w/{session.workspace_id}/lab"
-        )
+        origin = request.app[SETTINGS].workspace_origin(session.workspace_id)
+        data["workspace_url"] = f"{origin}/w/{session.workspace_id}/lab"
     return data
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from yarl import URL
 
 ENV_PREFIX = "PAIRLAB_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -64,9 +67,14 @@ class Settings:
     port: int = _f(8800, "port of the interviewer/admin app")
     workspace_host: str = _f("127.0.0.1", "address of the candidate workspace origin")
     workspace_port: int = _f(8801, "port of the candidate workspace origin (a separate origin)")
+    workspace_domain: str = _f(
+        "localhost", "host name workspaces are served under: each workspace on its own origin"
+        " w-<id>.DOMAIN, the links and handoffs on DOMAIN itself (needs wildcard DNS and TLS)"
+    )
     public_url: str = _f("", "external URL of the app origin (default http://HOST:PORT)")
     workspace_public_url: str = _f(
-        "", "external URL of the workspace origin (default http://WORKSPACE_HOST:WORKSPACE_PORT)"
+        "", "external URL of the shared workspace origin, whose host is workspace_domain"
+        " (default http://WORKSPACE_DOMAIN:WORKSPACE_PORT)"
     )
     cookie_secret: Secret = _f(
         Secret(""), "key for signing cookies; generated into DATA_DIR/cookie_secret if empty"
@@ -131,6 +139,7 @@ class Settings:
         # a relative data dir (the default ``./var``) would otherwise mean something else to
         # each subprocess that runs with its own working folder (checks, git, sandboxes).
         object.__setattr__(self, "data_dir", Path(os.path.abspath(self.data_dir)))
+        object.__setattr__(self, "workspace_domain", self.workspace_domain.lower())
         if self.environments_dir:
             object.__setattr__(self, "environments_dir", os.path.abspath(self.environments_dir))
         problems = list(_validate(self))
@@ -152,8 +161,19 @@ class Settings:
 
     @property
     def workspace_url(self) -> str:
-        default = f"http://{_url_host(self.workspace_host)}:{self.workspace_port}"
+        """The shared workspace origin: candidate links, landing pages and handoffs."""
+        default = f"http://{self.workspace_domain}:{self.workspace_port}"
         return self.workspace_public_url.rstrip("/") or default
+
+    def workspace_origin(self, workspace_id: str) -> str:
+        """The workspace's own origin, ``w-<id>.<workspace domain>`` (same scheme and port as
+        the shared one), so that a script in one workspace reaches no other."""
+        shared = URL(self.workspace_url)
+        return str(shared.with_host(f"w-{workspace_id}.{shared.host}").origin())
+
+    @property
+    def secure_workspace_cookies(self) -> bool:
+        return self.workspace_url.startswith("https://")
 
     @property
     def secure_cookies(self) -> bool:
@@ -183,6 +203,7 @@ def _validate(s: Settings) -> list[str]:
         value = getattr(s, name)
         if value and not value.startswith(("http://", "https://")):
             problems.append(f"{name}: {value!r} must start with http:// or https://")
+    problems += _workspace_domain_problems(s)
     for name in ("session_hours", "max_body_bytes", "login_max_failures", "login_window_seconds",
                  "import_max_entries", "import_max_total_bytes", "import_max_blob_bytes",
                  "import_timeout_seconds", "check_timeout_seconds", "min_agreement_sessions",
@@ -199,6 +220,39 @@ def _validate(s: Settings) -> list[str]:
         problems.append("webhook_retry_base_seconds: must be more than 0 and at most 3600")
     if s.cookie_secret and len(str(s.cookie_secret)) < 32:
         problems.append("cookie_secret: must be at least 32 characters")
+    return problems
+
+
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _host_of(url: str) -> str:
+    try:
+        return (URL(url).host or "").lower()
+    except ValueError:  # a bad port or URL: reported by its own check
+        return ""
+
+
+def _workspace_domain_problems(s: Settings) -> list[str]:
+    domain = s.workspace_domain
+    labels = domain.split(".")
+    if len(domain) > 200 or not all(_LABEL.match(label) for label in labels):
+        return [f"workspace_domain: {domain!r} is not a valid host name (letters, digits,"
+                " hyphens and dots, such as workspaces.example.com)"]
+    if labels[-1].isdigit():
+        return [f"workspace_domain: {domain!r} is an IP address; workspaces need a host name"
+                " that can have sub-domains (w-<id>.DOMAIN), such as localhost"]
+    problems = []
+    if s.workspace_public_url:
+        host = _host_of(s.workspace_public_url)
+        if host != domain:
+            problems.append(f"workspace_public_url: its host {host!r} must be workspace_domain"
+                            f" ({domain!r})")
+    app_host = _host_of(s.app_url)
+    if app_host == domain or app_host.endswith("." + domain):
+        problems.append(f"public_url: the app ({app_host!r}) must not be served on the"
+                        f" workspace domain {domain!r} or under it (it would share cookies"
+                        " with workspaces)")
     return problems
 
 

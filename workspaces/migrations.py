@@ -92,3 +92,25 @@ def m001_sessions_and_workspaces(db: sqlite_utils.Database) -> None:
         """
     )
     db.execute("CREATE INDEX workspaces_state ON workspaces(state)")
+
+
+@migrations()
+def m002_workspace_origins(db: sqlite_utils.Database) -> None:
+    # A grant with a workspace id is a cookie of that workspace's own host; without one, of
+    # the shared workspace origin (landing page). One-time entry codes are kept apart from
+    # grants, so that a code is never accepted as a cookie.
+    db.execute("ALTER TABLE session_access ADD COLUMN workspace_id TEXT")
+    db.execute(
+        """
+        CREATE TABLE workspace_entry_codes (
+            code_hash TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES interview_sessions(id),
+            workspace_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('candidate', 'interviewer')),
+            user_id INTEGER REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            used_at TEXT
+        )
+        """
+    )

@@ -39,3 +39,10 @@ class WorkspaceUnavailable(SessionError):
 
     status = 503
     code = "workspace_unavailable"
+
+
+class EntryUsed(SessionError):
+    """A one-time link or entry code that was already used or has expired."""
+
+    status = 410
+    code = "link_used"

@@ -227,14 +227,16 @@ def extend(db: sqlite_utils.Database, session_id: str, minutes: int) -> Session:
 def grant(
     db: sqlite_utils.Database, session_id: str, kind: str, *, user_id: int | None = None,
     ttl: timedelta | None = None, address: str = "", user_agent: str = "",
+    workspace_id: str | None = None,
 ) -> str:
+    """A fresh access token; with ``workspace_id``, a cookie of that workspace's own host."""
     token = secrets.token_urlsafe(32)
     expires = _iso(_now() + ttl) if ttl else None
     db.execute(
         "INSERT INTO session_access (token_hash, session_id, kind, user_id, created_at,"
-        " expires_at, address, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " expires_at, address, user_agent, workspace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [hash_token(token), session_id, kind, user_id, _iso(_now()), expires, address,
-         user_agent[:300]],
+         user_agent[:300], workspace_id],
     )
     return token
 

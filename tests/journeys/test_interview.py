@@ -52,6 +52,12 @@ async def type_at_end(page: Page, text: str) -> None:
     await page.keyboard.press("Control+s")
 
 
+def own_origin(product: Product, workspace: str) -> str:
+    """A workspace's own origin: ``w-<id>.`` before the shared workspace origin's host."""
+    scheme, rest = product.workspace_url.split("://", 1)
+    return f"{scheme}://w-{workspace}.{rest}"
+
+
 async def open_terminal(page: Page) -> None:
     await page.click("text=File")
     await page.click("ul.lm-Menu-content >> text=New")
@@ -78,6 +84,8 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
         await lab_page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
         await expect(lab_page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
         lab = lab_page.url.split("/lab", 1)[0] + "/lab"
+        workspace = lab.split("/")[-2]  # on its own host, not the shared workspace origin
+        assert lab == f"{own_origin(product, workspace)}/w/{workspace}/lab"
 
         # Runs the notebook's first two code cells and sees their output.
         await open_lab_path(lab_page, lab, "explore.ipynb")
@@ -116,6 +124,7 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
         await pairing.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
         await expect(pairing.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
         pair_lab = pairing.url.split("/lab", 1)[0] + "/lab"
+        assert pair_lab == lab  # Join lands in the same workspace, on its own host
         await open_lab_path(pairing, pair_lab, "README.md")
         await type_at_end(pairing, INTERVIEWER_EDIT)
         await timeline_has(observe, "file.changed", "README.md")

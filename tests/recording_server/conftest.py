@@ -22,6 +22,7 @@ from server.session_ctx import WORKSPACE_APP
 from server.settings import Settings
 from tests.conftest import MakeSettings, create_user, login
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
+from tests.host_routing import enter, routing
 from tests.recording_server.fake_jupyter import RecordingFakeProvisioner
 
 HIDDEN_CHECK = '''\
@@ -64,9 +65,9 @@ class Rec:
     def service(self) -> RecordingService:
         return self.app[RECORDING]
 
-    @property
-    def origin(self) -> str:
-        return f"http://{self.ws.host}:{self.ws.port}"
+    def origin(self, session_id: str) -> str:
+        """The session's workspace's own origin (its Origin checks accept no other)."""
+        return self.settings.workspace_origin(self.sessions[session_id])
 
     async def schedule(self) -> dict[str, Any]:
         response = await self.client.post(
@@ -87,7 +88,7 @@ class Rec:
         response = await self.ws.post(f"/s/{session_id}/start", data={"csrf_token": token},
                                       allow_redirects=False)
         assert response.status == 303, await response.text()
-        workspace = response.headers["Location"].split("/")[2]
+        workspace = (await enter(self.ws, response.headers["Location"])).split("/")[2]
         self.sessions[session_id] = workspace
         return session_id, workspace
 
@@ -97,7 +98,7 @@ class Rec:
     async def call(self, session_id: str, method: str, tail: str, body: Any = None) -> Any:
         """A workspace REST call through the proxy, as whoever the ws client's cookie is."""
         response = await self.ws.request(method, self.url(session_id, tail), json=body,
-                                         headers={"Origin": self.origin})
+                                         headers={"Origin": self.origin(session_id)})
         text = await response.text()
         assert response.status < 300, text
         return json.loads(text) if text else None
@@ -161,7 +162,7 @@ def make_rec(make_settings: MakeSettings, aiohttp_client: AiohttpClient,
         create_user(settings, "other@example.com", "interviewer")
         app = create_app(settings, provisioner=RecordingFakeProvisioner(tmp_path / "fake-ws"))
         client = await aiohttp_client(app)
-        ws = await aiohttp_client(app[WORKSPACE_APP])
+        ws = routing(await aiohttp_client(app[WORKSPACE_APP]))
         return Rec(settings, app, client, ws, await login(client, "lead@example.com"))
 
     return make

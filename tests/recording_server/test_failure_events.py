@@ -25,12 +25,12 @@ async def test_a_refused_kernel_and_terminal_are_events_with_the_workspaces_reas
     sid, _ = await rec.start()
     response = await rec.ws.post(rec.url(sid, "api/sessions"), json={
         "path": "explore.ipynb", "type": "notebook", "kernel": {"name": UNRUNNABLE}},
-        headers={"Origin": rec.origin})
+        headers={"Origin": rec.origin(sid)})
     assert response.status == 500
     body = await response.json()  # the candidate's JupyterLab still gets the error itself
     assert body["message"] == KERNEL_REFUSAL
     response = await rec.ws.post(rec.url(sid, "api/terminals"), json={"name": UNRUNNABLE},
-                                 headers={"Origin": rec.origin})
+                                 headers={"Origin": rec.origin(sid)})
     assert response.status == 500
     await rec.call(sid, "POST", "api/kernels", {"name": "python3"})  # a good one: no failure
 
@@ -110,14 +110,14 @@ async def test_the_same_failure_again_is_one_event_and_a_404_is_none(make_rec: R
     sid, _ = await rec.start()
     for _ in range(5):  # a page retrying, or a loop in the candidate's terminal
         response = await rec.ws.post(rec.url(sid, "api/kernels"), json={"name": UNRUNNABLE},
-                                     headers={"Origin": rec.origin})
+                                     headers={"Origin": rec.origin(sid)})
         assert response.status == 500
     for _ in range(3):  # restarting kernels that do not exist
         response = await rec.ws.post(rec.url(sid, "api/kernels/0000-nope/restart"),
-                                     headers={"Origin": rec.origin})
+                                     headers={"Origin": rec.origin(sid)})
         assert response.status == 404
     await rec.ws.post(rec.url(sid, "api/terminals"), json={"name": UNRUNNABLE},
-                      headers={"Origin": rec.origin})
+                      headers={"Origin": rec.origin(sid)})
     found = await rec.wait_for(sid, lambda f: bool(kinds(f, E.TERMINAL_FAILED)))
     assert len(kinds(found, E.KERNEL_FAILED)) == 1
     assert not rec.service.taps._sessions[sid].kernels  # nothing kept for made-up kernel ids
@@ -130,15 +130,15 @@ async def test_error_answers_reach_the_browser_whole(make_rec: RecFactory) -> No
     sid, _ = await rec.start()
     for size in (100, 64 * 1024, 64 * 1024 + 1, 300 * 1024):
         response = await rec.ws.get(rec.url(sid, f"api/pairlab-fake/error?size={size}"),
-                                    headers={"Origin": rec.origin})
+                                    headers={"Origin": rec.origin(sid)})
         assert response.status == 500
         assert await response.read() == error_body(size)
     packed = await rec.ws.get(rec.url(sid, "api/pairlab-fake/error?size=5000&gzip=1"),
-                              headers={"Origin": rec.origin, "Accept-Encoding": "gzip"},
+                              headers={"Origin": rec.origin(sid), "Accept-Encoding": "gzip"},
                               auto_decompress=False)
     assert packed.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(await packed.read()) == error_body(5000)
     head = await rec.ws.head(rec.url(sid, "api/pairlab-fake/error?size=777"),
-                             headers={"Origin": rec.origin})
+                             headers={"Origin": rec.origin(sid)})
     assert head.status == 500
     assert head.headers.get("Content-Length") == "777"

@@ -36,6 +36,7 @@ from server.session_ctx import WORKSPACE_APP
 from server.session_keys import SESSIONS
 from server.settings import Settings, prepare_data_dir
 from tests.conftest import create_user, login
+from tests.host_routing import HostRoutingClient
 from tests.recording_server.conftest import (
     UID_BASE,
     Rec,
@@ -61,7 +62,7 @@ async def real() -> AsyncIterator[Rec]:
     create_user(settings, "lead@example.com", "interviewer")
     app = create_app(settings)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
-    ws: TestClient[Any, Any] = TestClient(TestServer(app[WORKSPACE_APP]))
+    ws: TestClient[Any, Any] = HostRoutingClient(TestServer(app[WORKSPACE_APP]))
     await client.start_server()
     await ws.start_server()
     rec = Rec(settings, app, client, ws, await login(client, "lead@example.com"))
@@ -89,7 +90,7 @@ async def run_cell(rec: Rec, sid: str, kernel_id: str, code: str) -> int:
     """Execute ``code`` over the kernel WebSocket through the proxy (legacy JSON framing);
     returns how many characters of output came back."""
     async with rec.ws.ws_connect(rec.url(sid, f"api/kernels/{kernel_id}/channels"),
-                                 origin=rec.origin, max_msg_size=0) as sock:
+                                 origin=rec.origin(sid), max_msg_size=0) as sock:
         request = execute_request(code)
         await sock.send_str(json.dumps(request))
         chars, replied, idle = 0, False, False
@@ -114,7 +115,7 @@ async def terminal(rec: Rec, sid: str, command: str, until: str) -> int:
     the terminal's socket; returns the characters of output read."""
     name = (await rec.call(sid, "POST", "api/terminals"))["name"]
     async with rec.ws.ws_connect(rec.url(sid, f"terminals/websocket/{name}"),
-                                 origin=rec.origin, max_msg_size=0) as sock:
+                                 origin=rec.origin(sid), max_msg_size=0) as sock:
         for key in command:  # as a browser sends it: a keystroke per message
             await sock.send_str(json.dumps(["stdin", key]))
         await sock.send_str(json.dumps(["stdin", "\r"]))
@@ -137,7 +138,7 @@ async def rtc_append(rec: Rec, sid: str, path: str, text: str) -> None:
     doc: Doc[Any] = Doc()
     source = doc.get("source", type=Text)
     async with rec.ws.ws_connect(f"{room}?sessionId={session['sessionId']}",
-                                 origin=rec.origin) as sock:
+                                 origin=rec.origin(sid)) as sock:
         await sock.send_bytes(create_sync_message(doc))
         deadline = time.monotonic() + 60
         while not str(source) and time.monotonic() < deadline:  # until the file is loaded

@@ -15,6 +15,7 @@ from server.app import create_app
 from server.session_ctx import WORKSPACE_APP
 from server.session_keys import SESSIONS
 from tests.conftest import login, open_db
+from tests.host_routing import enter
 from tests.recording_server.conftest import Rec, RecFactory, assert_gap_free, kinds
 from tests.recording_server.fake_jupyter import RecordingFakeProvisioner
 from workspaces import events as E
@@ -47,7 +48,7 @@ def execution(code: str, count: int, output: str) -> list[dict[str, Any]]:
 async def run_cell(rec: Any, session_id: str, kernel_id: str, code: str, count: int,
                    output: str) -> None:
     async with rec.ws.ws_connect(rec.url(session_id, f"api/kernels/{kernel_id}/channels"),
-                                 origin=rec.origin) as sock:
+                                 origin=rec.origin(session_id)) as sock:
         hello = await sock.receive(timeout=10)
         assert hello.type == WSMsgType.TEXT
         for msg in execution(code, count, output):
@@ -67,7 +68,7 @@ async def test_actions_through_the_proxy_become_events(make_rec: RecFactory) -> 
     await run_cell(rec, sid, kernel_id, "print('hi')", 1, "hi\n")
 
     async with rec.ws.ws_connect(rec.url(sid, "terminals/websocket/1"),
-                                 origin=rec.origin) as term:
+                                 origin=rec.origin(sid)) as term:
         await term.send_str(json.dumps(["stdin", "echo pl42\r"]))
         seen = ""
         while "pl42\r\n$ " not in seen:
@@ -81,7 +82,9 @@ async def test_actions_through_the_proxy_become_events(make_rec: RecFactory) -> 
     # The interviewer pairs in the same workspace (a one-time handoff, their own cookie).
     url = (await rec.api("POST", f"/api/v1/sessions/{sid}/handoff"))["url"]
     rec.ws.session.cookie_jar.clear()
-    assert (await rec.ws.get("/" + url.split("/", 3)[3], allow_redirects=False)).status == 303
+    joined = await rec.ws.get("/" + url.split("/", 3)[3], allow_redirects=False)
+    assert joined.status == 303
+    await enter(rec.ws, joined.headers["Location"])
     await run_cell(rec, sid, kernel_id, "1 + 1", 2, "2\n")
 
     found = await rec.wait_for(sid, lambda f: len(kinds(f, E.SNAPSHOT)) >= 1

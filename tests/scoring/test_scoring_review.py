@@ -12,6 +12,7 @@ from pytest_aiohttp import AiohttpClient
 from server.session_ctx import WORKSPACE_APP
 from server.settings import Settings
 from tests.conftest import form_csrf_token, login, query
+from tests.host_routing import enter, routing
 from tests.scoring.conftest import PIPELINE_DIMS, Panel
 from workspaces import sessions as S
 
@@ -32,15 +33,14 @@ async def test_blind_candidate_hidden_from_interviewers_on_the_workspace_origin(
     assert (await panel.call("alice", "POST", f"/api/v1/sessions/{sid}/start"))[0] == 200
     status, data = await panel.call("alice", "POST", f"/api/v1/sessions/{sid}/handoff")
     assert status == 200, data
-    ws = await aiohttp_client(panel.client.app[WORKSPACE_APP])
+    ws = routing(await aiohttp_client(panel.client.app[WORKSPACE_APP]))
     joined = await ws.get("/handoff/" + data["url"].rsplit("/", 1)[1], allow_redirects=False)
     assert joined.status == 303
-    seen = []
-    for path in (f"/s/{sid}", f"/api/v1/sessions/{sid}"):
-        response = await ws.get(path)
-        assert response.status == 200, path
-        seen.append(await response.text())
-    text = "\n".join(seen)
+    lab = await enter(ws, joined.headers["Location"])
+    host = {"Host": f"w-{lab.split('/')[2]}.localhost"}  # the workspace's own host
+    response = await ws.get(f"/api/v1/sessions/{sid}", headers=host)  # its countdown's API
+    assert response.status == 200
+    text = await response.text()
     assert "Grace" not in text and "grace@" not in text
     assert pseudonym in text
 
@@ -140,7 +140,7 @@ async def test_an_unhandled_error_on_a_capability_link_does_not_log_its_token(
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(S, "session_for_link", broken)
-    ws = await aiohttp_client(panel.client.app[WORKSPACE_APP])
+    ws = routing(await aiohttp_client(panel.client.app[WORKSPACE_APP]))
     secret = "CapabilityTokenThatMustNotBeLogged"
     with caplog.at_level(logging.ERROR, logger="server.errors"):
         response = await ws.get(f"/c/{secret}", allow_redirects=False)

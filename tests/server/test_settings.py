@@ -33,7 +33,8 @@ def test_defaults_when_nothing_is_given() -> None:
     assert settings.workspace_port == 8801
     assert settings.log_level == "INFO"
     assert settings.app_url == "http://127.0.0.1:8800"
-    assert settings.workspace_url == "http://127.0.0.1:8801"
+    assert settings.workspace_url == "http://localhost:8801"  # workspaces: w-<id>.localhost
+    assert settings.workspace_origin("wabc") == "http://w-wabc.localhost:8801"
 
 
 def test_relative_paths_are_made_absolute_once_against_the_start_folder(

@@ -21,8 +21,10 @@ from server.settings import Settings
 from tests.conftest import MakeSettings, create_user, login
 from tests.fake_workspace import FakeProvisioner
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
+from tests.host_routing import enter, routing
 
 __all__ = ["SHARED_ENVS", "publish_fake_task"]
+
 
 @dataclass
 class Env:
@@ -54,6 +56,8 @@ class Env:
         return response.headers["Location"]
 
     async def start_as_candidate(self, session_id: str) -> str:
+        """Press Start on the landing page and follow the entry code onto the workspace's
+        own host; returns the workspace path (``/w/<id>/lab``)."""
         page = await self.ws.get(f"/s/{session_id}")
         assert page.status == 200
         html = await page.text()
@@ -62,7 +66,12 @@ class Env:
             f"/s/{session_id}/start", data={"csrf_token": token}, allow_redirects=False
         )
         assert response.status == 303, await response.text()
-        return response.headers["Location"]
+        return await self.enter(response.headers["Location"])
+
+    async def enter(self, url: str) -> str:
+        """Follow an entry URL onto the workspace's own host; returns ``/w/<id>/lab``."""
+        assert url.startswith(self.settings.workspace_origin(url.split("/")[2][2:].split(".")[0]))
+        return await enter(self.ws, url)
 
 
 EnvFactory = Callable[..., Awaitable[Env]]
@@ -72,6 +81,13 @@ EnvFactory = Callable[..., Awaitable[Env]]
 def make_env(
     make_settings: MakeSettings, aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> EnvFactory:
+    return env_factory(make_settings, aiohttp_client, tmp_path)
+
+
+def env_factory(
+    make_settings: MakeSettings, aiohttp_client: AiohttpClient, tmp_path: Path
+) -> EnvFactory:
+    """``make_env``'s body, for test modules elsewhere that want the same environment."""
     async def make(provisioner: FakeProvisioner | None = None, publish: bool = True,
                    **overrides: Any) -> Env:
         values: dict[str, Any] = {"warm_pool_size": 0, "environments_dir": str(SHARED_ENVS),
@@ -88,6 +104,7 @@ def make_env(
         app = create_app(settings, provisioner=provisioner)
         client = await aiohttp_client(app)
         ws = await aiohttp_client(app[WORKSPACE_APP])
+        ws = routing(ws)
         csrf = await login(client, "lead@example.com")
         return Env(settings, app, client, ws, provisioner, csrf)
 

@@ -83,6 +83,7 @@ async def test_candidate_runs_a_cell_in_jupyterlab(served: Settings) -> None:
             await expect(page.locator("#recorded")).to_be_visible()
             await page.click("#start")
             await page.wait_for_url("**/lab**", timeout=120_000, wait_until="commit")
+            assert page.url.startswith("http://w-")  # on the workspace's own host
             await expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
             await expect(page.locator("#pairlab-countdown")).to_contain_text("left",
                                                                             timeout=30_000)

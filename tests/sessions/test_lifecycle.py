@@ -89,7 +89,7 @@ async def test_websocket_relay_and_origin_checks(make_env: EnvFactory) -> None:
     await env.open_link(created["candidate_link"])
     workspace = (await env.start_as_candidate(created["session_id"])).split("/")[2]
     url = f"/w/{workspace}/api/kernels/k1/channels"
-    origin = f"http://{env.ws.host}:{env.ws.port}"
+    origin = env.settings.workspace_origin(workspace)
     async with env.ws.ws_connect(
         url, protocols=["v1.kernel.websocket.jupyter.org"], origin=origin
     ) as ws:
@@ -101,7 +101,7 @@ async def test_websocket_relay_and_origin_checks(make_env: EnvFactory) -> None:
         await ws.send_bytes(b"\x00\x01binary")
         echoed = await ws.receive()
         assert echoed.type == WSMsgType.BINARY and echoed.data == b"\x00\x01binary"
-    for bad in ("http://evil.example", None):
+    for bad in ("http://evil.example", env.settings.workspace_url, None):
         try:
             async with env.ws.ws_connect(url, origin=bad):
                 raise AssertionError("a cross-origin WebSocket was accepted")
@@ -127,7 +127,8 @@ async def test_access_control_between_sessions(make_env: EnvFactory) -> None:
     assert (await env.ws.get(f"/s/{second['session_id']}")).status == 403
     # No cookie at all.
     async with aiohttp.ClientSession() as anonymous:
-        response = await anonymous.get(str(env.ws.make_url(f"/w/{ws_a}/lab")))
+        response = await anonymous.get(str(env.ws.make_url(f"/w/{ws_a}/lab")),
+                                       headers={"Host": f"w-{ws_a}.localhost"})
         assert response.status == 403
     # An interviewer who is not assigned cannot see the session.
     create_user(env.settings, "other@example.com", "interviewer")
@@ -178,16 +179,16 @@ async def test_handoff_is_one_time(make_env: EnvFactory) -> None:
     assert url.startswith(env.settings.workspace_url + "/handoff/")
     url = str(env.ws.make_url(url.removeprefix(env.settings.workspace_url)))
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
-        first = await browser.get(url, allow_redirects=False)
-        assert first.status == 303 and first.headers["Location"].endswith("/lab")
-        lab = await browser.get(str(env.ws.make_url(first.headers["Location"])))
+        first = await browser.get(url, allow_redirects=False, headers={"Host": "localhost"})
+        assert first.status == 303 and "/enter/" in first.headers["Location"]
+        lab_path = await env.enter(first.headers["Location"])
+        assert lab_path.endswith("/lab")
+        lab = await env.ws.get(lab_path)
         assert lab.status == 200
-        echo = await browser.get(
-            str(env.ws.make_url(first.headers["Location"].replace("/lab", "/echo/me")))
-        )
+        echo = await env.ws.get(lab_path.replace("/lab", "/echo/me"))
         assert "lead" in (await echo.json())["headers"]["X-Pairlab-User"]
-        second = await browser.get(url, allow_redirects=False)
-        assert second.status == 403
+        second = await browser.get(url, allow_redirects=False, headers={"Host": "localhost"})
+        assert second.status == 410
 
 
 async def test_extend_and_deadline(make_env: EnvFactory) -> None:

@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from server.app import create_app
 from server.audit import SYSTEM
@@ -31,6 +32,7 @@ from server.session_ctx import WORKSPACE_APP
 from server.session_keys import SESSIONS
 from server.settings import Settings, prepare_data_dir
 from tests.conftest import create_user, query
+from tests.host_routing import HostRoutingClient, enter
 from tests.sessions.conftest import SHARED_ENVS, publish_fake_task
 from workspaces.sandbox import pids_of_uid
 
@@ -46,7 +48,7 @@ class Live:
 
     @property
     def origin(self) -> str:
-        return f"http://{self.ws.host}:{self.ws.port}"
+        return self.settings.workspace_origin(self.workspace)
 
     def url(self, tail: str) -> str:
         return f"/w/{self.workspace}/{tail}"
@@ -79,7 +81,7 @@ async def live() -> AsyncIterator[Live]:
     app = create_app(settings)
     client = TestClient(TestServer(app))
     await client.start_server()
-    ws = TestClient(TestServer(app[WORKSPACE_APP]))
+    ws = HostRoutingClient(TestServer(app[WORKSPACE_APP]))
     await ws.start_server()
     try:
         login = await client.post("/api/v1/auth/login", json={
@@ -95,7 +97,11 @@ async def live() -> AsyncIterator[Live]:
                                  headers={"X-CSRF-Token": _ws_csrf(ws, app, created)})
         assert response.status == 200, await response.text()
         logging.getLogger(__name__).info("cold start took %.2f s", time.monotonic() - started)
-        workspace = (await response.json())["session"]["workspace_url"].split("/")[2]
+        state = (await response.json())["session"]
+        workspace = URL(state["workspace_url"]).path.split("/")[2]
+        opened = await ws.get(URL(state["open_url"]).path, allow_redirects=False)
+        assert opened.status == 303, await opened.text()
+        await enter(ws, opened.headers["Location"])  # the workspace host's own cookie
         yield Live(settings, app, client, ws, workspace, created["session_id"])
     finally:
         await ws.close()

@@ -20,6 +20,7 @@ import pytest
 
 from server.settings import Settings, prepare_data_dir
 from tests.conftest import PASSWORD, create_user
+from tests.host_routing import loopback_session
 from tests.server.test_serve import free_port
 from tests.sessions.conftest import SHARED_ENVS, publish_fake_task
 from workspaces.cgroups import pids_of_uid
@@ -66,10 +67,10 @@ async def test_sigkill_then_restart_keeps_the_session(tmp_path: Path) -> None:
     settings = prepare_data_dir(Settings(data_dir=data, port=port, workspace_port=ws_port))
     publish_fake_task(settings)
     create_user(settings, "lead@example.com", "interviewer")
-    app_url, ws_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ws_port}"
+    app_url, shared = f"http://127.0.0.1:{port}", settings.workspace_url
     proc = start_server(data, port, ws_port, uid_base)
     try:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with loopback_session() as http:
             await wait_ready(http, f"{app_url}/readyz", proc)
             login = await http.post(f"{app_url}/api/v1/auth/login",
                                     json={"email": "lead@example.com", "password": PASSWORD})
@@ -82,12 +83,14 @@ async def test_sigkill_then_restart_keeps_the_session(tmp_path: Path) -> None:
             html = await landing.text()
             token = re.search(r'name="csrf_token" value="([^"]+)"', html)
             assert token is not None
-            start = await http.post(f"{ws_url}/s/{created['session_id']}/start",
+            start = await http.post(f"{shared}/s/{created['session_id']}/start",
                                     data={"csrf_token": token.group(1)},
-                                    headers={"Origin": ws_url}, allow_redirects=False)
+                                    headers={"Origin": shared}, allow_redirects=False)
             assert start.status == 303, await start.text()
-            lab = start.headers["Location"]
-            workspace = lab.split("/")[2]
+            entered = await http.get(start.headers["Location"], allow_redirects=False)
+            assert entered.status == 303, await entered.text()
+            workspace = entered.headers["Location"].split("/")[2]
+            ws_url = settings.workspace_origin(workspace)  # the workspace's own host
             put = await http.put(f"{ws_url}/w/{workspace}/api/contents/kept.py",
                                  json={"type": "file", "format": "text",
                                        "content": "answer = 42\n"},

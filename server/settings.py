@@ -22,6 +22,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True,
           "0": False, "false": False, "no": False, "off": False}
 COOKIE_SECRET_FILE = "cookie_secret"  # noqa: S105 - a file name
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(Exception):
@@ -76,6 +77,10 @@ class Settings:
     max_body_bytes: int = _f(1_048_576, "largest request body accepted, in bytes")
     login_max_failures: int = _f(5, "failed logins per account or address before 429")
     login_window_seconds: int = _f(60, "window for counting failed logins, in seconds")
+    trusted_proxies: str = _f(
+        "", "comma-separated addresses or networks (CIDR) of reverse proxies whose"
+        " X-Forwarded-For is believed; empty: the header is ignored"
+    )
     shutdown_timeout: float = _f(10.0, "seconds to wait for requests to finish on shutdown")
     git_allowed_hosts: str = _f(
         "", "comma-separated git hosts allowed even if they resolve to loopback/private addresses"
@@ -122,6 +127,10 @@ class Settings:
         return frozenset(h.strip().lower() for h in self.git_allowed_hosts.split(",") if h.strip())
 
     @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
+
+    @property
     def allowed_webhook_hosts(self) -> frozenset[str]:
         hosts = self.webhook_allowed_hosts.split(",")
         return frozenset(h.strip().strip("[]").lower() for h in hosts if h.strip())
@@ -164,8 +173,27 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Comma-separated IP addresses or CIDR networks (``[v6]`` brackets allowed).
+
+    Raises ValueError naming the first entry that is neither."""
+    networks = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item.strip("[]"), strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
 def _validate(s: Settings) -> list[str]:
     problems = []
+    try:
+        parse_networks(s.trusted_proxies)
+    except ValueError as exc:
+        problems.append(f"trusted_proxies: {exc}")
     for name in ("port", "workspace_port"):
         value = getattr(s, name)
         if not 0 <= value <= 65535:

@@ -24,6 +24,7 @@ from scoring import session_scoring
 from server import people
 from server.accesslog import scrub_path
 from server.audit import Actor
+from server.client_address import client_address
 from server.errors import Forbidden, NotFound, error_middleware
 from server.keys import DB, SETTINGS
 from server.proxy import Principal, proxy_http, proxy_websocket
@@ -125,7 +126,7 @@ async def _enter(request: web.Request, session: S.Session, kind: str, user_id: i
                  target: str) -> web.StreamResponse:
     """Grant this browser access to the session (a cookie), record the connection, and
     redirect to ``target``, away from the token-bearing URL it came by."""
-    address, agent = request.remote or "", request.headers.get("User-Agent", "")
+    address, agent = client_address(request), request.headers.get("User-Agent", "")
 
     def run(d: Any) -> str:
         who, what = "candidate", "link opened"
@@ -189,7 +190,7 @@ async def landing_start(request: web.Request) -> web.Response:
 
 
 def _actor_of(who: Principal, request: web.Request) -> Actor:
-    return Actor(f"{who.kind}:{who.display_name}", None, request.remote or "")
+    return Actor(f"{who.kind}:{who.display_name}", None, client_address(request))
 
 
 @routes.get("/api/v1/sessions/{session_id}")

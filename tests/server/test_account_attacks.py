@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 
-from server.settings import Settings
+from server.accesslog import ScrubbedAccessLogger
+from server.settings import Settings, SettingsError
 from tests.conftest import (
     PASSWORD,
     MakeSettings,
@@ -118,3 +119,94 @@ async def test_deep_json_in_proxied_websocket_frames_is_ignored() -> None:
     assert parse_terminal_frame("[" * 100_000) is None
     assert _json_dict(b"{\"a\":" * 100_000) == {}
 
+
+
+# ---- X-Forwarded-For ------------------------------------------------------------------------
+def audit_addresses(settings: Settings, action: str) -> list[str]:
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        rows = conn.execute("SELECT address FROM audit_log WHERE action = ? ORDER BY id", (action,))
+        return [row[0] for row in rows]
+    finally:
+        conn.close()
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+
+
+async def access_logged_client(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, settings: Settings
+) -> Client:
+    """The real app served with pairlab's own access logger, as ``pairlab serve`` does."""
+    server = await aiohttp_server(make_app(settings), access_log_class=ScrubbedAccessLogger)
+    return await aiohttp_client(server)
+
+
+async def test_forged_forwarded_for_changes_nothing_without_a_trusted_proxy(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, make_settings: MakeSettings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings()
+    assert settings.trusted_proxies == ""
+    client = await access_logged_client(aiohttp_server, aiohttp_client, settings)
+    create_user(settings, "ada@example.com")
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    wrong = {"email": "ada@example.com", "password": "not it"}
+    # A fresh forged address on every try: the limiter must still see one address.
+    statuses = []
+    for i in range(settings.login_max_failures + 1):
+        forged = {"X-Forwarded-For": f"203.0.113.{i + 1}"}
+        response = await client.post("/api/v1/auth/login", json=wrong, headers=forged)
+        statuses.append(response.status)
+    assert statuses == [401] * settings.login_max_failures + [429]
+    assert set(audit_addresses(settings, "login.failed")) == {"127.0.0.1"}
+    assert set(audit_addresses(settings, "login.rate_limited")) == {"127.0.0.1"}
+    lines = [line for line in access_lines(caplog) if "/api/v1/auth/login" in line]
+    assert len(lines) == settings.login_max_failures + 1
+    assert all(line.startswith("127.0.0.1 ") for line in lines), lines
+    assert not any("203.0.113." in line for line in lines)
+
+
+async def test_forwarded_for_from_a_trusted_proxy_names_the_client(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, make_settings: MakeSettings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(trusted_proxies="127.0.0.1, 10.0.0.0/8")
+    client = await access_logged_client(aiohttp_server, aiohttp_client, settings)
+    create_user(settings, "ada@example.com")
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    wrong = {"email": "ada@example.com", "password": "not it"}
+    # What the client wrote (left) is ignored; the rightmost hop no trusted proxy is wins.
+    chains = [
+        ("198.51.100.7", "198.51.100.7"),
+        ("6.6.6.6, 198.51.100.8", "198.51.100.8"),
+        ("6.6.6.6, 198.51.100.9, 10.1.2.3", "198.51.100.9"),
+        ("not-an-address, 10.1.2.3", "10.1.2.3"),
+    ]
+    for header, _ in chains:
+        response = await client.post(
+            "/api/v1/auth/login", json=wrong, headers={"X-Forwarded-For": header}
+        )
+        assert response.status == 401
+    expected = [seen for _, seen in chains]
+    assert audit_addresses(settings, "login.failed") == expected
+    lines = [line for line in access_lines(caplog) if "/api/v1/auth/login" in line]
+    assert [line.split(" ")[0] for line in lines] == expected
+    # The login session records the forwarded address too.
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD},
+        headers={"X-Forwarded-For": "192.0.2.44"},
+    )
+    assert response.status == 200
+    assert audit_addresses(settings, "login") == ["192.0.2.44"]
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        assert conn.execute("SELECT address FROM login_sessions").fetchall() == [("192.0.2.44",)]
+    finally:
+        conn.close()
+
+
+def test_an_invalid_trusted_proxy_is_a_settings_error(make_settings: MakeSettings) -> None:
+    with pytest.raises(SettingsError, match="trusted_proxies: 'proxy.example' is not an IP"):
+        make_settings(trusted_proxies="10.0.0.1, proxy.example")

@@ -75,8 +75,13 @@ class Settings:
     log_level: str = _f("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
     session_hours: int = _f(12, "how long a login session lasts, in hours")
     max_body_bytes: int = _f(1_048_576, "largest request body accepted, in bytes")
-    login_max_failures: int = _f(5, "failed logins per account or address before 429")
-    login_window_seconds: int = _f(60, "window for counting failed logins, in seconds")
+    login_max_failures: int = _f(
+        5, "failed logins of one account from one address before that pair backs off (429)"
+    )
+    login_window_seconds: int = _f(
+        60, "first login back-off (doubling, at most 16 times) and the window for counting"
+        " failures per account and per address, in seconds"
+    )
     trusted_proxies: str = _f(
         "", "comma-separated addresses or networks (CIDR) of reverse proxies whose"
         " X-Forwarded-For is believed; empty: the header is ignored"

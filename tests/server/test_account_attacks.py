@@ -10,13 +10,16 @@ import asyncio
 import logging
 import re
 import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from server.accesslog import ScrubbedAccessLogger
+from server.keys import SETTINGS
 from server.settings import Settings, SettingsError
 from tests.conftest import (
     PASSWORD,
@@ -216,100 +219,135 @@ def test_an_invalid_trusted_proxy_is_a_settings_error(make_settings: MakeSetting
 
 
 # ---- the login limiter as a lockout weapon -------------------------------------------------
-async def login_from(client: Client, address: str, password: str) -> Any:
-    """A login of ada@example.com from ``address`` (via a trusted proxy on loopback)."""
-    return await client.post(
-        "/api/v1/auth/login", json={"email": "ada@example.com", "password": password},
-        headers={"X-Forwarded-For": address},
-    )
+class Peers:
+    """Clients of one server, each connecting from its own loopback address (127.0.0.0/8 is
+    all loopback on Linux), so the server sees real, distinct peer addresses."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.sessions: dict[str, aiohttp.ClientSession] = {}
+
+    async def login(self, address: str, password: str, email: str = "ada@example.com") -> Any:
+        if address not in self.sessions:
+            connector = aiohttp.TCPConnector(local_addr=(address, 0))
+            self.sessions[address] = aiohttp.ClientSession(connector=connector)
+        async with self.sessions[address].post(
+            self.client.make_url("/api/v1/auth/login"),
+            json={"email": email, "password": password},
+        ) as response:
+            await response.read()
+            return response
+
+    async def close(self) -> None:
+        for session in self.sessions.values():
+            await session.close()
+
+
+@pytest.fixture
+async def peers(
+    aiohttp_client: AiohttpClient, make_settings: MakeSettings
+) -> AsyncIterator[Callable[..., Awaitable[Peers]]]:
+    made: list[Peers] = []
+
+    async def make(**overrides: Any) -> Peers:
+        settings = make_settings(**overrides)
+        create_user(settings, "ada@example.com")
+        made.append(Peers(await aiohttp_client(make_app(settings))))
+        return made[-1]
+
+    yield make
+    for one in made:
+        await one.close()
 
 
 async def test_twenty_wrong_passwords_from_one_address_lock_nobody_else_out(
-    aiohttp_client: AiohttpClient, make_settings: MakeSettings
+    peers: Callable[..., Awaitable[Peers]],
 ) -> None:
-    settings = make_settings(trusted_proxies="127.0.0.1", login_window_seconds=1)
-    client = await aiohttp_client(make_app(settings))
-    create_user(settings, "ada@example.com")
-    attacker, owner = "203.0.113.66", "198.51.100.20"
-    statuses = [(await login_from(client, attacker, f"guess {i}")).status for i in range(20)]
+    server = await peers(login_window_seconds=3)
+    settings = server.client.app[SETTINGS]
+    attacker, owner = "127.0.0.66", "127.0.0.20"
+    statuses = [(await server.login(attacker, f"guess {i}")).status for i in range(20)]
     # The attacker guessing fast is throttled after its allowance...
     allowance = settings.login_max_failures
     assert statuses == [401] * allowance + [429] * (20 - allowance)
-    refused = await login_from(client, attacker, "guess 21")
+    refused = await server.login(attacker, "guess 21")
     assert refused.status == 429
     wait = int(refused.headers["Retry-After"])
     assert 1 <= wait <= settings.login_window_seconds
-    message = (await refused.json())["error"]["message"]
-    assert message.startswith("Too many failed logins") and f"{wait} seconds" in message
     # ... even with the right password, until the back-off has passed ...
-    assert (await login_from(client, attacker, PASSWORD)).status == 429
+    assert (await server.login(attacker, PASSWORD)).status == 429
     # ... while the owner, from another address, logs in at once.
-    response = await login_from(client, owner, PASSWORD)
-    assert response.status == 200, await response.text()
+    response = await server.login(owner, PASSWORD)
+    assert response.status == 200
     assert "pairlab_session" in response.cookies
     # After the back-off, the right password from the attacker's address works too.
     await asyncio.sleep(wait + 0.05)
-    assert (await login_from(client, attacker, PASSWORD)).status == 200
+    assert (await server.login(attacker, PASSWORD)).status == 200
+    assert audit_addresses(settings, "login") == [owner, attacker]
+
+
+async def test_a_refusal_says_why_and_when(peers: Callable[..., Awaitable[Peers]]) -> None:
+    server = await peers()
+    for i in range(5):
+        await server.login("127.0.0.66", f"guess {i}")
+    async with server.sessions["127.0.0.66"].post(
+        server.client.make_url("/api/v1/auth/login"),
+        json={"email": "ada@example.com", "password": "guess 6"},
+    ) as refused:
+        body = await refused.json()
+    assert refused.status == 429
+    wait = int(refused.headers["Retry-After"])
+    assert 1 <= wait <= 60
+    assert body["error"]["code"] == "too_many_requests"
+    assert body["error"]["message"].startswith("Too many failed logins")
+    assert f"try again in {wait} seconds" in body["error"]["message"]
 
 
 async def test_guessing_from_many_addresses_is_slowed_but_never_locks_the_owner_out(
-    aiohttp_client: AiohttpClient, make_settings: MakeSettings
+    peers: Callable[..., Awaitable[Peers]],
 ) -> None:
-    settings = make_settings(trusted_proxies="127.0.0.1")
-    client = await aiohttp_client(make_app(settings))
-    create_user(settings, "ada@example.com")
+    server = await peers()
     # 10 addresses, 2 wrong guesses each (under their own allowance): 20 failures on one
     # account within the window, 4 times the per-pair allowance.
-    bots = [f"203.0.113.{i}" for i in range(1, 11)]
+    bots = [f"127.0.1.{i}" for i in range(1, 11)]
     for bot in bots:
         for guess in range(2):
-            assert (await login_from(client, bot, f"guess {guess}")).status == 401
+            assert (await server.login(bot, f"guess {guess}")).status == 401
     # The account is under attack: an address that failed gets no third guess now ...
-    third = await login_from(client, bots[0], "guess 3")
+    third = await server.login(bots[0], "guess 3")
     assert third.status == 429
     assert int(third.headers["Retry-After"]) >= 1
     # ... and a new guessing address gets one guess, not five.
-    newcomer = "203.0.113.200"
-    assert (await login_from(client, newcomer, "guess 0")).status == 401
-    assert (await login_from(client, newcomer, "guess 1")).status == 429
+    newcomer = "127.0.1.200"
+    assert (await server.login(newcomer, "guess 0")).status == 401
+    assert (await server.login(newcomer, "guess 1")).status == 429
     # The owner, from an address that has not failed, is never refused.
-    assert (await login_from(client, "198.51.100.20", PASSWORD)).status == 200
+    assert (await server.login("127.0.0.20", PASSWORD)).status == 200
 
 
 async def test_guesses_fired_at_once_get_no_more_than_the_allowance_checked(
-    aiohttp_client: AiohttpClient, make_settings: MakeSettings
+    peers: Callable[..., Awaitable[Peers]],
 ) -> None:
-    settings = make_settings(trusted_proxies="127.0.0.1")
-    client = await aiohttp_client(make_app(settings))
-    create_user(settings, "ada@example.com")
+    server = await peers()
+    settings = server.client.app[SETTINGS]
     responses = await asyncio.gather(
-        *(login_from(client, "203.0.113.66", f"guess {i}") for i in range(30))
+        *(server.login("127.0.0.66", f"guess {i}") for i in range(30))
     )
     statuses = sorted(r.status for r in responses)
     allowance = settings.login_max_failures
     assert statuses == [401] * allowance + [429] * (30 - allowance)
-    assert audit_addresses(settings, "login.failed") == ["203.0.113.66"] * allowance
+    assert audit_addresses(settings, "login.failed") == ["127.0.0.66"] * allowance
 
 
 async def test_spraying_many_accounts_from_one_address_does_not_lock_out_its_users(
-    aiohttp_client: AiohttpClient, make_settings: MakeSettings
+    peers: Callable[..., Awaitable[Peers]],
 ) -> None:
-    """No trusted proxy configured: everyone behind the proxy shares one address."""
-    settings = make_settings()
-    client = await aiohttp_client(make_app(settings))
-    create_user(settings, "ada@example.com")
-    for i in range(20):  # the spray: 20 accounts, one wrong guess each, all from 127.0.0.1
-        response = await client.post(
-            "/api/v1/auth/login", json={"email": f"user{i}@example.com", "password": "Winter2026"}
-        )
-        assert response.status == 401
+    """Everyone behind one proxy (not configured as trusted) shares its address."""
+    server = await peers()
+    proxy = "127.0.0.80"
+    for i in range(20):  # the spray: 20 accounts, one wrong guess each
+        assert (await server.login(proxy, "Winter2026", f"user{i}@example.com")).status == 401
     # The sprayer gets one guess per account now: a second guess at an account is refused ...
-    again = await client.post(
-        "/api/v1/auth/login", json={"email": "user0@example.com", "password": "Spring2026"}
-    )
-    assert again.status == 429
+    assert (await server.login(proxy, "Spring2026", "user0@example.com")).status == 429
     # ... but ada, behind the same address, logs in.
-    response = await client.post(
-        "/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
-    )
-    assert response.status == 200
+    assert (await server.login(proxy, PASSWORD)).status == 200

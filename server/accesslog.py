@@ -8,6 +8,8 @@ import re
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from server.client_address import client_address
+
 # Capability-link, handoff and workspace entry paths carry a token in the path itself.
 _TOKEN_PATH = re.compile(r"(/(?:c|handoff|link|enter)/)[^/?#]+")
 
@@ -22,7 +24,7 @@ class ScrubbedAccessLogger(AbstractAccessLogger):
             return
         self.logger.info(
             "%s %s %s %s %.1fms",
-            request.remote,
+            client_address(request),
             request.method,
             scrub_path(request.path),
             response.status,

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from server import credentials
+from server.client_address import client_address as client_address  # re-exported: one answer
 from server.errors import Forbidden, Unauthorized, wants_json
 from server.keys import DB, SETTINGS
 from server.people import User
@@ -33,10 +34,6 @@ VIA_TOKEN: web.RequestKey[bool] = web.RequestKey("via_token", bool)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
-
-
-def client_address(request: web.Request) -> str:
-    return request.remote or ""
 
 
 def _origin_of(url: str) -> str:

@@ -14,6 +14,10 @@ from aiohttp import web
 
 from server.errors import BadRequest, NotFound, Unprocessable
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a JSON body may have (ours are a few levels deep)."""
+TOO_DEEP = (f"The JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels of arrays and"
+            " objects).")
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list",
                dict: "an object", float: "a number"}
 
@@ -35,14 +39,50 @@ def path_number(request: web.Request, key: str, what: str) -> int:
     return number
 
 
+class JSONTooDeep(ValueError):
+    """JSON nested deeper than ``MAX_JSON_DEPTH`` (a ValueError, as json's own errors are)."""
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists/dicts more than ``limit`` deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        children = item.values() if isinstance(item, dict) else item
+        if children and depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def load_json(raw: str | bytes) -> Any:
+    """``json.loads`` with a nesting limit: the one parser for JSON a client sends.
+
+    Raises ``JSONTooDeep`` beyond ``MAX_JSON_DEPTH`` levels, and for input deep enough to reach
+    the interpreter's recursion limit inside the parser (which would otherwise be a 500), and
+    ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``) for what is not JSON.
+    """
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise JSONTooDeep(TOO_DEEP) from None
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        raise JSONTooDeep(TOO_DEEP)
+    return value
+
+
 async def json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object (400 with a sentence if it is not one); fields unchecked."""
     if request.content_type != "application/json":
         raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.")
     raw = await request.read()
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = load_json(raw)
+    except JSONTooDeep:
+        raise BadRequest(TOO_DEEP) from None
+    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")

@@ -37,37 +37,37 @@ def safe_next(target: str | None) -> str:
 
 
 async def authenticate(request: web.Request, email: str, password: str) -> people.User:
-    """Check a password with rate limiting per account and address; audit every failure."""
+    """Check a password under the login back-off (``server.ratelimit``); audit every failure."""
     db = request.app[DB]
     limiter = request.app[LOGIN_LIMITER]
     address = client_address(request)
-    account_key, address_key = "account:" + email.strip().lower(), "address:" + address
-    wait = limiter.retry_after(account_key, address_key)
+    account = email.strip().lower()[:254]
+    wait = limiter.attempt(account, address)
     if wait:
         await db.write(
             lambda d: audit.record(
-                d, audit.Actor("anonymous", None, address), "login.rate_limited", "user",
-                email.strip().lower()[:254],
+                d, audit.Actor("anonymous", None, address), "login.rate_limited", "user", account
             )
         )
         raise TooManyRequests(
-            f"Too many failed logins; try again in {wait} seconds.",
+            f"Too many failed logins for this account from your address; try again in {wait}"
+            " seconds.",
             headers={"Retry-After": str(wait)},
         )
     found = await db.read(lambda d: people.password_hash_of(d, email))
     stored_hash = found[1] if found else None
     ok = await asyncio.to_thread(verify_password, stored_hash, password)
     if not ok or found is None or found[0].disabled:
-        limiter.failed(account_key, address_key)
+        limiter.failed(account, address)
         reason = "disabled" if ok and found is not None else "wrong email or password"
         await db.write(
             lambda d: audit.record(
-                d, audit.Actor("anonymous", None, address), "login.failed", "user",
-                email.strip().lower()[:254], reason=reason,
+                d, audit.Actor("anonymous", None, address), "login.failed", "user", account,
+                reason=reason,
             )
         )
         raise Unauthorized(BAD_LOGIN)
-    limiter.succeeded(account_key)
+    limiter.succeeded(account, address)
     return found[0]
 
 

@@ -24,7 +24,14 @@ from aiohttp import web
 from scoring import rubrics as R
 from server import audit
 from server.auth import client_address, csrf_token, current_user, require_admin
-from server.bodies import json_body, json_object, whole_number
+from server.bodies import (
+    MAX_JSON_DEPTH,
+    JSONTooDeep,
+    json_body,
+    json_object,
+    load_json,
+    whole_number,
+)
 from server.errors import NotFound, Unprocessable
 from server.keys import DB
 from server.people import User
@@ -156,7 +163,9 @@ async def rubric_page(request: web.Request) -> web.Response:
 
 def _parse_definition(text: str) -> tuple[Any, list[str]]:
     try:
-        return json.loads(text), []
+        return load_json(text), []
+    except JSONTooDeep:
+        return None, [f"the definition is nested too deeply (at most {MAX_JSON_DEPTH} levels)"]
     except json.JSONDecodeError as e:
         return None, [f"the definition is not valid JSON ({e.msg} at line {e.lineno})"]
 

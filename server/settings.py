@@ -25,6 +25,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True,
           "0": False, "false": False, "no": False, "off": False}
 COOKIE_SECRET_FILE = "cookie_secret"  # noqa: S105 - a file name
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(Exception):
@@ -82,8 +83,17 @@ class Settings:
     log_level: str = _f("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
     session_hours: int = _f(12, "how long a login session lasts, in hours")
     max_body_bytes: int = _f(1_048_576, "largest request body accepted, in bytes")
-    login_max_failures: int = _f(5, "failed logins per account or address before 429")
-    login_window_seconds: int = _f(60, "window for counting failed logins, in seconds")
+    login_max_failures: int = _f(
+        5, "failed logins of one account from one address before that pair backs off (429)"
+    )
+    login_window_seconds: int = _f(
+        60, "first login back-off (doubling, at most 16 times) and the window for counting"
+        " failures per account and per address, in seconds"
+    )
+    trusted_proxies: str = _f(
+        "", "comma-separated addresses or networks (CIDR) of reverse proxies whose"
+        " X-Forwarded-For is believed; empty: the header is ignored"
+    )
     shutdown_timeout: float = _f(10.0, "seconds to wait for requests to finish on shutdown")
     git_allowed_hosts: str = _f(
         "", "comma-separated git hosts allowed even if they resolve to loopback/private addresses"
@@ -128,6 +138,10 @@ class Settings:
     @property
     def allowed_git_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.git_allowed_hosts.split(",") if h.strip())
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def allowed_webhook_hosts(self) -> frozenset[str]:
@@ -184,8 +198,27 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Comma-separated IP addresses or CIDR networks (``[v6]`` brackets allowed).
+
+    Raises ValueError naming the first entry that is neither."""
+    networks = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item.strip("[]"), strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
 def _validate(s: Settings) -> list[str]:
     problems = []
+    try:
+        parse_networks(s.trusted_proxies)
+    except ValueError as exc:
+        problems.append(f"trusted_proxies: {exc}")
     for name in ("port", "workspace_port"):
         value = getattr(s, name)
         if not 0 <= value <= 65535:

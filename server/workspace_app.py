@@ -28,6 +28,7 @@ from scoring import session_scoring
 from server import people
 from server.accesslog import scrub_path
 from server.audit import Actor
+from server.client_address import client_address
 from server.errors import Forbidden, NotFound, error_middleware
 from server.keys import DB, SETTINGS
 from server.proxy import Principal, proxy_http, proxy_websocket
@@ -152,7 +153,7 @@ async def handoff(request: web.Request) -> web.StreamResponse:
                         " the session's page.")
     session = await db.read(lambda d: S.get_session(d, row["session_id"]))
     user_id = int(row["user_id"])
-    address, agent = request.remote or "", request.headers.get("User-Agent", "")
+    address, agent = client_address(request), request.headers.get("User-Agent", "")
 
     def record(d: Any) -> None:
         email = people.get_user(d, user_id).email
@@ -191,7 +192,7 @@ async def enter_workspace(request: web.Request) -> web.StreamResponse:
     session = await db.read(lambda d: S.get_session(d, row["session_id"]))
     if session.state != "live" or session.workspace_id != here:
         raise LinkClosed(f"The session is {session.state}; its workspace is closed.")
-    address, agent = request.remote or "", request.headers.get("User-Agent", "")
+    address, agent = client_address(request), request.headers.get("User-Agent", "")
     grant = await db.write(lambda d: S.grant(
         d, session.id, row["kind"], user_id=row["user_id"], address=address, user_agent=agent,
         workspace_id=here))
@@ -205,7 +206,7 @@ async def _enter(request: web.Request, session: S.Session, kind: str, user_id: i
                  target: str) -> web.StreamResponse:
     """Grant this browser access to the session on the shared host (a cookie), record the
     connection, and redirect to ``target``, away from the token-bearing URL it came by."""
-    address, agent = request.remote or "", request.headers.get("User-Agent", "")
+    address, agent = client_address(request), request.headers.get("User-Agent", "")
 
     def run(d: Any) -> str:
         S.record_connection(d, session.id, "candidate", "link opened", address, agent)
@@ -288,7 +289,7 @@ def _user_id(who: Principal) -> int | None:
 
 
 def _actor_of(who: Principal, request: web.Request) -> Actor:
-    return Actor(f"{who.kind}:{who.display_name}", None, request.remote or "")
+    return Actor(f"{who.kind}:{who.display_name}", None, client_address(request))
 
 
 @routes.get("/api/v1/sessions/{session_id}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -19,6 +19,8 @@ __all__ = [
     "HeadTail",
     "clean_terminal",
     "encode_payload",
+    "escape_line",
+    "quote_lines",
     "safe_text",
     "strip_ansi",
     "truncate",
@@ -189,3 +191,40 @@ def encode_payload(payload: Mapping[str, Any], limit: int = PAYLOAD_LIMIT) -> st
         text = safe_text(_SAFE.encode({"truncated": True, "bytes": size,
                                        "excerpt": truncate(text, limit // 8)}))
     return text
+
+
+# ---- candidate text in pairlab's own log ---------------------------------------------------
+LOG_LINE_LIMIT = 300
+"""Longest line of sandboxed output (after escaping) put in pairlab's log."""
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def _escape_char(char: str) -> str:
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else (
+        f"\\U{code:08x}")
+
+
+def escape_line(text: str, limit: int = LOG_LINE_LIMIT) -> str:
+    """``text`` with every unprintable character shown as a backslash escape (newline, CR, ANSI
+    ESC, Unicode line separators, bidi overrides ...), then cut to ``limit`` characters.
+
+    Escaped, not stripped (as ``strip_ansi`` does for what people read): in a log, what the
+    sandbox sent must stay visible, but inert. Hand-written rather than ``repr()`` (which adds
+    quotes chosen by content) or the ``unicode_escape`` codec (which escapes every non-ASCII
+    letter, making ordinary non-English output unreadable).
+    """
+    if not text.isprintable() or "\\" in text:
+        text = "".join(map(_escape_char, text))
+    return truncate(text, limit)
+
+
+def quote_lines(source: str, lines: Iterable[str]) -> str:
+    """Text from a sandbox for pairlab's log: each line escaped and prefixed with ``source``
+    (e.g. ``workspace <id> | ...``), so that none can pass for a line pairlab wrote itself.
+    Raw text may still go to host-only files (a workspace's ``server.log``)."""
+    return "\n".join(f"{source} | {escape_line(line)}" for line in lines)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import aiohttp
 
-from workspaces.excerpt import safe_text
+from workspaces.excerpt import quote_lines, safe_text
 
 USER_HEADER = "X-Pairlab-User"
 LOG_CAP_BYTES = 8 * 1024 * 1024
@@ -305,7 +305,8 @@ def server_env(token: str, env_python: Path, inside: Inside) -> dict[str, str]:
 
 class ServerLog:
     """The server's output: appended to ``server.log`` (capped) with the token scrubbed, and
-    the last lines kept in memory for error messages."""
+    the last lines kept in memory for error messages, which get them escaped and prefixed
+    (``excerpt``): the output is the candidate's to write (kernels share the server's)."""
 
     def __init__(self, path: Path, token: str) -> None:
         if path.exists():
@@ -318,7 +319,7 @@ class ServerLog:
 
     def feed(self, line: bytes) -> None:
         line = line.replace(self._token, b"[token]")
-        self.tail.append(line.decode("utf-8", "replace").rstrip())
+        self.tail.append(line.decode("utf-8", "replace").rstrip("\n"))
         if self._written < LOG_CAP_BYTES:
             self._file.write(line)
             self._written += len(line)
@@ -326,8 +327,9 @@ class ServerLog:
                 self._file.write(b"[pairlab: log capped here]\n")
             self._file.flush()
 
-    def last(self, n: int = 15) -> str:
-        return "\n".join(list(self.tail)[-n:])
+    def excerpt(self, workspace_id: str, n: int = 15) -> str:
+        """The last ``n`` lines, safe for pairlab's log (``workspace <id> | ...``)."""
+        return quote_lines(f"workspace {workspace_id}", list(self.tail)[-n:])
 
     def close(self) -> None:
         self._file.close()

@@ -55,7 +55,7 @@ Direction = Literal["in", "out"]
 def _json_dict(raw: bytes | str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         return {}
     return value if isinstance(value, dict) else {}
 

@@ -265,7 +265,7 @@ class LocalProvisioner:
         return True
 
     def _failed(self, live: _Live, what: str) -> WorkspaceStartFailed:
-        tail = live.log.last()
+        tail = live.log.excerpt(live.spec.workspace_id)
         return WorkspaceStartFailed(
             f"workspace {live.spec.workspace_id}: {what}; last lines of its log:\n{tail}"
         )
@@ -329,7 +329,8 @@ class LocalProvisioner:
         try:
             if not live.stopping:
                 log.warning("workspace %s: jupyter-server exited unexpectedly (code %s); last "
-                            "lines:\n%s", live.spec.workspace_id, code, live.log.last(5))
+                            "lines:\n%s", live.spec.workspace_id, code,
+                            live.log.excerpt(live.spec.workspace_id, 5))
                 await self._cleanup(live.spec.uid, live.host, live.cgroups)
                 if self.on_crash is not None:
                     self.on_crash(live.info, code)

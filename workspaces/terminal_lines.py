@@ -52,7 +52,7 @@ def parse_terminal_frame(data: str | bytes) -> tuple[str, Any] | None:
     """``(type, first argument)`` of a terminado frame, or None."""
     try:
         msg = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         return None
     if not isinstance(msg, list) or not msg or not isinstance(msg[0], str):
         return None

@@ -176,7 +176,7 @@ async def test_sixth_wrong_password_is_rate_limited(client: Client) -> None:
     assert "login.rate_limited" in audit_actions(settings)
 
 
-async def test_rate_limit_per_address(client: Client) -> None:
+async def test_failures_on_other_accounts_do_not_refuse_this_one(client: Client) -> None:
     settings = client.app[SETTINGS]
     create_user(settings, "ada@example.com")
     for i in range(5):
@@ -184,12 +184,11 @@ async def test_rate_limit_per_address(client: Client) -> None:
             "/api/v1/auth/login", json={"email": f"nobody{i}@example.com", "password": "guess"}
         )
         assert response.status == 401
-    # A different account from the same address is now refused as well.
+    # Another account from the same address (everyone behind one proxy) is not refused.
     response = await client.post(
         "/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
     )
-    assert response.status == 429
-    assert int(response.headers["Retry-After"]) >= 1
+    assert response.status == 200
 
 
 async def test_rate_limited_html_form_says_so(client: Client) -> None:

@@ -38,7 +38,7 @@ from server.errors import error_middleware
 from server.keys import DB, LOGIN_LIMITER, SETTINGS
 from server.ratelimit import LoginLimiter
 from server.recording import recording_ctx
-from server.security_headers import security_headers
+from server.security_headers import security_headers_for
 from server.session_ctx import PROVISIONER, WORKSPACE_APP, sessions_ctx
 from server.settings import Settings
 from server.task_service import tasks_ctx
@@ -65,7 +65,8 @@ def create_app(settings: Settings, provisioner: Provisioner | None = None) -> we
     app attached under ``WORKSPACE_APP``. ``provisioner`` replaces the local sandboxed one
     (tests pass a fake)."""
     app = web.Application(
-        middlewares=[security_headers, error_middleware, auth_middleware],
+        middlewares=[security_headers_for(settings.workspace_form_targets), error_middleware,
+                     auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -16,22 +16,38 @@ CSP = (
 )
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        _apply(exc)
-        raise
-    _apply(response)
-    return response
+def csp_with_form_targets(targets: list[str]) -> str:
+    """``CSP`` whose ``form-action`` also allows ``targets``: a form whose answer redirects
+    elsewhere (the interviewer's Join hands over to the workspace origins) is checked against
+    ``form-action`` at every hop of the redirect."""
+    return CSP.replace("form-action 'self'", " ".join(["form-action 'self'", *targets]))
 
 
-def _apply(response: web.StreamResponse) -> None:
+def security_headers_for(form_targets: list[str]) -> Middleware:
+    """The app's headers, its forms allowed to redirect to ``form_targets`` too."""
+    policy = csp_with_form_targets(form_targets)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            _apply(exc, policy)
+            raise
+        _apply(response, policy)
+        return response
+
+    return middleware
+
+
+security_headers = security_headers_for([])
+
+
+def _apply(response: web.StreamResponse, policy: str = CSP) -> None:
     if response.prepared:
         return
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on form

@@ -179,6 +179,14 @@ class Settings:
         default = f"http://{self.workspace_domain}:{self.workspace_port}"
         return self.workspace_public_url.rstrip("/") or default
 
+    @property
+    def workspace_form_targets(self) -> list[str]:
+        """CSP sources for the shared workspace origin and every workspace's own origin (the
+        interviewer's Join form is answered by a redirect through both)."""
+        shared = URL(self.workspace_url)
+        port = "" if shared.is_default_port() else f":{shared.port}"
+        return [str(shared.origin()), f"{shared.scheme}://*.{shared.host}{port}"]
+
     def workspace_origin(self, workspace_id: str) -> str:
         """The workspace's own origin, ``w-<id>.<workspace domain>`` (same scheme and port as
         the shared one), so that a script in one workspace reaches no other."""

@@ -129,6 +129,15 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
         await type_at_end(pairing, INTERVIEWER_EDIT)
         await timeline_has(observe, "file.changed", "README.md")
 
+        # The session page's Join button (a form whose answer redirects through the workspace
+        # origins, which the app's form-action allows) lands in the same workspace too.
+        joined = await people.another_tab(observe, "session-join")
+        await joined.goto(session_url)
+        await joined.click("#join")
+        await joined.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
+        assert joined.url.split("/lab", 1)[0] + "/lab" == lab
+        await joined.close()
+
         # Notes the moment.
         await observe.fill("#pl-note-text", NOTE)
         await observe.click("#pl-note-save")

@@ -189,3 +189,17 @@ async def test_security_headers_on_errors_and_pages(
         response = await client.get(path)
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_app_forms_may_hand_over_only_to_the_workspace_origins(admin_client: Any) -> None:
+    """The interviewer's Join form is answered by a redirect through the shared workspace origin
+    to the workspace's own host: the app's form-action allows exactly those, nothing else."""
+    client, _ = admin_client
+    settings = client.app[SETTINGS]
+    policy = (await client.get("/login")).headers["Content-Security-Policy"]
+    form_action = next(part.strip() for part in policy.split(";")
+                       if part.strip().startswith("form-action"))
+    shared = settings.workspace_url
+    host_and_port = shared.split("://", 1)[1]
+    assert form_action.split() == ["form-action", "'self'", shared,
+                                   f"http://*.{host_and_port}"]

@@ -40,7 +40,9 @@ from workspaces.cgroups import (
     Cgroups,
     CgroupSet,
     kill_uid,
+    pid_namespace,
     pids_of_uid,
+    sandboxed_pids_of_uid,
     signal_if_uid,
     top_process_of_uid,
 )
@@ -88,6 +90,8 @@ class _Live:
     process: asyncio.subprocess.Process
     log: jc.ServerLog
     cgroups: CgroupSet | None
+    pidns: int | None = None
+    """The sandbox's pid namespace (known once its server runs; None without the sandbox)."""
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     returncode: int | None = None
     stopping: bool = False
@@ -200,9 +204,17 @@ class LocalProvisioner:
         tools = await self._require_tools()
         if current is not None and current.returncode is None:
             await self._terminate(current)
-        survivors = await asyncio.to_thread(kill_uid, spec.uid)
+        groups = current.cgroups if current is not None else None
+        groups = groups or await asyncio.to_thread(self.cgroups.existing, spec.workspace_id)
+        survivors = await asyncio.to_thread(
+            _kill_workspace, spec.uid, groups, current.pidns if current is not None else None)
         if survivors:
-            raise WorkspaceError(f"stale processes of uid {spec.uid} could not be killed")
+            raise WorkspaceError(f"stale processes of workspace {spec.workspace_id} could not "
+                                 "be killed")
+        busy = await asyncio.to_thread(pids_of_uid, spec.uid)
+        if busy:  # not the workspace's (those are gone): never killed, never shared
+            raise WorkspaceInvalid(f"uid {spec.uid} still runs {len(busy)} processes outside "
+                                   f"workspace {spec.workspace_id}")
         return await self._launch(spec, tools)
 
     def _inside(self, host: HostPaths) -> jc.Inside:
@@ -368,9 +380,12 @@ class LocalProvisioner:
         except BaseException:
             live.stopping = True
             await self._terminate(live)
-            await self._cleanup(live.spec.uid, live.host, live.cgroups)
+            await self._cleanup(live.spec.uid, live.host, live.cgroups, live.pidns)
             self._live.pop(spec.workspace_id, None)
             raise
+        if self.sandbox:
+            server = await asyncio.to_thread(top_process_of_uid, process.pid, spec.uid)
+            live.pidns = pid_namespace(server) if server is not None else None
         log.info("workspace %s is ready (uid %d, pid %d)", spec.workspace_id, spec.uid,
                  process.pid)
         return info
@@ -424,8 +439,10 @@ class LocalProvisioner:
         """Kill every process of the workspace except the jupyter-server itself."""
         uid = live.spec.uid
         server = top_process_of_uid(live.process.pid, uid)
+        members = live.cgroups.pids() if live.cgroups is not None else set(
+            sandboxed_pids_of_uid(uid, live.pidns))
         killed = sum(signal_if_uid(pid, uid, signal.SIGKILL)
-                     for pid in pids_of_uid(uid) if pid != server)
+                     for pid in members if pid != server and pid != live.process.pid)
         log.warning("workspace %s uses %d bytes of disk (limit %d): killed %d processes",
                     live.spec.workspace_id, used, self.limits.disk_bytes, killed)
 
@@ -450,7 +467,7 @@ class LocalProvisioner:
             if not live.stopping:
                 log.warning("workspace %s: jupyter-server exited unexpectedly (code %s); last "
                             "lines:\n%s", live.spec.workspace_id, code, live.log.last(5))
-                await self._cleanup(live.spec.uid, live.host, live.cgroups)
+                await self._cleanup(live.spec.uid, live.host, live.cgroups, live.pidns)
                 if self.on_crash is not None:
                     self.on_crash(live.info, code)
         except Exception:
@@ -501,10 +518,12 @@ class LocalProvisioner:
             log.error("workspace %s: pid %d survived SIGKILL", live.spec.workspace_id,
                       live.process.pid)
 
-    async def _cleanup(self, uid: int, host: HostPaths, groups: CgroupSet | None) -> None:
-        survivors = await asyncio.to_thread(kill_uid, uid)
+    async def _cleanup(self, uid: int, host: HostPaths, groups: CgroupSet | None,
+                       pidns: int | None) -> None:
+        survivors = await asyncio.to_thread(_kill_workspace, uid, groups, pidns)
         if survivors:
-            log.error("uid %d still has processes %s after cleanup", uid, survivors)
+            log.error("workspace %s still has processes %s after cleanup", host.base.name,
+                      survivors)
         if groups is not None:
             await asyncio.to_thread(groups.remove)
         (host.run / "jupyter.sock").unlink(missing_ok=True)
@@ -517,12 +536,13 @@ class LocalProvisioner:
         host = HostPaths.of(self.root, info.workspace_id)
         groups = live.cgroups if live is not None else await asyncio.to_thread(
             self.cgroups.existing, info.workspace_id)
+        pidns = live.pidns if live is not None else None
         if live is not None:
             await self._terminate(live)
             live.stopped = True
             if live.monitor is not None:
                 await live.monitor
-        await self._cleanup(info.uid, host, groups)
+        await self._cleanup(info.uid, host, groups, pidns)
         await asyncio.to_thread(self._settle, info.workspace_id)
         if host.base.is_dir():
             (host.base / STOPPED_MARKER).touch()
@@ -551,12 +571,21 @@ class LocalProvisioner:
         for live in running:
             if live.monitor is not None:
                 await live.monitor
-            await self._cleanup(live.spec.uid, live.host, live.cgroups)
+            await self._cleanup(live.spec.uid, live.host, live.cgroups, live.pidns)
 
     def live_info(self, workspace_id: str) -> WorkspaceInfo | None:
         """The current info of a workspace started here (after a restore it has a new token)."""
         live = self._live.get(workspace_id)
         return replace(live.info) if live is not None else None
+
+
+def _kill_workspace(uid: int, groups: CgroupSet | None, pidns: int | None) -> list[int]:
+    """Kill every process of the workspace: by its cgroups, or where it has none, the uid's
+    processes inside its sandbox (its pid namespace when known), never the uid's elsewhere.
+    Returns the survivors."""
+    if groups is not None:
+        return groups.kill()
+    return kill_uid(uid, namespace=pidns)
 
 
 def _copy_all(src: Path, dest: Path) -> None:

@@ -31,8 +31,8 @@ from tests.workspaces.conftest import (
     require_sandbox,
 )
 from workspaces import jupyter_config
-from workspaces.cgroups import pids_of_uid, top_process_of_uid
-from workspaces.errors import SandboxUnavailable, WorkspaceStartFailed
+from workspaces.cgroups import Cgroups, pids_of_uid, top_process_of_uid
+from workspaces.errors import SandboxUnavailable, WorkspaceInvalid, WorkspaceStartFailed
 from workspaces.local import LocalProvisioner
 from workspaces.mounts import is_mount, unmount
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
@@ -467,6 +467,53 @@ async def test_no_disk_image_no_workspace(env_python: Path) -> None:
         assert "disk image" in failed.value.message and "File exists" in failed.value.message
         assert pids_of_uid(uid) == [] and not is_mount(root / "wsnone")
     finally:
+        await asyncio.to_thread(remove_data_dir, data)
+
+
+# ---- whose processes are killed -----------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("with_cgroups", [True, False], ids=["cgroups", "no-cgroups"])
+async def test_a_foreign_process_with_the_uid_survives_stop(env_python: Path,
+                                                            with_cgroups: bool) -> None:
+    """The attack: ``kill_uid`` killed every host process of the workspace's uid, so another
+    pairlab's sandbox or an operator's process in the uid range died with the workspace.
+    Now the workspace's processes are found by its cgroup (or, without one, its sandbox's pid
+    namespace): they die at stop, a process that merely has the uid lives."""
+    require_sandbox()
+    data = make_data_dir()
+    cgroups = Cgroups() if with_cgroups else Cgroups(root=data / "no-cgroups")
+    if with_cgroups and not cgroups.available():
+        pytest.skip("no writable cgroups here")
+    provisioner = LocalProvisioner(data / "workspaces", cgroups=cgroups)
+    uid = free_uid()
+    foreign: subprocess.Popen[bytes] | None = None
+    try:
+        info = await provisioner.start(WorkspaceSpec("wsown", uid, env_python))
+        async with WorkspaceClient(info) as client:
+            kernel = await client.start_kernel()
+            await client.execute(kernel, "import subprocess\nsubprocess.Popen(['sleep', '600'],"
+                                 " start_new_session=True)\nprint('started')")
+        own = set(pids_of_uid(uid))
+        assert len(own) >= 3  # server, kernel, its sleeper
+        foreign = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                                    "--clear-groups", "--", "sleep", "600"])
+        await asyncio.sleep(0.2)
+        assert foreign.pid in pids_of_uid(uid)
+        await provisioner.stop(info)
+        assert pids_of_uid(uid) == [foreign.pid]
+        assert foreign.poll() is None
+        with pytest.raises(WorkspaceInvalid, match="still runs 1 processes outside"):
+            await provisioner.restore(info)  # never shares the uid with it either
+        assert foreign.poll() is None
+    finally:
+        if foreign is not None:
+            foreign.kill()
+            foreign.wait()
+        await provisioner.close()
         await asyncio.to_thread(remove_data_dir, data)
 
 

@@ -270,10 +270,23 @@ class LocalProvisioner:
             mounts.mount_image(image, base, read_only=True)
         out = self.root / f"{SETTLING}{workspace_id}"
         remove_tree(out)
-        _copy_all(base, out)
+        try:
+            _copy_all(base, out)
+        except OSError:
+            remove_tree(out)  # the files stay readable where they are, on the image
+            raise
         mounts.unmount(base)
         os.rename(out, base)  # over the now empty mount point
         image.unlink()
+
+    async def _settle_or_log(self, workspace_id: str) -> None:
+        """``_settle``; if that fails (the host's disk is full, say) the image stays mounted,
+        so its files are still read where they are, and ``sweep`` tries again at start-up."""
+        try:
+            await asyncio.to_thread(self._settle, workspace_id)
+        except OSError as exc:
+            log.error("workspace %s: its disk image stays mounted, the copy-out failed: %s",
+                      workspace_id, exc)
 
     def _settle_all(self, keep: set[str]) -> list[str]:
         settled = []
@@ -342,7 +355,7 @@ class LocalProvisioner:
             return await self._launch_mounted(spec, tools, host, inside)
         except BaseException:
             if self.disk_image:  # nothing runs: keep the files, free the loop device
-                await asyncio.to_thread(self._settle, spec.workspace_id)
+                await self._settle_or_log(spec.workspace_id)
             raise
 
     async def _launch_mounted(self, spec: WorkspaceSpec, tools: Tools, host: HostPaths,
@@ -543,7 +556,7 @@ class LocalProvisioner:
             if live.monitor is not None:
                 await live.monitor
         await self._cleanup(info.uid, host, groups, pidns)
-        await asyncio.to_thread(self._settle, info.workspace_id)
+        await self._settle_or_log(info.workspace_id)
         if host.base.is_dir():
             (host.base / STOPPED_MARKER).touch()
         log.info("workspace %s stopped", info.workspace_id)

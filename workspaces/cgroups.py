@@ -3,17 +3,18 @@ no group exists, its sandbox's pid namespace; never the uid alone.
 
 A uid is not a sandbox: another pairlab on the machine, or any process an operator starts with
 a uid of the range, has it too. So a workspace's processes are killed through its groups
-(``CgroupSet.kill``: ``cgroup.kill`` where the kernel has it (v2), else every pid listed in
-``cgroup.procs`` until none is left), and ``kill_uid`` is only the fallback where no group
-exists, and then only for processes of the uid inside a sandbox's pid namespace (the workspace's
-own when known), never one in pairlab's own pid namespace.
+(``CgroupSet.kill``: ``cgroup.kill`` where a group has it (cgroup v2, kernel 5.14+), else every
+pid listed in ``cgroup.procs``, again until none is left), and ``kill_uid`` is only the
+fallback where no group exists, and then only for processes of the uid inside a sandbox's pid
+namespace (the workspace's own when known), never one in pairlab's own pid namespace.
 
 Each workspace gets ``<controller>/<pairlab's own cgroup>/pairlab/<workspace id>``: nested under
 the cgroup pairlab itself runs in (as a delegated systemd service's would be), so the host's own
 accounting of pairlab still covers its workspaces. The sandbox's outermost process joins them
 before it execs ``bwrap`` (see ``sandbox.join_cgroups_argv``), so every process of the workspace
 is inside from its first instruction. Removing a group kills whatever is still in it first.
-cgroup v2 hosts are not handled here yet: there, ``available()`` is empty and the rlimits apply.
+cgroup v2 hosts are not handled here yet: there, ``available()`` is empty, the rlimits apply and
+processes are found by the sandbox's pid namespace.
 """
 
 from __future__ import annotations

@@ -272,10 +272,10 @@ class LocalProvisioner:
         remove_tree(out)
         try:
             _copy_all(base, out)
+            mounts.unmount(base)
         except OSError:
             remove_tree(out)  # the files stay readable where they are, on the image
             raise
-        mounts.unmount(base)
         os.rename(out, base)  # over the now empty mount point
         image.unlink()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -23,10 +24,11 @@ from server.db import open_migrated
 from server.settings import COOKIE_SECRET_FILE, Settings
 from server.task_service import sandbox_for
 from tasks import revisions
+from workspaces import mounts
 from workspaces.cgroups import CONTROLLERS, Cgroups, running_uids
 from workspaces.environments import EnvironmentBuildFailed, ensure_environment, environment_key
 from workspaces.errors import SandboxUnavailable
-from workspaces.local import SOCKET_PATH_MAX
+from workspaces.local import IMAGES, SOCKET_PATH_MAX
 from workspaces.permissions import is_published, owner_only, unreadable, writable_by_others
 from workspaces.provisioner import new_workspace_id
 from workspaces.sandbox import WORKSPACE_UIDS, HostPaths, find_tools, python_trees
@@ -38,6 +40,7 @@ Status = Literal["ok", "warn", "fail", "skip"]
 JUPYTER_IMPORTS = ("jupyter_server", "jupyterlab", "jupyter_server_ydoc", "ipykernel")
 TASK_IMPORTS = ("ipykernel", "pytest")
 LOW_DISK_BYTES = 2 * 1024**3
+DOCTOR_IMAGE_BYTES = 16 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,40 @@ def check_data_dir(settings: Settings) -> Finding:
     return Finding("data dir", "ok", detail, critical=True)
 
 
+def check_disk_limit(settings: Settings) -> Finding:
+    """A workspace's disk and file limit is its own loop-mounted ext4 image: one is made and
+    mounted where the real ones are (``DATA_DIR/workspaces/.images``), then removed."""
+    fix = ("run pairlab as root on a kernel with loop devices and ext4 (modprobe loop), with "
+           "mkfs.ext4 (e2fsprogs) and mount (util-linux) installed")
+    workspaces = settings.data_dir / "workspaces"
+    probe = f"doctor-{secrets.token_hex(4)}"
+    image = workspaces / IMAGES / f"{probe}.ext4"
+    target = workspaces / f".{probe}"
+    try:
+        workspaces.mkdir(mode=0o711, exist_ok=True)
+        target.mkdir(mode=0o700)
+        try:
+            mounts.make_image(image, DOCTOR_IMAGE_BYTES, 1024)
+            mounts.mount_image(image, target)
+            mounts.unmount(target)
+        finally:
+            image.unlink(missing_ok=True)
+            target.rmdir()
+    except OSError as exc:
+        if settings.unsafe_no_disk_image:
+            return Finding("disk limit", "warn", f"workspaces run without a disk image "
+                           f"(unsafe_no_disk_image): {exc}", fix)
+        return Finding("disk limit", "fail", f"a workspace's disk image cannot be made or "
+                       f"mounted here, so no workspace can start: {exc}", fix, critical=True)
+    if settings.unsafe_no_disk_image:
+        return Finding("disk limit", "warn", "UNSAFE: unsafe_no_disk_image is set: workspaces' "
+                       "disk use is only polled and their file count is unlimited",
+                       "remove unsafe_no_disk_image (disk images work here)")
+    return Finding("disk limit", "ok", f"each workspace is its own ext4 image of "
+                   f"{settings.workspace_disk_mib} MiB with {settings.workspace_max_files} "
+                   "inodes, loop-mounted: the kernel refuses writes past either", critical=True)
+
+
 # ---- Python, as a sandbox uid sees it ---------------------------------------------------
 
 
@@ -301,12 +338,15 @@ def _host_findings(settings: Settings) -> list[Finding]:
     if root.status == "fail":  # bwrap's probe and the tools' paths mean nothing as non-root
         skipped = [Finding(name, "skip", "not checked: needs root")
                    for name in ("tools", "bubblewrap")]
-        return [root, *skipped, check_uids(settings), check_cgroups(), check_data_dir(settings)]
+        return [root, *skipped, check_uids(settings), check_cgroups(), check_data_dir(settings),
+                Finding("disk limit", "skip", "not checked: needs root")]
     tools = check_tools(settings)
     bubblewrap = check_bubblewrap(settings) if tools.status == "ok" else Finding(
         "bubblewrap", "skip", "not checked: needs the tools above")
-    return [root, tools, bubblewrap, check_uids(settings), check_cgroups(),
-            check_data_dir(settings)]
+    data_dir = check_data_dir(settings)
+    disk = check_disk_limit(settings) if data_dir.status != "fail" else Finding(
+        "disk limit", "skip", "not checked: needs the data dir")
+    return [root, tools, bubblewrap, check_uids(settings), check_cgroups(), data_dir, disk]
 
 
 def fast_findings(settings: Settings, *, thorough: bool = False) -> list[Finding]:

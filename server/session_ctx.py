@@ -22,12 +22,19 @@ PROVISIONER = web.AppKey("provisioner", Provisioner)
 
 
 def make_provisioner(settings: Settings) -> Provisioner:
+    from workspaces.limits import Limits, MiB
     from workspaces.local import LocalProvisioner
 
     if settings.unsafe_no_sandbox:
         log.warning("UNSAFE: workspaces run WITHOUT the bubblewrap sandbox (--unsafe-no-sandbox)")
+    if settings.unsafe_no_disk_image:
+        log.warning("UNSAFE: workspaces run WITHOUT their disk image: disk use is only polled "
+                    "(--unsafe-no-disk-image)")
+    limits = Limits(disk_bytes=settings.workspace_disk_mib * MiB,
+                    inodes=settings.workspace_max_files)
     return LocalProvisioner(
-        settings.data_dir / "workspaces", sandbox=not settings.unsafe_no_sandbox
+        settings.data_dir / "workspaces", sandbox=not settings.unsafe_no_sandbox,
+        limits=limits, disk_image=not settings.unsafe_no_disk_image,
     )
 
 

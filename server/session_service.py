@@ -342,6 +342,9 @@ class SessionManager:
             await self.db.write(partial(_restarted, info=info, session_id=session_id))
             await self._emit("restarted", session_id, info, {"after": "server restart"})
             self._spawn(self._watch(info, session_id))
+        sweep = getattr(self.provisioner, "sweep", None)
+        if sweep is not None:  # disk images no restored workspace uses (see LocalProvisioner)
+            await sweep()
 
     async def close(self) -> None:
         for task in list(self._background):

@@ -118,6 +118,13 @@ class Settings:
     unsafe_no_sandbox: bool = _f(
         False, "DEVELOPMENT ONLY: run workspaces without bubblewrap (never in production)"
     )
+    workspace_disk_mib: int = _f(
+        4096, "disk limit of each workspace, in MiB (its own loop-mounted ext4 image)")
+    workspace_max_files: int = _f(
+        200_000, "files, folders and links each workspace may have (inodes of its image)")
+    unsafe_no_disk_image: bool = _f(
+        False, "DEVELOPMENT ONLY: workspaces without their disk image; disk use is only polled"
+        " and file counts are unlimited (never in production)")
     environments_dir: str = _f(
         "", "folder for the shared per-requirements Python environments (default DATA_DIR/envs)"
     )
@@ -255,6 +262,10 @@ def _validate(s: Settings) -> list[str]:
         problems.append("workspace_port: must differ from port (the workspace is its own origin)")
     if s.warm_pool_size < 0 or s.warm_pool_size > 50:
         problems.append("warm_pool_size: must be 0 to 50")
+    if not 64 <= s.workspace_disk_mib <= 16 * 1024 * 1024:
+        problems.append("workspace_disk_mib: must be 64 to 16777216 (16 TiB)")
+    if not 1000 <= s.workspace_max_files <= 2**31:
+        problems.append("workspace_max_files: must be at least 1000")
     if not 1000 <= s.sandbox_uid_base <= 4_000_000_000:
         problems.append("sandbox_uid_base: must be an unprivileged uid (1000 or more)")
     if not 0 < s.webhook_retry_base_seconds <= 3600:

@@ -26,12 +26,22 @@ from server.db import open_migrated
 from server.passwords import hash_password
 from server.settings import Settings, prepare_data_dir
 from tests.fake_workspace import FakeProvisioner
+from workspaces.mounts import orphaned_images, unmount
 
 PASSWORD = "correct horse battery"
 REPO = Path(__file__).resolve().parent.parent
 
 MakeSettings = Callable[..., Settings]
 
+
+
+@pytest.fixture(autouse=True)
+def _release_orphaned_disk_images() -> Iterator[None]:
+    """A test that removes a data folder while its app kept live workspaces mounted (for
+    restore, as pairlab does at shutdown) leaves a deleted image mounted: unmount it."""
+    yield
+    for point in orphaned_images():
+        unmount(point)
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> MakeSettings:

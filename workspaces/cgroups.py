@@ -1,12 +1,20 @@
-"""Which processes belong to a workspace: its cgroup v1 ``memory`` and ``pids`` groups, and the
-process table searched by the workspace's own uid (one uid per live workspace).
+"""Which processes belong to a workspace: its cgroup v1 ``memory`` and ``pids`` groups and, where
+no group exists, its sandbox's pid namespace; never the uid alone.
+
+A uid is not a sandbox: another pairlab on the machine, or any process an operator starts with
+a uid of the range, has it too. So a workspace's processes are killed through its groups
+(``CgroupSet.kill``: ``cgroup.kill`` where a group has it (cgroup v2, kernel 5.14+), else every
+pid listed in ``cgroup.procs``, again until none is left), and ``kill_uid`` is only the
+fallback where no group exists, and then only for processes of the uid inside a sandbox's pid
+namespace (the workspace's own when known), never one in pairlab's own pid namespace.
 
 Each workspace gets ``<controller>/<pairlab's own cgroup>/pairlab/<workspace id>``: nested under
 the cgroup pairlab itself runs in (as a delegated systemd service's would be), so the host's own
 accounting of pairlab still covers its workspaces. The sandbox's outermost process joins them
 before it execs ``bwrap`` (see ``sandbox.join_cgroups_argv``), so every process of the workspace
 is inside from its first instruction. Removing a group kills whatever is still in it first.
-cgroup v2 hosts are not handled here yet: there, ``available()`` is empty and the rlimits apply.
+cgroup v2 hosts are not handled here yet: there, ``available()`` is empty, the rlimits apply and
+processes are found by the sandbox's pid namespace.
 """
 
 from __future__ import annotations
@@ -91,13 +99,34 @@ class CgroupSet:
                 continue
         return 0
 
+    def kill(self, timeout_s: float = 10.0) -> list[int]:
+        """SIGKILL every process in the groups (``cgroup.kill`` if the kernel has it, else each
+        pid of ``cgroup.procs``, again until none is left: a fork meanwhile joins the group
+        too). Returns the pids still inside at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.01
+        for d in self.dirs:
+            try:
+                (d / "cgroup.kill").write_text("1")
+            except OSError:  # cgroup v1 has no cgroup.kill
+                pass
+        while True:
+            pids = self.pids()
+            if not pids:
+                return []
+            for pid in pids:
+                self._kill_member(pid)
+            if time.monotonic() > deadline:
+                return sorted(self.pids())
+            time.sleep(delay)  # the kernel is reaping them; not a readiness wait
+            delay = min(delay * 2, 0.2)
+
     def remove(self, timeout_s: float = 10.0) -> bool:
         """Kill what is left inside, then remove the folders. True when all are gone."""
         deadline = time.monotonic() + timeout_s
         delay = 0.01
         while True:
-            for pid in self.pids():
-                self._kill_member(pid)
+            self.kill(timeout_s=0)
             removed = True
             for d in self.dirs:
                 try:
@@ -205,9 +234,6 @@ class Cgroups:
         return CgroupSet(tuple(dirs))
 
 
-# ---- the process table: a workspace's processes by uid ---------------------------------
-
-
 # ---- the process table --------------------------------------------------------------------
 
 
@@ -277,19 +303,62 @@ def signal_if_uid(pid: int, uid: int, sig: signal.Signals) -> bool:
         os.close(fd)
 
 
-def kill_uid(uid: int, timeout_s: float = 10.0) -> list[int]:
-    """SIGKILL every process of ``uid`` until none is left; returns the survivors (if any)."""
+def pid_namespace(pid: int) -> int | None:
+    """The inode of ``pid``'s pid namespace (``/proc/PID/ns/pid``), None if it is gone."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def _sandboxed(pid: int, namespace: int | None) -> bool:
+    """``pid`` runs in the pid namespace ``namespace``, or (None) in any but pairlab's own."""
+    found = pid_namespace(pid)
+    if found is None:
+        return False
+    if namespace is not None:
+        return found == namespace
+    return found != pid_namespace(os.getpid())
+
+
+def sandboxed_pids_of_uid(uid: int, namespace: int | None = None) -> list[int]:
+    """Host pids of the processes of ``uid`` inside a sandbox (see ``kill_uid``)."""
+    return [pid for pid in pids_of_uid(uid) if _sandboxed(pid, namespace)]
+
+
+def kill_uid(uid: int, timeout_s: float = 10.0, *, namespace: int | None = None) -> list[int]:
+    """The fallback where a sandbox has no cgroup: SIGKILL the processes of ``uid`` inside the
+    pid namespace ``namespace`` (the sandbox's, when known), or inside any pid namespace but
+    pairlab's own, until none is left. A process of the uid outside every sandbox (an
+    operator's, another program's) is never touched. Returns the survivors (if any)."""
     if uid < 1000:
         raise ValueError(f"refusing to kill the processes of system uid {uid}")
+    if namespace is not None and namespace == pid_namespace(os.getpid()):
+        raise ValueError("refusing to kill by uid in pairlab's own pid namespace")
     deadline = time.monotonic() + timeout_s
     delay = 0.01
     while True:
-        pids = pids_of_uid(uid)
+        pids = sandboxed_pids_of_uid(uid, namespace)
         if not pids:
             return []
         for pid in pids:
-            signal_if_uid(pid, uid, signal.SIGKILL)
+            _kill_if(pid, uid, namespace)
         if time.monotonic() > deadline:
-            return pids_of_uid(uid)
+            return sandboxed_pids_of_uid(uid, namespace)
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
+
+
+def _kill_if(pid: int, uid: int, namespace: int | None) -> None:
+    """SIGKILL ``pid`` if it still runs as ``uid`` in a sandbox (a pidfd guards pid reuse)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        if _proc_uid(pid) == uid and _sandboxed(pid, namespace):
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -11,7 +11,11 @@ index, and a symbolic link is recorded as a link, never followed. Files that did
 since the last snapshot (same size, times and inode) are not read again.
 
 Files larger than ``max_file_bytes`` (or binary ones larger than ``max_binary_bytes``) are not
-committed: ``.pairlab-large.json`` in the commit lists them with size and sha256. Once a snapshot
+committed: ``.pairlab-large.json`` in the commit lists them with size, reason and, for the binary
+ones, sha256. Files over ``max_file_bytes`` and sparse files (mostly holes, by ``st_size`` and
+``st_blocks``) are listed by size alone, never read nor hashed: 10 GiB of holes cost their
+writer nothing and would cost the server seconds of CPU at every snapshot (and at every
+``touch``). Once a snapshot
 would take the blobs stored past ``max_total_bytes``, snapshots stop for good (a flag file in the
 repository keeps it so across restarts) and ``limit_reached`` says so.
 
@@ -78,6 +82,7 @@ class LargeFile:
     path: str
     size: int
     sha256: str
+    """Empty when the file was not read (over ``max_file_bytes``, or sparse)."""
     reason: str
 
 
@@ -238,8 +243,9 @@ class History:
                 items[entry.path] = cached[1]
                 stamps[entry.path] = cached
                 return
+            unread = self._unread(entry)
             try:
-                item = self._read(entry, dir_fd, name, contents)
+                item = unread or self._read(entry, dir_fd, name, contents)
             except OSError:
                 return
             items[entry.path] = item
@@ -254,6 +260,18 @@ class History:
                                                                 "reserved name"))
             stamps.pop(MANIFEST, None)
         return items, contents, stamps, len(files) >= limits.max_files
+
+    def _unread(self, entry: Entry) -> _Item | None:
+        """The record of a file that is not read at all (too large or sparse), else None."""
+        if entry.kind != "file":
+            return None
+        if entry.size > self.limits.max_file_bytes:
+            reason = f"larger than {self.limits.max_file_bytes} bytes (not read)"
+        elif entry.sparse:
+            reason = f"sparse: {entry.blocks * 512} of {entry.size} bytes on disk (not read)"
+        else:
+            return None
+        return _Item("large", "", LargeFile(entry.path, entry.size, "", reason))
 
     def _read(self, entry: Entry, dir_fd: int, name: str, contents: dict[str, bytes]) -> _Item:
         limits = self.limits

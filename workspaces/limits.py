@@ -7,13 +7,13 @@
   no memory cgroup can be made, ``RLIMIT_AS`` per process instead (weaker, logged);
 - file size: ``RLIMIT_FSIZE`` (a write past it fails with ``EFBIG``/``SIGXFSZ``);
 - open files: ``RLIMIT_NOFILE``; core dumps: ``RLIMIT_CORE`` = 0;
-- disk use: the workspace's ``work`` and ``run`` folders live on the host disk, and Linux has no
-  per-folder quota without quota-enabled filesystems or a loop device per workspace. So disk use
-  is bounded in two steps: ``RLIMIT_FSIZE`` caps every single file, and the provisioner measures
-  the folders every ``disk_check_interval_s``; above ``disk_bytes`` it kills every process of the
-  workspace except the jupyter-server itself (kernels, terminals, whatever they started), logs it,
-  and keeps doing so while the folder stays too large. ``/tmp`` and ``/dev/shm`` are tmpfs with
-  a fixed size, charged to the memory cgroup.
+- disk use and files: the whole workspace folder (``work``, ``run``, everything its uid can
+  write) is a loop-mounted ext4 image of ``disk_bytes`` with ``inodes`` inodes
+  (``workspaces/mounts.py``), so the kernel refuses a write past either at once (``ENOSPC``).
+  Only with the image explicitly switched off (a loud development mode) is disk use measured
+  every ``disk_check_interval_s`` instead, killing the workspace's processes but the server
+  above ``disk_bytes``. ``RLIMIT_FSIZE`` caps every single file. ``/tmp`` and ``/dev/shm`` are
+  tmpfs with a fixed size, charged to the memory cgroup.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ class Limits:
     open_files: int = 4096
     """Open file descriptors per process (RLIMIT_NOFILE)."""
     disk_bytes: int = 4 * GiB
-    """Total size of the workspace's folders on the host disk (checked periodically)."""
+    """Size of the workspace's disk image (everything it writes outside its tmpfs)."""
+    inodes: int = 200_000
+    """Files, folders and links the workspace may have (inodes of its disk image)."""
     tmp_bytes: int = 512 * MiB
     """Size of the private ``/tmp`` tmpfs."""
     disk_check_interval_s: float = 10.0
@@ -50,7 +52,7 @@ class Limits:
             raise ValueError("processes: a jupyter-server with one kernel needs at least 64")
         if self.memory_bytes < 128 * MiB:
             raise ValueError("memory_bytes: a jupyter-server needs at least 128 MiB")
-        for name in ("file_size_bytes", "open_files", "disk_bytes", "tmp_bytes"):
+        for name in ("file_size_bytes", "open_files", "disk_bytes", "tmp_bytes", "inodes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be positive")
         if self.disk_check_interval_s <= 0:

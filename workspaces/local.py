@@ -6,6 +6,17 @@ read-only inside) and ``server.log`` (host-only, written by pairlab from the ser
 the token scrubbed). See ``sandbox.py`` for what the sandbox enforces and ``limits.py`` for the
 resource limits. Starting fails closed: no sandbox, no server (``sandbox=False`` is a loud
 development mode that still drops to the workspace's uid).
+
+While a workspace can run, ``root/<id>`` is the mount point of its own ext4 image
+(``root/.images/<id>.ext4``, ``mounts.py``): its disk and inode limit, enforced by the kernel.
+It is mounted before the folders are made (so ``work``, ``run`` and everything the uid can write
+are on it) and stays mounted across a crash and a pairlab restart (``close``; ``restore`` mounts
+it again if the machine rebooted). ``stop`` ends it: the folder's files are copied out (sparse
+files stay sparse) onto a plain folder that takes the mount point's place, the image is
+unmounted (which frees its loop device) and deleted. So a finished workspace's final state
+(snapshots, hidden checks, export, the read-only freeze) is an ordinary folder at the same path.
+``sweep`` does the same at start-up for every image no running workspace uses. No image, no
+start (``disk_image=False`` is a loud development mode: disk use is then polled).
 """
 
 from __future__ import annotations
@@ -24,11 +35,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from workspaces import jupyter_config as jc
+from workspaces import mounts
 from workspaces.cgroups import (
     Cgroups,
     CgroupSet,
     kill_uid,
+    pid_namespace,
     pids_of_uid,
+    sandboxed_pids_of_uid,
     signal_if_uid,
     top_process_of_uid,
 )
@@ -40,6 +54,7 @@ from workspaces.errors import (
     WorkspaceStartFailed,
 )
 from workspaces.limits import Limits, watch_disk
+from workspaces.permissions import remove_tree
 from workspaces.provisioner import Status, WorkspaceInfo, WorkspaceSpec
 from workspaces.sandbox import (
     CONFIG,
@@ -61,6 +76,9 @@ log = logging.getLogger(__name__)
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 SOCKET_PATH_MAX = 107
 STOPPED_MARKER = "stopped"
+IMAGES = ".images"
+SETTLING = ".settling-"
+COPY_TIMEOUT_S = 600.0
 CrashHandler = Callable[[WorkspaceInfo, int], None]
 
 
@@ -72,6 +90,8 @@ class _Live:
     process: asyncio.subprocess.Process
     log: jc.ServerLog
     cgroups: CgroupSet | None
+    pidns: int | None = None
+    """The sandbox's pid namespace (known once its server runs; None without the sandbox)."""
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     returncode: int | None = None
     stopping: bool = False
@@ -100,6 +120,7 @@ class LocalProvisioner:
         bwrap: str = "bwrap",
         cgroups: Cgroups | None = None,
         on_crash: CrashHandler | None = None,
+        disk_image: bool = True,
     ) -> None:
         self.root = Path(os.path.abspath(root))
         self.sandbox = sandbox
@@ -110,6 +131,7 @@ class LocalProvisioner:
         self.bwrap = bwrap
         self.cgroups = cgroups or Cgroups()
         self.on_crash = on_crash
+        self.disk_image = disk_image
         self._live: dict[str, _Live] = {}
         self._tools: Tools | str | None = None
         self._probe_lock = asyncio.Lock()
@@ -182,15 +204,127 @@ class LocalProvisioner:
         tools = await self._require_tools()
         if current is not None and current.returncode is None:
             await self._terminate(current)
-        survivors = await asyncio.to_thread(kill_uid, spec.uid)
+        groups = current.cgroups if current is not None else None
+        groups = groups or await asyncio.to_thread(self.cgroups.existing, spec.workspace_id)
+        survivors = await asyncio.to_thread(
+            _kill_workspace, spec.uid, groups, current.pidns if current is not None else None)
         if survivors:
-            raise WorkspaceError(f"stale processes of uid {spec.uid} could not be killed")
+            raise WorkspaceError(f"stale processes of workspace {spec.workspace_id} could not "
+                                 "be killed")
+        busy = await asyncio.to_thread(pids_of_uid, spec.uid)
+        if busy:  # not the workspace's (those are gone): never killed, never shared
+            raise WorkspaceInvalid(f"uid {spec.uid} still runs {len(busy)} processes outside "
+                                   f"workspace {spec.workspace_id}")
         return await self._launch(spec, tools)
 
     def _inside(self, host: HostPaths) -> jc.Inside:
         if self.sandbox:
             return jc.Inside(WORKSPACE, RUN, CONFIG, TMP)
         return jc.Inside(host.work, host.run, host.config, host.run / "tmp")
+
+    # ---- the disk image -------------------------------------------------------------------
+
+    def image_path(self, workspace_id: str) -> Path:
+        return self.root / IMAGES / f"{workspace_id}.ext4"
+
+    def _mount(self, workspace_id: str) -> None:
+        """Mount the workspace's image at ``root/<id>`` (made on first use). A plain folder
+        already there (the final state of an earlier run, or an older pairlab's) is moved into
+        the new image, so the workspace never runs outside it."""
+        base = self.root / workspace_id
+        if mounts.is_mount(base):
+            return  # still mounted: a crash, or pairlab restarted on the same boot
+        image = self.image_path(workspace_id)
+        self.root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        old: Path | None = None
+        if not image.exists():
+            if base.is_dir() and not base.is_symlink() and any(base.iterdir()):
+                old = self.root / f"{SETTLING}{workspace_id}-in"
+                remove_tree(old)
+                base.rename(old)
+            mounts.make_image(image, self.limits.disk_bytes, self.limits.inodes)
+        base.mkdir(mode=0o711, exist_ok=True)
+        mounts.mount_image(image, base)
+        if old is not None:
+            try:
+                _copy_all(old, base)
+            except OSError:
+                mounts.unmount(base)
+                base.rmdir()
+                old.rename(base)
+                image.unlink()
+                raise
+            remove_tree(old)
+
+    def _settle(self, workspace_id: str) -> None:
+        """Make ``root/<id>`` a plain folder with the image's files, then unmount and delete the
+        image (its loop device goes with the unmount). Nothing of the workspace may run."""
+        base = self.root / workspace_id
+        image = self.image_path(workspace_id)
+        if not image.exists():
+            if mounts.is_mount(base):
+                mounts.unmount(base)
+            return
+        if not mounts.is_mount(base):
+            base.mkdir(mode=0o711, parents=True, exist_ok=True)
+            mounts.mount_image(image, base, read_only=True)
+        out = self.root / f"{SETTLING}{workspace_id}"
+        remove_tree(out)
+        try:
+            _copy_all(base, out)
+            mounts.unmount(base)
+        except OSError:
+            remove_tree(out)  # the files stay readable where they are, on the image
+            raise
+        os.rename(out, base)  # over the now empty mount point
+        image.unlink()
+
+    async def _settle_or_log(self, workspace_id: str) -> None:
+        """``_settle``; if that fails (the host's disk is full, say) the image stays mounted,
+        so its files are still read where they are, and ``sweep`` tries again at start-up."""
+        try:
+            await asyncio.to_thread(self._settle, workspace_id)
+        except OSError as exc:
+            log.error("workspace %s: its disk image stays mounted, the copy-out failed: %s",
+                      workspace_id, exc)
+
+    def _settle_all(self, keep: set[str]) -> list[str]:
+        settled = []
+        images = self.root / IMAGES
+        ids = {p.name.removesuffix(".ext4") for p in images.glob("*.ext4")} if \
+            images.is_dir() else set()
+        ids |= {p.name for p in mounts.mount_points() if p.parent == self.root}
+        for workspace_id in sorted(ids - keep):
+            try:
+                self._settle(workspace_id)
+                settled.append(workspace_id)
+            except OSError as exc:
+                log.error("workspace %s: its disk image could not be released: %s",
+                          workspace_id, exc)
+        return settled
+
+    async def sweep(self) -> list[str]:
+        """At start-up, after the live workspaces were restored: release every image (and
+        mount) no workspace running here uses, keeping its files as a plain folder."""
+        keep = {w for w, live in self._live.items() if live.returncode is None}
+        settled = await asyncio.to_thread(self._settle_all, keep)
+        if settled:
+            log.info("released the disk images of %d stale workspaces: %s", len(settled),
+                     ", ".join(settled))
+        return settled
+
+    async def _mount_or_fail(self, spec: WorkspaceSpec) -> None:
+        if not self.disk_image:
+            log.warning("UNSAFE: workspace %s has no disk image: its disk use is only polled "
+                        "every %.0f s and its files are not limited (development mode)",
+                        spec.workspace_id, self.limits.disk_check_interval_s)
+            return
+        try:
+            await asyncio.to_thread(self._mount, spec.workspace_id)
+        except OSError as exc:
+            raise WorkspaceStartFailed(
+                f"workspace {spec.workspace_id}: its disk image (the disk and file limit) "
+                f"could not be made or mounted: {exc}") from None
 
     def _prepare(self, spec: WorkspaceSpec, host: HostPaths, inside: jc.Inside) -> None:
         (host.base / STOPPED_MARKER).unlink(missing_ok=True)
@@ -216,6 +350,16 @@ class LocalProvisioner:
                         "(development mode)", spec.workspace_id)
         host = HostPaths.of(self.root, spec.workspace_id)
         inside = self._inside(host)
+        await self._mount_or_fail(spec)
+        try:
+            return await self._launch_mounted(spec, tools, host, inside)
+        except BaseException:
+            if self.disk_image:  # nothing runs: keep the files, free the loop device
+                await self._settle_or_log(spec.workspace_id)
+            raise
+
+    async def _launch_mounted(self, spec: WorkspaceSpec, tools: Tools, host: HostPaths,
+                              inside: jc.Inside) -> WorkspaceInfo:
         await asyncio.to_thread(self._prepare, spec, host, inside)
         groups = await asyncio.to_thread(self.cgroups.create, spec.workspace_id, self.limits) \
             if self.cgroups.available() else None
@@ -249,9 +393,12 @@ class LocalProvisioner:
         except BaseException:
             live.stopping = True
             await self._terminate(live)
-            await self._cleanup(live.spec.uid, live.host, live.cgroups)
+            await self._cleanup(live.spec.uid, live.host, live.cgroups, live.pidns)
             self._live.pop(spec.workspace_id, None)
             raise
+        if self.sandbox:
+            server = await asyncio.to_thread(top_process_of_uid, process.pid, spec.uid)
+            live.pidns = pid_namespace(server) if server is not None else None
         log.info("workspace %s is ready (uid %d, pid %d)", spec.workspace_id, spec.uid,
                  process.pid)
         return info
@@ -305,21 +452,24 @@ class LocalProvisioner:
         """Kill every process of the workspace except the jupyter-server itself."""
         uid = live.spec.uid
         server = top_process_of_uid(live.process.pid, uid)
+        members = live.cgroups.pids() if live.cgroups is not None else set(
+            sandboxed_pids_of_uid(uid, live.pidns))
         killed = sum(signal_if_uid(pid, uid, signal.SIGKILL)
-                     for pid in pids_of_uid(uid) if pid != server)
+                     for pid in members if pid != server and pid != live.process.pid)
         log.warning("workspace %s uses %d bytes of disk (limit %d): killed %d processes",
                     live.spec.workspace_id, used, self.limits.disk_bytes, killed)
 
     async def _monitor(self, live: _Live) -> None:
         assert live.process.stdout is not None  # noqa: S101 - started with stdout=PIPE
         pump = asyncio.create_task(jc.read_output(live.process.stdout, live.log))
-        watchdog = asyncio.create_task(watch_disk(
+        watchdog = None if self.disk_image else asyncio.create_task(watch_disk(
             [live.host.work, live.host.run], self.limits,
             lambda used: self._over_disk_limit(live, used)))
         try:
             code = await live.process.wait()
         finally:
-            watchdog.cancel()
+            if watchdog is not None:
+                watchdog.cancel()
         try:
             await asyncio.wait_for(pump, timeout=5)
         except TimeoutError:
@@ -331,7 +481,7 @@ class LocalProvisioner:
                 log.warning("workspace %s: jupyter-server exited unexpectedly (code %s); last "
                             "lines:\n%s", live.spec.workspace_id, code,
                             live.log.excerpt(live.spec.workspace_id, 5))
-                await self._cleanup(live.spec.uid, live.host, live.cgroups)
+                await self._cleanup(live.spec.uid, live.host, live.cgroups, live.pidns)
                 if self.on_crash is not None:
                     self.on_crash(live.info, code)
         except Exception:
@@ -382,10 +532,12 @@ class LocalProvisioner:
             log.error("workspace %s: pid %d survived SIGKILL", live.spec.workspace_id,
                       live.process.pid)
 
-    async def _cleanup(self, uid: int, host: HostPaths, groups: CgroupSet | None) -> None:
-        survivors = await asyncio.to_thread(kill_uid, uid)
+    async def _cleanup(self, uid: int, host: HostPaths, groups: CgroupSet | None,
+                       pidns: int | None) -> None:
+        survivors = await asyncio.to_thread(_kill_workspace, uid, groups, pidns)
         if survivors:
-            log.error("uid %d still has processes %s after cleanup", uid, survivors)
+            log.error("workspace %s still has processes %s after cleanup", host.base.name,
+                      survivors)
         if groups is not None:
             await asyncio.to_thread(groups.remove)
         (host.run / "jupyter.sock").unlink(missing_ok=True)
@@ -398,12 +550,14 @@ class LocalProvisioner:
         host = HostPaths.of(self.root, info.workspace_id)
         groups = live.cgroups if live is not None else await asyncio.to_thread(
             self.cgroups.existing, info.workspace_id)
+        pidns = live.pidns if live is not None else None
         if live is not None:
             await self._terminate(live)
             live.stopped = True
             if live.monitor is not None:
                 await live.monitor
-        await self._cleanup(info.uid, host, groups)
+        await self._cleanup(info.uid, host, groups, pidns)
+        await self._settle_or_log(info.workspace_id)
         if host.base.is_dir():
             (host.base / STOPPED_MARKER).touch()
         log.info("workspace %s stopped", info.workspace_id)
@@ -431,12 +585,33 @@ class LocalProvisioner:
         for live in running:
             if live.monitor is not None:
                 await live.monitor
-            await self._cleanup(live.spec.uid, live.host, live.cgroups)
+            await self._cleanup(live.spec.uid, live.host, live.cgroups, live.pidns)
 
     def live_info(self, workspace_id: str) -> WorkspaceInfo | None:
         """The current info of a workspace started here (after a restore it has a new token)."""
         live = self._live.get(workspace_id)
         return replace(live.info) if live is not None else None
+
+
+def _kill_workspace(uid: int, groups: CgroupSet | None, pidns: int | None) -> list[int]:
+    """Kill every process of the workspace: by its cgroups, or where it has none, the uid's
+    processes inside its sandbox (its pid namespace when known), never the uid's elsewhere.
+    Returns the survivors."""
+    if groups is not None:
+        return groups.kill()
+    return kill_uid(uid, namespace=pidns)
+
+
+def _copy_all(src: Path, dest: Path) -> None:
+    """Copy the tree ``src`` into the new folder ``dest`` with owners, modes, times and links
+    as they are (links never followed), holes kept: ``cp -a --sparse=always`` (coreutils), since
+    ``shutil.copytree`` fills holes in. Only used while nothing of the workspace runs."""
+    dest.mkdir(mode=0o711, exist_ok=True)
+    mounts.run_tool(["cp", "-a", "--sparse=always", "--no-target-directory", str(src),
+                     str(dest)], timeout_s=COPY_TIMEOUT_S)
+    lost = dest / "lost+found"  # ext4's own, empty
+    if lost.is_dir() and not lost.is_symlink() and lost.stat().st_uid == 0:
+        remove_tree(lost)
 
 
 def _absolute(path: Path) -> Path:

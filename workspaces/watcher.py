@@ -45,6 +45,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
+SPARSE_MIN_BYTES = 4096
 IGNORED_DIRS = frozenset({
     ".git", ".ipynb_checkpoints", "__pycache__", ".virtual_documents", ".mypy_cache",
     ".pytest_cache", ".ruff_cache", ".cache", ".local", ".config", ".ipython", ".venv",
@@ -84,6 +85,16 @@ class Entry:
     ctime_ns: int
     ino: int
     dev: int
+    blocks: int = 0
+    """``st_blocks``: 512-byte units allocated on disk."""
+
+    @property
+    def sparse(self) -> bool:
+        """Mostly holes: more than half of a file's size is not allocated (``st_size`` against
+        ``st_blocks``, nothing read). Such a file costs its writer no disk and its reader all
+        the CPU of its size, so it is never read (only a file under one block is, always)."""
+        return self.kind == "file" and self.size > SPARSE_MIN_BYTES \
+            and self.blocks * 512 * 2 < self.size
 
     @property
     def stamp(self) -> tuple[object, ...]:
@@ -98,7 +109,7 @@ class Entry:
         else:
             return None
         return cls(path, kind, st.st_size, st.st_mode, st.st_mtime_ns, st.st_ctime_ns,
-                   st.st_ino, st.st_dev)
+                   st.st_ino, st.st_dev, st.st_blocks)
 
 
 def _open_dir(root: Path, rel: str) -> int:
@@ -242,7 +253,7 @@ class _Tree:
             if entry.kind == "link":
                 target = os.readlink(name, dir_fd=dir_fd)
                 return hashlib.sha256(os.fsencode(target)).hexdigest()
-            if entry.size > self.hash_limit:
+            if entry.size > self.hash_limit or entry.sparse:
                 return ""
             return read_file(dir_fd, name, limit=0, sha256=True)[1]
         except OSError:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from workspaces.history import MANIFEST, History, HistoryError, HistoryLimits
+from workspaces.watcher import _Tree, is_ignored
 
 T0 = datetime(2025, 6, 1, 9, 0, 0, tzinfo=UTC)
 KiB = 1024
@@ -113,7 +116,7 @@ def test_diff_between_moments(tmp_path: Path, base: Path, workspace: Path) -> No
         history.diff("--output=/tmp/x", one)
 
 
-def test_large_and_binary_files_are_recorded_by_hash(tmp_path: Path, base: Path,
+def test_large_and_binary_files_are_recorded_by_size(tmp_path: Path, base: Path,
                                                      workspace: Path) -> None:
     limits = HistoryLimits(max_file_bytes=64 * KiB, max_binary_bytes=8 * KiB)
     history = History(tmp_path / "s.git", limits=limits)
@@ -129,9 +132,10 @@ def test_large_and_binary_files_are_recorded_by_hash(tmp_path: Path, base: Path,
     assert sha is not None
     large = {f.path: f for f in history.large_files(sha)}
     assert set(large) == {"data.csv", "model.bin", MANIFEST}
-    assert large["data.csv"].sha256 == hashlib.sha256(big_text).hexdigest()
+    assert large["data.csv"].sha256 == ""  # over the limit: never read, so never hashed
     assert large["data.csv"].size == len(big_text) and "larger than" in large["data.csv"].reason
     assert large["model.bin"].reason.startswith("binary")
+    assert large["model.bin"].sha256 == hashlib.sha256(blob).hexdigest()
     assert large[MANIFEST].reason == "reserved name"
     assert history.file_at(sha, "data.csv") is None
     assert history.file_at(sha, "tiny.bin") == small_bin
@@ -142,6 +146,53 @@ def test_large_and_binary_files_are_recorded_by_hash(tmp_path: Path, base: Path,
     sha2 = history.snapshot(workspace, moment(3))
     assert sha2 is not None
     assert '"size": 131077' in history.diff(sha, sha2)
+
+
+def test_sparse_files_cost_the_server_no_cpu_per_snapshot(tmp_path: Path, base: Path,
+                                                          workspace: Path) -> None:
+    """The attack: 10 GiB of holes (free for the candidate) made every snapshot read and hash
+    10 GiB (28 s of server CPU), and ``touch`` made the next one do it again."""
+    history = History(tmp_path / "s.git")
+    history.init(base, moment(0))
+    sparse = [workspace / "holes" / f"{i}.bin" for i in range(20)]
+    sparse[0].parent.mkdir()
+    for path in sparse[:10]:
+        with path.open("wb") as f:
+            f.truncate(1024**3)  # 1 GiB each, nothing allocated
+    for path in sparse[10:]:
+        with path.open("wb") as f:
+            f.truncate(1024**2 + 4096)  # under max_file_bytes: only the blocks tell
+            f.write(b"x")
+    (workspace / "notes.txt").write_text("kept\n")
+    tree = watcher_tree(workspace)
+    for step in range(1, 4):
+        started = cpu_seconds()
+        sha = history.snapshot(workspace, moment(step))
+        changes = tree.scan() if step == 1 else tree.update([str(workspace / "holes")])[0]
+        spent = cpu_seconds() - started
+        assert spent < 1.0, f"snapshot {step} took {spent:.1f} s of CPU"
+        assert (sha is not None) == (step == 1)  # touched, not changed: no new commit
+        if step == 1:
+            assert {c.path for c in changes} >= {f"holes/{i}.bin" for i in range(20)}
+            assert all(not c.sha256 for c in changes if c.path.startswith("holes/"))
+        for path in sparse:  # `touch`: new times, so the next snapshot looks at them again
+            os.utime(path, ns=(step * 10**9, step * 10**9))
+    large = {f.path: f for f in history.large_files(history.commits()[-1][0])}
+    assert {p for p in large if p.startswith("holes/")} == {f"holes/{i}.bin" for i in range(20)}
+    assert all(f.sha256 == "" and "not read" in f.reason for f in large.values()
+               if f.path.startswith("holes/"))
+    assert "sparse" in large["holes/10.bin"].reason  # small enough to read, but holes
+    assert history.file_at(history.commits()[-1][0], "notes.txt") == b"kept\n"
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (git)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def watcher_tree(root: Path) -> _Tree:
+    return _Tree(root, is_ignored, 2 * 1024**2, 50_000)
 
 
 def test_the_session_size_limit_stops_snapshots(tmp_path: Path, base: Path,

@@ -30,7 +30,8 @@ from tests.fixture_tasks import SHARED_ENVS
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 Run = Callable[..., CliResult]
 SHARED = {"PAIRLAB_ENVIRONMENTS_DIR": str(SHARED_ENVS)}
-CHECKS = ("root", "tools", "bubblewrap", "sandbox uids", "cgroups", "data dir", "python")
+CHECKS = ("root", "tools", "bubblewrap", "sandbox uids", "cgroups", "data dir", "disk limit",
+          "python")
 
 
 def names(stdout: str) -> list[str]:
@@ -95,6 +96,29 @@ def test_a_data_dir_owned_by_another_account_fails_the_data_dir_check(
     assert result.returncode == 1
     (line,) = [x for x in result.stdout.splitlines() if x.startswith("FAIL data dir:")]
     assert f"{data} belongs to uid {uid}, not 0" in line and f"-- fix: chown root {data}" in line
+
+
+def test_no_disk_image_fails_the_disk_limit_check_and_serve_refuses_to_start(
+        run_cli: Run, cli_env: dict[str, str]) -> None:
+    assert run_cli("db", "upgrade").returncode == 0
+    data = Path(cli_env["PAIRLAB_DATA_DIR"])
+    (data / "workspaces").mkdir(mode=0o711)
+    (data / "workspaces" / ".images").write_text("in the way")  # no image can be made here
+    result = run_cli("doctor", "--fast", env=SHARED)
+    assert result.returncode == 1
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("FAIL disk limit:")]
+    assert "cannot be made or mounted here, so no workspace can start" in line
+    assert "Not a directory" in line and "-- fix: " in line
+    loud = run_cli("doctor", "--fast", "--unsafe-no-disk-image", "true", env=SHARED)
+    assert [x for x in loud.stdout.splitlines() if x.startswith("warn disk limit:")], loud.stdout
+    served = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--workspace-port", "0"],
+        env={**cli_env, **SHARED}, cwd=data.parent, capture_output=True, text=True,
+        timeout=120, check=False)
+    assert served.returncode == 1
+    last = served.stderr.strip().splitlines()[-1]
+    assert last.startswith("pairlab: workspaces could not work here: disk limit:"), last
+    assert_no_traceback(served.stderr)
 
 
 def test_a_data_dir_too_deep_for_workspace_sockets_fails(run_cli: Run, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from workspaces.cgroups import pids_of_uid
 from workspaces.environments import ensure_environment
+from workspaces.mounts import mount_points, unmount
 from workspaces.provisioner import WorkspaceInfo
 from workspaces.sandbox import check_sandbox
 
@@ -67,6 +68,11 @@ def make_data_dir() -> Path:
 
 
 def remove_data_dir(path: Path) -> None:
+    """Unmount what is still mounted below ``path`` (the disk images of workspaces left
+    running by ``close``), then remove it."""
+    for point in sorted(mount_points(), key=lambda p: len(p.parts), reverse=True):
+        if point.is_relative_to(path):
+            unmount(point)
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -31,9 +31,10 @@ from tests.workspaces.conftest import (
     require_sandbox,
 )
 from workspaces import jupyter_config
-from workspaces.cgroups import pids_of_uid, top_process_of_uid
-from workspaces.errors import SandboxUnavailable, WorkspaceStartFailed
+from workspaces.cgroups import Cgroups, pids_of_uid, top_process_of_uid
+from workspaces.errors import SandboxUnavailable, WorkspaceInvalid, WorkspaceStartFailed
 from workspaces.local import LocalProvisioner
+from workspaces.mounts import is_mount, unmount
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -375,6 +376,7 @@ async def test_stop_leaves_no_process_and_read_only_freezes_the_folder(
     assert not (info.socket_path.parent / "runtime").exists()
     assert cgroup_dirs(info.workspace_id) == []
     assert (info.root / "mytask.py").exists()
+    assert not is_mount(info.root.parent)  # the final state is a plain folder now
 
     await provisioner.make_read_only(info)
     for path in [info.root, *info.root.rglob("*")]:
@@ -383,6 +385,136 @@ async def test_stop_leaves_no_process_and_read_only_freezes_the_folder(
         if not stat.S_ISLNK(st.st_mode):
             assert st.st_mode & 0o222 == 0, path
     assert stat.S_IMODE((info.root / "run.sh").stat().st_mode) == 0o555
+
+
+# ---- the disk image ------------------------------------------------------------------------
+
+
+def loop_devices_of(image: Path) -> list[str]:
+    out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split(":", 1)[0] for line in out.splitlines() if line.strip()]
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio
+@pytest.mark.timeout(600)
+async def test_the_image_survives_restarts_and_stop_leaves_a_plain_folder(
+        env_python: Path) -> None:
+    """Mounted before the folders are made, kept across a pairlab restart (same boot or
+    after a reboot), and at stop turned into a plain folder with the same files (holes kept),
+    the image and its loop device gone; ``sweep`` does that for images nobody runs."""
+    require_sandbox()
+    data = make_data_dir()
+    root = data / "workspaces"
+    uid, other = free_uid(), free_uid()
+    try:
+        first = LocalProvisioner(root)
+        info = await first.start(WorkspaceSpec("wsimg", uid, env_python))
+        base, image = root / "wsimg", first.image_path("wsimg")
+        assert is_mount(base) and image.stat().st_mode & 0o777 == 0o600
+        assert os.stat(info.root).st_dev == os.stat(base).st_dev != os.stat(root).st_dev
+        assert os.stat(base / "run").st_dev == os.stat(base).st_dev
+        (info.root / "kept.txt").write_text("kept\n")
+        with (info.root / "holes.bin").open("wb") as f:
+            f.truncate(1024**3)
+        await first.close()  # pairlab shuts down: the live workspace stays mounted
+        assert is_mount(base) and len(loop_devices_of(image)) == 1
+
+        again = LocalProvisioner(root)  # restarted on the same boot
+        info = await again.restore(info)
+        assert (info.root / "kept.txt").read_text() == "kept\n"
+        await again.close()
+        unmount(base)  # as a reboot leaves it
+        rebooted = LocalProvisioner(root)
+        info = await rebooted.restore(info)
+        assert is_mount(base) and (info.root / "kept.txt").read_text() == "kept\n"
+
+        await rebooted.stop(info)
+        assert not is_mount(base) and not image.exists() and loop_devices_of(image) == []
+        assert (info.root / "kept.txt").read_text() == "kept\n"
+        holes = (info.root / "holes.bin").stat()
+        assert holes.st_size == 1024**3 and holes.st_blocks * 512 < 1024**2  # still sparse
+        assert await LocalProvisioner(root).status(info) == "stopped"
+        await rebooted.make_read_only(info)
+        assert (info.root / "kept.txt").stat().st_uid == 0
+
+        stale = LocalProvisioner(root)
+        left = await stale.start(WorkspaceSpec("wsleft", other, env_python))
+        (left.root / "note.txt").write_text("left behind\n")
+        await stale.close()  # and the session is gone by the next start
+        assert await LocalProvisioner(root).sweep() == ["wsleft"]
+        assert not is_mount(root / "wsleft") and not stale.image_path("wsleft").exists()
+        assert (left.root / "note.txt").read_text() == "left behind\n"
+    finally:
+        await asyncio.to_thread(remove_data_dir, data)
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio
+@pytest.mark.timeout(300)
+async def test_no_disk_image_no_workspace(env_python: Path) -> None:
+    """Fail closed: where the image cannot be made, the workspace does not start."""
+    require_sandbox()
+    data = make_data_dir()
+    root = data / "workspaces"
+    root.mkdir(mode=0o711)
+    (root / ".images").write_text("in the way")
+    uid = free_uid()
+    try:
+        with pytest.raises(WorkspaceStartFailed) as failed:
+            await LocalProvisioner(root).start(WorkspaceSpec("wsnone", uid, env_python))
+        assert "disk image" in failed.value.message and "File exists" in failed.value.message
+        assert pids_of_uid(uid) == [] and not is_mount(root / "wsnone")
+    finally:
+        await asyncio.to_thread(remove_data_dir, data)
+
+
+# ---- whose processes are killed -----------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("with_cgroups", [True, False], ids=["cgroups", "no-cgroups"])
+async def test_a_foreign_process_with_the_uid_survives_stop(env_python: Path,
+                                                            with_cgroups: bool) -> None:
+    """The attack: ``kill_uid`` killed every host process of the workspace's uid, so another
+    pairlab's sandbox or an operator's process in the uid range died with the workspace.
+    Now the workspace's processes are found by its cgroup (or, without one, its sandbox's pid
+    namespace): they die at stop, a process that merely has the uid lives."""
+    require_sandbox()
+    data = make_data_dir()
+    cgroups = Cgroups() if with_cgroups else Cgroups(root=data / "no-cgroups")
+    if with_cgroups and not cgroups.available():
+        pytest.skip("no writable cgroups here")
+    provisioner = LocalProvisioner(data / "workspaces", cgroups=cgroups)
+    uid = free_uid()
+    foreign: subprocess.Popen[bytes] | None = None
+    try:
+        info = await provisioner.start(WorkspaceSpec("wsown", uid, env_python))
+        async with WorkspaceClient(info) as client:
+            kernel = await client.start_kernel()
+            await client.execute(kernel, "import subprocess\nsubprocess.Popen(['sleep', '600'],"
+                                 " start_new_session=True)\nprint('started')")
+        own = set(pids_of_uid(uid))
+        assert len(own) >= 3  # server, kernel, its sleeper
+        foreign = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                                    "--clear-groups", "--", "sleep", "600"])
+        await asyncio.sleep(0.2)
+        assert foreign.pid in pids_of_uid(uid)
+        await provisioner.stop(info)
+        assert pids_of_uid(uid) == [foreign.pid]
+        assert foreign.poll() is None
+        with pytest.raises(WorkspaceInvalid, match="still runs 1 processes outside"):
+            await provisioner.restore(info)  # never shares the uid with it either
+        assert foreign.poll() is None
+    finally:
+        if foreign is not None:
+            foreign.kill()
+            foreign.wait()
+        await provisioner.close()
+        await asyncio.to_thread(remove_data_dir, data)
 
 
 # ---- readiness failures -------------------------------------------------------------------

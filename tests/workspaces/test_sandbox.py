@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,13 @@ import pytest
 
 from tests.workspaces.conftest import free_uid, require_sandbox
 from workspaces import jupyter_config
-from workspaces.cgroups import Cgroups, kill_uid, pids_of_uid, top_process_of_uid
+from workspaces.cgroups import (
+    Cgroups,
+    kill_uid,
+    pid_namespace,
+    pids_of_uid,
+    top_process_of_uid,
+)
 from workspaces.errors import SandboxUnavailable
 from workspaces.limits import GiB, Limits, MiB, disk_usage
 from workspaces.sandbox import (
@@ -234,23 +241,49 @@ def _wait_for(predicate: Callable[[], object], limit_s: float = 30.0) -> None:
         delay = min(delay * 2, 0.2)
 
 
-def test_uid_processes_are_found_under_their_parent_and_killed() -> None:
+def _sandboxed_sleeper(uid: int) -> subprocess.Popen[bytes]:
+    """``sleep`` as ``uid`` in a pid namespace of its own (as every sandbox has)."""
+    tools = _tools()
+    return subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child", "--", tools.setpriv, f"--reuid={uid}",
+         f"--regid={uid}", "--clear-groups", "--", "sleep", "60"], start_new_session=True)
+
+
+def test_kill_uid_kills_only_sandboxed_processes_of_the_uid() -> None:
+    """The attack: a process that merely has a workspace's uid (another pairlab's, an
+    operator's) was killed with the workspace. Now only processes of the uid inside a
+    sandbox's pid namespace are, and with a namespace given only those in it."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     uid = free_uid()
-    shell = _sleeper(uid)
+    foreign = _sleeper(uid)
+    inside = _sandboxed_sleeper(uid)
+    other = _sandboxed_sleeper(uid)
+    host_sleeper = None
     try:
-        _wait_for(lambda: pids_of_uid(uid))
-        [sleeper] = pids_of_uid(uid)
-        assert top_process_of_uid(shell.pid, uid) == sleeper
-        assert kill_uid(uid) == []
-        assert pids_of_uid(uid) == []
-        assert shell.wait(timeout=30) == 0
+        _wait_for(lambda: len(pids_of_uid(uid)) == 3)
+        host_sleeper = top_process_of_uid(foreign.pid, uid)
+        sandboxed = top_process_of_uid(inside.pid, uid)
+        spared = top_process_of_uid(other.pid, uid)
+        assert host_sleeper and sandboxed and spared
+        namespace = pid_namespace(sandboxed)
+        assert namespace is not None and namespace != pid_namespace(os.getpid())
+        assert kill_uid(uid, namespace=namespace) == []
+        assert sorted(pids_of_uid(uid)) == sorted([host_sleeper, spared])
+        assert kill_uid(uid) == []  # any sandbox's, never the host's
+        assert pids_of_uid(uid) == [host_sleeper]
+        assert inside.wait(timeout=30) != 0 and other.wait(timeout=30) != 0
+        assert foreign.poll() is None
     finally:
-        shell.kill()
-        shell.wait()
+        if host_sleeper:
+            os.kill(host_sleeper, signal.SIGKILL)  # the one this test started, by its pid
+        for proc in (foreign, inside, other):
+            proc.kill()
+            proc.wait()
     with pytest.raises(ValueError):
         kill_uid(0)
+    with pytest.raises(ValueError):
+        kill_uid(uid, namespace=pid_namespace(os.getpid()))
 
 
 def test_cgroups_hold_limits_and_kill_what_is_left_on_removal() -> None:

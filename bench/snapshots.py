@@ -1,0 +1,84 @@
+"""What a snapshot of a workspace full of sparse files costs the server: ``History.snapshot``
+on a tree of sparse files (holes: no disk for the candidate) after a ``touch`` of all of them,
+as pairlab does it now (sparse and over-limit files listed by size and blocks, never read)
+against the old way (every file read and hashed), in the same process, the runs alternating.
+CPU time (``time.process_time``, this process and git) is the figure that matters.
+
+    .venv/bin/python -m bench.snapshots [--runs 10] [--gib 2] [--files 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import header, load_line, median, percentile, row
+from workspaces.history import History, _Item
+from workspaces.watcher import Entry
+
+
+class OldHistory(History):
+    """The history before sparse files were skipped: every file is read (and hashed)."""
+
+    def _unread(self, entry: Entry) -> _Item | None:
+        return None
+
+
+def cpu() -> float:
+    """CPU seconds of this process and its finished children (git)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def snapshot_cost(history: History, tree: Path, files: list[Path], step: int) -> float:
+    for path in files:  # `touch`: the cache of unchanged files does not help
+        os.utime(path, ns=(step * 10**9, step * 10**9))
+    started = cpu()
+    history.snapshot(tree, datetime.fromtimestamp(1_750_000_000 + step, UTC))
+    return cpu() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--gib", type=float, default=2.0, help="total size of the sparse files")
+    parser.add_argument("--files", type=int, default=8)
+    args = parser.parse_args()
+    header("bench.snapshots: a snapshot of sparse files, now vs reading them all", sys.argv)
+    base = Path(tempfile.mkdtemp(prefix="plbs-", dir="/tmp"))  # noqa: S108 - a private folder
+    try:
+        tree = base / "work"
+        tree.mkdir()
+        (tree / "main.py").write_text("print('hello')\n")
+        files = [tree / f"holes-{i}.bin" for i in range(args.files)]
+        for path in files:
+            with path.open("wb") as f:
+                f.truncate(int(args.gib * 1024**3 / args.files))
+        arms: dict[str, History] = {"old": OldHistory(base / "old.git"),
+                                    "now": History(base / "now.git")}
+        for history in arms.values():
+            history.init(tree)
+        times: dict[str, list[float]] = {name: [] for name in arms}
+        for step in range(1, args.runs + 1):
+            for name, history in arms.items():
+                times[name].append(snapshot_cost(history, tree, files, step))
+        print(f"{args.files} sparse files, {args.gib:g} GiB in all, 0 bytes on disk; "
+              "CPU seconds per snapshot after a touch:")
+        print(row("old: every file read and hashed (baseline)", times["old"]))
+        print(row("now: sparse/over-limit files not read", times["now"]))
+        print(f"ratio old/now, p50: {median(times['old']) / max(median(times['now']), 1e-9):.0f}x;"
+              f" now p95 {percentile(times['now'], 95) * 1000:.1f} ms CPU")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        print(load_line("end"))
+
+
+if __name__ == "__main__":
+    main()

@@ -348,7 +348,8 @@ class RecordingService:
             async with self._checks:
                 payload = await visible_tests(
                     rec.session_id, rev, sha, settings=self.settings,
-                    envs_root=self.manager.envs_root, history=self.history(rec.session_id),
+                    store=self.manager.store, envs_root=self.manager.envs_root,
+                    history=self.history(rec.session_id),
                     sandbox=self.sandbox)
             if payload is not None:
                 try:

@@ -519,6 +519,11 @@ def test_a_scratch_copy_is_a_tmpfs_of_its_own_gone_after_release(sandbox: CheckS
     assert not work.exists()
     with pytest.raises(FileNotFoundError):
         os.statvfs(work)
+    left = sandbox.scratch("attack-left", SMALL)  # a pairlab killed mid-run left it mounted
+    past = datetime.now(UTC).timestamp() - 3600
+    os.utime(left, (past, past))
+    assert sandbox.sweep(600) == 1
+    assert not left.exists() and not os.path.ismount(left)
 
 
 @pytest.fixture(autouse=True)

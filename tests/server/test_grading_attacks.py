@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 import pytest
 
 from server.check_queue import FairQueue
-from server.hidden_checks import check_session, visible_tests
+from server.hidden_checks import CheckPlan, check_session, run_checks, visible_tests
 from server.session_export import history_path
 from server.settings import Settings
 from server.task_service import sandbox_for, task_store
@@ -533,3 +534,30 @@ def _no_leftover_mounts(request: pytest.FixtureRequest) -> Iterator[None]:
         left = [line for line in mounts if line.startswith("pairlab-check ")
                 and "/attack-" in line]
     assert left == [], left
+
+
+@pytest.mark.parametrize("with_solution", [True, False], ids=["solution", "starter"])
+def test_a_built_in_tasks_checks_give_the_same_verdict_under_the_harness(
+        sandbox: CheckSandbox, python: Path, tmp_path: Path, with_solution: bool) -> None:
+    """The import ran these checks with the task's plain command; pairlab's harness (no
+    ``pythonpath`` from the task's pyproject, its own ini) must agree: the solution passes,
+    the starter fails."""
+    catalog = Path(__file__).parents[2] / "tasks" / "catalog" / "scoring-service-validation"
+
+    def fill(dest: Path) -> None:
+        shutil.copytree(catalog, dest, ignore=shutil.ignore_patterns(
+            "hidden_checks", "solution", "__pycache__"))
+        if with_solution:
+            shutil.copytree(catalog / "solution", dest, dirs_exist_ok=True)
+
+    work = sandbox.scratch("builtin")
+    try:
+        payload = run_checks(CheckPlan(catalog / "hidden_checks", "hidden_checks", python,
+                                       timeout_s=120), work, fill, sandbox)
+    finally:
+        sandbox.release(work)
+    assert payload["total"] >= 3, payload
+    if with_solution:
+        assert (payload["status"], payload["failed"]) == ("passed", 0), payload
+    else:
+        assert payload["status"] == "failed" and payload["failed"] >= 1, payload

@@ -37,6 +37,7 @@ from typing import Any
 
 from workspaces.excerpt import truncate
 from workspaces.sandbox import CONFIG, WORKSPACE
+from workspaces.sandbox_run import SandboxJob
 
 HARNESS = CONFIG / "harness"
 RUNNER = HARNESS / "run.py"
@@ -78,6 +79,19 @@ def harness_env(first: list[str]) -> dict[str, str]:
     """What the runner needs besides the sandbox's allow-listed base environment."""
     return {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PAIRLAB_TREE": str(WORKSPACE),
             "PAIRLAB_FIRST_PATHS": json.dumps([str(WORKSPACE / p) for p in first])}
+
+
+def harness_job(target: str, confcut: str, tree: Path, python: Path, timeout_s: float, *,
+                checks: Path | None = None) -> SandboxJob:
+    """A check run of pytest on ``target`` in ``tree`` with pairlab's harness; ``checks`` (the
+    hidden checks' own folder, with ``target`` their path in the tree) go on ``sys.path``
+    before the tree."""
+    first: list[str] = []
+    if checks is not None:
+        first = [target if folder == "." else f"{target}/{folder}"
+                 for folder in check_folders(checks)]
+    return SandboxJob(harness_argv(target, confcut), python, tree, timeout_s,
+                      env=harness_env(first), config_files=harness_files(), report=True)
 
 
 # ---- the copy ------------------------------------------------------------------------------

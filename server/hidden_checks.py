@@ -29,23 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.grading import (
-    check_folders,
-    harness_argv,
-    harness_env,
-    harness_files,
-    how_graded,
-    parse_report,
-    restore_conftests,
-    scrub,
-)
+from server.grading import harness_job, how_graded, parse_report, restore_conftests, scrub
 from server.session_export import copy_tree, materialize
 from server.settings import Settings
 from tasks.revisions import Revision
 from tasks.store import TaskStore
 from workspaces.environments import ensure_environment
 from workspaces.history import History
-from workspaces.sandbox_run import TIME_LIMIT, CheckSandbox, SandboxJob
+from workspaces.sandbox_run import TIME_LIMIT, CheckSandbox
 
 log = logging.getLogger(__name__)
 
@@ -173,15 +164,9 @@ def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
     """Prepare the copy under ``work`` (new), run the checks in ``sandbox``, return the
     ``checks.run`` payload. Blocking."""
     tree = prepare_copy(work, fill, plan)
-    first: list[str] = []
-    confcut = "."
-    if plan.hidden is not None:
-        confcut = plan.checks_path
-        first = [str(Path(plan.checks_path) / folder) if folder != "." else plan.checks_path
-                 for folder in check_folders(plan.hidden)]
-    job = SandboxJob(harness_argv(plan.checks_path, confcut), plan.env_python, tree,
-                     plan.timeout_s, env=harness_env(first), config_files=harness_files(),
-                     report=True)
+    confcut = "." if plan.hidden is None else plan.checks_path
+    job = harness_job(plan.checks_path, confcut, tree, plan.env_python, plan.timeout_s,
+                      checks=plan.hidden)
     with sandbox.run(job) as run:
         cases, _ = parse_report(run.report)
         return summarise(cases, run.exit_code, run.stopped, run.output, run.duration_ms,

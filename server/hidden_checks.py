@@ -1,51 +1,46 @@
-"""Run a task's hidden checks on a session's final state, in a fresh sandbox.
+"""Run a task's hidden checks on a session's final state, and its visible tests on each
+snapshot, in a fresh sandbox, with pairlab's own harness (``server.grading``).
 
-A copy of the final tree is made (``session_export.copy_tree``: no link followed), whatever the
-candidate left at the checks' path is removed and the revision's hidden checks are put there.
-Then ``python -m pytest -q <checks>`` runs on the copy with the task environment's Python in
-the same sandbox every workspace and every import check runs in (``workspaces.sandbox_run``:
-bubblewrap, no network, an unprivileged uid of its own, read-only system and environment,
-time, memory and process limits). Per-check results come from pytest's JUnit XML, written to
-the run's output folder; the output is kept as bounded excerpts. A run that cannot happen
-(no environment, no sandbox) is reported with its reason, never as "0 of 0".
+A copy of the final tree is made (``session_export.copy_tree``: no link followed), every
+``conftest.py`` and bytecode file of the candidate's is removed, whatever the candidate left at
+the checks' path is removed and the revision's hidden checks are put there (for the visible
+tests: the revision's own conftests are put back). Then pairlab's runner runs pytest on the
+copy with the task environment's Python, isolated (``-I``), with pairlab's ini, rootdir and
+confcutdir, in the same sandbox every workspace and every import check runs in
+(``workspaces.sandbox_run``: bubblewrap, no network, an unprivileged uid of its own, a
+size- and inode-limited tmpfs copy, read-only system and environment, time, memory and process
+limits). Per-check results stream back over a pipe pairlab made, never from a file the run
+could write; the output is kept as bounded excerpts. A run that cannot happen (no environment,
+no sandbox) or that never finished is reported with its reason, never as "0 of 0".
 
-Like any test of candidate code, the checks import what the candidate wrote: the sandbox keeps
-that code away from the host, not from the verdict.
+Like any test of candidate code, the checks import what the candidate wrote, in the test
+process: see ``server.grading`` for what that leaves.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import re
 import shlex
 import shutil
-import stat
-import xml.etree.ElementTree as ET  # noqa: N817
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.grading import harness_job, how_graded, parse_report, restore_conftests, scrub
 from server.session_export import copy_tree, materialize
 from server.settings import Settings
 from tasks.revisions import Revision
 from tasks.store import TaskStore
 from workspaces.environments import ensure_environment
-from workspaces.excerpt import truncate, truncation_marker
 from workspaces.history import History
-from workspaces.permissions import remove_tree
-from workspaces.sandbox import RUN
-from workspaces.sandbox_run import TIME_LIMIT, CheckSandbox, SandboxJob
+from workspaces.sandbox_run import TIME_LIMIT, CheckSandbox
 
 log = logging.getLogger(__name__)
 
-CHECK_CHARS = 1200
-MESSAGE_CHARS = 300
 MAX_LISTED = 60
-JUNIT_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_CHECKS_PATH = "hidden_checks"
 _REL = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
 
@@ -58,6 +53,9 @@ class CheckPlan:
     """Where they go in the tree, relative (the manifest's ``checks.hidden``)."""
     env_python: Path
     timeout_s: float = 300.0
+    revision_tree: Path | None = None
+    """The revision's tree: its own ``conftest.py`` files go back into the copy (visible
+    tests; the hidden checks bring theirs)."""
 
     @property
     def command(self) -> str:
@@ -95,6 +93,9 @@ def prepare_copy(work: Path, fill: Callable[[Path], Any], plan: CheckPlan) -> Pa
     it to its own uid)."""
     tree = work / "tree"
     fill(tree)
+    scrub(tree)
+    if plan.hidden is None and plan.revision_tree is not None:
+        restore_conftests(plan.revision_tree, tree)
     if plan.hidden is not None:
         target = tree / plan.checks_path
         # Whatever the candidate left on the way (a link, a file) goes: pairlab writes the
@@ -111,68 +112,6 @@ def prepare_copy(work: Path, fill: Callable[[Path], Any], plan: CheckPlan) -> Pa
                 shutil.rmtree(step)
         _overlay(plan.hidden, target)
     return tree
-
-
-def pytest_argv(checks_path: str) -> list[str]:
-    return ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-            f"--junitxml={RUN}/junit.xml", "-o", "junit_logging=out-err",
-            "-o", "junit_family=xunit2", checks_path]
-
-
-def _tail(text: str, limit: int) -> str:
-    """The end of ``text`` (where a traceback says what failed), with a marker if cut."""
-    if len(text) <= limit:
-        return text
-    return f"{truncation_marker(len(text) - limit)}\n{text[-limit:]}"
-
-
-def _case(case: ET.Element) -> dict[str, Any]:
-    cls, name = case.get("classname", ""), case.get("name", "")
-    result: dict[str, Any] = {"name": f"{cls}::{name}" if cls else name, "status": "passed"}
-    with contextlib.suppress(ValueError):
-        result["duration_ms"] = round(float(case.get("time", "0")) * 1000)
-    for tag, status in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
-        found = case.find(tag)
-        if found is not None:
-            result["status"] = status
-            result["message"] = truncate(found.get("message", ""), MESSAGE_CHARS)
-            if found.text:
-                result["output"] = _tail(found.text, CHECK_CHARS)
-            break
-    if result["status"] != "passed" and "output" not in result:
-        captured = "".join((case.findtext("system-out") or "", case.findtext("system-err") or ""))
-        if captured:
-            result["output"] = truncate(captured, CHECK_CHARS)
-    return result
-
-
-def parse_junit(path: Path) -> list[dict[str, Any]] | None:
-    """Per-check results from pytest's JUnit XML, or None if there is none to read.
-
-    The file is in a folder the run's uid owns, so it is opened without following a link and
-    without blocking (a FIFO put in its place must not hang this thread), and read only if it
-    is a regular file under the size cap."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > JUNIT_MAX_BYTES:
-            return None
-        with os.fdopen(os.dup(fd), "rb") as stream:
-            data = stream.read(JUNIT_MAX_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    try:
-        # Written by pytest in the sandbox; ElementTree resolves no external entities and this
-        # Python's expat refuses entity-expansion bombs.
-        root = ET.fromstring(data)  # noqa: S314
-    except ET.ParseError:
-        return None
-    return [_case(case) for case in root.iter("testcase")]
 
 
 def summarise(cases: list[dict[str, Any]] | None, code: int | None, stopped: str | None,
@@ -225,9 +164,11 @@ def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
     """Prepare the copy under ``work`` (new), run the checks in ``sandbox``, return the
     ``checks.run`` payload. Blocking."""
     tree = prepare_copy(work, fill, plan)
-    job = SandboxJob(pytest_argv(plan.checks_path), plan.env_python, tree, plan.timeout_s)
+    confcut = "." if plan.hidden is None else plan.checks_path
+    job = harness_job(plan.checks_path, confcut, tree, plan.env_python, plan.timeout_s,
+                      checks=plan.hidden)
     with sandbox.run(job) as run:
-        cases = parse_junit(run.out / "junit.xml")
+        cases, _ = parse_report(run.report)
         return summarise(cases, run.exit_code, run.stopped, run.output, run.duration_ms,
                          plan.command)
 
@@ -267,14 +208,17 @@ async def check_session(session_id: str, rev: Revision, *, settings: Settings, s
         plan = CheckPlan(hidden, checks_path, env_python,
                          timeout_s=settings.check_timeout_seconds)
         work = await asyncio.to_thread(sandbox.scratch, session_id)
-        return await asyncio.to_thread(run_checks, plan, work, fill, sandbox)
+        payload = await asyncio.to_thread(run_checks, plan, work, fill, sandbox)
+        if payload["status"] in ("passed", "failed"):
+            payload["graded"] = how_graded(payload["total"], rev.id)
+        return payload
     except Exception as exc:
         log.exception("hidden checks of session %s could not run", session_id)
         return {**skipped, "status": "error", "command": f"python -m pytest -q {checks_path}",
                 "reason": _failure_reason("the hidden checks", exc)}
     finally:
         if work is not None:
-            await asyncio.to_thread(remove_tree, work)
+            await asyncio.to_thread(sandbox.release, work)
 
 
 def visible_target(command: str) -> str | None:
@@ -296,8 +240,8 @@ def visible_target(command: str) -> str | None:
 
 
 async def visible_tests(session_id: str, rev: Revision, commit: str, *, settings: Settings,
-                        envs_root: Path, history: History, sandbox: CheckSandbox
-                        ) -> dict[str, Any] | None:
+                        store: TaskStore, envs_root: Path, history: History,
+                        sandbox: CheckSandbox) -> dict[str, Any] | None:
     """The ``tests.run`` payload: the candidate-visible tests on the snapshot ``commit``, in a
     fresh sandbox on a copy (never in the candidate's workspace). None when not runnable."""
     target = visible_target(rev.visible_check)
@@ -306,7 +250,8 @@ async def visible_tests(session_id: str, rev: Revision, commit: str, *, settings
     work: Path | None = None
     try:
         env_python = await asyncio.to_thread(ensure_environment, envs_root, rev.requirements)
-        plan = CheckPlan(None, target, env_python, timeout_s=settings.check_timeout_seconds)
+        plan = CheckPlan(None, target, env_python, timeout_s=settings.check_timeout_seconds,
+                         revision_tree=store.tree(rev.task_id, rev.id))
         work = await asyncio.to_thread(sandbox.scratch, f"{session_id}-tests")
         payload = await asyncio.to_thread(
             run_checks, plan, work, lambda dest: materialize(history, commit, dest), sandbox)
@@ -318,4 +263,4 @@ async def visible_tests(session_id: str, rev: Revision, commit: str, *, settings
                 "reason": _failure_reason("the tests", exc)}
     finally:
         if work is not None:
-            await asyncio.to_thread(remove_tree, work)
+            await asyncio.to_thread(sandbox.release, work)

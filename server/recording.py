@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from server import people
+from server.check_queue import FairQueue
 from server.db import Database
 from server.hidden_checks import check_session, visible_tests
 from server.keys import DB, SETTINGS
@@ -71,6 +72,8 @@ READY_WAIT_S = 10.0
 WATCH_SETTLE_S = 0.5
 """At the end, how long the watcher gets to report its last debounce window (300 ms)."""
 PARALLEL_CHECKS = 2
+"""Check runs (hidden checks and continuous tests) at once for the whole server, at most one
+per session (``check_queue.FairQueue``: sessions take turns)."""
 _ENDED_UNRECORDED = """
 SELECT s.id FROM interview_sessions s
 WHERE s.state IN ('ended', 'failed') AND s.workspace_id IS NOT NULL
@@ -122,7 +125,7 @@ class RecordingService:
         self._live: dict[str, _Recording] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poll: asyncio.Task[None] | None = None
-        self._checks = asyncio.Semaphore(PARALLEL_CHECKS)
+        self._checks = FairQueue(slots=PARALLEL_CHECKS, per_session=1)
         self.sandbox = sandbox_for(settings)
 
     def history(self, session_id: str) -> History:
@@ -345,10 +348,11 @@ class RecordingService:
         session = await self.db.read(lambda d: S.get_session(d, rec.session_id))
         rev = await self.db.read(lambda d: revisions.get_revision(d, session.revision_id))
         while sha is not None:
-            async with self._checks:
+            async with self._checks.slot(rec.session_id):
                 payload = await visible_tests(
                     rec.session_id, rev, sha, settings=self.settings,
-                    envs_root=self.manager.envs_root, history=self.history(rec.session_id),
+                    store=self.manager.store, envs_root=self.manager.envs_root,
+                    history=self.history(rec.session_id),
                     sandbox=self.sandbox)
             if payload is not None:
                 try:
@@ -407,7 +411,7 @@ class RecordingService:
     # -- hidden checks ----------------------------------------------------------------------
 
     async def _hidden_checks(self, session_id: str) -> None:
-        async with self._checks:
+        async with self._checks.slot(session_id):
             payload = await self._run_hidden_checks(session_id)
         if payload is not None:
             await self.record(Event(session_id, E.ACTOR_SYSTEM, E.CHECKS_RUN, payload=payload))

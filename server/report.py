@@ -30,7 +30,8 @@ def candidate_report(p: Panel, debrief: Debrief) -> dict[str, Any]:
         "recommendations": debrief.recommendations,
         "dimensions": dims,
         "hidden_checks": None if checks is None else {
-            k: checks.get(k) for k in ("status", "passed", "failed", "errors", "total")},
+            k: checks.get(k) for k in ("status", "passed", "failed", "errors", "total",
+                                         "reason", "graded")},
         "summaries": [{"interviewer": c.name, "recommendation": c.card.recommendation,
                        "summary": c.card.summary, "weighted_score": c.weighted_score}
                       for c in debrief.cards],

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from server import audit
+from server.grading import harness_job, parse_report
+from server.hidden_checks import visible_target
 from server.keys import DB, SETTINGS
 from server.settings import Settings
 from tasks import revisions
@@ -48,7 +50,9 @@ def sandbox_for(settings: Settings) -> CheckSandbox:
 
 
 def sandboxed_check(sandbox: CheckSandbox) -> CheckRunner:
-    """The import's ``run_check``: the manifest's command, through ``sandbox``."""
+    """The import's ``run_check``: the manifest's command, through ``sandbox``; a plain
+    ``python -m pytest`` run on one path (the visible tests, the hidden checks) goes through
+    pairlab's harness, so the import's verdicts are the ones sessions will get."""
 
     def run_check(command: str, tree: Path, python: Path, timeout_s: float) -> CheckResult:
         try:
@@ -57,10 +61,19 @@ def sandboxed_check(sandbox: CheckSandbox) -> CheckRunner:
             return CheckResult(command, False, None, False, f"cannot parse the command: {exc}")
         if not argv:
             return CheckResult(command, False, None, False, "empty check command")
+        job = SandboxJob(argv, python, tree, timeout_s)
+        target = visible_target(command)
+        if target is not None:  # a plain pytest run: pairlab's harness, as in every session
+            folder = tree / target
+            checks = folder if target != "." and folder.is_dir() and not folder.is_symlink() \
+                else None
+            job = harness_job(target, ".", tree, python, timeout_s, checks=checks)
         try:
-            with sandbox.run(SandboxJob(argv, python, tree, timeout_s)) as run:
-                return CheckResult(command, run.exit_code == 0, run.exit_code, run.timed_out,
-                                   run.output)
+            with sandbox.run(job) as run:
+                passed = run.exit_code == 0
+                if job.report:  # and the harness said it finished
+                    passed = passed and parse_report(run.report)[0] is not None
+                return CheckResult(command, passed, run.exit_code, run.timed_out, run.output)
         except SandboxUnavailable as exc:
             return CheckResult(command, False, None, False, f"not run: {exc.message}")
 

@@ -7,8 +7,16 @@ run is built by ``sandbox.workspace_command``, exactly as a candidate's workspac
 with its own PID, network (none), IPC and UTS namespaces, the system, the task environment and
 the Python it runs on read-only, a synthetic ``/etc/passwd``, private ``/tmp``, ``setpriv`` to an
 unprivileged uid with no capabilities, ``prlimit`` and the cgroup memory/pids limits. Only the
-tree under test (a throwaway copy, ``/workspace``) and an output folder (``/run/pairlab``) are
-writable. Nothing of pairlab's data dir is mounted.
+tree under test (a throwaway copy, ``/workspace``) and the private ``/tmp`` (bwrap ``--size``)
+are writable; ``/run/pairlab`` is root's, and what a job asks for (``config_files``, e.g. a
+harness) is put read-only under ``/etc/pairlab``. Nothing of pairlab's data dir is mounted.
+
+A copy to run on comes from ``scratch``: a folder with a tmpfs of its own mounted on it (size
+and inode count fixed, ``mode=0700``), so the kernel stops a run's writes at the limit
+(ENOSPC inside) before the host's disk notices; ``release`` unmounts it. A job may ask for a
+``report`` pipe: its write end is inherited by the sandboxed command (its number in
+``PAIRLAB_REPORT_FD``), and what arrives on it is the run's ``report``. Nothing the sandbox can
+write after the fact (a file in a folder its uid owns) is ever read back as a result.
 
 Each run leases one of ``CHECK_UIDS`` uids just past the workspaces' 1000 for itself (so
 per-uid limits are per run, and every process left of that uid at the end is the run's own and
@@ -65,6 +73,11 @@ CHECK_LIMITS = Limits(processes=256, memory_bytes=2 * GiB, file_size_bytes=256 *
 OUTPUT_CHARS = 4000
 CGROUP_PREFIX = "check-"
 PYTHON_NAMES = ("python", "python3")
+SCRATCH_INODES = 65_536
+"""Files and folders a run's scratch copy may hold (its tmpfs's ``nr_inodes``)."""
+REPORT_MAX_BYTES = 8 * MiB
+"""What is kept of a run's report pipe; more is read and dropped."""
+MOUNT_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,10 @@ class SandboxJob:
     limits: Limits = CHECK_LIMITS
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment variables (the base is allow-listed, never pairlab's own)."""
+    config_files: Mapping[str, bytes] = field(default_factory=dict)
+    """Files (relative paths) put read-only, root-owned, under ``/etc/pairlab`` for the run."""
+    report: bool = False
+    """Give the command a pipe (``PAIRLAB_REPORT_FD``); its bytes are ``SandboxRun.report``."""
 
 
 TIME_LIMIT = "time limit"
@@ -95,6 +112,8 @@ class SandboxRun:
     duration_ms: int
     out: Path
     """The run's ``/run/pairlab`` on the host; it lives until the ``run`` context ends."""
+    report: bytes = b""
+    """What the command wrote to its report pipe (at most ``REPORT_MAX_BYTES``)."""
 
     @property
     def timed_out(self) -> bool:
@@ -175,17 +194,30 @@ class CheckSandbox:
                 except OSError:
                     continue
                 if old and not entry.name.startswith(".uid-"):
-                    remove_tree(entry)
+                    self.release(entry)
                     removed += 1
         for groups in self.cgroups.stale(CGROUP_PREFIX, older_than_s):
             groups.remove()
             removed += 1
         return removed
 
-    def scratch(self, prefix: str) -> Path:
-        """A new private folder under ``work_root`` (a copy to run on; the caller removes it)."""
+    def scratch(self, prefix: str, limits: Limits = CHECK_LIMITS) -> Path:
+        """A new private folder under ``work_root`` with a tmpfs of its own on it, of
+        ``limits.disk_bytes`` and ``SCRATCH_INODES`` (a copy to run on; ``release`` it)."""
         self.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.work_root))
+        folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.work_root))
+        try:
+            mount_tmpfs(folder, limits.disk_bytes, SCRATCH_INODES)
+        except SandboxUnavailable:
+            folder.rmdir()
+            raise
+        return folder
+
+    def release(self, folder: Path) -> None:
+        """Unmount a ``scratch`` folder (its files go with the tmpfs) and remove it."""
+        if os.path.ismount(folder):
+            unmount(folder)
+        remove_tree(folder)
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -199,7 +231,7 @@ class CheckSandbox:
             host = HostPaths(base, job.tree, base / "run", base / "config", base / "run.log")
             groups: CgroupSet | None = None
             try:
-                _prepare(host, uid)
+                _prepare(host, uid, job.config_files)
                 if self.cgroups.available():
                     groups = self.cgroups.create(CGROUP_PREFIX + base.name, job.limits)
                 result = self._execute(tools, job, host, uid, groups)
@@ -219,6 +251,7 @@ class CheckSandbox:
         if argv[0] in PYTHON_NAMES:
             argv[0] = str(env_python)
         memory_rlimit = groups is None or not groups.has_memory
+        report_read = report_write = -1
         pipe = OptionsPipe()
         try:
             command, options = workspace_command(
@@ -227,14 +260,25 @@ class CheckSandbox:
                 procs_files=groups.procs_files if groups else [], memory_rlimit=memory_rlimit,
                 server=argv, args_fd=pipe.read_fd, chdir=WORKSPACE)
             pipe.send(options)
+            env = _base_env(env_python, job.env)
+            if job.report:
+                report_read, report_write = os.pipe()
+                env["PAIRLAB_REPORT_FD"] = str(report_write)
             started = time.monotonic()
             proc = subprocess.Popen(  # noqa: S603 - built by workspace_command, no shell
-                command, env=_base_env(env_python, job.env), cwd="/",
+                command, env=env, cwd="/",
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, pass_fds=(pipe.read_fd,))
+                start_new_session=True,
+                pass_fds=(pipe.read_fd, report_write) if job.report else (pipe.read_fd,))
         finally:
             pipe.close()
-        output, stopped = _collect(proc, job, [host.work, host.run])
+            if report_write >= 0:
+                os.close(report_write)  # the run holds the only write end now
+        try:
+            output, report, stopped = _collect(proc, job, [host.work, host.run], report_read)
+        finally:
+            if report_read >= 0:
+                os.close(report_read)
         duration = round((time.monotonic() - started) * 1000)
         text = output.render()
         if stopped == TIME_LIMIT:
@@ -243,7 +287,7 @@ class CheckSandbox:
             text += (f"\n[stopped: the run's files took more than "
                      f"{job.limits.disk_bytes // MiB} MiB of disk]")
         return SandboxRun(None if stopped else proc.returncode, stopped, text, duration,
-                          host.run)
+                          host.run, report)
 
     def probe_python(self, env_python: Path, imports: Sequence[str] = ("ipykernel", "pytest"),
                      timeout_s: float = 60.0) -> str | None:
@@ -260,7 +304,37 @@ class CheckSandbox:
                 detail = lines[-1].strip() if lines else f"exit code {run.exit_code}"
                 return f"{env_python} cannot run as a sandbox uid: {detail}"[:500]
         finally:
-            remove_tree(work)
+            self.release(work)
+
+
+# lead: merge with workspaces/mounts.py
+def mount_tmpfs(path: Path, size_bytes: int, inodes: int) -> None:
+    """Mount a tmpfs of ``size_bytes`` and ``inodes`` on ``path`` (root's, mode 0700, no
+    devices or setuid): the kernel refuses writes past either with ENOSPC."""
+    options = f"size={size_bytes},nr_inodes={inodes},mode=0700,nosuid,nodev"
+    _mount_tool(["mount", "-t", "tmpfs", "-o", options, "pairlab-check", str(path)],
+                f"a size-limited tmpfs could not be mounted on {path}")
+
+
+def unmount(path: Path) -> None:
+    """Unmount ``path`` (lazily if something still holds it: it is gone from the tree at
+    once, and freed when the last holder is)."""
+    try:
+        _mount_tool(["umount", str(path)], f"{path} could not be unmounted")
+    except SandboxUnavailable:
+        _mount_tool(["umount", "--lazy", str(path)], f"{path} could not be unmounted")
+
+
+def _mount_tool(argv: list[str], what: str) -> None:
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed tools, our own paths
+            argv, capture_output=True, text=True, timeout=MOUNT_TIMEOUT_S, check=False,
+            env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C"}, cwd="/")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxUnavailable(f"{what}: {exc}") from exc
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SandboxUnavailable(f"{what}: {detail[0]}")
 
 
 def _host_user(uid: int) -> str | None:
@@ -276,14 +350,15 @@ def _base_env(env_python: Path, extra: Mapping[str, str]) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", **extra}
 
 
-def _prepare(host: HostPaths, uid: int) -> None:
-    """``base`` root-only but searchable; the tree and ``run`` the uid's; the root-owned
-    ``config/etc`` the sandbox's synthetic ``/etc`` files."""
+def _prepare(host: HostPaths, uid: int, config_files: Mapping[str, bytes]) -> None:
+    """``base`` root-only but searchable; the tree the uid's; ``run`` root's (read-only to the
+    run); the root-owned ``config`` the sandbox's synthetic ``/etc`` files and the job's
+    ``config_files``, all read-only to the run."""
     host.base.mkdir(mode=0o711)
     host.base.chmod(0o711)
     own_tree(host.work, uid)
-    host.run.mkdir(mode=0o700)
-    os.chown(host.run, uid, uid)
+    host.run.mkdir(mode=0o755)  # root's: nothing the run writes there outlives it or is read
+    host.run.chmod(0o755)
     etc = host.config / "etc"
     etc.mkdir(parents=True)
     for folder in (host.config, etc):
@@ -291,24 +366,37 @@ def _prepare(host: HostPaths, uid: int) -> None:
     for name, text in synthetic_etc(uid, WORKSPACE).items():
         (etc / name).write_text(text)
         (etc / name).chmod(0o644)
+    for rel, data in config_files.items():
+        target = host.config / rel
+        if target.is_relative_to(etc) or ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise ValueError(f"not a config file a run may get: {rel}")
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o444)
+        for parent in target.relative_to(host.config).parents:
+            (host.config / parent).chmod(0o755)
 
 
-def _collect(proc: subprocess.Popen[bytes], job: SandboxJob,
-             folders: list[Path]) -> tuple[HeadTail, str | None]:
-    """Read the run's output until it has exited (None), or kill it at its deadline
-    (``TIME_LIMIT``) or when its folders take more than ``job.limits.disk_bytes``
-    (``DISK_LIMIT``, measured every ``disk_check_interval_s``: the tree is on the host's disk)."""
+def _collect(proc: subprocess.Popen[bytes], job: SandboxJob, folders: list[Path],
+             report_fd: int = -1) -> tuple[HeadTail, bytes, str | None]:
+    """Read the run's output (and its report pipe, if ``report_fd`` >= 0) until it has exited
+    (None), or kill it at its deadline (``TIME_LIMIT``) or when its folders take more than
+    ``job.limits.disk_bytes`` (``DISK_LIMIT``, measured every ``disk_check_interval_s``: a
+    tree not on a ``scratch`` tmpfs is on the host's disk)."""
     output = HeadTail(OUTPUT_CHARS)
+    report = bytearray()
     assert proc.stdout is not None  # noqa: S101 - asked for a pipe
     now = time.monotonic()
     deadline = now + job.timeout_s
     next_disk_check = now + job.limits.disk_check_interval_s
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     stopped: str | None = None
+    out_fd = proc.stdout.fileno()
     with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        open_stream = True
-        while open_stream or proc.poll() is None:
+        selector.register(out_fd, selectors.EVENT_READ)
+        if report_fd >= 0:
+            selector.register(report_fd, selectors.EVENT_READ)
+        while selector.get_map() or proc.poll() is None:
             now = time.monotonic()
             if now >= deadline:
                 stopped = TIME_LIMIT
@@ -319,24 +407,24 @@ def _collect(proc: subprocess.Popen[bytes], job: SandboxJob,
                     stopped = DISK_LIMIT
                     break
             wait = min(deadline, next_disk_check) - now
-            if not open_stream:  # output closed, the process has not exited yet
+            if not selector.get_map():  # output closed, the process has not exited yet
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=min(wait, 0.5))
                 continue
-            if not selector.select(timeout=min(wait, 1.0)):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if chunk:
-                output.add(decoder.decode(chunk))
-            else:
-                open_stream = False
-                selector.unregister(proc.stdout)
+            for key, _ in selector.select(timeout=min(wait, 1.0)):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fd)
+                elif key.fd == out_fd:
+                    output.add(decoder.decode(chunk))
+                elif len(report) < REPORT_MAX_BYTES:
+                    report += chunk[:REPORT_MAX_BYTES - len(report)]
         output.add(decoder.decode(b"", final=True))
     if stopped:
         _kill(proc)
     proc.wait()
     proc.stdout.close()
-    return output, stopped
+    return output, bytes(report), stopped
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

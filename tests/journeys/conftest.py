@@ -94,7 +94,8 @@ def _parse(product: Product, text: str) -> None:
 def start_demo(folder: Path, env: dict[str, str] | None = None) -> Product:
     """``pairlab demo`` started in ``folder``; returns once it printed the candidate link."""
     if env is None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PAIRLAB_")}
+        env = {k: v for k, v in os.environ.items()  # a developer's own uid block is kept
+               if not k.startswith("PAIRLAB_") or k == "PAIRLAB_SANDBOX_UID_BASE"}
         env.update({"PAIRLAB_PORT": str(free_port()),
                     "PAIRLAB_WORKSPACE_PORT": str(free_port()),
                     "PAIRLAB_GIT_ALLOWED_HOSTS": "127.0.0.1", "PAIRLAB_GIT_ALLOW_HTTP": "true"})

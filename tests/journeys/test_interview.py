@@ -5,7 +5,8 @@ notebook's cells and sees their output, edits the pipeline's code, opens a termi
 the brief's own test command. Meanwhile the interviewer, in a browser of their own, watches
 all of it arrive on the observe page, joins the workspace and edits a file there, notes a
 moment, scores the rubric, ends the session and reads the hidden checks' real result in the
-debrief.
+debrief: still failed, though the candidate planted a conftest that turns every failure into a
+pass (and saw it work on a test of their own).
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ CANDIDATE_EDIT = "# candidate: revenue is summed twice for refunds?"
 INTERVIEWER_EDIT = "Interviewer was here."
 NOTE = "Checked the revenue against billing before changing code"
 PYTEST_SUMMARY = re.compile(r"\d+ passed")
+# The candidate's forgery: a root conftest whose hookwrapper turns every failure into a pass,
+# and a failing test of their own to see it work (the marker is computed, so the typed command
+# itself never shows it).
+FORGE = ("printf 'import pytest\\n@pytest.hookimpl(hookwrapper=True)\\n"
+         "def pytest_runtest_makereport(item, call):\\n    outcome = yield\\n"
+         "    report = outcome.get_result()\\n    report.outcome = \"passed\"\\n"
+         "    report.longrepr = None\\n' > conftest.py && "
+         "printf 'def test_forged():\\n    assert False\\n' > test_forged.py && "
+         "python -m pytest -q test_forged.py && echo FORGED-$((40+2))")
 
 
 async def open_lab_path(page: Page, lab: str, path: str) -> None:
@@ -110,6 +120,10 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
         await expect(terminal).to_contain_text(PYTEST_SUMMARY, timeout=WAIT_MS)
         assert "command not found" not in (await terminal.inner_text())
 
+        # Plants the conftest forgery and sees it turn a failing test green in their terminal.
+        await lab_page.keyboard.type(FORGE + "\n")
+        await expect(terminal).to_contain_text("FORGED-42", timeout=WAIT_MS)
+
         # The interviewer saw all three on the observe page.
         await expect(observe.locator("#pl-cells")).to_contain_text("features revenue",
                                                                   timeout=WAIT_MS)
@@ -149,7 +163,11 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
                                "Methodical; found the double counting.")
         await end_session(observe)
 
-        # The debrief shows the hidden checks' real result (never "0 of 0", never an error).
+        # The debrief shows the hidden checks' real result (never "0 of 0", never an error):
+        # the bug was never fixed, and the candidate's conftest changed nothing of it.
         debrief = await people.another_tab(observe, "debrief")
         line = await hidden_checks_on_the_debrief(debrief, session_url)
-        assert re.search(r"(passed|failed): \d+ passed, \d+ failed of [1-9]\d*", line), line
+        assert re.search(r"failed: \d+ passed, [1-9]\d* failed of [1-9]\d*", line), line
+        await expect(debrief.locator("#hidden-checks-how")).to_contain_text(
+            "ran with pairlab's own pytest setup on the final code; the candidate's conftest, "
+            "ini files and plugins are not used")

@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from server import grading_pytest
+from server.grading import INI_TEXT, parse_report
 from server.hidden_checks import (
     CheckPlan,
     checks_path_from_report,
-    parse_junit,
     prepare_copy,
     summarise,
 )
@@ -47,31 +48,50 @@ def test_copy_tree_never_follows_a_link_or_blocks(tmp_path: Path) -> None:
     assert not (tmp_path / "linked" / "pipe").exists()
 
 
-def test_junit_verdicts(tmp_path: Path) -> None:
-    (tmp_path / "test_x.py").write_text(
+def test_the_runners_verdicts(tmp_path: Path) -> None:
+    """pairlab's runner (here on the host, on a test file of our own) streams each test's
+    outcome over the pipe it is given, and an ``end`` line; without that line, no verdict."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "test_x.py").write_text(
         "import pytest\n"
+        "@pytest.fixture\ndef broken():\n    raise RuntimeError('no fixture')\n"
         "def test_ok():\n    pass\n"
         "def test_bad():\n    print('noise')\n    assert 1 == 2, 'one is not two'\n"
-        "@pytest.mark.skip(reason='later')\ndef test_later():\n    pass\n")
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
-         "junit_logging=out-err", "--junitxml", str(tmp_path / "junit.xml"), "test_x.py"],
-        cwd=tmp_path, capture_output=True, text=True, check=False,
-        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"})
-    cases = parse_junit(tmp_path / "junit.xml")
-    assert cases is not None
+        "@pytest.mark.skip(reason='later')\ndef test_later():\n    pass\n"
+        "def test_setup(broken):\n    pass\n")
+    (tmp_path / "pytest.ini").write_text(INI_TEXT)
+    runner = Path(grading_pytest.__file__)
+    read_fd, write_fd = os.pipe()
+    try:
+        run = subprocess.run(  # our own runner and our own test file
+            [sys.executable, "-I", "-B", str(runner), "-c", str(tmp_path / "pytest.ini"),
+             f"--rootdir={tree}", f"--confcutdir={tree}", "-p", "no:cacheprovider",
+             "--import-mode=append", "-q", "test_x.py"],
+            cwd=tree, capture_output=True, text=True, check=False, pass_fds=(write_fd,),
+            env={"PATH": "/usr/bin:/bin", "PAIRLAB_REPORT_FD": str(write_fd),
+                 "PAIRLAB_TREE": str(tree), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as stream:
+        data = stream.read()
+    cases, code = parse_report(data)
+    assert cases is not None and code == run.returncode == 1, (run.stdout, run.stderr, data)
     by_name = {c["name"]: c for c in cases}
     assert {n: c["status"] for n, c in by_name.items()} == {
-        "test_x::test_ok": "passed", "test_x::test_bad": "failed",
-        "test_x::test_later": "skipped"}
-    assert "one is not two" in by_name["test_x::test_bad"]["message"]
+        "test_x.py::test_ok": "passed", "test_x.py::test_bad": "failed",
+        "test_x.py::test_later": "skipped", "test_x.py::test_setup": "error"}
+    assert "one is not two" in by_name["test_x.py::test_bad"]["message"]
+    assert "noise" in by_name["test_x.py::test_bad"]["output"]
+    assert "no fixture" in by_name["test_x.py::test_setup"]["message"]
+    assert by_name["test_x.py::test_later"]["message"] == "Skipped: later"
     result = summarise(cases, run.returncode, None, run.stdout, 10, "python -m pytest -q x")
-    assert (result["status"], result["passed"], result["failed"], result["skipped"]) == \
-        ("failed", 1, 1, 1)
-    assert result["checks"][0]["name"] == "test_x::test_bad"  # failures first
-    assert parse_junit(tmp_path / "missing.xml") is None
-    (tmp_path / "broken.xml").write_text("<testsuites><testcase")
-    assert parse_junit(tmp_path / "broken.xml") is None
+    assert (result["status"], result["passed"], result["failed"], result["errors"],
+            result["skipped"]) == ("failed", 1, 1, 1, 1)
+    assert result["checks"][0]["status"] != "passed"  # failures first
+    cut_short = data[:data.rindex(b'{"kind": "end"')]
+    assert parse_report(cut_short) == (None, None)
+    assert parse_report(b"not json\n[1]\n" + data) == (cases, 1)
     assert summarise(None, 4, None, "", 1, "c")["status"] == "error"
     assert summarise(None, None, TIME_LIMIT, "", 1, "c")["status"] == "error"
     assert summarise([], 0, None, "", 1, "c")["status"] == "passed"

@@ -135,3 +135,23 @@ def test_what_a_killed_pairlab_left_is_swept_and_nothing_younger(sandbox: CheckS
     os.utime(old, (past, past))
     assert sandbox.sweep(600) == 1
     assert not old.exists() and young.is_dir() and (root / ".uid-41000.lock").exists()
+
+
+def test_results_come_over_the_pipe_and_nothing_the_run_writes_is_read_back(
+        sandbox: CheckSandbox, data: Path, python: Path) -> None:
+    """The report pipe carries what the command wrote to it; ``/run/pairlab`` (where a
+    ``junit.xml`` used to be read from) and the job's config files are not the run's to write."""
+    code = ("import os\nos.write(int(os.environ['PAIRLAB_REPORT_FD']), b'one line\\n')\n"
+            "for path in ('/run/pairlab/junit.xml', '/etc/pairlab/harness/run.py'):\n"
+            "    try:\n        open(path, 'w').close()\n        print(path, 'written')\n"
+            "    except OSError as exc:\n        print(path, type(exc).__name__, exc.errno)\n"
+            "print(open('/etc/pairlab/harness/run.py').read())\n")
+    job = SandboxJob(("python", "-c", code), python, tree(data, {}), 60,
+                     config_files={"harness/run.py": b"# pairlab's runner"}, report=True)
+    with sandbox.run(job) as run:
+        assert run.exit_code == 0, run.output
+        assert run.report == b"one line\n"
+        assert not list(run.out.iterdir())
+    assert "/run/pairlab/junit.xml PermissionError 13" in run.output
+    assert "/etc/pairlab/harness/run.py OSError 30" in run.output  # EROFS
+    assert "# pairlab's runner" in run.output

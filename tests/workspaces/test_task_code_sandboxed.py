@@ -169,11 +169,25 @@ def test_attack_report(attack_report):
     pytest.fail(attack_report, pytrace=False)
 '''
 
+# The same planted code as a module of the candidate's that a test imports (pairlab's harness
+# loads no conftest of the candidate's: tests reach candidate code only by importing it).
+ATTACK_MODULE_TEST = '''\
+import pytest
+
+from attack_probe import REPORT
+
+
+def test_attack_report():
+    pytest.fail(REPORT, pytrace=False)
+'''
+
 HIDDEN_CHECK = '''\
 from pathlib import Path
 
 
 def test_main_was_fixed():
+    import main  # the candidate's code, as hidden checks use it
+
     assert "fixed" in Path("main.py").read_text()
 '''
 
@@ -440,10 +454,11 @@ async def test_continuous_visible_tests_run_sandboxed(attack: Attack, tmp_path: 
     session_id = "s-visible"
     session = candidate_session(attack, tmp_path, session_id)
     commit = plant(session, {
-        "conftest.py": attack.conftest(reads=store_reads(attack, session, session_id)),
-        "test_attack.py": ATTACK_TEST}, "snapshot")
+        "attack_probe.py": attack.conftest(reads=store_reads(attack, session, session_id)),
+        "test_attack.py": ATTACK_MODULE_TEST}, "snapshot")
 
     payload = await visible_tests(session_id, session.rev, commit, settings=attack.settings,
+                                  store=task_store(attack.settings),
                                   envs_root=attack.settings.envs_root, history=session.history,
                                   sandbox=sandbox_for(attack.settings))
     assert payload is not None
@@ -465,14 +480,14 @@ async def test_continuous_visible_tests_run_sandboxed(attack: Attack, tmp_path: 
 async def test_end_of_session_hidden_checks_run_sandboxed(
     attack: Attack, tmp_path: Path, from_workspace: bool
 ) -> None:
-    """The candidate's root conftest (pytest loads it for the hidden checks in the folder
-    below) fails every hidden check with its findings; the final state is the workspace folder
-    or, once it is gone, the last snapshot."""
+    """The candidate's ``main.py``, which the hidden check imports, fails it with its
+    findings; the final state is the workspace folder or, once it is gone, the last
+    snapshot."""
     session_id = "s-hidden"
     session = candidate_session(attack, tmp_path, session_id)
+    planted = attack.conftest(reads=store_reads(attack, session, session_id))
     plant(session, {
-        "conftest.py": attack.conftest(hijack=True, reads=store_reads(attack, session, session_id)),
-        "main.py": "print('fixed')\n"}, "final")
+        "main.py": f"{planted}\npytest.fail(REPORT, pytrace=False)  # fixed\n"}, "final")
 
     payload = await check_session(
         session_id, session.rev, settings=attack.settings, store=task_store(attack.settings),

@@ -1,0 +1,224 @@
+"""Grading the candidate cannot touch: pairlab's own pytest harness for hidden checks and the
+continuous visible tests, with the candidate's code treated as data.
+
+Every such run is ``python -I -B /etc/pairlab/harness/run.py -c /etc/pairlab/harness/pytest.ini
+--rootdir=/workspace --confcutdir=<checks> -p no:cacheprovider --import-mode=append -q <path>``
+in the check sandbox, with a clean environment and ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``:
+
+- the interpreter is isolated (no working folder, ``PYTHON*`` variables or user site on
+  ``sys.path``), so no ``pytest.py``, ``sitecustomize.py``, ``usercustomize.py`` or ``.pth`` of
+  the candidate's loads; the runner (``grading_pytest.py``, read-only under ``/etc/pairlab``)
+  appends the checks' folders and then the tree AFTER the standard library and site-packages;
+- pytest reads only pairlab's ini (``-c``), so the candidate's ``pytest.ini``,
+  ``pyproject.toml``, ``setup.cfg`` or ``tox.ini`` (``addopts``, ``-p``, ``pythonpath``) count
+  for nothing; no entry-point plugin autoloads, ``PYTEST_ADDOPTS``/``PYTEST_PLUGINS`` are not in
+  the environment;
+- in the copy, every ``conftest.py``, ``__pycache__`` folder and ``.pyc`` file is removed first;
+  the hidden checks (with their own conftest) replace whatever was at their path, and for the
+  visible tests the revision's own ``conftest.py`` files are put back from the revision;
+  ``--confcutdir`` keeps any conftest above the checks from loading;
+- results come over a pipe pairlab made: the runner streams each test's outcome as it finishes
+  and a last ``end`` line; a run that did not say ``end`` has no verdict. No file the sandbox
+  could write is read back (``/run/pairlab`` is root's; the old ``junit.xml`` is gone).
+
+Residual risk, plainly: code the tests import (the candidate's modules) runs in the test
+process, as it must to be tested. It can reach pytest's objects and the report pipe and forge
+outcomes from there. That takes code in the final state that patches the test machinery, in
+plain sight of the reviewers in the diff; nothing in the workspace's configuration does it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from workspaces.excerpt import truncate
+from workspaces.sandbox import CONFIG, WORKSPACE
+from workspaces.sandbox_run import SandboxJob
+
+HARNESS = CONFIG / "harness"
+RUNNER = HARNESS / "run.py"
+INI = HARNESS / "pytest.ini"
+MESSAGE_CHARS = 300
+CHECK_CHARS = 1200
+STATUSES = ("passed", "failed", "error", "skipped")
+INI_TEXT = """\
+# pairlab's own pytest configuration for hidden checks and continuous tests: whatever the
+# candidate's tree holds (pytest.ini, pyproject.toml, setup.cfg, tox.ini) is not read.
+[pytest]
+addopts =
+python_files = test_*.py *_test.py
+python_classes = Test
+python_functions = test
+norecursedirs = .* __pycache__ node_modules venv .venv *.egg-info
+"""
+HOW = ("with pairlab's own pytest setup on the final code; the candidate's conftest, "
+       "ini files and plugins are not used")
+
+
+def harness_files() -> dict[str, bytes]:
+    """The runner and the ini, for ``SandboxJob.config_files`` (under ``/etc/pairlab``)."""
+    runner = (Path(__file__).parent / "grading_pytest.py").read_bytes()
+    return {str(RUNNER.relative_to(CONFIG)): runner,
+            str(INI.relative_to(CONFIG)): INI_TEXT.encode()}
+
+
+def harness_argv(target: str, confcut: str) -> list[str]:
+    """The command: pytest on ``target`` (relative to the tree), conftests from ``confcut``
+    (relative, ``.`` for the tree's root) down only."""
+    cut = WORKSPACE if confcut in ("", ".") else WORKSPACE / confcut
+    return ["python", "-I", "-B", str(RUNNER), "-c", str(INI), f"--rootdir={WORKSPACE}",
+            f"--confcutdir={cut}", "-p", "no:cacheprovider", "--import-mode=append", "-q",
+            "--color=no", "-rfE", target]
+
+
+def harness_env(first: list[str]) -> dict[str, str]:
+    """What the runner needs besides the sandbox's allow-listed base environment."""
+    return {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PAIRLAB_TREE": str(WORKSPACE),
+            "PAIRLAB_FIRST_PATHS": json.dumps([str(WORKSPACE / p) for p in first])}
+
+
+def harness_job(target: str, confcut: str, tree: Path, python: Path, timeout_s: float, *,
+                checks: Path | None = None) -> SandboxJob:
+    """A check run of pytest on ``target`` in ``tree`` with pairlab's harness; ``checks`` (the
+    hidden checks' own folder, with ``target`` their path in the tree) go on ``sys.path``
+    before the tree."""
+    first: list[str] = []
+    if checks is not None:
+        first = [target if folder == "." else f"{target}/{folder}"
+                 for folder in check_folders(checks)]
+    return SandboxJob(harness_argv(target, confcut), python, tree, timeout_s,
+                      env=harness_env(first), config_files=harness_files(), report=True)
+
+
+# ---- the copy ------------------------------------------------------------------------------
+
+
+def scrub(tree: Path) -> list[str]:
+    """Remove every ``conftest.py``, ``__pycache__`` folder and ``.pyc``/``.pyo`` file of the
+    copy (links of those names too, never followed); returns what went, relative."""
+    removed: list[str] = []
+    for dirpath, dirnames, filenames, dirfd in os.fwalk(tree, follow_symlinks=False):
+        rel = Path(dirpath).relative_to(tree)
+        for name in list(dirnames):  # links to folders are listed here too
+            if name in ("__pycache__", "conftest.py") or name.endswith((".pyc", ".pyo")):
+                _remove_at(dirfd, name)
+                dirnames.remove(name)
+                removed.append(str(rel / name))
+        for name in filenames:
+            if name == "conftest.py" or name.endswith((".pyc", ".pyo")):
+                os.unlink(name, dir_fd=dirfd)
+                removed.append(str(rel / name))
+    return removed
+
+
+def _remove_at(dirfd: int, name: str) -> None:
+    info = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    if not stat.S_ISDIR(info.st_mode):
+        os.unlink(name, dir_fd=dirfd)
+        return
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dirfd)
+    try:
+        for entry in os.listdir(fd):
+            _remove_at(fd, entry)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dirfd)
+
+
+def real_folder(tree: Path, rel: str) -> Path:
+    """``tree/rel`` as a real folder of the copy: whatever the candidate left on the way (a
+    link, a file) is removed first, so pairlab (root) never writes through it."""
+    step = tree
+    for part in Path(rel).parts:
+        step = step / part
+        if step.is_symlink() or (step.exists() and not step.is_dir()):
+            step.unlink()
+        if not step.exists():
+            step.mkdir(mode=0o755)
+    return step
+
+
+def put_file(tree: Path, rel: str, data: bytes) -> None:
+    """Write ``tree/rel`` (a file of the revision) over whatever the copy has there."""
+    folder = real_folder(tree, str(Path(rel).parent))
+    target = folder / Path(rel).name
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        raise OSError(f"{rel} is a folder in the copy")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+
+
+def restore_conftests(revision_tree: Path, tree: Path) -> list[str]:
+    """Put the revision's own ``conftest.py`` files into the copy; returns them, relative."""
+    restored = []
+    for path in sorted(revision_tree.rglob("conftest.py")):
+        rel = path.relative_to(revision_tree)
+        if ".git" in rel.parts or path.is_symlink() or not path.is_file():
+            continue
+        put_file(tree, str(rel), path.read_bytes())
+        restored.append(str(rel))
+    return restored
+
+
+def check_folders(hidden: Path) -> list[str]:
+    """The hidden checks' folders (relative to them, ``.`` first): put on ``sys.path`` before
+    the tree, so no module of the candidate's shadows one of the checks'."""
+    folders = ["."]
+    for path in sorted(hidden.rglob("*")):
+        if path.is_dir() and not path.is_symlink() and path.name != "__pycache__":
+            folders.append(str(path.relative_to(hidden)))
+    return folders
+
+
+# ---- the results ---------------------------------------------------------------------------
+
+
+def _case(record: dict[str, Any]) -> dict[str, Any] | None:
+    name, status = record.get("name"), record.get("status")
+    if not isinstance(name, str) or status not in STATUSES:
+        return None
+    case: dict[str, Any] = {"name": truncate(name, MESSAGE_CHARS), "status": status}
+    duration = record.get("duration")
+    if isinstance(duration, int | float):
+        case["duration_ms"] = round(float(duration) * 1000)
+    message, output = record.get("message"), record.get("output")
+    if isinstance(message, str) and message:
+        case["message"] = truncate(message, MESSAGE_CHARS)
+    if isinstance(output, str) and output and status != "passed":
+        case["output"] = output[-CHECK_CHARS:]
+    return case
+
+
+def parse_report(data: bytes) -> tuple[list[dict[str, Any]] | None, int | None]:
+    """Per-test results streamed by the runner, and the exit code it reported; ``(None,
+    None)`` unless it reached its ``end`` line (a run cut short has no verdict)."""
+    cases: list[dict[str, Any]] = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        if record.get("kind") == "case":
+            case = _case(record)
+            if case is not None:
+                cases.append(case)
+        elif record.get("kind") == "end":
+            code = record.get("exit_code")
+            return cases, code if isinstance(code, int) else None
+    return None, None
+
+
+def how_graded(count: int, revision: str, *, hidden: bool = True) -> str:
+    """The debrief's sentence on what was graded and how."""
+    what = f"{count} hidden check{'s' if count != 1 else ''}" if hidden else \
+        f"{count} test{'s' if count != 1 else ''}"
+    return f"{what} of revision {revision} ran {HOW}."

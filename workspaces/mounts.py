@@ -72,12 +72,14 @@ def mount_image(image: Path, target: Path, *, read_only: bool = False) -> None:
     run_tool(["mount", "-t", "ext4", "-o", options, str(image), str(target)])
 
 
-def mount_tmpfs(path: Path, size_bytes: int, inodes: int, *, mode: int = 0o700) -> None:
+def mount_tmpfs(path: Path, size_bytes: int, inodes: int, *, mode: int = 0o700,
+                name: str = "tmpfs") -> None:
     """A tmpfs of ``size_bytes`` and ``inodes`` inodes on the existing folder ``path``:
-    nosuid, nodev (writes past either fail with ``ENOSPC``)."""
+    nosuid, nodev (writes past either fail with ``ENOSPC``); ``name`` is its source in the
+    mount table (what a sweep looks for)."""
     run_tool(["mount", "-t", "tmpfs", "-o",
           f"size={size_bytes},nr_inodes={inodes},mode={mode:o},nosuid,nodev",
-          "tmpfs", str(path)])
+          name, str(path)])
 
 
 def unmount(target: Path, timeout_s: float = 10.0) -> None:

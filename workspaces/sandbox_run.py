@@ -45,6 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workspaces import mounts
 from workspaces.cgroups import Cgroups, CgroupSet, kill_uid, pids_of_uid
 from workspaces.errors import SandboxUnavailable
 from workspaces.excerpt import HeadTail
@@ -77,7 +78,7 @@ SCRATCH_INODES = 65_536
 """Files and folders a run's scratch copy may hold (its tmpfs's ``nr_inodes``)."""
 REPORT_MAX_BYTES = 8 * MiB
 """What is kept of a run's report pipe; more is read and dropped."""
-MOUNT_TIMEOUT_S = 30.0
+SCRATCH_NAME = "pairlab-check"
 
 
 @dataclass(frozen=True)
@@ -207,16 +208,20 @@ class CheckSandbox:
         self.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.work_root))
         try:
-            mount_tmpfs(folder, limits.disk_bytes, SCRATCH_INODES)
-        except SandboxUnavailable:
+            mounts.mount_tmpfs(folder, limits.disk_bytes, SCRATCH_INODES, name=SCRATCH_NAME)
+        except OSError as exc:
             folder.rmdir()
-            raise
+            raise SandboxUnavailable(f"a size-limited tmpfs could not be mounted on {folder}: "
+                                     f"{exc}") from exc
         return folder
 
     def release(self, folder: Path) -> None:
         """Unmount a ``scratch`` folder (its files go with the tmpfs) and remove it."""
         if os.path.ismount(folder):
-            unmount(folder)
+            try:
+                mounts.unmount(folder)
+            except OSError as exc:
+                raise SandboxUnavailable(f"{folder} could not be unmounted: {exc}") from exc
         remove_tree(folder)
 
     # ---- running ----------------------------------------------------------------------------
@@ -305,36 +310,6 @@ class CheckSandbox:
                 return f"{env_python} cannot run as a sandbox uid: {detail}"[:500]
         finally:
             self.release(work)
-
-
-# lead: merge with workspaces/mounts.py
-def mount_tmpfs(path: Path, size_bytes: int, inodes: int) -> None:
-    """Mount a tmpfs of ``size_bytes`` and ``inodes`` on ``path`` (root's, mode 0700, no
-    devices or setuid): the kernel refuses writes past either with ENOSPC."""
-    options = f"size={size_bytes},nr_inodes={inodes},mode=0700,nosuid,nodev"
-    _mount_tool(["mount", "-t", "tmpfs", "-o", options, "pairlab-check", str(path)],
-                f"a size-limited tmpfs could not be mounted on {path}")
-
-
-def unmount(path: Path) -> None:
-    """Unmount ``path`` (lazily if something still holds it: it is gone from the tree at
-    once, and freed when the last holder is)."""
-    try:
-        _mount_tool(["umount", str(path)], f"{path} could not be unmounted")
-    except SandboxUnavailable:
-        _mount_tool(["umount", "--lazy", str(path)], f"{path} could not be unmounted")
-
-
-def _mount_tool(argv: list[str], what: str) -> None:
-    try:
-        done = subprocess.run(  # noqa: S603 - fixed tools, our own paths
-            argv, capture_output=True, text=True, timeout=MOUNT_TIMEOUT_S, check=False,
-            env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C"}, cwd="/")
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SandboxUnavailable(f"{what}: {exc}") from exc
-    if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise SandboxUnavailable(f"{what}: {detail[0]}")
 
 
 def _host_user(uid: int) -> str | None:

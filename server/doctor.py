@@ -173,7 +173,7 @@ def check_data_dir(settings: Settings) -> Finding:
         if path.exists() and not owner_only(path):
             problems.append(f"{path} is readable by others (mode "
                             f"{path.stat().st_mode & 0o777:o})")
-    socket = HostPaths.of(data / "workspaces", new_workspace_id()).run / "jupyter.sock"
+    socket = HostPaths.of(data / "workspaces", new_workspace_id()).socket
     too_long = len(str(socket).encode()) - SOCKET_PATH_MAX
     if too_long > 0:
         return Finding("data dir", "fail", f"workspace sockets under {data} would be "

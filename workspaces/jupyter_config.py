@@ -32,6 +32,7 @@ from pathlib import Path
 import aiohttp
 
 from workspaces.excerpt import safe_text
+from workspaces.peer import Peer, PeerCheckedConnector
 
 USER_HEADER = "X-Pairlab-User"
 LOG_CAP_BYTES = 8 * 1024 * 1024
@@ -59,15 +60,22 @@ class Inside:
 
     @property
     def socket(self) -> Path:
-        return self.run / "jupyter.sock"
+        return self.run / "sock" / "jupyter.sock"
 
     @property
     def runtime(self) -> Path:
         return self.run / "runtime"
 
     @property
-    def data(self) -> Path:
-        return self.run / "data"
+    def state(self) -> Path:
+        """What the server writes (lab settings and workspaces, RTC store, file ids): owned by
+        the uid, so never a place anything is loaded from."""
+        return self.run / "state"
+
+    @property
+    def share(self) -> Path:
+        """The only data folder of the workspace's own (kernelspec): root-owned, read-only."""
+        return self.config / "share"
 
 
 _TEMPLATE = '''\
@@ -79,6 +87,7 @@ import os
 import sys
 import types
 
+import jupyter_core.paths
 from jupyter_server.auth.identity import PasswordIdentityProvider, User
 from jupyter_server.serverapp import ServerApp
 from tornado.websocket import WebSocketHandler
@@ -110,6 +119,18 @@ if not hasattr(_state, "token"):
     WebSocketHandler.detach = _detach_nodelay
 if len(_state.token) < 32:
     raise SystemExit("pairlab: JUPYTER_TOKEN is missing or too short; refusing to start")
+
+
+def _root_only(path):
+    """True if ``path`` and every folder above it are root's and writable by no one else."""
+    path = os.path.realpath(path)
+    while True:
+        found = os.stat(path)
+        if found.st_uid != 0 or found.st_mode & 0o022:
+            return False
+        if path == "/":
+            return True
+        path = os.path.dirname(path)
 
 
 def _user_from_header(raw):
@@ -186,6 +207,16 @@ c.LabApp.extension_manager = "readonly"
 c.SQLiteYStore.db_path = PAIRLAB["ystore"]
 c.YDocExtension.session_store_path = PAIRLAB["rtc_sessions"]
 c.BaseFileIdManager.db_path = PAIRLAB["file_ids"]
+# Lab extensions come only from root-owned folders (this workspace's config, pairlab's venv, the
+# system's), never from a folder the candidate's uid can write: their JavaScript runs in the
+# interviewer's browser.
+c.LabApp.extra_labextensions_path = []
+c.LabApp.labextensions_path = [
+    path for path in (os.path.join(folder, "labextensions") for folder in (
+        PAIRLAB["share"], *jupyter_core.paths.ENV_JUPYTER_PATH,
+        *jupyter_core.paths.SYSTEM_JUPYTER_PATH))
+    if not os.path.lexists(path) or _root_only(path)
+]
 # Launched from "/" with -I (so the workspace is never on the server's sys.path); from here on
 # the workspace is the working folder, which kernels and terminals opened without a path get.
 os.chdir(PAIRLAB["root_dir"])
@@ -199,12 +230,13 @@ def server_config(workspace_id: str, inside: Inside) -> str:
         "base_url": f"/w/{workspace_id}/",
         "root_dir": str(inside.workspace),
         "kernel": KERNEL_NAME,
-        "lab_settings": str(inside.data / "lab" / "user-settings"),
+        "lab_settings": str(inside.state / "lab" / "user-settings"),
         "lab_defaults": str(inside.config / "lab-settings"),
-        "lab_workspaces": str(inside.data / "lab" / "workspaces"),
-        "ystore": str(inside.data / "ystore.db"),
-        "rtc_sessions": str(inside.data / "collaboration_sessions.json"),
-        "file_ids": str(inside.data / "file_id_manager.db"),
+        "lab_workspaces": str(inside.state / "lab" / "workspaces"),
+        "ystore": str(inside.state / "ystore.db"),
+        "rtc_sessions": str(inside.state / "collaboration_sessions.json"),
+        "file_ids": str(inside.state / "file_id_manager.db"),
+        "share": str(inside.share),
     }
     return _TEMPLATE % {"settings": json.dumps(settings), "header": USER_HEADER}
 
@@ -288,9 +320,12 @@ def server_env(token: str, env_python: Path, inside: Inside) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "TMPDIR": str(scratch),
         "JUPYTER_TOKEN": token,
+        # Config, extensions, kernelspecs, templates: only root-owned, read-only folders (the
+        # workspace's config, pairlab's venv, the system's); nothing the uid can write.
         "JUPYTER_CONFIG_DIR": str(inside.config / "jupyter"),
-        "JUPYTER_PATH": str(inside.config / "share"),
-        "JUPYTER_DATA_DIR": str(inside.data),
+        "JUPYTER_CONFIG_PATH": str(inside.config / "jupyter"),
+        "JUPYTER_PATH": str(inside.share),
+        "JUPYTER_DATA_DIR": str(inside.share),
         "JUPYTER_RUNTIME_DIR": str(inside.runtime),
         "JUPYTER_PLATFORM_DIRS": "1",
         "IPYTHONDIR": str(scratch / ".ipython"),
@@ -348,11 +383,13 @@ async def read_output(stream: asyncio.StreamReader, log: ServerLog) -> None:
         log.feed(pending + b"\n")
 
 
-async def api_status(socket: Path, workspace_id: str, token: str) -> str | None:
-    """``None`` if ``GET /w/<id>/api/status`` answers 200 over the socket, else what went wrong."""
+async def api_status(socket: Path, workspace_id: str, token: str, server: Peer | None
+                     ) -> str | None:
+    """``None`` if ``GET /w/<id>/api/status`` answers 200 over the socket, else what went wrong
+    (the listener must be ``server``, or nothing is sent)."""
     url = f"http://localhost/w/{workspace_id}/api/status"
     try:
-        connector = aiohttp.UnixConnector(path=str(socket))
+        connector = PeerCheckedConnector(str(socket), server)
         async with aiohttp.ClientSession(connector=connector) as client, client.get(
             url, headers={"Authorization": f"token {token}"},
             timeout=aiohttp.ClientTimeout(total=5),

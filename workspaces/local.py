@@ -40,6 +40,7 @@ from workspaces.errors import (
     WorkspaceStartFailed,
 )
 from workspaces.limits import Limits, watch_disk
+from workspaces.peer import Peer
 from workspaces.provisioner import Status, WorkspaceInfo, WorkspaceSpec
 from workspaces.sandbox import (
     CONFIG,
@@ -52,6 +53,7 @@ from workspaces.sandbox import (
     copy_in_as,
     find_tools,
     freeze,
+    lock_socket_dir,
     prepare_host,
     probe_tools,
     workspace_command,
@@ -151,7 +153,7 @@ class LocalProvisioner:
             raise WorkspaceInvalid(f"uid {spec.uid} belongs to the host user {owner!r}")
         if not Path(spec.env_python).is_absolute() or not Path(spec.env_python).exists():
             raise WorkspaceInvalid(f"the task environment's Python {spec.env_python} is missing")
-        socket = self.root / spec.workspace_id / "run" / "jupyter.sock"
+        socket = HostPaths.of(self.root, spec.workspace_id).socket
         if len(str(socket).encode()) > SOCKET_PATH_MAX:
             raise WorkspaceInvalid(
                 f"the socket path {socket} is longer than {SOCKET_PATH_MAX} bytes; "
@@ -240,7 +242,7 @@ class LocalProvisioner:
         finally:
             pipe.close()
         info = WorkspaceInfo(spec.workspace_id, spec.uid, spec.env_python, host.work,
-                             host.run / "jupyter.sock", token, process.pid)
+                             host.socket, token, process.pid)
         live = _Live(spec, info, host, process, server_log, groups)
         self._live[spec.workspace_id] = live
         live.monitor = asyncio.create_task(self._monitor(live))
@@ -254,7 +256,7 @@ class LocalProvisioner:
             raise
         log.info("workspace %s is ready (uid %d, pid %d)", spec.workspace_id, spec.uid,
                  process.pid)
-        return info
+        return live.info
 
     async def _wait_exit_or(self, live: _Live, delay: float) -> bool:
         """Wait up to ``delay`` seconds; True if the server exited meanwhile."""
@@ -271,16 +273,21 @@ class LocalProvisioner:
         )
 
     async def _wait_ready(self, live: _Live) -> None:
-        """First the socket (started), then ``/api/status`` answering 200 (ready)."""
-        socket, token = live.info.socket_path, live.info.token
+        """First the socket (started; its folder is then locked and the server's pid noted in
+        ``live.info.server``), then ``/api/status`` answering 200 (ready) from that server."""
+        socket, token, uid = live.info.socket_path, live.info.token, live.spec.uid
 
         async def bound() -> str | None:
-            return None if await asyncio.to_thread(socket.exists) else "no socket yet"
+            return await asyncio.to_thread(lock_socket_dir, live.host, uid)
 
         async def answers() -> str | None:
-            return await jc.api_status(socket, live.spec.workspace_id, token)
+            return await jc.api_status(socket, live.spec.workspace_id, token, live.info.server)
 
         await self._poll(live, self.start_timeout_s, "start", bound)
+        server = await asyncio.to_thread(top_process_of_uid, live.process.pid, uid)
+        if server is None:
+            raise self._failed(live, "the server's process could not be found")
+        live.info = replace(live.info, server=Peer(server, uid))
         await self._poll(live, self.ready_timeout_s, "answer", answers)
 
     async def _poll(self, live: _Live, limit_s: float, what: str,
@@ -387,7 +394,7 @@ class LocalProvisioner:
             log.error("uid %d still has processes %s after cleanup", uid, survivors)
         if groups is not None:
             await asyncio.to_thread(groups.remove)
-        (host.run / "jupyter.sock").unlink(missing_ok=True)
+        host.socket.unlink(missing_ok=True)
         await asyncio.to_thread(shutil.rmtree, host.run / "runtime", True)
         await asyncio.to_thread(shutil.rmtree, host.run / "tmp", True)
 

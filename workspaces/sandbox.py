@@ -235,6 +235,15 @@ class HostPaths:
         base = root / workspace_id
         return cls(base, base / "work", base / "run", base / "config", base / "server.log")
 
+    @property
+    def socket_dir(self) -> Path:
+        """``run/sock``: the server binds here, then root locks it (``lock_socket_dir``)."""
+        return self.run / "sock"
+
+    @property
+    def socket(self) -> Path:
+        return self.socket_dir / "jupyter.sock"
+
 
 def bwrap_argv(bwrap: str, host: HostPaths, env_python: Path, limits: Limits,
                protected: Path, chdir: Path = Path("/")) -> list[str]:
@@ -326,20 +335,46 @@ def workspace_command(tools: Tools, *, sandboxed: bool, host: HostPaths, env_pyt
 
 
 def prepare_host(host: HostPaths, uid: int, *, scratch: bool) -> None:
-    """The workspace's folders: ``root`` and ``root/<id>`` root-owned 0711, ``work`` and ``run``
-    (and ``run/runtime``, ``run/data``, with ``scratch`` ``run/tmp``) owned by ``uid``, 0700, and
-    an empty root-owned ``config``. Call it while no process of the uid runs (no races)."""
+    """The workspace's folders: ``root`` and ``root/<id>`` root-owned 0711; ``work`` owned by
+    ``uid``, 0700; ``run`` (``/run/pairlab``, the control folder) root-owned 0755, holding, owned
+    by ``uid`` 0700, an empty ``sock`` (locked by ``lock_socket_dir`` once the server has bound),
+    ``runtime`` (kernel connection files), ``state`` (lab settings and workspaces, RTC store, file
+    ids: written by the server, never loaded as code or extensions) and with ``scratch`` ``tmp``;
+    and an empty root-owned ``config``. Call it while no process of the uid runs (no races)."""
     for folder in (host.base.parent, host.base):
         folder.mkdir(mode=0o711, parents=True, exist_ok=True)
         folder.chmod(0o711)
     own_dir(host.work, uid, fresh=False)
-    own_dir(host.run, uid, fresh=False)
-    (host.run / "jupyter.sock").unlink(missing_ok=True)
+    own_dir(host.run, 0, fresh=False, mode=0o755)
+    (host.run / "jupyter.sock").unlink(missing_ok=True)  # where an older pairlab bound it
+    own_dir(host.socket_dir, uid, fresh=True)
     own_dir(host.run / "runtime", uid, fresh=True)
-    own_dir(host.run / "data", uid, fresh=False)
+    old_state, state = host.run / "data", host.run / "state"
+    if not state.exists() and old_state.is_dir() and not old_state.is_symlink():
+        old_state.rename(state)  # an older pairlab kept the server's state in run/data
+    own_dir(state, uid, fresh=False)
     if scratch:
         own_dir(host.run / "tmp", uid, fresh=True)
     shutil.rmtree(host.config, ignore_errors=True)
+
+
+def lock_socket_dir(host: HostPaths, uid: int) -> str | None:
+    """Once the server has bound ``run/sock/jupyter.sock``: hand ``run/sock`` to root (0755), so
+    the uid can no longer rename, replace or add anything in it. ``None`` when locked, else why
+    not yet (no socket, or not a socket of ``uid``: nothing of the uid but the server runs yet)."""
+    fd = os.open(host.socket_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        try:
+            found = os.stat(host.socket.name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return "no socket yet"
+        if not stat.S_ISSOCK(found.st_mode) or found.st_uid != uid:
+            return f"{host.socket} is not a socket of uid {uid}"
+        os.fchown(fd, 0, 0)
+        os.fchmod(fd, 0o755)
+    finally:
+        os.close(fd)
+    return None
 
 
 def open_empty_dir(work: Path) -> int:
@@ -350,8 +385,8 @@ def open_empty_dir(work: Path) -> int:
     return fd
 
 
-def own_dir(path: Path, uid: int, *, fresh: bool) -> None:
-    """A real folder (never a symlink the uid planted) owned by ``uid``, mode 0700."""
+def own_dir(path: Path, uid: int, *, fresh: bool, mode: int = 0o700) -> None:
+    """A real folder (never a symlink the uid planted) owned by ``uid``, ``mode`` 0700."""
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         path.unlink()
     elif fresh and path.is_dir():
@@ -360,7 +395,7 @@ def own_dir(path: Path, uid: int, *, fresh: bool) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         os.fchown(fd, uid, uid)
-        os.fchmod(fd, 0o700)
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
 

@@ -22,6 +22,7 @@ import aiohttp
 
 from workspaces.jupyter_config import refusal_reason
 from workspaces.local import LocalProvisioner
+from workspaces.peer import PeerCheckedConnector
 from workspaces.permissions import remove_tree
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
 
@@ -45,8 +46,9 @@ class _Client:
         self.info = info
         self.base = f"http://localhost/w/{info.workspace_id}/"
         self.headers = {"Authorization": f"token {info.token}"}
-        self.http = aiohttp.ClientSession(connector=aiohttp.UnixConnector(
-            path=str(info.socket_path)), timeout=aiohttp.ClientTimeout(total=STEP_TIMEOUT_S))
+        self.http = aiohttp.ClientSession(
+            connector=PeerCheckedConnector(str(info.socket_path), info.server),
+            timeout=aiohttp.ClientTimeout(total=STEP_TIMEOUT_S))
 
     async def post(self, tail: str, body: dict[str, Any]) -> dict[str, Any]:
         async with self.http.post(self.base + tail, json=body, headers=self.headers) as resp:

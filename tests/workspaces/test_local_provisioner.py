@@ -193,7 +193,7 @@ async def test_start_is_ready_and_keeps_its_secrets(
     server_log = (info.root.parent / "server.log").read_text()
     assert "is running at" in server_log
     assert info.token not in server_log
-    run = info.socket_path.parent
+    run = info.socket_path.parent.parent  # run/: sock, runtime, state
     for path in run.rglob("*"):
         if path.is_file():
             assert info.token.encode() not in path.read_bytes(), path

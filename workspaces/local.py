@@ -201,7 +201,7 @@ class LocalProvisioner:
                             _absolute(spec.env_python), spec.display_name, inside)
 
     def _argv(self, tools: Tools, spec: WorkspaceSpec, host: HostPaths, inside: jc.Inside,
-              groups: CgroupSet | None, args_fd: int) -> tuple[list[str], bytes]:
+              groups: CgroupSet | None, pipe: OptionsPipe) -> tuple[list[str], bytes]:
         memory_rlimit = groups is None or not groups.has_memory
         if memory_rlimit:
             log.warning("no memory cgroup for workspace %s: falling back to RLIMIT_AS",
@@ -210,7 +210,8 @@ class LocalProvisioner:
             tools, sandboxed=self.sandbox, host=host, env_python=_absolute(spec.env_python),
             limits=self.limits, protected=self.root, uid=spec.uid,
             procs_files=groups.procs_files if groups else [], memory_rlimit=memory_rlimit,
-            server=jc.server_argv(sys.executable, spec.workspace_id, inside), args_fd=args_fd)
+            server=jc.server_argv(sys.executable, spec.workspace_id, inside),
+            args_fd=pipe.read_fd, seccomp_fd=pipe.seccomp_fd)
 
     async def _launch(self, spec: WorkspaceSpec, tools: Tools) -> WorkspaceInfo:
         if not self.sandbox:
@@ -226,13 +227,13 @@ class LocalProvisioner:
         server_log = jc.ServerLog(host.log, token)
         pipe = OptionsPipe()
         try:
-            argv, options = self._argv(tools, spec, host, inside, groups, pipe.read_fd)
+            argv, options = self._argv(tools, spec, host, inside, groups, pipe)
             pipe.send(options)
             process = await asyncio.create_subprocess_exec(
                 *argv, env=jc.server_env(token, env_python, inside),
                 cwd="/", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                pass_fds=(pipe.read_fd,),
+                pass_fds=pipe.fds,
             )
         except BaseException:
             server_log.close()

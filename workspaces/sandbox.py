@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from workspaces import seccomp
 from workspaces.cgroups import kill_uid as kill_uid  # the process table, re-exported
 from workspaces.cgroups import pids_of_uid as pids_of_uid
 from workspaces.cgroups import signal_if_uid as signal_if_uid
@@ -112,17 +113,23 @@ def check_sandbox(bwrap: str = "bwrap", timeout_s: float = 30.0) -> str | None:
     if isinstance(tools, str):
         return tools
     assert tools.bwrap is not None  # noqa: S101 - find_tools returns it when asked
+    reason = seccomp.unavailable()
+    if reason is not None:
+        return reason
+    filter_fd = seccomp.filter_fd()
     argv = [tools.bwrap, *_namespace_flags(), *_system_mounts(), "--proc", "/proc", "--dev",
-            "/dev", "--tmpfs", str(TMP), "--remount-ro", "/", "--", tools.setpriv,
-            "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs", "--",
-            "/usr/bin/true"]
+            "/dev", "--tmpfs", str(TMP), "--remount-ro", "/", "--seccomp", str(filter_fd), "--",
+            tools.setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs",
+            "--", "/usr/bin/true"]
     try:
         result = subprocess.run(  # noqa: S603 - fixed argv
             argv, capture_output=True, text=True, timeout=timeout_s, check=False,
-            env={"PATH": SYSTEM_PATH}, cwd="/", start_new_session=True,
+            env={"PATH": SYSTEM_PATH}, cwd="/", start_new_session=True, pass_fds=(filter_fd,),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap could not be run: {exc}"
+    finally:
+        os.close(filter_fd)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         return f"bubblewrap cannot build a sandbox here: {detail[0]}"
@@ -291,12 +298,19 @@ def join_cgroups_argv(tools: Tools, procs_files: list[Path]) -> list[str]:
 class OptionsPipe:
     """Where bwrap reads its options (``--args FD``): a pipe made before the command line (which
     names the descriptor), filled once the options are known, closed by the caller after the
-    process started. A pipe holds 64 KiB; a longer mount list is refused, not deadlocked on."""
+    process started. A pipe holds 64 KiB; a longer mount list is refused, not deadlocked on.
+    Beside it, ``seccomp_fd`` holds the seccomp filter (``--seccomp FD``); pass ``fds`` to the
+    process."""
 
     MAX_BYTES = 60_000
 
     def __init__(self) -> None:
+        self.seccomp_fd = seccomp.filter_fd()
         self.read_fd, self._write_fd = os.pipe()
+
+    @property
+    def fds(self) -> tuple[int, int]:
+        return (self.read_fd, self.seccomp_fd)
 
     def send(self, options: bytes) -> None:
         if len(options) > self.MAX_BYTES:
@@ -306,26 +320,28 @@ class OptionsPipe:
         self._write_fd = -1
 
     def close(self) -> None:
-        for fd in (self.read_fd, self._write_fd):
+        for fd in (self.read_fd, self._write_fd, self.seccomp_fd):
             if fd >= 0:
                 os.close(fd)
-        self.read_fd = self._write_fd = -1
+        self.read_fd = self._write_fd = self.seccomp_fd = -1
 
 
 def workspace_command(tools: Tools, *, sandboxed: bool, host: HostPaths, env_python: Path,
                       limits: Limits, protected: Path, uid: int, procs_files: list[Path],
-                      memory_rlimit: bool, server: list[str], args_fd: int,
+                      memory_rlimit: bool, server: list[str], args_fd: int, seccomp_fd: int,
                       chdir: Path = Path("/")) -> tuple[list[str], bytes]:
     """The whole command line: join the cgroups, bwrap (its options go NUL-separated through
-    ``args_fd``, so the sandbox, which can read its init's command line, sees no host path),
-    setpriv + prlimit, then ``server``. Returns the argv and the bytes to send to ``args_fd``.
-    Every sandbox pairlab starts (workspaces and check runs) is built here."""
+    ``args_fd``, so the sandbox, which can read its init's command line, sees no host path; the
+    seccomp filter of ``seccomp.py`` comes from ``seccomp_fd``), setpriv + prlimit, then
+    ``server``. Returns the argv and the bytes to send to ``args_fd``. Every sandbox pairlab
+    starts (workspaces and check runs) is built here."""
     argv = join_cgroups_argv(tools, procs_files)
     options: list[str] = []
     if sandboxed:
         assert tools.bwrap is not None  # noqa: S101 - the probe found it
         bwrap, *options = bwrap_argv(tools.bwrap, host, env_python, limits, protected, chdir)
         options.pop()  # the trailing "--" stays on the command line
+        options += ["--seccomp", str(seccomp_fd)]
         argv += [bwrap, "--args", str(args_fd), "--"]
     argv += drop_privileges_argv(tools, uid, limits, memory_rlimit=memory_rlimit)
     return argv + server, b"".join(option.encode() + b"\0" for option in options)

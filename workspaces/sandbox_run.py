@@ -225,13 +225,13 @@ class CheckSandbox:
                 tools, sandboxed=True, host=host, env_python=env_python, limits=job.limits,
                 protected=self.protected, uid=uid,
                 procs_files=groups.procs_files if groups else [], memory_rlimit=memory_rlimit,
-                server=argv, args_fd=pipe.read_fd, chdir=WORKSPACE)
+                server=argv, args_fd=pipe.read_fd, seccomp_fd=pipe.seccomp_fd, chdir=WORKSPACE)
             pipe.send(options)
             started = time.monotonic()
             proc = subprocess.Popen(  # noqa: S603 - built by workspace_command, no shell
                 command, env=_base_env(env_python, job.env), cwd="/",
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, pass_fds=(pipe.read_fd,))
+                start_new_session=True, pass_fds=pipe.fds)
         finally:
             pipe.close()
         output, stopped = _collect(proc, job, [host.work, host.run])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import AsyncIterator
@@ -34,6 +35,7 @@ from tests.workspaces.conftest import (
 )
 from workspaces.local import LocalProvisioner
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
+from workspaces.sandbox_run import CheckSandbox, SandboxJob
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.timeout(600)]
@@ -330,3 +332,26 @@ async def test_the_kernel_cannot_read_or_trace_the_server(ws: Ws) -> None:
     assert seen == {"server_is_jupyter": True, "environ": "PermissionError",
                     "mem": "PermissionError", "maps": "PermissionError",
                     "ptrace_attach": [-1, "EPERM"], "token_in_my_env": False}, seen
+
+
+async def test_a_check_run_cannot_make_a_user_namespace_either(env_python: Path) -> None:
+    """Check runs (the import's checks, continuous and hidden checks) get the same filter."""
+    require_sandbox()
+    data = Path(tempfile.mkdtemp(prefix="plcr-", dir="/tmp"))  # noqa: S108 - short paths
+    data.chmod(0o700)
+    try:
+        work = data / "tree"
+        work.mkdir()
+        base = int(os.environ.get("PAIRLAB_SANDBOX_UID_BASE", "300000"))
+        sandbox = CheckSandbox(base, data, data / "checks")
+        job = SandboxJob(("sh", "-c", "unshare -U -r id -u; echo exit=$?"), env_python, work, 60)
+        output = await asyncio.to_thread(_run_once, sandbox, job)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    assert "exit=1" in output and "Operation not permitted" in output, output
+
+
+def _run_once(sandbox: CheckSandbox, job: SandboxJob) -> str:
+    with sandbox.run(job) as run:
+        assert run.exit_code == 0, run.output
+        return run.output

@@ -39,8 +39,14 @@ LOG_CAP_BYTES = 8 * 1024 * 1024
 KERNEL_NAME = "python3"
 # Half of a cold start is importing rfc3987_syntax (jupyter_events -> jsonschema), which only
 # checks the "iri" formats no Jupyter event schema uses; jsonschema skips it when it is missing.
+# First of all, before anything reads the token from the environment, the server makes itself
+# non-dumpable (PR_SET_DUMPABLE 0): the candidate's code runs as the same uid, and could otherwise
+# read its /proc/<pid>/environ and memory or ptrace it. Kernels and terminals exec, which makes
+# them dumpable again (they hold no secret).
 LAUNCHER = (
-    "import sys\n"
+    "import ctypes, sys\n"
+    "if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:\n"
+    "    sys.exit('pairlab: could not make the server non-dumpable')\n"
     "sys.modules['rfc3987_syntax'] = None\n"
     "from jupyterlab.labapp import main\n"
     "sys.exit(main())\n"
@@ -99,12 +105,12 @@ _FIELDS = ("username", "name", "display_name", "initials", "color")
 # Runs once per process even if the file is loaded again.
 _state = sys.modules.setdefault("_pairlab_state", types.ModuleType("_pairlab_state"))
 if not hasattr(_state, "token"):
+    # The launcher made the server non-dumpable before anything else (see LAUNCHER in
+    # jupyter_config.py); refuse to go on with the token if it did not.
+    if ctypes.CDLL(None, use_errno=True).prctl(3, 0, 0, 0, 0) != 0:  # PR_GET_DUMPABLE
+        raise SystemExit("pairlab: the server is dumpable; refusing to read the token")
     _state.token = os.environ.pop("JUPYTER_TOKEN", "")
     _state.cookie_secret = os.urandom(32)
-    # Not dumpable: the candidate's code runs as the same uid but can no longer read this
-    # process's /proc/<pid>/environ or memory (nor ptrace it); kernels exec and are unaffected.
-    if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
-        raise SystemExit("pairlab: could not make the server non-dumpable")
     # jpserver-<pid>.json and jpserver-<pid>-open.html would hold the token in files the uid
     # reads (no_browser_open_file is not configurable, hence the patch).
     ServerApp.write_server_info_file = lambda self: None

@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from tests.workspaces.conftest import (
     remove_data_dir,
     require_sandbox,
 )
+from workspaces import jupyter_config
 from workspaces.local import LocalProvisioner
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
 from workspaces.sandbox_run import CheckSandbox, SandboxJob
@@ -355,3 +358,118 @@ def _run_once(sandbox: CheckSandbox, job: SandboxJob) -> str:
     with sandbox.run(job) as run:
         assert run.exit_code == 0, run.output
         return run.output
+
+
+# ---- lab extensions -----------------------------------------------------------------------
+
+EXTENSION_PLACES = [
+    "/workspace/labextensions", "/workspace/.local/share/jupyter/labextensions",
+    "/workspace/share/jupyter/labextensions", "/tmp/.local/share/jupyter/labextensions",
+    "/run/pairlab/data/labextensions", "/run/pairlab/state/labextensions",
+    "/run/pairlab/runtime/labextensions", "/run/pairlab/labextensions",
+]
+CONFIG_PLACES = ["/workspace", "/workspace/.jupyter", "/tmp/.config/jupyter",
+                 "/run/pairlab/data", "/run/pairlab/state", "/run/pairlab/runtime"]
+PLANT = f"PLACES = {EXTENSION_PLACES!r}\nCONFIG_PLACES = {CONFIG_PLACES!r}\n" + r"""
+import json, os
+planted = {}
+def attempt(place, action):
+    try:
+        action()
+        planted[place] = "ok"
+    except OSError as exc:
+        planted[place] = type(exc).__name__
+def extension(place, name):
+    os.makedirs(os.path.join(place, name, "static"), exist_ok=True)
+    with open(os.path.join(place, name, "package.json"), "w") as f:
+        json.dump({"name": name, "version": "1.0.0", "jupyterlab": {
+            "_build": {"load": "static/remoteEntry.js", "extension": "./extension"}}}, f)
+    with open(os.path.join(place, name, "static", "remoteEntry.js"), "w") as f:
+        f.write("window.PWNED = 1;\n")
+CONFIG = ("c.LabApp.extra_labextensions_path = ['/workspace/labextensions']\n"
+          "open('/workspace/config-ran', 'a').write('x')\n")
+def config(place):
+    os.makedirs(place, exist_ok=True)
+    for name in ("jupyter_server_config.py", "jupyter_lab_config.py"):
+        with open(os.path.join(place, name), "w") as f:
+            f.write(CONFIG)
+for i, place in enumerate(PLACES):
+    attempt(place, lambda: extension(place, f"pwned-ext-{i}"))
+for place in CONFIG_PLACES:
+    attempt("config " + place, lambda: config(place))
+print(json.dumps(planted))
+"""
+
+
+async def plant(ws: Ws) -> dict[str, object]:
+    planted = await ws.run_json(PLANT)
+    for place in ("/workspace/labextensions", "/tmp/.local/share/jupyter/labextensions",
+                  "/run/pairlab/state/labextensions", "config /workspace"):
+        assert planted[place] == "ok", planted  # the candidate can write there
+    return planted
+
+
+async def listed_extensions(ws: Ws) -> list[str]:
+    async with WorkspaceClient(ws.info) as client:
+        status, found = await client.request("GET", "lab/api/extensions")
+    assert status == 200, found
+    items = found[0] if found and isinstance(found[0], list) else found
+    return [item["name"] for item in items]
+
+
+async def test_a_planted_lab_extension_is_never_listed(ws: Ws) -> None:
+    await plant(ws)
+    before = await listed_extensions(ws)
+    await ws.restart()  # config files planted for the next start
+    after = await listed_extensions(ws)
+    for names in (before, after):
+        assert "@jupyter/collaboration-extension" in names, names  # the real ones still load
+        assert not [name for name in names if name.startswith("pwned")], names
+    assert not (ws.info.root / "config-ran").exists()
+
+
+async def test_a_planted_lab_extension_never_runs_in_the_interviewers_browser(ws: Ws) -> None:
+    from playwright.async_api import async_playwright
+
+    from server.proxy import Upstream, UpstreamClients
+
+    await plant(ws)
+    clients = UpstreamClients()
+    upstream = Upstream(ws.info.workspace_id, str(ws.info.socket_path), ws.info.token,
+                        ws.info.server)
+    async with TestServer(_proxy_app(upstream, clients), host="127.0.0.1") as server, \
+            async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM,
+                                          args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = await browser.new_page()
+            await page.goto(str(server.make_url(f"/w/{ws.info.workspace_id}/lab")))
+            await page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+            await page.wait_for_load_state("networkidle", timeout=60_000)
+            await page.wait_for_timeout(2000)
+            pwned = await page.evaluate("window.PWNED")
+            loaded = await page.evaluate(
+                "JSON.parse(document.getElementById('jupyter-config-data').textContent)"
+                ".federated_extensions.map(e => e.name)")
+        finally:
+            await browser.close()
+    await clients.close()
+    assert pwned is None
+    assert "@jupyter/collaboration-extension" in loaded, loaded
+    assert not [name for name in loaded if name.startswith("pwned")], loaded
+
+
+async def test_the_config_refuses_to_read_the_token_in_a_dumpable_process(tmp_path: Path
+                                                                        ) -> None:
+    """The launcher makes the server non-dumpable first; a server started any other way (still
+    dumpable, its token readable by the uid) stops before it takes the token."""
+    inside = jupyter_config.Inside(tmp_path, tmp_path, tmp_path, tmp_path)
+    config = tmp_path / "c.py"
+    config.write_text(jupyter_config.server_config("abc", inside))
+    script = (f"from traitlets.config import Config\ncfg = Config()\n"
+              f"exec(open({str(config)!r}).read(), {{'get_config': lambda: cfg}})\n")
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-I", "-c", script], capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "JUPYTER_TOKEN": "t" * 64}, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "the server is dumpable; refusing to read the token" in result.stderr

@@ -102,7 +102,8 @@ def test_config_sets_nodelay_on_websockets_and_reads_the_identity_header(tmp_pat
     config = tmp_path / "jupyter_server_config.py"
     config.write_text(jupyter_config.server_config("abc", inside))
     script = textwrap.dedent(f"""
-        import asyncio, json, socket
+        import asyncio, ctypes, json, socket
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # as the launcher does
         from traitlets.config import Config
         from tornado import httpserver, netutil, web, websocket
         cfg = Config()
@@ -147,7 +148,8 @@ def test_config_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     inside = jupyter_config.Inside(tmp_path, tmp_path, tmp_path, tmp_path)
     config = tmp_path / "c.py"
     config.write_text(jupyter_config.server_config("abc", inside))
-    script = (f"from traitlets.config import Config\ncfg = Config()\n"
+    script = (f"import ctypes\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"
+              f"from traitlets.config import Config\ncfg = Config()\n"
               f"exec(open({str(config)!r}).read(), {{'get_config': lambda: cfg}})\n")
     result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True,
                             env={"PATH": "/usr/bin:/bin"}, timeout=60, check=False)

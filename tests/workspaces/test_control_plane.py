@@ -473,3 +473,63 @@ async def test_the_config_refuses_to_read_the_token_in_a_dumpable_process(tmp_pa
         env={"PATH": "/usr/bin:/bin", "JUPYTER_TOKEN": "t" * 64}, timeout=60, check=False)
     assert result.returncode != 0
     assert "the server is dumpable; refusing to read the token" in result.stderr
+
+
+# ---- last: with the lock removed, a listener in the kernel gets nothing --------------------
+
+LISTEN_IN_ITS_PLACE = r"""
+import json, os, socket, threading
+SOCK = {sock!r}
+os.rename(SOCK, SOCK + ".real")
+evil = socket.socket(socket.AF_UNIX)
+evil.bind(SOCK)
+evil.listen(8)
+seen = {{"connections": 0, "received": ""}}
+def serve():
+    while True:
+        conn, _ = evil.accept()
+        seen["connections"] += 1
+        conn.settimeout(5)
+        try:
+            while chunk := conn.recv(65536):
+                seen["received"] += chunk.decode("latin-1")
+        except OSError:
+            pass
+        conn.close()
+        with open("/workspace/captured.json", "w") as f:
+            json.dump(seen, f)
+threading.Thread(target=serve, daemon=True).start()
+print("listening")
+"""
+
+
+async def test_with_the_lock_removed_a_listener_in_the_kernel_gets_nothing(
+    ws: Ws, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Breaks this module's workspace (its socket is taken over): keep it the last test."""
+    from server.proxy import Upstream, UpstreamClients
+
+    os.chown(ws.info.socket_path.parent, ws.info.uid, ws.info.uid)  # the lock, removed
+    out = await ws.run(LISTEN_IN_ITS_PLACE.format(sock=ws.inside(ws.info.socket_path)))
+    assert out.strip() == "listening"
+    clients = UpstreamClients()
+    upstream = Upstream(ws.info.workspace_id, str(ws.info.socket_path), ws.info.token,
+                        ws.info.server)
+    base = f"/w/{ws.info.workspace_id}"
+    async with TestServer(_proxy_app(upstream, clients), host="127.0.0.1") as server, \
+            aiohttp.ClientSession() as browser:
+        async with browser.get(server.make_url(f"{base}/api/status")) as resp:
+            status, text = resp.status, await resp.text()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await browser.ws_connect(server.make_url(f"{base}/api/kernels/{ws.kernel}/channels"))
+    await clients.close()
+    captured = ws.info.root / "captured.json"
+    for _ in range(50):
+        if captured.exists() and json.loads(captured.read_text())["connections"] >= 2:
+            break
+        await asyncio.sleep(0.1)
+    seen = json.loads(captured.read_text())
+    assert status == 502 and "could not be verified" in text
+    assert refused.value.status == 502
+    assert seen == {"connections": 2, "received": ""}
+    assert "refused the listener" in caplog.text

@@ -113,6 +113,20 @@ def check_sandbox(bwrap: str = "bwrap", timeout_s: float = 30.0) -> str | None:
     if isinstance(tools, str):
         return tools
     assert tools.bwrap is not None  # noqa: S101 - find_tools returns it when asked
+    result = _probe_run(tools, ["/usr/bin/true"], timeout_s)
+    if isinstance(result, str):
+        return result
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        return f"bubblewrap cannot build a sandbox here: {detail[0]}"
+    return None
+
+
+def _probe_run(tools: Tools, command: list[str], timeout_s: float
+               ) -> subprocess.CompletedProcess[str] | str:
+    """``command`` as nobody in a minimal sandbox under the seccomp filter, or why it could not
+    be run."""
+    assert tools.bwrap is not None  # noqa: S101 - find_tools returns it when asked
     reason = seccomp.unavailable()
     if reason is not None:
         return reason
@@ -120,9 +134,9 @@ def check_sandbox(bwrap: str = "bwrap", timeout_s: float = 30.0) -> str | None:
     argv = [tools.bwrap, *_namespace_flags(), *_system_mounts(), "--proc", "/proc", "--dev",
             "/dev", "--tmpfs", str(TMP), "--remount-ro", "/", "--seccomp", str(filter_fd), "--",
             tools.setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs",
-            "--", "/usr/bin/true"]
+            "--", *command]
     try:
-        result = subprocess.run(  # noqa: S603 - fixed argv
+        return subprocess.run(  # noqa: S603 - fixed argv
             argv, capture_output=True, text=True, timeout=timeout_s, check=False,
             env={"PATH": SYSTEM_PATH}, cwd="/", start_new_session=True, pass_fds=(filter_fd,),
         )
@@ -130,9 +144,21 @@ def check_sandbox(bwrap: str = "bwrap", timeout_s: float = 30.0) -> str | None:
         return f"bubblewrap could not be run: {exc}"
     finally:
         os.close(filter_fd)
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        return f"bubblewrap cannot build a sandbox here: {detail[0]}"
+
+
+def userns_denied(bwrap: str = "bwrap", timeout_s: float = 30.0) -> str | None:
+    """``None`` if ``unshare -U -r`` is refused in a sandbox here (the seccomp filter loads and
+    holds), else why not."""
+    tools = find_tools(bwrap)
+    if isinstance(tools, str):
+        return tools
+    result = _probe_run(tools, ["/usr/bin/unshare", "-U", "-r", "/usr/bin/true"], timeout_s)
+    if isinstance(result, str):
+        return result
+    if result.returncode == 0:
+        return "a sandbox could still create a user namespace (the seccomp filter did not hold)"
+    if "Operation not permitted" not in result.stderr:
+        return f"unshare failed for another reason: {result.stderr.strip()[-200:]}"
     return None
 
 
@@ -391,6 +417,27 @@ def lock_socket_dir(host: HostPaths, uid: int) -> str | None:
     finally:
         os.close(fd)
     return None
+
+
+def control_problems(host: HostPaths) -> list[str]:
+    """What of a running workspace's control plane its uid could change: ``run`` and the locked
+    ``run/sock`` and every entry of ``config`` (server config, kernelspec, the only
+    ``JUPYTER_PATH``/``JUPYTER_DATA_DIR``) must be root's and writable by no one else. Empty when
+    all is well (for the doctor and the tests)."""
+    entries = [host.run, host.socket_dir, host.config]
+    for dirpath, dirnames, filenames in os.walk(host.config):
+        entries += [Path(dirpath) / name for name in (*dirnames, *filenames)]
+    problems = []
+    for path in entries:
+        try:
+            found = path.lstat()
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror}")
+            continue
+        if found.st_uid != 0 or (not stat.S_ISLNK(found.st_mode) and found.st_mode & 0o022):
+            problems.append(f"{path} is owned by uid {found.st_uid}, mode "
+                            f"{stat.S_IMODE(found.st_mode):o}")
+    return problems
 
 
 def open_empty_dir(work: Path) -> int:

@@ -1,7 +1,8 @@
 """Use a throwaway workspace as a candidate would: for ``pairlab doctor``.
 
 A real sandboxed jupyter-server is started by the local provisioner on a task environment,
-then, over its Unix socket with its token (as the proxy talks to it): a kernel is started and
+then its control folders are checked (root's, not writable by its uid), then, over its Unix
+socket with its token (as the proxy talks to it, the listener checked): a kernel is started and
 runs a cell whose output is read back, and a terminal runs ``python`` (the environment's, found
 on the terminal's ``PATH``) and its output is read back. Everything is stopped and removed
 afterwards. Each step reports what went wrong in one sentence.
@@ -25,6 +26,7 @@ from workspaces.local import LocalProvisioner
 from workspaces.peer import PeerCheckedConnector
 from workspaces.permissions import remove_tree
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
+from workspaces.sandbox import HostPaths, control_problems
 
 STEP_TIMEOUT_S = 60.0
 CELL = "print('pairlab', 6 * 7)"
@@ -36,7 +38,7 @@ TERMINAL_OUTPUT = "pairlab-term 42"
 @dataclass(frozen=True)
 class SmokeResult:
     step: str
-    """The last step reached: start, kernel, cell, terminal, done."""
+    """The last step reached: start, control, kernel, cell, terminal, done."""
     problem: str | None
     seconds: float
 
@@ -132,6 +134,10 @@ async def smoke_workspace(root: Path, workspace_id: str, uid: int,
     client: _Client | None = None
     try:
         info = await provisioner.start(WorkspaceSpec(workspace_id, uid, env_python))
+        step = "control"
+        problems = await asyncio.to_thread(control_problems, HostPaths.of(root, workspace_id))
+        if problems:
+            raise _Failed("the uid could change its control folders: " + "; ".join(problems[:3]))
         client = _Client(info)
         step = "kernel"
         kernel = await client.post("api/kernels", {"name": "python3"})

@@ -38,6 +38,7 @@ from tests.workspaces.conftest import (
 from workspaces import jupyter_config
 from workspaces.local import LocalProvisioner
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
+from workspaces.sandbox import HostPaths, control_problems, userns_denied
 from workspaces.sandbox_run import CheckSandbox, SandboxJob
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"),
@@ -260,6 +261,12 @@ async def test_no_new_user_namespace_inside_the_sandbox(ws: Ws) -> None:
     assert seen["unshare"] == "-1 EPERM", seen
     assert seen["clone"] == "-1 EPERM", seen
     assert seen["clone3"] == "-1 ENOSYS", seen
+
+
+async def test_the_probe_sees_the_filter_hold() -> None:
+    """What ``pairlab doctor`` runs: ``unshare -U -r`` refused in a minimal sandbox."""
+    require_sandbox()
+    assert await asyncio.to_thread(userns_denied) is None
 
 
 NORMAL_WORK = r"""
@@ -509,7 +516,11 @@ async def test_with_the_lock_removed_a_listener_in_the_kernel_gets_nothing(
     """Breaks this module's workspace (its socket is taken over): keep it the last test."""
     from server.proxy import Upstream, UpstreamClients
 
+    host = HostPaths.of(ws.info.root.parent.parent, ws.info.workspace_id)
+    assert control_problems(host) == []
     os.chown(ws.info.socket_path.parent, ws.info.uid, ws.info.uid)  # the lock, removed
+    assert control_problems(host) == [f"{host.socket_dir} is owned by uid {ws.info.uid}, "
+                                      "mode 755"]  # what the doctor would say
     out = await ws.run(LISTEN_IN_ITS_PLACE.format(sock=ws.inside(ws.info.socket_path)))
     assert out.strip() == "listening"
     clients = UpstreamClients()

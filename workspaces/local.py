@@ -1,7 +1,8 @@
 """``LocalProvisioner``: one sandboxed jupyter-server per workspace on this machine.
 
 Each workspace lives in ``root/<id>/``: ``work`` (the candidate's folder, ``/workspace``), ``run``
-(socket, kernel IPC and runtime files, server state; ``/run/pairlab``), ``config`` (root-owned,
+(root-owned, ``/run/pairlab``: the socket's folder, locked once the server has bound, kernel IPC
+and runtime files, server state), ``config`` (root-owned,
 read-only inside) and ``server.log`` (host-only, written by pairlab from the server's output with
 the token scrubbed). See ``sandbox.py`` for what the sandbox enforces and ``limits.py`` for the
 resource limits. Starting fails closed: no sandbox, no server (``sandbox=False`` is a loud

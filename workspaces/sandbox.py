@@ -7,8 +7,11 @@ host's ``/usr`` and the Python trees it needs (pairlab's venv and the task envir
 base installations) read-only, a curated few ``/etc`` entries read-only, a synthetic
 ``/etc/passwd``/``group``/``hosts`` naming the workspace's uid ``candidate``, the workspace's
 generated config read-only at ``/etc/pairlab``, private ``/tmp`` and ``/dev/shm`` tmpfs, and
-read-write only the workspace's own folders: ``work`` at ``/workspace`` and ``run`` (socket,
-kernel IPC files, runtime) at ``/run/pairlab``. The root is remounted read-only. Inside,
+read-write only the workspace's own folders: ``work`` at ``/workspace`` and, inside the root-owned
+``run`` at ``/run/pairlab``, ``runtime`` (kernel IPC files) and ``state`` (what the server
+writes); the socket's folder ``run/sock`` is the uid's only until the server has bound (then
+root's: ``lock_socket_dir``). The root is remounted read-only, and the seccomp filter of
+``seccomp.py`` forbids new user namespaces. Inside,
 ``setpriv`` drops to the workspace's own real unprivileged uid (no groups, no capabilities, empty
 bounding set, no_new_privs) and ``prlimit`` sets the rlimits (processes, file size, open files, no
 core dumps) before the server runs; memory and process counts are also capped by the cgroup the

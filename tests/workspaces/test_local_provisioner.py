@@ -35,6 +35,7 @@ from workspaces.cgroups import pids_of_uid, top_process_of_uid
 from workspaces.errors import SandboxUnavailable, WorkspaceStartFailed
 from workspaces.local import LocalProvisioner
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
+from workspaces.sandbox import HostPaths
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 USER = {"username": "cand-7", "name": "Ada Lovelace", "display_name": "Ada",
@@ -174,7 +175,7 @@ async def test_missing_bwrap_fails_closed_and_starts_nothing(env_python: Path,
     assert caught.value.status == 503
     assert await provisioner.check() is not None
     assert pids_of_uid(uid) == []
-    assert not (root / "failclosed" / "run" / "jupyter.sock").exists()
+    assert not HostPaths.of(root, "failclosed").socket.exists()
     assert not (root / "failclosed" / "work").exists()
 
 
@@ -374,7 +375,7 @@ async def test_stop_leaves_no_process_and_read_only_freezes_the_folder(
     assert await LocalProvisioner(provisioner.root).status(info) == "stopped"  # after a restart
     assert pids_of_uid(info.uid) == []
     assert not info.socket_path.exists()
-    assert not (info.socket_path.parent / "runtime").exists()
+    assert not (info.socket_path.parent.parent / "runtime").exists()
     assert cgroup_dirs(info.workspace_id) == []
     assert (info.root / "mytask.py").exists()
 
@@ -425,7 +426,7 @@ async def test_a_server_that_is_too_slow_is_stopped(env_python: Path) -> None:
             await provisioner.start(WorkspaceSpec("slow", uid, env_python))
         assert "did not start within" in caught.value.message
         assert pids_of_uid(uid) == []
-        assert not (data / "workspaces" / "slow" / "run" / "jupyter.sock").exists()
+        assert not HostPaths.of(data / "workspaces", "slow").socket.exists()
     finally:
         await asyncio.to_thread(remove_data_dir, data)
 

@@ -16,7 +16,8 @@ environment, and the synthetic ``/etc`` files. The server config itself
 - keeps every piece of server state (RTC store, file ids, lab settings) out of ``/workspace``;
 - keeps the token from the candidate's code, which runs as the same uid: the server makes itself
   non-dumpable (its ``/proc/<pid>/environ`` and memory become unreadable), writes no
-  ``jpserver-<pid>.json`` or browser-open file, and keeps its cookie secret in memory. So only
+  ``jpserver-<pid>.json`` or browser-open file, and keeps its cookie secret (and the notebook
+  signing key, so the candidate cannot mark a notebook trusted) in memory. So only
   pairlab's proxy can make token-authenticated requests, and only it can name the user.
 """
 
@@ -111,6 +112,7 @@ if not hasattr(_state, "token"):
         raise SystemExit("pairlab: the server is dumpable; refusing to read the token")
     _state.token = os.environ.pop("JUPYTER_TOKEN", "")
     _state.cookie_secret = os.urandom(32)
+    _state.notary_secret = os.urandom(32)
     # jpserver-<pid>.json and jpserver-<pid>-open.html would hold the token in files the uid
     # reads (no_browser_open_file is not configurable, hence the patch).
     ServerApp.write_server_info_file = lambda self: None
@@ -213,6 +215,10 @@ c.LabApp.extension_manager = "readonly"
 c.SQLiteYStore.db_path = PAIRLAB["ystore"]
 c.YDocExtension.session_store_path = PAIRLAB["rtc_sessions"]
 c.BaseFileIdManager.db_path = PAIRLAB["file_ids"]
+# Notebook trust: key and signatures in memory only (the data dir is read-only, and a key in a
+# folder the uid reads would let the candidate sign notebooks as trusted).
+c.NotebookNotary.secret = _state.notary_secret
+c.NotebookNotary.db_file = ":memory:"
 # Lab extensions come only from root-owned folders (this workspace's config, pairlab's venv, the
 # system's), never from a folder the candidate's uid can write: their JavaScript runs in the
 # interviewer's browser.

@@ -297,6 +297,15 @@ async def test_normal_work_still_works_under_the_filter(ws: Ws) -> None:
     seen = await ws.run_json(NORMAL_WORK)
     assert seen == {"pip": 0, "pytest": 0, "git": [0, "1\n"], "thread": [42],
                     "fork_pool": [1, 2]}, seen
+    notebook = {"cells": [{"cell_type": "code", "source": "print(42)", "metadata": {},
+                           "outputs": [], "execution_count": None}],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    async with WorkspaceClient(ws.info) as client:  # the notary signs what is saved, in memory
+        status, saved = await client.request("PUT", "api/contents/saved.ipynb", json={
+            "type": "notebook", "format": "json", "content": notebook})
+        assert status in (200, 201), saved
+        status, read = await client.request("GET", "api/contents/saved.ipynb?content=1")
+        assert status == 200 and read["content"]["cells"][0]["source"] == "print(42)", read
     async with WorkspaceClient(ws.info) as client:
         status, term = await client.request("POST", "api/terminals")
         assert status == 200, term
@@ -461,6 +470,8 @@ async def test_a_planted_lab_extension_never_runs_in_the_interviewers_browser(ws
         finally:
             await browser.close()
     await clients.close()
+    server_log = (ws.info.root.parent / "server.log").read_text()
+    assert "Read-only file system" not in server_log  # nothing it writes is in the locked folders
     assert pwned is None
     assert "@jupyter/collaboration-extension" in loaded, loaded
     assert not [name for name in loaded if name.startswith("pwned")], loaded

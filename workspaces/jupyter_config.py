@@ -38,12 +38,12 @@ from workspaces.peer import Peer, PeerCheckedConnector
 USER_HEADER = "X-Pairlab-User"
 LOG_CAP_BYTES = 8 * 1024 * 1024
 KERNEL_NAME = "python3"
-# Half of a cold start is importing rfc3987_syntax (jupyter_events -> jsonschema), which only
-# checks the "iri" formats no Jupyter event schema uses; jsonschema skips it when it is missing.
 # First of all, before anything reads the token from the environment, the server makes itself
 # non-dumpable (PR_SET_DUMPABLE 0): the candidate's code runs as the same uid, and could otherwise
 # read its /proc/<pid>/environ and memory or ptrace it. Kernels and terminals exec, which makes
 # them dumpable again (they hold no secret).
+# Half of a cold start is importing rfc3987_syntax (jupyter_events -> jsonschema), which only
+# checks the "iri" formats no Jupyter event schema uses; jsonschema skips it when it is missing.
 LAUNCHER = (
     "import ctypes, sys\n"
     "if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:\n"

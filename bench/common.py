@@ -47,6 +47,7 @@ from server.settings import Settings, prepare_data_dir
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.host_routing import LoopbackResolver
 from workspaces.cgroups import pids_of_uid
+from workspaces.peer import PeerCheckedConnector
 
 SHORT_TMP = "/tmp"  # noqa: S108 - short on purpose: AF_UNIX socket paths are <= 107 bytes
 EMAIL = "bench@example.com"
@@ -326,8 +327,9 @@ class Stack:
         """A client over the workspace's Unix socket (the same one the proxy uses)."""
         found = self._direct.get(workspace_id)
         if found is None:
+            upstream = self.upstream(workspace_id)
             found = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=self.upstream(workspace_id).socket_path),
+                connector=PeerCheckedConnector(upstream.socket_path, upstream.server),
                 timeout=aiohttp.ClientTimeout(total=60),
             )
             self._direct[workspace_id] = found

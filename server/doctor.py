@@ -31,7 +31,7 @@ from workspaces.errors import SandboxUnavailable
 from workspaces.local import IMAGES, SOCKET_PATH_MAX
 from workspaces.permissions import is_published, owner_only, unreadable, writable_by_others
 from workspaces.provisioner import new_workspace_id
-from workspaces.sandbox import WORKSPACE_UIDS, HostPaths, find_tools, python_trees
+from workspaces.sandbox import WORKSPACE_UIDS, HostPaths, find_tools, python_trees, userns_denied
 from workspaces.sandbox import check_sandbox as probe_bubblewrap
 from workspaces.sandbox_run import CHECK_UID_OFFSET, CHECK_UIDS, CheckSandbox
 from workspaces.smoke import smoke_workspace
@@ -119,6 +119,16 @@ def check_bubblewrap(settings: Settings) -> Finding:
     return Finding("bubblewrap", "fail", reason, fix, critical=True)
 
 
+def check_seccomp() -> Finding:
+    """The sandboxes' seccomp filter loads and holds: ``unshare -U -r`` fails inside one."""
+    reason = userns_denied("bwrap")
+    if reason is None:
+        return Finding("seccomp", "ok", "the sandboxes' filter loads: no new user namespaces "
+                       "(unshare/clone with CLONE_NEWUSER: EPERM, clone3: ENOSYS)", critical=True)
+    return Finding("seccomp", "fail", reason, "install the libseccomp2 package (pairlab builds "
+                   "its filter with it) and a bubblewrap that supports --seccomp", critical=True)
+
+
 def _version(argv: list[str]) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10,  # noqa: S603
@@ -176,7 +186,7 @@ def check_data_dir(settings: Settings) -> Finding:
         if path.exists() and not owner_only(path):
             problems.append(f"{path} is readable by others (mode "
                             f"{path.stat().st_mode & 0o777:o})")
-    socket = HostPaths.of(data / "workspaces", new_workspace_id()).run / "jupyter.sock"
+    socket = HostPaths.of(data / "workspaces", new_workspace_id()).socket
     too_long = len(str(socket).encode()) - SOCKET_PATH_MAX
     if too_long > 0:
         return Finding("data dir", "fail", f"workspace sockets under {data} would be "
@@ -343,10 +353,13 @@ def _host_findings(settings: Settings) -> list[Finding]:
     tools = check_tools(settings)
     bubblewrap = check_bubblewrap(settings) if tools.status == "ok" else Finding(
         "bubblewrap", "skip", "not checked: needs the tools above")
+    filtered = check_seccomp() if bubblewrap.status == "ok" else Finding(
+        "seccomp", "skip", "not checked: needs bubblewrap")
     data_dir = check_data_dir(settings)
     disk = check_disk_limit(settings) if data_dir.status != "fail" else Finding(
         "disk limit", "skip", "not checked: needs the data dir")
-    return [root, tools, bubblewrap, check_uids(settings), check_cgroups(), data_dir, disk]
+    return [root, tools, bubblewrap, filtered, check_uids(settings), check_cgroups(), data_dir,
+            disk]
 
 
 def fast_findings(settings: Settings, *, thorough: bool = False) -> list[Finding]:
@@ -396,6 +409,8 @@ async def check_workspace(settings: Settings) -> Finding:
     fixes = {"start": "see the problem: it ends with the last lines of the workspace's log",
              "kernel": "the environment's Python must run as a sandbox uid (see 'environment')",
              "cell": "the kernel started but did not run code: see the problem",
+             "control": "the workspace's control folders must be root's: check that nothing "
+                        "else changes the data dir's workspaces folder",
              "terminal": "the terminal must find the environment's python on its PATH"}
     return Finding("workspace", "fail", f"at the {result.step} step: {result.problem}",
                    fixes.get(result.step, ""), critical=True)

@@ -1,8 +1,10 @@
 """The reverse proxy from the workspace origin to each workspace's jupyter-server.
 
 HTTP and WebSocket traffic under ``/w/<workspace id>/`` is forwarded over the workspace's Unix
-socket. The upstream is looked up from the workspace record (never built from the URL), the
-jupyter token is added here and never reaches a browser, hop-by-hop headers and pairlab's own
+socket. The upstream is looked up from the workspace record (never built from the URL), every
+new connection's listener is checked to be the workspace's jupyter-server (``SO_PEERCRED``,
+``workspaces/peer.py``; else 502 and nothing sent), the jupyter token is added here and never
+reaches a browser, hop-by-hop headers and pairlab's own
 cookies are stripped, bodies are streamed both ways, and WebSocket messages are relayed with
 their type and subprotocol. Written by hand because jupyter-server-proxy runs *inside* a Jupyter
 server and cannot put authentication in front of one; the shape follows its ``handlers.py``.
@@ -21,6 +23,8 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
+from workspaces.peer import Peer, PeerCheckedConnector, PeerRefused
+
 log = logging.getLogger(__name__)
 
 HOP_BY_HOP = frozenset({
@@ -31,6 +35,8 @@ DROP_FROM_CLIENT = HOP_BY_HOP | {"authorization", "x-pairlab-user", "cookie", "x
 DROP_FROM_UPSTREAM = HOP_BY_HOP - {"content-length"}
 PAIRLAB_COOKIE_PREFIXES = ("pairlab_", "__Host-pairlab_")
 UPSTREAM_HOST = "workspace"
+UNVERIFIED = ("The workspace's server could not be verified (another process is listening on its "
+              "socket); nothing was sent to it.")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,9 @@ class Upstream:
     workspace_id: str
     socket_path: str
     token: str
+    server: Peer | None
+    """The jupyter-server's host pid and uid: a connection to anyone else is refused before
+    anything is sent (``workspaces/peer.py``)."""
 
 
 @dataclass(frozen=True)
@@ -81,21 +90,22 @@ ERROR_BODY_BYTES = 64 * 1024
 
 
 class UpstreamClients:
-    """One ``ClientSession`` (with its Unix-socket connector) per workspace, reused."""
+    """One ``ClientSession`` (with its Unix-socket connector, which checks the listener of every
+    new connection) per workspace, reused."""
 
     def __init__(self) -> None:
-        self._sessions: dict[str, tuple[str, aiohttp.ClientSession]] = {}
+        self._sessions: dict[str, tuple[Upstream, aiohttp.ClientSession]] = {}
 
     def get(self, upstream: Upstream) -> aiohttp.ClientSession:
         found = self._sessions.get(upstream.workspace_id)
-        if found is not None and found[0] == upstream.socket_path and not found[1].closed:
+        if found is not None and found[0] == upstream and not found[1].closed:
             return found[1]
-        connector = aiohttp.UnixConnector(path=upstream.socket_path, limit=64)
+        connector = PeerCheckedConnector(upstream.socket_path, upstream.server, limit=64)
         session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         )
-        self._sessions[upstream.workspace_id] = (upstream.socket_path, session)
+        self._sessions[upstream.workspace_id] = (upstream, session)
         if found is not None:
             asyncio.get_running_loop().create_task(found[1].close())
         return session
@@ -175,6 +185,8 @@ async def _proxy_http(
                                         body=body), error
                 return await _stream(request, up, out_headers, body), ""
             return await _stream(request, up, out_headers, b""), ""
+    except PeerRefused:
+        raise web.HTTPBadGateway(text=UNVERIFIED) from None
     except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError):
         raise web.HTTPBadGateway(text="The workspace is not answering; it may be restarting.") \
             from None
@@ -219,6 +231,8 @@ async def proxy_websocket(
             _upstream_url(request), headers=headers, protocols=protocols,
             max_msg_size=0, autoping=True, decode_text=True,
         )
+    except PeerRefused:
+        raise web.HTTPBadGateway(text=UNVERIFIED) from None
     except (aiohttp.ClientError, OSError) as exc:
         log.info("websocket upstream refused for %s: %s", upstream.workspace_id, type(exc).__name__)
         raise web.HTTPBadGateway(text="The workspace refused the WebSocket.") from None

@@ -95,7 +95,7 @@ class SessionManager:
         raise SessionError("no free sandbox uid is left; end some sessions first")
 
     def _register(self, info: WorkspaceInfo, session_id: str) -> None:
-        upstream = Upstream(info.workspace_id, str(info.socket_path), info.token)
+        upstream = Upstream(info.workspace_id, str(info.socket_path), info.token, info.server)
         self.upstreams[info.workspace_id] = (upstream, session_id)
 
     async def _env_python(self, requirements: Sequence[str]) -> Path:

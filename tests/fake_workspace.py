@@ -8,6 +8,7 @@ a ``/lab`` HTML page, and has an echo WebSocket that keeps message types and sub
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
+from workspaces.peer import Peer
 from workspaces.provisioner import Status, WorkspaceInfo, WorkspaceSpec
 
 
@@ -122,7 +124,8 @@ class FakeProvisioner:
         runner = web.AppRunner(fake_jupyter_app(workspace_id, token, folder / "work"))
         await runner.setup()
         await web.UnixSite(runner, str(sock)).start()
-        info = WorkspaceInfo(workspace_id, uid, env_python, folder / "work", sock, token, 0)
+        info = WorkspaceInfo(workspace_id, uid, env_python, folder / "work", sock, token, 0,
+                             Peer(os.getpid(), os.getuid()))  # listens in this process
         self.running[workspace_id] = _Running(runner, info)
         return info
 

@@ -16,7 +16,8 @@ environment, and the synthetic ``/etc`` files. The server config itself
 - keeps every piece of server state (RTC store, file ids, lab settings) out of ``/workspace``;
 - keeps the token from the candidate's code, which runs as the same uid: the server makes itself
   non-dumpable (its ``/proc/<pid>/environ`` and memory become unreadable), writes no
-  ``jpserver-<pid>.json`` or browser-open file, and keeps its cookie secret in memory. So only
+  ``jpserver-<pid>.json`` or browser-open file, and keeps its cookie secret (and the notebook
+  signing key, so the candidate cannot mark a notebook trusted) in memory. So only
   pairlab's proxy can make token-authenticated requests, and only it can name the user.
 """
 
@@ -32,14 +33,21 @@ from pathlib import Path
 import aiohttp
 
 from workspaces.excerpt import quote_lines, safe_text
+from workspaces.peer import Peer, PeerCheckedConnector
 
 USER_HEADER = "X-Pairlab-User"
 LOG_CAP_BYTES = 8 * 1024 * 1024
 KERNEL_NAME = "python3"
+# First of all, before anything reads the token from the environment, the server makes itself
+# non-dumpable (PR_SET_DUMPABLE 0): the candidate's code runs as the same uid, and could otherwise
+# read its /proc/<pid>/environ and memory or ptrace it. Kernels and terminals exec, which makes
+# them dumpable again (they hold no secret).
 # Half of a cold start is importing rfc3987_syntax (jupyter_events -> jsonschema), which only
 # checks the "iri" formats no Jupyter event schema uses; jsonschema skips it when it is missing.
 LAUNCHER = (
-    "import sys\n"
+    "import ctypes, sys\n"
+    "if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:\n"
+    "    sys.exit('pairlab: could not make the server non-dumpable')\n"
     "sys.modules['rfc3987_syntax'] = None\n"
     "from jupyterlab.labapp import main\n"
     "sys.exit(main())\n"
@@ -59,15 +67,22 @@ class Inside:
 
     @property
     def socket(self) -> Path:
-        return self.run / "jupyter.sock"
+        return self.run / "sock" / "jupyter.sock"
 
     @property
     def runtime(self) -> Path:
         return self.run / "runtime"
 
     @property
-    def data(self) -> Path:
-        return self.run / "data"
+    def state(self) -> Path:
+        """What the server writes (lab settings and workspaces, RTC store, file ids): owned by
+        the uid, so never a place anything is loaded from."""
+        return self.run / "state"
+
+    @property
+    def share(self) -> Path:
+        """The only data folder of the workspace's own (kernelspec): root-owned, read-only."""
+        return self.config / "share"
 
 
 _TEMPLATE = '''\
@@ -79,6 +94,7 @@ import os
 import sys
 import types
 
+import jupyter_core.paths
 from jupyter_server.auth.identity import PasswordIdentityProvider, User
 from jupyter_server.serverapp import ServerApp
 from tornado.websocket import WebSocketHandler
@@ -90,12 +106,13 @@ _FIELDS = ("username", "name", "display_name", "initials", "color")
 # Runs once per process even if the file is loaded again.
 _state = sys.modules.setdefault("_pairlab_state", types.ModuleType("_pairlab_state"))
 if not hasattr(_state, "token"):
+    # The launcher made the server non-dumpable before anything else (see LAUNCHER in
+    # jupyter_config.py); refuse to go on with the token if it did not.
+    if ctypes.CDLL(None, use_errno=True).prctl(3, 0, 0, 0, 0) != 0:  # PR_GET_DUMPABLE
+        raise SystemExit("pairlab: the server is dumpable; refusing to read the token")
     _state.token = os.environ.pop("JUPYTER_TOKEN", "")
     _state.cookie_secret = os.urandom(32)
-    # Not dumpable: the candidate's code runs as the same uid but can no longer read this
-    # process's /proc/<pid>/environ or memory (nor ptrace it); kernels exec and are unaffected.
-    if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
-        raise SystemExit("pairlab: could not make the server non-dumpable")
+    _state.notary_secret = os.urandom(32)
     # jpserver-<pid>.json and jpserver-<pid>-open.html would hold the token in files the uid
     # reads (no_browser_open_file is not configurable, hence the patch).
     ServerApp.write_server_info_file = lambda self: None
@@ -110,6 +127,18 @@ if not hasattr(_state, "token"):
     WebSocketHandler.detach = _detach_nodelay
 if len(_state.token) < 32:
     raise SystemExit("pairlab: JUPYTER_TOKEN is missing or too short; refusing to start")
+
+
+def _root_only(path):
+    """True if ``path`` and every folder above it are root's and writable by no one else."""
+    path = os.path.realpath(path)
+    while True:
+        found = os.stat(path)
+        if found.st_uid != 0 or found.st_mode & 0o022:
+            return False
+        if path == "/":
+            return True
+        path = os.path.dirname(path)
 
 
 def _user_from_header(raw):
@@ -186,6 +215,20 @@ c.LabApp.extension_manager = "readonly"
 c.SQLiteYStore.db_path = PAIRLAB["ystore"]
 c.YDocExtension.session_store_path = PAIRLAB["rtc_sessions"]
 c.BaseFileIdManager.db_path = PAIRLAB["file_ids"]
+# Notebook trust: key and signatures in memory only (the data dir is read-only, and a key in a
+# folder the uid reads would let the candidate sign notebooks as trusted).
+c.NotebookNotary.secret = _state.notary_secret
+c.NotebookNotary.db_file = ":memory:"
+# Lab extensions come only from root-owned folders (this workspace's config, pairlab's venv, the
+# system's), never from a folder the candidate's uid can write: their JavaScript runs in the
+# interviewer's browser.
+c.LabApp.extra_labextensions_path = []
+c.LabApp.labextensions_path = [
+    path for path in (os.path.join(folder, "labextensions") for folder in (
+        PAIRLAB["share"], *jupyter_core.paths.ENV_JUPYTER_PATH,
+        *jupyter_core.paths.SYSTEM_JUPYTER_PATH))
+    if not os.path.lexists(path) or _root_only(path)
+]
 # Launched from "/" with -I (so the workspace is never on the server's sys.path); from here on
 # the workspace is the working folder, which kernels and terminals opened without a path get.
 os.chdir(PAIRLAB["root_dir"])
@@ -199,12 +242,13 @@ def server_config(workspace_id: str, inside: Inside) -> str:
         "base_url": f"/w/{workspace_id}/",
         "root_dir": str(inside.workspace),
         "kernel": KERNEL_NAME,
-        "lab_settings": str(inside.data / "lab" / "user-settings"),
+        "lab_settings": str(inside.state / "lab" / "user-settings"),
         "lab_defaults": str(inside.config / "lab-settings"),
-        "lab_workspaces": str(inside.data / "lab" / "workspaces"),
-        "ystore": str(inside.data / "ystore.db"),
-        "rtc_sessions": str(inside.data / "collaboration_sessions.json"),
-        "file_ids": str(inside.data / "file_id_manager.db"),
+        "lab_workspaces": str(inside.state / "lab" / "workspaces"),
+        "ystore": str(inside.state / "ystore.db"),
+        "rtc_sessions": str(inside.state / "collaboration_sessions.json"),
+        "file_ids": str(inside.state / "file_id_manager.db"),
+        "share": str(inside.share),
     }
     return _TEMPLATE % {"settings": json.dumps(settings), "header": USER_HEADER}
 
@@ -288,9 +332,12 @@ def server_env(token: str, env_python: Path, inside: Inside) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "TMPDIR": str(scratch),
         "JUPYTER_TOKEN": token,
+        # Config, extensions, kernelspecs, templates: only root-owned, read-only folders (the
+        # workspace's config, pairlab's venv, the system's); nothing the uid can write.
         "JUPYTER_CONFIG_DIR": str(inside.config / "jupyter"),
-        "JUPYTER_PATH": str(inside.config / "share"),
-        "JUPYTER_DATA_DIR": str(inside.data),
+        "JUPYTER_CONFIG_PATH": str(inside.config / "jupyter"),
+        "JUPYTER_PATH": str(inside.share),
+        "JUPYTER_DATA_DIR": str(inside.share),
         "JUPYTER_RUNTIME_DIR": str(inside.runtime),
         "JUPYTER_PLATFORM_DIRS": "1",
         "IPYTHONDIR": str(scratch / ".ipython"),
@@ -350,11 +397,13 @@ async def read_output(stream: asyncio.StreamReader, log: ServerLog) -> None:
         log.feed(pending + b"\n")
 
 
-async def api_status(socket: Path, workspace_id: str, token: str) -> str | None:
-    """``None`` if ``GET /w/<id>/api/status`` answers 200 over the socket, else what went wrong."""
+async def api_status(socket: Path, workspace_id: str, token: str, server: Peer | None
+                     ) -> str | None:
+    """``None`` if ``GET /w/<id>/api/status`` answers 200 over the socket, else what went wrong
+    (the listener must be ``server``, or nothing is sent)."""
     url = f"http://localhost/w/{workspace_id}/api/status"
     try:
-        connector = aiohttp.UnixConnector(path=str(socket))
+        connector = PeerCheckedConnector(str(socket), server)
         async with aiohttp.ClientSession(connector=connector) as client, client.get(
             url, headers={"Authorization": f"token {token}"},
             timeout=aiohttp.ClientTimeout(total=5),

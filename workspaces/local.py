@@ -1,7 +1,8 @@
 """``LocalProvisioner``: one sandboxed jupyter-server per workspace on this machine.
 
 Each workspace lives in ``root/<id>/``: ``work`` (the candidate's folder, ``/workspace``), ``run``
-(socket, kernel IPC and runtime files, server state; ``/run/pairlab``), ``config`` (root-owned,
+(root-owned, ``/run/pairlab``: the socket's folder, locked once the server has bound, kernel IPC
+and runtime files, server state), ``config`` (root-owned,
 read-only inside) and ``server.log`` (host-only, written by pairlab from the server's output with
 the token scrubbed). See ``sandbox.py`` for what the sandbox enforces and ``limits.py`` for the
 resource limits. Starting fails closed: no sandbox, no server (``sandbox=False`` is a loud
@@ -54,6 +55,7 @@ from workspaces.errors import (
     WorkspaceStartFailed,
 )
 from workspaces.limits import Limits, watch_disk
+from workspaces.peer import Peer
 from workspaces.permissions import remove_tree
 from workspaces.provisioner import Status, WorkspaceInfo, WorkspaceSpec
 from workspaces.sandbox import (
@@ -67,6 +69,7 @@ from workspaces.sandbox import (
     copy_in_as,
     find_tools,
     freeze,
+    lock_socket_dir,
     prepare_host,
     probe_tools,
     workspace_command,
@@ -173,7 +176,7 @@ class LocalProvisioner:
             raise WorkspaceInvalid(f"uid {spec.uid} belongs to the host user {owner!r}")
         if not Path(spec.env_python).is_absolute() or not Path(spec.env_python).exists():
             raise WorkspaceInvalid(f"the task environment's Python {spec.env_python} is missing")
-        socket = self.root / spec.workspace_id / "run" / "jupyter.sock"
+        socket = HostPaths.of(self.root, spec.workspace_id).socket
         if len(str(socket).encode()) > SOCKET_PATH_MAX:
             raise WorkspaceInvalid(
                 f"the socket path {socket} is longer than {SOCKET_PATH_MAX} bytes; "
@@ -333,7 +336,7 @@ class LocalProvisioner:
                             _absolute(spec.env_python), spec.display_name, inside)
 
     def _argv(self, tools: Tools, spec: WorkspaceSpec, host: HostPaths, inside: jc.Inside,
-              groups: CgroupSet | None, args_fd: int) -> tuple[list[str], bytes]:
+              groups: CgroupSet | None, pipe: OptionsPipe) -> tuple[list[str], bytes]:
         memory_rlimit = groups is None or not groups.has_memory
         if memory_rlimit:
             log.warning("no memory cgroup for workspace %s: falling back to RLIMIT_AS",
@@ -342,7 +345,8 @@ class LocalProvisioner:
             tools, sandboxed=self.sandbox, host=host, env_python=_absolute(spec.env_python),
             limits=self.limits, protected=self.root, uid=spec.uid,
             procs_files=groups.procs_files if groups else [], memory_rlimit=memory_rlimit,
-            server=jc.server_argv(sys.executable, spec.workspace_id, inside), args_fd=args_fd)
+            server=jc.server_argv(sys.executable, spec.workspace_id, inside),
+            args_fd=pipe.read_fd, seccomp_fd=pipe.seccomp_fd)
 
     async def _launch(self, spec: WorkspaceSpec, tools: Tools) -> WorkspaceInfo:
         if not self.sandbox:
@@ -368,13 +372,13 @@ class LocalProvisioner:
         server_log = jc.ServerLog(host.log, token)
         pipe = OptionsPipe()
         try:
-            argv, options = self._argv(tools, spec, host, inside, groups, pipe.read_fd)
+            argv, options = self._argv(tools, spec, host, inside, groups, pipe)
             pipe.send(options)
             process = await asyncio.create_subprocess_exec(
                 *argv, env=jc.server_env(token, env_python, inside),
                 cwd="/", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                pass_fds=(pipe.read_fd,),
+                pass_fds=pipe.fds,
             )
         except BaseException:
             server_log.close()
@@ -384,7 +388,7 @@ class LocalProvisioner:
         finally:
             pipe.close()
         info = WorkspaceInfo(spec.workspace_id, spec.uid, spec.env_python, host.work,
-                             host.run / "jupyter.sock", token, process.pid)
+                             host.socket, token, process.pid)
         live = _Live(spec, info, host, process, server_log, groups)
         self._live[spec.workspace_id] = live
         live.monitor = asyncio.create_task(self._monitor(live))
@@ -401,7 +405,7 @@ class LocalProvisioner:
             live.pidns = pid_namespace(server) if server is not None else None
         log.info("workspace %s is ready (uid %d, pid %d)", spec.workspace_id, spec.uid,
                  process.pid)
-        return info
+        return live.info
 
     async def _wait_exit_or(self, live: _Live, delay: float) -> bool:
         """Wait up to ``delay`` seconds; True if the server exited meanwhile."""
@@ -418,16 +422,21 @@ class LocalProvisioner:
         )
 
     async def _wait_ready(self, live: _Live) -> None:
-        """First the socket (started), then ``/api/status`` answering 200 (ready)."""
-        socket, token = live.info.socket_path, live.info.token
+        """First the socket (started; its folder is then locked and the server's pid noted in
+        ``live.info.server``), then ``/api/status`` answering 200 (ready) from that server."""
+        socket, token, uid = live.info.socket_path, live.info.token, live.spec.uid
 
         async def bound() -> str | None:
-            return None if await asyncio.to_thread(socket.exists) else "no socket yet"
+            return await asyncio.to_thread(lock_socket_dir, live.host, uid)
 
         async def answers() -> str | None:
-            return await jc.api_status(socket, live.spec.workspace_id, token)
+            return await jc.api_status(socket, live.spec.workspace_id, token, live.info.server)
 
         await self._poll(live, self.start_timeout_s, "start", bound)
+        server = await asyncio.to_thread(top_process_of_uid, live.process.pid, uid)
+        if server is None:
+            raise self._failed(live, "the server's process could not be found")
+        live.info = replace(live.info, server=Peer(server, uid))
         await self._poll(live, self.ready_timeout_s, "answer", answers)
 
     async def _poll(self, live: _Live, limit_s: float, what: str,
@@ -540,7 +549,7 @@ class LocalProvisioner:
                       survivors)
         if groups is not None:
             await asyncio.to_thread(groups.remove)
-        (host.run / "jupyter.sock").unlink(missing_ok=True)
+        host.socket.unlink(missing_ok=True)
         await asyncio.to_thread(shutil.rmtree, host.run / "runtime", True)
         await asyncio.to_thread(shutil.rmtree, host.run / "tmp", True)
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from workspaces.peer import Peer
+
 Status = Literal["running", "stopped", "crashed", "unknown"]
 
 
@@ -48,6 +50,9 @@ class WorkspaceInfo:
     token: str
     pid: int
     """Host pid of the sandbox's outermost process."""
+    server: Peer | None = None
+    """Host pid and uid of the jupyter-server, which every connection to ``socket_path`` checks
+    (``SO_PEERCRED``) before sending the token; ``None`` (not known): nothing is sent."""
 
 
 class Provisioner(Protocol):

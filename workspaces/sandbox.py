@@ -7,8 +7,11 @@ host's ``/usr`` and the Python trees it needs (pairlab's venv and the task envir
 base installations) read-only, a curated few ``/etc`` entries read-only, a synthetic
 ``/etc/passwd``/``group``/``hosts`` naming the workspace's uid ``candidate``, the workspace's
 generated config read-only at ``/etc/pairlab``, private ``/tmp`` and ``/dev/shm`` tmpfs, and
-read-write only the workspace's own folders: ``work`` at ``/workspace`` and ``run`` (socket,
-kernel IPC files, runtime) at ``/run/pairlab``. The root is remounted read-only. Inside,
+read-write only the workspace's own folders: ``work`` at ``/workspace`` and, inside the root-owned
+``run`` at ``/run/pairlab``, ``runtime`` (kernel IPC files) and ``state`` (what the server
+writes); the socket's folder ``run/sock`` is the uid's only until the server has bound (then
+root's: ``lock_socket_dir``). The root is remounted read-only, and the seccomp filter of
+``seccomp.py`` forbids new user namespaces. Inside,
 ``setpriv`` drops to the workspace's own real unprivileged uid (no groups, no capabilities, empty
 bounding set, no_new_privs) and ``prlimit`` sets the rlimits (processes, file size, open files, no
 core dumps) before the server runs; memory and process counts are also capped by the cgroup the
@@ -32,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from workspaces import seccomp
 from workspaces.cgroups import kill_uid as kill_uid  # the process table, re-exported
 from workspaces.cgroups import pids_of_uid as pids_of_uid
 from workspaces.cgroups import signal_if_uid as signal_if_uid
@@ -112,20 +116,52 @@ def check_sandbox(bwrap: str = "bwrap", timeout_s: float = 30.0) -> str | None:
     if isinstance(tools, str):
         return tools
     assert tools.bwrap is not None  # noqa: S101 - find_tools returns it when asked
-    argv = [tools.bwrap, *_namespace_flags(), *_system_mounts(), "--proc", "/proc", "--dev",
-            "/dev", "--tmpfs", str(TMP), "--remount-ro", "/", "--", tools.setpriv,
-            "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs", "--",
-            "/usr/bin/true"]
-    try:
-        result = subprocess.run(  # noqa: S603 - fixed argv
-            argv, capture_output=True, text=True, timeout=timeout_s, check=False,
-            env={"PATH": SYSTEM_PATH}, cwd="/", start_new_session=True,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bubblewrap could not be run: {exc}"
+    result = _probe_run(tools, ["/usr/bin/true"], timeout_s)
+    if isinstance(result, str):
+        return result
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         return f"bubblewrap cannot build a sandbox here: {detail[0]}"
+    return None
+
+
+def _probe_run(tools: Tools, command: list[str], timeout_s: float
+               ) -> subprocess.CompletedProcess[str] | str:
+    """``command`` as nobody in a minimal sandbox under the seccomp filter, or why it could not
+    be run."""
+    assert tools.bwrap is not None  # noqa: S101 - find_tools returns it when asked
+    reason = seccomp.unavailable()
+    if reason is not None:
+        return reason
+    filter_fd = seccomp.filter_fd()
+    argv = [tools.bwrap, *_namespace_flags(), *_system_mounts(), "--proc", "/proc", "--dev",
+            "/dev", "--tmpfs", str(TMP), "--remount-ro", "/", "--seccomp", str(filter_fd), "--",
+            tools.setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs",
+            "--", *command]
+    try:
+        return subprocess.run(  # noqa: S603 - fixed argv
+            argv, capture_output=True, text=True, timeout=timeout_s, check=False,
+            env={"PATH": SYSTEM_PATH}, cwd="/", start_new_session=True, pass_fds=(filter_fd,),
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap could not be run: {exc}"
+    finally:
+        os.close(filter_fd)
+
+
+def userns_denied(bwrap: str = "bwrap", timeout_s: float = 30.0) -> str | None:
+    """``None`` if ``unshare -U -r`` is refused in a sandbox here (the seccomp filter loads and
+    holds), else why not."""
+    tools = find_tools(bwrap)
+    if isinstance(tools, str):
+        return tools
+    result = _probe_run(tools, ["/usr/bin/unshare", "-U", "-r", "/usr/bin/true"], timeout_s)
+    if isinstance(result, str):
+        return result
+    if result.returncode == 0:
+        return "a sandbox could still create a user namespace (the seccomp filter did not hold)"
+    if "Operation not permitted" not in result.stderr:
+        return f"unshare failed for another reason: {result.stderr.strip()[-200:]}"
     return None
 
 
@@ -235,6 +271,15 @@ class HostPaths:
         base = root / workspace_id
         return cls(base, base / "work", base / "run", base / "config", base / "server.log")
 
+    @property
+    def socket_dir(self) -> Path:
+        """``run/sock``: the server binds here, then root locks it (``lock_socket_dir``)."""
+        return self.run / "sock"
+
+    @property
+    def socket(self) -> Path:
+        return self.socket_dir / "jupyter.sock"
+
 
 def bwrap_argv(bwrap: str, host: HostPaths, env_python: Path, limits: Limits,
                protected: Path, chdir: Path = Path("/")) -> list[str]:
@@ -282,12 +327,19 @@ def join_cgroups_argv(tools: Tools, procs_files: list[Path]) -> list[str]:
 class OptionsPipe:
     """Where bwrap reads its options (``--args FD``): a pipe made before the command line (which
     names the descriptor), filled once the options are known, closed by the caller after the
-    process started. A pipe holds 64 KiB; a longer mount list is refused, not deadlocked on."""
+    process started. A pipe holds 64 KiB; a longer mount list is refused, not deadlocked on.
+    Beside it, ``seccomp_fd`` holds the seccomp filter (``--seccomp FD``); pass ``fds`` to the
+    process."""
 
     MAX_BYTES = 60_000
 
     def __init__(self) -> None:
+        self.seccomp_fd = seccomp.filter_fd()
         self.read_fd, self._write_fd = os.pipe()
+
+    @property
+    def fds(self) -> tuple[int, int]:
+        return (self.read_fd, self.seccomp_fd)
 
     def send(self, options: bytes) -> None:
         if len(options) > self.MAX_BYTES:
@@ -297,26 +349,28 @@ class OptionsPipe:
         self._write_fd = -1
 
     def close(self) -> None:
-        for fd in (self.read_fd, self._write_fd):
+        for fd in (self.read_fd, self._write_fd, self.seccomp_fd):
             if fd >= 0:
                 os.close(fd)
-        self.read_fd = self._write_fd = -1
+        self.read_fd = self._write_fd = self.seccomp_fd = -1
 
 
 def workspace_command(tools: Tools, *, sandboxed: bool, host: HostPaths, env_python: Path,
                       limits: Limits, protected: Path, uid: int, procs_files: list[Path],
-                      memory_rlimit: bool, server: list[str], args_fd: int,
+                      memory_rlimit: bool, server: list[str], args_fd: int, seccomp_fd: int,
                       chdir: Path = Path("/")) -> tuple[list[str], bytes]:
     """The whole command line: join the cgroups, bwrap (its options go NUL-separated through
-    ``args_fd``, so the sandbox, which can read its init's command line, sees no host path),
-    setpriv + prlimit, then ``server``. Returns the argv and the bytes to send to ``args_fd``.
-    Every sandbox pairlab starts (workspaces and check runs) is built here."""
+    ``args_fd``, so the sandbox, which can read its init's command line, sees no host path; the
+    seccomp filter of ``seccomp.py`` comes from ``seccomp_fd``), setpriv + prlimit, then
+    ``server``. Returns the argv and the bytes to send to ``args_fd``. Every sandbox pairlab
+    starts (workspaces and check runs) is built here."""
     argv = join_cgroups_argv(tools, procs_files)
     options: list[str] = []
     if sandboxed:
         assert tools.bwrap is not None  # noqa: S101 - the probe found it
         bwrap, *options = bwrap_argv(tools.bwrap, host, env_python, limits, protected, chdir)
         options.pop()  # the trailing "--" stays on the command line
+        options += ["--seccomp", str(seccomp_fd)]
         argv += [bwrap, "--args", str(args_fd), "--"]
     argv += drop_privileges_argv(tools, uid, limits, memory_rlimit=memory_rlimit)
     return argv + server, b"".join(option.encode() + b"\0" for option in options)
@@ -326,20 +380,67 @@ def workspace_command(tools: Tools, *, sandboxed: bool, host: HostPaths, env_pyt
 
 
 def prepare_host(host: HostPaths, uid: int, *, scratch: bool) -> None:
-    """The workspace's folders: ``root`` and ``root/<id>`` root-owned 0711, ``work`` and ``run``
-    (and ``run/runtime``, ``run/data``, with ``scratch`` ``run/tmp``) owned by ``uid``, 0700, and
-    an empty root-owned ``config``. Call it while no process of the uid runs (no races)."""
+    """The workspace's folders: ``root`` and ``root/<id>`` root-owned 0711; ``work`` owned by
+    ``uid``, 0700; ``run`` (``/run/pairlab``, the control folder) root-owned 0755, holding, owned
+    by ``uid`` 0700, an empty ``sock`` (locked by ``lock_socket_dir`` once the server has bound),
+    ``runtime`` (kernel connection files), ``state`` (lab settings and workspaces, RTC store, file
+    ids: written by the server, never loaded as code or extensions) and with ``scratch`` ``tmp``;
+    and an empty root-owned ``config``. Call it while no process of the uid runs (no races)."""
     for folder in (host.base.parent, host.base):
         folder.mkdir(mode=0o711, parents=True, exist_ok=True)
         folder.chmod(0o711)
     own_dir(host.work, uid, fresh=False)
-    own_dir(host.run, uid, fresh=False)
-    (host.run / "jupyter.sock").unlink(missing_ok=True)
+    own_dir(host.run, 0, fresh=False, mode=0o755)
+    (host.run / "jupyter.sock").unlink(missing_ok=True)  # where an older pairlab bound it
+    own_dir(host.socket_dir, uid, fresh=True)
     own_dir(host.run / "runtime", uid, fresh=True)
-    own_dir(host.run / "data", uid, fresh=False)
+    old_state, state = host.run / "data", host.run / "state"
+    if not state.exists() and old_state.is_dir() and not old_state.is_symlink():
+        old_state.rename(state)  # an older pairlab kept the server's state in run/data
+    own_dir(state, uid, fresh=False)
     if scratch:
         own_dir(host.run / "tmp", uid, fresh=True)
     shutil.rmtree(host.config, ignore_errors=True)
+
+
+def lock_socket_dir(host: HostPaths, uid: int) -> str | None:
+    """Once the server has bound ``run/sock/jupyter.sock``: hand ``run/sock`` to root (0755), so
+    the uid can no longer rename, replace or add anything in it. ``None`` when locked, else why
+    not yet (no socket, or not a socket of ``uid``: nothing of the uid but the server runs yet)."""
+    fd = os.open(host.socket_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        try:
+            found = os.stat(host.socket.name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return "no socket yet"
+        if not stat.S_ISSOCK(found.st_mode) or found.st_uid != uid:
+            return f"{host.socket} is not a socket of uid {uid}"
+        os.fchown(fd, 0, 0)
+        os.fchmod(fd, 0o755)
+    finally:
+        os.close(fd)
+    return None
+
+
+def control_problems(host: HostPaths) -> list[str]:
+    """What of a running workspace's control plane its uid could change: ``run`` and the locked
+    ``run/sock`` and every entry of ``config`` (server config, kernelspec, the only
+    ``JUPYTER_PATH``/``JUPYTER_DATA_DIR``) must be root's and writable by no one else. Empty when
+    all is well (for the doctor and the tests)."""
+    entries = [host.run, host.socket_dir, host.config]
+    for dirpath, dirnames, filenames in os.walk(host.config):
+        entries += [Path(dirpath) / name for name in (*dirnames, *filenames)]
+    problems = []
+    for path in entries:
+        try:
+            found = path.lstat()
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror}")
+            continue
+        if found.st_uid != 0 or (not stat.S_ISLNK(found.st_mode) and found.st_mode & 0o022):
+            problems.append(f"{path} is owned by uid {found.st_uid}, mode "
+                            f"{stat.S_IMODE(found.st_mode):o}")
+    return problems
 
 
 def open_empty_dir(work: Path) -> int:
@@ -350,8 +451,8 @@ def open_empty_dir(work: Path) -> int:
     return fd
 
 
-def own_dir(path: Path, uid: int, *, fresh: bool) -> None:
-    """A real folder (never a symlink the uid planted) owned by ``uid``, mode 0700."""
+def own_dir(path: Path, uid: int, *, fresh: bool, mode: int = 0o700) -> None:
+    """A real folder (never a symlink the uid planted) owned by ``uid``, ``mode`` 0700."""
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         path.unlink()
     elif fresh and path.is_dir():
@@ -360,7 +461,7 @@ def own_dir(path: Path, uid: int, *, fresh: bool) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         os.fchown(fd, uid, uid)
-        os.fchmod(fd, 0o700)
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
 

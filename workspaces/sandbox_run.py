@@ -263,7 +263,7 @@ class CheckSandbox:
                 tools, sandboxed=True, host=host, env_python=env_python, limits=job.limits,
                 protected=self.protected, uid=uid,
                 procs_files=groups.procs_files if groups else [], memory_rlimit=memory_rlimit,
-                server=argv, args_fd=pipe.read_fd, chdir=WORKSPACE)
+                server=argv, args_fd=pipe.read_fd, seccomp_fd=pipe.seccomp_fd, chdir=WORKSPACE)
             pipe.send(options)
             env = _base_env(env_python, job.env)
             if job.report:
@@ -274,7 +274,7 @@ class CheckSandbox:
                 command, env=env, cwd="/",
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 start_new_session=True,
-                pass_fds=(pipe.read_fd, report_write) if job.report else (pipe.read_fd,))
+                pass_fds=(*pipe.fds, report_write) if job.report else pipe.fds)
         finally:
             pipe.close()
             if report_write >= 0:

@@ -1,7 +1,8 @@
 """Use a throwaway workspace as a candidate would: for ``pairlab doctor``.
 
 A real sandboxed jupyter-server is started by the local provisioner on a task environment,
-then, over its Unix socket with its token (as the proxy talks to it): a kernel is started and
+then its control folders are checked (root's, not writable by its uid), then, over its Unix
+socket with its token (as the proxy talks to it, the listener checked): a kernel is started and
 runs a cell whose output is read back, and a terminal runs ``python`` (the environment's, found
 on the terminal's ``PATH``) and its output is read back. Everything is stopped and removed
 afterwards. Each step reports what went wrong in one sentence.
@@ -22,8 +23,10 @@ import aiohttp
 
 from workspaces.jupyter_config import refusal_reason
 from workspaces.local import LocalProvisioner
+from workspaces.peer import PeerCheckedConnector
 from workspaces.permissions import remove_tree
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
+from workspaces.sandbox import HostPaths, control_problems
 
 STEP_TIMEOUT_S = 60.0
 CELL = "print('pairlab', 6 * 7)"
@@ -35,7 +38,7 @@ TERMINAL_OUTPUT = "pairlab-term 42"
 @dataclass(frozen=True)
 class SmokeResult:
     step: str
-    """The last step reached: start, kernel, cell, terminal, done."""
+    """The last step reached: start, control, kernel, cell, terminal, done."""
     problem: str | None
     seconds: float
 
@@ -45,8 +48,9 @@ class _Client:
         self.info = info
         self.base = f"http://localhost/w/{info.workspace_id}/"
         self.headers = {"Authorization": f"token {info.token}"}
-        self.http = aiohttp.ClientSession(connector=aiohttp.UnixConnector(
-            path=str(info.socket_path)), timeout=aiohttp.ClientTimeout(total=STEP_TIMEOUT_S))
+        self.http = aiohttp.ClientSession(
+            connector=PeerCheckedConnector(str(info.socket_path), info.server),
+            timeout=aiohttp.ClientTimeout(total=STEP_TIMEOUT_S))
 
     async def post(self, tail: str, body: dict[str, Any]) -> dict[str, Any]:
         async with self.http.post(self.base + tail, json=body, headers=self.headers) as resp:
@@ -130,6 +134,10 @@ async def smoke_workspace(root: Path, workspace_id: str, uid: int,
     client: _Client | None = None
     try:
         info = await provisioner.start(WorkspaceSpec(workspace_id, uid, env_python))
+        step = "control"
+        problems = await asyncio.to_thread(control_problems, HostPaths.of(root, workspace_id))
+        if problems:
+            raise _Failed("the uid could change its control folders: " + "; ".join(problems[:3]))
         client = _Client(info)
         step = "kernel"
         kernel = await client.post("api/kernels", {"name": "python3"})

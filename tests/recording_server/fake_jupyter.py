@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import secrets
 import tempfile
 import uuid
@@ -19,6 +20,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.fake_workspace import FakeProvisioner, _Running, fake_jupyter_app
+from workspaces.peer import Peer
 from workspaces.provisioner import WorkspaceInfo
 
 PROMPT = "$ "
@@ -155,6 +157,7 @@ class RecordingFakeProvisioner(FakeProvisioner):
         runner = web.AppRunner(app)
         await runner.setup()
         await web.UnixSite(runner, str(sock)).start()
-        info = WorkspaceInfo(workspace_id, uid, env_python, folder / "work", sock, token, 0)
+        info = WorkspaceInfo(workspace_id, uid, env_python, folder / "work", sock, token, 0,
+                             Peer(os.getpid(), os.getuid()))  # listens in this process
         self.running[workspace_id] = _Running(runner, info)
         return info

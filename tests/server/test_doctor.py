@@ -30,7 +30,8 @@ from tests.fixture_tasks import SHARED_ENVS
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 Run = Callable[..., CliResult]
 SHARED = {"PAIRLAB_ENVIRONMENTS_DIR": str(SHARED_ENVS)}
-CHECKS = ("root", "tools", "bubblewrap", "sandbox uids", "cgroups", "data dir", "disk limit",
+CHECKS = ("root", "tools", "bubblewrap", "seccomp", "sandbox uids", "cgroups", "data dir",
+          "disk limit",
           "python")
 
 
@@ -56,6 +57,7 @@ def test_fast_json_report(run_cli: Run) -> None:
     found = {f["name"]: f for f in report["findings"]}
     assert "workspace" not in found
     assert found["bubblewrap"]["status"] == "ok" and found["bubblewrap"]["critical"] is True
+    assert found["seccomp"]["status"] == "ok" and found["seccomp"]["critical"] is True
 
 
 def host_account_uid() -> int:

@@ -36,6 +36,7 @@ from workspaces.errors import SandboxUnavailable, WorkspaceInvalid, WorkspaceSta
 from workspaces.local import LocalProvisioner
 from workspaces.mounts import is_mount, unmount
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
+from workspaces.sandbox import HostPaths
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 USER = {"username": "cand-7", "name": "Ada Lovelace", "display_name": "Ada",
@@ -103,7 +104,8 @@ def test_config_sets_nodelay_on_websockets_and_reads_the_identity_header(tmp_pat
     config = tmp_path / "jupyter_server_config.py"
     config.write_text(jupyter_config.server_config("abc", inside))
     script = textwrap.dedent(f"""
-        import asyncio, json, socket
+        import asyncio, ctypes, json, socket
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # as the launcher does
         from traitlets.config import Config
         from tornado import httpserver, netutil, web, websocket
         cfg = Config()
@@ -148,7 +150,8 @@ def test_config_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     inside = jupyter_config.Inside(tmp_path, tmp_path, tmp_path, tmp_path)
     config = tmp_path / "c.py"
     config.write_text(jupyter_config.server_config("abc", inside))
-    script = (f"from traitlets.config import Config\ncfg = Config()\n"
+    script = (f"import ctypes\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"
+              f"from traitlets.config import Config\ncfg = Config()\n"
               f"exec(open({str(config)!r}).read(), {{'get_config': lambda: cfg}})\n")
     result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True,
                             env={"PATH": "/usr/bin:/bin"}, timeout=60, check=False)
@@ -173,7 +176,7 @@ async def test_missing_bwrap_fails_closed_and_starts_nothing(env_python: Path,
     assert caught.value.status == 503
     assert await provisioner.check() is not None
     assert pids_of_uid(uid) == []
-    assert not (root / "failclosed" / "run" / "jupyter.sock").exists()
+    assert not HostPaths.of(root, "failclosed").socket.exists()
     assert not (root / "failclosed" / "work").exists()
 
 
@@ -194,7 +197,7 @@ async def test_start_is_ready_and_keeps_its_secrets(
     server_log = (info.root.parent / "server.log").read_text()
     assert "is running at" in server_log
     assert info.token not in server_log
-    run = info.socket_path.parent
+    run = info.socket_path.parent.parent  # run/: sock, runtime, state
     for path in run.rglob("*"):
         if path.is_file():
             assert info.token.encode() not in path.read_bytes(), path
@@ -373,7 +376,7 @@ async def test_stop_leaves_no_process_and_read_only_freezes_the_folder(
     assert await LocalProvisioner(provisioner.root).status(info) == "stopped"  # after a restart
     assert pids_of_uid(info.uid) == []
     assert not info.socket_path.exists()
-    assert not (info.socket_path.parent / "runtime").exists()
+    assert not (info.socket_path.parent.parent / "runtime").exists()
     assert cgroup_dirs(info.workspace_id) == []
     assert (info.root / "mytask.py").exists()
     assert not is_mount(info.root.parent)  # the final state is a plain folder now
@@ -555,7 +558,7 @@ async def test_a_server_that_is_too_slow_is_stopped(env_python: Path) -> None:
             await provisioner.start(WorkspaceSpec("slow", uid, env_python))
         assert "did not start within" in caught.value.message
         assert pids_of_uid(uid) == []
-        assert not (data / "workspaces" / "slow" / "run" / "jupyter.sock").exists()
+        assert not HostPaths.of(data / "workspaces", "slow").socket.exists()
     finally:
         await asyncio.to_thread(remove_data_dir, data)
 

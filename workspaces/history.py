@@ -37,7 +37,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -280,12 +280,14 @@ class History:
             sha = _blob_sha(content)
             contents[sha] = content
             return _Item("120000", sha)
-        content, sha256, size = read_file(dir_fd, name, limit=limits.max_file_bytes,
-                                          sha256=True)
+        found = read_file(dir_fd, name, limit=limits.max_file_bytes, sha256=True)
+        if found.unread:  # over the limit or holes by the time it was opened, or grew meanwhile
+            now = replace(entry, size=found.size, blocks=found.blocks)
+            return self._unread(now) or _Item("large", "", LargeFile(
+                entry.path, found.size, "", "changed while read (not read)"))
+        content, sha256, size = found.content, found.sha256, found.size
         reason = ""
-        if size > limits.max_file_bytes:
-            reason = f"larger than {limits.max_file_bytes} bytes"
-        elif size > limits.max_binary_bytes and b"\0" in content[:8000]:
+        if size > limits.max_binary_bytes and b"\0" in content[:8000]:
             reason = f"binary and larger than {limits.max_binary_bytes} bytes"
         if reason:
             return _Item("large", sha256, LargeFile(entry.path, size, sha256, reason))

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import header, load_line, median, percentile, row
-from workspaces.history import History, LargeFile, _Item
+from workspaces.history import History, LargeFile, _Item, _Spool
 from workspaces.watcher import Entry
 
 
@@ -32,7 +32,7 @@ class OldHistory(History):
     def _unread(self, entry: Entry) -> _Item | None:
         return None
 
-    def _read(self, entry: Entry, dir_fd: int, name: str, contents: dict[str, bytes]) -> _Item:
+    def _read(self, entry: Entry, dir_fd: int, name: str, spool: _Spool) -> _Item:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
         digest, size = hashlib.sha256(), 0
         try:

@@ -297,6 +297,9 @@ class History:
         limits = self.limits
         return max(0, limits.max_total_bytes - limits.max_total_bytes // 16 - self._total) // 2
 
+    def _spool(self) -> _Spool:
+        return _Spool(self.path, self._room())
+
     def _scan(self, tree: Path, spool: _Spool) -> tuple[dict[str, _Item], _Stamps, bool]:
         limits = self.limits
         items: dict[str, _Item] = {}
@@ -309,8 +312,10 @@ class History:
                 stamps[entry.path] = cached
                 return
             try:
-                item = self._unread(entry) or self._full(entry, "", spool) or \
-                    self._read(entry, dir_fd, name, spool)
+                if spool.full:
+                    item = self._full(entry, entry.size, "")
+                else:
+                    item = self._unread(entry) or self._read(entry, dir_fd, name, spool)
             except OSError:
                 return
             items[entry.path] = item
@@ -332,15 +337,13 @@ class History:
             return None
         return _Item("large", "", LargeFile(entry.path, entry.size, "", reason))
 
-    def _full(self, entry: Entry, sha256: str, spool: _Spool) -> _Item | None:
-        """Once a snapshot's new blobs have filled the room left (``_room``), the record of each
-        further changed file: listed by size, not read (or, for the one that did not fit, read
-        but not stored); else None."""
-        if not spool.full:
-            return None
+    def _full(self, entry: Entry, size: int, sha256: str) -> _Item:
+        """The record of a changed file once the snapshot's new blobs have filled the room left
+        (``_room``): listed by size, not read (or, for the one that did not fit, read but not
+        stored)."""
         done = "not stored" if sha256 else "not read"
         reason = f"{done}: the session's history is full ({self.limits.max_total_bytes} bytes)"
-        return _Item("large", sha256, LargeFile(entry.path, entry.size, sha256, reason))
+        return _Item("large", sha256, LargeFile(entry.path, size, sha256, reason))
 
     def _read(self, entry: Entry, dir_fd: int, name: str, spool: _Spool) -> _Item:
         limits = self.limits
@@ -367,13 +370,10 @@ class History:
         sha = _blob_sha(content)
         if sha in self._blobs or spool.add(sha, content):
             return _Item(mode, sha)
-        now = replace(entry, size=len(content))
-        full = self._full(now, hashlib.sha256(content).hexdigest(), spool)
-        assert full is not None  # noqa: S101 - spool.add refused it, so the spool is full
-        return full
+        return self._full(entry, len(content), hashlib.sha256(content).hexdigest())
 
     def _commit(self, tree: Path, when: datetime, label: str, *, allow_empty: bool) -> str | None:
-        with _Spool(self.path, self._room()) as spool:
+        with self._spool() as spool:
             items, stamps, capped = self._scan(tree, spool)
             if items == self._tree and not allow_empty:
                 self._stamps = stamps

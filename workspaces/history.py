@@ -15,9 +15,16 @@ committed: ``.pairlab-large.json`` in the commit lists them with size, reason an
 ones, sha256. Files over ``max_file_bytes`` and sparse files (mostly holes, by ``st_size`` and
 ``st_blocks``) are listed by size alone, never read nor hashed: 10 GiB of holes cost their
 writer nothing and would cost the server seconds of CPU at every snapshot (and at every
-``touch``). Once a snapshot
-would take the blobs stored past ``max_total_bytes``, snapshots stop for good (a flag file in the
-repository keeps it so across restarts) and ``limit_reached`` says so.
+``touch``). Size and holes are judged on the opened file, and no more than ``max_file_bytes``
++ 1 bytes of it are ever read, however it grows meanwhile.
+
+New blobs are written to fast-import's stream (an unnamed temporary file) as they are read, so a
+snapshot holds one file in memory at a time. A snapshot may store new blobs up to half of what
+is left of ``max_total_bytes`` (less a sixteenth kept for the listings); once that is spent,
+the rest of its changed files are listed in the manifest by size, "the session's history is
+full", without being read, and the snapshots after it go on as usual. Only when even a listing
+would take the blobs stored past ``max_total_bytes`` do snapshots stop for good (a flag file in
+the repository keeps it so across restarts) and ``limit_reached`` says so.
 
 git runs as a subprocess with an allow-listed environment and an empty configuration, in its own
 process group, with a time limit. Every method blocks; the ``a``-prefixed ones run it in a thread.
@@ -37,10 +44,10 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from workspaces.errors import WorkspaceError
 from workspaces.watcher import Entry, Ignore, is_ignored, read_file, walk
@@ -98,6 +105,47 @@ class _Item:
 _Stamps = dict[str, tuple[tuple[object, ...], _Item]]
 
 
+class _Spool:
+    """One snapshot's ``git fast-import`` stream, its new blobs written to an unnamed temporary
+    file in the repository as they are read, so that a snapshot holds one file in memory
+    whatever the workspace holds; and the room those blobs may take (None: no limit)."""
+
+    def __init__(self, folder: Path, room: int | None) -> None:
+        self.file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - closed by __exit__
+        self.file.write(b"feature done\n")
+        self.room = room
+        self.full = False
+        self.sizes: dict[str, int] = {}
+        self.bytes = 0
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.file.close()
+
+    def add(self, sha: str, content: bytes, *, room: bool = True) -> bool:
+        """Write the blob once; False, and full from then on, if it does not fit the room."""
+        if sha in self.sizes:
+            return True
+        if room and self.room is not None and self.bytes + len(content) > self.room:
+            self.full = True
+            return False
+        self.file.write(b"blob\ndata %d\n" % len(content))
+        self.file.write(content)
+        self.file.write(b"\n")
+        self.sizes[sha] = len(content)
+        self.bytes += len(content)
+        return True
+
+    def finish(self, commit: bytes) -> BinaryIO:
+        """The whole stream, from its start: the blobs, then ``commit``."""
+        self.file.write(commit)
+        self.file.flush()
+        self.file.seek(0)
+        return self.file
+
+
 def _blob_sha(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
 
@@ -151,15 +199,23 @@ class History:
             "GIT_COMMITTER_NAME": AUTHOR[0], "GIT_COMMITTER_EMAIL": AUTHOR[1],
         }
 
-    def _run(self, args: Sequence[str], *, stdin: bytes | None = None,
+    def _run(self, args: Sequence[str], *, stdin: bytes | BinaryIO | None = None,
              ok: Sequence[int] = (0,)) -> tuple[int, bytes]:
+        """git ``args``; ``stdin`` is bytes to send or a file git reads itself."""
         config = [arg for setting in _CONFIG for arg in ("-c", setting)]
+        feed: bytes | None = None
+        source: int | BinaryIO = subprocess.PIPE
+        if isinstance(stdin, bytes):
+            feed = stdin
+        elif stdin is not None:
+            source = stdin
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(  # noqa: S603 - fixed binary, argv list, allow-listed env
-                [self._git, *config, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [self._git, *config, *args], stdout=subprocess.PIPE,
+                stdin=source,
                 stderr=err, env=self._env(), cwd="/", start_new_session=True)
             try:
-                out, _ = proc.communicate(stdin, timeout=self.limits.timeout_s)
+                out, _ = proc.communicate(feed, timeout=self.limits.timeout_s)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.communicate()
@@ -231,10 +287,22 @@ class History:
                 return None
             return self._commit(workspace, when, label, allow_empty=False)
 
-    def _scan(self, tree: Path) -> tuple[dict[str, _Item], dict[str, bytes], _Stamps, bool]:
+    def _room(self) -> int | None:
+        """Bytes of new blobs the next snapshot may store: half of the session's budget left
+        (less a sixteenth of the budget, kept for the listings of what is not stored), so that
+        one burst of files (a dataset unzipped) leaves room for the snapshots after it; None for
+        the first commit (the task's own tree)."""
+        if not self._head:
+            return None
+        limits = self.limits
+        return max(0, limits.max_total_bytes - limits.max_total_bytes // 16 - self._total) // 2
+
+    def _spool(self) -> _Spool:
+        return _Spool(self.path, self._room())
+
+    def _scan(self, tree: Path, spool: _Spool) -> tuple[dict[str, _Item], _Stamps, bool]:
         limits = self.limits
         items: dict[str, _Item] = {}
-        contents: dict[str, bytes] = {}
         stamps: _Stamps = {}
 
         def on_file(entry: Entry, dir_fd: int, name: str) -> None:
@@ -243,23 +311,19 @@ class History:
                 items[entry.path] = cached[1]
                 stamps[entry.path] = cached
                 return
-            unread = self._unread(entry)
             try:
-                item = unread or self._read(entry, dir_fd, name, contents)
+                if spool.full:
+                    item = self._full(entry, entry.size, "")
+                else:
+                    item = self._unread(entry) or self._read(entry, dir_fd, name, spool)
             except OSError:
                 return
             items[entry.path] = item
-            stamps[entry.path] = (entry.stamp, item)
+            if entry.path != MANIFEST:
+                stamps[entry.path] = (entry.stamp, item)
 
         files, _ = walk(tree, self.ignore, max_entries=limits.max_files, on_file=on_file)
-        if MANIFEST in items and items[MANIFEST].large is None:
-            old = items[MANIFEST]
-            sha256 = hashlib.sha256(contents.get(old.sha, b"")).hexdigest()
-            size = len(contents.get(old.sha, b""))
-            items[MANIFEST] = _Item("large", sha256, LargeFile(MANIFEST, size, sha256,
-                                                                "reserved name"))
-            stamps.pop(MANIFEST, None)
-        return items, contents, stamps, len(files) >= limits.max_files
+        return items, stamps, len(files) >= limits.max_files
 
     def _unread(self, entry: Entry) -> _Item | None:
         """The record of a file that is not read at all (too large or sparse), else None."""
@@ -273,73 +337,85 @@ class History:
             return None
         return _Item("large", "", LargeFile(entry.path, entry.size, "", reason))
 
-    def _read(self, entry: Entry, dir_fd: int, name: str, contents: dict[str, bytes]) -> _Item:
+    def _full(self, entry: Entry, size: int, sha256: str) -> _Item:
+        """The record of a changed file once the snapshot's new blobs have filled the room left
+        (``_room``): listed by size, not read (or, for the one that did not fit, read but not
+        stored)."""
+        done = "not stored" if sha256 else "not read"
+        reason = f"{done}: the session's history is full ({self.limits.max_total_bytes} bytes)"
+        return _Item("large", sha256, LargeFile(entry.path, size, sha256, reason))
+
+    def _read(self, entry: Entry, dir_fd: int, name: str, spool: _Spool) -> _Item:
         limits = self.limits
         if entry.kind == "link":
             content = os.fsencode(os.readlink(name, dir_fd=dir_fd))
-            sha = _blob_sha(content)
-            contents[sha] = content
-            return _Item("120000", sha)
-        content, sha256, size = read_file(dir_fd, name, limit=limits.max_file_bytes,
-                                          sha256=True)
-        reason = ""
-        if size > limits.max_file_bytes:
-            reason = f"larger than {limits.max_file_bytes} bytes"
-        elif size > limits.max_binary_bytes and b"\0" in content[:8000]:
-            reason = f"binary and larger than {limits.max_binary_bytes} bytes"
-        if reason:
-            return _Item("large", sha256, LargeFile(entry.path, size, sha256, reason))
+            mode = "120000"
+        else:
+            found = read_file(dir_fd, name, limit=limits.max_file_bytes, sha256=True)
+            if found.unread:  # over the limit or holes once opened, or grown while read
+                now = replace(entry, size=found.size, blocks=found.blocks)
+                return self._unread(now) or _Item("large", "", LargeFile(
+                    entry.path, found.size, "", "changed while read (not read)"))
+            content, sha256 = found.content, found.sha256
+            reason = ""
+            if found.size > limits.max_binary_bytes and b"\0" in content[:8000]:
+                reason = f"binary and larger than {limits.max_binary_bytes} bytes"
+            if reason:
+                return _Item("large", sha256, LargeFile(entry.path, found.size, sha256, reason))
+            mode = "100755" if entry.mode & 0o111 else "100644"
+        if entry.path == MANIFEST:  # a file of the candidate's with that name: listed only
+            sha256 = hashlib.sha256(content).hexdigest()
+            return _Item("large", sha256, LargeFile(MANIFEST, len(content), sha256,
+                                                    "reserved name"))
         sha = _blob_sha(content)
-        contents[sha] = content
-        return _Item("100755" if entry.mode & 0o111 else "100644", sha)
+        if sha in self._blobs or spool.add(sha, content):
+            return _Item(mode, sha)
+        return self._full(entry, len(content), hashlib.sha256(content).hexdigest())
 
     def _commit(self, tree: Path, when: datetime, label: str, *, allow_empty: bool) -> str | None:
-        items, contents, stamps, capped = self._scan(tree)
-        if items == self._tree and not allow_empty:
-            self._stamps = stamps
-            return None
-        large = sorted((i.large for i in items.values() if i.large), key=lambda f: f.path)
-        entries = {path: (i.mode, i.sha) for path, i in items.items() if i.large is None}
-        if large or capped:
-            manifest: dict[str, Any] = {"files": [vars(f) for f in large]}
-            if capped:
-                manifest["file_limit_reached"] = self.limits.max_files
-            content = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
-            contents[_blob_sha(content)] = content
-            entries[MANIFEST] = ("100644", _blob_sha(content))
-        new = {sha for _, sha in entries.values() if sha not in self._blobs}
-        added = sum(len(contents[sha]) for sha in new)
-        if self._head and self._total + added > self.limits.max_total_bytes:
-            self.limit_reached = True
-            (self.path / LIMIT_FLAG).write_text(
-                f"{datetime.now(UTC).isoformat()}: {self._total} + {added} bytes > "
-                f"{self.limits.max_total_bytes}\n")
-            log.warning("history %s: the size limit (%d bytes) is reached; snapshots stop",
-                        self.path, self.limits.max_total_bytes)
-            return None
-        stream = self._stream(entries, new, contents, when, label)
-        self._run(["fast-import", "--quiet", "--date-format=raw"], stdin=stream)
+        with self._spool() as spool:
+            items, stamps, capped = self._scan(tree, spool)
+            if items == self._tree and not allow_empty:
+                self._stamps = stamps
+                return None
+            large = sorted((i.large for i in items.values() if i.large), key=lambda f: f.path)
+            entries = {path: (i.mode, i.sha) for path, i in items.items() if i.large is None}
+            if large or capped:
+                manifest: dict[str, Any] = {"files": [vars(f) for f in large]}
+                if capped:
+                    manifest["file_limit_reached"] = self.limits.max_files
+                content = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+                entries[MANIFEST] = ("100644", _blob_sha(content))
+                if entries[MANIFEST][1] not in self._blobs:
+                    spool.add(entries[MANIFEST][1], content, room=False)
+            added = spool.bytes
+            if self._head and self._total + added > self.limits.max_total_bytes:
+                self.limit_reached = True
+                (self.path / LIMIT_FLAG).write_text(
+                    f"{datetime.now(UTC).isoformat()}: {self._total} + {added} bytes > "
+                    f"{self.limits.max_total_bytes}\n")
+                log.warning("history %s: the size limit (%d bytes) is reached; snapshots stop",
+                            self.path, self.limits.max_total_bytes)
+                return None
+            self._run(["fast-import", "--quiet", "--date-format=raw"],
+                      stdin=spool.finish(self._commit_command(entries, when, label)))
         _, out = self._run(["rev-parse", "--verify", BRANCH])
         self._head = out.decode().strip()
         self._tree = items
         self._stamps = stamps
-        self._blobs |= new
+        self._blobs |= spool.sizes.keys()
         self._total += added
         return self._head
 
-    def _stream(self, entries: dict[str, tuple[str, str]], new: set[str],
-                contents: dict[str, bytes], when: datetime, label: str) -> bytes:
-        parts: list[bytes] = [b"feature done\n"]
-        for sha in sorted(new):
-            data = contents[sha]
-            parts += [b"blob\ndata %d\n" % len(data), data, b"\n"]
+    def _commit_command(self, entries: dict[str, tuple[str, str]], when: datetime,
+                        label: str) -> bytes:
         message = (label or "snapshot").encode("utf-8", "replace") + b"\n"
         stamp = f"{int(when.timestamp())} +0000".encode()
         who = f"{AUTHOR[0]} <{AUTHOR[1]}>".encode()
-        parts += [b"commit " + BRANCH.encode() + b"\n",
-                  b"author " + who + b" " + stamp + b"\n",
-                  b"committer " + who + b" " + stamp + b"\n",
-                  b"data %d\n" % len(message), message]
+        parts = [b"commit " + BRANCH.encode() + b"\n",
+                 b"author " + who + b" " + stamp + b"\n",
+                 b"committer " + who + b" " + stamp + b"\n",
+                 b"data %d\n" % len(message), message]
         if self._head:
             parts.append(b"from " + self._head.encode() + b"\n")
         parts.append(b"deleteall\n")

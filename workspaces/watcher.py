@@ -36,8 +36,10 @@ from workspaces import events
 __all__ = [
     "Entry",
     "FileChange",
+    "FileRead",
     "Ignore",
     "is_ignored",
+    "is_sparse",
     "read_file",
     "walk",
     "watch_workspace",
@@ -93,8 +95,7 @@ class Entry:
         """Mostly holes: more than half of a file's size is not allocated (``st_size`` against
         ``st_blocks``, nothing read). Such a file costs its writer no disk and its reader all
         the CPU of its size, so it is never read (only a file under one block is, always)."""
-        return self.kind == "file" and self.size > SPARSE_MIN_BYTES \
-            and self.blocks * 512 * 2 < self.size
+        return self.kind == "file" and is_sparse(self.size, self.blocks)
 
     @property
     def stamp(self) -> tuple[object, ...]:
@@ -112,6 +113,11 @@ class Entry:
                    st.st_ino, st.st_dev, st.st_blocks)
 
 
+def is_sparse(size: int, blocks: int) -> bool:
+    """More than half of ``size`` bytes not allocated (``blocks``: 512-byte units)."""
+    return size > SPARSE_MIN_BYTES and blocks * 512 * 2 < size
+
+
 def _open_dir(root: Path, rel: str) -> int:
     """A descriptor of ``root/rel``; raises OSError if any part of ``rel`` is not a real dir."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -124,29 +130,43 @@ def _open_dir(root: Path, rel: str) -> int:
     return fd
 
 
-def read_file(dir_fd: int, name: str, *, limit: int | None = None,
-              sha256: bool = False) -> tuple[bytes, str, int]:
-    """``(content or b"" past limit, sha256 hex or "", size)`` of a regular file, never through a
-    link, never blocking on a FIFO. Content is returned only up to ``limit`` bytes of size."""
+@dataclass(frozen=True)
+class FileRead:
+    """What ``read_file`` found. ``unread``: the file was over ``limit`` or sparse when opened, or
+    grew past ``limit`` while read, so nothing of it is returned (not even its sha256)."""
+
+    content: bytes
+    sha256: str
+    size: int
+    """The opened file's size (or, if it grew while read, at least what was read)."""
+    blocks: int
+    unread: bool
+
+
+def read_file(dir_fd: int, name: str, *, limit: int, keep: bool = True,
+              sha256: bool = False) -> FileRead:
+    """A regular file, never through a link, never blocking on a FIFO, and never more than
+    ``limit + 1`` bytes of it: the size and holes are judged on the stat of the opened file, not
+    on an earlier one, since the candidate can grow it in between (``truncate -s 1G`` costs them
+    nothing and would cost pairlab reading and hashing 1 GiB)."""
     fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", name)
-        keep = limit is None or st.st_size <= limit
-        digest = hashlib.sha256() if sha256 else None
+        if st.st_size > limit or is_sparse(st.st_size, st.st_blocks):
+            return FileRead(b"", "", st.st_size, st.st_blocks, unread=True)
         chunks: list[bytes] = []
         size = 0
-        while chunk := os.read(fd, MiB):
+        while size <= limit and (chunk := os.read(fd, min(MiB, limit + 1 - size))):
+            chunks.append(chunk)
             size += len(chunk)
-            if digest is not None:
-                digest.update(chunk)
-            if keep and (limit is None or size <= limit):
-                chunks.append(chunk)
-            elif digest is None:
-                break
-        content = b"".join(chunks) if keep and (limit is None or size <= limit) else b""
-        return content, digest.hexdigest() if digest else "", size
+        if size > limit:  # grown since the fstat: large, unread
+            now = os.fstat(fd)
+            return FileRead(b"", "", max(size, now.st_size), now.st_blocks, unread=True)
+        content = b"".join(chunks)
+        digest = hashlib.sha256(content).hexdigest() if sha256 else ""
+        return FileRead(content if keep else b"", digest, size, st.st_blocks, unread=False)
     finally:
         os.close(fd)
 
@@ -255,7 +275,7 @@ class _Tree:
                 return hashlib.sha256(os.fsencode(target)).hexdigest()
             if entry.size > self.hash_limit or entry.sparse:
                 return ""
-            return read_file(dir_fd, name, limit=0, sha256=True)[1]
+            return read_file(dir_fd, name, limit=self.hash_limit, keep=False, sha256=True).sha256
         except OSError:
             return ""
 

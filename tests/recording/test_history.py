@@ -195,23 +195,36 @@ def watcher_tree(root: Path) -> _Tree:
     return _Tree(root, is_ignored, 2 * 1024**2, 50_000)
 
 
-def test_the_session_size_limit_stops_snapshots(tmp_path: Path, base: Path,
-                                                workspace: Path) -> None:
-    history = History(tmp_path / "s.git", limits=HistoryLimits(max_total_bytes=20 * KiB))
+def test_the_session_size_limit_lists_files_then_stops_snapshots(
+        tmp_path: Path, base: Path, workspace: Path) -> None:
+    """Past the session's budget files are listed by size, not stored; snapshots stop for good
+    only when even that listing does not fit."""
+    limits = HistoryLimits(max_total_bytes=20 * KiB)
+    history = History(tmp_path / "s.git", limits=limits)
     history.init(base, moment(0))
     (workspace / "a.txt").write_bytes(b"a" * 8 * KiB)
     assert history.snapshot(workspace, moment(1)) is not None
-    assert not history.limit_reached
     (workspace / "b.txt").write_bytes(b"b" * 16 * KiB)
-    assert history.snapshot(workspace, moment(2)) is None
-    assert history.limit_reached
+    two = history.snapshot(workspace, moment(2))
+    assert two is not None and not history.limit_reached
+    [b] = history.large_files(two)
+    assert (b.path, b.size) == ("b.txt", 16 * KiB) and "history is full" in b.reason
+    assert b.sha256 == hashlib.sha256(b"b" * 16 * KiB).hexdigest()
+    assert history.file_at(two, "b.txt") is None
     (workspace / "b.txt").unlink()
     (workspace / "c.txt").write_text("small")
-    assert history.snapshot(workspace, moment(3)) is None  # stays stopped
-    reopened = History(history.path, limits=HistoryLimits(max_total_bytes=20 * KiB))
-    assert reopened.snapshot(workspace, moment(4)) is None  # still stopped after a restart
+    three = history.snapshot(workspace, moment(3))
+    assert three is not None and history.large_files(three) == []
+    assert history.file_at(three, "c.txt") == b"small"
+    names = [f"{'long-name-' * 10}{i:03d}.txt" for i in range(200)]
+    for name in names:  # the first fits, the rest are listed: 200 long lines are too many
+        (workspace / name).write_bytes((name.encode() * 40)[:4 * KiB])
+    assert history.snapshot(workspace, moment(4)) is None
+    assert history.limit_reached
+    reopened = History(history.path, limits=limits)
+    assert reopened.snapshot(workspace, moment(5)) is None  # still stopped after a restart
     assert reopened.limit_reached
-    assert len(reopened.commits()) == 2
+    assert len(reopened.commits()) == 4
     assert reopened.file_at(reopened.commits()[-1][0], "a.txt") == b"a" * 8 * KiB
 
 

@@ -121,7 +121,7 @@ def test_a_link_the_candidate_planted_on_the_checks_path_takes_no_write_out(
         (dest / "checks").symlink_to(victim)  # checks/hidden would land in the victim
 
     plan = CheckPlan(hidden, "checks/hidden", tmp_path / "python")
-    tree = prepare_copy(work, fill, plan)
+    tree, _ = prepare_copy(work, fill, plan)
     assert list(victim.iterdir()) == []
     assert not (tree / "checks").is_symlink()
     assert (tree / "checks" / "hidden" / "test_h.py").read_text().startswith("def test_h")
@@ -143,5 +143,5 @@ def test_the_checks_replace_whatever_the_candidate_left_at_their_path(tmp_path: 
             elif left == "file":
                 (dest / "hidden_checks").write_text("")
 
-        tree = prepare_copy(work, fill, CheckPlan(hidden, "hidden_checks", tmp_path / "py"))
+        tree, _ = prepare_copy(work, fill, CheckPlan(hidden, "hidden_checks", tmp_path / "py"))
         assert sorted(p.name for p in (tree / "hidden_checks").iterdir()) == ["test_h.py"]

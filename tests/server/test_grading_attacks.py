@@ -280,7 +280,22 @@ async def test_a_forged_continuous_run_is_not_green(graded: Graded) -> None:
     assert case["name"] == "test_pricing.py::test_total_of_two", case
 
 
+EDITED_VISIBLE_TEST = "def test_total_of_two():\n    pass\n"
 PLUGINS_IN_TEST_MODULE = f"pytest_plugins = [{PLUGIN[:-3]!r}]\n\n\ndef test_mine():\n    pass\n"
+
+
+async def test_an_edited_visible_test_does_not_make_the_continuous_run_green(
+        graded: Graded) -> None:
+    """The candidate rewrites the task's visible test to pass on the unfixed starter (and
+    deletes nothing else): the revision's own test file runs, stays red, and the ``tests.run``
+    event names the file the candidate changed."""
+    payload = await graded.visible("s-edited", {"test_pricing.py": EDITED_VISIBLE_TEST})
+    assert (payload["status"], payload["passed"], payload["failed"]) == ("failed", 0, 1), payload
+    assert payload["edited_tests"] == ["test_pricing.py"], payload
+    assert payload["note"] == ("tests edited by the candidate: test_pricing.py (the revision's "
+                               "version ran)"), payload
+    untouched = await graded.visible("s-untouched", {"pricing.py": FIXED})
+    assert untouched["status"] == "passed" and "edited_tests" not in untouched, untouched
 
 
 async def test_a_test_module_cannot_load_a_plugin_with_pytest_plugins(graded: Graded) -> None:

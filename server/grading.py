@@ -194,10 +194,12 @@ def restore_visible_tests(revision_tree: Path, tree: Path, target: str) -> list[
             continue
         data = path.read_bytes()
         mine = real_folder(tree, str(rel.parent)) / rel.name
-        if mine.is_dir() and not mine.is_symlink():
-            shutil.rmtree(mine)
         if mine.is_symlink() or not mine.is_file() or mine.read_bytes() != data:
             edited.append(str(rel))
+        if mine.is_dir() and not mine.is_symlink():
+            shutil.rmtree(mine)
+        elif mine.is_symlink() or mine.exists():  # a file, link, fifo... of the candidate's
+            mine.unlink()
         put_file(tree, str(rel), data)
     return edited
 

@@ -1,9 +1,11 @@
 """Grading the candidate cannot touch: pairlab's own pytest harness for hidden checks and the
 continuous visible tests, with the candidate's code treated as data.
 
-Every such run is ``python -I -B /etc/pairlab/harness/run.py -c /etc/pairlab/harness/pytest.ini
---rootdir=/workspace --confcutdir=<checks> -p no:cacheprovider --import-mode=append -q <path>``
-in the check sandbox, with a clean environment and ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``:
+Every such run, the import's and the sessions' alike, is ``python -I -B
+/etc/pairlab/harness/run.py -c /etc/pairlab/harness/pytest.ini --rootdir=/workspace
+--confcutdir=/workspace -p no:cacheprovider --import-mode=append -q <path>`` in the check
+sandbox, with a clean environment and ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``, on a tree
+``prepare_for_grading`` made:
 
 - the interpreter is isolated (no working folder, ``PYTHON*`` variables or user site on
   ``sys.path``), so no ``pytest.py``, ``sitecustomize.py``, ``usercustomize.py`` or ``.pth`` of
@@ -11,12 +13,14 @@ in the check sandbox, with a clean environment and ``PYTEST_DISABLE_PLUGIN_AUTOL
   appends the checks' folders and then the tree AFTER the standard library and site-packages;
 - pytest reads only pairlab's ini (``-c``), so the candidate's ``pytest.ini``,
   ``pyproject.toml``, ``setup.cfg`` or ``tox.ini`` (``addopts``, ``-p``, ``pythonpath``) count
-  for nothing; no entry-point plugin autoloads, ``PYTEST_ADDOPTS``/``PYTEST_PLUGINS`` are not in
-  the environment;
-- in the copy, every ``conftest.py``, ``__pycache__`` folder and ``.pyc`` file is removed first;
-  the hidden checks (with their own conftest) replace whatever was at their path, and for the
-  visible tests the revision's own ``conftest.py`` files are put back from the revision;
-  ``--confcutdir`` keeps any conftest above the checks from loading;
+  for nothing; no entry-point plugin autoloads (the task environment's own ``pytest11``
+  plugins are loaded by name, see ``grading_pytest.py``), ``PYTEST_ADDOPTS``/``PYTEST_PLUGINS``
+  are not in the environment;
+- in the copy, every ``conftest.py``, ``__pycache__`` folder and ``.pyc`` file is removed first
+  and the revision's own ``conftest.py`` files are put back (a root conftest's fixtures and
+  ``sys.path`` set-up work as they did at the import); the hidden checks (with their own
+  conftest) replace whatever was at their path; for the visible tests, the revision's test
+  files are put back over the candidate's edits (the run says which were edited);
 - results come over a pipe pairlab made: the runner streams each test's outcome as it finishes
   and a last ``end`` line; a run that did not say ``end`` has no verdict. No file the sandbox
   could write is read back (``/run/pairlab`` is root's; the old ``junit.xml`` is gone).
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -66,12 +71,11 @@ def harness_files() -> dict[str, bytes]:
             str(INI.relative_to(CONFIG)): INI_TEXT.encode()}
 
 
-def harness_argv(target: str, confcut: str) -> list[str]:
-    """The command: pytest on ``target`` (relative to the tree), conftests from ``confcut``
-    (relative, ``.`` for the tree's root) down only."""
-    cut = WORKSPACE if confcut in ("", ".") else WORKSPACE / confcut
+def harness_argv(target: str) -> list[str]:
+    """The command: pytest on ``target`` (relative to the tree), conftests from the tree's root
+    down (only the revision's are left there)."""
     return ["python", "-I", "-B", str(RUNNER), "-c", str(INI), f"--rootdir={WORKSPACE}",
-            f"--confcutdir={cut}", "-p", "no:cacheprovider", "--import-mode=append", "-q",
+            f"--confcutdir={WORKSPACE}", "-p", "no:cacheprovider", "--import-mode=append", "-q",
             "--color=no", "-rfE", target]
 
 
@@ -81,7 +85,7 @@ def harness_env(first: list[str]) -> dict[str, str]:
             "PAIRLAB_FIRST_PATHS": json.dumps([str(WORKSPACE / p) for p in first])}
 
 
-def harness_job(target: str, confcut: str, tree: Path, python: Path, timeout_s: float, *,
+def harness_job(target: str, tree: Path, python: Path, timeout_s: float, *,
                 checks: Path | None = None) -> SandboxJob:
     """A check run of pytest on ``target`` in ``tree`` with pairlab's harness; ``checks`` (the
     hidden checks' own folder, with ``target`` their path in the tree) go on ``sys.path``
@@ -90,7 +94,7 @@ def harness_job(target: str, confcut: str, tree: Path, python: Path, timeout_s: 
     if checks is not None:
         first = [target if folder == "." else f"{target}/{folder}"
                  for folder in check_folders(checks)]
-    return SandboxJob(harness_argv(target, confcut), python, tree, timeout_s,
+    return SandboxJob(harness_argv(target), python, tree, timeout_s,
                       env=harness_env(first), config_files=harness_files(), report=True)
 
 
@@ -165,6 +169,74 @@ def restore_conftests(revision_tree: Path, tree: Path) -> list[str]:
         put_file(tree, str(rel), path.read_bytes())
         restored.append(str(rel))
     return restored
+
+
+def is_visible_test(rel: Path, target: str) -> bool:
+    """Whether the revision's file ``rel`` is one of its visible tests for ``target``: a test
+    module (the ini's ``python_files``), or any Python file of a tests folder of its own."""
+    name = rel.name
+    if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")):
+        return True
+    return target not in ("", ".") and name.endswith(".py")
+
+
+def restore_visible_tests(revision_tree: Path, tree: Path, target: str) -> list[str]:
+    """Put the revision's visible test files under ``target`` back into the copy, over
+    whatever the candidate made of them; returns those the candidate had changed or removed."""
+    base = revision_tree if target in ("", ".") else revision_tree / target
+    if base.is_symlink() or not base.is_dir():
+        return []
+    edited = []
+    for path in sorted(base.rglob("*")):
+        rel = path.relative_to(revision_tree)
+        if ".git" in rel.parts or path.is_symlink() or not path.is_file() \
+                or not is_visible_test(rel, target):
+            continue
+        data = path.read_bytes()
+        mine = real_folder(tree, str(rel.parent)) / rel.name
+        if mine.is_symlink() or not mine.is_file() or mine.read_bytes() != data:
+            edited.append(str(rel))
+        if mine.is_dir() and not mine.is_symlink():
+            shutil.rmtree(mine)
+        elif mine.is_symlink() or mine.exists():  # a file, link, fifo... of the candidate's
+            mine.unlink()
+        put_file(tree, str(rel), data)
+    return edited
+
+
+def place_checks(hidden: Path, tree: Path, target: str) -> None:
+    """The hidden checks' regular files (never links) at ``target``, replacing whatever the
+    candidate left there or on the way (a link, a file): pairlab writes them as root."""
+    if Path(target).parts in ((), (".",)):
+        raise ValueError("the hidden checks need a folder of their own in the tree")
+    folder = real_folder(tree, target)
+    shutil.rmtree(folder)
+    folder.mkdir(mode=0o755)
+    for path in sorted(hidden.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            put_file(folder, str(path.relative_to(hidden)), path.read_bytes())
+
+
+def prepare_for_grading(tree: Path, target: str, *, revision_tree: Path | None,
+                        hidden: Path | None = None) -> list[str]:
+    """Make the copy ``tree`` ready for the harness, the same way for the import and for
+    sessions: the candidate's conftests and bytecode go, the revision's conftests come back;
+    ``hidden`` checks go at ``target``, else the revision's visible tests under ``target`` are
+    put back. Returns the visible test files the candidate had edited (their revision's
+    version is what runs)."""
+    scrub(tree)
+    if revision_tree is not None:
+        restore_conftests(revision_tree, tree)
+    if hidden is not None:
+        place_checks(hidden, tree, target)
+        return []
+    return [] if revision_tree is None else restore_visible_tests(revision_tree, tree, target)
+
+
+def edited_note(edited: list[str]) -> str:
+    """The ``tests.run`` event's sentence on test files the candidate changed."""
+    shown = ", ".join(edited[:10]) + (f" and {len(edited) - 10} more" if len(edited) > 10 else "")
+    return f"tests edited by the candidate: {shown} (the revision's version ran)"
 
 
 def check_folders(hidden: Path) -> list[str]:

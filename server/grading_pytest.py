@@ -10,6 +10,13 @@ so the candidate's code is importable but shadows nothing, and keeps it that way
 module is collected and each test runs (a task's conftest that inserts the tree at the front
 is undone).
 
+Plugins: entry-point autoloading stays off (the tree is on ``sys.path``, so a ``.dist-info``
+planted there would be found); the ``pytest11`` entry points of the task environment are read
+from the ``sys.path`` entries outside the tree, before the tree is added, and each is passed as
+``-p <name>``; pytest's entry-point lookup (which ``-p`` and ``pytest_plugins`` use) sees only
+those. A ``pytest_plugins`` list in a module of the tree other than a conftest (which are the
+revision's: pairlab removed the candidate's) is refused: the module is a collection error.
+
 Each test's outcome goes, as one JSON line when it finishes, to the pipe pairlab passed as
 ``PAIRLAB_REPORT_FD`` (made not inheritable at once, so no process the tests start holds it),
 and a last ``end`` line says pytest finished and how. pairlab never reads a file the sandbox
@@ -18,9 +25,11 @@ could have written.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import sys
+import types
 from typing import IO, Any
 
 MESSAGE_CHARS = 2000
@@ -39,6 +48,49 @@ def keep_tree_last(tree: str, first: list[str]) -> None:
     outside = [p for p in sys.path if not _inside(p, tree)]
     inside = [p for p in sys.path if _inside(p, tree) and p not in first and p != tree]
     sys.path[:] = outside + first + inside + [tree]
+
+
+def environment_plugins(tree: str) -> dict[str, importlib.metadata.EntryPoint]:
+    """The ``pytest11`` entry points of the distributions on ``sys.path`` outside ``tree`` (the
+    task environment's site-packages), by name, first found first."""
+    paths = [p for p in sys.path if not _inside(p, tree)]
+    found: dict[str, importlib.metadata.EntryPoint] = {}
+    for dist in importlib.metadata.distributions(path=paths):
+        for entry in dist.entry_points.select(group="pytest11"):
+            found.setdefault(entry.name, entry)
+    return found
+
+
+def guard_plugins(manager: Any, allowed: dict[str, importlib.metadata.EntryPoint],
+                  tree: str) -> None:
+    """Patch pytest's plugin manager class (there is no hook early enough: ``-p`` and
+    ``pytest_plugins`` are handled while the config is built) so that entry points come only
+    from ``allowed`` and no module of the tree but a conftest names plugins to load."""
+    consider_module = manager.consider_module
+
+    def load_setuptools_entrypoints(self: Any, group: str, name: str | None = None) -> int:
+        if group != "pytest11":
+            return 0
+        count = 0
+        for entry in allowed.values():
+            if (name is not None and entry.name != name) or self.get_plugin(entry.name) \
+                    or self.is_blocked(entry.name):
+                continue
+            self.register(entry.load(), name=entry.name)
+            count += 1
+        return count
+
+    def guarded_consider_module(self: Any, mod: types.ModuleType) -> None:
+        path = getattr(mod, "__file__", None) or ""
+        if getattr(mod, "pytest_plugins", None) and _inside(path, tree) \
+                and os.path.basename(path) != "conftest.py":
+            raise ImportError(
+                f"{os.path.relpath(path, tree)} sets pytest_plugins: pairlab's harness loads "
+                "plugins only from the task environment and the revision's conftest files")
+        consider_module(self, mod)
+
+    manager.load_setuptools_entrypoints = load_setuptools_entrypoints
+    manager.consider_module = guarded_consider_module
 
 
 class Harness:
@@ -111,11 +163,15 @@ def main() -> int:
     tree = os.environ.pop("PAIRLAB_TREE")
     first = json.loads(os.environ.pop("PAIRLAB_FIRST_PATHS", "[]"))
     stream = os.fdopen(fd, "w", encoding="utf-8")
+    plugins = environment_plugins(tree)  # before the tree is on sys.path
     keep_tree_last(tree, [str(p) for p in first])
     import pytest  # the environment's, found before anything of the tree
+    from _pytest.config import PytestPluginManager
 
+    guard_plugins(PytestPluginManager, plugins, tree)
     harness = Harness(stream, tree, [str(p) for p in first])
-    code = int(pytest.main(sys.argv[1:], plugins=[harness]))
+    args = [arg for name in plugins for arg in ("-p", name)] + sys.argv[1:]
+    code = int(pytest.main(args, plugins=[harness]))
     harness.send({"kind": "end", "exit_code": code})
     stream.close()
     return code

@@ -1,12 +1,14 @@
 """Run a task's hidden checks on a session's final state, and its visible tests on each
 snapshot, in a fresh sandbox, with pairlab's own harness (``server.grading``).
 
-A copy of the final tree is made (``session_export.copy_tree``: no link followed), every
-``conftest.py`` and bytecode file of the candidate's is removed, whatever the candidate left at
-the checks' path is removed and the revision's hidden checks are put there (for the visible
-tests: the revision's own conftests are put back). Then pairlab's runner runs pytest on the
-copy with the task environment's Python, isolated (``-I``), with pairlab's ini, rootdir and
-confcutdir, in the same sandbox every workspace and every import check runs in
+A copy of the final tree is made (``session_export.copy_tree``: no link followed) and
+prepared as the import prepared its own (``grading.prepare_for_grading``): every
+``conftest.py`` and bytecode file of the candidate's is removed, the revision's conftests are
+put back, whatever the candidate left at the checks' path is removed and the revision's hidden
+checks are put there (for the visible tests: the revision's test files are put back over the
+candidate's edits, and the ``tests.run`` event names the edited ones). Then pairlab's runner
+runs pytest on the copy with the task environment's Python, isolated (``-I``), with pairlab's
+ini, rootdir and confcutdir, in the same sandbox every workspace and every import check runs in
 (``workspaces.sandbox_run``: bubblewrap, no network, an unprivileged uid of its own, a
 size- and inode-limited tmpfs copy, read-only system and environment, time, memory and process
 limits). Per-check results stream back over a pipe pairlab made, never from a file the run
@@ -23,13 +25,12 @@ import asyncio
 import logging
 import re
 import shlex
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.grading import harness_job, how_graded, parse_report, restore_conftests, scrub
+from server.grading import edited_note, harness_job, how_graded, parse_report, prepare_for_grading
 from server.session_export import copy_tree, materialize
 from server.settings import Settings
 from tasks.revisions import Revision
@@ -54,8 +55,8 @@ class CheckPlan:
     env_python: Path
     timeout_s: float = 300.0
     revision_tree: Path | None = None
-    """The revision's tree: its own ``conftest.py`` files go back into the copy (visible
-    tests; the hidden checks bring theirs)."""
+    """The revision's tree: its own ``conftest.py`` files (and, for the visible tests, its test
+    files) go back into the copy."""
 
     @property
     def command(self) -> str:
@@ -79,39 +80,15 @@ def checks_path_from_report(report: dict[str, Any]) -> str:
     return DEFAULT_CHECKS_PATH
 
 
-def _overlay(src: Path, dest: Path) -> None:
-    """Copy the hidden checks' regular files (never links) into ``dest``."""
-    for path in sorted(src.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            target = dest / path.relative_to(src)
-            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
-
-
-def prepare_copy(work: Path, fill: Callable[[Path], Any], plan: CheckPlan) -> Path:
-    """``work/tree``: the final state with the hidden checks put in place (the check run hands
-    it to its own uid)."""
+def prepare_copy(work: Path, fill: Callable[[Path], Any],
+                 plan: CheckPlan) -> tuple[Path, list[str]]:
+    """``work/tree``: the final state made ready for grading (the check run hands it to its
+    own uid), and the visible test files the candidate had edited."""
     tree = work / "tree"
     fill(tree)
-    scrub(tree)
-    if plan.hidden is None and plan.revision_tree is not None:
-        restore_conftests(plan.revision_tree, tree)
-    if plan.hidden is not None:
-        target = tree / plan.checks_path
-        # Whatever the candidate left on the way (a link, a file) goes: pairlab writes the
-        # checks as root, and a link in the path would take that write out of the copy.
-        parts = Path(plan.checks_path).parts
-        for depth in range(1, len(parts) + 1):
-            step = tree.joinpath(*parts[:depth])
-            if step.is_symlink() or (step.exists() and not step.is_dir()):
-                step.unlink()
-                break
-            if not step.exists():
-                break
-            if step == target:
-                shutil.rmtree(step)
-        _overlay(plan.hidden, target)
-    return tree
+    edited = prepare_for_grading(tree, plan.checks_path, revision_tree=plan.revision_tree,
+                                 hidden=plan.hidden)
+    return tree, edited
 
 
 def summarise(cases: list[dict[str, Any]] | None, code: int | None, stopped: str | None,
@@ -163,14 +140,17 @@ def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
                sandbox: CheckSandbox) -> dict[str, Any]:
     """Prepare the copy under ``work`` (new), run the checks in ``sandbox``, return the
     ``checks.run`` payload. Blocking."""
-    tree = prepare_copy(work, fill, plan)
-    confcut = "." if plan.hidden is None else plan.checks_path
-    job = harness_job(plan.checks_path, confcut, tree, plan.env_python, plan.timeout_s,
+    tree, edited = prepare_copy(work, fill, plan)
+    job = harness_job(plan.checks_path, tree, plan.env_python, plan.timeout_s,
                       checks=plan.hidden)
     with sandbox.run(job) as run:
         cases, _ = parse_report(run.report)
-        return summarise(cases, run.exit_code, run.stopped, run.output, run.duration_ms,
-                         plan.command)
+        payload = summarise(cases, run.exit_code, run.stopped, run.output, run.duration_ms,
+                            plan.command)
+    if edited:
+        payload["edited_tests"] = edited
+        payload["note"] = edited_note(edited)
+    return payload
 
 
 def _failure_reason(what: str, exc: Exception) -> str:
@@ -206,7 +186,8 @@ async def check_session(session_id: str, rev: Revision, *, settings: Settings, s
     try:
         env_python = await asyncio.to_thread(ensure_environment, envs_root, rev.requirements)
         plan = CheckPlan(hidden, checks_path, env_python,
-                         timeout_s=settings.check_timeout_seconds)
+                         timeout_s=settings.check_timeout_seconds,
+                         revision_tree=store.tree(rev.task_id, rev.id))
         work = await asyncio.to_thread(sandbox.scratch, session_id)
         payload = await asyncio.to_thread(run_checks, plan, work, fill, sandbox)
         if payload["status"] in ("passed", "failed"):

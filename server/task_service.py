@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from server import audit
-from server.grading import harness_job, parse_report
+from server.grading import harness_job, parse_report, prepare_for_grading
 from server.hidden_checks import visible_target
 from server.keys import DB, SETTINGS
 from server.settings import Settings
@@ -52,9 +52,11 @@ def sandbox_for(settings: Settings) -> CheckSandbox:
 def sandboxed_check(sandbox: CheckSandbox) -> CheckRunner:
     """The import's ``run_check``: the manifest's command, through ``sandbox``; a plain
     ``python -m pytest`` run on one path (the visible tests, the hidden checks) goes through
-    pairlab's harness, so the import's verdicts are the ones sessions will get."""
+    pairlab's harness on a tree prepared as every session's is (``prepare_for_grading``), so
+    the import's verdicts are the ones sessions will get."""
 
-    def run_check(command: str, tree: Path, python: Path, timeout_s: float) -> CheckResult:
+    def run_check(command: str, tree: Path, python: Path, timeout_s: float, *,
+                  revision: Path, hidden: Path | None = None) -> CheckResult:
         try:
             argv = shlex.split(command)
         except ValueError as exc:
@@ -63,11 +65,16 @@ def sandboxed_check(sandbox: CheckSandbox) -> CheckRunner:
             return CheckResult(command, False, None, False, "empty check command")
         job = SandboxJob(argv, python, tree, timeout_s)
         target = visible_target(command)
+        if target is None and hidden is not None:
+            return CheckResult(command, False, None, False,
+                               "not run: the hidden checks' path cannot be graded by pairlab's "
+                               "harness (letters, digits, '_', '.', '-' and '/' only)")
         if target is not None:  # a plain pytest run: pairlab's harness, as in every session
-            folder = tree / target
-            checks = folder if target != "." and folder.is_dir() and not folder.is_symlink() \
-                else None
-            job = harness_job(target, ".", tree, python, timeout_s, checks=checks)
+            try:
+                prepare_for_grading(tree, target, revision_tree=revision, hidden=hidden)
+            except (OSError, ValueError) as exc:
+                return CheckResult(command, False, None, False, f"not run: {exc}")
+            job = harness_job(target, tree, python, timeout_s, checks=hidden)
         try:
             with sandbox.run(job) as run:
                 passed = run.exit_code == 0

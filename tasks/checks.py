@@ -27,9 +27,12 @@ class CheckResult:
 
 
 class CheckRunner(Protocol):
-    def __call__(self, command: str, tree: Path, python: Path, timeout_s: float) -> CheckResult:
+    def __call__(self, command: str, tree: Path, python: Path, timeout_s: float, *,
+                 revision: Path, hidden: Path | None = None) -> CheckResult:
         """Run ``command`` (a leading ``python`` is the environment's) on a throwaway copy
-        ``tree``, sandboxed, within ``timeout_s``."""
+        ``tree`` of the revision's tree ``revision``, sandboxed, within ``timeout_s``; the
+        ``hidden`` checks go at the path the command runs (prepared as sessions prepare
+        theirs)."""
 
 
 class EnvironmentFor(Protocol):

@@ -106,7 +106,7 @@ def _run_checks(
     visible_copy = work / "check-visible"
     shutil.copytree(out / "tree", visible_copy, symlinks=True)
     results["visible"] = cfg.run_check(
-        manifest.checks.visible, visible_copy, python, cfg.check_timeout_s
+        manifest.checks.visible, visible_copy, python, cfg.check_timeout_s, revision=out / "tree"
     )
     if hidden_rel is None or not (out / "hidden").is_dir():
         return results, None
@@ -119,8 +119,10 @@ def _run_checks(
         shutil.copytree(out / "tree", copy, symlinks=True)
         if with_solution:
             _overlay(out / "solution", copy)
-        _overlay(out / "hidden", copy / hidden_rel)
-        results[name] = cfg.run_check(hidden_cmd, copy, python, cfg.check_timeout_s)
+        # the checks go in place as in every session (run_check: the candidate's conftests
+        # and bytecode out, the revision's conftests in)
+        results[name] = cfg.run_check(hidden_cmd, copy, python, cfg.check_timeout_s,
+                                      revision=out / "tree", hidden=out / "hidden")
     return results, None
 
 

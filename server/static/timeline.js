@@ -165,7 +165,8 @@
         var state = testState(p);
         if (state === "skipped") { return "not run: " + firstLine(p.reason || p.status, 120); }
         return state + ": " + c.passed + " passed, " + c.failed +
-          " failed" + (c.errors ? ", " + c.errors + " errors" : "");
+          " failed" + (c.errors ? ", " + c.errors + " errors" : "") +
+          (p.note ? " · " + firstLine(p.note, 160) : "");
       }
       case "note": case "hint":
         return firstLine(p.text || "", 160) +

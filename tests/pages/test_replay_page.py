@@ -176,3 +176,15 @@ async def test_hostile_content_is_inert(live: Live, browsing: Browsing) -> None:
         await details.evaluate("d => d.open = true")
     await shot(page, "replay-hostile.png")
     await assert_inert(page, browsing, "#pl-replay")
+
+
+async def test_a_run_of_edited_tests_says_so(live: Live, browsing: Browsing) -> None:
+    """The ``tests.run`` of a snapshot where the candidate edited a visible test names the
+    file (the revision's version ran) wherever the run is summarised."""
+    note = "tests edited by the candidate: test_pricing.py (the revision's version ran)"
+    run = await live.record(E.TESTS_RUN, status="failed", passed=0, failed=1, errors=0,
+                            edited_tests=["test_pricing.py"], note=note)
+    page = browsing.page
+    await open_replay(live, page, run)
+    await expect(page.locator("#pl-current")).to_contain_text(f"red: 0 passed, 1 failed · {note}")
+    assert browsing.csp_violations() == [] and browsing.page_errors == []

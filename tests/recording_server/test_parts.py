@@ -121,7 +121,7 @@ def test_a_link_the_candidate_planted_on_the_checks_path_takes_no_write_out(
         (dest / "checks").symlink_to(victim)  # checks/hidden would land in the victim
 
     plan = CheckPlan(hidden, "checks/hidden", tmp_path / "python")
-    tree = prepare_copy(work, fill, plan)
+    tree, _ = prepare_copy(work, fill, plan)
     assert list(victim.iterdir()) == []
     assert not (tree / "checks").is_symlink()
     assert (tree / "checks" / "hidden" / "test_h.py").read_text().startswith("def test_h")
@@ -143,5 +143,41 @@ def test_the_checks_replace_whatever_the_candidate_left_at_their_path(tmp_path: 
             elif left == "file":
                 (dest / "hidden_checks").write_text("")
 
-        tree = prepare_copy(work, fill, CheckPlan(hidden, "hidden_checks", tmp_path / "py"))
+        tree, _ = prepare_copy(work, fill, CheckPlan(hidden, "hidden_checks", tmp_path / "py"))
         assert sorted(p.name for p in (tree / "hidden_checks").iterdir()) == ["test_h.py"]
+
+
+def test_the_revisions_visible_tests_go_back_over_whatever_the_candidate_made_of_them(
+        tmp_path: Path) -> None:
+    """A visible test the candidate edited, or replaced by a fifo, a folder or a link out of the
+    copy, is put back from the revision and named; an unchanged one is not named; a test the
+    candidate added stays; nothing is written through the link."""
+    revision = tmp_path / "revision"
+    (revision / "tests").mkdir(parents=True)
+    for name in ("test_same.py", "test_edited.py", "test_fifo.py", "test_dir.py",
+                 "test_link.py", "helpers.py"):
+        (revision / "tests" / name).write_text(f"# {name}\n")
+    victim = tmp_path / "victim.py"
+    victim.write_text("host file\n")
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def fill(dest: Path) -> None:
+        (dest / "tests").mkdir(parents=True)
+        (dest / "tests" / "test_same.py").write_text("# test_same.py\n")
+        (dest / "tests" / "test_edited.py").write_text("def test_x():\n    pass\n")
+        os.mkfifo(dest / "tests" / "test_fifo.py")
+        (dest / "tests" / "test_dir.py").mkdir()
+        (dest / "tests" / "test_link.py").symlink_to(victim)
+        (dest / "tests" / "test_mine.py").write_text("# mine\n")
+
+    plan = CheckPlan(None, "tests", tmp_path / "py", revision_tree=revision)
+    tree, edited = prepare_copy(work, fill, plan)
+    assert edited == ["tests/helpers.py", "tests/test_dir.py", "tests/test_edited.py",
+                      "tests/test_fifo.py", "tests/test_link.py"]
+    for name in ("test_same.py", "test_edited.py", "test_fifo.py", "test_dir.py",
+                 "test_link.py", "helpers.py"):
+        path = tree / "tests" / name
+        assert not path.is_symlink() and path.read_text() == f"# {name}\n", name
+    assert (tree / "tests" / "test_mine.py").read_text() == "# mine\n"
+    assert victim.read_text() == "host file\n"

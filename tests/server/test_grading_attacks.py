@@ -280,6 +280,90 @@ async def test_a_forged_continuous_run_is_not_green(graded: Graded) -> None:
     assert case["name"] == "test_pricing.py::test_total_of_two", case
 
 
+EDITED_VISIBLE_TEST = "def test_total_of_two():\n    pass\n"
+PLUGINS_IN_TEST_MODULE = f"pytest_plugins = [{PLUGIN[:-3]!r}]\n\n\ndef test_mine():\n    pass\n"
+
+
+async def test_an_edited_visible_test_does_not_make_the_continuous_run_green(
+        graded: Graded) -> None:
+    """The candidate rewrites the task's visible test to pass on the unfixed starter (and
+    deletes nothing else): the revision's own test file runs, stays red, and the ``tests.run``
+    event names the file the candidate changed."""
+    payload = await graded.visible("s-edited", {"test_pricing.py": EDITED_VISIBLE_TEST})
+    assert (payload["status"], payload["passed"], payload["failed"]) == ("failed", 0, 1), payload
+    assert payload["edited_tests"] == ["test_pricing.py"], payload
+    assert payload["note"] == ("tests edited by the candidate: test_pricing.py (the revision's "
+                               "version ran)"), payload
+    untouched = await graded.visible("s-untouched", {"pricing.py": FIXED})
+    assert untouched["status"] == "passed" and "edited_tests" not in untouched, untouched
+
+
+async def test_a_test_module_cannot_load_a_plugin_with_pytest_plugins(graded: Graded) -> None:
+    """A test module of the candidate's with ``pytest_plugins = ["forge_plugin"]`` (pytest's
+    consider_module would load the hookwrapper from the tree): the run stays red and says why."""
+    forged = {"test_mine.py": PLUGINS_IN_TEST_MODULE, PLUGIN: HOOKWRAPPER}
+    payload = await graded.visible("s-plugins", forged)
+    assert payload["status"] == "failed" and payload["passed"] == 0, payload
+    errors = [c for c in payload["checks"] if c["status"] == "error"]
+    assert [c["name"] for c in errors] == ["test_mine.py"], payload["checks"]
+    assert "pytest_plugins" in errors[0]["message"], errors[0]
+
+
+ASYNC_TESTS = '''\
+import asyncio
+
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_awaits():
+    await asyncio.sleep(0)
+
+
+def test_fails():
+    assert False
+'''
+# The revision's root conftest asks for a plugin by name (a built-in one), as tasks do.
+PYTESTER_CONFTEST = 'pytest_plugins = ["pytester"]\n'
+# A distribution planted in the tree whose pytest11 entry points name the forging plugin under
+# every name pytest might look up (the environment's plugins, the conftest's "pytester").
+PLANTED_DIST = {
+    "forge-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: forge\nVersion: 1.0\n",
+    "forge-1.0.dist-info/entry_points.txt": (
+        f"[pytest11]\nforge = {PLUGIN[:-3]}\nasyncio = {PLUGIN[:-3]}\n"
+        f"pytest_asyncio.plugin = {PLUGIN[:-3]}\npytester = {PLUGIN[:-3]}\n"),
+    PLUGIN: HOOKWRAPPER,
+}
+
+
+def test_the_task_environments_plugins_load_and_a_planted_dist_info_does_not(
+        sandbox: CheckSandbox, tmp_path: Path) -> None:
+    """A task whose environment has pytest-asyncio: its async test passes under the harness;
+    the entry points of a ``.dist-info`` planted in the tree are never loaded (the failing test
+    stays failed)."""
+    python = ensure_environment(SHARED_ENVS, ["pytest-asyncio"])
+    files = {"test_async.py": ASYNC_TESTS, "conftest.py": PYTESTER_CONFTEST, **PLANTED_DIST}
+    revision = tmp_path / "revision"
+    revision.mkdir()
+    (revision / "test_async.py").write_text(ASYNC_TESTS)
+    (revision / "conftest.py").write_text(PYTESTER_CONFTEST)
+
+    def fill(dest: Path) -> None:
+        for rel, text in files.items():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_text(text)
+
+    work = sandbox.scratch("plugins")
+    try:
+        payload = run_checks(CheckPlan(None, ".", python, timeout_s=120,
+                                       revision_tree=revision), work, fill, sandbox)
+    finally:
+        sandbox.release(work)
+    outcomes = {c["name"]: c["status"] for c in payload["checks"]}
+    assert outcomes == {"test_async.py::test_awaits": "passed",
+                        "test_async.py::test_fails": "failed"}, payload
+
+
 # ---- 2. bounded runs ------------------------------------------------------------------------
 
 

@@ -29,12 +29,18 @@ Residual risk, plainly: code the tests import (the candidate's modules) runs in 
 process, as it must to be tested. It can reach pytest's objects and the report pipe and forge
 outcomes from there. That takes code in the final state that patches the test machinery, in
 plain sight of the reviewers in the diff; nothing in the workspace's configuration does it.
+A tripwire catches the blunt form of it: every run also collects a canary, a test file of a
+random name at the tree's root whose assertion fails in a way no candidate change can fix
+(``plant_canary``); a run that reports it passed or skipped, or reports passes without it,
+was forged from inside and has no verdict (``check_canary``). A forgery aimed at named tests
+only would not trip it; the hidden checks' names are not shown to the candidate.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import stat
 from pathlib import Path
@@ -71,12 +77,12 @@ def harness_files() -> dict[str, bytes]:
             str(INI.relative_to(CONFIG)): INI_TEXT.encode()}
 
 
-def harness_argv(target: str) -> list[str]:
-    """The command: pytest on ``target`` (relative to the tree), conftests from the tree's root
-    down (only the revision's are left there)."""
+def harness_argv(target: str, *more: str) -> list[str]:
+    """The command: pytest on ``target`` (and ``more`` paths, relative to the tree), conftests
+    from the tree's root down (only the revision's are left there)."""
     return ["python", "-I", "-B", str(RUNNER), "-c", str(INI), f"--rootdir={WORKSPACE}",
             f"--confcutdir={WORKSPACE}", "-p", "no:cacheprovider", "--import-mode=append", "-q",
-            "--color=no", "-rfE", target]
+            "--color=no", "-rfE", target, *more]
 
 
 def harness_env(first: list[str]) -> dict[str, str]:
@@ -86,15 +92,16 @@ def harness_env(first: list[str]) -> dict[str, str]:
 
 
 def harness_job(target: str, tree: Path, python: Path, timeout_s: float, *,
-                checks: Path | None = None) -> SandboxJob:
+                checks: Path | None = None, canary: str | None = None) -> SandboxJob:
     """A check run of pytest on ``target`` in ``tree`` with pairlab's harness; ``checks`` (the
     hidden checks' own folder, with ``target`` their path in the tree) go on ``sys.path``
-    before the tree."""
+    before the tree; ``canary`` (``plant_canary``) is collected too."""
     first: list[str] = []
     if checks is not None:
         first = [target if folder == "." else f"{target}/{folder}"
                  for folder in check_folders(checks)]
-    return SandboxJob(harness_argv(target), python, tree, timeout_s,
+    more = [canary] if canary is not None else []
+    return SandboxJob(harness_argv(target, *more), python, tree, timeout_s,
                       env=harness_env(first), config_files=harness_files(), report=True)
 
 
@@ -231,6 +238,54 @@ def prepare_for_grading(tree: Path, target: str, *, revision_tree: Path | None,
         place_checks(hidden, tree, target)
         return []
     return [] if revision_tree is None else restore_visible_tests(revision_tree, tree, target)
+
+
+CANARY_TEXT = """\
+import hashlib
+
+
+def test_{name}():
+    assert hashlib.sha256(b"{seed}").hexdigest()[:16] == "{other}"
+"""
+TAMPERED = ("the test process reported a test pairlab planted to fail as {status}: the results "
+            "were changed from inside the test process, so they are not a verdict (look for "
+            "code in the candidate's changes that patches pytest)")
+
+
+def plant_canary(tree: Path) -> str:
+    """Write the tripwire test (see the module docstring) at the tree's root; returns its path,
+    relative. Its name and values are random per run, so nothing in the tree can know them."""
+    name = secrets.token_hex(8)
+    rel = f"test_{name}.py"
+    text = CANARY_TEXT.format(name=name, seed=secrets.token_hex(16),
+                              other=secrets.token_hex(8))
+    put_file(tree, rel, text.encode())
+    return rel
+
+
+def check_canary(cases: list[dict[str, Any]], code: int | None, canary: str
+                 ) -> tuple[list[dict[str, Any]], int | None, str | None]:
+    """The run's cases without the canary, the exit code pytest would have given without it
+    (its failure alone makes 1), and why the run is not to be believed (``None`` when the
+    canary failed as it must, or the run never got as far as running tests)."""
+    own = [c for c in cases if c["name"].split("::", 1)[0] == canary]
+    rest = [c for c in cases if c not in own]
+    if own:
+        status = own[0]["status"]
+        if status in ("passed", "skipped"):
+            return rest, code, TAMPERED.format(status=status)
+        if code == 1 and status == "failed" and rest and \
+                not any(c["status"] in ("failed", "error") for c in rest):
+            code = 0
+        return rest, code, None
+    if any(c["status"] == "passed" for c in rest):
+        return rest, code, TAMPERED.format(status="missing")
+    return rest, code, None
+
+
+def without_canary(output: str, canary: str) -> str:
+    """The run's printed output without the lines about the canary."""
+    return "\n".join(line for line in output.splitlines() if canary not in line)
 
 
 def edited_note(edited: list[str]) -> str:

@@ -30,7 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.grading import edited_note, harness_job, how_graded, parse_report, prepare_for_grading
+from server.grading import (
+    check_canary,
+    edited_note,
+    harness_job,
+    how_graded,
+    parse_report,
+    plant_canary,
+    prepare_for_grading,
+    without_canary,
+)
 from server.session_export import copy_tree, materialize
 from server.settings import Settings
 from tasks.revisions import Revision
@@ -141,12 +150,18 @@ def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
     """Prepare the copy under ``work`` (new), run the checks in ``sandbox``, return the
     ``checks.run`` payload. Blocking."""
     tree, edited = prepare_copy(work, fill, plan)
+    canary = plant_canary(tree)
     job = harness_job(plan.checks_path, tree, plan.env_python, plan.timeout_s,
-                      checks=plan.hidden)
+                      checks=plan.hidden, canary=canary)
     with sandbox.run(job) as run:
         cases, _ = parse_report(run.report)
-        payload = summarise(cases, run.exit_code, run.stopped, run.output, run.duration_ms,
-                            plan.command)
+        forged, code = None, run.exit_code
+        if cases is not None:
+            cases, code, forged = check_canary(cases, code, canary)
+        output = without_canary(run.output, canary)
+        payload = summarise(cases, code, run.stopped, output, run.duration_ms, plan.command)
+    if forged is not None:
+        payload.update(status="error", reason=forged, tampered=True)
     if edited:
         payload["edited_tests"] = edited
         payload["note"] = edited_note(edited)

@@ -280,6 +280,43 @@ async def test_a_forged_continuous_run_is_not_green(graded: Graded) -> None:
     assert case["name"] == "test_pricing.py::test_total_of_two", case
 
 
+# The candidate's own module, imported by the checks: it patches pytest's report from inside
+# the test process (what no configuration can stop) so that every test reads as passed.
+PATCHES_PYTEST = STARTER + '''
+
+import _pytest.reports
+
+_original = _pytest.reports.TestReport.from_item_and_call.__func__
+
+
+def _forged(cls, item, call):
+    report = _original(cls, item, call)
+    report.outcome = "passed"
+    report.longrepr = None
+    return report
+
+
+_pytest.reports.TestReport.from_item_and_call = classmethod(_forged)
+'''
+
+
+async def test_code_that_patches_pytest_from_inside_trips_the_canary(graded: Graded) -> None:
+    """The residual attack: the candidate's module rewrites pytest's reports as the checks
+    import it. The planted canary comes back passed, so neither the hidden checks nor the
+    continuous run give a verdict; the control run of honest code keeps its real verdict."""
+    hidden = await graded.hidden("s-patched", {"pricing.py": PATCHES_PYTEST})
+    assert (hidden["status"], hidden.get("tampered")) == ("error", True), hidden
+    assert "planted to fail as passed" in hidden["reason"], hidden
+    assert "graded" not in hidden, hidden
+    assert all("test_" not in c["name"].split("::", 1)[0] or "/" in c["name"]
+               for c in hidden["checks"]), hidden["checks"]  # the canary is not listed
+    visible = await graded.visible("s-patched-visible", {"pricing.py": PATCHES_PYTEST})
+    assert (visible["status"], visible.get("tampered")) == ("error", True), visible
+    honest = await graded.hidden("s-honest", {"pricing.py": FIXED})
+    assert (honest["status"], honest["total"], honest.get("tampered")) == (
+        "passed", HIDDEN_COUNT, None), honest
+
+
 EDITED_VISIBLE_TEST = "def test_total_of_two():\n    pass\n"
 PLUGINS_IN_TEST_MODULE = f"pytest_plugins = [{PLUGIN[:-3]!r}]\n\n\ndef test_mine():\n    pass\n"
 

@@ -15,6 +15,7 @@ from server.auth import (
     USER,
     check_origin,
     client_address,
+    cookie_name,
     csrf_token,
     current_user,
     prelogin,
@@ -74,7 +75,7 @@ async def authenticate(request: web.Request, email: str, password: str) -> peopl
 def _set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
     settings = request.app[SETTINGS]
     response.set_cookie(
-        SESSION_COOKIE,
+        cookie_name(request, SESSION_COOKIE),
         token,
         httponly=True,
         samesite="Lax",
@@ -82,6 +83,12 @@ def _set_session_cookie(request: web.Request, response: web.StreamResponse, toke
         path="/",
         max_age=settings.session_hours * 3600,
     )
+
+
+def _delete_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    # Secure as it was set: a browser ignores a __Host- deletion that is not Secure.
+    response.del_cookie(cookie_name(request, SESSION_COOKIE), path="/",
+                        secure=request.app[SETTINGS].secure_cookies)
 
 
 async def _start_session(request: web.Request, user: people.User) -> str:
@@ -110,7 +117,7 @@ async def api_logout(request: web.Request) -> web.Response:
     user = current_user(request)
     await _end_session(request, user)
     response = web.json_response({"ok": True})
-    response.del_cookie(SESSION_COOKIE, path="/")
+    _delete_session_cookie(request, response)
     return response
 
 
@@ -173,5 +180,5 @@ async def logout_submit(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     await _end_session(request, user)
     response = web.HTTPSeeOther("/login")
-    response.del_cookie(SESSION_COOKIE, path="/")
+    _delete_session_cookie(request, response)
     raise response

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from server.accesslog import ScrubbedAccessLogger
+from server.doctor import check_domains
 from server.keys import SETTINGS
 from server.settings import Settings, SettingsError
 from tests.conftest import (
@@ -351,3 +352,68 @@ async def test_spraying_many_accounts_from_one_address_does_not_lock_out_its_use
     assert (await server.login(proxy, "Spring2026", "user0@example.com")).status == 429
     # ... but ada, behind the same address, logs in.
     assert (await server.login(proxy, PASSWORD)).status == 200
+
+
+# ---- cookies planted by a sibling host ------------------------------------------------------
+def _set_cookie(response: aiohttp.ClientResponse, name: str) -> str:
+    """The one Set-Cookie header of ``response`` that sets ``name``."""
+    found = [c for c in response.headers.getall("Set-Cookie", []) if c.startswith(name + "=")]
+    assert len(found) == 1, response.headers.getall("Set-Cookie", [])
+    return found[0]
+
+
+async def test_over_https_a_cookie_a_sibling_host_plants_is_never_the_session(
+        aiohttp_client: AiohttpClient, make_settings: MakeSettings) -> None:
+    """Script on w-X.ws.example.com can set ``pairlab_session=...; Domain=example.com``, which
+    the browser sends to app.example.com too: it must not log the victim in as the attacker."""
+    settings = make_settings(public_url="https://app.example.com",
+                             workspace_domain="ws.example.com",
+                             workspace_public_url="https://ws.example.com")
+    client = await aiohttp_client(make_app(settings))
+    create_user(settings, "eve@example.com")
+    create_user(settings, "ada@example.com")
+    page = await client.get("/login")
+    prelogin = _set_cookie(page, "__Host-pairlab_prelogin")
+    eve = await client.post("/api/v1/auth/login",
+                            json={"email": "eve@example.com", "password": PASSWORD})
+    assert eve.status == 200
+    cookie = _set_cookie(eve, "__Host-pairlab_session")
+    for one in (cookie, prelogin):  # host-only, Secure, Path=/ (what __Host- requires)
+        attributes = [a.strip().lower() for a in one.split(";")[1:]]
+        assert "secure" in attributes and "path=/" in attributes
+        assert not any(a.startswith("domain") for a in attributes)
+    eve_token = cookie.split(";")[0].split("=", 1)[1]
+    # The attacker's own session token, planted under the plain name, is not a login.
+    planted = await client.get("/api/v1/auth/me",
+                               headers={"Cookie": f"pairlab_session={eve_token}"})
+    assert planted.status == 401
+    # Beside the victim's own cookie it changes nothing: the victim stays the victim.
+    ada = await client.post("/api/v1/auth/login",
+                            json={"email": "ada@example.com", "password": PASSWORD})
+    ada_token = _set_cookie(ada, "__Host-pairlab_session").split(";")[0].split("=", 1)[1]
+    both = await client.get("/api/v1/auth/me", headers={
+        "Cookie": f"pairlab_session={eve_token}; __Host-pairlab_session={ada_token}"})
+    assert (await both.json())["user"]["email"] == "ada@example.com"
+    # Logging out deletes the __Host- cookie (a deletion without Secure would be ignored).
+    csrf = (await ada.json())["csrf_token"]
+    out = await client.post("/api/v1/auth/logout", headers={
+        "Cookie": f"__Host-pairlab_session={ada_token}", "X-CSRF-Token": csrf,
+        "Origin": "https://app.example.com"})
+    assert out.status == 200, await out.text()
+    gone = [a.strip().lower() for a in _set_cookie(out, "__Host-pairlab_session").split(";")]
+    assert "secure" in gone and any(a.startswith("max-age=0") for a in gone)
+
+
+def test_the_doctor_warns_when_the_app_and_the_workspaces_share_a_site(
+        make_settings: MakeSettings) -> None:
+    siblings = make_settings(public_url="https://app.example.com",
+                             workspace_domain="ws.example.com",
+                             workspace_public_url="https://ws.example.com")
+    found = check_domains(siblings)
+    assert found.status == "warn"
+    assert "example.com" in found.detail and found.fix
+    apart = make_settings(public_url="https://app.example.com",
+                          workspace_domain="ws.example-workspaces.net",
+                          workspace_public_url="https://ws.example-workspaces.net")
+    assert check_domains(apart).status == "ok"
+    assert check_domains(make_settings()).status == "ok"  # loopback development

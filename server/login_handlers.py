@@ -22,6 +22,7 @@ from server.auth import (
     set_prelogin_cookie,
 )
 from server.bodies import json_body
+from server.client_address import limiter_key
 from server.errors import Forbidden, TooManyRequests, Unauthorized
 from server.keys import DB, LOGIN_LIMITER, SETTINGS
 from server.passwords import verify_password
@@ -42,8 +43,8 @@ async def authenticate(request: web.Request, email: str, password: str) -> peopl
     db = request.app[DB]
     limiter = request.app[LOGIN_LIMITER]
     address = client_address(request)
-    account = email.strip().lower()[:254]
-    wait = limiter.attempt(account, address)
+    account, counted = email.strip().lower()[:254], limiter_key(address)
+    wait, hold = limiter.admit(account, counted)
     if wait:
         await db.write(
             lambda d: audit.record(
@@ -55,11 +56,13 @@ async def authenticate(request: web.Request, email: str, password: str) -> peopl
             " seconds.",
             headers={"Retry-After": str(wait)},
         )
+    if hold:
+        await asyncio.sleep(hold)  # the account's pace (server.ratelimit): a delay, not a no
     found = await db.read(lambda d: people.password_hash_of(d, email))
     stored_hash = found[1] if found else None
     ok = await asyncio.to_thread(verify_password, stored_hash, password)
     if not ok or found is None or found[0].disabled:
-        limiter.failed(account, address)
+        limiter.failed(account, counted)
         reason = "disabled" if ok and found is not None else "wrong email or password"
         await db.write(
             lambda d: audit.record(
@@ -68,7 +71,7 @@ async def authenticate(request: web.Request, email: str, password: str) -> peopl
             )
         )
         raise Unauthorized(BAD_LOGIN)
-    limiter.succeeded(account, address)
+    limiter.succeeded(account, counted)
     return found[0]
 
 

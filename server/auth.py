@@ -23,6 +23,7 @@ from server.people import User
 
 SESSION_COOKIE = "pairlab_session"
 PRELOGIN_COOKIE = "pairlab_prelogin"
+"""Plain names; over https each is sent as ``__Host-`` + name (``cookie_name``)."""
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Logging in again while logged in is allowed: these check Origin and their own form token.
@@ -34,6 +35,14 @@ VIA_TOKEN: web.RequestKey[bool] = web.RequestKey("via_token", bool)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
+
+
+def cookie_name(request: web.Request, name: str) -> str:
+    """The app's cookie ``name`` as set and read here: ``__Host-`` + name over https, which
+    browsers accept only host-only (no Domain), Secure and Path=/, so no sibling host (a
+    workspace under the same registrable domain) can plant one; a planted plain ``name`` is
+    never read. Plain ``name`` over http (a browser keeps ``__Host-`` cookies only over https)."""
+    return "__Host-" + name if request.app[SETTINGS].secure_cookies else name
 
 
 def _origin_of(url: str) -> str:
@@ -74,20 +83,20 @@ def csrf_token(request: web.Request) -> str:
     key = request.app[SETTINGS].cookie_secret.reveal()
     if session_token:
         return credentials.csrf_token_for(session_token, key)
-    prelogin = request.cookies.get(PRELOGIN_COOKIE, "")
+    prelogin = request.cookies.get(cookie_name(request, PRELOGIN_COOKIE), "")
     return credentials.csrf_token_for("prelogin:" + prelogin, key) if prelogin else ""
 
 
 def prelogin(request: web.Request) -> tuple[str, str]:
     """Double-submit value and CSRF token for the login form (no session to bind to yet)."""
-    value = request.cookies.get(PRELOGIN_COOKIE) or secrets.token_urlsafe(24)
+    value = request.cookies.get(cookie_name(request, PRELOGIN_COOKIE)) or secrets.token_urlsafe(24)
     key = request.app[SETTINGS].cookie_secret.reveal()
     return value, credentials.csrf_token_for("prelogin:" + value, key)
 
 
 def set_prelogin_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
     response.set_cookie(
-        PRELOGIN_COOKIE,
+        cookie_name(request, PRELOGIN_COOKIE),
         value,
         httponly=True,
         samesite="Lax",
@@ -127,7 +136,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         request[VIA_TOKEN] = True
         return await handler(request)
 
-    session_token = request.cookies.get(SESSION_COOKIE)
+    session_token = request.cookies.get(cookie_name(request, SESSION_COOKIE))
     if session_token:
         user = await db.read(lambda d: credentials.user_for_session(d, session_token))
         if user is not None:

@@ -16,6 +16,7 @@ sees; this is the rightmost-untrusted rule over networks, usable from any of the
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 
 from aiohttp import web
@@ -24,15 +25,23 @@ from server.keys import SETTINGS
 from server.settings import Network
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_PORT = re.compile(r":[0-9]{1,5}")
 MAX_HOPS = 32
 """Hops read from X-Forwarded-For at most (from the right): a longer chain is a forgery."""
 
 
 def parse_address(text: str) -> IPAddress | None:
-    """An IP address as a proxy writes it (``[v6]`` brackets allowed; v4-mapped v6 unmapped)."""
+    """An IP address as a proxy writes it: bare, ``[v6]``, or with a port (``v4:port``,
+    ``[v6]:port``, as some proxies write a hop); v4-mapped v6 unmapped."""
     text = text.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
+    if text.startswith("["):
+        text, bracket, port = text[1:].partition("]")
+        if not bracket or (port and not _PORT.fullmatch(port)):
+            return None
+    elif text.count(":") == 1:  # v4:port (a bare v6 address has at least two colons)
+        text, _, port = text.partition(":")
+        if not _PORT.fullmatch(":" + port):
+            return None
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -62,6 +71,16 @@ def forwarded_client(peer: str, forwarded_for: Iterable[str], trusted: Sequence[
         if not _trusted(address, trusted):
             break
     return str(client)
+
+
+def limiter_key(address: str) -> str:
+    """The address the login limiter counts: an IPv6 address by its /64, the block one
+    subscriber usually gets whole (counting each /128 would give a guesser 2**64 addresses);
+    an IPv4 address, or anything that is not an address, as it is."""
+    parsed = parse_address(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return address
 
 
 def client_address(request: web.BaseRequest) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from server.db import open_migrated
-from server.settings import COOKIE_SECRET_FILE, Settings
+from server.settings import COOKIE_SECRET_FILE, Settings, shared_site_warning
 from server.task_service import sandbox_for
 from tasks import revisions
 from workspaces import mounts
@@ -336,6 +336,16 @@ def check_environments(settings: Settings, sandbox: CheckSandbox, *,
 # ---- the whole thing -----------------------------------------------------------------------
 
 
+def check_domains(settings: Settings) -> Finding:
+    """Warn when the app and the workspaces share a registrable domain (cookies planted)."""
+    problem = shared_site_warning(settings)
+    if problem is None:
+        return Finding("domains", "ok", "the app and the workspaces are on different sites")
+    return Finding("domains", "warn", problem,
+                   "set workspace_domain and workspace_public_url to a domain not under the"
+                   " app's (see README, Deployment)")
+
+
 def _sandbox_checks_possible(findings: list[Finding]) -> str | None:
     for f in findings:
         if f.status == "fail" and f.name in ("root", "tools", "bubblewrap", "sandbox uids"):
@@ -349,7 +359,7 @@ def _host_findings(settings: Settings) -> list[Finding]:
         skipped = [Finding(name, "skip", "not checked: needs root")
                    for name in ("tools", "bubblewrap")]
         return [root, *skipped, check_uids(settings), check_cgroups(), check_data_dir(settings),
-                Finding("disk limit", "skip", "not checked: needs root")]
+                Finding("disk limit", "skip", "not checked: needs root"), check_domains(settings)]
     tools = check_tools(settings)
     bubblewrap = check_bubblewrap(settings) if tools.status == "ok" else Finding(
         "bubblewrap", "skip", "not checked: needs the tools above")
@@ -359,7 +369,7 @@ def _host_findings(settings: Settings) -> list[Finding]:
     disk = check_disk_limit(settings) if data_dir.status != "fail" else Finding(
         "disk limit", "skip", "not checked: needs the data dir")
     return [root, tools, bubblewrap, filtered, check_uids(settings), check_cgroups(), data_dir,
-            disk]
+            disk, check_domains(settings)]
 
 
 def fast_findings(settings: Settings, *, thorough: bool = False) -> list[Finding]:

@@ -15,12 +15,14 @@ from server.auth import (
     USER,
     check_origin,
     client_address,
+    cookie_name,
     csrf_token,
     current_user,
     prelogin,
     set_prelogin_cookie,
 )
 from server.bodies import json_body
+from server.client_address import limiter_key
 from server.errors import Forbidden, TooManyRequests, Unauthorized
 from server.keys import DB, LOGIN_LIMITER, SETTINGS
 from server.passwords import verify_password
@@ -41,8 +43,8 @@ async def authenticate(request: web.Request, email: str, password: str) -> peopl
     db = request.app[DB]
     limiter = request.app[LOGIN_LIMITER]
     address = client_address(request)
-    account = email.strip().lower()[:254]
-    wait = limiter.attempt(account, address)
+    account, counted = email.strip().lower()[:254], limiter_key(address)
+    wait, hold = limiter.admit(account, counted)
     if wait:
         await db.write(
             lambda d: audit.record(
@@ -54,11 +56,13 @@ async def authenticate(request: web.Request, email: str, password: str) -> peopl
             " seconds.",
             headers={"Retry-After": str(wait)},
         )
+    if hold:
+        await asyncio.sleep(hold)  # the account's pace (server.ratelimit): a delay, not a no
     found = await db.read(lambda d: people.password_hash_of(d, email))
     stored_hash = found[1] if found else None
     ok = await asyncio.to_thread(verify_password, stored_hash, password)
     if not ok or found is None or found[0].disabled:
-        limiter.failed(account, address)
+        limiter.failed(account, counted)
         reason = "disabled" if ok and found is not None else "wrong email or password"
         await db.write(
             lambda d: audit.record(
@@ -67,14 +71,14 @@ async def authenticate(request: web.Request, email: str, password: str) -> peopl
             )
         )
         raise Unauthorized(BAD_LOGIN)
-    limiter.succeeded(account, address)
+    limiter.succeeded(account, counted)
     return found[0]
 
 
 def _set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
     settings = request.app[SETTINGS]
     response.set_cookie(
-        SESSION_COOKIE,
+        cookie_name(request, SESSION_COOKIE),
         token,
         httponly=True,
         samesite="Lax",
@@ -82,6 +86,12 @@ def _set_session_cookie(request: web.Request, response: web.StreamResponse, toke
         path="/",
         max_age=settings.session_hours * 3600,
     )
+
+
+def _delete_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    # Secure as it was set: a browser ignores a __Host- deletion that is not Secure.
+    response.del_cookie(cookie_name(request, SESSION_COOKIE), path="/",
+                        secure=request.app[SETTINGS].secure_cookies)
 
 
 async def _start_session(request: web.Request, user: people.User) -> str:
@@ -110,7 +120,7 @@ async def api_logout(request: web.Request) -> web.Response:
     user = current_user(request)
     await _end_session(request, user)
     response = web.json_response({"ok": True})
-    response.del_cookie(SESSION_COOKIE, path="/")
+    _delete_session_cookie(request, response)
     return response
 
 
@@ -173,5 +183,5 @@ async def logout_submit(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     await _end_session(request, user)
     response = web.HTTPSeeOther("/login")
-    response.del_cookie(SESSION_COOKIE, path="/")
+    _delete_session_cookie(request, response)
     raise response

@@ -308,6 +308,29 @@ def _workspace_domain_problems(s: Settings) -> list[str]:
     return problems
 
 
+def shared_site_warning(s: Settings) -> str | None:
+    """A sentence when the app and the workspaces share a registrable domain (app.example.com
+    beside ws.example.com): a workspace's script can then set cookies for the parent domain
+    that reach the app. Over https the app's cookies are ``__Host-`` (never read from a planted
+    cookie), but a workspace domain of its own is the sound deployment. No public suffix
+    library is installed, so the registrable domain is approximated by the last two labels:
+    hosts sharing one always share those, so a shared site is never missed; two sites under a
+    longer public suffix (a.co.uk, b.co.uk) get a needless warning."""
+    app_host, domain = _host_of(s.app_url), s.workspace_domain
+    try:
+        ipaddress.ip_address(app_host.strip("[]"))
+        return None  # an app on an address shares no cookies with a host name
+    except ValueError:
+        pass
+    app_site, workspace_site = app_host.split(".")[-2:], domain.split(".")[-2:]
+    if len(app_site) < 2 or app_site != workspace_site:
+        return None
+    site = ".".join(app_site)
+    return (f"the app ({app_host}) and the workspaces ({domain}) are both under {site}: a"
+            f" candidate's script can set cookies for {site} that the app receives; serve"
+            f" workspaces from a domain of their own (e.g. ws.example-workspaces.com)")
+
+
 def setting_fields() -> list[dataclasses.Field[Any]]:
     return list(fields(Settings))
 

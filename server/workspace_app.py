@@ -183,6 +183,7 @@ async def _to_workspace(request: web.Request, session: S.Session, kind: str,
 async def enter_workspace(request: web.Request) -> web.StreamResponse:
     """On a workspace's own host: exchange a one-time entry code for this host's cookie."""
     code, here = request.match_info["code"], request[WHERE].workspace_id
+    _refuse_entry_from_inside(request)
     assert here is not None  # noqa: S101 - host_routing serves /enter/ only on workspace hosts
     db = _main(request)[DB]
     row = await db.write(lambda d: entry_codes.use(d, code, here))
@@ -192,6 +193,7 @@ async def enter_workspace(request: web.Request) -> web.StreamResponse:
     session = await db.read(lambda d: S.get_session(d, row["session_id"]))
     if session.state != "live" or session.workspace_id != here:
         raise LinkClosed(f"The session is {session.state}; its workspace is closed.")
+    await _refuse_another_person(request, session, row)
     address, agent = client_address(request), request.headers.get("User-Agent", "")
     grant = await db.write(lambda d: S.grant(
         d, session.id, row["kind"], user_id=row["user_id"], address=address, user_agent=agent,
@@ -200,6 +202,40 @@ async def enter_workspace(request: web.Request) -> web.StreamResponse:
     response.headers["Referrer-Policy"] = "no-referrer"
     _set_grant_cookie(request, response, session, grant)
     raise response
+
+
+def _refuse_entry_from_inside(request: web.Request) -> None:
+    """An entry code is followed only as a top-level navigation that did not start on this
+    workspace's own host. The real ways here (Join, Start, "Open your workspace") are redirects
+    from the shared host, which Chromium sends as ``Sec-Fetch-Site: cross-site`` (or
+    ``same-site`` when the app and the workspaces share a site, ``none`` when typed); a link or
+    script in the workspace (the candidate's content) is ``same-origin``, and a script's
+    ``fetch`` is not a navigation. Browsers without Fetch Metadata send none of these headers
+    and are left to ``_refuse_another_person``."""
+    site = request.headers.get("Sec-Fetch-Site")
+    mode = request.headers.get("Sec-Fetch-Mode")
+    dest = request.headers.get("Sec-Fetch-Dest")
+    if site == "same-origin" or mode not in (None, "navigate") or dest not in (None, "document"):
+        raise Forbidden("An entry link opened from inside the workspace is refused (it could"
+                        " switch you to someone else): open the workspace from your interview"
+                        " page, or press Join again.")
+
+
+async def _refuse_another_person(request: web.Request, session: S.Session,
+                                 row: dict[str, Any]) -> None:
+    """A browser that holds a valid grant for this workspace keeps its person: a code for
+    someone else (a candidate's code slipped to the interviewer) never replaces it."""
+    try:
+        held = await principal_for(request, session)
+    except Forbidden:
+        return  # no grant, or one no longer valid: nothing to keep
+    coming = "candidate" if row["kind"] == "candidate" else f"interviewer-{row['user_id']}"
+    if held.username != coming:
+        who = "the candidate" if held.kind == "candidate" else f"{held.display_name}"
+        raise Forbidden(f"This browser is already in this workspace as {who}; an entry link for"
+                        " someone else is refused, so that nobody's work is recorded under"
+                        " another name. Use another browser (or a private window) for the"
+                        " other person.")
 
 
 async def _enter(request: web.Request, session: S.Session, kind: str, user_id: int | None,

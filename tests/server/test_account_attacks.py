@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -19,7 +20,9 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from server.accesslog import ScrubbedAccessLogger
+from server.doctor import check_domains
 from server.keys import SETTINGS
+from server.ratelimit import MAX_KEYS, PACE_FACTOR, LoginLimiter
 from server.settings import Settings, SettingsError
 from tests.conftest import (
     PASSWORD,
@@ -351,3 +354,156 @@ async def test_spraying_many_accounts_from_one_address_does_not_lock_out_its_use
     assert (await server.login(proxy, "Spring2026", "user0@example.com")).status == 429
     # ... but ada, behind the same address, logs in.
     assert (await server.login(proxy, PASSWORD)).status == 200
+
+
+# ---- getting round the limiter ----------------------------------------------------------
+async def test_a_fresh_ipv6_address_per_guess_gets_no_fresh_allowance(
+        aiohttp_client: AiohttpClient, make_settings: MakeSettings) -> None:
+    """An IPv6 subscriber gets a whole /64: one address per guess must not be a new pair."""
+    settings = make_settings(trusted_proxies="127.0.0.1")
+    client = await aiohttp_client(make_app(settings))
+    create_user(settings, "ada@example.com")
+    wrong = {"email": "ada@example.com", "password": "not it"}
+    statuses = []
+    for i in range(settings.login_max_failures + 1):
+        response = await client.post("/api/v1/auth/login", json=wrong,
+                                     headers={"X-Forwarded-For": f"2001:db8:1:2::{i + 1:x}"})
+        statuses.append(response.status)
+    assert statuses == [401] * settings.login_max_failures + [429]
+    # Another /64 is someone else: the right password from there logs in.
+    owner = await client.post("/api/v1/auth/login",
+                              json={"email": "ada@example.com", "password": PASSWORD},
+                              headers={"X-Forwarded-For": "2001:db8:1:3::1"})
+    assert owner.status == 200
+    assert audit_addresses(settings, "login.failed")[0] == "2001:db8:1:2::1"  # logged whole
+
+
+async def test_a_forwarded_hop_with_a_port_is_the_client_not_the_proxy(
+        aiohttp_client: AiohttpClient, make_settings: MakeSettings) -> None:
+    """Were ``ip:port`` hops unreadable, everyone behind the proxy would be the proxy: a
+    guesser's failures would lock the owner (behind the same proxy) out."""
+    settings = make_settings(trusted_proxies="127.0.0.1")
+    client = await aiohttp_client(make_app(settings))
+    create_user(settings, "ada@example.com")
+    for _ in range(settings.login_max_failures):
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": "ada@example.com", "password": "not it"},
+            headers={"X-Forwarded-For": "198.51.100.7:4444"})
+        assert response.status == 401
+    again = await client.post(
+        "/api/v1/auth/login", json={"email": "ada@example.com", "password": "not it"},
+        headers={"X-Forwarded-For": "198.51.100.7:4445"})
+    assert again.status == 429  # the guesser, whatever its source port
+    owner = await client.post(
+        "/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD},
+        headers={"X-Forwarded-For": "10.9.9.9, [2001:db8::44]:5555"})
+    assert owner.status == 200
+    assert set(audit_addresses(settings, "login.failed")) == {"198.51.100.7"}
+    assert audit_addresses(settings, "login") == ["2001:db8::44"]
+
+
+def test_junk_account_names_do_not_push_out_a_pair_that_is_backing_off() -> None:
+    class Clock:
+        now = 1000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    limiter = LoginLimiter(max_failures=3, window_seconds=60, clock=clock)
+    for _ in range(3):
+        assert limiter.attempt("ada@example.com", "198.51.100.7") == 0
+        limiter.failed("ada@example.com", "198.51.100.7")
+    assert limiter.attempt("ada@example.com", "198.51.100.7") > 0
+    for i in range(MAX_KEYS + 10):  # 10,000 junk names, from the guesser and from elsewhere
+        address = "198.51.100.7" if i % 2 else "198.51.100.8"
+        if limiter.attempt(f"junk{i}", address) == 0:
+            limiter.failed(f"junk{i}", address)
+        clock.now += 0.001
+    assert limiter.attempt("ada@example.com", "198.51.100.7") > 0  # still backing off
+
+
+async def test_a_guesser_with_many_addresses_gets_a_capped_number_of_checks(
+    peers: Callable[..., Awaitable[Peers]],
+) -> None:
+    """One guess per fresh address, each waiting for its answer: at most PACE_FACTOR times
+    the allowance of checks per window, from all addresses; the owner is delayed, never
+    refused."""
+    window = 3.0
+    server = await peers(login_max_failures=1, login_window_seconds=int(window))
+    pace = PACE_FACTOR * 1
+    answered = []
+    for i in range(pace * 3):
+        response = await server.login(f"127.0.2.{i + 1}", f"guess {i}")
+        assert response.status == 401  # a fresh address is never refused
+        answered.append(time.monotonic())
+    for i in range(len(answered) - pace):
+        assert answered[i + pace] - answered[i] >= window - 0.5, (i, answered)
+    started = time.monotonic()
+    assert (await server.login("127.0.0.20", PASSWORD)).status == 200
+    assert time.monotonic() - started < window + 1.0
+
+
+# ---- cookies planted by a sibling host ------------------------------------------------------
+def _set_cookie(response: aiohttp.ClientResponse, name: str) -> str:
+    """The one Set-Cookie header of ``response`` that sets ``name``."""
+    found = [c for c in response.headers.getall("Set-Cookie", []) if c.startswith(name + "=")]
+    assert len(found) == 1, response.headers.getall("Set-Cookie", [])
+    return found[0]
+
+
+async def test_over_https_a_cookie_a_sibling_host_plants_is_never_the_session(
+        aiohttp_client: AiohttpClient, make_settings: MakeSettings) -> None:
+    """Script on w-X.ws.example.com can set ``pairlab_session=...; Domain=example.com``, which
+    the browser sends to app.example.com too: it must not log the victim in as the attacker."""
+    settings = make_settings(public_url="https://app.example.com",
+                             workspace_domain="ws.example.com",
+                             workspace_public_url="https://ws.example.com")
+    client = await aiohttp_client(make_app(settings))
+    create_user(settings, "eve@example.com")
+    create_user(settings, "ada@example.com")
+    page = await client.get("/login")
+    prelogin = _set_cookie(page, "__Host-pairlab_prelogin")
+    eve = await client.post("/api/v1/auth/login",
+                            json={"email": "eve@example.com", "password": PASSWORD})
+    assert eve.status == 200
+    cookie = _set_cookie(eve, "__Host-pairlab_session")
+    for one in (cookie, prelogin):  # host-only, Secure, Path=/ (what __Host- requires)
+        attributes = [a.strip().lower() for a in one.split(";")[1:]]
+        assert "secure" in attributes and "path=/" in attributes
+        assert not any(a.startswith("domain") for a in attributes)
+    eve_token = cookie.split(";")[0].split("=", 1)[1]
+    # The attacker's own session token, planted under the plain name, is not a login.
+    planted = await client.get("/api/v1/auth/me",
+                               headers={"Cookie": f"pairlab_session={eve_token}"})
+    assert planted.status == 401
+    # Beside the victim's own cookie it changes nothing: the victim stays the victim.
+    ada = await client.post("/api/v1/auth/login",
+                            json={"email": "ada@example.com", "password": PASSWORD})
+    ada_token = _set_cookie(ada, "__Host-pairlab_session").split(";")[0].split("=", 1)[1]
+    both = await client.get("/api/v1/auth/me", headers={
+        "Cookie": f"pairlab_session={eve_token}; __Host-pairlab_session={ada_token}"})
+    assert (await both.json())["user"]["email"] == "ada@example.com"
+    # Logging out deletes the __Host- cookie (a deletion without Secure would be ignored).
+    csrf = (await ada.json())["csrf_token"]
+    out = await client.post("/api/v1/auth/logout", headers={
+        "Cookie": f"__Host-pairlab_session={ada_token}", "X-CSRF-Token": csrf,
+        "Origin": "https://app.example.com"})
+    assert out.status == 200, await out.text()
+    gone = [a.strip().lower() for a in _set_cookie(out, "__Host-pairlab_session").split(";")]
+    assert "secure" in gone and any(a.startswith("max-age=0") for a in gone)
+
+
+def test_the_doctor_warns_when_the_app_and_the_workspaces_share_a_site(
+        make_settings: MakeSettings) -> None:
+    siblings = make_settings(public_url="https://app.example.com",
+                             workspace_domain="ws.example.com",
+                             workspace_public_url="https://ws.example.com")
+    found = check_domains(siblings)
+    assert found.status == "warn"
+    assert "example.com" in found.detail and found.fix
+    apart = make_settings(public_url="https://app.example.com",
+                          workspace_domain="ws.example-workspaces.net",
+                          workspace_public_url="https://ws.example-workspaces.net")
+    assert check_domains(apart).status == "ok"
+    assert check_domains(make_settings()).status == "ok"  # loopback development

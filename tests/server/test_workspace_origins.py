@@ -239,3 +239,35 @@ def test_a_workspace_domain_that_is_not_a_host_name_stops_the_start(
     ok = load_settings(environ={"PAIRLAB_WORKSPACE_DOMAIN": "WS.Example.com",
                                 "PAIRLAB_WORKSPACE_PUBLIC_URL": "https://ws.example.com"})
     assert ok.workspace_origin("w0a1") == "https://w-w0a1.ws.example.com"
+
+
+async def test_an_entry_code_from_inside_the_workspace_or_for_another_person_is_refused(
+        make_env: EnvFactory) -> None:
+    """Entry-code fixation without a browser (Chromium: test_workspace_origins_browser.py):
+    a code opened by the workspace's own page, or fetched by its script, is refused before it
+    is used; a browser in the workspace as one person is never switched to another."""
+    env = await make_env()
+    created = await env.schedule()
+    await env.open_link(created["candidate_link"])
+    lab = await env.start_as_candidate(created["session_id"])  # env.ws: the candidate's browser
+    workspace = lab.split("/")[2]
+    joined = await env.ws.get(await handoff(env, created["session_id"]), allow_redirects=False)
+    entry = URL(joined.headers["Location"])
+    inside = [{"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate",
+               "Sec-Fetch-Dest": "document"},
+              {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors",
+               "Sec-Fetch-Dest": "empty"}]
+    for headers in inside:
+        refused = await env.ws.get(entry.path, allow_redirects=False,
+                                   headers={"Host": entry.host or "", **headers})
+        assert refused.status == 403
+        assert "opened from inside the workspace is refused" in await refused.text()
+    # Not used by those: from a real navigation it reaches the grant, which is the
+    # candidate's here, so the interviewer's code does not replace it.
+    switched = await env.ws.get(entry.path, allow_redirects=False, headers={
+        "Host": entry.host or "", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+        "Sec-Fetch-Dest": "document"})
+    assert switched.status == 403
+    assert "already in this workspace as the candidate" in await switched.text()
+    echo = await env.ws.get(f"/w/{workspace}/echo/who")
+    assert '"username": "candidate"' in (await echo.json())["headers"]["X-Pairlab-User"]

@@ -129,3 +129,98 @@ async def test_the_candidate_lands_in_the_workspace_on_its_own_host(
                 assert URL(page.url).host == f"w-{workspace}.localhost"
             finally:
                 await browser.close()
+
+
+WHO = """async (path) => {
+  const r = await fetch(path, {credentials: "include"});
+  if (r.status !== 200) return "status " + r.status;
+  return JSON.parse((await r.json()).headers["X-Pairlab-User"]).username;
+}"""
+CLICK = """(href) => {
+  const a = document.createElement("a");  // a markdown link in a notebook renders as this
+  a.href = href; a.textContent = "see my notes"; a.id = "planted";
+  document.body.appendChild(a);
+}"""
+
+
+async def _candidate_entry_codes(settings: Settings, candidate_link: str, session_id: str,
+                                 count: int) -> list[str]:
+    """What the candidate can mint: fresh entry URLs (``/s/<id>/open``, redirect not followed)."""
+    urls = []
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        landed = await http.get(candidate_link, allow_redirects=False)
+        assert landed.status == 303
+        for _ in range(count):
+            opened = await http.get(f"{settings.workspace_url}/s/{session_id}/open",
+                                    allow_redirects=False)
+            assert opened.status == 303, await opened.text()
+            urls.append(opened.headers["Location"])
+    assert all("/enter/" in url for url in urls)
+    return urls
+
+
+async def test_a_link_in_the_workspace_cannot_make_the_interviewer_the_candidate(
+        make_settings: MakeSettings, tmp_path: Path) -> None:
+    """Entry-code fixation: the candidate mints a code for themselves and gets the
+    interviewer's browser to open it inside the workspace (a link, a script): the interviewer
+    must stay the interviewer (else their edits are recorded as the candidate's)."""
+    async with serving(make_settings, tmp_path, _prepare) as served:
+        settings = served.settings
+        async with aiohttp.ClientSession(settings.app_url,
+                                         cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            login = await http.post("/api/v1/auth/login",
+                                    json={"email": LEAD, "password": PASSWORD})
+            csrf = {"X-CSRF-Token": (await login.json())["csrf_token"]}
+            created = await (await http.post("/api/v1/sessions", headers=csrf, json={
+                "task": "demo-task", "candidate_name": "Ada"})).json()
+            sid = created["session_id"]
+            started = await http.post(f"/api/v1/sessions/{sid}/start", headers=csrf)
+            lab = (await started.json())["session"]["workspace_url"]
+        workspace = URL(lab).path.split("/")[2]
+        echo = f"/w/{workspace}/echo/who"
+        link, script, fetched, pasted = await _candidate_entry_codes(
+            settings, created["candidate_link"], sid, 4)
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await (await browser.new_context()).new_page()
+                # The interviewer logs in and presses Join on the session's page.
+                await page.goto(f"{settings.app_url}/login")
+                await page.fill("#email", LEAD)
+                await page.fill("#password", PASSWORD)
+                await page.press("#password", "Enter")
+                await page.wait_for_url(f"{settings.app_url}/")
+                await page.goto(f"{settings.app_url}/sessions/{sid}")
+                await page.click("#join")
+                await page.wait_for_url(lab)
+                me = await page.evaluate(WHO, echo)
+                assert me.startswith("interviewer-"), me
+                # 1. A link in the candidate's notebook, clicked.
+                await page.evaluate(CLICK, link)
+                async with page.expect_navigation() as clicked:
+                    await page.click("#planted")
+                assert (await clicked.value).status == 403
+                assert "opened from inside the workspace is refused" in await page.content()
+                await page.goto(lab)
+                assert await page.evaluate(WHO, echo) == me
+                # 2. A script's navigation, 3. a script's fetch (its Set-Cookie would apply).
+                await page.evaluate("(url) => { window.location.href = url; }", script)
+                await page.wait_for_load_state()
+                await page.goto(lab)
+                assert await page.evaluate(WHO, echo) == me
+                assert (await page.evaluate(READ, fetched)).startswith("read 403")
+                assert await page.evaluate(WHO, echo) == me
+                # 4. The code's URL sent some other way (chat, mail) and opened: the browser
+                # is the interviewer's already, and stays so.
+                refused = await page.goto(pasted)
+                assert refused is not None and refused.status == 403
+                assert "already in this workspace as" in await page.content()
+                await page.goto(lab)
+                assert await page.evaluate(WHO, echo) == me
+                # Join again still works (a fresh code through the app and the shared host).
+                await page.goto(f"{settings.app_url}/sessions/{sid}")
+                await page.click("#join")
+                await page.wait_for_url(lab)
+                assert await page.evaluate(WHO, echo) == me
+            finally:
+                await browser.close()

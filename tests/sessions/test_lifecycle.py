@@ -181,6 +181,7 @@ async def test_handoff_is_one_time(make_env: EnvFactory) -> None:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
         first = await browser.get(url, allow_redirects=False, headers={"Host": "localhost"})
         assert first.status == 303 and "/enter/" in first.headers["Location"]
+        env.ws.session.cookie_jar.clear()  # the interviewer's browser, not the candidate's
         lab_path = await env.enter(first.headers["Location"])
         assert lab_path.endswith("/lab")
         lab = await env.ws.get(lab_path)

@@ -204,8 +204,9 @@ async def test_a_link_in_the_workspace_cannot_make_the_interviewer_the_candidate
                 await page.goto(lab)
                 assert await page.evaluate(WHO, echo) == me
                 # 2. A script's navigation, 3. a script's fetch (its Set-Cookie would apply).
-                await page.evaluate("(url) => { window.location.href = url; }", script)
-                await page.wait_for_load_state()
+                async with page.expect_navigation() as navigated:
+                    await page.evaluate("(url) => { window.location.href = url; }", script)
+                assert (await navigated.value).status == 403
                 await page.goto(lab)
                 assert await page.evaluate(WHO, echo) == me
                 assert (await page.evaluate(READ, fetched)).startswith("read 403")

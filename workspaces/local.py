@@ -245,7 +245,8 @@ class LocalProvisioner:
                 old = self.root / f"{SETTLING}{workspace_id}-in"
                 remove_tree(old)
                 base.rename(old)
-            mounts.make_image(image, self.limits.disk_bytes, self.limits.inodes)
+            mounts.make_image(image, self.limits.disk_bytes, self.limits.inodes,
+                              mounts.ROOT_RESERVE_BYTES)
         base.mkdir(mode=0o711, exist_ok=True)
         mounts.mount_image(image, base)
         if old is not None:
@@ -474,18 +475,22 @@ class LocalProvisioner:
         watchdog = None if self.disk_image else asyncio.create_task(watch_disk(
             [live.host.work, live.host.run], self.limits,
             lambda used: self._over_disk_limit(live, used)))
+        code = -1
         try:
-            code = await live.process.wait()
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-        try:
-            await asyncio.wait_for(pump, timeout=5)
-        except TimeoutError:
-            pass
-        live.log.close()
-        live.returncode = code
-        try:
+            try:
+                code = await live.process.wait()
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
+            try:
+                await asyncio.wait_for(pump, timeout=5)
+            except TimeoutError:
+                pass
+            except Exception:
+                log.exception("workspace %s: reading the server's output failed",
+                              live.spec.workspace_id)
+            live.log.close()
+            live.returncode = code
             if not live.stopping:
                 log.warning("workspace %s: jupyter-server exited unexpectedly (code %s); last "
                             "lines:\n%s", live.spec.workspace_id, code,
@@ -495,7 +500,9 @@ class LocalProvisioner:
                     self.on_crash(live.info, code)
         except Exception:
             log.exception("handling the exit of workspace %s failed", live.spec.workspace_id)
-        finally:
+        finally:  # whatever failed above, the server is gone: stop and restore must see it
+            if live.returncode is None:
+                live.returncode = code
             live.exited.set()
 
     async def wait_exit(self, info: WorkspaceInfo) -> int:

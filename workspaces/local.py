@@ -124,6 +124,7 @@ class LocalProvisioner:
         cgroups: Cgroups | None = None,
         on_crash: CrashHandler | None = None,
         disk_image: bool = True,
+        require_cgroups: bool = True,
     ) -> None:
         self.root = Path(os.path.abspath(root))
         self.sandbox = sandbox
@@ -135,6 +136,7 @@ class LocalProvisioner:
         self.cgroups = cgroups or Cgroups()
         self.on_crash = on_crash
         self.disk_image = disk_image
+        self.require_cgroups = require_cgroups
         self._live: dict[str, _Live] = {}
         self._tools: Tools | str | None = None
         self._probe_lock = asyncio.Lock()
@@ -142,6 +144,9 @@ class LocalProvisioner:
     # ---- the sandbox probe ------------------------------------------------------------
 
     def _probe(self) -> Tools | str:
+        if self.require_cgroups and (missing := self.cgroups.missing()) is not None:
+            return f"{missing} (the memory and pids cgroups are required; unsafe_no_cgroups " \
+                   "is the development opt-out)"
         if self.sandbox:
             return probe_tools(self.bwrap)
         if os.geteuid() != 0:
@@ -340,8 +345,8 @@ class LocalProvisioner:
               groups: CgroupSet | None, pipe: OptionsPipe) -> tuple[list[str], bytes]:
         memory_rlimit = groups is None or not groups.has_memory
         if memory_rlimit:
-            log.warning("no memory cgroup for workspace %s: falling back to RLIMIT_AS",
-                        spec.workspace_id)
+            log.warning("UNSAFE: no memory and pids cgroups for workspace %s: only RLIMIT_AS "
+                        "per process (unsafe_no_cgroups, development mode)", spec.workspace_id)
         return workspace_command(
             tools, sandboxed=self.sandbox, host=host, env_python=_absolute(spec.env_python),
             limits=self.limits, protected=self.root, uid=spec.uid,

@@ -161,17 +161,20 @@ def check_uids(settings: Settings) -> Finding:
                    critical=True)
 
 
-def check_cgroups() -> Finding:
-    found = Cgroups().available()
-    if set(found) == set(CONTROLLERS):
-        return Finding("cgroups", "ok", f"{' and '.join(found)} controllers (cgroup v1) cap "
-                       "each workspace's and each check's memory and processes")
-    missing = ", ".join(c for c in CONTROLLERS if c not in found)
-    return Finding("cgroups", "warn", f"no writable {missing} cgroup (a cgroup v2 host, or "
-                   "not delegated to pairlab): memory is capped per process (RLIMIT_AS) and "
-                   "processes per uid (RLIMIT_NPROC) instead",
-                   "run pairlab where the cgroup v1 memory and pids controllers are mounted "
-                   "and writable by root")
+def check_cgroups(settings: Settings, cgroups: Cgroups | None = None) -> Finding:
+    cgroups = cgroups or Cgroups()
+    missing = cgroups.missing()
+    if missing is None:
+        return Finding("cgroups", "ok", f"{' and '.join(CONTROLLERS)} controllers (cgroup v1) "
+                       "cap each workspace's and each check's memory and processes")
+    fix = ("run pairlab where the cgroup v1 memory and pids controllers are mounted and "
+           "writable by root")
+    if settings.unsafe_no_cgroups:
+        return Finding("cgroups", "warn", f"UNSAFE: unsafe_no_cgroups is set: {missing}; "
+                       "memory is capped per process (RLIMIT_AS) and processes per uid "
+                       "(RLIMIT_NPROC) only", fix)
+    return Finding("cgroups", "fail", f"{missing}: workspaces and check runs refuse to start",
+                   fix, critical=True)
 
 
 def check_data_dir(settings: Settings) -> Finding:
@@ -348,7 +351,8 @@ def check_domains(settings: Settings) -> Finding:
 
 def _sandbox_checks_possible(findings: list[Finding]) -> str | None:
     for f in findings:
-        if f.status == "fail" and f.name in ("root", "tools", "bubblewrap", "sandbox uids"):
+        if f.status == "fail" and f.name in ("root", "tools", "bubblewrap", "sandbox uids",
+                                             "cgroups"):
             return f"needs {f.name}"
     return None
 
@@ -358,8 +362,9 @@ def _host_findings(settings: Settings) -> list[Finding]:
     if root.status == "fail":  # bwrap's probe and the tools' paths mean nothing as non-root
         skipped = [Finding(name, "skip", "not checked: needs root")
                    for name in ("tools", "bubblewrap")]
-        return [root, *skipped, check_uids(settings), check_cgroups(), check_data_dir(settings),
-                Finding("disk limit", "skip", "not checked: needs root"), check_domains(settings)]
+        return [root, *skipped, check_uids(settings), check_cgroups(settings),
+                check_data_dir(settings), Finding("disk limit", "skip", "not checked: needs root"),
+                check_domains(settings)]
     tools = check_tools(settings)
     bubblewrap = check_bubblewrap(settings) if tools.status == "ok" else Finding(
         "bubblewrap", "skip", "not checked: needs the tools above")
@@ -368,8 +373,8 @@ def _host_findings(settings: Settings) -> list[Finding]:
     data_dir = check_data_dir(settings)
     disk = check_disk_limit(settings) if data_dir.status != "fail" else Finding(
         "disk limit", "skip", "not checked: needs the data dir")
-    return [root, tools, bubblewrap, filtered, check_uids(settings), check_cgroups(), data_dir,
-            disk, check_domains(settings)]
+    return [root, tools, bubblewrap, filtered, check_uids(settings), check_cgroups(settings),
+            data_dir, disk, check_domains(settings)]
 
 
 def fast_findings(settings: Settings, *, thorough: bool = False) -> list[Finding]:

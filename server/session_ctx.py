@@ -30,11 +30,15 @@ def make_provisioner(settings: Settings) -> Provisioner:
     if settings.unsafe_no_disk_image:
         log.warning("UNSAFE: workspaces run WITHOUT their disk image: disk use is only polled "
                     "(--unsafe-no-disk-image)")
+    if settings.unsafe_no_cgroups:
+        log.warning("UNSAFE: workspaces and check runs run WITHOUT the memory and pids cgroups "
+                    "(--unsafe-no-cgroups)")
     limits = Limits(disk_bytes=settings.workspace_disk_mib * MiB,
                     inodes=settings.workspace_max_files)
     return LocalProvisioner(
         settings.data_dir / "workspaces", sandbox=not settings.unsafe_no_sandbox,
         limits=limits, disk_image=not settings.unsafe_no_disk_image,
+        require_cgroups=not settings.unsafe_no_cgroups,
     )
 
 

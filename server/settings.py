@@ -125,6 +125,9 @@ class Settings:
     unsafe_no_disk_image: bool = _f(
         False, "DEVELOPMENT ONLY: workspaces without their disk image; disk use is only polled"
         " and file counts are unlimited (never in production)")
+    unsafe_no_cgroups: bool = _f(
+        False, "DEVELOPMENT ONLY: workspaces and check runs without the memory and pids cgroups;"
+        " only per-process rlimits bound them (never in production)")
     environments_dir: str = _f(
         "", "folder for the shared per-requirements Python environments (default DATA_DIR/envs)"
     )

@@ -46,7 +46,8 @@ def task_store(settings: Settings) -> TaskStore:
 def sandbox_for(settings: Settings) -> CheckSandbox:
     """The sandbox task code runs in outside a workspace (its runs' folders under the data dir,
     which is itself never mounted)."""
-    return CheckSandbox(settings.sandbox_uid_base, settings.data_dir, settings.data_dir / "checks")
+    return CheckSandbox(settings.sandbox_uid_base, settings.data_dir, settings.data_dir / "checks",
+                        require_cgroups=not settings.unsafe_no_cgroups)
 
 
 def sandboxed_check(sandbox: CheckSandbox) -> CheckRunner:

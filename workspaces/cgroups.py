@@ -13,8 +13,9 @@ the cgroup pairlab itself runs in (as a delegated systemd service's would be), s
 accounting of pairlab still covers its workspaces. The sandbox's outermost process joins them
 before it execs ``bwrap`` (see ``sandbox.join_cgroups_argv``), so every process of the workspace
 is inside from its first instruction. Removing a group kills whatever is still in it first.
-cgroup v2 hosts are not handled here yet: there, ``available()`` is empty, the rlimits apply and
-processes are found by the sandbox's pid namespace.
+cgroup v2 hosts are not handled here yet: there, ``available()`` is empty and ``missing()`` says
+why, so workspaces and check runs refuse to start (``unsafe_no_cgroups`` is a loud development
+opt-out: then only per-process rlimits apply and processes are found by the pid namespace).
 """
 
 from __future__ import annotations
@@ -173,6 +174,15 @@ class Cgroups:
     def available(self) -> tuple[str, ...]:
         """The controllers usable here (writable cgroup v1 hierarchies)."""
         return tuple(c for c in CONTROLLERS if self._parent(c) is not None)
+
+    def missing(self) -> str | None:
+        """``None`` if both the memory and pids controllers are usable, else why not."""
+        absent = [c for c in CONTROLLERS if c not in self.available()]
+        if not absent:
+            return None
+        return (f"no writable {' and '.join(absent)} cgroup (cgroup v1 under {self.root}; a "
+                "cgroup v2 host, or not delegated to pairlab): without the memory and pids "
+                "cgroups nothing bounds the memory and processes of a sandbox together")
 
     def existing(self, workspace_id: str) -> CgroupSet | None:
         """The workspace's groups left from an earlier start (e.g. before pairlab was killed)."""

@@ -25,16 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 
 from workspaces.excerpt import quote_lines, safe_text
 from workspaces.peer import Peer, PeerCheckedConnector
 
+logger = logging.getLogger(__name__)
 USER_HEADER = "X-Pairlab-User"
 LOG_CAP_BYTES = 8 * 1024 * 1024
 KERNEL_NAME = "python3"
@@ -90,6 +93,7 @@ _TEMPLATE = '''\
 import ctypes
 import hmac
 import json
+import logging
 import os
 import sys
 import types
@@ -353,37 +357,60 @@ def server_env(token: str, env_python: Path, inside: Inside) -> dict[str, str]:
 class ServerLog:
     """The server's output: appended to ``server.log`` (capped) with the token scrubbed, and
     the last lines kept in memory for error messages, which get them escaped and prefixed
-    (``excerpt``): the output is the candidate's to write (kernels share the server's)."""
+    (``excerpt``): the output is the candidate's to write (kernels share the server's).
+
+    Writing the file may fail (the disk image full, no inode left for a new file): then the
+    output is still read and kept in ``tail``, only not written, so the server never blocks on
+    a pipe nobody drains. The earlier log is kept as ``server.log.1``."""
 
     def __init__(self, path: Path, token: str) -> None:
-        if path.exists():
-            path.replace(path.with_name(path.name + ".1"))
-        self._file = open(path, "ab")  # noqa: SIM115 - closed by close()
-        path.chmod(0o600)
         self._token = token.encode()
         self._written = 0
         self.tail: deque[str] = deque(maxlen=40)
+        self._file: BinaryIO | None = None
+        try:
+            if path.exists():
+                path.replace(path.with_name(path.name + ".1"))
+            self._file = open(path, "ab")  # noqa: SIM115 - closed by close()
+            path.chmod(0o600)
+        except OSError as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc: OSError) -> None:
+        logger.error("server log %s cannot be written, kept in memory only: %s",
+                     getattr(self._file, "name", "server.log"), exc)
+        self.close()
+        self._file = None
 
     def feed(self, line: bytes) -> None:
         line = line.replace(self._token, b"[token]")
         self.tail.append(line.decode("utf-8", "replace").rstrip("\n"))
-        if self._written < LOG_CAP_BYTES:
+        if self._file is None or self._written >= LOG_CAP_BYTES:
+            return
+        try:
             self._file.write(line)
             self._written += len(line)
             if self._written >= LOG_CAP_BYTES:
                 self._file.write(b"[pairlab: log capped here]\n")
             self._file.flush()
+        except OSError as exc:
+            self._give_up(exc)
 
     def excerpt(self, workspace_id: str, n: int = 15) -> str:
         """The last ``n`` lines, safe for pairlab's log (``workspace <id> | ...``)."""
         return quote_lines(f"workspace {workspace_id}", list(self.tail)[-n:])
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:  # the buffered rest could not be written: nothing more to do
+                pass
 
 
 async def read_output(stream: asyncio.StreamReader, log: ServerLog) -> None:
-    """Feed the server's output to ``log`` line by line until it closes."""
+    """Feed the server's output to ``log`` line by line until it closes (``feed`` never
+    raises for the file: the pipe is drained to the end)."""
     pending = b""
     while chunk := await stream.read(65536):
         pending += chunk

@@ -16,8 +16,12 @@ it again if the machine rebooted). ``stop`` ends it: the folder's files are copi
 files stay sparse) onto a plain folder that takes the mount point's place, the image is
 unmounted (which frees its loop device) and deleted. So a finished workspace's final state
 (snapshots, hidden checks, export, the read-only freeze) is an ordinary folder at the same path.
-``sweep`` does the same at start-up for every image no running workspace uses. No image, no
-start (``disk_image=False`` is a loud development mode: disk use is then polled).
+``sweep`` does the same at start-up for every image no running workspace uses. Root copies out
+only while no process of the workspace's uid runs (else the image stays mounted, its files
+readable in place, until a later sweep). A move into a new image that did not finish (pairlab
+killed during it) is rolled back from ``.settling-<id>-in``, the whole copy, by the next mount
+and by the sweep. No image, no start (``disk_image=False`` is a loud development mode: disk use
+is then polled).
 """
 
 from __future__ import annotations
@@ -124,6 +128,7 @@ class LocalProvisioner:
         cgroups: Cgroups | None = None,
         on_crash: CrashHandler | None = None,
         disk_image: bool = True,
+        require_cgroups: bool = True,
     ) -> None:
         self.root = Path(os.path.abspath(root))
         self.sandbox = sandbox
@@ -135,6 +140,7 @@ class LocalProvisioner:
         self.cgroups = cgroups or Cgroups()
         self.on_crash = on_crash
         self.disk_image = disk_image
+        self.require_cgroups = require_cgroups
         self._live: dict[str, _Live] = {}
         self._tools: Tools | str | None = None
         self._probe_lock = asyncio.Lock()
@@ -142,6 +148,9 @@ class LocalProvisioner:
     # ---- the sandbox probe ------------------------------------------------------------
 
     def _probe(self) -> Tools | str:
+        if self.require_cgroups and (missing := self.cgroups.missing()) is not None:
+            return f"{missing} (the memory and pids cgroups are required; unsafe_no_cgroups " \
+                   "is the development opt-out)"
         if self.sandbox:
             return probe_tools(self.bwrap)
         if os.geteuid() != 0:
@@ -235,6 +244,7 @@ class LocalProvisioner:
         already there (the final state of an earlier run, or an older pairlab's) is moved into
         the new image, so the workspace never runs outside it."""
         base = self.root / workspace_id
+        self._recover_move_in(workspace_id)
         if mounts.is_mount(base):
             return  # still mounted: a crash, or pairlab restarted on the same boot
         image = self.image_path(workspace_id)
@@ -245,32 +255,59 @@ class LocalProvisioner:
                 old = self.root / f"{SETTLING}{workspace_id}-in"
                 remove_tree(old)
                 base.rename(old)
-            mounts.make_image(image, self.limits.disk_bytes, self.limits.inodes)
+            mounts.make_image(image, self.limits.disk_bytes, self.limits.inodes,
+                              mounts.ROOT_RESERVE_BYTES)
         base.mkdir(mode=0o711, exist_ok=True)
         mounts.mount_image(image, base)
         if old is not None:
             try:
                 _copy_all(old, base)
             except OSError:
-                mounts.unmount(base)
-                base.rmdir()
-                old.rename(base)
-                image.unlink()
+                self._recover_move_in(workspace_id)
                 raise
-            remove_tree(old)
+            moved = self.root / f"{SETTLING}{workspace_id}-moved"
+            old.rename(moved)  # the image is whole from here on: a crash only leaves garbage
+            remove_tree(moved)
+
+    def _recover_move_in(self, workspace_id: str) -> None:
+        """Undo a move into a new image that did not finish (a failed copy, or pairlab killed
+        during it): ``.settling-<id>-in`` is then the only whole copy, so the image (mounted
+        or not) goes and that folder is put back; ``.settling-<id>-moved`` (copied, being
+        removed) is only removed."""
+        remove_tree(self.root / f"{SETTLING}{workspace_id}-moved")
+        old = self.root / f"{SETTLING}{workspace_id}-in"
+        if not old.is_dir() or old.is_symlink():
+            return
+        base = self.root / workspace_id
+        if mounts.is_mount(base):
+            mounts.unmount(base)
+        self.image_path(workspace_id).unlink(missing_ok=True)
+        if base.is_dir() and not base.is_symlink():
+            base.rmdir()  # the empty mount point; OSError if anything else is there
+        old.rename(base)
+        log.warning("workspace %s: an unfinished move into its disk image was rolled back",
+                    workspace_id)
 
     def _settle(self, workspace_id: str) -> None:
         """Make ``root/<id>`` a plain folder with the image's files, then unmount and delete the
         image (its loop device goes with the unmount). Nothing of the workspace may run."""
         base = self.root / workspace_id
         image = self.image_path(workspace_id)
+        self._recover_move_in(workspace_id)
         if not image.exists():
             if mounts.is_mount(base):
                 mounts.unmount(base)
             return
-        if not mounts.is_mount(base):
+        mounted_here = not mounts.is_mount(base)
+        if mounted_here:
             base.mkdir(mode=0o711, parents=True, exist_ok=True)
             mounts.mount_image(image, base, read_only=True)
+        owner = _work_owner(base)
+        if owner is not None and (running := pids_of_uid(owner)):
+            if mounted_here:  # read-only: a later start must mount it writable
+                mounts.unmount(base)
+            raise OSError(f"{len(running)} processes of its uid {owner} still run, and root "
+                          "copies nothing they could change under it")
         out = self.root / f"{SETTLING}{workspace_id}"
         remove_tree(out)
         try:
@@ -297,6 +334,8 @@ class LocalProvisioner:
         ids = {p.name.removesuffix(".ext4") for p in images.glob("*.ext4")} if \
             images.is_dir() else set()
         ids |= {p.name for p in mounts.mount_points() if p.parent == self.root}
+        ids |= {p.name.removeprefix(SETTLING).removesuffix("-in")
+                for p in self.root.glob(f"{SETTLING}*-in")} if self.root.is_dir() else set()
         for workspace_id in sorted(ids - keep):
             try:
                 self._settle(workspace_id)
@@ -339,8 +378,8 @@ class LocalProvisioner:
               groups: CgroupSet | None, pipe: OptionsPipe) -> tuple[list[str], bytes]:
         memory_rlimit = groups is None or not groups.has_memory
         if memory_rlimit:
-            log.warning("no memory cgroup for workspace %s: falling back to RLIMIT_AS",
-                        spec.workspace_id)
+            log.warning("UNSAFE: no memory and pids cgroups for workspace %s: only RLIMIT_AS "
+                        "per process (unsafe_no_cgroups, development mode)", spec.workspace_id)
         return workspace_command(
             tools, sandboxed=self.sandbox, host=host, env_python=_absolute(spec.env_python),
             limits=self.limits, protected=self.root, uid=spec.uid,
@@ -474,18 +513,22 @@ class LocalProvisioner:
         watchdog = None if self.disk_image else asyncio.create_task(watch_disk(
             [live.host.work, live.host.run], self.limits,
             lambda used: self._over_disk_limit(live, used)))
+        code = -1
         try:
-            code = await live.process.wait()
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-        try:
-            await asyncio.wait_for(pump, timeout=5)
-        except TimeoutError:
-            pass
-        live.log.close()
-        live.returncode = code
-        try:
+            try:
+                code = await live.process.wait()
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
+            try:
+                await asyncio.wait_for(pump, timeout=5)
+            except TimeoutError:
+                pass
+            except Exception:
+                log.exception("workspace %s: reading the server's output failed",
+                              live.spec.workspace_id)
+            live.log.close()
+            live.returncode = code
             if not live.stopping:
                 log.warning("workspace %s: jupyter-server exited unexpectedly (code %s); last "
                             "lines:\n%s", live.spec.workspace_id, code,
@@ -495,7 +538,9 @@ class LocalProvisioner:
                     self.on_crash(live.info, code)
         except Exception:
             log.exception("handling the exit of workspace %s failed", live.spec.workspace_id)
-        finally:
+        finally:  # whatever failed above, the server is gone: stop and restore must see it
+            if live.returncode is None:
+                live.returncode = code
             live.exited.set()
 
     async def wait_exit(self, info: WorkspaceInfo) -> int:
@@ -611,13 +656,25 @@ def _kill_workspace(uid: int, groups: CgroupSet | None, pidns: int | None) -> li
     return kill_uid(uid, namespace=pidns)
 
 
+def _work_owner(base: Path) -> int | None:
+    """The uid owning ``base/work`` (the workspace's), None if there is none (or root's,
+    after the read-only freeze)."""
+    try:
+        owner = os.lstat(base / "work").st_uid
+    except OSError:
+        return None
+    return owner if owner != 0 else None
+
+
 def _copy_all(src: Path, dest: Path) -> None:
     """Copy the tree ``src`` into the new folder ``dest`` with owners, modes, times and links
-    as they are (links never followed), holes kept: ``cp -a --sparse=always`` (coreutils), since
-    ``shutil.copytree`` fills holes in. Only used while nothing of the workspace runs."""
+    as they are (links never followed, ``--no-dereference``), holes kept: ``cp -a
+    --sparse=always`` (coreutils), since ``shutil.copytree`` fills holes in. Only used while
+    no process of the workspace's uid runs (``_settle`` checks), so nothing swaps a folder for
+    a link while root copies; ``dest`` is made here, in root's own folder."""
     dest.mkdir(mode=0o711, exist_ok=True)
-    mounts.run_tool(["cp", "-a", "--sparse=always", "--no-target-directory", str(src),
-                     str(dest)], timeout_s=COPY_TIMEOUT_S)
+    mounts.run_tool(["cp", "-a", "--no-dereference", "--sparse=always",
+                     "--no-target-directory", str(src), str(dest)], timeout_s=COPY_TIMEOUT_S)
     lost = dest / "lost+found"  # ext4's own, empty
     if lost.is_dir() and not lost.is_symlink() and lost.stat().st_uid == 0:
         remove_tree(lost)

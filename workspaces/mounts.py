@@ -6,8 +6,9 @@ A workspace's folder ``<root>/<id>`` is the mount point of a sparse ext4 image
 every write of the workspace's uid (``fallocate``, sparse files made dense, one file per inode)
 fails with ``ENOSPC`` at the limit, at once, and the host's disk can lose at most the image's
 size. ``nosuid,nodev`` (not ``noexec``: candidates run scripts); ``discard``, so what the
-workspace deletes is given back to the host (holes punched in the image). ``-m 0``: no blocks
-reserved for root, who writes the server log there.
+workspace deletes is given back to the host (holes punched in the image). Blocks are reserved
+for root on top of the limit (``ROOT_RESERVE_BYTES``): root writes the server log and the config
+there, and they must fit when the candidate has filled the disk.
 
 The programs are util-linux's ``mount``/``umount`` and e2fsprogs' ``mkfs.ext4``: no Python
 library wraps loop-device set-up, and ``mount -o loop`` allocates the loop device and frees it
@@ -26,6 +27,8 @@ from pathlib import Path
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 IMAGE_MODE = 0o600
 TIMEOUT_S = 60.0
+ROOT_RESERVE_BYTES = 32 * 1024 * 1024
+"""Blocks only root may use, added to the image: two capped server logs and the config."""
 
 
 def run_tool(argv: list[str], timeout_s: float = TIMEOUT_S) -> None:
@@ -45,19 +48,25 @@ def run_tool(argv: list[str], timeout_s: float = TIMEOUT_S) -> None:
         raise OSError(f"{argv[0]} failed: {lines[-1].strip()[:300]}")
 
 
-def make_image(image: Path, size_bytes: int, inodes: int) -> None:
-    """A new sparse file of ``size_bytes`` (mode 0600) holding an empty ext4 filesystem with
-    ``inodes`` inodes, its root folder root's. Nothing is allocated up front (lazy inode table
-    and journal initialisation): the host pays only for what is written into it."""
+def make_image(image: Path, size_bytes: int, inodes: int,
+               root_reserve_bytes: int = 0) -> None:
+    """A new sparse file of ``size_bytes + root_reserve_bytes`` (mode 0600) holding an empty
+    ext4 filesystem with ``inodes`` inodes, its root folder root's, of which the last
+    ``root_reserve_bytes`` only root may fill (ext4's reserved blocks). Nothing is allocated up
+    front (lazy inode table and journal initialisation): the host pays only for what is
+    written into it."""
+    total = size_bytes + root_reserve_bytes
+    reserved_percent = f"{100 * root_reserve_bytes / total:.4f}"
     image.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(image, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  IMAGE_MODE)
     try:
-        os.ftruncate(fd, size_bytes)
+        os.ftruncate(fd, total)
     finally:
         os.close(fd)
     try:
-        run_tool(["mkfs.ext4", "-q", "-F", "-m", "0", "-N", str(inodes), "-L", "pairlab-ws",
+        run_tool(["mkfs.ext4", "-q", "-F", "-m", reserved_percent, "-N", str(inodes),
+                  "-L", "pairlab-ws",
               "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=0:0",
               str(image)])
     except OSError:

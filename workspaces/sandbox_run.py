@@ -126,12 +126,14 @@ class CheckSandbox:
     mounted; ``work_root`` (under it) holds each run's host-side folders while it runs."""
 
     def __init__(self, uid_base: int, protected: Path, work_root: Path, *,
-                 bwrap: str = "bwrap", cgroups: Cgroups | None = None) -> None:
+                 bwrap: str = "bwrap", cgroups: Cgroups | None = None,
+                 require_cgroups: bool = True) -> None:
         self.uid_base = uid_base
         self.protected = Path(os.path.abspath(protected))
         self.work_root = Path(os.path.abspath(work_root))
         self.bwrap = bwrap
         self.cgroups = cgroups or Cgroups()
+        self.require_cgroups = require_cgroups
         self._tools: Tools | str | None = None
         self._lock = threading.Lock()
 
@@ -141,7 +143,10 @@ class CheckSandbox:
         """``None`` if runs can be sandboxed here, else why not (probed once)."""
         with self._lock:
             if self._tools is None:
-                self._tools = probe_tools(self.bwrap)
+                missing = self.cgroups.missing() if self.require_cgroups else None
+                self._tools = probe_tools(self.bwrap) if missing is None else (
+                    f"{missing} (the memory and pids cgroups are required; unsafe_no_cgroups "
+                    "is the development opt-out)")
         return self._tools if isinstance(self._tools, str) else None
 
     def _require_tools(self) -> Tools:
@@ -239,6 +244,9 @@ class CheckSandbox:
                 _prepare(host, uid, job.config_files)
                 if self.cgroups.available():
                     groups = self.cgroups.create(CGROUP_PREFIX + base.name, job.limits)
+                else:  # only with require_cgroups=False (check() refused otherwise)
+                    log.warning("UNSAFE: check run %s without the memory and pids cgroups "
+                                "(unsafe_no_cgroups, development mode)", base.name)
                 result = self._execute(tools, job, host, uid, groups)
                 yield result
             finally:

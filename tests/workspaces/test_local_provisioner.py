@@ -491,7 +491,8 @@ async def test_a_foreign_process_with_the_uid_survives_stop(env_python: Path,
     cgroups = Cgroups() if with_cgroups else Cgroups(root=data / "no-cgroups")
     if with_cgroups and not cgroups.available():
         pytest.skip("no writable cgroups here")
-    provisioner = LocalProvisioner(data / "workspaces", cgroups=cgroups)
+    provisioner = LocalProvisioner(data / "workspaces", cgroups=cgroups,
+                                   require_cgroups=with_cgroups)  # no-cgroups: the opt-out
     uid = free_uid()
     foreign: subprocess.Popen[bytes] | None = None
     try:

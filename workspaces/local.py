@@ -640,6 +640,20 @@ class LocalProvisioner:
             if live.monitor is not None:
                 await live.monitor
             await self._cleanup(live.spec.uid, live.host, live.cgroups, live.pidns)
+            if self.disk_image:
+                await asyncio.to_thread(self._detach, live.spec.workspace_id)
+
+    def _detach(self, workspace_id: str) -> None:
+        """Unmount a stopped workspace's image and keep it (``restore`` mounts it again), so a
+        pairlab that shut down leaves no mount or loop device behind: its data folder can be
+        moved or removed like any other."""
+        base = self.root / workspace_id
+        try:
+            if mounts.is_mount(base):
+                mounts.unmount(base)
+        except OSError as exc:
+            log.error("workspace %s: its disk image could not be unmounted at shutdown: %s",
+                      workspace_id, exc)
 
     def live_info(self, workspace_id: str) -> WorkspaceInfo | None:
         """The current info of a workspace started here (after a restore it has a new token)."""

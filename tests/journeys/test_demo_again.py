@@ -10,6 +10,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.journeys.conftest import WAIT_MS, start_demo, stop_demo
+from workspaces.mounts import mount_points
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(1500)]
@@ -51,3 +52,6 @@ async def test_the_demo_started_twice_in_one_folder(tmp_path_factory: pytest.Tem
         stop_demo(second)
         raise
     assert stop_demo(second) == 0  # Ctrl-C stops it cleanly
+    # ... and leaves no workspace disk image mounted: the folder can be removed like any other.
+    left = [point for point in mount_points() if folder in point.parents]
+    assert left == [], left

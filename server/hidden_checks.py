@@ -163,8 +163,9 @@ def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
             if failed_as_it_must:
                 output = without_canary(output, canary)
         payload = summarise(cases, code, run.stopped, output, run.duration_ms, plan.command)
-    if forged is not None:
-        payload.update(status="error", reason=forged, tampered=True)
+    if forged is not None:  # what it reported is not shown as results: it was forged
+        payload.update(status="error", reason=forged, tampered=True, checks=[], passed=0,
+                       failed=0, errors=0, skipped=0, total=0)
     if edited:
         payload["edited_tests"] = edited
         payload["note"] = edited_note(edited)

@@ -308,8 +308,8 @@ async def test_code_that_patches_pytest_from_inside_trips_the_canary(graded: Gra
     assert (hidden["status"], hidden.get("tampered")) == ("error", True), hidden
     assert "planted to fail as passed" in hidden["reason"], hidden
     assert "graded" not in hidden, hidden
-    assert all("test_" not in c["name"].split("::", 1)[0] or "/" in c["name"]
-               for c in hidden["checks"]), hidden["checks"]  # the canary is not listed
+    # What the forged run reported is not shown as results.
+    assert (hidden["checks"], hidden["passed"], hidden["total"]) == ([], 0, 0), hidden
     visible = await graded.visible("s-patched-visible", {"pricing.py": PATCHES_PYTEST})
     assert (visible["status"], visible.get("tampered")) == ("error", True), visible
     honest = await graded.hidden("s-honest", {"pricing.py": FIXED})

@@ -29,11 +29,12 @@ Residual risk, plainly: code the tests import (the candidate's modules) runs in 
 process, as it must to be tested. It can reach pytest's objects and the report pipe and forge
 outcomes from there. That takes code in the final state that patches the test machinery, in
 plain sight of the reviewers in the diff; nothing in the workspace's configuration does it.
-A tripwire catches the blunt form of it: every run also collects a canary, a test file of a
-random name at the tree's root whose assertion fails in a way no candidate change can fix
-(``plant_canary``); a run that reports it passed or skipped, or reports passes without it,
-was forged from inside and has no verdict (``check_canary``). A forgery aimed at named tests
-only would not trip it; the hidden checks' names are not shown to the candidate.
+A tripwire catches the blunt form of it: every session run also collects, first, a canary, a
+test file of a random name at the tree's root whose assertion fails in a way no candidate change
+can fix (``plant_canary``); a run that reports it passed, or reports passes without it, was
+forged from inside and has no verdict (``check_canary``; an error or skip of the canary proves
+nothing and leaves the verdict to the other tests). A forgery aimed only at the checks' folder
+or names would not trip it: the canary raises the bar, it is not a proof.
 """
 
 from __future__ import annotations
@@ -78,12 +79,12 @@ def harness_files() -> dict[str, bytes]:
             str(INI.relative_to(CONFIG)): INI_TEXT.encode()}
 
 
-def harness_argv(target: str, *more: str) -> list[str]:
-    """The command: pytest on ``target`` (and ``more`` paths, relative to the tree), conftests
-    from the tree's root down (only the revision's are left there)."""
+def harness_argv(*paths: str) -> list[str]:
+    """The command: pytest on ``paths`` (relative to the tree), conftests from the tree's root
+    down (only the revision's are left there)."""
     return ["python", "-I", "-B", str(RUNNER), "-c", str(INI), f"--rootdir={WORKSPACE}",
             f"--confcutdir={WORKSPACE}", "-p", "no:cacheprovider", "--import-mode=append", "-q",
-            "--color=no", "-rfE", target, *more]
+            "--color=no", "-rfE", *paths]
 
 
 def harness_env(first: list[str]) -> dict[str, str]:
@@ -101,8 +102,8 @@ def harness_job(target: str, tree: Path, python: Path, timeout_s: float, *,
     if checks is not None:
         first = [target if folder == "." else f"{target}/{folder}"
                  for folder in check_folders(checks)]
-    more = [canary] if canary is not None else []
-    return SandboxJob(harness_argv(target, *more), python, tree, timeout_s,
+    paths = [canary, target] if canary is not None else [target]  # the canary runs first
+    return SandboxJob(harness_argv(*paths), python, tree, timeout_s,
                       env=harness_env(first), config_files=harness_files(), report=True)
 
 
@@ -266,36 +267,55 @@ def plant_canary(tree: Path) -> str:
 
 def check_canary(cases: list[dict[str, Any]], code: int | None, canary: str
                  ) -> tuple[list[dict[str, Any]], int | None, str | None]:
-    """The run's cases without the canary, the exit code pytest would have given without it
-    (its failure alone makes 1), and why the run is not to be believed (``None`` when the
-    canary failed as it must, or the run never got as far as running tests)."""
+    """The run's cases without the canary, the exit code pytest would have given without it,
+    and why the run is not to be believed: the canary reported passed, or missing from a run
+    that passed tests (it runs first, so a run cut short still has it). A canary that errored
+    or was skipped (a revision's conftest can do that to a root-level test) proves nothing
+    either way: the run keeps its verdict from the other tests."""
     own = [c for c in cases if c["name"].split("::", 1)[0] == canary]
     rest = [c for c in cases if c not in own]
-    if own:
-        status = own[0]["status"]
-        if status in ("passed", "skipped"):
-            return rest, code, TAMPERED.format(status=status)
-        if code == 1 and status == "failed" and rest and \
-                not any(c["status"] in ("failed", "error") for c in rest):
-            code = 0
-        return rest, code, None
-    if any(c["status"] == "passed" for c in rest):
+    if own and own[0]["status"] == "passed":
+        return rest, code, TAMPERED.format(status="passed")
+    if not own and any(c["status"] == "passed" for c in rest):
         return rest, code, TAMPERED.format(status="missing")
+    if own and code == 1:  # its own failure (or error) made the 1
+        if not rest:
+            code = 5  # nothing of the task's was collected
+        elif not any(c["status"] in ("failed", "error") for c in rest):
+            code = 0
     return rest, code, None
 
 
 _SUMMARY_FAILED = re.compile(r"\b(\d+) failed(, )?")
+_PROGRESS = re.compile(r"^([.FEsxX]+)(\s+\[\s*\d+%\])?\s*$")
+_SECTION = re.compile(r"^_{3,} (.+?) _{3,}$")
 
 
 def without_canary(output: str, canary: str) -> str:
-    """The run's printed output without the canary: the lines naming it go, and pytest's last
-    summary line ("2 failed, 1 passed in 0.02s") counts one failure fewer."""
-    lines = [line for line in output.splitlines() if canary not in line]
-    for index in range(len(lines) - 1, -1, -1):
-        if _SUMMARY_FAILED.search(lines[index]) and " in " in lines[index]:
-            lines[index] = _SUMMARY_FAILED.sub(_one_failure_fewer, lines[index], count=1)
+    """The run's printed output as if the canary (run first, failed) had not been there: its
+    progress mark, its failure section and summary line go, and pytest's last line counts one
+    failure fewer."""
+    name = canary.removesuffix(".py")
+    kept: list[str] = []
+    skipping = progress_seen = False
+    for line in output.splitlines():
+        section = _SECTION.match(line)
+        if section is not None or line.startswith("==="):
+            skipping = section is not None and section.group(1) == name
+        if skipping or canary in line:
+            continue
+        if not progress_seen and (mark := _PROGRESS.match(line)) is not None:
+            progress_seen = True
+            dots = mark.group(1)[1:]
+            if not dots:
+                continue
+            line = dots + line[len(mark.group(1)):]
+        kept.append(line)
+    for index in range(len(kept) - 1, -1, -1):
+        if _SUMMARY_FAILED.search(kept[index]) and " in " in kept[index]:
+            kept[index] = _SUMMARY_FAILED.sub(_one_failure_fewer, kept[index], count=1)
             break
-    return "\n".join(lines)
+    return "\n".join(kept)
 
 
 def _one_failure_fewer(match: re.Match[str]) -> str:

@@ -193,10 +193,10 @@ def restore_visible_tests(revision_tree: Path, tree: Path, target: str) -> list[
     """Put the revision's visible test files under ``target`` back into the copy, over
     whatever the candidate made of them; returns those the candidate had changed or removed."""
     base = revision_tree if target in ("", ".") else revision_tree / target
-    if base.is_symlink() or not base.is_dir():
+    if base.is_symlink() or not base.exists():
         return []
     edited = []
-    for path in sorted(base.rglob("*")):
+    for path in (sorted(base.rglob("*")) if base.is_dir() else [base]):  # a folder, or one file
         rel = path.relative_to(revision_tree)
         if ".git" in rel.parts or path.is_symlink() or not path.is_file() \
                 or not is_visible_test(rel, target):

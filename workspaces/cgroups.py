@@ -268,8 +268,19 @@ def running_uids() -> set[int]:
 
 
 def pids_of_uid(uid: int) -> list[int]:
-    """Host pids of every process whose real uid is ``uid``."""
-    return [pid for pid in _all_pids() if _proc_uid(pid) == uid]
+    """Host pids of every live process whose real uid is ``uid`` (zombies, which hold no file,
+    memory or descriptor and cannot be killed, are not counted)."""
+    return [pid for pid in _all_pids() if _proc_uid(pid) == uid and not _is_dead(pid)]
+
+
+def _is_dead(pid: int) -> bool:
+    """A zombie or dying task (``Z``/``X`` in ``/proc/<pid>/stat``), or gone already."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X", "x")
 
 
 def _ppid(pid: int) -> int | None:

@@ -35,6 +35,7 @@ import secrets
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -303,7 +304,7 @@ class LocalProvisioner:
             base.mkdir(mode=0o711, parents=True, exist_ok=True)
             mounts.mount_image(image, base, read_only=True)
         owner = _work_owner(base)
-        if owner is not None and (running := pids_of_uid(owner)):
+        if owner is not None and (running := _still_running(owner)):
             if mounted_here:  # read-only: a later start must mount it writable
                 mounts.unmount(base)
             raise OSError(f"{len(running)} processes of its uid {owner} still run, and root "
@@ -640,8 +641,9 @@ class LocalProvisioner:
             if live.monitor is not None:
                 await live.monitor
             await self._cleanup(live.spec.uid, live.host, live.cgroups, live.pidns)
-            if self.disk_image:
-                await asyncio.to_thread(self._detach, live.spec.workspace_id)
+        if self.disk_image:  # the running ones and any that crashed and were not restarted
+            for workspace_id in list(self._live):
+                await asyncio.to_thread(self._detach, workspace_id)
 
     def _detach(self, workspace_id: str) -> None:
         """Unmount a stopped workspace's image and keep it (``restore`` mounts it again), so a
@@ -659,6 +661,15 @@ class LocalProvisioner:
         """The current info of a workspace started here (after a restore it has a new token)."""
         live = self._live.get(workspace_id)
         return replace(live.info) if live is not None else None
+
+
+def _still_running(uid: int, wait_s: float = 2.0) -> list[int]:
+    """The uid's live processes, waited for up to ``wait_s`` (a workspace just killed by its
+    cgroup can have tasks still exiting for a moment)."""
+    deadline = time.monotonic() + wait_s
+    while (running := pids_of_uid(uid)) and time.monotonic() < deadline:
+        time.sleep(0.1)  # tasks exiting after SIGKILL: nothing to be notified by
+    return running
 
 
 def _kill_workspace(uid: int, groups: CgroupSet | None, pidns: int | None) -> list[int]:

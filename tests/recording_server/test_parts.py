@@ -181,3 +181,22 @@ def test_the_revisions_visible_tests_go_back_over_whatever_the_candidate_made_of
         assert not path.is_symlink() and path.read_text() == f"# {name}\n", name
     assert (tree / "tests" / "test_mine.py").read_text() == "# mine\n"
     assert victim.read_text() == "host file\n"
+
+
+def test_a_single_visible_test_file_goes_back_too(tmp_path: Path) -> None:
+    """A visible command on one file (``python -m pytest -q tests/test_api.py``): the
+    candidate's edit of that file does not run; the revision's does, and it is named."""
+    revision = tmp_path / "revision"
+    (revision / "tests").mkdir(parents=True)
+    (revision / "tests" / "test_api.py").write_text("def test_api():\n    assert False\n")
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def fill(dest: Path) -> None:
+        (dest / "tests").mkdir(parents=True)
+        (dest / "tests" / "test_api.py").write_text("def test_api():\n    pass\n")
+
+    plan = CheckPlan(None, "tests/test_api.py", tmp_path / "py", revision_tree=revision)
+    tree, edited = prepare_copy(work, fill, plan)
+    assert edited == ["tests/test_api.py"]
+    assert (tree / "tests" / "test_api.py").read_text() == "def test_api():\n    assert False\n"

@@ -223,14 +223,18 @@ def _refuse_entry_from_inside(request: web.Request) -> None:
 
 async def _refuse_another_person(request: web.Request, session: S.Session,
                                  row: dict[str, Any]) -> None:
-    """A browser that holds a valid grant for this workspace keeps its person: a code for
-    someone else (a candidate's code slipped to the interviewer) never replaces it."""
+    """A browser that holds a valid interviewer's grant for this workspace is never switched
+    to the candidate (a candidate's code slipped to the interviewer, whose edits would then be
+    recorded as the candidate's). An interviewer's code, which only a logged-in interviewer can
+    get (Join), may replace any grant: an interviewer who first tried the candidate link in
+    their own browser can still join."""
+    if row["kind"] != "candidate":
+        return
     try:
         held = await principal_for(request, session)
     except Forbidden:
         return  # no grant, or one no longer valid: nothing to keep
-    coming = "candidate" if row["kind"] == "candidate" else f"interviewer-{row['user_id']}"
-    if held.username != coming:
+    if held.kind != "candidate":
         who = "the candidate" if held.kind == "candidate" else f"{held.display_name}"
         raise Forbidden(f"This browser is already in this workspace as {who}; an entry link for"
                         " someone else is refused, so that nobody's work is recorded under"

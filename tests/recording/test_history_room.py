@@ -100,3 +100,36 @@ def test_files_left_unread_for_want_of_room_are_stored_once_there_is_room(
         assert history.file_at(second, rel) == content
     assert history.file_at(second, "src/pipeline.py") == SOURCE
     assert {rel: os.stat(workspace / rel).st_mtime_ns for rel in docs} == stamps
+
+
+def test_a_dataset_over_the_room_is_read_at_most_twice_the_room(
+        tmp_path: Path, base: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing the smallest files first walks the tree a second time when the first walk
+    skipped some: each snapshot still reads no more than twice its room (plus git's output),
+    and the files it leaves are not read at all."""
+    count = [0]
+    real = os.read
+
+    def counting(fd: int, n: int) -> bytes:
+        data = real(fd, n)
+        count[0] += len(data)
+        return data
+
+    history = History(tmp_path / "s.git", limits=HistoryLimits(max_total_bytes=BUDGET))
+    history.init(base, moment(0))
+    (workspace / "dataset").mkdir()
+    for i in range(96):  # 6 MiB of 64 KiB files, then the source last in the walk
+        (workspace / "dataset" / f"part-{i:03d}.csv").write_bytes(text(64 * KiB))
+    (workspace / "zz").mkdir()
+    (workspace / "zz" / "solution.py").write_bytes(SOURCE)
+    monkeypatch.setattr(os, "read", counting)
+    for step in (1, 2, 3):
+        room = history._room()
+        assert room is not None
+        count[0] = 0
+        sha = history.snapshot(workspace, moment(step))
+        assert sha is not None and not history.limit_reached
+        assert count[0] <= 2 * room + 64 * KiB, f"snapshot {step} read {count[0]} bytes"
+        assert history.file_at(sha, "zz/solution.py") == SOURCE
+        stored = [p for p, _ in history.tree_at(sha) if history.file_at(sha, p) is not None]
+        assert len(full(history, sha)) + len(stored) == 96 + 2

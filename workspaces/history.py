@@ -19,10 +19,11 @@ writer nothing and would cost the server seconds of CPU at every snapshot (and a
 + 1 bytes of it are ever read, however it grows meanwhile.
 
 New blobs are written to fast-import's stream (an unnamed temporary file) as they are read, so a
-snapshot holds one file in memory at a time. A snapshot may store new blobs up to half of what
-is left of ``max_total_bytes`` (less a sixteenth kept for the listings); once that is spent,
-the rest of its changed files are listed in the manifest by size, "the session's history is
-full", without being read, and the snapshots after it go on as usual. Only when even a listing
+snapshot holds one file in memory at a time (``workspaces.history_spool``). A snapshot may store
+new blobs up to half of what is left of ``max_total_bytes`` (less a sixteenth kept for the
+listings), smallest changed files first; the changed files that do not fit are listed in the
+manifest by size, "the session's history is full", without being read, and are never
+remembered as such, so the next snapshot tries them again. Only when even a listing
 would take the blobs stored past ``max_total_bytes`` do snapshots stop for good (a flag file in
 the repository keeps it so across restarts) and ``limit_reached`` says so.
 
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from workspaces.errors import WorkspaceError
+from workspaces.history_spool import Spool as _Spool
 from workspaces.watcher import Entry, Ignore, is_ignored, read_file, walk
 
 __all__ = ["MANIFEST", "History", "HistoryError", "HistoryLimits", "LargeFile"]
@@ -58,6 +60,7 @@ log = logging.getLogger(__name__)
 MiB = 1024 * 1024
 MANIFEST = ".pairlab-large.json"
 LIMIT_FLAG = "pairlab-limit-reached"
+_FULL = "the session's history is full"
 BRANCH = "refs/heads/main"
 AUTHOR = ("pairlab", "recorder@pairlab.invalid")
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -103,47 +106,6 @@ class _Item:
 
 
 _Stamps = dict[str, tuple[tuple[object, ...], _Item]]
-
-
-class _Spool:
-    """One snapshot's ``git fast-import`` stream, its new blobs written to an unnamed temporary
-    file in the repository as they are read, so that a snapshot holds one file in memory
-    whatever the workspace holds; and the room those blobs may take (None: no limit)."""
-
-    def __init__(self, folder: Path, room: int | None) -> None:
-        self.file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - closed by __exit__
-        self.file.write(b"feature done\n")
-        self.room = room
-        self.full = False
-        self.sizes: dict[str, int] = {}
-        self.bytes = 0
-
-    def __enter__(self) -> _Spool:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.file.close()
-
-    def add(self, sha: str, content: bytes, *, room: bool = True) -> bool:
-        """Write the blob once; False, and full from then on, if it does not fit the room."""
-        if sha in self.sizes:
-            return True
-        if room and self.room is not None and self.bytes + len(content) > self.room:
-            self.full = True
-            return False
-        self.file.write(b"blob\ndata %d\n" % len(content))
-        self.file.write(content)
-        self.file.write(b"\n")
-        self.sizes[sha] = len(content)
-        self.bytes += len(content)
-        return True
-
-    def finish(self, commit: bytes) -> BinaryIO:
-        """The whole stream, from its start: the blobs, then ``commit``."""
-        self.file.write(commit)
-        self.file.flush()
-        self.file.seek(0)
-        return self.file
 
 
 def _blob_sha(content: bytes) -> str:
@@ -301,6 +263,17 @@ class History:
         return _Spool(self.path, self._room())
 
     def _scan(self, tree: Path, spool: _Spool) -> tuple[dict[str, _Item], _Stamps, bool]:
+        """Walk the tree, storing what fits; when some changed file did not fit the room,
+        walk again storing the smallest ones first (``_Spool.choose``)."""
+        found = self._walk(tree, spool)
+        chosen = spool.choose()
+        if chosen is not None:
+            spool.reset()
+            spool.chosen = chosen
+            found = self._walk(tree, spool)
+        return found
+
+    def _walk(self, tree: Path, spool: _Spool) -> tuple[dict[str, _Item], _Stamps, bool]:
         limits = self.limits
         items: dict[str, _Item] = {}
         stamps: _Stamps = {}
@@ -312,14 +285,16 @@ class History:
                 stamps[entry.path] = cached
                 return
             try:
-                if spool.full:
+                item = self._unread(entry)
+                if item is None and entry.path != MANIFEST and \
+                        not spool.admits(entry.path, entry.size):
                     item = self._full(entry, entry.size, "")
-                else:
-                    item = self._unread(entry) or self._read(entry, dir_fd, name, spool)
+                item = item or self._read(entry, dir_fd, name, spool)
             except OSError:
                 return
             items[entry.path] = item
-            if entry.path != MANIFEST:
+            # a file left out for want of room is tried again by the next snapshot
+            if entry.path != MANIFEST and not self._is_full(item):
                 stamps[entry.path] = (entry.stamp, item)
 
         files, _ = walk(tree, self.ignore, max_entries=limits.max_files, on_file=on_file)
@@ -338,12 +313,16 @@ class History:
         return _Item("large", "", LargeFile(entry.path, entry.size, "", reason))
 
     def _full(self, entry: Entry, size: int, sha256: str) -> _Item:
-        """The record of a changed file once the snapshot's new blobs have filled the room left
-        (``_room``): listed by size, not read (or, for the one that did not fit, read but not
+        """The record of a changed file that does not fit the room left for the snapshot's new
+        blobs (``_room``): listed by size, not read (or, grown after its stat, read but not
         stored)."""
         done = "not stored" if sha256 else "not read"
-        reason = f"{done}: the session's history is full ({self.limits.max_total_bytes} bytes)"
+        reason = f"{done}: {_FULL} ({self.limits.max_total_bytes} bytes)"
         return _Item("large", sha256, LargeFile(entry.path, size, sha256, reason))
+
+    @staticmethod
+    def _is_full(item: _Item) -> bool:
+        return item.large is not None and _FULL in item.large.reason
 
     def _read(self, entry: Entry, dir_fd: int, name: str, spool: _Spool) -> _Item:
         limits = self.limits

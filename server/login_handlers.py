@@ -65,7 +65,7 @@ async def authenticate(request: web.Request, email: str, password: str) -> peopl
     stored_hash = found[1] if found else None
     ok = await asyncio.to_thread(verify_password, stored_hash, password)
     if not ok or found is None or found[0].disabled:
-        limiter.failed(account, counted)
+        limiter.failed(account, counted, known=found is not None)
         reason = "disabled" if ok and found is not None else "wrong email or password"
         await db.write(
             lambda d: audit.record(

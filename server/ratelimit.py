@@ -28,14 +28,15 @@ The policy, in memory (one control-plane process):
   that would be held beyond that is refused (429, ``Retry-After`` until the first hold ends),
   so a flood of fresh addresses is bounded in connections and in checks (``MAX_HOLDS`` per
   span beyond the pace).
-- **Memory.** At most ``MAX_PAIRS_PER_ADDRESS`` pairs per address: a new one pushes out that
-  address's own pair whose back-off ends first (one not backing off before any that is), so
-  one address's junk account names only ever push out its own pairs, and a guesser's long
-  back-off outlasts its junk. At most ``MAX_KEYS`` pairs in all; the oldest pair that is not
-  backing off is forgotten first, never one that is. When every pair is backing off (many
-  addresses at once), a new pair is not stored: an address that has not failed is still
-  admitted, counted per address (its allowance of unstored tries), and only an address that
-  has failed waits (429) until the first back-off ends.
+- **Memory.** At most ``MAX_PAIRS_PER_ADDRESS`` pairs per address: a new one pushes out one
+  of that address's own pairs (one not backing off, else one whose account does not exist,
+  else the one whose back-off ends first), so one address's junk account names only ever
+  push out its own pairs, and never its pair on a real account while it has junk ones. At
+  most ``MAX_KEYS`` pairs in all; the oldest pair that is not backing off is forgotten
+  first, never one that is. When every pair is backing off (many addresses at once), a new
+  pair is not stored: an address that has not failed is still admitted, counted per address
+  (its allowance of unstored tries), and only an address that has failed waits (429) until
+  the first back-off ends.
 
 What this never does: refuse a try from an address that has not failed, but when ``MAX_HOLDS``
 tries are already held. So however many wrong passwords arrive from address X (or from a
@@ -82,6 +83,7 @@ MAX_HOLDS = 100
 class _Pair:
     tries: int = 0  # counted tries since the pair was last cleared or forgotten
     last: float = 0.0  # when the latest of them started
+    known: bool = True  # False once a try failed because the account does not exist
 
 
 class Admission(NamedTuple):
@@ -220,14 +222,18 @@ class LoginLimiter:
                 del self._by_address[key[1]]
 
     def _make_room(self, address: str, now: float) -> bool:
-        """Room for one more pair of ``address``: push out its own pair whose back-off ends
-        first if it has ``MAX_PAIRS_PER_ADDRESS``, else the oldest pair not backing off if
+        """Room for one more pair of ``address``: push out one of its own if it has
+        ``MAX_PAIRS_PER_ADDRESS`` (one not backing off, else a junk name's, else the one whose
+        back-off ends first), else the oldest pair not backing off if
         the table is full; False if every pair is backing off."""
         mine = self._by_address.get(address, {})
         if len(mine) >= MAX_PAIRS_PER_ADDRESS:
-            victim = min(mine, key=lambda account: self._backing_off(
-                (account, address), self._pairs[(account, address)], now))
-            self._drop((victim, address))
+            def order(account: str) -> tuple[bool, bool, float]:
+                pair = self._pairs[(account, address)]
+                ends = self._backing_off((account, address), pair, now)
+                return ends > now, pair.known, ends  # idle, then junk names, then ending first
+
+            self._drop((min(mine, key=order), address))
             return True
         if len(self._pairs) < MAX_KEYS:
             self._unstored.clear()  # counted only while the table is full
@@ -244,9 +250,13 @@ class LoginLimiter:
         self._full_until = first_end
         return False
 
-    def failed(self, account: str, address: str) -> None:
-        """The try started by ``attempt`` failed: count it for the account and the address."""
+    def failed(self, account: str, address: str, known: bool = True) -> None:
+        """The try started by ``attempt`` failed: count it for the account and the address
+        (``known``: the account exists)."""
         now = self._clock()
+        pair = self._pairs.get((account, address))
+        if pair is not None and not known:
+            pair.known = False  # a junk name: the first of its address's pairs to go
         for recent, key in ((self._accounts, account), (self._addresses, address)):
             times = recent.pop(key, None) or deque(maxlen=self.spread_limit)
             times.append(now)

@@ -9,6 +9,7 @@ from server.ratelimit import (
     MAX_BACKOFF_WINDOWS,
     MAX_HOLDS,
     MAX_KEYS,
+    MAX_PAIRS_PER_ADDRESS,
     LoginLimiter,
 )
 
@@ -150,3 +151,23 @@ def test_a_flood_of_fresh_addresses_holds_a_bounded_number_of_connections() -> N
     clock.now += max(held)
     late = limiter.admit("user0@example.com", "198.51.100.20")
     assert late.wait == 0 and late.hold > 0
+
+
+def test_junk_names_from_the_guessers_own_address_do_not_reset_its_back_off() -> None:
+    """The per-address cap pushes out the address's own pairs; junk names (accounts that do
+    not exist) must go first, or a guesser could flood them just before its long back-off
+    ends and so restart a fresh pair on the real account."""
+    clock = FakeClock()
+    limiter = LoginLimiter(max_failures=1, window_seconds=60, clock=clock)
+    for _ in range(6):  # a guesser's real account pair, backing off long
+        while wait := fail(limiter, "ada@example.com", "198.51.100.7"):
+            clock.now += wait
+    ends = clock.now + limiter.attempt("ada@example.com", "198.51.100.7")
+    clock.now = ends - 5  # just before it ends, a flood of junk names from the same address
+    for i in range(MAX_PAIRS_PER_ADDRESS * 2):
+        if limiter.attempt(f"junk{i}@example.com", "198.51.100.7") == 0:
+            limiter.failed(f"junk{i}@example.com", "198.51.100.7", known=False)
+    assert limiter.attempt("ada@example.com", "198.51.100.7") > 0  # still backing off
+    clock.now = ends
+    assert fail(limiter, "ada@example.com", "198.51.100.7") == 0
+    assert limiter.attempt("ada@example.com", "198.51.100.7") > 60  # the doubling goes on

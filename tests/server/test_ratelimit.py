@@ -107,10 +107,13 @@ def test_one_address_flooding_junk_names_blocks_no_new_login() -> None:
 def test_many_addresses_filling_the_table_block_no_address_that_has_not_failed() -> None:
     clock = FakeClock()
     limiter = LoginLimiter(max_failures=1, window_seconds=60, clock=clock)
-    for bot in range(MAX_KEYS // 100 + 20):  # more pairs than the table holds, backing off
+    bots = MAX_KEYS // 100 + 20
+    for bot in range(bots):  # more pairs than the table holds, all backing off
         for i in range(100):
-            fail(limiter, f"junk{i}@example.com", f"203.0.{bot}.9")
+            fail(limiter, f"junk{bot}-{i}@example.com", f"203.0.{bot}.9")
     clock.now += 1
+    # The table is full: a late bot (which failed) gets no new pair until a back-off ends ...
+    assert limiter.attempt("new@example.com", f"203.0.{bots - 1}.9") > 0
     assert limiter.attempt("ada@example.com", "198.51.100.20") == 0  # never failed: checked
     limiter.failed("ada@example.com", "198.51.100.20")  # a typo now: counted per address
     assert limiter.attempt("ada@example.com", "198.51.100.20") > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Awaitable, Callable
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -29,6 +30,8 @@ from server.passwords import verify_password
 
 routes = web.RouteTableDef()
 BAD_LOGIN = "The email or password is wrong."
+pace_hold: Callable[[float], Awaitable[None]] = asyncio.sleep
+"""How a held login waits (``server.ratelimit``); tests put their clock's here."""
 
 
 def safe_next(target: str | None) -> str:
@@ -44,25 +47,25 @@ async def authenticate(request: web.Request, email: str, password: str) -> peopl
     limiter = request.app[LOGIN_LIMITER]
     address = client_address(request)
     account, counted = email.strip().lower()[:254], limiter_key(address)
-    wait, hold = limiter.admit(account, counted)
+    wait, hold, busy = limiter.admit(account, counted)
     if wait:
         await db.write(
             lambda d: audit.record(
                 d, audit.Actor("anonymous", None, address), "login.rate_limited", "user", account
             )
         )
+        why = ("Too many logins are waiting to be checked" if busy else
+               "Too many failed logins for this account from your address")
         raise TooManyRequests(
-            f"Too many failed logins for this account from your address; try again in {wait}"
-            " seconds.",
-            headers={"Retry-After": str(wait)},
+            f"{why}; try again in {wait} seconds.", headers={"Retry-After": str(wait)}
         )
     if hold:
-        await asyncio.sleep(hold)  # the account's pace (server.ratelimit): a delay, not a no
+        await pace_hold(hold)  # the account's pace (server.ratelimit): a delay, not a no
     found = await db.read(lambda d: people.password_hash_of(d, email))
     stored_hash = found[1] if found else None
     ok = await asyncio.to_thread(verify_password, stored_hash, password)
     if not ok or found is None or found[0].disabled:
-        limiter.failed(account, counted)
+        limiter.failed(account, counted, known=found is not None)
         reason = "disabled" if ok and found is not None else "wrong email or password"
         await db.write(
             lambda d: audit.record(

@@ -134,11 +134,13 @@ if len(_state.token) < 32:
 
 
 def _root_only(path):
-    """True if ``path`` and every folder above it are root's and writable by no one else."""
+    """True if ``path`` and every folder above it are root's and writable by no one else, but
+    for sticky folders such as ``/tmp`` (others may add entries there, never rename or replace
+    root's: pairlab's venv may live under one)."""
     path = os.path.realpath(path)
     while True:
         found = os.stat(path)
-        if found.st_uid != 0 or found.st_mode & 0o022:
+        if found.st_uid != 0 or (found.st_mode & 0o022 and not found.st_mode & 0o1000):
             return False
         if path == "/":
             return True

@@ -29,6 +29,7 @@ from tests.workspaces.conftest import (
 from workspaces.cgroups import pids_of_uid
 from workspaces.limits import Limits, MiB
 from workspaces.local import LocalProvisioner
+from workspaces.mounts import is_mount
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"),
@@ -426,4 +427,12 @@ async def test_close_stops_everything_but_leaves_it_restorable(pair: Pair) -> No
     assert cgroup_dirs(pair.b.workspace_id) == []
     # after a pairlab restart the session layer sees "crashed" and restores it
     assert await LocalProvisioner(pair.provisioner.root).status(pair.b) == "crashed"
-    assert (pair.b.root / pair.b_marker).read_text() == "B's private work"
+    # its disk image is kept, unmounted (nothing of pairlab's outlives it); restore mounts it
+    assert not is_mount(pair.b.root.parent) and pair.provisioner.image_path(
+        pair.b.workspace_id).exists()
+    restored = LocalProvisioner(pair.provisioner.root)
+    info = await restored.restore(pair.b)
+    try:
+        assert (info.root / pair.b_marker).read_text() == "B's private work"
+    finally:
+        await restored.stop(info)

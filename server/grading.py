@@ -46,7 +46,7 @@ import secrets
 import shutil
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from workspaces.excerpt import truncate
 from workspaces.sandbox import CONFIG, WORKSPACE
@@ -265,25 +265,35 @@ def plant_canary(tree: Path) -> str:
     return rel
 
 
-def check_canary(cases: list[dict[str, Any]], code: int | None, canary: str
-                 ) -> tuple[list[dict[str, Any]], int | None, str | None]:
-    """The run's cases without the canary, the exit code pytest would have given without it,
-    and why the run is not to be believed: the canary reported passed, or missing from a run
-    that passed tests (it runs first, so a run cut short still has it). A canary that errored
-    or was skipped (a revision's conftest can do that to a root-level test) proves nothing
-    either way: the run keeps its verdict from the other tests."""
+class CanaryVerdict(NamedTuple):
+    cases: list[dict[str, Any]]
+    """The run's cases without the canary."""
+    code: int | None
+    """The exit code pytest would have given without it."""
+    forged: str | None
+    """Why the run is not to be believed, or None."""
+    failed: bool
+    """It failed as it must (its marks can be taken out of the output: ``without_canary``)."""
+
+
+def check_canary(cases: list[dict[str, Any]], code: int | None, canary: str) -> CanaryVerdict:
+    """What the canary says about a run: reported passed, or missing from a run that passed
+    tests (it runs first, so a run cut short still has it), means forged from inside. A canary
+    that errored or was skipped (a revision's conftest can do that to a root-level test) proves
+    nothing either way: the run keeps its verdict from the other tests."""
     own = [c for c in cases if c["name"].split("::", 1)[0] == canary]
     rest = [c for c in cases if c not in own]
-    if own and own[0]["status"] == "passed":
-        return rest, code, TAMPERED.format(status="passed")
-    if not own and any(c["status"] == "passed" for c in rest):
-        return rest, code, TAMPERED.format(status="missing")
-    if own and code == 1:  # its own failure (or error) made the 1
+    status = own[0]["status"] if own else None
+    if status == "passed":
+        return CanaryVerdict(rest, code, TAMPERED.format(status="passed"), False)
+    if status is None and any(c["status"] == "passed" for c in rest):
+        return CanaryVerdict(rest, code, TAMPERED.format(status="missing"), False)
+    if status is not None and code == 1:  # its own failure (or error) made the 1
         if not rest:
             code = 5  # nothing of the task's was collected
         elif not any(c["status"] in ("failed", "error") for c in rest):
             code = 0
-    return rest, code, None
+    return CanaryVerdict(rest, code, None, status == "failed")
 
 
 _SUMMARY_FAILED = re.compile(r"\b(\d+) failed(, )?")

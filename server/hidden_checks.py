@@ -157,10 +157,9 @@ def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
         cases, _ = parse_report(run.report)
         forged, code, output = None, run.exit_code, run.output
         if cases is not None:
-            failed_as_it_must = any(c["name"].split("::", 1)[0] == canary
-                                    and c["status"] == "failed" for c in cases)
-            cases, code, forged = check_canary(cases, code, canary)
-            if failed_as_it_must:
+            verdict = check_canary(cases, code, canary)
+            cases, code, forged = verdict.cases, verdict.code, verdict.forged
+            if verdict.failed:
                 output = without_canary(output, canary)
         payload = summarise(cases, code, run.stopped, output, run.duration_ms, plan.command)
     if forged is not None:  # what it reported is not shown as results: it was forged

@@ -85,3 +85,17 @@ def publish_fake_task(
     finally:
         db.conn.close()
     return rev.id
+
+
+# The candidate's forgery of choice: a conftest hookwrapper that turns every report green.
+HOOKWRAPPER = '''\
+import pytest
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    report.outcome = "passed"
+    report.longrepr = None
+'''

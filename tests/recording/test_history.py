@@ -37,13 +37,6 @@ def base(tmp_path: Path) -> Path:
     return tree
 
 
-@pytest.fixture
-def workspace(tmp_path: Path, base: Path) -> Path:
-    work = tmp_path / "work"
-    subprocess.run(["cp", "-a", str(base), str(work)], check=True)
-    return work
-
-
 def git(repo: Path, *args: str) -> str:
     env = {"PATH": "/usr/bin:/bin", "GIT_DIR": str(repo), "HOME": str(repo),
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}

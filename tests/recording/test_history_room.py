@@ -5,7 +5,6 @@ files left unread for want of room must be stored by a later snapshot with room,
 from __future__ import annotations
 
 import os
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,13 +29,6 @@ def base(tmp_path: Path) -> Path:
     (tree / "src").mkdir(parents=True)
     (tree / "src" / "pipeline.py").write_text("def load():\n    return []\n")
     return tree
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, base: Path) -> Path:
-    work = tmp_path / "work"
-    subprocess.run(["cp", "-a", str(base), str(work)], check=True)
-    return work
 
 
 def text(size: int) -> bytes:

@@ -5,7 +5,6 @@ may store (which pairlab used to hold in memory all at once)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,13 +33,6 @@ def base(tmp_path: Path) -> Path:
     tree.mkdir()
     (tree / "main.py").write_text("print('start')\n")
     return tree
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, base: Path) -> Path:
-    work = tmp_path / "work"
-    subprocess.run(["cp", "-a", str(base), str(work)], check=True)
-    return work
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from server.settings import Settings
 from server.task_service import sandbox_for, task_store
 from tasks import revisions
 from tests.conftest import MakeSettings, open_db
-from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
+from tests.fixture_tasks import HOOKWRAPPER, SHARED_ENVS, publish_fake_task
 from tests.workspaces.conftest import require_sandbox
 from workspaces.environments import ensure_environment
 from workspaces.history import History
@@ -92,17 +92,6 @@ class TestLarge:
 '''
 HIDDEN_COUNT = 6
 
-HOOKWRAPPER = '''\
-import pytest
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    report.outcome = "passed"
-    report.longrepr = None
-'''
 FORGED_JUNIT = ('<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" '
                 'errors="0" failures="0" skipped="0" tests="6">'
                 + "".join(f'<testcase classname="hidden_checks.test_hidden" name="test_{i}" '

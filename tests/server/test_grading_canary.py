@@ -60,7 +60,8 @@ CANARY_CASE = f"{CANARY}::test_0a1b2c3d4e5f6a7b"
 ])
 def test_what_the_canary_says_about_a_run(cases: list[dict[str, Any]], code: int,
                                           expected_code: int, tampered: str | None) -> None:
-    rest, new_code, why = check_canary(cases, code, CANARY)
+    rest, new_code, why, failed = check_canary(cases, code, CANARY)
+    assert failed == any(c["name"] == CANARY_CASE and c["status"] == "failed" for c in cases)
     assert all(not c["name"].startswith(CANARY) for c in rest)
     assert len(rest) == len([c for c in cases if not c["name"].startswith(CANARY)])
     assert new_code == expected_code

@@ -19,7 +19,7 @@ from server.settings import Settings
 from server.task_service import import_config, sandbox_for, task_store
 from tasks.importer import ImportRequest, install_revision, prepare_import
 from tests.conftest import MakeSettings, open_db
-from tests.fixture_tasks import SHARED_ENVS
+from tests.fixture_tasks import HOOKWRAPPER, SHARED_ENVS
 from tests.tasks.conftest import SOLUTION, TASK_ID, make_repo, tiny_task
 from tests.workspaces.conftest import require_sandbox
 from workspaces.history import History
@@ -41,21 +41,11 @@ from zephyrine_totals.totals import total
 def test_every_row_counts(rows):
     assert total(rows) == 6
 '''
-FORGED_ROOT_CONFTEST = '''\
-import pytest
-
+FORGED_ROOT_CONFTEST = HOOKWRAPPER + '''
 
 @pytest.fixture
 def rows():
     return [0, 1, 2, 3]
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    report.outcome = "passed"
-    report.longrepr = None
 '''
 
 

@@ -42,7 +42,13 @@ def cookie_name(request: web.Request, name: str) -> str:
     browsers accept only host-only (no Domain), Secure and Path=/, so no sibling host (a
     workspace under the same registrable domain) can plant one; a planted plain ``name`` is
     never read. Plain ``name`` over http (a browser keeps ``__Host-`` cookies only over https)."""
-    return "__Host-" + name if request.app[SETTINGS].secure_cookies else name
+    return host_only(name, request.app[SETTINGS].secure_cookies)
+
+
+def host_only(name: str, secure: bool) -> str:
+    """``__Host-`` + ``name`` when the cookie is Secure (https), else ``name``: the one rule
+    for the app's cookies and the workspace hosts' grants."""
+    return "__Host-" + name if secure else name
 
 
 def _origin_of(url: str) -> str:

@@ -129,17 +129,10 @@ def scrub(tree: Path) -> list[str]:
 
 
 def _remove_at(dirfd: int, name: str) -> None:
-    info = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-    if not stat.S_ISDIR(info.st_mode):
+    if stat.S_ISDIR(os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode):
+        shutil.rmtree(name, dir_fd=dirfd)  # never follows a link (fd-based, as remove_tree)
+    else:
         os.unlink(name, dir_fd=dirfd)
-        return
-    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dirfd)
-    try:
-        for entry in os.listdir(fd):
-            _remove_at(fd, entry)
-    finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=dirfd)
 
 
 def real_folder(tree: Path, rel: str) -> Path:

@@ -8,6 +8,7 @@ Only this module reads the environment.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 import re
@@ -149,8 +150,9 @@ class Settings:
     def allowed_git_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.git_allowed_hosts.split(",") if h.strip())
 
-    @property
+    @functools.cached_property
     def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        """Parsed once (read on every request that asks for the client's address)."""
         return parse_networks(self.trusted_proxies)
 
     @property

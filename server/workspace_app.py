@@ -28,6 +28,7 @@ from scoring import session_scoring
 from server import people
 from server.accesslog import scrub_path
 from server.audit import Actor
+from server.auth import host_only
 from server.client_address import client_address
 from server.errors import Forbidden, NotFound, error_middleware
 from server.keys import DB, SETTINGS
@@ -59,7 +60,7 @@ def _cookie_name(request: web.Request, session_id: str) -> str:
     workspace_id = request[WHERE].workspace_id
     name = COOKIE_PREFIX + session_id if workspace_id is None \
         else WORKSPACE_COOKIE_PREFIX + workspace_id
-    return "__Host-" + name if request.app[SETTINGS].secure_workspace_cookies else name
+    return host_only(name, request.app[SETTINGS].secure_workspace_cookies)
 
 
 def _main(request: web.Request) -> web.Application:

@@ -222,7 +222,7 @@ class CheckSandbox:
 
     def release(self, folder: Path) -> None:
         """Unmount a ``scratch`` folder (its files go with the tmpfs) and remove it."""
-        if os.path.ismount(folder):
+        if mounts.is_mount(folder):
             try:
                 mounts.unmount(folder)
             except OSError as exc:

@@ -34,13 +34,16 @@ CANDIDATE_EDIT = "# candidate: revenue is summed twice for refunds?"
 INTERVIEWER_EDIT = "Interviewer was here."
 NOTE = "Checked the revenue against billing before changing code"
 PYTEST_SUMMARY = re.compile(r"\d+ passed")
-# The candidate's forgery: a root conftest whose hookwrapper turns every failure into a pass,
-# and a failing test of their own to see it work (the marker is computed, so the typed command
+# The candidate's forgery: a root conftest whose hookwrapper turns every failure into a pass, the
+# same hookwrapper as a plugin their pytest.ini loads (addopts = -p), and a failing test of their
+# own to see it work (the marker is computed, so the typed command
 # itself never shows it).
 FORGE = ("printf 'import pytest\\n@pytest.hookimpl(hookwrapper=True)\\n"
          "def pytest_runtest_makereport(item, call):\\n    outcome = yield\\n"
          "    report = outcome.get_result()\\n    report.outcome = \"passed\"\\n"
          "    report.longrepr = None\\n' > conftest.py && "
+         "cp conftest.py forge_plugin.py && "
+         "printf '[pytest]\\naddopts = -p forge_plugin\\n' > pytest.ini && "
          "printf 'def test_forged():\\n    assert False\\n' > test_forged.py && "
          "python -m pytest -q test_forged.py && echo FORGED-$((40+2))")
 

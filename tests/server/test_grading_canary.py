@@ -4,38 +4,19 @@ runs for real in ``test_grading_attacks.py``."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from server.grading import TAMPERED, check_canary, harness_job, without_canary
+from server.grading import TAMPERED, check_canary, harness_job, plant_canary, without_canary
 from workspaces.sandbox import WORKSPACE
 
 CANARY = "test_0a1b2c3d4e5f6a7b.py"
-# What pytest -q -rfE printed for a run of the canary (first) and two checks, one failing.
-OUTPUT = f"""\
-FF.                                                                      [100%]
-=================================== FAILURES ===================================
-___________________________ test_0a1b2c3d4e5f6a7b ____________________________
-
-    def test_0a1b2c3d4e5f6a7b():
->       assert hashlib.sha256(b"seed").hexdigest()[:16] == "other"
-E       AssertionError: assert '2d711642b726b044' == 'other'
-
-{CANARY}:5: AssertionError
-____________________________________ test_a ____________________________________
-
-    def test_a():
->       assert total([1]) == 1
-E       assert 0 == 1
-
-hidden_checks/test_h.py:2: AssertionError
-=========================== short test summary info ============================
-FAILED {CANARY}::test_0a1b2c3d4e5f6a7b - AssertionError: assert '2d711642b726b044' ==...
-FAILED hidden_checks/test_h.py::test_a - assert 0 == 1
-2 failed, 1 passed in 0.06s"""
-
-
 def case(name: str, status: str) -> dict[str, Any]:
     return {"name": name, "status": status}
 
@@ -68,12 +49,27 @@ def test_what_the_canary_says_about_a_run(cases: list[dict[str, Any]], code: int
     assert why == (TAMPERED.format(status=tampered) if tampered else None)
 
 
-def test_the_output_reads_as_if_the_canary_had_not_run() -> None:
-    shown = without_canary(OUTPUT, CANARY)
-    assert shown.splitlines()[0].startswith("F. ")  # its progress mark is gone
-    assert "0a1b2c3d4e5f6a7b" not in shown and "hashlib" not in shown
+def test_the_output_reads_as_if_the_canary_had_not_run(tmp_path: Path) -> None:
+    """On the output a real pytest run printed (the canary planted by ``plant_canary``, first,
+    then a failing and a passing check), with the harness's output options."""
+    canary = plant_canary(tmp_path)
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "test_h.py").write_text(
+        "def test_a():\n    assert 0 == 1\n\n\ndef test_b():\n    pass\n")
+    run = subprocess.run(  # noqa: S603 - this test's own files, pytest itself
+        [sys.executable, "-m", "pytest", "-q", "--color=no", "-rfE", "-p", "no:cacheprovider",
+         "-c", os.devnull, f"--rootdir={tmp_path}", canary, "checks"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})  # as the harness runs it
+    printed = run.stdout
+    assert run.returncode == 1 and "2 failed, 1 passed" in printed, printed
+    assert canary in printed and "hashlib" in printed  # what there is to take out
+    shown = without_canary(printed, canary)
+    progress = next(line for line in shown.splitlines() if line.startswith(("F", ".")))
+    assert progress.split()[0] == "F."  # its progress mark is gone
+    assert canary.removesuffix(".py") not in shown and "hashlib" not in shown, shown
     assert "test_a" in shown and "assert 0 == 1" in shown
-    assert shown.splitlines()[-1] == "1 failed, 1 passed in 0.06s"
+    assert re.fullmatch(r"1 failed, 1 passed in [\d.]+s", shown.splitlines()[-1]), shown
 
 
 def test_the_canary_runs_first() -> None:

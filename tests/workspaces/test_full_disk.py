@@ -5,7 +5,6 @@ returns, the final state is readable, and a restore on the full image works."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import aiohttp
@@ -89,9 +88,7 @@ async def test_a_full_disk_image_still_ends_cleanly(env_python: Path) -> None:
         await spam(info)
         assert await answers(info)
 
-        began = time.monotonic()
-        await asyncio.wait_for(again.stop(info), timeout=120)
-        assert time.monotonic() - began < 120
+        await asyncio.wait_for(again.stop(info), timeout=120)  # a hang fails here
         base = root / "wsfull"
         assert not is_mount(base) and not again.image_path("wsfull").exists()
         assert (info.root / "big.bin").stat().st_size > 32 * MiB

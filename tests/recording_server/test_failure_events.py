@@ -33,7 +33,9 @@ async def test_a_refused_kernel_and_terminal_are_events_with_the_workspaces_reas
     assert response.status == 500
     await rec.call(sid, "POST", "api/kernels", {"name": "python3"})  # a good one: no failure
 
-    found = await rec.wait_for(sid, lambda f: bool(kinds(f, E.TERMINAL_FAILED)))
+    # the good kernel's start can be recorded after the terminal's refusal: wait for both
+    found = await rec.wait_for(sid, lambda f: bool(kinds(f, E.TERMINAL_FAILED))
+                               and bool(kinds(f, E.KERNEL_STARTED)))
     assert_gap_free(found)
     (kernel,) = kinds(found, E.KERNEL_FAILED)
     assert kernel["actor"] == "candidate"

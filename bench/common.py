@@ -32,16 +32,17 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from yarl import URL
 
-from server import audit, people
-from server.accesslog import ScrubbedAccessLogger
+from server import audit
 from server.app import create_app
 from server.db import open_migrated
-from server.passwords import hash_password
-from server.proxy import Upstream
-from server.session_ctx import WORKSPACE_APP
-from server.session_keys import SESSIONS
-from server.session_service import SessionManager
+from server.http.accesslog import ScrubbedAccessLogger
+from server.people import accounts as people
+from server.people.passwords import hash_password
+from server.sessions.keys import SESSIONS
+from server.sessions.service import SessionManager
+from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings, prepare_data_dir
+from server.workspace.proxy import Upstream
 
 # The same shared, read-only environment folder and fixture task as the integration tests.
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task

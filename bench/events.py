@@ -35,11 +35,13 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server import audit, credentials, people  # noqa: E402
+from server import audit
 from server.app import create_app  # noqa: E402
 from server.db import Database, open_migrated  # noqa: E402
-from server.passwords import hash_password  # noqa: E402
-from server.recording import BATCH_MS, RECORDING  # noqa: E402
+from server.people import accounts as people
+from server.people import credentials
+from server.people.passwords import hash_password  # noqa: E402
+from server.recording.service import BATCH_MS, RECORDING  # noqa: E402
 from server.settings import Settings, prepare_data_dir  # noqa: E402
 from tasks import revisions  # noqa: E402
 from tasks.store import TaskStore  # noqa: E402

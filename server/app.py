@@ -14,36 +14,33 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server import (
-    admin_handlers,
-    analytics_handlers,
-    doctor_handlers,
-    export_handlers,
-    health,
-    login_handlers,
-    observe_handlers,
-    outcome_handlers,
-    pages,
-    recording_handlers,
-    rubric_handlers,
-    scoring_handlers,
-    scoring_pages,
-    session_handlers,
-    task_handlers,
-    webhook_handlers,
-)
-from server.auth import auth_middleware
 from server.db import Database
-from server.errors import error_middleware
-from server.keys import DB, LOGIN_LIMITER, SETTINGS
-from server.ratelimit import LoginLimiter
-from server.recording import recording_ctx
-from server.security_headers import security_headers_for
-from server.session_ctx import PROVISIONER, WORKSPACE_APP, sessions_ctx
+from server.doctor import routes as doctor_handlers
+from server.http import health, pages
+from server.http.auth import auth_middleware
+from server.http.errors import error_middleware
+from server.http.keys import DB, LOGIN_LIMITER, SETTINGS
+from server.http.ratelimit import LoginLimiter
+from server.http.security_headers import security_headers_for
+from server.people import admin as admin_handlers
+from server.people import login as login_handlers
+from server.recording import routes as recording_handlers
+from server.recording.service import recording_ctx
+from server.scoring import analytics as analytics_handlers
+from server.scoring import export as export_handlers
+from server.scoring import outcomes as outcome_handlers
+from server.scoring import pages as scoring_pages
+from server.scoring import routes as scoring_handlers
+from server.scoring import rubrics as rubric_handlers
+from server.scoring import webhooks as webhook_handlers
+from server.scoring.webhook_sender import webhooks_ctx
+from server.sessions import observe as observe_handlers
+from server.sessions import routes as session_handlers
+from server.sessions.wiring import PROVISIONER, WORKSPACE_APP, sessions_ctx
 from server.settings import Settings
-from server.task_service import tasks_ctx
-from server.webhook_service import webhooks_ctx
-from server.workspace_app import create_workspace_app
+from server.tasks import routes as task_handlers
+from server.tasks.service import tasks_ctx
+from server.workspace.app import create_workspace_app
 from workspaces.provisioner import Provisioner
 
 log = logging.getLogger(__name__)

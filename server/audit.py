@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from server.clock import now_iso
+from common.clock import now_iso
 
 
 @dataclass(frozen=True)

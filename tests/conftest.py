@@ -20,10 +20,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from server import audit, credentials, people
+from server import audit
 from server.app import create_app
 from server.db import open_migrated
-from server.passwords import hash_password
+from server.people import accounts as people
+from server.people import credentials
+from server.people.passwords import hash_password
 from server.settings import Settings, prepare_data_dir
 from tests.fake_workspace import FakeProvisioner
 from workspaces.mounts import orphaned_images, unmount
@@ -162,11 +164,11 @@ def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def run_cli(cli_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., CliResult]]:
-    """``run_cli(*args, input=None, env=None)`` runs ``python -m server.cli`` for real."""
+    """``run_cli(*args, input=None, env=None)`` runs ``python -m server.cli.main`` for real."""
 
     def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
         proc = subprocess.run(
-            [sys.executable, "-m", "server.cli", *args],
+            [sys.executable, "-m", "server.cli.main", *args],
             input=input,
             capture_output=True,
             text=True,

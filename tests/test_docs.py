@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from server.app import create_app
-from server.cli import build_parser
+from server.cli.main import build_parser
 from server.settings import Settings, setting_fields
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -3,8 +3,8 @@
 The real app and its workspace origin listen on loopback ports (``AppRunner`` over sockets bound
 to port 0 on 127.0.0.1, so the settings know the real ports), with the fake provisioner and a
 published fake task. A session is scheduled and started through the JSON API, so the recording
-service (``server.recording``) records it as it would any session: lifecycle events, a history
-repository, a watcher on the workspace folder and debounced snapshots. Tests add what the
+service (``server.recording.service``) records it as it would any session: lifecycle events, a
+history repository, a watcher on the workspace folder and debounced snapshots. Tests add what the
 candidate does either as real files in the workspace (the watcher and snapshots pick them up)
 or as events recorded through the service (cell runs, terminal commands, test runs).
 """
@@ -26,9 +26,9 @@ from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
 from server.app import create_app
-from server.keys import DB
-from server.recording import RECORDING, RecordingService
-from server.session_ctx import WORKSPACE_APP
+from server.http.keys import DB
+from server.recording.service import RECORDING, RecordingService
+from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings
 from tests.conftest import PASSWORD, MakeSettings, create_user
 from tests.fake_workspace import FakeProvisioner

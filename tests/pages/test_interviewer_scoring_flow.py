@@ -24,9 +24,10 @@ import pytest
 from playwright.async_api import Locator, Page, Response, expect
 
 from scoring import scorecards
-from server import audit, people
-from server.keys import DB
-from server.passwords import hash_password
+from server import audit
+from server.http.keys import DB
+from server.people import accounts as people
+from server.people.passwords import hash_password
 from server.settings import Settings
 from tests.conftest import PASSWORD, MakeSettings, open_db
 from tests.fixture_tasks import publish_fake_task

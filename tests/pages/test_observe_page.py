@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, Request, expect
 
-from server.keys import DB
+from server.http.keys import DB
 from tests.conftest import PASSWORD
 from tests.pages.conftest import (
     HOSTILE_NAME,

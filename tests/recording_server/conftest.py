@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from server.app import create_app
-from server.recording import RECORDING, RecordingService
-from server.session_ctx import WORKSPACE_APP
+from server.recording.service import RECORDING, RecordingService
+from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings
 from tests.conftest import MakeSettings, create_user, login
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.hidden_checks import visible_target
+from server.sessions.hidden_checks import visible_target
 from tests.conftest import query
 from tests.recording_server.conftest import RecFactory, kinds
 from workspaces import events as E

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from server.hidden_checks import summarise
+from server.sessions.hidden_checks import summarise
 from tests.recording_server.conftest import RecFactory, assert_gap_free, kinds
 from tests.recording_server.fake_jupyter import (
     KERNEL_REFUSAL,

@@ -8,15 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server import grading_pytest
-from server.grading import INI_TEXT, parse_report
-from server.hidden_checks import (
+from server.sessions.export import copy_tree
+from server.sessions.hidden_checks import (
     CheckPlan,
     checks_path_from_report,
     prepare_copy,
     summarise,
 )
-from server.session_export import copy_tree
+from workspaces.grading import pytest_runner as grading_pytest
+from workspaces.grading.harness import INI_TEXT, parse_report
 from workspaces.sandbox_run import TIME_LIMIT
 
 

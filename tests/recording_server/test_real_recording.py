@@ -32,8 +32,8 @@ from pycrdt import (
 
 from server.app import create_app
 from server.audit import SYSTEM
-from server.session_ctx import WORKSPACE_APP
-from server.session_keys import SESSIONS
+from server.sessions.keys import SESSIONS
+from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings, prepare_data_dir
 from tests.conftest import create_user, login
 from tests.host_routing import HostRoutingClient

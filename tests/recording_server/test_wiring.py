@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp import WSMsgType
 
 from server.app import create_app
-from server.session_ctx import WORKSPACE_APP
-from server.session_keys import SESSIONS
+from server.sessions.keys import SESSIONS
+from server.sessions.wiring import WORKSPACE_APP
 from tests.conftest import login, open_db
 from tests.host_routing import enter
 from tests.recording_server.conftest import Rec, RecFactory, assert_gap_free, kinds

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from server.db import open_migrated
-from server.keys import SETTINGS
+from server.http.keys import SETTINGS
 from server.settings import Settings
 from tests.conftest import (
     MakeSettings,

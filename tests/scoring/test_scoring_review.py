@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from server.session_ctx import WORKSPACE_APP
+from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings
 from tests.conftest import form_csrf_token, login, query
 from tests.host_routing import enter, routing
@@ -142,7 +142,7 @@ async def test_an_unhandled_error_on_a_capability_link_does_not_log_its_token(
     monkeypatch.setattr(S, "session_for_link", broken)
     ws = routing(await aiohttp_client(panel.client.app[WORKSPACE_APP]))
     secret = "CapabilityTokenThatMustNotBeLogged"
-    with caplog.at_level(logging.ERROR, logger="server.errors"):
+    with caplog.at_level(logging.ERROR, logger="server.http.errors"):
         response = await ws.get(f"/c/{secret}", allow_redirects=False)
     assert response.status == 500
     assert "unhandled error on GET /c/[token]" in caplog.text

@@ -18,11 +18,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
-from server import login_handlers, ratelimit
-from server.accesslog import ScrubbedAccessLogger
-from server.doctor import check_domains
-from server.keys import LOGIN_LIMITER, SETTINGS
-from server.ratelimit import HOLD_MAX_SECONDS, MAX_KEYS, PACE_FACTOR, LoginLimiter
+from server.doctor.checks import check_domains
+from server.http import ratelimit
+from server.http.accesslog import ScrubbedAccessLogger
+from server.http.keys import LOGIN_LIMITER, SETTINGS
+from server.http.ratelimit import HOLD_MAX_SECONDS, MAX_KEYS, PACE_FACTOR, LoginLimiter
+from server.people import login as login_handlers
 from server.settings import Settings, SettingsError
 from tests.conftest import (
     PASSWORD,

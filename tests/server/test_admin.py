@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.keys import SETTINGS
+from server.http.keys import SETTINGS
 from tests.conftest import (
     audit_actions,
     create_token,

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from server.keys import SETTINGS
+from server.http.keys import SETTINGS
 from tests.conftest import (
     MakeSettings,
     assert_no_traceback,

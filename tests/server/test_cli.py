@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from server.cli import build_parser
+from server.cli.main import build_parser
 from server.migrations import MIGRATION_SETS
-from server.passwords import verify_password
+from server.people.passwords import verify_password
 from tests.conftest import CliResult, assert_no_traceback
 
 Run = Callable[..., CliResult]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.keys import SETTINGS
+from server.http.keys import SETTINGS
 from tests.conftest import create_token, create_user, login, query
 
 Client = TestClient[Any, Any]

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from scoring import analytics, scorecards
-from server import audit, people
+from server import audit
+from server.cli.demo_history import PAST_SESSIONS, ensure_demo_history
 from server.db import open_migrated
-from server.demo_history import PAST_SESSIONS, ensure_demo_history
+from server.people import accounts as people
 from server.settings import Settings, prepare_data_dir
 from tests.fixture_tasks import publish_fake_task
 

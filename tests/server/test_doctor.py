@@ -78,7 +78,7 @@ def test_a_uid_range_over_a_host_account_fails_and_serve_refuses_to_start(
     assert result.stderr.strip() == "pairlab doctor: 1 check(s) failed"
 
     served = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--workspace-port", "0"],
+        [sys.executable, "-m", "server.cli.main", "serve", "--port", "0", "--workspace-port", "0"],
         env={**cli_env, **base}, cwd=tmp_path, capture_output=True, text=True, timeout=120,
         check=False)
     assert served.returncode == 1
@@ -114,7 +114,7 @@ def test_no_disk_image_fails_the_disk_limit_check_and_serve_refuses_to_start(
     loud = run_cli("doctor", "--fast", "--unsafe-no-disk-image", "true", env=SHARED)
     assert [x for x in loud.stdout.splitlines() if x.startswith("warn disk limit:")], loud.stdout
     served = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--workspace-port", "0"],
+        [sys.executable, "-m", "server.cli.main", "serve", "--port", "0", "--workspace-port", "0"],
         env={**cli_env, **SHARED}, cwd=data.parent, capture_output=True, text=True,
         timeout=120, check=False)
     assert served.returncode == 1

@@ -27,16 +27,16 @@ from typing import Any
 
 import pytest
 
-from server.check_queue import FairQueue
-from server.hidden_checks import CheckPlan, check_session, run_checks, visible_tests
-from server.session_export import history_path
+from server.sessions.export import history_path
+from server.sessions.hidden_checks import CheckPlan, check_session, run_checks, visible_tests
 from server.settings import Settings
-from server.task_service import sandbox_for, task_store
+from server.tasks.service import sandbox_for, task_store
 from tasks import revisions
 from tests.conftest import MakeSettings, open_db
 from tests.fixture_tasks import HOOKWRAPPER, SHARED_ENVS, publish_fake_task
 from tests.workspaces.conftest import require_sandbox
 from workspaces.environments import ensure_environment
+from workspaces.grading.queue import FairQueue
 from workspaces.history import History
 from workspaces.limits import Limits, MiB
 from workspaces.sandbox_run import SCRATCH_INODES, CheckSandbox, SandboxJob, SandboxRun

@@ -1,6 +1,6 @@
-"""The canary every session check run carries (``server.grading``): what its outcome says about
-the run, and the run's output as if it had not been there. Pure functions; the attack it catches
-runs for real in ``test_grading_attacks.py``."""
+"""The canary every session check run carries (``workspaces.grading.harness``): what its outcome
+says about the run, and the run's output as if it had not been there. Pure functions; the attack
+it catches runs for real in ``test_grading_attacks.py``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from server.grading import TAMPERED, check_canary, harness_job, plant_canary, without_canary
+from workspaces.grading.harness import (
+    TAMPERED,
+    check_canary,
+    harness_job,
+    plant_canary,
+    without_canary,
+)
 from workspaces.sandbox import WORKSPACE
 
 CANARY = "test_0a1b2c3d4e5f6a7b.py"

@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from server.keys import SETTINGS
-from server.login_handlers import BAD_LOGIN
+from server.http.keys import SETTINGS
+from server.people.login import BAD_LOGIN
 from tests.conftest import (
     PASSWORD,
     MakeSettings,

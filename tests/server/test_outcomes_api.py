@@ -12,7 +12,7 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
 from server.db import open_migrated
-from server.keys import SETTINGS
+from server.http.keys import SETTINGS
 from tests.conftest import (
     assert_no_traceback,
     audit_actions,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from server.ratelimit import (
+from server.http.ratelimit import (
     HOLD_MAX_SECONDS,
     MAX_BACKOFF_WINDOWS,
     MAX_HOLDS,

@@ -90,7 +90,7 @@ def start_serve(
     out, err = logs
     with out.open("wb") as stdout, err.open("wb") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", *args],
+            [sys.executable, "-m", "server.cli.main", "serve", *args],
             stdout=stdout,
             stderr=stderr,
             env=cli_env,

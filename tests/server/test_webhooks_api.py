@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from scoring import webhooks
-from server.keys import DB
+from server.http.keys import DB
 from server.settings import Settings, SettingsError
 from tests.conftest import (
     MakeSettings,

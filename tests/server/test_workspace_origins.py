@@ -14,8 +14,8 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
-from server.accesslog import scrub_path
-from server.keys import DB
+from server.http.accesslog import scrub_path
+from server.http.keys import DB
 from server.settings import SettingsError, load_settings
 from tests.conftest import CliResult, MakeSettings
 from tests.host_routing import enter

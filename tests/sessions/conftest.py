@@ -14,9 +14,9 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from server.app import create_app
-from server.session_ctx import WORKSPACE_APP
-from server.session_keys import SESSIONS
-from server.session_service import SessionManager
+from server.sessions.keys import SESSIONS
+from server.sessions.service import SessionManager
+from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings
 from tests.conftest import MakeSettings, create_user, login
 from tests.fake_workspace import FakeProvisioner

@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from playwright.async_api import async_playwright, expect
 
-from server.accesslog import ScrubbedAccessLogger
 from server.app import create_app
-from server.session_ctx import WORKSPACE_APP
+from server.http.accesslog import ScrubbedAccessLogger
+from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings, prepare_data_dir
 from tests.conftest import PASSWORD, create_user
 from tests.sessions.conftest import SHARED_ENVS, publish_fake_task

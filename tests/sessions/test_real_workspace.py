@@ -27,9 +27,9 @@ from yarl import URL
 
 from server.app import create_app
 from server.audit import SYSTEM
-from server.keys import SETTINGS
-from server.session_ctx import WORKSPACE_APP
-from server.session_keys import SESSIONS
+from server.http.keys import SETTINGS
+from server.sessions.keys import SESSIONS
+from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings, prepare_data_dir
 from tests.conftest import create_user, query
 from tests.host_routing import HostRoutingClient, enter

@@ -35,7 +35,7 @@ def start_server(data: Path, port: int, ws_port: int, uid_base: int) -> subproce
            "LANG": "C.UTF-8"}
     with open(data / "serve.log", "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--data-dir", str(data),
+            [sys.executable, "-m", "server.cli.main", "serve", "--data-dir", str(data),
              "--port", str(port), "--workspace-port", str(ws_port), "--warm-pool-size", "0",
              "--environments-dir", str(SHARED_ENVS), "--sandbox-uid-base", str(uid_base),
              "--log-level", "WARNING"],

@@ -239,7 +239,7 @@ class Run:
 
 @pytest.fixture
 def pairlab(tmp_path: Path, envs_dir: Path) -> Callable[..., Run]:
-    """``pairlab(*args)`` runs the real command (``python -m server.cli``) in a subprocess with
+    """``pairlab(*args)`` runs the real command (``python -m server.cli.main``) in a subprocess with
     an allow-listed environment; ``--data-dir`` and ``--environments-dir`` are given for task
     subcommands."""
     data = tmp_path / "cli-data"
@@ -250,7 +250,7 @@ def pairlab(tmp_path: Path, envs_dir: Path) -> Callable[..., Run]:
     def run(*args: str) -> Run:
         flags = ["--data-dir", str(data), "--environments-dir", str(envs_dir)]
         proc = subprocess.run(
-            [sys.executable, "-m", "server.cli", *args, *flags],
+            [sys.executable, "-m", "server.cli.main", *args, *flags],
             capture_output=True, text=True, env=env, cwd=repo_root, timeout=CLI_TIMEOUT_S,
             check=False,
         )

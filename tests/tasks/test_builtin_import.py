@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from server.settings import Settings
-from server.task_service import import_config, task_store
+from server.tasks.service import import_config, task_store
 from tasks import revisions
 from tasks.builtin import as_git_repo, builtin_task_dirs
 from tasks.importer import ImportRequest, install_revision, prepare_import

@@ -15,7 +15,7 @@ import pytest
 import sqlite_utils
 
 from server.settings import Settings
-from server.task_service import import_config, task_store
+from server.tasks.service import import_config, task_store
 from tasks import revisions
 from tasks.errors import InvalidSource, ManifestInvalid, NotPublishable, TreeRefused
 from tasks.importer import ImportRequest, Prepared, install_revision, prepare_import

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from server.doctor import check_cgroups
+from server.doctor.checks import check_cgroups
 from server.settings import Settings
 from tests.fixture_tasks import SHARED_ENVS
 from tests.workspaces.conftest import free_uid, make_data_dir, remove_data_dir, require_sandbox

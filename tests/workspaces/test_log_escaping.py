@@ -26,11 +26,11 @@ from workspaces.jupyter_config import ServerLog, read_output
 from workspaces.local import LocalProvisioner
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
 
-FORGED = "INFO server.auth: admin@example.com logged in"
+FORGED = "INFO server.http.auth: admin@example.com logged in"
 ATTACK = (
     b"harmless start\n"
-    b"\nINFO server.auth: admin@example.com logged in\n"
-    b"\x1b[2J\x1b[31mscreen cleared\rINFO server.auth: admin@example.com logged in\n"
+    b"\nINFO server.http.auth: admin@example.com logged in\n"
+    b"\x1b[2J\x1b[31mscreen cleared\rINFO server.http.auth: admin@example.com logged in\n"
     b"bidi \xe2\x80\xae reversed and a line\xe2\x80\xa8separator\n"
 )
 

@@ -31,10 +31,10 @@ from typing import Any
 
 import pytest
 
-from server.hidden_checks import check_session, visible_tests
-from server.session_export import history_path
+from server.sessions.export import history_path
+from server.sessions.hidden_checks import check_session, visible_tests
 from server.settings import Settings
-from server.task_service import import_config, sandbox_for, task_store
+from server.tasks.service import import_config, sandbox_for, task_store
 from tasks import revisions
 from tasks.importer import ImportRequest, prepare_import
 from tests.conftest import MakeSettings, open_db

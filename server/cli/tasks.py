@@ -1,0 +1,162 @@
+"""``pairlab task ...``: import, list, show, publish, reject, acknowledge, checkout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from server import audit
+from server.db import open_migrated
+from server.settings import Settings
+from server.tasks.service import import_config, require_runnable, task_store
+from tasks import revisions
+from tasks.errors import RevisionNotFound
+from tasks.importer import ImportRequest, install_revision, prepare_import
+from tasks.source import validate_source
+
+Adder = Any  # argparse's private _SubParsersAction type
+
+
+def add_task_commands(sub: Adder, add_setting_flags: Any) -> None:
+    task = sub.add_parser("task", help="the task catalogue")
+    tsub = task.add_subparsers(dest="task_command", required=True, metavar="TASK_COMMAND")
+
+    imp = tsub.add_parser("import", help="import a task from a git repository")
+    imp.add_argument("url", help="https:// URL (or a local path / file:// with --allow-local)")
+    imp.add_argument("--ref", help="branch, tag or commit (default: the default branch)")
+    imp.add_argument("--subdir", help="folder holding pairlab-task.toml")
+    imp.add_argument("--rules", type=Path, help="TOML file with an [anonymise] table")
+    imp.add_argument("--allow-local", action="store_true",
+                     help="operator only: allow local paths and file:// URLs")
+    imp.add_argument("--publish", action="store_true",
+                     help="publish the new revision at once if nothing blocks it")
+    imp.add_argument("--json", action="store_true", help="machine-readable output")
+    imp.set_defaults(func=cmd_import)
+
+    lst = tsub.add_parser("list", help="list tasks and their revisions")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_list)
+
+    show = tsub.add_parser("show", help="show a task or a revision with its report")
+    show.add_argument("id", help="task id or revision id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+
+    for name, helptext in (("publish", "publish a revision (makes it current)"),
+                           ("reject", "reject a revision in review"),
+                           ("acknowledge", "acknowledge a revision's flagged files")):
+        p = tsub.add_parser(name, help=helptext)
+        p.add_argument("rev", help="revision id")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_decide, action=name)
+
+    co = tsub.add_parser("checkout", help="write the tree a candidate's workspace would get")
+    co.add_argument("rev", help="revision id")
+    co.add_argument("dest", type=Path, help="a new or empty folder")
+    co.set_defaults(func=cmd_checkout)
+
+    for p in (imp, lst, show, co, *[tsub.choices[n] for n in ("publish", "reject",
+                                                              "acknowledge")]):
+        add_setting_flags(p, None)
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    config = import_config(settings, allow_local=args.allow_local)
+    # A refused source is one line on stderr, before any progress is shown.
+    validate_source(args.url, args.ref, args.subdir, config.policy)
+    request = ImportRequest(args.url, args.ref, args.subdir, args.rules, "cli")
+    tty = sys.stderr.isatty()
+
+    def progress(step: str) -> None:
+        if tty:
+            print(f"\r\033[Kimport: {step}", end="", file=sys.stderr, flush=True)
+        else:
+            print(f"import: {step}", file=sys.stderr, flush=True)
+
+    try:
+        prepared = prepare_import(request, config, progress)
+    finally:
+        if tty:  # end the progress line, so an error starts on a line of its own
+            print(file=sys.stderr)
+    db = open_migrated(settings.db_path)
+    with db.atomic():
+        rev = install_revision(db, config.store, prepared)
+        audit.record(db, audit.CLI, "task.revision.create", "task_revision", rev.id)
+    if args.publish and not prepared.summary["blockers"]:
+        with db.atomic():
+            rev = revisions.publish(db, rev.id)
+            audit.record(db, audit.CLI, "task.revision.publish", "task_revision", rev.id)
+    summary = prepared.summary
+    lines = [
+        f"revision {rev.id} ({rev.status})",
+        f"  files {summary['files']}, replacements {summary['replacements']}, dropped "
+        f"{summary['dropped']}, renamed {summary['renamed']}, flags {summary['flags']}",
+        f"  post-scan findings {summary['post_scan_findings']}; visible tests "
+        f"{summary['visible_tests']}; hidden checks on the solution "
+        f"{summary['hidden_on_solution']}, on the starter {summary['hidden_on_starter']}",
+    ]
+    lines += [f"  blocks publishing: {b}" for b in summary["blockers"]]
+    lines += [f"  role warning: {w}" for w in summary["role_warnings"]]
+    _print({"revision": rev.public(), "summary": summary}, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    db = open_migrated(settings.db_path)
+    tasks = revisions.list_tasks(db)
+    revs = [r.public() for r in revisions.list_revisions(db)]
+    text = "\n".join(
+        f"{t['id']}\t{t['kind']}\tcurrent={t['current_revision'] or '-'}\t"
+        f"revisions={t['revisions']}\t{t['title']}" for t in tasks
+    ) or "no tasks"
+    _print({"tasks": tasks, "revisions": revs}, args.json, text)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    db = open_migrated(settings.db_path)
+    try:
+        rev = revisions.get_revision(db, args.id)
+    except RevisionNotFound:
+        task = revisions.get_task(db, args.id)
+        text = f"{task['id']}: {task['title']} ({task['kind']})\n" + "\n".join(
+            f"  {r['id']}\t{r['status']}{' (current)' if r['current'] else ''}"
+            for r in task["revision_list"]
+        )
+        _print({"task": task}, args.json, text)
+        return 0
+    report = task_store(settings).report(rev.task_id, rev.id)
+    text = (f"{rev.id}: {rev.title} ({rev.kind}), {rev.status}\n  source {rev.source_url} "
+            f"@ {rev.source_commit}\n  blockers: {'; '.join(report['blockers']) or 'none'}")
+    _print({"revision": rev.public(), "report": report}, args.json, text)
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
+    db = open_migrated(settings.db_path)
+    if args.action == "publish":
+        require_runnable(settings, revisions.get_revision(db, args.rev))
+    with db.atomic():
+        if args.action == "publish":
+            rev = revisions.publish(db, args.rev)
+        elif args.action == "reject":
+            rev = revisions.reject(db, args.rev)
+        else:
+            rev = revisions.acknowledge_flags(db, args.rev, "cli")
+        audit.record(db, audit.CLI, f"task.revision.{args.action}", "task_revision", rev.id)
+    _print({"revision": rev.public()}, args.json, f"{rev.id} is now {rev.status}")
+    return 0
+
+
+def cmd_checkout(args: argparse.Namespace, settings: Settings) -> int:
+    rev = revisions.get_revision(open_migrated(settings.db_path), args.rev)
+    dest = task_store(settings).checkout(rev.task_id, rev.id, args.dest)
+    print(f"wrote {rev.id} to {dest}")
+    return 0

@@ -1,0 +1,77 @@
+"""Admin: the deployment report of ``pairlab doctor``, as a page and as JSON (thin handlers
+over ``server.doctor.checks``).
+
+Reading is cheap and safe: ``GET`` gives the fast report (no workspace is started). The full
+report starts a throwaway workspace (a few seconds, maybe an environment build), so it is a
+``POST`` (CSRF-checked, so a link on another site cannot set one off), and one runs at a time:
+a second request waits for the running one and gets its report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from server.doctor.checks import Report, fast_report, full_report
+from server.http.auth import csrf_token, require_admin
+from server.http.keys import SETTINGS
+
+routes = web.RouteTableDef()
+class FullRuns:
+    """One full check at a time; a request that arrives while one runs gets its report."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.last: Report | None = None
+
+    async def report(self, app: web.Application) -> Report:
+        if self.lock.locked():
+            async with self.lock:
+                if self.last is not None:
+                    return self.last
+        async with self.lock:
+            self.last = await full_report(app[SETTINGS])
+            return self.last
+
+
+FULL_RUNS = web.AppKey("doctor_full_runs", FullRuns)
+
+
+def setup(app: web.Application) -> None:
+    app[FULL_RUNS] = FullRuns()
+    app.add_routes(routes)
+
+
+@routes.get("/api/v1/doctor")
+async def api_doctor(request: web.Request) -> web.Response:
+    require_admin(request)
+    report = await asyncio.to_thread(fast_report, request.app[SETTINGS])
+    return web.json_response(report.public())
+
+
+@routes.post("/api/v1/doctor")
+async def api_doctor_full(request: web.Request) -> web.Response:
+    require_admin(request)
+    return web.json_response((await request.app[FULL_RUNS].report(request.app)).public())
+
+
+async def _page(request: web.Request, report: Report, full: bool) -> web.Response:
+    admin = require_admin(request)
+    context = {"user": admin, "report": report, "full": full,
+               "csrf_token": csrf_token(request)}
+    return aiohttp_jinja2.render_template("doctor.html", request, context)
+
+
+@routes.get("/admin/doctor")
+async def doctor_page(request: web.Request) -> web.Response:
+    require_admin(request)
+    report = await asyncio.to_thread(fast_report, request.app[SETTINGS])
+    return await _page(request, report, full=False)
+
+
+@routes.post("/admin/doctor")
+async def doctor_run(request: web.Request) -> web.Response:
+    require_admin(request)
+    return await _page(request, await request.app[FULL_RUNS].report(request.app), full=True)

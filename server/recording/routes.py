@@ -1,0 +1,314 @@
+"""The recording API on the app origin: timeline, live stream, notes, snapshots, export.
+
+Only the session's assigned interviewers and admins may call these (cookie or API token;
+state-changing calls with a cookie also pass the CSRF/Origin check of the auth middleware).
+Candidate-authored text is returned as JSON data, never as HTML.
+
+JSON shapes
+-----------
+``Event`` (everywhere)::
+
+    {"seq": int, "at": "2026-01-01T10:00:00.000000+00:00", "kind": str, "path": str,
+     "actor": "candidate" | "interviewer:<user id>" | "system", "payload": {...}}
+
+``Snapshot``: ``{"seq": int, "commit": str, "at": ISO time}`` (``seq`` 0 is the task's start).
+
+- ``GET /api/v1/sessions/{id}/events?after=N&limit=M`` → ``{"events": [Event], "last_seq": int,
+  "more": bool}``: events with ``seq > N`` (default 0), at most ``M`` (1–2000, default 500);
+  ``last_seq`` is the last one returned (else ``N``); ``more`` when another page follows.
+- ``GET /api/v1/sessions/{id}/events/stream?after=N``: Server-Sent Events. ``retry: 2000``,
+  then for each stored event ``id: <seq>``, ``event: <kind>``, ``data: <Event JSON>``; a
+  ``: keep-alive`` comment every 15 s. A reconnect with ``Last-Event-ID`` resumes after that
+  ``seq`` (it wins over ``after``): no gap, no duplicate. Nothing is sent before it is stored.
+- ``POST /api/v1/sessions/{id}/notes`` ``{"text": str, "kind"?: "note" | "hint",
+  "at_seq"?: int}`` → 201 ``{"event": Event}`` (kind ``note``/``hint``, the caller as actor,
+  payload ``{"text", "at_seq"?}``; ``at_seq``: the timeline position the note refers to).
+- ``GET /api/v1/sessions/{id}/snapshots`` → ``{"snapshots": [Snapshot]}``, oldest first.
+- ``GET /api/v1/sessions/{id}/tree?at=SEQ`` → ``{"at": SEQ | null, "snapshot": Snapshot,
+  "files": [{"path", "size", "status": "added" | "modified" | "unchanged", "large": bool}],
+  "deleted": [path]}``: the workspace as of event ``SEQ`` (default: latest), compared with the
+  task's start. ``large`` files were recorded by size and sha256 only.
+- ``GET /api/v1/sessions/{id}/file?at=SEQ&path=P`` → ``{"path", "at", "snapshot", "exists",
+  "kind": "text" | "binary" | "large" | "missing", "size": int | null, "sha256": str | null,
+  "text": str | null}``: exact content for text; binary and large files by size and hash only.
+- ``GET /api/v1/sessions/{id}/diff?from=SEQ&to=SEQ`` → ``{"from": Snapshot, "to": Snapshot,
+  "files": [{"status": "A" | "M" | "D" | "T", "path"}], "diff": str}``: a unified diff
+  (bounded; cut with ``…[truncated N chars]``). Defaults: the task's start → the latest.
+- ``GET /api/v1/sessions/{id}/export``: ``application/gzip``, a tar of ``session-<id>/``
+  with ``events.jsonl``, ``history.bundle`` and ``final/``.
+
+Errors are the usual ``{"error": {"code", "message"}}``: 404 for a session without snapshots
+yet, 422 for a bad ``at``/``from``/``to``/``path``/``limit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tarfile
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from server.db import connect
+from server.http.bodies import json_body, whole_number
+from server.http.errors import NotFound, Unprocessable
+from server.http.keys import DB, SETTINGS
+from server.http.security_headers import CSP
+from server.recording.service import RECORDING
+from server.sessions.access import visible_session
+from server.sessions.export import export_session
+from server.settings import Settings
+from workspaces import events as E
+from workspaces.events import Event, StoredEvent, query_events, snapshot_at
+from workspaces.history import History
+from workspaces.permissions import remove_tree
+
+routes = web.RouteTableDef()
+PAGE, MAX_PAGE = 500, 2000
+HEARTBEAT_S = 15.0
+NOTE_CHARS = 10_000
+LATEST = 2**62
+STREAM_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store",
+                  "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff",
+                  "Content-Security-Policy": CSP}
+
+
+def _int(request: web.Request, name: str, default: int | None, low: int = 0,
+         high: int = LATEST) -> int | None:
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    value = whole_number(raw)
+    if value is None or not low <= value <= high:
+        raise Unprocessable(f"'{name}' must be a whole number from {low} to {high}.")
+    return value
+
+
+# ---- the timeline ---------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/sessions/{session_id}/events")
+async def list_events(request: web.Request) -> web.Response:
+    _, session = await visible_session(request)
+    after = _int(request, "after", 0) or 0
+    limit = _int(request, "limit", PAGE, 1, MAX_PAGE) or PAGE
+    page = await request.app[DB].read(lambda d: query_events(d, session.id, after, limit + 1))
+    more = len(page) > limit
+    page = page[:limit]
+    body = '{"events": [%s], "last_seq": %d, "more": %s}' % (  # noqa: UP031 - stored JSON reused
+        ", ".join(e.to_json() for e in page), page[-1].seq if page else after,
+        "true" if more else "false")
+    return web.Response(text=body, content_type="application/json")
+
+
+def _sse(event: StoredEvent) -> bytes:
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {event.to_json()}\n\n".encode()
+
+
+@routes.get("/api/v1/sessions/{session_id}/events/stream")
+async def stream_events(request: web.Request) -> web.StreamResponse:
+    _, session = await visible_session(request)
+    after = _int(request, "after", 0) or 0
+    last_id = whole_number(request.headers.get("Last-Event-ID", "").strip())
+    if last_id is not None and last_id <= LATEST:
+        after = last_id
+    service = request.app[RECORDING]
+    response = web.StreamResponse(headers=STREAM_HEADERS)
+    await response.prepare(request)
+    sub = service.recorder.subscribe(session.id, after)
+    closing: asyncio.Future[Any] = asyncio.ensure_future(service.closing.wait())
+    pending: asyncio.Future[Any] | None = None
+    try:
+        await response.write(b"retry: 2000\n\n")
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(sub))
+            done, _ = await asyncio.wait({pending, closing}, timeout=HEARTBEAT_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if closing in done:
+                break
+            if pending not in done:
+                await response.write(b": keep-alive\n\n")
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                break
+            pending = None
+            await response.write(_sse(event))
+    except ConnectionError:
+        pass  # the observer went away; it resumes with Last-Event-ID
+    finally:
+        for future in (pending, closing):
+            if future is not None:
+                future.cancel()
+        sub.close()
+    return response
+
+
+@routes.post("/api/v1/sessions/{session_id}/notes")
+async def add_note(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    body = await json_body(request, {"text": str}, {"kind": str, "at_seq": int})
+    text = body["text"].strip()
+    kind = body.get("kind", E.NOTE)
+    if not text or len(text) > NOTE_CHARS:
+        raise Unprocessable(f"'text' must have 1 to {NOTE_CHARS} characters.")
+    if kind not in (E.NOTE, E.HINT):
+        raise Unprocessable("'kind' must be 'note' or 'hint'.")
+    payload: dict[str, Any] = {"text": text}
+    if "at_seq" in body:
+        if body["at_seq"] < 0:
+            raise Unprocessable("'at_seq' must not be negative.")
+        payload["at_seq"] = body["at_seq"]
+    event = Event(session.id, E.interviewer_actor(user.id), kind, "", payload)
+    stored = await request.app[RECORDING].record_stored(event)
+    return web.json_response({"event": stored.to_dict()}, status=201)
+
+
+# ---- the workspace at any moment -------------------------------------------------------------
+
+
+def _snapshot_json(found: tuple[int, str, datetime]) -> dict[str, Any]:
+    seq, commit, at = found
+    return {"seq": seq, "commit": commit, "at": at.isoformat(timespec="microseconds")}
+
+
+async def _snapshot(request: web.Request, session_id: str, at: int) -> dict[str, Any]:
+    found = await request.app[DB].read(lambda d: snapshot_at(d, session_id, at))
+    if found is None:
+        raise NotFound("No snapshot of this session's workspace was recorded yet.")
+    return _snapshot_json(found)
+
+
+def _history(request: web.Request, session_id: str) -> History:
+    return request.app[RECORDING].history(session_id)
+
+
+@routes.get("/api/v1/sessions/{session_id}/snapshots")
+async def list_snapshots(request: web.Request) -> web.Response:
+    _, session = await visible_session(request)
+    rows = await request.app[DB].read(lambda d: d.execute(
+        "SELECT seq, commit_sha, at FROM snapshots WHERE session_id = ? ORDER BY seq, at",
+        [session.id]).fetchall())
+    return web.json_response({"snapshots": [
+        _snapshot_json((row[0], row[1], datetime.fromisoformat(row[2]))) for row in rows]})
+
+
+@routes.get("/api/v1/sessions/{session_id}/tree")
+async def tree(request: web.Request) -> web.Response:
+    _, session = await visible_session(request)
+    at = _int(request, "at", None)
+    snap = await _snapshot(request, session.id, LATEST if at is None else at)
+    start = await _snapshot(request, session.id, 0)
+    history = _history(request, session.id)
+    files = await history.atree_at(snap["commit"])
+    changes = dict((path, status) for status, path in await asyncio.to_thread(
+        history.changed_paths, start["commit"], snap["commit"]))
+    large = {f.path for f in await asyncio.to_thread(history.large_files, snap["commit"])}
+    status = {"A": "added", "M": "modified", "T": "modified"}
+    return web.json_response({
+        "at": at, "snapshot": snap,
+        "files": [{"path": path, "size": size, "status": status.get(changes.get(path, ""),
+                   "unchanged"), "large": path in large} for path, size in files],
+        "deleted": sorted(p for p, s in changes.items() if s == "D"),
+    })
+
+
+def _path(request: web.Request) -> str:
+    path = request.query.get("path", "")
+    parts = path.split("/")
+    if not path or len(path) > 4096 or "\0" in path or path.startswith("/") or \
+            any(p in ("", ".", "..") for p in parts):
+        raise Unprocessable("'path' must be a relative file path inside the workspace.")
+    return path
+
+
+@routes.get("/api/v1/sessions/{session_id}/file")
+async def file(request: web.Request) -> web.Response:
+    _, session = await visible_session(request)
+    at = _int(request, "at", None)
+    path = _path(request)
+    snap = await _snapshot(request, session.id, LATEST if at is None else at)
+    history = _history(request, session.id)
+    body: dict[str, Any] = {"path": path, "at": at, "snapshot": snap, "exists": True,
+                            "kind": "text", "size": None, "sha256": None, "text": None}
+    large = {f.path: f for f in await asyncio.to_thread(history.large_files, snap["commit"])}
+    if path in large:
+        body.update(kind="large", size=large[path].size, sha256=large[path].sha256)
+        return web.json_response(body)
+    content = await history.afile_at(snap["commit"], path)
+    if content is None:
+        body.update(exists=False, kind="missing")
+        return web.json_response(body)
+    body.update(size=len(content), sha256=hashlib.sha256(content).hexdigest())
+    try:
+        if b"\0" in content[:8000]:
+            raise UnicodeDecodeError("utf-8", content[:1], 0, 1, "NUL byte")
+        body["text"] = content.decode("utf-8")
+    except UnicodeDecodeError:
+        body["kind"] = "binary"
+    return web.json_response(body)
+
+
+@routes.get("/api/v1/sessions/{session_id}/diff")
+async def diff(request: web.Request) -> web.Response:
+    _, session = await visible_session(request)
+    first, last = _int(request, "from", 0), _int(request, "to", None)
+    old = await _snapshot(request, session.id, first or 0)
+    new = await _snapshot(request, session.id, LATEST if last is None else last)
+    history = _history(request, session.id)
+    files = await asyncio.to_thread(history.changed_paths, old["commit"], new["commit"])
+    text = await history.adiff(old["commit"], new["commit"])
+    return web.json_response({"from": old, "to": new,
+                              "files": [{"status": s, "path": p} for s, p in files],
+                              "diff": text})
+
+
+# ---- export ---------------------------------------------------------------------------------
+
+
+def _archive(settings: Settings, session_id: str, work: Path) -> Path:
+    db = connect(settings.db_path)
+    try:
+        export_session(db, settings.data_dir, session_id, work / f"session-{session_id}")
+    finally:
+        db.conn.close()
+    archive = work / "archive.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(work / f"session-{session_id}", arcname=f"session-{session_id}")
+    return archive
+
+
+@routes.get("/api/v1/sessions/{session_id}/export")
+async def export(request: web.Request) -> web.StreamResponse:
+    _, session = await visible_session(request)
+    settings = request.app[SETTINGS]
+    base = settings.data_dir / "exports"
+    base.mkdir(mode=0o700, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=base))
+    try:
+        archive = await asyncio.to_thread(_archive, settings, session.id, work)
+        response = web.StreamResponse(headers={
+            "Content-Type": "application/gzip", "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": CSP,
+            "Content-Disposition": f'attachment; filename="session-{session.id}.tar.gz"'})
+        response.content_length = archive.stat().st_size
+        await response.prepare(request)
+        with archive.open("rb") as handle:
+            while chunk := await asyncio.to_thread(handle.read, 1 << 20):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        await asyncio.to_thread(remove_tree, work)
+
+
+async def end_streams(app: web.Application) -> None:
+    """``on_shutdown``: live streams end before the server waits for its handlers."""
+    if RECORDING in app:
+        app[RECORDING].closing.set()

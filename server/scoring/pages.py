@@ -1,0 +1,120 @@
+"""Interviewer pages for scoring: the scorecard form (autosaved by static/scorecard.js, and
+a plain form post without script), the sealed debrief, the printable candidate report and
+the reveal action."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from scoring import scorecards
+from scoring.scorecards import ScorecardError
+from server.http.auth import client_address, csrf_token
+from server.http.bodies import whole_number
+from server.http.keys import DB
+from server.scoring import scorecards as SC
+from server.scoring.report import candidate_report
+from server.scoring.routes import load_panel, mine_json, sealed_debrief
+from server.sessions.access import visible_session
+from workspaces.events import HINT, NOTE
+
+routes = web.RouteTableDef()
+PAGE = "/sessions/{session_id}"
+
+
+def _whole(text: str) -> int | str:
+    """An ASCII whole number as an int; anything else stays text (and fails validation)."""
+    value = whole_number(text)
+    return text if value is None else value
+
+
+def card_from_form(form: MultiDictProxy[Any], p: SC.Panel) -> dict[str, Any]:
+    """The form's fields in the API's scorecard shape (validated later like any body)."""
+    scores: dict[str, Any] = {}
+    for dim in p.rubric.dimensions:
+        raw_level = str(form.get(f"level-{dim.id}", "")).strip()
+        moments: list[Any] = [_whole(t) for t in re.split(
+            r"[\s,]+", str(form.get(f"moments-{dim.id}", "")).strip()) if t]
+        scores[dim.id] = {
+            "level": _whole(raw_level) if raw_level else None,
+            "evidence": str(form.get(f"evidence-{dim.id}", "")), "moments": moments}
+    recommendation = str(form.get("recommendation", "")) or None
+    return {"scores": scores, "recommendation": recommendation,
+            "summary": str(form.get("summary", ""))}
+
+
+def _notes(d: Any, session_id: str) -> list[dict[str, Any]]:
+    rows = d.execute("SELECT seq, kind, payload FROM events WHERE session_id = ? AND kind IN"
+                     " (?, ?) ORDER BY seq", [session_id, NOTE, HINT]).fetchall()
+    return [{"seq": r[0], "kind": r[1], "text": json.loads(r[2]).get("text", "")} for r in rows]
+
+
+async def _scorecard_page(request: web.Request, *, form_data: dict[str, Any] | None = None,
+                          problems: list[str] | None = None, status: int = 200) -> web.Response:
+    user, session = await visible_session(request)
+    SC.require_panelist(user, session)
+
+    p = await load_panel(request, session.id)
+
+    def load(d: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        return mine_json(p, scorecards.get_draft(d, session.id, user.id)), _notes(d, session.id)
+
+    mine, notes = await request.app[DB].read(load)
+    if form_data is not None:
+        mine = {**mine, **form_data}
+    response = aiohttp_jinja2.render_template("scorecard.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "session": session, "mine": mine,
+        "rubric": p.rubric, "notes": notes, "problems": problems or [],
+        "config": {"api": f"/api/v1/sessions/{session.id}/scorecards/mine"}})
+    response.set_status(status)
+    return response
+
+
+@routes.get(PAGE + "/scorecard")
+async def scorecard_page(request: web.Request) -> web.Response:
+    return await _scorecard_page(request)
+
+
+@routes.post(PAGE + "/scorecard")
+async def scorecard_submit(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    SC.require_panelist(user, session)
+    form = await request.post()
+    data = card_from_form(form, await load_panel(request, session.id))
+    actor = user.actor(client_address(request))
+    try:
+        if form.get("action") == "submit":
+            await request.app[DB].write(lambda d: SC.submit(d, session.id, user, data, actor))
+            raise web.HTTPSeeOther(f"/sessions/{session.id}/debrief")
+        await request.app[DB].write(lambda d: SC.save(d, session.id, user, data))
+    except ScorecardError as e:
+        return await _scorecard_page(request, form_data=data, problems=e.problems, status=422)
+    raise web.HTTPSeeOther(f"/sessions/{session.id}/scorecard")
+
+
+@routes.get(PAGE + "/debrief")
+async def debrief_page(request: web.Request) -> web.Response:
+    user, p, debrief = await sealed_debrief(request)
+    return aiohttp_jinja2.render_template("debrief.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "session": p.session,
+        "scoring": p.scoring, "debrief": debrief})
+
+
+@routes.get(PAGE + "/report")
+async def report_page(request: web.Request) -> web.Response:
+    user, p, debrief = await sealed_debrief(request)
+    return aiohttp_jinja2.render_template("report.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "report": candidate_report(p, debrief)})
+
+
+@routes.post(PAGE + "/reveal")
+async def reveal_submit(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    actor = user.actor(client_address(request))
+    await request.app[DB].write(lambda d: SC.reveal(d, session.id, user, actor))
+    raise web.HTTPSeeOther(f"/sessions/{session.id}/debrief")

@@ -1,0 +1,217 @@
+"""Rubrics: JSON API and pages. Everyone logged in reads them; admins create, edit (each
+edit is a new version) and attach them to tasks.
+
+- ``GET /api/v1/rubrics`` → ``{"rubrics": [Rubric]}`` (latest versions).
+- ``GET /api/v1/rubrics/{id}?version=N`` → ``{"rubric": Rubric, "versions": [...]}``.
+- ``POST /api/v1/rubrics`` (admin) with a definition → 201 ``{"rubric": Rubric}``.
+- ``PUT /api/v1/rubrics/{id}`` (admin) → ``{"rubric": Rubric}``, the next version.
+- ``PUT /api/v1/tasks/{task_id}/rubric`` (admin) ``{"rubric_id"}`` → attach.
+
+``Rubric`` is ``{"id", "version", "builtin", "title", "description", "kinds", "roles",
+"dimensions": [{"id", "title", "description", "weight", "anchors": {"1".."4": text}}]}``.
+Invalid definitions get a 422 whose message (and ``problems`` list) names every problem.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from scoring import rubrics as R
+from server import audit
+from server.http.auth import client_address, csrf_token, current_user, require_admin
+from server.http.bodies import (
+    MAX_JSON_DEPTH,
+    JSONTooDeep,
+    json_body,
+    json_object,
+    load_json,
+    whole_number,
+)
+from server.http.errors import NotFound, Unprocessable
+from server.http.keys import DB
+from server.people.accounts import User
+from tasks import revisions
+
+routes = web.RouteTableDef()
+
+
+async def rubrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Install the built-in rubrics at start (idempotent)."""
+    await app[DB].write(R.install_builtins)
+    yield
+
+
+def _save(d: Any, data: Any, user: User, address: str, *, new: bool) -> R.Rubric:
+    try:  # a RubricError is answered by the error middleware (422 with every problem)
+        rubric = R.save_version(d, data, user.id, expect_new=new)
+    except R.RubricNotFound as e:
+        raise NotFound(f"{str(e).capitalize()}.") from None
+    audit.record(d, user.actor(address), "rubric.created" if new else "rubric.edited",
+                 "rubric", rubric.id, version=rubric.version)
+    return rubric
+
+
+def _get(d: Any, rubric_id: str, version: int | None) -> tuple[R.Rubric, list[dict[str, Any]]]:
+    try:
+        return R.get_rubric(d, rubric_id, version), R.versions(d, rubric_id)
+    except R.RubricNotFound as e:
+        raise NotFound(f"{str(e).capitalize()}.") from None
+
+
+def _version(request: web.Request) -> int | None:
+    raw = request.query.get("version")
+    if raw is None:
+        return None
+    version = whole_number(raw, 6)
+    if version is None or not 1 <= version <= 100_000:
+        raise Unprocessable("version must be a positive whole number")
+    return version
+
+
+def _attach(d: Any, task_id: str, rubric_id: str, user: User, address: str) -> None:
+    revisions.get_task(d, task_id)
+    try:
+        R.attach(d, task_id, rubric_id, user.id)
+    except R.RubricNotFound as e:
+        raise NotFound(f"{str(e).capitalize()}.") from None
+    audit.record(d, user.actor(address), "rubric.attached", "task", task_id, rubric=rubric_id)
+
+
+@routes.get("/api/v1/rubrics")
+async def api_list(request: web.Request) -> web.Response:
+    current_user(request)
+    found = await request.app[DB].read(R.list_rubrics)
+    return web.json_response({"rubrics": [r.public() for r in found]})
+
+
+@routes.get("/api/v1/rubrics/{rubric_id}")
+async def api_get(request: web.Request) -> web.Response:
+    current_user(request)
+    rubric_id, version = request.match_info["rubric_id"], _version(request)
+    rubric, versions = await request.app[DB].read(lambda d: _get(d, rubric_id, version))
+    return web.json_response({"rubric": rubric.public(), "versions": versions})
+
+
+@routes.post("/api/v1/rubrics")
+async def api_create(request: web.Request) -> web.Response:
+    user = require_admin(request)
+    data = await json_object(request)
+    address = client_address(request)
+    rubric = await request.app[DB].write(lambda d: _save(d, data, user, address, new=True))
+    return web.json_response({"rubric": rubric.public()}, status=201)
+
+
+@routes.put("/api/v1/rubrics/{rubric_id}")
+async def api_edit(request: web.Request) -> web.Response:
+    user = require_admin(request)
+    data = await json_object(request)
+    if data.get("id", request.match_info["rubric_id"]) != request.match_info["rubric_id"]:
+        raise Unprocessable("The rubric id in the body differs from the one in the URL.")
+    data["id"] = request.match_info["rubric_id"]
+    address = client_address(request)
+    rubric = await request.app[DB].write(lambda d: _save(d, data, user, address, new=False))
+    return web.json_response({"rubric": rubric.public()})
+
+
+@routes.put("/api/v1/tasks/{task_id}/rubric")
+async def api_attach(request: web.Request) -> web.Response:
+    user = require_admin(request)
+    body = await json_body(request, {"rubric_id": str})
+    task_id, address = request.match_info["task_id"], client_address(request)
+    await request.app[DB].write(lambda d: _attach(d, task_id, body["rubric_id"], user, address))
+    return web.json_response({"task_id": task_id, "rubric_id": body["rubric_id"]})
+
+
+# ---- pages ----------------------------------------------------------------------------------
+
+
+@routes.get("/rubrics")
+async def rubrics_page(request: web.Request) -> web.Response:
+    user = current_user(request)
+    found = await request.app[DB].read(R.list_rubrics)
+    return aiohttp_jinja2.render_template("rubrics.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "rubrics": found})
+
+
+async def _rubric_page(request: web.Request, rubric_id: str, *, draft: str | None = None,
+                       problems: list[str] | None = None, status: int = 200) -> web.Response:
+    user = current_user(request)
+    version = _version(request)
+
+    def load(d: Any) -> tuple[R.Rubric, list[dict[str, Any]], list[dict[str, Any]]]:
+        rubric, versions = _get(d, rubric_id, version)
+        return rubric, versions, revisions.list_tasks(d)
+
+    rubric, versions, tasks = await request.app[DB].read(load)
+    response = aiohttp_jinja2.render_template("rubric.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "rubric": rubric,
+        "versions": versions, "tasks": tasks, "problems": problems or [],
+        "definition": draft or json.dumps(rubric.definition(), indent=2)})
+    response.set_status(status)
+    return response
+
+
+@routes.get("/rubrics/{rubric_id}")
+async def rubric_page(request: web.Request) -> web.Response:
+    return await _rubric_page(request, request.match_info["rubric_id"])
+
+
+def _parse_definition(text: str) -> tuple[Any, list[str]]:
+    try:
+        return load_json(text), []
+    except JSONTooDeep:
+        return None, [f"the definition is nested too deeply (at most {MAX_JSON_DEPTH} levels)"]
+    except json.JSONDecodeError as e:
+        return None, [f"the definition is not valid JSON ({e.msg} at line {e.lineno})"]
+
+
+@routes.post("/rubrics")
+async def rubric_create_submit(request: web.Request) -> web.Response:
+    user = require_admin(request)
+    form = await request.post()
+    text = str(form.get("definition", ""))
+    data, problems = _parse_definition(text)
+    address = client_address(request)
+    if not problems:
+        try:
+            rubric = await request.app[DB].write(
+                lambda d: _save(d, data, user, address, new=True))
+        except R.RubricError as e:
+            problems = e.problems
+        else:
+            raise web.HTTPSeeOther(f"/rubrics/{rubric.id}")
+    found = await request.app[DB].read(R.list_rubrics)
+    response = aiohttp_jinja2.render_template("rubrics.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "rubrics": found,
+        "problems": problems, "definition": text})
+    response.set_status(422)
+    return response
+
+
+@routes.post("/rubrics/{rubric_id}")
+async def rubric_edit_submit(request: web.Request) -> web.Response:
+    user = require_admin(request)
+    rubric_id = request.match_info["rubric_id"]
+    form = await request.post()
+    address = client_address(request)
+    if "task_id" in form:
+        task_id = str(form.get("task_id", ""))
+        await request.app[DB].write(lambda d: _attach(d, task_id, rubric_id, user, address))
+        raise web.HTTPSeeOther(f"/rubrics/{rubric_id}")
+    text = str(form.get("definition", ""))
+    data, problems = _parse_definition(text)
+    if not problems:
+        if isinstance(data, dict):
+            data["id"] = rubric_id
+        try:
+            await request.app[DB].write(lambda d: _save(d, data, user, address, new=False))
+        except R.RubricError as e:
+            problems = e.problems
+        else:
+            raise web.HTTPSeeOther(f"/rubrics/{rubric_id}")
+    return await _rubric_page(request, rubric_id, draft=text, problems=problems, status=422)

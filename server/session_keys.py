@@ -1,9 +1,0 @@
-"""Typed keys for the session layer's shared state (both origins read them)."""
-
-from __future__ import annotations
-
-from aiohttp import web
-
-from server.session_service import SessionManager
-
-SESSIONS = web.AppKey("sessions", SessionManager)

@@ -1,0 +1,9 @@
+"""Typed keys for the session layer's shared state (both origins read them)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.sessions.service import SessionManager
+
+SESSIONS = web.AppKey("sessions", SessionManager)

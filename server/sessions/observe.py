@@ -1,0 +1,92 @@
+"""Interviewer pages over the recording API: live observation and replay (thin handlers).
+
+The pages are static HTML with their data in one ``<script type="application/json">`` block (the
+app's Content-Security-Policy allows no inline script); ``static/observe.js`` and
+``static/replay.js`` read the events, snapshots and files through the JSON/SSE API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from server.http.auth import csrf_token
+from server.http.errors import NotFound
+from server.http.keys import DB, SETTINGS
+from server.people.accounts import User, get_user
+from server.sessions.access import visible_session
+from server.tasks.service import task_store
+from tasks.errors import RevisionNotFound
+from tasks.manifest import hints_from_guide
+from workspaces import sessions as S
+from workspaces.events import interviewer_actor
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+
+async def _people(request: web.Request, user: User, session: S.Session) -> dict[str, str]:
+    """Display names of the people in the session's events, keyed by their event actor."""
+
+    def load(d: Any) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for user_id in session.interviewer_ids:
+            try:
+                names[interviewer_actor(user_id)] = get_user(d, user_id).display_name
+            except NotFound:  # a removed user keeps their id as label
+                continue
+        return names
+
+    names: dict[str, str] = await request.app[DB].read(load)
+    names[interviewer_actor(user.id)] = user.display_name  # e.g. an admin who is not listed
+    names["candidate"] = session.candidate_name
+    return names
+
+
+async def _hints(request: web.Request, session: S.Session) -> list[str]:
+    store = task_store(request.app[SETTINGS])
+    try:
+        guide = await asyncio.to_thread(store.text, session.task_id, session.revision_id,
+                                        "guide.md")
+    except (RevisionNotFound, OSError, UnicodeDecodeError):  # free-text hints still work
+        log.warning("no readable guide for %s revision %s", session.task_id,
+                    session.revision_id)
+        return []
+    return hints_from_guide(guide)
+
+
+def _config(session: S.Session, page: str, names: dict[str, str]) -> dict[str, Any]:
+    """What the page's script needs, as JSON in the page (``|tojson`` escapes it)."""
+    return {
+        "page": page,
+        "session_id": session.id,
+        "state": session.state,
+        "seconds_left": session.seconds_left(),
+        "api": f"/api/v1/sessions/{session.id}",
+        "names": names,
+    }
+
+
+@routes.get("/sessions/{session_id}/observe")
+async def observe_page(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    names = await _people(request, user, session)
+    hints = await _hints(request, session)
+    return aiohttp_jinja2.render_template("observe.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "session": session, "hints": hints,
+        "config": _config(session, "observe", names),
+    })
+
+
+@routes.get("/sessions/{session_id}/replay")
+async def replay_page(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    names = await _people(request, user, session)
+    return aiohttp_jinja2.render_template("replay.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "session": session,
+        "config": _config(session, "replay", names),
+    })

@@ -1,0 +1,189 @@
+"""Interview sessions on the app origin: JSON API and interviewer pages (thin handlers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from scoring import session_scoring
+from server.http.auth import client_address, csrf_token, current_user
+from server.http.bodies import json_body, whole_number
+from server.http.errors import Unprocessable
+from server.http.keys import DB, SETTINGS
+from server.people.accounts import User
+from server.sessions.access import visible_session
+from server.sessions.keys import SESSIONS
+from server.sessions.scheduling import ScheduleRequest, schedule
+from tasks import revisions
+from workspaces import sessions as S
+
+routes = web.RouteTableDef()
+
+
+async def _session_json(request: web.Request, session: S.Session) -> dict[str, Any]:
+    scoring = await request.app[DB].read(lambda d: session_scoring.get(d, session.id))
+    data = session_scoring.masked(session, scoring).public()
+    data["scoring"] = scoring.public() if scoring else None
+    if session.state == "live" and session.workspace_id:
+        origin = request.app[SETTINGS].workspace_origin(session.workspace_id)
+        data["workspace_url"] = f"{origin}/w/{session.workspace_id}/lab"
+    return data
+
+
+async def _schedule(request: web.Request, user: User, req: ScheduleRequest) -> Any:
+    settings = request.app[SETTINGS]
+    actor = user.actor(client_address(request))
+    result = await request.app[DB].write(lambda d: schedule(d, settings, actor, user.id, req))
+    request.app[SESSIONS].refill_for(result.session.revision_id)
+    return result
+
+
+@routes.post("/api/v1/sessions")
+async def api_create(request: web.Request) -> web.Response:
+    user = current_user(request)
+    body = await json_body(
+        request, {"task": str, "candidate_name": str},
+        {"candidate_email": str, "interviewers": list, "duration_minutes": int,
+         "starts_at": str, "role": str, "confirm_role_mismatch": bool, "blind": bool},
+    )
+    interviewers = body.get("interviewers", [])
+    if not all(isinstance(e, str) for e in interviewers):
+        raise Unprocessable("interviewers must be a list of email addresses")
+    result = await _schedule(request, user, ScheduleRequest(
+        task=body["task"], candidate_name=body["candidate_name"],
+        candidate_email=body.get("candidate_email", ""), interviewers=tuple(interviewers),
+        duration_minutes=body.get("duration_minutes"), starts_at=body.get("starts_at"),
+        role=body.get("role", ""), confirm_role_mismatch=body.get("confirm_role_mismatch", False),
+        blind=body.get("blind"),
+    ))
+    return web.json_response(result.public(), status=201)
+
+
+@routes.get("/api/v1/sessions")
+async def api_list(request: web.Request) -> web.Response:
+    user = current_user(request)
+    found = await request.app[DB].read(
+        lambda d: session_scoring.masked_all(d, S.list_sessions(d, None if user.is_admin
+                                                                else user.id))
+    )
+    return web.json_response({"sessions": [s.public() for s in found]})
+
+
+@routes.get("/api/v1/sessions/{session_id}")
+async def api_get(request: web.Request) -> web.Response:
+    _, session = await visible_session(request)
+    conns = await request.app[DB].read(lambda d: S.connections(d, session.id))
+    data = await _session_json(request, session)
+    return web.json_response({"session": data, "connections": conns})
+
+
+@routes.post("/api/v1/sessions/{session_id}/start")
+async def api_start(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    session = await request.app[SESSIONS].start_session(
+        session.id, user.actor(client_address(request))
+    )
+    return web.json_response({"session": await _session_json(request, session)})
+
+
+@routes.post("/api/v1/sessions/{session_id}/end")
+async def api_end(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    session = await request.app[SESSIONS].end_session(
+        session.id, user.actor(client_address(request)), "ended by an interviewer"
+    )
+    return web.json_response({"session": await _session_json(request, session)})
+
+
+@routes.post("/api/v1/sessions/{session_id}/extend")
+async def api_extend(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    body = await json_body(request, {"minutes": int})
+    session = await request.app[SESSIONS].extend(
+        session.id, body["minutes"], user.actor(client_address(request))
+    )
+    return web.json_response({"session": await _session_json(request, session)})
+
+
+@routes.post("/api/v1/sessions/{session_id}/handoff")
+async def api_handoff(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    url = await request.app[SESSIONS].handoff_url(session.id, user, client_address(request))
+    return web.json_response({"url": url})
+
+
+# ---- pages ----------------------------------------------------------------------------------
+
+
+@routes.get("/sessions")
+async def sessions_page(request: web.Request) -> web.Response:
+    user = current_user(request)
+
+    def load(d: Any) -> tuple[Any, Any]:
+        tasks = [t for t in revisions.list_tasks(d) if t["current_revision"]]
+        found = S.list_sessions(d, None if user.is_admin else user.id)
+        return session_scoring.masked_all(d, found), tasks
+
+    found, tasks = await request.app[DB].read(load)
+    return aiohttp_jinja2.render_template("sessions.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "sessions": found, "tasks": tasks,
+        "roles": S.ROLES, "blind_default": request.app[SETTINGS].blind_scoring,
+    })
+
+
+@routes.post("/sessions")
+async def sessions_create_submit(request: web.Request) -> web.Response:
+    user = current_user(request)
+    form = await request.post()
+    minutes = str(form.get("duration_minutes", "")).strip()
+    duration = whole_number(minutes, 6) if minutes else None
+    if minutes and duration is None:
+        raise Unprocessable("the duration must be a whole number of minutes")
+    interviewers = tuple(
+        e.strip() for e in str(form.get("interviewers", "")).split(",") if e.strip()
+    )
+    result = await _schedule(request, user, ScheduleRequest(
+        task=str(form.get("task", "")), candidate_name=str(form.get("candidate_name", "")),
+        candidate_email=str(form.get("candidate_email", "")), interviewers=interviewers,
+        duration_minutes=duration,
+        starts_at=str(form.get("starts_at", "")).strip() or None,
+        role=str(form.get("role", "")), confirm_role_mismatch=form.get("confirm") == "yes",
+        blind=form.get("blind") == "yes",
+    ))
+    return aiohttp_jinja2.render_template("session_created.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "result": result,
+    })
+
+
+@routes.get("/sessions/{session_id}")
+async def session_page(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    conns = await request.app[DB].read(lambda d: S.connections(d, session.id))
+    return aiohttp_jinja2.render_template("session.html", request, {
+        "user": user, "csrf_token": csrf_token(request), "session": session,
+        "connections": conns,
+        "workspace_url": (await _session_json(request, session)).get("workspace_url"),
+    })
+
+
+@routes.post("/sessions/{session_id}/{action:start|end|extend|join}")
+async def session_action_submit(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    action = request.match_info["action"]
+    manager = request.app[SESSIONS]
+    actor = user.actor(client_address(request))
+    if action == "start":
+        await manager.start_session(session.id, actor)
+    elif action == "end":
+        await manager.end_session(session.id, actor, "ended by an interviewer")
+    elif action == "extend":
+        form = await request.post()
+        minutes_to_add = whole_number(str(form.get("minutes", "10")), 6)
+        if minutes_to_add is None:
+            raise Unprocessable("extend by a whole number of minutes")
+        await manager.extend(session.id, minutes_to_add, actor)
+    else:
+        raise web.HTTPSeeOther(await manager.handoff_url(session.id, user, client_address(request)))
+    raise web.HTTPSeeOther(f"/sessions/{session.id}")

@@ -1,0 +1,115 @@
+"""Scheduling and ending an interview: each one write transaction across tasks, people,
+sessions and scoring.
+
+Used by the API, the page and the CLI alike, so the rules (published revision only, existing
+active interviewers, role fit warning that must be confirmed) are in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlite_utils
+
+from scoring import session_scoring, webhooks
+from server import audit
+from server.http.errors import Unprocessable
+from server.people import accounts as people
+from server.settings import Settings
+from tasks import revisions
+from tasks.manifest import kind_fits_role
+from workspaces import sessions as S
+from workspaces.session_errors import RoleMismatch
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    task: str
+    candidate_name: str
+    candidate_email: str = ""
+    interviewers: tuple[str, ...] = ()
+    duration_minutes: int | None = None
+    starts_at: str | None = None
+    role: str = ""
+    confirm_role_mismatch: bool = False
+    blind: bool | None = None
+    """Blind scoring for this session; None takes the ``blind_scoring`` setting."""
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    session: S.Session
+    candidate_link: str
+    interviewer_url: str
+    warnings: tuple[str, ...]
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session.id,
+            "candidate_link": self.candidate_link,
+            "interviewer_url": self.interviewer_url,
+            "warnings": list(self.warnings),
+            "session": self.session.public(),
+        }
+
+
+def links(settings: Settings, session_id: str, token: str) -> tuple[str, str]:
+    return f"{settings.workspace_url}/c/{token}", f"{settings.app_url}/sessions/{session_id}"
+
+
+def schedule(
+    db: sqlite_utils.Database, settings: Settings, actor: audit.Actor, creator_id: int,
+    req: ScheduleRequest,
+) -> Scheduled:
+    rev = revisions.published_revision(db, req.task.strip())
+    warnings: list[str] = []
+    if req.role:
+        if req.role not in S.ROLES:
+            raise Unprocessable(f"the role must be one of {', '.join(S.ROLES)}")
+        warning = kind_fits_role(rev.kind, req.role)
+        if warning:
+            if not req.confirm_role_mismatch:
+                raise RoleMismatch(
+                    f"{warning}. Confirm to schedule it anyway (confirm_role_mismatch)."
+                )
+            warnings.append(warning)
+    emails = req.interviewers or (actor.label,)
+    interviewer_ids = []
+    for email in emails:
+        user = people.find_user(db, email)
+        if user.disabled:
+            raise Unprocessable(f"{user.email} is disabled and cannot interview")
+        interviewer_ids.append(user.id)
+    email = req.candidate_email.strip()
+    if email:
+        email = people.normalise_email(email)
+    starts = S.parse_time(req.starts_at) if req.starts_at else datetime.now(UTC)
+    session, token = S.create_session(
+        db, revision_id=rev.id, task_id=rev.task_id, candidate_name=req.candidate_name,
+        candidate_email=email, role=req.role,
+        duration_minutes=req.duration_minutes or rev.duration_minutes, starts_at=starts,
+        interviewer_ids=interviewer_ids, created_by=creator_id,
+    )
+    blind = settings.blind_scoring if req.blind is None else req.blind
+    session_scoring.pin(db, session, blind=blind)
+    audit.record(db, actor, "session.schedule", "session", session.id, revision=rev.id,
+                 interviewers=list(emails), warnings=warnings, blind=blind)
+    candidate_link, interviewer_url = links(settings, session.id, token)
+    return Scheduled(session, candidate_link, interviewer_url, tuple(warnings))
+
+
+def end(db: sqlite_utils.Database, session_id: str, actor: audit.Actor, why: str) -> S.Session:
+    """End a session (from the server, its deadline loop or the CLI): the state, the audit
+    entry and the ``session.ended`` webhook (ids only, never the candidate) in one
+    transaction, so the delivery exists if and only if the end committed."""
+    session = S.set_state(db, session_id, "ended", expect=("scheduled", "provisioning", "live"))
+    audit.record(db, actor, "session.end", "session", session_id, why=why)
+    webhooks.enqueue(db, "session.ended", {
+        "session_id": session.id, "task_id": session.task_id, "ended_at": session.ended_at})
+    return session
+
+
+def can_see(user: people.User, session: S.Session) -> bool:
+    return user.is_admin or user.id in session.interviewer_ids

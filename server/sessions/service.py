@@ -1,0 +1,401 @@
+"""Interview session lifecycle on the server: provisioning, the warm pool, deadlines, crashes,
+and recovery after a restart. Domain rules live in ``workspaces.sessions``; this module wires
+them to the provisioner, the database writer and the proxy's upstream table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+from scoring import session_scoring
+from server import audit
+from server.db import Database
+from server.people import accounts as people
+from server.sessions import scheduling
+from server.settings import Settings
+from server.workspace.proxy import HttpTap, TapFactory, Upstream, UpstreamClients
+from tasks import revisions
+from tasks.store import TaskStore
+from workspaces import records
+from workspaces import sessions as S
+from workspaces.cgroups import pids_of_uid
+from workspaces.environments import EnvironmentBuildFailed, ensure_environment
+from workspaces.provisioner import (
+    Provisioner,
+    WorkspaceInfo,
+    WorkspaceSpec,
+    new_workspace_id,
+)
+from workspaces.sandbox import WORKSPACE_UIDS
+from workspaces.session_errors import (
+    LinkClosed,
+    SessionConflict,
+    SessionError,
+    WorkspaceUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+
+class LifecycleHook(Protocol):
+    """Told about lifecycle moments: ``kind`` is live, ended, crashed, restarted, extended or
+    failed (the workspace could not be started; ``detail["reason"]`` says why)."""
+
+    async def __call__(self, kind: str, session_id: str, info: WorkspaceInfo | None,
+                       detail: dict[str, Any]) -> None: ...
+UID_RANGE = WORKSPACE_UIDS
+HANDOFF_TTL = timedelta(seconds=60)
+WATCH_INTERVAL_S = 2.0
+
+
+class SessionManager:
+    def __init__(
+        self, settings: Settings, db: Database, provisioner: Provisioner, store: TaskStore,
+        clients: UpstreamClients, envs_root: Path,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.provisioner = provisioner
+        self.store = store
+        self.clients = clients
+        self.envs_root = envs_root
+        self.upstreams: dict[str, tuple[Upstream, str]] = {}
+        self._uids: set[int] = set()
+        self._warm: dict[str, list[WorkspaceInfo]] = {}
+        self._filling: dict[str, asyncio.Task[None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopping: set[str] = set()
+        # Hooks for the recorder (set by the recording layer; None means nothing is recorded).
+        self.ws_tap: TapFactory | None = None
+        self.http_tap: HttpTap | None = None
+        self.hooks: list[LifecycleHook] = []
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
+    def _allocate_uid(self) -> int:
+        base = self.settings.sandbox_uid_base
+        for uid in range(base, base + UID_RANGE):
+            # A uid that still runs processes (another pairlab, a stale sandbox) is skipped.
+            if uid not in self._uids and not pids_of_uid(uid):
+                self._uids.add(uid)
+                return uid
+        raise SessionError("no free sandbox uid is left; end some sessions first")
+
+    def _register(self, info: WorkspaceInfo, session_id: str) -> None:
+        upstream = Upstream(info.workspace_id, str(info.socket_path), info.token, info.server)
+        self.upstreams[info.workspace_id] = (upstream, session_id)
+
+    async def _env_python(self, requirements: Sequence[str]) -> Path:
+        try:
+            return await asyncio.to_thread(ensure_environment, self.envs_root, requirements)
+        except EnvironmentBuildFailed as exc:
+            raise WorkspaceUnavailable(
+                f"the task environment could not be built: {exc.message}") from None
+
+    async def _start_workspace(self, env_python: Path) -> WorkspaceInfo:
+        uid = self._allocate_uid()
+        spec = WorkspaceSpec(new_workspace_id(), uid, env_python)
+        try:
+            return await self.provisioner.start(spec)
+        except BaseException:
+            self._uids.discard(uid)
+            raise
+
+    # ---- warm pool ----------------------------------------------------------------------
+
+    async def _fill_pool(self, env_python: Path) -> None:
+        key = str(env_python)
+        pool = self._warm.setdefault(key, [])
+        while len(pool) < self.settings.warm_pool_size:
+            try:
+                info = await self._start_workspace(env_python)
+            except Exception:
+                log.exception("could not start a warm workspace for %s", env_python)
+                return
+            await self.db.write(
+                partial(records.insert, info=info, env_key=env_python.parent.parent.name,
+                        state="warm")
+            )
+            pool.append(info)
+
+    def refill(self, env_python: Path) -> None:
+        key = str(env_python)
+        running = self._filling.get(key)
+        if self.settings.warm_pool_size < 1 or (running is not None and not running.done()):
+            return
+        task = asyncio.create_task(self._fill_pool(env_python))
+        self._filling[key] = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def warm_up(self) -> None:
+        """Start warm pools for the environments of every published task."""
+        if self.settings.warm_pool_size < 1:
+            return
+        current = await self.db.read(revisions.list_revisions)
+        wanted = {tuple(r.requirements) for r in current if r.is_current}
+        for requirements in sorted(wanted):
+            try:
+                self.refill(await self._env_python(requirements))
+            except Exception:
+                log.exception("could not build the environment for %s", requirements)
+
+    async def _claim(self, env_python: Path, session_id: str) -> WorkspaceInfo:
+        pool = self._warm.get(str(env_python), [])
+        while pool:
+            info = pool.pop(0)
+            claimed = await self.db.write(
+                partial(records.claim, workspace_id=info.workspace_id, session_id=session_id)
+            )
+            if claimed:
+                return info
+        info = await self._start_workspace(env_python)
+        await self.db.write(
+            lambda d: records.insert(d, info, env_python.parent.parent.name, "live", session_id)
+        )
+        return info
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start_session(self, session_id: str, actor: audit.Actor) -> S.Session:
+        async with self._lock(session_id):
+            session = await self.db.read(lambda d: S.get_session(d, session_id))
+            if session.state in ("provisioning", "live"):
+                return session
+            if not session.link_open():
+                raise LinkClosed("this session is not open now (before its start or ended)")
+            session = await self.db.write(lambda d: _begin(d, session_id, actor))
+            try:
+                rev = await self.db.read(lambda d: revisions.get_revision(d, session.revision_id))
+                env_python = await self._env_python(rev.requirements)
+                info = await self._claim(env_python, session_id)
+                await self.provisioner.fill(info, self.store.tree(rev.task_id, rev.id))
+            except Exception as exc:
+                reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                log.warning("session %s failed to start: %s", session_id, reason)
+                await self.db.write(lambda d: _fail(d, session_id, str(reason)))
+                await self._emit("failed", session_id, None, {"by": actor.label,
+                                                              "reason": str(reason)})
+                if isinstance(exc, SessionError) or getattr(exc, "status", None):
+                    raise
+                raise WorkspaceUnavailable(f"the workspace could not be started: {reason}") \
+                    from exc
+            self._register(info, session_id)
+            session = await self.db.write(lambda d: _go_live(d, session_id, info, actor))
+            await self._emit("live", session_id, info, {"by": actor.label})
+            self._spawn(self._watch(info, session_id))
+            # Refill the pool only now: a refill starting during the claim competes with it.
+            self.refill(env_python)
+            return session
+
+    async def _emit(self, kind: str, session_id: str, info: WorkspaceInfo | None,
+                    detail: dict[str, Any]) -> None:
+        for hook in self.hooks:
+            try:
+                await hook(kind, session_id, info, detail)
+            except Exception:
+                log.exception("lifecycle hook failed for %s %s", kind, session_id)
+
+    def refill_for(self, revision_id: str) -> None:
+        """Make sure the revision's environment has a warm pool (in the background)."""
+
+        async def run() -> None:
+            rev = await self.db.read(lambda d: revisions.get_revision(d, revision_id))
+            self.refill(await self._env_python(rev.requirements))
+
+        if self.settings.warm_pool_size > 0:
+            self._spawn(run())
+
+    async def extend(self, session_id: str, minutes: int, actor: audit.Actor) -> S.Session:
+        def run(d: Any) -> S.Session:
+            session = S.extend(d, session_id, minutes)
+            audit.record(d, actor, "session.extend", "session", session_id, minutes=minutes)
+            return session
+
+        session = await self.db.write(run)
+        await self._emit("extended", session_id, None, {"minutes": minutes, "by": actor.label,
+                                                        "ends_at": session.ends_at})
+        return session
+
+    async def handoff_url(self, session_id: str, user: people.User, address: str) -> str:
+        """A one-time link that lets an interviewer into the workspace origin."""
+        session = await self.db.read(lambda d: S.get_session(d, session_id))
+        if session.state != "live":
+            raise SessionConflict(f"the session is {session.state}; there is no workspace to join")
+
+        def run(d: Any) -> str:
+            token = S.grant(d, session_id, "handoff", user_id=user.id, ttl=HANDOFF_TTL,
+                            address=address)
+            audit.record(d, user.actor(address), "session.join", "session", session_id)
+            return token
+
+        token = await self.db.write(run)
+        return f"{self.settings.workspace_url}/handoff/{token}"
+
+    async def end_session(self, session_id: str, actor: audit.Actor, why: str) -> S.Session:
+        async with self._lock(session_id):
+            session = await self.db.read(lambda d: S.get_session(d, session_id))
+            if session.state in ("ended", "failed"):
+                return session
+            session = await self.db.write(lambda d: scheduling.end(d, session_id, actor, why))
+            if session.workspace_id:
+                await self._stop_workspace(session.workspace_id)
+            await self._emit("ended", session_id, None, {"by": actor.label, "why": why})
+            return session
+
+    async def _stop_workspace(self, workspace_id: str) -> None:
+        self._stopping.add(workspace_id)
+        self.upstreams.pop(workspace_id, None)
+        await self.clients.drop(workspace_id)
+        row = await self.db.read(lambda d: records.get(d, workspace_id))
+        if row is None:
+            return
+        info = records.info_from_row(row)
+        try:
+            await self.provisioner.stop(info)
+            await self.provisioner.make_read_only(info)
+        finally:
+            self._uids.discard(info.uid)
+            await self.db.write(lambda d: records.set_state(d, workspace_id, "stopped"))
+
+    async def _watch(self, info: WorkspaceInfo, session_id: str) -> None:
+        """Restart a crashed jupyter-server while its session is live."""
+        while info.workspace_id not in self._stopping:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if info.workspace_id in self._stopping:
+                return
+            if await self.provisioner.status(info) == "running":
+                continue
+            log.warning("workspace %s of session %s crashed; restarting", info.workspace_id,
+                        session_id)
+            await self._emit("crashed", session_id, info, {})
+            try:
+                info = await self.provisioner.restore(info)
+            except Exception:
+                log.exception("could not restart workspace %s", info.workspace_id)
+                continue
+            self._register(info, session_id)
+            await self.db.write(partial(_restarted, info=info, session_id=session_id))
+            await self._emit("restarted", session_id, info, {"after": "crash"})
+
+    async def deadline_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            try:
+                live = await self.db.read(lambda d: S.sessions_in_state(d, "live"))
+                for session in live:
+                    if session.seconds_left() == 0:
+                        await self.end_session(session.id, audit.SYSTEM, "time is up")
+                live_ids = {s.id for s in live}
+                for workspace_id, (_, session_id) in list(self.upstreams.items()):
+                    if session_id not in live_ids:  # ended elsewhere (e.g. the CLI)
+                        await self._stop_workspace(workspace_id)
+                        await self._emit("ended", session_id, None, {"why": "ended elsewhere"})
+            except Exception:
+                log.exception("deadline check failed")
+
+    async def recover(self) -> None:
+        """After a restart: warm leftovers are removed, live workspaces come back."""
+        for row in await self.db.read(lambda d: records.in_state(d, "warm")):
+            info = records.info_from_row(row)
+            try:
+                await self.provisioner.stop(info)
+            except Exception:
+                log.exception("could not clean warm workspace %s", info.workspace_id)
+            shutil.rmtree(info.root, ignore_errors=True)
+            await self.db.write(
+                partial(records.set_state, workspace_id=info.workspace_id, state="stopped")
+            )
+        await self.db.write(_reset_provisioning)
+        for row in await self.db.read(lambda d: records.in_state(d, "live")):
+            info = records.info_from_row(row)
+            session_id = row["session_id"]
+            session = await self.db.read(partial(S.get_session, session_id=session_id))
+            self._uids.add(info.uid)
+            if session.state != "live" or session.seconds_left() == 0:
+                await self._stop_workspace(info.workspace_id)
+                if session.state == "live":
+                    await self.end_session(session.id, audit.SYSTEM, "time ran out while down")
+                continue
+            try:
+                info = await self.provisioner.restore(info)
+            except Exception as exc:
+                log.exception("could not restore workspace %s", info.workspace_id)
+                reason = f"the workspace could not be restored: {exc}"
+                await self.db.write(partial(_fail, session_id=session_id, reason=reason))
+                await self._emit("failed", session_id, info, {"reason": reason})
+                continue
+            self._register(info, session_id)
+            await self.db.write(partial(_restarted, info=info, session_id=session_id))
+            await self._emit("restarted", session_id, info, {"after": "server restart"})
+            self._spawn(self._watch(info, session_id))
+        sweep = getattr(self.provisioner, "sweep", None)
+        if sweep is not None:  # disk images no restored workspace uses (see LocalProvisioner)
+            await sweep()
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for infos in self._warm.values():
+            for info in infos:
+                try:
+                    await self.provisioner.stop(info)
+                except Exception:
+                    log.exception("could not stop warm workspace %s", info.workspace_id)
+                shutil.rmtree(info.root, ignore_errors=True)
+                await self.db.write(
+                    partial(records.set_state, workspace_id=info.workspace_id, state="stopped")
+                )
+        self._warm.clear()
+        close = getattr(self.provisioner, "close", None)
+        if close is not None:  # live workspaces stop now and are restored at the next start
+            await close()
+        await self.clients.close()
+
+
+# ---- write-transaction bodies ------------------------------------------------------------
+
+
+def _begin(d: Any, session_id: str, actor: audit.Actor) -> S.Session:
+    session = S.set_state(d, session_id, "provisioning", expect=("scheduled",))
+    session_scoring.repin_at_start(d, session)
+    audit.record(d, actor, "session.start", "session", session_id)
+    return session
+
+
+def _fail(d: Any, session_id: str, reason: str) -> None:
+    S.set_state(d, session_id, "failed", expect=("provisioning", "live"), reason=reason[:500])
+    audit.record(d, audit.SYSTEM, "session.failed", "session", session_id, reason=reason[:500])
+
+
+def _go_live(d: Any, session_id: str, info: WorkspaceInfo, actor: audit.Actor) -> S.Session:
+    return S.set_state(
+        d, session_id, "live", expect=("provisioning",), workspace_id=info.workspace_id
+    )
+
+
+def _restarted(d: Any, info: WorkspaceInfo, session_id: str) -> None:
+    records.update_process(d, info, restarted=True)
+    audit.record(d, audit.SYSTEM, "workspace.restarted", "session", session_id,
+                 workspace=info.workspace_id)
+
+
+def _reset_provisioning(d: Any) -> None:
+    for session in S.sessions_in_state(d, "provisioning"):
+        S.set_state(d, session.id, "scheduled", expect=("provisioning",))

@@ -1,0 +1,213 @@
+"""Task catalogue: JSON API and admin pages (thin: parse -> call tasks/ -> serialise)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from server import audit
+from server.http.auth import client_address, csrf_token, current_user, require_admin
+from server.http.bodies import json_body
+from server.http.errors import Unprocessable
+from server.http.keys import DB, SETTINGS
+from server.people.accounts import User
+from server.tasks.service import IMPORTS, STORE, require_runnable
+from tasks import revisions
+from tasks.importer import ImportRequest
+
+routes = web.RouteTableDef()
+MAX_RULES_BYTES = 64 * 1024
+RULES_NAME = "rules.toml"
+
+
+def _rules_file(rules: str | None) -> Path | None:
+    """A ``--rules`` TOML text from a request, written as ``rules.toml`` (the name that problems
+    are reported under) in a private temp folder, which the import removes when it ends."""
+    if not rules:
+        return None
+    if len(rules.encode()) > MAX_RULES_BYTES:
+        raise Unprocessable(f"the rules must be at most {MAX_RULES_BYTES} bytes of TOML")
+    path = Path(tempfile.mkdtemp(prefix="pairlab-rules-")) / RULES_NAME
+    path.write_text(rules, encoding="utf-8")
+    return path
+
+
+async def _start_import(
+    request: web.Request, admin: User, url: str, ref: str, subdir: str, rules: str
+) -> str:
+    if not url.strip():
+        raise Unprocessable("Give the git URL of the task source.")
+    rules_file = await asyncio.to_thread(_rules_file, rules)
+    req = ImportRequest(
+        url=url.strip(), ref=ref.strip() or None, subdir=subdir.strip() or None,
+        rules_file=rules_file, created_by=admin.email,
+    )
+    try:
+        return await request.app[IMPORTS].start(req, admin.actor(client_address(request)))
+    except BaseException:
+        if rules_file is not None:
+            shutil.rmtree(rules_file.parent, ignore_errors=True)
+        raise
+
+
+async def _decide(request: web.Request, action: str) -> revisions.Revision:
+    admin = require_admin(request)
+    rev_id = request.match_info["rev_id"]
+    actor = admin.actor(client_address(request))
+    if action == "publish":
+        rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
+        await asyncio.to_thread(require_runnable, request.app[SETTINGS], rev)
+
+    def run(d: Any) -> revisions.Revision:
+        if action == "publish":
+            rev = revisions.publish(d, rev_id)
+        elif action == "reject":
+            rev = revisions.reject(d, rev_id)
+        else:
+            rev = revisions.acknowledge_flags(d, rev_id, admin.email)
+        audit.record(d, actor, f"task.revision.{action}", "task_revision", rev_id)
+        return rev
+
+    return await request.app[DB].write(run)
+
+
+# ---- API ------------------------------------------------------------------------------------
+
+
+@routes.post("/api/v1/tasks/imports")
+async def api_import(request: web.Request) -> web.Response:
+    admin = require_admin(request)
+    body = await json_body(
+        request, {"url": str}, {"ref": str, "subdir": str, "rules": str}
+    )
+    import_id = await _start_import(
+        request, admin, body["url"], body.get("ref", ""), body.get("subdir", ""),
+        body.get("rules", ""),
+    )
+    return web.json_response(
+        {"import_id": import_id, "status_url": f"/api/v1/tasks/imports/{import_id}"},
+        status=202,
+    )
+
+
+@routes.get("/api/v1/tasks/imports/{import_id}")
+async def api_import_status(request: web.Request) -> web.Response:
+    require_admin(request)
+    import_id = request.match_info["import_id"]
+    row = await request.app[DB].read(lambda d: revisions.get_import(d, import_id))
+    return web.json_response({"import": row})
+
+
+@routes.get("/api/v1/tasks")
+async def api_tasks(request: web.Request) -> web.Response:
+    current_user(request)
+    tasks = await request.app[DB].read(revisions.list_tasks)
+    return web.json_response({"tasks": tasks})
+
+
+@routes.get("/api/v1/tasks/{task_id}")
+async def api_task(request: web.Request) -> web.Response:
+    current_user(request)
+    task_id = request.match_info["task_id"]
+    task = await request.app[DB].read(lambda d: revisions.get_task(d, task_id))
+    return web.json_response({"task": task})
+
+
+@routes.get("/api/v1/task-revisions/{rev_id}")
+async def api_revision(request: web.Request) -> web.Response:
+    require_admin(request)
+    rev_id = request.match_info["rev_id"]
+    rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
+    report = await asyncio.to_thread(request.app[STORE].report, rev.task_id, rev.id)
+    return web.json_response({"revision": rev.public(), "report": report})
+
+
+@routes.get("/api/v1/task-revisions/{rev_id}/diff")
+async def api_revision_diff(request: web.Request) -> web.Response:
+    require_admin(request)
+    rev_id = request.match_info["rev_id"]
+    rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
+    files = await asyncio.to_thread(request.app[STORE].diff, rev.task_id, rev.id)
+    return web.json_response({"files": files})
+
+
+@routes.post("/api/v1/task-revisions/{rev_id}/publish")
+async def api_publish(request: web.Request) -> web.Response:
+    return web.json_response({"revision": (await _decide(request, "publish")).public()})
+
+
+@routes.post("/api/v1/task-revisions/{rev_id}/reject")
+async def api_reject(request: web.Request) -> web.Response:
+    return web.json_response({"revision": (await _decide(request, "reject")).public()})
+
+
+@routes.post("/api/v1/task-revisions/{rev_id}/acknowledge")
+async def api_acknowledge(request: web.Request) -> web.Response:
+    return web.json_response({"revision": (await _decide(request, "acknowledge")).public()})
+
+
+# ---- pages ----------------------------------------------------------------------------------
+
+
+@routes.get("/admin/tasks")
+async def tasks_page(request: web.Request) -> web.Response:
+    admin = require_admin(request)
+
+    def load(d: Any) -> tuple[Any, Any, Any]:
+        return revisions.list_tasks(d), revisions.list_revisions(d), revisions.list_imports(d)
+
+    tasks, revs, imports = await request.app[DB].read(load)
+    return aiohttp_jinja2.render_template("tasks.html", request, {
+        "user": admin, "csrf_token": csrf_token(request), "tasks": tasks, "revisions": revs,
+        "imports": imports,
+    })
+
+
+@routes.post("/admin/tasks/imports")
+async def tasks_import_submit(request: web.Request) -> web.Response:
+    admin = require_admin(request)
+    form = await request.post()
+    import_id = await _start_import(
+        request, admin, str(form.get("url", "")), str(form.get("ref", "")),
+        str(form.get("subdir", "")), str(form.get("rules", "")),
+    )
+    raise web.HTTPSeeOther(f"/admin/tasks/imports/{import_id}")
+
+
+@routes.get("/admin/tasks/imports/{import_id}")
+async def import_page(request: web.Request) -> web.Response:
+    admin = require_admin(request)
+    import_id = request.match_info["import_id"]
+    row = await request.app[DB].read(lambda d: revisions.get_import(d, import_id))
+    response = aiohttp_jinja2.render_template(
+        "task_import.html", request, {"user": admin, "csrf_token": csrf_token(request), "imp": row}
+    )
+    if row["status"] == "running":
+        response.headers["Refresh"] = "2"
+    return response
+
+
+@routes.get("/admin/tasks/revisions/{rev_id}")
+async def revision_page(request: web.Request) -> web.Response:
+    admin = require_admin(request)
+    rev_id = request.match_info["rev_id"]
+    rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
+    store = request.app[STORE]
+    report = await asyncio.to_thread(store.report, rev.task_id, rev.id)
+    diff = await asyncio.to_thread(store.diff, rev.task_id, rev.id)
+    return aiohttp_jinja2.render_template("task_revision.html", request, {
+        "user": admin, "csrf_token": csrf_token(request), "rev": rev, "report": report,
+        "diff": diff,
+    })
+
+
+@routes.post("/admin/tasks/revisions/{rev_id}/{action:publish|reject|acknowledge}")
+async def revision_decide_submit(request: web.Request) -> web.Response:
+    rev = await _decide(request, request.match_info["action"])
+    raise web.HTTPSeeOther(f"/admin/tasks/revisions/{rev.id}")

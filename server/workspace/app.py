@@ -1,0 +1,447 @@
+"""The workspace origins: candidate links, the candidate's landing page, interviewer handoffs,
+and the authenticated proxy to each workspace under ``/w/<workspace id>/``.
+
+A separate origin from the app (its own host/port), so that candidate-controlled content never
+runs with the interviewers' cookies; and each workspace on its own host (``server/
+workspace_hosts.py``), so that it never runs with another workspace's. The shared host keeps the
+capability link (a cookie of its own, for the landing page) and the handoff; both send the
+browser on to the workspace's host with a one-time entry code, exchanged there for a cookie of
+that host alone. Every request and WebSocket is checked against the workspace's session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from yarl import URL
+
+from scoring import session_scoring
+from server.audit import Actor
+from server.http.accesslog import scrub_path
+from server.http.auth import host_only
+from server.http.client_address import client_address
+from server.http.errors import Forbidden, NotFound, error_middleware
+from server.http.keys import DB, SETTINGS
+from server.http.security_headers import CSP, security_headers_except
+from server.people import accounts as people
+from server.sessions.keys import SESSIONS
+from server.settings import Settings
+from server.workspace.hosts import WHERE, frame_only_by_itself, host_routing
+from server.workspace.proxy import Principal, proxy_http, proxy_websocket
+from tasks import revisions
+from workspaces import entry_codes, records
+from workspaces import sessions as S
+from workspaces.session_errors import EntryUsed, LinkClosed
+
+HERE = Path(__file__).parent.parent  # server/: the templates and static files are shared
+COOKIE_PREFIX = "pairlab_s_"
+"""The shared host's cookie for a session (the landing page)."""
+WORKSPACE_COOKIE_PREFIX = "pairlab_w_"
+"""A workspace host's cookie for its workspace."""
+PERSON_KINDS = ("candidate", "interviewer")
+"""The grants that are cookies (a handoff token is not one)."""
+MAIN_APP = web.AppKey("main_app", web.Application)
+_LAB_PAGE = re.compile(r"^/w/[A-Za-z0-9]+/(lab|tree|doc)(/|$)")
+routes = web.RouteTableDef()
+
+
+def _cookie_name(request: web.Request, session_id: str) -> str:
+    """The cookie this host keeps for the session: the shared host's per session, a workspace
+    host's per workspace. ``__Host-`` over https: no sibling host can plant one (no Domain)."""
+    workspace_id = request[WHERE].workspace_id
+    name = COOKIE_PREFIX + session_id if workspace_id is None \
+        else WORKSPACE_COOKIE_PREFIX + workspace_id
+    return host_only(name, request.app[SETTINGS].secure_workspace_cookies)
+
+
+def _main(request: web.Request) -> web.Application:
+    return request.app[MAIN_APP]
+
+
+def _csrf(request: web.Request, session_id: str) -> str:
+    grant = request.cookies.get(_cookie_name(request, session_id), "")
+    key = request.app[SETTINGS].cookie_secret.reveal().encode()
+    return hmac.new(key, b"ws-csrf:" + grant.encode(), hashlib.sha256).hexdigest() if grant else ""
+
+
+def _own_origin(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    workspace_id = request[WHERE].workspace_id
+    return settings.workspace_url if workspace_id is None \
+        else settings.workspace_origin(workspace_id)
+
+
+def _check_origin(request: web.Request, required: bool) -> None:
+    """Only this host's own origin (the host was checked by ``host_routing``): a page of
+    another workspace, or of the shared origin, is refused."""
+    origin = request.headers.get("Origin")
+    allowed = {_own_origin(request).lower(), f"{request.scheme}://{request.host}".lower()}
+    if origin is None:
+        if required:
+            raise Forbidden("A WebSocket without an Origin header is refused.")
+        return
+    if origin.lower() not in allowed:
+        raise Forbidden("Requests from another site are refused (Origin check).")
+
+
+async def principal_for(request: web.Request, session: S.Session) -> Principal:
+    """Who may use this session's workspace: its candidate, or an assigned interviewer.
+
+    Only a grant made for this host counts: a shared-host grant on the shared host, a
+    workspace's own on that workspace's host; never a handoff token or an entry code."""
+    token = request.cookies.get(_cookie_name(request, session.id))
+    db = _main(request)[DB]
+    grant = await db.read(lambda d: S.resolve_grant(d, token)) if token else None
+    here = request[WHERE].workspace_id
+    if grant is None or grant["session_id"] != session.id or grant["kind"] not in PERSON_KINDS \
+            or grant["workspace_id"] != here \
+            or (here is not None and session.workspace_id != here):
+        raise Forbidden("You have no access to this session's workspace.")
+    if grant["kind"] == "candidate":
+        # The name every collaborator sees in JupyterLab: the pseudonym in blind mode.
+        scoring = await db.read(lambda d: session_scoring.get(d, session.id))
+        shown = session_scoring.masked(session, scoring).candidate_name
+        return Principal("candidate", shown, "candidate")
+    user_id = int(grant["user_id"])
+    user = await db.read(lambda d: people.get_user(d, user_id))
+    if user.disabled or user.id not in session.interviewer_ids:
+        raise Forbidden("You are no longer an interviewer of this session.")
+    return Principal(f"interviewer-{user.id}", user.display_name, "interviewer")
+
+
+def _set_grant_cookie(request: web.Request, response: web.StreamResponse, session: S.Session,
+                      token: str) -> None:
+    """Host-only (never a Domain): no other workspace's host, nor the shared one, gets it."""
+    response.set_cookie(
+        _cookie_name(request, session.id), token, httponly=True, samesite="Lax", path="/",
+        secure=request.app[SETTINGS].secure_workspace_cookies,
+    )
+
+
+@routes.get("/c/{token}")
+async def capability_link(request: web.Request) -> web.StreamResponse:
+    """Exchange the link's token for a cookie, then land on a URL without the token."""
+    token = request.match_info["token"]
+    db = _main(request)[DB]
+    session = await db.read(lambda d: S.session_for_link(d, token))
+    if session is None:
+        raise NotFound("This interview link is not valid.")
+    if not session.link_open():
+        when = "has ended" if session.state in ("ended", "failed") or session.seconds_left() == 0 \
+            else "has not started yet: open the link again shortly before the start time"
+        raise LinkClosed(f"This interview {when}.")
+    return await _enter(request, session, "candidate", None, f"/s/{session.id}")
+
+
+@routes.get("/handoff/{token}")
+async def handoff(request: web.Request) -> web.StreamResponse:
+    """An interviewer's one-time join link: on to the workspace's own host with an entry code
+    (the handoff token itself is never a cookie, anywhere)."""
+    token = request.match_info["token"]
+    db = _main(request)[DB]
+    row = await db.write(lambda d: S.use_handoff(d, token))
+    if row is None:
+        raise EntryUsed("This join link was already used or has expired; press Join again on"
+                        " the session's page.")
+    session = await db.read(lambda d: S.get_session(d, row["session_id"]))
+    user_id = int(row["user_id"])
+    address, agent = client_address(request), request.headers.get("User-Agent", "")
+
+    def record(d: Any) -> None:
+        email = people.get_user(d, user_id).email
+        S.record_connection(d, session.id, email, "interviewer joined", address, agent)
+
+    await db.write(record)
+    return await _to_workspace(request, session, "interviewer", user_id)
+
+
+async def _to_workspace(request: web.Request, session: S.Session, kind: str,
+                        user_id: int | None) -> web.StreamResponse:
+    """Send the browser to the session's workspace on its own host, with a one-time code."""
+    workspace_id = session.workspace_id
+    if session.state in ("scheduled", "provisioning") and kind == "candidate":
+        raise web.HTTPSeeOther(f"/s/{session.id}")  # the landing page waits for it
+    if session.state != "live" or workspace_id is None:
+        raise LinkClosed(f"The session is {session.state}; there is no workspace to open.")
+    code = await _main(request)[DB].write(
+        lambda d: entry_codes.issue(d, session.id, workspace_id, kind, user_id))
+    origin = request.app[SETTINGS].workspace_origin(workspace_id)
+    response = web.HTTPSeeOther(f"{origin}/enter/{code}")
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL we leave
+    raise response
+
+
+@routes.get("/enter/{code}")
+async def enter_workspace(request: web.Request) -> web.StreamResponse:
+    """On a workspace's own host: exchange a one-time entry code for this host's cookie."""
+    code, here = request.match_info["code"], request[WHERE].workspace_id
+    _refuse_entry_from_inside(request)
+    assert here is not None  # noqa: S101 - host_routing serves /enter/ only on workspace hosts
+    db = _main(request)[DB]
+    row = await db.write(lambda d: entry_codes.use(d, code, here))
+    if row is None:
+        raise EntryUsed("This entry link was already used or has expired: open the workspace"
+                        " again from your interview page (or press Join again).")
+    session = await db.read(lambda d: S.get_session(d, row["session_id"]))
+    if session.state != "live" or session.workspace_id != here:
+        raise LinkClosed(f"The session is {session.state}; its workspace is closed.")
+    await _refuse_another_person(request, session, row)
+    address, agent = client_address(request), request.headers.get("User-Agent", "")
+    grant = await db.write(lambda d: S.grant(
+        d, session.id, row["kind"], user_id=row["user_id"], address=address, user_agent=agent,
+        workspace_id=here))
+    response = web.HTTPSeeOther(f"/w/{here}/lab")
+    response.headers["Referrer-Policy"] = "no-referrer"
+    _set_grant_cookie(request, response, session, grant)
+    raise response
+
+
+def _refuse_entry_from_inside(request: web.Request) -> None:
+    """An entry code is followed only as a top-level navigation that did not start on this
+    workspace's own host. The real ways here (Join, Start, "Open your workspace") are redirects
+    from the shared host, which Chromium sends as ``Sec-Fetch-Site: cross-site`` (or
+    ``same-site`` when the app and the workspaces share a site, ``none`` when typed); a link or
+    script in the workspace (the candidate's content) is ``same-origin``, and a script's
+    ``fetch`` is not a navigation. Browsers without Fetch Metadata send none of these headers
+    and are left to ``_refuse_another_person``."""
+    site = request.headers.get("Sec-Fetch-Site")
+    mode = request.headers.get("Sec-Fetch-Mode")
+    dest = request.headers.get("Sec-Fetch-Dest")
+    if site == "same-origin" or mode not in (None, "navigate") or dest not in (None, "document"):
+        raise Forbidden("An entry link opened from inside the workspace is refused (it could"
+                        " switch you to someone else): open the workspace from your interview"
+                        " page, or press Join again.")
+
+
+async def _refuse_another_person(request: web.Request, session: S.Session,
+                                 row: dict[str, Any]) -> None:
+    """A browser that holds a valid interviewer's grant for this workspace is never switched
+    to the candidate (a candidate's code slipped to the interviewer, whose edits would then be
+    recorded as the candidate's). An interviewer's code, which only a logged-in interviewer can
+    get (Join), may replace any grant: an interviewer who first tried the candidate link in
+    their own browser can still join."""
+    if row["kind"] != "candidate":
+        return
+    try:
+        held = await principal_for(request, session)
+    except Forbidden:
+        return  # no grant, or one no longer valid: nothing to keep
+    if held.kind != "candidate":
+        who = "the candidate" if held.kind == "candidate" else f"{held.display_name}"
+        raise Forbidden(f"This browser is already in this workspace as {who}; an entry link for"
+                        " someone else is refused, so that nobody's work is recorded under"
+                        " another name. Use another browser (or a private window) for the"
+                        " other person.")
+
+
+async def _enter(request: web.Request, session: S.Session, kind: str, user_id: int | None,
+                 target: str) -> web.StreamResponse:
+    """Grant this browser access to the session on the shared host (a cookie), record the
+    connection, and redirect to ``target``, away from the token-bearing URL it came by."""
+    address, agent = client_address(request), request.headers.get("User-Agent", "")
+
+    def run(d: Any) -> str:
+        S.record_connection(d, session.id, "candidate", "link opened", address, agent)
+        return S.grant(d, session.id, kind, user_id=user_id, address=address, user_agent=agent)
+
+    grant = await _main(request)[DB].write(run)
+    response = web.HTTPSeeOther(target)
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL we leave
+    _set_grant_cookie(request, response, session, grant)
+    raise response
+
+
+async def _session(request: web.Request) -> S.Session:
+    session_id = request.match_info["session_id"]
+    return await _main(request)[DB].read(lambda d: S.get_session(d, session_id))
+
+
+async def _as_seen_by(request: web.Request, session: S.Session, who: Principal) -> S.Session:
+    """The candidate sees their own name; an interviewer the pseudonym while it is blind."""
+    if who.kind == "candidate":
+        return session
+    scoring = await _main(request)[DB].read(lambda d: session_scoring.get(d, session.id))
+    return session_scoring.masked(session, scoring)
+
+
+def _public(request: web.Request, session: S.Session) -> dict[str, Any]:
+    data = {k: v for k, v in session.public().items() if k != "candidate_email"}
+    if session.state == "live" and session.workspace_id:
+        settings = request.app[SETTINGS]
+        data["workspace_url"] = \
+            f"{settings.workspace_origin(session.workspace_id)}/w/{session.workspace_id}/lab"
+        data["open_url"] = f"{settings.workspace_url}/s/{session.id}/open"
+    return data
+
+
+@routes.get("/s/{session_id}")
+async def landing(request: web.Request) -> web.Response:
+    session = await _session(request)
+    session = await _as_seen_by(request, session, await principal_for(request, session))
+    main = _main(request)
+    rev = await main[DB].read(lambda d: revisions.get_revision(d, session.revision_id))
+    brief = main[SESSIONS].store.text(rev.task_id, rev.id, "brief.md")
+    response = aiohttp_jinja2.render_template("candidate_landing.html", request, {
+        "session": session, "title": rev.title, "brief": brief,
+        "csrf_token": _csrf(request, session.id), "user": None,
+    })
+    # Start posts here and is redirected on to the workspace's host, which form-action must
+    # allow (CSP checks a form's redirects too): any workspace host, no other site.
+    shared = URL(request.app[SETTINGS].workspace_url)
+    port = f":{shared.explicit_port}" if shared.explicit_port else ""
+    response.headers["Content-Security-Policy"] = CSP.replace(
+        "form-action 'self'", f"form-action 'self' {shared.scheme}://*.{shared.host}{port}")
+    return response
+
+
+@routes.post("/s/{session_id}/start")
+async def landing_start(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    who = await principal_for(request, session)
+    _check_origin(request, required=False)
+    form = await request.post()
+    if not hmac.compare_digest(str(form.get("csrf_token", "")), _csrf(request, session.id)):
+        raise Forbidden("The form expired; reload the page and press Start again.")
+    session = await _main(request)[SESSIONS].start_session(
+        session.id, _actor_of(who, request)
+    )
+    return await _to_workspace(request, session, who.kind, _user_id(who))
+
+
+@routes.get("/s/{session_id}/open")
+async def landing_open(request: web.Request) -> web.StreamResponse:
+    """The landing page's "Open your workspace": on to its host with a fresh entry code."""
+    session = await _session(request)
+    who = await principal_for(request, session)
+    return await _to_workspace(request, session, who.kind, _user_id(who))
+
+
+def _user_id(who: Principal) -> int | None:
+    return int(who.username.removeprefix("interviewer-")) if who.kind == "interviewer" else None
+
+
+def _actor_of(who: Principal, request: web.Request) -> Actor:
+    return Actor(f"{who.kind}:{who.display_name}", None, client_address(request))
+
+
+@routes.get("/api/v1/sessions/{session_id}")
+async def api_session(request: web.Request) -> web.Response:
+    session = await _session(request)
+    who = await principal_for(request, session)
+    return web.json_response(
+        {"session": _public(request, await _as_seen_by(request, session, who))})
+
+
+@routes.post("/api/v1/sessions/{session_id}/start")
+async def api_session_start(request: web.Request) -> web.Response:
+    if request[WHERE].workspace_id is not None:
+        raise NotFound("A session is started from its landing page, not from a workspace.")
+    session = await _session(request)
+    who = await principal_for(request, session)
+    _check_origin(request, required=False)
+    if not hmac.compare_digest(request.headers.get("X-CSRF-Token", ""),
+                               _csrf(request, session.id)):
+        raise Forbidden("The CSRF token is missing or wrong (X-CSRF-Token).")
+    session = await _main(request)[SESSIONS].start_session(session.id, _actor_of(who, request))
+    return web.json_response(
+        {"session": _public(request, await _as_seen_by(request, session, who))})
+
+
+ACCESS_CACHE = web.AppKey("access_cache", dict)
+ACCESS_TTL_S = 2.0
+"""Proxied requests reuse an access decision for this long. Ending a session still closes its
+workspace at once (the upstream is dropped first); other changes take effect within it."""
+
+
+async def _cached_principal(request: web.Request, session_id: str) -> Principal:
+    cache: dict[tuple[str, str, str | None], tuple[float, Principal]] = request.app[ACCESS_CACHE]
+    key = (request.cookies.get(_cookie_name(request, session_id), ""), session_id,
+           request[WHERE].workspace_id)
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    session = await _main(request)[DB].read(lambda d: S.get_session(d, session_id))
+    who = await principal_for(request, session)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key] = (now + ACCESS_TTL_S, who)
+    return who
+
+
+def _html_rewriter(session_id: str, token: str, countdown: bool) -> Callable[[bytes], bytes]:
+    """Pages get the countdown badge; and the jupyter token, which JupyterLab would embed in
+    its page config, is removed so that it never reaches a browser (the proxy adds it)."""
+    tag = (f'<script src="/_pairlab/countdown.js" data-session="{session_id}" defer>'
+           "</script>").encode()
+    secret = token.encode()
+
+    def rewrite(html: bytes) -> bytes:
+        html = html.replace(secret, b"")
+        return html.replace(b"</head>", tag + b"</head>", 1) if countdown else html
+
+    return rewrite
+
+
+@routes.route("*", "/w/{workspace_id}/{tail:.*}")
+async def workspace_proxy(request: web.Request) -> web.StreamResponse:
+    workspace_id = request.match_info["workspace_id"]
+    if workspace_id != request[WHERE].workspace_id:  # host_routing refused it already
+        raise NotFound("There is no such workspace at this address.")
+    main = _main(request)
+    manager = main[SESSIONS]
+    found = manager.upstreams.get(workspace_id)
+    if found is None:
+        row = await main[DB].read(lambda d: records.get(d, workspace_id))
+        if row is None:
+            raise NotFound("There is no such workspace.")
+        raise LinkClosed("This session has ended; its workspace is closed.")
+    upstream, session_id = found
+    who = await _cached_principal(request, session_id)
+    is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
+    if is_ws:
+        _check_origin(request, required=True)  # before the handshake
+        return await proxy_websocket(request, upstream, who, manager.clients, manager.ws_tap)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        _check_origin(request, required=False)
+    rewrite = None
+    if request.method == "GET":
+        countdown = _LAB_PAGE.match(request.path) is not None
+        rewrite = _html_rewriter(session_id, upstream.token, countdown)
+    return await proxy_http(request, upstream, who, manager.clients, rewrite, manager.http_tap)
+
+
+def create_workspace_app(settings: Settings, main_app: web.Application) -> web.Application:
+    """The candidate-content origin (shares the main app's database and session manager)."""
+    app = web.Application(
+        middlewares=[security_headers_except("/w/"), error_middleware, host_routing],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[MAIN_APP] = main_app
+    app[ACCESS_CACHE] = {}
+    app.on_response_prepare.append(frame_only_by_itself)
+    aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app.add_routes([web.get("/healthz", _healthz)])
+    app.router.add_static("/_pairlab", HERE / "static" / "workspace", append_version=False)
+    app.add_routes(routes)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+__all__ = ["create_workspace_app", "scrub_path"]

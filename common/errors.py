@@ -1,0 +1,24 @@
+"""The one error base every layer raises: a status, a stable code, a human sentence, extra fields.
+
+Domain packages (``tasks``, ``workspaces``, ``scoring``, the accounts domain) subclass
+:class:`DomainError` and never import aiohttp; the server's one error middleware
+(``server.http.errors``) answers any ``DomainError`` the same way (HTTP status, JSON
+``{"error": {"code", "message"}, **extra}`` or an HTML page), and the CLI prints its message as
+one line on stderr. ``headers`` is for the few that carry one (``Retry-After``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})  # more top-level fields of the JSON body, e.g. "rows"

@@ -32,7 +32,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from yarl import URL
 
-from server import audit
+from common import audit
 from server.app import create_app
 from server.db import open_migrated
 from server.http.accesslog import ScrubbedAccessLogger

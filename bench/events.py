@@ -35,9 +35,10 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server import audit
+from common import audit
+from common.db import Database  # noqa: E402
 from server.app import create_app  # noqa: E402
-from server.db import Database, open_migrated  # noqa: E402
+from server.db import migrate_database, open_migrated  # noqa: E402
 from server.people import accounts as people
 from server.people import credentials
 from server.people.passwords import hash_password  # noqa: E402
@@ -79,7 +80,7 @@ def sample(session: str, i: int) -> Event:
 async def ingest(events: int, sessions: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="plbench-"))
     db = Database(folder / "bench.db")
-    await db.migrate()
+    await migrate_database(db)
     recorder = EventRecorder(db.write, db.read, batch_ms=BATCH_MS)  # as the server does
     await recorder.start()
     per = events // sessions

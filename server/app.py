@@ -14,7 +14,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server.db import Database
+from common.db import Database
+from server.db import migrate_database
 from server.doctor import routes as doctor_handlers
 from server.http import health, pages
 from server.http.auth import auth_middleware
@@ -49,7 +50,7 @@ HERE = Path(__file__).parent
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     db = Database(app[SETTINGS].db_path)
-    applied = await db.migrate()
+    applied = await migrate_database(db)
     if applied:
         log.info("applied %d migrations", len(applied))
     app[DB] = db

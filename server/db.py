@@ -1,46 +1,15 @@
-"""The SQLite database: one writer thread, a small pool of reader threads, migrations at start.
-
-As datasette's ``execute_write_fn``: every write is a function run on the single writer thread
-inside ``BEGIN IMMEDIATE``; reads run on reader threads with their own connections. Handlers
-await both and never block the event loop.
-"""
+"""pairlab's database: every area's migrations, applied at start (``migrate``) or for tools that
+run outside the server (``open_migrated``). The connection and the async writer/readers are
+``common.db``."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import sqlite3
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
 
 import sqlite_utils
 
+from common.db import Database, connect
 from server.migrations import MIGRATION_SETS
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-BUSY_TIMEOUT_MS = 5000
-
-
-def connect(path: Path, *, writer: bool = False) -> sqlite_utils.Database:
-    """Open one connection with pairlab's pragmas; the file is created owner-only."""
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.close(fd)
-    for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if existing.exists() and existing.stat().st_mode & 0o077:
-            os.chmod(existing, 0o600)
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    # Writes (scores among them) are made durable at commit; readers need no fsync.
-    conn.execute("PRAGMA synchronous = FULL" if writer else "PRAGMA synchronous = NORMAL")
-    return sqlite_utils.Database(conn)
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
@@ -65,66 +34,6 @@ def pending_migrations(db: sqlite_utils.Database) -> list[str]:
     return [f"{m.name}:{p.name}" for m in MIGRATION_SETS() for p in m.pending(db)]
 
 
-class Database:
-    """Async access to the one SQLite file."""
-
-    def __init__(self, path: Path, readers: int = 3) -> None:
-        self.path = path
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-reader")
-        self._local = threading.local()
-        self._all: list[sqlite_utils.Database] = []
-        self._lock = threading.Lock()
-
-    def _conn(self, writer: bool) -> sqlite_utils.Database:
-        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
-        if db is None:
-            db = connect(self.path, writer=writer)
-            self._local.db = db
-            with self._lock:
-                self._all.append(db)
-        return db
-
-    async def write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run ``fn`` on the writer thread inside one ``BEGIN IMMEDIATE`` transaction."""
-
-        def run() -> T:
-            db = self._conn(writer=True)
-            db.conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(db)
-            except BaseException:
-                db.conn.execute("ROLLBACK")
-                raise
-            db.conn.execute("COMMIT")
-            return result
-
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
-
-    async def read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run ``fn`` on a reader thread (a consistent snapshot for its duration)."""
-
-        def run() -> T:
-            db = self._conn(writer=False)
-            db.conn.execute("BEGIN")
-            try:
-                return fn(db)
-            finally:
-                db.conn.execute("ROLLBACK")
-
-        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
-
-    async def migrate(self) -> list[str]:
-        def run() -> list[str]:
-            return migrate(self._conn(writer=True))
-
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
-
-    async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._writer.shutdown, True)
-        await loop.run_in_executor(None, self._readers.shutdown, True)
-        with self._lock:
-            for db in self._all:
-                db.conn.close()
-            self._all.clear()
+async def migrate_database(db: Database) -> list[str]:
+    """Apply every pending migration on the server's writer thread; returns the names applied."""
+    return await db.on_writer(migrate)

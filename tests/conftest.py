@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from server import audit
+from common import audit
 from server.app import create_app
 from server.db import open_migrated
 from server.people import accounts as people

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from server import audit
+from common import audit
 from server.cli.demo_history import ensure_demo_history
 from server.cli.runner import serve
 from server.db import open_migrated

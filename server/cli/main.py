@@ -14,10 +14,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from server import audit
+from common import audit
+from common.db import connect
 from server.cli.sessions import add_session_commands
 from server.cli.tasks import add_task_commands
-from server.db import connect, migrate, open_migrated
+from server.db import migrate, open_migrated
 from server.http.errors import ServerError
 from server.people import accounts as people
 from server.people.passwords import generate_password, hash_password

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from server import audit
+from common import audit
 from server.db import open_migrated
 from server.people import accounts as people
 from server.sessions import scheduling

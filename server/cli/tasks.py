@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server import audit
+from common import audit
 from server.db import open_migrated
 from server.settings import Settings
 from server.tasks.service import import_config, require_runnable, task_store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.db import Database
+from common.db import Database
 from server.http.ratelimit import LoginLimiter
 from server.settings import Settings
 

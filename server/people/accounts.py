@@ -12,8 +12,8 @@ from typing import Any
 
 import sqlite_utils
 
+from common import audit
 from common.clock import now_iso
-from server import audit
 from server.http.errors import Conflict, NotFound, Unprocessable
 from server.people.passwords import hash_password, password_problem
 

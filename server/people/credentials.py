@@ -14,8 +14,8 @@ from typing import Any
 
 import sqlite_utils
 
+from common import audit
 from common.clock import iso_in, now_iso
-from server import audit
 from server.http.errors import NotFound, Unprocessable
 from server.people.accounts import User, find_user, user_from_row
 

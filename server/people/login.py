@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp_jinja2
 from aiohttp import web
 
-from server import audit
+from common import audit
 from server.http.auth import (
     SESSION_COOKIE,
     SESSION_TOKEN,

@@ -53,7 +53,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.db import connect
+from common.db import connect
 from server.http.bodies import json_body, whole_number
 from server.http.errors import NotFound, Unprocessable
 from server.http.keys import DB, SETTINGS

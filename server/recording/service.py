@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from server.db import Database
+from common.db import Database
 from server.http.keys import DB, SETTINGS
 from server.people import accounts as people
 from server.recording.taps import SessionTaps

@@ -11,8 +11,8 @@ import aiohttp_jinja2
 import sqlite_utils
 from aiohttp import web
 
+from common import audit
 from scoring import outcome_import, outcomes
-from server import audit
 from server.http.auth import client_address, csrf_token, require_admin
 from server.http.bodies import json_body
 from server.http.errors import BadRequest

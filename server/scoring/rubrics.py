@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from common import audit
 from scoring import rubrics as R
-from server import audit
 from server.http.auth import client_address, csrf_token, current_user, require_admin
 from server.http.bodies import (
     MAX_JSON_DEPTH,

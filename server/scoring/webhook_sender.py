@@ -28,8 +28,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
+from common.db import Database
 from scoring import webhooks
-from server.db import Database
 from server.http.keys import DB, SETTINGS
 from tasks.source import is_public_address
 

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from common import audit
 from scoring import webhooks
-from server import audit
 from server.http.auth import client_address, csrf_token, require_admin
 from server.http.bodies import json_body, path_number
 from server.http.errors import Conflict, NotFound

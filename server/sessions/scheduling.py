@@ -13,8 +13,8 @@ from typing import Any
 
 import sqlite_utils
 
+from common import audit
 from scoring import session_scoring, webhooks
-from server import audit
 from server.http.errors import Unprocessable
 from server.people import accounts as people
 from server.settings import Settings

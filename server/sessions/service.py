@@ -13,9 +13,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from common import audit
+from common.db import Database
 from scoring import session_scoring
-from server import audit
-from server.db import Database
 from server.people import accounts as people
 from server.sessions import scheduling
 from server.settings import Settings

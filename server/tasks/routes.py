@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server import audit
+from common import audit
 from server.http.auth import client_address, csrf_token, current_user, require_admin
 from server.http.bodies import json_body
 from server.http.errors import Unprocessable

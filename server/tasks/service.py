@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from server import audit
+from common import audit
 from server.http.keys import DB, SETTINGS
 from server.sessions.hidden_checks import visible_target
 from server.settings import Settings

@@ -24,8 +24,8 @@ import jinja2
 from aiohttp import web
 from yarl import URL
 
+from common.audit import Actor
 from scoring import session_scoring
-from server.audit import Actor
 from server.http.accesslog import scrub_path
 from server.http.auth import host_only
 from server.http.client_address import client_address

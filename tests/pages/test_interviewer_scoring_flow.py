@@ -23,8 +23,8 @@ import aiohttp
 import pytest
 from playwright.async_api import Locator, Page, Response, expect
 
+from common import audit
 from scoring import scorecards
-from server import audit
 from server.http.keys import DB
 from server.people import accounts as people
 from server.people.passwords import hash_password

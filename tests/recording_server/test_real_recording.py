@@ -30,8 +30,8 @@ from pycrdt import (
     handle_sync_message,
 )
 
+from common.audit import SYSTEM
 from server.app import create_app
-from server.audit import SYSTEM
 from server.sessions.keys import SESSIONS
 from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings, prepare_data_dir

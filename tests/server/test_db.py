@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from server import audit
-from server.db import Database, connect, migrate, pending_migrations
+from common import audit
+from common.db import Database, connect
+from server.db import migrate, migrate_database, pending_migrations
 from server.migrations import MIGRATION_SETS
 from server.settings import Settings
 from tests.conftest import create_user, query
@@ -85,9 +86,9 @@ async def test_database_reports_pending_then_none(tmp_path: Path) -> None:
     database = Database(tmp_path / "pairlab.db")
     try:
         assert await database.read(pending_migrations) == expected_migrations()
-        assert await database.migrate() == expected_migrations()
+        assert await migrate_database(database) == expected_migrations()
         assert await database.read(pending_migrations) == []
-        assert await database.migrate() == []
+        assert await migrate_database(database) == []
     finally:
         await database.close()
 
@@ -127,7 +128,7 @@ def test_file_permissions_are_owner_only(tmp_path: Path) -> None:
 async def test_file_permissions_through_the_database_class(tmp_path: Path) -> None:
     database = Database(tmp_path / "pairlab.db")
     try:
-        await database.migrate()
+        await migrate_database(database)
         await database.write(lambda d: audit.record(d, audit.SYSTEM, "test"))
         assert file_modes(tmp_path / "pairlab.db") == [0o600, 0o600, 0o600]
     finally:

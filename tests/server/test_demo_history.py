@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common import audit
 from scoring import analytics, scorecards
-from server import audit
 from server.cli.demo_history import PAST_SESSIONS, ensure_demo_history
 from server.db import open_migrated
 from server.people import accounts as people

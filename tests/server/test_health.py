@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from server.db import connect, pending_migrations
+from common.db import connect
+from server.db import pending_migrations
 from server.http.keys import SETTINGS
 from server.settings import Settings
 from tests.conftest import create_user

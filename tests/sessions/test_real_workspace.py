@@ -25,8 +25,8 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
+from common.audit import SYSTEM
 from server.app import create_app
-from server.audit import SYSTEM
 from server.http.keys import SETTINGS
 from server.sessions.keys import SESSIONS
 from server.sessions.wiring import WORKSPACE_APP

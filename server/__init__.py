@@ -1,0 +1,10 @@
+"""pairlab's web layer: a thin aiohttp app over the domain packages (``tasks``, ``workspaces``,
+``scoring``, ``common``), grouped by area. ``app.create_app`` lists the areas; each area's
+sub-package holds its routes and the wiring of its engines. Where a change goes:
+
+- a new page or API route: a route module in its area (``server/<area>/``), rendered with
+  ``server.http.pages.render``; the logic it calls lives in a domain package, not in the handler;
+- a new event kind: ``workspaces/events.py`` (and the recorder that emits it);
+- a new sandbox rule: ``workspaces/sandbox.py``, the one place the bubblewrap command is built;
+- a new error: a ``common.errors.DomainError`` subclass in the domain that raises it.
+"""

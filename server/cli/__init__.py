@@ -1,0 +1,1 @@
+"""The pairlab command: serve, demo, doctor, and the user, task and session subcommands."""

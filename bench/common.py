@@ -42,13 +42,13 @@ from server.sessions.keys import SESSIONS
 from server.sessions.service import SessionManager
 from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings, prepare_data_dir
-from server.workspace.proxy import Upstream
 
 # The same shared, read-only environment folder and fixture task as the integration tests.
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.host_routing import LoopbackResolver
 from workspaces.cgroups import pids_of_uid
 from workspaces.peer import PeerCheckedConnector
+from workspaces.upstream import Upstream
 
 SHORT_TMP = "/tmp"  # noqa: S108 - short on purpose: AF_UNIX socket paths are <= 107 bytes
 EMAIL = "bench@example.com"

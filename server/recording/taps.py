@@ -29,12 +29,12 @@ import aiohttp
 from aiohttp import WSMsgType
 
 from server.sessions.service import SessionManager
-from server.workspace.proxy import UPSTREAM_HOST, Principal, Upstream
 from workspaces import events as E
 from workspaces import jupyter_config as jc
 from workspaces.events import Event, Observation
 from workspaces.kernel_messages import KernelLifecycle, KernelTracker
 from workspaces.terminal_lines import TerminalTracker
+from workspaces.upstream import UPSTREAM_HOST, Principal, Upstream
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5

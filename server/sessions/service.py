@@ -19,7 +19,6 @@ from scoring import session_scoring
 from server.people import accounts as people
 from server.sessions import scheduling
 from server.settings import Settings
-from server.workspace.proxy import HttpTap, TapFactory, Upstream, UpstreamClients
 from tasks import revisions
 from tasks.store import TaskStore
 from workspaces import records
@@ -39,6 +38,7 @@ from workspaces.session_errors import (
     SessionError,
     WorkspaceUnavailable,
 )
+from workspaces.upstream import HttpTap, TapFactory, Upstream, UpstreamClients
 
 log = logging.getLogger(__name__)
 

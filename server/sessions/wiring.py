@@ -13,8 +13,8 @@ from server.sessions.keys import SESSIONS
 from server.sessions.service import SessionManager
 from server.settings import Settings
 from server.tasks.service import task_store
-from server.workspace.proxy import UpstreamClients
 from workspaces.provisioner import Provisioner
+from workspaces.upstream import UpstreamClients
 
 log = logging.getLogger(__name__)
 WORKSPACE_APP = web.AppKey("workspace_app", web.Application)

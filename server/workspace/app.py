@@ -36,11 +36,12 @@ from server.people import accounts as people
 from server.sessions.keys import SESSIONS
 from server.settings import Settings
 from server.workspace.hosts import WHERE, frame_only_by_itself, host_routing
-from server.workspace.proxy import Principal, proxy_http, proxy_websocket
+from server.workspace.proxy import proxy_http, proxy_websocket
 from tasks import revisions
 from workspaces import entry_codes, records
 from workspaces import sessions as S
 from workspaces.session_errors import EntryUsed, LinkClosed
+from workspaces.upstream import Principal
 
 HERE = Path(__file__).parent.parent  # server/: the templates and static files are shared
 COOKIE_PREFIX = "pairlab_s_"

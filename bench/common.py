@@ -39,7 +39,6 @@ from server.http.accesslog import ScrubbedAccessLogger
 from server.people import accounts as people
 from server.people.passwords import hash_password
 from server.sessions.keys import SESSIONS
-from server.sessions.service import SessionManager
 from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings, prepare_data_dir
 
@@ -47,6 +46,7 @@ from server.settings import Settings, prepare_data_dir
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.host_routing import LoopbackResolver
 from workspaces.cgroups import pids_of_uid
+from workspaces.lifecycle import SessionManager
 from workspaces.peer import PeerCheckedConnector
 from workspaces.upstream import Upstream
 

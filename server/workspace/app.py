@@ -33,6 +33,7 @@ from server.http.errors import Forbidden, NotFound, error_middleware
 from server.http.keys import DB, SETTINGS
 from server.http.security_headers import CSP, security_headers_except
 from server.people import accounts as people
+from server.recording.keys import RECORDING
 from server.sessions.keys import SESSIONS
 from server.settings import Settings
 from server.workspace.hosts import WHERE, frame_only_by_itself, host_routing
@@ -411,14 +412,16 @@ async def workspace_proxy(request: web.Request) -> web.StreamResponse:
     is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
     if is_ws:
         _check_origin(request, required=True)  # before the handshake
-        return await proxy_websocket(request, upstream, who, manager.clients, manager.ws_tap)
+        return await proxy_websocket(request, upstream, who, manager.clients,
+                                     main[RECORDING].ws_tap)
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         _check_origin(request, required=False)
     rewrite = None
     if request.method == "GET":
         countdown = _LAB_PAGE.match(request.path) is not None
         rewrite = _html_rewriter(session_id, upstream.token, countdown)
-    return await proxy_http(request, upstream, who, manager.clients, rewrite, manager.http_tap)
+    return await proxy_http(request, upstream, who, manager.clients, rewrite,
+                            main[RECORDING].http_tap)
 
 
 def create_workspace_app(settings: Settings, main_app: web.Application) -> web.Application:

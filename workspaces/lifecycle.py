@@ -1,13 +1,16 @@
-"""Interview session lifecycle on the server: provisioning, the warm pool, deadlines, crashes,
-and recovery after a restart. Domain rules live in ``workspaces.sessions``; this module wires
-them to the provisioner, the database writer and the proxy's upstream table."""
+"""The interview session lifecycle: provisioning, the warm pool, deadlines, crashes, and
+recovery after a restart. Domain rules live in ``workspaces.sessions``; this engine drives them
+with the provisioner, the database writer and the table of live upstreams (which the proxy and
+the recorder read). It knows no web framework: the server builds it (``server/sessions/
+wiring.py``) with everything it needs, the recorder's lifecycle hook included.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -16,9 +19,6 @@ from typing import Any, Protocol
 from common import audit
 from common.db import Database
 from scoring import session_scoring
-from server.people import accounts as people
-from server.sessions import scheduling
-from server.settings import Settings
 from tasks import revisions
 from tasks.store import TaskStore
 from workspaces import records
@@ -38,7 +38,7 @@ from workspaces.session_errors import (
     SessionError,
     WorkspaceUnavailable,
 )
-from workspaces.upstream import HttpTap, TapFactory, Upstream, UpstreamClients
+from workspaces.upstream import LiveUpstreams, Upstream, UpstreamClients
 
 log = logging.getLogger(__name__)
 
@@ -49,33 +49,43 @@ class LifecycleHook(Protocol):
 
     async def __call__(self, kind: str, session_id: str, info: WorkspaceInfo | None,
                        detail: dict[str, Any]) -> None: ...
+
+
+EndSession = Callable[[Any, str, audit.Actor, str], S.Session]
+"""The write transaction that ends a session (database, session id, actor, why): the server's
+``scheduling.end``, which also queues the ``session.ended`` webhook."""
 UID_RANGE = WORKSPACE_UIDS
 HANDOFF_TTL = timedelta(seconds=60)
 WATCH_INTERVAL_S = 2.0
 
 
 class SessionManager:
+    """Starts, watches and ends sessions' workspaces. ``upstreams`` (shared with the proxy and
+    the recorder) is written here only; ``hooks`` are told of every lifecycle moment."""
+
     def __init__(
-        self, settings: Settings, db: Database, provisioner: Provisioner, store: TaskStore,
-        clients: UpstreamClients, envs_root: Path,
+        self, db: Database, provisioner: Provisioner, store: TaskStore, envs_root: Path, *,
+        uid_base: int, warm_pool_size: int, workspace_url: str, end: EndSession,
+        upstreams: LiveUpstreams, clients: UpstreamClients, hooks: Sequence[LifecycleHook] = (),
     ) -> None:
-        self.settings = settings
         self.db = db
         self.provisioner = provisioner
         self.store = store
-        self.clients = clients
         self.envs_root = envs_root
-        self.upstreams: dict[str, tuple[Upstream, str]] = {}
+        self.uid_base = uid_base
+        self.warm_pool_size = warm_pool_size
+        self.workspace_url = workspace_url
+        """Where interviewers' handoff links point (the workspace origin)."""
+        self._end = end
+        self.upstreams = upstreams
+        self.clients = clients
+        self.hooks = tuple(hooks)
         self._uids: set[int] = set()
         self._warm: dict[str, list[WorkspaceInfo]] = {}
         self._filling: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping: set[str] = set()
-        # Hooks for the recorder (set by the recording layer; None means nothing is recorded).
-        self.ws_tap: TapFactory | None = None
-        self.http_tap: HttpTap | None = None
-        self.hooks: list[LifecycleHook] = []
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -88,7 +98,7 @@ class SessionManager:
         return self._locks.setdefault(session_id, asyncio.Lock())
 
     def _allocate_uid(self) -> int:
-        base = self.settings.sandbox_uid_base
+        base = self.uid_base
         for uid in range(base, base + UID_RANGE):
             # A uid that still runs processes (another pairlab, a stale sandbox) is skipped.
             if uid not in self._uids and not pids_of_uid(uid):
@@ -121,7 +131,7 @@ class SessionManager:
     async def _fill_pool(self, env_python: Path) -> None:
         key = str(env_python)
         pool = self._warm.setdefault(key, [])
-        while len(pool) < self.settings.warm_pool_size:
+        while len(pool) < self.warm_pool_size:
             try:
                 info = await self._start_workspace(env_python)
             except Exception:
@@ -136,7 +146,7 @@ class SessionManager:
     def refill(self, env_python: Path) -> None:
         key = str(env_python)
         running = self._filling.get(key)
-        if self.settings.warm_pool_size < 1 or (running is not None and not running.done()):
+        if self.warm_pool_size < 1 or (running is not None and not running.done()):
             return
         task = asyncio.create_task(self._fill_pool(env_python))
         self._filling[key] = task
@@ -145,7 +155,7 @@ class SessionManager:
 
     async def warm_up(self) -> None:
         """Start warm pools for the environments of every published task."""
-        if self.settings.warm_pool_size < 1:
+        if self.warm_pool_size < 1:
             return
         current = await self.db.read(revisions.list_revisions)
         wanted = {tuple(r.requirements) for r in current if r.is_current}
@@ -218,7 +228,7 @@ class SessionManager:
             rev = await self.db.read(lambda d: revisions.get_revision(d, revision_id))
             self.refill(await self._env_python(rev.requirements))
 
-        if self.settings.warm_pool_size > 0:
+        if self.warm_pool_size > 0:
             self._spawn(run())
 
     async def extend(self, session_id: str, minutes: int, actor: audit.Actor) -> S.Session:
@@ -232,27 +242,28 @@ class SessionManager:
                                                         "ends_at": session.ends_at})
         return session
 
-    async def handoff_url(self, session_id: str, user: people.User, address: str) -> str:
-        """A one-time link that lets an interviewer into the workspace origin."""
+    async def handoff_url(self, session_id: str, actor: audit.Actor) -> str:
+        """A one-time link that lets the interviewer ``actor`` (a user, with the address they
+        asked from) into the workspace origin."""
         session = await self.db.read(lambda d: S.get_session(d, session_id))
         if session.state != "live":
             raise SessionConflict(f"the session is {session.state}; there is no workspace to join")
 
         def run(d: Any) -> str:
-            token = S.grant(d, session_id, "handoff", user_id=user.id, ttl=HANDOFF_TTL,
-                            address=address)
-            audit.record(d, user.actor(address), "session.join", "session", session_id)
+            token = S.grant(d, session_id, "handoff", user_id=actor.user_id, ttl=HANDOFF_TTL,
+                            address=actor.address)
+            audit.record(d, actor, "session.join", "session", session_id)
             return token
 
         token = await self.db.write(run)
-        return f"{self.settings.workspace_url}/handoff/{token}"
+        return f"{self.workspace_url}/handoff/{token}"
 
     async def end_session(self, session_id: str, actor: audit.Actor, why: str) -> S.Session:
         async with self._lock(session_id):
             session = await self.db.read(lambda d: S.get_session(d, session_id))
             if session.state in ("ended", "failed"):
                 return session
-            session = await self.db.write(lambda d: scheduling.end(d, session_id, actor, why))
+            session = await self.db.write(lambda d: self._end(d, session_id, actor, why))
             if session.workspace_id:
                 await self._stop_workspace(session.workspace_id)
             await self._emit("ended", session_id, None, {"by": actor.label, "why": why})

@@ -302,8 +302,7 @@ class Stack:
 
     def warm_count(self) -> int:
         """Warm workspaces ready in the pool (0 while one is still being started)."""
-        pools = self.manager._warm  # noqa: SLF001 - measuring, not changing
-        return sum(len(p) for p in pools.values())
+        return self.manager.pool.ready()
 
     async def wait_warm(self, timeout_s: float = 180.0) -> float:
         """Wait until the pool holds ``warm_pool_size`` workspaces; seconds waited."""

@@ -39,6 +39,7 @@ from workspaces.session_errors import (
     WorkspaceUnavailable,
 )
 from workspaces.upstream import LiveUpstreams, Upstream, UpstreamClients
+from workspaces.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,6 @@ class SessionManager:
         self.store = store
         self.envs_root = envs_root
         self.uid_base = uid_base
-        self.warm_pool_size = warm_pool_size
         self.workspace_url = workspace_url
         """Where interviewers' handoff links point (the workspace origin)."""
         self._end = end
@@ -81,8 +81,7 @@ class SessionManager:
         self.clients = clients
         self.hooks = tuple(hooks)
         self._uids: set[int] = set()
-        self._warm: dict[str, list[WorkspaceInfo]] = {}
-        self._filling: dict[str, asyncio.Task[None]] = {}
+        self.pool = WarmPool(db, provisioner, warm_pool_size, self._start_workspace)
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping: set[str] = set()
@@ -128,57 +127,17 @@ class SessionManager:
 
     # ---- warm pool ----------------------------------------------------------------------
 
-    async def _fill_pool(self, env_python: Path) -> None:
-        key = str(env_python)
-        pool = self._warm.setdefault(key, [])
-        while len(pool) < self.warm_pool_size:
-            try:
-                info = await self._start_workspace(env_python)
-            except Exception:
-                log.exception("could not start a warm workspace for %s", env_python)
-                return
-            await self.db.write(
-                partial(records.insert, info=info, env_key=env_python.parent.parent.name,
-                        state="warm")
-            )
-            pool.append(info)
-
-    def refill(self, env_python: Path) -> None:
-        key = str(env_python)
-        running = self._filling.get(key)
-        if self.warm_pool_size < 1 or (running is not None and not running.done()):
-            return
-        task = asyncio.create_task(self._fill_pool(env_python))
-        self._filling[key] = task
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     async def warm_up(self) -> None:
         """Start warm pools for the environments of every published task."""
-        if self.warm_pool_size < 1:
+        if self.pool.size < 1:
             return
         current = await self.db.read(revisions.list_revisions)
         wanted = {tuple(r.requirements) for r in current if r.is_current}
         for requirements in sorted(wanted):
             try:
-                self.refill(await self._env_python(requirements))
+                self.pool.refill(await self._env_python(requirements))
             except Exception:
                 log.exception("could not build the environment for %s", requirements)
-
-    async def _claim(self, env_python: Path, session_id: str) -> WorkspaceInfo:
-        pool = self._warm.get(str(env_python), [])
-        while pool:
-            info = pool.pop(0)
-            claimed = await self.db.write(
-                partial(records.claim, workspace_id=info.workspace_id, session_id=session_id)
-            )
-            if claimed:
-                return info
-        info = await self._start_workspace(env_python)
-        await self.db.write(
-            lambda d: records.insert(d, info, env_python.parent.parent.name, "live", session_id)
-        )
-        return info
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -193,7 +152,7 @@ class SessionManager:
             try:
                 rev = await self.db.read(lambda d: revisions.get_revision(d, session.revision_id))
                 env_python = await self._env_python(rev.requirements)
-                info = await self._claim(env_python, session_id)
+                info = await self.pool.claim(env_python, session_id)
                 await self.provisioner.fill(info, self.store.tree(rev.task_id, rev.id))
             except Exception as exc:
                 reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -210,7 +169,7 @@ class SessionManager:
             await self._emit("live", session_id, info, {"by": actor.label})
             self._spawn(self._watch(info, session_id))
             # Refill the pool only now: a refill starting during the claim competes with it.
-            self.refill(env_python)
+            self.pool.refill(env_python)
             return session
 
     async def _emit(self, kind: str, session_id: str, info: WorkspaceInfo | None,
@@ -226,9 +185,9 @@ class SessionManager:
 
         async def run() -> None:
             rev = await self.db.read(lambda d: revisions.get_revision(d, revision_id))
-            self.refill(await self._env_python(rev.requirements))
+            self.pool.refill(await self._env_python(rev.requirements))
 
-        if self.warm_pool_size > 0:
+        if self.pool.size > 0:
             self._spawn(run())
 
     async def extend(self, session_id: str, minutes: int, actor: audit.Actor) -> S.Session:
@@ -362,18 +321,9 @@ class SessionManager:
     async def close(self) -> None:
         for task in list(self._background):
             task.cancel()
+        await self.pool.cancel_fills()
         await asyncio.gather(*self._background, return_exceptions=True)
-        for infos in self._warm.values():
-            for info in infos:
-                try:
-                    await self.provisioner.stop(info)
-                except Exception:
-                    log.exception("could not stop warm workspace %s", info.workspace_id)
-                shutil.rmtree(info.root, ignore_errors=True)
-                await self.db.write(
-                    partial(records.set_state, workspace_id=info.workspace_id, state="stopped")
-                )
-        self._warm.clear()
+        await self.pool.close()
         close = getattr(self.provisioner, "close", None)
         if close is not None:  # live workspaces stop now and are restored at the next start
             await close()

@@ -39,16 +39,16 @@ from server.http.accesslog import ScrubbedAccessLogger
 from server.people import accounts as people
 from server.people.passwords import hash_password
 from server.sessions.keys import SESSIONS
-from server.sessions.service import SessionManager
 from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings, prepare_data_dir
-from server.workspace.proxy import Upstream
 
 # The same shared, read-only environment folder and fixture task as the integration tests.
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.host_routing import LoopbackResolver
 from workspaces.cgroups import pids_of_uid
+from workspaces.lifecycle import SessionManager
 from workspaces.peer import PeerCheckedConnector
+from workspaces.upstream import Upstream
 
 SHORT_TMP = "/tmp"  # noqa: S108 - short on purpose: AF_UNIX socket paths are <= 107 bytes
 EMAIL = "bench@example.com"
@@ -302,8 +302,7 @@ class Stack:
 
     def warm_count(self) -> int:
         """Warm workspaces ready in the pool (0 while one is still being started)."""
-        pools = self.manager._warm  # noqa: SLF001 - measuring, not changing
-        return sum(len(p) for p in pools.values())
+        return self.manager.pool.ready()
 
     async def wait_warm(self, timeout_s: float = 180.0) -> float:
         """Wait until the pool holds ``warm_pool_size`` workspaces; seconds waited."""

@@ -42,7 +42,7 @@ from server.db import migrate_database, open_migrated  # noqa: E402
 from server.people import accounts as people
 from server.people import credentials
 from server.people.passwords import hash_password  # noqa: E402
-from server.recording.service import BATCH_MS, RECORDING  # noqa: E402
+from server.recording.keys import RECORDING  # noqa: E402
 from server.settings import Settings, prepare_data_dir  # noqa: E402
 from tasks import revisions  # noqa: E402
 from tasks.store import TaskStore  # noqa: E402
@@ -50,6 +50,7 @@ from tasks.treerepo import commit_tree  # noqa: E402
 from workspaces import events as E  # noqa: E402
 from workspaces import sessions as S  # noqa: E402
 from workspaces.events import Event, EventRecorder, query_events  # noqa: E402
+from workspaces.recorder import BATCH_MS  # noqa: E402
 
 OUTPUT = "loss 0.4213 acc 0.8125\n" * 12
 

@@ -26,7 +26,6 @@ from server.http.security_headers import security_headers_for
 from server.people import admin as admin_handlers
 from server.people import login as login_handlers
 from server.recording import routes as recording_handlers
-from server.recording.service import recording_ctx
 from server.scoring import analytics as analytics_handlers
 from server.scoring import export as export_handlers
 from server.scoring import outcomes as outcome_handlers
@@ -79,8 +78,7 @@ def create_app(settings: Settings, provisioner: Provisioner | None = None) -> we
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(tasks_ctx)
     app.cleanup_ctx.append(rubric_handlers.rubrics_ctx)
-    app.cleanup_ctx.append(sessions_ctx)
-    app.cleanup_ctx.append(recording_ctx)  # after sessions_ctx: it hooks into the manager
+    app.cleanup_ctx.append(sessions_ctx)  # the recorder, then the manager given its hook
     app.cleanup_ctx.append(webhooks_ctx)
     app.on_shutdown.append(recording_handlers.end_streams)
     app.add_routes(health.routes)

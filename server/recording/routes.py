@@ -58,7 +58,7 @@ from server.http.bodies import json_body, whole_number
 from server.http.errors import NotFound, Unprocessable
 from server.http.keys import DB, SETTINGS
 from server.http.security_headers import CSP
-from server.recording.service import RECORDING
+from server.recording.keys import RECORDING
 from server.sessions.access import visible_session
 from server.sessions.export import export_session
 from server.settings import Settings

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.sessions.service import SessionManager
+from workspaces.lifecycle import SessionManager
 
 SESSIONS = web.AppKey("sessions", SessionManager)

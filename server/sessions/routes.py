@@ -110,7 +110,8 @@ async def api_extend(request: web.Request) -> web.Response:
 @routes.post("/api/v1/sessions/{session_id}/handoff")
 async def api_handoff(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
-    url = await request.app[SESSIONS].handoff_url(session.id, user, client_address(request))
+    url = await request.app[SESSIONS].handoff_url(session.id,
+                                                  user.actor(client_address(request)))
     return web.json_response({"url": url})
 
 
@@ -185,5 +186,6 @@ async def session_action_submit(request: web.Request) -> web.Response:
             raise Unprocessable("extend by a whole number of minutes")
         await manager.extend(session.id, minutes_to_add, actor)
     else:
-        raise web.HTTPSeeOther(await manager.handoff_url(session.id, user, client_address(request)))
+        raise web.HTTPSeeOther(
+            await manager.handoff_url(session.id, user.actor(client_address(request))))
     raise web.HTTPSeeOther(f"/sessions/{session.id}")

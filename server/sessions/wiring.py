@@ -1,20 +1,28 @@
-"""The session layer's long-lived resources: provisioner, session manager, background loops."""
+"""The session layer's long-lived resources: provisioner, recorder, session manager, background
+loops; every engine is built here with what it needs (nothing is attached afterwards)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
 
 from aiohttp import web
 
 from server.http.keys import DB, SETTINGS
+from server.people import accounts as people
+from server.recording.keys import RECORDING
+from server.sessions import scheduling
+from server.sessions.hidden_checks import check_session, visible_tests
 from server.sessions.keys import SESSIONS
-from server.sessions.service import SessionManager
 from server.settings import Settings
-from server.tasks.service import task_store
-from server.workspace.proxy import UpstreamClients
+from server.tasks.service import sandbox_for, task_store
+from workspaces.lifecycle import SessionManager
 from workspaces.provisioner import Provisioner
+from workspaces.recorder import RecordingService
+from workspaces.upstream import LiveUpstreams, UpstreamClients
 
 log = logging.getLogger(__name__)
 WORKSPACE_APP = web.AppKey("workspace_app", web.Application)
@@ -42,18 +50,45 @@ def make_provisioner(settings: Settings) -> Provisioner:
     )
 
 
+def _user_id_of(d: Any, email: str) -> int:
+    return people.find_user(d, email).id
+
+
 async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    manager = SessionManager(
-        settings, app[DB], app.get(PROVISIONER) or make_provisioner(settings),
-        task_store(settings), UpstreamClients(),
-        settings.envs_root,
+    """The recorder, then the session manager built with the recorder's lifecycle hook (the
+    proxy takes the recorder's taps from ``RECORDING``); both share the table of live
+    upstreams and their clients. Start-up: the manager recovers (unrecorded: the recorder is
+    not started yet), then the recorder starts (its reconcile picks up what recovery restored
+    or ended), then the deadline loop and the warm pool run; at shutdown the recorder closes
+    before the manager."""
+    settings, db = app[SETTINGS], app[DB]
+    store = task_store(settings)
+    sandbox = sandbox_for(settings)
+    upstreams: LiveUpstreams = {}
+    clients = UpstreamClients()
+    recorder = RecordingService(
+        db, store, settings.data_dir, upstreams=upstreams, clients=clients,
+        user_id_of=_user_id_of,
+        hidden_checks=partial(check_session, settings=settings, store=store,
+                              envs_root=settings.envs_root, sandbox=sandbox),
+        visible_tests=partial(visible_tests, settings=settings, store=store,
+                              envs_root=settings.envs_root, sandbox=sandbox),
+        continuous_checks=settings.continuous_checks,
     )
+    manager = SessionManager(
+        db, app.get(PROVISIONER) or make_provisioner(settings), store, settings.envs_root,
+        uid_base=settings.sandbox_uid_base, warm_pool_size=settings.warm_pool_size,
+        workspace_url=settings.workspace_url, end=scheduling.end, upstreams=upstreams,
+        clients=clients, hooks=[recorder.on_lifecycle],
+    )
+    app[RECORDING] = recorder
     app[SESSIONS] = manager
     await manager.recover()
+    await recorder.start()
     deadlines = asyncio.create_task(manager.deadline_loop())
     warm = asyncio.create_task(manager.warm_up())
     yield
+    await recorder.close()
     for task in (deadlines, warm):
         task.cancel()
     await asyncio.gather(deadlines, warm, return_exceptions=True)

@@ -33,14 +33,16 @@ from server.http.errors import Forbidden, NotFound, error_middleware
 from server.http.keys import DB, SETTINGS
 from server.http.security_headers import CSP, security_headers_except
 from server.people import accounts as people
+from server.recording.keys import RECORDING
 from server.sessions.keys import SESSIONS
 from server.settings import Settings
 from server.workspace.hosts import WHERE, frame_only_by_itself, host_routing
-from server.workspace.proxy import Principal, proxy_http, proxy_websocket
+from server.workspace.proxy import proxy_http, proxy_websocket
 from tasks import revisions
 from workspaces import entry_codes, records
 from workspaces import sessions as S
 from workspaces.session_errors import EntryUsed, LinkClosed
+from workspaces.upstream import Principal
 
 HERE = Path(__file__).parent.parent  # server/: the templates and static files are shared
 COOKIE_PREFIX = "pairlab_s_"
@@ -410,14 +412,16 @@ async def workspace_proxy(request: web.Request) -> web.StreamResponse:
     is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
     if is_ws:
         _check_origin(request, required=True)  # before the handshake
-        return await proxy_websocket(request, upstream, who, manager.clients, manager.ws_tap)
+        return await proxy_websocket(request, upstream, who, manager.clients,
+                                     main[RECORDING].ws_tap)
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         _check_origin(request, required=False)
     rewrite = None
     if request.method == "GET":
         countdown = _LAB_PAGE.match(request.path) is not None
         rewrite = _html_rewriter(session_id, upstream.token, countdown)
-    return await proxy_http(request, upstream, who, manager.clients, rewrite, manager.http_tap)
+    return await proxy_http(request, upstream, who, manager.clients, rewrite,
+                            main[RECORDING].http_tap)
 
 
 def create_workspace_app(settings: Settings, main_app: web.Application) -> web.Application:

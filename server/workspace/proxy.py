@@ -8,22 +8,29 @@ reaches a browser, hop-by-hop headers and pairlab's own
 cookies are stripped, bodies are streamed both ways, and WebSocket messages are relayed with
 their type and subprotocol. Written by hand because jupyter-server-proxy runs *inside* a Jupyter
 server and cannot put authentication in front of one; the shape follows its ``handlers.py``.
+The web-free parts (upstreams, principals, the recording taps' types, the client sessions) are
+in ``workspaces/upstream.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
-from workspaces.peer import Peer, PeerCheckedConnector, PeerRefused
+from workspaces.peer import PeerRefused
+from workspaces.upstream import (
+    UPSTREAM_HOST,
+    HttpTap,
+    Principal,
+    TapFactory,
+    Upstream,
+    UpstreamClients,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,91 +41,12 @@ HOP_BY_HOP = frozenset({
 DROP_FROM_CLIENT = HOP_BY_HOP | {"authorization", "x-pairlab-user", "cookie", "x-forwarded-for"}
 DROP_FROM_UPSTREAM = HOP_BY_HOP - {"content-length"}
 PAIRLAB_COOKIE_PREFIXES = ("pairlab_", "__Host-pairlab_")
-UPSTREAM_HOST = "workspace"
 UNVERIFIED = ("The workspace's server could not be verified (another process is listening on its "
               "socket); nothing was sent to it.")
 
 
-@dataclass(frozen=True)
-class Upstream:
-    """Where a workspace's jupyter-server listens and how to authenticate to it."""
-
-    workspace_id: str
-    socket_path: str
-    token: str
-    server: Peer | None
-    """The jupyter-server's host pid and uid: a connection to anyone else is refused before
-    anything is sent (``workspaces/peer.py``)."""
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling through the proxy: shown in JupyterLab's collaboration panel."""
-
-    username: str
-    display_name: str
-    kind: str  # candidate | interviewer
-
-    def header(self) -> str:
-        initials = "".join(p[0] for p in self.display_name.split()[:2]).upper() or "?"
-        color = "var(--jp-collaborator-color1)" if self.kind == "candidate" else (
-            "var(--jp-collaborator-color3)"
-        )
-        return json.dumps({
-            "username": self.username, "name": self.display_name,
-            "display_name": self.display_name, "initials": initials, "color": color,
-        })
-
-
-class ConnectionTap(Protocol):
-    """Sees one proxied WebSocket's messages (for recording); made per connection."""
-
-    async def feed(self, direction: str, kind: WSMsgType, data: str | bytes) -> None:
-        """``direction`` is 'in' (browser -> workspace) or 'out'; awaiting slows this socket."""
-
-    async def close(self) -> None:
-        """The connection ended."""
-
-
-TapFactory = Callable[[str, str, str, Principal], Awaitable[ConnectionTap | None]]
-"""(workspace id, path, chosen subprotocol, who) -> a tap for this connection, or None."""
-HttpTap = Callable[[str, str, str, int, Principal, str], Awaitable[None]]
-"""(workspace id, method, path, response status, who, error) after each proxied HTTP request;
-``error`` is the start of the body of an error answer (4xx/5xx), else empty."""
 ERROR_BODY_BYTES = 64 * 1024
 """An error answer (small JSON from jupyter-server) is read whole, up to this, for the tap."""
-
-
-class UpstreamClients:
-    """One ``ClientSession`` (with its Unix-socket connector, which checks the listener of every
-    new connection) per workspace, reused."""
-
-    def __init__(self) -> None:
-        self._sessions: dict[str, tuple[Upstream, aiohttp.ClientSession]] = {}
-
-    def get(self, upstream: Upstream) -> aiohttp.ClientSession:
-        found = self._sessions.get(upstream.workspace_id)
-        if found is not None and found[0] == upstream and not found[1].closed:
-            return found[1]
-        connector = PeerCheckedConnector(upstream.socket_path, upstream.server, limit=64)
-        session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-        )
-        self._sessions[upstream.workspace_id] = (upstream, session)
-        if found is not None:
-            asyncio.get_running_loop().create_task(found[1].close())
-        return session
-
-    async def drop(self, workspace_id: str) -> None:
-        found = self._sessions.pop(workspace_id, None)
-        if found is not None:
-            await found[1].close()
-
-    async def close(self) -> None:
-        for _, session in self._sessions.values():
-            await session.close()
-        self._sessions.clear()
 
 
 def _forward_headers(request: web.Request, upstream: Upstream, who: Principal) -> CIMultiDict[str]:

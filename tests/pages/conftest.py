@@ -3,7 +3,7 @@
 The real app and its workspace origin listen on loopback ports (``AppRunner`` over sockets bound
 to port 0 on 127.0.0.1, so the settings know the real ports), with the fake provisioner and a
 published fake task. A session is scheduled and started through the JSON API, so the recording
-service (``server.recording.service``) records it as it would any session: lifecycle events, a
+service (``workspaces/recorder.py``) records it as it would any session: lifecycle events, a
 history repository, a watcher on the workspace folder and debounced snapshots. Tests add what the
 candidate does either as real files in the workspace (the watcher and snapshots pick them up)
 or as events recorded through the service (cell runs, terminal commands, test runs).
@@ -27,7 +27,7 @@ from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, 
 
 from server.app import create_app
 from server.http.keys import DB
-from server.recording.service import RECORDING, RecordingService
+from server.recording.keys import RECORDING
 from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings
 from tests.conftest import PASSWORD, MakeSettings, create_user
@@ -35,6 +35,7 @@ from tests.fake_workspace import FakeProvisioner
 from tests.sessions.conftest import SHARED_ENVS, publish_fake_task
 from workspaces import events as E
 from workspaces import sessions as S
+from workspaces.recorder import RecordingService
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -17,13 +17,14 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from server.app import create_app
-from server.recording.service import RECORDING, RecordingService
+from server.recording.keys import RECORDING
 from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings
 from tests.conftest import MakeSettings, create_user, login
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.host_routing import enter, routing
 from tests.recording_server.fake_jupyter import RecordingFakeProvisioner
+from workspaces.recorder import RecordingService
 
 HIDDEN_CHECK = '''\
 from pathlib import Path

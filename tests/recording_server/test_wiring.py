@@ -192,3 +192,16 @@ async def test_recording_resumes_after_a_restart_and_an_end_elsewhere(
     assert (ended["actor"], ended["payload"]["why"]) == ("system", "ended elsewhere")
     after = await again.api("GET", f"/api/v1/sessions/{sid}/file?path=after.py")
     assert after["text"] == "B = 2\n"
+
+
+async def test_the_engines_are_built_with_each_other_s_parts(make_rec: RecFactory) -> None:
+    """No wiring after construction: the manager holds the recorder's hook from the start, and
+    both read one table of live upstreams (the recorder's taps find the manager's workspaces)."""
+    rec = await make_rec()
+    manager, recorder = rec.app[SESSIONS], rec.service
+    assert manager.hooks == (recorder.on_lifecycle,)
+    assert recorder.upstreams is manager.upstreams
+    assert recorder.taps.upstreams is manager.upstreams
+    assert recorder.taps.clients is manager.clients
+    session_id, workspace = await rec.start()
+    assert manager.upstreams[workspace][1] == session_id

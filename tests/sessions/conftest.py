@@ -15,13 +15,13 @@ from pytest_aiohttp import AiohttpClient
 
 from server.app import create_app
 from server.sessions.keys import SESSIONS
-from server.sessions.service import SessionManager
 from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings
 from tests.conftest import MakeSettings, create_user, login
 from tests.fake_workspace import FakeProvisioner
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.host_routing import enter, routing
+from workspaces.lifecycle import SessionManager
 
 __all__ = ["SHARED_ENVS", "publish_fake_task"]
 

@@ -139,13 +139,8 @@ async def test_the_kernel_cannot_rename_the_socket_or_listen_in_its_place(ws: Ws
 
 
 def _proxy_app(upstream: object, clients: object) -> web.Application:
-    from server.workspace.proxy import (
-        Principal,
-        Upstream,
-        UpstreamClients,
-        proxy_http,
-        proxy_websocket,
-    )
+    from server.workspace.proxy import proxy_http, proxy_websocket
+    from workspaces.upstream import Principal, Upstream, UpstreamClients
 
     assert isinstance(upstream, Upstream) and isinstance(clients, UpstreamClients)
     who = Principal("int-1", "Ivy Interviewer", "interviewer")
@@ -195,8 +190,8 @@ class Recorder:
 async def test_the_proxy_sends_nothing_to_a_listener_with_the_wrong_pid_or_uid(
     wrong: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from server.workspace.proxy import Upstream, UpstreamClients
     from workspaces.peer import Peer
+    from workspaces.upstream import Upstream, UpstreamClients
 
     expected = Peer(os.getpid() + 1, os.getuid()) if wrong == "pid" else \
         Peer(os.getpid(), os.getuid() + 40000)
@@ -220,8 +215,8 @@ async def test_the_proxy_sends_nothing_to_a_listener_with_the_wrong_pid_or_uid(
 
 async def test_the_proxy_talks_to_the_listener_it_expects() -> None:
     """The check is a check: the right pid and uid get the request (and the token)."""
-    from server.workspace.proxy import Upstream, UpstreamClients
     from workspaces.peer import Peer
+    from workspaces.upstream import Upstream, UpstreamClients
 
     async with Recorder() as recorder:
         clients = UpstreamClients()
@@ -453,7 +448,7 @@ async def test_a_planted_lab_extension_is_never_listed(ws: Ws) -> None:
 async def test_a_planted_lab_extension_never_runs_in_the_interviewers_browser(ws: Ws) -> None:
     from playwright.async_api import async_playwright
 
-    from server.workspace.proxy import Upstream, UpstreamClients
+    from workspaces.upstream import Upstream, UpstreamClients
 
     await plant(ws)
     clients = UpstreamClients()
@@ -531,7 +526,7 @@ async def test_with_the_lock_removed_a_listener_in_the_kernel_gets_nothing(
     ws: Ws, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Breaks this module's workspace (its socket is taken over): keep it the last test."""
-    from server.workspace.proxy import Upstream, UpstreamClients
+    from workspaces.upstream import Upstream, UpstreamClients
 
     host = HostPaths.of(ws.info.root.parent.parent, ws.info.workspace_id)
     assert control_problems(host) == []

@@ -1,9 +1,10 @@
-"""Session recording in the server: the event log, the proxy taps, the file watcher, snapshot
-history, and the hidden checks at the end.
+"""The session recorder: the event log, the proxy taps, the file watcher, snapshot history, and
+the hidden checks at the end. Web-free: the server builds it (``server/sessions/wiring.py``) with
+what it needs and hands its lifecycle hook to the session manager and its taps to the proxy.
 
 - One ``EventRecorder`` over the database's single writer: events are stored in batches with a
   gap-free ``seq`` per session and only then shown to observers (``recorder.subscribe``).
-- The proxy's hooks (``recording_taps``) record cell executions, terminal commands, kernel
+- The proxy's hooks (``workspaces/taps.py``) record cell executions, terminal commands, kernel
   lifecycle and presence, with the actor of the connection.
 - A lifecycle hook records ``session.*``/``workspace.*``/``time.extended``. When a session goes
   live (or comes back) its history repository ``DATA_DIR/history/<session>.git`` starts from
@@ -12,36 +13,30 @@ history, and the hidden checks at the end.
   ``SNAPSHOT_MAX_DELAY_S`` after the first), recorded as a ``snapshot`` event whose ``seq`` the
   ``snapshots`` table maps to the commit.
 - At the end: pending terminal/kernel output is recorded, a final snapshot is taken, then the
-  task's hidden checks run on the final state in a fresh sandbox (``hidden_checks``) and a
+  task's hidden checks run on the final state in a fresh sandbox (``hidden_checks``, given) and a
   ``checks.run`` event holds the results. After a restart, whatever the previous process
   could not finish (a session that ended while it was down, checks not yet run, live sessions
   restored before this service started) is picked up again.
+- The hook and the taps record only between ``start`` and ``close``: the session manager's
+  recovery (before ``start``) is picked up by ``_reconcile`` instead, as listed above.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from aiohttp import web
-
+from common.clock import now
 from common.db import Database
-from server.http.keys import DB, SETTINGS
-from server.people import accounts as people
-from server.recording.taps import SessionTaps
 from server.sessions.export import history_path, workspace_root
-from server.sessions.hidden_checks import check_session, visible_tests
-from server.sessions.keys import SESSIONS
-from server.sessions.service import SessionManager
-from server.settings import Settings
-from server.tasks.service import sandbox_for
 from tasks import revisions
+from tasks.revisions import Revision
+from tasks.store import TaskStore
 from workspaces import events as E
 from workspaces import records
 from workspaces import sessions as S
@@ -58,6 +53,8 @@ from workspaces.excerpt import safe_text
 from workspaces.grading.queue import FairQueue
 from workspaces.history import History
 from workspaces.provisioner import WorkspaceInfo
+from workspaces.taps import SessionTaps, Tap
+from workspaces.upstream import LiveUpstreams, Principal, UpstreamClients
 from workspaces.watcher import watch_workspace
 
 log = logging.getLogger(__name__)
@@ -87,9 +84,26 @@ WHERE s.workspace_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.id AND e.kind = 'checks.run')
 """
 
+UserIdOf = Callable[[Any, str], int]
+"""(database, email) -> that user's id; raises when there is no such user (the accounts
+domain's ``find_user``)."""
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+
+class HiddenChecks(Protocol):
+    """Runs a revision's hidden checks on a session's final state (its workspace folder
+    ``root`` if it is still there, else its history's last snapshot): the ``checks.run``
+    payload."""
+
+    async def __call__(self, session_id: str, rev: Revision, *, root: Path | None,
+                       history: History) -> dict[str, Any]: ...
+
+
+class VisibleTests(Protocol):
+    """Runs a revision's visible tests on the snapshot ``commit``: the ``tests.run`` payload,
+    or None when they are not runnable."""
+
+    async def __call__(self, session_id: str, rev: Revision, commit: str, *,
+                       history: History) -> dict[str, Any] | None: ...
 
 
 @dataclass(eq=False)
@@ -114,22 +128,37 @@ class _Recording:
 
 
 class RecordingService:
-    def __init__(self, settings: Settings, db: Database, manager: SessionManager) -> None:
-        self.settings = settings
+    """Records sessions. ``upstreams`` is the session manager's table of live workspaces (read
+    only here), ``clients`` reach their jupyter-servers; ``on_lifecycle`` is the manager's hook
+    and ``ws_tap``/``http_tap`` the proxy's."""
+
+    def __init__(
+        self, db: Database, store: TaskStore, data_dir: Path, *, upstreams: LiveUpstreams,
+        clients: UpstreamClients, user_id_of: UserIdOf, hidden_checks: HiddenChecks,
+        visible_tests: VisibleTests, continuous_checks: bool,
+    ) -> None:
         self.db = db
-        self.manager = manager
+        self.store = store
+        self.data_dir = data_dir
+        self.upstreams = upstreams
+        self.user_id_of = user_id_of
+        self.hidden_checks = hidden_checks
+        self.visible_tests = visible_tests
+        self.continuous_checks = continuous_checks
+        """Run the visible tests on every snapshot (``tests.run`` events)."""
         self.recorder = EventRecorder(db.write, db.read, batch_ms=BATCH_MS)
-        self.taps = SessionTaps(manager, self.record)
+        self.taps = SessionTaps(upstreams, clients, self.record)
         self.closing = asyncio.Event()
         """Set when the server shuts down: live streams end."""
+        self._recording = False
+        """Between ``start`` and ``close``: the lifecycle hook and the taps record."""
         self._live: dict[str, _Recording] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poll: asyncio.Task[None] | None = None
         self._checks = FairQueue(slots=PARALLEL_CHECKS, per_session=1)
-        self.sandbox = sandbox_for(settings)
 
     def history(self, session_id: str) -> History:
-        return History(history_path(self.settings.data_dir, session_id))
+        return History(history_path(self.data_dir, session_id))
 
     def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -141,18 +170,12 @@ class RecordingService:
 
     async def start(self) -> None:
         await self.recorder.start()
-        manager = self.manager
-        manager.ws_tap = self.taps.ws_tap
-        manager.http_tap = self.taps.http_tap
-        manager.hooks.append(self.on_lifecycle)
+        self._recording = True
         self._poll = asyncio.get_running_loop().create_task(self.taps.poll_loop())
         self._spawn(self._reconcile())
 
     async def close(self) -> None:
-        manager = self.manager
-        manager.ws_tap = manager.http_tap = None
-        if self.on_lifecycle in manager.hooks:
-            manager.hooks.remove(self.on_lifecycle)
+        self._recording = False
         self.closing.set()
         if self._poll is not None:
             self._poll.cancel()
@@ -176,7 +199,7 @@ class RecordingService:
             ended = await self.db.read(lambda d: d.execute(_ENDED_UNRECORDED).fetchall())
             for (session_id,) in ended:
                 await self._end(session_id, {"why": "ended while pairlab was not running"})
-            for workspace_id, (_, session_id) in list(self.manager.upstreams.items()):
+            for workspace_id, (_, session_id) in list(self.upstreams.items()):
                 row = await self.db.read(partial(_root_of, workspace_id=workspace_id))
                 if row is not None and session_id not in self._live:
                     await self.record(Event(session_id, E.ACTOR_SYSTEM, E.WORKSPACE_RESTARTED,
@@ -220,17 +243,36 @@ class RecordingService:
             return E.ACTOR_CANDIDATE, {}
         if "@" in label:
             try:
-                user = await self.db.read(lambda d: people.find_user(d, label))
+                user_id = await self.db.read(lambda d: self.user_id_of(d, label))
             except Exception:  # noqa: S110 - an unknown label is kept as text below
                 pass
             else:
-                return E.interviewer_actor(user.id), {}
+                return E.interviewer_actor(user_id), {}
         return E.ACTOR_SYSTEM, {"by": label[:200]}
+
+    # -- the proxy's taps -------------------------------------------------------------------
+
+    async def ws_tap(self, workspace_id: str, path: str, subprotocol: str,
+                     who: Principal) -> Tap | None:
+        """The proxy's ``TapFactory``: a tap for this WebSocket (none outside start..close)."""
+        if not self._recording:
+            return None
+        return await self.taps.ws_tap(workspace_id, path, subprotocol, who)
+
+    async def http_tap(self, workspace_id: str, method: str, path: str, status: int,
+                       who: Principal, error: str = "") -> None:
+        """The proxy's ``HttpTap`` (nothing is recorded outside start..close)."""
+        if self._recording:
+            await self.taps.http_tap(workspace_id, method, path, status, who, error)
 
     # -- the lifecycle hook -----------------------------------------------------------------
 
     async def on_lifecycle(self, kind: str, session_id: str, info: WorkspaceInfo | None,
                            detail: dict[str, Any]) -> None:
+        """The session manager's ``LifecycleHook`` (nothing is recorded outside start..close:
+        ``_reconcile`` picks up what happened before)."""
+        if not self._recording:
+            return
         workspace = {"workspace_id": info.workspace_id} if info is not None else {}
         if kind == "live" and info is not None:
             actor, extra = await self._actor(detail.get("by"))
@@ -277,9 +319,9 @@ class RecordingService:
     async def _open_history(self, session_id: str) -> History:
         """The session's history, created from the revision's tree if new."""
         session = await self.db.read(lambda d: S.get_session(d, session_id))
-        tree = self.manager.store.tree(session.task_id, session.revision_id)
+        tree = self.store.tree(session.task_id, session.revision_id)
         history = self.history(session_id)
-        when = S.parse_time(session.started_at) if session.started_at else _now()
+        when = S.parse_time(session.started_at) if session.started_at else now()
         first = await history.ainit(tree, when)
         await self.db.write(lambda d: add_snapshot(d, session_id, 0, first, when))
         return history
@@ -315,7 +357,7 @@ class RecordingService:
     async def _snapshot(self, rec: _Recording, label: str) -> str | None:
         """Commit the workspace if it changed; record the ``snapshot`` event and its row."""
         async with rec.lock:
-            when = _now()
+            when = now()
             try:
                 history = await rec.opened
                 sha = await history.asnapshot(rec.root, when, label)
@@ -333,7 +375,7 @@ class RecordingService:
                             rec.session_id)
                 return sha
             await self.db.write(lambda d: add_snapshot(d, rec.session_id, stored.seq, sha, when))
-            if self.settings.continuous_checks:
+            if self.continuous_checks:
                 self._schedule_tests(rec, sha)
             return sha
 
@@ -349,11 +391,8 @@ class RecordingService:
         rev = await self.db.read(lambda d: revisions.get_revision(d, session.revision_id))
         while sha is not None:
             async with self._checks.slot(rec.session_id):
-                payload = await visible_tests(
-                    rec.session_id, rev, sha, settings=self.settings,
-                    store=self.manager.store, envs_root=self.manager.envs_root,
-                    history=self.history(rec.session_id),
-                    sandbox=self.sandbox)
+                payload = await self.visible_tests(
+                    rec.session_id, rev, sha, history=self.history(rec.session_id))
             if payload is not None:
                 try:
                     await self.record(Event(rec.session_id, E.ACTOR_SYSTEM, E.TESTS_RUN,
@@ -422,24 +461,10 @@ class RecordingService:
             return None
         rev = await self.db.read(lambda d: revisions.get_revision(d, session.revision_id))
         root = await self.db.read(lambda d: workspace_root(d, session))
-        return await check_session(session.id, rev, settings=self.settings,
-                                   store=self.manager.store, envs_root=self.manager.envs_root,
-                                   root=root, history=self.history(session_id),
-                                   sandbox=self.sandbox)
+        return await self.hidden_checks(session.id, rev, root=root,
+                                        history=self.history(session_id))
 
 
 def _root_of(d: Any, workspace_id: str) -> Path | None:
     row = records.get(d, workspace_id)
     return Path(row["root"]) if row is not None else None
-
-
-RECORDING = web.AppKey("recording", RecordingService)
-
-
-async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The recorder and its hooks (after ``sessions_ctx``: it needs the session manager)."""
-    service = RecordingService(app[SETTINGS], app[DB], app[SESSIONS])
-    app[RECORDING] = service
-    await service.start()
-    yield
-    await service.close()

@@ -28,13 +28,12 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType
 
-from server.sessions.service import SessionManager
-from server.workspace.proxy import UPSTREAM_HOST, Principal, Upstream
 from workspaces import events as E
 from workspaces import jupyter_config as jc
 from workspaces.events import Event, Observation
 from workspaces.kernel_messages import KernelLifecycle, KernelTracker
 from workspaces.terminal_lines import TerminalTracker
+from workspaces.upstream import UPSTREAM_HOST, LiveUpstreams, Principal, Upstream, UpstreamClients
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
@@ -178,10 +177,14 @@ class TerminalTap(Tap):
 
 
 class SessionTaps:
-    """The proxy hooks (``ws_tap``, ``http_tap``) and the terminal poll loop."""
+    """The proxy hooks (``ws_tap``, ``http_tap``) and the terminal poll loop. ``upstreams``
+    (the lifecycle's table of live workspaces) says which session a workspace serves;
+    ``clients`` reach its jupyter-server."""
 
-    def __init__(self, manager: SessionManager, record: Record) -> None:
-        self.manager = manager
+    def __init__(self, upstreams: LiveUpstreams, clients: UpstreamClients,
+                 record: Record) -> None:
+        self.upstreams = upstreams
+        self.clients = clients
         self.record = record
         self._sessions: dict[str, _Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -193,7 +196,7 @@ class SessionTaps:
         return state
 
     def _found(self, workspace_id: str) -> tuple[Upstream, str] | None:
-        return self.manager.upstreams.get(workspace_id)
+        return self.upstreams.get(workspace_id)
 
     # -- WebSockets -------------------------------------------------------------------------
 
@@ -328,7 +331,7 @@ class SessionTaps:
         await self.record(event)
 
     async def _get(self, upstream: Upstream, tail: str) -> list[dict[str, Any]]:
-        client = self.manager.clients.get(upstream)
+        client = self.clients.get(upstream)
         url = f"http://{UPSTREAM_HOST}/w/{upstream.workspace_id}/{tail}"
         try:
             async with asyncio.timeout(UPSTREAM_TIMEOUT_S), client.get(

@@ -1,13 +1,16 @@
-"""Interview session lifecycle on the server: provisioning, the warm pool, deadlines, crashes,
-and recovery after a restart. Domain rules live in ``workspaces.sessions``; this module wires
-them to the provisioner, the database writer and the proxy's upstream table."""
+"""The interview session lifecycle: provisioning, the warm pool, deadlines, crashes, and
+recovery after a restart. Domain rules live in ``workspaces.sessions``; this engine drives them
+with the provisioner, the database writer and the table of live upstreams (which the proxy and
+the recorder read). It knows no web framework: the server builds it (``server/sessions/
+wiring.py``) with everything it needs, the recorder's lifecycle hook included.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -16,10 +19,6 @@ from typing import Any, Protocol
 from common import audit
 from common.db import Database
 from scoring import session_scoring
-from server.people import accounts as people
-from server.sessions import scheduling
-from server.settings import Settings
-from server.workspace.proxy import HttpTap, TapFactory, Upstream, UpstreamClients
 from tasks import revisions
 from tasks.store import TaskStore
 from workspaces import records
@@ -39,6 +38,8 @@ from workspaces.session_errors import (
     SessionError,
     WorkspaceUnavailable,
 )
+from workspaces.upstream import LiveUpstreams, Upstream, UpstreamClients
+from workspaces.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -49,33 +50,41 @@ class LifecycleHook(Protocol):
 
     async def __call__(self, kind: str, session_id: str, info: WorkspaceInfo | None,
                        detail: dict[str, Any]) -> None: ...
+
+
+EndSession = Callable[[Any, str, audit.Actor, str], S.Session]
+"""The write transaction that ends a session (database, session id, actor, why): the server's
+``scheduling.end``, which also queues the ``session.ended`` webhook."""
 UID_RANGE = WORKSPACE_UIDS
 HANDOFF_TTL = timedelta(seconds=60)
 WATCH_INTERVAL_S = 2.0
 
 
 class SessionManager:
+    """Starts, watches and ends sessions' workspaces. ``upstreams`` (shared with the proxy and
+    the recorder) is written here only; ``hooks`` are told of every lifecycle moment."""
+
     def __init__(
-        self, settings: Settings, db: Database, provisioner: Provisioner, store: TaskStore,
-        clients: UpstreamClients, envs_root: Path,
+        self, db: Database, provisioner: Provisioner, store: TaskStore, envs_root: Path, *,
+        uid_base: int, warm_pool_size: int, workspace_url: str, end: EndSession,
+        upstreams: LiveUpstreams, clients: UpstreamClients, hooks: Sequence[LifecycleHook] = (),
     ) -> None:
-        self.settings = settings
         self.db = db
         self.provisioner = provisioner
         self.store = store
-        self.clients = clients
         self.envs_root = envs_root
-        self.upstreams: dict[str, tuple[Upstream, str]] = {}
+        self.uid_base = uid_base
+        self.workspace_url = workspace_url
+        """Where interviewers' handoff links point (the workspace origin)."""
+        self._end = end
+        self.upstreams = upstreams
+        self.clients = clients
+        self.hooks = tuple(hooks)
         self._uids: set[int] = set()
-        self._warm: dict[str, list[WorkspaceInfo]] = {}
-        self._filling: dict[str, asyncio.Task[None]] = {}
+        self.pool = WarmPool(db, provisioner, warm_pool_size, self._start_workspace)
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping: set[str] = set()
-        # Hooks for the recorder (set by the recording layer; None means nothing is recorded).
-        self.ws_tap: TapFactory | None = None
-        self.http_tap: HttpTap | None = None
-        self.hooks: list[LifecycleHook] = []
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -88,7 +97,7 @@ class SessionManager:
         return self._locks.setdefault(session_id, asyncio.Lock())
 
     def _allocate_uid(self) -> int:
-        base = self.settings.sandbox_uid_base
+        base = self.uid_base
         for uid in range(base, base + UID_RANGE):
             # A uid that still runs processes (another pairlab, a stale sandbox) is skipped.
             if uid not in self._uids and not pids_of_uid(uid):
@@ -118,57 +127,17 @@ class SessionManager:
 
     # ---- warm pool ----------------------------------------------------------------------
 
-    async def _fill_pool(self, env_python: Path) -> None:
-        key = str(env_python)
-        pool = self._warm.setdefault(key, [])
-        while len(pool) < self.settings.warm_pool_size:
-            try:
-                info = await self._start_workspace(env_python)
-            except Exception:
-                log.exception("could not start a warm workspace for %s", env_python)
-                return
-            await self.db.write(
-                partial(records.insert, info=info, env_key=env_python.parent.parent.name,
-                        state="warm")
-            )
-            pool.append(info)
-
-    def refill(self, env_python: Path) -> None:
-        key = str(env_python)
-        running = self._filling.get(key)
-        if self.settings.warm_pool_size < 1 or (running is not None and not running.done()):
-            return
-        task = asyncio.create_task(self._fill_pool(env_python))
-        self._filling[key] = task
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     async def warm_up(self) -> None:
         """Start warm pools for the environments of every published task."""
-        if self.settings.warm_pool_size < 1:
+        if self.pool.size < 1:
             return
         current = await self.db.read(revisions.list_revisions)
         wanted = {tuple(r.requirements) for r in current if r.is_current}
         for requirements in sorted(wanted):
             try:
-                self.refill(await self._env_python(requirements))
+                self.pool.refill(await self._env_python(requirements))
             except Exception:
                 log.exception("could not build the environment for %s", requirements)
-
-    async def _claim(self, env_python: Path, session_id: str) -> WorkspaceInfo:
-        pool = self._warm.get(str(env_python), [])
-        while pool:
-            info = pool.pop(0)
-            claimed = await self.db.write(
-                partial(records.claim, workspace_id=info.workspace_id, session_id=session_id)
-            )
-            if claimed:
-                return info
-        info = await self._start_workspace(env_python)
-        await self.db.write(
-            lambda d: records.insert(d, info, env_python.parent.parent.name, "live", session_id)
-        )
-        return info
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -183,7 +152,7 @@ class SessionManager:
             try:
                 rev = await self.db.read(lambda d: revisions.get_revision(d, session.revision_id))
                 env_python = await self._env_python(rev.requirements)
-                info = await self._claim(env_python, session_id)
+                info = await self.pool.claim(env_python, session_id)
                 await self.provisioner.fill(info, self.store.tree(rev.task_id, rev.id))
             except Exception as exc:
                 reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -200,7 +169,7 @@ class SessionManager:
             await self._emit("live", session_id, info, {"by": actor.label})
             self._spawn(self._watch(info, session_id))
             # Refill the pool only now: a refill starting during the claim competes with it.
-            self.refill(env_python)
+            self.pool.refill(env_python)
             return session
 
     async def _emit(self, kind: str, session_id: str, info: WorkspaceInfo | None,
@@ -216,9 +185,9 @@ class SessionManager:
 
         async def run() -> None:
             rev = await self.db.read(lambda d: revisions.get_revision(d, revision_id))
-            self.refill(await self._env_python(rev.requirements))
+            self.pool.refill(await self._env_python(rev.requirements))
 
-        if self.settings.warm_pool_size > 0:
+        if self.pool.size > 0:
             self._spawn(run())
 
     async def extend(self, session_id: str, minutes: int, actor: audit.Actor) -> S.Session:
@@ -232,27 +201,28 @@ class SessionManager:
                                                         "ends_at": session.ends_at})
         return session
 
-    async def handoff_url(self, session_id: str, user: people.User, address: str) -> str:
-        """A one-time link that lets an interviewer into the workspace origin."""
+    async def handoff_url(self, session_id: str, actor: audit.Actor) -> str:
+        """A one-time link that lets the interviewer ``actor`` (a user, with the address they
+        asked from) into the workspace origin."""
         session = await self.db.read(lambda d: S.get_session(d, session_id))
         if session.state != "live":
             raise SessionConflict(f"the session is {session.state}; there is no workspace to join")
 
         def run(d: Any) -> str:
-            token = S.grant(d, session_id, "handoff", user_id=user.id, ttl=HANDOFF_TTL,
-                            address=address)
-            audit.record(d, user.actor(address), "session.join", "session", session_id)
+            token = S.grant(d, session_id, "handoff", user_id=actor.user_id, ttl=HANDOFF_TTL,
+                            address=actor.address)
+            audit.record(d, actor, "session.join", "session", session_id)
             return token
 
         token = await self.db.write(run)
-        return f"{self.settings.workspace_url}/handoff/{token}"
+        return f"{self.workspace_url}/handoff/{token}"
 
     async def end_session(self, session_id: str, actor: audit.Actor, why: str) -> S.Session:
         async with self._lock(session_id):
             session = await self.db.read(lambda d: S.get_session(d, session_id))
             if session.state in ("ended", "failed"):
                 return session
-            session = await self.db.write(lambda d: scheduling.end(d, session_id, actor, why))
+            session = await self.db.write(lambda d: self._end(d, session_id, actor, why))
             if session.workspace_id:
                 await self._stop_workspace(session.workspace_id)
             await self._emit("ended", session_id, None, {"by": actor.label, "why": why})
@@ -351,18 +321,9 @@ class SessionManager:
     async def close(self) -> None:
         for task in list(self._background):
             task.cancel()
+        await self.pool.cancel_fills()
         await asyncio.gather(*self._background, return_exceptions=True)
-        for infos in self._warm.values():
-            for info in infos:
-                try:
-                    await self.provisioner.stop(info)
-                except Exception:
-                    log.exception("could not stop warm workspace %s", info.workspace_id)
-                shutil.rmtree(info.root, ignore_errors=True)
-                await self.db.write(
-                    partial(records.set_state, workspace_id=info.workspace_id, state="stopped")
-                )
-        self._warm.clear()
+        await self.pool.close()
         close = getattr(self.provisioner, "close", None)
         if close is not None:  # live workspaces stop now and are restored at the next start
             await close()

@@ -7,7 +7,8 @@ added by the workspaces area). Long-lived resources are ``cleanup_ctx`` generato
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -16,29 +17,25 @@ from aiohttp import web
 
 from common.db import Database
 from server.db import migrate_database
-from server.doctor import routes as doctor_handlers
+from server.doctor import routes as doctor
 from server.http import health, pages
 from server.http.auth import auth_middleware
 from server.http.errors import error_middleware
 from server.http.keys import DB, LOGIN_LIMITER, SETTINGS
 from server.http.ratelimit import LoginLimiter
 from server.http.security_headers import security_headers_for
-from server.people import admin as admin_handlers
-from server.people import login as login_handlers
-from server.recording import routes as recording_handlers
-from server.scoring import analytics as analytics_handlers
-from server.scoring import export as export_handlers
-from server.scoring import outcomes as outcome_handlers
+from server.people import admin, login
+from server.recording import routes as recording
+from server.scoring import analytics, outcomes, rubrics, webhooks
+from server.scoring import export as score_export
 from server.scoring import pages as scoring_pages
-from server.scoring import routes as scoring_handlers
-from server.scoring import rubrics as rubric_handlers
-from server.scoring import webhooks as webhook_handlers
+from server.scoring import routes as scorecards
 from server.scoring.webhook_sender import webhooks_ctx
-from server.sessions import observe as observe_handlers
-from server.sessions import routes as session_handlers
+from server.sessions import observe
+from server.sessions import routes as sessions
 from server.sessions.wiring import PROVISIONER, WORKSPACE_APP, sessions_ctx
 from server.settings import Settings
-from server.tasks import routes as task_handlers
+from server.tasks import routes as tasks
 from server.tasks.service import tasks_ctx
 from server.workspace.app import create_workspace_app
 from workspaces.provisioner import Provisioner
@@ -55,6 +52,42 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DB] = db
     yield
     await db.close()
+
+
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+Hook = Callable[[web.Application], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Area:
+    """One area of the app: its route tables, its long-lived resources (``cleanup_ctx``
+    generators, started in list order and closed in reverse), and what must happen first at
+    shutdown."""
+
+    name: str
+    routes: tuple[web.RouteTableDef, ...] = ()
+    contexts: tuple[CleanupCtx, ...] = ()
+    on_shutdown: tuple[Hook, ...] = ()
+    setup: Callable[[web.Application], None] | None = None
+
+
+AREAS: tuple[Area, ...] = (
+    Area("http", routes=(health.routes,), contexts=(database_ctx,)),
+    Area("people", routes=(login.routes, admin.routes)),
+    Area("tasks", routes=(tasks.routes,), contexts=(tasks_ctx,)),
+    # before sessions: the built-in rubrics exist before recovery can end a session
+    Area("scoring", routes=(scorecards.routes, scoring_pages.routes, rubrics.routes,
+                            outcomes.routes, score_export.routes, webhooks.routes,
+                            analytics.routes),
+         contexts=(rubrics.rubrics_ctx, webhooks_ctx)),
+    # the recorder, then the session manager given its hook (server/sessions/wiring.py)
+    Area("sessions", routes=(sessions.routes, observe.routes), contexts=(sessions_ctx,)),
+    Area("recording", routes=(recording.routes,), on_shutdown=(recording.end_streams,)),
+    Area("doctor", setup=doctor.setup),
+    Area("home", routes=(pages.routes,)),
+)
+"""The app origin's areas, in order. The workspace origins (``server/workspace/``) are their
+own app, attached under ``WORKSPACE_APP``."""
 
 
 def create_app(settings: Settings, provisioner: Provisioner | None = None) -> web.Application:
@@ -75,28 +108,13 @@ def create_app(settings: Settings, provisioner: Provisioner | None = None) -> we
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    app.cleanup_ctx.append(database_ctx)
-    app.cleanup_ctx.append(tasks_ctx)
-    app.cleanup_ctx.append(rubric_handlers.rubrics_ctx)
-    app.cleanup_ctx.append(sessions_ctx)  # the recorder, then the manager given its hook
-    app.cleanup_ctx.append(webhooks_ctx)
-    app.on_shutdown.append(recording_handlers.end_streams)
-    app.add_routes(health.routes)
-    app.add_routes(login_handlers.routes)
-    app.add_routes(admin_handlers.routes)
-    app.add_routes(task_handlers.routes)
-    app.add_routes(session_handlers.routes)
-    app.add_routes(recording_handlers.routes)
-    app.add_routes(observe_handlers.routes)
-    app.add_routes(scoring_handlers.routes)
-    app.add_routes(scoring_pages.routes)
-    app.add_routes(rubric_handlers.routes)
-    app.add_routes(outcome_handlers.routes)
-    app.add_routes(export_handlers.routes)
-    app.add_routes(webhook_handlers.routes)
-    app.add_routes(analytics_handlers.routes)
-    doctor_handlers.setup(app)
-    app.add_routes(pages.routes)
+    for area in AREAS:
+        app.cleanup_ctx.extend(area.contexts)
+        app.on_shutdown.extend(area.on_shutdown)
+        for table in area.routes:
+            app.add_routes(table)
+        if area.setup is not None:
+            area.setup(app)
     app.router.add_static("/static", HERE / "static", append_version=False)
     app[WORKSPACE_APP] = create_workspace_app(settings, app)
     return app

@@ -35,8 +35,6 @@ from common.db import Database
 from server.http.keys import DB, SETTINGS
 from server.people import accounts as people
 from server.recording.taps import SessionTaps
-from server.sessions.export import history_path, workspace_root
-from server.sessions.hidden_checks import check_session, visible_tests
 from server.sessions.keys import SESSIONS
 from server.sessions.service import SessionManager
 from server.settings import Settings
@@ -45,6 +43,7 @@ from tasks import revisions
 from workspaces import events as E
 from workspaces import records
 from workspaces import sessions as S
+from workspaces.archive import history_path, workspace_root
 from workspaces.events import (
     Event,
     EventRecorder,
@@ -55,6 +54,7 @@ from workspaces.events import (
     last_seq,
 )
 from workspaces.excerpt import safe_text
+from workspaces.grading.hidden import check_session, visible_tests
 from workspaces.grading.queue import FairQueue
 from workspaces.history import History
 from workspaces.provisioner import WorkspaceInfo
@@ -350,7 +350,8 @@ class RecordingService:
         while sha is not None:
             async with self._checks.slot(rec.session_id):
                 payload = await visible_tests(
-                    rec.session_id, rev, sha, settings=self.settings,
+                    rec.session_id, rev, sha,
+                    timeout_s=self.settings.check_timeout_seconds,
                     store=self.manager.store, envs_root=self.manager.envs_root,
                     history=self.history(rec.session_id),
                     sandbox=self.sandbox)
@@ -422,7 +423,8 @@ class RecordingService:
             return None
         rev = await self.db.read(lambda d: revisions.get_revision(d, session.revision_id))
         root = await self.db.read(lambda d: workspace_root(d, session))
-        return await check_session(session.id, rev, settings=self.settings,
+        return await check_session(session.id, rev,
+                                   timeout_s=self.settings.check_timeout_seconds,
                                    store=self.manager.store, envs_root=self.manager.envs_root,
                                    root=root, history=self.history(session_id),
                                    sandbox=self.sandbox)

@@ -34,7 +34,7 @@ from server.scoring import pages as scoring_pages
 from server.scoring import routes as scoring_handlers
 from server.scoring import rubrics as rubric_handlers
 from server.scoring import webhooks as webhook_handlers
-from server.scoring.webhook_sender import webhooks_ctx
+from server.scoring.wiring import webhooks_ctx
 from server.sessions import observe as observe_handlers
 from server.sessions import routes as session_handlers
 from server.sessions.wiring import PROVISIONER, WORKSPACE_APP, sessions_ctx

@@ -2,8 +2,8 @@
 
 Plain functions over a ``sqlite_utils.Database`` (run on the server's writer or a reader
 thread); no aiohttp. Code that changes something calls :func:`enqueue` inside its own write
-transaction, so a delivery exists exactly when the change that caused it committed. The server's
-sender (``server/scoring/webhook_sender.py``) POSTs what :func:`due` returns and reports each
+transaction, so a delivery exists exactly when the change that caused it committed. The webhook
+sender (``scoring/webhook_sender.py``) POSTs what :func:`due` returns and reports each
 attempt with :func:`record_attempt`.
 
 A delivery's body is canonical JSON (sorted keys, no spaces, ASCII)::

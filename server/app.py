@@ -30,7 +30,7 @@ from server.scoring import analytics, outcomes, rubrics, webhooks
 from server.scoring import export as score_export
 from server.scoring import pages as scoring_pages
 from server.scoring import routes as scorecards
-from server.scoring.webhook_sender import webhooks_ctx
+from server.scoring.wiring import webhooks_ctx
 from server.sessions import observe
 from server.sessions import routes as sessions
 from server.sessions.wiring import PROVISIONER, WORKSPACE_APP, sessions_ctx

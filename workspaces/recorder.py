@@ -33,13 +33,13 @@ from typing import Any, Protocol, TypeVar
 
 from common.clock import now
 from common.db import Database
-from server.sessions.export import history_path, workspace_root
 from tasks import revisions
 from tasks.revisions import Revision
 from tasks.store import TaskStore
 from workspaces import events as E
 from workspaces import records
 from workspaces import sessions as S
+from workspaces.archive import history_path, workspace_root
 from workspaces.events import (
     Event,
     EventRecorder,

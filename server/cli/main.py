@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common import audit
 from common.db import connect
+from common.errors import DomainError
 from server.cli.sessions import add_session_commands
 from server.cli.tasks import add_task_commands
 from server.db import migrate, open_migrated
@@ -234,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"pairlab: invalid setting {exc}", file=sys.stderr)
         return 2
-    except (ServerError, TaskError, SessionError, WorkspaceError) as exc:
+    except (ServerError, TaskError, SessionError, WorkspaceError, DomainError) as exc:
         print(f"pairlab: {exc.message}", file=sys.stderr)
         return 2 if exc.status < 500 else 1
     except KeyboardInterrupt:

@@ -12,10 +12,10 @@ from common import audit
 from server.db import open_migrated
 from server.people import accounts as people
 from server.sessions import scheduling
-from server.sessions.export import export_session
 from server.sessions.scheduling import ScheduleRequest, schedule
 from server.settings import Settings
 from workspaces import sessions as S
+from workspaces.archive import export_session
 
 
 def add_session_commands(sub: Any, add_setting_flags: Any) -> None:

@@ -1,5 +1,5 @@
 """Admin: the deployment report of ``pairlab doctor``, as a page and as JSON (thin handlers
-over ``server.doctor.checks``).
+over ``server.doctor.checks``; one full run at a time: ``server.doctor.full_runs``).
 
 Reading is cheap and safe: ``GET`` gives the fast report (no workspace is started). The full
 report starts a throwaway workspace (a few seconds, maybe an environment build), so it is a
@@ -14,26 +14,12 @@ import asyncio
 import aiohttp_jinja2
 from aiohttp import web
 
-from server.doctor.checks import Report, fast_report, full_report
+from server.doctor.checks import Report, fast_report
+from server.doctor.full_runs import FullRuns
 from server.http.auth import csrf_token, require_admin
 from server.http.keys import SETTINGS
 
 routes = web.RouteTableDef()
-class FullRuns:
-    """One full check at a time; a request that arrives while one runs gets its report."""
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.last: Report | None = None
-
-    async def report(self, app: web.Application) -> Report:
-        if self.lock.locked():
-            async with self.lock:
-                if self.last is not None:
-                    return self.last
-        async with self.lock:
-            self.last = await full_report(app[SETTINGS])
-            return self.last
 
 
 FULL_RUNS = web.AppKey("doctor_full_runs", FullRuns)
@@ -54,7 +40,7 @@ async def api_doctor(request: web.Request) -> web.Response:
 @routes.post("/api/v1/doctor")
 async def api_doctor_full(request: web.Request) -> web.Response:
     require_admin(request)
-    return web.json_response((await request.app[FULL_RUNS].report(request.app)).public())
+    return web.json_response((await request.app[FULL_RUNS].report(request.app[SETTINGS])).public())
 
 
 async def _page(request: web.Request, report: Report, full: bool) -> web.Response:
@@ -74,4 +60,5 @@ async def doctor_page(request: web.Request) -> web.Response:
 @routes.post("/admin/doctor")
 async def doctor_run(request: web.Request) -> web.Response:
     require_admin(request)
-    return await _page(request, await request.app[FULL_RUNS].report(request.app), full=True)
+    return await _page(request, await request.app[FULL_RUNS].report(request.app[SETTINGS]),
+                       full=True)

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from common.errors import DomainError
 from scoring.outcomes import OutcomeError
 from scoring.problems import Problems
 from server.http.accesslog import scrub_path
@@ -77,7 +78,7 @@ class TooManyRequests(ServerError):
 
 
 DOMAIN_ERRORS: tuple[type[Exception], ...] = (TaskError, SessionError, WorkspaceError,
-                                               OutcomeError, Problems)
+                                               OutcomeError, Problems, DomainError)
 
 _HTTP_MESSAGES = {
     404: ("not_found", "There is nothing at this address."),

@@ -60,9 +60,9 @@ from server.http.keys import DB, SETTINGS
 from server.http.security_headers import CSP
 from server.recording.keys import RECORDING
 from server.sessions.access import visible_session
-from server.sessions.export import export_session
 from server.settings import Settings
 from workspaces import events as E
+from workspaces.archive import export_session
 from workspaces.events import Event, StoredEvent, query_events, snapshot_at
 from workspaces.history import History
 from workspaces.permissions import remove_tree

@@ -12,13 +12,13 @@ import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from scoring import scorecard_txns as SC
 from scoring import scorecards
+from scoring.report import candidate_report
 from scoring.scorecards import ScorecardError
 from server.http.auth import client_address, csrf_token
 from server.http.bodies import whole_number
 from server.http.keys import DB
-from server.scoring import scorecards as SC
-from server.scoring.report import candidate_report
 from server.scoring.routes import load_panel, mine_json, sealed_debrief
 from server.sessions.access import visible_session
 from workspaces.events import HINT, NOTE
@@ -57,7 +57,7 @@ def _notes(d: Any, session_id: str) -> list[dict[str, Any]]:
 async def _scorecard_page(request: web.Request, *, form_data: dict[str, Any] | None = None,
                           problems: list[str] | None = None, status: int = 200) -> web.Response:
     user, session = await visible_session(request)
-    SC.require_panelist(user, session)
+    SC.require_panelist(user.id, session)
 
     p = await load_panel(request, session.id)
 
@@ -83,15 +83,16 @@ async def scorecard_page(request: web.Request) -> web.Response:
 @routes.post(PAGE + "/scorecard")
 async def scorecard_submit(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
-    SC.require_panelist(user, session)
+    SC.require_panelist(user.id, session)
     form = await request.post()
     data = card_from_form(form, await load_panel(request, session.id))
     actor = user.actor(client_address(request))
     try:
         if form.get("action") == "submit":
-            await request.app[DB].write(lambda d: SC.submit(d, session.id, user, data, actor))
+            await request.app[DB].write(
+                lambda d: SC.submit(d, session.id, user.id, user.email, data, actor))
             raise web.HTTPSeeOther(f"/sessions/{session.id}/debrief")
-        await request.app[DB].write(lambda d: SC.save(d, session.id, user, data))
+        await request.app[DB].write(lambda d: SC.save(d, session.id, user.id, data))
     except ScorecardError as e:
         return await _scorecard_page(request, form_data=data, problems=e.problems, status=422)
     raise web.HTTPSeeOther(f"/sessions/{session.id}/scorecard")
@@ -116,5 +117,5 @@ async def report_page(request: web.Request) -> web.Response:
 async def reveal_submit(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
     actor = user.actor(client_address(request))
-    await request.app[DB].write(lambda d: SC.reveal(d, session.id, user, actor))
+    await request.app[DB].write(lambda d: SC.reveal(d, session.id, user.id, actor))
     raise web.HTTPSeeOther(f"/sessions/{session.id}/debrief")

@@ -1,5 +1,5 @@
 """Scorecards, debrief, report and reveal: the JSON API (thin handlers over
-``server.scoring.scorecards``).
+``scoring.scorecard_txns``).
 
 - ``GET /api/v1/sessions/{id}/scorecards/mine`` → the caller's draft
   ``{"session_id", "state": "draft" | "submitted", "version", "updated_at", "submitted_at",
@@ -20,16 +20,16 @@ from typing import Any
 
 from aiohttp import web
 
+from scoring import scorecard_txns as SC
 from scoring import scorecards
 from scoring.debrief import Debrief
+from scoring.report import candidate_report
 from scoring.scorecards import Draft
 from server.http.auth import client_address
 from server.http.bodies import json_object
 from server.http.errors import Forbidden
 from server.http.keys import DB
 from server.people.accounts import User
-from server.scoring import scorecards as SC
-from server.scoring.report import candidate_report
 from server.sessions.access import visible_session
 
 routes = web.RouteTableDef()
@@ -57,7 +57,7 @@ async def load_panel(request: web.Request, session_id: str) -> SC.Panel:
 @routes.get(API + "/scorecards/mine")
 async def api_mine(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
-    SC.require_panelist(user, session)
+    SC.require_panelist(user.id, session)
     p = await load_panel(request, session.id)
     draft = await request.app[DB].read(lambda d: scorecards.get_draft(d, session.id, user.id))
     return web.json_response(mine_json(p, draft))
@@ -66,20 +66,20 @@ async def api_mine(request: web.Request) -> web.Response:
 @routes.put(API + "/scorecards/mine")
 async def api_save(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
-    SC.require_panelist(user, session)
+    SC.require_panelist(user.id, session)
     data = await json_object(request)
-    p, draft = await request.app[DB].write(lambda d: SC.save(d, session.id, user, data))
+    p, draft = await request.app[DB].write(lambda d: SC.save(d, session.id, user.id, data))
     return web.json_response(mine_json(p, draft))
 
 
 @routes.post(API + "/scorecards/mine/submit")
 async def api_submit(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
-    SC.require_panelist(user, session)
+    SC.require_panelist(user.id, session)
     data = await json_object(request) if request.body_exists else None
     actor = user.actor(client_address(request))
     stored, ready = await request.app[DB].write(
-        lambda d: SC.submit(d, session.id, user, data, actor))
+        lambda d: SC.submit(d, session.id, user.id, user.email, data, actor))
     return web.json_response({"scorecard": stored.public(), "debrief_ready": ready})
 
 
@@ -91,7 +91,7 @@ async def sealed_debrief(request: web.Request) -> tuple[User, SC.Panel, Debrief]
     p = SC.Panel(session, p.scoring, p.rubric)  # the session as the caller sees it (blind)
 
     def load(d: Any) -> Debrief | None:
-        return SC.load_debrief(d, p) if SC.may_see_all(d, user, session) else None
+        return SC.load_debrief(d, p) if SC.may_see_all(d, user.id, user.is_admin, session) else None
 
     debrief = await request.app[DB].read(load)
     if debrief is None:
@@ -123,5 +123,5 @@ async def api_report(request: web.Request) -> web.Response:
 async def api_reveal(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
     actor = user.actor(client_address(request))
-    scoring = await request.app[DB].write(lambda d: SC.reveal(d, session.id, user, actor))
+    scoring = await request.app[DB].write(lambda d: SC.reveal(d, session.id, user.id, actor))
     return web.json_response({"scoring": scoring.public()})

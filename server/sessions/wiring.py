@@ -15,10 +15,10 @@ from server.http.keys import DB, SETTINGS
 from server.people import accounts as people
 from server.recording.keys import RECORDING
 from server.sessions import scheduling
-from server.sessions.hidden_checks import check_session, visible_tests
 from server.sessions.keys import SESSIONS
 from server.settings import Settings
 from server.tasks.service import sandbox_for, task_store
+from workspaces.grading.hidden import check_session, visible_tests
 from workspaces.lifecycle import SessionManager
 from workspaces.provisioner import Provisioner
 from workspaces.recorder import RecordingService
@@ -69,9 +69,9 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     recorder = RecordingService(
         db, store, settings.data_dir, upstreams=upstreams, clients=clients,
         user_id_of=_user_id_of,
-        hidden_checks=partial(check_session, settings=settings, store=store,
+        hidden_checks=partial(check_session, timeout_s=settings.check_timeout_seconds, store=store,
                               envs_root=settings.envs_root, sandbox=sandbox),
-        visible_tests=partial(visible_tests, settings=settings, store=store,
+        visible_tests=partial(visible_tests, timeout_s=settings.check_timeout_seconds, store=store,
                               envs_root=settings.envs_root, sandbox=sandbox),
         continuous_checks=settings.continuous_checks,
     )

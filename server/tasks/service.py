@@ -21,7 +21,6 @@ from aiohttp import web
 
 from common import audit
 from server.http.keys import DB, SETTINGS
-from server.sessions.hidden_checks import visible_target
 from server.settings import Settings
 from tasks import revisions
 from tasks.checks import CheckResult, CheckRunner
@@ -33,6 +32,7 @@ from tasks.store import TaskStore
 from workspaces.environments import EnvironmentBuildFailed, ensure_environment
 from workspaces.errors import SandboxUnavailable
 from workspaces.grading.harness import harness_job, parse_report, prepare_for_grading
+from workspaces.grading.hidden import visible_target
 from workspaces.sandbox_run import CheckSandbox, SandboxJob
 
 log = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from server.sessions.hidden_checks import visible_target
 from tests.conftest import query
 from tests.recording_server.conftest import RecFactory, kinds
 from workspaces import events as E
+from workspaces.grading.hidden import visible_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from server.sessions.hidden_checks import summarise
 from tests.recording_server.conftest import RecFactory, assert_gap_free, kinds
 from tests.recording_server.fake_jupyter import (
     KERNEL_REFUSAL,
@@ -15,6 +14,7 @@ from tests.recording_server.fake_jupyter import (
     error_body,
 )
 from workspaces import events as E
+from workspaces.grading.hidden import summarise
 from workspaces.sandbox_run import TIME_LIMIT
 
 

@@ -8,16 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.sessions.export import copy_tree
-from server.sessions.hidden_checks import (
+from workspaces.grading import pytest_runner as grading_pytest
+from workspaces.grading.harness import INI_TEXT, parse_report
+from workspaces.grading.hidden import (
     CheckPlan,
     checks_path_from_report,
     prepare_copy,
     summarise,
 )
-from workspaces.grading import pytest_runner as grading_pytest
-from workspaces.grading.harness import INI_TEXT, parse_report
 from workspaces.sandbox_run import TIME_LIMIT
+from workspaces.tree_copy import copy_tree
 
 
 def test_copy_tree_never_follows_a_link_or_blocks(tmp_path: Path) -> None:

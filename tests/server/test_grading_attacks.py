@@ -27,15 +27,15 @@ from typing import Any
 
 import pytest
 
-from server.sessions.export import history_path
-from server.sessions.hidden_checks import CheckPlan, check_session, run_checks, visible_tests
 from server.settings import Settings
 from server.tasks.service import sandbox_for, task_store
 from tasks import revisions
 from tests.conftest import MakeSettings, open_db
 from tests.fixture_tasks import HOOKWRAPPER, SHARED_ENVS, publish_fake_task
 from tests.workspaces.conftest import require_sandbox
+from workspaces.archive import history_path
 from workspaces.environments import ensure_environment
+from workspaces.grading.hidden import CheckPlan, check_session, run_checks, visible_tests
 from workspaces.grading.queue import FairQueue
 from workspaces.history import History
 from workspaces.limits import Limits, MiB
@@ -185,14 +185,16 @@ class Graded:
     async def hidden(self, name: str, files: dict[str, str]) -> dict[str, Any]:
         root, history = self.workspace(name, files)
         return await check_session(
-            name, self.rev, settings=self.settings, store=task_store(self.settings),
+            name, self.rev, timeout_s=self.settings.check_timeout_seconds,
+            store=task_store(self.settings),
             envs_root=self.settings.envs_root, root=root, history=history,
             sandbox=self.sandbox)
 
     async def visible(self, name: str, files: dict[str, str]) -> dict[str, Any]:
         _, history = self.workspace(name, files)
         payload = await visible_tests(
-            name, self.rev, history.commits()[-1][0], settings=self.settings,
+            name, self.rev, history.commits()[-1][0],
+            timeout_s=self.settings.check_timeout_seconds,
             store=task_store(self.settings), envs_root=self.settings.envs_root,
             history=history, sandbox=self.sandbox)
         assert payload is not None

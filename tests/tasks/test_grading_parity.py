@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 
-from server.sessions.export import history_path
-from server.sessions.hidden_checks import check_session
 from server.settings import Settings
 from server.tasks.service import import_config, sandbox_for, task_store
 from tasks.importer import ImportRequest, install_revision, prepare_import
@@ -22,6 +20,8 @@ from tests.conftest import MakeSettings, open_db
 from tests.fixture_tasks import HOOKWRAPPER, SHARED_ENVS
 from tests.tasks.conftest import SOLUTION, TASK_ID, make_repo, tiny_task
 from tests.workspaces.conftest import require_sandbox
+from workspaces.archive import history_path
+from workspaces.grading.hidden import check_session
 from workspaces.history import History
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -85,7 +85,8 @@ async def test_hidden_checks_needing_a_root_conftest_grade_alike_at_import_and_i
         history = History(history_path(settings.data_dir, name))
         history.init(store.tree(TASK_ID, rev.id))
         history.snapshot(root, datetime.now(UTC), "snapshot")
-        return await check_session(name, rev, settings=settings, store=store,
+        return await check_session(name, rev, timeout_s=settings.check_timeout_seconds,
+                                   store=store,
                                    envs_root=settings.envs_root, root=root, history=history,
                                    sandbox=sandbox_for(settings))
 

@@ -31,8 +31,6 @@ from typing import Any
 
 import pytest
 
-from server.sessions.export import history_path
-from server.sessions.hidden_checks import check_session, visible_tests
 from server.settings import Settings
 from server.tasks.service import import_config, sandbox_for, task_store
 from tasks import revisions
@@ -41,8 +39,10 @@ from tests.conftest import MakeSettings, open_db
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.tasks.conftest import make_repo, tiny_task
 from tests.workspaces.conftest import require_sandbox
+from workspaces.archive import history_path
 from workspaces.cgroups import pids_of_uid
 from workspaces.environments import ensure_environment
+from workspaces.grading.hidden import check_session, visible_tests
 from workspaces.history import History
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -457,7 +457,8 @@ async def test_continuous_visible_tests_run_sandboxed(attack: Attack, tmp_path: 
         "attack_probe.py": attack.conftest(reads=store_reads(attack, session, session_id)),
         "test_attack.py": ATTACK_MODULE_TEST}, "snapshot")
 
-    payload = await visible_tests(session_id, session.rev, commit, settings=attack.settings,
+    payload = await visible_tests(session_id, session.rev, commit,
+                                  timeout_s=attack.settings.check_timeout_seconds,
                                   store=task_store(attack.settings),
                                   envs_root=attack.settings.envs_root, history=session.history,
                                   sandbox=sandbox_for(attack.settings))
@@ -490,7 +491,8 @@ async def test_end_of_session_hidden_checks_run_sandboxed(
         "main.py": f"{planted}\npytest.fail(REPORT, pytrace=False)  # fixed\n"}, "final")
 
     payload = await check_session(
-        session_id, session.rev, settings=attack.settings, store=task_store(attack.settings),
+        session_id, session.rev, timeout_s=attack.settings.check_timeout_seconds,
+        store=task_store(attack.settings),
         envs_root=attack.settings.envs_root,
         root=session.workspace if from_workspace else None, history=session.history,
         sandbox=sandbox_for(attack.settings))
@@ -523,7 +525,8 @@ async def test_hidden_checks_are_never_written_through_the_candidates_links(
     (session.workspace / "checks").symlink_to(victim)
 
     payload = await check_session(
-        session_id, session.rev, settings=attack.settings, store=task_store(attack.settings),
+        session_id, session.rev, timeout_s=attack.settings.check_timeout_seconds,
+        store=task_store(attack.settings),
         envs_root=attack.settings.envs_root, root=session.workspace, history=session.history,
         sandbox=sandbox_for(attack.settings))
     on_host = sorted(str(p.relative_to(victim)) for p in victim.rglob("*"))

@@ -3,6 +3,8 @@ writer (``synchronous=FULL``), so a 2xx on submit means the scorecard is on disk
 interviewers submitting at once are simply serialised.
 
 Also the sealing rule, shared by every page and API route that shows others' scorecards.
+Web-free: the caller is given as values (its user id, email, ``common.audit.Actor``), and
+refusals are domain errors (``scoring.errors``).
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ import sqlite_utils
 
 from common import audit
 from scoring import debrief, scorecards, session_scoring, webhooks
+from scoring.errors import NotOnPanel, RevealRefused
 from scoring.rubrics import Rubric
 from scoring.scorecards import Card, Draft, Submitted
 from scoring.session_scoring import Scoring
-from server.http.errors import Conflict, Forbidden
-from server.people.accounts import User
 from workspaces import sessions as S
 from workspaces.events import CHECKS_RUN
 
@@ -52,17 +53,18 @@ def read_panel(d: sqlite_utils.Database, session_id: str) -> Panel | None:
     return Panel(session, scoring, session_scoring.rubric_of(d, scoring))
 
 
-def require_panelist(user: User, session: S.Session) -> None:
-    if user.id not in session.interviewer_ids:
-        raise Forbidden("Only this session's interviewers fill in scorecards.")
+def require_panelist(user_id: int, session: S.Session) -> None:
+    if user_id not in session.interviewer_ids:
+        raise NotOnPanel("Only this session's interviewers fill in scorecards.")
 
 
-def may_see_all(d: sqlite_utils.Database, user: User, session: S.Session) -> bool:
+def may_see_all(d: sqlite_utils.Database, user_id: int, is_admin: bool,
+                session: S.Session) -> bool:
     """Sealing: a panelist sees others' scorecards only after submitting their own; an admin
     who is not on the panel (and so never scores it) may read the submitted ones."""
-    if user.id in session.interviewer_ids:
-        return scorecards.has_submitted(d, session.id, user.id)
-    return user.is_admin
+    if user_id in session.interviewer_ids:
+        return scorecards.has_submitted(d, session.id, user_id)
+    return is_admin
 
 
 def parse(d: sqlite_utils.Database, p: Panel, data: Any) -> Card:
@@ -72,10 +74,11 @@ def parse(d: sqlite_utils.Database, p: Panel, data: Any) -> Card:
     return card
 
 
-def save(d: sqlite_utils.Database, session_id: str, user: User, data: Any) -> tuple[Panel, Draft]:
+def save(d: sqlite_utils.Database, session_id: str, user_id: int,
+         data: Any) -> tuple[Panel, Draft]:
     p = panel(d, session_id)
-    require_panelist(user, p.session)
-    return p, scorecards.save_draft(d, p.session.id, user.id, parse(d, p, data))
+    require_panelist(user_id, p.session)
+    return p, scorecards.save_draft(d, p.session.id, user_id, parse(d, p, data))
 
 
 def waiting_for(d: sqlite_utils.Database, session: S.Session) -> list[str]:
@@ -88,24 +91,25 @@ def waiting_for(d: sqlite_utils.Database, session: S.Session) -> list[str]:
     return names
 
 
-def submit(d: sqlite_utils.Database, session_id: str, user: User, data: Any | None,
-           actor: audit.Actor) -> tuple[Submitted, bool]:
-    """Submit the caller's scorecard (``data``, or the stored draft when None).
+def submit(d: sqlite_utils.Database, session_id: str, user_id: int, email: str,
+           data: Any | None, actor: audit.Actor) -> tuple[Submitted, bool]:
+    """Submit the scorecard of the interviewer ``user_id`` (``email``, named in the webhook):
+    ``data``, or the stored draft when None.
 
     Returns the stored version and whether this submission completed the panel (then
     ``debrief.ready`` is queued). Webhooks are queued in this same transaction."""
     p = panel(d, session_id)
-    require_panelist(user, p.session)
+    require_panelist(user_id, p.session)
     card = parse(d, p, data) if data is not None else scorecards.get_draft(
-        d, p.session.id, user.id).card
-    stored = scorecards.submit(d, p.session.id, user.id, card, p.rubric)
+        d, p.session.id, user_id).card
+    stored = scorecards.submit(d, p.session.id, user_id, card, p.rubric)
     action = "scorecard.submitted" if stored.version == 1 else "scorecard.edited"
     # No scores in the audit detail: the audit log must not unseal a panel for an admin.
     audit.record(d, actor, action, "session", p.session.id, version=stored.version)
     common = {"session_id": p.session.id, "task_id": p.session.task_id,
               "rubric_id": p.rubric.id, "rubric_version": p.rubric.version}
     webhooks.enqueue(d, "scorecard.submitted", {
-        **common, "interviewer": user.email, "version": stored.version,
+        **common, "interviewer": email, "version": stored.version,
         "weighted_score": stored.weighted_score,
         "recommendation": stored.card.recommendation})
     # Only someone's first submission can complete the panel (an edit changes nobody's state).
@@ -129,15 +133,15 @@ def load_debrief(d: sqlite_utils.Database, p: Panel) -> debrief.Debrief:
                          latest_checks(d, p.session.id), waiting_for(d, p.session))
 
 
-def reveal(d: sqlite_utils.Database, session_id: str, user: User,
+def reveal(d: sqlite_utils.Database, session_id: str, user_id: int,
            actor: audit.Actor) -> Scoring:
     p = panel(d, session_id)
     if p.scoring.blind and p.scoring.revealed_at is not None:
         return p.scoring  # already revealed: nothing new to record
     try:
-        scoring = session_scoring.reveal(d, p.session, user.id,
+        scoring = session_scoring.reveal(d, p.session, user_id,
                                          submitted_by=scorecards.submitted_by(d, session_id))
     except session_scoring.RevealRefused as e:
-        raise Conflict(f"The candidate cannot be revealed: {e}.") from None
+        raise RevealRefused(f"The candidate cannot be revealed: {e}.") from None
     audit.record(d, actor, "candidate.revealed", "session", session_id)
     return scoring

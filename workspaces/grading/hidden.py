@@ -1,7 +1,7 @@
 """Run a task's hidden checks on a session's final state, and its visible tests on each
 snapshot, in a fresh sandbox, with pairlab's own harness (``workspaces.grading.harness``).
 
-A copy of the final tree is made (``session_export.copy_tree``: no link followed) and
+A copy of the final tree is made (``workspaces.tree_copy.copy_tree``: no link followed) and
 prepared as the import prepared its own (``grading.prepare_for_grading``): every
 ``conftest.py`` and bytecode file of the candidate's is removed, the revision's conftests are
 put back, whatever the candidate left at the checks' path is removed and the revision's hidden
@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.sessions.export import copy_tree, materialize
-from server.settings import Settings
 from tasks.revisions import Revision
 from tasks.store import TaskStore
 from workspaces.environments import ensure_environment
@@ -47,6 +45,7 @@ from workspaces.grading.harness import (
 )
 from workspaces.history import History
 from workspaces.sandbox_run import TIME_LIMIT, CheckSandbox
+from workspaces.tree_copy import copy_tree, materialize
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +177,12 @@ def _failure_reason(what: str, exc: Exception) -> str:
     return f"{what} could not run: {detail}"[:500]
 
 
-async def check_session(session_id: str, rev: Revision, *, settings: Settings, store: TaskStore,
+async def check_session(session_id: str, rev: Revision, *, timeout_s: float, store: TaskStore,
                         envs_root: Path, root: Path | None, history: History,
                         sandbox: CheckSandbox) -> dict[str, Any]:
     """The ``checks.run`` payload for a session's final state: its workspace folder ``root``
-    if it is still there, else the last snapshot of its ``history``."""
+    if it is still there, else the last snapshot of its ``history``; the run is stopped after
+    ``timeout_s`` (the ``check_timeout_seconds`` setting)."""
     skipped: dict[str, Any] = {"status": "skipped", "passed": 0, "failed": 0, "errors": 0,
                                "skipped": 0, "total": 0, "checks": []}
     hidden = store.hidden(rev.task_id, rev.id)
@@ -204,7 +204,7 @@ async def check_session(session_id: str, rev: Revision, *, settings: Settings, s
     try:
         env_python = await asyncio.to_thread(ensure_environment, envs_root, rev.requirements)
         plan = CheckPlan(hidden, checks_path, env_python,
-                         timeout_s=settings.check_timeout_seconds,
+                         timeout_s=timeout_s,
                          revision_tree=store.tree(rev.task_id, rev.id))
         work = await asyncio.to_thread(sandbox.scratch, session_id)
         payload = await asyncio.to_thread(run_checks, plan, work, fill, sandbox)
@@ -238,7 +238,7 @@ def visible_target(command: str) -> str | None:
     return None
 
 
-async def visible_tests(session_id: str, rev: Revision, commit: str, *, settings: Settings,
+async def visible_tests(session_id: str, rev: Revision, commit: str, *, timeout_s: float,
                         store: TaskStore, envs_root: Path, history: History,
                         sandbox: CheckSandbox) -> dict[str, Any] | None:
     """The ``tests.run`` payload: the candidate-visible tests on the snapshot ``commit``, in a
@@ -249,7 +249,7 @@ async def visible_tests(session_id: str, rev: Revision, commit: str, *, settings
     work: Path | None = None
     try:
         env_python = await asyncio.to_thread(ensure_environment, envs_root, rev.requirements)
-        plan = CheckPlan(None, target, env_python, timeout_s=settings.check_timeout_seconds,
+        plan = CheckPlan(None, target, env_python, timeout_s=timeout_s,
                          revision_tree=store.tree(rev.task_id, rev.id))
         work = await asyncio.to_thread(sandbox.scratch, f"{session_id}-tests")
         payload = await asyncio.to_thread(

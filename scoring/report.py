@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from scoring.debrief import Debrief
-from server.scoring.scorecards import Panel
+from scoring.scorecard_txns import Panel
 
 
 def candidate_report(p: Panel, debrief: Debrief) -> dict[str, Any]:

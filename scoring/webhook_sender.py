@@ -7,6 +7,9 @@ with the subscription's secret through one shared ``ClientSession`` (no redirect
 cookies kept, no proxy from the environment), and records the attempt on the writer thread:
 2xx delivers, anything else schedules the next try with backoff until the attempts run out.
 
+Web-free (aiohttp's client only): the server's ``server.scoring.wiring`` builds it with the
+settings and runs it for the app's lifetime.
+
 Addresses are checked again when connecting: a host that now resolves to a loopback, private,
 link-local or reserved address is refused unless it is in ``webhook_allowed_hosts``. Logs name
 the delivery, the webhook id and the host only: never a path, a query, a body or a secret.
@@ -18,19 +21,16 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from common.db import Database
 from scoring import webhooks
-from server.http.keys import DB, SETTINGS
 from tasks.source import is_public_address
 
 log = logging.getLogger(__name__)
@@ -187,26 +187,3 @@ class WebhookSender:
         if 300 <= status < 400:
             return status, f"HTTP {status}: redirects are not followed"
         return status, f"HTTP {status}"
-
-
-WEBHOOK_SENDER = web.AppKey("webhook_sender", WebhookSender)
-
-
-async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The sender and its client session; a delivery cut off at shutdown is sent again later."""
-    settings = app[SETTINGS]
-    allowed = settings.allowed_webhook_hosts
-    resolver = GuardedResolver(allowed)
-    client = make_client_session(resolver)
-    base = settings.webhook_retry_base_seconds
-    sender = WebhookSender(
-        app[DB], client, allowed_hosts=allowed, base_seconds=base,
-        poll_seconds=max(MIN_POLL_SECONDS, min(POLL_SECONDS, base)),
-    )
-    app[WEBHOOK_SENDER] = sender
-    task = asyncio.create_task(sender.run(), name="webhook-sender")
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await client.close()
-    await resolver.close()

@@ -14,7 +14,7 @@ import sqlite_utils
 
 from common import audit
 from common.clock import now_iso
-from server.http.errors import Conflict, NotFound, Unprocessable
+from common.errors import Conflict, NotFound, Unprocessable
 from server.people.passwords import hash_password, password_problem
 
 ROLES = ("admin", "interviewer")

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from common import audit
 from common.clock import iso_in, now_iso
-from server.http.errors import NotFound, Unprocessable
+from common.errors import NotFound, Unprocessable
 from server.people.accounts import User, find_user, user_from_row
 
 TOKEN_PREFIX = "plb_"  # noqa: S105 - a public prefix, not a secret

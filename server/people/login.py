@@ -10,6 +10,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from common import audit
+from common.errors import Forbidden, TooManyRequests, Unauthorized
 from server.http.auth import (
     SESSION_COOKIE,
     SESSION_TOKEN,
@@ -24,7 +25,6 @@ from server.http.auth import (
 )
 from server.http.bodies import json_body
 from server.http.client_address import limiter_key
-from server.http.errors import Forbidden, TooManyRequests, Unauthorized
 from server.http.keys import DB, LOGIN_LIMITER, SETTINGS
 from server.people import accounts as people
 from server.people import credentials

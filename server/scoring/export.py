@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from common.errors import Unprocessable
 from scoring import score_export
 from scoring.scorecards import sealed_sessions
 from server.http.auth import require_admin
-from server.http.errors import Unprocessable
 from server.http.keys import DB
 
 routes = web.RouteTableDef()

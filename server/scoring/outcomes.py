@@ -12,10 +12,10 @@ import sqlite_utils
 from aiohttp import web
 
 from common import audit
+from common.errors import BadRequest
 from scoring import outcome_import, outcomes
 from server.http.auth import client_address, csrf_token, require_admin
 from server.http.bodies import json_body
-from server.http.errors import BadRequest
 from server.http.keys import DB
 from server.people.accounts import User
 

@@ -20,12 +20,12 @@ from typing import Any
 
 from aiohttp import web
 
+from common.errors import Forbidden
 from scoring import scorecards
 from scoring.debrief import Debrief
 from scoring.scorecards import Draft
 from server.http.auth import client_address
 from server.http.bodies import json_object
-from server.http.errors import Forbidden
 from server.http.keys import DB
 from server.people.accounts import User
 from server.scoring import scorecards as SC

@@ -22,6 +22,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from common import audit
+from common.errors import NotFound, Unprocessable
 from scoring import rubrics as R
 from server.http.auth import client_address, csrf_token, current_user, require_admin
 from server.http.bodies import (
@@ -32,7 +33,6 @@ from server.http.bodies import (
     load_json,
     whole_number,
 )
-from server.http.errors import NotFound, Unprocessable
 from server.http.keys import DB
 from server.people.accounts import User
 from tasks import revisions

@@ -14,11 +14,11 @@ from typing import Any
 import sqlite_utils
 
 from common import audit
+from common.errors import Conflict, Forbidden
 from scoring import debrief, scorecards, session_scoring, webhooks
 from scoring.rubrics import Rubric
 from scoring.scorecards import Card, Draft, Submitted
 from scoring.session_scoring import Scoring
-from server.http.errors import Conflict, Forbidden
 from server.people.accounts import User
 from workspaces import sessions as S
 from workspaces.events import CHECKS_RUN

@@ -15,10 +15,10 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from common import audit
+from common.errors import Conflict, NotFound
 from scoring import webhooks
 from server.http.auth import client_address, csrf_token, require_admin
 from server.http.bodies import json_body, path_number
-from server.http.errors import Conflict, NotFound
 from server.http.keys import DB, SETTINGS
 from server.people.accounts import User
 from tasks.source import scrub_url

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from server.http.errors import BadRequest
+from common.errors import BadRequest
 from workspaces import records
 from workspaces import sessions as S
 from workspaces.events import query_events

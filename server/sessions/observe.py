@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from common.errors import NotFound
 from server.http.auth import csrf_token
-from server.http.errors import NotFound
 from server.http.keys import DB, SETTINGS
 from server.people.accounts import User, get_user
 from server.sessions.access import visible_session

@@ -7,10 +7,10 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from common.errors import Unprocessable
 from scoring import session_scoring
 from server.http.auth import client_address, csrf_token, current_user
 from server.http.bodies import json_body, whole_number
-from server.http.errors import Unprocessable
 from server.http.keys import DB, SETTINGS
 from server.people.accounts import User
 from server.sessions.access import visible_session

@@ -12,9 +12,9 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from common import audit
+from common.errors import Unprocessable
 from server.http.auth import client_address, csrf_token, current_user, require_admin
 from server.http.bodies import json_body
-from server.http.errors import Unprocessable
 from server.http.keys import DB, SETTINGS
 from server.people.accounts import User
 from server.tasks.service import IMPORTS, STORE, require_runnable

@@ -25,11 +25,12 @@ from aiohttp import web
 from yarl import URL
 
 from common.audit import Actor
+from common.errors import Forbidden, NotFound
 from scoring import session_scoring
 from server.http.accesslog import scrub_path
 from server.http.auth import host_only
 from server.http.client_address import client_address
-from server.http.errors import Forbidden, NotFound, error_middleware
+from server.http.errors import error_middleware
 from server.http.keys import DB, SETTINGS
 from server.http.security_headers import CSP, security_headers_except
 from server.people import accounts as people

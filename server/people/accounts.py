@@ -1,7 +1,9 @@
 """People: admins and interviewers (candidates never log in; they use capability links).
 
 Plain functions over a ``sqlite_utils.Database``; callers run them through the one writer or a
-reader thread. Every change writes an audit row in the same transaction.
+reader thread. Every change writes an audit row in the same transaction. Web-free (no
+aiohttp, nothing of ``server.http``): refusals are ``common.errors`` kinds, which the error
+middleware answers and the CLI prints.
 """
 
 from __future__ import annotations

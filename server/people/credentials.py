@@ -2,6 +2,8 @@
 
 Both are high-entropy random strings, so a fast SHA-256 is the right storage hash (argon2 is for
 low-entropy passwords). Resolution always joins ``users`` so a disabled user stops at once.
+Web-free like ``accounts``: refusals are ``common.errors`` kinds; cookies and headers are
+``server.http.auth``'s business.
 """
 
 from __future__ import annotations

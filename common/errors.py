@@ -22,3 +22,41 @@ class DomainError(Exception):
         self.message = message
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})  # more top-level fields of the JSON body, e.g. "rows"
+
+
+# The generic kinds: any layer may raise them (the accounts domain, the web layer, a domain
+# package whose refusal has no name of its own).
+
+
+class BadRequest(DomainError):
+    pass
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class Unprocessable(DomainError):
+    status = 422
+    code = "invalid"
+
+
+class TooManyRequests(DomainError):
+    status = 429
+    code = "too_many_requests"

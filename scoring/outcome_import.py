@@ -35,13 +35,9 @@ class ImportRejected(outcomes.OutcomeError):
     code = "import_rejected"
 
     def __init__(self, message: str, rows: list[str] | None = None) -> None:
-        super().__init__(message)
         self.rows = rows or []
-
-    @property
-    def extra(self) -> dict[str, Any]:
-        """More fields of the JSON error body (the server's error middleware adds them)."""
-        return {"rows": self.rows}
+        # ``rows`` is one more field of the JSON error body (the error middleware adds it)
+        super().__init__(message, extra={"rows": self.rows})
 
 
 @dataclass

@@ -15,6 +15,8 @@ from typing import Any
 
 import sqlite_utils
 
+from common.errors import DomainError
+
 FIELDS = ("hired", "employed_6m", "performance", "note")
 MAX_NOTE = 2000
 RETENTION_BASELINE = "retention_6m"
@@ -23,15 +25,11 @@ Problem = tuple[str, str]
 """``(column, reason)``: one thing wrong with one outcome."""
 
 
-class OutcomeError(Exception):
+class OutcomeError(DomainError):
     """Base class: a human sentence in ``message``; ``status``/``code`` for the boundary."""
 
     status: int = 422
     code: str = "invalid_outcome"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class OutcomeInvalid(OutcomeError):

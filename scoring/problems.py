@@ -7,22 +7,18 @@ problem) and a ``problems`` list beside it, so handlers just let them through.
 
 from __future__ import annotations
 
-from typing import Any
+from common.errors import DomainError
 
 
-class Problems(ValueError):
+class Problems(DomainError, ValueError):
     status = 422
     code = "invalid"  # as the server's own 422s
     verdict = "The input is not valid"
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
+        super().__init__(f"{self.verdict}: {'; '.join(problems)}.",
+                         extra={"problems": problems})
         self.problems = problems
 
-    @property
-    def message(self) -> str:
-        return f"{self.verdict}: {'; '.join(self.problems)}."
-
-    @property
-    def extra(self) -> dict[str, Any]:
-        return {"problems": self.problems}
+    def __str__(self) -> str:
+        return "; ".join(self.problems)  # the bare list, as before; ``message`` has the verdict

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from common.errors import Unprocessable
 from scoring.scorecards import card_from_json
 from workspaces.sessions import ROLES
 
@@ -29,13 +30,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
 
 
-class FilterInvalid(Exception):
-    status = 422
-    code = "invalid_filter"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class FilterInvalid(Unprocessable):
+    """A refused filter of the scores export: answered as the server's own 422s."""
 
 
 @dataclass(frozen=True)

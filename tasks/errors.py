@@ -7,16 +7,14 @@ This module never imports aiohttp: the domain layer stays independent of the web
 
 from __future__ import annotations
 
+from common.errors import DomainError
 
-class TaskError(Exception):
+
+class TaskError(DomainError):
     """Base class: a human sentence in ``message``; ``status``/``code`` for the boundary."""
 
     status: int = 400
     code: str = "task_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class InvalidSource(TaskError):

@@ -7,16 +7,14 @@ imports aiohttp: the domain layer stays independent of the web layer.
 
 from __future__ import annotations
 
+from common.errors import DomainError
 
-class WorkspaceError(Exception):
+
+class WorkspaceError(DomainError):
     """Base class: something went wrong with a workspace (its sandbox, process or folders)."""
 
     status: int = 500
     code: str = "workspace_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class SandboxUnavailable(WorkspaceError):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from common.errors import DomainError
 
-class SessionError(Exception):
+
+class SessionError(DomainError):
     status: int = 422
     code: str = "invalid_session"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class SessionNotFound(SessionError):

@@ -1,7 +1,8 @@
 """The ``pairlab`` command line: serve, demo, db, user (later: task, session).
 
-Errors end the program with one line on stderr: exit 2 for invalid input or settings, 1 for
-anything else. Never a traceback for a user's mistake.
+Errors end the program with one line on stderr: any ``common.errors.DomainError`` (exit 2
+when its status is below 500, else 1) or an invalid setting (exit 2). Never a traceback for a
+user's mistake.
 """
 
 from __future__ import annotations
@@ -20,14 +21,10 @@ from common.errors import DomainError
 from server.cli.sessions import add_session_commands
 from server.cli.tasks import add_task_commands
 from server.db import migrate, open_migrated
-from server.http.errors import ServerError
 from server.people import accounts as people
 from server.people.passwords import generate_password, hash_password
 from server.settings import Settings, SettingsError, load_settings, prepare_data_dir, setting_fields
-from tasks.errors import TaskError
-from workspaces.errors import WorkspaceError
 from workspaces.permissions import set_private_umask
-from workspaces.session_errors import SessionError
 
 COMMON = ("data_dir", "log_level")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -199,7 +196,7 @@ def require_workable(settings: Settings) -> None:
             f.line().removeprefix("FAIL ") for f in blocking) + " (pairlab doctor shows all)")
 
 
-class StartRefused(ServerError):
+class StartRefused(DomainError):
     """Workspaces could not work on this host (a critical doctor finding): exit 1."""
 
     status = 503
@@ -235,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"pairlab: invalid setting {exc}", file=sys.stderr)
         return 2
-    except (ServerError, TaskError, SessionError, WorkspaceError, DomainError) as exc:
+    except DomainError as exc:
         print(f"pairlab: {exc.message}", file=sys.stderr)
         return 2 if exc.status < 500 else 1
     except KeyboardInterrupt:

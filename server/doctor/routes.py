@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from server.doctor.checks import Report, fast_report
 from server.doctor.full_runs import FullRuns
-from server.http.auth import csrf_token, require_admin
+from server.http.auth import require_admin
 from server.http.keys import SETTINGS
+from server.http.pages import render
 
 routes = web.RouteTableDef()
 
@@ -44,10 +44,9 @@ async def api_doctor_full(request: web.Request) -> web.Response:
 
 
 async def _page(request: web.Request, report: Report, full: bool) -> web.Response:
-    admin = require_admin(request)
-    context = {"user": admin, "report": report, "full": full,
-               "csrf_token": csrf_token(request)}
-    return aiohttp_jinja2.render_template("doctor.html", request, context)
+    require_admin(request)
+    context = {"report": report, "full": full}
+    return render(request, "doctor.html", context)
 
 
 @routes.get("/admin/doctor")

@@ -15,8 +15,9 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from common.errors import Forbidden, Unauthorized
 from server.http.client_address import client_address as client_address  # re-exported: one answer
-from server.http.errors import Forbidden, Unauthorized, wants_json
+from server.http.errors import wants_json
 from server.http.keys import DB, SETTINGS
 from server.people import credentials
 from server.people.accounts import User

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.http.errors import BadRequest, NotFound, Unprocessable
+from common.errors import BadRequest, NotFound, Unprocessable
 
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects a JSON body may have (ours are a few levels deep)."""

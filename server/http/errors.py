@@ -1,8 +1,10 @@
-"""The server's error vocabulary and the one middleware that renders every error.
+"""The one middleware that renders every error, and how it renders one.
 
 JSON ``{"error": {"code": ..., "message": ...}}`` for ``/api/``, an HTML page for browsers,
-never a traceback to a client. Domain errors (``tasks.errors.TaskError`` ...) carry their own
-status and code and are rendered the same way.
+never a traceback to a client. Every error a layer raises is a ``common.errors.DomainError``
+(the generic kinds ``BadRequest`` ... ``TooManyRequests`` live there too) and carries its own
+status, code, message, headers and extra JSON fields; aiohttp's own HTTP errors (404, 405, 413)
+are answered in the same shape.
 """
 
 from __future__ import annotations
@@ -15,70 +17,11 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from common.errors import DomainError
-from scoring.outcomes import OutcomeError
-from scoring.problems import Problems
 from server.http.accesslog import scrub_path
-from tasks.errors import TaskError
-from workspaces.errors import WorkspaceError
-from workspaces.session_errors import SessionError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-class ServerError(Exception):
-    status: int = 400
-    code: str = "bad_request"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra or {}  # more top-level fields of the JSON body, e.g. "rows"
-
-
-class BadRequest(ServerError):
-    pass
-
-
-class Unauthorized(ServerError):
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(ServerError):
-    status = 403
-    code = "forbidden"
-
-
-class NotFound(ServerError):
-    status = 404
-    code = "not_found"
-
-
-class Conflict(ServerError):
-    status = 409
-    code = "conflict"
-
-
-class Unprocessable(ServerError):
-    status = 422
-    code = "invalid"
-
-
-class TooManyRequests(ServerError):
-    status = 429
-    code = "too_many_requests"
-
-
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (TaskError, SessionError, WorkspaceError,
-                                               OutcomeError, Problems, DomainError)
 
 _HTTP_MESSAGES = {
     404: ("not_found", "There is nothing at this address."),
@@ -119,13 +62,8 @@ def render_error(
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ServerError as exc:
+    except DomainError as exc:
         return render_error(request, exc.status, exc.code, exc.message, exc.headers, exc.extra)
-    except DOMAIN_ERRORS as exc:
-        status = int(getattr(exc, "status", 400))
-        code = str(getattr(exc, "code", "error"))
-        return render_error(request, status, code, str(getattr(exc, "message", exc)), {},
-                            getattr(exc, "extra", None))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

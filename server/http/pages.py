@@ -1,6 +1,26 @@
-"""The home page."""
+"""How a page is rendered (the one helper that adds the user and the CSRF token), and the home page.
+
+Every page handler calls :func:`render`: it adds ``user`` (:func:`current_user`: the logged-in
+user, or the 401 / the redirect to the login page a handler's own check gives) and
+``csrf_token`` (bound to the login session) to the template's context; a handler never passes
+them itself, and the helper's values win over the context's.
+
+Pages that deliberately render WITHOUT a user call :func:`render_anonymous`, which sets
+``user`` to ``None`` and takes the CSRF token the page's form must carry:
+
+- the login page (``server/people/login.py``): the pre-login double-submit token, since there
+  is no login session yet;
+- the candidate landing page on the workspace origin (``server/workspace/app.py``): the token of
+  the candidate's capability session, since candidates never log in.
+
+The error page is not a handler: ``server.http.errors.render_error`` renders ``error.html``
+itself with neither, so it renders for anyone, even when resolving the caller was what failed.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -10,9 +30,22 @@ from server.http.auth import csrf_token, current_user
 routes = web.RouteTableDef()
 
 
+def render(request: web.Request, template: str, context: Mapping[str, Any], *,
+           status: int = 200) -> web.Response:
+    """``template`` with ``context``, the caller as ``user`` and their ``csrf_token``."""
+    return aiohttp_jinja2.render_template(template, request, {
+        **context, "user": current_user(request), "csrf_token": csrf_token(request),
+    }, status=status)
+
+
+def render_anonymous(request: web.Request, template: str, context: Mapping[str, Any], *,
+                     csrf: str, status: int = 200) -> web.Response:
+    """``template`` for someone not logged in: ``user`` is ``None``, ``csrf_token`` is ``csrf``."""
+    return aiohttp_jinja2.render_template(template, request, {
+        **context, "user": None, "csrf_token": csrf,
+    }, status=status)
+
+
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
-    user = current_user(request)
-    return aiohttp_jinja2.render_template(
-        "home.html", request, {"user": user, "csrf_token": csrf_token(request)}
-    )
+    return render(request, "home.html", {})

@@ -1,7 +1,9 @@
 """People: admins and interviewers (candidates never log in; they use capability links).
 
 Plain functions over a ``sqlite_utils.Database``; callers run them through the one writer or a
-reader thread. Every change writes an audit row in the same transaction.
+reader thread. Every change writes an audit row in the same transaction. Web-free (no
+aiohttp, nothing of ``server.http``): refusals are ``common.errors`` kinds, which the error
+middleware answers and the CLI prints.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sqlite_utils
 
 from common import audit
 from common.clock import now_iso
-from server.http.errors import Conflict, NotFound, Unprocessable
+from common.errors import Conflict, NotFound, Unprocessable
 from server.people.passwords import hash_password, password_problem
 
 ROLES = ("admin", "interviewer")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from common import audit
-from server.http.auth import client_address, csrf_token, require_admin
+from server.http.auth import client_address, require_admin
 from server.http.bodies import json_body, path_number
 from server.http.keys import DB
+from server.http.pages import render
 from server.people import accounts as people
 from server.people import credentials
 from server.people.passwords import generate_password, hash_password
@@ -114,10 +114,10 @@ async def api_audit(request: web.Request) -> web.Response:
 
 
 async def _users_page(request: web.Request, **extra: Any) -> web.Response:
-    admin = require_admin(request)
+    require_admin(request)
     users = await request.app[DB].read(people.list_users)
-    context = {"user": admin, "users": users, "csrf_token": csrf_token(request), **extra}
-    return aiohttp_jinja2.render_template("users.html", request, context)
+    context = {"users": users, **extra}
+    return render(request, "users.html", context)
 
 
 @routes.get("/admin/users")
@@ -152,10 +152,10 @@ async def users_enable_submit(request: web.Request) -> web.Response:
 
 
 async def _tokens_page(request: web.Request, **extra: Any) -> web.Response:
-    admin = require_admin(request)
+    require_admin(request)
     tokens = await request.app[DB].read(credentials.list_api_tokens)
-    context = {"user": admin, "tokens": tokens, "csrf_token": csrf_token(request), **extra}
-    return aiohttp_jinja2.render_template("tokens.html", request, context)
+    context = {"tokens": tokens, **extra}
+    return render(request, "tokens.html", context)
 
 
 @routes.get("/admin/tokens")

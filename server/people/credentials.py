@@ -2,6 +2,8 @@
 
 Both are high-entropy random strings, so a fast SHA-256 is the right storage hash (argon2 is for
 low-entropy passwords). Resolution always joins ``users`` so a disabled user stops at once.
+Web-free like ``accounts``: refusals are ``common.errors`` kinds; cookies and headers are
+``server.http.auth``'s business.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sqlite_utils
 
 from common import audit
 from common.clock import iso_in, now_iso
-from server.http.errors import NotFound, Unprocessable
+from common.errors import NotFound, Unprocessable
 from server.people.accounts import User, find_user, user_from_row
 
 TOKEN_PREFIX = "plb_"  # noqa: S105 - a public prefix, not a secret

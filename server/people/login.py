@@ -6,10 +6,10 @@ import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from common import audit
+from common.errors import Forbidden, TooManyRequests, Unauthorized
 from server.http.auth import (
     SESSION_COOKIE,
     SESSION_TOKEN,
@@ -24,8 +24,8 @@ from server.http.auth import (
 )
 from server.http.bodies import json_body
 from server.http.client_address import limiter_key
-from server.http.errors import Forbidden, TooManyRequests, Unauthorized
 from server.http.keys import DB, LOGIN_LIMITER, SETTINGS
+from server.http.pages import render_anonymous
 from server.people import accounts as people
 from server.people import credentials
 from server.people.passwords import verify_password
@@ -148,11 +148,8 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     if request.get(USER) is not None:
         raise web.HTTPSeeOther(safe_next(request.query.get("next")))
     value, token = prelogin(request)
-    response = aiohttp_jinja2.render_template(
-        "login.html",
-        request,
-        {"user": None, "csrf_token": token, "next": safe_next(request.query.get("next"))},
-    )
+    response = render_anonymous(request, "login.html",
+                                {"next": safe_next(request.query.get("next"))}, csrf=token)
     set_prelogin_cookie(request, response, value)
     return response
 
@@ -169,13 +166,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     try:
         user = await authenticate(request, email, password)
     except (Unauthorized, TooManyRequests) as exc:
-        response = aiohttp_jinja2.render_template(
-            "login.html",
-            request,
-            {"user": None, "error": exc.message, "csrf_token": expected, "next": next_url,
-             "email": email},
-            status=exc.status,
-        )
+        response = render_anonymous(request, "login.html",
+                                    {"error": exc.message, "next": next_url, "email": email},
+                                    csrf=expected, status=exc.status)
         response.headers.update(exc.headers)
         return response
     token = await _start_session(request, user)

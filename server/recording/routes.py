@@ -54,8 +54,8 @@ from typing import Any
 from aiohttp import web
 
 from common.db import connect
+from common.errors import NotFound, Unprocessable
 from server.http.bodies import json_body, whole_number
-from server.http.errors import NotFound, Unprocessable
 from server.http.keys import DB, SETTINGS
 from server.http.security_headers import CSP
 from server.recording.keys import RECORDING

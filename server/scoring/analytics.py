@@ -9,14 +9,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
 from scoring import analytics, charts, rubrics
 from scoring.scorecards import sealed_sessions
-from server.http.auth import csrf_token, require_admin
+from server.http.auth import require_admin
 from server.http.keys import DB, SETTINGS
+from server.http.pages import render
 
 routes = web.RouteTableDef()
 
@@ -75,10 +75,10 @@ async def _titles(request: web.Request) -> dict[str, str]:
 
 @routes.get("/calibration")
 async def calibration_page(request: web.Request) -> web.Response:
-    admin = require_admin(request)
+    require_admin(request)
     report = await _calibration(request)
-    return aiohttp_jinja2.render_template("calibration.html", request, {
-        "user": admin, "csrf_token": csrf_token(request), "report": report,
+    return render(request, "calibration.html", {
+        "report": report,
         "chart": _alpha_chart(report) if report.by_dimension else None,
         "titles": await _titles(request),
     })
@@ -104,13 +104,13 @@ def _retention_chart(report: analytics.Validity) -> Markup:
 
 @routes.get("/reports/validity")
 async def validity_page(request: web.Request) -> web.Response:
-    admin = require_admin(request)
+    require_admin(request)
     report = await _validity(request)
     rows: list[dict[str, Any]] = [
         {"item": item, "chart": _scatter(item) if item.correlation.enough else None}
         for item in report.correlations
     ]
-    return aiohttp_jinja2.render_template("validity.html", request, {
-        "user": admin, "csrf_token": csrf_token(request), "report": report, "rows": rows,
+    return render(request, "validity.html", {
+        "report": report, "rows": rows,
         "retention_chart": _retention_chart(report), "titles": await _titles(request),
     })

@@ -7,16 +7,16 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import aiohttp_jinja2
 import sqlite_utils
 from aiohttp import web
 
 from common import audit
+from common.errors import BadRequest
 from scoring import outcome_import, outcomes
-from server.http.auth import client_address, csrf_token, require_admin
+from server.http.auth import client_address, require_admin
 from server.http.bodies import json_body
-from server.http.errors import BadRequest
 from server.http.keys import DB
+from server.http.pages import render
 from server.people.accounts import User
 
 routes = web.RouteTableDef()
@@ -132,14 +132,14 @@ async def api_put_baseline(request: web.Request) -> web.Response:
 
 
 async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
-    admin = require_admin(request)
+    require_admin(request)
     sessions = await request.app[DB].read(outcomes.ended_sessions_with_outcomes)
     baseline = await request.app[DB].read(outcomes.get_baseline)
     context = {
-        "user": admin, "csrf_token": csrf_token(request), "sessions": sessions,
+        "sessions": sessions,
         "baseline": baseline, "columns": outcome_import.COLUMNS, **extra,
     }
-    return aiohttp_jinja2.render_template("outcomes.html", request, context, status=status)
+    return render(request, "outcomes.html", context, status=status)
 
 
 def _form_flag(name: str, text: str) -> bool | None:

@@ -8,7 +8,6 @@ import json
 import re
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
@@ -16,9 +15,10 @@ from scoring import scorecard_txns as SC
 from scoring import scorecards
 from scoring.report import candidate_report
 from scoring.scorecards import ScorecardError
-from server.http.auth import client_address, csrf_token
+from server.http.auth import client_address
 from server.http.bodies import whole_number
 from server.http.keys import DB
+from server.http.pages import render
 from server.scoring.routes import load_panel, mine_json, sealed_debrief
 from server.sessions.access import visible_session
 from workspaces.events import HINT, NOTE
@@ -67,12 +67,10 @@ async def _scorecard_page(request: web.Request, *, form_data: dict[str, Any] | N
     mine, notes = await request.app[DB].read(load)
     if form_data is not None:
         mine = {**mine, **form_data}
-    response = aiohttp_jinja2.render_template("scorecard.html", request, {
-        "user": user, "csrf_token": csrf_token(request), "session": session, "mine": mine,
-        "rubric": p.rubric, "notes": notes, "problems": problems or [],
-        "config": {"api": f"/api/v1/sessions/{session.id}/scorecards/mine"}})
-    response.set_status(status)
-    return response
+    return render(request, "scorecard.html", {
+        "session": session, "mine": mine, "rubric": p.rubric, "notes": notes,
+        "problems": problems or [],
+        "config": {"api": f"/api/v1/sessions/{session.id}/scorecards/mine"}}, status=status)
 
 
 @routes.get(PAGE + "/scorecard")
@@ -101,16 +99,15 @@ async def scorecard_submit(request: web.Request) -> web.Response:
 @routes.get(PAGE + "/debrief")
 async def debrief_page(request: web.Request) -> web.Response:
     user, p, debrief = await sealed_debrief(request)
-    return aiohttp_jinja2.render_template("debrief.html", request, {
-        "user": user, "csrf_token": csrf_token(request), "session": p.session,
+    return render(request, "debrief.html", {
+        "session": p.session,
         "scoring": p.scoring, "debrief": debrief})
 
 
 @routes.get(PAGE + "/report")
 async def report_page(request: web.Request) -> web.Response:
     user, p, debrief = await sealed_debrief(request)
-    return aiohttp_jinja2.render_template("report.html", request, {
-        "user": user, "csrf_token": csrf_token(request), "report": candidate_report(p, debrief)})
+    return render(request, "report.html", {"report": candidate_report(p, debrief)})
 
 
 @routes.post(PAGE + "/reveal")

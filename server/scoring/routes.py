@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from common.errors import Forbidden
 from scoring import scorecard_txns as SC
 from scoring import scorecards
 from scoring.debrief import Debrief
@@ -27,7 +28,6 @@ from scoring.report import candidate_report
 from scoring.scorecards import Draft
 from server.http.auth import client_address
 from server.http.bodies import json_object
-from server.http.errors import Forbidden
 from server.http.keys import DB
 from server.people.accounts import User
 from server.sessions.access import visible_session

@@ -18,12 +18,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from common import audit
+from common.errors import NotFound, Unprocessable
 from scoring import rubrics as R
-from server.http.auth import client_address, csrf_token, current_user, require_admin
+from server.http.auth import client_address, current_user, require_admin
 from server.http.bodies import (
     MAX_JSON_DEPTH,
     JSONTooDeep,
@@ -32,8 +32,8 @@ from server.http.bodies import (
     load_json,
     whole_number,
 )
-from server.http.errors import NotFound, Unprocessable
 from server.http.keys import DB
+from server.http.pages import render
 from server.people.accounts import User
 from tasks import revisions
 
@@ -132,15 +132,14 @@ async def api_attach(request: web.Request) -> web.Response:
 
 @routes.get("/rubrics")
 async def rubrics_page(request: web.Request) -> web.Response:
-    user = current_user(request)
+    current_user(request)
     found = await request.app[DB].read(R.list_rubrics)
-    return aiohttp_jinja2.render_template("rubrics.html", request, {
-        "user": user, "csrf_token": csrf_token(request), "rubrics": found})
+    return render(request, "rubrics.html", {"rubrics": found})
 
 
 async def _rubric_page(request: web.Request, rubric_id: str, *, draft: str | None = None,
                        problems: list[str] | None = None, status: int = 200) -> web.Response:
-    user = current_user(request)
+    current_user(request)
     version = _version(request)
 
     def load(d: Any) -> tuple[R.Rubric, list[dict[str, Any]], list[dict[str, Any]]]:
@@ -148,12 +147,9 @@ async def _rubric_page(request: web.Request, rubric_id: str, *, draft: str | Non
         return rubric, versions, revisions.list_tasks(d)
 
     rubric, versions, tasks = await request.app[DB].read(load)
-    response = aiohttp_jinja2.render_template("rubric.html", request, {
-        "user": user, "csrf_token": csrf_token(request), "rubric": rubric,
-        "versions": versions, "tasks": tasks, "problems": problems or [],
-        "definition": draft or json.dumps(rubric.definition(), indent=2)})
-    response.set_status(status)
-    return response
+    return render(request, "rubric.html", {
+        "rubric": rubric, "versions": versions, "tasks": tasks, "problems": problems or [],
+        "definition": draft or json.dumps(rubric.definition(), indent=2)}, status=status)
 
 
 @routes.get("/rubrics/{rubric_id}")
@@ -186,11 +182,8 @@ async def rubric_create_submit(request: web.Request) -> web.Response:
         else:
             raise web.HTTPSeeOther(f"/rubrics/{rubric.id}")
     found = await request.app[DB].read(R.list_rubrics)
-    response = aiohttp_jinja2.render_template("rubrics.html", request, {
-        "user": user, "csrf_token": csrf_token(request), "rubrics": found,
-        "problems": problems, "definition": text})
-    response.set_status(422)
-    return response
+    return render(request, "rubrics.html", {
+        "rubrics": found, "problems": problems, "definition": text}, status=422)
 
 
 @routes.post("/rubrics/{rubric_id}")

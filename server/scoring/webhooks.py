@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from common import audit
+from common.errors import Conflict, NotFound
 from scoring import webhooks
-from server.http.auth import client_address, csrf_token, require_admin
+from server.http.auth import client_address, require_admin
 from server.http.bodies import json_body, path_number
-from server.http.errors import Conflict, NotFound
 from server.http.keys import DB, SETTINGS
+from server.http.pages import render
 from server.people.accounts import User
 from tasks.source import scrub_url
 
@@ -126,15 +126,14 @@ async def api_redeliver(request: web.Request) -> web.Response:
 
 
 async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
-    admin = require_admin(request)
+    require_admin(request)
 
     def read(d: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return webhooks.list_webhooks(d), webhooks.recent_deliveries(d)
 
     hooks, log = await request.app[DB].read(read)
-    context = {"user": admin, "webhooks": hooks, "deliveries": log, "events": webhooks.EVENTS,
-               "csrf_token": csrf_token(request), **extra}
-    return aiohttp_jinja2.render_template("webhooks.html", request, context, status=status)
+    context = {"webhooks": hooks, "deliveries": log, "events": webhooks.EVENTS, **extra}
+    return render(request, "webhooks.html", context, status=status)
 
 
 @routes.get("/admin/webhooks")

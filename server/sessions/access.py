@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
+from common.errors import Forbidden
 from scoring import session_scoring
 from server.http.auth import current_user
-from server.http.errors import Forbidden
 from server.http.keys import DB
 from server.people.accounts import User
 from server.sessions.scheduling import can_see

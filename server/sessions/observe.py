@@ -11,12 +11,11 @@ import asyncio
 import logging
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
-from server.http.auth import csrf_token
-from server.http.errors import NotFound
+from common.errors import NotFound
 from server.http.keys import DB, SETTINGS
+from server.http.pages import render
 from server.people.accounts import User, get_user
 from server.sessions.access import visible_session
 from server.tasks.service import task_store
@@ -76,8 +75,8 @@ async def observe_page(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
     names = await _people(request, user, session)
     hints = await _hints(request, session)
-    return aiohttp_jinja2.render_template("observe.html", request, {
-        "user": user, "csrf_token": csrf_token(request), "session": session, "hints": hints,
+    return render(request, "observe.html", {
+        "session": session, "hints": hints,
         "config": _config(session, "observe", names),
     })
 
@@ -86,7 +85,7 @@ async def observe_page(request: web.Request) -> web.Response:
 async def replay_page(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
     names = await _people(request, user, session)
-    return aiohttp_jinja2.render_template("replay.html", request, {
-        "user": user, "csrf_token": csrf_token(request), "session": session,
+    return render(request, "replay.html", {
+        "session": session,
         "config": _config(session, "replay", names),
     })

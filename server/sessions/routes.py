@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
+from common.errors import Unprocessable
 from scoring import session_scoring
-from server.http.auth import client_address, csrf_token, current_user
+from server.http.auth import client_address, current_user
 from server.http.bodies import json_body, whole_number
-from server.http.errors import Unprocessable
 from server.http.keys import DB, SETTINGS
+from server.http.pages import render
 from server.people.accounts import User
 from server.sessions.access import visible_session
 from server.sessions.keys import SESSIONS
@@ -128,8 +128,8 @@ async def sessions_page(request: web.Request) -> web.Response:
         return session_scoring.masked_all(d, found), tasks
 
     found, tasks = await request.app[DB].read(load)
-    return aiohttp_jinja2.render_template("sessions.html", request, {
-        "user": user, "csrf_token": csrf_token(request), "sessions": found, "tasks": tasks,
+    return render(request, "sessions.html", {
+        "sessions": found, "tasks": tasks,
         "roles": S.ROLES, "blind_default": request.app[SETTINGS].blind_scoring,
     })
 
@@ -153,8 +153,8 @@ async def sessions_create_submit(request: web.Request) -> web.Response:
         role=str(form.get("role", "")), confirm_role_mismatch=form.get("confirm") == "yes",
         blind=form.get("blind") == "yes",
     ))
-    return aiohttp_jinja2.render_template("session_created.html", request, {
-        "user": user, "csrf_token": csrf_token(request), "result": result,
+    return render(request, "session_created.html", {
+        "result": result,
     })
 
 
@@ -162,8 +162,8 @@ async def sessions_create_submit(request: web.Request) -> web.Response:
 async def session_page(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
     conns = await request.app[DB].read(lambda d: S.connections(d, session.id))
-    return aiohttp_jinja2.render_template("session.html", request, {
-        "user": user, "csrf_token": csrf_token(request), "session": session,
+    return render(request, "session.html", {
+        "session": session,
         "connections": conns,
         "workspace_url": (await _session_json(request, session)).get("workspace_url"),
     })

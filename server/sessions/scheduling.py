@@ -14,8 +14,8 @@ from typing import Any
 import sqlite_utils
 
 from common import audit
+from common.errors import Unprocessable
 from scoring import session_scoring, webhooks
-from server.http.errors import Unprocessable
 from server.people import accounts as people
 from server.settings import Settings
 from tasks import revisions

@@ -8,14 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from common import audit
-from server.http.auth import client_address, csrf_token, current_user, require_admin
+from common.errors import Unprocessable
+from server.http.auth import client_address, current_user, require_admin
 from server.http.bodies import json_body
-from server.http.errors import Unprocessable
 from server.http.keys import DB, SETTINGS
+from server.http.pages import render
 from server.people.accounts import User
 from server.tasks.service import IMPORTS, STORE, require_runnable
 from tasks import revisions
@@ -157,14 +157,14 @@ async def api_acknowledge(request: web.Request) -> web.Response:
 
 @routes.get("/admin/tasks")
 async def tasks_page(request: web.Request) -> web.Response:
-    admin = require_admin(request)
+    require_admin(request)
 
     def load(d: Any) -> tuple[Any, Any, Any]:
         return revisions.list_tasks(d), revisions.list_revisions(d), revisions.list_imports(d)
 
     tasks, revs, imports = await request.app[DB].read(load)
-    return aiohttp_jinja2.render_template("tasks.html", request, {
-        "user": admin, "csrf_token": csrf_token(request), "tasks": tasks, "revisions": revs,
+    return render(request, "tasks.html", {
+        "tasks": tasks, "revisions": revs,
         "imports": imports,
     })
 
@@ -182,12 +182,10 @@ async def tasks_import_submit(request: web.Request) -> web.Response:
 
 @routes.get("/admin/tasks/imports/{import_id}")
 async def import_page(request: web.Request) -> web.Response:
-    admin = require_admin(request)
+    require_admin(request)
     import_id = request.match_info["import_id"]
     row = await request.app[DB].read(lambda d: revisions.get_import(d, import_id))
-    response = aiohttp_jinja2.render_template(
-        "task_import.html", request, {"user": admin, "csrf_token": csrf_token(request), "imp": row}
-    )
+    response = render(request, "task_import.html", {"imp": row})
     if row["status"] == "running":
         response.headers["Refresh"] = "2"
     return response
@@ -195,14 +193,14 @@ async def import_page(request: web.Request) -> web.Response:
 
 @routes.get("/admin/tasks/revisions/{rev_id}")
 async def revision_page(request: web.Request) -> web.Response:
-    admin = require_admin(request)
+    require_admin(request)
     rev_id = request.match_info["rev_id"]
     rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
     store = request.app[STORE]
     report = await asyncio.to_thread(store.report, rev.task_id, rev.id)
     diff = await asyncio.to_thread(store.diff, rev.task_id, rev.id)
-    return aiohttp_jinja2.render_template("task_revision.html", request, {
-        "user": admin, "csrf_token": csrf_token(request), "rev": rev, "report": report,
+    return render(request, "task_revision.html", {
+        "rev": rev, "report": report,
         "diff": diff,
     })
 

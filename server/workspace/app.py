@@ -25,12 +25,14 @@ from aiohttp import web
 from yarl import URL
 
 from common.audit import Actor
+from common.errors import Forbidden, NotFound
 from scoring import session_scoring
 from server.http.accesslog import scrub_path
 from server.http.auth import host_only
 from server.http.client_address import client_address
-from server.http.errors import Forbidden, NotFound, error_middleware
+from server.http.errors import error_middleware
 from server.http.keys import DB, SETTINGS
+from server.http.pages import render_anonymous
 from server.http.security_headers import CSP, security_headers_except
 from server.people import accounts as people
 from server.recording.keys import RECORDING
@@ -292,10 +294,9 @@ async def landing(request: web.Request) -> web.Response:
     main = _main(request)
     rev = await main[DB].read(lambda d: revisions.get_revision(d, session.revision_id))
     brief = main[SESSIONS].store.text(rev.task_id, rev.id, "brief.md")
-    response = aiohttp_jinja2.render_template("candidate_landing.html", request, {
+    response = render_anonymous(request, "candidate_landing.html", {
         "session": session, "title": rev.title, "brief": brief,
-        "csrf_token": _csrf(request, session.id), "user": None,
-    })
+    }, csrf=_csrf(request, session.id))
     # Start posts here and is redirected on to the workspace's host, which form-action must
     # allow (CSP checks a form's redirects too): any workspace host, no other site.
     shared = URL(request.app[SETTINGS].workspace_url)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.http.errors import NotFound, ServerError
+from common.errors import DomainError, NotFound
 from server.http.keys import SETTINGS
 
 _WORKSPACE_LABEL = re.compile(r"^w-([a-z0-9]{1,40})$")
@@ -26,7 +26,7 @@ WORKSPACE_ONLY = ("/w/", "/enter/")
 ANYWHERE = ("/healthz", "/_pairlab/", "/api/v1/sessions/")
 
 
-class Misdirected(ServerError):
+class Misdirected(DomainError):
     """A request for one host's content sent to another host (HTTP 421)."""
 
     status = 421

@@ -40,9 +40,6 @@ import logging
 import os
 import re
 import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -50,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from common.processes import DeadlineExceeded, run_bounded
 from workspaces.errors import WorkspaceError
 from workspaces.history_spool import Spool as _Spool
 from workspaces.watcher import Entry, Ignore, is_ignored, read_file, walk
@@ -64,6 +62,8 @@ _FULL = "the session's history is full"
 BRANCH = "refs/heads/main"
 AUTHOR = ("pairlab", "recorder@pairlab.invalid")
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+MAX_GIT_OUTPUT = 256 * MiB
+"""What one git command may print (a listing of every object, a blob, a diff)."""
 _REV_RE = re.compile(r"^(?:[0-9a-f]{4,64}|main|HEAD)(?:~[0-9]{1,6})?$")
 _CONFIG = ["core.hooksPath=/dev/null", "core.fsmonitor=false", "core.symlinks=true",
            "gc.auto=0", "maintenance.auto=false", "safe.bareRepository=all",
@@ -165,28 +165,19 @@ class History:
              ok: Sequence[int] = (0,)) -> tuple[int, bytes]:
         """git ``args``; ``stdin`` is bytes to send or a file git reads itself."""
         config = [arg for setting in _CONFIG for arg in ("-c", setting)]
-        feed: bytes | None = None
-        source: int | BinaryIO = subprocess.PIPE
-        if isinstance(stdin, bytes):
-            feed = stdin
-        elif stdin is not None:
-            source = stdin
-        with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(  # noqa: S603 - fixed binary, argv list, allow-listed env
-                [self._git, *config, *args], stdout=subprocess.PIPE,
-                stdin=source,
-                stderr=err, env=self._env(), cwd="/", start_new_session=True)
-            try:
-                out, _ = proc.communicate(feed, timeout=self.limits.timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate()
-                raise HistoryError(f"git {args[0]} timed out on {self.path}") from None
-            if proc.returncode not in ok:
-                err.seek(0)
-                message = err.read(2000).decode("utf-8", "replace").strip()
-                raise HistoryError(f"git {args[0]} failed ({proc.returncode}): {message}")
-        return proc.returncode, out
+        try:
+            done = run_bounded(
+                [self._git, *config, *args], timeout_s=self.limits.timeout_s, env=self._env(),
+                input=stdin if isinstance(stdin, bytes) else None,
+                stdin=None if isinstance(stdin, bytes) else stdin, max_output=MAX_GIT_OUTPUT)
+        except DeadlineExceeded:
+            raise HistoryError(f"git {args[0]} timed out on {self.path}") from None
+        if done.truncated:
+            raise HistoryError(f"git {args[0]} printed more than {MAX_GIT_OUTPUT} bytes")
+        if done.returncode not in ok:
+            message = done.stderr[:2000].decode("utf-8", "replace").strip()
+            raise HistoryError(f"git {args[0]} failed ({done.returncode}): {message}")
+        return done.returncode, done.stdout
 
     def _load(self) -> None:
         """Read the branch tip, its tree and the blobs stored (once, or after a restart)."""

@@ -39,7 +39,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -47,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from common.gitenv import find_git, git_config_args, git_env
 from common.processes import DeadlineExceeded, run_bounded
 from workspaces.errors import WorkspaceError
 from workspaces.history_spool import Spool as _Spool
@@ -61,13 +61,11 @@ LIMIT_FLAG = "pairlab-limit-reached"
 _FULL = "the session's history is full"
 BRANCH = "refs/heads/main"
 AUTHOR = ("pairlab", "recorder@pairlab.invalid")
-SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 MAX_GIT_OUTPUT = 256 * MiB
 """What one git command may print (a listing of every object, a blob, a diff)."""
 _REV_RE = re.compile(r"^(?:[0-9a-f]{4,64}|main|HEAD)(?:~[0-9]{1,6})?$")
-_CONFIG = ["core.hooksPath=/dev/null", "core.fsmonitor=false", "core.symlinks=true",
-           "gc.auto=0", "maintenance.auto=false", "safe.bareRepository=all",
-           "diff.renames=true", "core.quotePath=false"]
+_CONFIG = ["core.symlinks=true", "diff.renames=true", "core.quotePath=false"]
+"""Settings of the history's own, on top of ``common.gitenv``'s hardening."""
 
 
 class HistoryError(WorkspaceError):
@@ -141,7 +139,7 @@ class History:
         self.ignore = ignore
         self.limit_reached = False
         self._lock = threading.Lock()
-        self._git = shutil.which("git", path=SAFE_PATH) or "git"
+        self._git = find_git() or "git"
         self._loaded = False
         self._tree: dict[str, _Item] = {}
         self._stamps: _Stamps = {}
@@ -152,19 +150,12 @@ class History:
     # -- git --------------------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
-        return {
-            "PATH": SAFE_PATH, "HOME": str(self.path), "LANG": "C", "LC_ALL": "C",
-            "GIT_DIR": str(self.path), "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1",
-            "GIT_NO_REPLACE_OBJECTS": "1", "GIT_TERMINAL_PROMPT": "0",
-            "GIT_AUTHOR_NAME": AUTHOR[0], "GIT_AUTHOR_EMAIL": AUTHOR[1],
-            "GIT_COMMITTER_NAME": AUTHOR[0], "GIT_COMMITTER_EMAIL": AUTHOR[1],
-        }
+        return git_env(self.path, git_dir=self.path, identity=AUTHOR)
 
     def _run(self, args: Sequence[str], *, stdin: bytes | BinaryIO | None = None,
              ok: Sequence[int] = (0,)) -> tuple[int, bytes]:
         """git ``args``; ``stdin`` is bytes to send or a file git reads itself."""
-        config = [arg for setting in _CONFIG for arg in ("-c", setting)]
+        config = git_config_args(extra=_CONFIG)
         try:
             done = run_bounded(
                 [self._git, *config, *args], timeout_s=self.limits.timeout_s, env=self._env(),

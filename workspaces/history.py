@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from common.clock import now, now_iso
 from common.gitenv import find_git, git_config_args, git_env
 from common.processes import DeadlineExceeded, run_bounded
 from workspaces.errors import WorkspaceError
@@ -216,7 +217,7 @@ class History:
             self._load()
             if self._head:
                 return self.commits()[0][0]
-            sha = self._commit(base_tree, when or datetime.now(UTC), label, allow_empty=True)
+            sha = self._commit(base_tree, when or now(), label, allow_empty=True)
             if sha is None:
                 raise HistoryError(f"could not write the first commit of {self.path}")
             return sha
@@ -353,7 +354,7 @@ class History:
             if self._head and self._total + added > self.limits.max_total_bytes:
                 self.limit_reached = True
                 (self.path / LIMIT_FLAG).write_text(
-                    f"{datetime.now(UTC).isoformat()}: {self._total} + {added} bytes > "
+                    f"{now_iso()}: {self._total} + {added} bytes > "
                     f"{self.limits.max_total_bytes}\n")
                 log.warning("history %s: the size limit (%d bytes) is reached; snapshots stop",
                             self.path, self.limits.max_total_bytes)

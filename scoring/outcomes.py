@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 
+from common.clock import now_iso
 from common.errors import DomainError
 
 FIELDS = ("hired", "employed_6m", "performance", "note")
@@ -83,10 +83,6 @@ class Baseline:
     def public(self) -> dict[str, Any]:
         return {"name": self.name, "value": self.value, "set_by": self.set_by,
                 "set_at": self.set_at}
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _flag(value: Any) -> bool | None:
@@ -226,7 +222,7 @@ def store(
         " performance = excluded.performance, note = excluded.note,"
         " recorded_by = excluded.recorded_by, recorded_at = excluded.recorded_at",
         [session_id, values["hired"], values["employed_6m"], values["performance"],
-         values["note"], user_id, _now_iso()],
+         values["note"], user_id, now_iso()],
     )
     outcome = get_outcome(db, session_id)
     assert outcome is not None  # noqa: S101 - just written in this transaction
@@ -287,7 +283,7 @@ def set_baseline(db: sqlite_utils.Database, value: Any, user_id: int | None) -> 
         "INSERT INTO report_baselines (name, value, set_by, set_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (name) DO UPDATE SET value = excluded.value, set_by = excluded.set_by,"
         " set_at = excluded.set_at",
-        [RETENTION_BASELINE, rate, user_id, _now_iso()],
+        [RETENTION_BASELINE, rate, user_id, now_iso()],
     )
     baseline = get_baseline(db)
     assert baseline is not None  # noqa: S101 - just written in this transaction

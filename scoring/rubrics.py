@@ -13,12 +13,12 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
 import sqlite_utils
 
+from common.clock import now_iso
 from scoring.problems import Problems
 from tasks.manifest import KINDS, ROLES
 
@@ -203,10 +203,6 @@ def builtin_rubrics() -> tuple[Rubric, ...]:
 # ---- storage ---------------------------------------------------------------------------
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _from_row(row: dict[str, Any]) -> Rubric:
     return validate_rubric(json.loads(row["definition"]), version=row["version"],
                            builtin=bool(row["builtin"]))
@@ -219,7 +215,7 @@ def install_builtins(db: sqlite_utils.Database) -> None:
             db.execute(
                 "INSERT INTO rubrics (id, version, title, definition, builtin, created_at)"
                 " VALUES (?, 1, ?, ?, 1, ?)",
-                [rubric.id, rubric.title, json.dumps(rubric.definition()), _now()])
+                [rubric.id, rubric.title, json.dumps(rubric.definition()), now_iso()])
 
 
 def save_version(db: sqlite_utils.Database, data: Any, user_id: int | None, *,
@@ -238,7 +234,7 @@ def save_version(db: sqlite_utils.Database, data: Any, user_id: int | None, *,
     db.execute(
         "INSERT INTO rubrics (id, version, title, definition, builtin, created_by, created_at)"
         " VALUES (?, ?, ?, ?, 0, ?, ?)",
-        [rubric.id, version, rubric.title, json.dumps(rubric.definition()), user_id, _now()])
+        [rubric.id, version, rubric.title, json.dumps(rubric.definition()), user_id, now_iso()])
     return get_rubric(db, rubric.id, version)
 
 
@@ -278,7 +274,7 @@ def attach(db: sqlite_utils.Database, task_id: str, rubric_id: str, user_id: int
         "INSERT INTO task_rubrics (task_id, rubric_id, attached_by, attached_at)"
         " VALUES (?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET rubric_id = excluded.rubric_id,"
         " attached_by = excluded.attached_by, attached_at = excluded.attached_at",
-        [task_id, rubric_id, user_id, _now()])
+        [task_id, rubric_id, user_id, now_iso()])
 
 
 def rubric_for_task(db: sqlite_utils.Database, task_id: str, kind: str) -> Rubric:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 
+from common.clock import now_iso
 from scoring.problems import Problems
 from scoring.rubrics import LEVELS, Rubric
 
@@ -180,10 +180,6 @@ def card_from_json(text: str) -> Card:
 # ---- storage ---------------------------------------------------------------------------
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 @dataclass(frozen=True)
 class Draft:
     card: Card
@@ -210,7 +206,7 @@ def save_draft(db: sqlite_utils.Database, session_id: str, user_id: int, card: C
         "INSERT INTO scorecards (session_id, user_id, body, updated_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (session_id, user_id) DO UPDATE SET body = excluded.body,"
         " updated_at = excluded.updated_at",
-        [session_id, user_id, json.dumps(card.body()), _now()])
+        [session_id, user_id, json.dumps(card.body()), now_iso()])
     return get_draft(db, session_id, user_id)
 
 
@@ -242,7 +238,7 @@ def submit(db: sqlite_utils.Database, session_id: str, user_id: int, card: Card,
         raise ScorecardIncomplete(problems)
     draft = save_draft(db, session_id, user_id, card)
     version = draft.version + 1
-    now = _now()
+    now = now_iso()
     db.execute(
         "INSERT INTO scorecard_versions (session_id, user_id, version, rubric_id,"
         " rubric_version, body, weighted_score, recommendation, submitted_at)"

@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 
+from common.clock import now_iso
 from scoring.rubrics import Rubric, get_rubric, rubric_for_task
 from workspaces.sessions import Session
 
@@ -130,7 +130,7 @@ def reveal(db: sqlite_utils.Database, session: Session, user_id: int, *,
             f"{len(waiting)} interviewer(s) have not submitted their scorecard yet; the "
             "candidate is revealed only after every scorecard is in")
     db.execute("UPDATE session_scoring SET revealed_at = ?, revealed_by = ? WHERE session_id = ?",
-               [datetime.now(UTC).isoformat(timespec="seconds"), user_id, session.id])
+               [now_iso(), user_id, session.id])
     found = get(db, session.id)
     assert found is not None  # noqa: S101
     return found

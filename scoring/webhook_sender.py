@@ -21,7 +21,6 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from datetime import UTC, datetime
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -29,6 +28,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
+from common import clock
 from common.db import Database
 from scoring import webhooks
 from tasks.source import is_public_address
@@ -141,7 +141,7 @@ class WebhookSender:
                 await asyncio.sleep(self.poll_seconds)
 
     async def send_due(self) -> int:
-        now = datetime.now(UTC)
+        now = clock.now()
         batch = await self.db.read(lambda d: webhooks.due(d, now, BATCH))
         if batch:
             await asyncio.gather(*(self.deliver(item) for item in batch))

@@ -22,11 +22,12 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
+from common import clock
 from scoring.webhook_validation import (
     EVENTS,
     InvalidWebhook,
@@ -85,14 +86,6 @@ class Due:
     secret: str = field(repr=False)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 # ---- subscriptions ------------------------------------------------------------------------
 
 
@@ -118,7 +111,7 @@ def create(
     cursor = db.execute(
         "INSERT INTO webhooks (url, events, secret, created_by, created_at) VALUES (?, ?, ?, ?, ?)",
         [subscription.url, json.dumps(list(subscription.events)), secret, created_by,
-         _iso(now or _now())],
+         clock.iso(now or clock.now())],
     )
     webhook = get(db, int(cursor.lastrowid or 0))
     if webhook is None:  # pragma: no cover - just inserted in this transaction
@@ -147,7 +140,7 @@ def delete(
     webhook = get(db, webhook_id)
     if webhook is None or not webhook["active"]:
         raise WebhookNotFound(f"there is no webhook with id {webhook_id}")
-    at = _iso(now or _now())
+    at = clock.iso(now or clock.now())
     db.execute("UPDATE webhooks SET disabled_at = ?, secret = '' WHERE id = ?", [at, webhook_id])
     db.execute(
         "UPDATE webhook_deliveries SET state = 'failed', next_attempt_at = NULL,"
@@ -195,7 +188,7 @@ def enqueue(
     leaked = _blind_keys(data)
     if leaked:
         raise ValueError(f"webhook data may not carry {', '.join(sorted(leaked))} (blind mode)")
-    at = _iso(now or _now())
+    at = clock.iso(now or clock.now())
     canonical_body(event, 0, at, data)  # fails early, even with no subscriber
     hooks = [row[0] for row in db.execute(
         "SELECT id FROM webhooks WHERE disabled_at IS NULL AND EXISTS"
@@ -236,7 +229,7 @@ def due(db: sqlite_utils.Database, now: datetime, limit: int = 20) -> list[Due]:
         " FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id"
         " WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND w.disabled_at IS NULL"
         " ORDER BY d.next_attempt_at, d.id LIMIT ?",
-        [_iso(now), limit],
+        [clock.iso(now), limit],
     ).fetchall()
     return [Due(*row) for row in rows]
 
@@ -265,17 +258,17 @@ def record_attempt(
         raise LookupError(f"there is no webhook delivery {delivery_id}")
     if row[1] != "pending":
         return str(row[1])
-    attempts, moment = int(row[0]) + 1, now or _now()
+    attempts, moment = int(row[0]) + 1, now or clock.now()
     if status is not None and 200 <= status < 300:
         db.execute(
             "UPDATE webhook_deliveries SET state = 'delivered', attempts = ?, last_status = ?,"
             " last_error = '', next_attempt_at = NULL, delivered_at = ? WHERE id = ?",
-            [attempts, status, _iso(moment), delivery_id],
+            [attempts, status, clock.iso(moment), delivery_id],
         )
         return "delivered"
     delay = retry_delay(attempts, base_seconds)
     state = "failed" if delay is None else "pending"
-    next_at = None if delay is None else _iso(moment + timedelta(seconds=delay))
+    next_at = None if delay is None else clock.iso(moment + timedelta(seconds=delay))
     db.execute(
         "UPDATE webhook_deliveries SET state = ?, attempts = ?, last_status = ?, last_error = ?,"
         " next_attempt_at = ? WHERE id = ?",
@@ -304,7 +297,7 @@ def redeliver(db: sqlite_utils.Database, webhook_id: int, delivery_id: int,
     if row[0] != "failed":
         raise RedeliveryRefused(f"it is {row[0]}; only failed deliveries are sent again")
     db.execute("UPDATE webhook_deliveries SET state = 'pending', attempts = 0,"
-               " next_attempt_at = ? WHERE id = ?", [_iso(now or _now()), delivery_id])
+               " next_attempt_at = ? WHERE id = ?", [clock.iso(now or clock.now()), delivery_id])
     return db.execute_returning_dicts(
         f"SELECT {_LOG_COLUMNS} FROM webhook_deliveries WHERE id = ?",  # noqa: S608
         [delivery_id])[0]

@@ -9,9 +9,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import git
+from common.gitenv import git_env
+from tasks.treerepo import run_git
 
 CATALOG = Path(__file__).parent / "catalog"
+AUTHOR = ("builtin", "builtin@example.com")
 
 
 def builtin_task_dirs() -> list[Path]:
@@ -22,13 +24,9 @@ def as_git_repo(task_dir: Path, dest: Path) -> Path:
     """Copy a catalog folder to ``dest`` and commit it (as the fictional company would have)."""
     shutil.copytree(task_dir, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc",
                                                                   ".pytest_cache"))
-    repo = git.Repo.init(dest, initial_branch="main")
-    try:
-        env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": str(dest),
-               "GIT_AUTHOR_NAME": "builtin", "GIT_AUTHOR_EMAIL": "builtin@example.com",
-               "GIT_COMMITTER_NAME": "builtin", "GIT_COMMITTER_EMAIL": "builtin@example.com"}
-        repo.git.add("--all", env=env)
-        repo.git.commit("--quiet", "--no-verify", "-m", f"{task_dir.name}", env=env)
-    finally:
-        repo.close()
+    work_tree = dest.absolute()
+    env = git_env(work_tree, git_dir=work_tree / ".git", work_tree=work_tree, identity=AUTHOR)
+    run_git(work_tree, "init", "--quiet", "--initial-branch=main", env=env)
+    run_git(work_tree, "add", "--all", env=env)
+    run_git(work_tree, "commit", "--quiet", "--no-verify", "-m", f"{task_dir.name}", env=env)
     return dest

@@ -15,18 +15,18 @@ import os
 import posixpath
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from common.gitenv import find_git, git_config_args, git_env
+from common.processes import Bounded, DeadlineExceeded, wait_exited
 from tasks.errors import FetchFailed, InvalidSource, TreeRefused
 from tasks.source import Source, path_component_problem, ref_problem, scrub_url
 
@@ -36,17 +36,12 @@ __all__ = [
     "TreeEntry",
     "check_tree",
     "fetch_snapshot",
-    "git_config_args",
-    "git_env",
     "parse_ls_tree",
 ]
 
 logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
-KILL_GRACE_S = 2.0
-_TRUE = "/bin/true" if os.path.exists("/bin/true") else "/usr/bin/true"
 _FULL_SHA_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}$")
 # fsck message ids that mean "a tree holds a hostile name or mode": reported as TreeRefused.
@@ -85,51 +80,6 @@ class TreeEntry:
     oid: str
     size: int | None
     path: str
-
-
-def git_env(home: Path, protocols: Iterable[str] = ()) -> dict[str, str]:
-    """A complete, allow-listed environment for git: nothing is inherited from ours."""
-    allowed = ":".join(protocols)
-    return {
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "PATH": SAFE_PATH,
-        "LANG": "C",
-        "LC_ALL": "C",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_ATTR_NOSYSTEM": "1",
-        "GIT_NO_REPLACE_OBJECTS": "1",
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ASKPASS": _TRUE,
-        "SSH_ASKPASS": _TRUE,
-        "GIT_PROTOCOL_FROM_USER": "0",
-        "GIT_ALLOW_PROTOCOL": allowed or "none",
-        "GIT_CEILING_DIRECTORIES": str(home.parent),
-    }
-
-
-def git_config_args(protocols: Iterable[str] = ()) -> list[str]:
-    """``-c`` options for every git call: no protocol but ``protocols``, no hooks, fsck on."""
-    settings = ["protocol.allow=never"]
-    settings += [f"protocol.{name}.allow=always" for name in protocols]
-    settings += [
-        "core.hooksPath=/dev/null",
-        "core.symlinks=false",
-        "core.fsmonitor=false",
-        "transfer.fsckObjects=true",
-        "fetch.fsckObjects=true",
-        "submodule.recurse=false",
-        "credential.helper=",
-        "http.followRedirects=false",
-        "transfer.bundleURI=false",
-        "safe.bareRepository=explicit",
-        "gc.auto=0",
-        "maintenance.auto=false",
-        "init.defaultBranch=main",
-        "advice.detachedHead=false",
-    ]
-    return [arg for setting in settings for arg in ("-c", setting)]
 
 
 def parse_ls_tree(raw: bytes) -> list[TreeEntry]:
@@ -219,7 +169,7 @@ class _Git:
     """Runs hardened git commands for one fetch, all sharing one deadline and work folder."""
 
     def __init__(self, work: Path, source: Source, limits: FetchLimits, timeout_s: float) -> None:
-        binary = shutil.which("git", path=SAFE_PATH)
+        binary = find_git()
         if binary is None:
             raise FetchFailed("git is not installed")
         scheme = urlsplit(source.url).scheme
@@ -230,53 +180,27 @@ class _Git:
         self.repo = work / "repo"
         self.errfile = work / "git-stderr"
         self.env = git_env(self.home, [scheme])
-        self.base = [binary, f"--git-dir={self.repo / '.git'}", *git_config_args([scheme])]
+        self.base = [binary, f"--git-dir={self.repo / '.git'}"]
+        self.base += git_config_args([scheme], extra=["core.symlinks=false"])
         self.base += _pin_args(source)
 
     @contextmanager
     def spawn(self, args: list[str], *, stdin: bool = False, watch: bool = False) -> Iterator[
         subprocess.Popen[bytes]
     ]:
-        with open(self.errfile, "wb") as err:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv, validated source
-                [*self.base, *args],
-                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                cwd=self.home,
-                env=self.env,
-                start_new_session=True,
-            )
-        stop = threading.Event()
-        killed: list[Exception] = []
-        dog = threading.Thread(target=self._watch, args=(proc.pid, stop, killed, watch))
-        dog.start()
+        """git ``args`` in its own group, stopped at the deadline (or over the fetch cap)."""
         try:
-            yield proc
-        finally:
-            stop.set()
-            dog.join()
-            _stop_group(proc)
-            if killed:
-                raise killed[0]
-
-    def _watch(self, pid: int, stop: threading.Event, killed: list[Exception], du: bool) -> None:
-        kill_at: float | None = None
-        while not stop.wait(0.1):
-            now = time.monotonic()
-            if kill_at is None:
-                if now > self.deadline:
-                    killed.append(
-                        FetchFailed(f"the fetch did not finish in time ({self.timeout_s:g} s)")
-                    )
-                elif du and (too_big := self._over_fetch_cap()):
-                    killed.append(too_big)
-                if killed:
-                    _signal_group(pid, signal.SIGTERM)
-                    kill_at = now + KILL_GRACE_S
-            elif now > kill_at:
-                _signal_group(pid, signal.SIGKILL)
-                kill_at = now + 3600.0
+            with open(self.errfile, "wb") as err, Bounded(
+                [*self.base, *args], deadline=self.deadline, timeout_s=self.timeout_s,
+                env=self.env, cwd=self.home, stderr=err,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                check=self._over_fetch_cap if watch else None,
+            ) as proc:
+                yield proc
+        except DeadlineExceeded:
+            raise FetchFailed(
+                f"the fetch did not finish in time ({self.timeout_s:g} s)"
+            ) from None
 
     def _over_fetch_cap(self) -> TreeRefused | None:
         size = _disk_usage(self.work)
@@ -298,7 +222,7 @@ class _Git:
                 if size > max_output:
                     raise TreeRefused(f"git {args[0]} printed more than {max_output} bytes")
                 chunks.append(chunk)
-            code = _wait_exited(proc.pid)
+            code = wait_exited(proc.pid)
         if code != 0:
             message = _tail(self.errfile)
             if "fsck" in message and _FSCK_TREE_RE.search(message):
@@ -373,7 +297,7 @@ class _Git:
                     mode = 0o755 if entry.mode == "100755" else 0o644
                     total += _write_blob(proc.stdout, parent_fd, name, entry.size or 0, mode)
                 proc.stdin.close()
-                if _wait_exited(proc.pid) != 0:
+                if wait_exited(proc.pid) != 0:
                     raise FetchFailed(f"git cat-file failed: {_tail(self.errfile)}")
         except OSError as exc:
             raise FetchFailed(f"could not write the snapshot: {exc.strerror or exc}") from None
@@ -436,42 +360,6 @@ def _disk_usage(root: Path) -> int:
             except FileNotFoundError:
                 continue
     return total
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _exited(pid: int) -> bool:
-    """True once the group leader has exited; it is NOT reaped, so its pgid stays ours."""
-    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-
-
-def _wait_exited(pid: int) -> int:
-    """Block until the leader exits (the watchdog guarantees it); return its exit code."""
-    result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-    assert result is not None  # noqa: S101 - a blocking waitid always returns a result
-    return result.si_status if result.si_code == os.CLD_EXITED else 128 + result.si_status
-
-
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM → grace → SIGKILL the leader's group, kill stragglers, then reap the leader."""
-    if not _exited(proc.pid):
-        _signal_group(proc.pid, signal.SIGTERM)
-        end = time.monotonic() + KILL_GRACE_S
-        while not _exited(proc.pid) and time.monotonic() < end:
-            time.sleep(0.02)
-    _signal_group(proc.pid, signal.SIGKILL)
-    proc.wait()
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            try:
-                pipe.close()
-            except OSError:
-                pass
 
 
 def _check_source(source: Source) -> None:

@@ -9,16 +9,12 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 
+from common.clock import now_iso
 from tasks.errors import NotPublishable, RevisionNotFound, TaskError, TaskNotFound
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)

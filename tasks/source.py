@@ -1,4 +1,4 @@
-"""Our own allow-list for task sources, applied before git (or GitPython) sees anything.
+"""Our own allow-list for task sources, applied before git sees anything.
 
 ``validate_source`` turns an admin's URL + ref + subdir into a :class:`Source` or raises
 :class:`~tasks.errors.InvalidSource` with a sentence that names what was wrong. Remote hosts are

@@ -2,7 +2,7 @@
 
 The commit has a neutral author and a fixed date, and the repository has no tags, remotes,
 reflog, notes or hook samples, so the same tree always gives the same commit SHA. The tree is
-ours (already validated and anonymised), so GitPython is used here only with fixed arguments.
+ours (already validated and anonymised); git runs with fixed arguments under ``common.gitenv``.
 """
 
 from __future__ import annotations
@@ -10,56 +10,54 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import git
+from common.gitenv import find_git, git_config_args, git_env
+from common.processes import run_bounded
 
 NEUTRAL_NAME = "pairlab"
 NEUTRAL_EMAIL = "tasks@pairlab.invalid"
 FIXED_DATE = "2000-01-01T00:00:00+0000"
 BRANCH = "main"
+GIT_TIMEOUT_S = 300.0
+"""For one git command on a tree (``add`` of a whole task tree is the long one)."""
+_REPO_CONFIG = [("core.logallrefupdates", "false"), ("core.hooksPath", "/dev/null"),
+                ("core.symlinks", "false"), ("core.filemode", "true"),
+                ("user.name", NEUTRAL_NAME), ("user.email", NEUTRAL_EMAIL)]
+"""Written into the repository's own config (it travels with the tree into workspaces)."""
 
 
-def neutral_env(home: Path) -> dict[str, str]:
-    return {
-        "HOME": str(home),
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": "/dev/null",
-        "GIT_AUTHOR_NAME": NEUTRAL_NAME,
-        "GIT_AUTHOR_EMAIL": NEUTRAL_EMAIL,
-        "GIT_AUTHOR_DATE": FIXED_DATE,
-        "GIT_COMMITTER_NAME": NEUTRAL_NAME,
-        "GIT_COMMITTER_EMAIL": NEUTRAL_EMAIL,
-        "GIT_COMMITTER_DATE": FIXED_DATE,
-    }
+def run_git(tree: Path, *args: str, env: dict[str, str]) -> str:
+    """git ``args`` on the repository at ``tree`` under ``common.gitenv``; stdout, or
+    ``RuntimeError`` with git's message."""
+    binary = find_git()
+    if binary is None:
+        raise RuntimeError("git is not installed")
+    done = run_bounded([binary, *git_config_args(), *args], timeout_s=GIT_TIMEOUT_S, env=env,
+                       cwd=tree)
+    if done.returncode != 0:
+        raise RuntimeError(f"git {args[0]} failed in {tree}: {done.err.strip()[-500:]}")
+    return done.out
 
 
 def commit_tree(tree: Path, message: str) -> str:
     """Make ``tree`` a git repository with one commit of all its files; returns the SHA."""
     if (tree / ".git").exists():
         raise ValueError(f"{tree} is already a git repository")
-    repo = git.Repo.init(tree, initial_branch=BRANCH)
-    try:
-        env = neutral_env(tree / ".git")
-        with repo.config_writer() as cfg:
-            cfg.set_value("core", "logAllRefUpdates", "false")
-            cfg.set_value("core", "hooksPath", "/dev/null")
-            cfg.set_value("core", "symlinks", "false")
-            cfg.set_value("core", "fileMode", "true")
-            cfg.set_value("user", "name", NEUTRAL_NAME)
-            cfg.set_value("user", "email", NEUTRAL_EMAIL)
-        repo.git.add("--all", "--force", env=env)
-        repo.git.commit("--quiet", "--no-verify", "--allow-empty", "-m", message, env=env)
-        sha = repo.head.commit.hexsha
-    finally:
-        repo.close()
+    tree = tree.absolute()
+    env = git_env(tree / ".git", git_dir=tree / ".git", work_tree=tree,
+                  identity=(NEUTRAL_NAME, NEUTRAL_EMAIL), date=FIXED_DATE)
+    run_git(tree, "init", "--quiet", f"--initial-branch={BRANCH}", env=env)
+    for key, value in _REPO_CONFIG:
+        run_git(tree, "config", key, value, env=env)
+    run_git(tree, "add", "--all", "--force", env=env)
+    run_git(tree, "commit", "--quiet", "--no-verify", "--allow-empty", "-m", message, env=env)
+    sha = run_git(tree, "rev-parse", "--verify", "HEAD^{commit}", env=env).strip()
     for leftover in ("logs", "hooks", "description", "COMMIT_EDITMSG", "ORIG_HEAD", "info"):
         path = tree / ".git" / leftover
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    return str(sha)
+    return sha
 
 
 def clone_tree(repo_dir: Path, dest: Path) -> None:

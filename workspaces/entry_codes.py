@@ -15,7 +15,8 @@ from typing import Any
 
 import sqlite_utils
 
-from workspaces.sessions import _iso, _now, hash_token, parse_time
+from common.clock import iso, now
+from workspaces.sessions import hash_token, parse_time
 
 ENTRY_CODE_TTL = timedelta(seconds=60)
 
@@ -24,12 +25,12 @@ def issue(db: sqlite_utils.Database, session_id: str, workspace_id: str, kind: s
           user_id: int | None) -> str:
     """A fresh code (shown once, stored hashed) for ``kind`` ('candidate' or 'interviewer')."""
     code = secrets.token_urlsafe(32)
-    now = _now()
+    moment = now()
     db.execute(
         "INSERT INTO workspace_entry_codes (code_hash, session_id, workspace_id, kind, user_id,"
         " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [hash_token(code), session_id, workspace_id, kind, user_id, _iso(now),
-         _iso(now + ENTRY_CODE_TTL)],
+        [hash_token(code), session_id, workspace_id, kind, user_id, iso(moment),
+         iso(moment + ENTRY_CODE_TTL)],
     )
     return code
 
@@ -43,8 +44,8 @@ def use(db: sqlite_utils.Database, code: str, workspace_id: str) -> dict[str, An
         return None
     row = rows[0]
     if row["used_at"] or row["workspace_id"] != workspace_id \
-            or parse_time(row["expires_at"]) <= _now():
+            or parse_time(row["expires_at"]) <= now():
         return None
     db.execute("UPDATE workspace_entry_codes SET used_at = ? WHERE code_hash = ?",
-               [_iso(_now()), hash_token(code)])
+               [iso(now()), hash_token(code)])
     return row

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from common.processes import DeadlineExceeded, run_bounded
 from workspaces.permissions import (
     is_published,
     publish_read_only,
@@ -29,6 +30,8 @@ from workspaces.permissions import (
 
 log = logging.getLogger(__name__)
 BASE_REQUIREMENTS = ("ipykernel>=6.29,<8", "pytest>=8,<10")
+PIP_OUTPUT_BYTES = 16 * 1024 * 1024
+"""What is kept of pip's stdout and of its stderr (the error shown is their last lines)."""
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -94,26 +97,26 @@ def ensure_environment(
         wanted = sorted({r.strip() for r in (*requirements, *BASE_REQUIREMENTS)})
         log.info("building environment %s for %s", key, ", ".join(wanted))
         try:
-            subprocess.run(  # noqa: S603 - fixed argv
-                [sys.executable, "-m", "venv", str(building)],
-                check=True, capture_output=True, timeout=120,
-            )
-            result = subprocess.run(  # noqa: S603 - requirements validated by the manifest
+            venv = [sys.executable, "-m", "venv", str(building)]
+            made = run_bounded(venv, timeout_s=120, env=None, cwd=None)
+            if made.returncode != 0:
+                raise subprocess.CalledProcessError(made.returncode, venv)
+            result = run_bounded(  # requirements validated by the manifest
                 [str(building / "bin" / "python"), "-m", "pip", "install", "-q",
                  "--disable-pip-version-check", "--no-input", "--only-binary=:all:", "--",
                  *wanted],
-                capture_output=True, timeout=timeout_s, env=_pip_env(envs_root),
-                text=True, check=False,
+                timeout_s=timeout_s, env=_pip_env(envs_root), cwd=None,
+                max_output=PIP_OUTPUT_BYTES,
             )
             if result.returncode != 0:
-                tail = (result.stderr or result.stdout)[-800:]
+                tail = (result.err or result.out)[-800:]
                 raise EnvironmentBuildFailed(
                     f"installing {', '.join(wanted)} failed: {tail.strip()}"
                 )
             (building / "pairlab-requirements.json").write_text(json.dumps(wanted))
             publish_read_only(building)  # before it is visible under its final name
             os.rename(building, final)
-        except subprocess.TimeoutExpired:
+        except DeadlineExceeded:
             raise EnvironmentBuildFailed(
                 f"building the environment took longer than {timeout_s:.0f} s"
             ) from None

@@ -22,12 +22,13 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
 import sqlite_utils
 
+from common.clock import iso, now
 from workspaces.excerpt import PAYLOAD_LIMIT, encode_payload, safe_text
 
 __all__ = [
@@ -101,16 +102,6 @@ def interviewer_actor(user_id: int) -> str:
     return f"interviewer:{user_id}"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
-
-
 class WriteFn(Protocol):
     """Run ``fn`` on the single writer thread inside ``BEGIN IMMEDIATE … COMMIT``."""
 
@@ -132,7 +123,7 @@ class Event:
     kind: str
     path: str = ""
     payload: Mapping[str, Any] = field(default_factory=dict)
-    at: datetime = field(default_factory=_now)
+    at: datetime = field(default_factory=now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +158,12 @@ class StoredEvent:
         return value if isinstance(value, dict) else {"value": value}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "at": _iso(self.at), "actor": self.actor, "kind": self.kind,
+        return {"seq": self.seq, "at": iso(self.at), "actor": self.actor, "kind": self.kind,
                 "path": self.path, "payload": self.payload}
 
     def to_json(self) -> str:
         """One JSON object (the stored payload text is reused, not re-encoded)."""
-        head = json.dumps({"seq": self.seq, "at": _iso(self.at), "actor": self.actor,
+        head = json.dumps({"seq": self.seq, "at": iso(self.at), "actor": self.actor,
                            "kind": self.kind, "path": self.path}, ensure_ascii=False)
         return f'{head[:-1]}, "payload": {self.payload_json}}}'
 
@@ -217,7 +208,7 @@ def add_snapshot(db: sqlite_utils.Database, session_id: str, seq: int, commit_sh
                  at: datetime) -> None:
     """Remember that history commit ``commit_sha`` shows the workspace as of event ``seq``."""
     db.execute("INSERT OR IGNORE INTO snapshots (session_id, seq, commit_sha, at) "
-               "VALUES (?, ?, ?, ?)", [session_id, seq, commit_sha, _iso(at)])
+               "VALUES (?, ?, ?, ?)", [session_id, seq, commit_sha, iso(at)])
 
 
 def snapshot_at(db: sqlite_utils.Database, session_id: str,
@@ -252,7 +243,7 @@ def _insert(batch: list[_Row]) -> Callable[[sqlite_utils.Database], list[int]]:
                 seq = last_seq(db, item.session_id) + 1
             next_seq[item.session_id] = seq + 1
             seqs.append(seq)
-            rows.append((item.session_id, seq, _iso(item.at), item.actor, item.kind, item.path,
+            rows.append((item.session_id, seq, iso(item.at), item.actor, item.kind, item.path,
                          item.payload_json))
         db.conn.executemany(_INSERT, rows)
         return seqs

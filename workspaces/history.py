@@ -39,10 +39,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -50,6 +46,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from common.clock import now, now_iso
+from common.gitenv import find_git, git_config_args, git_env
+from common.processes import DeadlineExceeded, run_bounded
 from workspaces.errors import WorkspaceError
 from workspaces.history_spool import Spool as _Spool
 from workspaces.watcher import Entry, Ignore, is_ignored, read_file, walk
@@ -63,11 +62,11 @@ LIMIT_FLAG = "pairlab-limit-reached"
 _FULL = "the session's history is full"
 BRANCH = "refs/heads/main"
 AUTHOR = ("pairlab", "recorder@pairlab.invalid")
-SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+MAX_GIT_OUTPUT = 256 * MiB
+"""What one git command may print (a listing of every object, a blob, a diff)."""
 _REV_RE = re.compile(r"^(?:[0-9a-f]{4,64}|main|HEAD)(?:~[0-9]{1,6})?$")
-_CONFIG = ["core.hooksPath=/dev/null", "core.fsmonitor=false", "core.symlinks=true",
-           "gc.auto=0", "maintenance.auto=false", "safe.bareRepository=all",
-           "diff.renames=true", "core.quotePath=false"]
+_CONFIG = ["core.symlinks=true", "diff.renames=true", "core.quotePath=false"]
+"""Settings of the history's own, on top of ``common.gitenv``'s hardening."""
 
 
 class HistoryError(WorkspaceError):
@@ -141,7 +140,7 @@ class History:
         self.ignore = ignore
         self.limit_reached = False
         self._lock = threading.Lock()
-        self._git = shutil.which("git", path=SAFE_PATH) or "git"
+        self._git = find_git() or "git"
         self._loaded = False
         self._tree: dict[str, _Item] = {}
         self._stamps: _Stamps = {}
@@ -152,41 +151,25 @@ class History:
     # -- git --------------------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
-        return {
-            "PATH": SAFE_PATH, "HOME": str(self.path), "LANG": "C", "LC_ALL": "C",
-            "GIT_DIR": str(self.path), "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1",
-            "GIT_NO_REPLACE_OBJECTS": "1", "GIT_TERMINAL_PROMPT": "0",
-            "GIT_AUTHOR_NAME": AUTHOR[0], "GIT_AUTHOR_EMAIL": AUTHOR[1],
-            "GIT_COMMITTER_NAME": AUTHOR[0], "GIT_COMMITTER_EMAIL": AUTHOR[1],
-        }
+        return git_env(self.path, git_dir=self.path, identity=AUTHOR)
 
     def _run(self, args: Sequence[str], *, stdin: bytes | BinaryIO | None = None,
              ok: Sequence[int] = (0,)) -> tuple[int, bytes]:
         """git ``args``; ``stdin`` is bytes to send or a file git reads itself."""
-        config = [arg for setting in _CONFIG for arg in ("-c", setting)]
-        feed: bytes | None = None
-        source: int | BinaryIO = subprocess.PIPE
-        if isinstance(stdin, bytes):
-            feed = stdin
-        elif stdin is not None:
-            source = stdin
-        with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(  # noqa: S603 - fixed binary, argv list, allow-listed env
-                [self._git, *config, *args], stdout=subprocess.PIPE,
-                stdin=source,
-                stderr=err, env=self._env(), cwd="/", start_new_session=True)
-            try:
-                out, _ = proc.communicate(feed, timeout=self.limits.timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate()
-                raise HistoryError(f"git {args[0]} timed out on {self.path}") from None
-            if proc.returncode not in ok:
-                err.seek(0)
-                message = err.read(2000).decode("utf-8", "replace").strip()
-                raise HistoryError(f"git {args[0]} failed ({proc.returncode}): {message}")
-        return proc.returncode, out
+        config = git_config_args(extra=_CONFIG)
+        try:
+            done = run_bounded(
+                [self._git, *config, *args], timeout_s=self.limits.timeout_s, env=self._env(),
+                input=stdin if isinstance(stdin, bytes) else None,
+                stdin=None if isinstance(stdin, bytes) else stdin, max_output=MAX_GIT_OUTPUT)
+        except DeadlineExceeded:
+            raise HistoryError(f"git {args[0]} timed out on {self.path}") from None
+        if done.truncated:
+            raise HistoryError(f"git {args[0]} printed more than {MAX_GIT_OUTPUT} bytes")
+        if done.returncode not in ok:
+            message = done.stderr[:2000].decode("utf-8", "replace").strip()
+            raise HistoryError(f"git {args[0]} failed ({done.returncode}): {message}")
+        return done.returncode, done.stdout
 
     def _load(self) -> None:
         """Read the branch tip, its tree and the blobs stored (once, or after a restart)."""
@@ -234,7 +217,7 @@ class History:
             self._load()
             if self._head:
                 return self.commits()[0][0]
-            sha = self._commit(base_tree, when or datetime.now(UTC), label, allow_empty=True)
+            sha = self._commit(base_tree, when or now(), label, allow_empty=True)
             if sha is None:
                 raise HistoryError(f"could not write the first commit of {self.path}")
             return sha
@@ -371,7 +354,7 @@ class History:
             if self._head and self._total + added > self.limits.max_total_bytes:
                 self.limit_reached = True
                 (self.path / LIMIT_FLAG).write_text(
-                    f"{datetime.now(UTC).isoformat()}: {self._total} + {added} bytes > "
+                    f"{now_iso()}: {self._total} + {added} bytes > "
                     f"{self.limits.max_total_bytes}\n")
                 log.warning("history %s: the size limit (%d bytes) is reached; snapshots stop",
                             self.path, self.limits.max_total_bytes)

@@ -29,9 +29,10 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
+from common.clock import iso, now
 from workspaces import events
 from workspaces.events import Observation
 from workspaces.excerpt import HeadTail, clean_terminal, strip_ansi, truncate
@@ -235,7 +236,7 @@ class KernelTracker:
 
     def __init__(self, protocol: str | None = None, *, kernel_id: str = "",
                  lifecycle: KernelLifecycle | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 clock: Callable[[], datetime] = now,
                  max_pending: int = 512, output_chars: int = 4000, code_chars: int = 8000,
                  traceback_chars: int = 2000) -> None:
         self.protocol = protocol
@@ -402,7 +403,7 @@ class KernelTracker:
             "code": ex.code,
             "execution_count": ex.execution_count,
             "status": status,
-            "requested_at": ex.requested_at.astimezone(UTC).isoformat(timespec="microseconds"),
+            "requested_at": iso(ex.requested_at),
             "duration_ms": _ms(start, end),
             "queued_ms": _ms(ex.requested_at, ex.started_at) if ex.started_at else None,
             "output": ex.output.render(),

@@ -567,7 +567,14 @@ class LocalProvisioner:
     # ---- stop and after ---------------------------------------------------------------
 
     async def _terminate(self, live: _Live) -> None:
-        """SIGINT → SIGTERM → SIGKILL with a wait between (as JupyterHub stops servers)."""
+        """SIGINT → SIGTERM → SIGKILL with a wait between (as JupyterHub stops servers).
+
+        Not ``common.processes.stop_group``, on purpose: this child is an asyncio process (the
+        event loop's child watcher reaps it and ``_wait_exit_or`` awaits it, the loop never
+        blocks), it has no deadline (it runs until stopped), the polite signals go to the
+        jupyter-server inside the sandbox (found by uid, a pidfd guarding pid reuse), not to
+        bwrap's group, SIGINT comes first so the server shuts its kernels down, and what
+        survives is swept by cgroup and uid in ``_cleanup``."""
         live.stopping = True
         if live.returncode is not None:
             return

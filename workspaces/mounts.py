@@ -13,16 +13,17 @@ there, and they must fit when the candidate has filled the disk.
 The programs are util-linux's ``mount``/``umount`` and e2fsprogs' ``mkfs.ext4``: no Python
 library wraps loop-device set-up, and ``mount -o loop`` allocates the loop device and frees it
 again at unmount (autoclear), so no device is left behind by a crash between two calls. Each
-runs with a deadline (``subprocess.run(timeout=...)``) in its own session, and a failure is an
+runs with a deadline (``common.processes.run_bounded``) in its own session, and a failure is an
 ``OSError`` whose message is the program's own last line.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
+
+from common.processes import DeadlineExceeded, run_bounded
 
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 IMAGE_MODE = 0o600
@@ -34,16 +35,13 @@ ROOT_RESERVE_BYTES = 32 * 1024 * 1024
 def run_tool(argv: list[str], timeout_s: float = TIMEOUT_S) -> None:
     """Run a system tool to completion; ``OSError`` with its last line of output if it fails."""
     try:
-        done = subprocess.run(  # noqa: S603 - fixed programs, argv list, no shell
-            argv, capture_output=True, text=True, timeout=timeout_s, check=False,
-            env={"PATH": SYSTEM_PATH, "LANG": "C"}, cwd="/", start_new_session=True,
-            stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+        done = run_bounded(argv, timeout_s=timeout_s, env={"PATH": SYSTEM_PATH, "LANG": "C"})
+    except DeadlineExceeded:
         raise OSError(f"{argv[0]} did not finish within {timeout_s:.0f} s") from None
     except FileNotFoundError:
         raise OSError(f"{argv[0]} is not installed") from None
     if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines() or [
+        lines = (done.err or done.out).strip().splitlines() or [
             f"exit code {done.returncode}"]
         raise OSError(f"{argv[0]} failed: {lines[-1].strip()[:300]}")
 

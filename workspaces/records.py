@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from common.clock import now_iso
 from workspaces.provisioner import WorkspaceInfo
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def info_from_row(row: dict[str, Any]) -> WorkspaceInfo:
@@ -31,7 +27,7 @@ def insert(
         "INSERT INTO workspaces (id, session_id, env_key, env_python, uid, state, root,"
         " socket_path, token, pid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [info.workspace_id, session_id, env_key, str(info.env_python), info.uid, state,
-         str(info.root), str(info.socket_path), info.token, info.pid, _now()],
+         str(info.root), str(info.socket_path), info.token, info.pid, now_iso()],
     )
 
 
@@ -52,7 +48,7 @@ def claim(db: sqlite_utils.Database, workspace_id: str, session_id: str) -> bool
 
 
 def set_state(db: sqlite_utils.Database, workspace_id: str, state: str) -> None:
-    stopped = _now() if state in ("stopped", "failed") else None
+    stopped = now_iso() if state in ("stopped", "failed") else None
     db.execute(
         "UPDATE workspaces SET state = ?, stopped_at = COALESCE(?, stopped_at) WHERE id = ?",
         [state, stopped, workspace_id],

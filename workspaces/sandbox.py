@@ -29,12 +29,12 @@ import logging
 import os
 import shutil
 import stat
-import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.processes import Completed, DeadlineExceeded, run_bounded
 from workspaces import seccomp
 from workspaces.cgroups import kill_uid as kill_uid  # the process table, re-exported
 from workspaces.cgroups import pids_of_uid as pids_of_uid
@@ -120,13 +120,12 @@ def check_sandbox(bwrap: str = "bwrap", timeout_s: float = 30.0) -> str | None:
     if isinstance(result, str):
         return result
     if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        detail = (result.err or result.out).strip().splitlines()[-1:] or ["no output"]
         return f"bubblewrap cannot build a sandbox here: {detail[0]}"
     return None
 
 
-def _probe_run(tools: Tools, command: list[str], timeout_s: float
-               ) -> subprocess.CompletedProcess[str] | str:
+def _probe_run(tools: Tools, command: list[str], timeout_s: float) -> Completed | str:
     """``command`` as nobody in a minimal sandbox under the seccomp filter, or why it could not
     be run."""
     assert tools.bwrap is not None  # noqa: S101 - find_tools returns it when asked
@@ -139,11 +138,9 @@ def _probe_run(tools: Tools, command: list[str], timeout_s: float
             tools.setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs",
             "--", *command]
     try:
-        return subprocess.run(  # noqa: S603 - fixed argv
-            argv, capture_output=True, text=True, timeout=timeout_s, check=False,
-            env={"PATH": SYSTEM_PATH}, cwd="/", start_new_session=True, pass_fds=(filter_fd,),
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        return run_bounded(argv, timeout_s=timeout_s, env={"PATH": SYSTEM_PATH},
+                           pass_fds=(filter_fd,))
+    except (OSError, DeadlineExceeded) as exc:
         return f"bubblewrap could not be run: {exc}"
     finally:
         os.close(filter_fd)
@@ -160,8 +157,8 @@ def userns_denied(bwrap: str = "bwrap", timeout_s: float = 30.0) -> str | None:
         return result
     if result.returncode == 0:
         return "a sandbox could still create a user namespace (the seccomp filter did not hold)"
-    if "Operation not permitted" not in result.stderr:
-        return f"unshare failed for another reason: {result.stderr.strip()[-200:]}"
+    if "Operation not permitted" not in result.err:
+        return f"unshare failed for another reason: {result.err.strip()[-200:]}"
     return None
 
 

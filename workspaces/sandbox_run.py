@@ -29,7 +29,6 @@ Blocking by design (a subprocess and a pipe); async callers use ``asyncio.to_thr
 from __future__ import annotations
 
 import codecs
-import contextlib
 import fcntl
 import logging
 import os
@@ -45,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.processes import exited, exited_by, stop_group
 from workspaces import mounts
 from workspaces.cgroups import Cgroups, CgroupSet, kill_uid, pids_of_uid
 from workspaces.errors import SandboxUnavailable
@@ -375,44 +375,36 @@ def _collect(proc: subprocess.Popen[bytes], job: SandboxJob, folders: list[Path]
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     stopped: str | None = None
     out_fd = proc.stdout.fileno()
-    with selectors.DefaultSelector() as selector:
-        selector.register(out_fd, selectors.EVENT_READ)
-        if report_fd >= 0:
-            selector.register(report_fd, selectors.EVENT_READ)
-        while selector.get_map() or proc.poll() is None:
-            now = time.monotonic()
-            if now >= deadline:
-                stopped = TIME_LIMIT
-                break
-            if now >= next_disk_check:
-                next_disk_check = now + job.limits.disk_check_interval_s
-                if disk_usage(folders) > job.limits.disk_bytes:
-                    stopped = DISK_LIMIT
-                    break
-            wait = min(deadline, next_disk_check) - now
-            if not selector.get_map():  # output closed, the process has not exited yet
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=min(wait, 0.5))
-                continue
-            for key, _ in selector.select(timeout=min(wait, 1.0)):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    selector.unregister(key.fd)
-                elif key.fd == out_fd:
-                    output.add(decoder.decode(chunk))
-                elif len(report) < REPORT_MAX_BYTES:
-                    report += chunk[:REPORT_MAX_BYTES - len(report)]
-        output.add(decoder.decode(b"", final=True))
-    if stopped:
-        _kill(proc)
-    proc.wait()
-    proc.stdout.close()
-    return output, bytes(report), stopped
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """bwrap dies; ``--die-with-parent`` takes its init and so the whole PID namespace."""
     try:
-        os.killpg(proc.pid, 9)
-    except (ProcessLookupError, PermissionError):
-        pass
+        with selectors.DefaultSelector() as selector:
+            selector.register(out_fd, selectors.EVENT_READ)
+            if report_fd >= 0:
+                selector.register(report_fd, selectors.EVENT_READ)
+            while selector.get_map() or not exited(proc.pid):
+                now = time.monotonic()
+                if now >= deadline:
+                    stopped = TIME_LIMIT
+                    break
+                if now >= next_disk_check:
+                    next_disk_check = now + job.limits.disk_check_interval_s
+                    if disk_usage(folders) > job.limits.disk_bytes:
+                        stopped = DISK_LIMIT
+                        break
+                wait = min(deadline, next_disk_check) - now
+                if not selector.get_map():  # output closed, the process has not exited yet
+                    exited_by(proc.pid, now + min(wait, 0.5))  # not reaped: its group stays ours
+                    continue
+                for key, _ in selector.select(timeout=min(wait, 1.0)):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fd)
+                    elif key.fd == out_fd:
+                        output.add(decoder.decode(chunk))
+                    elif len(report) < REPORT_MAX_BYTES:
+                        report += chunk[:REPORT_MAX_BYTES - len(report)]
+            output.add(decoder.decode(b"", final=True))
+    finally:
+        # SIGKILL at once (no grace: nothing of a stopped run is worth waiting for): bwrap dies
+        # and ``--die-with-parent`` takes its init and so the whole PID namespace; then reap it.
+        stop_group(proc, grace_s=0)
+    return output, bytes(report), stopped

@@ -16,20 +16,13 @@ from typing import Any
 
 import sqlite_utils
 
+from common.clock import iso, now
 from workspaces.session_errors import SessionConflict, SessionError, SessionNotFound
 
 LINK_EARLY = timedelta(minutes=15)
 """A candidate link works from this long before the start."""
 MAX_DURATION = 240
 ROLES = ("ml-engineer", "data-scientist", "ai-researcher", "mlops-engineer")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def parse_time(text: str) -> datetime:
@@ -67,14 +60,14 @@ class Session:
     def seconds_left(self) -> int:
         if self.state in ("ended", "failed"):
             return 0
-        return max(0, int((parse_time(self.ends_at) - _now()).total_seconds()))
+        return max(0, int((parse_time(self.ends_at) - now()).total_seconds()))
 
     def link_open(self) -> bool:
         """Is the capability link usable now (from shortly before the start until the end)?"""
         if self.state in ("ended", "failed"):
             return False
-        now = _now()
-        return parse_time(self.starts_at) - LINK_EARLY <= now < parse_time(self.ends_at)
+        moment = now()
+        return parse_time(self.starts_at) - LINK_EARLY <= moment < parse_time(self.ends_at)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -141,8 +134,8 @@ def create_session(
         " candidate_email, role, duration_minutes, starts_at, ends_at, state, link_hash,"
         " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, ?, ?)",
         [session_id, revision_id, task_id, name, candidate_email.strip(), role,
-         duration_minutes, _iso(starts_at), _iso(starts_at + timedelta(minutes=duration_minutes)),
-         hash_token(token), created_by, _iso(_now())],
+         duration_minutes, iso(starts_at), iso(starts_at + timedelta(minutes=duration_minutes)),
+         hash_token(token), created_by, iso(now())],
     )
     for user_id in sorted(set(interviewer_ids)):
         db.execute(
@@ -196,13 +189,13 @@ def set_state(
     session = get_session(db, session_id)
     if session.state not in expect:
         raise SessionConflict(f"the session is {session.state}, so it cannot become {new}")
-    now = _iso(_now())
+    at = iso(now())
     db.execute(
         "UPDATE interview_sessions SET state = ?, failure_reason = ?,"
         " workspace_id = COALESCE(?, workspace_id),"
         " started_at = CASE WHEN ? = 'live' AND started_at IS NULL THEN ? ELSE started_at END,"
         " ended_at = CASE WHEN ? IN ('ended', 'failed') THEN ? ELSE ended_at END WHERE id = ?",
-        [new, reason, workspace_id, new, now, new, now, session_id],
+        [new, reason, workspace_id, new, at, new, at, session_id],
     )
     return get_session(db, session_id)
 
@@ -213,10 +206,10 @@ def extend(db: sqlite_utils.Database, session_id: str, minutes: int) -> Session:
     session = get_session(db, session_id)
     if session.state in ("ended", "failed"):
         raise SessionConflict(f"the session is {session.state}; it cannot be extended")
-    ends = max(parse_time(session.ends_at), _now()) + timedelta(minutes=minutes)
+    ends = max(parse_time(session.ends_at), now()) + timedelta(minutes=minutes)
     db.execute(
         "UPDATE interview_sessions SET ends_at = ?, duration_minutes = duration_minutes + ?"
-        " WHERE id = ?", [_iso(ends), minutes, session_id],
+        " WHERE id = ?", [iso(ends), minutes, session_id],
     )
     return get_session(db, session_id)
 
@@ -231,11 +224,11 @@ def grant(
 ) -> str:
     """A fresh access token; with ``workspace_id``, a cookie of that workspace's own host."""
     token = secrets.token_urlsafe(32)
-    expires = _iso(_now() + ttl) if ttl else None
+    expires = iso(now() + ttl) if ttl else None
     db.execute(
         "INSERT INTO session_access (token_hash, session_id, kind, user_id, created_at,"
         " expires_at, address, user_agent, workspace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [hash_token(token), session_id, kind, user_id, _iso(_now()), expires, address,
+        [hash_token(token), session_id, kind, user_id, iso(now()), expires, address,
          user_agent[:300], workspace_id],
     )
     return token
@@ -248,7 +241,7 @@ def resolve_grant(db: sqlite_utils.Database, token: str) -> dict[str, Any] | Non
     if not rows:
         return None
     row = rows[0]
-    if row["expires_at"] and parse_time(row["expires_at"]) <= _now():
+    if row["expires_at"] and parse_time(row["expires_at"]) <= now():
         return None
     return row
 
@@ -260,7 +253,7 @@ def use_handoff(db: sqlite_utils.Database, token: str) -> dict[str, Any] | None:
         return None
     db.execute(
         "UPDATE session_access SET used_at = ? WHERE token_hash = ?",
-        [_iso(_now()), hash_token(token)],
+        [iso(now()), hash_token(token)],
     )
     return row
 
@@ -272,7 +265,7 @@ def record_connection(
     db.execute(
         "INSERT INTO session_connections (session_id, who, kind, address, user_agent, at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        [session_id, who, kind, address, user_agent[:300], _iso(_now())],
+        [session_id, who, kind, address, user_agent[:300], iso(now())],
     )
 
 

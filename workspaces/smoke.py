@@ -15,12 +15,12 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from common.clock import now_iso
 from workspaces.jupyter_config import refusal_reason
 from workspaces.local import LocalProvisioner
 from workspaces.peer import PeerCheckedConnector
@@ -73,7 +73,7 @@ def _execute_request(code: str) -> dict[str, Any]:
     return {
         "header": {"msg_id": uuid.uuid4().hex, "username": "pairlab-doctor",
                    "session": uuid.uuid4().hex, "msg_type": "execute_request", "version": "5.3",
-                   "date": datetime.now(UTC).isoformat()},
+                   "date": now_iso()},
         "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
         "content": {"code": code, "silent": False, "store_history": False,
                     "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},

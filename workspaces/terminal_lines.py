@@ -21,9 +21,10 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
+from common.clock import iso, now
 from workspaces import events
 from workspaces.events import Observation
 from workspaces.excerpt import HeadTail, clean_terminal
@@ -226,7 +227,7 @@ class TerminalTracker:
 
     def __init__(self, *, terminal: str = "", quiet_s: float = 2.0, output_chars: int = 2000,
                  line_chars: int = 4000,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = now) -> None:
         self.terminal = terminal
         self.quiet_s = quiet_s
         self._output_chars = output_chars
@@ -389,7 +390,7 @@ class TerminalTracker:
         payload: dict[str, Any] = {
             "terminal": self.terminal,
             "line": clean_terminal(cur.line),
-            "entered_at": cur.entered_at.astimezone(UTC).isoformat(timespec="microseconds"),
+            "entered_at": iso(cur.entered_at),
             "duration_ms": max(0, round((cur.last_output_at - cur.entered_at).total_seconds()
                                         * 1000)),
             "output": cur.output.render(),

@@ -10,10 +10,11 @@ from these rows like from real ones.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import sqlite_utils
 
+from common.clock import now
 from scoring import outcomes, scorecards, session_scoring
 from scoring.rubrics import Rubric
 from scoring.scorecards import Card, Score
@@ -47,7 +48,7 @@ def ensure_demo_history(db: sqlite_utils.Database, interviewers: list[User]) -> 
         return 0
     rng = random.Random(6)  # noqa: S311 - demo data, not security
     biases = [0.0, -0.4]  # the second interviewer scores a little lower: calibration shows it
-    start = datetime.now(UTC) - timedelta(days=240)
+    start = now() - timedelta(days=240)
     for n in range(1, PAST_SESSIONS + 1):
         task = tasks[n % len(tasks)]
         session, _ = S.create_session(

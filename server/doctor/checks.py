@@ -14,12 +14,12 @@ import os
 import pwd
 import secrets
 import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from common.processes import DeadlineExceeded, run_bounded
 from server.db import open_migrated
 from server.settings import COOKIE_SECRET_FILE, Settings, shared_site_warning
 from server.tasks.service import sandbox_for
@@ -131,12 +131,10 @@ def check_seccomp() -> Finding:
 
 def _version(argv: list[str]) -> str:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=10,  # noqa: S603
-                              check=False, env={"PATH": "/usr/bin:/bin"})
-    except (OSError, subprocess.TimeoutExpired):
+        done = run_bounded(argv, timeout_s=10, env={"PATH": "/usr/bin:/bin"})
+    except (OSError, DeadlineExceeded):
         return argv[0]
-    return (done.stdout or done.stderr).strip().splitlines()[0] if done.stdout or done.stderr \
-        else argv[0]
+    return (done.out or done.err).strip().splitlines()[0] if done.out or done.err else argv[0]
 
 
 def _uid_range(settings: Settings) -> range:

@@ -8,12 +8,12 @@ active interviewers, role fit warning that must be confirmed) are in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 
 from common import audit
+from common.clock import now
 from common.errors import Unprocessable
 from scoring import session_scoring, webhooks
 from server.people import accounts as people
@@ -85,7 +85,7 @@ def schedule(
     email = req.candidate_email.strip()
     if email:
         email = people.normalise_email(email)
-    starts = S.parse_time(req.starts_at) if req.starts_at else datetime.now(UTC)
+    starts = S.parse_time(req.starts_at) if req.starts_at else now()
     session, token = S.create_session(
         db, revision_id=rev.id, task_id=rev.task_id, candidate_name=req.candidate_name,
         candidate_email=email, role=req.role,

@@ -15,14 +15,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from common.gitenv import git_config_args, git_env
 from tasks.errors import FetchFailed, InvalidSource, TreeRefused
 from tasks.gitfetch import (
     FetchLimits,
     FetchResult,
     check_tree,
     fetch_snapshot,
-    git_config_args,
-    git_env,
     parse_ls_tree,
 )
 from tasks.source import Source, SourcePolicy, validate_source

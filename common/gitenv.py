@@ -71,6 +71,8 @@ def git_env(home: Path, protocols: Iterable[str] = (), *, git_dir: Path | None =
         "GIT_PROTOCOL_FROM_USER": "0",
         "GIT_ALLOW_PROTOCOL": allowed or "none",
         "GIT_CEILING_DIRECTORIES": str(home.parent),
+        "GIT_CONFIG_COUNT": "0",  # where this is laid over an environment (GitPython does),
+        "GIT_CONFIG_PARAMETERS": "",  # no configuration comes in through it
     }
     if git_dir is not None:
         env["GIT_DIR"] = str(git_dir)

@@ -2,7 +2,8 @@
 
 The commit has a neutral author and a fixed date, and the repository has no tags, remotes,
 reflog, notes or hook samples, so the same tree always gives the same commit SHA. The tree is
-ours (already validated and anonymised); git runs with fixed arguments under ``common.gitenv``.
+ours (already validated and anonymised); git runs through GitPython with fixed arguments, the
+hardened settings of ``common.gitenv`` and a deadline.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import git
+
 from common.gitenv import find_git, git_config_args, git_env
-from common.processes import run_bounded
 
 NEUTRAL_NAME = "pairlab"
 NEUTRAL_EMAIL = "tasks@pairlab.invalid"
@@ -26,16 +28,23 @@ _REPO_CONFIG = [("core.logallrefupdates", "false"), ("core.hooksPath", "/dev/nul
 
 
 def run_git(tree: Path, *args: str, env: dict[str, str]) -> str:
-    """git ``args`` on the repository at ``tree`` under ``common.gitenv``; stdout, or
-    ``RuntimeError`` with git's message."""
+    """git ``args`` on the repository at ``tree``: stdout, or ``RuntimeError`` with git's message.
+
+    GitPython runs it (``kill_after_timeout`` is its deadline) and lays ``env`` over the
+    server's environment; ``common.gitenv`` sets every variable that changes what git reads
+    (config, attributes, replace objects, repository discovery), so what is laid over is inert.
+    """
     binary = find_git()
     if binary is None:
         raise RuntimeError("git is not installed")
-    done = run_bounded([binary, *git_config_args(), *args], timeout_s=GIT_TIMEOUT_S, env=env,
-                       cwd=tree)
-    if done.returncode != 0:
-        raise RuntimeError(f"git {args[0]} failed in {tree}: {done.err.strip()[-500:]}")
-    return done.out
+    try:
+        out = git.Git(str(tree)).execute(
+            [binary, *git_config_args(), *args], env=env, kill_after_timeout=GIT_TIMEOUT_S,
+            strip_newline_in_stdout=False)
+    except git.GitCommandError as exc:
+        raise RuntimeError(f"git {args[0]} failed in {tree}: {str(exc.stderr).strip()[-500:]}"
+                           ) from None
+    return str(out)
 
 
 def commit_tree(tree: Path, message: str) -> str:
@@ -50,7 +59,8 @@ def commit_tree(tree: Path, message: str) -> str:
         run_git(tree, "config", key, value, env=env)
     run_git(tree, "add", "--all", "--force", env=env)
     run_git(tree, "commit", "--quiet", "--no-verify", "--allow-empty", "-m", message, env=env)
-    sha = run_git(tree, "rev-parse", "--verify", "HEAD^{commit}", env=env).strip()
+    with git.Repo(tree) as repo:  # reads the ref file
+        sha = repo.head.commit.hexsha
     for leftover in ("logs", "hooks", "description", "COMMIT_EDITMSG", "ORIG_HEAD", "info"):
         path = tree / ".git" / leftover
         if path.is_dir():

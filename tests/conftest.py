@@ -35,6 +35,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 MakeSettings = Callable[..., Settings]
 
+# Fixtures every test folder may use, defined next to the helpers they wrap: the running app
+# with its workspace origin and a logged-in interviewer (tests/harness.py), headless Chromium
+# (tests/browser.py), tiny task repositories and the import's settings (tests/task_repos.py).
+pytest_plugins = ["tests.harness", "tests.browser", "tests.task_repos"]
+
 
 
 @pytest.fixture(autouse=True)

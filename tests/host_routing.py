@@ -32,7 +32,7 @@ class HostRoutingClient(TestClient[Any, Any]):
     """Each request carries the ``Host`` of its path (``/w/<id>/...`` on
     ``w-<id>.localhost``, the rest on ``localhost``) unless the test gives one. Its one cookie
     jar keeps every host's cookies (they have distinct names): what a browser keeps apart by
-    host is proven in Chromium (tests/server/test_workspace_origins_browser.py)."""
+    host is proven in Chromium (tests/server/workspace/test_workspace_origins_browser.py)."""
 
     async def _request(self, method: str, path: Any, **kwargs: Any) -> Any:
         return await super()._request(method, path, **_with_host(path, kwargs))

@@ -20,7 +20,7 @@ from tasks import revisions
 from tasks.errors import InvalidSource, ManifestInvalid, NotPublishable, TreeRefused
 from tasks.importer import ImportRequest, Prepared, install_revision, prepare_import
 from tests.conftest import open_db
-from tests.tasks.conftest import (
+from tests.task_repos import (
     COMPANY,
     FAKE_AWS_KEY,
     FAKE_EMAIL,

@@ -4,11 +4,8 @@ workspace's own host (``w-<id>.localhost``), chosen from the path, over one test
 from __future__ import annotations
 
 import re
-import socket
 from typing import Any
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
@@ -57,24 +54,3 @@ async def enter(client: TestClient[Any, Any], url: str) -> str:
                                 allow_redirects=False)
     assert response.status == 303, await response.text()
     return response.headers["Location"]
-
-
-class LoopbackResolver(AbstractResolver):
-    """``localhost`` and every ``*.localhost`` name to 127.0.0.1, as Chromium resolves them
-    (the C library here knows only ``localhost`` itself)."""
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        if host != "localhost" and not host.endswith(".localhost"):
-            raise OSError(f"{host} is not a loopback name (tests use loopback only)")
-        return [ResolveResult(hostname=host, host="127.0.0.1", port=port,
-                              family=socket.AF_INET, proto=0, flags=socket.AI_NUMERICHOST)]
-
-    async def close(self) -> None:
-        pass
-
-
-def loopback_session() -> aiohttp.ClientSession:
-    """A client that reaches ``*.localhost`` hosts and keeps cookies per host, as a browser."""
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=LoopbackResolver()),
-                                 cookie_jar=aiohttp.CookieJar(unsafe=True))

@@ -18,10 +18,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from common.loopback import loopback_session
 from server.settings import Settings, prepare_data_dir
 from tests.conftest import PASSWORD, create_user
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
-from tests.host_routing import loopback_session
 from tests.server.cli.test_serve import free_port
 from workspaces.cgroups import pids_of_uid
 

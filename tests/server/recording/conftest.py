@@ -12,17 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from server.app import create_app
 from server.recording.service import RECORDING, RecordingService
-from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings
-from tests.conftest import MakeSettings, create_user, login
-from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
-from tests.host_routing import enter, routing
+from tests.conftest import MakeSettings, create_user
+from tests.fixture_tasks import publish_fake_task
+from tests.harness import LEAD, OTHER, QUIET, Env, start_env
 from tests.server.recording.fake_jupyter import RecordingFakeProvisioner
 
 HIDDEN_CHECK = '''\
@@ -50,14 +46,10 @@ def publish_task(settings: Settings, task_id: str = "rec-task") -> str:
 
 
 @dataclass
-class Rec:
-    """A running app (both origins) with a logged-in interviewer."""
+class Rec(Env):
+    """The harness's running app (both origins, a logged-in interviewer) over the recording
+    task, with helpers to drive and read its sessions."""
 
-    settings: Settings
-    app: web.Application
-    client: TestClient[Any, Any]
-    ws: TestClient[Any, Any]
-    csrf: str
     sessions: dict[str, str] = field(default_factory=dict)
     """session id → workspace id of the sessions started."""
 
@@ -69,26 +61,15 @@ class Rec:
         """The session's workspace's own origin (its Origin checks accept no other)."""
         return self.settings.workspace_origin(self.sessions[session_id])
 
-    async def schedule(self) -> dict[str, Any]:
-        response = await self.client.post(
-            "/api/v1/sessions", json={"task": "rec-task", "candidate_name": "Ada Lovelace"},
-            headers={"X-CSRF-Token": self.csrf})
-        assert response.status == 201, await response.text()
-        data: dict[str, Any] = await response.json()
-        return data
+    async def schedule(self, **body: Any) -> dict[str, Any]:
+        return await super().schedule(**{"task": "rec-task", **body})
 
     async def start(self) -> tuple[str, str]:
         """Schedule a session, open its link as the candidate, start it: (session, workspace)."""
         created = await self.schedule()
-        path = "/" + created["candidate_link"].split("/", 3)[3]
-        assert (await self.ws.get(path, allow_redirects=False)).status == 303
+        await self.open_link(created["candidate_link"])
         session_id = created["session_id"]
-        page = await (await self.ws.get(f"/s/{session_id}")).text()
-        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        response = await self.ws.post(f"/s/{session_id}/start", data={"csrf_token": token},
-                                      allow_redirects=False)
-        assert response.status == 303, await response.text()
-        workspace = (await enter(self.ws, response.headers["Location"])).split("/")[2]
+        workspace = (await self.start_as_candidate(session_id)).split("/")[2]
         self.sessions[session_id] = workspace
         return session_id, workspace
 
@@ -153,16 +134,11 @@ test runs on one machine never meet in a uid."""
 def make_rec(make_settings: MakeSettings, aiohttp_client: AiohttpClient,
              tmp_path: Path) -> RecFactory:
     async def make(**overrides: Any) -> Rec:
-        values: dict[str, Any] = {"warm_pool_size": 0, "environments_dir": str(SHARED_ENVS),
-                                  "sandbox_uid_base": UID_BASE, "continuous_checks": False}
-        values.update(overrides)
-        settings = make_settings(**values)
+        settings = make_settings(**{**QUIET, "sandbox_uid_base": UID_BASE, **overrides})
         publish_task(settings)
-        create_user(settings, "lead@example.com", "interviewer")
-        create_user(settings, "other@example.com", "interviewer")
-        app = create_app(settings, provisioner=RecordingFakeProvisioner(tmp_path / "fake-ws"))
-        client = await aiohttp_client(app)
-        ws = routing(await aiohttp_client(app[WORKSPACE_APP]))
-        return Rec(settings, app, client, ws, await login(client, "lead@example.com"))
+        create_user(settings, LEAD, "interviewer")
+        create_user(settings, OTHER, "interviewer")
+        provisioner = RecordingFakeProvisioner(tmp_path / "fake-ws")
+        return await start_env(aiohttp_client, settings, provisioner, Rec)
 
     return make

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from playwright.async_api import Locator, Page, Response, expect
 
@@ -29,16 +28,10 @@ from server.http.keys import DB
 from server.people import accounts as people
 from server.people.passwords import hash_password
 from server.settings import Settings
-from tests.browser import (
-    WAIT_S,
-    Browsing,
-    Live,
-    live_session,
-    login_in_browser,
-    serving,
-)
+from tests.browser import Browsing, login_in_browser
 from tests.conftest import PASSWORD, MakeSettings, open_db
 from tests.fixture_tasks import publish_fake_task
+from tests.harness import WAIT_S, Live, interviewer, live_session, serving
 from workspaces import events as E
 from workspaces import sessions as S
 
@@ -94,12 +87,8 @@ class Panel:
 async def call_api(url: str, email: str, method: str, path: str,
                    body: dict[str, Any] | None = None) -> Any:
     """One call to the JSON API as ``email`` (logged in through the API first)."""
-    jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(url, cookie_jar=jar) as http:
-        login = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-        assert login.status == 200, await login.text()
-        csrf = (await login.json())["csrf_token"]
-        response = await http.request(method, path, json=body, headers={"X-CSRF-Token": csrf})
+    async with interviewer(url, email) as (http, csrf):
+        response = await http.request(method, path, json=body, headers=csrf)
         assert response.status < 300, await response.text()
         return await response.json()
 

@@ -15,15 +15,13 @@ from playwright.async_api import Page, Request, expect
 from server.http.keys import DB
 from tests.browser import (
     HOSTILE_NAME,
-    LEAD,
-    OTHER,
     Browsing,
-    Live,
     assert_inert,
     login_in_browser,
     record_hostile,
 )
 from tests.conftest import PASSWORD
+from tests.harness import LEAD, OTHER, Live
 from workspaces import events as E
 from workspaces import sessions as S
 

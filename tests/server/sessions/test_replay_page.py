@@ -13,11 +13,11 @@ from playwright.async_api import Page, expect
 from tests.browser import (
     HOSTILE_NAME,
     Browsing,
-    Live,
     assert_inert,
     login_in_browser,
     record_hostile,
 )
+from tests.harness import Live
 from workspaces import events as E
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]

@@ -6,28 +6,19 @@ workspace (tests/fake_workspace.py), requests sent to the host a browser would u
 from __future__ import annotations
 
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
 from server.http.accesslog import scrub_path
 from server.http.keys import DB
 from server.settings import SettingsError, load_settings
-from tests.conftest import CliResult, MakeSettings
-from tests.harness import Env, EnvFactory, env_factory
+from tests.conftest import CliResult
+from tests.harness import Env, EnvFactory
 from tests.host_routing import enter
 from workspaces import entry_codes
-
-
-@pytest.fixture
-def make_env(make_settings: MakeSettings, aiohttp_client: AiohttpClient,
-             tmp_path: Path) -> EnvFactory:
-    """Both listeners over the real app, a fake jupyter-server per workspace."""
-    return env_factory(make_settings, aiohttp_client, tmp_path)
 
 
 def host(workspace: str) -> dict[str, str]:

@@ -14,9 +14,10 @@ from playwright.async_api import async_playwright
 from yarl import URL
 
 from server.settings import Settings
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, LEAD, serving
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import PASSWORD, MakeSettings, create_user
 from tests.fixture_tasks import publish_fake_task
+from tests.harness import LEAD, interviewer, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -42,11 +43,7 @@ def _prepare(settings: Settings) -> None:
 async def _two_live_sessions(settings: Settings) -> list[dict[str, Any]]:
     """Schedule and start two sessions as the interviewer: candidate link, handoff, workspace."""
     out = []
-    async with aiohttp.ClientSession(settings.app_url,
-                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        login = await http.post("/api/v1/auth/login",
-                                json={"email": LEAD, "password": PASSWORD})
-        csrf = {"X-CSRF-Token": (await login.json())["csrf_token"]}
+    async with interviewer(settings.app_url) as (http, csrf):
         for name in ("Ada", "Grace"):
             created = await (await http.post("/api/v1/sessions", headers=csrf, json={
                 "task": "demo-task", "candidate_name": name})).json()
@@ -104,13 +101,10 @@ async def test_the_candidate_lands_in_the_workspace_on_its_own_host(
         make_settings: MakeSettings, tmp_path: Path) -> None:
     async with serving(make_settings, tmp_path, _prepare) as served:
         settings = served.settings
-        async with aiohttp.ClientSession(settings.app_url,
-                                         cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            login = await http.post("/api/v1/auth/login",
-                                    json={"email": LEAD, "password": PASSWORD})
+        async with interviewer(settings.app_url) as (http, csrf):
             created = await (await http.post(
                 "/api/v1/sessions", json={"task": "demo-task", "candidate_name": "Ada"},
-                headers={"X-CSRF-Token": (await login.json())["csrf_token"]})).json()
+                headers=csrf)).json()
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
@@ -166,11 +160,7 @@ async def test_a_link_in_the_workspace_cannot_make_the_interviewer_the_candidate
     must stay the interviewer (else their edits are recorded as the candidate's)."""
     async with serving(make_settings, tmp_path, _prepare) as served:
         settings = served.settings
-        async with aiohttp.ClientSession(settings.app_url,
-                                         cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            login = await http.post("/api/v1/auth/login",
-                                    json={"email": LEAD, "password": PASSWORD})
-            csrf = {"X-CSRF-Token": (await login.json())["csrf_token"]}
+        async with interviewer(settings.app_url) as (http, csrf):
             created = await (await http.post("/api/v1/sessions", headers=csrf, json={
                 "task": "demo-task", "candidate_name": "Ada"})).json()
             sid = created["session_id"]

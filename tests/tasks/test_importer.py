@@ -33,7 +33,8 @@ from tests.task_repos import (
 )
 
 # The first test to need the shared environments folder builds it (about a minute).
-pytestmark = pytest.mark.timeout(300)
+# slow: whole imports over real git, checks in the sandbox
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 WORKSPACE_NEVER = ("hidden_checks", "solution", "GUIDE.md", "pairlab-task.toml", "deploy")
 

@@ -20,6 +20,9 @@ from server.migrations import MIGRATION_SETS
 from server.people.passwords import verify_password
 from tests.conftest import CliResult, assert_no_traceback
 
+# slow: every test runs the real ``pairlab`` command (a Python start-up each)
+pytestmark = pytest.mark.slow
+
 Run = Callable[..., CliResult]
 
 

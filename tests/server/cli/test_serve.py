@@ -20,6 +20,9 @@ import pytest
 
 from tests.conftest import PASSWORD, assert_no_traceback
 
+# slow: every test starts a real ``pairlab serve``
+pytestmark = pytest.mark.slow
+
 # Loopback only, and never through a proxy from the environment.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

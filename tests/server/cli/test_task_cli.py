@@ -23,7 +23,8 @@ from tests.task_repos import (
 )
 
 # The first test to need the shared environments folder builds it (about a minute).
-pytestmark = pytest.mark.timeout(300)
+# slow: every test runs the real ``pairlab task`` command over whole imports
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 Pairlab = Callable[..., Run]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from server.http.ratelimit import (
     HOLD_MAX_SECONDS,
     MAX_BACKOFF_WINDOWS,
@@ -90,6 +92,7 @@ def test_an_account_under_attack_gives_each_failed_address_one_try() -> None:
     assert limiter.attempt("a", "late") == 0
 
 
+@pytest.mark.slow
 def test_one_address_flooding_junk_names_blocks_no_new_login() -> None:
     """Finding: 10,000 junk names from one address filled the table with pairs all backing
     off, and every new pair (the owner's at their next login) got 429."""

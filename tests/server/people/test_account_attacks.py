@@ -34,6 +34,9 @@ from tests.conftest import (
     make_app,
 )
 
+# slow: many real logins a test (argon2 on purpose slow)
+pytestmark = pytest.mark.slow
+
 Client = TestClient[Any, Any]
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 DEEP = b"[" * 100_000 + b"]" * 100_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
@@ -157,6 +158,7 @@ async def test_pages_redirect_to_login_when_logged_out(client: Client) -> None:
     assert response.headers["Location"] == "/login?next=/admin/users"
 
 
+@pytest.mark.slow
 async def test_sixth_wrong_password_is_rate_limited(client: Client) -> None:
     settings = client.app[SETTINGS]
     assert settings.login_max_failures == 5
@@ -176,6 +178,7 @@ async def test_sixth_wrong_password_is_rate_limited(client: Client) -> None:
     assert "login.rate_limited" in audit_actions(settings)
 
 
+@pytest.mark.slow
 async def test_failures_on_other_accounts_do_not_refuse_this_one(client: Client) -> None:
     settings = client.app[SETTINGS]
     create_user(settings, "ada@example.com")
@@ -191,6 +194,7 @@ async def test_failures_on_other_accounts_do_not_refuse_this_one(client: Client)
     assert response.status == 200
 
 
+@pytest.mark.slow
 async def test_rate_limited_html_form_says_so(client: Client) -> None:
     create_user(client.app[SETTINGS], "ada@example.com")
     token = form_csrf_token(await (await client.get("/login")).text())

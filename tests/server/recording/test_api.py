@@ -141,6 +141,7 @@ async def wait_snapshots(rec: Rec, sid: str, count: int) -> list[dict[str, Any]]
     return kinds(found, E.SNAPSHOT)
 
 
+@pytest.mark.slow
 async def test_the_workspace_at_three_moments(make_rec: RecFactory) -> None:
     rec = await make_rec()
     sid, _ = await rec.start()
@@ -193,6 +194,7 @@ def git(*args: str, cwd: Path) -> str:
                           text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)}).stdout
 
 
+@pytest.mark.slow
 async def test_export_by_api_and_cli(make_rec: RecFactory, run_cli: Any,
                                      tmp_path: Path) -> None:
     rec = await make_rec()

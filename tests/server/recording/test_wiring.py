@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import WSMsgType
 
 from server.app import create_app
@@ -153,6 +154,7 @@ async def test_lifecycle_events_and_session_end(make_rec: RecFactory) -> None:
     assert (checks["status"], checks["passed"], checks["failed"]) == ("passed", 2, 0)
 
 
+@pytest.mark.slow
 async def test_recording_resumes_after_a_restart_and_an_end_elsewhere(
         make_rec: RecFactory, aiohttp_client: Any, tmp_path: Path) -> None:
     rec = await make_rec()

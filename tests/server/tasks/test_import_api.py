@@ -44,7 +44,8 @@ from tests.task_repos import (
 from tests.tasks.githttp import serve_git
 
 # The first test to need the shared environments folder builds it (about a minute).
-pytestmark = pytest.mark.timeout(300)
+# slow: whole imports from a git server, checks in the sandbox
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 ADMIN = "admin@example.com"
 Check = Callable[[int | None], None]

@@ -1,5 +1,6 @@
 """The workspace listener as a browser reaches it: the shared host (``localhost``) and each
-workspace's own host (``w-<id>.localhost``), chosen from the path, over one test client."""
+workspace's own host (``w-<id>.localhost``), chosen from the path, over one test client. (A
+real client reaches those hosts through ``common.loopback``.)"""
 
 from __future__ import annotations
 

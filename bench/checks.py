@@ -18,8 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import header, load_line, median, percentile, row
-from tests.fixture_tasks import SHARED_ENVS
+from bench.common import SHARED_ENVS, header, load_line, median, percentile, row
 from workspaces.environments import ensure_environment
 from workspaces.sandbox_run import CheckSandbox, SandboxJob
 

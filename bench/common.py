@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import nbformat
 from aiohttp import WSMsgType, web
 from yarl import URL
 
 from common import audit
+from common.loopback import LoopbackResolver
 from server.app import create_app
 from server.db import open_migrated
 from server.http.accesslog import ScrubbedAccessLogger
@@ -41,10 +43,10 @@ from server.people.passwords import hash_password
 from server.sessions.keys import SESSIONS
 from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings, prepare_data_dir
-
-# The same shared, read-only environment folder and fixture task as the integration tests.
-from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
-from tests.host_routing import LoopbackResolver
+from tasks import revisions
+from tasks.importer import Prepared, install_revision
+from tasks.store import TaskStore
+from tasks.treerepo import commit_tree
 from workspaces.cgroups import pids_of_uid
 from workspaces.lifecycle import SessionManager
 from workspaces.peer import PeerCheckedConnector
@@ -54,6 +56,9 @@ SHORT_TMP = "/tmp"  # noqa: S108 - short on purpose: AF_UNIX socket paths are <=
 EMAIL = "bench@example.com"
 PASSWORD = "correct horse battery"  # noqa: S105 - a throwaway user in a throwaway database
 TASK = "bench-task"
+# Task environments are keyed by their requirements and built atomically: the benchmarks share
+# the folder the test suite builds its empty-requirements environment in (built once a machine).
+SHARED_ENVS = Path(tempfile.gettempdir()) / "pairlab-test-envs"
 Clock = Callable[[], float]
 now: Clock = time.perf_counter
 
@@ -122,17 +127,43 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def task_files() -> dict[str, str]:
+    """The benchmark task's tree: a script, notes and a one-cell notebook."""
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("print('answer', 6 * 7)", id="c1")])
+    return {"main.py": "print('hello')\n", "notes.md": "# Notes\n",
+            "explore.ipynb": nbformat.writes(notebook)}
+
+
 def publish_task(settings: Settings) -> str:
-    """The benchmark task (main.py, notes.md, a notebook) published as an import would leave
-    it, and the benchmark's interviewer."""
-    rev_id = publish_fake_task(settings, TASK, title="Benchmark task")
+    """The benchmark task (main.py, notes.md, a notebook) installed by the importer's own last
+    step (``install_revision``, as if its checks had passed) and published, and the benchmark's
+    interviewer."""
+    staged = Path(tempfile.mkdtemp(dir=settings.data_dir)) / "staged"
+    tree = staged / "tree"
+    tree.mkdir(parents=True)
+    for name, text in task_files().items():
+        (tree / name).write_text(text)
+    meta = {"brief.md": "Brief of the benchmark task\n", "guide.md": "## Hint ladder\n",
+            "report.json": json.dumps({"blockers": []}), "diff.json": "[]"}
+    for name, text in meta.items():
+        (staged / name).write_text(text)
+    revision = revisions.NewRevision(
+        task_id=TASK, title="Benchmark task", kind="eval-script", roles=("ml-engineer",),
+        duration_minutes=60, requirements=(), visible_check="python -m pytest -q",
+        source_url="file:///bench", source_ref="", source_subdir="", source_commit="0" * 40,
+        tree_commit=commit_tree(tree, f"Task {TASK}"), blockers=(), created_by="bench",
+    )
     db = open_migrated(settings.db_path)
     try:
         with db.atomic():
+            rev = install_revision(db, TaskStore(settings.data_dir / "tasks"),
+                                   Prepared(staged, revision, {}))
+            revisions.publish(db, rev.id)
             people.add_user(db, audit.CLI, EMAIL, "interviewer", hash_password(PASSWORD))
     finally:
         db.conn.close()
-    return rev_id
+    return rev.id
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ and helpers to log in through the real app and to run the real ``pairlab`` comma
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -34,6 +35,11 @@ PASSWORD = "correct horse battery"
 REPO = Path(__file__).resolve().parent.parent
 
 MakeSettings = Callable[..., Settings]
+
+# Fixtures every test folder may use, defined next to the helpers they wrap: the running app
+# with its workspace origin and a logged-in interviewer (tests/harness.py), headless Chromium
+# (tests/browser.py), tiny task repositories and the import's settings (tests/task_repos.py).
+pytest_plugins = ["tests.harness", "tests.browser", "tests.task_repos"]
 
 
 
@@ -67,6 +73,14 @@ def open_db(settings: Settings) -> Any:
     return open_migrated(settings.db_path)
 
 
+@functools.cache
+def password_hash(password: str) -> str:
+    """The argon2 hash of ``password``, made once a test run: argon2 is slow on purpose (about
+    0.3 s a hash) and the users tests make share a few passwords (their hashes then share a
+    salt; nothing compares them). Logging in still verifies with the product's argon2."""
+    return hash_password(password)
+
+
 def create_user(
     settings: Settings,
     email: str,
@@ -79,7 +93,7 @@ def create_user(
     db = open_db(settings)
     try:
         with db.atomic():
-            user = people.add_user(db, audit.CLI, email, role, hash_password(password))
+            user = people.add_user(db, audit.CLI, email, role, password_hash(password))
             if disabled:
                 user = people.set_disabled(db, audit.CLI, email, True)
     finally:

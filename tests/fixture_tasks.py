@@ -1,7 +1,7 @@
 """A published task revision made straight in the task store, as an import would leave it.
 
-Plain code (no pytest), shared by the session, recording and page fixtures and by ``bench/``,
-so that each does not carry its own copy.
+Plain code (no pytest), shared by the harness (tests/harness.py), the recording and scoring
+fixtures and the tests that need a task, so that each does not carry its own copy.
 """
 
 from __future__ import annotations

@@ -1,14 +1,12 @@
 """The workspace listener as a browser reaches it: the shared host (``localhost``) and each
-workspace's own host (``w-<id>.localhost``), chosen from the path, over one test client."""
+workspace's own host (``w-<id>.localhost``), chosen from the path, over one test client. (A
+real client reaches those hosts through ``common.loopback``.)"""
 
 from __future__ import annotations
 
 import re
-import socket
 from typing import Any
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
@@ -32,7 +30,7 @@ class HostRoutingClient(TestClient[Any, Any]):
     """Each request carries the ``Host`` of its path (``/w/<id>/...`` on
     ``w-<id>.localhost``, the rest on ``localhost``) unless the test gives one. Its one cookie
     jar keeps every host's cookies (they have distinct names): what a browser keeps apart by
-    host is proven in Chromium (tests/server/test_workspace_origins_browser.py)."""
+    host is proven in Chromium (tests/server/workspace/test_workspace_origins_browser.py)."""
 
     async def _request(self, method: str, path: Any, **kwargs: Any) -> Any:
         return await super()._request(method, path, **_with_host(path, kwargs))
@@ -57,24 +55,3 @@ async def enter(client: TestClient[Any, Any], url: str) -> str:
                                 allow_redirects=False)
     assert response.status == 303, await response.text()
     return response.headers["Location"]
-
-
-class LoopbackResolver(AbstractResolver):
-    """``localhost`` and every ``*.localhost`` name to 127.0.0.1, as Chromium resolves them
-    (the C library here knows only ``localhost`` itself)."""
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        if host != "localhost" and not host.endswith(".localhost"):
-            raise OSError(f"{host} is not a loopback name (tests use loopback only)")
-        return [ResolveResult(hostname=host, host="127.0.0.1", port=port,
-                              family=socket.AF_INET, proto=0, flags=socket.AI_NUMERICHOST)]
-
-    async def close(self) -> None:
-        pass
-
-
-def loopback_session() -> aiohttp.ClientSession:
-    """A client that reaches ``*.localhost`` hosts and keeps cookies per host, as a browser."""
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=LoopbackResolver()),
-                                 cookie_jar=aiohttp.CookieJar(unsafe=True))

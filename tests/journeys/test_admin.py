@@ -36,7 +36,7 @@ from playwright.async_api import Browser, Page, expect
 from playwright.async_api import Error as PlaywrightError
 
 from tests.journeys.conftest import WAIT_MS, Product, browsing, schedule_through_the_page
-from tests.tasks.conftest import COMPANY_REPLACEMENT, commit_files, publish_bare, tiny_task
+from tests.task_repos import COMPANY_REPLACEMENT, commit_files, publish_bare, tiny_task
 from tests.tasks.githttp import serve_git
 from workspaces.environments import environment_key
 

@@ -348,6 +348,7 @@ def test_the_delivery_log_lists_newest_first(db: Any, settings: Settings) -> Non
     assert query(settings, "SELECT COUNT(*) FROM webhook_deliveries") == [(2,)]
 
 
+@pytest.mark.slow
 def test_ending_a_session_from_the_cli_queues_session_ended(
         run_cli: Any, cli_env: dict[str, str]) -> None:
     """``pairlab session end`` goes through the same end transaction as the server."""

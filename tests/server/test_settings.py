@@ -248,33 +248,39 @@ def assert_one_line_error(result: CliResult, *words: str) -> None:
         assert word in lines[0]
 
 
+@pytest.mark.slow
 def test_cli_invalid_flag_value(run_cli: Callable[..., CliResult]) -> None:
     result = run_cli("user", "list", "--log-level", "LOUD")
     assert_one_line_error(result, "log_level")
 
 
+@pytest.mark.slow
 def test_cli_invalid_environment_value(run_cli: Callable[..., CliResult]) -> None:
     result = run_cli("user", "list", env={"PAIRLAB_PORT": "70000"})
     assert_one_line_error(result, "port", "70000")
 
 
+@pytest.mark.slow
 def test_cli_serve_invalid_port(run_cli: Callable[..., CliResult]) -> None:
     result = run_cli("serve", "--port", "not-a-port")
     assert_one_line_error(result, "port", "--port")
 
 
+@pytest.mark.slow
 def test_cli_unknown_toml_key(run_cli: Callable[..., CliResult], tmp_path: Path) -> None:
     config = write_toml(tmp_path, "prot = 1\n")
     result = run_cli("user", "list", "--config", str(config))
     assert_one_line_error(result, "prot")
 
 
+@pytest.mark.slow
 def test_cli_bad_toml_via_pairlab_config(run_cli: Callable[..., CliResult], tmp_path: Path) -> None:
     config = write_toml(tmp_path, "[[[\n")
     result = run_cli("user", "list", env={"PAIRLAB_CONFIG": str(config)})
     assert_one_line_error(result, "config", "TOML")
 
 
+@pytest.mark.slow
 def test_cli_layers_reach_the_command(run_cli: Callable[..., CliResult], tmp_path: Path) -> None:
     """--data-dir beats PAIRLAB_DATA_DIR, which beats the TOML file."""
     config = write_toml(tmp_path, f'data_dir = "{tmp_path / "from-toml"}"\n')

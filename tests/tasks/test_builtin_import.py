@@ -17,6 +17,9 @@ from tasks.importer import ImportRequest, install_revision, prepare_import
 from tasks.manifest import load_manifest
 from tests.conftest import open_db
 
+# slow: each built-in task goes through the whole import (checks in the sandbox)
+pytestmark = pytest.mark.slow
+
 # The fake credentials the catalogue plants (see test_catalog_content.py), and e-mail addresses.
 CREDENTIAL = re.compile(
     rb"AKIA[0-9A-Z]{16}|postgresql://[^:\s]+:[^@\s]+@|glpat-[0-9A-Za-z_-]{20}"

@@ -140,6 +140,7 @@ def test_visible_checks_pass_on_the_starter(task: tuple[Path, Manifest], tmp_pat
     assert " passed" in output
 
 
+@pytest.mark.slow
 def test_hidden_checks_fail_on_starter_and_pass_with_solution(
     task: tuple[Path, Manifest], tmp_path: Path
 ) -> None:

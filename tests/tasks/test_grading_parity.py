@@ -18,7 +18,7 @@ from server.tasks.service import import_config, sandbox_for, task_store
 from tasks.importer import ImportRequest, install_revision, prepare_import
 from tests.conftest import MakeSettings, open_db
 from tests.fixture_tasks import HOOKWRAPPER, SHARED_ENVS
-from tests.tasks.conftest import SOLUTION, TASK_ID, make_repo, tiny_task
+from tests.task_repos import SOLUTION, TASK_ID, make_repo, tiny_task
 from tests.workspaces.conftest import require_sandbox
 from workspaces.archive import history_path
 from workspaces.grading.hidden import check_session

@@ -20,7 +20,7 @@ from tasks import revisions
 from tasks.errors import InvalidSource, ManifestInvalid, NotPublishable, TreeRefused
 from tasks.importer import ImportRequest, Prepared, install_revision, prepare_import
 from tests.conftest import open_db
-from tests.tasks.conftest import (
+from tests.task_repos import (
     COMPANY,
     FAKE_AWS_KEY,
     FAKE_EMAIL,
@@ -33,7 +33,8 @@ from tests.tasks.conftest import (
 )
 
 # The first test to need the shared environments folder builds it (about a minute).
-pytestmark = pytest.mark.timeout(300)
+# slow: whole imports over real git, checks in the sandbox
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 WORKSPACE_NEVER = ("hidden_checks", "solution", "GUIDE.md", "pairlab-task.toml", "deploy")
 

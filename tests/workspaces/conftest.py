@@ -1,6 +1,8 @@
 """Fixtures for the workspace backend: the real task environment, short data folders (a Unix
 socket path must fit in 107 bytes), uids of our own, and a small client that talks to a
-workspace's real jupyter-server over its Unix socket (HTTP, kernel, terminal and RTC WebSockets).
+workspace's real jupyter-server over its Unix socket (HTTP, kernel, terminal and RTC WebSockets);
+for the recorder's tests (events, watcher, history), the candidate's workspace as a copy of each
+test module's ``base`` tree (the task's starting state, which each module defines for itself).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import pwd
 import shutil
 import sqlite3
+import subprocess
 import tempfile
 import uuid
 from pathlib import Path
@@ -183,3 +186,10 @@ class WorkspaceClient:
         if error is not None:
             raise KernelError(error)
         return "".join(out)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, base: Path) -> Path:
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-a", str(base), str(work)], check=True)
+    return work

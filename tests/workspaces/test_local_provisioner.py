@@ -162,6 +162,7 @@ def test_config_refuses_to_start_without_a_token(tmp_path: Path) -> None:
 # ---- fail closed --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_missing_bwrap_fails_closed_and_starts_nothing(env_python: Path,
                                                              tmp_path: Path) -> None:

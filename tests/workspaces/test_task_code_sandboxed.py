@@ -37,7 +37,7 @@ from tasks import revisions
 from tasks.importer import ImportRequest, prepare_import
 from tests.conftest import MakeSettings, open_db
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
-from tests.tasks.conftest import make_repo, tiny_task
+from tests.task_repos import make_repo, tiny_task
 from tests.workspaces.conftest import require_sandbox
 from workspaces.archive import history_path
 from workspaces.cgroups import pids_of_uid

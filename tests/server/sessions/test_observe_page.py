@@ -1,0 +1,202 @@
+"""The interviewer's live observation page, driven in a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Page, Request, expect
+
+from server.http.keys import DB
+from tests.browser import (
+    HOSTILE_NAME,
+    Browsing,
+    assert_inert,
+    login_in_browser,
+    record_hostile,
+)
+from tests.conftest import PASSWORD
+from tests.harness import LEAD, OTHER, Live
+from workspaces import events as E
+from workspaces import sessions as S
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+SHOTS = os.environ.get("PAIRLAB_SHOTS")
+
+
+async def open_observer(live: Live, page: Page) -> None:
+    last = await live.last_seq()
+    await login_in_browser(page, live.url, f"/sessions/{live.session_id}/observe")
+    await expect(page.locator("#pl-stream")).to_have_text("live")
+    await expect(page.locator(f'#pl-timeline li[data-seq="{last}"]')).to_have_count(1)
+
+
+async def timeline_seqs(page: Page) -> list[int]:
+    values: list[str] = await page.locator("#pl-timeline li[data-seq]").evaluate_all(
+        "items => items.map(li => li.dataset.seq)")
+    return [int(v) for v in values]
+
+
+async def shot(page: Page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(Path(SHOTS) / name), full_page=True)
+
+
+async def test_a_cell_run_shows_up_within_a_second(live: Live, browsing: Browsing) -> None:
+    page = browsing.page
+    await open_observer(live, page)
+    started = time.perf_counter()
+    seq = await live.record(E.CELL_EXECUTED, "analysis.ipynb", code="df.describe()",
+                            execution_count=1, status="ok", duration_ms=12,
+                            output="count 3\nmean 2.0\n", kernel_id="k1")
+    stored = time.perf_counter()
+    await expect(page.locator(f'#pl-timeline li[data-seq="{seq}"]')).to_have_count(1, timeout=1000)
+    shown = time.perf_counter()
+    print(f"\ncell.executed: stored after {1000 * (stored - started):.1f} ms, "
+          f"in the observer's DOM {1000 * (shown - started):.1f} ms after recording started")
+    await expect(page.locator("#pl-cells article").first).to_contain_text("df.describe()")
+    await expect(page.locator("#pl-cells article").first).to_contain_text("mean 2.0")
+    await expect(page.locator("#pl-last-seq")).to_have_text(str(seq))
+    assert browsing.csp_violations() == [] and browsing.page_errors == []
+
+
+async def test_the_stream_resumes_without_gaps_or_duplicates(live: Live,
+                                                            browsing: Browsing) -> None:
+    page = browsing.page
+    for n in range(5):
+        await live.record(E.TERMINAL_COMMAND, line=f"echo before {n}", output=f"{n}\n")
+    streams: list[Request] = []
+    page.on("request", lambda r: streams.append(r) if "/events/stream" in r.url else None)
+    await open_observer(live, page)
+    assert len(streams) == 1
+    for n in range(2):  # these come over the stream, so EventSource knows their ids
+        seen = await live.record(E.TERMINAL_COMMAND, line=f"echo live {n}", output=f"{n}\n")
+    await expect(page.locator("#pl-last-seq")).to_have_text(str(seen))
+
+    # The server drops the connection; events keep coming while the page is away.
+    assert live.cut_streams() >= 1
+    for n in range(5):
+        last = await live.record(E.TERMINAL_COMMAND, line=f"echo away {n}", output=f"{n}\n")
+    await expect(page.locator(f'#pl-timeline li[data-seq="{last}"]')).to_have_count(
+        1, timeout=10_000)
+    assert len(streams) == 2
+    resumed = await streams[1].all_headers()
+    assert resumed.get("last-event-id") == str(seen), resumed  # EventSource's own resume
+
+    # The page's own reconnect (a fresh EventSource from ?after=) neither repeats nor skips.
+    seen = int(await page.locator("#pl-last-seq").inner_text())
+    await page.evaluate("window.pairlabObserver.reconnect()")
+    for n in range(3):
+        last = await live.record(E.CELL_EXECUTED, "nb.ipynb", code=f"x = {n}",
+                                 execution_count=n + 1, status="ok", kernel_id="k1")
+    await expect(page.locator(f'#pl-timeline li[data-seq="{last}"]')).to_have_count(1)
+    assert streams[-1].url.endswith(f"after={seen}")
+
+    seqs = await timeline_seqs(page)
+    assert len(seqs) == len(set(seqs)), "an event is shown twice"
+    assert sorted(seqs) == list(range(1, max(seqs) + 1)), "an event is missing"
+    assert max(seqs) >= last
+    assert browsing.page_errors == []
+
+
+async def test_hostile_content_is_inert(live: Live, browsing: Browsing) -> None:
+    page = browsing.page
+    await open_observer(live, page)
+    last = await record_hostile(live)
+    await expect(page.locator(f'#pl-timeline li[data-seq="{last}"]')).to_have_count(1)
+    await expect(page.locator("#pl-tree")).to_contain_text(HOSTILE_NAME)
+    await page.locator("#pl-tree button", has_text=HOSTILE_NAME).click()
+    await expect(page.locator("#pl-file pre")).to_contain_text("<script>")
+    for details in await page.locator("#pl-timeline details").all():
+        await details.evaluate("d => d.open = true")
+    await shot(page, "observe-hostile.png")
+    await assert_inert(page, browsing, "#pl-observe")
+
+
+async def test_notes_and_hints_are_linked_to_the_current_moment(live: Live,
+                                                               browsing: Browsing) -> None:
+    page = browsing.page
+    seq = await live.record(E.CELL_EXECUTED, "nb.ipynb", code="1/0", execution_count=1,
+                            status="error", error={"ename": "ZeroDivisionError",
+                                                   "evalue": "division by zero",
+                                                   "traceback": "1/0\nZeroDivisionError"})
+    await open_observer(live, page)
+    await expect(page.locator("#pl-note-at")).to_have_text(str(seq))
+
+    await page.get_by_role("button", name="Give hint 1").click()
+    hint = page.locator("#pl-notes li.pl-kind-hint")
+    await expect(hint).to_contain_text("Look at main.py")
+    await expect(hint).to_contain_text(f"at #{seq}")
+    await expect(hint).to_contain_text("lead")
+
+    await page.fill("#pl-note-text", "Asked about the data <b>before</b> coding")
+    await page.click("#pl-note-save")
+    note = page.locator("#pl-notes li.pl-kind-note")
+    await expect(note).to_contain_text("Asked about the data <b>before</b> coding")
+    await expect(note).to_contain_text(f"at #{seq + 1}")  # the hint is now the latest event
+    await expect(page.locator("#pl-note-text")).to_have_value("")
+    await expect(page.locator("#pl-cells .pl-error")).to_contain_text("ZeroDivisionError")
+    assert browsing.csp_violations() == [] and browsing.page_errors == []
+
+
+async def test_changes_tests_countdown_and_actions(live: Live, browsing: Browsing) -> None:
+    page = browsing.page
+    await open_observer(live, page)
+    await live.write({"main.py": "print('hello, world')\n",
+                      "metrics.py": "def f1(p, r):\n    return 2 * p * r / (p + r)\n"})
+    await live.record(E.TESTS_RUN, passed=3, failed=2)
+    await live.record(E.TESTS_RUN, passed=5, failed=0)
+
+    await expect(page.locator("#pl-diff")).to_contain_text("+print('hello, world')")
+    await expect(page.locator("#pl-diff .pl-del")).to_contain_text("-print('hello')")
+    await expect(page.locator("#pl-tree button.pl-changed")).to_have_count(2)
+    await expect(page.locator("#pl-tree button:not(.pl-changed)")).to_have_text(
+        ["explore.ipynb", "notes.md"])
+    await expect(page.locator("#pl-tests .pl-red")).to_have_count(1)
+    await expect(page.locator("#pl-tests .pl-green")).to_have_text(["5/5"])
+    await expect(page.locator("#pl-countdown")).to_have_text(
+        re.compile(r"^\d+:\d\d left$"))
+
+    ends_before = await session_ends_at(live)
+    await page.click("#pl-extend")
+    await expect(page.locator("#pl-action-result")).to_have_text("Extended by 10 min.")
+    assert await session_ends_at(live) > ends_before
+    await shot(page, "observe.png")
+    assert browsing.csp_violations() == [] and browsing.page_errors == []
+
+
+async def session_ends_at(live: Live) -> str:
+    session = await live.app[DB].read(lambda d: S.get_session(d, live.session_id))
+    return session.ends_at
+
+
+async def test_only_the_sessions_interviewers_may_observe(live: Live) -> None:
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(live.url, cookie_jar=jar) as http:
+        lead = await http.post("/api/v1/auth/login", json={"email": LEAD, "password": PASSWORD})
+        assert lead.status == 200
+        for page in ("observe", "replay"):
+            shown = await http.get(f"/sessions/{live.session_id}/{page}")
+            assert shown.status == 200
+            assert "script-src 'self'" in shown.headers["Content-Security-Policy"]
+            html = await shown.text()
+            assert "Ada &lt;b&gt;Lovelace&lt;/b&gt;" in html  # autoescaped
+            assert "Ada <b>" not in html and "\\u003cb\\u003e" in html  # JSON via tojson
+        jar.clear()
+        anonymous = await http.get(f"/sessions/{live.session_id}/observe", allow_redirects=False)
+        assert anonymous.status == 303
+        assert anonymous.headers["Location"].startswith("/login?next=")
+        login = await http.post("/api/v1/auth/login", json={"email": OTHER, "password": PASSWORD})
+        assert login.status == 200
+        for page in ("observe", "replay"):
+            refused = await http.get(f"/sessions/{live.session_id}/{page}")
+            assert refused.status == 403, page
+            body: Any = await refused.text()
+            assert "Ada" not in body
+

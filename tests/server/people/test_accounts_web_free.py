@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ACCOUNTS = ("server/people/accounts.py", "server/people/credentials.py",
             "server/people/passwords.py")
 

@@ -11,8 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 
 from common.db import Database
@@ -103,11 +101,7 @@ def create_app(settings: Settings, provisioner: Provisioner | None = None) -> we
     if provisioner is not None:
         app[PROVISIONER] = provisioner
     app[LOGIN_LIMITER] = LoginLimiter(settings.login_max_failures, settings.login_window_seconds)
-    aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.FileSystemLoader(HERE / "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
-    )
+    pages.setup_templates(app)
     for area in AREAS:
         app.cleanup_ctx.extend(area.contexts)
         app.on_shutdown.extend(area.on_shutdown)

@@ -20,14 +20,35 @@ itself with neither, so it renders for anyone, even when resolving the caller wa
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
 from server.http.auth import csrf_token, current_user
 
 routes = web.RouteTableDef()
+TEMPLATES = Path(__file__).parent.parent / "templates"
+
+
+def seconds(value: str | None) -> str:
+    """A stored timestamp (``common.clock``: microseconds) as a page shows it: to the second."""
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(value).isoformat(timespec="seconds")
+    except ValueError:
+        return value
+
+
+def setup_templates(app: web.Application) -> None:
+    """The one template environment of both origins: ``server/templates``, autoescaped."""
+    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES),
+                               autoescape=jinja2.select_autoescape(default=True))
+    env.filters["seconds"] = seconds
 
 
 def render(request: web.Request, template: str, context: Mapping[str, Any], *,

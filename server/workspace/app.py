@@ -19,8 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 from yarl import URL
 
@@ -32,7 +30,7 @@ from server.http.auth import host_only
 from server.http.client_address import client_address
 from server.http.errors import error_middleware
 from server.http.keys import DB, SETTINGS
-from server.http.pages import render_anonymous
+from server.http.pages import render_anonymous, setup_templates
 from server.http.security_headers import CSP, security_headers_except
 from server.people import accounts as people
 from server.recording.keys import RECORDING
@@ -435,10 +433,7 @@ def create_workspace_app(settings: Settings, main_app: web.Application) -> web.A
     app[MAIN_APP] = main_app
     app[ACCESS_CACHE] = {}
     app.on_response_prepare.append(frame_only_by_itself)
-    aiohttp_jinja2.setup(
-        app, loader=jinja2.FileSystemLoader(HERE / "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
-    )
+    setup_templates(app)
     app.add_routes([web.get("/healthz", _healthz)])
     app.router.add_static("/_pairlab", HERE / "static" / "workspace", append_version=False)
     app.add_routes(routes)

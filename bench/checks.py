@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.common import SHARED_ENVS, header, load_line, median, percentile, row
 from workspaces.environments import ensure_environment
-from workspaces.sandbox_run import CheckSandbox, SandboxJob
+from workspaces.sandbox.run import CheckSandbox, SandboxJob
 
 TESTS = ("def test_sum():\n    assert sum(range(10)) == 45\n\n\n"
          "def test_str():\n    assert 'a' * 3 == 'aaa'\n")

@@ -47,9 +47,9 @@ from tasks import revisions
 from tasks.importer import Prepared, install_revision
 from tasks.store import TaskStore
 from tasks.treerepo import commit_tree
-from workspaces.cgroups import pids_of_uid
 from workspaces.lifecycle import SessionManager
-from workspaces.peer import PeerCheckedConnector
+from workspaces.sandbox.cgroups import pids_of_uid
+from workspaces.sandbox.peer import PeerCheckedConnector
 from workspaces.upstream import Upstream
 
 SHORT_TMP = "/tmp"  # noqa: S108 - short on purpose: AF_UNIX socket paths are <= 107 bytes

@@ -47,10 +47,10 @@ from server.settings import Settings, prepare_data_dir  # noqa: E402
 from tasks import revisions  # noqa: E402
 from tasks.store import TaskStore  # noqa: E402
 from tasks.treerepo import commit_tree  # noqa: E402
-from workspaces import events as E  # noqa: E402
 from workspaces import sessions as S  # noqa: E402
-from workspaces.events import Event, EventRecorder, query_events  # noqa: E402
-from workspaces.recorder import BATCH_MS  # noqa: E402
+from workspaces.recording import events as E  # noqa: E402
+from workspaces.recording.events import Event, EventRecorder, query_events  # noqa: E402
+from workspaces.recording.recorder import BATCH_MS  # noqa: E402
 
 OUTPUT = "loss 0.4213 acc 0.8125\n" * 12
 

@@ -33,7 +33,7 @@ from bench.common import (
     quiet_logging,
     wait_kernel_ready,
 )
-from workspaces.cgroups import CgroupSet, pids_of_uid
+from workspaces.sandbox.cgroups import CgroupSet, pids_of_uid
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB

@@ -53,7 +53,7 @@ from bench.common import (
     row,
     verdict,
 )
-from workspaces.cgroups import pids_of_uid
+from workspaces.sandbox.cgroups import pids_of_uid
 
 READY_TIMEOUT_S = 120.0
 POLL_S = 0.01

@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import header, load_line, median, percentile, row
-from workspaces.history import History, LargeFile, _Item, _Spool
-from workspaces.watcher import Entry
+from workspaces.recording.history import History, LargeFile, _Item, _Spool
+from workspaces.recording.watcher import Entry
 
 
 class OldHistory(History):

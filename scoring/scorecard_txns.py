@@ -22,7 +22,7 @@ from scoring.rubrics import Rubric
 from scoring.scorecards import Card, Draft, Submitted
 from scoring.session_scoring import Scoring
 from workspaces import sessions as S
-from workspaces.events import CHECKS_RUN
+from workspaces.recording.events import CHECKS_RUN
 
 SEALED = ("Scorecards are sealed: submit your own scorecard first, then you can see the "
           "others'.")

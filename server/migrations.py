@@ -93,8 +93,8 @@ def MIGRATION_SETS() -> list[Migrations]:  # noqa: N802 - reads as a constant at
     from scoring.outcome_migrations import migrations as outcome_migrations
     from scoring.webhook_migrations import migrations as webhook_migrations
     from tasks.migrations import migrations as tasks_migrations
-    from workspaces.event_migrations import migrations as recording_migrations
     from workspaces.migrations import migrations as workspaces_migrations
+    from workspaces.recording.event_migrations import migrations as recording_migrations
 
     return [migrations, tasks_migrations, workspaces_migrations, recording_migrations,
             scoring_migrations, outcome_migrations, webhook_migrations]

@@ -2,7 +2,7 @@
 
 The import never runs a repository's code itself: its visible tests and hidden checks run
 through a ``CheckRunner`` the caller hands in (the server's is the same sandbox every workspace
-and every end-of-session check runs in, ``workspaces.sandbox_run``), on an environment an
+and every end-of-session check runs in, ``workspaces.sandbox.run``), on an environment an
 ``EnvironmentFor`` has built and seen the sandbox run before any check starts.
 """
 

@@ -29,7 +29,7 @@ from server.people import credentials
 from server.people.passwords import hash_password
 from server.settings import Settings, prepare_data_dir
 from tests.fake_workspace import FakeProvisioner
-from workspaces.mounts import orphaned_images, unmount
+from workspaces.sandbox.mounts import orphaned_images, unmount
 
 PASSWORD = "correct horse battery"
 REPO = Path(__file__).resolve().parent.parent

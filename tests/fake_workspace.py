@@ -17,8 +17,8 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from workspaces.peer import Peer
 from workspaces.provisioner import Status, WorkspaceInfo, WorkspaceSpec
+from workspaces.sandbox.peer import Peer
 
 
 def fake_jupyter_app(workspace_id: str, token: str, root: Path) -> web.Application:

@@ -38,11 +38,11 @@ from tests.conftest import PASSWORD, MakeSettings, create_user, login
 from tests.fake_workspace import FakeProvisioner
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.host_routing import enter, routing
-from workspaces import events as E
 from workspaces import sessions as S
 from workspaces.lifecycle import SessionManager
 from workspaces.provisioner import Provisioner
-from workspaces.recorder import RecordingService
+from workspaces.recording import events as E
+from workspaces.recording.recorder import RecordingService
 
 LEAD = "lead@example.com"
 OTHER = "other@example.com"

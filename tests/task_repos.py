@@ -247,7 +247,7 @@ def pairlab(tmp_path: Path, envs_dir: Path) -> Callable[..., Run]:
     data = tmp_path / "cli-data"
     env = {key: os.environ[key] for key in ("PATH", "LANG", "TZ") if key in os.environ}
     env["HOME"] = str(tmp_path)
-    repo_root = Path(__file__).resolve().parents[2]
+    repo_root = Path(__file__).resolve().parents[1]
 
     def run(*args: str) -> Run:
         flags = ["--data-dir", str(data), "--environments-dir", str(envs_dir)]

@@ -7,7 +7,7 @@ venv), so a change that breaks one fails here with the module and line to look a
     (the candidates' code), not pairlab's, and is not checked.
 (b) One sandbox builder: bubblewrap's options (``--unshare-*``, ``--ro-bind``, ``--bind``,
     ``--tmpfs``, ``--seccomp``, ``--die-with-parent``, ``--new-session``, ``--cap-drop`` ...)
-    are spelled as string literals only in ``workspaces/sandbox.py`` (and ``seccomp.py``, the
+    are spelled as string literals only in ``workspaces/sandbox/bwrap.py`` (and ``seccomp.py``, the
     filter's own module) among pairlab's modules (``tests/`` may assert on them). A literal
     counts when its whole value is an option (``"--bind"``, ``"--size=1"``), or a word of it
     is one in a string that also names ``bwrap`` (a shell-style command line); docstrings and
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOMAINS = ("tasks", "workspaces", "scoring", "common")
 NOT_PAIRLAB = ("tasks/catalog",)
 SOURCE = ("server", "tasks", "workspaces", "scoring", "common", "bench", "scripts")
-SANDBOX_BUILDERS = ("workspaces/sandbox.py", "workspaces/seccomp.py")
+SANDBOX_BUILDERS = ("workspaces/sandbox/bwrap.py", "workspaces/sandbox/seccomp.py")
 BWRAP_OPTIONS = frozenset({
     "--args", "--argv0", "--unshare-all", "--share-net", "--unshare-user", "--unshare-user-try",
     "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup",
@@ -242,7 +242,7 @@ BROKEN = {
     "workspaces/runner.py": 'ARGV = ["bwrap", "--unshare-net", "--ro-bind", "/usr", "/usr"]\n'
                             'LINE = "bwrap --tmpfs /tmp --"\n'
                             'SENTENCE = "a bubblewrap that supports --seccomp"\n',
-    "workspaces/sandbox.py": 'ARGV = ["--unshare-pid", "--die-with-parent"]\n',
+    "workspaces/sandbox/bwrap.py": 'ARGV = ["--unshare-pid", "--die-with-parent"]\n',
     "server/area/routes.py": (
         "import asyncio\nfrom aiohttp import web\nroutes = web.RouteTableDef()\n\n"
         "class Engine:\n    async def run(self) -> None:\n        pass\n\n"

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common.processes import DeadlineExceeded, run_bounded
-from workspaces.permissions import (
+from workspaces.sandbox.permissions import (
     is_published,
     publish_read_only,
     remove_tree,

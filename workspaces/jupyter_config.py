@@ -34,8 +34,8 @@ from typing import BinaryIO
 
 import aiohttp
 
-from workspaces.excerpt import quote_lines, safe_text
-from workspaces.peer import Peer, PeerCheckedConnector
+from workspaces.recording.excerpt import quote_lines, safe_text
+from workspaces.sandbox.peer import Peer, PeerCheckedConnector
 
 logger = logging.getLogger(__name__)
 USER_HEADER = "X-Pairlab-User"

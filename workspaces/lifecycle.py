@@ -23,7 +23,6 @@ from tasks import revisions
 from tasks.store import TaskStore
 from workspaces import records
 from workspaces import sessions as S
-from workspaces.cgroups import pids_of_uid
 from workspaces.environments import EnvironmentBuildFailed, ensure_environment
 from workspaces.provisioner import (
     Provisioner,
@@ -31,7 +30,8 @@ from workspaces.provisioner import (
     WorkspaceSpec,
     new_workspace_id,
 )
-from workspaces.sandbox import WORKSPACE_UIDS
+from workspaces.sandbox.bwrap import WORKSPACE_UIDS
+from workspaces.sandbox.cgroups import pids_of_uid
 from workspaces.session_errors import (
     LinkClosed,
     SessionConflict,

@@ -4,9 +4,9 @@ Each workspace lives in ``root/<id>/``: ``work`` (the candidate's folder, ``/wor
 (root-owned, ``/run/pairlab``: the socket's folder, locked once the server has bound, kernel IPC
 and runtime files, server state), ``config`` (root-owned,
 read-only inside) and ``server.log`` (host-only, written by pairlab from the server's output with
-the token scrubbed). See ``sandbox.py`` for what the sandbox enforces and ``limits.py`` for the
-resource limits. Starting fails closed: no sandbox, no server (``sandbox=False`` is a loud
-development mode that still drops to the workspace's uid).
+the token scrubbed). See ``sandbox/bwrap.py`` for what the sandbox enforces and
+``sandbox/limits.py`` for the resource limits. Starting fails closed: no sandbox, no server
+(``sandbox=False`` is a loud development mode that still drops to the workspace's uid).
 
 While a workspace can run, ``root/<id>`` is the mount point of its own ext4 image
 (``root/.images/<id>.ext4``, ``mounts.py``): its disk and inode limit, enforced by the kernel.
@@ -41,17 +41,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from workspaces import jupyter_config as jc
-from workspaces import mounts
-from workspaces.cgroups import (
-    Cgroups,
-    CgroupSet,
-    kill_uid,
-    pid_namespace,
-    pids_of_uid,
-    sandboxed_pids_of_uid,
-    signal_if_uid,
-    top_process_of_uid,
-)
 from workspaces.errors import (
     SandboxUnavailable,
     WorkspaceError,
@@ -59,11 +48,9 @@ from workspaces.errors import (
     WorkspaceNotFound,
     WorkspaceStartFailed,
 )
-from workspaces.limits import Limits, watch_disk
-from workspaces.peer import Peer
-from workspaces.permissions import remove_tree
 from workspaces.provisioner import Status, WorkspaceInfo, WorkspaceSpec
-from workspaces.sandbox import (
+from workspaces.sandbox import mounts
+from workspaces.sandbox.bwrap import (
     CONFIG,
     RUN,
     TMP,
@@ -79,6 +66,19 @@ from workspaces.sandbox import (
     probe_tools,
     workspace_command,
 )
+from workspaces.sandbox.cgroups import (
+    Cgroups,
+    CgroupSet,
+    kill_uid,
+    pid_namespace,
+    pids_of_uid,
+    sandboxed_pids_of_uid,
+    signal_if_uid,
+    top_process_of_uid,
+)
+from workspaces.sandbox.limits import Limits, watch_disk
+from workspaces.sandbox.peer import Peer
+from workspaces.sandbox.permissions import remove_tree
 
 log = logging.getLogger(__name__)
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")

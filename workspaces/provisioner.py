@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from workspaces.peer import Peer
+from workspaces.sandbox.peer import Peer
 
 Status = Literal["running", "stopped", "crashed", "unknown"]
 

@@ -23,10 +23,10 @@ import aiohttp
 from common.clock import now_iso
 from workspaces.jupyter_config import refusal_reason
 from workspaces.local import LocalProvisioner
-from workspaces.peer import PeerCheckedConnector
-from workspaces.permissions import remove_tree
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
-from workspaces.sandbox import HostPaths, control_problems
+from workspaces.sandbox.bwrap import HostPaths, control_problems
+from workspaces.sandbox.peer import PeerCheckedConnector
+from workspaces.sandbox.permissions import remove_tree
 
 STEP_TIMEOUT_S = 60.0
 CELL = "print('pairlab', 6 * 7)"

@@ -3,7 +3,7 @@ where a live workspace's jupyter-server listens (``Upstream``) and the table of 
 (``LiveUpstreams``), who calls through the proxy (``Principal``), the recording hooks the proxy
 calls (``ConnectionTap``, ``TapFactory``, ``HttpTap``) and the reused client sessions to each
 jupyter-server (``UpstreamClients``, over a Unix socket whose listener is checked,
-``workspaces/peer.py``)."""
+``workspaces/sandbox/peer.py``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Protocol
 import aiohttp
 from aiohttp import WSMsgType
 
-from workspaces.peer import Peer, PeerCheckedConnector
+from workspaces.sandbox.peer import Peer, PeerCheckedConnector
 
 UPSTREAM_HOST = "workspace"
 """The Host of requests to a jupyter-server (they go over its Unix socket)."""
@@ -31,7 +31,7 @@ class Upstream:
     token: str
     server: Peer | None
     """The jupyter-server's host pid and uid: a connection to anyone else is refused before
-    anything is sent (``workspaces/peer.py``)."""
+    anything is sent (``workspaces/sandbox/peer.py``)."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from server.db import migrate, open_migrated
 from server.people import accounts as people
 from server.people.passwords import generate_password, hash_password
 from server.settings import Settings, SettingsError, load_settings, prepare_data_dir, setting_fields
-from workspaces.permissions import set_private_umask
+from workspaces.sandbox.permissions import set_private_umask
 
 COMMON = ("data_dir", "log_level")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -221,7 +221,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    set_private_umask()  # owner-only unless workspaces.permissions publishes it
+    set_private_umask()  # owner-only unless workspaces.sandbox.permissions publishes it
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

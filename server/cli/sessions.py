@@ -15,7 +15,7 @@ from server.sessions import scheduling
 from server.sessions.scheduling import ScheduleRequest, schedule
 from server.settings import Settings
 from workspaces import sessions as S
-from workspaces.archive import export_session
+from workspaces.recording.archive import export_session
 
 
 def add_session_commands(sub: Any, add_setting_flags: Any) -> None:

@@ -24,16 +24,22 @@ from server.db import open_migrated
 from server.settings import COOKIE_SECRET_FILE, Settings, shared_site_warning
 from server.tasks.service import sandbox_for
 from tasks import revisions
-from workspaces import mounts
-from workspaces.cgroups import CONTROLLERS, Cgroups, running_uids
 from workspaces.environments import EnvironmentBuildFailed, ensure_environment, environment_key
 from workspaces.errors import SandboxUnavailable
 from workspaces.local import IMAGES, SOCKET_PATH_MAX
-from workspaces.permissions import is_published, owner_only, unreadable, writable_by_others
 from workspaces.provisioner import new_workspace_id
-from workspaces.sandbox import WORKSPACE_UIDS, HostPaths, find_tools, python_trees, userns_denied
-from workspaces.sandbox import check_sandbox as probe_bubblewrap
-from workspaces.sandbox_run import CHECK_UID_OFFSET, CHECK_UIDS, CheckSandbox
+from workspaces.sandbox import mounts
+from workspaces.sandbox.bwrap import (
+    WORKSPACE_UIDS,
+    HostPaths,
+    find_tools,
+    python_trees,
+    userns_denied,
+)
+from workspaces.sandbox.bwrap import check_sandbox as probe_bubblewrap
+from workspaces.sandbox.cgroups import CONTROLLERS, Cgroups, running_uids
+from workspaces.sandbox.permissions import is_published, owner_only, unreadable, writable_by_others
+from workspaces.sandbox.run import CHECK_UID_OFFSET, CHECK_UIDS, CheckSandbox
 from workspaces.smoke import smoke_workspace
 
 Status = Literal["ok", "warn", "fail", "skip"]

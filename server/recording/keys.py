@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from workspaces.recorder import RecordingService
+from workspaces.recording.recorder import RecordingService
 
 RECORDING = web.AppKey("recording", RecordingService)

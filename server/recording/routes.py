@@ -61,11 +61,11 @@ from server.http.security_headers import CSP
 from server.recording.keys import RECORDING
 from server.sessions.access import visible_session
 from server.settings import Settings
-from workspaces import events as E
-from workspaces.archive import export_session
-from workspaces.events import Event, StoredEvent, query_events, snapshot_at
-from workspaces.history import History
-from workspaces.permissions import remove_tree
+from workspaces.recording import events as E
+from workspaces.recording.archive import export_session
+from workspaces.recording.events import Event, StoredEvent, query_events, snapshot_at
+from workspaces.recording.history import History
+from workspaces.sandbox.permissions import remove_tree
 
 routes = web.RouteTableDef()
 PAGE, MAX_PAGE = 500, 2000

@@ -21,7 +21,7 @@ from server.http.keys import DB
 from server.http.pages import render
 from server.scoring.routes import load_panel, mine_json, sealed_debrief
 from server.sessions.access import visible_session
-from workspaces.events import HINT, NOTE
+from workspaces.recording.events import HINT, NOTE
 
 routes = web.RouteTableDef()
 PAGE = "/sessions/{session_id}"

@@ -22,7 +22,7 @@ from server.tasks.service import task_store
 from tasks.errors import RevisionNotFound
 from tasks.manifest import hints_from_guide
 from workspaces import sessions as S
-from workspaces.events import interviewer_actor
+from workspaces.recording.events import interviewer_actor
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -21,7 +21,7 @@ from server.tasks.service import sandbox_for, task_store
 from workspaces.grading.hidden import check_session, visible_tests
 from workspaces.lifecycle import SessionManager
 from workspaces.provisioner import Provisioner
-from workspaces.recorder import RecordingService
+from workspaces.recording.recorder import RecordingService
 from workspaces.upstream import LiveUpstreams, UpstreamClients
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,8 @@ PROVISIONER = web.AppKey("provisioner", Provisioner)
 
 
 def make_provisioner(settings: Settings) -> Provisioner:
-    from workspaces.limits import Limits, MiB
     from workspaces.local import LocalProvisioner
+    from workspaces.sandbox.limits import Limits, MiB
 
     if settings.unsafe_no_sandbox:
         log.warning("UNSAFE: workspaces run WITHOUT the bubblewrap sandbox (--unsafe-no-sandbox)")

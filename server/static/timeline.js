@@ -7,7 +7,7 @@
   "use strict";
 
   // ANSI CSI, OSC (BEL or ST terminated, or cut off), DCS/SOS/PM/APC strings, 8-bit forms,
-  // two-character escapes, and a lone ESC at the end (mirrors workspaces/excerpt.py).
+  // two-character escapes, and a lone ESC at the end (mirrors workspaces/recording/excerpt.py).
   var SEQUENCES = new RegExp([
     "\\x1b\\][^\\x07\\x1b\\x9c]*(?:\\x07|\\x1b\\\\|\\x9c)?",
     "\\x9d[^\\x07\\x1b\\x9c]*(?:\\x07|\\x1b\\\\|\\x9c)?",

@@ -33,7 +33,7 @@ from workspaces.environments import EnvironmentBuildFailed, ensure_environment
 from workspaces.errors import SandboxUnavailable
 from workspaces.grading.harness import harness_job, parse_report, prepare_for_grading
 from workspaces.grading.hidden import visible_target
-from workspaces.sandbox_run import CheckSandbox, SandboxJob
+from workspaces.sandbox.run import CheckSandbox, SandboxJob
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -3,8 +3,8 @@
 HTTP and WebSocket traffic under ``/w/<workspace id>/`` is forwarded over the workspace's Unix
 socket. The upstream is looked up from the workspace record (never built from the URL), every
 new connection's listener is checked to be the workspace's jupyter-server (``SO_PEERCRED``,
-``workspaces/peer.py``; else 502 and nothing sent), the jupyter token is added here and never
-reaches a browser, hop-by-hop headers and pairlab's own
+``workspaces/sandbox/peer.py``; else 502 and nothing sent), the jupyter token is added here and
+never reaches a browser, hop-by-hop headers and pairlab's own
 cookies are stripped, bodies are streamed both ways, and WebSocket messages are relayed with
 their type and subprotocol. Written by hand because jupyter-server-proxy runs *inside* a Jupyter
 server and cannot put authentication in front of one; the shape follows its ``handlers.py``.
@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
-from workspaces.peer import PeerRefused
+from workspaces.sandbox.peer import PeerRefused
 from workspaces.upstream import (
     UPSTREAM_HOST,
     HttpTap,

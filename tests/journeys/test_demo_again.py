@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.journeys.conftest import WAIT_MS, start_demo, stop_demo
-from workspaces.mounts import mount_points
+from workspaces.sandbox.mounts import mount_points
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(1500)]

@@ -20,9 +20,9 @@ from tests.conftest import MakeSettings, open_db
 from tests.fixture_tasks import HOOKWRAPPER, SHARED_ENVS
 from tests.task_repos import SOLUTION, TASK_ID, make_repo, tiny_task
 from tests.workspaces.conftest import require_sandbox
-from workspaces.archive import history_path
 from workspaces.grading.hidden import check_session
-from workspaces.history import History
+from workspaces.recording.archive import history_path
+from workspaces.recording.history import History
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

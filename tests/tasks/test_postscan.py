@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tasks.postscan import Finding, post_scan
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DENY = ["Quintessa Analytics", "Quintessa", "quintessa.io"]
 AWS_KEY_ID = "AKIAQYLPMN5HHHFPZAM2"
 AWS_SECRET = "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"

@@ -22,11 +22,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from workspaces.cgroups import pids_of_uid
 from workspaces.environments import ensure_environment
-from workspaces.mounts import mount_points, unmount
 from workspaces.provisioner import WorkspaceInfo
-from workspaces.sandbox import check_sandbox
+from workspaces.sandbox.bwrap import check_sandbox
+from workspaces.sandbox.cgroups import pids_of_uid
+from workspaces.sandbox.mounts import mount_points, unmount
 
 # uids >= 30000, a block of 25 per pytest process so parallel runs do not collide
 UID_BASE = 30000 + (os.getpid() % 400) * 25

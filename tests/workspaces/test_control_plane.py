@@ -38,8 +38,8 @@ from tests.workspaces.conftest import (
 from workspaces import jupyter_config
 from workspaces.local import LocalProvisioner
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
-from workspaces.sandbox import HostPaths, control_problems, userns_denied
-from workspaces.sandbox_run import CheckSandbox, SandboxJob
+from workspaces.sandbox.bwrap import HostPaths, control_problems, userns_denied
+from workspaces.sandbox.run import CheckSandbox, SandboxJob
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.timeout(600)]
@@ -190,7 +190,7 @@ class Recorder:
 async def test_the_proxy_sends_nothing_to_a_listener_with_the_wrong_pid_or_uid(
     wrong: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from workspaces.peer import Peer
+    from workspaces.sandbox.peer import Peer
     from workspaces.upstream import Upstream, UpstreamClients
 
     expected = Peer(os.getpid() + 1, os.getuid()) if wrong == "pid" else \
@@ -215,7 +215,7 @@ async def test_the_proxy_sends_nothing_to_a_listener_with_the_wrong_pid_or_uid(
 
 async def test_the_proxy_talks_to_the_listener_it_expects() -> None:
     """The check is a check: the right pid and uid get the request (and the token)."""
-    from workspaces.peer import Peer
+    from workspaces.sandbox.peer import Peer
     from workspaces.upstream import Upstream, UpstreamClients
 
     async with Recorder() as recorder:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from workspaces.environments import ensure_environment
-from workspaces.permissions import PRIVATE_UMASK, is_published
-from workspaces.sandbox_run import CheckSandbox
+from workspaces.sandbox.permissions import PRIVATE_UMASK, is_published
+from workspaces.sandbox.run import CheckSandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -17,10 +17,10 @@ from tests.workspaces.conftest import (
     remove_data_dir,
     require_sandbox,
 )
-from workspaces.limits import Limits
 from workspaces.local import LocalProvisioner
-from workspaces.mounts import is_mount
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
+from workspaces.sandbox.limits import Limits
+from workspaces.sandbox.mounts import is_mount
 
 MiB = 1024 * 1024
 FILL = """

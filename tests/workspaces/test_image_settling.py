@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.workspaces.conftest import free_uid, make_data_dir, remove_data_dir, require_sandbox
-from workspaces import mounts
-from workspaces.cgroups import pids_of_uid
 from workspaces.local import LocalProvisioner
 from workspaces.provisioner import WorkspaceSpec
+from workspaces.sandbox import mounts
+from workspaces.sandbox.cgroups import pids_of_uid
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -31,12 +31,12 @@ from tests.workspaces.conftest import (
     require_sandbox,
 )
 from workspaces import jupyter_config
-from workspaces.cgroups import Cgroups, pids_of_uid, top_process_of_uid
 from workspaces.errors import SandboxUnavailable, WorkspaceInvalid, WorkspaceStartFailed
 from workspaces.local import LocalProvisioner
-from workspaces.mounts import is_mount
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
-from workspaces.sandbox import HostPaths
+from workspaces.sandbox.bwrap import HostPaths
+from workspaces.sandbox.cgroups import Cgroups, pids_of_uid, top_process_of_uid
+from workspaces.sandbox.mounts import is_mount
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 USER = {"username": "cand-7", "name": "Ada Lovelace", "display_name": "Ada",

@@ -48,9 +48,9 @@ import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from workspaces.excerpt import truncate
-from workspaces.sandbox import CONFIG, WORKSPACE
-from workspaces.sandbox_run import SandboxJob
+from workspaces.recording.excerpt import truncate
+from workspaces.sandbox.bwrap import CONFIG, WORKSPACE
+from workspaces.sandbox.run import SandboxJob
 
 HARNESS = CONFIG / "harness"
 RUNNER = HARNESS / "run.py"

@@ -1,7 +1,8 @@
 """Run a task's hidden checks on a session's final state, and its visible tests on each
 snapshot, in a fresh sandbox, with pairlab's own harness (``workspaces.grading.harness``).
 
-A copy of the final tree is made (``workspaces.tree_copy.copy_tree``: no link followed) and
+A copy of the final tree is made (``workspaces.recording.tree_copy.copy_tree``: no link
+followed) and
 prepared as the import prepared its own (``grading.prepare_for_grading``): every
 ``conftest.py`` and bytecode file of the candidate's is removed, the revision's conftests are
 put back, whatever the candidate left at the checks' path is removed and the revision's hidden
@@ -9,7 +10,7 @@ checks are put there (for the visible tests: the revision's test files are put b
 candidate's edits, and the ``tests.run`` event names the edited ones). Then pairlab's runner
 runs pytest on the copy with the task environment's Python, isolated (``-I``), with pairlab's
 ini, rootdir and confcutdir, in the same sandbox every workspace and every import check runs in
-(``workspaces.sandbox_run``: bubblewrap, no network, an unprivileged uid of its own, a
+(``workspaces.sandbox.run``: bubblewrap, no network, an unprivileged uid of its own, a
 size- and inode-limited tmpfs copy, read-only system and environment, time, memory and process
 limits). Per-check results stream back over a pipe pairlab made, never from a file the run
 could write; the output is kept as bounded excerpts. A run that cannot happen (no environment,
@@ -43,9 +44,9 @@ from workspaces.grading.harness import (
     prepare_for_grading,
     without_canary,
 )
-from workspaces.history import History
-from workspaces.sandbox_run import TIME_LIMIT, CheckSandbox
-from workspaces.tree_copy import copy_tree, materialize
+from workspaces.recording.history import History
+from workspaces.recording.tree_copy import copy_tree, materialize
+from workspaces.sandbox.run import TIME_LIMIT, CheckSandbox
 
 log = logging.getLogger(__name__)
 

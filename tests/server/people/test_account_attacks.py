@@ -126,8 +126,8 @@ async def test_nested_rubric_definition_in_the_form_is_a_problem_not_a_500(
 
 async def test_deep_json_in_proxied_websocket_frames_is_ignored() -> None:
     """The recorder parses kernel and terminal frames the candidate's browser sends."""
-    from workspaces.kernel_messages import _json_dict
-    from workspaces.terminal_lines import parse_terminal_frame
+    from workspaces.recording.kernel_messages import _json_dict
+    from workspaces.recording.terminal_lines import parse_terminal_frame
 
     assert parse_terminal_frame("[" * 100_000) is None
     assert _json_dict(b"{\"a\":" * 100_000) == {}

@@ -20,7 +20,7 @@ from tests.conftest import MakeSettings, create_user
 from tests.fixture_tasks import publish_fake_task
 from tests.harness import LEAD, OTHER, QUIET, Env, start_env
 from tests.server.recording.fake_jupyter import RecordingFakeProvisioner
-from workspaces.recorder import RecordingService
+from workspaces.recording.recorder import RecordingService
 
 HIDDEN_CHECK = '''\
 from pathlib import Path

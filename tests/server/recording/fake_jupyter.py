@@ -20,8 +20,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.fake_workspace import FakeProvisioner, _Running, fake_jupyter_app
-from workspaces.peer import Peer
 from workspaces.provisioner import WorkspaceInfo
+from workspaces.sandbox.peer import Peer
 
 PROMPT = "$ "
 

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import CliResult, assert_no_traceback, login, query
 from tests.server.recording.conftest import Rec, RecFactory, assert_gap_free, kinds
-from workspaces import events as E
+from workspaces.recording import events as E
 
 
 async def sse_events(response: aiohttp.ClientResponse, count: int) -> list[dict[str, Any]]:

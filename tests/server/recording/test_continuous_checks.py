@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import query
 from tests.server.recording.conftest import RecFactory, kinds
-from workspaces import events as E
 from workspaces.grading.hidden import visible_target
+from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -13,9 +13,9 @@ from tests.server.recording.fake_jupyter import (
     UNRUNNABLE,
     error_body,
 )
-from workspaces import events as E
 from workspaces.grading.hidden import summarise
-from workspaces.sandbox_run import TIME_LIMIT
+from workspaces.recording import events as E
+from workspaces.sandbox.run import TIME_LIMIT
 
 
 async def test_a_refused_kernel_and_terminal_are_events_with_the_workspaces_reason(

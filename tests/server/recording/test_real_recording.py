@@ -45,7 +45,7 @@ from tests.server.recording.conftest import (
     kinds,
     publish_task,
 )
-from workspaces import events as E
+from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 MARKER = "…[truncated "

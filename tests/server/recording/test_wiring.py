@@ -19,8 +19,8 @@ from tests.conftest import login, open_db
 from tests.host_routing import enter
 from tests.server.recording.conftest import Rec, RecFactory, assert_gap_free, kinds
 from tests.server.recording.fake_jupyter import RecordingFakeProvisioner
-from workspaces import events as E
 from workspaces import sessions as S
+from workspaces.recording import events as E
 
 
 def message(msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None = None,

@@ -32,8 +32,8 @@ from tests.browser import Browsing, login_in_browser
 from tests.conftest import PASSWORD, MakeSettings, open_db
 from tests.fixture_tasks import publish_fake_task
 from tests.harness import WAIT_S, Live, interviewer, live_session, serving
-from workspaces import events as E
 from workspaces import sessions as S
+from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

@@ -22,8 +22,8 @@ from tests.browser import (
 )
 from tests.conftest import PASSWORD
 from tests.harness import LEAD, OTHER, Live
-from workspaces import events as E
 from workspaces import sessions as S
+from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 SHOTS = os.environ.get("PAIRLAB_SHOTS")

@@ -18,7 +18,7 @@ from tests.browser import (
     record_hostile,
 )
 from tests.harness import Live
-from workspaces import events as E
+from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 SHOTS = os.environ.get("PAIRLAB_SHOTS")

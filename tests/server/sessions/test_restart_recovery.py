@@ -20,13 +20,12 @@ import pytest
 
 from common.loopback import loopback_session
 from server.settings import Settings, prepare_data_dir
-from tests.conftest import PASSWORD, create_user
+from tests.conftest import PASSWORD, REPO, create_user
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.server.cli.test_serve import free_port
-from workspaces.cgroups import pids_of_uid
+from workspaces.sandbox.cgroups import pids_of_uid
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-REPO = Path(__file__).resolve().parents[2]
 
 
 def start_server(data: Path, port: int, ws_port: int, uid_base: int) -> subprocess.Popen[bytes]:

@@ -34,7 +34,7 @@ from server.settings import Settings, prepare_data_dir
 from tests.conftest import create_user, query
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.host_routing import HostRoutingClient, enter
-from workspaces.sandbox import pids_of_uid
+from workspaces.sandbox.bwrap import pids_of_uid
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

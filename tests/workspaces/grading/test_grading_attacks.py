@@ -30,16 +30,16 @@ import pytest
 from server.settings import Settings
 from server.tasks.service import sandbox_for, task_store
 from tasks import revisions
-from tests.conftest import MakeSettings, open_db
+from tests.conftest import REPO, MakeSettings, open_db
 from tests.fixture_tasks import HOOKWRAPPER, SHARED_ENVS, publish_fake_task
 from tests.workspaces.conftest import require_sandbox
-from workspaces.archive import history_path
 from workspaces.environments import ensure_environment
 from workspaces.grading.hidden import CheckPlan, check_session, run_checks, visible_tests
 from workspaces.grading.queue import FairQueue
-from workspaces.history import History
-from workspaces.limits import Limits, MiB
-from workspaces.sandbox_run import SCRATCH_INODES, CheckSandbox, SandboxJob, SandboxRun
+from workspaces.recording.archive import history_path
+from workspaces.recording.history import History
+from workspaces.sandbox.limits import Limits, MiB
+from workspaces.sandbox.run import SCRATCH_INODES, CheckSandbox, SandboxJob, SandboxRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -654,7 +654,7 @@ def test_a_built_in_tasks_checks_give_the_same_verdict_under_the_harness(
     """The import ran these checks with the task's plain command; pairlab's harness (no
     ``pythonpath`` from the task's pyproject, its own ini) must agree: the solution passes,
     the starter fails."""
-    catalog = Path(__file__).parents[2] / "tasks" / "catalog" / "scoring-service-validation"
+    catalog = REPO / "tasks" / "catalog" / "scoring-service-validation"
 
     def fill(dest: Path) -> None:
         shutil.copytree(catalog, dest, ignore=shutil.ignore_patterns(

@@ -20,7 +20,7 @@ from workspaces.grading.harness import (
     plant_canary,
     without_canary,
 )
-from workspaces.sandbox import WORKSPACE
+from workspaces.sandbox.bwrap import WORKSPACE
 
 CANARY = "test_0a1b2c3d4e5f6a7b.py"
 def case(name: str, status: str) -> dict[str, Any]:

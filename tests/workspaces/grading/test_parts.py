@@ -16,8 +16,8 @@ from workspaces.grading.hidden import (
     prepare_copy,
     summarise,
 )
-from workspaces.sandbox_run import TIME_LIMIT
-from workspaces.tree_copy import copy_tree
+from workspaces.recording.tree_copy import copy_tree
+from workspaces.sandbox.run import TIME_LIMIT
 
 
 def test_copy_tree_never_follows_a_link_or_blocks(tmp_path: Path) -> None:

@@ -1,0 +1,216 @@
+"""Kernel WebSocket traffic → cell executions: frames built with jupyter-server's and
+jupyter_client's own serialisers (both framings), and the real messages of a real kernel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from jupyter_client.jsonutil import json_default
+from jupyter_client.session import Session
+from jupyter_server.services.kernels.connection import base as connection
+
+from workspaces.recording import events
+from workspaces.recording.kernel_messages import (
+    V1_PROTOCOL,
+    KernelLifecycle,
+    KernelTracker,
+    parse_frame,
+)
+
+T0 = datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC)
+SESSION = Session(key=b"", username="candidate")
+serialize_msg_to_ws_v1: Callable[..., bytes] = connection.serialize_msg_to_ws_v1
+serialize_binary_message: Callable[..., bytes] = connection.serialize_binary_message
+
+
+def at(ms: int) -> datetime:
+    return T0 + timedelta(milliseconds=ms)
+
+
+def msg(msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    return SESSION.msg(msg_type, content, parent=parent, metadata=metadata)
+
+
+def v1(message: dict[str, Any], channel: str) -> bytes:
+    """Exactly what jupyter-server writes on a v1 connection."""
+    return serialize_msg_to_ws_v1(message, channel, SESSION.pack)
+
+
+def legacy(message: dict[str, Any], channel: str) -> str | bytes:
+    """Exactly what jupyter-server writes on a legacy connection (binary when buffers exist)."""
+    message = dict(message, channel=channel)
+    if message.get("buffers"):
+        return serialize_binary_message(message)
+    return json.dumps(message, default=json_default)
+
+
+def conversation(code: str) -> list[tuple[str, dict[str, Any], str, int]]:
+    """A cell run as JupyterLab and ipykernel exchange it: (direction, message, channel, ms)."""
+    request = msg("execute_request", {"code": code, "silent": False, "store_history": True,
+                                      "user_expressions": {}, "allow_stdin": True,
+                                      "stop_on_error": True},
+                  metadata={"cellId": "cell-42", "deletedCells": [], "recordTiming": False})
+    header = request["header"]
+    tb = ["\x1b[0;31m---------------------------------------------------------\x1b[0m",
+          "\x1b[0;31mZeroDivisionError\x1b[0m  Traceback (most recent call last)",
+          "Cell \x1b[0;32mIn[3], line 1\x1b[0m\n----> 1 1/0",
+          "\x1b[0;31mZeroDivisionError\x1b[0m: division by zero"]
+    return [
+        ("in", request, "shell", 0),
+        ("out", msg("status", {"execution_state": "busy"}, header), "iopub", 5),
+        ("out", msg("execute_input", {"code": code, "execution_count": 3}, header), "iopub", 6),
+        ("out", msg("stream", {"name": "stdout", "text": "1\n"}, header), "iopub", 10),
+        ("out", msg("display_data", {"data": {"text/plain": "<Figure size 640x480>",
+                                              "text/html": "<script>alert(1)</script>",
+                                              "image/png": "iVBORw0KGgo="},
+                                     "metadata": {}, "transient": {}}, header), "iopub", 20),
+        ("out", msg("error", {"ename": "ZeroDivisionError", "evalue": "division by zero",
+                              "traceback": tb}, header), "iopub", 30),
+        ("out", msg("execute_reply", {"status": "error", "execution_count": 3,
+                                      "ename": "ZeroDivisionError",
+                                      "evalue": "division by zero", "traceback": tb},
+                    header), "shell", 31),
+        ("out", msg("status", {"execution_state": "idle"}, header), "iopub", 32),
+    ]
+
+
+@pytest.mark.parametrize("framing", ["v1", "legacy", "guess-v1", "guess-legacy"])
+def test_a_cell_run_in_either_framing(framing: str) -> None:
+    protocol = {"v1": V1_PROTOCOL, "legacy": "", "guess-v1": None, "guess-legacy": None}[framing]
+    encode = v1 if framing.endswith("v1") else legacy
+    tracker = KernelTracker(protocol, kernel_id="k-1")
+    found = []
+    for direction, message, channel, ms in conversation("print(1); plt.plot(); 1/0"):
+        found += tracker.feed(direction, encode(message, channel), at(ms))  # type: ignore[arg-type]
+    [cell] = found
+    assert cell.kind == events.CELL_EXECUTED
+    assert cell.at == at(32)
+    p = cell.payload
+    assert p["code"] == "print(1); plt.plot(); 1/0"
+    assert p["execution_count"] == 3
+    assert p["status"] == "error"
+    assert p["error"]["ename"] == "ZeroDivisionError"
+    assert p["error"]["evalue"] == "division by zero"
+    assert "\x1b" not in p["error"]["traceback"]
+    assert "----> 1 1/0" in p["error"]["traceback"]
+    assert p["duration_ms"] == 26 and p["queued_ms"] == 5  # busy → reply, as the proxy saw it
+    assert p["output"] == "1\n<Figure size 640x480>\nZeroDivisionError: division by zero\n"
+    assert p["mimetypes"] == ["image/png", "text/html", "text/plain"]
+    assert "<script>" not in json.dumps(p)
+    assert p["cell_id"] == "cell-42" and p["kernel_id"] == "k-1"
+    assert tracker.pending == 0
+
+
+def test_v1_frames_parse_exactly() -> None:
+    request = msg("execute_request", {"code": "x = 1"}, metadata={"cellId": "c"})
+    parsed = parse_frame(v1(request, "shell"), V1_PROTOCOL)
+    assert parsed is not None
+    assert (parsed.channel, parsed.msg_type, parsed.msg_id) == ("shell", "execute_request",
+                                                                request["header"]["msg_id"])
+    assert parsed.content == {"code": "x = 1"} and parsed.metadata == {"cellId": "c"}
+    with_buffers = msg("comm_msg", {"data": {}}, request["header"])
+    frame = serialize_msg_to_ws_v1([SESSION.pack(with_buffers["header"]),
+                                    SESSION.pack(with_buffers["parent_header"]),
+                                    SESSION.pack({}), SESSION.pack(with_buffers["content"]),
+                                    b"\x00\x01binary", b"more"], "iopub")
+    parsed = parse_frame(frame, None)
+    assert parsed is not None and parsed.parent_id == request["header"]["msg_id"]
+    legacy_binary = legacy(dict(with_buffers, buffers=[b"\x00\x01"]), "iopub")
+    assert isinstance(legacy_binary, bytes)
+    parsed = parse_frame(legacy_binary, None)
+    assert parsed is not None and parsed.msg_type == "comm_msg" and parsed.channel == "iopub"
+    for junk in (b"", b"\x00" * 7, b"\xff" * 64, "not json", "[1, 2]", v1(request, "shell")[:-3]):
+        assert parse_frame(junk, None) is None
+
+
+def test_outputs_of_other_connections_and_silent_runs() -> None:
+    tracker = KernelTracker(V1_PROTOCOL)
+    stranger = msg("execute_request", {"code": "secret()"})
+    out = tracker.feed("out", v1(msg("stream", {"name": "stdout", "text": "x"},
+                                     stranger["header"]), "iopub"), at(0))
+    assert out == [] and tracker.pending == 0
+    silent = msg("execute_request", {"code": "%config", "silent": True})
+    tracker.feed("in", v1(silent, "shell"), at(0))
+    tracker.feed("out", v1(msg("execute_reply", {"status": "ok", "execution_count": 0},
+                               silent["header"]), "shell"), at(1))
+    [cell] = tracker.feed("out", v1(msg("status", {"execution_state": "idle"},
+                                        silent["header"]), "iopub"), at(2))
+    assert cell.payload["silent"] is True and cell.payload["status"] == "ok"
+
+
+def test_output_excerpt_is_bounded_with_a_marker() -> None:
+    tracker = KernelTracker(V1_PROTOCOL, output_chars=400)
+    request = msg("execute_request", {"code": "for i in range(10**6): print(i)"})
+    tracker.feed("in", v1(request, "shell"), at(0))
+    for chunk in range(200):
+        text = "".join(f"{i}\n" for i in range(chunk * 500, chunk * 500 + 500))
+        tracker.feed("out", v1(msg("stream", {"name": "stdout", "text": text},
+                                   request["header"]), "iopub"), at(chunk))
+    tracker.feed("out", v1(msg("status", {"execution_state": "idle"}, request["header"]),
+                           "iopub"), at(300))
+    [cell] = tracker.feed("out", v1(msg("execute_reply", {"status": "ok", "execution_count": 1},
+                                        request["header"]), "shell"), at(301))
+    output = cell.payload["output"]
+    assert output.startswith("0\n1\n2\n") and output.endswith("99999\n")
+    assert "…[truncated" in output and len(output) < 500
+    assert cell.payload["output_chars"] > 500_000
+    assert cell.payload["duration_ms"] == 300  # reply and idle in either order
+
+
+def test_lifecycle_restart_death_interrupt_and_dedup() -> None:
+    shared = KernelLifecycle()
+    first = KernelTracker(V1_PROTOCOL, kernel_id="k", lifecycle=shared)
+    second = KernelTracker("", kernel_id="k", lifecycle=shared)
+    request = msg("execute_request", {"code": "import os; os._exit(1)"})
+    first.feed("in", v1(request, "shell"), at(0))
+    restarting = msg("status", {"execution_state": "restarting"})
+    found = first.feed("out", v1(restarting, "iopub"), at(100))
+    assert [o.kind for o in found] == [events.CELL_EXECUTED, events.KERNEL_RESTARTED]
+    assert found[0].payload["status"] == "unknown"
+    assert found[0].payload["incomplete"] == "kernel restarted"
+    assert second.feed("out", legacy(restarting, "iopub"), at(101)) == []  # same occurrence
+    [died] = second.feed("out", legacy(msg("status", {"execution_state": "dead"}), "iopub"),
+                         at(200))
+    assert died.kind == events.KERNEL_DIED and died.payload["kernel_id"] == "k"
+    [interrupt] = first.feed("in", v1(msg("interrupt_request", {}), "control"), at(300))
+    assert interrupt.kind == events.KERNEL_INTERRUPTED
+    assert first.feed("out", v1(restarting, "iopub"), at(10_000))[0].kind == \
+        events.KERNEL_RESTARTED  # a later restart is a new one
+
+
+def test_pending_requests_are_capped_and_flushed_on_close() -> None:
+    tracker = KernelTracker(V1_PROTOCOL, max_pending=3)
+    evicted = []
+    for i in range(5):
+        evicted += tracker.feed("in", v1(msg("execute_request", {"code": f"cell{i}"}), "shell"),
+                                at(i))
+    assert tracker.pending == 3
+    assert [o.payload["code"] for o in evicted] == ["cell0", "cell1"]
+    assert {o.payload["incomplete"] for o in evicted} == {"too many open"}
+    restarted = tracker.finish_pending("kernel restarted", at(9))
+    assert [o.payload["code"] for o in restarted] == ["cell2", "cell3", "cell4"]
+    assert {o.payload["incomplete"] for o in restarted} == {"kernel restarted"}
+    tracker.feed("in", v1(msg("execute_request", {"code": "cell5"}), "shell"), at(10))
+    [closed] = tracker.close(at(11))
+    assert closed.payload["code"] == "cell5" and closed.payload["status"] == "unknown"
+    assert closed.payload["incomplete"] == "connection closed"
+    assert tracker.pending == 0
+
+
+def test_input_requests_appear_in_the_excerpt() -> None:
+    tracker = KernelTracker(V1_PROTOCOL)
+    request = msg("execute_request", {"code": "name = input('Name? ')"})
+    tracker.feed("in", v1(request, "shell"), at(0))
+    ask = msg("input_request", {"prompt": "Name? ", "password": False}, request["header"])
+    tracker.feed("out", v1(ask, "stdin"), at(1))
+    tracker.feed("in", v1(msg("input_reply", {"value": "Ada"}, ask["header"]), "stdin"), at(2))
+    tracker.feed("out", v1(msg("execute_reply", {"status": "ok", "execution_count": 1},
+                               request["header"]), "shell"), at(3))
+    [cell] = tracker.feed("out", v1(msg("status", {"execution_state": "idle"},
+                                        request["header"]), "iopub"), at(4))
+    assert cell.payload["output"] == "Name? Ada\n"

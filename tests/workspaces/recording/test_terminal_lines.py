@@ -1,0 +1,272 @@
+"""Terminal keystrokes and output → command lines with bounded, inert output excerpts."""
+
+from __future__ import annotations
+
+import json
+import select
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from workspaces.recording import events
+from workspaces.recording.events import Observation
+from workspaces.recording.excerpt import strip_ansi
+from workspaces.recording.terminal_lines import TerminalTracker, parse_terminal_frame
+
+T0 = datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def at(ms: int) -> datetime:
+    return T0 + timedelta(milliseconds=ms)
+
+
+class Term:
+    """Drives a tracker the way terminado frames arrive: one keystroke per message."""
+
+    def __init__(self, **kwargs: object) -> None:
+        self.tracker = TerminalTracker(terminal="1", **kwargs)  # type: ignore[arg-type]
+        self.ms = 0
+        self.found: list[Observation] = []
+
+    def _tick(self) -> datetime:
+        self.ms += 10
+        return at(self.ms)
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.found += self.tracker.feed("in", json.dumps(["stdin", key]), self._tick())
+
+    def type(self, text: str) -> None:
+        self.keys(*text)
+
+    def paste(self, text: str) -> None:
+        self.keys(text)
+
+    def out(self, text: str) -> None:
+        self.found += self.tracker.feed("out", json.dumps(["stdout", text]), self._tick())
+
+    def echo_and_type(self, text: str) -> None:
+        """Type as a human does, with the shell echoing each character back."""
+        for char in text:
+            self.keys(char)
+            self.out(char)
+
+    def flush(self) -> list[Observation]:
+        self.found += self.tracker.flush(self._tick())
+        return self.found
+
+    def lines(self) -> list[str]:
+        return [o.payload["line"] for o in self.flush() if o.kind == events.TERMINAL_COMMAND]
+
+
+def test_a_typed_command_and_its_output() -> None:
+    term = Term()
+    term.found += term.tracker.feed("in", json.dumps(["setup", {}]), at(0))
+    term.found += term.tracker.feed("in", json.dumps(["set_size", 24, 80, 600, 800]), at(0))
+    term.out("\x1b]0;candidate@ws: ~\x07candidate@ws:~$ ")
+    term.echo_and_type("ls -la")
+    term.keys("\r")
+    term.out("\r\n\x1b[01;34mdata\x1b[0m\r\ntrain.py\r\n")
+    term.out("candidate@ws:~$ ")
+    assert term.found == []  # emitted when the next command starts, or on flush
+    term.echo_and_type("pwd")
+    term.keys("\r")
+    [ls] = term.found
+    assert ls.kind == events.TERMINAL_COMMAND
+    assert ls.payload["line"] == "ls -la"
+    assert ls.payload["output"] == "data\ntrain.py\ncandidate@ws:~$ "
+    assert ls.payload["source"] == "keys"
+    assert ls.payload["terminal"] == "1"
+    assert ls.at > at(0) and "entered_at" in ls.payload
+    assert term.lines() == ["ls -la", "pwd"]
+
+
+@pytest.mark.parametrize(("keys", "line"), [
+    (["l", "s", "x", "\x7f", " ", "-", "l"], "ls -l"),
+    (["a", "b", "\x08", "\x08", "c", "d"], "cd"),
+    (["r", "m", " ", "-", "r", "f", "\x15", "p", "w", "d"], "pwd"),
+    (["e", "h", "o", "\x1b[D", "\x1b[D", "c"], "echo"),
+    (["c", "a", "t", " ", "x", "\x1b[H", "#", "\x1b[F", "y"], "#cat xy"),
+    (["g", "i", "t", " ", "l", "o", "g", "\x17", "s", "t", "a", "t", "u", "s"], "git status"),
+    (["a", "b", "c", "\x1b[D", "\x1b[D", "\x1b[3~"], "ac"),
+    (["a", "b", "c", "\x01", "\x0b", "x"], "x"),
+    (["p", "y", "\x1b[1;5D", "#", "\x1b[I"], "#py"),
+])
+def test_line_editing_keys(keys: list[str], line: str) -> None:
+    term = Term()
+    term.keys(*keys, "\r")
+    assert term.lines() == [line]
+
+
+def test_ctrl_c_discards_the_line_and_marks_the_running_command() -> None:
+    term = Term()
+    term.type("rm -rf /tmp/x")
+    term.keys("\x03")
+    term.type("python train.py")
+    term.keys("\r")
+    term.out("python train.py\r\nepoch 1\r\n")
+    term.keys("\x03")
+    term.out("^C\r\nKeyboardInterrupt\r\n$ ")
+    [run] = term.flush()
+    assert run.payload["line"] == "python train.py"
+    assert run.payload["interrupted"] is True
+    assert "KeyboardInterrupt" in run.payload["output"]
+
+
+def test_a_paste_of_several_lines_is_several_commands() -> None:
+    term = Term()
+    term.paste("cd data\recho one\r\nwc -l *.csv\r")
+    assert term.lines() == ["cd data", "echo one", "wc -l *.csv"]
+
+
+def test_bracketed_paste_keeps_newlines_inside_one_command() -> None:
+    term = Term()
+    term.paste("\x1b[200~for f in *.csv\rdo wc -l $f\rdone\x1b[201~")
+    term.keys("\r")
+    assert term.lines() == ["for f in *.csv\ndo wc -l $f\ndone"]
+
+
+def test_history_recall_takes_the_line_from_the_echo() -> None:
+    term = Term()
+    term.out("$ ")
+    term.keys("\x1b[A")
+    term.out("python -m pytest -q")  # readline draws the recalled line
+    term.keys("\r")
+    term.out("\r\n3 passed\r\n$ ")
+    term.echo_and_type("l")
+    term.keys("\t")
+    term.out("s -la")  # completion
+    term.keys("\r")
+    term.out("\r\n")
+    [first, second] = term.flush()
+    assert first.payload["line"] == "python -m pytest -q"
+    assert first.payload["source"] == "echo" and first.payload["output"] == "3 passed\n$ "
+    assert second.payload["line"] == "ls -la"
+
+
+def test_output_is_stripped_of_escapes_and_bounded() -> None:
+    term = Term(output_chars=300)
+    term.type("yes")
+    term.keys("\r")
+    term.out("yes\r\n")
+    term.out("\x1b]8;;http://evil.example\x07link\x1b]8;;\x07 "
+             "\x1b[1;31mred\x1b[0m\x1bP1$r\x1b\\\r\n")
+    for _ in range(500):
+        term.out("y\r\n" * 1000)
+    term.out("\x1b[?2004h$ ")
+    [run] = term.flush()
+    output = run.payload["output"]
+    assert output.startswith("link red\ny\ny\n")
+    assert "\x1b" not in output and "evil" not in output
+    assert "…[truncated" in output and len(output) < 400
+    assert output.endswith("y\n$ ")
+    assert run.payload["output_chars"] > 1_000_000
+
+
+def test_progress_bars_keep_their_last_state() -> None:
+    term = Term()
+    term.type("python fit.py")
+    term.keys("\r")
+    term.out("\r\n")
+    for pct in range(0, 101, 10):
+        term.out(f"\rtraining: {pct:3d}%")
+    term.out("\r\ndone\r\n")
+    [run] = term.flush()
+    assert run.payload["output"] == "training: 100%\ndone\n"
+
+
+def test_full_screen_programs_are_not_read_as_commands() -> None:
+    term = Term()
+    term.type("vim train.py")
+    term.keys("\r")
+    term.out("vim train.py\r\n\x1b[?1049h\x1b[H\x1b[2J~\r\n~\r\n")
+    term.type("ihello")
+    term.keys("\x1b")
+    term.type(":wq")
+    term.keys("\r")
+    term.out("\x1b[?1049l$ ")
+    term.type("ls")
+    term.keys("\r")
+    found = term.flush()
+    assert [o.payload["line"] for o in found] == ["vim train.py", "ls"]
+    assert found[0].payload["full_screen"] is True
+    assert "~" not in found[0].payload["output"]
+
+
+def test_poll_emits_a_quiet_command_and_reports_late_output() -> None:
+    tracker = TerminalTracker(quiet_s=2.0)
+    tracker.feed("in", json.dumps(["stdin", "make train\r"]), at(0))
+    tracker.feed("out", json.dumps(["stdout", "make train\r\nstarting\r\n"]), at(100))
+    assert tracker.poll(at(1500)) == []
+    [cmd] = tracker.poll(at(2200))
+    assert cmd.payload["line"] == "make train" and cmd.payload["output"] == "starting\n"
+    assert tracker.poll(at(9000)) == []
+    tracker.feed("out", json.dumps(["stdout", "epoch 1 done\r\n"]), at(10_000))
+    [late] = tracker.feed("in", json.dumps(["stdin", "ls\r"]), at(11_000))
+    assert late.kind == events.TERMINAL_OUTPUT
+    assert late.payload == {"terminal": "", "line": "make train", "output": "epoch 1 done\n",
+                            "output_chars": 14}
+
+
+def test_bad_frames_are_ignored() -> None:
+    tracker = TerminalTracker()
+    for frame in ("", "{", "{}", "[]", "[1]", '["stdin"]', '["stdin", 5]', b"\xff"):
+        assert tracker.feed("in", frame, at(0)) == []
+    assert parse_terminal_frame(b'["stdout", "x"]') == ("stdout", "x")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_a_real_bash_with_history_and_tab_completion(tmp_path: Path) -> None:
+    """Keys into a real interactive bash on a pty; its real output through the tracker."""
+    ptyprocess = pytest.importorskip("ptyprocess")
+    (tmp_path / "measurements_2024.csv").write_text("a,b\n1,2\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "xterm-256color",
+           "PS1": "$ ", "INPUTRC": "/dev/null", "HISTFILE": str(tmp_path / ".hist")}
+    proc = ptyprocess.PtyProcessUnicode.spawn(["bash", "--norc", "--noprofile", "-i"],
+                                              cwd=str(tmp_path), env=env, dimensions=(24, 120))
+    tracker = TerminalTracker()
+    found: list[Observation] = []
+
+    def drain(until: str) -> str:
+        seen = ""
+        deadline = time.monotonic() + 20
+        while until not in strip_ansi(seen):
+            assert time.monotonic() < deadline, f"bash never printed {until!r}: {seen!r}"
+            ready, _, _ = select.select([proc.fd], [], [], 0.1)
+            if ready:
+                chunk = proc.read(4096)
+                seen += chunk
+                found.extend(tracker.feed("out", json.dumps(["stdout", chunk])))
+        return seen
+
+    def key(text: str) -> None:
+        found.extend(tracker.feed("in", json.dumps(["stdin", text])))
+        proc.write(text)
+
+    try:
+        drain("$ ")
+        for char in "echo hello-1":
+            key(char)
+        key("\r")
+        drain("hello-1\r\n$ ")
+        key("\x1b[A")  # recall, then run again
+        drain("echo hello-1")
+        key("\r")
+        drain("hello-1\r\n$ ")
+        for char in "wc -l measu":
+            key(char)
+        key("\t")
+        drain("measurements_2024.csv ")
+        key("\r")
+        drain("2 measurements_2024.csv\r\n$ ")
+        found.extend(tracker.flush())
+    finally:
+        proc.terminate(force=True)
+    lines = [(o.payload["line"], o.payload["source"]) for o in found]
+    assert lines == [("echo hello-1", "keys"), ("echo hello-1", "echo"),
+                     ("wc -l measurements_2024.csv", "echo")]
+    assert found[0].payload["output"].startswith("hello-1\n")
+    assert found[2].payload["output"].startswith("2 measurements_2024.csv\n")

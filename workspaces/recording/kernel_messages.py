@@ -1,0 +1,426 @@
+"""Read Jupyter kernel WebSocket traffic and turn it into cell executions and kernel lifecycle.
+
+Both framings that jupyter-server speaks are understood:
+
+- legacy: a JSON text frame ``{"header", "parent_header", "metadata", "content", "channel",
+  "buffers"}``, or, when the message has buffers, a binary frame (4-byte big-endian part count,
+  big-endian offsets, the JSON message, the buffers);
+- ``v1.kernel.websocket.jupyter.org`` (JupyterLab 4): a binary frame with an 8-byte
+  little-endian offset count, the 8-byte little-endian offsets, then the channel name and the
+  JSON parts header, parent_header, metadata, content, followed by any buffers.
+
+``KernelTracker`` follows one WebSocket connection: feed it every frame with its direction (``in``
+browser → kernel, ``out`` kernel → browser) and it returns ``Observation``s: a finished cell
+execution (code, count, status, duration, error name/value and an ANSI-free traceback tail, a
+bounded excerpt of the text outputs, the mimetypes seen), or a kernel restart, death or interrupt.
+Times are those at which the proxy saw the frames, never the kernel's own clock. Executions are
+followed only when their ``execute_request`` passed through this connection, so the outputs that
+jupyter-server copies to every connection of a kernel are not counted twice.
+
+JupyterLab restarts and interrupts kernels through the REST API (``POST /api/kernels/<id>/restart``
+and ``/interrupt``), not over this socket: the WebSocket only shows the ``restarting``/``dead``
+status jupyter-server sends when a kernel died on its own (and ``interrupt_request`` for kernels
+with ``interrupt_mode: message``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from common.clock import iso, now
+from workspaces.recording import events
+from workspaces.recording.events import Observation
+from workspaces.recording.excerpt import HeadTail, clean_terminal, strip_ansi, truncate
+
+__all__ = [
+    "V1_PROTOCOL",
+    "KernelLifecycle",
+    "KernelMessage",
+    "KernelTracker",
+    "parse_frame",
+]
+
+log = logging.getLogger(__name__)
+V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+MAX_CONTENT_BYTES = 4 * 1024 * 1024
+"""Content parts larger than this are not parsed (their size is still counted)."""
+MAX_PARTS = 4096
+Direction = Literal["in", "out"]
+
+
+def _json_dict(raw: bytes | str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass
+class KernelMessage:
+    """One kernel message; ``content``/``metadata`` of binary frames are parsed on first use."""
+
+    channel: str
+    header: dict[str, Any]
+    parent_header: dict[str, Any]
+    content_size: int
+    _content: dict[str, Any] | None = None
+    _content_raw: bytes | None = field(default=None, repr=False)
+    _metadata: dict[str, Any] | None = None
+    _metadata_raw: bytes | None = field(default=None, repr=False)
+
+    @property
+    def msg_type(self) -> str:
+        return str(self.header.get("msg_type", ""))
+
+    @property
+    def msg_id(self) -> str:
+        return str(self.header.get("msg_id", ""))
+
+    @property
+    def parent_id(self) -> str:
+        return str(self.parent_header.get("msg_id", ""))
+
+    @property
+    def content(self) -> dict[str, Any]:
+        if self._content is None:
+            raw = self._content_raw
+            self._content = _json_dict(raw) if raw and len(raw) <= MAX_CONTENT_BYTES else {}
+        return self._content
+
+    @property
+    def content_parsed(self) -> bool:
+        """False when the content part was too large to be read."""
+        return self._content_raw is None or len(self._content_raw) <= MAX_CONTENT_BYTES
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        if self._metadata is None:
+            raw = self._metadata_raw
+            self._metadata = _json_dict(raw) if raw and len(raw) <= MAX_CONTENT_BYTES else {}
+        return self._metadata
+
+
+def _offsets(data: bytes, count: int, width: int, order: Literal["little", "big"],
+             start: int) -> list[int] | None:
+    if len(data) < start + count * width:
+        return None
+    offsets = [int.from_bytes(data[start + i * width:start + (i + 1) * width], order)
+               for i in range(count)]
+    if any(b < a for a, b in zip(offsets, offsets[1:], strict=False)) or offsets[-1] > len(data):
+        return None
+    return offsets
+
+
+def _parse_v1(data: bytes) -> KernelMessage | None:
+    if len(data) < 8:
+        return None
+    count = int.from_bytes(data[:8], "little")
+    if not 6 <= count <= MAX_PARTS:
+        return None
+    offsets = _offsets(data, count, 8, "little", 8)
+    if offsets is None or offsets[0] != 8 * (count + 1) or offsets[-1] != len(data):
+        return None
+    parts = [data[offsets[i]:offsets[i + 1]] for i in range(count - 1)]
+    try:
+        channel = parts[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    header = _json_dict(parts[1])
+    if not header:
+        return None
+    return KernelMessage(channel, header, _json_dict(parts[2]), len(parts[4]),
+                         _content_raw=parts[4], _metadata_raw=parts[3])
+
+
+def _from_dict(msg: dict[str, Any], size: int) -> KernelMessage | None:
+    header = msg.get("header")
+    if not isinstance(header, dict):
+        return None
+    parent = msg.get("parent_header")
+    content = msg.get("content")
+    metadata = msg.get("metadata")
+    return KernelMessage(str(msg.get("channel") or "shell"), header,
+                         parent if isinstance(parent, dict) else {}, size,
+                         _content=content if isinstance(content, dict) else {},
+                         _metadata=metadata if isinstance(metadata, dict) else {})
+
+
+def _parse_legacy_binary(data: bytes) -> KernelMessage | None:
+    if len(data) < 8:
+        return None
+    count = int.from_bytes(data[:4], "big")
+    if not 1 <= count <= MAX_PARTS:
+        return None
+    offsets = _offsets(data, count, 4, "big", 4)
+    if offsets is None or offsets[0] != 4 * (count + 1):
+        return None
+    end = offsets[1] if count > 1 else len(data)
+    if end - offsets[0] > MAX_CONTENT_BYTES:
+        return None
+    return _from_dict(_json_dict(data[offsets[0]:end]), end - offsets[0])
+
+
+def parse_frame(data: str | bytes, protocol: str | None = None) -> KernelMessage | None:
+    """One WebSocket frame as a message, or None when it is not one we can read.
+
+    ``protocol`` is the negotiated subprotocol (``V1_PROTOCOL`` or ``""`` for legacy); ``None``
+    guesses from the frame (text → legacy JSON; binary → v1 if it parses as v1, else legacy).
+    """
+    if isinstance(data, str):
+        if len(data) > 4 * MAX_CONTENT_BYTES:
+            return None
+        return _from_dict(_json_dict(data), len(data))
+    if protocol == V1_PROTOCOL:
+        return _parse_v1(data)
+    if protocol is not None:
+        return _parse_legacy_binary(data)
+    return _parse_v1(data) or _parse_legacy_binary(data)
+
+
+class KernelLifecycle:
+    """Shared by the trackers of all connections to one kernel.
+
+    jupyter-server sends its own ``restarting``/``dead`` status to every connection; this keeps
+    one event per occurrence (one per ``window_s``).
+    """
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._last: dict[str, datetime] = {}
+
+    def claim(self, kind: str, at: datetime) -> bool:
+        last = self._last.get(kind)
+        if last is not None and abs((at - last).total_seconds()) < self.window_s:
+            return False
+        self._last[kind] = at
+        return True
+
+
+@dataclass
+class _Execution:
+    msg_id: str
+    code: str
+    requested_at: datetime
+    silent: bool
+    cell_id: str
+    output: HeadTail
+    started_at: datetime | None = None
+    execution_count: int | None = None
+    reply_status: str | None = None
+    reply_at: datetime | None = None
+    idle_at: datetime | None = None
+    error: dict[str, str] | None = None
+    mimetypes: set[str] = field(default_factory=set)
+    outputs: int = 0
+    skipped_bytes: int = 0
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return "".join(str(v) for v in value)
+    return value if isinstance(value, str) else ""
+
+
+def _ms(start: datetime, end: datetime) -> int:
+    return max(0, round((end - start).total_seconds() * 1000))
+
+
+class KernelTracker:
+    """Follows one kernel WebSocket connection (see the module doc)."""
+
+    def __init__(self, protocol: str | None = None, *, kernel_id: str = "",
+                 lifecycle: KernelLifecycle | None = None,
+                 clock: Callable[[], datetime] = now,
+                 max_pending: int = 512, output_chars: int = 4000, code_chars: int = 8000,
+                 traceback_chars: int = 2000) -> None:
+        self.protocol = protocol
+        self.kernel_id = kernel_id
+        self.lifecycle = lifecycle
+        self._clock = clock
+        self._max_pending = max_pending
+        self._output_chars = output_chars
+        self._code_chars = code_chars
+        self._traceback_chars = traceback_chars
+        self._pending: dict[str, _Execution] = {}
+        self._inputs: dict[str, str] = {}
+        self.unreadable_frames = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def feed(self, direction: Direction, data: str | bytes,
+             at: datetime | None = None) -> list[Observation]:
+        """One frame as it passed the proxy; returns what it completed (often nothing)."""
+        msg = parse_frame(data, self.protocol)
+        if msg is None:
+            self.unreadable_frames += 1
+            return []
+        return self.feed_message(direction, msg, at)
+
+    def feed_message(self, direction: Direction, msg: KernelMessage,
+                     at: datetime | None = None) -> list[Observation]:
+        when = at or self._clock()
+        if direction == "in":
+            return self._incoming(msg, when)
+        return self._outgoing(msg, when)
+
+    def close(self, at: datetime | None = None) -> list[Observation]:
+        """The connection ended: executions still open are reported with status ``unknown``."""
+        return self.finish_pending("connection closed", at)
+
+    def finish_pending(self, reason: str, at: datetime | None = None) -> list[Observation]:
+        """Report every open execution now, marked ``incomplete: reason`` (for instance when
+        the proxy saw a restart or shutdown requested through the REST API)."""
+        when = at or self._clock()
+        return [self._finish(ex, when, reason) for ex in self._drain()]
+
+    # -- browser → kernel ---------------------------------------------------------------------
+
+    def _incoming(self, msg: KernelMessage, at: datetime) -> list[Observation]:
+        kind = msg.msg_type
+        if kind == "execute_request" and msg.msg_id:
+            content, metadata = msg.content, msg.metadata
+            done: list[Observation] = []
+            while len(self._pending) >= self._max_pending:
+                oldest = next(iter(self._pending))
+                done.append(self._finish(self._pending.pop(oldest), at, "too many open"))
+            code = _text(content.get("code"))
+            if not msg.content_parsed:
+                code = f"…[code of {msg.content_size} bytes not read]"
+            self._pending[msg.msg_id] = _Execution(
+                msg.msg_id, truncate(code, self._code_chars), at, bool(content.get("silent")),
+                str(metadata.get("cellId") or "")[:200], HeadTail(self._output_chars))
+            return done
+        if kind == "interrupt_request":
+            return self._lifecycle(events.KERNEL_INTERRUPTED, at, {"requested": True})
+        if kind == "shutdown_request" and msg.content.get("restart"):
+            return self._lifecycle(events.KERNEL_RESTARTED, at, {"requested": True})
+        if kind == "input_reply":
+            ex = self._pending.get(self._inputs.pop(msg.parent_id, ""))
+            if ex is not None:
+                ex.output.add(_text(msg.content.get("value")) + "\n")
+        return []
+
+    # -- kernel → browser ---------------------------------------------------------------------
+
+    def _outgoing(self, msg: KernelMessage, at: datetime) -> list[Observation]:
+        kind = msg.msg_type
+        if kind == "status":
+            state = msg.content.get("execution_state")
+            if state == "restarting":
+                return self._death(events.KERNEL_RESTARTED, at, "kernel restarted",
+                                   {"automatic": True})
+            if state == "dead":
+                return self._death(events.KERNEL_DIED, at, "kernel died", {})
+        ex = self._pending.get(msg.parent_id)
+        if ex is None:
+            return []
+        if not msg.content_parsed:
+            ex.skipped_bytes += msg.content_size
+            ex.output.add(f"\n…[output of {msg.content_size} bytes not read]\n")
+            return []
+        content = msg.content
+        if kind == "status":
+            state = content.get("execution_state")
+            if state == "busy" and ex.started_at is None:
+                ex.started_at = at
+            elif state == "idle":
+                ex.idle_at = at
+        elif kind == "execute_input":
+            ex.execution_count = _count(content.get("execution_count"))
+        elif kind == "stream":
+            ex.outputs += 1
+            ex.output.add(_text(content.get("text")))
+        elif kind in ("execute_result", "display_data", "update_display_data"):
+            ex.outputs += 1
+            data = content.get("data")
+            if isinstance(data, dict):
+                ex.mimetypes.update(str(k)[:100] for k in list(data)[:50])
+                plain = _text(data.get("text/plain"))
+                if plain:
+                    ex.output.add(plain if plain.endswith("\n") else plain + "\n")
+            if kind == "execute_result":
+                ex.execution_count = _count(content.get("execution_count")) or ex.execution_count
+        elif kind == "error":
+            ex.outputs += 1
+            self._error(ex, content)
+        elif kind == "input_request":
+            ex.output.add(_text(content.get("prompt")))
+            if len(self._inputs) >= 16:
+                self._inputs.pop(next(iter(self._inputs)))
+            self._inputs[msg.msg_id] = ex.msg_id
+        elif kind == "execute_reply":
+            ex.reply_at = at
+            ex.reply_status = str(content.get("status") or "unknown")
+            ex.execution_count = _count(content.get("execution_count")) or ex.execution_count
+            if ex.reply_status == "error" and ex.error is None:
+                self._error(ex, content)
+        if ex.reply_status is not None and ex.idle_at is not None:
+            del self._pending[ex.msg_id]
+            return [self._finish(ex, at, "")]
+        return []
+
+    def _error(self, ex: _Execution, content: dict[str, Any]) -> None:
+        ename = strip_ansi(str(content.get("ename") or ""))[:200]
+        evalue = strip_ansi(str(content.get("evalue") or ""))
+        trace = content.get("traceback")
+        lines = [str(line) for line in trace[-200:]] if isinstance(trace, list) else []
+        text = clean_terminal("\n".join(lines))
+        if len(text) > self._traceback_chars:
+            text = f"…[truncated {len(text) - self._traceback_chars} chars]" + \
+                text[-self._traceback_chars:]
+        ex.error = {"ename": ename, "evalue": truncate(evalue, 1000), "traceback": text}
+        ex.output.add(f"{ename}: {evalue}\n" if evalue else f"{ename}\n")
+
+    def _death(self, kind: str, at: datetime, reason: str,
+               extra: dict[str, Any]) -> list[Observation]:
+        done = [self._finish(ex, at, reason) for ex in self._drain()]
+        return done + self._lifecycle(kind, at, extra)
+
+    def _lifecycle(self, kind: str, at: datetime, extra: dict[str, Any]) -> list[Observation]:
+        if self.lifecycle is not None and not self.lifecycle.claim(kind, at):
+            return []
+        return [Observation(kind, {"kernel_id": self.kernel_id, **extra}, at)]
+
+    def _drain(self) -> list[_Execution]:
+        pending = list(self._pending.values())
+        self._pending.clear()
+        return pending
+
+    def _finish(self, ex: _Execution, at: datetime, reason: str) -> Observation:
+        status = ex.reply_status or ("error" if ex.error else "unknown")
+        end = min(t for t in (ex.reply_at, ex.idle_at, at) if t is not None)
+        start = ex.started_at or ex.requested_at
+        payload: dict[str, Any] = {
+            "kernel_id": self.kernel_id,
+            "code": ex.code,
+            "execution_count": ex.execution_count,
+            "status": status,
+            "requested_at": iso(ex.requested_at),
+            "duration_ms": _ms(start, end),
+            "queued_ms": _ms(ex.requested_at, ex.started_at) if ex.started_at else None,
+            "output": ex.output.render(),
+            "output_chars": ex.output.total,
+            "outputs": ex.outputs,
+            "mimetypes": sorted(ex.mimetypes),
+        }
+        if ex.cell_id:
+            payload["cell_id"] = ex.cell_id
+        if ex.silent:
+            payload["silent"] = True
+        if ex.error:
+            payload["error"] = ex.error
+        if reason:
+            payload["incomplete"] = reason
+        return Observation(events.CELL_EXECUTED, payload, at)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 
 from common import audit
 from common.db import Database
-from scoring import session_scoring
 from tasks import revisions
 from tasks.store import TaskStore
 from workspaces import records
@@ -55,6 +54,9 @@ class LifecycleHook(Protocol):
 EndSession = Callable[[Any, str, audit.Actor, str], S.Session]
 """The write transaction that ends a session (database, session id, actor, why): the server's
 ``scheduling.end``, which also queues the ``session.ended`` webhook."""
+StartHook = Callable[[Any, S.Session], None]
+"""Run inside the write transaction that starts a session (database, session): the scoring
+domain's ``session_scoring.repin_at_start`` (the rubric version is pinned at the start)."""
 UID_RANGE = WORKSPACE_UIDS
 HANDOFF_TTL = timedelta(seconds=60)
 WATCH_INTERVAL_S = 2.0
@@ -67,7 +69,8 @@ class SessionManager:
     def __init__(
         self, db: Database, provisioner: Provisioner, store: TaskStore, envs_root: Path, *,
         uid_base: int, warm_pool_size: int, workspace_url: str, end: EndSession,
-        upstreams: LiveUpstreams, clients: UpstreamClients, hooks: Sequence[LifecycleHook] = (),
+        on_start: StartHook, upstreams: LiveUpstreams, clients: UpstreamClients,
+        hooks: Sequence[LifecycleHook] = (),
     ) -> None:
         self.db = db
         self.provisioner = provisioner
@@ -77,6 +80,7 @@ class SessionManager:
         self.workspace_url = workspace_url
         """Where interviewers' handoff links point (the workspace origin)."""
         self._end = end
+        self._on_start = on_start
         self.upstreams = upstreams
         self.clients = clients
         self.hooks = tuple(hooks)
@@ -148,7 +152,7 @@ class SessionManager:
                 return session
             if not session.link_open():
                 raise LinkClosed("this session is not open now (before its start or ended)")
-            session = await self.db.write(lambda d: _begin(d, session_id, actor))
+            session = await self.db.write(lambda d: _begin(d, session_id, actor, self._on_start))
             try:
                 rev = await self.db.read(lambda d: revisions.get_revision(d, session.revision_id))
                 env_python = await self._env_python(rev.requirements)
@@ -333,9 +337,9 @@ class SessionManager:
 # ---- write-transaction bodies ------------------------------------------------------------
 
 
-def _begin(d: Any, session_id: str, actor: audit.Actor) -> S.Session:
+def _begin(d: Any, session_id: str, actor: audit.Actor, on_start: StartHook) -> S.Session:
     session = S.set_state(d, session_id, "provisioning", expect=("scheduled",))
-    session_scoring.repin_at_start(d, session)
+    on_start(d, session)
     audit.record(d, actor, "session.start", "session", session_id)
     return session
 

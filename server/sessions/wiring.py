@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from scoring import session_scoring
 from server.http.keys import DB, SETTINGS
 from server.people import accounts as people
 from server.recording.keys import RECORDING
@@ -78,7 +79,8 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     manager = SessionManager(
         db, app.get(PROVISIONER) or make_provisioner(settings), store, settings.envs_root,
         uid_base=settings.sandbox_uid_base, warm_pool_size=settings.warm_pool_size,
-        workspace_url=settings.workspace_url, end=scheduling.end, upstreams=upstreams,
+        workspace_url=settings.workspace_url, end=scheduling.end,
+        on_start=session_scoring.repin_at_start, upstreams=upstreams,
         clients=clients, hooks=[recorder.on_lifecycle],
     )
     app[RECORDING] = recorder

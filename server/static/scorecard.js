@@ -39,7 +39,8 @@
       return response.json().then(function (data) {
         if (!response.ok) { throw new Error((data.error && data.error.message) || response.statusText); }
         pending = sent;
-        status.textContent = "Draft saved " + data.updated_at + ".";
+        // to the second, as the page shows it (server.http.pages.seconds)
+        status.textContent = "Draft saved " + String(data.updated_at).replace(/\.\d+/, "") + ".";
       });
     }).catch(function (err) { status.textContent = "Not saved: " + err.message; });
   }

@@ -25,6 +25,7 @@ from playwright.async_api import Locator, Page, Response, expect
 from common import audit
 from scoring import scorecards
 from server.http.keys import DB
+from server.http.pages import seconds
 from server.people import accounts as people
 from server.people.passwords import hash_password
 from server.settings import Settings
@@ -260,7 +261,7 @@ async def test_note_scorecard_and_debrief(panel: Panel, browsing: Browsing,
         # A reload keeps her choices.
         await page.reload()
         await expect(page.locator("#autosave-status")).to_have_text(
-            f"Draft saved {draft.updated_at}.")
+            f"Draft saved {seconds(draft.updated_at)}.")
         await assert_form_holds(page, "Alice", ALICE_LEVELS, moments)
 
         await page.locator('input[name="recommendation"][value="yes"]').check()

@@ -1,2 +1,4 @@
-"""What every package shares and nothing else: the clock, the error base, bounded child processes,
-the hardened git environment and the database writer. Imports nothing of pairlab's."""
+"""What every package shares and nothing else: the clock (``clock``), the error base
+(``errors``), the database writer and readers (``db``), the audit log (``audit``), bounded child
+processes (``processes``), the hardened git environment (``gitenv``) and a loopback client for
+``*.localhost`` (``loopback``, used by the tests and benchmarks). Imports nothing of pairlab's."""

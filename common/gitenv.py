@@ -1,7 +1,10 @@
 """The one hardened environment and configuration every ``git`` pairlab runs gets.
 
 ``git_env`` is a complete environment (nothing is inherited from ours: no ``GIT_DIR``,
-``GIT_CONFIG_PARAMETERS``, ``GIT_SSH_COMMAND`` or proxy of the server's leaks in): no system or
+``GIT_CONFIG_PARAMETERS``, ``GIT_SSH_COMMAND`` or proxy of the server's leaks in where a caller
+runs git with it alone, as ``common.processes`` does; GitPython lays it over the server's own
+environment, so it also sets every variable that would point git at other objects, an index,
+templates or configuration: those of the server cannot change what git does): no system or
 global config, no attributes from the system, no replace objects, no prompt, no credential
 helper, a fixed ``PATH`` and locale, discovery stopped above ``home``. ``git_config_args`` is
 the ``-c`` options for every call: no protocol but the ones allowed, no hooks, no fsmonitor, no
@@ -72,10 +75,14 @@ def git_env(home: Path, protocols: Iterable[str] = (), *, git_dir: Path | None =
         "GIT_ALLOW_PROTOCOL": allowed or "none",
         "GIT_CEILING_DIRECTORIES": str(home.parent),
         "GIT_CONFIG_COUNT": "0",  # where this is laid over an environment (GitPython does),
-        "GIT_CONFIG_PARAMETERS": "",  # no configuration comes in through it
+        "GIT_CONFIG_PARAMETERS": "",  # no configuration, alternates or templates come in
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES": "",
+        "GIT_TEMPLATE_DIR": "",
     }
     if git_dir is not None:
-        env["GIT_DIR"] = str(git_dir)
+        env |= {"GIT_DIR": str(git_dir), "GIT_COMMON_DIR": str(git_dir),
+                "GIT_OBJECT_DIRECTORY": str(git_dir / "objects"),
+                "GIT_INDEX_FILE": str(git_dir / "index")}
     if work_tree is not None:
         env["GIT_WORK_TREE"] = str(work_tree)
     if identity is not None:

@@ -16,6 +16,7 @@ from aiohttp import web
 from common.db import Database
 from server.db import migrate_database
 from server.doctor import routes as doctor
+from server.doctor.full_runs import full_runs_ctx
 from server.http import health, pages
 from server.http.auth import auth_middleware
 from server.http.errors import error_middleware
@@ -28,7 +29,7 @@ from server.scoring import analytics, outcomes, rubrics, webhooks
 from server.scoring import export as score_export
 from server.scoring import pages as scoring_pages
 from server.scoring import routes as scorecards
-from server.scoring.wiring import webhooks_ctx
+from server.scoring.wiring import rubrics_ctx, webhooks_ctx
 from server.sessions import observe
 from server.sessions import routes as sessions
 from server.sessions.wiring import PROVISIONER, WORKSPACE_APP, sessions_ctx
@@ -66,7 +67,6 @@ class Area:
     routes: tuple[web.RouteTableDef, ...] = ()
     contexts: tuple[CleanupCtx, ...] = ()
     on_shutdown: tuple[Hook, ...] = ()
-    setup: Callable[[web.Application], None] | None = None
 
 
 AREAS: tuple[Area, ...] = (
@@ -77,11 +77,11 @@ AREAS: tuple[Area, ...] = (
     Area("scoring", routes=(scorecards.routes, scoring_pages.routes, rubrics.routes,
                             outcomes.routes, score_export.routes, webhooks.routes,
                             analytics.routes),
-         contexts=(rubrics.rubrics_ctx, webhooks_ctx)),
+         contexts=(rubrics_ctx, webhooks_ctx)),
     # the recorder, then the session manager given its hook (server/sessions/wiring.py)
     Area("sessions", routes=(sessions.routes, observe.routes), contexts=(sessions_ctx,)),
     Area("recording", routes=(recording.routes,), on_shutdown=(recording.end_streams,)),
-    Area("doctor", setup=doctor.setup),
+    Area("doctor", routes=(doctor.routes,), contexts=(full_runs_ctx,)),
     Area("home", routes=(pages.routes,)),
 )
 """The app origin's areas, in order. The workspace origins (``server/workspace/``) are their
@@ -107,8 +107,6 @@ def create_app(settings: Settings, provisioner: Provisioner | None = None) -> we
         app.on_shutdown.extend(area.on_shutdown)
         for table in area.routes:
             app.add_routes(table)
-        if area.setup is not None:
-            area.setup(app)
     app.router.add_static("/static", HERE / "static", append_version=False)
     app[WORKSPACE_APP] = create_workspace_app(settings, app)
     return app

@@ -30,9 +30,11 @@ _REPO_CONFIG = [("core.logallrefupdates", "false"), ("core.hooksPath", "/dev/nul
 def run_git(tree: Path, *args: str, env: dict[str, str]) -> str:
     """git ``args`` on the repository at ``tree``: stdout, or ``RuntimeError`` with git's message.
 
-    GitPython runs it (``kill_after_timeout`` is its deadline) and lays ``env`` over the
-    server's environment; ``common.gitenv`` sets every variable that changes what git reads
-    (config, attributes, replace objects, repository discovery), so what is laid over is inert.
+    GitPython runs it and lays ``env`` over the server's environment; ``common.gitenv`` sets
+    every variable that changes what git reads (config, attributes, replace objects, objects,
+    index, templates, repository discovery). Its deadline is GitPython's ``kill_after_timeout``
+    (SIGKILL to git and its children): the one git pairlab runs outside ``common.processes``,
+    on a tree of its own with fixed arguments.
     """
     binary = find_git()
     if binary is None:

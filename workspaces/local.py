@@ -9,19 +9,18 @@ the token scrubbed). See ``sandbox/bwrap.py`` for what the sandbox enforces and
 (``sandbox=False`` is a loud development mode that still drops to the workspace's uid).
 
 While a workspace can run, ``root/<id>`` is the mount point of its own ext4 image
-(``root/.images/<id>.ext4``, ``mounts.py``): its disk and inode limit, enforced by the kernel.
-It is mounted before the folders are made (so ``work``, ``run`` and everything the uid can write
-are on it) and stays mounted across a crash and a pairlab restart (``close``; ``restore`` mounts
-it again if the machine rebooted). ``stop`` ends it: the folder's files are copied out (sparse
-files stay sparse) onto a plain folder that takes the mount point's place, the image is
+(``root/.images/<id>.ext4``, ``sandbox/mounts.py``): its disk and inode limit, enforced by the
+kernel. It is mounted before the folders are made (so ``work``, ``run`` and everything the uid can
+write are on it) and stays mounted across a crash and a pairlab restart (``close``; ``restore``
+mounts it again if the machine rebooted). ``stop`` ends it: the folder's files are copied out
+(sparse files stay sparse) onto a plain folder that takes the mount point's place, the image is
 unmounted (which frees its loop device) and deleted. So a finished workspace's final state
 (snapshots, hidden checks, export, the read-only freeze) is an ordinary folder at the same path.
-``sweep`` does the same at start-up for every image no running workspace uses. Root copies out
-only while no process of the workspace's uid runs (else the image stays mounted, its files
-readable in place, until a later sweep). A move into a new image that did not finish (pairlab
-killed during it) is rolled back from ``.settling-<id>-in``, the whole copy, by the next mount
-and by the sweep. No image, no start (``disk_image=False`` is a loud development mode: disk use
-is then polled).
+``sweep`` does the same at start-up for every image no running workspace uses. Root copies out only
+while no process of the workspace's uid runs (else the image stays mounted, its files readable in
+place, until a later sweep). A move into a new image that did not finish (pairlab killed during it)
+is rolled back from ``.settling-<id>-in``, the whole copy, by the next mount and by the sweep. No
+image, no start (``disk_image=False`` is a loud development mode: disk use is then polled).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ it and gets its report (the full report starts a throwaway workspace, so runs ne
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
 
 from server.doctor.checks import Report, full_report
 from server.settings import Settings
@@ -24,3 +27,12 @@ class FullRuns:
         async with self.lock:
             self.last = await full_report(settings)
             return self.last
+
+
+FULL_RUNS = web.AppKey("doctor_full_runs", FullRuns)
+
+
+async def full_runs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The app's one ``FullRuns`` for its lifetime."""
+    app[FULL_RUNS] = FullRuns()
+    yield

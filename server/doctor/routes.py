@@ -14,20 +14,12 @@ import asyncio
 from aiohttp import web
 
 from server.doctor.checks import Report, fast_report
-from server.doctor.full_runs import FullRuns
+from server.doctor.full_runs import FULL_RUNS
 from server.http.auth import require_admin
 from server.http.keys import SETTINGS
 from server.http.pages import render
 
 routes = web.RouteTableDef()
-
-
-FULL_RUNS = web.AppKey("doctor_full_runs", FullRuns)
-
-
-def setup(app: web.Application) -> None:
-    app[FULL_RUNS] = FullRuns()
-    app.add_routes(routes)
 
 
 @routes.get("/api/v1/doctor")

@@ -1,2 +1,3 @@
-"""The recording on the web: the recorder's wiring into the app, the taps that read the proxied
-traffic, and the timeline, replay and export routes."""
+"""The recording on the web: the timeline, replay, live-stream and export routes, and the
+recorder's app key (the recorder itself is ``workspaces/recording/recorder.py``, built in
+``server/sessions/wiring.py`` before the session engine it hooks into)."""

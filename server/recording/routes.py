@@ -53,6 +53,7 @@ from typing import Any
 
 from aiohttp import web
 
+from common import clock
 from common.db import connect
 from common.errors import NotFound, Unprocessable
 from server.http.bodies import json_body, whole_number
@@ -175,7 +176,7 @@ async def add_note(request: web.Request) -> web.Response:
 
 def _snapshot_json(found: tuple[int, str, datetime]) -> dict[str, Any]:
     seq, commit, at = found
-    return {"seq": seq, "commit": commit, "at": at.isoformat(timespec="microseconds")}
+    return {"seq": seq, "commit": commit, "at": clock.iso(at)}
 
 
 async def _snapshot(request: web.Request, session_id: str, at: int) -> dict[str, Any]:

@@ -15,7 +15,6 @@ Invalid definitions get a 422 whose message (and ``problems`` list) names every 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -38,12 +37,6 @@ from server.people.accounts import User
 from tasks import revisions
 
 routes = web.RouteTableDef()
-
-
-async def rubrics_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Install the built-in rubrics at start (idempotent)."""
-    await app[DB].write(R.install_builtins)
-    yield
 
 
 def _save(d: Any, data: Any, user: User, address: str, *, new: bool) -> R.Rubric:

@@ -1,5 +1,6 @@
-"""The scoring area's long-lived resource: the webhook sender (``scoring.webhook_sender``),
-built from the settings and run as a background task for the app's lifetime."""
+"""The scoring area's long-lived resources: the built-in rubrics, installed at start, and the
+webhook sender (``scoring.webhook_sender``), built from the settings and run as a background
+task for the app's lifetime."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from scoring import rubrics as R
 from scoring.webhook_sender import (
     MIN_POLL_SECONDS,
     POLL_SECONDS,
@@ -18,6 +20,12 @@ from scoring.webhook_sender import (
 from server.http.keys import DB, SETTINGS
 
 WEBHOOK_SENDER = web.AppKey("webhook_sender", WebhookSender)
+
+
+async def rubrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Install the built-in rubrics at start (idempotent)."""
+    await app[DB].write(R.install_builtins)
+    yield
 
 
 async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:

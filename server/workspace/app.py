@@ -3,7 +3,7 @@ and the authenticated proxy to each workspace under ``/w/<workspace id>/``.
 
 A separate origin from the app (its own host/port), so that candidate-controlled content never
 runs with the interviewers' cookies; and each workspace on its own host (``server/
-workspace_hosts.py``), so that it never runs with another workspace's. The shared host keeps the
+workspace/hosts.py``), so that it never runs with another workspace's. The shared host keeps the
 capability link (a cookie of its own, for the landing page) and the handoff; both send the
 browser on to the workspace's host with a one-time entry code, exchanged there for a cookie of
 that host alone. Every request and WebSocket is checked against the workspace's session.

@@ -1,2 +1,3 @@
-"""Grading a tree of code in the sandbox: the pytest harness and its runner, the queue that
-shares check runs fairly between sessions."""
+"""Grading a tree of code in the sandbox: the pytest harness (harness) and its runner
+(pytest_runner), the check runner for hidden checks and visible tests (hidden), and the queue that
+shares check runs fairly between sessions (queue)."""

@@ -9,12 +9,12 @@ sandbox, with a clean environment and ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``, on a
 
 - the interpreter is isolated (no working folder, ``PYTHON*`` variables or user site on
   ``sys.path``), so no ``pytest.py``, ``sitecustomize.py``, ``usercustomize.py`` or ``.pth`` of
-  the candidate's loads; the runner (``grading_pytest.py``, read-only under ``/etc/pairlab``)
+  the candidate's loads; the runner (``pytest_runner.py``, read-only under ``/etc/pairlab``)
   appends the checks' folders and then the tree AFTER the standard library and site-packages;
 - pytest reads only pairlab's ini (``-c``), so the candidate's ``pytest.ini``,
   ``pyproject.toml``, ``setup.cfg`` or ``tox.ini`` (``addopts``, ``-p``, ``pythonpath``) count
   for nothing; no entry-point plugin autoloads (the task environment's own ``pytest11``
-  plugins are loaded by name, see ``grading_pytest.py``), ``PYTEST_ADDOPTS``/``PYTEST_PLUGINS``
+  plugins are loaded by name, see ``pytest_runner.py``), ``PYTEST_ADDOPTS``/``PYTEST_PLUGINS``
   are not in the environment;
 - in the copy, every ``conftest.py``, ``__pycache__`` folder and ``.pyc`` file is removed first
   and the revision's own ``conftest.py`` files are put back (a root conftest's fixtures and

@@ -2,8 +2,7 @@
 snapshot, in a fresh sandbox, with pairlab's own harness (``workspaces.grading.harness``).
 
 A copy of the final tree is made (``workspaces.recording.tree_copy.copy_tree``: no link
-followed) and
-prepared as the import prepared its own (``grading.prepare_for_grading``): every
+followed) and prepared as the import prepared its own (``harness.prepare_for_grading``): every
 ``conftest.py`` and bytecode file of the candidate's is removed, the revision's conftests are
 put back, whatever the candidate left at the checks' path is removed and the revision's hidden
 checks are put there (for the visible tests: the revision's test files are put back over the

@@ -8,7 +8,7 @@ subscribers. Queues are bounded per session and in total: a full queue makes ``r
 (backpressure), it never drops. A subscriber that falls behind reads the rest from the database,
 so it never sees a gap or a duplicate and never slows the recorder.
 
-This module never imports aiohttp: ``write``/``read`` are plain callables (``server.db.Database``'s
+This module never imports aiohttp: ``write``/``read`` are plain callables (``common.db.Database``'s
 ``write`` and ``read`` fit).
 """
 

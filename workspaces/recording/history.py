@@ -6,10 +6,10 @@ is the task's starting state.
 
 The workspace belongs to the candidate, and pairlab is privileged, so git never reads it: pairlab
 walks it itself (directory descriptors, ``O_NOFOLLOW``, no FIFOs,
-``workspaces.recording.watcher.walk``),
-and hands the content to one ``git fast-import`` per snapshot. That needs no work tree and no
-index, and a symbolic link is recorded as a link, never followed. Files that did not change
-since the last snapshot (same size, times and inode) are not read again.
+``workspaces.recording.watcher.walk``), and hands the content to one ``git fast-import`` per
+snapshot. That needs no work tree and no index, and a symbolic link is recorded as a link, never
+followed. Files that did not change since the last snapshot (same size, times and inode) are not
+read again.
 
 Files larger than ``max_file_bytes`` (or binary ones larger than ``max_binary_bytes``) are not
 committed: ``.pairlab-large.json`` in the commit lists them with size, reason and, for the binary
@@ -21,13 +21,12 @@ writer nothing and would cost the server seconds of CPU at every snapshot (and a
 
 New blobs are written to fast-import's stream (an unnamed temporary file) as they are read, so a
 snapshot holds one file in memory at a time (``workspaces.recording.history_spool``). A snapshot
-may store
-new blobs up to half of what is left of ``max_total_bytes`` (less a sixteenth kept for the
-listings), smallest changed files first; the changed files that do not fit are listed in the
-manifest by size, "the session's history is full", without being read, and are never
-remembered as such, so the next snapshot tries them again. Only when even a listing
-would take the blobs stored past ``max_total_bytes`` do snapshots stop for good (a flag file in
-the repository keeps it so across restarts) and ``limit_reached`` says so.
+may store new blobs up to half of what is left of ``max_total_bytes`` (less a sixteenth kept for
+the listings), smallest changed files first; the changed files that do not fit are listed in the
+manifest by size, "the session's history is full", without being read, and are never remembered as
+such, so the next snapshot tries them again. Only when even a listing would take the blobs stored
+past ``max_total_bytes`` do snapshots stop for good (a flag file in the repository keeps it so
+across restarts) and ``limit_reached`` says so.
 
 git runs as a subprocess with an allow-listed environment and an empty configuration, in its own
 process group, with a time limit. Every method blocks; the ``a``-prefixed ones run it in a thread.
@@ -163,7 +162,8 @@ class History:
             done = run_bounded(
                 [self._git, *config, *args], timeout_s=self.limits.timeout_s, env=self._env(),
                 input=stdin if isinstance(stdin, bytes) else None,
-                stdin=None if isinstance(stdin, bytes) else stdin, max_output=MAX_GIT_OUTPUT)
+                stdin=None if isinstance(stdin, bytes) else stdin, max_output=MAX_GIT_OUTPUT,
+                grace_s=0)  # killed at once at its deadline, as before
         except DeadlineExceeded:
             raise HistoryError(f"git {args[0]} timed out on {self.path}") from None
         if done.truncated:

@@ -1,12 +1,11 @@
 """Copy a tree out of a workspace or a snapshot into a new folder, safely.
 
 The workspace belongs to the candidate, so ``copy_tree`` reads it as
-``workspaces.recording.watcher``
-reads it: through directory descriptors, never following a link, never blocking on a FIFO, with
-size and count limits (what is left out is listed in the ``CopyReport``). ``materialize`` writes
-a history commit's files. Used by the session archive (``workspaces.recording.archive``) and by
-the check
-runner (``workspaces.grading.hidden``), which copies the final state to grade it.
+``workspaces.recording.watcher`` reads it: through directory descriptors, never following a link,
+never blocking on a FIFO, with size and count limits (what is left out is listed in the
+``CopyReport``). ``materialize`` writes a history commit's files. Used by the session archive
+(``workspaces.recording.archive``) and by the check runner (``workspaces.grading.hidden``), which
+copies the final state to grade it.
 """
 
 from __future__ import annotations

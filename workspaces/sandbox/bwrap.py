@@ -60,7 +60,7 @@ GENERATED_ETC = ("passwd", "group", "hosts", "nsswitch.conf")
 SHM_BYTES = 256 * 1024 * 1024
 WORKSPACE_UIDS = 1000
 """Workspaces run as ``sandbox_uid_base`` to ``+999``, one uid per live workspace; check runs use
-the uids right after (``sandbox_run``)."""
+the uids right after (``sandbox.run``)."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ namespace (the workspace's own when known), never one in pairlab's own pid names
 Each workspace gets ``<controller>/<pairlab's own cgroup>/pairlab/<workspace id>``: nested under
 the cgroup pairlab itself runs in (as a delegated systemd service's would be), so the host's own
 accounting of pairlab still covers its workspaces. The sandbox's outermost process joins them
-before it execs ``bwrap`` (see ``sandbox.join_cgroups_argv``), so every process of the workspace
+before it execs ``bwrap`` (see ``bwrap.join_cgroups_argv``), so every process of the workspace
 is inside from its first instruction. Removing a group kills whatever is still in it first.
 cgroup v2 hosts are not handled here yet: there, ``available()`` is empty and ``missing()`` says
 why, so workspaces and check runs refuse to start (``unsafe_no_cgroups`` is a loud development

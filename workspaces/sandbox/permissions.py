@@ -1,6 +1,6 @@
 """Who may read what on the host: the one place pairlab's policy on file modes is decided (the
 few places that create a folder with a given mode, such as a workspace's own folders in
-``sandbox.py`` or the data dir in ``server/settings.py``, follow it).
+``sandbox/bwrap.py`` or the data dir in ``server/settings.py``, follow it).
 
 The rule, and why:
 
@@ -21,7 +21,7 @@ The rule, and why:
     built under (an environment left owner-only by an older pairlab is fixed the same way).
   - The Python installations are the operator's: pairlab never changes their modes.
     ``pairlab doctor`` checks them (``unreadable``) and says how to fix a miss.
-- Folders a sandbox writes belong to its uid (``sandbox.own_dir`` for a workspace, the check
+- Folders a sandbox writes belong to its uid (``bwrap.own_dir`` for a workspace, the check
   runner's ``own_tree`` for a check's copy); nothing else of the data dir is ever mounted.
 """
 

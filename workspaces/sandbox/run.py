@@ -3,7 +3,7 @@ not a workspace's own jupyter-server.
 
 Used by the import's checks (visible tests on the anonymised tree, hidden checks on the starter
 and the solution), the continuous visible-test runs and the end-of-session hidden checks. Each
-run is built by ``sandbox.workspace_command``, exactly as a candidate's workspace is: bubblewrap
+run is built by ``bwrap.workspace_command``, exactly as a candidate's workspace is: bubblewrap
 with its own PID, network (none), IPC and UTS namespaces, the system, the task environment and
 the Python it runs on read-only, a synthetic ``/etc/passwd``, private ``/tmp``, ``setpriv`` to an
 unprivileged uid with no capabilities, ``prlimit`` and the cgroup memory/pids limits. Only the

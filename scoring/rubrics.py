@@ -19,6 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from common.clock import now_iso
+from common.errors import NotFound
 from scoring.problems import Problems
 from tasks.manifest import KINDS, ROLES
 
@@ -36,8 +37,8 @@ class RubricError(Problems):
     verdict = "The rubric is not valid"
 
 
-class RubricNotFound(Exception):
-    pass
+class RubricNotFound(NotFound):
+    """404: no such rubric (or version), or none fits a task."""
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,7 @@ def save_version(db: sqlite_utils.Database, data: Any, user_id: int | None, *,
     if expect_new and current is not None:
         raise RubricError([f"id: a rubric {rubric.id!r} exists already; edit it instead"])
     if not expect_new and current is None:
-        raise RubricNotFound(f"there is no rubric {rubric.id!r}")
+        raise RubricNotFound(f"There is no rubric {rubric.id!r}.")
     version = (current or 0) + 1
     db.execute(
         "INSERT INTO rubrics (id, version, title, definition, builtin, created_by, created_at)"
@@ -247,8 +248,8 @@ def get_rubric(db: sqlite_utils.Database, rubric_id: str, version: int | None = 
         rows = db.execute_returning_dicts(
             "SELECT * FROM rubrics WHERE id = ? AND version = ?", [rubric_id, version])
     if not rows:
-        raise RubricNotFound(f"there is no rubric {rubric_id[:60]!r}"
-                             + (f" version {version}" if version is not None else ""))
+        raise RubricNotFound(f"There is no rubric {rubric_id[:60]!r}"
+                             + (f" version {version}" if version is not None else "") + ".")
     return _from_row(rows[0])
 
 
@@ -287,4 +288,5 @@ def rubric_for_task(db: sqlite_utils.Database, task_id: str, kind: str) -> Rubri
     for rubric in builtin_rubrics():
         if kind in rubric.kinds:
             return get_rubric(db, rubric.id)  # its latest version, admins' edits included
-    raise RubricNotFound(f"no rubric is attached to task {task_id!r} and none fits kind {kind!r}")
+    raise RubricNotFound(
+        f"No rubric is attached to task {task_id!r} and none fits kind {kind!r}.")

@@ -17,7 +17,7 @@ import sqlite_utils
 
 from common import audit
 from scoring import debrief, scorecards, session_scoring, webhooks
-from scoring.errors import NotOnPanel, RevealRefused
+from scoring.errors import NotOnPanel
 from scoring.rubrics import Rubric
 from scoring.scorecards import Card, Draft, Submitted
 from scoring.session_scoring import Scoring
@@ -138,10 +138,7 @@ def reveal(d: sqlite_utils.Database, session_id: str, user_id: int,
     p = panel(d, session_id)
     if p.scoring.blind and p.scoring.revealed_at is not None:
         return p.scoring  # already revealed: nothing new to record
-    try:
-        scoring = session_scoring.reveal(d, p.session, user_id,
-                                         submitted_by=scorecards.submitted_by(d, session_id))
-    except session_scoring.RevealRefused as e:
-        raise RevealRefused(f"The candidate cannot be revealed: {e}.") from None
+    scoring = session_scoring.reveal(d, p.session, user_id,
+                                     submitted_by=scorecards.submitted_by(d, session_id))
     audit.record(d, actor, "candidate.revealed", "session", session_id)
     return scoring

@@ -17,14 +17,13 @@ from typing import Any
 import sqlite_utils
 
 from common.clock import now_iso
+from scoring.errors import RevealRefused
 from scoring.rubrics import Rubric, get_rubric, rubric_for_task
 from workspaces.sessions import Session
 
 _PSEUDONYM_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I lookalikes
 
 
-class RevealRefused(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -121,14 +120,15 @@ def reveal(db: sqlite_utils.Database, session: Session, user_id: int, *,
     """Reveal the candidate of a blind session once every interviewer has submitted."""
     scoring = get(db, session.id)
     if scoring is None or not scoring.blind:
-        raise RevealRefused("this session is not blind; there is nothing to reveal")
+        raise RevealRefused("The candidate cannot be revealed: this session is not blind; there is"
+                            " nothing to reveal.")
     if scoring.revealed_at is not None:
         return scoring
     waiting = set(session.interviewer_ids) - submitted_by
     if waiting:
         raise RevealRefused(
-            f"{len(waiting)} interviewer(s) have not submitted their scorecard yet; the "
-            "candidate is revealed only after every scorecard is in")
+            f"The candidate cannot be revealed: {len(waiting)} interviewer(s) have not submitted"
+            " their scorecard yet; the candidate is revealed only after every scorecard is in.")
     db.execute("UPDATE session_scoring SET revealed_at = ?, revealed_by = ? WHERE session_id = ?",
                [now_iso(), user_id, session.id])
     found = get(db, session.id)

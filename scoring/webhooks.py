@@ -28,6 +28,7 @@ from typing import Any
 import sqlite_utils
 
 from common import clock
+from common.errors import Conflict, NotFound
 from scoring.webhook_validation import (
     EVENTS,
     InvalidWebhook,
@@ -69,8 +70,8 @@ BLIND_KEYS = frozenset({"candidate_name", "candidate_email"})
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
 
-class WebhookNotFound(LookupError):
-    """No active webhook has that id."""
+class WebhookNotFound(NotFound):
+    """404: no active webhook has that id."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def create(
     )
     webhook = get(db, int(cursor.lastrowid or 0))
     if webhook is None:  # pragma: no cover - just inserted in this transaction
-        raise WebhookNotFound("the new webhook vanished")
+        raise WebhookNotFound("The new webhook vanished.")
     return webhook, secret
 
 
@@ -139,7 +140,7 @@ def delete(
     """Disable a subscription: its secret is wiped, its pending deliveries fail, its log stays."""
     webhook = get(db, webhook_id)
     if webhook is None or not webhook["active"]:
-        raise WebhookNotFound(f"there is no webhook with id {webhook_id}")
+        raise WebhookNotFound(f"There is no webhook with id {webhook_id}.")
     at = clock.iso(now or clock.now())
     db.execute("UPDATE webhooks SET disabled_at = ?, secret = '' WHERE id = ?", [at, webhook_id])
     db.execute(
@@ -277,25 +278,26 @@ def record_attempt(
     return state
 
 
-class RedeliveryRefused(Exception):
-    pass
+class RedeliveryRefused(Conflict):
+    """409: the delivery has not failed, or its webhook was deleted."""
 
 
 def redeliver(db: sqlite_utils.Database, webhook_id: int, delivery_id: int,
               now: datetime | None = None) -> dict[str, Any]:
     """Send a failed delivery again (the same body and signature; a fresh backoff schedule).
-    ``LookupError`` if there is no such delivery of that webhook, ``RedeliveryRefused`` if it
+    ``NotFound`` if there is no such delivery of that webhook, ``RedeliveryRefused`` if it
     has not failed or its webhook was deleted."""
     row = db.execute(
         "SELECT d.state, w.disabled_at FROM webhook_deliveries d JOIN webhooks w"
         " ON w.id = d.webhook_id WHERE d.id = ? AND d.webhook_id = ?",
         [delivery_id, webhook_id]).fetchone()
     if row is None:
-        raise LookupError(f"there is no delivery {delivery_id} of webhook {webhook_id}")
+        raise NotFound(f"There is no delivery {delivery_id} of webhook {webhook_id}.")
     if row[1] is not None:
-        raise RedeliveryRefused("its webhook was deleted")
+        raise RedeliveryRefused("The delivery cannot be sent again: its webhook was deleted.")
     if row[0] != "failed":
-        raise RedeliveryRefused(f"it is {row[0]}; only failed deliveries are sent again")
+        raise RedeliveryRefused(f"The delivery cannot be sent again: it is {row[0]}; only failed"
+                                " deliveries are sent again.")
     db.execute("UPDATE webhook_deliveries SET state = 'pending', attempts = 0,"
                " next_attempt_at = ? WHERE id = ?", [clock.iso(now or clock.now()), delivery_id])
     return db.execute_returning_dicts(

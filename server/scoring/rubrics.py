@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from common import audit
-from common.errors import NotFound, Unprocessable
+from common.errors import Unprocessable
 from scoring import rubrics as R
 from server.http.auth import client_address, current_user, require_admin
 from server.http.bodies import (
@@ -40,20 +40,16 @@ routes = web.RouteTableDef()
 
 
 def _save(d: Any, data: Any, user: User, address: str, *, new: bool) -> R.Rubric:
-    try:  # a RubricError is answered by the error middleware (422 with every problem)
-        rubric = R.save_version(d, data, user.id, expect_new=new)
-    except R.RubricNotFound as e:
-        raise NotFound(f"{str(e).capitalize()}.") from None
+    # a RubricError (422 with every problem) and RubricNotFound (404) are answered by the
+    # error middleware
+    rubric = R.save_version(d, data, user.id, expect_new=new)
     audit.record(d, user.actor(address), "rubric.created" if new else "rubric.edited",
                  "rubric", rubric.id, version=rubric.version)
     return rubric
 
 
 def _get(d: Any, rubric_id: str, version: int | None) -> tuple[R.Rubric, list[dict[str, Any]]]:
-    try:
-        return R.get_rubric(d, rubric_id, version), R.versions(d, rubric_id)
-    except R.RubricNotFound as e:
-        raise NotFound(f"{str(e).capitalize()}.") from None
+    return R.get_rubric(d, rubric_id, version), R.versions(d, rubric_id)
 
 
 def _version(request: web.Request) -> int | None:
@@ -68,10 +64,7 @@ def _version(request: web.Request) -> int | None:
 
 def _attach(d: Any, task_id: str, rubric_id: str, user: User, address: str) -> None:
     revisions.get_task(d, task_id)
-    try:
-        R.attach(d, task_id, rubric_id, user.id)
-    except R.RubricNotFound as e:
-        raise NotFound(f"{str(e).capitalize()}.") from None
+    R.attach(d, task_id, rubric_id, user.id)
     audit.record(d, user.actor(address), "rubric.attached", "task", task_id, rubric=rubric_id)
 
 

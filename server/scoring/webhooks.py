@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from common import audit
-from common.errors import Conflict, NotFound
+from common.errors import NotFound
 from scoring import webhooks
 from server.http.auth import client_address, require_admin
 from server.http.bodies import json_body, path_number
@@ -57,10 +57,7 @@ async def _delete(request: web.Request, admin: User) -> dict[str, Any]:
                      url=scrub_url(webhook["url"]))
         return webhook
 
-    try:
-        return await request.app[DB].write(write)
-    except webhooks.WebhookNotFound:
-        raise NotFound(f"There is no webhook with id {webhook_id}.") from None
+    return await request.app[DB].write(write)  # WebhookNotFound: 404
 
 
 @routes.post("/api/v1/webhooks")
@@ -103,12 +100,7 @@ async def _redeliver(request: web.Request, admin: User) -> dict[str, Any]:
     actor = admin.actor(client_address(request))
 
     def write(d: Any) -> dict[str, Any]:
-        try:
-            row = webhooks.redeliver(d, webhook_id, delivery_id)
-        except LookupError as e:
-            raise NotFound(f"{str(e).capitalize()}.") from None
-        except webhooks.RedeliveryRefused as e:
-            raise Conflict(f"The delivery cannot be sent again: {e}.") from None
+        row = webhooks.redeliver(d, webhook_id, delivery_id)  # NotFound, RedeliveryRefused
         audit.record(d, actor, "webhook.redelivered", "webhook", webhook_id,
                      delivery=delivery_id)
         return row

@@ -24,6 +24,7 @@ from pytest_aiohttp import AiohttpClient
 from common import audit
 from server.app import create_app
 from server.db import open_migrated
+from server.http.keys import SETTINGS
 from server.people import accounts as people
 from server.people import credentials
 from server.people.passwords import hash_password
@@ -137,6 +138,12 @@ async def login(client: TestClient[Any, Any], email: str, password: str = PASSWO
     token: str = body["csrf_token"]
     assert token
     return token
+
+
+async def login_admin(client: TestClient[Any, Any], email: str = "admin@example.com") -> str:
+    """Make an admin in the client's app and log in as them; returns the CSRF token."""
+    create_user(client.app[SETTINGS], email, "admin")
+    return await login(client, email)
 
 
 def session_cookie(client: TestClient[Any, Any]) -> str:

@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.http.keys import SETTINGS
-from tests.conftest import create_token, create_user, login, query
+from tests.conftest import create_token, create_user, login, login_admin, query
 
 Client = TestClient[Any, Any]
 
@@ -24,8 +24,7 @@ def origin_of(client: Client) -> str:
 
 @pytest.fixture
 async def admin_csrf(client: Client) -> str:
-    create_user(client.app[SETTINGS], "admin@example.com", "admin")
-    return await login(client, "admin@example.com")
+    return await login_admin(client)
 
 
 async def test_missing_token_is_refused(client: Client, admin_csrf: str) -> None:

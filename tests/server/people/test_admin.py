@@ -16,6 +16,7 @@ from tests.conftest import (
     create_user,
     form_csrf_token,
     login,
+    login_admin,
     query,
 )
 
@@ -25,8 +26,7 @@ Client = TestClient[Any, Any]
 @pytest.fixture
 async def admin_headers(client: Client) -> dict[str, str]:
     """Cookie session of an admin (in the client's jar) plus its CSRF header."""
-    create_user(client.app[SETTINGS], "admin@example.com", "admin")
-    return {"X-CSRF-Token": await login(client, "admin@example.com")}
+    return {"X-CSRF-Token": await login_admin(client)}
 
 
 async def test_api_token_create_use_revoke(client: Client, admin_headers: dict[str, str]) -> None:

@@ -25,6 +25,7 @@ from tests.conftest import (
     create_user,
     form_csrf_token,
     login,
+    login_admin,
     query,
 )
 from tests.task_repos import (
@@ -72,8 +73,7 @@ def serve_repo(tmp_path: Path, served: Path, name: str, files: dict[str, bytes] 
 
 
 async def admin_csrf(client: Client, settings: Settings) -> dict[str, str]:
-    create_user(settings, ADMIN, "admin")
-    return {"X-CSRF-Token": await login(client, ADMIN)}
+    return {"X-CSRF-Token": await login_admin(client, ADMIN)}
 
 
 async def start_import(client: Client, headers: dict[str, str], **body: str) -> str:

@@ -34,7 +34,7 @@ from typing import BinaryIO
 
 import aiohttp
 
-from workspaces.recording.excerpt import quote_lines, safe_text
+from workspaces.excerpt import quote_lines, safe_text
 from workspaces.sandbox.peer import Peer, PeerCheckedConnector
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import partial
@@ -285,16 +284,7 @@ class SessionManager:
 
     async def recover(self) -> None:
         """After a restart: warm leftovers are removed, live workspaces come back."""
-        for row in await self.db.read(lambda d: records.in_state(d, "warm")):
-            info = records.info_from_row(row)
-            try:
-                await self.provisioner.stop(info)
-            except Exception:
-                log.exception("could not clean warm workspace %s", info.workspace_id)
-            shutil.rmtree(info.root, ignore_errors=True)
-            await self.db.write(
-                partial(records.set_state, workspace_id=info.workspace_id, state="stopped")
-            )
+        await self.pool.recover()
         await self.db.write(_reset_provisioning)
         for row in await self.db.read(lambda d: records.in_state(d, "live")):
             info = records.info_from_row(row)

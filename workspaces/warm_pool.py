@@ -95,12 +95,20 @@ class WarmPool:
         """Stop every warm workspace and remove its folder (after ``cancel_fills``)."""
         for infos in self._warm.values():
             for info in infos:
-                try:
-                    await self.provisioner.stop(info)
-                except Exception:
-                    log.exception("could not stop warm workspace %s", info.workspace_id)
-                shutil.rmtree(info.root, ignore_errors=True)
-                await self.db.write(
-                    partial(records.set_state, workspace_id=info.workspace_id, state="stopped")
-                )
+                await self.discard(info)
         self._warm.clear()
+
+    async def recover(self) -> None:
+        """After a restart: the warm workspaces of the last run are removed (never handed out)."""
+        for row in await self.db.read(lambda d: records.in_state(d, "warm")):
+            await self.discard(records.info_from_row(row))
+
+    async def discard(self, info: WorkspaceInfo) -> None:
+        """Stop a warm workspace, remove its folder and mark it stopped."""
+        try:
+            await self.provisioner.stop(info)
+        except Exception:
+            log.exception("could not stop warm workspace %s", info.workspace_id)
+        shutil.rmtree(info.root, ignore_errors=True)
+        await self.db.write(
+            partial(records.set_state, workspace_id=info.workspace_id, state="stopped"))

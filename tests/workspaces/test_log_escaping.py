@@ -21,10 +21,10 @@ from tests.workspaces.conftest import (
     remove_data_dir,
     require_sandbox,
 )
+from workspaces.excerpt import LOG_LINE_LIMIT
 from workspaces.jupyter_config import ServerLog, read_output
 from workspaces.local import LocalProvisioner
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
-from workspaces.recording.excerpt import LOG_LINE_LIMIT
 
 FORGED = "INFO server.http.auth: admin@example.com logged in"
 ATTACK = (

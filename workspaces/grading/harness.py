@@ -48,7 +48,7 @@ import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from workspaces.recording.excerpt import truncate
+from workspaces.excerpt import truncate
 from workspaces.sandbox.bwrap import CONFIG, WORKSPACE
 from workspaces.sandbox.run import SandboxJob
 

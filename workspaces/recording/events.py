@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 import sqlite_utils
 
 from common.clock import iso, now
-from workspaces.recording.excerpt import PAYLOAD_LIMIT, encode_payload, safe_text
+from workspaces.excerpt import PAYLOAD_LIMIT, encode_payload, safe_text
 
 __all__ = [
     "ACTOR_CANDIDATE",

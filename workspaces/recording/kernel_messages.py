@@ -33,9 +33,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from common.clock import iso, now
+from workspaces.excerpt import HeadTail, clean_terminal, strip_ansi, truncate
 from workspaces.recording import events
 from workspaces.recording.events import Observation
-from workspaces.recording.excerpt import HeadTail, clean_terminal, strip_ansi, truncate
 
 __all__ = [
     "V1_PROTOCOL",

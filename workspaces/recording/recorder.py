@@ -38,6 +38,7 @@ from tasks.revisions import Revision
 from tasks.store import TaskStore
 from workspaces import records
 from workspaces import sessions as S
+from workspaces.excerpt import safe_text
 from workspaces.grading.queue import FairQueue
 from workspaces.provisioner import WorkspaceInfo
 from workspaces.recording import events as E
@@ -51,7 +52,6 @@ from workspaces.recording.events import (
     encode_payload,
     last_seq,
 )
-from workspaces.recording.excerpt import safe_text
 from workspaces.recording.history import History
 from workspaces.recording.taps import SessionTaps, Tap
 from workspaces.recording.watcher import watch_workspace

@@ -25,9 +25,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from common.clock import iso, now
+from workspaces.excerpt import HeadTail, clean_terminal
 from workspaces.recording import events
 from workspaces.recording.events import Observation
-from workspaces.recording.excerpt import HeadTail, clean_terminal
 
 __all__ = ["TerminalTracker", "parse_terminal_frame"]
 

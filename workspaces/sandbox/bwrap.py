@@ -310,7 +310,16 @@ def drop_privileges_argv(tools: Tools, uid: int, limits: Limits, *, memory_rlimi
     """``setpriv`` to the uid (no groups, caps or new privileges), then ``prlimit``."""
     return [tools.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--pdeathsig=KILL",
-            "--", tools.prlimit, *limits.prlimit_args(memory_rlimit=memory_rlimit), "--"]
+            "--", tools.prlimit, *prlimit_args(limits, memory_rlimit=memory_rlimit), "--"]
+
+
+def prlimit_args(limits: Limits, *, memory_rlimit: bool) -> list[str]:
+    """``prlimit`` options (soft = hard) for the sandbox's processes."""
+    args = [f"--nproc={limits.processes}", f"--fsize={limits.file_size_bytes}",
+            f"--nofile={limits.open_files}", "--core=0"]
+    if memory_rlimit:
+        args.append(f"--as={limits.memory_bytes}")
+    return args
 
 
 def join_cgroups_argv(tools: Tools, procs_files: list[Path]) -> list[str]:

@@ -59,14 +59,6 @@ class Limits:
         if self.disk_check_interval_s <= 0:
             raise ValueError("disk_check_interval_s: must be positive")
 
-    def prlimit_args(self, *, memory_rlimit: bool) -> list[str]:
-        """``prlimit`` options (soft = hard) for the workspace's processes."""
-        args = [f"--nproc={self.processes}", f"--fsize={self.file_size_bytes}",
-                f"--nofile={self.open_files}", "--core=0"]
-        if memory_rlimit:
-            args.append(f"--as={self.memory_bytes}")
-        return args
-
 
 def disk_usage(folders: Iterable[Path], max_entries: int = 1_000_000) -> int:
     """Bytes allocated on disk under ``folders`` (each inode counted once, symlinks not followed).

@@ -46,8 +46,8 @@ from pathlib import Path
 
 from common.processes import exited, exited_by, stop_group
 from workspaces.errors import SandboxUnavailable
+from workspaces.excerpt import HeadTail
 from workspaces.jupyter_config import synthetic_etc
-from workspaces.recording.excerpt import HeadTail
 from workspaces.sandbox import mounts
 from workspaces.sandbox.bwrap import (
     WORKSPACE,

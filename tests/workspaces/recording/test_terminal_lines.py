@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from workspaces.excerpt import strip_ansi
 from workspaces.recording import events
 from workspaces.recording.events import Observation
-from workspaces.recording.excerpt import strip_ansi
 from workspaces.recording.terminal_lines import TerminalTracker, parse_terminal_frame
 
 T0 = datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC)

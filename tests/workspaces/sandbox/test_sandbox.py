@@ -32,6 +32,7 @@ from workspaces.sandbox.bwrap import (
     drop_privileges_argv,
     find_tools,
     join_cgroups_argv,
+    prlimit_args,
     python_trees,
 )
 from workspaces.sandbox.cgroups import (
@@ -210,9 +211,9 @@ def test_limits_are_validated_and_become_prlimit_options() -> None:
     with pytest.raises(ValueError, match="memory"):
         Limits(memory_bytes=MiB)
     limits = Limits(processes=200, memory_bytes=GiB, file_size_bytes=5 * MiB, open_files=99)
-    assert limits.prlimit_args(memory_rlimit=False) == [
+    assert prlimit_args(limits, memory_rlimit=False) == [
         "--nproc=200", f"--fsize={5 * MiB}", "--nofile=99", "--core=0"]
-    assert limits.prlimit_args(memory_rlimit=True)[-1] == f"--as={GiB}"
+    assert prlimit_args(limits, memory_rlimit=True)[-1] == f"--as={GiB}"
 
 
 def test_disk_usage_counts_each_inode_once_and_follows_no_symlink(tmp_path: Path) -> None:

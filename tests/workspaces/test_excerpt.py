@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workspaces.recording.excerpt import HeadTail, clean_terminal, strip_ansi, truncate
+from workspaces.excerpt import HeadTail, clean_terminal, strip_ansi, truncate
 
 
 @pytest.mark.parametrize(("raw", "clean"), [

@@ -4,7 +4,9 @@ venv), so a change that breaks one fails here with the module and line to look a
 (a) The domain packages (``tasks/``, ``workspaces/``, ``scoring/``, ``common/``) are web-free:
     no module imports ``server`` or aiohttp's web layer (``aiohttp.web``, ``aiohttp.web_*``,
     ``from aiohttp import web``); aiohttp's client is fine. ``tasks/catalog/`` is task content
-    (the candidates' code), not pairlab's, and is not checked.
+    (the candidates' code), not pairlab's, and is not checked. The accounts domain
+    (``server/people/accounts.py``, ``credentials.py``, ``passwords.py``) imports no aiohttp at
+    all and nothing of ``server.http``.
 (b) One sandbox builder: bubblewrap's options (``--unshare-*``, ``--ro-bind``, ``--bind``,
     ``--tmpfs``, ``--seccomp``, ``--die-with-parent``, ``--new-session``, ``--cap-drop`` ...)
     are spelled as string literals only in ``workspaces/sandbox/bwrap.py`` (and ``seccomp.py``, the
@@ -41,6 +43,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAINS = ("tasks", "workspaces", "scoring", "common")
+ACCOUNTS = ("server/people/accounts.py", "server/people/credentials.py",
+            "server/people/passwords.py")
+"""The accounts domain: web-free, though it lives beside the people routes."""
 NOT_PAIRLAB = ("tasks/catalog",)
 SOURCE = ("server", "tasks", "workspaces", "scoring", "common", "bench", "scripts")
 SANDBOX_BUILDERS = ("workspaces/sandbox/bwrap.py", "workspaces/sandbox/seccomp.py")
@@ -95,18 +100,27 @@ def _is_server(module: str) -> bool:
     return module == "server" or module.startswith("server.")
 
 
+def _imported(tree: ast.Module) -> Iterator[tuple[int, list[str]]]:
+    """``(line, names)`` of each absolute import: the module and each ``module.name``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield node.lineno, [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+
+
 def web_imports(root: Path) -> list[Finding]:
+    """Domain modules importing ``server`` or ``aiohttp.web``, and accounts-domain modules
+    (under ``server/people/``) importing aiohttp or ``server.http``."""
     found = []
-    for rel, tree in modules(root, DOMAINS):
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            bad = [n for n in names if _is_server(n) or _is_web(n)]
+    checked = [(m, lambda n: _is_server(n) or _is_web(n)) for m in modules(root, DOMAINS)]
+    checked += [((rel, tree), lambda n: n.split(".")[0] == "aiohttp" or n.startswith("server.http"))
+                for rel, tree in modules(root, ("server/people",)) if rel in ACCOUNTS]
+    for (rel, tree), forbidden in checked:
+        for line, names in _imported(tree):
+            bad = [n for n in names if forbidden(n)]
             if bad:
-                found.append(Finding(rel, node.lineno, f"imports {bad[0]}"))
+                found.append(Finding(rel, line, f"imports {bad[0]}"))
     return _in_order(found)
 
 
@@ -238,6 +252,7 @@ def test_no_server_module_is_both_a_route_table_and_an_engine() -> None:
 BROKEN = {
     "workspaces/leaky.py": "from aiohttp import web\nimport server.settings\n",
     "scoring/leaky.py": "from server.http.errors import Forbidden\n",
+    "server/people/accounts.py": "from server.http.errors import Forbidden\nimport aiohttp\n",
     "tasks/catalog/demo/app.py": "from aiohttp import web\n",  # task content: not checked
     "workspaces/runner.py": 'ARGV = ["bwrap", "--unshare-net", "--ro-bind", "/usr", "/usr"]\n'
                             'LINE = "bwrap --tmpfs /tmp --"\n'
@@ -273,6 +288,8 @@ def broken(tmp_path: Path) -> Path:
 def test_the_checks_find_what_they_forbid(broken: Path) -> None:
     assert [str(f) for f in web_imports(broken)] == [
         "scoring/leaky.py:1: imports server.http.errors",
+        "server/people/accounts.py:1: imports server.http.errors",
+        "server/people/accounts.py:2: imports aiohttp",
         "workspaces/leaky.py:1: imports aiohttp.web",
         "workspaces/leaky.py:2: imports server.settings"]
     assert [str(f) for f in bwrap_literals(broken)] == [

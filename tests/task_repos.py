@@ -65,6 +65,7 @@ def commit_files(
     repo: Path,
     files: dict[str, bytes],
     *,
+    executable: tuple[str, ...] = (),
     symlinks: dict[str, str] | None = None,
     message: str = f"{COMPANY}: nightly totals",
 ) -> str:
@@ -75,6 +76,8 @@ def commit_files(
     for name, content in files.items():
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).write_bytes(content)
+    for name in executable:
+        (repo / name).chmod(0o755)
     for name, target in (symlinks or {}).items():
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).symlink_to(target)

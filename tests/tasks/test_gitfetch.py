@@ -25,55 +25,12 @@ from tasks.gitfetch import (
     parse_ls_tree,
 )
 from tasks.source import Source, SourcePolicy, validate_source
+from tests.task_repos import commit_files, git
+from tests.task_repos import publish_bare as publish
 from tests.tasks.githttp import serve_git
 
 HTTP_POLICY = SourcePolicy(allow_http=True, allowed_hosts=frozenset({"127.0.0.1", "localhost"}))
 LOCAL_POLICY = SourcePolicy(allow_local=True)
-
-
-def git(cwd: Path, *args: str, data: bytes = b"") -> str:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(cwd),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.invalid",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    }
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, input=data, capture_output=True, check=True
-    )
-    return done.stdout.decode("utf-8", "surrogateescape").strip()
-
-
-def commit_files(
-    repo: Path,
-    files: dict[str, bytes],
-    *,
-    executable: tuple[str, ...] = (),
-    symlinks: dict[str, str] | None = None,
-    message: str = "commit",
-) -> str:
-    if not (repo / ".git").exists():
-        repo.mkdir(parents=True, exist_ok=True)
-        git(repo, "init", "-q", "-b", "main")
-    for name, content in files.items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_bytes(content)
-    for name in executable:
-        (repo / name).chmod(0o755)
-    for name, target in (symlinks or {}).items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).symlink_to(target)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-    return git(repo, "rev-parse", "HEAD")
-
-
-def publish(repo: Path, served: Path, name: str) -> None:
-    git(served, "clone", "-q", "--bare", "--", str(repo), str(served / f"{name}.git"))
 
 
 def hostile_repo(bare: Path, parts: list[bytes]) -> None:

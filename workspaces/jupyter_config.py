@@ -3,7 +3,8 @@ environment, its output (``ServerLog``, token scrubbed) and its readiness probe 
 
 ``write_config_dir`` fills the workspace's root-owned ``config`` folder (mounted read-only at
 ``/etc/pairlab``): ``jupyter/jupyter_server_config.py``, the ``python3`` kernelspec of the task
-environment, and the synthetic ``/etc`` files. The server config itself
+environment and its IPython profile (``workspaces.ipython_profile``), and the synthetic ``/etc``
+files. The server config itself
 
 - takes the token from ``JUPYTER_TOKEN`` and removes it from the environment, so kernels and
   terminals do not inherit it (it is never on a command line);
@@ -34,6 +35,7 @@ from typing import BinaryIO
 
 import aiohttp
 
+from workspaces import ipython_profile
 from workspaces.excerpt import quote_lines, safe_text
 from workspaces.sandbox.peer import Peer, PeerCheckedConnector
 
@@ -259,11 +261,15 @@ def server_config(workspace_id: str, inside: Inside) -> str:
     return _TEMPLATE % {"settings": json.dumps(settings), "header": USER_HEADER}
 
 
-def kernel_spec(env_python: Path, display_name: str) -> dict[str, object]:
-    """The ``python3`` kernelspec: the task environment's Python, not isolated (``-I``) so that
-    the notebook's folder is on ``sys.path`` and ``import mytask`` works."""
+def kernel_spec(env_python: Path, display_name: str, profile: Path) -> dict[str, object]:
+    """The ``python3`` kernelspec: the task environment's Python with pairlab's read-only IPython
+    ``profile`` (``workspaces.ipython_profile``). ``-P``: nothing in the notebook's folder can
+    shadow the kernel's own modules; the profile puts the folder back on ``sys.path`` once the
+    kernel has started, so ``import mytask`` works (not ``-I``: the environment's variables
+    still apply)."""
     return {
-        "argv": [str(env_python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [str(env_python), "-P", "-m", "ipykernel_launcher", f"--profile-dir={profile}",
+                 "-f", "{connection_file}"],
         "display_name": display_name,
         "language": "python",
         "metadata": {"debugger": True},
@@ -307,7 +313,9 @@ def write_config_dir(config: Path, workspace_id: str, uid: int, env_python: Path
     config.mkdir(mode=0o755, parents=True, exist_ok=True)
     config.chmod(0o755)
     _write(config / "jupyter" / "jupyter_server_config.py", server_config(workspace_id, inside))
-    spec = json.dumps(kernel_spec(env_python, display_name), indent=1)
+    spec = json.dumps(kernel_spec(env_python, display_name,
+                                  ipython_profile.profile_dir(inside.config)), indent=1)
+    ipython_profile.write_profile(config)
     _write(config / "share" / "kernels" / KERNEL_NAME / "kernel.json", spec)
     for name, text in synthetic_etc(uid, inside.workspace).items():
         _write(config / "etc" / name, text)
@@ -346,7 +354,7 @@ def server_env(token: str, env_python: Path, inside: Inside) -> dict[str, str]:
         "JUPYTER_DATA_DIR": str(inside.share),
         "JUPYTER_RUNTIME_DIR": str(inside.runtime),
         "JUPYTER_PLATFORM_DIRS": "1",
-        "IPYTHONDIR": str(scratch / ".ipython"),
+        "IPYTHONDIR": str(inside.config / "ipython"),  # pairlab's, read-only
         "XDG_CACHE_HOME": str(scratch / ".cache"),
         "XDG_CONFIG_HOME": str(scratch / ".config"),
         "XDG_DATA_HOME": str(scratch / ".local" / "share"),

@@ -17,6 +17,18 @@ Times are those at which the proxy saw the frames, never the kernel's own clock.
 followed only when their ``execute_request`` passed through this connection, so the outputs that
 jupyter-server copies to every connection of a kernel are not counted twice.
 
+What the kernel ran, beside what the browser sent:
+
+- the kernel's ``execute_input`` echo is compared with the request's code; a difference (a
+  replaced kernel) flags the cell ``echo_differs`` and keeps the echo as ``code_echoed``;
+- pairlab's IPython profile (``workspaces.ipython_profile``) reports in ``execute_reply``'s
+  metadata when the code that ran differs from what stock IPython makes of the cell (an input or
+  AST transformer): the cell is flagged ``transformed`` and keeps ``code_ran``;
+- an ``execute_input`` whose request no proxied connection of the kernel sent (code run with the
+  kernel's connection file, around pairlab) becomes a cell execution with ``origin: "outside
+  pairlab"``, recorded once per kernel (``KernelLifecycle.claim_outside``) and finished when the
+  kernel goes idle (its reply goes to the outsider only).
+
 JupyterLab restarts and interrupts kernels through the REST API (``POST /api/kernels/<id>/restart``
 and ``/interrupt``), not over this socket: the WebSocket only shows the ``restarting``/``dead``
 status jupyter-server sends when a kernel died on its own (and ``interrupt_request`` for kernels
@@ -25,8 +37,10 @@ with ``interrupt_mode: message``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +65,10 @@ MAX_CONTENT_BYTES = 4 * 1024 * 1024
 """Content parts larger than this are not parsed (their size is still counted)."""
 MAX_PARTS = 4096
 Direction = Literal["in", "out"]
+OUTSIDE = "outside pairlab"
+"""The ``origin`` of an execution no proxied connection asked for."""
+FLAG_ECHO_DIFFERS = "echo_differs"
+FLAG_TRANSFORMED = "transformed"
 
 
 def _json_dict(raw: bytes | str) -> dict[str, Any]:
@@ -187,12 +205,31 @@ class KernelLifecycle:
     """Shared by the trackers of all connections to one kernel.
 
     jupyter-server sends its own ``restarting``/``dead`` status to every connection; this keeps
-    one event per occurrence (one per ``window_s``).
+    one event per occurrence (one per ``window_s``). It also remembers the last ``remember``
+    execute requests sent through any connection, and the executions from outside pairlab
+    already claimed by one, since every connection sees their ``execute_input``.
     """
 
-    def __init__(self, window_s: float = 5.0) -> None:
+    def __init__(self, window_s: float = 5.0, remember: int = 4096) -> None:
         self.window_s = window_s
         self._last: dict[str, datetime] = {}
+        self._remember = remember
+        self._requested: OrderedDict[str, None] = OrderedDict()
+        self._outside: OrderedDict[str, None] = OrderedDict()
+
+    def requested(self, msg_id: str) -> None:
+        """An execute request with this id went through a proxied connection."""
+        _remember(self._requested, msg_id, self._remember)
+
+    def was_requested(self, msg_id: str) -> bool:
+        return msg_id in self._requested
+
+    def claim_outside(self, msg_id: str) -> bool:
+        """True for the first connection that reports this outside execution."""
+        if msg_id in self._outside:
+            return False
+        _remember(self._outside, msg_id, self._remember)
+        return True
 
     def claim(self, kind: str, at: datetime) -> bool:
         last = self._last.get(kind)
@@ -200,6 +237,17 @@ class KernelLifecycle:
             return False
         self._last[kind] = at
         return True
+
+
+def _remember(seen: OrderedDict[str, None], key: str, limit: int) -> None:
+    seen[key] = None
+    seen.move_to_end(key)
+    while len(seen) > limit:
+        seen.popitem(last=False)
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass
@@ -210,6 +258,12 @@ class _Execution:
     silent: bool
     cell_id: str
     output: HeadTail
+    code_sha256: str = ""
+    """Of the request's whole code ("" when it was not read), to compare the kernel's echo."""
+    origin: str = ""
+    code_echoed: str | None = None
+    code_ran: str | None = None
+    flags: list[str] = field(default_factory=list)
     started_at: datetime | None = None
     execution_count: int | None = None
     reply_status: str | None = None
@@ -292,11 +346,15 @@ class KernelTracker:
                 oldest = next(iter(self._pending))
                 done.append(self._finish(self._pending.pop(oldest), at, "too many open"))
             code = _text(content.get("code"))
+            digest = _digest(code) if msg.content_parsed else ""
             if not msg.content_parsed:
                 code = f"…[code of {msg.content_size} bytes not read]"
             self._pending[msg.msg_id] = _Execution(
                 msg.msg_id, truncate(code, self._code_chars), at, bool(content.get("silent")),
-                str(metadata.get("cellId") or "")[:200], HeadTail(self._output_chars))
+                str(metadata.get("cellId") or "")[:200], HeadTail(self._output_chars),
+                code_sha256=digest)
+            if self.lifecycle is not None:
+                self.lifecycle.requested(msg.msg_id)
             return done
         if kind == "interrupt_request":
             return self._lifecycle(events.KERNEL_INTERRUPTED, at, {"requested": True})
@@ -321,7 +379,11 @@ class KernelTracker:
                 return self._death(events.KERNEL_DIED, at, "kernel died", {})
         ex = self._pending.get(msg.parent_id)
         if ex is None:
-            return []
+            if kind != "execute_input" or not msg.parent_id:
+                return []
+            ex = self._outside(msg, at)
+            if ex is None:
+                return []
         if not msg.content_parsed:
             ex.skipped_bytes += msg.content_size
             ex.output.add(f"\n…[output of {msg.content_size} bytes not read]\n")
@@ -335,6 +397,7 @@ class KernelTracker:
                 ex.idle_at = at
         elif kind == "execute_input":
             ex.execution_count = _count(content.get("execution_count"))
+            self._echo(ex, _text(content.get("code")))
         elif kind == "stream":
             ex.outputs += 1
             ex.output.add(_text(content.get("text")))
@@ -357,15 +420,48 @@ class KernelTracker:
                 self._inputs.pop(next(iter(self._inputs)))
             self._inputs[msg.msg_id] = ex.msg_id
         elif kind == "execute_reply":
+            self._reported(ex, msg.metadata.get("pairlab"))
             ex.reply_at = at
             ex.reply_status = str(content.get("status") or "unknown")
             ex.execution_count = _count(content.get("execution_count")) or ex.execution_count
             if ex.reply_status == "error" and ex.error is None:
                 self._error(ex, content)
-        if ex.reply_status is not None and ex.idle_at is not None:
+        if ex.idle_at is not None and (ex.reply_status is not None or ex.origin == OUTSIDE):
             del self._pending[ex.msg_id]
             return [self._finish(ex, at, "")]
         return []
+
+    def _outside(self, msg: KernelMessage, at: datetime) -> _Execution | None:
+        """An ``execute_input`` no connection asked for: followed here, once per kernel."""
+        parent = msg.parent_id
+        lifecycle = self.lifecycle
+        if lifecycle is not None and (lifecycle.was_requested(parent)
+                                      or not lifecycle.claim_outside(parent)):
+            return None
+        if len(self._pending) >= self._max_pending:
+            return None
+        ex = _Execution(parent, "", at, False, "", HeadTail(self._output_chars),
+                        origin=OUTSIDE, started_at=at)
+        self._pending[parent] = ex
+        return ex
+
+    def _echo(self, ex: _Execution, echoed: str) -> None:
+        if ex.origin == OUTSIDE:
+            ex.code = truncate(echoed, self._code_chars)
+        elif ex.code_sha256 and _digest(echoed) != ex.code_sha256:
+            ex.code_echoed = truncate(echoed, self._code_chars)
+            if FLAG_ECHO_DIFFERS not in ex.flags:
+                ex.flags.append(FLAG_ECHO_DIFFERS)
+
+    def _reported(self, ex: _Execution, report: Any) -> None:
+        """What pairlab's IPython profile said about the code that ran (a hint: the kernel
+        runs the candidate's code, which could change it; that code is in the record)."""
+        if not isinstance(report, dict) or report.get("transformed") is not True:
+            return
+        ran = report.get("code_ran")
+        ex.code_ran = truncate(ran if isinstance(ran, str) else "", self._code_chars)
+        if FLAG_TRANSFORMED not in ex.flags:
+            ex.flags.append(FLAG_TRANSFORMED)
 
     def _error(self, ex: _Execution, content: dict[str, Any]) -> None:
         ename = strip_ansi(str(content.get("ename") or ""))[:200]
@@ -396,6 +492,8 @@ class KernelTracker:
 
     def _finish(self, ex: _Execution, at: datetime, reason: str) -> Observation:
         status = ex.reply_status or ("error" if ex.error else "unknown")
+        if ex.origin == OUTSIDE and ex.reply_status is None and ex.idle_at is not None:
+            status = "error" if ex.error else "ok"  # its reply went to the outsider only
         end = min(t for t in (ex.reply_at, ex.idle_at, at) if t is not None)
         start = ex.started_at or ex.requested_at
         payload: dict[str, Any] = {
@@ -415,6 +513,14 @@ class KernelTracker:
             payload["cell_id"] = ex.cell_id
         if ex.silent:
             payload["silent"] = True
+        if ex.origin:
+            payload["origin"] = ex.origin
+        if ex.code_echoed is not None:
+            payload["code_echoed"] = ex.code_echoed
+        if ex.code_ran is not None:
+            payload["code_ran"] = ex.code_ran
+        if ex.flags:
+            payload["flags"] = list(ex.flags)
         if ex.error:
             payload["error"] = ex.error
         if reason:

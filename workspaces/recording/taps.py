@@ -31,7 +31,7 @@ from aiohttp import WSMsgType
 from workspaces import jupyter_config as jc
 from workspaces.recording import events as E
 from workspaces.recording.events import Event, Observation
-from workspaces.recording.kernel_messages import KernelLifecycle, KernelTracker
+from workspaces.recording.kernel_messages import OUTSIDE, KernelLifecycle, KernelTracker
 from workspaces.recording.terminal_lines import TerminalTracker
 from workspaces.upstream import UPSTREAM_HOST, LiveUpstreams, Principal, Upstream, UpstreamClients
 
@@ -154,6 +154,8 @@ class KernelTap(Tap):
         for obs in found:
             automatic = obs.kind == E.KERNEL_DIED or bool(obs.payload.get("automatic"))
             actor = E.ACTOR_SYSTEM if automatic else self.actor
+            if obs.payload.get("origin") == OUTSIDE:  # the workspace's uid, not this viewer
+                actor = E.ACTOR_CANDIDATE
             await self.taps.record(obs.event(self.state.session_id, actor, self.kernel.path))
 
     def detach(self) -> None:

@@ -50,7 +50,7 @@ MiB = 1024 * 1024
 SPARSE_MIN_BYTES = 4096
 IGNORED_DIRS = frozenset({
     ".git", ".ipynb_checkpoints", "__pycache__", ".virtual_documents", ".mypy_cache",
-    ".pytest_cache", ".ruff_cache", ".cache", ".local", ".config", ".ipython", ".venv",
+    ".pytest_cache", ".ruff_cache", ".cache", ".local", ".venv",
     "node_modules", ".Trash-1000",
 })
 IGNORED_FILES = frozenset({".bash_history", ".python_history", ".lesshst", ".viminfo",

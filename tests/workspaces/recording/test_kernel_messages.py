@@ -214,3 +214,99 @@ def test_input_requests_appear_in_the_excerpt() -> None:
     [cell] = tracker.feed("out", v1(msg("status", {"execution_state": "idle"},
                                         request["header"]), "iopub"), at(4))
     assert cell.payload["output"] == "Name? Ada\n"
+
+
+def run_through(tracker: KernelTracker, request: dict[str, Any], echoed: str,
+                reply_metadata: dict[str, Any] | None = None) -> list[Any]:
+    """A request, the kernel's echo of ``echoed``, a reply (with ``reply_metadata``), idle."""
+    header = request["header"]
+    found = tracker.feed("in", v1(request, "shell"), at(0))
+    for ms, frame in enumerate([
+            v1(msg("status", {"execution_state": "busy"}, header), "iopub"),
+            v1(msg("execute_input", {"code": echoed, "execution_count": 7}, header), "iopub"),
+            v1(msg("stream", {"name": "stdout", "text": "2\n"}, header), "iopub"),
+            v1(msg("execute_reply", {"status": "ok", "execution_count": 7}, header,
+                   metadata=reply_metadata), "shell"),
+            v1(msg("status", {"execution_state": "idle"}, header), "iopub")], start=1):
+        found += tracker.feed("out", frame, at(ms))
+    return found
+
+
+def test_an_echo_that_differs_from_the_request_is_flagged_and_kept() -> None:
+    tracker = KernelTracker(V1_PROTOCOL, kernel_id="k")
+    [cell] = run_through(tracker, msg("execute_request", {"code": "print(1)"}), "print(2)")
+    p = cell.payload
+    assert (p["code"], p["code_echoed"], p["flags"]) == ("print(1)", "print(2)",
+                                                         ["echo_differs"])
+    [same] = run_through(tracker, msg("execute_request", {"code": "print(1)"}), "print(1)")
+    assert "flags" not in same.payload and "code_echoed" not in same.payload
+    # a request too large to read is never called different (nothing to compare with)
+    small = KernelTracker(V1_PROTOCOL)
+    big = "x = '" + "a" * 5_000_000 + "'"
+    [unread] = run_through(small, msg("execute_request", {"code": big}), "x = 1")
+    assert "flags" not in unread.payload and unread.payload["code"].startswith("…[code of")
+
+
+def test_a_transformed_cell_reported_by_the_profile_is_flagged_with_the_code_that_ran() -> None:
+    tracker = KernelTracker(V1_PROTOCOL)
+    report = {"pairlab": {"transformed": True, "by": ["input"], "code_ran": "print(2)\n"}}
+    [cell] = run_through(tracker, msg("execute_request", {"code": "print(1)"}), "print(1)",
+                         report)
+    p = cell.payload
+    assert (p["code"], p["code_ran"], p["flags"]) == ("print(1)", "print(2)\n", ["transformed"])
+    assert p["output"] == "2\n" and p["status"] == "ok"
+    for metadata in ({"pairlab": {"transformed": False}}, {"pairlab": "yes"}, {}):
+        [plain] = run_through(tracker, msg("execute_request", {"code": "1"}), "1", metadata)
+        assert "flags" not in plain.payload and "code_ran" not in plain.payload
+
+
+def outside_run(header: dict[str, Any], code: str) -> list[bytes]:
+    """What every connection sees of an execution sent around pairlab (iopub only)."""
+    return [v1(msg("status", {"execution_state": "busy"}, header), "iopub"),
+            v1(msg("execute_input", {"code": code, "execution_count": 4}, header), "iopub"),
+            v1(msg("error", {"ename": "NameError", "evalue": "name 'y' is not defined",
+                             "traceback": []}, header), "iopub"),
+            v1(msg("status", {"execution_state": "idle"}, header), "iopub")]
+
+
+def test_an_execution_no_connection_asked_for_is_recorded_once_as_outside() -> None:
+    shared = KernelLifecycle()
+    first = KernelTracker(V1_PROTOCOL, kernel_id="k", lifecycle=shared)
+    second = KernelTracker(V1_PROTOCOL, kernel_id="k", lifecycle=shared)
+    outsider = msg("execute_request", {"code": "y"})["header"]
+    found: list[Any] = []
+    for ms, frame in enumerate(outside_run(outsider, "x = 1; y")):
+        found += first.feed("out", frame, at(ms)) + second.feed("out", frame, at(ms))
+    [cell] = found
+    p = cell.payload
+    assert (p["origin"], p["code"], p["execution_count"], p["status"]) == (
+        "outside pairlab", "x = 1; y", 4, "error")
+    assert p["error"]["ename"] == "NameError" and cell.at == at(3)
+    assert first.pending == second.pending == 0
+    # a request sent through one connection is never "outside" for the others
+    request = msg("execute_request", {"code": "print(1)"})
+    seen = first.feed("in", v1(request, "shell"), at(10))
+    for ms, frame in enumerate(outside_run(request["header"], "print(1)"), start=11):
+        seen += second.feed("out", frame, at(ms))
+        seen += first.feed("out", frame, at(ms))
+    assert seen == [] and first.pending == 1  # its reply is still to come, to `first` only
+    [mine] = first.feed("out", v1(msg("execute_reply", {"status": "ok"}, request["header"]),
+                                  "shell"), at(20))
+    assert "origin" not in mine.payload
+    # the same outside execution seen again (a late echo) is not recorded twice
+    again: list[Any] = []
+    for ms, frame in enumerate(outside_run(outsider, "x = 1; y"), start=30):
+        again += first.feed("out", frame, at(ms))
+    assert again == []
+
+
+def test_an_outside_execution_cut_short_is_still_reported() -> None:
+    tracker = KernelTracker(V1_PROTOCOL, kernel_id="k")
+    outsider = msg("execute_request", {"code": "while True: pass"})["header"]
+    for frame in outside_run(outsider, "while True: pass")[:2]:
+        assert tracker.feed("out", frame, at(0)) == []
+    [cell] = tracker.close(at(5))
+    assert cell.payload["origin"] == "outside pairlab"
+    assert cell.payload["code"] == "while True: pass"
+    assert cell.payload["incomplete"] == "connection closed"
+    assert cell.payload["status"] == "unknown"

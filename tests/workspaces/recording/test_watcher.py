@@ -234,3 +234,6 @@ def test_walk_and_ignore_rules(tmp_path: Path) -> None:
     assert is_ignored(".jupyter_ystore.db", False) is False
     assert is_ignored(".jupyter", True) and is_ignored("a/.~nb.ipynb", False)
     assert not is_ignored("src/model.py", False) and not is_ignored("data", True)
+    # what would configure IPython or other tools from the candidate's home is in the record
+    assert not is_ignored(".ipython/profile_default/startup/x.py", False)
+    assert not is_ignored(".config/ipython", True)

@@ -316,6 +316,9 @@ def write_config_dir(config: Path, workspace_id: str, uid: int, env_python: Path
     spec = json.dumps(kernel_spec(env_python, display_name,
                                   ipython_profile.profile_dir(inside.config)), indent=1)
     ipython_profile.write_profile(config)
+    # IPYTHONDIR exists now: jupyter_core would "migrate" it into the read-only config folder
+    # at every start (and fail); its marker says that was done.
+    _write(config / "jupyter" / "migrated", "pairlab: nothing to migrate\n")
     _write(config / "share" / "kernels" / KERNEL_NAME / "kernel.json", spec)
     for name, text in synthetic_etc(uid, inside.workspace).items():
         _write(config / "etc" / name, text)

@@ -144,6 +144,24 @@
 
   // ---- one line per event -----------------------------------------------------------------
 
+  // Why a cell's recorded code may not be what ran (kernel_messages.py sets these).
+  var CELL_FLAGS = { transformed: "ran transformed code", echo_differs: "kernel echoed other code" };
+
+  function cellFlags(ev) {
+    var p = ev.payload || {}, found = [];
+    if (ev.kind !== "cell.executed") { return found; }
+    if (p.origin) { found.push("run " + String(p.origin)); }
+    (Array.isArray(p.flags) ? p.flags : []).forEach(function (f) {
+      found.push(CELL_FLAGS[f] || String(f));
+    });
+    return found;
+  }
+
+  function flagNode(ev, tag) {
+    var found = cellFlags(ev);
+    return found.length ? el(tag, { class: "pl-flags" }, ["\u26a0 " + found.join(" · ")]) : null;
+  }
+
   function summary(ev) {
     var p = ev.payload || {};
     switch (ev.kind) {
@@ -180,7 +198,8 @@
   }
 
   // Payload fields shown in full (code and outputs as preformatted text), the rest as a list.
-  var BLOCKS = ["code", "line", "command", "output", "text", "traceback", "late_output"];
+  var BLOCKS = ["code", "code_ran", "code_echoed", "line", "command", "output", "text",
+    "traceback", "late_output"];
   var SKIP = { requested_at: 1, entered_at: 1 };
 
   function details(ev) {
@@ -228,13 +247,16 @@
     var bad = (ev.kind === "cell.executed" && (p.status === "error" || p.error)) ||
       (isTestRun(ev) && (testState(p) === "red" || p.status === "error")) ||
       /crashed|died|failed/.test(ev.kind);
-    var li = el("li", { class: "pl-event " + kindClass(ev.kind) + (bad ? " pl-bad" : ""),
+    var flagged = cellFlags(ev).length > 0;
+    var li = el("li", { class: "pl-event " + kindClass(ev.kind) + (bad ? " pl-bad" : "") +
+      (flagged ? " pl-flagged" : ""),
       data: { seq: ev.seq, kind: ev.kind } });
     var summaryNode = el("summary", {}, [
       el("span", { class: "pl-seq" }, ["#" + ev.seq]), " ",
       el("time", { datetime: ev.at }, [clock(ev.at)]), " ",
       el("span", { class: "pl-actor" }, [actorName(ev.actor, names)]), " ",
       el("span", { class: "pl-kind" }, [ev.kind]), " ",
+      flagNode(ev, "span"), flagged ? " " : null,
       el("span", { class: "pl-summary" }, [summary(ev)])
     ]);
     var box = el("details", open ? { open: "" } : {}, [summaryNode]);
@@ -260,8 +282,15 @@
           p.execution_count === undefined ? " " : p.execution_count) + "] " + (p.status || "") +
           (ms === null ? "" : " · " + span(ms / 1000)) + " · " + actorName(ev.actor, names)])
       ]),
+      flagNode(ev, "p"),
       el("pre", { class: "pl-code", text: p.code || "" })
     ]);
+    if (typeof p.code_ran === "string") {
+      card.appendChild(el("pre", { class: "pl-code pl-code-ran", text: p.code_ran }));
+    }
+    if (typeof p.code_echoed === "string") {
+      card.appendChild(el("pre", { class: "pl-code pl-code-echoed", text: p.code_echoed }));
+    }
     if (p.output) { card.appendChild(el("pre", { class: "pl-output", text: p.output })); }
     if (failed && (err.ename || p.ename)) {
       card.appendChild(el("pre", { class: "pl-error", text: (err.ename || p.ename) + ": " +
@@ -357,6 +386,9 @@
       var p = ev.payload || {};
       if (ev.kind === "cell.executed") {
         if (!firstRun) { firstRun = true; found.push({ seq: ev.seq, kind: "first-run", label: "First run" }); }
+        if (cellFlags(ev).length) {
+          found.push({ seq: ev.seq, kind: "code-flag", label: "Cell " + cellFlags(ev).join(", ") });
+        }
         var ms = durationMs(p);
         if (ms !== null && ms > 30000) {
           found.push({ seq: ev.seq, kind: "long-cell", label: "Long cell (" + span(ms / 1000) + ")" });

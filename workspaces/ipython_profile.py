@@ -140,7 +140,7 @@ def profile_dir(config: Path) -> Path:
 def write_profile(config: Path) -> None:
     """(Re)write the profile under ``config``: root-owned folders, files 0644."""
     ipython = config / "ipython"
-    ipython.mkdir(mode=0o755, exist_ok=True)
+    ipython.mkdir(mode=0o755, parents=True, exist_ok=True)
     ipython.chmod(0o755)
     profile = profile_dir(config)
     for name, mode in FOLDER_MODES.items():

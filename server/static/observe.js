@@ -15,13 +15,7 @@
   var cfg = T.config();
   var $ = function (id) { return document.getElementById(id); };
   var csrf = (document.querySelector("input[name=csrf_token]") || {}).value || "";
-  var KINDS = ["session.scheduled", "session.started", "session.joined", "session.left",
-    "session.ended", "workspace.ready", "workspace.crashed", "workspace.restarted",
-    "workspace.failed", "kernel.failed", "terminal.failed",
-    "file.created", "file.changed", "file.renamed", "file.deleted", "cell.executed",
-    "kernel.started", "kernel.restarted", "kernel.interrupted", "kernel.died",
-    "terminal.command", "terminal.output", "tests.run", "checks.run", "note", "hint",
-    "time.extended", "snapshot", "message"];
+  var KINDS = window.PairlabEventKinds;
   var MAX_CELLS = 5;
   var HIDDEN_FLUSH_MS = 250;
   var FIRST_SHOWN = 300;

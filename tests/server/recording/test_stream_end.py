@@ -19,6 +19,8 @@ from workspaces.recording import events as E
 from workspaces.recording import stream_end
 
 Message = dict[str, Any]
+UID_BASE = 440_000
+"""This file's sandbox uids (checks run as UID_BASE + 1000), apart from other suites'."""
 
 
 async def read_message(response: aiohttp.ClientResponse, within: float = 30.0) -> Message | None:
@@ -77,7 +79,7 @@ async def ended_while_watched(rec: Rec) -> tuple[str, GatedChecks, aiohttp.Clien
 
 async def test_a_watched_session_s_stream_ends_after_its_final_checks(
         make_rec: RecFactory) -> None:
-    rec = await make_rec()
+    rec = await make_rec(sandbox_uid_base=UID_BASE)
     sid, checks, stream = await ended_while_watched(rec)
     seen: list[Message] = []
     while not seen or seen[-1]["event"] != E.SESSION_ENDED:
@@ -111,7 +113,7 @@ async def test_a_watched_session_s_stream_ends_after_its_final_checks(
 async def test_the_wait_for_the_checks_is_bounded(make_rec: RecFactory,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stream_end, "CHECKS_WAIT_S", 1.5)
-    rec = await make_rec()
+    rec = await make_rec(sandbox_uid_base=UID_BASE)
     sid, checks, stream = await ended_while_watched(rec)
     started = time.monotonic()
     rest = await read_to_the_end(stream, within=10)
@@ -126,7 +128,7 @@ async def test_the_wait_for_the_checks_is_bounded(make_rec: RecFactory,
 
 
 async def test_a_live_session_s_stream_does_not_end(make_rec: RecFactory) -> None:
-    rec = await make_rec()
+    rec = await make_rec(sandbox_uid_base=UID_BASE)
     sid, _ = await rec.start()
     stream = await rec.client.get(f"/api/v1/sessions/{sid}/events/stream")
     assert (await read_message(stream) or {}).get("event") == E.SESSION_STARTED
@@ -140,7 +142,7 @@ async def test_a_session_that_failed_to_start_ends_after_its_backlog(
         make_rec: RecFactory, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")  # its environments folder cannot be created
-    rec = await make_rec(environments_dir=str(blocker / "envs"))
+    rec = await make_rec(environments_dir=str(blocker / "envs"), sandbox_uid_base=UID_BASE)
     created = await rec.schedule()
     sid = created["session_id"]
     await rec.open_link(created["candidate_link"])
@@ -154,3 +156,20 @@ async def test_a_session_that_failed_to_start_ends_after_its_backlog(
     got = await read_to_the_end(stream, within=5)
     assert [m["data"]["seq"] for m in got[:-1]] == [e["seq"] for e in found]
     assert got[-1] == {"event": "end", "data": {"state": "failed", "last_seq": found[-1]["seq"]}}
+
+
+@pytest.mark.integration
+async def test_the_stream_ends_after_the_real_hidden_checks(make_rec: RecFactory) -> None:
+    rec = await make_rec(sandbox_uid_base=UID_BASE)
+    sid, _ = await rec.start()
+    stream = await rec.client.get(f"/api/v1/sessions/{sid}/events/stream")
+    await rec.api("POST", f"/api/v1/sessions/{sid}/end")
+    started = time.monotonic()
+    got = await read_to_the_end(stream, within=120)
+    print(f"\nsession ended → stream end in {time.monotonic() - started:.1f} s "
+          "(final snapshot and the hidden checks in the sandbox)")
+    kinds_seen = [m["event"] for m in got]
+    assert kinds_seen[-3:] == [E.SESSION_ENDED, E.CHECKS_RUN, "end"], kinds_seen
+    checks = got[-2]["data"]["payload"]
+    assert (checks["total"], checks["passed"], checks["failed"]) == (2, 1, 1)  # they ran
+    assert got[-1]["data"] == {"state": "ended", "last_seq": got[-2]["data"]["seq"]}

@@ -216,8 +216,10 @@ async def test_the_page_follows_the_session_to_its_end_without_a_reload(
     await expect(page.locator("#pl-health")).to_have_text("live")
 
     page.once("dialog", lambda dialog: dialog.accept())
+    clicked = time.perf_counter()
     await page.click("#pl-end")
     await expect(page.locator("#pl-stream")).to_have_text("finished", timeout=30_000)
+    print(f"\nEnd clicked → 'Stream: finished' in {time.perf_counter() - clicked:.2f} s")
     await expect(page.locator("#pl-state")).to_have_text("ended")
     await expect(page.locator("#pl-countdown")).to_have_text("Session ended")
     await expect(page.locator("#pl-health")).to_have_text("closed")

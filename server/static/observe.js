@@ -294,9 +294,9 @@
 
   function reason(ev) {
     var p = ev.payload || {};
-    return p.reason ? String(p.reason) : "no reason given";
+    return p.reason ? T.clean(p.reason) : "no reason given";  // escapes stripped, shown as text
   }
-  function where(ev) { return ev.path ? " for " + ev.path : ""; }
+  function where(ev) { return ev.path ? " for " + T.clean(ev.path) : ""; }
   function kernelId(ev) { return (ev.payload && ev.payload.kernel_id) || ""; }
 
   function setWorkspace(value) { workspace = value; renderHealth(); }

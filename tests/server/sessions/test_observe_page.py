@@ -258,6 +258,7 @@ async def test_the_page_follows_the_session_to_its_end_without_a_reload(
 
 
 HOSTILE_REASON = '<img src=x onerror="window.__pwned=1"> [Errno 13] Permission denied'
+"""A reason as the workspace could word it (candidate-made names end up in such messages)."""
 
 
 async def test_kernel_and_terminal_failures_show_until_one_starts(live: Live,
@@ -270,15 +271,19 @@ async def test_kernel_and_terminal_failures_show_until_one_starts(live: Live,
     # As the proxy's tap records a refused kernel (tests/server/recording/
     # test_failure_events.py): the workspace's own reason.
     await live.record(E.KERNEL_FAILED, "explore.ipynb", status=500,
-                      request="POST /api/sessions", reason=HOSTILE_REASON)
+                      request="POST /api/sessions", reason=HOSTILE_REASON + "\x1b[31m\x07")
     await expect(problems).to_be_visible()
     await expect(problems).to_contain_text(
         "A kernel could not start for explore.ipynb: " + HOSTILE_REASON)
+    shown = await problems.text_content() or ""
+    assert "\x1b" not in shown and "\x07" not in shown  # escapes stripped
+    assert await problems.locator("img").count() == 0  # markup shown as text
     await live.record(E.TERMINAL_FAILED, status=500, request="POST /api/terminals",
                       reason="[Errno 13] Permission denied: '/bin/bash'")
     await expect(problems.locator("li")).to_have_count(2)
     await expect(problems).to_contain_text(
         "A terminal could not start: [Errno 13] Permission denied: '/bin/bash'")
+    await shot(page, "observe-problems.png")
 
     await live.record(E.KERNEL_STARTED, "explore.ipynb", kernel_id="k1", name="python3")
     await expect(problems.locator("li")).to_have_count(1)

@@ -20,6 +20,10 @@ JSON shapes
   then for each stored event ``id: <seq>``, ``event: <kind>``, ``data: <Event JSON>``; a
   ``: keep-alive`` comment every 15 s. A reconnect with ``Last-Event-ID`` resumes after that
   ``seq`` (it wins over ``after``): no gap, no duplicate. Nothing is sent before it is stored.
+  Once the session is over and its last events are out (``checks.run``, or 120 s after the
+  end without it), and at once after the backlog of a session already over, the stream ends
+  with ``event: end``, ``data: {"state": "ended" | "failed", "last_seq": int}``: do not
+  reconnect after it.
 - ``POST /api/v1/sessions/{id}/notes`` ``{"text": str, "kind"?: "note" | "hint",
   "at_seq"?: int}`` → 201 ``{"event": Event}`` (kind ``note``/``hint``, the caller as actor,
   payload ``{"text", "at_seq"?}``; ``at_seq``: the timeline position the note refers to).
@@ -45,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import tarfile
 import tempfile
 from datetime import datetime
@@ -63,6 +68,7 @@ from server.recording.keys import RECORDING
 from server.sessions.access import visible_session
 from server.settings import Settings
 from workspaces.recording import events as E
+from workspaces.recording import stream_end
 from workspaces.recording.archive import export_session
 from workspaces.recording.events import Event, StoredEvent, query_events, snapshot_at
 from workspaces.recording.history import History
@@ -123,17 +129,30 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     sub = service.recorder.subscribe(session.id, after)
     closing: asyncio.Future[Any] = asyncio.ensure_future(service.closing.wait())
     pending: asyncio.Future[Any] | None = None
+    loop_time = asyncio.get_running_loop().time
+    sent = after
+    ahead: stream_end.Outlook | None = None  # what the stream still waits for, once read
+    recheck: float | None = loop_time()  # when to read it (again)
     try:
         await response.write(b"retry: 2000\n\n")
         while True:
+            if recheck is not None and loop_time() >= recheck:
+                ahead = await request.app[DB].read(lambda d: stream_end.outlook(d, session.id))
+                recheck = None if ahead.recheck_s is None else loop_time() + ahead.recheck_s
+            if ahead is not None and ahead.final and sent >= ahead.last_seq:
+                await response.write(b"event: end\ndata: %s\n\n" % json.dumps(
+                    ahead.end_message()).encode())
+                break
             if pending is None:
                 pending = asyncio.ensure_future(anext(sub))
-            done, _ = await asyncio.wait({pending, closing}, timeout=HEARTBEAT_S,
+            wait = HEARTBEAT_S if recheck is None else min(HEARTBEAT_S, recheck - loop_time())
+            done, _ = await asyncio.wait({pending, closing}, timeout=max(0.0, wait),
                                          return_when=asyncio.FIRST_COMPLETED)
             if closing in done:
                 break
             if pending not in done:
-                await response.write(b": keep-alive\n\n")
+                if recheck is None or loop_time() < recheck:
+                    await response.write(b": keep-alive\n\n")
                 continue
             try:
                 event = pending.result()
@@ -141,6 +160,9 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
                 break
             pending = None
             await response.write(_sse(event))
+            sent = event.seq
+            if event.kind in stream_end.END_KINDS:
+                recheck = loop_time()
     except ConnectionError:
         pass  # the observer went away; it resumes with Last-Event-ID
     finally:

@@ -4,19 +4,18 @@
 // showed, ignores anything at or below it (no duplicates) and fetches any gap over the JSON API
 // before going on (nothing missed), so a reconnect, whether EventSource's own (it sends
 // Last-Event-ID) or ours (?after=), resumes exactly where the page was.
+//
+// The page follows the session's state without a reload: once the session is over the server
+// ends the stream with an "end" message; the page then says so, hides the live controls and
+// does not reconnect. A strip says how the workspace is (live, restarting, closed) and a
+// banner lists kernels and terminals that could not start or died, until one starts again.
 (function () {
   "use strict";
   var T = window.PairlabTimeline;
   var cfg = T.config();
   var $ = function (id) { return document.getElementById(id); };
   var csrf = (document.querySelector("input[name=csrf_token]") || {}).value || "";
-  var KINDS = ["session.scheduled", "session.started", "session.joined", "session.left",
-    "session.ended", "workspace.ready", "workspace.crashed", "workspace.restarted",
-    "workspace.failed", "kernel.failed", "terminal.failed",
-    "file.created", "file.changed", "file.renamed", "file.deleted", "cell.executed",
-    "kernel.started", "kernel.restarted", "kernel.interrupted", "kernel.died",
-    "terminal.command", "terminal.output", "tests.run", "checks.run", "note", "hint",
-    "time.extended", "snapshot", "message"];
+  var KINDS = window.PairlabEventKinds;
   var MAX_CELLS = 5;
   var HIDDEN_FLUSH_MS = 250;
   var FIRST_SHOWN = 300;
@@ -40,6 +39,10 @@
   var givenHints = Object.create(null);
   var latestSnapshot = null;
   var selectedFile = null;
+  var finished = false;  // the server ended the stream: the session is over, nothing follows
+  var workspace = null;  // what the workspace events last said: live, restarting, failed, closed
+  var problems = Object.create(null);  // banner lines by key (kernel-failed, kernel-died:<id>, …)
+  var sessionPoll = null;
 
   // ---- the event stream ----------------------------------------------------------------------
 
@@ -50,22 +53,49 @@
   }
 
   function connect() {
+    if (finished) { return; }
     if (source) { source.close(); }
-    source = new EventSource(cfg.api + "/events/stream?after=" + lastSeq);
-    source.onopen = function () { retryMs = 1000; setStream("live", "pl-ok"); };
-    source.onerror = function () {
-      if (source.readyState === EventSource.CLOSED) {
-        // The server refused or finished the stream: reconnect ourselves, from lastSeq.
-        setStream("disconnected", "pl-warn");
-        if (state !== "ended" && state !== "failed") {
-          setTimeout(connect, retryMs);
-          retryMs = Math.min(retryMs * 2, 30000);
-        }
-      } else {
-        setStream("reconnecting", "pl-warn"); // EventSource retries with Last-Event-ID
-      }
+    var current = source = new EventSource(cfg.api + "/events/stream?after=" + lastSeq);
+    current.onopen = function () { retryMs = 1000; setStream("live", "pl-ok"); };
+    current.onerror = function () {
+      if (finished || current !== source) { return; }
+      setStream("reconnecting", "pl-warn");
+      if (current.readyState === EventSource.CLOSED) {
+        // The server refused or cut the stream without its end: reconnect ourselves, from lastSeq.
+        setTimeout(connect, retryMs);
+        retryMs = Math.min(retryMs * 2, 30000);
+      } // else EventSource retries by itself with Last-Event-ID
     };
-    KINDS.forEach(function (kind) { source.addEventListener(kind, onMessage); });
+    KINDS.forEach(function (kind) { current.addEventListener(kind, onMessage); });
+    current.addEventListener("end", function (message) {
+      // The session is over and its last events are out: stop here, before EventSource retries.
+      current.close();
+      finished = true;
+      var end;
+      try { end = JSON.parse(message.data); } catch (e) { end = {}; }
+      queue = queue.then(function () { return catchUp(end.last_seq || 0); })
+        .then(function () { finish(end.state || "ended"); })
+        .catch(function (err) { finish(end.state || "ended"); setStream("finished (" + err.message + ")", "pl-warn"); });
+    });
+  }
+
+  // Fetch whatever is still missing up to seq `target` (the stream's end names its last event).
+  function catchUp(target) {
+    if (lastSeq >= target) { return null; }
+    return T.api(cfg.api + "/events?after=" + lastSeq + "&limit=1000").then(function (data) {
+      var before = lastSeq;
+      (data.events || []).forEach(function (e) { if (e.seq === lastSeq + 1) { show(e); } });
+      return lastSeq > before ? catchUp(target) : null;
+    });
+  }
+
+  function finish(finalState) {
+    finished = true;
+    source = null;
+    setStream("finished", "pl-muted");
+    applyState(finalState === "failed" ? "failed" : "ended", 0);
+    clearInterval(sessionPoll);
+    pollSession();  // the connections table's last word; the state is final already
   }
 
   function onMessage(message) {
@@ -103,10 +133,27 @@
       case "snapshot": refreshChanges(300); break;
       case "file.created": case "file.changed": case "file.renamed": case "file.deleted":
         refreshChanges(3000); break;
-      case "time.extended": case "session.started": case "session.ended": case "session.joined":
-      case "session.left": case "workspace.ready": case "workspace.crashed":
-      case "workspace.failed":
+      case "time.extended": case "session.started": case "session.joined": case "session.left":
         pollLater(); break;
+      case "workspace.ready": case "workspace.restarted": setWorkspace("live"); pollLater(); break;
+      case "workspace.crashed": setWorkspace("restarting"); pollLater(); break;
+      case "workspace.failed":
+        setWorkspace("failed");
+        setProblem("workspace-failed", "The workspace failed: " + reason(ev));
+        pollLater(); break;
+      case "session.ended": setWorkspace("closed"); problems = Object.create(null); renderProblems();
+        pollLater(); break;
+      case "kernel.failed":
+        setProblem("kernel-failed", "A kernel could not start" + where(ev) + ": " + reason(ev)); break;
+      case "kernel.died":
+        setProblem("kernel-died:" + kernelId(ev), "The kernel" + where(ev) + " died."); break;
+      case "kernel.started": case "kernel.restarted":
+        setProblem("kernel-failed", null);
+        setProblem("kernel-died:" + kernelId(ev), null);
+        break;
+      case "terminal.failed":
+        setProblem("terminal-failed", "A terminal could not start: " + reason(ev)); break;
+      case "terminal.command": case "terminal.output": setProblem("terminal-failed", null); break;
       default: break;
     }
     if (!flushPending) {  // the next frame, or soon if the tab is hidden (no frames then)
@@ -243,6 +290,44 @@
       .catch(function (err) { T.clear($("pl-file")); $("pl-file").appendChild(T.el("p", {}, [err.message])); });
   }
 
+  // ---- the workspace's health: a strip and a banner of problems -------------------------------
+
+  function reason(ev) {
+    var p = ev.payload || {};
+    return p.reason ? T.clean(p.reason) : "no reason given";  // escapes stripped, shown as text
+  }
+  function where(ev) { return ev.path ? " for " + T.clean(ev.path) : ""; }
+  function kernelId(ev) { return (ev.payload && ev.payload.kernel_id) || ""; }
+
+  function setWorkspace(value) { workspace = value; renderHealth(); }
+
+  function renderHealth() {
+    var text = state === "ended" ? "closed" : state === "failed" ? "failed" :
+      workspace || (state === "live" ? "live" : "not started");
+    var node = $("pl-health");
+    node.textContent = text;
+    node.className = "pl-health " + (text === "live" ? "pl-ok" : text === "closed" ? "pl-muted" : "pl-warn");
+  }
+
+  var problemsPending = false;
+  function setProblem(key, text) {
+    if (text) { problems[key] = text; } else if (key in problems) { delete problems[key]; } else { return; }
+    if (!problemsPending) {  // one DOM update per batch of events (a backlog has many)
+      problemsPending = true;
+      setTimeout(renderProblems, 0);
+    }
+  }
+
+  function renderProblems() {
+    problemsPending = false;
+    var box = $("pl-problems");
+    T.clear(box);
+    Object.keys(problems).forEach(function (key) {
+      box.appendChild(T.el("li", { class: "pl-problem", data: { problem: key.split(":")[0] } }, [problems[key]]));
+    });
+    box.hidden = !box.firstChild;
+  }
+
   // ---- session status, countdown, connections --------------------------------------------------
 
   function renderCountdown() {
@@ -257,16 +342,27 @@
     pollTimer = setTimeout(pollSession, 200);
   }
 
+  // Show the session's state: the live controls only while it is open, the links once over.
+  function applyState(newState, newSecondsLeft) {
+    if (finished && newState !== "ended" && newState !== "failed") { return; }  // ends are final
+    state = newState;
+    secondsLeft = newSecondsLeft;
+    var open = state === "scheduled" || state === "provisioning" || state === "live";
+    var over = state === "ended" || state === "failed";
+    $("pl-state").textContent = state;
+    $("pl-join-form").hidden = state !== "live";
+    $("pl-extend-form").hidden = !open;
+    $("pl-end-form").hidden = !open;
+    $("pl-hint-save").hidden = over;
+    if ($("pl-hints")) { $("pl-hints").hidden = over; }
+    $("pl-over").hidden = !over;
+    renderCountdown();
+    renderHealth();
+  }
+
   function pollSession() {
     T.api(cfg.api).then(function (data) {
-      state = data.session.state;
-      secondsLeft = data.session.seconds_left;
-      $("pl-state").textContent = state;
-      var open = state === "scheduled" || state === "provisioning" || state === "live";
-      $("pl-join-form").hidden = state !== "live";
-      $("pl-extend-form").hidden = !open;
-      $("pl-end-form").hidden = !open;
-      renderCountdown();
+      applyState(data.session.state, data.session.seconds_left);
       var body = $("pl-connections").querySelector("tbody");
       T.clear(body);
       (data.connections || []).slice(-20).reverse().forEach(function (c) {
@@ -332,10 +428,11 @@
 
   renderCountdown();
   setInterval(function () { if (secondsLeft > 0) { secondsLeft -= 1; } renderCountdown(); }, 1000);
-  setInterval(pollSession, 15000);
+  sessionPoll = setInterval(pollSession, 15000);
   pollSession();
   loadChanges();
   loadBacklog().catch(function (err) { setStream("backlog: " + err.message, "pl-warn"); })
     .then(function () { flushPending = true; flush(); showBacklog(); connect(); });
-  window.pairlabObserver = { lastSeq: function () { return lastSeq; }, reconnect: connect };
+  window.pairlabObserver = { lastSeq: function () { return lastSeq; }, reconnect: connect,
+    finished: function () { return finished; } };
 })();

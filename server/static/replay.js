@@ -280,6 +280,8 @@
     events.sort(function (a, b) { return a.seq - b.seq; });
     events.forEach(function (ev, i) { indexOf[ev.seq] = i; });
     $("pl-load").textContent = events.length + " events, " + snapshots.length + " snapshots";
+    document.dispatchEvent(new CustomEvent("pairlab:replay-loaded", {  // replay_live.js follows on
+      detail: { lastSeq: events.length ? events[events.length - 1].seq : 0 } }));
     if (!events.length) { return; }
     var range = $("pl-range");
     range.min = String(events[0].seq);

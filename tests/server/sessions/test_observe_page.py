@@ -200,3 +200,128 @@ async def test_only_the_sessions_interviewers_may_observe(live: Live) -> None:
             body: Any = await refused.text()
             assert "Ada" not in body
 
+
+
+async def test_the_page_follows_the_session_to_its_end_without_a_reload(
+        live: Live, browsing: Browsing) -> None:
+    page = browsing.page
+    streams: list[Request] = []
+    page.on("request", lambda r: streams.append(r) if "/events/stream" in r.url else None)
+    await open_observer(live, page)
+    await page.evaluate("window.__sameDocument = true")
+    for live_control in ("#pl-join-form", "#pl-extend-form", "#pl-end-form", "#pl-hints",
+                         "#pl-hint-save"):
+        await expect(page.locator(live_control)).to_be_visible()
+    await expect(page.locator("#pl-over")).to_be_hidden()
+    await expect(page.locator("#pl-health")).to_have_text("live")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    clicked = time.perf_counter()
+    await page.click("#pl-end")
+    await expect(page.locator("#pl-stream")).to_have_text("finished", timeout=30_000)
+    print(f"\nEnd clicked → 'Stream: finished' in {time.perf_counter() - clicked:.2f} s")
+    await expect(page.locator("#pl-state")).to_have_text("ended")
+    await expect(page.locator("#pl-countdown")).to_have_text("Session ended")
+    await expect(page.locator("#pl-health")).to_have_text("closed")
+    for live_control in ("#pl-join-form", "#pl-extend-form", "#pl-end-form", "#pl-hints",
+                         "#pl-hint-save"):
+        await expect(page.locator(live_control)).to_be_hidden()
+    await expect(page.locator("#pl-over")).to_be_visible()
+    sid = live.session_id
+    await expect(page.locator("#pl-over-replay")).to_have_attribute(
+        "href", f"/sessions/{sid}/replay")
+    await expect(page.locator("#pl-over-debrief")).to_have_attribute(
+        "href", f"/sessions/{sid}/debrief")
+    # The stream ended after the end-of-session events: the hidden checks' run is shown.
+    last = await live.last_seq()
+    stored = await live.app[DB].read(lambda d: E.query_events(d, sid, last - 1, 1))
+    assert stored[0].kind == E.CHECKS_RUN
+    await expect(page.locator("#pl-last-seq")).to_have_text(str(last))
+    await expect(page.locator(f'#pl-timeline li[data-seq="{last}"]')).to_have_count(1)
+    assert await page.evaluate("window.__sameDocument") is True  # no reload happened
+
+    # Nothing reconnects: EventSource would retry after 2 s, the page's own after 1 s.
+    await page.wait_for_timeout(5000)
+    assert len(streams) == 1, [r.url for r in streams]
+    assert await page.evaluate("window.pairlabObserver.finished()") is True
+    await shot(page, "observe-ended.png")
+    assert browsing.csp_violations() == [] and browsing.page_errors == []
+
+    # Opened after the end, the page is over from the start and its stream ends after the
+    # backlog.
+    await page.reload()
+    await expect(page.locator("#pl-stream")).to_have_text("finished")
+    await expect(page.locator(f'#pl-timeline li[data-seq="{last}"]')).to_have_count(1)
+    await expect(page.locator("#pl-end-form")).to_be_hidden()
+    await expect(page.locator("#pl-over")).to_be_visible()
+    assert len(streams) == 2
+
+
+HOSTILE_REASON = '<img src=x onerror="window.__pwned=1"> [Errno 13] Permission denied'
+"""A reason as the workspace could word it (candidate-made names end up in such messages)."""
+
+
+async def test_kernel_and_terminal_failures_show_until_one_starts(live: Live,
+                                                                 browsing: Browsing) -> None:
+    page = browsing.page
+    await open_observer(live, page)
+    problems = page.locator("#pl-problems")
+    await expect(problems).to_be_hidden()
+
+    # As the proxy's tap records a refused kernel (tests/server/recording/
+    # test_failure_events.py): the workspace's own reason.
+    await live.record(E.KERNEL_FAILED, "explore.ipynb", status=500,
+                      request="POST /api/sessions", reason=HOSTILE_REASON + "\x1b[31m\x07")
+    await expect(problems).to_be_visible()
+    await expect(problems).to_contain_text(
+        "A kernel could not start for explore.ipynb: " + HOSTILE_REASON)
+    shown = await problems.text_content() or ""
+    assert "\x1b" not in shown and "\x07" not in shown  # escapes stripped
+    assert await problems.locator("img").count() == 0  # markup shown as text
+    await live.record(E.TERMINAL_FAILED, status=500, request="POST /api/terminals",
+                      reason="[Errno 13] Permission denied: '/bin/bash'")
+    await expect(problems.locator("li")).to_have_count(2)
+    await expect(problems).to_contain_text(
+        "A terminal could not start: [Errno 13] Permission denied: '/bin/bash'")
+    await shot(page, "observe-problems.png")
+
+    await live.record(E.KERNEL_STARTED, "explore.ipynb", kernel_id="k1", name="python3")
+    await expect(problems.locator("li")).to_have_count(1)
+    await expect(problems).not_to_contain_text("kernel")
+    await live.record(E.TERMINAL_COMMAND, line="ls", output="main.py\n", terminal="1")
+    await expect(problems).to_be_hidden()
+
+    await live.record(E.KERNEL_DIED, "explore.ipynb", actor=E.ACTOR_SYSTEM, kernel_id="k1")
+    await expect(problems).to_have_text("The kernel for explore.ipynb died.")
+    await live.record(E.KERNEL_RESTARTED, "explore.ipynb", actor=E.ACTOR_SYSTEM,
+                      kernel_id="k1", automatic=True)
+    await expect(problems).to_be_hidden()
+
+    # The workspace's own state: crashed (restarting), restarted (live).
+    await live.record(E.WORKSPACE_CRASHED, actor=E.ACTOR_SYSTEM, workspace_id="w")
+    await expect(page.locator("#pl-health")).to_have_text("restarting")
+    await live.record(E.WORKSPACE_RESTARTED, actor=E.ACTOR_SYSTEM, workspace_id="w",
+                      after="crash")
+    await expect(page.locator("#pl-health")).to_have_text("live")
+
+    # A failure recorded before the page opened is shown from the backlog; a reload keeps it.
+    await live.record(E.KERNEL_FAILED, status=500, request="POST /api/kernels",
+                      reason="out of memory")
+    await page.reload()
+    await expect(page.locator("#pl-stream")).to_have_text("live")
+    await expect(problems).to_have_text("A kernel could not start: out of memory")
+    assert await page.evaluate("typeof window.__pwned") == "undefined"
+    assert await problems.locator("img").count() == 0
+    assert browsing.csp_violations() == [] and browsing.page_errors == []
+
+
+async def test_a_cut_stream_says_reconnecting_then_live(live: Live, browsing: Browsing) -> None:
+    page = browsing.page
+    await open_observer(live, page)
+    assert live.cut_streams() >= 1
+    await expect(page.locator("#pl-stream")).to_have_text("reconnecting")
+    seq = await live.record(E.NOTE, actor=E.ACTOR_SYSTEM, text="while away")
+    await expect(page.locator("#pl-stream")).to_have_text("live", timeout=10_000)
+    await expect(page.locator(f'#pl-timeline li[data-seq="{seq}"]')).to_have_count(1)
+    await expect(page.locator("#pl-state")).to_have_text("live")
+    await expect(page.locator("#pl-end-form")).to_be_visible()

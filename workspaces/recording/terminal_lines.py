@@ -5,14 +5,22 @@ message), ``["stdout", text]`` from the shell, plus ``["setup", {}]``, ``["set_s
 …]`` and ``["disconnect", …]``, which are ignored.
 
 ``TerminalTracker`` replays the keystrokes into a line editor (printable text, backspace, Delete,
-Ctrl-U/K/W, Ctrl-A/E, left/right/Home/End and word moves, Ctrl-C, bracketed paste; other escape
-sequences are dropped). When history recall, Tab completion or reverse search made the typed
-keys an unreliable record, the line is taken from the shell's echo instead. Enter starts a
-command; its output (ANSI/OSC-free, bounded, head and tail with a marker) is collected until the
-next command starts, ``flush()`` is called, or ``poll()`` finds the terminal quiet for
+Ctrl-U/K/W, Ctrl-A/E, left/right/Home/End and word moves, Ctrl-C, bracketed paste). When history
+recall, Tab completion, reverse search or any key it does not model (Alt-T, Ctrl-T, ...) made
+the typed keys an unreliable record, the line is taken from the shell's echo instead. Enter
+starts a command; its output (ANSI/OSC-free, bounded, head and tail with a marker) is collected
+until the next command starts, ``flush()`` is called, or ``poll()`` finds the terminal quiet for
 ``quiet_s`` — then one ``terminal.command`` is emitted. Output that arrives after a command was
 emitted by ``poll()`` is reported later as ``terminal.output``. Full-screen programs (the
-alternate screen: vim, less, top) are not read as commands.
+alternate screen: vim, less, top) are not read as commands; a prompt ends full-screen mode.
+
+Shell integration (``shell_marks``): before each prompt the shell prints a prompt mark and the
+line it last added to its history. A command whose keys and shell agree is verified; when they
+disagree the shell's line is kept (``source: "shell"``, ``keys_differ``); a line the shell ran
+that the keys did not show (typed while the tracker thought a full-screen program ran) becomes a
+command of its own (``source: "shell"``, ``keys_missing``); a command the shell did not report
+(no integration, history off) is flagged ``unverified``. The shell's marks are forgeable hints;
+the terminal's cast is the evidence.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from common.clock import iso, now
 from workspaces.excerpt import HeadTail, clean_terminal
 from workspaces.recording import events
 from workspaces.recording.events import Observation
+from workspaces.recording.shell_marks import PARTIAL, PROMPT_MARK, Report, find_marks
 
 __all__ = ["TerminalTracker", "parse_terminal_frame"]
 
@@ -45,6 +54,8 @@ _END = ("\x1b[F", "\x1bOF", "\x1b[4~", "\x1b[8~", "\x05")
 _WORD_LEFT = ("\x1b[1;5D", "\x1b[1;3D", "\x1bb")
 _WORD_RIGHT = ("\x1b[1;5C", "\x1b[1;3C", "\x1bf")
 # Keys after which the shell, not the keystrokes, knows what the line holds.
+# Keys that leave the line as it was: clear screen, focus in/out.
+_HARMLESS = ("\x0c", "\x1b[I", "\x1b[O")
 _RECALL = ("\x1b[A", "\x1b[B", "\x1bOA", "\x1bOB", "\x10", "\x0e", "\t", "\x12", "\x19",
            "\x1b.", "\x1b_", "\x1b[5~", "\x1b[6~")
 
@@ -122,7 +133,7 @@ class _LineEditor:
             while end < len(chars) and chars[end] != " ":
                 end += 1
             self.cursor = end
-        elif key in _RECALL:
+        elif key not in _HARMLESS:  # history recall, completion, or a key not modelled here
             self.uncertain = True
 
     def _word_start(self, cur: int) -> int:
@@ -220,6 +231,11 @@ class _Command:
     emitted: bool = False
     typing: bool = False
     late: HeadTail | None = None
+    checked: bool = False
+    """The shell reported at a prompt after it (see ``_report``)."""
+    keys_differ: bool = False
+    keys_missing: bool = False
+    verified: bool = False
 
 
 class TerminalTracker:
@@ -240,6 +256,12 @@ class TerminalTracker:
         self._last_cr = False
         self._alt = False
         self._current: _Command | None = None
+        self._marks_tail = ""
+        self._shell_seen = False
+        self._last_hist: int | None = None
+        self._typed = False
+        """Keys came in since the shell's last report."""
+        self.verify_wait_s = 10.0
 
     def feed(self, direction: Literal["in", "out"], data: str | bytes,
              at: datetime | None = None) -> list[Observation]:
@@ -251,7 +273,7 @@ class TerminalTracker:
         if direction == "in" and kind == "stdin":
             return self._stdin(text, when)
         if direction == "out" and kind == "stdout":
-            self._stdout(text, when)
+            return self._stdout(text, when)
         return []
 
     def poll(self, at: datetime | None = None) -> list[Observation]:
@@ -260,7 +282,9 @@ class TerminalTracker:
         cur = self._current
         if cur is None or cur.emitted:
             return []
-        if (when - cur.last_output_at).total_seconds() < self.quiet_s:
+        wait = self.quiet_s if cur.checked or not self._shell_seen else \
+            max(self.quiet_s, self.verify_wait_s)
+        if (when - cur.last_output_at).total_seconds() < wait:
             return []
         cur.emitted = True
         cur.late = HeadTail(self._output_chars)
@@ -281,10 +305,12 @@ class TerminalTracker:
             self._partial = incomplete.group()
             text = text[:incomplete.start()]
         editor = self._editor
+        if text:
+            self._typed = True
         for match in _KEYS.finditer(text):
             key = match.group()
             was_cr, self._last_cr = self._last_cr, key == "\r"
-            if self._alt:
+            if self._alt:  # a full-screen program reads them (the shell reports what it ran)
                 continue
             if key == "\x1b[200~":
                 self._paste = True
@@ -336,9 +362,23 @@ class TerminalTracker:
 
     # -- output -----------------------------------------------------------------------------
 
-    def _stdout(self, text: str, at: datetime) -> None:
-        if any(seq in text for seq in _ALT_ON + _ALT_OFF):
+    def _stdout(self, text: str, at: datetime) -> list[Observation]:
+        found: list[Observation] = []
+        scan = self._marks_tail + text
+        self._marks_tail = ""
+        if "\x1b]" in scan:
+            for _, report in find_marks(scan):
+                if report is not None:
+                    found += self._report(report, at)
+            partial = PARTIAL.search(scan[-70_000:])  # a mark cut by the frame's end
+            if partial:
+                self._marks_tail = partial.group()
+        if any(seq in text for seq in _ALT_ON + _ALT_OFF + (PROMPT_MARK,)):
             self._alt_switch(text)
+        self._output(text, at)
+        return found
+
+    def _output(self, text: str, at: datetime) -> None:
         cur = self._current
         if cur is not None and cur.echo_pending and not self._alt:
             newline = text.find("\n")
@@ -362,7 +402,9 @@ class TerminalTracker:
 
     def _alt_switch(self, text: str) -> None:
         last_on = max(text.rfind(seq) for seq in _ALT_ON)
-        last_off = max(text.rfind(seq) for seq in _ALT_OFF)
+        last_off = max(text.rfind(seq) for seq in (*_ALT_OFF, PROMPT_MARK))
+        if last_on < 0 and not self._alt:
+            return
         alt = last_on > last_off
         if alt != self._alt:
             self._alt = alt
@@ -371,6 +413,36 @@ class TerminalTracker:
             if self._current is not None:
                 self._current.echo_pending = False
                 self._current.full_screen = True
+
+    # -- shell integration ------------------------------------------------------------------
+
+    def _report(self, report: Report, at: datetime) -> list[Observation]:
+        """The shell's last history entry, printed before a prompt (``shell_marks``)."""
+        first = not self._shell_seen
+        self._shell_seen = True
+        new = report.number is not None and report.number != self._last_hist
+        if report.number is not None:
+            self._last_hist = report.number
+        typed, self._typed = self._typed, False
+        cur = self._current
+        if first:  # where the history stood when this connection came (the replay included)
+            return []
+        if cur is not None and not cur.checked:
+            cur.checked = True
+            if cur.emitted or not new:
+                return []
+            if _same_line(clean_terminal(cur.line), report.line):
+                cur.verified = True
+            else:
+                cur.line, cur.source, cur.keys_differ = report.line, "shell", True
+            return []
+        if not new or not typed:
+            return []
+        out = self._finish_current(at)
+        self._current = _Command(report.line, at, HeadTail(self._output_chars), False, False,
+                                 None, at, echo_pending=False, source="shell", checked=True,
+                                 keys_missing=True, verified=True)
+        return out
 
     # -- emission ---------------------------------------------------------------------------
 
@@ -405,4 +477,17 @@ class TerminalTracker:
             payload["interrupted"] = True
         if cur.full_screen:
             payload["full_screen"] = True
+        if cur.keys_differ:
+            payload["keys_differ"] = True
+        if cur.keys_missing:
+            payload["keys_missing"] = True
+        if not cur.verified and not cur.keys_differ:
+            payload["unverified"] = True
         return Observation(events.TERMINAL_COMMAND, payload, at)
+
+
+def _same_line(keys: str, shell: str) -> bool:
+    """The same command, whitespace and ``;``-joined lines of a multi-line paste aside."""
+    def norm(text: str) -> str:
+        return re.sub(r"[\s;]+", " ", text).strip()
+    return norm(keys) == norm(shell)

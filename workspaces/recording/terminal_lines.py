@@ -363,6 +363,9 @@ class TerminalTracker:
     # -- output -----------------------------------------------------------------------------
 
     def _stdout(self, text: str, at: datetime) -> list[Observation]:
+        if any(seq in text for seq in _ALT_ON + _ALT_OFF + (PROMPT_MARK,)):
+            self._alt_switch(text)
+        self._output(text, at)
         found: list[Observation] = []
         scan = self._marks_tail + text
         self._marks_tail = ""
@@ -373,9 +376,6 @@ class TerminalTracker:
             partial = PARTIAL.search(scan[-70_000:])  # a mark cut by the frame's end
             if partial:
                 self._marks_tail = partial.group()
-        if any(seq in text for seq in _ALT_ON + _ALT_OFF + (PROMPT_MARK,)):
-            self._alt_switch(text)
-        self._output(text, at)
         return found
 
     def _output(self, text: str, at: datetime) -> None:
@@ -435,6 +435,7 @@ class TerminalTracker:
                 cur.verified = True
             else:
                 cur.line, cur.source, cur.keys_differ = report.line, "shell", True
+                cur.echo_pending = False
             return []
         if not new or not typed:
             return []

@@ -299,3 +299,26 @@ def cast_file(data_dir: Path, db: sqlite_utils.Database, session_id: str,
         return None
     path = cast_dir(data_dir, session_id) / row[0]
     return path if path.is_file() and not path.is_symlink() else None
+
+
+def export_casts(db: sqlite_utils.Database, data_dir: Path, session_id: str,
+                 dest: Path) -> int:
+    """Copy a session's cast files into ``dest`` with an ``index.json`` (the rows); returns
+    how many casts were copied. A file that is gone is listed with ``"file": null``."""
+    rows = list_casts(db, session_id)
+    if not rows:
+        return 0
+    dest.mkdir(mode=0o700)
+    copied = 0
+    for row in rows:
+        source = cast_file(data_dir, db, session_id, row["id"])
+        row["file"] = None
+        if source is not None:
+            target = dest / source.name
+            with source.open("rb") as src, target.open("wb") as out:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+            row["file"] = target.name
+            copied += 1
+    (dest / "index.json").write_text(json.dumps({"casts": rows}, indent=1) + "\n")
+    return copied

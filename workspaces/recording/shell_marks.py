@@ -35,7 +35,6 @@ if [ -r ~/.bashrc ]; then . ~/.bashrc; fi
 # ran (pairlab records it beside the keys that were typed).
 HISTCONTROL=
 HISTIGNORE=
-set -o history
 __pairlab_prompt() {
   local status=$? entry
   entry=$(HISTTIMEFORMAT= builtin history 1)

@@ -46,6 +46,7 @@ _INCOMPLETE = re.compile(r"\x1b(?:\[[0-?]*[\x20-/]*|O)?$")
 _SCREEN = re.compile(r"\x1b\[([0-?]*)[\x20-/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
                      r"|\x1b[PX^_][\s\S]*?(?:\x1b\\|\x07|$)|\x1b[\x20-/]*[0-~]?"
                      r"|[\x00-\x1f\x7f]|[^\x00-\x1f\x7f\x1b]+")
+MAX_AWAITING = 50
 _ALT_ON = ("\x1b[?1049h", "\x1b[?1047h", "\x1b[?47h")
 _ALT_OFF = ("\x1b[?1049l", "\x1b[?1047l", "\x1b[?47l")
 _LEFT, _RIGHT = ("\x1b[D", "\x1bOD", "\x02"), ("\x1b[C", "\x1bOC", "\x06")
@@ -262,6 +263,10 @@ class TerminalTracker:
         self._typed = False
         """Keys came in since the shell's last report."""
         self.verify_wait_s = 10.0
+        self._awaiting: list[_Command] = []
+        self._alt_lines: list[list[Any]] = []
+        """[line, reports since] typed while full screen (``_alt_key``)."""
+        """Commands that ended before the shell reported them (typed ahead), oldest first."""
 
     def feed(self, direction: Literal["in", "out"], data: str | bytes,
              at: datetime | None = None) -> list[Observation]:
@@ -277,22 +282,30 @@ class TerminalTracker:
         return []
 
     def poll(self, at: datetime | None = None) -> list[Observation]:
-        """Emit the running command if the terminal has been quiet for ``quiet_s``."""
+        """Emit the running command if the terminal has been quiet for ``quiet_s`` (and
+        commands whose shell report is overdue)."""
         when = at or self._clock()
+        out: list[Observation] = []
+        while self._awaiting and (when - self._awaiting[0].last_output_at).total_seconds() \
+                >= self.verify_wait_s:
+            out.append(self._command(self._awaiting.pop(0), when))
         cur = self._current
         if cur is None or cur.emitted:
-            return []
+            return out
         wait = self.quiet_s if cur.checked or not self._shell_seen else \
             max(self.quiet_s, self.verify_wait_s)
         if (when - cur.last_output_at).total_seconds() < wait:
-            return []
+            return out
         cur.emitted = True
         cur.late = HeadTail(self._output_chars)
-        return [self._command(cur, when)]
+        return [*out, self._command(cur, when)]
 
     def flush(self, at: datetime | None = None) -> list[Observation]:
         """Emit whatever is pending (at the end of a session or connection)."""
-        return self._finish_current(at or self._clock())
+        when = at or self._clock()
+        out = [self._command(cur, when) for cur in self._awaiting]
+        self._awaiting.clear()
+        return out + self._finish_current(when, final=True)
 
     # -- input ------------------------------------------------------------------------------
 
@@ -310,7 +323,8 @@ class TerminalTracker:
         for match in _KEYS.finditer(text):
             key = match.group()
             was_cr, self._last_cr = self._last_cr, key == "\r"
-            if self._alt:  # a full-screen program reads them (the shell reports what it ran)
+            if self._alt:  # a full-screen program reads them, or is it a shell? (``_report``)
+                self._alt_key(key)
                 continue
             if key == "\x1b[200~":
                 self._paste = True
@@ -338,6 +352,19 @@ class TerminalTracker:
             else:
                 editor.insert(key)
         return out
+
+    def _alt_key(self, key: str) -> None:
+        """Keys while full screen: lines kept aside until the shell says it ran one."""
+        editor = self._editor
+        if key in ("\r", "\n"):
+            if editor.chars:
+                self._alt_lines.append([editor.text(), 0])
+                del self._alt_lines[:-MAX_AWAITING]
+            editor.clear()
+        elif key[0] in "\x1b\x7f" or len(key) == 1 and key < " ":
+            editor.key(key)
+        else:
+            editor.insert(key)
 
     def _first_key(self) -> None:
         if not self._editor.touched and not self._editor.chars:
@@ -427,16 +454,35 @@ class TerminalTracker:
         cur = self._current
         if first:  # where the history stood when this connection came (the replay included)
             return []
-        if cur is not None and not cur.checked:
-            cur.checked = True
-            if cur.emitted or not new:
-                return []
-            if _same_line(clean_terminal(cur.line), report.line):
-                cur.verified = True
-            else:
-                cur.line, cur.source, cur.keys_differ = report.line, "shell", True
-                cur.echo_pending = False
-            return []
+        # reports come in the order the lines ran: the oldest command waiting for one first
+        # (lines typed ahead, before the previous prompt), else the current one
+        target = self._awaiting[0] if self._awaiting else cur
+        if target is not None and target.checked:
+            target = None
+        held = self._alt_lines
+        for item in held:
+            item[1] += 1
+        self._alt_lines = [item for item in held if item[1] <= 3]
+        if new and not (target is not None and not target.emitted
+                        and _same_line(clean_terminal(target.line), report.line)):
+            for i, (line, _) in enumerate(held):
+                if _same_line(clean_terminal(line), report.line):  # typed while full screen
+                    self._alt_lines = held[i + 1:]
+                    ran = _Command(report.line, at, HeadTail(self._output_chars), False, False,
+                                   None, at, echo_pending=False, source="shell", checked=True,
+                                   keys_missing=True, verified=True)
+                    return [self._command(ran, at)]
+        if target is not None:
+            if self._awaiting:
+                self._awaiting.pop(0)
+            target.checked = True
+            if not target.emitted and new:
+                if _same_line(clean_terminal(target.line), report.line):
+                    target.verified = True
+                else:
+                    target.line, target.source, target.keys_differ = report.line, "shell", True
+                    target.echo_pending = False
+            return [self._command(target, at)] if target is not cur else []
         if not new or not typed:
             return []
         out = self._finish_current(at)
@@ -447,11 +493,16 @@ class TerminalTracker:
 
     # -- emission ---------------------------------------------------------------------------
 
-    def _finish_current(self, at: datetime) -> list[Observation]:
+    def _finish_current(self, at: datetime, *, final: bool = False) -> list[Observation]:
         cur, self._current = self._current, None
         if cur is None:
             return []
         if not cur.emitted:
+            if self._shell_seen and not cur.checked and not final:
+                self._awaiting.append(cur)  # emitted once the shell reports it (``_report``)
+                if len(self._awaiting) > MAX_AWAITING:
+                    return [self._command(self._awaiting.pop(0), at)]
+                return []
             return [self._command(cur, at)]
         if cur.late:
             payload = {"terminal": self.terminal, "line": clean_terminal(cur.line),

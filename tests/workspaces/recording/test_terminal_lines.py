@@ -241,6 +241,28 @@ def test_a_line_the_shell_ran_while_the_keys_looked_full_screen() -> None:
     assert cmd.payload["source"] == "shell" and cmd.payload["keys_missing"] is True
 
 
+def test_lines_typed_ahead_into_a_printed_alternate_screen() -> None:
+    """Keys typed while the tracker is in full-screen mode, then the next line typed ahead:
+    the shell's reports put each line in its place."""
+    term = Term()
+    term.out(prompt(1, "ls"))
+    term.type("printf '\\e[?1049h'")
+    term.keys("\r")
+    term.out("\r\n\x1b[?1049h")
+    term.type("echo secret")  # typed before the prompt came back: read as full-screen keys
+    term.keys("\r")
+    term.out("echo secret\r\n" + prompt(2, "printf '\\e[?1049h'") + "$ echo secret\r\n")
+    term.type("wc -l x")
+    term.keys("\r")
+    term.out("secret\r\nwc -l x\r\n" + prompt(3, "echo secret") + "$ wc -l x\r\n1 x\r\n"
+             + prompt(4, "wc -l x"))
+    found = term.flush()
+    assert [o.payload["line"] for o in found] == ["printf '\\e[?1049h'", "echo secret",
+                                                  "wc -l x"]
+    assert found[1].payload["keys_missing"] is True
+    assert not any({"unverified", "keys_differ"} & set(o.payload) for o in found)
+
+
 def test_keys_and_shell_disagree_the_shell_wins() -> None:
     term = Term()
     term.out(prompt(10, "ls"))
@@ -425,3 +447,30 @@ def test_a_printed_alternate_screen_in_a_real_bash(tmp_path: Path) -> None:
         "printf '\\e[?1049h'", "echo sec''ret", "vim-is-not-here 2>/dev/null; echo done-$?"]
     assert commands[1].payload["output"].startswith("secret\n")
     assert not any("unverified" in c.payload or "keys_differ" in c.payload for c in commands)
+
+
+def test_lines_typed_ahead_are_matched_with_the_shell_reports_in_order() -> None:
+    """Keys for the next line arrive before the shell's prompt and report of the previous."""
+    term = Term()
+    term.out(prompt(2, "ls"))
+    term.type("sleep 1; echo one")
+    term.keys("\r")
+    term.out("sleep 1; echo one\r\n")
+    term.type("echo two")  # typed ahead; the tty echoes it
+    term.keys("\r")
+    term.out("echo two\r\none\r\n")
+    assert term.found == []  # the first is not emitted before the shell reported it
+    term.out(prompt(3, "sleep 1; echo one") + "echo two\r\ntwo\r\n" + prompt(4, "echo two"))
+    found = term.flush()
+    assert [o.payload["line"] for o in found] == ["sleep 1; echo one", "echo two"]
+    assert not any({"unverified", "keys_differ"} & set(o.payload) for o in found)
+    late = Term()
+    late.out(prompt(2, "ls"))
+    late.type("sleep 100")
+    late.keys("\r")
+    late.type("ls")
+    late.keys("\r")  # the shell never reports (it is still sleeping)
+    assert late.tracker.poll(at(late.ms + 5000)) == []
+    overdue, current = late.tracker.poll(at(late.ms + 10_000))
+    assert overdue.payload["line"] == "sleep 100" and overdue.payload["unverified"] is True
+    assert current.payload["line"] == "ls"

@@ -16,7 +16,8 @@ alternate screen: vim, less, top) are not read as commands; a prompt ends full-s
 
 Shell integration (``shell_marks``): before each prompt the shell prints a prompt mark and the
 line it last added to its history. A command whose keys and shell agree is verified; when they
-disagree the shell's line is kept (``source: "shell"``, ``keys_differ``); a line the shell ran
+disagree the shell's line is kept (``source: "shell"``, ``keys_differ``, the keys' reading in
+``keys_line``); a line the shell ran
 that the keys did not show (typed while the tracker thought a full-screen program ran) becomes a
 command of its own (``source: "shell"``, ``keys_missing``); a command the shell did not report
 (no integration, history off) is flagged ``unverified``. The shell's marks are forgeable hints;
@@ -235,6 +236,8 @@ class _Command:
     checked: bool = False
     """The shell reported at a prompt after it (see ``_report``)."""
     keys_differ: bool = False
+    keys_line: str = ""
+    """What the keys (or echo) said, when the shell said otherwise."""
     keys_missing: bool = False
     verified: bool = False
 
@@ -480,6 +483,7 @@ class TerminalTracker:
                 if _same_line(clean_terminal(target.line), report.line):
                     target.verified = True
                 else:
+                    target.keys_line = clean_terminal(target.line)
                     target.line, target.source, target.keys_differ = report.line, "shell", True
                     target.echo_pending = False
             return [self._command(target, at)] if target is not cur else []
@@ -531,6 +535,7 @@ class TerminalTracker:
             payload["full_screen"] = True
         if cur.keys_differ:
             payload["keys_differ"] = True
+            payload["keys_line"] = cur.keys_line
         if cur.keys_missing:
             payload["keys_missing"] = True
         if not cur.verified and not cur.keys_differ:

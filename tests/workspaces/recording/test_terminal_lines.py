@@ -266,8 +266,8 @@ def test_lines_typed_ahead_into_a_printed_alternate_screen() -> None:
 def test_keys_and_shell_disagree_the_shell_wins() -> None:
     term = Term()
     term.out(prompt(10, "ls"))
-    term.type("echo aa bb")
-    term.keys("\x1bt")  # Alt-T: transpose words, not modelled
+    term.echo_and_type("echo aa bb")
+    term.keys("\x1bt")  # Alt-T: transpose words, not modelled (and its redraw not seen here)
     term.keys("\r")
     term.out("\r\nbb aa\r\n" + prompt(11, "echo bb aa"))
     term.type("history -c")  # a shell report that is not new: the line is not verified
@@ -276,6 +276,7 @@ def test_keys_and_shell_disagree_the_shell_wins() -> None:
     found = term.flush()
     assert [o.payload["line"] for o in found] == ["echo bb aa", "history -c"]
     assert found[0].payload["source"] == "shell" and found[0].payload["keys_differ"] is True
+    assert found[0].payload["keys_line"] == "echo aa bb"  # both readings are kept
     assert found[1].payload["unverified"] is True
 
 

@@ -51,7 +51,8 @@ async def test_the_replay_page_plays_the_terminal_in_xterm(live: Live,
     frame("out", "stdout", "echo second-marker\r\nsecond-marker\r\n$ ", at=10.2)
     await store.close(cast)
     first = await live.record(E.TERMINAL_COMMAND, line="echo first-marker", output="",
-                              duration_ms=100, terminal="1", cast={"id": cast.id, "t": 1.0})
+                              duration_ms=100, terminal="1", cast={"id": cast.id, "t": 1.0},
+                              source="shell", keys_differ=True, keys_line="echo frist-marker")
     in_vim = await live.record(E.TERMINAL_COMMAND, line="vim x", output="", duration_ms=0,
                                terminal="1", cast={"id": cast.id, "t": 3.5})
     last = await live.record(E.TERMINAL_COMMAND, line="echo second-marker", output="",
@@ -74,6 +75,9 @@ async def test_the_replay_page_plays_the_terminal_in_xterm(live: Live,
                                   (in_vim, "3.550", "in-vim-only", "first-marker")):
         await page.locator("#pl-range").fill(str(seq))
         await expect(panel).to_have_attribute("data-cast-t", t)
+        if seq == first:  # the timeline says the keys and the shell disagreed
+            await expect(page.locator("#pl-current")).to_contain_text(
+                "bash ran this; the keys read: echo frist-marker")
         await screen_text(page, shown, hidden)
     # playing on from the vim screen reaches the end: vim's screen gone, the prompt back
     await page.locator("#pl-cast-speed").select_option("8")

@@ -475,3 +475,30 @@ def test_lines_typed_ahead_are_matched_with_the_shell_reports_in_order() -> None
     overdue, current = late.tracker.poll(at(late.ms + 10_000))
     assert overdue.payload["line"] == "sleep 100" and overdue.payload["unverified"] is True
     assert current.payload["line"] == "ls"
+
+
+def test_a_reconnect_replay_of_old_prompts_makes_no_commands() -> None:
+    """terminado replays the terminal's recent output to a new connection, old shell reports
+    included: they are where the history stood, not commands of this connection."""
+    term = Term()
+    term.out("$ ls\r\na\r\n" + prompt(7, "ls") + "echo hi\r\nhi\r\n" + prompt(8, "echo hi"))
+    term.echo_and_type("pwd")
+    term.keys("\r")
+    term.out("\r\n/workspace\r\n" + prompt(9, "pwd"))
+    [cmd] = term.flush()
+    assert cmd.payload["line"] == "pwd" and "unverified" not in cmd.payload
+
+
+@pytest.mark.parametrize("cut", [1, 3, 9, 14, 30])
+def test_a_shell_report_cut_between_two_frames(cut: int) -> None:
+    term = Term()
+    term.out(prompt(1, "ls"))
+    term.echo_and_type("echo aa bb")
+    term.keys("\x1bt")
+    term.keys("\r")
+    report = "\r\nbb aa\r\n" + prompt(2, "echo bb aa")
+    start = report.index("\x1b]6973")
+    term.out(report[:start + cut])
+    term.out(report[start + cut:])
+    [cmd] = term.flush()
+    assert (cmd.payload["line"], cmd.payload["source"]) == ("echo bb aa", "shell")

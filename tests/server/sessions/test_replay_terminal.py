@@ -4,7 +4,9 @@ headless Chromium under the page's strict CSP, following the event list."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
@@ -15,6 +17,7 @@ from tests.harness import Live
 from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
+SHOTS = os.environ.get("PAIRLAB_SHOTS")
 HOSTILE = ("\x1b]8;;http://evil.example/\x07click-evil\x1b]8;;\x07 <img src=x onerror=alert(1)>"
            " <script>alert(2)</script>\x1b]52;c;ZXZpbA==\x07\r\n")
 
@@ -70,6 +73,9 @@ async def test_the_replay_page_plays_the_terminal_in_xterm(live: Live,
     assert "click-evil <img src=x onerror=alert(1)> <script>alert(2)</script>" in text
     assert await page.locator("#pl-cast canvas").count() > 0  # the canvas renderer drew it
     await expect(page.locator("#pl-cast-status")).to_contain_text("terminal 1 · 90x20")
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        await page.locator("#pl-cast").screenshot(path=str(Path(SHOTS) / "replay-terminal.png"))
 
     for seq, t, shown, hidden in ((first, "1.150", "first-marker", "second-marker"),
                                   (in_vim, "3.550", "in-vim-only", "first-marker")):

@@ -37,6 +37,7 @@ import aiohttp
 
 from workspaces import ipython_profile
 from workspaces.excerpt import quote_lines, safe_text
+from workspaces.recording.shell_marks import BASHRC
 from workspaces.sandbox.peer import Peer, PeerCheckedConnector
 
 logger = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ c.ServerApp.allow_root = False
 c.ServerApp.quit_button = False
 c.ServerApp.shutdown_no_activity_timeout = 0
 c.ServerApp.terminals_enabled = True
-c.ServerApp.terminado_settings = {"shell_command": ["/bin/bash"]}
+c.ServerApp.terminado_settings = {"shell_command": ["/bin/bash", "--rcfile", PAIRLAB["bashrc"]]}
 c.ServerApp.jpserver_extensions = {
     "jupyterlab": True,
     "jupyter_server_ydoc": True,
@@ -257,6 +258,7 @@ def server_config(workspace_id: str, inside: Inside) -> str:
         "rtc_sessions": str(inside.state / "collaboration_sessions.json"),
         "file_ids": str(inside.state / "file_id_manager.db"),
         "share": str(inside.share),
+        "bashrc": str(inside.config / "bashrc"),
     }
     return _TEMPLATE % {"settings": json.dumps(settings), "header": USER_HEADER}
 
@@ -323,6 +325,7 @@ def write_config_dir(config: Path, workspace_id: str, uid: int, env_python: Path
     for name, text in synthetic_etc(uid, inside.workspace).items():
         _write(config / "etc" / name, text)
     _write(config / "lab-settings" / "overrides.json", json.dumps(LAB_DEFAULTS, indent=1))
+    _write(config / "bashrc", BASHRC)  # terminals' shell integration (recording)
     for folder in (config / "jupyter", config / "share", config / "share" / "kernels",
                    config / "share" / "kernels" / KERNEL_NAME, config / "etc",
                    config / "lab-settings"):

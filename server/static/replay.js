@@ -189,6 +189,8 @@
     });
     history.replaceState(null, "", "#seq=" + seq);
     showWorkspace();
+    // other panels (castplayer.js) follow the position
+    document.dispatchEvent(new CustomEvent("pl:seq", { detail: { seq: seq, event: bySeq[seq] } }));
   }
 
   function scrollList(li) {

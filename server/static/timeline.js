@@ -173,7 +173,7 @@
           firstLine(err.evalue || p.evalue || "", 80) : "";
         return head + tail + " · " + firstLine(p.code, 80);
       }
-      case "terminal.command": return "$ " + firstLine(p.line || p.command || "", 120);
+      case "terminal.command": return "$ " + firstLine(p.line || p.command || "", 120) + shellFlags(p);
       case "terminal.output": return "output of $ " + firstLine(p.line || "", 100);
       case "file.renamed": return (p.old_path || "?") + " → " + ev.path;
       case "file.created": case "file.changed": case "file.deleted":
@@ -242,6 +242,14 @@
   function kindClass(kind) { return "pl-kind-" + String(kind).replace(/[^a-z0-9]+/gi, "-"); }
 
   // <li data-seq> with time, actor, kind, summary, and the payload in a <details>.
+  // What the shell said about a terminal command (workspaces/recording/terminal_lines.py).
+  function shellFlags(p) {
+    if (p.keys_differ) { return " · bash ran this; the keys read: " + firstLine(p.keys_line || "", 80); }
+    if (p.keys_missing) { return " · reported by bash (typed while the screen looked full-screen)"; }
+    if (p.unverified) { return " · not confirmed by the shell"; }
+    return "";
+  }
+
   function eventItem(ev, names, open) {
     var p = ev.payload || {};
     var bad = (ev.kind === "cell.executed" && (p.status === "error" || p.error)) ||

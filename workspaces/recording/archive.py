@@ -2,7 +2,8 @@
 
 - ``DEST/events.jsonl``: every recorded event in ``seq`` order, one JSON object a line;
 - ``DEST/history.bundle``: the session's snapshot history as a git bundle (``git clone`` it);
-- ``DEST/final/``: the workspace's final state (from its folder, else the last snapshot).
+- ``DEST/final/``: the workspace's final state (from its folder, else the last snapshot);
+- ``DEST/casts/``: each terminal connection's asciicast v2 file and ``index.json`` (``casts``).
 
 The workspace belongs to the candidate, so its final state is copied with
 ``workspaces.recording.tree_copy`` (never following a link, never blocking on a FIFO). Also where a
@@ -23,6 +24,7 @@ import sqlite_utils
 from common.errors import DomainError
 from workspaces import records
 from workspaces import sessions as S
+from workspaces.recording.casts import export_casts
 from workspaces.recording.events import query_events
 from workspaces.recording.history import History, HistoryError
 from workspaces.recording.tree_copy import CopyReport, copy_tree, materialize
@@ -111,6 +113,7 @@ def export_session(db: sqlite_utils.Database, data_dir: Path, session_id: str,
                         "skipped": copied.skipped[:200]}
     if copied.skipped:
         (dest / "final-skipped.json").write_text(json.dumps(copied.skipped, indent=1) + "\n")
+    summary["casts"] = export_casts(db, data_dir, session.id, dest / "casts")
     return summary
 
 

@@ -48,3 +48,30 @@ def m001_events_and_snapshots(db: sqlite_utils.Database) -> None:
         ) WITHOUT ROWID
         """
     )
+
+
+@migrations()
+def m004_terminal_casts(db: sqlite_utils.Database) -> None:
+    # One row per recorded terminal connection: its asciicast v2 file
+    # ``DATA_DIR/casts/<session_id>/<file>`` (workspaces/recording/casts.py). ``conn`` counts the
+    # session's terminal connections from 1; ``bytes``/``dropped_bytes``: output kept and not
+    # kept (bounds), known once the connection ended (``ended_at``).
+    db.execute(
+        """
+        CREATE TABLE casts (
+            session_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            terminal TEXT NOT NULL,
+            conn INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            file TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            width INTEGER,
+            height INTEGER,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            dropped_bytes INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (session_id, id)
+        ) WITHOUT ROWID
+        """
+    )

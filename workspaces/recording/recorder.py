@@ -43,6 +43,7 @@ from workspaces.grading.queue import FairQueue
 from workspaces.provisioner import WorkspaceInfo
 from workspaces.recording import events as E
 from workspaces.recording.archive import history_path, workspace_root
+from workspaces.recording.casts import CastStore
 from workspaces.recording.events import (
     Event,
     EventRecorder,
@@ -147,7 +148,7 @@ class RecordingService:
         self.continuous_checks = continuous_checks
         """Run the visible tests on every snapshot (``tests.run`` events)."""
         self.recorder = EventRecorder(db.write, db.read, batch_ms=BATCH_MS)
-        self.taps = SessionTaps(upstreams, clients, self.record)
+        self.taps = SessionTaps(upstreams, clients, self.record, CastStore(db, data_dir))
         self.closing = asyncio.Event()
         """Set when the server shuts down: live streams end."""
         self._recording = False

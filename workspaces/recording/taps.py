@@ -3,7 +3,9 @@
 - ``/w/<id>/api/kernels/<kernel>/channels``: a ``KernelTracker`` (cell executions, kernel deaths
   and automatic restarts), the kernel's ``KernelLifecycle`` shared by all its connections;
 - ``/w/<id>/terminals/websocket/<name>``: a ``TerminalTracker`` (commands and their output),
-  polled every ``POLL_S`` so a command is recorded once its terminal has been quiet;
+  polled every ``POLL_S`` so a command is recorded once its terminal has been quiet, and an
+  asciicast of the connection (``casts.CastWriter``, whatever the tracker makes of it; flushed
+  on the same tick); ``terminal.command`` events say where in it they are (``cast``);
 - every WebSocket counts towards presence: ``session.joined`` when someone's first connection
   opens, ``session.left`` when their last one closes;
 - HTTP: ``POST /api/kernels`` and ``/api/sessions`` (``kernel.started``, and which notebook
@@ -22,7 +24,8 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -30,6 +33,7 @@ from aiohttp import WSMsgType
 
 from workspaces import jupyter_config as jc
 from workspaces.recording import events as E
+from workspaces.recording.casts import CastStore, CastWriter
 from workspaces.recording.events import Event, Observation
 from workspaces.recording.kernel_messages import OUTSIDE, KernelLifecycle, KernelTracker
 from workspaces.recording.terminal_lines import TerminalTracker
@@ -165,8 +169,46 @@ class KernelTap(Tap):
 class TerminalTap(Tap):
     def __init__(self, taps: SessionTaps, state: _Session, who: Principal, name: str) -> None:
         super().__init__(taps, state, who)
+        self.name = name
         self.tracker = TerminalTracker(terminal=name)
+        self.cast: CastWriter | None = None
         state.terminals.add(self)
+
+    async def open(self) -> None:
+        if self.taps.casts is not None and not self.state.ended:
+            try:
+                self.cast = await self.taps.casts.open(self.state.session_id, self.name,
+                                                       self.actor)
+            except Exception:
+                log.exception("could not start the terminal cast of %s", self.state.session_id)
+        await super().open()
+
+    async def feed(self, direction: str, kind: WSMsgType, data: str | bytes) -> None:
+        if self.cast is not None and kind in (WSMsgType.TEXT, WSMsgType.BINARY):
+            try:  # the cast first, and whatever happens to the tracker
+                self.cast.feed("in" if direction == "in" else "out", data)
+            except Exception:
+                log.exception("a terminal cast of %s failed; it stops", self.state.session_id)
+                self.cast.closed = True
+        await super().feed(direction, kind, data)
+
+    async def emit(self, found: list[Observation]) -> None:
+        cast = self.cast
+        for obs in found:
+            if cast is not None and obs.kind == E.TERMINAL_COMMAND:
+                entered = obs.payload.get("entered_at")
+                when = datetime.fromisoformat(entered) if isinstance(entered, str) else obs.at
+                obs = replace(obs, payload={**obs.payload, "cast": {
+                    "id": cast.id, "t": cast.offset(when)}})
+            await self.taps.record(obs.event(self.state.session_id, self.actor))
+
+    async def close(self) -> None:
+        await super().close()
+        if self.cast is not None and self.taps.casts is not None:
+            try:
+                await self.taps.casts.close(self.cast)
+            except Exception:
+                log.exception("could not finish the terminal cast of %s", self.state.session_id)
 
     def observe(self, direction: str, data: str | bytes) -> list[Observation]:
         return self.tracker.feed("in" if direction == "in" else "out", data)
@@ -184,10 +226,11 @@ class SessionTaps:
     ``clients`` reach its jupyter-server."""
 
     def __init__(self, upstreams: LiveUpstreams, clients: UpstreamClients,
-                 record: Record) -> None:
+                 record: Record, casts: CastStore | None = None) -> None:
         self.upstreams = upstreams
         self.clients = clients
         self.record = record
+        self.casts = casts
         self._sessions: dict[str, _Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -227,6 +270,11 @@ class SessionTaps:
         """Record terminal commands once their terminal has gone quiet."""
         while True:
             await asyncio.sleep(POLL_S)  # a periodic tick, not a readiness wait
+            if self.casts is not None:
+                try:
+                    await self.casts.flush()
+                except Exception:
+                    log.exception("could not write terminal casts")
             for state in list(self._sessions.values()):
                 for tap in list(state.terminals):
                     if not tap.broken:
@@ -245,6 +293,11 @@ class SessionTaps:
             return
         for tap in list(state.terminals):
             await tap.emit(tap.tracker.flush())
+        if self.casts is not None:
+            try:
+                await self.casts.close_session(session_id)
+            except Exception:
+                log.exception("could not finish the terminal casts of %s", session_id)
         for kernel in state.kernels.values():
             for conn in list(kernel.conns):
                 await conn.emit(conn.tracker.finish_pending("session ended"))

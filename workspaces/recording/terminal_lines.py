@@ -5,14 +5,23 @@ message), ``["stdout", text]`` from the shell, plus ``["setup", {}]``, ``["set_s
 …]`` and ``["disconnect", …]``, which are ignored.
 
 ``TerminalTracker`` replays the keystrokes into a line editor (printable text, backspace, Delete,
-Ctrl-U/K/W, Ctrl-A/E, left/right/Home/End and word moves, Ctrl-C, bracketed paste; other escape
-sequences are dropped). When history recall, Tab completion or reverse search made the typed
-keys an unreliable record, the line is taken from the shell's echo instead. Enter starts a
-command; its output (ANSI/OSC-free, bounded, head and tail with a marker) is collected until the
-next command starts, ``flush()`` is called, or ``poll()`` finds the terminal quiet for
+Ctrl-U/K/W, Ctrl-A/E, left/right/Home/End and word moves, Ctrl-C, bracketed paste). When history
+recall, Tab completion, reverse search or any key it does not model (Alt-T, Ctrl-T, ...) made
+the typed keys an unreliable record, the line is taken from the shell's echo instead. Enter
+starts a command; its output (ANSI/OSC-free, bounded, head and tail with a marker) is collected
+until the next command starts, ``flush()`` is called, or ``poll()`` finds the terminal quiet for
 ``quiet_s`` — then one ``terminal.command`` is emitted. Output that arrives after a command was
 emitted by ``poll()`` is reported later as ``terminal.output``. Full-screen programs (the
-alternate screen: vim, less, top) are not read as commands.
+alternate screen: vim, less, top) are not read as commands; a prompt ends full-screen mode.
+
+Shell integration (``shell_marks``): before each prompt the shell prints a prompt mark and the
+line it last added to its history. A command whose keys and shell agree is verified; when they
+disagree the shell's line is kept (``source: "shell"``, ``keys_differ``, the keys' reading in
+``keys_line``); a line the shell ran
+that the keys did not show (typed while the tracker thought a full-screen program ran) becomes a
+command of its own (``source: "shell"``, ``keys_missing``); a command the shell did not report
+(no integration, history off) is flagged ``unverified``. The shell's marks are forgeable hints;
+the terminal's cast is the evidence.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from common.clock import iso, now
 from workspaces.excerpt import HeadTail, clean_terminal
 from workspaces.recording import events
 from workspaces.recording.events import Observation
+from workspaces.recording.shell_marks import PARTIAL, PROMPT_MARK, Report, find_marks
 
 __all__ = ["TerminalTracker", "parse_terminal_frame"]
 
@@ -37,6 +47,7 @@ _INCOMPLETE = re.compile(r"\x1b(?:\[[0-?]*[\x20-/]*|O)?$")
 _SCREEN = re.compile(r"\x1b\[([0-?]*)[\x20-/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
                      r"|\x1b[PX^_][\s\S]*?(?:\x1b\\|\x07|$)|\x1b[\x20-/]*[0-~]?"
                      r"|[\x00-\x1f\x7f]|[^\x00-\x1f\x7f\x1b]+")
+MAX_AWAITING = 50
 _ALT_ON = ("\x1b[?1049h", "\x1b[?1047h", "\x1b[?47h")
 _ALT_OFF = ("\x1b[?1049l", "\x1b[?1047l", "\x1b[?47l")
 _LEFT, _RIGHT = ("\x1b[D", "\x1bOD", "\x02"), ("\x1b[C", "\x1bOC", "\x06")
@@ -45,6 +56,8 @@ _END = ("\x1b[F", "\x1bOF", "\x1b[4~", "\x1b[8~", "\x05")
 _WORD_LEFT = ("\x1b[1;5D", "\x1b[1;3D", "\x1bb")
 _WORD_RIGHT = ("\x1b[1;5C", "\x1b[1;3C", "\x1bf")
 # Keys after which the shell, not the keystrokes, knows what the line holds.
+# Keys that leave the line as it was: clear screen, focus in/out.
+_HARMLESS = ("\x0c", "\x1b[I", "\x1b[O")
 _RECALL = ("\x1b[A", "\x1b[B", "\x1bOA", "\x1bOB", "\x10", "\x0e", "\t", "\x12", "\x19",
            "\x1b.", "\x1b_", "\x1b[5~", "\x1b[6~")
 
@@ -122,7 +135,7 @@ class _LineEditor:
             while end < len(chars) and chars[end] != " ":
                 end += 1
             self.cursor = end
-        elif key in _RECALL:
+        elif key not in _HARMLESS:  # history recall, completion, or a key not modelled here
             self.uncertain = True
 
     def _word_start(self, cur: int) -> int:
@@ -220,6 +233,13 @@ class _Command:
     emitted: bool = False
     typing: bool = False
     late: HeadTail | None = None
+    checked: bool = False
+    """The shell reported at a prompt after it (see ``_report``)."""
+    keys_differ: bool = False
+    keys_line: str = ""
+    """What the keys (or echo) said, when the shell said otherwise."""
+    keys_missing: bool = False
+    verified: bool = False
 
 
 class TerminalTracker:
@@ -240,6 +260,16 @@ class TerminalTracker:
         self._last_cr = False
         self._alt = False
         self._current: _Command | None = None
+        self._marks_tail = ""
+        self._shell_seen = False
+        self._last_hist: int | None = None
+        self._typed = False
+        """Keys came in since the shell's last report."""
+        self.verify_wait_s = 10.0
+        self._awaiting: list[_Command] = []
+        self._alt_lines: list[list[Any]] = []
+        """[line, reports since] typed while full screen (``_alt_key``)."""
+        """Commands that ended before the shell reported them (typed ahead), oldest first."""
 
     def feed(self, direction: Literal["in", "out"], data: str | bytes,
              at: datetime | None = None) -> list[Observation]:
@@ -251,24 +281,34 @@ class TerminalTracker:
         if direction == "in" and kind == "stdin":
             return self._stdin(text, when)
         if direction == "out" and kind == "stdout":
-            self._stdout(text, when)
+            return self._stdout(text, when)
         return []
 
     def poll(self, at: datetime | None = None) -> list[Observation]:
-        """Emit the running command if the terminal has been quiet for ``quiet_s``."""
+        """Emit the running command if the terminal has been quiet for ``quiet_s`` (and
+        commands whose shell report is overdue)."""
         when = at or self._clock()
+        out: list[Observation] = []
+        while self._awaiting and (when - self._awaiting[0].last_output_at).total_seconds() \
+                >= self.verify_wait_s:
+            out.append(self._command(self._awaiting.pop(0), when))
         cur = self._current
         if cur is None or cur.emitted:
-            return []
-        if (when - cur.last_output_at).total_seconds() < self.quiet_s:
-            return []
+            return out
+        wait = self.quiet_s if cur.checked or not self._shell_seen else \
+            max(self.quiet_s, self.verify_wait_s)
+        if (when - cur.last_output_at).total_seconds() < wait:
+            return out
         cur.emitted = True
         cur.late = HeadTail(self._output_chars)
-        return [self._command(cur, when)]
+        return [*out, self._command(cur, when)]
 
     def flush(self, at: datetime | None = None) -> list[Observation]:
         """Emit whatever is pending (at the end of a session or connection)."""
-        return self._finish_current(at or self._clock())
+        when = at or self._clock()
+        out = [self._command(cur, when) for cur in self._awaiting]
+        self._awaiting.clear()
+        return out + self._finish_current(when, final=True)
 
     # -- input ------------------------------------------------------------------------------
 
@@ -281,10 +321,13 @@ class TerminalTracker:
             self._partial = incomplete.group()
             text = text[:incomplete.start()]
         editor = self._editor
+        if text:
+            self._typed = True
         for match in _KEYS.finditer(text):
             key = match.group()
             was_cr, self._last_cr = self._last_cr, key == "\r"
-            if self._alt:
+            if self._alt:  # a full-screen program reads them, or is it a shell? (``_report``)
+                self._alt_key(key)
                 continue
             if key == "\x1b[200~":
                 self._paste = True
@@ -313,6 +356,19 @@ class TerminalTracker:
                 editor.insert(key)
         return out
 
+    def _alt_key(self, key: str) -> None:
+        """Keys while full screen: lines kept aside until the shell says it ran one."""
+        editor = self._editor
+        if key in ("\r", "\n"):
+            if editor.chars:
+                self._alt_lines.append([editor.text(), 0])
+                del self._alt_lines[:-MAX_AWAITING]
+            editor.clear()
+        elif key[0] in "\x1b\x7f" or len(key) == 1 and key < " ":
+            editor.key(key)
+        else:
+            editor.insert(key)
+
     def _first_key(self) -> None:
         if not self._editor.touched and not self._editor.chars:
             self._prompt_col = self._screen.col
@@ -336,9 +392,23 @@ class TerminalTracker:
 
     # -- output -----------------------------------------------------------------------------
 
-    def _stdout(self, text: str, at: datetime) -> None:
-        if any(seq in text for seq in _ALT_ON + _ALT_OFF):
+    def _stdout(self, text: str, at: datetime) -> list[Observation]:
+        if any(seq in text for seq in _ALT_ON + _ALT_OFF + (PROMPT_MARK,)):
             self._alt_switch(text)
+        self._output(text, at)
+        found: list[Observation] = []
+        scan = self._marks_tail + text
+        self._marks_tail = ""
+        if "\x1b]" in scan:
+            for _, report in find_marks(scan):
+                if report is not None:
+                    found += self._report(report, at)
+            partial = PARTIAL.search(scan[-70_000:])  # a mark cut by the frame's end
+            if partial:
+                self._marks_tail = partial.group()
+        return found
+
+    def _output(self, text: str, at: datetime) -> None:
         cur = self._current
         if cur is not None and cur.echo_pending and not self._alt:
             newline = text.find("\n")
@@ -362,7 +432,9 @@ class TerminalTracker:
 
     def _alt_switch(self, text: str) -> None:
         last_on = max(text.rfind(seq) for seq in _ALT_ON)
-        last_off = max(text.rfind(seq) for seq in _ALT_OFF)
+        last_off = max(text.rfind(seq) for seq in (*_ALT_OFF, PROMPT_MARK))
+        if last_on < 0 and not self._alt:
+            return
         alt = last_on > last_off
         if alt != self._alt:
             self._alt = alt
@@ -372,13 +444,69 @@ class TerminalTracker:
                 self._current.echo_pending = False
                 self._current.full_screen = True
 
+    # -- shell integration ------------------------------------------------------------------
+
+    def _report(self, report: Report, at: datetime) -> list[Observation]:
+        """The shell's last history entry, printed before a prompt (``shell_marks``)."""
+        first = not self._shell_seen
+        self._shell_seen = True
+        new = report.number is not None and report.number != self._last_hist
+        if report.number is not None:
+            self._last_hist = report.number
+        typed, self._typed = self._typed, False
+        cur = self._current
+        if first:  # where the history stood when this connection came (the replay included)
+            return []
+        # reports come in the order the lines ran: the oldest command waiting for one first
+        # (lines typed ahead, before the previous prompt), else the current one
+        target = self._awaiting[0] if self._awaiting else cur
+        if target is not None and target.checked:
+            target = None
+        held = self._alt_lines
+        for item in held:
+            item[1] += 1
+        self._alt_lines = [item for item in held if item[1] <= 3]
+        if new and not (target is not None and not target.emitted
+                        and _same_line(clean_terminal(target.line), report.line)):
+            for i, (line, _) in enumerate(held):
+                if _same_line(clean_terminal(line), report.line):  # typed while full screen
+                    self._alt_lines = held[i + 1:]
+                    ran = _Command(report.line, at, HeadTail(self._output_chars), False, False,
+                                   None, at, echo_pending=False, source="shell", checked=True,
+                                   keys_missing=True, verified=True)
+                    return [self._command(ran, at)]
+        if target is not None:
+            if self._awaiting:
+                self._awaiting.pop(0)
+            target.checked = True
+            if not target.emitted and new:
+                if _same_line(clean_terminal(target.line), report.line):
+                    target.verified = True
+                else:
+                    target.keys_line = clean_terminal(target.line)
+                    target.line, target.source, target.keys_differ = report.line, "shell", True
+                    target.echo_pending = False
+            return [self._command(target, at)] if target is not cur else []
+        if not new or not typed:
+            return []
+        out = self._finish_current(at)
+        self._current = _Command(report.line, at, HeadTail(self._output_chars), False, False,
+                                 None, at, echo_pending=False, source="shell", checked=True,
+                                 keys_missing=True, verified=True)
+        return out
+
     # -- emission ---------------------------------------------------------------------------
 
-    def _finish_current(self, at: datetime) -> list[Observation]:
+    def _finish_current(self, at: datetime, *, final: bool = False) -> list[Observation]:
         cur, self._current = self._current, None
         if cur is None:
             return []
         if not cur.emitted:
+            if self._shell_seen and not cur.checked and not final:
+                self._awaiting.append(cur)  # emitted once the shell reports it (``_report``)
+                if len(self._awaiting) > MAX_AWAITING:
+                    return [self._command(self._awaiting.pop(0), at)]
+                return []
             return [self._command(cur, at)]
         if cur.late:
             payload = {"terminal": self.terminal, "line": clean_terminal(cur.line),
@@ -405,4 +533,18 @@ class TerminalTracker:
             payload["interrupted"] = True
         if cur.full_screen:
             payload["full_screen"] = True
+        if cur.keys_differ:
+            payload["keys_differ"] = True
+            payload["keys_line"] = cur.keys_line
+        if cur.keys_missing:
+            payload["keys_missing"] = True
+        if not cur.verified and not cur.keys_differ:
+            payload["unverified"] = True
         return Observation(events.TERMINAL_COMMAND, payload, at)
+
+
+def _same_line(keys: str, shell: str) -> bool:
+    """The same command, whitespace and ``;``-joined lines of a multi-line paste aside."""
+    def norm(text: str) -> str:
+        return re.sub(r"[\s;]+", " ", text).strip()
+    return norm(keys) == norm(shell)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import select
 import shutil
@@ -14,6 +15,7 @@ import pytest
 from workspaces.excerpt import strip_ansi
 from workspaces.recording import events
 from workspaces.recording.events import Observation
+from workspaces.recording.shell_marks import BASHRC
 from workspaces.recording.terminal_lines import TerminalTracker, parse_terminal_frame
 
 T0 = datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -178,8 +180,18 @@ def test_progress_bars_keep_their_last_state() -> None:
     assert run.payload["output"] == "training: 100%\ndone\n"
 
 
-def test_full_screen_programs_are_not_read_as_commands() -> None:
+def prompt(number: int | None, line: str = "") -> str:
+    """What /etc/pairlab/bashrc prints before a prompt (``shell_marks``), then the prompt."""
+    entry = f"  {number}  {line}" if number is not None else ""
+    return f"\x1b]133;A\x07\x1b]6973;{base64.b64encode(entry.encode()).decode()}\x07$ "
+
+
+@pytest.mark.parametrize("marks", [False, True])
+def test_full_screen_programs_are_not_read_as_commands(marks: bool) -> None:
+    """Keys typed in vim are not commands; with shell integration the shell's reports agree."""
     term = Term()
+    if marks:
+        term.out(prompt(7, "cd data"))
     term.type("vim train.py")
     term.keys("\r")
     term.out("vim train.py\r\n\x1b[?1049h\x1b[H\x1b[2J~\r\n~\r\n")
@@ -187,13 +199,95 @@ def test_full_screen_programs_are_not_read_as_commands() -> None:
     term.keys("\x1b")
     term.type(":wq")
     term.keys("\r")
-    term.out("\x1b[?1049l$ ")
+    term.out("\x1b[?1049l" + (prompt(8, "vim train.py") if marks else "$ "))
     term.type("ls")
     term.keys("\r")
+    if marks:
+        term.out("ls\r\ntrain.py\r\n" + prompt(9, "ls"))
     found = term.flush()
     assert [o.payload["line"] for o in found] == ["vim train.py", "ls"]
     assert found[0].payload["full_screen"] is True
     assert "~" not in found[0].payload["output"]
+    assert all(o.payload["source"] == "keys" for o in found)
+    assert [o.payload.get("unverified", False) for o in found] == [not marks, not marks]
+
+
+def test_a_printed_alternate_screen_does_not_stop_the_record() -> None:
+    """``printf '\\e[?1049h'`` then commands: the prompt mark ends full-screen mode."""
+    term = Term()
+    term.out(prompt(1, "true"))
+    term.echo_and_type("printf '\\e[?1049h'")
+    term.keys("\r")
+    term.out("\r\n\x1b[?1049h" + prompt(2, "printf '\\e[?1049h'"))
+    term.echo_and_type("echo secret")
+    term.keys("\r")
+    term.out("\r\nsecret\r\n" + prompt(3, "echo secret"))
+    found = term.flush()
+    assert [o.payload["line"] for o in found] == ["printf '\\e[?1049h'", "echo secret"]
+    assert found[1].payload["output"].startswith("secret\n")
+    assert "unverified" not in found[1].payload and "keys_differ" not in found[1].payload
+
+
+def test_a_line_the_shell_ran_while_the_keys_looked_full_screen() -> None:
+    """The alternate screen switched on inside the prompt itself: keys are not read as a line,
+    but the shell's report of what it ran becomes the command."""
+    term = Term()
+    term.out(prompt(4, "ls") + "\x1b[?1049h")
+    term.echo_and_type("echo secret")
+    term.keys("\r")
+    term.out("\r\nsecret\r\n" + prompt(5, "echo secret") + "\x1b[?1049h")
+    [cmd] = term.flush()
+    assert cmd.payload["line"] == "echo secret"
+    assert cmd.payload["source"] == "shell" and cmd.payload["keys_missing"] is True
+
+
+def test_lines_typed_ahead_into_a_printed_alternate_screen() -> None:
+    """Keys typed while the tracker is in full-screen mode, then the next line typed ahead:
+    the shell's reports put each line in its place."""
+    term = Term()
+    term.out(prompt(1, "ls"))
+    term.type("printf '\\e[?1049h'")
+    term.keys("\r")
+    term.out("\r\n\x1b[?1049h")
+    term.type("echo secret")  # typed before the prompt came back: read as full-screen keys
+    term.keys("\r")
+    term.out("echo secret\r\n" + prompt(2, "printf '\\e[?1049h'") + "$ echo secret\r\n")
+    term.type("wc -l x")
+    term.keys("\r")
+    term.out("secret\r\nwc -l x\r\n" + prompt(3, "echo secret") + "$ wc -l x\r\n1 x\r\n"
+             + prompt(4, "wc -l x"))
+    found = term.flush()
+    assert [o.payload["line"] for o in found] == ["printf '\\e[?1049h'", "echo secret",
+                                                  "wc -l x"]
+    assert found[1].payload["keys_missing"] is True
+    assert not any({"unverified", "keys_differ"} & set(o.payload) for o in found)
+
+
+def test_keys_and_shell_disagree_the_shell_wins() -> None:
+    term = Term()
+    term.out(prompt(10, "ls"))
+    term.echo_and_type("echo aa bb")
+    term.keys("\x1bt")  # Alt-T: transpose words, not modelled (and its redraw not seen here)
+    term.keys("\r")
+    term.out("\r\nbb aa\r\n" + prompt(11, "echo bb aa"))
+    term.type("history -c")  # a shell report that is not new: the line is not verified
+    term.keys("\r")
+    term.out("\r\n" + prompt(None))
+    found = term.flush()
+    assert [o.payload["line"] for o in found] == ["echo bb aa", "history -c"]
+    assert found[0].payload["source"] == "shell" and found[0].payload["keys_differ"] is True
+    assert found[0].payload["keys_line"] == "echo aa bb"  # both readings are kept
+    assert found[1].payload["unverified"] is True
+
+
+def test_unknown_keys_make_the_line_uncertain() -> None:
+    term = Term()
+    term.out("$ ")
+    term.type("echo aa bb")
+    term.keys("\x14")  # Ctrl-T: transpose characters
+    term.keys("\r")
+    [cmd] = term.flush()
+    assert cmd.payload["approximate"] is True and cmd.payload["source"] == "keys"
 
 
 def test_poll_emits_a_quiet_command_and_reports_late_output() -> None:
@@ -270,3 +364,141 @@ def test_a_real_bash_with_history_and_tab_completion(tmp_path: Path) -> None:
                      ("wc -l measurements_2024.csv", "echo")]
     assert found[0].payload["output"].startswith("hello-1\n")
     assert found[2].payload["output"].startswith("2 measurements_2024.csv\n")
+
+
+class RealBash:
+    """An interactive bash on a pty, its keys and output through a tracker as terminado frames."""
+
+    def __init__(self, tmp_path: Path, *, rcfile: bool) -> None:
+        ptyprocess = pytest.importorskip("ptyprocess")
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "xterm-256color",
+               "PS1": "$ ", "INPUTRC": "/dev/null", "HISTFILE": str(tmp_path / ".hist")}
+        if rcfile:
+            (tmp_path / "bashrc").write_text(BASHRC + "PS1='$ '\n")
+            argv = ["bash", "--rcfile", str(tmp_path / "bashrc"), "-i"]
+        else:
+            argv = ["bash", "--norc", "--noprofile", "-i"]
+        self.proc = ptyprocess.PtyProcessUnicode.spawn(argv, cwd=str(tmp_path), env=env,
+                                                       dimensions=(24, 120))
+        self.tracker = TerminalTracker()
+        self.found: list[Observation] = []
+        self.seen = ""
+
+    def drain(self, until: str) -> None:
+        deadline = time.monotonic() + 20
+        start = len(self.seen)
+        while until not in strip_ansi(self.seen[start:]):
+            assert time.monotonic() < deadline, f"bash never printed {until!r}: {self.seen!r}"
+            ready, _, _ = select.select([self.proc.fd], [], [], 0.1)
+            if ready:
+                chunk = self.proc.read(4096)
+                self.seen += chunk
+                self.found.extend(self.tracker.feed("out", json.dumps(["stdout", chunk])))
+
+    def key(self, text: str) -> None:
+        self.found.extend(self.tracker.feed("in", json.dumps(["stdin", text])))
+        self.proc.write(text)
+
+    def type(self, text: str) -> None:
+        for char in text:
+            self.key(char)
+
+    def commands(self) -> list[Observation]:
+        self.found.extend(self.tracker.flush())
+        self.proc.terminate(force=True)
+        return [o for o in self.found if o.kind == events.TERMINAL_COMMAND]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize("rcfile", [False, True])
+def test_alt_t_in_a_real_bash_records_the_line_bash_ran(tmp_path: Path, rcfile: bool) -> None:
+    """``echo aa bb``, Alt-T (readline's transpose-words), Enter: bash runs ``echo bb aa``."""
+    bash = RealBash(tmp_path, rcfile=rcfile)
+    bash.drain("$ ")
+    bash.type("echo aa bb")
+    bash.drain("echo aa bb")
+    bash.key("\x1bt")
+    bash.drain("bb aa")
+    bash.key("\r")
+    bash.drain("bb aa\r\n$ ")
+    [cmd] = bash.commands()
+    assert cmd.payload["line"] == "echo bb aa"
+    assert cmd.payload["source"] in ("echo", "shell")
+    assert "approximate" not in cmd.payload
+    # without the shell's report the line is the echo's reading, and says so
+    assert cmd.payload.get("unverified", False) is (not rcfile)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_a_printed_alternate_screen_in_a_real_bash(tmp_path: Path) -> None:
+    """The trick of the issue: print the alternate-screen switch, then run commands."""
+    bash = RealBash(tmp_path, rcfile=True)
+    bash.drain("$ ")
+    bash.type("printf '\\e[?1049h'")
+    bash.key("\r")
+    bash.drain("$ ")
+    bash.type("echo sec''ret")
+    bash.key("\r")
+    bash.drain("secret\r\n$ ")
+    bash.type("vim-is-not-here 2>/dev/null; echo done-$?")
+    bash.key("\r")
+    bash.drain("done-127\r\n$ ")
+    commands = bash.commands()
+    assert [c.payload["line"] for c in commands] == [
+        "printf '\\e[?1049h'", "echo sec''ret", "vim-is-not-here 2>/dev/null; echo done-$?"]
+    assert commands[1].payload["output"].startswith("secret\n")
+    assert not any("unverified" in c.payload or "keys_differ" in c.payload for c in commands)
+
+
+def test_lines_typed_ahead_are_matched_with_the_shell_reports_in_order() -> None:
+    """Keys for the next line arrive before the shell's prompt and report of the previous."""
+    term = Term()
+    term.out(prompt(2, "ls"))
+    term.type("sleep 1; echo one")
+    term.keys("\r")
+    term.out("sleep 1; echo one\r\n")
+    term.type("echo two")  # typed ahead; the tty echoes it
+    term.keys("\r")
+    term.out("echo two\r\none\r\n")
+    assert term.found == []  # the first is not emitted before the shell reported it
+    term.out(prompt(3, "sleep 1; echo one") + "echo two\r\ntwo\r\n" + prompt(4, "echo two"))
+    found = term.flush()
+    assert [o.payload["line"] for o in found] == ["sleep 1; echo one", "echo two"]
+    assert not any({"unverified", "keys_differ"} & set(o.payload) for o in found)
+    late = Term()
+    late.out(prompt(2, "ls"))
+    late.type("sleep 100")
+    late.keys("\r")
+    late.type("ls")
+    late.keys("\r")  # the shell never reports (it is still sleeping)
+    assert late.tracker.poll(at(late.ms + 5000)) == []
+    overdue, current = late.tracker.poll(at(late.ms + 10_000))
+    assert overdue.payload["line"] == "sleep 100" and overdue.payload["unverified"] is True
+    assert current.payload["line"] == "ls"
+
+
+def test_a_reconnect_replay_of_old_prompts_makes_no_commands() -> None:
+    """terminado replays the terminal's recent output to a new connection, old shell reports
+    included: they are where the history stood, not commands of this connection."""
+    term = Term()
+    term.out("$ ls\r\na\r\n" + prompt(7, "ls") + "echo hi\r\nhi\r\n" + prompt(8, "echo hi"))
+    term.echo_and_type("pwd")
+    term.keys("\r")
+    term.out("\r\n/workspace\r\n" + prompt(9, "pwd"))
+    [cmd] = term.flush()
+    assert cmd.payload["line"] == "pwd" and "unverified" not in cmd.payload
+
+
+@pytest.mark.parametrize("cut", [1, 3, 9, 14, 30])
+def test_a_shell_report_cut_between_two_frames(cut: int) -> None:
+    term = Term()
+    term.out(prompt(1, "ls"))
+    term.echo_and_type("echo aa bb")
+    term.keys("\x1bt")
+    term.keys("\r")
+    report = "\r\nbb aa\r\n" + prompt(2, "echo bb aa")
+    start = report.index("\x1b]6973")
+    term.out(report[:start + cut])
+    term.out(report[start + cut:])
+    [cmd] = term.flush()
+    assert (cmd.payload["line"], cmd.payload["source"]) == ("echo bb aa", "shell")

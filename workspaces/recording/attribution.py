@@ -67,6 +67,9 @@ def top_author(authors: dict[str, dict[str, int]]) -> str:
 
 PendingSaves = Callable[[str], Iterable[asyncio.Event]]
 """path → the save events of the rooms of that path that have unsaved edits."""
+SaveByContent = Callable[[str, str], bool]
+"""(path, sha256) → whether a room of that path with unsaved edits holds exactly those bytes
+(its save is then closed, as ``saved``)."""
 
 
 @dataclass(eq=False)
@@ -74,6 +77,7 @@ class Attribution:
     """The claims of one session (see the module doc). ``clock``: monotonic seconds."""
 
     pending_saves: PendingSaves = field(default=lambda path: ())
+    save_by_content: SaveByContent = field(default=lambda path, sha256: False)
     clock: Callable[[], float] = field(default=time.monotonic)
     _claims: dict[str, _Claim] = field(default_factory=dict)
     _saves: deque[Save] = field(default_factory=lambda: deque(maxlen=MAX_SAVES))
@@ -110,6 +114,8 @@ class Attribution:
         fields that say why."""
         if sha256:
             save = self._save_of(path, sha256)
+            if save is None and self.save_by_content(path, sha256):
+                save = self._save_of(path, sha256)
             if save is None:
                 waits = list(self.pending_saves(path))
                 if waits:

@@ -28,6 +28,7 @@ updates are no longer stored (attribution goes on).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import time
@@ -244,7 +245,7 @@ class Room:
             self.path = self._new_path[:1000]
             await self.collab.log.put(_Write(self.doc_id, path=self.path))
         if self._hash is not None:
-            self._close_save(self._hash)
+            self.close_save(self._hash)
 
     async def _store(self, data: bytes, at: datetime, actor: str, conn: int, kind: str) -> None:
         if self.capped:
@@ -264,7 +265,10 @@ class Room:
             await collab.log.put(_Write(self.doc_id,
                                         checkpoint=(self.n, self.ydoc.get_update())))
 
-    def _close_save(self, sha256: str) -> None:
+    def text(self) -> str:
+        return str(self.ydoc.get("source", type=Text))
+
+    def close_save(self, sha256: str) -> None:
         authors = {actor: {"ins": c["ins"], "del": c["del"]} for actor, c in self.authors.items()}
         self.authors = {}
         self.collab.attribution.saved(Save(self.path, sha256, authors, self.doc_id, self.n,
@@ -293,7 +297,19 @@ class Collab:
     _opening: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def pending_saves(self, path: str) -> list[asyncio.Event]:
+        """The save events of the rooms of ``path`` that have unsaved edits."""
         return [r.saved for r in self.rooms.values() if r.path == path and r.unsaved]
+
+    def save_by_content(self, path: str, sha256: str) -> bool:
+        """Close the save of a text room of ``path`` whose unsaved text hashes to ``sha256``:
+        the server's new hash never reaches pairlab when the last browser of the room left
+        before the autosave."""
+        for room in self.rooms.values():
+            if room.path == path and room.unsaved and room.doc_type != "notebook" and \
+                    hashlib.sha256(room.text().encode()).hexdigest() == sha256:
+                room.close_save(sha256)
+                return True
+        return False
 
     async def room(self, name: str, file_id: str, doc_type: str) -> Room:
         """The room's mirror, its ``docs`` row made on first sight (numbering continues after

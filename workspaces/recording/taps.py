@@ -250,6 +250,7 @@ class SessionTaps:
             state.collab = collab.Collab(state.session_id, write, self._doc_log,
                                          state.attribution)
             state.attribution.pending_saves = state.collab.pending_saves
+            state.attribution.save_by_content = state.collab.save_by_content
         return await state.collab.room(name, file_id, doc_type)
 
     async def attribute(self, session_id: str, path: str, sha256: str = "",

@@ -187,14 +187,22 @@ async def test_a_change_on_disk_waits_briefly_for_the_pending_save(rig: Rig) -> 
     await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
     lee = Client(server)
     await tap.feed("in", WSMsgType.BINARY, lee.type(None, "b\n"))
+    # the server writes "a\nb\n"; the watcher sees it before the room's new hash comes, and
+    # by then the interviewer typed on (so the mirror's text is not the file's either)
+    await tap.feed("in", WSMsgType.BINARY, lee.type(None, "c"))
     asking = asyncio.ensure_future(rig.taps.attribute("s1", "notes.md", sha("a\nb\n")))
     await asyncio.sleep(0.3)
-    assert not asking.done()  # the watcher saw the file before the room's hash came
+    assert not asking.done()
     await tap.feed("out", WSMsgType.BINARY,
                    server.change(lambda d: setattr(d, "hash", sha("a\nb\n"))))
     actor, why = await asking
     assert (actor, why["via"], why["authors"]) == (
-        "interviewer:7", "collaboration", {"interviewer:7": {"ins": 2, "del": 0}})
+        "interviewer:7", "collaboration", {"interviewer:7": {"ins": 3, "del": 0}})
+    # with no save at all, the watcher's event waits at most SAVE_WAIT_S, then falls back
+    await tap.feed("in", WSMsgType.BINARY, lee.type(None, "d"))
+    started = asyncio.get_running_loop().time()
+    assert (await rig.taps.attribute("s1", "notes.md", sha("other")))[0] == "candidate"
+    assert 1.5 < asyncio.get_running_loop().time() - started < 3
 
 
 async def test_caps_stop_storing_but_not_attributing(rig: Rig,
@@ -247,3 +255,16 @@ async def test_contents_api_and_processes(rig: Rig) -> None:
     term = await rig.connect(CANDIDATE, "/w/ws1/terminals/websocket/1")
     await term.feed("in", WSMsgType.TEXT, json.dumps(["stdin", "touch x\r"]))
     assert await taps.attribute("s1", "x", "ef" * 32) == ("candidate", {"via": "process"})
+
+
+async def test_a_save_nobody_saw_is_matched_by_the_mirror_s_content(rig: Rig) -> None:
+    server = Server("a\n", "left.py")
+    tap = await rig.connect(LEAD)
+    await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    await tap.feed("in", WSMsgType.BINARY, Client(server).type(None, "bye\n"))
+    await tap.close()  # the browser left before the autosave: its hash is sent to no one
+    actor, why = await rig.taps.attribute("s1", "left.py", sha("a\nbye\n"))
+    assert (actor, why["via"], why["authors"]) == (
+        "interviewer:7", "collaboration", {"interviewer:7": {"ins": 4, "del": 0}})
+    actor, why = await rig.taps.attribute("s1", "left.py", sha("a\nbye\nmore\n"))
+    assert (actor, why) == ("candidate", {"via": "process"})

@@ -270,6 +270,8 @@ class Room:
 
     def close_save(self, sha256: str) -> None:
         authors = {actor: {"ins": c["ins"], "del": c["del"]} for actor, c in self.authors.items()}
+        if any(c["ins"] or c["del"] for c in authors.values()):  # a client's own state change
+            authors = {a: c for a, c in authors.items() if c["ins"] or c["del"]}  # is no text
         self.authors = {}
         self.collab.attribution.saved(Save(self.path, sha256, authors, self.doc_id, self.n,
                                            time.monotonic()))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 from jupyter_ydoc import YUnicode
-from pycrdt import Decoder, Doc, Text, create_update_message
+from pycrdt import Decoder, Doc, Map, Text, create_update_message
 
 from common.db import Database
 from workspaces.recording import collab, doc_log
@@ -268,3 +268,19 @@ async def test_a_save_nobody_saw_is_matched_by_the_mirror_s_content(rig: Rig) ->
         "interviewer:7", "collaboration", {"interviewer:7": {"ins": 4, "del": 0}})
     actor, why = await rig.taps.attribute("s1", "left.py", sha("a\nbye\nmore\n"))
     assert (actor, why) == ("candidate", {"via": "process"})
+
+
+async def test_a_connection_that_changed_no_text_is_no_author(rig: Rig) -> None:
+    server = Server("a\n", "s.py")
+    casey, lee = await rig.connect(CANDIDATE), await rig.connect(LEAD)
+    await both([casey, lee], step2(server.doc.ydoc.get_update()))
+    client = Client(server)
+    before = client.doc.get_state()
+    client.doc.get("state", type=Map)["dirty"] = True  # a client's own state, no text
+    await lee.feed("in", WSMsgType.BINARY, create_update_message(client.doc.get_update(before)))
+    await casey.feed("in", WSMsgType.BINARY, client.type(None, "b\n"))
+    await both([casey, lee], server.change(lambda d: setattr(d, "hash", sha("a\nb\n"))))
+    actor, why = await rig.taps.attribute("s1", "s.py", sha("a\nb\n"))
+    assert (actor, why["authors"]) == ("candidate", {"candidate": {"ins": 2, "del": 0}})
+    assert [r.actor for r in await rig.rows()] == [
+        "system", "interviewer:7", "candidate", "system"]  # the log keeps everything

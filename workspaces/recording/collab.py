@@ -227,6 +227,17 @@ class Room:
 
     # -- feeding ---------------------------------------------------------------------------------
 
+    def restore(self, logged: list[bytes]) -> None:
+        """Bring a new mirror up to what the log holds (nobody's edit: nothing is counted), so
+        that the server's and the browsers' first sync after a pairlab restart are no-ops."""
+        for update in logged:
+            self.ydoc.apply_update(update)
+        self._changed.clear()
+        self._counts.clear()
+        self._hash = self._new_path = None
+        path = self.ydoc.get("state", type=Map).get("path")
+        self.path = path[:1000] if isinstance(path, str) else ""
+
     async def apply(self, update: bytes, actor: str, conn: int, kind: str) -> None:
         """Apply ``update`` to the mirror; if it changed the document, log it and count it."""
         self._changed.clear()
@@ -324,18 +335,29 @@ class Collab:
             opened = now()
             sid = self.session_id
 
-            def open_row(db: Any) -> tuple[int, int, int, bool]:
+            def open_row(db: Any) -> tuple[int, int, int, bool, list[bytes]]:
                 doc_id = doc_log.open_doc(db, sid, name, file_id, doc_type, "", opened)
                 (total,) = db.execute(
                     "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM doc_updates WHERE doc_id IN "
                     "(SELECT id FROM docs WHERE session_id = ?)", [sid]).fetchone()
                 doc = doc_log.doc_by_id(db, sid, doc_id)
-                return doc_id, doc_log.last_n(db, doc_id), int(total), \
-                    doc is not None and doc.capped_at is not None
+                last = doc_log.last_n(db, doc_id)
+                # what was logged before (a pairlab restart): the mirror starts from it
+                base = doc_log.checkpoint_at(db, doc_id, last)
+                known = [base[1]] if base is not None else []
+                start = base[0] + 1 if base is not None else 1
+                while start <= last:
+                    page = doc_log.updates_from(db, doc_id, start)
+                    known += [u.data for u in page]
+                    start = page[-1].n + 1 if page else last + 1
+                return doc_id, last, int(total), \
+                    doc is not None and doc.capped_at is not None, known
 
-            doc_id, last, total, capped = await self.write(open_row)
+            doc_id, last, total, capped, known = await self.write(open_row)
             self.stored = max(self.stored, total)
-            room = self.rooms[name] = Room(self, name, doc_id, doc_type, last, capped)
+            room = Room(self, name, doc_id, doc_type, last, capped)
+            room.restore(known)
+            self.rooms[name] = room
             return room
 
 

@@ -284,3 +284,31 @@ async def test_a_connection_that_changed_no_text_is_no_author(rig: Rig) -> None:
     assert (actor, why["authors"]) == ("candidate", {"candidate": {"ins": 2, "del": 0}})
     assert [r.actor for r in await rig.rows()] == [
         "system", "interviewer:7", "candidate", "system"]  # the log keeps everything
+
+
+async def test_after_a_restart_the_mirror_starts_from_the_log(rig: Rig,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    monkeypatch.setattr(collab, "CHECKPOINT_EVERY", 2)
+    server = Server("a\n", "r.py")
+    tap = await rig.connect(LEAD)
+    await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    lee = Client(server)
+    for line in ("b\n", "c\n", "d\n"):
+        edit = lee.type(None, line)
+        await tap.feed("in", WSMsgType.BINARY, edit)
+        server.doc.ydoc.apply_update(update_of(edit))
+    before = await rig.rows()
+    assert len(before) == 4
+    assert await rig.db.read(lambda d: doc_log.checkpoint_at(d, before[0].doc_id, 9)) is not None
+
+    # pairlab restarts: new taps over the same database; the browser reconnects with its copy
+    again = Rig(rig.db)
+    tap = await again.connect(CANDIDATE)
+    await tap.feed("in", WSMsgType.BINARY, step2(lee.doc.get_update()))  # its whole document
+    await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    assert await again.rows() == before  # nothing new: nobody's edit, no duplicate
+    await tap.feed("in", WSMsgType.BINARY, Client(server).type(None, "e\n"))
+    rows = await again.rows()
+    assert [(r.n, r.actor) for r in rows[4:]] == [(5, "candidate")]
+    await again.clients.close()

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
-from jupyter_ydoc import YUnicode
-from pycrdt import Decoder, Doc, Map, Text, create_update_message
+from jupyter_ydoc import YNotebook, YUnicode
+from pycrdt import Array, Decoder, Doc, Map, Text, create_update_message
 
 from common.db import Database
 from workspaces.recording import collab, doc_log
@@ -312,3 +312,29 @@ async def test_after_a_restart_the_mirror_starts_from_the_log(rig: Rig,
     rows = await again.rows()
     assert [(r.n, r.actor) for r in rows[4:]] == [(5, "candidate")]
     await again.clients.close()
+
+
+async def test_notebook_cells_count_per_author(rig: Rig) -> None:
+    server = YNotebook()
+    server.path = "explore.ipynb"
+    server.set({"cells": [{"cell_type": "code", "source": "x = 1", "metadata": {},
+                           "outputs": [], "execution_count": None, "id": "c1"}],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    tap = await rig.connect(LEAD, ROOM.replace("text:file", "json:notebook"))
+    await tap.feed("out", WSMsgType.BINARY, step2(server.ydoc.get_update()))
+    client: Doc[Any] = Doc()
+    cells = client.get("cells", type=Array)
+    client.apply_update(server.ydoc.get_update())
+    before = client.get_state()
+    source = cells[0]["source"]
+    source.insert(len(source), "\ny = x + 1")
+    del source[0:1]
+    await tap.feed("in", WSMsgType.BINARY, create_update_message(client.get_update(before)))
+    before = server.ydoc.get_state()
+    server.hash = "f" * 64
+    await tap.feed("out", WSMsgType.BINARY,
+                   create_update_message(server.ydoc.get_update(before)))
+    actor, why = await rig.taps.attribute("s1", "explore.ipynb", "f" * 64)
+    assert (actor, why["authors"]) == ("interviewer:7", {"interviewer:7": {"ins": 10, "del": 1}})
+    (doc,) = await rig.docs()
+    assert (doc.doc_type, doc.path) == ("notebook", "explore.ipynb")

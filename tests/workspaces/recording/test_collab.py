@@ -255,6 +255,10 @@ async def test_contents_api_and_processes(rig: Rig) -> None:
     term = await rig.connect(CANDIDATE, "/w/ws1/terminals/websocket/1")
     await term.feed("in", WSMsgType.TEXT, json.dumps(["stdin", "touch x\r"]))
     assert await taps.attribute("s1", "x", "ef" * 32) == ("candidate", {"via": "process"})
+    # a new file (POST to its folder: the server picks the name)
+    await taps.http_tap("ws1", "POST", "/w/ws1/api/contents", 201, OTHER)
+    assert (await taps.attribute("s1", "untitled.py", "12" * 32))[0] == "interviewer:9"
+    assert (await taps.attribute("s1", "sub/untitled.py", "12" * 32))[0] == "candidate"
 
 
 async def test_a_save_nobody_saw_is_matched_by_the_mirror_s_content(rig: Rig) -> None:

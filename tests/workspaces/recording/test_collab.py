@@ -202,7 +202,7 @@ async def test_a_change_on_disk_waits_briefly_for_the_pending_save(rig: Rig) -> 
     await tap.feed("in", WSMsgType.BINARY, lee.type(None, "d"))
     started = asyncio.get_running_loop().time()
     assert (await rig.taps.attribute("s1", "notes.md", sha("other")))[0] == "candidate"
-    assert 1.5 < asyncio.get_running_loop().time() - started < 3
+    assert 1.9 < asyncio.get_running_loop().time() - started < 10  # SAVE_WAIT_S, not longer
 
 
 async def test_caps_stop_storing_but_not_attributing(rig: Rig,

@@ -2,7 +2,8 @@
 
 - ``DEST/events.jsonl``: every recorded event in ``seq`` order, one JSON object a line;
 - ``DEST/history.bundle``: the session's snapshot history as a git bundle (``git clone`` it);
-- ``DEST/final/``: the workspace's final state (from its folder, else the last snapshot).
+- ``DEST/final/``: the workspace's final state (from its folder, else the last snapshot);
+- ``DEST/docs/``: the collaboration log, every edit of each shared document (``doc_export``).
 
 The workspace belongs to the candidate, so its final state is copied with
 ``workspaces.recording.tree_copy`` (never following a link, never blocking on a FIFO). Also where a
@@ -23,6 +24,7 @@ import sqlite_utils
 from common.errors import DomainError
 from workspaces import records
 from workspaces import sessions as S
+from workspaces.recording.doc_export import write_docs
 from workspaces.recording.events import query_events
 from workspaces.recording.history import History, HistoryError
 from workspaces.recording.tree_copy import CopyReport, copy_tree, materialize
@@ -88,6 +90,7 @@ def export_session(db: sqlite_utils.Database, data_dir: Path, session_id: str,
     _prepare_dest(dest)
     summary: dict[str, Any] = {"session_id": session.id, "state": session.state,
                                "events": write_events(db, session.id, dest / "events.jsonl")}
+    summary["docs"] = write_docs(db, session.id, dest / "docs")
     history = History(history_path(data_dir, session.id))
     commits: list[tuple[str, Any, str]] = []
     try:

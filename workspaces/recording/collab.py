@@ -19,10 +19,11 @@ session, shared by all its connections:
   with the file watcher's hash.
 
 Every changing update is stored (``doc_log``) through one group-commit writer (``DocLog``:
-batches of ~``BATCH_S``, a bounded queue that makes the tap wait, never drop), with a checkpoint
-every ``CHECKPOINT_EVERY`` updates. Bounds: ``SESSION_CAP`` bytes of updates per session and
-``UPDATE_CAP`` per update; past either the document is marked ``capped_at`` and its later
-updates are no longer stored (attribution goes on).
+batches of ~``BATCH_S``; a bounded queue makes the tap wait rather than drop; a batch the
+database refuses ``WRITE_TRIES`` times is logged and given up, so the proxied WebSockets never
+stall), with a checkpoint every ``CHECKPOINT_EVERY`` updates. Bounds: ``SESSION_CAP`` bytes of
+updates per session and ``UPDATE_CAP`` per update; past either the document is marked
+``capped_at`` and its later updates are no longer stored (attribution goes on).
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import sqlite_utils
 from aiohttp import WSMsgType
 from jupyter_ydoc import ydocs
 from jupyter_ydoc.ybasedoc import YBaseDoc
@@ -72,6 +74,7 @@ BATCH_S = 0.1
 QUEUE_LIMIT = 5000
 SESSION_CAP = 128 * 1024 * 1024
 UPDATE_CAP = 8 * 1024 * 1024
+WRITE_TRIES = 3
 _CHANGES = (YSyncMessageType.SYNC_STEP2, YSyncMessageType.SYNC_UPDATE)
 
 
@@ -106,8 +109,8 @@ class _Write:
     capped_at: datetime | None = None
 
 
-def _apply(batch: list[_Write]) -> Any:
-    def run(db: Any) -> None:
+def _apply(batch: list[_Write]) -> Callable[[sqlite_utils.Database], None]:
+    def run(db: sqlite_utils.Database) -> None:
         doc_log.append_updates(db, [w.update for w in batch if w.update is not None])
         for w in batch:
             if w.checkpoint is not None:
@@ -130,7 +133,6 @@ class DocLog:
         self._batch_s = batch_s
         self._limit = queue_limit
         self._queue: list[_Write] = []
-        self._wake = asyncio.Event()
         self._space = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -142,7 +144,6 @@ class DocLog:
             await self._space.wait()
         self._queue.append(item)
         self._idle.clear()
-        self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="doc-log")
 
@@ -151,13 +152,17 @@ class DocLog:
             await asyncio.sleep(self._batch_s)  # the group-commit window
             batch, self._queue = self._queue, []
             self._space.set()
-            try:
-                await self._write(_apply(batch))
-            except Exception:
-                # Never dropped silently: put back and retried after the next window.
-                log.exception("the collaboration log could not store %d writes", len(batch))
-                self._queue[:0] = batch
-                await asyncio.sleep(1.0)  # a retry delay after a failed write
+            for attempt in range(1, WRITE_TRIES + 1):
+                try:
+                    await self._write(_apply(batch))
+                    break
+                except Exception:
+                    # Retried; a write that keeps failing is given up (loudly) rather than
+                    # stall the WebSockets that feed this log.
+                    log.exception("the collaboration log could not store %d writes (try %d "
+                                  "of %d)", len(batch), attempt, WRITE_TRIES)
+                    if attempt < WRITE_TRIES:
+                        await asyncio.sleep(attempt)  # the retry's back-off
         self._idle.set()
 
     async def flush(self) -> None:

@@ -255,6 +255,10 @@ async def test_contents_api_and_processes(rig: Rig) -> None:
     term = await rig.connect(CANDIDATE, "/w/ws1/terminals/websocket/1")
     await term.feed("in", WSMsgType.TEXT, json.dumps(["stdin", "touch x\r"]))
     assert await taps.attribute("s1", "x", "ef" * 32) == ("candidate", {"via": "process"})
+    # a new file (POST to its folder: the server picks the name)
+    await taps.http_tap("ws1", "POST", "/w/ws1/api/contents", 201, OTHER)
+    assert (await taps.attribute("s1", "untitled.py", "12" * 32))[0] == "interviewer:9"
+    assert (await taps.attribute("s1", "sub/untitled.py", "12" * 32))[0] == "candidate"
 
 
 async def test_a_save_nobody_saw_is_matched_by_the_mirror_s_content(rig: Rig) -> None:
@@ -338,3 +342,25 @@ async def test_notebook_cells_count_per_author(rig: Rig) -> None:
     assert (actor, why["authors"]) == ("interviewer:7", {"interviewer:7": {"ins": 10, "del": 1}})
     (doc,) = await rig.docs()
     assert (doc.doc_type, doc.path) == ("notebook", "explore.ipynb")
+
+
+async def test_the_log_writer_retries_a_failed_write(rig: Rig) -> None:
+    failures = 2
+    real_write = rig.db.write
+
+    async def flaky(fn: Any) -> Any:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise OSError("disk busy")
+        return await real_write(fn)
+
+    log = collab.DocLog(flaky, batch_s=0.01)
+    doc_id = await rig.db.write(
+        lambda d: doc_log.open_doc(d, "s1", "text:file:x", "x", "file", "", collab.now()))
+    await log.put(collab._Write(doc_id, doc_log.DocUpdate(doc_id, 1, collab.now(), "candidate",
+                                                          1, "update", b"\0\0")))
+    await log.flush()
+    assert failures == 0
+    assert [u.actor for u in await rig.db.read(lambda d: doc_log.updates_from(d, doc_id))] == [
+        "candidate"]

@@ -10,7 +10,8 @@
   ``{"scorecard": Scorecard, "debrief_ready": bool}``; 422 lists what is missing.
 - ``GET …/scorecards`` → ``{"scorecards": [Scorecard], "waiting_for": [name]}``; 403 until
   the caller has submitted their own (sealed).
-- ``GET …/debrief`` and ``GET …/report`` → the debrief / candidate report as JSON (sealed).
+- ``GET …/debrief`` and ``GET …/report`` → the debrief / candidate report as JSON (sealed); the
+  debrief's ``authorship`` is who wrote what (``workspaces.recording.authorship``), by actor.
 - ``POST …/reveal`` → reveal a blind session's candidate (409 until every scorecard is in).
 """
 
@@ -31,6 +32,7 @@ from server.http.bodies import json_object
 from server.http.keys import DB
 from server.people.accounts import User
 from server.sessions.access import visible_session
+from workspaces.recording.authorship import session_authorship
 
 routes = web.RouteTableDef()
 API = "/api/v1/sessions/{session_id}"
@@ -109,8 +111,9 @@ async def api_all(request: web.Request) -> web.Response:
 @routes.get(API + "/debrief")
 async def api_debrief(request: web.Request) -> web.Response:
     _, p, debrief = await sealed_debrief(request)
+    authorship = await request.app[DB].read(lambda d: session_authorship(d, p.session.id))
     return web.json_response({"session": p.session.public(), "scoring": p.scoring.public(),
-                              **debrief.public()})
+                              **debrief.public(), "authorship": authorship.public()})
 
 
 @routes.get(API + "/report")

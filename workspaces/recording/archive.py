@@ -4,6 +4,7 @@
 - ``DEST/history.bundle``: the session's snapshot history as a git bundle (``git clone`` it);
 - ``DEST/final/``: the workspace's final state (from its folder, else the last snapshot);
 - ``DEST/casts/``: each terminal connection's asciicast v2 file and ``index.json`` (``casts``).
+- ``DEST/docs/``: the collaboration log, every edit of each shared document (``doc_export``).
 
 The workspace belongs to the candidate, so its final state is copied with
 ``workspaces.recording.tree_copy`` (never following a link, never blocking on a FIFO). Also where a
@@ -25,6 +26,7 @@ from common.errors import DomainError
 from workspaces import records
 from workspaces import sessions as S
 from workspaces.recording.casts import export_casts
+from workspaces.recording.doc_export import write_docs
 from workspaces.recording.events import query_events
 from workspaces.recording.history import History, HistoryError
 from workspaces.recording.tree_copy import CopyReport, copy_tree, materialize
@@ -90,6 +92,7 @@ def export_session(db: sqlite_utils.Database, data_dir: Path, session_id: str,
     _prepare_dest(dest)
     summary: dict[str, Any] = {"session_id": session.id, "state": session.state,
                                "events": write_events(db, session.id, dest / "events.jsonl")}
+    summary["docs"] = write_docs(db, session.id, dest / "docs")
     history = History(history_path(data_dir, session.id))
     commits: list[tuple[str, Any, str]] = []
     try:

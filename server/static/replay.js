@@ -1,6 +1,6 @@
 // pairlab: the replay page. Loads every event of a session, then lets a reviewer scrub through
-// them (the range's value is an event seq): the workspace (tree and files) as of the latest
-// snapshot at or before that event, a diff between any two moments, and markers for notable
+// them (the range's value is an event seq): the workspace (tree and files) as of that event
+// (the latest snapshot with the file events after it laid over, by the API), a diff between any two moments, and markers for notable
 // ML-work signals. The position lives in the URL (#seq=N) so a moment can be linked.
 (function () {
   "use strict";
@@ -206,7 +206,8 @@
     return found;
   }
 
-  // The tree and the selected file as of the latest snapshot at or before the position.
+  // The tree and the selected file as of the position, exactly (the API lays the file events
+  // since the latest snapshot over it).
   function showWorkspace() {
     var snap = snapshotAt(current);
     if (!snap) {
@@ -216,12 +217,12 @@
       T.clear($("pl-file"));
       return;
     }
-    if (shownSnapshot === snap.seq) { return; }
-    shownSnapshot = snap.seq;
+    if (shownSnapshot === current) { return; }
+    shownSnapshot = current;
     var at = current;
-    $("pl-ws-at").textContent = "(snapshot at #" + snap.seq + ", " + T.clock(snap.at) + ")";
+    $("pl-ws-at").textContent = "(as of #" + at + ", " + T.clock(bySeq[at].at) + ")";
     T.api(cfg.api + "/tree?at=" + at).then(function (data) {
-      if (shownSnapshot !== snap.seq) { return; }
+      if (shownSnapshot !== at) { return; }
       var files = data.files || [];
       var still = files.some(function (f) { return f.path === selectedFile; });
       T.renderTree($("pl-tree"), data, pickFile, still ? selectedFile : null);

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
+from server.http.keys import DB
 from tests.browser import (
     HOSTILE_NAME,
     Browsing,
@@ -72,12 +73,20 @@ async def test_the_workspace_at_three_moments_and_the_diff_between_them(
     for moment, text in zip(moments, versions, strict=True):
         await scrub(page, moment)
         assert await shown_file(page, "pipeline.py", text) == text
-        await expect(page.locator("#pl-ws-at")).to_contain_text(f"snapshot at #{moment}")
-    # Between snapshots the workspace is the one of the latest snapshot before.
+        await expect(page.locator("#pl-ws-at")).to_contain_text(f"as of #{moment}")
+    # Between snapshots the workspace is the one of the latest change before.
     await scrub(page, moments[1] + 1)
     assert await shown_file(page, "pipeline.py", versions[1]) == versions[1]
-    # Before the first one, the file did not exist yet; the task's files did.
-    await scrub(page, moments[0] - 1)
+    # At a file change (before the snapshot that follows it) the file is the new one.
+    found = await live.app[DB].read(lambda d: E.query_events(d, live.session_id, 0, 1000))
+    changed = [e.seq for e in found if e.kind == E.FILE_CHANGED and e.path == "pipeline.py"]
+    assert changed and changed[-1] < moments[2]
+    await scrub(page, changed[-1])
+    await expect(page.locator("#pl-ws-at")).to_contain_text(f"as of #{changed[-1]}")
+    assert await shown_file(page, "pipeline.py", versions[2]) == versions[2]
+    # Before its first event, the file did not exist yet; the task's files did.
+    first = min(e.seq for e in found if e.path == "pipeline.py")
+    await scrub(page, first - 1)
     await expect(page.locator("#pl-tree button[data-path='pipeline.py']")).to_have_count(0)
     assert await shown_file(page, "main.py", "print('hello')\n") == "print('hello')\n"
     await scrub(page, last_snapshot)
@@ -170,7 +179,9 @@ async def test_hostile_content_is_inert(live: Live, browsing: Browsing) -> None:
     page = browsing.page
     await open_replay(live, page)
     await expect(page.locator("#pl-range")).to_have_value(str(last))
-    await page.locator("#pl-tree button", has_text=HOSTILE_NAME).click()
+    # (the recorded rename adds a ".bak" of it to the tree: pick the file itself)
+    itself = re.compile(re.escape(HOSTILE_NAME) + "$")
+    await page.locator("#pl-tree button", has_text=itself).click()
     await expect(page.locator("#pl-file pre")).to_contain_text("<script>")
     for details in await page.locator("#pl-events details").all():
         await details.evaluate("d => d.open = true")

@@ -72,3 +72,70 @@ def m002_file_contents(db: sqlite_utils.Database) -> None:
     )
     # The newest event of a path at or before a position.
     db.execute("CREATE INDEX events_by_path ON events (session_id, path, seq)")
+
+
+@migrations()
+def m003_collaboration_log(db: sqlite_utils.Database) -> None:
+    # One row per collaboration room (``<format>:<type>:<fileId>``) seen in a session. ``doc_type``
+    # is 'file' (YUnicode) or 'notebook' (YNotebook); ``path`` follows the document's ``state``
+    # map and ``capped_at`` is set once the session's or an update's size bound is reached
+    # (later updates are then not stored): only those two columns may change.
+    db.execute(
+        """
+        CREATE TABLE docs (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            room TEXT NOT NULL,
+            file_id TEXT NOT NULL,
+            doc_type TEXT NOT NULL,
+            path TEXT NOT NULL DEFAULT '',
+            opened_at TEXT NOT NULL,
+            capped_at TEXT,
+            UNIQUE (session_id, room)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER docs_fixed BEFORE UPDATE OF id, session_id, room, file_id, doc_type,
+            opened_at ON docs
+        BEGIN SELECT RAISE(ABORT, 'docs are append-only except path and capped_at'); END
+        """
+    )
+    # Every update that changed a document, as applied to pairlab's mirror of it: ``n`` is
+    # gap-free per document from 1; ``data`` is the Yjs v1 update. ``kind`` 'update' is a
+    # person's edit (``actor`` their event actor, ``conn`` the session's connection number,
+    # >= 1); 'server' is the server's own change (load, reload from disk, state map; actor
+    # 'system', conn 0).
+    db.execute(
+        """
+        CREATE TABLE doc_updates (
+            doc_id INTEGER NOT NULL,
+            n INTEGER NOT NULL CHECK (n >= 1),
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            conn INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (doc_id, n)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER doc_updates_no_update BEFORE UPDATE ON doc_updates
+        BEGIN SELECT RAISE(ABORT, 'doc_updates are append-only'); END
+        """
+    )
+    # The full document state (a Yjs v1 update from the empty doc) after update ``n``, every
+    # 500 updates, so playback never replays a whole session.
+    db.execute(
+        """
+        CREATE TABLE doc_checkpoints (
+            doc_id INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            state BLOB NOT NULL,
+            PRIMARY KEY (doc_id, n)
+        ) WITHOUT ROWID
+        """
+    )

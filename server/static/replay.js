@@ -189,6 +189,7 @@
     });
     history.replaceState(null, "", "#seq=" + seq);
     showWorkspace();
+    document.dispatchEvent(new CustomEvent("pl:moment", { detail: { seq: seq, event: bySeq[seq] } }));
   }
 
   function scrollList(li) {
@@ -276,6 +277,13 @@
       .then(function (data) { T.renderDiff($("pl-diff"), data.diff || ""); })
       .catch(function (err) { showError($("pl-diff"), err); });
   });
+
+  // For the code playback panel (playback.js): the events, the position, and a way to move.
+  window.PairlabReplay = {
+    events: function () { return events; },
+    current: function () { return bySeq[current] || null; },
+    go: go
+  };
 
   Promise.all([loadEvents(0), loadSnapshots()]).then(function () {
     events.sort(function (a, b) { return a.seq - b.seq; });

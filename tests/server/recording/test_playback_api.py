@@ -4,70 +4,17 @@ or from any ``n`` (through a checkpoint); caps show; bad input is a clear 4xx.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Array, Map, Text
 
 from server.http.keys import DB
 from tests.conftest import login
-from tests.server.recording.conftest import Rec, RecFactory
+from tests.server.recording.conftest import RecFactory
+from tests.server.recording.doc_logs import CANDIDATE, LEAD, WHEN, Typist, end, store_doc
 from workspaces.recording import doc_log
-from workspaces.recording.doc_log import DocUpdate
-
-WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-CANDIDATE, LEAD = "candidate", "interviewer:1"
-
-
-class Typist:
-    """A pycrdt document whose every transaction is kept as a stored update, with the
-    document's content after it (what playback must show at that ``n``)."""
-
-    def __init__(self, root: str) -> None:
-        self.doc: Doc[Any] = Doc()
-        self.root = self.doc.get(root, type=Array if root == "cells" else Text)
-        self.rows: list[tuple[str, bytes]] = []
-        self.states: list[Any] = []
-        self.actor = "system"
-        self.sub = self.doc.observe(lambda e: self.rows.append((self.actor, e.update)))
-
-    def do(self, actor: str, change: Any) -> None:
-        self.actor = actor
-        with self.doc.transaction():
-            change(self.root)
-        self.states.append(self.content())
-
-    def content(self) -> Any:
-        if isinstance(self.root, Text):
-            return str(self.root)
-        return [(str(c["id"]), str(c["cell_type"]), str(c["source"])) for c in self.root]
-
-
-async def store(rec: Rec, sid: str, room: str, doc_type: str, path: str, typist: Typist,
-                checkpoint_at: int | None = None) -> int:
-    def write(d: Any) -> int:
-        doc_id = doc_log.open_doc(d, sid, room, room.rsplit(":", 1)[1], doc_type, path, WHEN)
-        doc_log.append_updates(d, [
-            DocUpdate(doc_id, n, WHEN + timedelta(seconds=n), actor,
-                      0 if actor == "system" else 1 + (actor == LEAD),
-                      doc_log.KIND_SERVER if actor == "system" else doc_log.KIND_UPDATE, data)
-            for n, (actor, data) in enumerate(typist.rows, 1)])
-        if checkpoint_at is not None:
-            state: Doc[Any] = Doc()
-            for _, data in typist.rows[:checkpoint_at]:
-                state.apply_update(data)
-            doc_log.add_checkpoint(d, doc_id, checkpoint_at, state.get_update())
-        return doc_id
-
-    return int(await rec.app[DB].write(write))
-
-
-def end(text: Text) -> int:
-    """The end of ``text`` as pycrdt counts positions (UTF-8 bytes; Yjs in the browser counts
-    UTF-16 units: the stored updates do not depend on either)."""
-    return len(str(text).encode())
 
 
 def play_text(text: str, frames: list[dict[str, Any]]) -> list[str]:
@@ -107,7 +54,8 @@ async def test_a_text_file_plays_back_keystroke_by_keystroke(make_rec: RecFactor
     t.do(CANDIDATE, lambda s: s.__delitem__(slice(0, 4)))           # a deletion
     t.do(LEAD, lambda s: (s.__delitem__(slice(5, 6)), s.insert(5, "Y")))  # a replacement
     t.do(CANDIDATE, lambda s: (s.insert(0, "A"), s.insert(end(s), "Z")))  # two places
-    doc_id = await store(rec, sid, "text:file:f1", "file", "calc.py", t, checkpoint_at=10)
+    doc_id = await store_doc(rec.app[DB], sid, "text:file:f1", "file", "calc.py", t,
+                             checkpoint_at=10)
     base = f"/api/v1/sessions/{sid}/docs"
 
     (doc,) = (await rec.api("GET", base))["docs"]
@@ -142,7 +90,7 @@ async def test_the_checkpoint_is_what_later_frames_start_from(make_rec: RecFacto
     t = Typist("source")
     for word in ("alpha ", "beta ", "gamma ", "delta"):
         t.do(CANDIDATE, lambda s, w=word: s.insert(len(str(s)), w))
-    doc_id = await store(rec, sid, "text:file:f2", "file", "w.txt", t, checkpoint_at=2)
+    doc_id = await store_doc(rec.app[DB], sid, "text:file:f2", "file", "w.txt", t, checkpoint_at=2)
     await rec.app[DB].write(lambda d: d.execute(
         "DELETE FROM doc_updates WHERE doc_id = ? AND n <= 2", [doc_id]))
     part = await rec.api("GET", f"/api/v1/sessions/{sid}/docs/{doc_id}/frames?from=3")
@@ -170,7 +118,7 @@ async def test_a_notebook_plays_back_cell_by_cell(make_rec: RecFactory) -> None:
     t.do(CANDIDATE, lambda c: c[1]["source"].__delitem__(slice(0, 7)))
     t.do(CANDIDATE, lambda c: c[2]["outputs"].append("out"))  # not code: a frame without ops
     t.do(CANDIDATE, lambda c: c[0].__setitem__("cell_type", "raw"))
-    doc_id = await store(rec, sid, "json:notebook:n1", "notebook", "eda.ipynb", t,
+    doc_id = await store_doc(rec.app[DB], sid, "json:notebook:n1", "notebook", "eda.ipynb", t,
                          checkpoint_at=12)
     base = f"/api/v1/sessions/{sid}/docs/{doc_id}/frames"
     whole = await rec.api("GET", base)
@@ -191,8 +139,8 @@ async def test_caps_access_and_bad_input(make_rec: RecFactory, aiohttp_client: A
     elsewhere = (await rec.schedule())["session_id"]
     t = Typist("source")
     t.do(CANDIDATE, lambda s: s.insert(0, "x"))
-    doc_id = await store(rec, sid, "text:file:f3", "file", "a.py", t)
-    other_doc = await store(rec, elsewhere, "text:file:f4", "file", "b.py", t)
+    doc_id = await store_doc(rec.app[DB], sid, "text:file:f3", "file", "a.py", t)
+    other_doc = await store_doc(rec.app[DB], elsewhere, "text:file:f4", "file", "b.py", t)
     await rec.app[DB].write(lambda d: doc_log.set_capped(d, doc_id, WHEN))
     (doc,) = (await rec.api("GET", f"/api/v1/sessions/{sid}/docs"))["docs"]
     assert doc["capped_at"] == "2026-01-02T03:04:05.000000+00:00"

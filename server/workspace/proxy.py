@@ -172,14 +172,16 @@ async def proxy_websocket(
 
     async def pump_up() -> None:  # browser -> workspace
         async for msg in down:
+            # The tap sees a frame before the workspace does: the workspace's echo of an edit
+            # (on every connection) must not reach the recorder first.
+            if tap is not None and msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await tap.feed("in", msg.type, msg.data)
             if msg.type == WSMsgType.TEXT:
                 await up.send_str(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 await up.send_bytes(msg.data)
             else:
                 break
-            if tap is not None:
-                await tap.feed("in", msg.type, msg.data)
         await up.close()
 
     async def pump_down() -> None:  # workspace -> browser

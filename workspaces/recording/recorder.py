@@ -148,7 +148,7 @@ class RecordingService:
         self.continuous_checks = continuous_checks
         """Run the visible tests on every snapshot (``tests.run`` events)."""
         self.recorder = EventRecorder(db.write, db.read, batch_ms=BATCH_MS)
-        self.taps = SessionTaps(upstreams, clients, self.record)
+        self.taps = SessionTaps(upstreams, clients, self.record, db.write)
         self.closing = asyncio.Event()
         """Set when the server shuts down: live streams end."""
         self._recording = False
@@ -333,8 +333,10 @@ class RecordingService:
                                                keep_content=file_contents.KEEP_PER_BATCH):
                 await file_contents.keep(self.db, rec.session_id, batch)
                 for change in batch:
-                    await self.record(Event(rec.session_id, E.ACTOR_CANDIDATE, change.event_kind,
-                                            change.path, change.payload()))
+                    actor, why = await self.taps.attribute(rec.session_id, change.path,
+                                                           change.sha256, change.old_path)
+                    await self.record(Event(rec.session_id, actor, change.event_kind,
+                                            change.path, {**change.payload(), **why}))
                 self._dirty(rec)
         except Exception:
             log.exception("the file watcher of session %s stopped", rec.session_id)

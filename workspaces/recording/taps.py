@@ -23,17 +23,23 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import WSMsgType
 
 from workspaces import jupyter_config as jc
 from workspaces.recording import events as E
-from workspaces.recording.events import Event, Observation
+from workspaces.recording.attribution import Attribution
+from workspaces.recording.events import Event, Observation, WriteFn
 from workspaces.recording.kernel_messages import KernelLifecycle, KernelTracker
 from workspaces.recording.terminal_lines import TerminalTracker
 from workspaces.upstream import UPSTREAM_HOST, LiveUpstreams, Principal, Upstream, UpstreamClients
+
+if TYPE_CHECKING:
+    from workspaces.recording import collab
+    from workspaces.recording.collab import Collab, DocLog
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
@@ -43,6 +49,7 @@ _KERNEL_WS = re.compile(r"^/api/kernels/([A-Za-z0-9-]{1,64})/channels$")
 _TERMINAL_WS = re.compile(r"^/terminals/websocket/([A-Za-z0-9_.-]{1,64})$")
 _KERNEL_ACTION = re.compile(r"^/api/kernels/([A-Za-z0-9-]{1,64})/(restart|interrupt)$")
 _KERNEL = re.compile(r"^/api/kernels/([A-Za-z0-9-]{1,64})$")
+_CONTENTS = re.compile(r"^/api/contents/(.+)$")
 Record = Callable[[Event], Awaitable[None]]
 
 
@@ -74,6 +81,8 @@ class _Session:
     ended: bool = False
     failures: dict[tuple[str, str], float] = field(default_factory=dict)
     """(kind, reason) → when it was last recorded (``_failed``)."""
+    attribution: Attribution = field(default_factory=Attribution)
+    collab: Collab | None = None
 
     def kernel(self, kernel_id: str) -> _Kernel:
         return self.kernels.setdefault(kernel_id, _Kernel())
@@ -145,6 +154,9 @@ class KernelTap(Tap):
                                      lifecycle=self.kernel.lifecycle)
 
     def observe(self, direction: str, data: str | bytes) -> list[Observation]:
+        if direction == "in" and ("execute_request" in data if isinstance(data, str)
+                                  else b"execute_request" in data):
+            self.state.attribution.active(self.actor)
         return self.tracker.feed("in" if direction == "in" else "out", data)
 
     def finish(self) -> list[Observation]:
@@ -167,6 +179,8 @@ class TerminalTap(Tap):
         state.terminals.add(self)
 
     def observe(self, direction: str, data: str | bytes) -> list[Observation]:
+        if direction == "in" and isinstance(data, str) and "\\r" in data:  # Enter (JSON-escaped)
+            self.state.attribution.active(self.actor)
         return self.tracker.feed("in" if direction == "in" else "out", data)
 
     def finish(self) -> list[Observation]:
@@ -182,10 +196,13 @@ class SessionTaps:
     ``clients`` reach its jupyter-server."""
 
     def __init__(self, upstreams: LiveUpstreams, clients: UpstreamClients,
-                 record: Record) -> None:
+                 record: Record, write: WriteFn | None = None) -> None:
         self.upstreams = upstreams
         self.clients = clients
         self.record = record
+        self.write = write
+        """The database's writer, for the collaboration log (none: rooms are presence only)."""
+        self._doc_log: DocLog | None = None
         self._sessions: dict[str, _Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -208,6 +225,7 @@ class SessionTaps:
         state = self._state(found[1])
         rel = path.removeprefix(f"/w/{workspace_id}")
         tap: Tap
+        from workspaces.recording import collab  # collab builds on this module's Tap
         if match := _KERNEL_WS.match(rel):
             tap = KernelTap(self, state, who, match.group(1), subprotocol)
             if not state.kernel(match.group(1)).path:  # started before we were told of it
@@ -216,10 +234,34 @@ class SessionTaps:
                 task.add_done_callback(self._tasks.discard)
         elif match := _TERMINAL_WS.match(rel):
             tap = TerminalTap(self, state, who, match.group(1))
+        elif self.write is not None and (room := collab.parse_room(rel)):
+            tap = collab.CollabTap(self, state, who, await self._room(state, self.write, *room))
         else:
             tap = Tap(self, state, who)
         await tap.open()
         return tap
+
+    async def _room(self, state: _Session, write: WriteFn, name: str, file_id: str,
+                    doc_type: str) -> collab.Room:
+        from workspaces.recording import collab
+        if self._doc_log is None:
+            self._doc_log = collab.DocLog(write)
+        if state.collab is None:
+            state.collab = collab.Collab(state.session_id, write, self._doc_log,
+                                         state.attribution)
+            state.attribution.pending_saves = state.collab.pending_saves
+            state.attribution.save_by_content = state.collab.save_by_content
+        return await state.collab.room(name, file_id, doc_type)
+
+    async def attribute(self, session_id: str, path: str, sha256: str = "",
+                        old_path: str = "") -> tuple[str, dict[str, Any]]:
+        """Who changed ``path`` (``attribution.Attribution.attribute``)."""
+        return await self._state(session_id).attribution.attribute(path, sha256, old_path)
+
+    async def flush_docs(self) -> None:
+        """Wait until the collaboration log has stored everything fed so far."""
+        if self._doc_log is not None:
+            await self._doc_log.flush()
 
     async def poll_loop(self) -> None:
         """Record terminal commands once their terminal has gone quiet."""
@@ -247,6 +289,7 @@ class SessionTaps:
             for conn in list(kernel.conns):
                 await conn.emit(conn.tracker.finish_pending("session ended"))
         state.ended = True
+        await self.flush_docs()
         for actor in sorted(state.present):
             await self.record(Event(session_id, actor, E.SESSION_LEFT, payload={}))
 
@@ -261,7 +304,7 @@ class SessionTaps:
 
     async def http_tap(self, workspace_id: str, method: str, path: str, status: int,
                        who: Principal, error: str = "") -> None:
-        if status >= 300 and status < 400 or method not in ("POST", "PATCH", "DELETE"):
+        if status >= 300 and status < 400 or method not in ("POST", "PATCH", "DELETE", "PUT"):
             return
         found = self._found(workspace_id)
         if found is None:
@@ -269,6 +312,12 @@ class SessionTaps:
         upstream, session_id = found
         state = self._state(session_id)
         rel = path.removeprefix(f"/w/{workspace_id}")
+        if status < 300 and (match := _CONTENTS.match(rel)):
+            # a rename's new path comes with the watcher's event as its old_path's claim
+            state.attribution.claim(unquote(match.group(1)).strip("/"), actor_of(who), method)
+            return
+        if method == "PUT":
+            return
         if status >= 400:
             await self._failed(state, method, rel, status, error, who)
             return

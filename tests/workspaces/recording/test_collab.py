@@ -1,0 +1,270 @@
+"""The collaboration tap and attribution with real Yjs frames (pycrdt) and a real SQLite file:
+the server's echoes are no-ops, its loads and reloads are ``system``, two connections are two
+authors, a save is matched with the watcher's hash, the caps hold, a contents-API request claims
+its path, and a change nobody claimed goes to the candidate or to the one interviewer running
+code."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType
+from jupyter_ydoc import YUnicode
+from pycrdt import Decoder, Doc, Text, create_update_message
+
+from common.db import Database
+from workspaces.recording import collab, doc_log
+from workspaces.recording import events as E
+from workspaces.recording.event_migrations import migrations
+from workspaces.recording.events import Event
+from workspaces.recording.taps import SessionTaps, Tap
+from workspaces.upstream import Principal, Upstream, UpstreamClients
+
+CANDIDATE = Principal("candidate", "Casey Candidate", "candidate")
+LEAD = Principal("interviewer-7", "Lee Lead", "interviewer")
+OTHER = Principal("interviewer-9", "Oli Other", "interviewer")
+ROOM = "/w/ws1/api/collaboration/room/text:file:0c4f3a9e-1111-2222-3333-444455556666"
+
+
+def step2(update: bytes) -> bytes:
+    """A SYNC step-2 frame (what the server answers a client's step 1 with)."""
+    frame = bytearray(create_update_message(update))
+    frame[1] = 1
+    return bytes(frame)
+
+
+class Server:
+    """The jupyter-server's side of one room: its document, and the frames it sends."""
+
+    def __init__(self, text: str, path: str) -> None:
+        self.doc = YUnicode()
+        self.doc.path = path
+        self.doc.set(text)
+        self.doc.hash = sha(text)
+
+    def change(self, fn: Any) -> bytes:
+        """Run ``fn(doc)`` on the server's document; the update frame it broadcasts."""
+        before = self.doc.ydoc.get_state()
+        fn(self.doc)
+        return create_update_message(self.doc.ydoc.get_update(before))
+
+
+class Client:
+    """A browser's copy of the document."""
+
+    def __init__(self, server: Server) -> None:
+        self.doc: Doc[Any] = Doc()
+        self.text = self.doc.get("source", type=Text)
+        self.doc.apply_update(server.doc.ydoc.get_update())
+
+    def type(self, at: int | None, insert: str = "", delete: int = 0) -> bytes:
+        before = self.doc.get_state()
+        pos = len(self.text) if at is None else at
+        if delete:
+            del self.text[pos:pos + delete]
+        if insert:
+            self.text.insert(pos, insert)
+        return create_update_message(self.doc.get_update(before))
+
+
+def update_of(frame: bytes) -> bytes:
+    update = Decoder(frame[2:]).read_message()
+    assert update is not None
+    return update
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Rig:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.events: list[Event] = []
+        upstream = Upstream("ws1", "/nonexistent", "token", None)
+        self.clients = UpstreamClients()
+        self.taps = SessionTaps({"ws1": (upstream, "s1")}, self.clients, self.record, db.write)
+
+    async def record(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def connect(self, who: Principal, path: str = ROOM) -> Tap:
+        tap = await self.taps.ws_tap("ws1", path, "", who)
+        assert tap is not None
+        return tap
+
+    async def rows(self) -> list[doc_log.DocUpdate]:
+        await self.taps.flush_docs()
+        docs = await self.db.read(lambda d: doc_log.docs_of_session(d, "s1"))
+        return await self.db.read(lambda d: doc_log.updates_from(d, docs[0].id))
+
+    async def docs(self) -> list[doc_log.Doc]:
+        await self.taps.flush_docs()
+        return await self.db.read(lambda d: doc_log.docs_of_session(d, "s1"))
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    db = Database(tmp_path / "pairlab.db")
+    await db.on_writer(lambda d: migrations.apply(d))
+    made = Rig(db)
+    yield made
+    await made.taps.finish_all()
+    await made.clients.close()
+    await db.close()
+
+
+async def both(taps: list[Tap], frame: bytes) -> None:
+    """The server sends ``frame`` to every connection (an echo included)."""
+    for tap in taps:
+        await tap.feed("out", WSMsgType.BINARY, frame)
+
+
+async def test_two_connections_are_two_authors_and_echoes_are_no_ops(rig: Rig) -> None:
+    server = Server("print(1)\n", "main.py")
+    first, second = await rig.connect(CANDIDATE), await rig.connect(LEAD)
+    await both([first, second], step2(server.doc.ydoc.get_update()))  # the file loaded
+    casey, lee = Client(server), Client(server)
+
+    edit = casey.type(None, "x = 2\n")
+    await first.feed("in", WSMsgType.BINARY, edit)  # the proxy feeds "in" first...
+    server.doc.ydoc.apply_update(update_of(edit))
+    await both([first, second], edit)  # ...then the server echoes it to everyone
+    lee.doc.apply_update(update_of(edit))
+
+    fix = lee.type(0, "# fixed\n")
+    await second.feed("in", WSMsgType.BINARY, fix)
+    server.doc.ydoc.apply_update(update_of(fix))
+    await both([first, second], fix)
+    gone = lee.type(0, delete=2)  # "# " removed
+    await second.feed("in", WSMsgType.BINARY, gone)
+    server.doc.ydoc.apply_update(update_of(gone))
+    await both([first, second], gone)
+    await first.feed("in", WSMsgType.BINARY, gone)  # a resend changes nothing
+    assert str(server.doc.get()) == "fixed\nprint(1)\nx = 2\n"
+
+    saved = "fixed\nprint(1)\nx = 2\n"
+    await both([first, second], server.change(lambda d: setattr(d, "hash", sha(saved))))
+    actor, why = await rig.taps.attribute("s1", "main.py", sha(saved))
+    rows = await rig.rows()
+    assert (actor, why["via"]) == ("interviewer:7", "collaboration")
+    assert why["authors"] == {"candidate": {"ins": 6, "del": 0},
+                              "interviewer:7": {"ins": 8, "del": 2}}
+    assert why["doc"] == {"id": (await rig.docs())[0].id, "n": len(rows)}
+    assert [(r.n, r.actor, r.conn, r.kind) for r in rows] == [
+        (1, "system", 0, "server"), (2, "candidate", 1, "update"),
+        (3, "interviewer:7", 2, "update"), (4, "interviewer:7", 2, "update"),
+        (5, "system", 0, "server")]
+    rebuilt = Doc()
+    rebuilt_text = rebuilt.get("source", type=Text)
+    for row in rows:
+        rebuilt.apply_update(row.data)
+    assert str(rebuilt_text) == saved
+    (doc,) = await rig.docs()
+    assert (doc.path, doc.doc_type, doc.capped_at) == ("main.py", "file", None)
+
+    # the server reloads the file after a change on disk: the system's, and not a save of anyone
+    await both([first, second], server.change(lambda d: d.set("rewritten on disk\n")))
+    assert [r.actor for r in (await rig.rows())[5:]] == ["system"]
+    actor, why = await rig.taps.attribute("s1", "main.py", sha("rewritten on disk\n"))
+    assert (actor, why) == ("candidate", {"via": "process"})
+    for tap in (first, second):
+        await tap.close()
+    assert [(e.kind, e.actor) for e in rig.events] == [
+        (E.SESSION_JOINED, "candidate"), (E.SESSION_JOINED, "interviewer:7"),
+        (E.SESSION_LEFT, "candidate"), (E.SESSION_LEFT, "interviewer:7")]
+
+
+async def test_a_change_on_disk_waits_briefly_for_the_pending_save(rig: Rig) -> None:
+    server = Server("a\n", "notes.md")
+    tap = await rig.connect(LEAD)
+    await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    lee = Client(server)
+    await tap.feed("in", WSMsgType.BINARY, lee.type(None, "b\n"))
+    # the server writes "a\nb\n"; the watcher sees it before the room's new hash comes, and
+    # by then the interviewer typed on (so the mirror's text is not the file's either)
+    await tap.feed("in", WSMsgType.BINARY, lee.type(None, "c"))
+    asking = asyncio.ensure_future(rig.taps.attribute("s1", "notes.md", sha("a\nb\n")))
+    await asyncio.sleep(0.3)
+    assert not asking.done()
+    await tap.feed("out", WSMsgType.BINARY,
+                   server.change(lambda d: setattr(d, "hash", sha("a\nb\n"))))
+    actor, why = await asking
+    assert (actor, why["via"], why["authors"]) == (
+        "interviewer:7", "collaboration", {"interviewer:7": {"ins": 3, "del": 0}})
+    # with no save at all, the watcher's event waits at most SAVE_WAIT_S, then falls back
+    await tap.feed("in", WSMsgType.BINARY, lee.type(None, "d"))
+    started = asyncio.get_running_loop().time()
+    assert (await rig.taps.attribute("s1", "notes.md", sha("other")))[0] == "candidate"
+    assert 1.5 < asyncio.get_running_loop().time() - started < 3
+
+
+async def test_caps_stop_storing_but_not_attributing(rig: Rig,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collab, "UPDATE_CAP", 1000)
+    server = Server("", "big.txt")
+    tap = await rig.connect(CANDIDATE)
+    await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    casey = Client(server)
+    await tap.feed("in", WSMsgType.BINARY, casey.type(None, "small\n"))
+    await tap.feed("in", WSMsgType.BINARY, casey.type(None, "x" * 5000))  # over the cap
+    await tap.feed("in", WSMsgType.BINARY, casey.type(None, "after\n"))
+    text = "small\n" + "x" * 5000 + "after\n"
+    await tap.feed("out", WSMsgType.BINARY, server.change(lambda d: setattr(d, "hash", sha(text))))
+    rows = await rig.rows()
+    assert [r.actor for r in rows] == ["system", "candidate"]
+    (doc,) = await rig.docs()
+    assert doc.capped_at is not None
+    actor, why = await rig.taps.attribute("s1", "big.txt", sha(text))
+    assert (actor, why["authors"]) == ("candidate", {"candidate": {"ins": 5012, "del": 0}})
+
+    monkeypatch.setattr(collab, "SESSION_CAP", 0)  # the whole session's bound
+    other = await rig.connect(CANDIDATE, ROOM.replace("0c4f", "ffff"))
+    await other.feed("out", WSMsgType.BINARY, step2(Server("y\n", "b.py").doc.ydoc.get_update()))
+    assert all(d.capped_at is not None for d in await rig.docs())
+
+
+async def test_contents_api_and_processes(rig: Rig) -> None:
+    taps = rig.taps
+    # an interviewer saves a file through the contents API
+    await taps.http_tap("ws1", "PUT", "/w/ws1/api/contents/src/util%20s.py", 200, LEAD)
+    assert await taps.attribute("s1", "src/util s.py", "ab" * 32) == (
+        "interviewer:7", {"via": "contents", "authors": {"interviewer:7": {}}})
+    # a rename claims the old path (the watcher's event names it as old_path)
+    await taps.http_tap("ws1", "PATCH", "/w/ws1/api/contents/old.py", 200, OTHER)
+    assert (await taps.attribute("s1", "new.py", "", "old.py"))[0] == "interviewer:9"
+    # refused requests claim nothing
+    await taps.http_tap("ws1", "DELETE", "/w/ws1/api/contents/gone.py", 403, LEAD)
+    assert (await taps.attribute("s1", "gone.py"))[0] == "candidate"
+
+    kernel = "/w/ws1/api/kernels/0f0e0d0c-aaaa-bbbb-cccc-dddddddddddd/channels"
+    lead_kernel = await rig.connect(LEAD, kernel)
+    await lead_kernel.feed("in", WSMsgType.TEXT, json.dumps(
+        {"header": {"msg_id": "m1", "msg_type": "execute_request", "session": "x",
+                    "username": "", "version": "5.3", "date": "2026-01-01T00:00:00Z"},
+         "parent_header": {}, "metadata": {}, "channel": "shell",
+         "content": {"code": "open('out.csv', 'w').write('1')", "silent": False}}))
+    assert await taps.attribute("s1", "out.csv", "cd" * 32) == (
+        "interviewer:7", {"via": "process", "inferred": True})
+    term = await rig.connect(CANDIDATE, "/w/ws1/terminals/websocket/1")
+    await term.feed("in", WSMsgType.TEXT, json.dumps(["stdin", "touch x\r"]))
+    assert await taps.attribute("s1", "x", "ef" * 32) == ("candidate", {"via": "process"})
+
+
+async def test_a_save_nobody_saw_is_matched_by_the_mirror_s_content(rig: Rig) -> None:
+    server = Server("a\n", "left.py")
+    tap = await rig.connect(LEAD)
+    await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    await tap.feed("in", WSMsgType.BINARY, Client(server).type(None, "bye\n"))
+    await tap.close()  # the browser left before the autosave: its hash is sent to no one
+    actor, why = await rig.taps.attribute("s1", "left.py", sha("a\nbye\n"))
+    assert (actor, why["via"], why["authors"]) == (
+        "interviewer:7", "collaboration", {"interviewer:7": {"ins": 4, "del": 0}})
+    actor, why = await rig.taps.attribute("s1", "left.py", sha("a\nbye\nmore\n"))
+    assert (actor, why) == ("candidate", {"via": "process"})

@@ -1,0 +1,151 @@
+"""Who changed a file: the claims that tie a change the file watcher saw to a person.
+
+Per session, three kinds of evidence, tried in this order for each ``file.*`` change:
+
+1. **Collaboration** (``collab.py``): a save of a shared document whose ``state.hash`` (the
+   sha256 of the bytes written) equals the watcher's ``sha256``. Its authors are the people whose
+   edits reached the document since the previous save. When a room of that path has unsaved
+   edits and no save matches yet, wait up to ``SAVE_WAIT_S`` for one.
+2. **Contents API** (``SessionTaps.http_tap``): a 2xx ``PUT``/``POST``/``PATCH``/``DELETE`` on
+   ``/api/contents/<path>`` claims that path (and a rename's old path) for its actor for
+   ``CLAIM_S``.
+3. **A process** (a cell, a command, anything else): the candidate, unless one interviewer alone
+   ran a cell or a command in the last ``ACTIVE_S`` (then theirs, ``inferred``).
+
+``attribute`` answers the event actor (the top author) and what the payload gains: ``via``
+("collaboration" | "contents" | "process"), ``authors`` ({actor: {"ins", "del"}} where known),
+``doc`` ({"id", "n"}: the document and its last update in that save) and ``inferred``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from workspaces.recording import events as E
+
+__all__ = ["ACTIVE_S", "CLAIM_S", "SAVE_WAIT_S", "Attribution", "Save", "top_author"]
+
+CLAIM_S = 10.0
+ACTIVE_S = 5.0
+SAVE_WAIT_S = 2.0
+SAVE_KEEP_S = 120.0
+MAX_SAVES = 500
+MAX_CLAIMS = 1000
+VIA_COLLABORATION = "collaboration"
+VIA_CONTENTS = "contents"
+VIA_PROCESS = "process"
+
+
+@dataclass(frozen=True, slots=True)
+class Save:
+    """A completed save of a collaborative document (its new ``state.hash``)."""
+
+    path: str
+    sha256: str
+    authors: dict[str, dict[str, int]]
+    doc_id: int
+    n: int
+    at: float
+
+
+@dataclass(slots=True)
+class _Claim:
+    actor: str
+    at: float
+    method: str
+
+
+def top_author(authors: dict[str, dict[str, int]]) -> str:
+    """The author with the most characters inserted and deleted (ties: the first seen)."""
+    return max(authors, key=lambda a: authors[a].get("ins", 0) + authors[a].get("del", 0))
+
+
+PendingSaves = Callable[[str], Iterable[asyncio.Event]]
+"""path → the save events of the rooms of that path that have unsaved edits."""
+SaveByContent = Callable[[str, str], bool]
+"""(path, sha256) → whether a room of that path with unsaved edits holds exactly those bytes
+(its save is then closed, as ``saved``)."""
+
+
+@dataclass(eq=False)
+class Attribution:
+    """The claims of one session (see the module doc). ``clock``: monotonic seconds."""
+
+    pending_saves: PendingSaves = field(default=lambda path: ())
+    save_by_content: SaveByContent = field(default=lambda path, sha256: False)
+    clock: Callable[[], float] = field(default=time.monotonic)
+    _claims: dict[str, _Claim] = field(default_factory=dict)
+    _saves: deque[Save] = field(default_factory=lambda: deque(maxlen=MAX_SAVES))
+    _active: dict[str, float] = field(default_factory=dict)
+
+    # -- evidence -----------------------------------------------------------------------------
+
+    def claim(self, path: str, actor: str, method: str) -> None:
+        """A contents-API request of ``actor`` wrote, made, renamed or deleted ``path``."""
+        if not path:
+            return
+        if len(self._claims) >= MAX_CLAIMS:
+            self._forget()
+        self._claims[path] = _Claim(actor, self.clock(), method)
+
+    def saved(self, save: Save) -> None:
+        self._saves.append(save)
+
+    def active(self, actor: str) -> None:
+        """``actor`` ran a cell or a command just now."""
+        self._active[actor] = self.clock()
+
+    def _forget(self) -> None:
+        now = self.clock()
+        for path, claim in list(self._claims.items()):
+            if now - claim.at > CLAIM_S:
+                del self._claims[path]
+
+    # -- the answer -----------------------------------------------------------------------------
+
+    async def attribute(self, path: str, sha256: str = "",
+                        old_path: str = "") -> tuple[str, dict[str, Any]]:
+        """The actor of a change of ``path`` (now holding ``sha256``, if known) and the payload
+        fields that say why."""
+        if sha256:
+            save = self._save_of(path, sha256)
+            if save is None and self.save_by_content(path, sha256):
+                save = self._save_of(path, sha256)
+            if save is None:
+                waits = list(self.pending_saves(path))
+                if waits:
+                    waiting = [asyncio.ensure_future(w.wait()) for w in waits]
+                    await asyncio.wait(waiting, timeout=SAVE_WAIT_S,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    for task in waiting:
+                        task.cancel()
+                    save = self._save_of(path, sha256)
+            if save is not None:
+                return top_author(save.authors), {
+                    "via": VIA_COLLABORATION, "authors": save.authors,
+                    "doc": {"id": save.doc_id, "n": save.n}}
+        now = self.clock()
+        for candidate in (path, old_path):
+            claim = self._claims.get(candidate) if candidate else None
+            if claim is not None and now - claim.at <= CLAIM_S:
+                return claim.actor, {"via": VIA_CONTENTS, "authors": {claim.actor: {}}}
+        running = {actor for actor, at in self._active.items() if now - at <= ACTIVE_S}
+        if len(running) == 1 and (only := next(iter(running))) != E.ACTOR_CANDIDATE:
+            return only, {"via": VIA_PROCESS, "inferred": True}
+        return E.ACTOR_CANDIDATE, {"via": VIA_PROCESS}
+
+    def _save_of(self, path: str, sha256: str) -> Save | None:
+        """The newest recent save of ``path`` (or of a document whose path is not known yet)
+        with that hash and at least one author."""
+        now = self.clock()
+        for save in reversed(self._saves):
+            if now - save.at > SAVE_KEEP_S:
+                break
+            if save.sha256 == sha256 and save.authors and save.path in (path, ""):
+                return save
+        return None

@@ -1,0 +1,376 @@
+"""The collaboration tap: who typed what in JupyterLab's shared documents, and the log of it.
+
+JupyterLab with real-time collaboration edits files through a WebSocket per document,
+``/api/collaboration/room/<format>:<type>:<fileId>``, speaking the Yjs sync protocol (binary
+frames: ``0x00`` SYNC + step1/step2/update + the update; ``0x01`` awareness; ``0x02`` raw). The
+server applies every update and echoes it to every connection, the sender's included.
+
+pairlab keeps a mirror of each document (``jupyter_ydoc`` YUnicode/YNotebook), one per room per
+session, shared by all its connections:
+
+- an "in" frame (browser → server) that changes the mirror is that connection's edit: stored as
+  kind ``update`` with its actor and connection number, its inserted and deleted characters
+  counted for the actor. The proxy feeds "in" frames before forwarding them, so the server's echo
+  (an "out" frame on every connection) is a no-op;
+- an "out" frame that changes the mirror is the server's own doing (the file loaded, reloaded
+  after a change on disk, the ``state`` map): kind ``server``, actor ``system``, connection 0;
+- a new ``state.hash`` (the sha256 of the bytes the server just saved) closes a save: its authors
+  are the edits since the previous save, and it becomes ``attribution.Save`` evidence, matched
+  with the file watcher's hash.
+
+Every changing update is stored (``doc_log``) through one group-commit writer (``DocLog``:
+batches of ~``BATCH_S``, a bounded queue that makes the tap wait, never drop), with a checkpoint
+every ``CHECKPOINT_EVERY`` updates. Bounds: ``SESSION_CAP`` bytes of updates per session and
+``UPDATE_CAP`` per update; past either the document is marked ``capped_at`` and its later
+updates are no longer stored (attribution goes on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import WSMsgType
+from jupyter_ydoc import ydocs
+from jupyter_ydoc.ybasedoc import YBaseDoc
+from pycrdt import (
+    Array,
+    ArrayEvent,
+    Decoder,
+    Doc,
+    Map,
+    MapEvent,
+    Subscription,
+    Text,
+    TextEvent,
+    TransactionEvent,
+    YMessageType,
+    YSyncMessageType,
+)
+
+from common.clock import now
+from workspaces.recording import doc_log
+from workspaces.recording import events as E
+from workspaces.recording.attribution import Attribution, Save
+from workspaces.recording.doc_log import CHECKPOINT_EVERY, DocUpdate
+from workspaces.recording.events import WriteFn
+from workspaces.recording.taps import SessionTaps, Tap, _Session
+from workspaces.upstream import Principal
+
+log = logging.getLogger(__name__)
+
+ROOM_WS = re.compile(r"^/api/collaboration/room/([^/:]{1,32}):([^/:]{1,32}):([^/]{1,200})$")
+BATCH_S = 0.1
+QUEUE_LIMIT = 5000
+SESSION_CAP = 128 * 1024 * 1024
+UPDATE_CAP = 8 * 1024 * 1024
+_CHANGES = (YSyncMessageType.SYNC_STEP2, YSyncMessageType.SYNC_UPDATE)
+
+
+def _mirror(doc_type: str) -> YBaseDoc | None:
+    """The jupyter_ydoc model of a room type ('file' → YUnicode-like, 'notebook' → YNotebook)."""
+    model = ydocs.get(doc_type)
+    return model() if model is not None else None
+
+
+def _count_text(delta: Iterable[dict[str, Any]], counts: Counter[str]) -> None:
+    for op in delta:
+        if isinstance(ins := op.get("insert"), str):
+            counts["ins"] += len(ins)
+        elif isinstance(ins, list):
+            counts["ins"] += len(ins)
+        if isinstance(gone := op.get("delete"), int):
+            counts["del"] += gone
+
+
+# ---------------------------------------------------------------------------------------------
+# The writer
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One queued change of the log: an update, a checkpoint, a path or a cap."""
+
+    doc_id: int
+    update: DocUpdate | None = None
+    checkpoint: tuple[int, bytes] | None = None
+    path: str | None = None
+    capped_at: datetime | None = None
+
+
+def _apply(batch: list[_Write]) -> Any:
+    def run(db: Any) -> None:
+        doc_log.append_updates(db, [w.update for w in batch if w.update is not None])
+        for w in batch:
+            if w.checkpoint is not None:
+                doc_log.add_checkpoint(db, w.doc_id, *w.checkpoint)
+            if w.path is not None:
+                doc_log.set_path(db, w.doc_id, w.path)
+            if w.capped_at is not None:
+                doc_log.set_capped(db, w.doc_id, w.capped_at)
+
+    return run
+
+
+class DocLog:
+    """Group commit of the collaboration log through the database's single writer (see the
+    module doc): ``put`` waits while ``QUEUE_LIMIT`` writes are queued."""
+
+    def __init__(self, write: WriteFn, batch_s: float = BATCH_S,
+                 queue_limit: int = QUEUE_LIMIT) -> None:
+        self._write = write
+        self._batch_s = batch_s
+        self._limit = queue_limit
+        self._queue: list[_Write] = []
+        self._wake = asyncio.Event()
+        self._space = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def put(self, item: _Write) -> None:
+        while len(self._queue) >= self._limit:
+            self._space.clear()
+            await self._space.wait()
+        self._queue.append(item)
+        self._idle.clear()
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="doc-log")
+
+    async def _run(self) -> None:
+        while self._queue:
+            await asyncio.sleep(self._batch_s)  # the group-commit window
+            batch, self._queue = self._queue, []
+            self._space.set()
+            try:
+                await self._write(_apply(batch))
+            except Exception:
+                # Never dropped silently: put back and retried after the next window.
+                log.exception("the collaboration log could not store %d writes", len(batch))
+                self._queue[:0] = batch
+                await asyncio.sleep(1.0)  # a retry delay after a failed write
+        self._idle.set()
+
+    async def flush(self) -> None:
+        """Return once everything queued so far is stored."""
+        if self._queue and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="doc-log")
+        await self._idle.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rooms
+
+
+@dataclass(eq=False)
+class Room:
+    """pairlab's mirror of one shared document of a session, and its log position."""
+
+    collab: Collab
+    name: str
+    doc_id: int
+    doc_type: str
+    n: int
+    capped: bool = False
+    path: str = ""
+    authors: dict[str, Counter[str]] = field(default_factory=dict)
+    """Edits since the last save: actor → {"ins", "del"} characters."""
+    saved: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set (then replaced) at each save."""
+    _subs: list[Subscription] = field(default_factory=list)
+    _changed: list[bytes] = field(default_factory=list)
+    _counts: Counter[str] = field(default_factory=Counter)
+    _hash: str | None = None
+    _new_path: str | None = None
+
+    def __post_init__(self) -> None:
+        mirror = _mirror(self.doc_type)
+        self.mirror = mirror
+        self.ydoc: Doc[Any] = mirror.ydoc if mirror is not None else Doc()
+        self._subs.append(self.ydoc.observe(self._on_transaction))
+        state = self.ydoc.get("state", type=Map)
+        self._subs.append(state.observe(self._on_state))
+        if self.doc_type == "notebook":
+            cells = self.ydoc.get("cells", type=Array)
+            self._subs.append(cells.observe_deep(self._on_cells))
+        else:
+            self._subs.append(self.ydoc.get("source", type=Text).observe(self._on_text))
+
+    # -- observers (run inside apply_update) -----------------------------------------------------
+
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        self._changed.append(event.update)
+
+    def _on_text(self, event: TextEvent) -> None:
+        _count_text(getattr(event, "delta", ()), self._counts)
+
+    def _on_cells(self, found: list[Any]) -> None:
+        for event in found:
+            if isinstance(event, TextEvent | ArrayEvent):
+                _count_text(getattr(event, "delta", ()), self._counts)
+
+    def _on_state(self, event: MapEvent) -> None:
+        keys: dict[str, dict[str, Any]] = getattr(event, "keys", {})
+        if "hash" in keys and isinstance(value := keys["hash"].get("newValue"), str):
+            self._hash = value
+        if "path" in keys and isinstance(value := keys["path"].get("newValue"), str):
+            self._new_path = value
+
+    # -- feeding ---------------------------------------------------------------------------------
+
+    async def apply(self, update: bytes, actor: str, conn: int, kind: str) -> None:
+        """Apply ``update`` to the mirror; if it changed the document, log it and count it."""
+        self._changed.clear()
+        self._counts.clear()
+        self._hash = self._new_path = None
+        self.ydoc.apply_update(update)
+        if not self._changed:
+            return  # an echo, or nothing new
+        at = now()
+        if kind == doc_log.KIND_UPDATE:
+            counts = self.authors.setdefault(actor, Counter())
+            counts.update(self._counts)
+        for data in self._changed:
+            await self._store(data, at, actor, conn, kind)
+        if self._new_path is not None:
+            self.path = self._new_path[:1000]
+            await self.collab.log.put(_Write(self.doc_id, path=self.path))
+        if self._hash is not None:
+            self.close_save(self._hash)
+
+    async def _store(self, data: bytes, at: datetime, actor: str, conn: int, kind: str) -> None:
+        if self.capped:
+            return
+        collab = self.collab
+        if len(data) > UPDATE_CAP or collab.stored + len(data) > SESSION_CAP:
+            self.capped = True
+            log.warning("collaboration log of %s capped (%s): update of %d bytes, %d stored",
+                        collab.session_id, self.name, len(data), collab.stored)
+            await collab.log.put(_Write(self.doc_id, capped_at=at))
+            return
+        self.n += 1
+        collab.stored += len(data)
+        await collab.log.put(_Write(self.doc_id, DocUpdate(self.doc_id, self.n, at, actor, conn,
+                                                           kind, data)))
+        if self.n % CHECKPOINT_EVERY == 0:
+            await collab.log.put(_Write(self.doc_id,
+                                        checkpoint=(self.n, self.ydoc.get_update())))
+
+    def text(self) -> str:
+        return str(self.ydoc.get("source", type=Text))
+
+    def close_save(self, sha256: str) -> None:
+        authors = {actor: {"ins": c["ins"], "del": c["del"]} for actor, c in self.authors.items()}
+        self.authors = {}
+        self.collab.attribution.saved(Save(self.path, sha256, authors, self.doc_id, self.n,
+                                           time.monotonic()))
+        self.saved.set()
+        self.saved = asyncio.Event()
+
+    @property
+    def unsaved(self) -> bool:
+        return bool(self.authors)
+
+
+@dataclass(eq=False)
+class Collab:
+    """The shared documents of one session."""
+
+    session_id: str
+    write: WriteFn
+    log: DocLog
+    attribution: Attribution
+    rooms: dict[str, Room] = field(default_factory=dict)
+    conns: int = 0
+    """Connections numbered so far (each one's ``conn``)."""
+    stored: int = 0
+    """Bytes of updates stored by this process (the session cap)."""
+    _opening: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def pending_saves(self, path: str) -> list[asyncio.Event]:
+        """The save events of the rooms of ``path`` that have unsaved edits."""
+        return [r.saved for r in self.rooms.values() if r.path == path and r.unsaved]
+
+    def save_by_content(self, path: str, sha256: str) -> bool:
+        """Close the save of a text room of ``path`` whose unsaved text hashes to ``sha256``:
+        the server's new hash never reaches pairlab when the last browser of the room left
+        before the autosave."""
+        for room in self.rooms.values():
+            if room.path == path and room.unsaved and room.doc_type != "notebook" and \
+                    hashlib.sha256(room.text().encode()).hexdigest() == sha256:
+                room.close_save(sha256)
+                return True
+        return False
+
+    async def room(self, name: str, file_id: str, doc_type: str) -> Room:
+        """The room's mirror, its ``docs`` row made on first sight (numbering continues after
+        a pairlab restart; the server's first sync then re-sends the document once)."""
+        lock = self._opening.setdefault(name, asyncio.Lock())
+        async with lock:
+            found = self.rooms.get(name)
+            if found is not None:
+                return found
+            opened = now()
+            sid = self.session_id
+
+            def open_row(db: Any) -> tuple[int, int, int, bool]:
+                doc_id = doc_log.open_doc(db, sid, name, file_id, doc_type, "", opened)
+                (total,) = db.execute(
+                    "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM doc_updates WHERE doc_id IN "
+                    "(SELECT id FROM docs WHERE session_id = ?)", [sid]).fetchone()
+                doc = doc_log.doc_by_id(db, sid, doc_id)
+                return doc_id, doc_log.last_n(db, doc_id), int(total), \
+                    doc is not None and doc.capped_at is not None
+
+            doc_id, last, total, capped = await self.write(open_row)
+            self.stored = max(self.stored, total)
+            room = self.rooms[name] = Room(self, name, doc_id, doc_type, last, capped)
+            return room
+
+
+# ---------------------------------------------------------------------------------------------
+# The tap
+
+
+def parse_room(rel: str) -> tuple[str, str, str] | None:
+    """``(room name, file id, doc type)`` of a collaboration room path, else None."""
+    match = ROOM_WS.match(rel)
+    if match is None:
+        return None
+    return f"{match.group(1)}:{match.group(2)}:{match.group(3)}", match.group(3), match.group(2)
+
+
+class CollabTap(Tap):
+    """A connection to a collaboration room: its edits go to the room's mirror and log."""
+
+    def __init__(self, taps: SessionTaps, state: _Session, who: Principal, room: Room) -> None:
+        super().__init__(taps, state, who)
+        self.room = room
+        room.collab.conns += 1
+        self.conn = room.collab.conns
+
+    async def feed(self, direction: str, kind: WSMsgType, data: str | bytes) -> None:
+        if self.broken or not isinstance(data, bytes) or len(data) < 3 or \
+                data[0] != YMessageType.SYNC or data[1] not in _CHANGES:
+            return  # step 1, awareness, raw messages: nothing changes
+        try:
+            update = Decoder(data[2:]).read_message()
+            if update is None:
+                return
+            if direction == "in":
+                await self.room.apply(update, self.actor, self.conn, doc_log.KIND_UPDATE)
+            else:
+                await self.room.apply(update, E.ACTOR_SYSTEM, 0, doc_log.KIND_SERVER)
+        except Exception:
+            self.broken = True
+            log.exception("the collaboration tap of session %s failed; it stops recording",
+                          self.state.session_id)

@@ -5,8 +5,11 @@ its position was saved as."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from playwright.async_api import expect
+from pycrdt import Map, Text
 
 from server.http.keys import DB
 from tests.browser import Browsing
@@ -94,4 +97,36 @@ async def test_no_collaboration_says_so(live: Live, browsing: Browsing) -> None:
     await open_replay(live, page)
     await expect(page.locator("#pb-status")).to_have_text(
         "No collaborative editing was recorded in this session.")
+    assert browsing.csp_violations() == [] and browsing.page_errors == []
+
+
+async def test_a_notebook_plays_cell_by_cell(live: Live, browsing: Browsing) -> None:
+    t = Typist("cells")
+
+    def cell(cell_id: str, source: str, kind: str = "code") -> Map[Any]:
+        return Map({"id": cell_id, "cell_type": kind, "source": Text(source)})
+
+    t.do("system", lambda c: c.append(cell("a", "import math")))
+    for ch in "\nmath.pi":
+        t.do(CANDIDATE, lambda c, ch=ch: c[0]["source"].insert(end(c[0]["source"]), ch))
+    t.do(CANDIDATE, lambda c: c.insert(0, cell("m", "# Circles", "markdown")))
+    doc_id = await store_doc(live.app[DB], live.session_id, "json:notebook:nb1", "notebook",
+                             "circles.ipynb", t)
+    await live.record(E.FILE_CHANGED, "circles.ipynb", doc={"id": doc_id, "n": 3})
+
+    page = browsing.page
+    await open_replay(live, page)
+    panel = page.locator("#pb-panel")
+    await expect(panel).to_have_attribute("data-ready", "1")
+    await expect(panel).to_have_attribute("data-n", "3")  # the replay is on that change
+    cells = page.locator("#pb-text .pb-cell")
+    assert await cells.evaluate_all("cs => cs.map(c => [c.dataset.cell, "
+                                    "c.querySelector('pre').textContent])") == \
+        [["a", "import math\nm"]]
+    await page.locator("#pb-slider").fill(str(len(t.states)))
+    await expect(cells).to_have_count(2)
+    shown = await cells.evaluate_all(
+        "cs => cs.map(c => [c.dataset.cell, c.classList.contains('pb-cell-markdown'), "
+        "c.querySelector('pre').textContent])")
+    assert shown == [["m", True, "# Circles"], ["a", False, "import math\nmath.pi"]]
     assert browsing.csp_violations() == [] and browsing.page_errors == []

@@ -1,6 +1,10 @@
 """The replay API's file and tree at an event, exact: what the ``file.*`` events and their kept
 content (``workspaces/recording/file_contents.py``) say, laid over the snapshot history (which
-trails the events by about 1.5 s)."""
+trails the events by about 1.5 s).
+
+Of a path's newest ``file.*`` event at or before the position and the latest snapshot there, the
+newer one says: a snapshot taken after the event has the event's change (or a later one whose
+event came late, as when the watcher read a file between its truncation and its writing)."""
 
 from __future__ import annotations
 
@@ -33,13 +37,13 @@ async def _first_snapshot_after(db: Database, session_id: str, seq: int) -> str 
     return None if row is None else str(row[0])
 
 
-async def file_at(db: Database, history: History, session_id: str, at: int,
-                  path: str) -> dict[str, Any] | None:
+async def file_at(db: Database, history: History, session_id: str, at: int, path: str,
+                  snapshot_seq: int) -> dict[str, Any] | None:
     """The ``/file`` fields for ``path`` as of event ``at`` from its newest ``file.*`` event
-    (``"source": "event", "seq"``), or None when no event says (the snapshot then does)."""
+    (``"source": "event", "seq"``), or None when the latest snapshot (``snapshot_seq``) says."""
     states = await db.read(lambda d: file_contents.states_at(d, session_id, at, path))
     state = states.get(path)
-    if state is None or state.link:
+    if state is None or state.link or state.seq < snapshot_seq:
         return None
     base: dict[str, Any] = {"source": "event", "seq": state.seq, "exists": state.exists,
                             "size": state.size, "sha256": None, "text": None}
@@ -65,14 +69,14 @@ async def tree_at(db: Database, session_id: str, at: int, snapshot_seq: int,
     event at or before ``at`` changed laid over them: ``(files, large, status, deleted,
     newest overlaid event seq or None)``."""
     states: dict[str, FileState] = await db.read(
-        lambda d: file_contents.states_at(d, session_id, at))
+        lambda d: file_contents.states_at(d, session_id, at, after=snapshot_seq - 1))
     sizes = dict(files)
     large = set(large)
     status = dict(status)
     newest: int | None = None
     for path, state in states.items():
-        if state.seq <= snapshot_seq and (path in sizes) == state.exists:
-            continue  # the snapshot, taken after this event, already shows it
+        if state.seq < snapshot_seq:
+            continue  # the snapshot, taken after this event, shows it (or newer)
         newest = max(newest or 0, state.seq)
         large.discard(path)
         if not state.exists:

@@ -28,14 +28,15 @@ JSON shapes
   "files": [{"path", "size", "status": "added" | "modified" | "unchanged", "large": bool}],
   "deleted": [path], "events_to": int | null}``: the workspace as of event ``SEQ`` (default:
   latest), compared with the task's start: the latest snapshot at or before ``SEQ`` with the
-  ``file.*`` events after it laid over (``events_to``: the newest such event). ``large`` files
-  were recorded by size and sha256 only.
+  ``file.*`` events after it (up to ``SEQ``) laid over (``events_to``: the newest such
+  event). ``large`` files were recorded by size and sha256 only.
 - ``GET /api/v1/sessions/{id}/file?at=SEQ&path=P`` → ``{"path", "at", "snapshot", "exists",
   "kind": "text" | "binary" | "large" | "missing", "size": int | null, "sha256": str | null,
   "text": str | null, "source": "event" | "snapshot", "seq": int}``: exact content for text;
   binary and large files by size and hash only. ``source: "event"``: the content the watcher
   read for the newest ``file.*`` event of ``P`` at or before ``SEQ`` (``seq``: that event);
-  ``"snapshot"``: no such event, the latest snapshot at or before ``SEQ`` (``seq``: its seq).
+  ``"snapshot"``: the latest snapshot at or before ``SEQ`` (``seq``: its seq), when it is newer
+  than any such event.
 - ``GET /api/v1/sessions/{id}/diff?from=SEQ&to=SEQ`` → ``{"from": Snapshot, "to": Snapshot,
   "files": [{"status": "A" | "M" | "D" | "T", "path"}], "diff": str}``: a unified diff
   (bounded; cut with ``…[truncated N chars]``). Defaults: the task's start → the latest.
@@ -250,7 +251,7 @@ async def file(request: web.Request) -> web.Response:
                             "kind": "text", "size": None, "sha256": None, "text": None,
                             "source": "snapshot", "seq": snap["seq"]}
     exact = await exact_files.file_at(request.app[DB], history, session.id,
-                                      LATEST if at is None else at, path)
+                                      LATEST if at is None else at, path, snap["seq"])
     if exact is not None:
         return web.json_response({**body, **exact})
     large = {f.path: f for f in await asyncio.to_thread(history.large_files, snap["commit"])}

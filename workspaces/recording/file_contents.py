@@ -4,8 +4,9 @@
 makes with them.
 
 The file at event ``N`` is the newest ``file.*`` event of its path at or before ``N`` (a rename
-away or a delete means it is gone). Snapshots come about 1.5 s after a change, so they alone
-show the file before its change at the change's own ``seq``; events do not. Events before a
+away or a delete means it is gone), unless a snapshot was taken after that event. Snapshots come
+about 1.5 s after a change, so they alone show the file before its change at the change's own
+``seq``; events do not. Events before a
 pairlab restart are not used (what changed while it was down has no event; the snapshot taken
 on restart has it).
 """
@@ -132,10 +133,11 @@ def _state(path: str, seq: int, kind: str, payload: dict[str, Any]) -> FileState
 
 
 def states_at(db: sqlite_utils.Database, session_id: str, at: int,
-              path: str | None = None) -> dict[str, FileState]:
-    """Every path (or only ``path``) some trusted ``file.*`` event at or before ``at`` names,
-    as the newest such event left it (renamed-away paths included, as gone)."""
-    floor = _floor(db, session_id, at)
+              path: str | None = None, after: int = 0) -> dict[str, FileState]:
+    """Every path (or only ``path``) some trusted ``file.*`` event after ``after`` and at or
+    before ``at`` names, as the newest such event left it (renamed-away paths included, as
+    gone)."""
+    floor = max(after, _floor(db, session_id, at))
     where, args = "session_id = ? AND seq > ? AND seq <= ?", [session_id, floor, at]
     if path is None:
         rows = db.execute(f"SELECT seq, kind, path, payload FROM events WHERE {where} "  # noqa: S608

@@ -220,6 +220,18 @@
     return box;
   }
 
+  // A file change with several authors (a shared document's save): all of them, most first;
+  // a change pairlab could only guess the author of says so.
+  function authorsText(ev, names) {
+    var p = ev.payload || {}, a = p.authors, text = "";
+    if (a && typeof a === "object" && !Array.isArray(a) && Object.keys(a).length > 1) {
+      var weight = function (k) { var c = a[k] || {}; return Number(c.ins || 0) + Number(c.del || 0); };
+      text = " · by " + Object.keys(a).sort(function (x, y) { return weight(y) - weight(x); })
+        .map(function (k) { return actorName(k, names); }).join(", ");
+    }
+    return text + (p.inferred === true ? " · author inferred" : "");
+  }
+
   function kindClass(kind) { return "pl-kind-" + String(kind).replace(/[^a-z0-9]+/gi, "-"); }
 
   // <li data-seq> with time, actor, kind, summary, and the payload in a <details>.
@@ -235,7 +247,7 @@
       el("time", { datetime: ev.at }, [clock(ev.at)]), " ",
       el("span", { class: "pl-actor" }, [actorName(ev.actor, names)]), " ",
       el("span", { class: "pl-kind" }, [ev.kind]), " ",
-      el("span", { class: "pl-summary" }, [summary(ev)])
+      el("span", { class: "pl-summary" }, [summary(ev) + authorsText(ev, names)])
     ]);
     var box = el("details", open ? { open: "" } : {}, [summaryNode]);
     box.addEventListener("toggle", function fill() {

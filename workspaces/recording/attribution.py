@@ -86,8 +86,9 @@ class Attribution:
     # -- evidence -----------------------------------------------------------------------------
 
     def claim(self, path: str, actor: str, method: str) -> None:
-        """A contents-API request of ``actor`` wrote, made, renamed or deleted ``path``."""
-        if not path:
+        """A contents-API request of ``actor`` wrote, made, renamed or deleted ``path`` (a
+        ``POST`` names the folder a new or copied file goes to: '' is the top)."""
+        if not path and method != "POST":
             return
         if len(self._claims) >= MAX_CLAIMS:
             self._forget()
@@ -134,6 +135,9 @@ class Attribution:
             claim = self._claims.get(candidate) if candidate else None
             if claim is not None and now - claim.at <= CLAIM_S:
                 return claim.actor, {"via": VIA_CONTENTS, "authors": {claim.actor: {}}}
+        folder = self._claims.get(path.rpartition("/")[0])  # a new file made by POST
+        if folder is not None and folder.method == "POST" and now - folder.at <= CLAIM_S:
+            return folder.actor, {"via": VIA_CONTENTS, "authors": {folder.actor: {}}}
         running = {actor for actor, at in self._active.items() if now - at <= ACTIVE_S}
         if len(running) == 1 and (only := next(iter(running))) != E.ACTOR_CANDIDATE:
             return only, {"via": VIA_PROCESS, "inferred": True}

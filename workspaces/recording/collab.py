@@ -19,10 +19,11 @@ session, shared by all its connections:
   with the file watcher's hash.
 
 Every changing update is stored (``doc_log``) through one group-commit writer (``DocLog``:
-batches of ~``BATCH_S``, a bounded queue that makes the tap wait, never drop), with a checkpoint
-every ``CHECKPOINT_EVERY`` updates. Bounds: ``SESSION_CAP`` bytes of updates per session and
-``UPDATE_CAP`` per update; past either the document is marked ``capped_at`` and its later
-updates are no longer stored (attribution goes on).
+batches of ~``BATCH_S``; a bounded queue makes the tap wait rather than drop; a batch the
+database refuses ``WRITE_TRIES`` times is logged and given up, so the proxied WebSockets never
+stall), with a checkpoint every ``CHECKPOINT_EVERY`` updates. Bounds: ``SESSION_CAP`` bytes of
+updates per session and ``UPDATE_CAP`` per update; past either the document is marked
+``capped_at`` and its later updates are no longer stored (attribution goes on).
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import sqlite_utils
 from aiohttp import WSMsgType
 from jupyter_ydoc import ydocs
 from jupyter_ydoc.ybasedoc import YBaseDoc
@@ -72,6 +74,7 @@ BATCH_S = 0.1
 QUEUE_LIMIT = 5000
 SESSION_CAP = 128 * 1024 * 1024
 UPDATE_CAP = 8 * 1024 * 1024
+WRITE_TRIES = 3
 _CHANGES = (YSyncMessageType.SYNC_STEP2, YSyncMessageType.SYNC_UPDATE)
 
 
@@ -106,8 +109,8 @@ class _Write:
     capped_at: datetime | None = None
 
 
-def _apply(batch: list[_Write]) -> Any:
-    def run(db: Any) -> None:
+def _apply(batch: list[_Write]) -> Callable[[sqlite_utils.Database], None]:
+    def run(db: sqlite_utils.Database) -> None:
         doc_log.append_updates(db, [w.update for w in batch if w.update is not None])
         for w in batch:
             if w.checkpoint is not None:
@@ -130,7 +133,6 @@ class DocLog:
         self._batch_s = batch_s
         self._limit = queue_limit
         self._queue: list[_Write] = []
-        self._wake = asyncio.Event()
         self._space = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -142,7 +144,6 @@ class DocLog:
             await self._space.wait()
         self._queue.append(item)
         self._idle.clear()
-        self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="doc-log")
 
@@ -151,13 +152,17 @@ class DocLog:
             await asyncio.sleep(self._batch_s)  # the group-commit window
             batch, self._queue = self._queue, []
             self._space.set()
-            try:
-                await self._write(_apply(batch))
-            except Exception:
-                # Never dropped silently: put back and retried after the next window.
-                log.exception("the collaboration log could not store %d writes", len(batch))
-                self._queue[:0] = batch
-                await asyncio.sleep(1.0)  # a retry delay after a failed write
+            for attempt in range(1, WRITE_TRIES + 1):
+                try:
+                    await self._write(_apply(batch))
+                    break
+                except Exception:
+                    # Retried; a write that keeps failing is given up (loudly) rather than
+                    # stall the WebSockets that feed this log.
+                    log.exception("the collaboration log could not store %d writes (try %d "
+                                  "of %d)", len(batch), attempt, WRITE_TRIES)
+                    if attempt < WRITE_TRIES:
+                        await asyncio.sleep(attempt)  # the retry's back-off
         self._idle.set()
 
     async def flush(self) -> None:
@@ -227,6 +232,17 @@ class Room:
 
     # -- feeding ---------------------------------------------------------------------------------
 
+    def restore(self, logged: list[bytes]) -> None:
+        """Bring a new mirror up to what the log holds (nobody's edit: nothing is counted), so
+        that the server's and the browsers' first sync after a pairlab restart are no-ops."""
+        for update in logged:
+            self.ydoc.apply_update(update)
+        self._changed.clear()
+        self._counts.clear()
+        self._hash = self._new_path = None
+        path = self.ydoc.get("state", type=Map).get("path")
+        self.path = path[:1000] if isinstance(path, str) else ""
+
     async def apply(self, update: bytes, actor: str, conn: int, kind: str) -> None:
         """Apply ``update`` to the mirror; if it changed the document, log it and count it."""
         self._changed.clear()
@@ -270,6 +286,8 @@ class Room:
 
     def close_save(self, sha256: str) -> None:
         authors = {actor: {"ins": c["ins"], "del": c["del"]} for actor, c in self.authors.items()}
+        if any(c["ins"] or c["del"] for c in authors.values()):  # a client's own state change
+            authors = {a: c for a, c in authors.items() if c["ins"] or c["del"]}  # is no text
         self.authors = {}
         self.collab.attribution.saved(Save(self.path, sha256, authors, self.doc_id, self.n,
                                            time.monotonic()))
@@ -322,18 +340,29 @@ class Collab:
             opened = now()
             sid = self.session_id
 
-            def open_row(db: Any) -> tuple[int, int, int, bool]:
+            def open_row(db: Any) -> tuple[int, int, int, bool, list[bytes]]:
                 doc_id = doc_log.open_doc(db, sid, name, file_id, doc_type, "", opened)
                 (total,) = db.execute(
                     "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM doc_updates WHERE doc_id IN "
                     "(SELECT id FROM docs WHERE session_id = ?)", [sid]).fetchone()
                 doc = doc_log.doc_by_id(db, sid, doc_id)
-                return doc_id, doc_log.last_n(db, doc_id), int(total), \
-                    doc is not None and doc.capped_at is not None
+                last = doc_log.last_n(db, doc_id)
+                # what was logged before (a pairlab restart): the mirror starts from it
+                base = doc_log.checkpoint_at(db, doc_id, last)
+                known = [base[1]] if base is not None else []
+                start = base[0] + 1 if base is not None else 1
+                while start <= last:
+                    page = doc_log.updates_from(db, doc_id, start)
+                    known += [u.data for u in page]
+                    start = page[-1].n + 1 if page else last + 1
+                return doc_id, last, int(total), \
+                    doc is not None and doc.capped_at is not None, known
 
-            doc_id, last, total, capped = await self.write(open_row)
+            doc_id, last, total, capped, known = await self.write(open_row)
             self.stored = max(self.stored, total)
-            room = self.rooms[name] = Room(self, name, doc_id, doc_type, last, capped)
+            room = Room(self, name, doc_id, doc_type, last, capped)
+            room.restore(known)
+            self.rooms[name] = room
             return room
 
 

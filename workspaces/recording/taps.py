@@ -49,7 +49,7 @@ _KERNEL_WS = re.compile(r"^/api/kernels/([A-Za-z0-9-]{1,64})/channels$")
 _TERMINAL_WS = re.compile(r"^/terminals/websocket/([A-Za-z0-9_.-]{1,64})$")
 _KERNEL_ACTION = re.compile(r"^/api/kernels/([A-Za-z0-9-]{1,64})/(restart|interrupt)$")
 _KERNEL = re.compile(r"^/api/kernels/([A-Za-z0-9-]{1,64})$")
-_CONTENTS = re.compile(r"^/api/contents/(.+)$")
+_CONTENTS = re.compile(r"^/api/contents(?:/(.*))?$")
 Record = Callable[[Event], Awaitable[None]]
 
 
@@ -314,7 +314,8 @@ class SessionTaps:
         rel = path.removeprefix(f"/w/{workspace_id}")
         if status < 300 and (match := _CONTENTS.match(rel)):
             # a rename's new path comes with the watcher's event as its old_path's claim
-            state.attribution.claim(unquote(match.group(1)).strip("/"), actor_of(who), method)
+            state.attribution.claim(unquote(match.group(1) or "").strip("/"), actor_of(who),
+                                   method)
             return
         if method == "PUT":
             return

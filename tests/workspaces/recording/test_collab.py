@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
-from jupyter_ydoc import YUnicode
-from pycrdt import Decoder, Doc, Text, create_update_message
+from jupyter_ydoc import YNotebook, YUnicode
+from pycrdt import Array, Decoder, Doc, Map, Text, create_update_message
 
 from common.db import Database
 from workspaces.recording import collab, doc_log
@@ -255,6 +255,10 @@ async def test_contents_api_and_processes(rig: Rig) -> None:
     term = await rig.connect(CANDIDATE, "/w/ws1/terminals/websocket/1")
     await term.feed("in", WSMsgType.TEXT, json.dumps(["stdin", "touch x\r"]))
     assert await taps.attribute("s1", "x", "ef" * 32) == ("candidate", {"via": "process"})
+    # a new file (POST to its folder: the server picks the name)
+    await taps.http_tap("ws1", "POST", "/w/ws1/api/contents", 201, OTHER)
+    assert (await taps.attribute("s1", "untitled.py", "12" * 32))[0] == "interviewer:9"
+    assert (await taps.attribute("s1", "sub/untitled.py", "12" * 32))[0] == "candidate"
 
 
 async def test_a_save_nobody_saw_is_matched_by_the_mirror_s_content(rig: Rig) -> None:
@@ -268,3 +272,95 @@ async def test_a_save_nobody_saw_is_matched_by_the_mirror_s_content(rig: Rig) ->
         "interviewer:7", "collaboration", {"interviewer:7": {"ins": 4, "del": 0}})
     actor, why = await rig.taps.attribute("s1", "left.py", sha("a\nbye\nmore\n"))
     assert (actor, why) == ("candidate", {"via": "process"})
+
+
+async def test_a_connection_that_changed_no_text_is_no_author(rig: Rig) -> None:
+    server = Server("a\n", "s.py")
+    casey, lee = await rig.connect(CANDIDATE), await rig.connect(LEAD)
+    await both([casey, lee], step2(server.doc.ydoc.get_update()))
+    client = Client(server)
+    before = client.doc.get_state()
+    client.doc.get("state", type=Map)["dirty"] = True  # a client's own state, no text
+    await lee.feed("in", WSMsgType.BINARY, create_update_message(client.doc.get_update(before)))
+    await casey.feed("in", WSMsgType.BINARY, client.type(None, "b\n"))
+    await both([casey, lee], server.change(lambda d: setattr(d, "hash", sha("a\nb\n"))))
+    actor, why = await rig.taps.attribute("s1", "s.py", sha("a\nb\n"))
+    assert (actor, why["authors"]) == ("candidate", {"candidate": {"ins": 2, "del": 0}})
+    assert [r.actor for r in await rig.rows()] == [
+        "system", "interviewer:7", "candidate", "system"]  # the log keeps everything
+
+
+async def test_after_a_restart_the_mirror_starts_from_the_log(rig: Rig,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    monkeypatch.setattr(collab, "CHECKPOINT_EVERY", 2)
+    server = Server("a\n", "r.py")
+    tap = await rig.connect(LEAD)
+    await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    lee = Client(server)
+    for line in ("b\n", "c\n", "d\n"):
+        edit = lee.type(None, line)
+        await tap.feed("in", WSMsgType.BINARY, edit)
+        server.doc.ydoc.apply_update(update_of(edit))
+    before = await rig.rows()
+    assert len(before) == 4
+    assert await rig.db.read(lambda d: doc_log.checkpoint_at(d, before[0].doc_id, 9)) is not None
+
+    # pairlab restarts: new taps over the same database; the browser reconnects with its copy
+    again = Rig(rig.db)
+    tap = await again.connect(CANDIDATE)
+    await tap.feed("in", WSMsgType.BINARY, step2(lee.doc.get_update()))  # its whole document
+    await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    assert await again.rows() == before  # nothing new: nobody's edit, no duplicate
+    await tap.feed("in", WSMsgType.BINARY, Client(server).type(None, "e\n"))
+    rows = await again.rows()
+    assert [(r.n, r.actor) for r in rows[4:]] == [(5, "candidate")]
+    await again.clients.close()
+
+
+async def test_notebook_cells_count_per_author(rig: Rig) -> None:
+    server = YNotebook()
+    server.path = "explore.ipynb"
+    server.set({"cells": [{"cell_type": "code", "source": "x = 1", "metadata": {},
+                           "outputs": [], "execution_count": None, "id": "c1"}],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    tap = await rig.connect(LEAD, ROOM.replace("text:file", "json:notebook"))
+    await tap.feed("out", WSMsgType.BINARY, step2(server.ydoc.get_update()))
+    client: Doc[Any] = Doc()
+    cells = client.get("cells", type=Array)
+    client.apply_update(server.ydoc.get_update())
+    before = client.get_state()
+    source = cells[0]["source"]
+    source.insert(len(source), "\ny = x + 1")
+    del source[0:1]
+    await tap.feed("in", WSMsgType.BINARY, create_update_message(client.get_update(before)))
+    before = server.ydoc.get_state()
+    server.hash = "f" * 64
+    await tap.feed("out", WSMsgType.BINARY,
+                   create_update_message(server.ydoc.get_update(before)))
+    actor, why = await rig.taps.attribute("s1", "explore.ipynb", "f" * 64)
+    assert (actor, why["authors"]) == ("interviewer:7", {"interviewer:7": {"ins": 10, "del": 1}})
+    (doc,) = await rig.docs()
+    assert (doc.doc_type, doc.path) == ("notebook", "explore.ipynb")
+
+
+async def test_the_log_writer_retries_a_failed_write(rig: Rig) -> None:
+    failures = 2
+    real_write = rig.db.write
+
+    async def flaky(fn: Any) -> Any:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise OSError("disk busy")
+        return await real_write(fn)
+
+    log = collab.DocLog(flaky, batch_s=0.01)
+    doc_id = await rig.db.write(
+        lambda d: doc_log.open_doc(d, "s1", "text:file:x", "x", "file", "", collab.now()))
+    await log.put(collab._Write(doc_id, doc_log.DocUpdate(doc_id, 1, collab.now(), "candidate",
+                                                          1, "update", b"\0\0")))
+    await log.flush()
+    assert failures == 0
+    assert [u.actor for u in await rig.db.read(lambda d: doc_log.updates_from(d, doc_id))] == [
+        "candidate"]

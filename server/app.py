@@ -25,6 +25,7 @@ from server.http.ratelimit import LoginLimiter
 from server.http.security_headers import security_headers_for
 from server.people import admin, login
 from server.recording import casts as recording_casts
+from server.recording import playback as recording_playback
 from server.recording import routes as recording
 from server.scoring import analytics, outcomes, rubrics, webhooks
 from server.scoring import export as score_export
@@ -81,7 +82,7 @@ AREAS: tuple[Area, ...] = (
          contexts=(rubrics_ctx, webhooks_ctx)),
     # the recorder, then the session manager given its hook (server/sessions/wiring.py)
     Area("sessions", routes=(sessions.routes, observe.routes), contexts=(sessions_ctx,)),
-    Area("recording", routes=(recording.routes, recording_casts.routes),
+    Area("recording", routes=(recording.routes, recording_casts.routes, recording_playback.routes),
          on_shutdown=(recording.end_streams,)),
     Area("doctor", routes=(doctor.routes,), contexts=(full_runs_ctx,)),
     Area("home", routes=(pages.routes,)),

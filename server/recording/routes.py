@@ -30,11 +30,17 @@ JSON shapes
 - ``GET /api/v1/sessions/{id}/snapshots`` → ``{"snapshots": [Snapshot]}``, oldest first.
 - ``GET /api/v1/sessions/{id}/tree?at=SEQ`` → ``{"at": SEQ | null, "snapshot": Snapshot,
   "files": [{"path", "size", "status": "added" | "modified" | "unchanged", "large": bool}],
-  "deleted": [path]}``: the workspace as of event ``SEQ`` (default: latest), compared with the
-  task's start. ``large`` files were recorded by size and sha256 only.
+  "deleted": [path], "events_to": int | null}``: the workspace as of event ``SEQ`` (default:
+  latest), compared with the task's start: the latest snapshot at or before ``SEQ`` with the
+  ``file.*`` events after it (up to ``SEQ``) laid over (``events_to``: the newest such
+  event). ``large`` files were recorded by size and sha256 only.
 - ``GET /api/v1/sessions/{id}/file?at=SEQ&path=P`` → ``{"path", "at", "snapshot", "exists",
   "kind": "text" | "binary" | "large" | "missing", "size": int | null, "sha256": str | null,
-  "text": str | null}``: exact content for text; binary and large files by size and hash only.
+  "text": str | null, "source": "event" | "snapshot", "seq": int}``: exact content for text;
+  binary and large files by size and hash only. ``source: "event"``: the content the watcher
+  read for the newest ``file.*`` event of ``P`` at or before ``SEQ`` (``seq``: that event);
+  ``"snapshot"``: the latest snapshot at or before ``SEQ`` (``seq``: its seq), when it is newer
+  than any such event.
 - ``GET /api/v1/sessions/{id}/diff?from=SEQ&to=SEQ`` → ``{"from": Snapshot, "to": Snapshot,
   "files": [{"status": "A" | "M" | "D" | "T", "path"}], "diff": str}``: a unified diff
   (bounded; cut with ``…[truncated N chars]``). Defaults: the task's start → the latest.
@@ -48,7 +54,6 @@ yet, 422 for a bad ``at``/``from``/``to``/``path``/``limit``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import tarfile
 import tempfile
@@ -64,6 +69,7 @@ from common.errors import NotFound, Unprocessable
 from server.http.bodies import json_body, whole_number
 from server.http.keys import DB, SETTINGS
 from server.http.security_headers import CSP
+from server.recording import exact_files
 from server.recording.keys import RECORDING
 from server.sessions.access import visible_session
 from server.settings import Settings
@@ -233,12 +239,17 @@ async def tree(request: web.Request) -> web.Response:
     changes = dict((path, status) for status, path in await asyncio.to_thread(
         history.changed_paths, start["commit"], snap["commit"]))
     large = {f.path for f in await asyncio.to_thread(history.large_files, snap["commit"])}
-    status = {"A": "added", "M": "modified", "T": "modified"}
+    letters = {"A": "added", "M": "modified", "T": "modified"}
+    status = {path: letters.get(changes.get(path, ""), "unchanged") for path, _ in files}
+    start_paths = {path for path, _ in await history.atree_at(start["commit"])}
+    files, large, status, deleted, newest = await exact_files.tree_at(
+        request.app[DB], session.id, LATEST if at is None else at, snap["seq"], files, large,
+        status, start_paths)
     return web.json_response({
-        "at": at, "snapshot": snap,
-        "files": [{"path": path, "size": size, "status": status.get(changes.get(path, ""),
-                   "unchanged"), "large": path in large} for path, size in files],
-        "deleted": sorted(p for p, s in changes.items() if s == "D"),
+        "at": at, "snapshot": snap, "events_to": newest,
+        "files": [{"path": path, "size": size, "status": status.get(path, "unchanged"),
+                   "large": path in large} for path, size in files],
+        "deleted": deleted,
     })
 
 
@@ -259,7 +270,12 @@ async def file(request: web.Request) -> web.Response:
     snap = await _snapshot(request, session.id, LATEST if at is None else at)
     history = _history(request, session.id)
     body: dict[str, Any] = {"path": path, "at": at, "snapshot": snap, "exists": True,
-                            "kind": "text", "size": None, "sha256": None, "text": None}
+                            "kind": "text", "size": None, "sha256": None, "text": None,
+                            "source": "snapshot", "seq": snap["seq"]}
+    exact = await exact_files.file_at(request.app[DB], history, session.id,
+                                      LATEST if at is None else at, path, snap["seq"])
+    if exact is not None:
+        return web.json_response({**body, **exact})
     large = {f.path: f for f in await asyncio.to_thread(history.large_files, snap["commit"])}
     if path in large:
         body.update(kind="large", size=large[path].size, sha256=large[path].sha256)
@@ -268,13 +284,7 @@ async def file(request: web.Request) -> web.Response:
     if content is None:
         body.update(exists=False, kind="missing")
         return web.json_response(body)
-    body.update(size=len(content), sha256=hashlib.sha256(content).hexdigest())
-    try:
-        if b"\0" in content[:8000]:
-            raise UnicodeDecodeError("utf-8", content[:1], 0, 1, "NUL byte")
-        body["text"] = content.decode("utf-8")
-    except UnicodeDecodeError:
-        body["kind"] = "binary"
+    body.update(exact_files.describe(content))
     return web.json_response(body)
 
 

@@ -150,7 +150,7 @@
   }
 
   // Follow the replay's position: a terminal command that points into a cast.
-  document.addEventListener("pl:seq", function (e) {
+  document.addEventListener("pl:moment", function (e) {
     var ev = e.detail && e.detail.event;
     var where = ev && ev.kind === "terminal.command" && ev.payload && ev.payload.cast;
     if (!where || typeof where.id !== "string" || typeof where.t !== "number") { return; }

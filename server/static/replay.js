@@ -1,6 +1,6 @@
 // pairlab: the replay page. Loads every event of a session, then lets a reviewer scrub through
-// them (the range's value is an event seq): the workspace (tree and files) as of the latest
-// snapshot at or before that event, a diff between any two moments, and markers for notable
+// them (the range's value is an event seq): the workspace (tree and files) as of that event
+// (the latest snapshot with the file events after it laid over, by the API), a diff between any two moments, and markers for notable
 // ML-work signals. The position lives in the URL (#seq=N) so a moment can be linked.
 (function () {
   "use strict";
@@ -189,8 +189,8 @@
     });
     history.replaceState(null, "", "#seq=" + seq);
     showWorkspace();
-    // other panels (castplayer.js) follow the position
-    document.dispatchEvent(new CustomEvent("pl:seq", { detail: { seq: seq, event: bySeq[seq] } }));
+    // other panels (playback.js, castplayer.js) follow the position
+    document.dispatchEvent(new CustomEvent("pl:moment", { detail: { seq: seq, event: bySeq[seq] } }));
   }
 
   function scrollList(li) {
@@ -208,7 +208,8 @@
     return found;
   }
 
-  // The tree and the selected file as of the latest snapshot at or before the position.
+  // The tree and the selected file as of the position, exactly (the API lays the file events
+  // since the latest snapshot over it).
   function showWorkspace() {
     var snap = snapshotAt(current);
     if (!snap) {
@@ -218,12 +219,12 @@
       T.clear($("pl-file"));
       return;
     }
-    if (shownSnapshot === snap.seq) { return; }
-    shownSnapshot = snap.seq;
+    if (shownSnapshot === current) { return; }
+    shownSnapshot = current;
     var at = current;
-    $("pl-ws-at").textContent = "(snapshot at #" + snap.seq + ", " + T.clock(snap.at) + ")";
+    $("pl-ws-at").textContent = "(as of #" + at + ", " + T.clock(bySeq[at].at) + ")";
     T.api(cfg.api + "/tree?at=" + at).then(function (data) {
-      if (shownSnapshot !== snap.seq) { return; }
+      if (shownSnapshot !== at) { return; }
       var files = data.files || [];
       var still = files.some(function (f) { return f.path === selectedFile; });
       T.renderTree($("pl-tree"), data, pickFile, still ? selectedFile : null);
@@ -277,6 +278,13 @@
       .then(function (data) { T.renderDiff($("pl-diff"), data.diff || ""); })
       .catch(function (err) { showError($("pl-diff"), err); });
   });
+
+  // For the code playback panel (playback.js): the events, the position, and a way to move.
+  window.PairlabReplay = {
+    events: function () { return events; },
+    current: function () { return bySeq[current] || null; },
+    go: go
+  };
 
   Promise.all([loadEvents(0), loadSnapshots()]).then(function () {
     events.sort(function (a, b) { return a.seq - b.seq; });

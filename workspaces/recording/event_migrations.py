@@ -51,6 +51,30 @@ def m001_events_and_snapshots(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m002_file_contents(db: sqlite_utils.Database) -> None:
+    # The content of each file version the watcher read (files up to 2 MiB), zlib-compressed
+    # and deduplicated per session by sha256: the file at any event, exactly. Rows never change.
+    db.execute(
+        """
+        CREATE TABLE file_blobs (
+            session_id TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (session_id, sha256)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER file_blobs_no_update BEFORE UPDATE ON file_blobs
+        BEGIN SELECT RAISE(ABORT, 'file contents are append-only'); END
+        """
+    )
+    # The newest event of a path at or before a position.
+    db.execute("CREATE INDEX events_by_path ON events (session_id, path, seq)")
+
+
+@migrations()
 def m003_collaboration_log(db: sqlite_utils.Database) -> None:
     # One row per collaboration room (``<format>:<type>:<fileId>``) seen in a session. ``doc_type``
     # is 'file' (YUnicode) or 'notebook' (YNotebook); ``path`` follows the document's ``state``

@@ -42,6 +42,7 @@ from workspaces.excerpt import safe_text
 from workspaces.grading.queue import FairQueue
 from workspaces.provisioner import WorkspaceInfo
 from workspaces.recording import events as E
+from workspaces.recording import file_contents
 from workspaces.recording.archive import history_path, workspace_root
 from workspaces.recording.casts import CastStore
 from workspaces.recording.events import (
@@ -330,7 +331,9 @@ class RecordingService:
 
     async def _watch(self, rec: _Recording, ready: asyncio.Event) -> None:
         try:
-            async for batch in watch_workspace(rec.root, stop_event=rec.stop, ready=ready):
+            async for batch in watch_workspace(rec.root, stop_event=rec.stop, ready=ready,
+                                               keep_content=file_contents.KEEP_PER_BATCH):
+                await file_contents.keep(self.db, rec.session_id, batch)
                 for change in batch:
                     actor, why = await self.taps.attribute(rec.session_id, change.path,
                                                            change.sha256, change.old_path)

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import logging
 import os
 import stat
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -234,6 +235,8 @@ class FileChange:
     size: int | None = None
     sha256: str = ""
     link: bool = False
+    content: bytes | None = field(default=None, compare=False, repr=False)
+    """The bytes hashed, when the watcher was asked to keep them (``keep_content``)."""
 
     @property
     def event_kind(self) -> str:
@@ -264,6 +267,10 @@ class _Tree:
         self.files: dict[str, Entry] = {}
         self.hashes: dict[str, str] = {}
         self.dirs: set[str] = set()
+        self.keep_limit = 0
+        """Bytes of file content kept per look at the disk (for ``FileChange.content``)."""
+        self._kept: dict[str, tuple[str, bytes]] = {}
+        self._kept_bytes = 0
 
     def _hash(self, entry: Entry, dir_fd: int, name: str) -> str:
         old = self.files.get(entry.path)
@@ -275,7 +282,12 @@ class _Tree:
                 return hashlib.sha256(os.fsencode(target)).hexdigest()
             if entry.size > self.hash_limit or entry.sparse:
                 return ""
-            return read_file(dir_fd, name, limit=self.hash_limit, keep=False, sha256=True).sha256
+            keep = self._kept_bytes + entry.size <= self.keep_limit
+            found = read_file(dir_fd, name, limit=self.hash_limit, keep=keep, sha256=True)
+            if keep and not found.unread and self._kept_bytes + found.size <= self.keep_limit:
+                self._kept[entry.path] = (found.sha256, found.content)
+                self._kept_bytes += found.size
+            return found.sha256
         except OSError:
             return ""
 
@@ -338,6 +350,13 @@ class _Tree:
         return targets
 
     def _apply(self, targets: list[tuple[str, bool]]) -> list[FileChange]:
+        self._kept, self._kept_bytes = {}, 0
+        try:
+            return [_with_content(c, self._kept) for c in self._diff(targets)]
+        finally:
+            self._kept, self._kept_bytes = {}, 0
+
+    def _diff(self, targets: list[tuple[str, bool]]) -> list[FileChange]:
         created: list[tuple[Entry, str]] = []
         deleted: list[tuple[Entry, str]] = []
         changes: list[FileChange] = []
@@ -376,6 +395,13 @@ class _Tree:
                 changes.append(_change("created", entry, sha))
         changes += [_change("deleted", entry, "", size=False) for entry, _ in deleted]
         return sorted(changes, key=lambda c: (c.path, c.kind))
+
+
+def _with_content(change: FileChange, kept: dict[str, tuple[str, bytes]]) -> FileChange:
+    found = kept.get(change.path) if change.kind != "deleted" and not change.link else None
+    if found is None or not change.sha256 or found[0] != change.sha256:
+        return change
+    return dataclasses.replace(change, content=found[1])
 
 
 def _under(path: str, folder: str) -> bool:
@@ -421,16 +447,20 @@ async def watch_workspace(root: Path, *, ignore: Ignore = is_ignored, debounce_m
                           step_ms: int = 50, stop_event: asyncio.Event | None = None,
                           ready: asyncio.Event | None = None, hash_limit: int = 2 * MiB,
                           max_files: int = 50_000, max_dirs: int = 4000,
-                          rust_timeout_ms: int = 1000) -> AsyncIterator[list[FileChange]]:
+                          rust_timeout_ms: int = 1000,
+                          keep_content: int = 0) -> AsyncIterator[list[FileChange]]:
     """Batches of changes under ``root`` until ``stop_event`` is set (see the module doc).
 
     ``ready`` is set once the watch is established (changes made after that are reported).
     Stop with ``stop_event`` (the watching thread notices within ``step_ms``); cancelling the
-    consumer also works but may take up to ``rust_timeout_ms``.
+    consumer also works but may take up to ``rust_timeout_ms``. ``keep_content``: up to that
+    many bytes of the files read for a batch come with it (``FileChange.content``), so the
+    content that was hashed can be stored without reading the file again.
     """
     base = await asyncio.to_thread(Path(root).resolve)
     tree = _Tree(base, ignore, hash_limit, max_files)
     await asyncio.to_thread(tree.scan)
+    tree.keep_limit = keep_content
     stop = _Stop(stop_event)
     # awatch blocks one anyio worker thread per watch: make room for it in anyio's limiter so
     # that many workspaces never starve each other (or anything else using anyio threads).

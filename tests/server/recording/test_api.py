@@ -158,10 +158,15 @@ async def test_the_workspace_at_three_moments(make_rec: RecFactory) -> None:
         got = await rec.api("GET", f"{base}/file?at={seq}&path=metrics.py")
         assert (got["kind"], got["text"], got["size"]) == ("text", text, len(text))
         assert got["snapshot"]["seq"] == seq
-        # any seq between two snapshots shows the earlier one
-        between = await rec.api("GET", f"{base}/file?at={seq + 1}&path=metrics.py")
+    found = await rec.events(sid)
+    changes = [e["seq"] for e in found if e["path"] == "metrics.py"]
+    for seq, text in zip(moments[:-1], written, strict=False):
+        # any seq up to the next change shows this version (exact: the events say so)
+        upto = min(s for s in changes if s > seq) - 1
+        between = await rec.api("GET", f"{base}/file?at={upto}&path=metrics.py")
         assert between["text"] == text
-    before = await rec.api("GET", f"{base}/file?at={moments[0] - 1}&path=metrics.py")
+    (created,) = [e for e in found if e["path"] == "metrics.py" and e["kind"] == E.FILE_CREATED]
+    before = await rec.api("GET", f"{base}/file?at={created['seq'] - 1}&path=metrics.py")
     assert (before["exists"], before["kind"], before["text"]) == (False, "missing", None)
     start = await rec.api("GET", f"{base}/file?at=0&path=main.py")
     assert start["text"] == "print('hello')\n"

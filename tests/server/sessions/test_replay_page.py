@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
+from server.http.keys import DB
 from tests.browser import (
     HOSTILE_NAME,
     Browsing,
@@ -72,16 +75,39 @@ async def test_the_workspace_at_three_moments_and_the_diff_between_them(
     for moment, text in zip(moments, versions, strict=True):
         await scrub(page, moment)
         assert await shown_file(page, "pipeline.py", text) == text
-        await expect(page.locator("#pl-ws-at")).to_contain_text(f"snapshot at #{moment}")
-    # Between snapshots the workspace is the one of the latest snapshot before.
+        await expect(page.locator("#pl-ws-at")).to_contain_text(f"as of #{moment}")
+    # Between snapshots the workspace is the one of the latest change before.
     await scrub(page, moments[1] + 1)
     assert await shown_file(page, "pipeline.py", versions[1]) == versions[1]
-    # Before the first one, the file did not exist yet; the task's files did.
-    await scrub(page, moments[0] - 1)
+    found = await live.app[DB].read(lambda d: E.query_events(d, live.session_id, 0, 1000))
+    # Before its first event, the file did not exist yet; the task's files did.
+    first = min(e.seq for e in found if e.path == "pipeline.py")
+    await scrub(page, first - 1)
     await expect(page.locator("#pl-tree button[data-path='pipeline.py']")).to_have_count(0)
     assert await shown_file(page, "main.py", "print('hello')\n") == "print('hello')\n"
     await scrub(page, last_snapshot)
     await expect(page.locator("#pl-tree .pl-deleted")).to_have_text(["notes.md deleted"])
+
+    # At a file change, before the snapshot that follows it, the file is the new one (it was
+    # the snapshot before the change).
+    final = versions[2] + "print('done')\n"
+    staged = live.workspace.parent / "staged.py"  # written whole, then moved in
+    staged.write_text(final)
+    staged.replace(live.workspace / "pipeline.py")
+    digest = hashlib.sha256(final.encode()).hexdigest()
+    async with asyncio.timeout(60):
+        while not (change := next((e.seq for e in await live.app[DB].read(
+                lambda d: E.query_events(d, live.session_id, 0, 2000))
+                if e.kind == E.FILE_CHANGED and e.path == "pipeline.py"
+                and e.payload.get("sha256") == digest), 0)):
+            await asyncio.sleep(0.05)
+    await page.reload()
+    await expect(page.locator("body[data-replay-ready]")).to_have_count(1)
+    await scrub(page, change)
+    await expect(page.locator("#pl-ws-at")).to_contain_text(f"as of #{change}")
+    assert await shown_file(page, "pipeline.py", final) == final
+    await scrub(page, change - 1)
+    assert await shown_file(page, "pipeline.py", versions[2]) == versions[2]
 
     await page.fill("#pl-diff-from", str(moments[0]))
     await page.fill("#pl-diff-to", str(moments[2]))
@@ -170,7 +196,9 @@ async def test_hostile_content_is_inert(live: Live, browsing: Browsing) -> None:
     page = browsing.page
     await open_replay(live, page)
     await expect(page.locator("#pl-range")).to_have_value(str(last))
-    await page.locator("#pl-tree button", has_text=HOSTILE_NAME).click()
+    # (the recorded rename adds a ".bak" of it to the tree: pick the file itself)
+    itself = re.compile(re.escape(HOSTILE_NAME) + "$")
+    await page.locator("#pl-tree button", has_text=itself).click()
     await expect(page.locator("#pl-file pre")).to_contain_text("<script>")
     for details in await page.locator("#pl-events details").all():
         await details.evaluate("d => d.open = true")

@@ -83,7 +83,7 @@ from workspaces.recording import events as E
 from workspaces.recording.archive import history_path
 from workspaces.recording.history import History
 
-NEW_FIELDS = ("via", "authors", "doc", "inferred", "cast")
+NEW_FIELDS = ("via", "authors", "doc", "inferred", "cast", "keys_line")
 """Payload fields this issue adds (file attribution and the terminal's cast position)."""
 TESTS = '''\
 from solution import mean, median
@@ -437,6 +437,7 @@ class Synthetic:
     updates: int = 0
     blobs: int = 0
     cast_bytes: int = 0
+    doc_id: int = 0
 
 
 class Writer:
@@ -578,7 +579,7 @@ async def synthesize(stack: Stack, full: bool, minutes: int, cast_kib: int, thin
                 doc_log.add_checkpoint(d, doc_id, n, data)
             file_contents.store(d, sid, packed)
         await db.write(write)
-        result.updates, result.blobs = len(rows), len(packed)
+        result.updates, result.blobs, result.doc_id = len(rows), len(packed), doc_id
         result.cast_bytes = await write_cast(stack, sid, start, cast_at, cast_kib * KiB, rng)
     return result
 
@@ -720,6 +721,22 @@ async def replay_loads(stack: Stack, sessions: dict[str, str], loads: int,
     return found
 
 
+async def frames_api(stack: Stack, sid: str, doc_id: int) -> float:
+    """Seconds to read every frame of the document as the player does (pages of 5000)."""
+    began = time.perf_counter()
+    first, got, last = 1, 0, 1
+    while got < last:
+        async with stack.api.get(f"{stack.app_url}/api/v1/sessions/{sid}/docs/{doc_id}/frames"
+                                 f"?from={first}&limit=5000") as resp:
+            assert resp.status == 200, await resp.text()
+            body = await resp.json()
+        got += len(body["frames"])
+        last, first = body["last_n"], got + 1
+        if not body["frames"]:
+            break
+    return time.perf_counter() - began
+
+
 def ms_row(label: str, values: list[float]) -> str:
     return (f"  {label:<44} n={len(values):<3} p50 {median(values) * 1000:>8.0f} ms  "
             f"p95 {percentile(values, 95) * 1000:>8.0f} ms  max {max(values) * 1000:>8.0f} ms")
@@ -747,6 +764,8 @@ async def replay_first_frame(args: argparse.Namespace, uid_base: int | None) -> 
         print(ms_row("full record: first code player frame", found["full"]["player"]))
         print(ms_row("full record: first xterm frame", found["full"]["xterm"]))
         print(ms_row("full record: all three", found["full"]["all"]))
+        api = [await frames_api(stack, full.session_id, full.doc_id) for _ in range(args.loads)]
+        print(ms_row("frames API, every page (no browser)", api))
         ratio = median(found["full"]["ready"]) / median(found["base"]["ready"])
         ratio_all = median(found["full"]["all"]) / median(found["base"]["ready"])
         print(f"  ratio of medians, page ready full / snapshot-only: {ratio:.2f}x; "

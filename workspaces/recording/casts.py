@@ -31,7 +31,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +258,31 @@ class CastStore:
                   "height": (writer.size or DEFAULT_SIZE)[1]}
         key = (writer.session_id, writer.id)
         await self.db.write(lambda d: d.table("casts").update(key, values))
+
+    async def close_cut(self) -> int:
+        """Close the casts a previous run left open (it stopped without closing them): ended
+        when their file was last written, ``bytes`` the file's size (an upper bound of the
+        output kept). Casts open in this run are left alone. Returns how many were closed."""
+        open_now = {(w.session_id, w.id) for w in self._open}
+
+        def cut(d: sqlite_utils.Database) -> int:
+            rows = d.execute("SELECT session_id, id, file, started_at FROM casts"
+                             " WHERE ended_at IS NULL").fetchall()
+            closed = 0
+            for session_id, cast_id, file, started_at in rows:
+                if (session_id, cast_id) in open_now:
+                    continue
+                try:
+                    info = (cast_dir(self.data_dir, session_id) / file).lstat()
+                    ended, size = iso(datetime.fromtimestamp(info.st_mtime, UTC)), info.st_size
+                except OSError:
+                    ended, size = started_at, 0
+                d.table("casts").update((session_id, cast_id), {"ended_at": ended,
+                                                                "bytes": size})
+                closed += 1
+            return closed
+
+        return await self.db.write(cut)
 
     async def close_session(self, session_id: str) -> None:
         for writer in [w for w in self._open if w.session_id == session_id]:

@@ -199,6 +199,8 @@ class RecordingService:
             pending = await self.db.read(lambda d: d.execute(_CHECKS_PENDING).fetchall())
             for (session_id,) in pending:
                 self._spawn(self._hidden_checks(session_id))
+            if self.taps.casts is not None and (cut := await self.taps.casts.close_cut()):
+                log.info("closed %d terminal casts the previous run left open", cut)
             ended = await self.db.read(lambda d: d.execute(_ENDED_UNRECORDED).fetchall())
             for (session_id,) in ended:
                 await self._end(session_id, {"why": "ended while pairlab was not running"})

@@ -160,3 +160,29 @@ async def test_a_reconnect_is_a_new_cast_that_starts_with_the_replay(
     assert found == second.path
     for bad in ("../1.2", "1.2/../../x", "1", "1.2.cast", "9.9"):
         assert await db.read(lambda d, bad=bad: cast_file(data, d, "s1", bad)) is None
+
+
+async def test_casts_a_stopped_run_left_open_are_closed_by_the_next(db: Database,
+                                                                   tmp_path: Path) -> None:
+    clock = Clock()
+    before = CastStore(db, tmp_path / "data", clock)
+    cut = await before.open("s1", "1", "candidate")  # the run stops without closing it
+    cut.feed("in", frame("set_size", 24, 80, 600, 800))
+    cut.feed("out", frame("stdout", "$ make test\r\n"))
+    await before.flush()
+    gone = await before.open("s1", "2", "candidate")
+    cut.path.parent.joinpath(f"{gone.id}.cast").unlink(missing_ok=True)  # its file never made
+    listed: list[dict[str, Any]] = await db.read(lambda d: list_casts(d, "s1"))
+    assert [c["ended_at"] for c in listed] == [None, None]
+
+    after = CastStore(db, tmp_path / "data", clock)
+    live = await after.open("s1", "1", "candidate")  # this run's own cast stays open
+    assert await after.close_cut() == 2
+    rows = {c["id"]: c for c in await db.read(lambda d: list_casts(d, "s1"))}
+    written = datetime.fromtimestamp(cut.path.stat().st_mtime, UTC)
+    assert datetime.fromisoformat(rows[cut.id]["ended_at"]) == written
+    assert rows[cut.id]["bytes"] == cut.path.stat().st_size > 0
+    assert rows[gone.id]["ended_at"] == rows[gone.id]["started_at"]
+    assert rows[gone.id]["bytes"] == 0
+    assert rows[live.id]["ended_at"] is None
+    assert await after.close_cut() == 0

@@ -149,12 +149,31 @@
     }).catch(function (err) { status("could not load the terminal: " + err.message); });
   }
 
+  // When the next command of the same cast was entered (its t), or null.
+  function nextCommand(ev, castId) {
+    var all = window.PairlabReplay ? window.PairlabReplay.events() : [];  // sorted by seq
+    var lo = 0, hi = all.length;
+    while (lo < hi) {
+      var mid = (lo + hi) >> 1;
+      if (all[mid].seq <= ev.seq) { lo = mid + 1; } else { hi = mid; }
+    }
+    for (var i = lo; i < all.length; i++) {
+      var other = all[i], c = other.payload && other.payload.cast;
+      if (other.seq > ev.seq && other.kind === "terminal.command" && c && c.id === castId &&
+          typeof c.t === "number") { return c.t; }
+    }
+    return null;
+  }
+
   // Follow the replay's position: a terminal command that points into a cast.
   document.addEventListener("pl:moment", function (e) {
     var ev = e.detail && e.detail.event;
     var where = ev && ev.kind === "terminal.command" && ev.payload && ev.payload.cast;
     if (!where || typeof where.id !== "string" || typeof where.t !== "number") { return; }
     var after = where.t + Math.max(0, Number(ev.payload.duration_ms) || 0) / 1000 + 0.05;
+    // the screen once the command's output is drawn, but not yet the next command's keys
+    var next = nextCommand(ev, where.id);
+    if (next !== null && next > where.t) { after = Math.min(after, next - 0.001); }
     if (cast && cast.id === where.id) { pause(); seek(after); }
     else { load(where.id, after); }
   });

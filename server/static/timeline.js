@@ -145,7 +145,8 @@
   // ---- one line per event -----------------------------------------------------------------
 
   // Why a cell's recorded code may not be what ran (kernel_messages.py sets these).
-  var CELL_FLAGS = { transformed: "ran transformed code", echo_differs: "kernel echoed other code" };
+  var CELL_FLAGS = { transformed: "ran transformed code", echo_differs: "kernel echoed other code",
+                     unreported: "kernel did not report what ran" };
 
   function cellFlags(ev) {
     var p = ev.payload || {}, found = [];

@@ -23,7 +23,9 @@ What the kernel ran, beside what the browser sent:
   replaced kernel) flags the cell ``echo_differs`` and keeps the echo as ``code_echoed``;
 - pairlab's IPython profile (``workspaces.ipython_profile``) reports in ``execute_reply``'s
   metadata when the code that ran differs from what stock IPython makes of the cell (an input or
-  AST transformer): the cell is flagged ``transformed`` and keeps ``code_ran``;
+  AST transformer): the cell is flagged ``transformed`` and keeps ``code_ran``; a reply without
+  that report (code in an earlier cell undid pairlab's hook, or the kernel is not pairlab's) is
+  flagged ``unreported``: nothing says the code that ran is the code recorded;
 - an ``execute_input`` whose request no proxied connection of the kernel sent (code run with the
   kernel's connection file, around pairlab) becomes a cell execution with ``origin: "outside
   pairlab"``, recorded once per kernel (``KernelLifecycle.claim_outside``) and finished when the
@@ -69,6 +71,7 @@ OUTSIDE = "outside pairlab"
 """The ``origin`` of an execution no proxied connection asked for."""
 FLAG_ECHO_DIFFERS = "echo_differs"
 FLAG_TRANSFORMED = "transformed"
+FLAG_UNREPORTED = "unreported"
 
 
 def _json_dict(raw: bytes | str) -> dict[str, Any]:
@@ -420,9 +423,9 @@ class KernelTracker:
                 self._inputs.pop(next(iter(self._inputs)))
             self._inputs[msg.msg_id] = ex.msg_id
         elif kind == "execute_reply":
-            self._reported(ex, msg.metadata.get("pairlab"))
             ex.reply_at = at
             ex.reply_status = str(content.get("status") or "unknown")
+            self._reported(ex, msg.metadata.get("pairlab"))
             ex.execution_count = _count(content.get("execution_count")) or ex.execution_count
             if ex.reply_status == "error" and ex.error is None:
                 self._error(ex, content)
@@ -456,7 +459,12 @@ class KernelTracker:
     def _reported(self, ex: _Execution, report: Any) -> None:
         """What pairlab's IPython profile said about the code that ran (a hint: the kernel
         runs the candidate's code, which could change it; that code is in the record)."""
-        if not isinstance(report, dict) or report.get("transformed") is not True:
+        if not isinstance(report, dict) or not isinstance(report.get("transformed"), bool):
+            # an aborted request never ran; anything else should have been reported
+            if ex.reply_status != "aborted" and FLAG_UNREPORTED not in ex.flags:
+                ex.flags.append(FLAG_UNREPORTED)
+            return
+        if report["transformed"] is not True:
             return
         ran = report.get("code_ran")
         ex.code_ran = truncate(ran if isinstance(ran, str) else "", self._code_chars)

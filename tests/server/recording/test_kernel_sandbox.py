@@ -224,6 +224,17 @@ async def test_candidate_ipython_files_have_no_effect_and_transforms_are_flagged
     assert swapped["flags"] == ["transformed"], swapped
     assert swapped["code"] == f"print('{MARK}')"
     assert HACKED in swapped["code_ran"] and swapped["output"] == f"{HACKED}\n"
+
+    # The candidate undoes pairlab's report, then runs the transformed cell again: the kernel
+    # no longer says what ran, and the record flags both cells (the undoing one is in it too).
+    undo = ("kernel = get_ipython().kernel\n"
+            "kernel.finish_metadata = type(kernel).finish_metadata.__get__(kernel)")
+    assert (await run_cell(rec, sid, kernel_id, undo))[0] == "ok"
+    assert await run_cell(rec, sid, kernel_id, f"print('{MARK}')") == ("ok", f"{HACKED}\n")
+    found = await rec.wait_for(sid, lambda f: len(cells(f)) >= 6)
+    undone, hidden = cells(found)[4:6]
+    assert undone["flags"] == ["unreported"] and undone["code"] == undo, undone
+    assert hidden["flags"] == ["unreported"] and hidden["output"] == f"{HACKED}\n", hidden
     # the startup files written under the workspace are in the record too
     recorded = {e["path"] for e in kinds(found, E.FILE_CREATED, E.FILE_CHANGED)}
     assert ".ipython/profile_default/startup/x.py" in recorded, recorded

@@ -27,7 +27,10 @@ def message(msg_type: str, content: dict[str, Any], parent: dict[str, Any] | Non
             channel: str = "iopub") -> dict[str, Any]:
     return {"header": {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "session": "s",
                        "username": "", "version": "5.3", "date": datetime.now(UTC).isoformat()},
-            "parent_header": parent or {}, "metadata": {}, "content": content,
+            "parent_header": parent or {},
+            # pairlab's IPython profile reports on every reply (kernel_messages)
+            "metadata": {"pairlab": {"transformed": False}} if msg_type == "execute_reply" else {},
+            "content": content,
             "channel": channel, "buffers": []}
 
 

@@ -31,8 +31,14 @@ def at(ms: int) -> datetime:
     return T0 + timedelta(milliseconds=ms)
 
 
+REPORTED = {"pairlab": {"transformed": False}}
+"""What pairlab's IPython profile adds to every ``execute_reply`` of a cell it ran as sent."""
+
+
 def msg(msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    if msg_type == "execute_reply" and metadata is None:
+        metadata = REPORTED
     return SESSION.msg(msg_type, content, parent=parent, metadata=metadata)
 
 
@@ -255,9 +261,29 @@ def test_a_transformed_cell_reported_by_the_profile_is_flagged_with_the_code_tha
     p = cell.payload
     assert (p["code"], p["code_ran"], p["flags"]) == ("print(1)", "print(2)\n", ["transformed"])
     assert p["output"] == "2\n" and p["status"] == "ok"
-    for metadata in ({"pairlab": {"transformed": False}}, {"pairlab": "yes"}, {}):
-        [plain] = run_through(tracker, msg("execute_request", {"code": "1"}), "1", metadata)
-        assert "flags" not in plain.payload and "code_ran" not in plain.payload
+    [plain] = run_through(tracker, msg("execute_request", {"code": "1"}), "1", REPORTED)
+    assert "flags" not in plain.payload and "code_ran" not in plain.payload
+
+
+@pytest.mark.parametrize("metadata", [{}, {"pairlab": "yes"}, {"pairlab": {"by": ["input"]}},
+                                      {"other": {"transformed": False}}])
+def test_a_reply_without_the_profiles_report_is_flagged_unreported(
+        metadata: dict[str, Any]) -> None:
+    """Code in an earlier cell can undo pairlab's hook (or run another kernel): then nothing
+    says that what ran is what was recorded, and the cell says so."""
+    tracker = KernelTracker(V1_PROTOCOL)
+    [cell] = run_through(tracker, msg("execute_request", {"code": "print(1)"}), "print(1)",
+                         metadata)
+    assert cell.payload["flags"] == ["unreported"] and "code_ran" not in cell.payload
+    # a request the kernel aborted (an earlier cell failed) never ran: nothing to report
+    request = msg("execute_request", {"code": "print(3)"})
+    header = request["header"]
+    tracker.feed("in", v1(request, "shell"), at(10))
+    tracker.feed("out", v1(msg("execute_reply", {"status": "aborted"}, header, metadata=metadata),
+                           "shell"), at(11))
+    [aborted] = tracker.feed("out", v1(msg("status", {"execution_state": "idle"}, header),
+                                       "iopub"), at(12))
+    assert aborted.payload["status"] == "aborted" and "flags" not in aborted.payload
 
 
 def outside_run(header: dict[str, Any], code: str) -> list[bytes]:

@@ -220,6 +220,9 @@ async def test_the_record_of_two_people_a_terminal_and_a_notebook(product: Produ
         for actor in ("candidate", lead):
             row = table.locator(f"tbody[data-actor='{actor}'] tr.file[data-path='{FILE}']")
             await expect(row.locator(".via")).to_contain_text("shared editing")
+        # and lists the transformed cell among the cells the record cannot vouch for
+        flagged = card.locator(f"#flagged-cells li[data-seq='{cells[0]['seq']}']")
+        await expect(flagged).to_contain_text("ran transformed code")
 
 
 def check_export(dest: Path, final: str, lead: str) -> None:

@@ -6,7 +6,9 @@ file (``via``: collaboration, contents API, process; ``unknown`` for recordings 
 pairlab told them apart), the seq of their last change of it (to open the replay there), and
 apart from all that the changes pairlab only ``inferred`` to be theirs (a process run while they
 alone were running code). Per person also the cells they ran and the terminal commands they
-entered. A rename carries every share of the old path over to the new one.
+entered. A rename carries every share of the old path over to the new one. Apart: the cells whose
+recorded code the record cannot vouch for (``flagged_cells``: ``kernel_messages``' flags, or run
+outside pairlab).
 
 Web-free: ``session_authorship(db, session_id)`` reads the events of one session in ``seq``
 order through one cursor (one row at a time), inside ``Database.read``.
@@ -23,7 +25,7 @@ import sqlite_utils
 
 from workspaces.recording import events as E
 
-__all__ = ["Authorship", "FileShare", "Person", "session_authorship"]
+__all__ = ["Authorship", "FileShare", "FlaggedCell", "Person", "session_authorship"]
 
 VIA_UNKNOWN = "unknown"
 _WRITES = (E.FILE_CREATED, E.FILE_CHANGED)
@@ -103,6 +105,35 @@ class Person:
                 "commands": self.commands, "files": [f.public() for f in self.sorted_files()]}
 
 
+@dataclass(slots=True, frozen=True)
+class FlaggedCell:
+    """A cell execution whose recorded code may not be what the kernel ran."""
+
+    seq: int
+    actor: str
+    flags: tuple[str, ...]
+    """``kernel_messages``' flags (``transformed``, ``echo_differs``, ``unreported``), and
+    ``outside`` for code run around pairlab."""
+    code: str
+    """The first line of the recorded code (at most 120 characters)."""
+
+    def public(self) -> dict[str, Any]:
+        return {"seq": self.seq, "actor": self.actor, "flags": list(self.flags),
+                "code": self.code}
+
+
+def _flagged(seq: int, actor: str, payload: dict[str, Any]) -> FlaggedCell | None:
+    listed = payload.get("flags")
+    flags = [str(f)[:40] for f in listed[:8]] if isinstance(listed, list) else []
+    if payload.get("origin"):
+        flags.append("outside")
+    if not flags:
+        return None
+    code = payload.get("code")
+    first = code.strip().split("\n", 1)[0][:120] if isinstance(code, str) else ""
+    return FlaggedCell(seq, actor, tuple(flags), first)
+
+
 @dataclass(slots=True)
 class Authorship:
     """Everyone's part in a session, and each file's last change by anyone."""
@@ -110,6 +141,7 @@ class Authorship:
     people: dict[str, Person] = field(default_factory=dict)
     last_change: dict[str, int] = field(default_factory=dict)
     """path → seq of the newest ``file.*`` event of that path (a rename: of the new path)."""
+    flagged_cells: list[FlaggedCell] = field(default_factory=list)
 
     def person(self, actor: str) -> Person:
         found = self.people.get(actor)
@@ -124,13 +156,16 @@ class Authorship:
 
     def public(self) -> dict[str, Any]:
         return {"people": [p.public() for p in self.sorted_people()],
-                "last_change": dict(sorted(self.last_change.items()))}
+                "last_change": dict(sorted(self.last_change.items())),
+                "flagged_cells": [c.public() for c in self.flagged_cells]}
 
     # -- building ------------------------------------------------------------------------------
 
     def add(self, seq: int, actor: str, kind: str, path: str, payload: dict[str, Any]) -> None:
         if kind == E.CELL_EXECUTED:
             self.person(actor).cells += 1
+            if (flagged := _flagged(seq, actor, payload)) is not None:
+                self.flagged_cells.append(flagged)
             return
         if kind == E.TERMINAL_COMMAND:
             self.person(actor).commands += 1

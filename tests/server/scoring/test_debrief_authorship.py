@@ -177,3 +177,34 @@ async def test_a_session_with_no_changes_says_so(panel: Panel) -> None:
     await submit_both(panel, sid)
     status, html = await panel.page("alice", f"/sessions/{sid}/debrief")
     assert status == 200 and 'id="authorship-none"' in html and table(html) == {}
+    assert 'id="flagged-cells"' not in html
+
+
+async def test_cells_the_record_cannot_vouch_for_are_listed_on_the_debrief(panel: Panel) -> None:
+    sid = await panel.schedule()
+    service = panel.client.app[RECORDING]
+
+    async def cell(**payload: Any) -> int:
+        event = E.Event(sid, "candidate", E.CELL_EXECUTED, "run.ipynb", payload)
+        return (await service.record_stored(event)).seq
+
+    await cell(code="print('plain')")  # nothing to say about it
+    swapped = await cell(code="print('sent')\nmore()", flags=["transformed"],
+                         code_ran="print('ran')\n")
+    outside = await cell(code="<script>alert(1)</script>", origin="outside pairlab")
+    hidden = await cell(code="evaluate()", flags=["unreported"])
+    await submit_both(panel, sid)
+    status, html = await panel.page("alice", f"/sessions/{sid}/debrief")
+    assert status == 200
+    listed = html[html.index('id="flagged-cells"'):]
+    listed = listed[:listed.index("</ul>")]
+    items = listed.split("<li ")[1:]
+    assert [i.split('"')[1] for i in items] == [str(swapped), str(outside), str(hidden)]
+    assert f'href="/sessions/{sid}/replay#seq={swapped}"' in items[0]
+    assert "ran transformed code" in items[0] and "<code>print(&#39;sent&#39;)</code>" in items[0]
+    assert "run outside pairlab" in items[1] and "<script>" not in listed
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in items[1]
+    assert "the kernel did not report what ran" in items[2] and "Grace Hopper" in items[2]
+    status, data = await panel.call("alice", "GET", f"/api/v1/sessions/{sid}/debrief")
+    assert [(c["seq"], c["flags"]) for c in data["authorship"]["flagged_cells"]] == [
+        (swapped, ["transformed"]), (outside, ["outside"]), (hidden, ["unreported"])]

@@ -106,7 +106,8 @@ async def test_a_rename_carries_the_shares_and_sessions_stay_apart(db: Database)
     assert found.last_change == {"solution.py": 4, "scratch.py": 5}
     assert OTHER not in found.people
     assert list((await authorship(db, "s2")).people) == [OTHER]
-    assert (await authorship(db, "nobody")).public() == {"people": [], "last_change": {}}
+    assert (await authorship(db, "nobody")).public() == {"people": [], "last_change": {},
+                                                         "flagged_cells": []}
 
 
 async def test_a_recording_without_via_or_authors_is_the_event_actors(db: Database) -> None:

@@ -4,8 +4,8 @@ tests/conftest.py):
 - ``start_env``/``make_env``: the real app with a fake provisioner, an aiohttp test client for
   each origin (the workspace one sends each request to the host a browser would) and an
   interviewer logged in on the app's, as an ``Env`` that schedules and starts sessions;
-- ``serving``/``live``: the same app listening on loopback ports, for a real browser or a real
-  HTTP client (``interviewer``), with one live, recording session (``Live``).
+- ``serving``/``live``: the same app listening on loopback ports (``Loopback``), for a real
+  browser or a real HTTP client (``interviewer``), with one live, recording session (``Live``).
 
 Settings are ``QUIET``: no warm pool (no task environment is built) and no continuous checks;
 the task is published straight into the store (tests/fixture_tasks.py).
@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -148,10 +148,39 @@ def make_env(
 # ---- the app on loopback ports ---------------------------------------------------------------
 
 
-def _loopback_socket() -> socket.socket:
+def _bound() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     return sock
+
+
+@dataclass
+class Loopback:
+    """Two sockets bound to free loopback ports: the app's and its workspace origin's."""
+
+    app_sock: socket.socket = field(default_factory=_bound)
+    ws_sock: socket.socket = field(default_factory=_bound)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The settings that put the app and its workspace origin on these ports."""
+        return {"host": "127.0.0.1", "port": self.app_sock.getsockname()[1],
+                "workspace_host": "127.0.0.1", "workspace_port": self.ws_sock.getsockname()[1]}
+
+    @contextlib.asynccontextmanager
+    async def serve(self, app: web.Application) -> AsyncIterator[web.AppRunner]:
+        """``app`` and its workspace origin listening on the two sockets until the block ends;
+        yields the app's runner."""
+        runner, ws_runner = web.AppRunner(app), web.AppRunner(app[WORKSPACE_APP])
+        await runner.setup()
+        await ws_runner.setup()
+        try:
+            await web.SockSite(runner, self.app_sock).start()
+            await web.SockSite(ws_runner, self.ws_sock).start()
+            yield runner
+        finally:
+            await ws_runner.cleanup()
+            await runner.cleanup()
 
 
 @dataclass
@@ -238,24 +267,13 @@ async def serving(make_settings: MakeSettings, tmp_path: Path,
                   prepare: Callable[[Settings], None]) -> AsyncIterator[Served]:
     """The real app and its workspace origin on loopback ports, with the fake provisioner.
     ``prepare(settings)`` runs before the app starts (publish tasks, create people)."""
-    app_sock, ws_sock = _loopback_socket(), _loopback_socket()
-    settings = make_settings(
-        **QUIET, host="127.0.0.1", port=app_sock.getsockname()[1],
-        workspace_host="127.0.0.1", workspace_port=ws_sock.getsockname()[1],
-    )
+    ports = Loopback()
+    settings = make_settings(**QUIET, **ports.fields)
     prepare(settings)
     provisioner = FakeProvisioner(tmp_path / "fake-workspaces")
     app = create_app(settings, provisioner=provisioner)
-    runner, ws_runner = web.AppRunner(app), web.AppRunner(app[WORKSPACE_APP])
-    await runner.setup()
-    await ws_runner.setup()
-    try:
-        await web.SockSite(runner, app_sock).start()
-        await web.SockSite(ws_runner, ws_sock).start()
+    async with ports.serve(app) as runner:
         yield Served(settings, app, runner, provisioner)
-    finally:
-        await ws_runner.cleanup()
-        await runner.cleanup()
 
 
 async def live_session(served: Served, session_id: str) -> Live:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
@@ -34,7 +34,7 @@ from server.recording.keys import RECORDING
 from server.sessions.keys import SESSIONS
 from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings
-from tests.conftest import PASSWORD, MakeSettings, create_user, login
+from tests.conftest import PASSWORD, MakeSettings, create_user, form_csrf_token, login
 from tests.fake_workspace import FakeProvisioner
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.host_routing import enter, routing
@@ -91,16 +91,20 @@ class Env:
         assert response.status == 303, await response.text()
         return response.headers["Location"]
 
+    async def press_start(self, session_id: str) -> ClientResponse:
+        """Press Start on the landing page (with its form's CSRF token), as the candidate;
+        the response, not followed."""
+        page = await self.ws.get(f"/s/{session_id}")
+        assert page.status == 200
+        token = form_csrf_token(await page.text())
+        return await self.ws.post(
+            f"/s/{session_id}/start", data={"csrf_token": token}, allow_redirects=False
+        )
+
     async def start_as_candidate(self, session_id: str) -> str:
         """Press Start on the landing page and follow the entry code onto the workspace's
         own host; returns the workspace path (``/w/<id>/lab``)."""
-        page = await self.ws.get(f"/s/{session_id}")
-        assert page.status == 200
-        html = await page.text()
-        token = html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        response = await self.ws.post(
-            f"/s/{session_id}/start", data={"csrf_token": token}, allow_redirects=False
-        )
+        response = await self.press_start(session_id)
         assert response.status == 303, await response.text()
         return await self.enter(response.headers["Location"])
 

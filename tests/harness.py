@@ -4,8 +4,8 @@ tests/conftest.py):
 - ``start_env``/``make_env``: the real app with a fake provisioner, an aiohttp test client for
   each origin (the workspace one sends each request to the host a browser would) and an
   interviewer logged in on the app's, as an ``Env`` that schedules and starts sessions;
-- ``serving``/``live``: the same app listening on loopback ports, for a real browser or a real
-  HTTP client (``interviewer``), with one live, recording session (``Live``).
+- ``serving``/``live``: the same app listening on loopback ports (``Loopback``), for a real
+  browser or a real HTTP client (``interviewer``), with one live, recording session (``Live``).
 
 Settings are ``QUIET``: no warm pool (no task environment is built) and no continuous checks;
 the task is published straight into the store (tests/fixture_tasks.py).
@@ -17,14 +17,14 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
@@ -34,7 +34,7 @@ from server.recording.keys import RECORDING
 from server.sessions.keys import SESSIONS
 from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings
-from tests.conftest import PASSWORD, MakeSettings, create_user, login
+from tests.conftest import PASSWORD, MakeSettings, create_user, form_csrf_token, login
 from tests.fake_workspace import FakeProvisioner
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.host_routing import enter, routing
@@ -91,16 +91,20 @@ class Env:
         assert response.status == 303, await response.text()
         return response.headers["Location"]
 
+    async def press_start(self, session_id: str) -> ClientResponse:
+        """Press Start on the landing page (with its form's CSRF token), as the candidate;
+        the response, not followed."""
+        page = await self.ws.get(f"/s/{session_id}")
+        assert page.status == 200
+        token = form_csrf_token(await page.text())
+        return await self.ws.post(
+            f"/s/{session_id}/start", data={"csrf_token": token}, allow_redirects=False
+        )
+
     async def start_as_candidate(self, session_id: str) -> str:
         """Press Start on the landing page and follow the entry code onto the workspace's
         own host; returns the workspace path (``/w/<id>/lab``)."""
-        page = await self.ws.get(f"/s/{session_id}")
-        assert page.status == 200
-        html = await page.text()
-        token = html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        response = await self.ws.post(
-            f"/s/{session_id}/start", data={"csrf_token": token}, allow_redirects=False
-        )
+        response = await self.press_start(session_id)
         assert response.status == 303, await response.text()
         return await self.enter(response.headers["Location"])
 
@@ -148,10 +152,39 @@ def make_env(
 # ---- the app on loopback ports ---------------------------------------------------------------
 
 
-def _loopback_socket() -> socket.socket:
+def _bound() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     return sock
+
+
+@dataclass
+class Loopback:
+    """Two sockets bound to free loopback ports: the app's and its workspace origin's."""
+
+    app_sock: socket.socket = field(default_factory=_bound)
+    ws_sock: socket.socket = field(default_factory=_bound)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The settings that put the app and its workspace origin on these ports."""
+        return {"host": "127.0.0.1", "port": self.app_sock.getsockname()[1],
+                "workspace_host": "127.0.0.1", "workspace_port": self.ws_sock.getsockname()[1]}
+
+    @contextlib.asynccontextmanager
+    async def serve(self, app: web.Application) -> AsyncIterator[web.AppRunner]:
+        """``app`` and its workspace origin listening on the two sockets until the block ends;
+        yields the app's runner."""
+        runner, ws_runner = web.AppRunner(app), web.AppRunner(app[WORKSPACE_APP])
+        await runner.setup()
+        await ws_runner.setup()
+        try:
+            await web.SockSite(runner, self.app_sock).start()
+            await web.SockSite(ws_runner, self.ws_sock).start()
+            yield runner
+        finally:
+            await ws_runner.cleanup()
+            await runner.cleanup()
 
 
 @dataclass
@@ -238,24 +271,13 @@ async def serving(make_settings: MakeSettings, tmp_path: Path,
                   prepare: Callable[[Settings], None]) -> AsyncIterator[Served]:
     """The real app and its workspace origin on loopback ports, with the fake provisioner.
     ``prepare(settings)`` runs before the app starts (publish tasks, create people)."""
-    app_sock, ws_sock = _loopback_socket(), _loopback_socket()
-    settings = make_settings(
-        **QUIET, host="127.0.0.1", port=app_sock.getsockname()[1],
-        workspace_host="127.0.0.1", workspace_port=ws_sock.getsockname()[1],
-    )
+    ports = Loopback()
+    settings = make_settings(**QUIET, **ports.fields)
     prepare(settings)
     provisioner = FakeProvisioner(tmp_path / "fake-workspaces")
     app = create_app(settings, provisioner=provisioner)
-    runner, ws_runner = web.AppRunner(app), web.AppRunner(app[WORKSPACE_APP])
-    await runner.setup()
-    await ws_runner.setup()
-    try:
-        await web.SockSite(runner, app_sock).start()
-        await web.SockSite(ws_runner, ws_sock).start()
+    async with ports.serve(app) as runner:
         yield Served(settings, app, runner, provisioner)
-    finally:
-        await ws_runner.cleanup()
-        await runner.cleanup()
 
 
 async def live_session(served: Served, session_id: str) -> Live:

@@ -7,19 +7,14 @@ the collaboration log holds each edit with its actor."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from pycrdt import (
     Doc,
     Text,
@@ -29,49 +24,22 @@ from pycrdt import (
     handle_sync_message,
 )
 
-from common.audit import SYSTEM
-from server.app import create_app
 from server.http.keys import DB
-from server.sessions.keys import SESSIONS
-from server.sessions.wiring import WORKSPACE_APP
-from server.settings import Settings, prepare_data_dir
-from tests.conftest import create_user, login
-from tests.fixture_tasks import SHARED_ENVS
 from tests.host_routing import HostRoutingClient, enter
-from tests.server.recording.conftest import UID_BASE, Rec, publish_task
+from tests.server.recording.conftest import UID_BASE, Rec
+from tests.server.recording.real_app import real_rec, uid_base
 from workspaces.recording import doc_log
 from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
-BASE = int(os.environ.get("PAIRLAB_SANDBOX_UID_BASE", UID_BASE + 4000)) + 200
-"""Sandbox uids of this file (PAIRLAB_SANDBOX_UID_BASE when given: one range per engineer)."""
-
-
+BASE = uid_base(200, UID_BASE + 4200)
+"""Sandbox uids of this file."""
 
 
 @pytest.fixture
 async def real() -> AsyncIterator[Rec]:
-    data = Path(tempfile.mkdtemp(prefix="plcol-", dir="/tmp"))  # short: AF_UNIX path bound
-    settings = prepare_data_dir(Settings(data_dir=data, warm_pool_size=0,
-                                         environments_dir=str(SHARED_ENVS),
-                                         sandbox_uid_base=BASE))
-    publish_task(settings)
-    create_user(settings, "lead@example.com", "interviewer")
-    app = create_app(settings)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    ws: TestClient[Any, Any] = HostRoutingClient(TestServer(app[WORKSPACE_APP]))
-    await client.start_server()
-    await ws.start_server()
-    rec = Rec(settings, app, client, ws, await login(client, "lead@example.com"))
-    try:
+    async with real_rec("plcol-", BASE) as rec:
         yield rec
-    finally:
-        for session_id in rec.sessions:
-            with contextlib.suppress(Exception):
-                await app[SESSIONS].end_session(session_id, SYSTEM, "the test is over")
-        await ws.close()
-        await client.close()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 async def joined_interviewer(rec: Rec, sid: str) -> HostRoutingClient:

@@ -58,10 +58,7 @@ async def test_a_session_whose_environment_cannot_be_built_is_a_workspace_failed
     sid = created["session_id"]
     path = "/" + created["candidate_link"].split("/", 3)[3]
     assert (await rec.ws.get(path, allow_redirects=False)).status == 303
-    page = await (await rec.ws.get(f"/s/{sid}")).text()
-    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    response = await rec.ws.post(f"/s/{sid}/start", data={"csrf_token": token},
-                                 allow_redirects=False)
+    response = await rec.press_start(sid)
     assert response.status >= 400
     found = await rec.wait_for(sid, lambda f: bool(kinds(f, E.WORKSPACE_FAILED)))
     (failed,) = kinds(found, E.WORKSPACE_FAILED)

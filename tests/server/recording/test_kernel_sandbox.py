@@ -6,33 +6,20 @@ file from a terminal is recorded as coming from outside pairlab."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
-from aiohttp.test_utils import TestClient, TestServer
 
-from common.audit import SYSTEM
-from server.app import create_app
-from server.sessions.keys import SESSIONS
-from server.sessions.wiring import WORKSPACE_APP
-from server.settings import Settings, prepare_data_dir
-from tests.conftest import create_user, login
-from tests.fixture_tasks import SHARED_ENVS
-from tests.host_routing import HostRoutingClient
-from tests.server.recording.conftest import UID_BASE, Rec, kinds, publish_task
+from tests.server.recording.conftest import UID_BASE, Rec, kinds
+from tests.server.recording.real_app import open_notebook, real_rec, run_cell, uid_base
 from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+BASE = uid_base(200, UID_BASE + 4000)
+"""Sandbox uids of this file."""
 MARK = "PL_ORIGINAL_MARK"
 HACKED = "PL_HACKED_MARK"
 
@@ -109,61 +96,8 @@ OUTSIDE = ("python -c \"import glob, os, jupyter_client as j; c = j.BlockingKern
 
 @pytest.fixture
 async def real() -> AsyncIterator[Rec]:
-    data = Path(tempfile.mkdtemp(prefix="plker-", dir="/tmp"))  # AF_UNIX paths < 108 bytes
-    given = os.environ.get("PAIRLAB_SANDBOX_UID_BASE")
-    settings = prepare_data_dir(Settings(
-        data_dir=data, warm_pool_size=0, environments_dir=str(SHARED_ENVS),
-        sandbox_uid_base=int(given) + 200 if given else UID_BASE + 4000))
-    publish_task(settings)
-    create_user(settings, "lead@example.com", "interviewer")
-    app = create_app(settings)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    ws: TestClient[Any, Any] = HostRoutingClient(TestServer(app[WORKSPACE_APP]))
-    await client.start_server()
-    await ws.start_server()
-    rec = Rec(settings, app, client, ws, await login(client, "lead@example.com"))
-    try:
+    async with real_rec("plker-", BASE) as rec:
         yield rec
-    finally:
-        for session_id in rec.sessions:
-            with contextlib.suppress(Exception):
-                await app[SESSIONS].end_session(session_id, SYSTEM, "the test is over")
-        await ws.close()
-        await client.close()
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def execute_request(code: str) -> dict[str, Any]:
-    return {"header": {"msg_id": uuid.uuid4().hex, "username": "", "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3",
-                       "date": datetime.now(UTC).isoformat()},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}
-
-
-async def run_cell(rec: Rec, sid: str, kernel_id: str, code: str) -> tuple[str, str]:
-    """Run ``code`` over the kernel WebSocket through the proxy: (reply status, stdout)."""
-    async with rec.ws.ws_connect(rec.url(sid, f"api/kernels/{kernel_id}/channels"),
-                                 origin=rec.origin(sid), max_msg_size=0) as sock:
-        request = execute_request(code)
-        await sock.send_str(json.dumps(request))
-        out, status, idle = "", "", False
-        while not (status and idle):
-            msg = await sock.receive(timeout=120)
-            assert msg.type == WSMsgType.TEXT, msg
-            data = json.loads(msg.data)
-            if data["parent_header"].get("msg_id") != request["header"]["msg_id"]:
-                continue
-            kind, content = data["header"]["msg_type"], data["content"]
-            if kind == "stream":
-                out += content["text"]
-            elif kind == "error":
-                out += f"{content['ename']}: {content['evalue']}\n"
-            elif kind == "execute_reply":
-                status = content["status"]
-            idle = idle or (kind == "status" and content["execution_state"] == "idle")
-        return status, out
 
 
 async def terminal(rec: Rec, sid: str, command: str, until: str) -> str:
@@ -189,10 +123,7 @@ async def test_candidate_ipython_files_have_no_effect_and_transforms_are_flagged
         real: Rec) -> None:
     rec = real
     sid, _ = await rec.start()
-    session = await rec.call(sid, "POST", "api/sessions", {
-        "path": "attack.ipynb", "type": "notebook", "name": "attack.ipynb",
-        "kernel": {"name": "python3"}})
-    kernel_id = session["kernel"]["id"]
+    kernel_id = await open_notebook(rec, sid, "attack.ipynb")
 
     status, out = await run_cell(rec, sid, kernel_id,
                                  WRITE_ATTACK.format(attacks=json.dumps(ATTACKS)))
@@ -244,10 +175,7 @@ async def test_candidate_ipython_files_have_no_effect_and_transforms_are_flagged
 async def test_code_run_around_pairlab_is_recorded_as_outside(real: Rec) -> None:
     rec = real
     sid, _ = await rec.start()
-    session = await rec.call(sid, "POST", "api/sessions", {
-        "path": "outside.ipynb", "type": "notebook", "name": "outside.ipynb",
-        "kernel": {"name": "python3"}})
-    kernel_id = session["kernel"]["id"]
+    kernel_id = await open_notebook(rec, sid, "outside.ipynb")
     assert await run_cell(rec, sid, kernel_id, "1 + 1") == ("ok", "")
     # two viewers' connections are open while a terminal drives the kernel directly
     url = rec.url(sid, f"api/kernels/{kernel_id}/channels")

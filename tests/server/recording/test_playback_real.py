@@ -7,85 +7,24 @@ shows the three states."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import os
-import shutil
-import socket
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
-from common.audit import SYSTEM
-from server.app import create_app
-from server.sessions.keys import SESSIONS
-from server.sessions.wiring import WORKSPACE_APP
-from server.settings import Settings, prepare_data_dir
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, login_in_browser
-from tests.conftest import create_user
-from tests.fixture_tasks import SHARED_ENVS
-from tests.harness import LEAD, interviewer
-from tests.server.recording.conftest import UID_BASE, publish_task
+from tests.browser import login_in_browser
+from tests.server.recording.conftest import UID_BASE
+from tests.server.recording.real_app import WAIT_MS, RealSession, real_in_browser, uid_base
 from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow,
               pytest.mark.timeout(600)]
-BASE = int(os.environ.get("PAIRLAB_SANDBOX_UID_BASE", UID_BASE + 4000)) + 600
-"""Sandbox uids of this file (PAIRLAB_SANDBOX_UID_BASE when given: one range per engineer)."""
-WAIT_MS = 120_000
+BASE = uid_base(600, UID_BASE + 4600)
+"""Sandbox uids of this file."""
 BURSTS = ["total = 0", "total += 1", "total *= 2"]  # nothing the editor would auto-complete
 PAUSE_S = 3.5
-
-
-def _loopback() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def serving_real() -> AsyncIterator[tuple[Settings, web.Application]]:
-    """The real app (real provisioner and sandbox) and its workspace origin on loopback."""
-    data = Path(tempfile.mkdtemp(prefix="plpb-", dir="/tmp"))  # short: AF_UNIX path bound
-    app_sock, ws_sock = _loopback(), _loopback()
-    settings = prepare_data_dir(Settings(
-        data_dir=data, warm_pool_size=0, environments_dir=str(SHARED_ENVS),
-        continuous_checks=False, sandbox_uid_base=BASE, host="127.0.0.1",
-        port=app_sock.getsockname()[1], workspace_host="127.0.0.1",
-        workspace_port=ws_sock.getsockname()[1]))
-    publish_task(settings)
-    create_user(settings, LEAD, "interviewer")
-    app = create_app(settings)
-    runner, ws_runner = web.AppRunner(app), web.AppRunner(app[WORKSPACE_APP])
-    await runner.setup()
-    await ws_runner.setup()
-    try:
-        await web.SockSite(runner, app_sock).start()
-        await web.SockSite(ws_runner, ws_sock).start()
-        yield settings, app
-    finally:
-        await ws_runner.cleanup()
-        await runner.cleanup()
-        shutil.rmtree(data, ignore_errors=True)
-
-
-async def events_of(http: aiohttp.ClientSession, sid: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        page = await (await http.get(f"/api/v1/sessions/{sid}/events?after={after}"
-                                     "&limit=2000")).json()
-        found += page["events"]
-        after = page["last_seq"]
-        if not page["more"]:
-            return found
 
 
 async def on_disk(page: Page, path: str) -> str:
@@ -97,8 +36,7 @@ async def on_disk(page: Page, path: str) -> str:
     return text
 
 
-async def saved(page: Page, http: aiohttp.ClientSession, sid: str, path: str,
-                typed: str) -> tuple[str, dict[str, Any]]:
+async def saved(real: RealSession, page: Page, path: str, typed: str) -> tuple[str, dict[str, Any]]:
     """Once the file on disk holds ``typed`` and a ``file.changed`` with its hash is recorded:
     (the content on disk, that event)."""
     deadline = time.monotonic() + WAIT_MS / 1000
@@ -106,7 +44,7 @@ async def saved(page: Page, http: aiohttp.ClientSession, sid: str, path: str,
         text = await on_disk(page, path)
         if typed in text:
             digest = hashlib.sha256(text.encode()).hexdigest()
-            found = [e for e in await events_of(http, sid) if e["kind"] == E.FILE_CHANGED
+            found = [e for e in await real.events() if e["kind"] == E.FILE_CHANGED
                      and e["path"] == path and e["payload"].get("sha256") == digest]
             if found:
                 return text, found[-1]
@@ -115,29 +53,13 @@ async def saved(page: Page, http: aiohttp.ClientSession, sid: str, path: str,
 
 
 async def test_three_bursts_play_back_and_match_the_disk() -> None:
-    async with serving_real() as (settings, app), interviewer(settings.app_url) as (http, csrf):
-        created = await (await http.post("/api/v1/sessions", headers=csrf, json={
-            "task": "rec-task", "candidate_name": "Casey Candidate"})).json()
-        sid = created["session_id"]
-        try:
-            async with async_playwright() as p:
-                browser = await p.chromium.launch(executable_path=CHROMIUM,
-                                                  args=CHROMIUM_ARGS)
-                try:
-                    await type_and_replay(settings, browser, http, sid, created)
-                finally:
-                    await browser.close()
-        finally:
-            with contextlib.suppress(Exception):
-                await app[SESSIONS].end_session(sid, SYSTEM, "the test is over")
+    async with real_in_browser("plpb-", BASE) as real:
+        await type_and_replay(real)
 
 
-async def type_and_replay(settings: Settings, browser: Any, http: aiohttp.ClientSession,
-                          sid: str, created: dict[str, Any]) -> None:
-    candidate = await (await browser.new_context()).new_page()
-    await candidate.goto(created["candidate_link"])
-    await candidate.click("#start")
-    await candidate.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
+async def type_and_replay(real: RealSession) -> None:
+    settings, http, sid = real.settings, real.http, real.session_id
+    candidate = await real.candidate_in_lab()
     lab = candidate.url.split("/lab", 1)[0] + "/lab"
     await candidate.goto(f"{lab}/tree/main.py")
     editor = candidate.locator(".jp-MainAreaWidget:visible .cm-content").first
@@ -150,7 +72,7 @@ async def type_and_replay(settings: Settings, browser: Any, http: aiohttp.Client
         await candidate.keyboard.press("Control+End")
         await candidate.keyboard.press("Enter")
         await candidate.keyboard.type(burst, delay=40)  # a person's pace, key by key
-        states.append(await saved(candidate, http, sid, "main.py", burst))
+        states.append(await saved(real, candidate, "main.py", burst))
         await asyncio.sleep(PAUSE_S)
     assert [t for t, _ in states] == [
         "print('hello')\n\n" + "\n".join(BURSTS[:i + 1]) for i in range(3)]
@@ -169,7 +91,7 @@ async def type_and_replay(settings: Settings, browser: Any, http: aiohttp.Client
         assert played["base"]["text"] == text
     # Every save of the file, not only these three: the document at its doc.n is what the
     # watcher hashed on disk.
-    for event in await events_of(http, sid):
+    for event in await real.events():
         if event["kind"] == E.FILE_CHANGED and event["path"] == "main.py":
             n = event["payload"]["doc"]["n"]
             played = await (await http.get(f"{base}/docs/{doc['id']}/frames?from={n + 1}"
@@ -178,7 +100,7 @@ async def type_and_replay(settings: Settings, browser: Any, http: aiohttp.Client
                 event["payload"]["sha256"], event
 
     # The replay page's player shows each state at its file change.
-    reviewer = await (await browser.new_context()).new_page()
+    reviewer = await (await real.browser.new_context()).new_page()
     await login_in_browser(reviewer, settings.app_url, f"/sessions/{sid}/replay")
     await expect(reviewer.locator("body[data-replay-ready]")).to_have_count(1, timeout=WAIT_MS)
     panel = reviewer.locator("#pb-panel")

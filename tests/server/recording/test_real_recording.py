@@ -6,20 +6,13 @@ responsive for another, stays gap-free, and its excerpts carry the truncation ma
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import shutil
-import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
-from aiohttp.test_utils import TestClient, TestServer
 from pycrdt import (
     Doc,
     Text,
@@ -30,84 +23,20 @@ from pycrdt import (
     handle_sync_message,
 )
 
-from common.audit import SYSTEM
-from server.app import create_app
-from server.sessions.keys import SESSIONS
-from server.sessions.wiring import WORKSPACE_APP
-from server.settings import Settings, prepare_data_dir
-from tests.conftest import create_user, login
-from tests.fixture_tasks import SHARED_ENVS
-from tests.host_routing import HostRoutingClient
-from tests.server.recording.conftest import (
-    UID_BASE,
-    Rec,
-    assert_gap_free,
-    kinds,
-    publish_task,
-)
+from tests.server.recording.conftest import UID_BASE, Rec, assert_gap_free, kinds
+from tests.server.recording.real_app import open_notebook, real_rec, run_cell
 from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 MARKER = "…[truncated "
+BASE = UID_BASE + 2000
+"""Sandbox uids of this file."""
 
 
 @pytest.fixture
 async def real() -> AsyncIterator[Rec]:
-    # A short data folder: AF_UNIX socket paths must stay under 108 bytes.
-    data = Path(tempfile.mkdtemp(prefix="plrec-", dir="/tmp"))
-    settings = prepare_data_dir(Settings(data_dir=data, warm_pool_size=0,
-                                         environments_dir=str(SHARED_ENVS),
-                                         sandbox_uid_base=UID_BASE + 2000))
-    publish_task(settings)
-    create_user(settings, "lead@example.com", "interviewer")
-    app = create_app(settings)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    ws: TestClient[Any, Any] = HostRoutingClient(TestServer(app[WORKSPACE_APP]))
-    await client.start_server()
-    await ws.start_server()
-    rec = Rec(settings, app, client, ws, await login(client, "lead@example.com"))
-    try:
+    async with real_rec("plrec-", BASE) as rec:
         yield rec
-    finally:
-        for session_id in rec.sessions:  # nothing of a test's sandboxes outlives it
-            with contextlib.suppress(Exception):
-                await app[SESSIONS].end_session(session_id, SYSTEM, "the test is over")
-        await ws.close()
-        await client.close()
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def execute_request(code: str) -> dict[str, Any]:
-    return {"header": {"msg_id": uuid.uuid4().hex, "username": "", "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3",
-                       "date": datetime.now(UTC).isoformat()},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}
-
-
-async def run_cell(rec: Rec, sid: str, kernel_id: str, code: str) -> int:
-    """Execute ``code`` over the kernel WebSocket through the proxy (legacy JSON framing);
-    returns how many characters of output came back."""
-    async with rec.ws.ws_connect(rec.url(sid, f"api/kernels/{kernel_id}/channels"),
-                                 origin=rec.origin(sid), max_msg_size=0) as sock:
-        request = execute_request(code)
-        await sock.send_str(json.dumps(request))
-        chars, replied, idle = 0, False, False
-        # The shell reply and the iopub idle status arrive in either order: wait for both, or
-        # the socket closes before the proxy saw the reply (the cell would be "unknown").
-        while not (replied and idle):
-            msg = await sock.receive(timeout=120)
-            assert msg.type == WSMsgType.TEXT, msg
-            data = json.loads(msg.data)
-            if data["parent_header"].get("msg_id") != request["header"]["msg_id"]:
-                continue
-            if data["header"]["msg_type"] == "stream":
-                chars += len(data["content"]["text"])
-            replied = replied or data["header"]["msg_type"] == "execute_reply"
-            idle = idle or (data["header"]["msg_type"] == "status"
-                            and data["content"]["execution_state"] == "idle")
-        return chars
 
 
 async def terminal(rec: Rec, sid: str, command: str, until: str) -> int:
@@ -168,11 +97,8 @@ async def test_actions_in_a_real_workspace_become_events(real: Rec) -> None:
                    {"type": "file", "format": "text", "content": "print('hi')\n"})
     await rec.wait_for(sid, lambda f: bool(kinds(f, E.FILE_CREATED)))
 
-    session = await rec.call(sid, "POST", "api/sessions", {
-        "path": "analysis.ipynb", "type": "notebook", "name": "analysis.ipynb",
-        "kernel": {"name": "python3"}})
-    kernel_id = session["kernel"]["id"]
-    assert await run_cell(rec, sid, kernel_id, "print(6 * 7)") == 3
+    kernel_id = await open_notebook(rec, sid, "analysis.ipynb")
+    assert await run_cell(rec, sid, kernel_id, "print(6 * 7)") == ("ok", "42\n")
     await rec.wait_for(sid, lambda f: bool(kinds(f, E.CELL_EXECUTED)))
 
     await rtc_append(rec, sid, "notes.md", "edited through RTC\n")  # a file of the task
@@ -209,10 +135,7 @@ async def test_a_flood_keeps_the_server_responsive(real: Rec) -> None:
     rec = real
     sid, _ = await rec.start()
     other = (await rec.schedule())["session_id"]  # another interview on the same server
-    session = await rec.call(sid, "POST", "api/sessions", {
-        "path": "flood.ipynb", "type": "notebook", "name": "flood.ipynb",
-        "kernel": {"name": "python3"}})
-    kernel_id = session["kernel"]["id"]
+    kernel_id = await open_notebook(rec, sid, "flood.ipynb")
     flooding = asyncio.ensure_future(asyncio.gather(
         run_cell(rec, sid, kernel_id,
                  "import sys\nfor i in range(60):\n    print('x' * 100_000, flush=True)"),
@@ -229,7 +152,8 @@ async def test_a_flood_keeps_the_server_responsive(real: Rec) -> None:
         timings.append(time.monotonic() - started)
         notes += 1
         assert [e["seq"] for e in page["events"]] == list(range(1, notes + 1))
-    cell_chars, terminal_chars = await flooding
+    (_, cell_output), terminal_chars = await flooding
+    cell_chars = len(cell_output)
     print(f"flood: {cell_chars} + {terminal_chars} chars; other session's note + read took "
           f"median {sorted(timings)[len(timings) // 2] * 1000:.1f} ms, max "
           f"{max(timings) * 1000:.1f} ms over {len(timings)} rounds")

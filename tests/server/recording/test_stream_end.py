@@ -146,10 +146,7 @@ async def test_a_session_that_failed_to_start_ends_after_its_backlog(
     created = await rec.schedule()
     sid = created["session_id"]
     await rec.open_link(created["candidate_link"])
-    page = await (await rec.ws.get(f"/s/{sid}")).text()
-    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    response = await rec.ws.post(f"/s/{sid}/start", data={"csrf_token": token},
-                                 allow_redirects=False)
+    response = await rec.press_start(sid)
     assert response.status >= 400
     found = await rec.wait_for(sid, lambda f: bool(kinds(f, E.WORKSPACE_FAILED)))
     stream = await rec.client.get(f"/api/v1/sessions/{sid}/events/stream")

@@ -6,61 +6,29 @@ are in the timeline, each pointing into the cast; the casts API and the export s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
-import os
-import shutil
 import tarfile
-import tempfile
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
-from aiohttp.test_utils import TestClient, TestServer
 
-from common.audit import SYSTEM
-from server.app import create_app
-from server.sessions.keys import SESSIONS
-from server.sessions.wiring import WORKSPACE_APP
-from server.settings import Settings, prepare_data_dir
-from tests.conftest import create_user, login
-from tests.fixture_tasks import SHARED_ENVS
-from tests.host_routing import HostRoutingClient
-from tests.server.recording.conftest import UID_BASE, Rec, kinds, publish_task
+from tests.server.recording.conftest import UID_BASE, Rec, kinds
+from tests.server.recording.real_app import real_rec, uid_base
 from workspaces.excerpt import strip_ansi
 from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+BASE = uid_base(6000, UID_BASE + 6000)
+"""Sandbox uids of this file."""
 
 
 @pytest.fixture
 async def real() -> AsyncIterator[Rec]:
-    data = Path(tempfile.mkdtemp(prefix="plcast-", dir="/tmp"))  # short: AF_UNIX paths
-    base = os.environ.get("PAIRLAB_SANDBOX_UID_BASE")
-    settings = prepare_data_dir(Settings(
-        data_dir=data, warm_pool_size=0, environments_dir=str(SHARED_ENVS),
-        sandbox_uid_base=int(base) + 6000 if base else UID_BASE + 6000))
-    publish_task(settings)
-    create_user(settings, "lead@example.com", "interviewer")
-    app = create_app(settings)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    ws: TestClient[Any, Any] = HostRoutingClient(TestServer(app[WORKSPACE_APP]))
-    await client.start_server()
-    await ws.start_server()
-    rec = Rec(settings, app, client, ws, await login(client, "lead@example.com"))
-    try:
+    async with real_rec("plcast-", BASE) as rec:
         yield rec
-    finally:
-        for session_id in rec.sessions:
-            with contextlib.suppress(Exception):
-                await app[SESSIONS].end_session(session_id, SYSTEM, "the test is over")
-        await ws.close()
-        await client.close()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 class Screen:

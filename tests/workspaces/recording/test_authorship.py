@@ -5,28 +5,15 @@ made before changes carried ``via``/``authors``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from common.db import Database
 from workspaces.recording import events as E
 from workspaces.recording.authorship import Authorship, session_authorship
-from workspaces.recording.event_migrations import migrations
 from workspaces.recording.events import Event, EventRecorder
 
 LEAD = "interviewer:7"
 OTHER = "interviewer:9"
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    found = Database(tmp_path / "pairlab.db")
-    await found.on_writer(lambda d: migrations.apply(d))
-    yield found
-    await found.close()
 
 
 async def store(db: Database, session_id: str,

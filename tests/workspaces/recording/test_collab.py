@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,6 @@ from pycrdt import Array, Decoder, Doc, Map, Text, create_update_message
 from common.db import Database
 from workspaces.recording import collab, doc_log
 from workspaces.recording import events as E
-from workspaces.recording.event_migrations import migrations
 from workspaces.recording.events import Event
 from workspaces.recording.taps import SessionTaps, Tap
 from workspaces.upstream import Principal, Upstream, UpstreamClients
@@ -110,14 +108,11 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    db = Database(tmp_path / "pairlab.db")
-    await db.on_writer(lambda d: migrations.apply(d))
+async def rig(db: Database) -> AsyncIterator[Rig]:
     made = Rig(db)
     yield made
     await made.taps.finish_all()
     await made.clients.close()
-    await db.close()
 
 
 async def both(taps: list[Tap], frame: bytes) -> None:

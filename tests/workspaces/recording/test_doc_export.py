@@ -7,30 +7,20 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from jupyter_ydoc import YNotebook
 from pycrdt import Doc, Text
 
 from common.db import Database
 from workspaces.recording import doc_log
 from workspaces.recording.doc_export import write_docs
-from workspaces.recording.event_migrations import migrations
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 LEAD = "interviewer:7"
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    found = Database(tmp_path / "pairlab.db")
-    await found.on_writer(lambda d: migrations.apply(d))
-    yield found
-    await found.close()
 
 
 class Log:

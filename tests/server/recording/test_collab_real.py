@@ -32,7 +32,7 @@ from workspaces.recording import doc_log
 from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
-BASE = uid_base(200, UID_BASE + 4200)
+BASE = uid_base(1200, UID_BASE + 4200)
 """Sandbox uids of this file."""
 
 

@@ -24,12 +24,12 @@ from pycrdt import (
 )
 
 from tests.server.recording.conftest import UID_BASE, Rec, assert_gap_free, kinds
-from tests.server.recording.real_app import open_notebook, real_rec, run_cell
+from tests.server.recording.real_app import open_notebook, real_rec, run_cell, uid_base
 from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 MARKER = "…[truncated "
-BASE = UID_BASE + 2000
+BASE = uid_base(2000, UID_BASE + 2000)
 """Sandbox uids of this file."""
 
 

@@ -196,6 +196,11 @@ class Room:
     _counts: Counter[str] = field(default_factory=Counter)
     _hash: str | None = None
     _new_path: str | None = None
+    touched: bool = False
+    """A person changed its text, or a save closed: the document is loaded."""
+    foreign: bool = False
+    """Since the last save the server changed the text itself (a reload of a file written on
+    disk, or a client that bypassed the proxy): the save is no one's edit alone."""
 
     def __post_init__(self) -> None:
         mirror = _mirror(self.doc_type)
@@ -242,6 +247,7 @@ class Room:
         self._hash = self._new_path = None
         path = self.ydoc.get("state", type=Map).get("path")
         self.path = path[:1000] if isinstance(path, str) else ""
+        self.touched = bool(logged)
 
     async def apply(self, update: bytes, actor: str, conn: int, kind: str) -> None:
         """Apply ``update`` to the mirror; if it changed the document, log it and count it."""
@@ -252,9 +258,16 @@ class Room:
         if not self._changed:
             return  # an echo, or nothing new
         at = now()
+        text_changed = bool(self._counts["ins"] or self._counts["del"])
         if kind == doc_log.KIND_UPDATE:
             counts = self.authors.setdefault(actor, Counter())
             counts.update(self._counts)
+            self.touched = self.touched or text_changed
+            # Only the server says where the document lives and what it saved: a browser (the
+            # candidate's included) can put any ``path`` or ``hash`` in the shared state map.
+            self._hash = self._new_path = None
+        elif text_changed and self.touched:
+            self.foreign = True  # not the first load: text nobody typed through pairlab
         for data in self._changed:
             await self._store(data, at, actor, conn, kind)
         if self._new_path is not None:
@@ -289,6 +302,12 @@ class Room:
         if any(c["ins"] or c["del"] for c in authors.values()):  # a client's own state change
             authors = {a: c for a, c in authors.items() if c["ins"] or c["del"]}  # is no text
         self.authors = {}
+        self.touched = True
+        if self.foreign:  # the saved bytes are not only the authors' edits: no one is credited
+            self.foreign = False
+            log.info("save of %s (%s) holds text the server changed itself; not credited to "
+                     "its editors", self.path, self.name)
+            authors = {}
         self.collab.attribution.saved(Save(self.path, sha256, authors, self.doc_id, self.n,
                                            time.monotonic()))
         self.saved.set()

@@ -135,14 +135,15 @@ def task_files() -> dict[str, str]:
             "explore.ipynb": nbformat.writes(notebook)}
 
 
-def publish_task(settings: Settings) -> str:
-    """The benchmark task (main.py, notes.md, a notebook) installed by the importer's own last
-    step (``install_revision``, as if its checks had passed) and published, and the benchmark's
-    interviewer."""
+def publish_task(settings: Settings, files: dict[str, str] | None = None) -> str:
+    """The benchmark task (main.py, notes.md, a notebook, and ``files``) installed by the
+    importer's own last step (``install_revision``, as if its checks had passed) and published,
+    and the benchmark's interviewer."""
     staged = Path(tempfile.mkdtemp(dir=settings.data_dir)) / "staged"
     tree = staged / "tree"
     tree.mkdir(parents=True)
-    for name, text in task_files().items():
+    for name, text in {**task_files(), **(files or {})}.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
         (tree / name).write_text(text)
     meta = {"brief.md": "Brief of the benchmark task\n", "guide.md": "## Hint ladder\n",
             "report.json": json.dumps({"blockers": []}), "diff.json": "[]"}
@@ -178,9 +179,14 @@ class Stack:
     candidate cookies of every session it admitted. ``start_times[session_id]`` is the
     server-side duration of ``SessionManager.start_session`` for that session."""
 
-    def __init__(self, prefix: str, warm_pool_size: int = 0) -> None:
+    def __init__(self, prefix: str, warm_pool_size: int = 0, uid_base: int | None = None,
+                 files: dict[str, str] | None = None) -> None:
         self.prefix = prefix
         self.warm_pool_size = warm_pool_size
+        self.uid_base = uid_base
+        """Sandbox uids from here (default: a random range)."""
+        self.files = files
+        """Files the task has besides ``task_files()``."""
         self.start_times: dict[str, float] = {}
         self.phases: dict[str, list[float]] = {}
         """Durations of the provisioner's ``start`` (a sandboxed server until ready) and
@@ -207,9 +213,10 @@ class Stack:
         self.settings = prepare_data_dir(Settings(
             data_dir=self.data, port=free_port(), workspace_port=free_port(),
             warm_pool_size=self.warm_pool_size, environments_dir=str(SHARED_ENVS),
-            sandbox_uid_base=random.randrange(100_000, 4_000_000, 1000),
+            sandbox_uid_base=(self.uid_base if self.uid_base is not None
+                              else random.randrange(100_000, 4_000_000, 1000)),
         ))
-        await asyncio.to_thread(publish_task, self.settings)
+        await asyncio.to_thread(publish_task, self.settings, self.files)
         self.app = create_app(self.settings)
         for one, port in ((self.app, self.settings.port),
                           (self.app[WORKSPACE_APP], self.settings.workspace_port)):

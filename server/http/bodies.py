@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from common.errors import BadRequest, NotFound, Unprocessable
 
+D = TypeVar("D")
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects a JSON body may have (ours are a few levels deep)."""
 TOO_DEEP = (f"The JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels of arrays and"
@@ -37,6 +38,19 @@ def path_number(request: web.Request, key: str, what: str) -> int:
     if number is None:
         raise NotFound(f"There is no {what} with id {raw[:20]!r}.")
     return number
+
+
+def query_number(request: web.Request, name: str, default: D, low: int = 0,
+                    high: int = 2**62) -> int | D:
+    """The whole number in the query's ``name`` (``default`` when absent or empty), or a 422
+    saying the range it must be in."""
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    value = whole_number(raw)
+    if value is None or not low <= value <= high:
+        raise Unprocessable(f"'{name}' must be a whole number from {low} to {high}.")
+    return value
 
 
 class JSONTooDeep(ValueError):

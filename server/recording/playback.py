@@ -19,23 +19,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from common.errors import NotFound, Unprocessable
-from server.http.bodies import whole_number
+from server.http.bodies import query_number, whole_number
 from server.http.keys import DB
 from server.sessions.access import visible_session
 from workspaces.recording import doc_log, playback
 
 routes = web.RouteTableDef()
 PAGE = 1000
-
-
-def _number(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name, "")
-    if raw == "":
-        return default
-    value = whole_number(raw)
-    if value is None or not low <= value <= high:
-        raise Unprocessable(f"'{name}' must be a whole number from {low} to {high}.")
-    return value
 
 
 @routes.get("/api/v1/sessions/{session_id}/docs")
@@ -55,7 +45,7 @@ async def doc_frames(request: web.Request) -> web.Response:
     if doc is None:
         raise NotFound("This session has no such document.")
     last = await request.app[DB].read(lambda d: doc_log.last_n(d, doc.id))
-    first = _number(request, "from", 1, 1, last + 1)
-    limit = _number(request, "limit", PAGE, 0, playback.MAX_FRAMES)
+    first = query_number(request, "from", 1, 1, last + 1)
+    limit = query_number(request, "limit", PAGE, 0, playback.MAX_FRAMES)
     body = await request.app[DB].read(lambda d: playback.frames(d, doc, first, limit))
     return web.json_response(body)

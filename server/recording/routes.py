@@ -66,7 +66,7 @@ from aiohttp import web
 from common import clock
 from common.db import connect
 from common.errors import NotFound, Unprocessable
-from server.http.bodies import json_body, whole_number
+from server.http.bodies import json_body, query_number, whole_number
 from server.http.keys import DB, SETTINGS
 from server.http.security_headers import CSP
 from server.recording import exact_files
@@ -90,25 +90,14 @@ STREAM_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Con
                   "Content-Security-Policy": CSP}
 
 
-def _int(request: web.Request, name: str, default: int | None, low: int = 0,
-         high: int = LATEST) -> int | None:
-    raw = request.query.get(name, "")
-    if raw == "":
-        return default
-    value = whole_number(raw)
-    if value is None or not low <= value <= high:
-        raise Unprocessable(f"'{name}' must be a whole number from {low} to {high}.")
-    return value
-
-
 # ---- the timeline ---------------------------------------------------------------------------
 
 
 @routes.get("/api/v1/sessions/{session_id}/events")
 async def list_events(request: web.Request) -> web.Response:
     _, session = await visible_session(request)
-    after = _int(request, "after", 0) or 0
-    limit = _int(request, "limit", PAGE, 1, MAX_PAGE) or PAGE
+    after = query_number(request, "after", 0)
+    limit = query_number(request, "limit", PAGE, 1, MAX_PAGE)
     page = await request.app[DB].read(lambda d: query_events(d, session.id, after, limit + 1))
     more = len(page) > limit
     page = page[:limit]
@@ -125,7 +114,7 @@ def _sse(event: StoredEvent) -> bytes:
 @routes.get("/api/v1/sessions/{session_id}/events/stream")
 async def stream_events(request: web.Request) -> web.StreamResponse:
     _, session = await visible_session(request)
-    after = _int(request, "after", 0) or 0
+    after = query_number(request, "after", 0)
     last_id = whole_number(request.headers.get("Last-Event-ID", "").strip())
     if last_id is not None and last_id <= LATEST:
         after = last_id
@@ -231,7 +220,7 @@ async def list_snapshots(request: web.Request) -> web.Response:
 @routes.get("/api/v1/sessions/{session_id}/tree")
 async def tree(request: web.Request) -> web.Response:
     _, session = await visible_session(request)
-    at = _int(request, "at", None)
+    at = query_number(request, "at", None)
     snap = await _snapshot(request, session.id, LATEST if at is None else at)
     start = await _snapshot(request, session.id, 0)
     history = _history(request, session.id)
@@ -265,7 +254,7 @@ def _path(request: web.Request) -> str:
 @routes.get("/api/v1/sessions/{session_id}/file")
 async def file(request: web.Request) -> web.Response:
     _, session = await visible_session(request)
-    at = _int(request, "at", None)
+    at = query_number(request, "at", None)
     path = _path(request)
     snap = await _snapshot(request, session.id, LATEST if at is None else at)
     history = _history(request, session.id)
@@ -291,7 +280,7 @@ async def file(request: web.Request) -> web.Response:
 @routes.get("/api/v1/sessions/{session_id}/diff")
 async def diff(request: web.Request) -> web.Response:
     _, session = await visible_session(request)
-    first, last = _int(request, "from", 0), _int(request, "to", None)
+    first, last = query_number(request, "from", 0), query_number(request, "to", None)
     old = await _snapshot(request, session.id, first or 0)
     new = await _snapshot(request, session.id, LATEST if last is None else last)
     history = _history(request, session.id)

@@ -21,7 +21,7 @@ from server.http.keys import DB
 from server.http.pages import render
 from server.scoring.routes import load_panel, mine_json, sealed_debrief
 from server.sessions.access import visible_session
-from server.sessions.observe import _people as people_names
+from server.sessions.names import actor_names
 from workspaces.recording.authorship import session_authorship
 from workspaces.recording.events import ACTOR_SYSTEM, HINT, NOTE
 
@@ -103,7 +103,7 @@ async def debrief_page(request: web.Request) -> web.Response:
     user, p, debrief = await sealed_debrief(request)
     authorship = await request.app[DB].read(lambda d: session_authorship(d, p.session.id))
     # display names as the replay shows them (blind: the candidate's pseudonym)
-    names = {ACTOR_SYSTEM: "pairlab", **await people_names(request, user, p.session)}
+    names = {ACTOR_SYSTEM: "pairlab", **await actor_names(request, user, p.session)}
     return render(request, "debrief.html", {
         "session": p.session,
         "scoring": p.scoring, "debrief": debrief, "authorship": authorship, "names": names})

@@ -13,37 +13,17 @@ from typing import Any
 
 from aiohttp import web
 
-from common.errors import NotFound
-from server.http.keys import DB, SETTINGS
+from server.http.keys import SETTINGS
 from server.http.pages import render
-from server.people.accounts import User, get_user
 from server.sessions.access import visible_session
+from server.sessions.names import actor_names
 from server.tasks.service import task_store
 from tasks.errors import RevisionNotFound
 from tasks.manifest import hints_from_guide
 from workspaces import sessions as S
-from workspaces.recording.events import interviewer_actor
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-
-
-async def _people(request: web.Request, user: User, session: S.Session) -> dict[str, str]:
-    """Display names of the people in the session's events, keyed by their event actor."""
-
-    def load(d: Any) -> dict[str, str]:
-        names: dict[str, str] = {}
-        for user_id in session.interviewer_ids:
-            try:
-                names[interviewer_actor(user_id)] = get_user(d, user_id).display_name
-            except NotFound:  # a removed user keeps their id as label
-                continue
-        return names
-
-    names: dict[str, str] = await request.app[DB].read(load)
-    names[interviewer_actor(user.id)] = user.display_name  # e.g. an admin who is not listed
-    names["candidate"] = session.candidate_name
-    return names
 
 
 async def _hints(request: web.Request, session: S.Session) -> list[str]:
@@ -73,7 +53,7 @@ def _config(session: S.Session, page: str, names: dict[str, str]) -> dict[str, A
 @routes.get("/sessions/{session_id}/observe")
 async def observe_page(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
-    names = await _people(request, user, session)
+    names = await actor_names(request, user, session)
     hints = await _hints(request, session)
     return render(request, "observe.html", {
         "session": session, "hints": hints,
@@ -84,7 +64,7 @@ async def observe_page(request: web.Request) -> web.Response:
 @routes.get("/sessions/{session_id}/replay")
 async def replay_page(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
-    names = await _people(request, user, session)
+    names = await actor_names(request, user, session)
     return render(request, "replay.html", {
         "session": session,
         "config": _config(session, "replay", names),

@@ -201,6 +201,10 @@ class Room:
     foreign: bool = False
     """Since the last save the server changed the text itself (a reload of a file written on
     disk, or a client that bypassed the proxy): the save is no one's edit alone."""
+    _applying: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One update at a time: ``apply`` may wait on the log's queue, and the observers' scratch
+    state (``_changed``, ``_counts``, ``_hash``, ``_new_path``) is the applying update's until
+    it is stored, in the order the mirror took it."""
 
     def __post_init__(self) -> None:
         mirror = _mirror(self.doc_type)
@@ -251,6 +255,10 @@ class Room:
 
     async def apply(self, update: bytes, actor: str, conn: int, kind: str) -> None:
         """Apply ``update`` to the mirror; if it changed the document, log it and count it."""
+        async with self._applying:
+            await self._apply(update, actor, conn, kind)
+
+    async def _apply(self, update: bytes, actor: str, conn: int, kind: str) -> None:
         self._changed.clear()
         self._counts.clear()
         self._hash = self._new_path = None

@@ -364,3 +364,43 @@ async def test_the_log_writer_retries_a_failed_write(rig: Rig) -> None:
     assert failures == 0
     assert [u.actor for u in await rig.db.read(lambda d: doc_log.updates_from(d, doc_id))] == [
         "candidate"]
+
+
+async def test_a_save_is_kept_when_another_edit_arrives_while_the_log_is_full(rig: Rig) -> None:
+    """Backpressure: the server's save waits on a full log queue while an interviewer's edit
+    comes in on another connection; the save still closes with its authors, and the log holds
+    the updates in the order the mirror took them."""
+    gate = asyncio.Event()
+
+    async def slow(fn: Any) -> Any:
+        await gate.wait()
+        return await rig.db.write(fn)
+
+    server = Server("", "notes.md")
+    first, second = await rig.connect(CANDIDATE), await rig.connect(LEAD)
+    await first.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    casey, lee = Client(server), Client(server)
+    edit = casey.type(None, "abc")
+    await first.feed("in", WSMsgType.BINARY, edit)
+    server.doc.ydoc.apply_update(update_of(edit))
+    await rig.taps.flush_docs()
+    full = collab.DocLog(slow, queue_limit=1)  # the next write fills it
+    rig.taps._doc_log = rig.taps._sessions["s1"].collab.log = full  # type: ignore[union-attr]
+    lee.doc.apply_update(update_of(edit))
+    typed = lee.type(None, "Z")
+    await second.feed("in", WSMsgType.BINARY, typed)
+    server.doc.ydoc.apply_update(update_of(typed))
+    save = server.change(lambda d: setattr(d, "hash", sha("abcZ")))
+    later = lee.type(0, "Y")
+    feeding = [asyncio.ensure_future(first.feed("out", WSMsgType.BINARY, save)),
+               asyncio.ensure_future(second.feed("in", WSMsgType.BINARY, later))]
+    await asyncio.sleep(0.3)
+    gate.set()
+    await asyncio.gather(*feeding)
+    actor, why = await rig.taps.attribute("s1", "notes.md", sha("abcZ"))
+    assert (actor, why["via"]) == ("candidate", "collaboration")
+    assert why["authors"] == {"candidate": {"ins": 3, "del": 0},
+                              "interviewer:7": {"ins": 1, "del": 0}}
+    rows = await rig.rows()
+    assert [(r.actor, r.kind) for r in rows][-3:] == [
+        ("interviewer:7", "update"), ("system", "server"), ("interviewer:7", "update")]

@@ -404,3 +404,57 @@ async def test_a_save_is_kept_when_another_edit_arrives_while_the_log_is_full(ri
     rows = await rig.rows()
     assert [(r.actor, r.kind) for r in rows][-3:] == [
         ("interviewer:7", "update"), ("system", "server"), ("interviewer:7", "update")]
+
+
+async def test_a_browser_cannot_forge_the_server_s_save_or_path(rig: Rig) -> None:
+    """Attack: the candidate's client writes ``hash`` (the bytes it will write itself) and
+    ``path`` into the shared state map while the interviewer's edit is unsaved."""
+    server = Server("a\n", "notes.md")
+    casey, lee = await rig.connect(CANDIDATE), await rig.connect(LEAD)
+    await both([casey, lee], step2(server.doc.ydoc.get_update()))
+    await lee.feed("in", WSMsgType.BINARY, Client(server).type(None, "question\n"))
+    forger = Client(server)
+    before = forger.doc.get_state()
+    with forger.doc.transaction():
+        forger.doc.get("state", type=Map)["hash"] = sha("planted\n")
+        forger.doc.get("state", type=Map)["path"] = "forged.py"
+    await casey.feed("in", WSMsgType.BINARY, create_update_message(forger.doc.get_update(before)))
+    actor, why = await rig.taps.attribute("s1", "forged.py", sha("planted\n"))
+    assert (actor, why) == ("candidate", {"via": "process"})
+    (doc,) = await rig.docs()
+    assert doc.path == "notes.md"
+    # the server's own save still closes the interviewer's edit, under the real path
+    await both([casey, lee], server.change(lambda d: setattr(d, "hash", sha("a\nquestion\n"))))
+    actor, why = await rig.taps.attribute("s1", "notes.md", sha("a\nquestion\n"))
+    assert (actor, why["via"], why["authors"]) == (
+        "interviewer:7", "collaboration", {"interviewer:7": {"ins": 9, "del": 0}})
+    # and the server's rename moves it
+    await both([casey, lee], server.change(lambda d: setattr(d, "path", "moved.md")))
+    (doc,) = await rig.docs()
+    assert doc.path == "moved.md"
+
+
+async def test_a_save_holding_text_reloaded_from_disk_is_no_editor_s(rig: Rig) -> None:
+    """Attack: text written on disk outside the editor while the document is open (the server
+    reloads it into the room), then an interviewer's keystroke and the save."""
+    server = Server("a\n", "notes.md")
+    tap = await rig.connect(LEAD)
+    await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    await tap.feed("in", WSMsgType.BINARY, Client(server).type(None, "q\n"))
+    await tap.feed("out", WSMsgType.BINARY,
+                   server.change(lambda d: setattr(d, "hash", sha("a\nq\n"))))
+    assert (await rig.taps.attribute("s1", "notes.md", sha("a\nq\n")))[0] == "interviewer:7"
+    pasted = "a\nq\ndef solve():\n    return 42\n"
+    await tap.feed("out", WSMsgType.BINARY, server.change(lambda d: d.set(pasted)))
+    lee = Client(server)
+    await tap.feed("in", WSMsgType.BINARY, lee.type(None, "ok\n"))
+    await tap.feed("out", WSMsgType.BINARY,
+                   server.change(lambda d: setattr(d, "hash", sha(pasted + "ok\n"))))
+    assert await rig.taps.attribute("s1", "notes.md", sha(pasted + "ok\n")) == (
+        "candidate", {"via": "process"})
+    # the next save holds only what was typed since: the interviewer's again
+    await tap.feed("in", WSMsgType.BINARY, lee.type(None, "next\n"))
+    await tap.feed("out", WSMsgType.BINARY,
+                   server.change(lambda d: setattr(d, "hash", sha(pasted + "ok\nnext\n"))))
+    actor, why = await rig.taps.attribute("s1", "notes.md", sha(pasted + "ok\nnext\n"))
+    assert (actor, why["via"]) == ("interviewer:7", "collaboration")

@@ -13,12 +13,16 @@ proxy (each test is the attack; it fails if the attack works).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from typing import Any
 
 import pytest
-from pycrdt import Map, create_update_message
+from aiohttp.test_utils import TestClient
+from pycrdt import Doc, Map, Text, create_sync_message, create_update_message
 
 from server.http.keys import DB
+from server.workspace.proxy import WS_MAX_IN
 from tests.server.recording.conftest import Rec
 from tests.server.recording.test_collab_real import (  # noqa: F401 (real: a fixture)
     Peer,
@@ -28,10 +32,26 @@ from tests.server.recording.test_collab_real import (  # noqa: F401 (real: a fix
     real,
     sha,
 )
-from workspaces.recording import doc_log
+from workspaces.recording import collab, doc_log
 from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+class BigPeer(Peer):
+    """A collaboration client that takes messages of any size (the room echoes big updates)."""
+
+    async def open(self, rec: Rec, client: TestClient[Any, Any], sid: str, path: str) -> None:
+        session = await call(rec, client, sid, "PUT", f"api/collaboration/session/{path}",
+                             {"format": "text", "type": "file"})
+        room = rec.url(sid, f"api/collaboration/room/text:file:{session['fileId']}")
+        self.sock = await client.ws_connect(f"{room}?sessionId={session['sessionId']}",
+                                            origin=rec.origin(sid), max_msg_size=0)
+        await self.sock.send_bytes(create_sync_message(self.doc))
+        self.reader = asyncio.ensure_future(self._read())
+        async with asyncio.timeout(60):
+            while not str(self.text):
+                await asyncio.sleep(0.05)
 
 
 async def forge_state(peer: Peer, **values: str) -> None:
@@ -150,3 +170,73 @@ async def test_text_written_on_disk_while_the_document_is_open_is_not_the_editor
     (last,) = change_to(found, "notes.md", after)
     assert (last["actor"], last["payload"]["via"], last["payload"]["authors"]) == (
         lead, "collaboration", {lead: {"ins": 5, "del": 0}}), last
+
+
+async def probe(rec: Rec, other: str, timings: list[float], stop: asyncio.Event) -> None:
+    """Another interview on the same server, read again and again while the attack runs."""
+    while not stop.is_set():
+        started = time.monotonic()
+        await rec.api("GET", f"/api/v1/sessions/{other}/events")
+        timings.append(time.monotonic() - started)
+        await asyncio.sleep(0.05)
+
+
+async def test_a_flood_and_oversized_updates_leave_the_record_whole_and_the_server_up(
+        real: Rec) -> None:  # noqa: F811
+    rec = real
+    sid, _ = await rec.start()
+    other = (await rec.schedule())["session_id"]
+    timings: list[float] = []
+    stop = asyncio.Event()
+    probing = asyncio.ensure_future(probe(rec, other, timings, stop))
+    try:
+        casey = BigPeer()
+        await casey.open(rec, rec.ws, sid, "notes.md")
+        # A flood: 3000 one-character edits as fast as the socket takes them.
+        assert casey.sock is not None
+        for i in range(3000):
+            before = casey.doc.get_state()
+            casey.text += "abc"[i % 3]
+            await casey.sock.send_bytes(create_update_message(casey.doc.get_update(before)))
+        flooded = str(casey.text)
+        found = await rec.wait_for(sid, lambda f: bool(change_to(f, "notes.md", flooded)),
+                                   within=120)
+        (event,) = change_to(found, "notes.md", flooded)
+        # One update over the log's bound (UPDATE_CAP): the log stops, attribution goes on.
+        # (the watcher records a file this big by its size only: no hash to match a save with)
+        big = await casey.append("z" * (collab.UPDATE_CAP + 1024))
+        found = await rec.wait_for(sid, lambda f: any(
+            e["payload"].get("size") == len(big) for e in file_events(f, "notes.md")),
+            within=120)
+        # One frame over what the proxy takes at all: refused, the connection closed.
+        huge: Doc[Any] = Doc()
+        huge.get("source", type=Text).insert(0, "h" * (WS_MAX_IN + 1))
+        sock = casey.sock
+        with contextlib.suppress(ConnectionError):  # closed while it was still being sent
+            await sock.send_bytes(create_update_message(huge.get_update()))
+        async with asyncio.timeout(60):
+            while not sock.closed:
+                await asyncio.sleep(0.05)
+        close_code = sock.close_code
+        await casey.close()
+        await asyncio.sleep(2)  # what a server that took it would have saved by now
+        after = await call(rec, rec.ws, sid, "GET", "api/contents/notes.md")
+    finally:
+        stop.set()
+        await probing
+
+    assert (event["actor"], event["payload"]["via"], event["payload"]["authors"]) == (
+        "candidate", "collaboration", {"candidate": {"ins": 3000, "del": 0}}), event
+    assert close_code in (1009, None), close_code  # refused (None: cut while sending)
+    assert after["content"] == big  # the huge frame went nowhere
+    db = rec.app[DB]
+    await rec.service.taps.flush_docs()
+    (doc,) = await db.read(lambda d: doc_log.docs_of_session(d, sid))
+    rows = await db.read(lambda d: doc_log.updates_from(d, doc.id, limit=100_000))
+    assert doc.capped_at is not None
+    assert [r.n for r in rows] == list(range(1, len(rows) + 1))  # gap-free up to the cap
+    rebuilt: Doc[Any] = Doc()
+    for row in rows:
+        rebuilt.apply_update(row.data)
+    assert str(rebuilt.get("source", type=Text)) == flooded  # exactly, up to the cap
+    assert timings and max(timings) < 5, sorted(timings)[-5:]

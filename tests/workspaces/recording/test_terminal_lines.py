@@ -599,3 +599,52 @@ def test_honest_reports_raise_no_conflict() -> None:
     found = term.flush()
     assert [o.payload["line"] for o in found] == ["echo a", "echo b"]
     assert not any({"reports_conflict", "unverified"} & set(o.payload) for o in found)
+
+
+FAKE = r'''import base64, sys
+def report(n, line):
+    entry = base64.b64encode(f"{n:5d}  {line}".encode()).decode()
+    return f"\x1b]133;A\x07\x1b]6973;{entry}\x07$ "
+typed = sys.stdin.readline().strip()
+sys.stdout.write(report(2, "python3 fake.py") + typed + "\r\n5 passed\r\n" + report(3, typed))
+sys.stdout.flush()
+'''
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("python3") is None,
+                    reason="needs bash and python3")
+def test_forged_reports_in_a_real_bash_are_flagged(tmp_path: Path) -> None:
+    """The attack end to end: a program prints the shell's marks for a line typed into it."""
+    (tmp_path / "fake.py").write_text(FAKE)
+    bash = RealBash(tmp_path, rcfile=True)
+    bash.drain("$ ")
+    bash.type("echo hi")
+    bash.key("\r")
+    bash.drain("hi\r\n")
+    bash.drain("$ ")
+    bash.type("python3 fake.py")
+    bash.key("\r")
+    bash.drain("python3 fake.py\r\n")
+    bash.type("pytest -q")
+    bash.key("\r")
+    bash.drain("5 passed")
+    deadline = time.monotonic() + 20
+    while bash.seen.count("\x1b]6973;") < 5:  # bash's own report after the two fakes
+        assert time.monotonic() < deadline, bash.seen
+        ready, _, _ = select.select([bash.proc.fd], [], [], 0.1)
+        if ready:
+            chunk = bash.proc.read(4096)
+            bash.seen += chunk
+            bash.found.extend(bash.tracker.feed("out", json.dumps(["stdout", chunk])))
+    bash.type("echo after")
+    bash.key("\r")
+    bash.drain("after\r\n")
+    bash.drain("$ ")
+    found = bash.commands()
+    by_line = {o.payload["line"]: o.payload for o in found if o.payload["source"] == "keys"}
+    assert "reports_conflict" not in by_line["echo hi"]
+    assert by_line["pytest -q"]["reports_conflict"] is True, found
+    assert by_line["pytest -q"]["unverified"] is True
+    assert by_line["echo after"]["reports_conflict"] is True
+    assert any(o.payload["source"] == "shell" and o.payload.get("reports_conflict")
+               for o in found)

@@ -257,6 +257,9 @@
   // <li data-seq> with time, actor, kind, summary, and the payload in a <details>.
   // What the shell said about a terminal command (workspaces/recording/terminal_lines.py).
   function shellFlags(p) {
+    if (p.reports_conflict) {
+      return " · the shell's reports on this terminal contradict each other (a program printed fake ones): not confirmed";
+    }
     if (p.keys_differ) { return " · bash ran this; the keys read: " + firstLine(p.keys_line || "", 80); }
     if (p.keys_missing) { return " · reported by bash (typed while the screen looked full-screen)"; }
     if (p.unverified) { return " · not confirmed by the shell"; }

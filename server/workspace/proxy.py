@@ -6,8 +6,11 @@ new connection's listener is checked to be the workspace's jupyter-server (``SO_
 ``workspaces/sandbox/peer.py``; else 502 and nothing sent), the jupyter token is added here and
 never reaches a browser, hop-by-hop headers and pairlab's own
 cookies are stripped, bodies are streamed both ways, and WebSocket messages are relayed with
-their type and subprotocol. Written by hand because jupyter-server-proxy runs *inside* a Jupyter
-server and cannot put authentication in front of one; the shape follows its ``handlers.py``.
+their type and subprotocol, each at most ``WS_MAX_IN`` bytes from a browser and
+``WS_MAX_OUT`` from the workspace (a bigger one closes the connection with 1009: the whole
+message would be held in pairlab's memory, shared by every interview, and fed to the recording
+taps). Written by hand because jupyter-server-proxy runs *inside* a Jupyter server and cannot
+put authentication in front of one; the shape follows its ``handlers.py``.
 The web-free parts (upstreams, principals, the recording taps' types, the client sessions) are
 in ``workspaces/upstream.py``.
 """
@@ -45,6 +48,11 @@ UNVERIFIED = ("The workspace's server could not be verified (another process is 
               "socket); nothing was sent to it.")
 
 
+WS_MAX_IN = 64 * 1024 * 1024
+"""The largest WebSocket message a browser may send (a paste, a notebook's outputs in a
+collaboration update; jupyter-server itself takes up to 1 GiB)."""
+WS_MAX_OUT = 256 * 1024 * 1024
+"""The largest WebSocket message the workspace may send (a big notebook's first sync)."""
 ERROR_BODY_BYTES = 64 * 1024
 """An error answer (small JSON from jupyter-server) is read whole, up to this, for the tap."""
 
@@ -157,7 +165,7 @@ async def proxy_websocket(
     try:
         up = await client.ws_connect(
             _upstream_url(request), headers=headers, protocols=protocols,
-            max_msg_size=0, autoping=True, decode_text=True,
+            max_msg_size=WS_MAX_OUT, autoping=True, decode_text=True,
         )
     except PeerRefused:
         raise web.HTTPBadGateway(text=UNVERIFIED) from None
@@ -165,7 +173,7 @@ async def proxy_websocket(
         log.info("websocket upstream refused for %s: %s", upstream.workspace_id, type(exc).__name__)
         raise web.HTTPBadGateway(text="The workspace refused the WebSocket.") from None
     down = web.WebSocketResponse(
-        protocols=[up.protocol] if up.protocol else (), max_msg_size=0, autoping=True,
+        protocols=[up.protocol] if up.protocol else (), max_msg_size=WS_MAX_IN, autoping=True,
     )
     await down.prepare(request)
     tap = await taps(upstream.workspace_id, request.path, up.protocol or "", who) if taps else None

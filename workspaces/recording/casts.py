@@ -14,8 +14,11 @@ The header waits for the connection's first ``set_size`` (its width and height),
 does not depend on the command-line tracker (``terminal_lines``). Output is bounded:
 ``RATE_BYTES`` a second and ``CAST_BYTES`` per cast, ``SESSION_BYTES`` per session; past a bound
 the output is not kept and a marker ``[pairlab: N bytes not recorded]`` says so, at most once a
-second. Keys and resizes are always kept. Lines are written to disk off the event loop by
-``CastStore.flush`` (the proxy taps' 0.5 s tick) and at the end of the connection.
+second. Keys and resizes have their own bounds, which output never uses up: ``INPUT_BYTES`` per
+cast and ``SESSION_INPUT_BYTES`` per session (a browser can send any number of pastes and
+resizes; typing never comes near), past which ``[pairlab: N bytes of input not recorded]``.
+Lines are written to disk off the event loop by ``CastStore.flush`` (the proxy taps' 0.5 s tick)
+and at the end of the connection.
 
 Why hand-written: the only asciicast writer on PyPI worth the name lives inside the
 ``asciinema`` recorder (a CLI that records its own pty, no writer API for a stream that is
@@ -46,6 +49,10 @@ HEADER_WAIT_S = 1.0
 RATE_BYTES = 1 << 20
 CAST_BYTES = 64 << 20
 SESSION_BYTES = 256 << 20
+INPUT_BYTES = 16 << 20
+SESSION_INPUT_BYTES = 64 << 20
+RESIZE_BYTES = 32
+"""What a resize counts for in the input bounds (its line in the file, roughly)."""
 DEFAULT_SIZE = (80, 24)
 CAST_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}\.[0-9]{1,9}")
 ENV = {"SHELL": "/bin/bash", "TERM": "xterm-256color"}
@@ -59,11 +66,16 @@ def marker(dropped: int) -> str:
     return f"[pairlab: {dropped} bytes not recorded]"
 
 
+def input_marker(dropped: int) -> str:
+    return f"[pairlab: {dropped} bytes of input not recorded]"
+
+
 @dataclass
 class _Budget:
     """What a session's casts have kept so far (``SESSION_BYTES``)."""
 
     used: int = 0
+    input_used: int = 0
 
 
 @dataclass(eq=False)
@@ -86,11 +98,16 @@ class CastWriter:
     """Output bytes kept (UTF-8)."""
     dropped: int = 0
     """Output bytes not kept (a bound was reached)."""
+    input_kept: int = 0
+    """Input (keys, pastes, resizes) kept, as counted for the input bounds."""
+    input_dropped: int = 0
     closed: bool = False
     _window: int = -1
     _window_bytes: int = 0
     _unreported: int = 0
     _reported_t: float = -1.0
+    _unreported_in: int = 0
+    _reported_in_t: float = -1.0
     _last_t: float = 0.0
 
     def t(self, at: datetime | None = None) -> float:
@@ -112,13 +129,13 @@ class CastWriter:
             return
         kind, arg = msg
         if direction == "in" and kind == "stdin" and isinstance(arg, str):
-            self.pending.append((self.t(), "i", arg))
+            self._input("i", arg, len(arg.encode("utf-8", "surrogatepass")))
         elif direction == "in" and kind == "set_size":
             size = _size(data)
             if size is not None:
                 if self.size is None:
                     self.size = size
-                self.pending.append((self.t(), "r", f"{size[0]}x{size[1]}"))
+                self._input("r", f"{size[0]}x{size[1]}", RESIZE_BYTES)
         elif direction == "out" and kind == "stdout" and isinstance(arg, str):
             self._output(arg)
 
@@ -147,6 +164,25 @@ class CastWriter:
         self.budget.used += n
         self.pending.append((t, "o", text))
 
+    def _input(self, code: str, text: str, n: int) -> None:
+        t = self.t()
+        if self.input_kept + n > INPUT_BYTES or \
+                self.budget.input_used + n > SESSION_INPUT_BYTES:
+            self.input_dropped += n
+            self._unreported_in += n
+            if t - self._reported_in_t >= 1.0:
+                self._report_input(t)
+            return
+        if self._unreported_in:
+            self._report_input(t)
+        self.input_kept += n
+        self.budget.input_used += n
+        self.pending.append((t, code, text))
+
+    def _report_input(self, t: float) -> None:
+        self.pending.append((t, "m", input_marker(self._unreported_in)))
+        self._unreported_in, self._reported_in_t = 0, t
+
     def _report(self, t: float) -> None:
         self.pending.append((t, "m", marker(self._unreported)))
         self._unreported, self._reported_t = 0, t
@@ -155,6 +191,8 @@ class CastWriter:
         """What to write now: the header (once its size is known or waited for) and lines."""
         if final and self._unreported:
             self._report(self.t())
+        if final and self._unreported_in:
+            self._report_input(self.t())
         header = None
         if not self.header_written:
             waited = (self.clock() - self.started).total_seconds() >= HEADER_WAIT_S

@@ -23,7 +23,11 @@ batches of ~``BATCH_S``; a bounded queue makes the tap wait rather than drop; a 
 database refuses ``WRITE_TRIES`` times is logged and given up, so the proxied WebSockets never
 stall), with a checkpoint every ``CHECKPOINT_EVERY`` updates. Bounds: ``SESSION_CAP`` bytes of
 updates per session and ``UPDATE_CAP`` per update; past either the document is marked
-``capped_at`` and its later updates are no longer stored (attribution goes on).
+``capped_at`` and its later updates are no longer stored (attribution goes on). The mirrors
+themselves live in pairlab's memory, shared by every interview, and outlive the server's rooms
+(which it drops when their last browser leaves): past ``MIRROR_CAP`` bytes of updates applied in
+a session, its mirrors are dropped, every document is marked capped, and saves are no longer
+credited through collaboration (the contents API and processes still are).
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ BATCH_S = 0.1
 QUEUE_LIMIT = 5000
 SESSION_CAP = 128 * 1024 * 1024
 UPDATE_CAP = 8 * 1024 * 1024
+MIRROR_CAP = 512 * 1024 * 1024
 WRITE_TRIES = 3
 _CHANGES = (YSyncMessageType.SYNC_STEP2, YSyncMessageType.SYNC_UPDATE)
 
@@ -196,6 +201,11 @@ class Room:
     _counts: Counter[str] = field(default_factory=Counter)
     _hash: str | None = None
     _new_path: str | None = None
+    touched: bool = False
+    """A person changed its text, or a save closed: the document is loaded."""
+    foreign: bool = False
+    """Since the last save the server changed the text itself (a reload of a file written on
+    disk, or a client that bypassed the proxy): the save is no one's edit alone."""
     _applying: asyncio.Lock = field(default_factory=asyncio.Lock)
     """One update at a time: ``apply`` may wait on the log's queue, and the observers' scratch
     state (``_changed``, ``_counts``, ``_hash``, ``_new_path``) is the applying update's until
@@ -246,6 +256,7 @@ class Room:
         self._hash = self._new_path = None
         path = self.ydoc.get("state", type=Map).get("path")
         self.path = path[:1000] if isinstance(path, str) else ""
+        self.touched = bool(logged)
 
     async def apply(self, update: bytes, actor: str, conn: int, kind: str) -> None:
         """Apply ``update`` to the mirror; if it changed the document, log it and count it."""
@@ -253,16 +264,30 @@ class Room:
             await self._apply(update, actor, conn, kind)
 
     async def _apply(self, update: bytes, actor: str, conn: int, kind: str) -> None:
+        collab = self.collab
+        if collab.blind:
+            return
         self._changed.clear()
         self._counts.clear()
         self._hash = self._new_path = None
         self.ydoc.apply_update(update)
         if not self._changed:
             return  # an echo, or nothing new
+        collab.applied += sum(len(data) for data in self._changed)
+        if collab.applied > MIRROR_CAP:
+            await collab.go_blind()
+            return
         at = now()
+        text_changed = bool(self._counts["ins"] or self._counts["del"])
         if kind == doc_log.KIND_UPDATE:
             counts = self.authors.setdefault(actor, Counter())
             counts.update(self._counts)
+            self.touched = self.touched or text_changed
+            # Only the server says where the document lives and what it saved: a browser (the
+            # candidate's included) can put any ``path`` or ``hash`` in the shared state map.
+            self._hash = self._new_path = None
+        elif text_changed and self.touched:
+            self.foreign = True  # not the first load: text nobody typed through pairlab
         for data in self._changed:
             await self._store(data, at, actor, conn, kind)
         if self._new_path is not None:
@@ -297,6 +322,12 @@ class Room:
         if any(c["ins"] or c["del"] for c in authors.values()):  # a client's own state change
             authors = {a: c for a, c in authors.items() if c["ins"] or c["del"]}  # is no text
         self.authors = {}
+        self.touched = True
+        if self.foreign:  # the saved bytes are not only the authors' edits: no one is credited
+            self.foreign = False
+            log.info("save of %s (%s) holds text the server changed itself; not credited to "
+                     "its editors", self.path, self.name)
+            authors = {}
         self.collab.attribution.saved(Save(self.path, sha256, authors, self.doc_id, self.n,
                                            time.monotonic()))
         self.saved.set()
@@ -305,6 +336,14 @@ class Room:
     @property
     def unsaved(self) -> bool:
         return bool(self.authors)
+
+    def drop_mirror(self) -> None:
+        """Forget the document (``MIRROR_CAP``): an empty mirror that is fed no more."""
+        self._subs.clear()
+        self.mirror = None
+        self.ydoc = Doc()
+        self.authors = {}
+        self.foreign = False
 
 
 @dataclass(eq=False)
@@ -320,7 +359,25 @@ class Collab:
     """Connections numbered so far (each one's ``conn``)."""
     stored: int = 0
     """Bytes of updates stored by this process (the session cap)."""
+    applied: int = 0
+    """Bytes of updates applied to this session's mirrors by this process (``MIRROR_CAP``)."""
+    blind: bool = False
+    """Past ``MIRROR_CAP``: no mirror is kept or fed any more."""
     _opening: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    async def go_blind(self) -> None:
+        """Drop every mirror of the session (``MIRROR_CAP``) and mark its documents capped."""
+        if self.blind:
+            return
+        self.blind = True
+        log.warning("collaboration mirrors of %s dropped: %d bytes of updates applied",
+                    self.session_id, self.applied)
+        at = now()
+        for room in list(self.rooms.values()):
+            room.drop_mirror()
+            if not room.capped:
+                room.capped = True
+                await self.log.put(_Write(room.doc_id, capped_at=at))
 
     def pending_saves(self, path: str) -> list[asyncio.Event]:
         """The save events of the rooms of ``path`` that have unsaved edits."""
@@ -368,8 +425,13 @@ class Collab:
 
             doc_id, last, total, capped, known = await self.write(open_row)
             self.stored = max(self.stored, total)
-            room = Room(self, name, doc_id, doc_type, last, capped)
-            room.restore(known)
+            room = Room(self, name, doc_id, doc_type, last, capped or self.blind)
+            if self.blind:
+                room.drop_mirror()
+                if not capped:
+                    await self.log.put(_Write(doc_id, capped_at=now()))
+            else:
+                room.restore(known)
             self.rooms[name] = room
             return room
 

@@ -22,6 +22,17 @@ that the keys did not show (typed while the tracker thought a full-screen progra
 command of its own (``source: "shell"``, ``keys_missing``); a command the shell did not report
 (no integration, history off) is flagged ``unverified``. The shell's marks are forgeable hints;
 the terminal's cast is the evidence.
+
+Forged reports: any program can print one (a fake "the shell ran ``pytest``" for a line typed
+into the program, say). bash's history numbers only go up, and the shell's own report comes at
+the next prompt all the same, so a forgery shows as a report that contradicts an earlier one (a
+number below the highest seen, or a seen number with another line; ``history -c`` and
+``history -d`` in the terminal read as one too). From then on this
+connection's reports verify, rewrite and add nothing: every command is flagged
+``reports_conflict`` (and ``unverified``); a command not yet emitted that a contradicted report
+verified or rewrote gets its keys' line back and the flag; and the contradicting report itself
+is recorded as a flagged command (``source: "shell"``; the first ``MAX_CONFLICTS``), so that
+a forged confirmation already emitted is followed by the evidence against it.
 """
 
 from __future__ import annotations
@@ -48,6 +59,10 @@ _SCREEN = re.compile(r"\x1b\[([0-?]*)[\x20-/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|
                      r"|\x1b[PX^_][\s\S]*?(?:\x1b\\|\x07|$)|\x1b[\x20-/]*[0-~]?"
                      r"|[\x00-\x1f\x7f]|[^\x00-\x1f\x7f\x1b]+")
 MAX_AWAITING = 50
+MAX_HISTORY_SEEN = 500
+MAX_CONFLICTS = 10
+"""Contradicting reports recorded as commands, at most, per connection (a program can print
+any number of them)."""
 _ALT_ON = ("\x1b[?1049h", "\x1b[?1047h", "\x1b[?47h")
 _ALT_OFF = ("\x1b[?1049l", "\x1b[?1047l", "\x1b[?47l")
 _LEFT, _RIGHT = ("\x1b[D", "\x1bOD", "\x02"), ("\x1b[C", "\x1bOC", "\x06")
@@ -240,6 +255,9 @@ class _Command:
     """What the keys (or echo) said, when the shell said otherwise."""
     keys_missing: bool = False
     verified: bool = False
+    report_n: int | None = None
+    """The history number of the report that verified or rewrote it."""
+    conflict: bool = False
 
 
 class TerminalTracker:
@@ -263,6 +281,12 @@ class TerminalTracker:
         self._marks_tail = ""
         self._shell_seen = False
         self._last_hist: int | None = None
+        self._max_hist: int | None = None
+        self._hist_lines: dict[int, str] = {}
+        """number → line, as reported (the last ``MAX_HISTORY_SEEN``)."""
+        self._distrust = False
+        """The shell's reports contradicted each other (a program printed fake ones)."""
+        self._conflicts = 0
         self._typed = False
         """Keys came in since the shell's last report."""
         self.verify_wait_s = 10.0
@@ -455,7 +479,18 @@ class TerminalTracker:
             self._last_hist = report.number
         typed, self._typed = self._typed, False
         cur = self._current
+        conflict = self._contradicts(report)
         if first:  # where the history stood when this connection came (the replay included)
+            return []
+        if conflict:
+            return self._conflict(report, at)
+        if self._distrust:  # bookkeeping only: reports verify, rewrite and add nothing now
+            target = self._awaiting[0] if self._awaiting else cur
+            if target is not None and not target.checked:
+                if self._awaiting:
+                    self._awaiting.pop(0)
+                target.checked = True
+                return [self._command(target, at)] if target is not cur else []
             return []
         # reports come in the order the lines ran: the oldest command waiting for one first
         # (lines typed ahead, before the previous prompt), else the current one
@@ -480,6 +515,7 @@ class TerminalTracker:
                 self._awaiting.pop(0)
             target.checked = True
             if not target.emitted and new:
+                target.report_n = report.number
                 if _same_line(clean_terminal(target.line), report.line):
                     target.verified = True
                 else:
@@ -494,6 +530,41 @@ class TerminalTracker:
                                  None, at, echo_pending=False, source="shell", checked=True,
                                  keys_missing=True, verified=True)
         return out
+
+    def _contradicts(self, report: Report) -> bool:
+        """Whether ``report`` contradicts the reports before it (and note it as seen)."""
+        number = report.number
+        if number is None:
+            return False
+        seen = self._hist_lines.get(number)
+        below = self._max_hist is not None and number < self._max_hist
+        found = below or (seen is not None and not _same_line(seen, report.line))
+        self._hist_lines[number] = report.line
+        if len(self._hist_lines) > MAX_HISTORY_SEEN:
+            del self._hist_lines[min(self._hist_lines)]
+        self._max_hist = number if self._max_hist is None else max(self._max_hist, number)
+        return found
+
+    def _conflict(self, report: Report, at: datetime) -> list[Observation]:
+        """A report contradicted an earlier one: distrust this connection's reports."""
+        self._distrust = True
+        pending = [*self._awaiting, *([self._current] if self._current else [])]
+        for cmd in pending:
+            if cmd.emitted:
+                continue
+            cmd.conflict = True
+            if cmd.report_n is not None and report.number is not None and \
+                    cmd.report_n >= report.number:
+                cmd.verified = False
+                if cmd.keys_differ:  # rewritten by a report that is now in doubt
+                    cmd.line, cmd.source, cmd.keys_differ = cmd.keys_line, "keys", False
+        self._conflicts += 1
+        if self._conflicts > MAX_CONFLICTS:
+            return []
+        said = _Command(report.line, at, HeadTail(self._output_chars), False, False, None, at,
+                        echo_pending=False, source="shell", checked=True, emitted=True,
+                        conflict=True)
+        return [self._command(said, at)]
 
     # -- emission ---------------------------------------------------------------------------
 
@@ -538,6 +609,8 @@ class TerminalTracker:
             payload["keys_line"] = cur.keys_line
         if cur.keys_missing:
             payload["keys_missing"] = True
+        if cur.conflict or self._distrust:
+            payload["reports_conflict"] = True
         if not cur.verified and not cur.keys_differ:
             payload["unverified"] = True
         return Observation(events.TERMINAL_COMMAND, payload, at)

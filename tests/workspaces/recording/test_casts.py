@@ -186,3 +186,38 @@ async def test_casts_a_stopped_run_left_open_are_closed_by_the_next(db: Database
     assert rows[gone.id]["bytes"] == 0
     assert rows[live.id]["ended_at"] is None
     assert await after.close_cut() == 0
+
+
+async def test_a_flood_of_input_is_bounded_and_marked(
+        db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attack: the candidate's browser sends pastes and resizes without end (keys are never
+    dropped for output, but they are not an unbounded way to fill the server's disk)."""
+    monkeypatch.setattr(C, "INPUT_BYTES", 10_000)
+    monkeypatch.setattr(C, "SESSION_INPUT_BYTES", 15_000)
+    clock = Clock()
+    store = CastStore(db, tmp_path / "data", clock)
+    cast = await store.open("s1", "1", "candidate")
+    cast.feed("in", frame("set_size", 24, 80))
+    for _ in range(50):
+        cast.feed("in", frame("stdin", "p" * 1000))  # 50 kB of pastes in no time
+        cast.feed("in", frame("set_size", 30, 100))
+    clock.advance(2)
+    cast.feed("out", frame("stdout", "$ "))  # output is not what the input used up
+    await store.close(cast)
+    header, lines = read_cast(cast.path)
+    assert (header["width"], header["height"]) == (80, 24)
+    kept = [line for line in lines if line[1] in "ir"]
+    assert cast.input_kept <= 10_000 and 0 < len(kept) < 51
+    assert cast.input_kept + cast.input_dropped == 1 * C.RESIZE_BYTES + 50 * (
+        1000 + C.RESIZE_BYTES)
+    assert [line[2] for line in lines if line[1] == "o"] == ["$ "]
+    markers = [line[2] for line in lines if line[1] == "m"]
+    assert markers and all("of input not recorded" in m for m in markers)
+    assert sum(int(m.split()[1]) for m in markers) == cast.input_dropped
+    assert cast.path.stat().st_size < 20_000
+    # the session's bound, across connections
+    other = await store.open("s1", "2", "candidate")
+    for _ in range(20):
+        other.feed("in", frame("stdin", "q" * 1000))
+    await store.close(other)
+    assert other.input_kept <= 15_000 - cast.input_kept and other.input_dropped > 0

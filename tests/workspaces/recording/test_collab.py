@@ -399,3 +399,98 @@ async def test_a_save_is_kept_when_another_edit_arrives_while_the_log_is_full(ri
     rows = await rig.rows()
     assert [(r.actor, r.kind) for r in rows][-3:] == [
         ("interviewer:7", "update"), ("system", "server"), ("interviewer:7", "update")]
+
+
+async def test_a_browser_cannot_forge_the_server_s_save_or_path(rig: Rig) -> None:
+    """Attack: the candidate's client writes ``hash`` (the bytes it will write itself) and
+    ``path`` into the shared state map while the interviewer's edit is unsaved."""
+    server = Server("a\n", "notes.md")
+    casey, lee = await rig.connect(CANDIDATE), await rig.connect(LEAD)
+    await both([casey, lee], step2(server.doc.ydoc.get_update()))
+    await lee.feed("in", WSMsgType.BINARY, Client(server).type(None, "question\n"))
+    forger = Client(server)
+    before = forger.doc.get_state()
+    with forger.doc.transaction():
+        forger.doc.get("state", type=Map)["hash"] = sha("planted\n")
+        forger.doc.get("state", type=Map)["path"] = "forged.py"
+    forged = create_update_message(forger.doc.get_update(before))
+    await casey.feed("in", WSMsgType.BINARY, forged)
+    server.doc.ydoc.apply_update(update_of(forged))  # the server takes it, as every update
+    await both([casey, lee], forged)  # and echoes it
+    actor, why = await rig.taps.attribute("s1", "forged.py", sha("planted\n"))
+    assert (actor, why) == ("candidate", {"via": "process"})
+    (doc,) = await rig.docs()
+    assert doc.path == "notes.md"
+    # the server's own save still closes the interviewer's edit, under the real path
+    await both([casey, lee], server.change(lambda d: setattr(d, "hash", sha("a\nquestion\n"))))
+    actor, why = await rig.taps.attribute("s1", "notes.md", sha("a\nquestion\n"))
+    assert (actor, why["via"], why["authors"]) == (
+        "interviewer:7", "collaboration", {"interviewer:7": {"ins": 9, "del": 0}})
+    # and the server's rename moves it
+    await both([casey, lee], server.change(lambda d: setattr(d, "path", "moved.md")))
+    (doc,) = await rig.docs()
+    assert doc.path == "moved.md"
+
+
+async def test_a_save_holding_text_reloaded_from_disk_is_no_editor_s(rig: Rig) -> None:
+    """Attack: text written on disk outside the editor while the document is open (the server
+    reloads it into the room), then an interviewer's keystroke and the save."""
+    server = Server("a\n", "notes.md")
+    tap = await rig.connect(LEAD)
+    await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    await tap.feed("in", WSMsgType.BINARY, Client(server).type(None, "q\n"))
+    await tap.feed("out", WSMsgType.BINARY,
+                   server.change(lambda d: setattr(d, "hash", sha("a\nq\n"))))
+    assert (await rig.taps.attribute("s1", "notes.md", sha("a\nq\n")))[0] == "interviewer:7"
+    pasted = "a\nq\ndef solve():\n    return 42\n"
+    await tap.feed("out", WSMsgType.BINARY, server.change(lambda d: d.set(pasted)))
+    lee = Client(server)
+    await tap.feed("in", WSMsgType.BINARY, lee.type(None, "ok\n"))
+    await tap.feed("out", WSMsgType.BINARY,
+                   server.change(lambda d: setattr(d, "hash", sha(pasted + "ok\n"))))
+    assert await rig.taps.attribute("s1", "notes.md", sha(pasted + "ok\n")) == (
+        "candidate", {"via": "process"})
+    # the next save holds only what was typed since: the interviewer's again
+    await tap.feed("in", WSMsgType.BINARY, lee.type(None, "next\n"))
+    await tap.feed("out", WSMsgType.BINARY,
+                   server.change(lambda d: setattr(d, "hash", sha(pasted + "ok\nnext\n"))))
+    actor, why = await rig.taps.attribute("s1", "notes.md", sha(pasted + "ok\nnext\n"))
+    assert (actor, why["via"]) == ("interviewer:7", "collaboration")
+
+
+async def test_mirrors_past_the_memory_bound_are_dropped_and_the_documents_capped(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attack: big updates in one room after another (the server drops a room when its last
+    browser leaves; pairlab's mirror of it would stay in memory for the rest of the session)."""
+    monkeypatch.setattr(collab, "MIRROR_CAP", 50_000)
+    server = Server("a\n", "one.txt")
+    tap = await rig.connect(CANDIDATE)
+    await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
+    casey = Client(server)
+    await tap.feed("in", WSMsgType.BINARY, casey.type(None, "x" * 20_000))
+    await tap.feed("out", WSMsgType.BINARY,
+                   server.change(lambda d: setattr(d, "hash", sha("a\n" + "x" * 20_000))))
+    assert (await rig.taps.attribute("s1", "one.txt", sha("a\n" + "x" * 20_000)))[1][
+        "via"] == "collaboration"
+    await tap.close()
+    other = await rig.connect(CANDIDATE, ROOM.replace("0c4f", "ffff"))
+    second = Server("b\n", "two.txt")
+    await other.feed("out", WSMsgType.BINARY, step2(second.doc.ydoc.get_update()))
+    await other.feed("in", WSMsgType.BINARY, Client(second).type(None, "y" * 40_000))
+    state = rig.taps._sessions["s1"]  # noqa: SLF001 - the session's rooms
+    assert state.collab is not None and state.collab.blind
+    assert all(str(r.ydoc.get("source", type=Text)) == "" for r in state.collab.rooms.values())
+    await other.feed("in", WSMsgType.BINARY, Client(second).type(None, "z" * 40_000))
+    assert all(str(r.ydoc.get("source", type=Text)) == "" for r in state.collab.rooms.values())
+    docs = await rig.docs()
+    assert len(docs) == 2 and all(d.capped_at is not None for d in docs)
+    # what was stored before is whole; nothing after it is credited through collaboration
+    rows = await rig.db.read(lambda d: doc_log.updates_from(d, docs[0].id))
+    assert [r.n for r in rows] == list(range(1, len(rows) + 1))
+    assert await rig.taps.attribute("s1", "two.txt", sha("b\n" + "y" * 40_000)) == (
+        "candidate", {"via": "process"})
+    third = await rig.connect(CANDIDATE, ROOM.replace("0c4f", "eeee"))  # a new room: none
+    await third.feed("out", WSMsgType.BINARY, step2(Server("c\n", "c.txt").doc.ydoc.get_update()))
+    assert len(await rig.docs()) == 3 and all(d.capped_at for d in await rig.docs())
+    await other.close()
+    await third.close()

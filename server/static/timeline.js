@@ -249,7 +249,8 @@
       text = " · by " + Object.keys(a).sort(function (x, y) { return weight(y) - weight(x); })
         .map(function (k) { return actorName(k, names); }).join(", ");
     }
-    return text + (p.inferred === true ? " · author inferred" : "");
+    return text + (p.mixed === true ? " · with text written outside the editor" : "") +
+      (p.inferred === true ? " · author inferred" : "");
   }
 
   function kindClass(kind) { return "pl-kind-" + String(kind).replace(/[^a-z0-9]+/gi, "-"); }

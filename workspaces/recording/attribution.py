@@ -14,7 +14,9 @@ Per session, three kinds of evidence, tried in this order for each ``file.*`` ch
 
 ``attribute`` answers the event actor (the top author) and what the payload gains: ``via``
 ("collaboration" | "contents" | "process"), ``authors`` ({actor: {"ins", "del"}} where known),
-``doc`` ({"id", "n"}: the document and its last update in that save) and ``inferred``.
+``doc`` ({"id", "n"}: the document and its last update in that save), ``mixed`` (the save also
+holds text written outside the editor, e.g. a file rewritten on disk while open, which was
+recorded as its own change before) and ``inferred``.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ class Save:
     doc_id: int
     n: int
     at: float
+    mixed: bool = False
+    """The saved bytes also hold text the server put in the document itself since the last
+    save (a file rewritten on disk and reloaded): the authors typed only their counts of it."""
 
 
 @dataclass(slots=True)
@@ -127,9 +132,11 @@ class Attribution:
                         task.cancel()
                     save = self._save_of(path, sha256)
             if save is not None:
-                return top_author(save.authors), {
-                    "via": VIA_COLLABORATION, "authors": save.authors,
-                    "doc": {"id": save.doc_id, "n": save.n}}
+                why: dict[str, Any] = {"via": VIA_COLLABORATION, "authors": save.authors,
+                                       "doc": {"id": save.doc_id, "n": save.n}}
+                if save.mixed:
+                    why["mixed"] = True
+                return top_author(save.authors), why
         now = self.clock()
         for candidate in (path, old_path):
             claim = self._claims.get(candidate) if candidate else None

@@ -323,13 +323,16 @@ class Room:
             authors = {a: c for a, c in authors.items() if c["ins"] or c["del"]}  # is no text
         self.authors = {}
         self.touched = True
-        if self.foreign:  # the saved bytes are not only the authors' edits: no one is credited
-            self.foreign = False
-            log.info("save of %s (%s) holds text the server changed itself; not credited to "
-                     "its editors", self.path, self.name)
-            authors = {}
+        # The saved bytes may hold text the server changed itself (a reload of the file written
+        # on disk, itself recorded as a change when the watcher saw it): the editors keep the
+        # credit for what they typed (their counts), and the save says it is mixed. Crediting
+        # no one instead would hand the editors' typing to whoever a process change defaults to.
+        mixed, self.foreign = self.foreign, False
+        if mixed:
+            log.info("save of %s (%s) also holds text the server changed itself", self.path,
+                     self.name)
         self.collab.attribution.saved(Save(self.path, sha256, authors, self.doc_id, self.n,
-                                           time.monotonic()))
+                                           time.monotonic(), mixed))
         self.saved.set()
         self.saved = asyncio.Event()
 

@@ -129,7 +129,7 @@ async def test_a_candidates_client_cannot_forge_a_save_or_move_the_document(real
     assert doc.path == "notes.md"  # not moved by the candidate's client
 
 
-async def test_text_written_on_disk_while_the_document_is_open_is_not_the_editors(
+async def test_text_written_on_disk_while_the_document_is_open_is_not_the_editors_typing(
         real: Rec) -> None:  # noqa: F811
     rec = real
     sid, _ = await rec.start()
@@ -166,7 +166,15 @@ async def test_text_written_on_disk_while_the_document_is_open_is_not_the_editor
                if e["seq"] > first["seq"] and e["payload"].get("sha256") != sha(after)]
     assert holding, found
     for event in holding:  # every change that holds the pasted text
-        assert event["actor"] != lead and event["payload"]["via"] != "collaboration", event
+        p = event["payload"]
+        if p.get("sha256") == sha(final):
+            # the interviewer's save: theirs for the 3 characters they typed, and mixed (it
+            # holds the pasted text too); never handed to the candidate by default
+            assert (event["actor"], p["via"], p.get("mixed"), p["authors"]) == (
+                lead, "collaboration", True, {lead: {"ins": 3, "del": 0}}), event
+        else:  # the write on disk: the candidate's, through the contents API
+            assert (event["actor"], p["via"]) == ("candidate", "contents"), event
+    assert any(e["payload"].get("sha256") == sha(final) for e in holding), holding
     (last,) = change_to(found, "notes.md", after)
     assert (last["actor"], last["payload"]["via"], last["payload"]["authors"]) == (
         lead, "collaboration", {lead: {"ins": 5, "del": 0}}), last

@@ -432,9 +432,11 @@ async def test_a_browser_cannot_forge_the_server_s_save_or_path(rig: Rig) -> Non
     assert doc.path == "moved.md"
 
 
-async def test_a_save_holding_text_reloaded_from_disk_is_no_editor_s(rig: Rig) -> None:
+async def test_a_save_holding_text_reloaded_from_disk_keeps_its_editors_and_says_mixed(
+        rig: Rig) -> None:
     """Attack: text written on disk outside the editor while the document is open (the server
-    reloads it into the room), then an interviewer's keystroke and the save."""
+    reloads it into the room), then an interviewer's keystroke and the save: the save is the
+    interviewer's for what they typed, never the candidate's by default, and says it is mixed."""
     server = Server("a\n", "notes.md")
     tap = await rig.connect(LEAD)
     await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
@@ -448,14 +450,15 @@ async def test_a_save_holding_text_reloaded_from_disk_is_no_editor_s(rig: Rig) -
     await tap.feed("in", WSMsgType.BINARY, lee.type(None, "ok\n"))
     await tap.feed("out", WSMsgType.BINARY,
                    server.change(lambda d: setattr(d, "hash", sha(pasted + "ok\n"))))
-    assert await rig.taps.attribute("s1", "notes.md", sha(pasted + "ok\n")) == (
-        "candidate", {"via": "process"})
+    actor, why = await rig.taps.attribute("s1", "notes.md", sha(pasted + "ok\n"))
+    assert (actor, why["via"], why["mixed"]) == ("interviewer:7", "collaboration", True)
+    assert why["authors"] == {"interviewer:7": {"ins": 3, "del": 0}}  # only what they typed
     # the next save holds only what was typed since: the interviewer's again
     await tap.feed("in", WSMsgType.BINARY, lee.type(None, "next\n"))
     await tap.feed("out", WSMsgType.BINARY,
                    server.change(lambda d: setattr(d, "hash", sha(pasted + "ok\nnext\n"))))
     actor, why = await rig.taps.attribute("s1", "notes.md", sha(pasted + "ok\nnext\n"))
-    assert (actor, why["via"]) == ("interviewer:7", "collaboration")
+    assert (actor, why["via"]) == ("interviewer:7", "collaboration") and "mixed" not in why
 
 
 async def test_mirrors_past_the_memory_bound_are_dropped_and_the_documents_capped(

@@ -29,7 +29,7 @@ from server.people import accounts as people
 from server.people import credentials
 from server.people.passwords import hash_password
 from server.settings import Settings, prepare_data_dir
-from tests.fake_workspace import FakeProvisioner
+from tests.fake_workspace import FakeProvisioner, closing
 from workspaces.sandbox.mounts import orphaned_images, unmount
 
 PASSWORD = "correct horse battery"
@@ -206,7 +206,8 @@ def run_cli(cli_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., C
 def make_app(settings: Settings) -> web.Application:
     """The real ``create_app(settings)``, with the in-process fake workspace provisioner so that
     no sandboxed Jupyter server starts."""
-    return create_app(settings, provisioner=FakeProvisioner(settings.data_dir / "fake-workspaces"))
+    provisioner = FakeProvisioner(settings.data_dir / "fake-workspaces")
+    return closing(create_app(settings, provisioner=provisioner), provisioner)
 
 
 @pytest.fixture

@@ -151,6 +151,12 @@ class FakeProvisioner:
             self.stopped.append(info.workspace_id)
         info.socket_path.unlink(missing_ok=True)
 
+    async def close_all(self, _app: web.Application | None = None) -> None:
+        """Stop every fake workspace still listening (as an app's ``on_cleanup``)."""
+        while self.running:
+            _, running = self.running.popitem()
+            await running.runner.cleanup()
+
     async def crash(self, workspace_id: str) -> None:
         running = self.running.pop(workspace_id)
         await running.runner.cleanup()
@@ -162,3 +168,12 @@ class FakeProvisioner:
     async def make_read_only(self, info: WorkspaceInfo) -> None:
         for path in [info.root, *info.root.rglob("*")]:
             path.chmod(path.stat().st_mode & ~0o222)
+
+
+def closing(app: web.Application, provisioner: object) -> web.Application:
+    """``app``, which stops ``provisioner``'s fake workspaces when it is cleaned up. A real
+    workspace outlives pairlab on purpose; a fake one left listening would leave its socket to
+    the garbage collector, whose ResourceWarning then fails whichever test is running."""
+    if isinstance(provisioner, FakeProvisioner):
+        app.on_cleanup.append(provisioner.close_all)
+    return app

@@ -35,7 +35,7 @@ from server.sessions.keys import SESSIONS
 from server.sessions.wiring import WORKSPACE_APP
 from server.settings import Settings
 from tests.conftest import PASSWORD, MakeSettings, create_user, form_csrf_token, login
-from tests.fake_workspace import FakeProvisioner
+from tests.fake_workspace import FakeProvisioner, closing
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
 from tests.host_routing import enter, routing
 from workspaces import sessions as S
@@ -122,7 +122,7 @@ async def start_env(aiohttp_client: AiohttpClient, settings: Settings, provision
                     cls: type[EnvT], email: str = LEAD) -> EnvT:
     """The real app over ``settings``: a test client for each origin (the workspace one routes
     by host), ``email`` logged in on the app's."""
-    app = create_app(settings, provisioner=provisioner)
+    app = closing(create_app(settings, provisioner=provisioner), provisioner)
     client = await aiohttp_client(app)
     ws = routing(await aiohttp_client(app[WORKSPACE_APP]))
     return cls(settings, app, client, ws, await login(client, email))
@@ -275,7 +275,7 @@ async def serving(make_settings: MakeSettings, tmp_path: Path,
     settings = make_settings(**QUIET, **ports.fields)
     prepare(settings)
     provisioner = FakeProvisioner(tmp_path / "fake-workspaces")
-    app = create_app(settings, provisioner=provisioner)
+    app = closing(create_app(settings, provisioner=provisioner), provisioner)
     async with ports.serve(app) as runner:
         yield Served(settings, app, runner, provisioner)
 

@@ -16,6 +16,7 @@ from server.app import create_app
 from server.sessions.keys import SESSIONS
 from server.sessions.wiring import WORKSPACE_APP
 from tests.conftest import login, open_db
+from tests.fake_workspace import closing
 from tests.host_routing import enter
 from tests.server.recording.conftest import Rec, RecFactory, assert_gap_free, kinds
 from tests.server.recording.fake_jupyter import RecordingFakeProvisioner
@@ -172,7 +173,7 @@ async def test_recording_resumes_after_a_restart_and_an_end_elsewhere(
         await running.runner.cleanup()
 
     provisioner = RecordingFakeProvisioner(tmp_path / "fake-ws")
-    app = create_app(rec.settings, provisioner=provisioner)
+    app = closing(create_app(rec.settings, provisioner=provisioner), provisioner)
     client = await aiohttp_client(app)
     await aiohttp_client(app[WORKSPACE_APP])
     again = Rec(rec.settings, app, client, rec.ws, await login(client, "lead@example.com"))

@@ -46,7 +46,7 @@ from server.settings import Settings, prepare_data_dir
 from tasks import revisions
 from tasks.importer import Prepared, install_revision
 from tasks.store import TaskStore
-from tasks.treerepo import commit_tree
+from tasks.treerepo import STARTING_POINT, commit_tree
 from workspaces.lifecycle import SessionManager
 from workspaces.sandbox.cgroups import pids_of_uid
 from workspaces.sandbox.peer import PeerCheckedConnector
@@ -153,7 +153,7 @@ def publish_task(settings: Settings, files: dict[str, str] | None = None) -> str
         task_id=TASK, title="Benchmark task", kind="eval-script", roles=("ml-engineer",),
         duration_minutes=60, requirements=(), visible_check="python -m pytest -q",
         source_url="file:///bench", source_ref="", source_subdir="", source_commit="0" * 40,
-        tree_commit=commit_tree(tree, f"Task {TASK}"), blockers=(), created_by="bench",
+        tree_commit=commit_tree(tree, STARTING_POINT), blockers=(), created_by="bench",
     )
     db = open_migrated(settings.db_path)
     try:

@@ -51,6 +51,12 @@ class AnonReport:
     renamed: tuple[RenamedPath, ...]
     flags: tuple[Flag, ...]
     counts: tuple[tuple[str, int], ...]
+    fields: tuple[tuple[str, str], ...] = ()
+    """The manifest texts given to ``anonymise_tree(fields=...)``, rewritten, by label (not in
+    :meth:`to_dict`: their changes are in ``replacements`` under the same label)."""
+
+    def field(self, label: str) -> str:
+        return dict(self.fields)[label]
 
     def count(self, name: str) -> int:
         return dict(self.counts).get(name, 0)

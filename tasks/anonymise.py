@@ -12,7 +12,9 @@
    so a value and every copy of it stay equal and the code still runs;
 3. notebooks lose outputs and identifying metadata (:mod:`tasks.notebooks`);
 4. file and folder names holding deny-listed terms are renamed the same way;
-5. binary files, images and documents are copied unchanged but flagged for a person to review.
+5. binary files, images and documents are copied unchanged but flagged for a person to review;
+6. ``fields``, texts from the manifest that people see (the task title), are rewritten last
+   with the same rules and numbering, labelled like files (``pairlab-task.toml:task.title``).
 
 Everything is deterministic: files are visited in sorted order, placeholders are numbered in
 that order, and the output and the :class:`~tasks.anonreport.AnonReport` are byte-identical
@@ -30,7 +32,7 @@ import os
 import re
 import stat
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -277,9 +279,15 @@ def _check_dirs(src: Path, dest: Path) -> None:
 
 
 def anonymise_tree(
-    src: Path, dest: Path, rules: RulesLike, *, extra_drop: Sequence[str] = ()
+    src: Path, dest: Path, rules: RulesLike, *, extra_drop: Sequence[str] = (),
+    fields: Mapping[str, str] | None = None,
 ) -> AnonReport:
-    """Write an anonymised copy of the snapshot ``src`` into the new or empty folder ``dest``."""
+    """Write an anonymised copy of the snapshot ``src`` into the new or empty folder ``dest``.
+
+    ``fields`` (label -> text) are rewritten after the tree, so a term, address or host gets
+    the same replacement as in the files and the tree's output does not depend on them; the
+    results are ``AnonReport.fields``.
+    """
     _check_dirs(src, dest)
     anon = _Anonymiser(rules, extra_drop)
     taken: set[str] = set()
@@ -315,6 +323,9 @@ def anonymise_tree(
             os.chmod(target, 0o755 if st.st_mode & 0o111 else 0o644)
             anon.counts["files.written"] += 1
             anon.counts["files.rewritten"] += out != data
+    # The label doubles as the "file name": its suffix is not a code suffix, so it reads as prose.
+    rewritten = tuple((label, anon.rewrite(text, label, label))
+                      for label, text in (fields or {}).items())
     anon.counts["paths.renamed"] = len(anon.renamed)
     flags = sorted(set(anon.flags), key=lambda f: (f.path, f.reason))
     anon.counts["flags"] = len(flags)
@@ -324,6 +335,7 @@ def anonymise_tree(
         renamed=tuple(RenamedPath(b, a) for b, a in sorted(anon.renamed.items())),
         flags=tuple(flags),
         counts=tuple(sorted(anon.counts.items())),
+        fields=rewritten,
     )
     log.info(
         "anonymised %s: %d files written, %d replacements, %d dropped, %d renamed, %d flags",

@@ -26,13 +26,15 @@ from tasks.diffview import build_diff
 from tasks.errors import ManifestInvalid, TaskError
 from tasks.gitfetch import FetchLimits, fetch_snapshot
 from tasks.manifest import MANIFEST_NAME, Manifest, hints_from_guide, load_manifest
-from tasks.postscan import post_scan
+from tasks.postscan import post_scan, post_scan_texts
 from tasks.source import SourcePolicy, scrub_url, validate_source
 from tasks.store import TaskStore
-from tasks.treerepo import commit_tree
+from tasks.treerepo import STARTING_POINT, commit_tree
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+TITLE_LABEL = f"{MANIFEST_NAME}:task.title"
+"""How the title is named in the report's replacements and post-scan findings."""
 
 
 @dataclass(frozen=True)
@@ -152,9 +154,14 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
 
     progress("anonymising")
     anon = work / "anon"
-    report = anonymise_tree(original, anon, manifest.anonymise, extra_drop=(MANIFEST_NAME,))
+    # The brief and the guide are files of the tree (rewritten and scanned with it); the title
+    # is the one manifest text people see (the candidate's <h1>), so it goes the same way.
+    report = anonymise_tree(original, anon, manifest.anonymise, extra_drop=(MANIFEST_NAME,),
+                            fields={TITLE_LABEL: task.title})
+    title = report.field(TITLE_LABEL)
     progress("post-scanning every byte of the result")
-    findings = post_scan(anon, manifest.anonymise.deny_terms)
+    deny = manifest.anonymise.deny_terms
+    findings = post_scan(anon, deny) + post_scan_texts({TITLE_LABEL: title}, deny)
 
     out = work / "revision"
     out.mkdir()
@@ -171,7 +178,7 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
     if (anon / brief_rel).is_file():
         shutil.copyfile(anon / brief_rel, out / "brief.md")
     _move(anon, out / "tree")
-    tree_commit = commit_tree(out / "tree", f"Task {task.id}")
+    tree_commit = commit_tree(out / "tree", STARTING_POINT)
 
     checks, environment_problem = _run_checks(manifest, out, hidden_rel, work, cfg, progress)
     progress("writing the report")
@@ -188,7 +195,7 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
         blockers.append("hidden:the hidden checks fail on the reference solution")
 
     full_report = {
-        "task": {"id": task.id, "title": task.title, "kind": task.kind, "roles": list(task.roles)},
+        "task": {"id": task.id, "title": title, "kind": task.kind, "roles": list(task.roles)},
         "source": {"url": scrub_url(source.url), "ref": source.ref or "", "commit":
                    fetched.commit_sha, "subdir": source.subdir or ""},
         "fetch": {"files": len(fetched.files), "bytes": fetched.total_bytes,
@@ -208,7 +215,7 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
     staged = work / "staged"
     out.rename(staged)
     new = revisions.NewRevision(
-        task_id=task.id, title=task.title, kind=task.kind, roles=tuple(task.roles),
+        task_id=task.id, title=title, kind=task.kind, roles=tuple(task.roles),
         duration_minutes=task.duration_minutes,
         requirements=tuple(manifest.environment.requirements),
         visible_check=manifest.checks.visible, source_url=scrub_url(source.url),

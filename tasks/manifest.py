@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 from packaging.requirements import InvalidRequirement, Requirement
 
 from tasks.errors import ManifestInvalid
+from tasks.postscan import deny_terms_in
 
 log = logging.getLogger(__name__)
 
@@ -430,6 +431,14 @@ def load_manifest(source_root: Path, rules_file: Path | None = None) -> Manifest
     task, env, checks, anonymise = parts
     if rules is not None:
         anonymise = anonymise.merged_with(rules)
+    # The id is the task's stable key (revisions of a task accumulate under it; it names the
+    # store folder): it is refused, not rewritten, as a rewritten id could silently become
+    # another task's. It is matched the way the post-scan matches (any case, no separators).
+    denied = deny_terms_in(task.id, anonymise.deny_terms)
+    if denied:
+        reason = (f"{task.id!r} contains the deny-listed term {', '.join(map(repr, denied))}; "
+                  "an id is a stable key and is never rewritten: choose an id without it")
+        raise ManifestInvalid([(MANIFEST_NAME, "task.id", reason)])
     manifest = Manifest(task=task, environment=env, checks=checks, anonymise=anonymise)
     for warning in manifest.role_warnings():
         log.info("task %s: %s", task.id, warning)

@@ -14,6 +14,7 @@ byte of every file, text or binary, and every file and folder name, and reports:
 - URLs with credentials (``scheme://user:password@host``).
 
 A :class:`Finding` never holds a secret value: excerpts of secrets are masked.
+:func:`post_scan_texts` scans texts that are not files (the manifest's title) the same way.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import os
 import re
 import stat
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.plugins.base import RegexBasedDetector
 
-__all__ = ["Finding", "post_scan"]
+__all__ = ["Finding", "deny_terms_in", "post_scan", "post_scan_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ _LIBRARY_SKIP = frozenset({"IPPublicDetector", "PrivateKeyDetector", "BasicAuthD
 
 @dataclass(frozen=True)
 class Finding:
-    path: str  # relative to the tree; folders end with "/"
+    path: str  # relative to the tree (folders end with "/"), or a text's label
     line: int | None  # None for names and for binary files
     kind: str
     excerpt: str  # masked for secrets and credentials
@@ -290,3 +291,20 @@ def post_scan(tree: Path, deny_terms: Sequence[str]) -> list[Finding]:
     findings.sort(key=lambda f: (f.path, f.line or 0, f.kind, f.excerpt))
     log.info("post-scan of %s: %d findings", tree, len(findings))
     return findings
+
+
+def post_scan_texts(texts: Mapping[str, str], deny_terms: Sequence[str]) -> list[Finding]:
+    """Every finding in texts that are not files (the manifest's title), each reported under
+    its label (``pairlab-task.toml:task.title``) with the line inside the text."""
+    terms = _term_patterns(deny_terms)
+    found = (f for label, text in texts.items() for f in _FileScan(label, text, False, terms)
+             .findings())
+    findings = _capped(found)
+    findings.sort(key=lambda f: (f.path, f.line or 0, f.kind, f.excerpt))
+    return findings
+
+
+def deny_terms_in(text: str, deny_terms: Sequence[str]) -> list[str]:
+    """The deny-listed terms found in ``text`` the way the post-scan finds them (any case,
+    separators ignored), each once, in sorted order."""
+    return [term for term, regex in _term_patterns(deny_terms) if regex.search(text)]

@@ -19,6 +19,9 @@ NEUTRAL_NAME = "pairlab"
 NEUTRAL_EMAIL = "tasks@pairlab.invalid"
 FIXED_DATE = "2000-01-01T00:00:00+0000"
 BRANCH = "main"
+STARTING_POINT = "Starting point"
+"""The task commit's message: fixed, so nothing of the task's id or title reaches a candidate
+through ``git log``."""
 GIT_TIMEOUT_S = 300.0
 """For one git command on a tree (``add`` of a whole task tree is the long one)."""
 _REPO_CONFIG = [("core.logallrefupdates", "false"), ("core.hooksPath", "/dev/null"),

@@ -16,7 +16,7 @@ from server.db import open_migrated
 from server.settings import Settings
 from tasks import revisions
 from tasks.store import TaskStore
-from tasks.treerepo import commit_tree
+from tasks.treerepo import STARTING_POINT, commit_tree
 
 # Environments are keyed by their requirements and built atomically, so one folder can serve
 # every test run on this machine (the first run builds the empty-requirements one).
@@ -60,7 +60,7 @@ def publish_fake_task(
     tree.mkdir()
     for name, text in files.items():
         (tree / name).write_text(text)
-    commit = commit_tree(tree, f"Task {task_id}")
+    commit = commit_tree(tree, STARTING_POINT)
     if hidden is not None:
         (staged / "hidden").mkdir()
         for name, text in hidden.items():

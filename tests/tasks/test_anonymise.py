@@ -535,3 +535,30 @@ def test_attribute_chains_in_code_are_not_hosts(tmp_path: Path) -> None:
     anonymise_tree(src, tmp_path / "out", Rules())
     expected = code.replace("nas.lan", "host1.example.internal")
     assert (tmp_path / "out/run.py").read_text() == expected
+
+
+def test_manifest_fields_get_the_same_replacements_as_the_tree(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "quintessa_feed").mkdir(parents=True)
+    (src / "quintessa_feed" / "load.py").write_text(
+        'OWNER = "maya.okafor@quintessa.io"  # Quintessa Analytics\n')
+    label = "pairlab-task.toml:task.title"
+    title = "Quintessa Analytics feed: ask maya.okafor@quintessa.io or Maya Okafor"
+    with_field = anonymise_tree(src, tmp_path / "a", RULES, fields={label: title})
+    without = anonymise_tree(src, tmp_path / "b", RULES)
+
+    # the same term and the same numbered address as in the code
+    assert with_field.field(label) == (
+        "Acme Analytics feed: ask person1@example.com or Pat Example")
+    assert 'OWNER = "person1@example.com"' in (tmp_path / "a/acme_feed/load.py").read_text()
+    # rewritten last: the tree's output and its part of the report do not depend on the fields
+    assert (tmp_path / "a/acme_feed/load.py").read_bytes() == (
+        tmp_path / "b/acme_feed/load.py").read_bytes()
+    field_changes = [r for r in with_field.replacements if r.file == label]
+    assert [(r.rule, r.before, r.after) for r in field_changes] == [
+        ("term", "Quintessa Analytics", "Acme Analytics"),
+        ("email", "maya.okafor@quintessa.io", "person1@example.com"),
+        ("term", "Maya Okafor", "Pat Example"),
+    ]
+    assert [r for r in with_field.replacements if r.file != label] == list(without.replacements)
+    assert post_scan(tmp_path / "a", DENY) == []

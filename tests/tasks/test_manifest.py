@@ -236,6 +236,27 @@ def test_rules_file_problems_are_reported_with_manifest_problems(tmp_path: Path)
         "rules.toml", "(syntax)")
 
 
+@pytest.mark.parametrize("task_id", ["quintessa-feed-bug", "fix-quin-tessa", "q-u-i-n-t-e-s-s-a"])
+def test_an_id_holding_a_deny_listed_term_is_refused(tmp_path: Path, task_id: str) -> None:
+    root = make_source(tmp_path / "src", VALID.replace('"daily-features-bug"', f'"{task_id}"'))
+    with pytest.raises(ManifestInvalid) as caught:
+        load_manifest(root)
+    assert caught.value.problems == [(MANIFEST_NAME, "task.id", (
+        f"{task_id!r} contains the deny-listed term 'Quintessa'; an id is a stable key and is "
+        "never rewritten: choose an id without it"))]
+    assert "task.id" in caught.value.message and "'Quintessa'" in caught.value.message
+
+
+def test_an_id_holding_a_term_of_the_rules_file_is_refused(tmp_path: Path) -> None:
+    root = make_source(tmp_path / "src", VALID.replace("daily-features-bug", "halcyon-features"))
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[anonymise.replace]\n"Halcyon" = "Contoso"\n')
+    assert load_manifest(root).task.id == "halcyon-features"  # not a term without the rules
+    with pytest.raises(ManifestInvalid, match="task.id: 'halcyon-features' contains the "
+                       "deny-listed term 'Halcyon'"):
+        load_manifest(root, rules)
+
+
 def test_manifest_invalid_message_lists_problems(tmp_path: Path) -> None:
     root = make_source(tmp_path, VALID.replace('"pipeline-bug"', '"notebook"'))
     with pytest.raises(ManifestInvalid) as caught:

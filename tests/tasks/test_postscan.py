@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.postscan import Finding, post_scan
+from tasks.postscan import Finding, deny_terms_in, post_scan, post_scan_texts
 from tests.conftest import REPO
 
 DENY = ["Quintessa Analytics", "Quintessa", "quintessa.io"]
@@ -143,3 +143,18 @@ def test_post_scan_does_not_import_the_anonymiser() -> None:
             imported.update(alias.name for alias in node.names)
     ours = {m for m in imported if m.split(".")[0] == "tasks"}
     assert ours == set(), ours
+
+
+def test_texts_are_scanned_like_files_and_reported_under_their_label() -> None:
+    label = "pairlab-task.toml:task.title"
+    texts = {label: "Fix the Quin-tessa feed (ask ops@quintessa.io)", "other": "all clean"}
+    found = post_scan_texts(texts, ["Quintessa"])
+    assert [(f.path, f.line, f.kind, f.excerpt) for f in found] == [
+        (label, 1, "deny-term", "Quin-tessa"),
+        (label, 1, "deny-term", "quintessa"),
+        (label, 1, "email", "o…@quintessa.io"),
+    ]
+    assert post_scan_texts({label: "Fix the Acme feed"}, ["Quintessa"]) == []
+    assert deny_terms_in("fix-quin-tessa-feed", ["Quintessa", "Maya Okafor"]) == ["Quintessa"]
+    assert deny_terms_in("mayaokafor-q", ["Quintessa", "Maya Okafor"]) == ["Maya Okafor"]
+    assert deny_terms_in("acme-feed", ["Quintessa", "Maya Okafor"]) == []

@@ -126,6 +126,21 @@ def test_local_paths_need_allow_local(pairlab: Pairlab, tmp_path: Path) -> None:
     assert json.loads(ok(pairlab("task", "list", "--json")).stdout)["tasks"] == []
 
 
+def test_an_id_with_a_deny_listed_term_is_refused(pairlab: Pairlab, tmp_path: Path) -> None:
+    task_id = f"{COMPANY.lower()}-totals"
+    repo = make_repo(tmp_path / "src", tiny_task(task_id))
+    result = pairlab("task", "import", str(repo), "--allow-local")
+    assert result.returncode == 2 and result.stdout == "", result
+    *progress, last = result.stderr.strip().splitlines()
+    assert "import: reading the manifest" in progress and "Traceback" not in result.stderr
+    assert last == (
+        f"pairlab: the task manifest is invalid: pairlab-task.toml: task.id: {task_id!r} "
+        f"contains the deny-listed term {COMPANY!r}; an id is a stable key and is never "
+        "rewritten: choose an id without it")
+    assert not (store(tmp_path) / task_id).exists()
+    assert json.loads(ok(pairlab("task", "list", "--json")).stdout)["tasks"] == []
+
+
 def test_a_rules_file_adds_a_deny_term(pairlab: Pairlab, tmp_path: Path) -> None:
     extra = {"notes/halcyon_plan.md": b"Halcyon moves to HALCYON_V2 next quarter.\n"}
     repo = make_repo(tmp_path / "src", tiny_task(extra=extra))

@@ -408,6 +408,24 @@ async def test_invalid_rules_fail_the_import_naming_the_file_and_key(
     assert staging_leftovers(task_settings) == []
 
 
+async def test_an_id_with_a_deny_listed_term_fails_the_import_naming_field_and_term(
+    task_client: Client, task_settings: Settings, tmp_path: Path, served: Path,
+    git_server: tuple[str, int],
+) -> None:
+    base, _ = git_server
+    task_id = f"{COMPANY.lower()}-totals"
+    name = serve_repo(tmp_path, served, "named", tiny_task(task_id))
+    headers = await admin_csrf(task_client, task_settings)
+    row = await import_and_wait(task_client, headers, url=f"{base}/{name}")
+    assert (row["status"], row["revision_id"]) == ("failed", None), row
+    assert row["error"] == (
+        f"the task manifest is invalid: pairlab-task.toml: task.id: {task_id!r} contains the "
+        f"deny-listed term {COMPANY!r}; an id is a stable key and is never rewritten: choose "
+        "an id without it")
+    assert (await get_json(task_client, "/api/v1/tasks"))["tasks"] == []
+    assert staging_leftovers(task_settings) == []
+
+
 async def test_an_import_that_cannot_be_stored_does_not_stay_running(
     task_client: Client, task_settings: Settings, tmp_path: Path, served: Path,
     git_server: tuple[str, int],

@@ -154,7 +154,7 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
     anon = work / "anon"
     report = anonymise_tree(original, anon, manifest.anonymise, extra_drop=(MANIFEST_NAME,))
     progress("post-scanning every byte of the result")
-    findings = post_scan(anon, manifest.anonymise.deny_terms)
+    findings = post_scan(anon, manifest.anonymise.deny_terms, manifest.anonymise.person_names)
 
     out = work / "revision"
     out.mkdir()

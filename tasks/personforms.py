@@ -39,6 +39,7 @@ _SEP = rf"(?:{_MARK}*{_GAP}+{_MARK}*)"
 _SEP_OR_IDENT = rf"(?:{_SEP}|[_.\-])"
 _COMMA = rf"(?:{_MARK}*,{_SEP}?)"
 _CFF_GAP = r"[ \t]*[\"']?"
+_WINDOW = 2000  # characters either side of a family name searched for the whole name
 # Lines between one field of a CITATION.cff author and the other (not a new list item).
 _CFF_BETWEEN = r"[\"']?[ \t]*\r?\n(?:(?![ \t]*-[ \t])[^\n]*\n){0,12}?[ \t]*-?[ \t]*"
 
@@ -141,9 +142,32 @@ class _Person:
             rf"{_L}(?P<i5>{i})(?:{_SEP}|(?<=\.))(?P<f5>{f}){_R}",
         ]
         self.regex = re.compile("|".join(f"(?:{form})" for form in forms))
+        # Every form holds the family name: the forms are only tried near one (most files name
+        # no one, and a single word is several times quicker to look for than six forms).
+        self.family_regex = re.compile(f)
+
+    def _windows(self, text: str) -> Iterator[tuple[int, int]]:
+        """Stretches of ``text`` around each family name, merged where they overlap."""
+        start = end = -1
+        for m in self.family_regex.finditer(text):
+            lo, hi = max(0, m.start() - _WINDOW), min(len(text), m.end() + _WINDOW)
+            if lo > end >= 0:
+                yield start, end
+                start = -1
+            start = lo if start < 0 else start
+            end = hi
+        if start >= 0:
+            yield start, end
+
+    def _matches(self, text: str) -> Iterator[re.Match[str]]:
+        for lo, hi in self._windows(text):
+            for m in self.regex.finditer(text, lo, hi):
+                # Lookbehinds see the whole text; a match cut by the window's end is not one.
+                if m.end() < hi or hi == len(text):
+                    yield m
 
     def finditer(self, text: str) -> Iterator[PersonMatch]:
-        for m in self.regex.finditer(text):
+        for m in self._matches(text):
             for group, span in m.re.groupindex.items():
                 start, end = m.span(span)
                 if start < 0:

@@ -142,6 +142,7 @@ _SKELETON_TOKEN = re.compile(
 )
 _UMLAUT_SPELLING = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
 _CFF_FIELD = r"(?i:family names|given names)"
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
 class _Skeleton:
@@ -175,9 +176,16 @@ def _spellings(word: str) -> str:
     return "(?:" + "|".join(re.escape(o) for o in sorted(options, key=len, reverse=True)) + ")"
 
 
-def _person_patterns(people: Sequence[str]) -> list[tuple[str, re.Pattern[str]]]:
+@dataclass(frozen=True)
+class _PersonScan:
+    name: str
+    regex: re.Pattern[str]  # every form, in a skeleton
+    first_word: re.Pattern[str]  # the first family word, in the folded text
+
+
+def _person_patterns(people: Sequence[str]) -> list[_PersonScan]:
     """Each declared person's forms, searched in a :class:`_Skeleton` (one regex a person)."""
-    out: list[tuple[str, re.Pattern[str]]] = []
+    out: list[_PersonScan] = []
     for name in sorted(set(people)):
         family_text, comma, given_text = name.partition(",")
         if not comma:
@@ -199,19 +207,24 @@ def _person_patterns(people: Sequence[str]) -> list[tuple[str, re.Pattern[str]]]
             rf"(?i:family names) {f} {between}(?i:given names) {g}\b",
             rf"(?i:given names) {g} {between}(?i:family names) {f}\b",
         ]
-        out.append((name, re.compile("|".join(forms))))
+        # A cheap, exact pre-check: a skeleton word is the folded word, so no folded text holding
+        # the first family word (in any spelling) means no skeleton to build for this person.
+        first_word = "(?i:" + _spellings(family[0]) + ")"
+        out.append(_PersonScan(name, re.compile("|".join(forms)), re.compile(first_word)))
     return out
 
 
-def _person_findings(
-    text: str, people: list[tuple[str, re.Pattern[str]]]
-) -> Iterator[tuple[int, str]]:
+def _person_findings(text: str, people: list[_PersonScan]) -> Iterator[tuple[int, str]]:
     """(offset in ``text``, excerpt) of every declared person found."""
     if not people:
         return
+    folded = _NON_ASCII.sub(lambda m: str(unidecode(m.group(0))), text)
+    candidates = [p for p in people if p.first_word.search(folded)]
+    if not candidates:
+        return
     skeleton = _Skeleton(text)
-    for _name, regex in people:
-        for m in regex.finditer(skeleton.text):
+    for person in candidates:
+        for m in person.regex.finditer(skeleton.text):
             start, end = skeleton.span(m.start(), m.end())
             yield start, text[start:end]
 
@@ -245,7 +258,7 @@ def _library_plugins() -> list[Any]:
 class _FileScan:
     def __init__(
         self, rel: str, text: str, binary: bool, terms: list[tuple[str, re.Pattern[str]]],
-        people: list[tuple[str, re.Pattern[str]]],
+        people: list[_PersonScan],
     ) -> None:
         self.rel, self.text, self.binary, self.terms = rel, text, binary, terms
         self.people = people
@@ -320,7 +333,7 @@ class _FileScan:
 
 def _name_findings(
     rel: str, name: str, terms: list[tuple[str, re.Pattern[str]]],
-    people: list[tuple[str, re.Pattern[str]]],
+    people: list[_PersonScan],
 ) -> Iterator[Finding]:
     for _term, regex in terms:
         for m in regex.finditer(name):
@@ -352,7 +365,7 @@ def _capped(findings: Iterator[Finding]) -> list[Finding]:
 
 def _scan(
     tree: Path, terms: list[tuple[str, re.Pattern[str]]],
-    people: list[tuple[str, re.Pattern[str]]],
+    people: list[_PersonScan],
 ) -> Iterator[Finding]:
     for dirpath, dirnames, filenames in os.walk(tree, followlinks=False):
         here = Path(dirpath)

@@ -262,3 +262,10 @@ def test_declared_people_are_validated(tmp_path: Path) -> None:
     ]
     ok = _source(tmp_path / "ok", '[anonymise.people]\n"Núñez, José" = "Jane Doe"\n')
     assert load_manifest(ok).anonymise.people == (("Núñez, José", "Jane Doe"),)
+
+
+def test_names_far_apart_in_a_large_file_are_all_rewritten() -> None:
+    """The forms are tried near each family name: ones at the ends and far apart are found."""
+    text = "Núñez, José" + " data" * 3000 + "\nJ. Núñez\n" + "x = 1\n" * 2000 + "José Núñez"
+    out = PersonRewriter([("José Núñez", "Jane Doe")]).rewrite_text(text)
+    assert out == "Doe, Jane" + " data" * 3000 + "\nJ. Doe\n" + "x = 1\n" * 2000 + "Jane Doe"

@@ -269,3 +269,22 @@ def test_names_far_apart_in_a_large_file_are_all_rewritten() -> None:
     text = "Núñez, José" + " data" * 3000 + "\nJ. Núñez\n" + "x = 1\n" * 2000 + "José Núñez"
     out = PersonRewriter([("José Núñez", "Jane Doe")]).rewrite_text(text)
     assert out == "Doe, Jane" + " data" * 3000 + "\nJ. Doe\n" + "x = 1\n" * 2000 + "Jane Doe"
+
+
+def test_file_names_holding_a_person_are_renamed(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    commit_files(src, {"notes/jose-nunez.md": b"by Nunez, J.\n", "Jose_Nunez/a.txt": b"x\n"})
+    out = tmp_path / "out"
+    report = anonymise_tree(src, out, Rules(people=(("José Núñez", "Jane Doe"),)))
+    assert sorted(tree_files(out)) == ["Jane_Doe/a.txt", "notes/jane-doe.md"]
+    assert (out / "notes/jane-doe.md").read_text() == "by Doe, J.\n"
+    assert {r.rule for r in report.replacements} == {"person"}
+    assert post_scan(out, [], ["José Núñez"]) == []
+
+
+def test_a_rules_file_adds_people_over_the_manifest(tmp_path: Path) -> None:
+    root = _source(tmp_path / "src", '[anonymise.people]\n"José Núñez" = "Jane Doe"\n')
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[anonymise.people]\n"José Núñez" = "Ann Roe"\n"Ravi Kumaran" = "Sam Roe"\n')
+    people = load_manifest(root, rules).anonymise.people
+    assert dict(people) == {"José Núñez": "Ann Roe", "Ravi Kumaran": "Sam Roe"}

@@ -7,11 +7,12 @@
 2. text files are rewritten in one pass each: secrets (:mod:`tasks.secretscan`) become
    ``REDACTED_<KIND>_<n>``, e-mail addresses ``person<n>@example.com``, internal hosts
    ``host<n>.example.internal``, IP addresses ``192.0.2.<n>`` / ``2001:db8::<n>``, URL
-   credentials disappear (:mod:`tasks.netscan`), and deny-listed terms take the same form of their
-   replacement (:mod:`tasks.termforms`). Numbers are per distinct value across the whole tree,
-   so a value and every copy of it stay equal and the code still runs;
+   credentials disappear (:mod:`tasks.netscan`), deny-listed terms take the same form of their
+   replacement (:mod:`tasks.termforms`), and declared people's names, in every form people write
+   them, the same form of their stand-in (:mod:`tasks.personforms`). Numbers are per distinct
+   value across the whole tree, so a value and every copy of it stay equal and the code still runs;
 3. notebooks lose outputs and identifying metadata (:mod:`tasks.notebooks`);
-4. file and folder names holding deny-listed terms are renamed the same way;
+4. file and folder names holding deny-listed terms or people are renamed the same way;
 5. binary files, images and documents are copied unchanged but flagged for a person to review;
 6. ``fields``, texts from the manifest that people see (the task title), are rewritten last
    with the same rules and numbering, labelled like files (``pairlab-task.toml:task.title``).
@@ -41,6 +42,7 @@ from tasks.anonreport import AnonReport, DroppedPath, Flag, RenamedPath, Replace
 from tasks.droprules import DropRule, make_rules, match_drop
 from tasks.netscan import find_bare_hosts, find_emails, find_ips, find_url_parts
 from tasks.notebooks import clean_notebook
+from tasks.personforms import PersonRewriter
 from tasks.secretscan import find_secrets, is_code, mask, placeholder
 from tasks.termforms import TermRewriter
 
@@ -56,7 +58,9 @@ FLAG_SUFFIXES = frozenset(
     ".sqlite3 .mp3 .mp4 .wav .mov".split()
 )
 # At equal length the more specific finding wins.
-_PRIORITY = {"secret": 0, "url-credentials": 1, "email": 2, "term": 3, "host": 4, "ip": 5}
+_PRIORITY = {
+    "secret": 0, "url-credentials": 1, "email": 2, "person": 3, "term": 4, "host": 5, "ip": 6,
+}
 _NEWLINE = re.compile("\n")
 _SECRET_KIND_ORDER = ("private-key", "aws-access-key", "aws-secret-key", "jwt", "token", "secret")
 
@@ -69,6 +73,8 @@ class RulesLike(Protocol):
 
     @property
     def replace(self) -> Sequence[tuple[str, str]]: ...
+
+    # Optional: ``people`` (name → stand-in pairs), read with getattr.
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,8 @@ class _Anonymiser:
         pairs = [(str(t), str(r)) for t, r in rules.replace]
         self.text_terms = TermRewriter(pairs, subdomains=True)
         self.name_terms = TermRewriter(pairs)
+        people: Sequence[tuple[str, str]] = getattr(rules, "people", ())
+        self.people = PersonRewriter([(str(n), str(r)) for n, r in people])
         self.drop_rules: tuple[DropRule, ...] = make_rules(rules.drop, extra_drop)
         self.registry = _Registry()
         self.replacements: list[Replacement] = []
@@ -188,6 +196,8 @@ class _Anonymiser:
                 edits.append(_Edit(m.start, m.end, "host", "host", m.text))
             else:
                 edits.append(_Edit(m.start, m.end, "term", "term", m.text, m.replacement))
+        for p in self.people.finditer(text):
+            edits.append(_Edit(p.start, p.end, "person", "person", p.text, p.replacement))
         return edits
 
     def rewrite(self, text: str, label: str, filename: str) -> str:
@@ -241,7 +251,7 @@ class _Anonymiser:
 
     def out_path(self, rel: str, taken: set[str]) -> str:
         parts = rel.split("/")
-        new_parts = [self.name_terms.rewrite_text(p) for p in parts]
+        new_parts = [self.name_terms.rewrite_text(self.people.rewrite_text(p)) for p in parts]
         for depth in range(1, len(parts) + 1):
             if parts[depth - 1] != new_parts[depth - 1]:
                 tail = "/" if depth < len(parts) else ""

@@ -160,8 +160,8 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
                             fields={TITLE_LABEL: task.title})
     title = report.field(TITLE_LABEL)
     progress("post-scanning every byte of the result")
-    deny = manifest.anonymise.deny_terms
-    findings = post_scan(anon, deny) + post_scan_texts({TITLE_LABEL: title}, deny)
+    deny, people = manifest.anonymise.deny_terms, manifest.anonymise.person_names
+    findings = post_scan(anon, deny, people) + post_scan_texts({TITLE_LABEL: title}, deny, people)
 
     out = work / "revision"
     out.mkdir()

@@ -18,8 +18,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, cast
 
 from packaging.requirements import InvalidRequirement, Requirement
+from text_unidecode import unidecode
 
 from tasks.errors import ManifestInvalid
+from tasks.personforms import split_person
 from tasks.postscan import deny_terms_in
 
 log = logging.getLogger(__name__)
@@ -80,10 +82,15 @@ class Checks:
 class AnonymiseRules:
     drop: tuple[str, ...] = ()
     replace: tuple[tuple[str, str], ...] = ()
+    people: tuple[tuple[str, str], ...] = ()  # declared name → stand-in ("José Núñez" = "Jane Doe")
 
     @property
     def deny_terms(self) -> tuple[str, ...]:
         return tuple(term for term, _ in self.replace)
+
+    @property
+    def person_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.people)
 
     def is_dropped(self, rel_path: str) -> bool:
         """True when a posix path relative to the source root matches a ``drop`` pattern.
@@ -102,11 +109,16 @@ class AnonymiseRules:
         return False
 
     def merged_with(self, other: AnonymiseRules) -> AnonymiseRules:
-        """``other`` over ``self``: drop lists concatenated, replacements merged (other wins)."""
+        """``other`` over ``self``: drop lists concatenated, replacements and people merged
+        (other wins)."""
         drop = self.drop + tuple(p for p in other.drop if p not in self.drop)
         replace = dict(self.replace)
         replace.update(other.replace)
-        return AnonymiseRules(drop=drop, replace=tuple(replace.items()))
+        people = dict(self.people)
+        people.update(other.people)
+        return AnonymiseRules(
+            drop=drop, replace=tuple(replace.items()), people=tuple(people.items())
+        )
 
 
 @dataclass(frozen=True)
@@ -366,8 +378,12 @@ def _parse_checks(c: _Checker, t: dict[str, Any]) -> Checks | None:
     return Checks(visible=cast(str, visible), hidden=hidden, solution=solution)
 
 
+def _folded(words: tuple[str, ...]) -> str:
+    return str(unidecode(" ".join(words))).casefold()
+
+
 def _parse_anonymise(c: _Checker, a: dict[str, Any]) -> AnonymiseRules | None:
-    c.keys(a, "anonymise", ("drop", "replace"))
+    c.keys(a, "anonymise", ("drop", "replace", "people"))
     before = c.count()
     drop = c.str_list(a, "anonymise", "drop") or []
     for i, pattern in enumerate(drop):
@@ -381,9 +397,27 @@ def _parse_anonymise(c: _Checker, a: dict[str, Any]) -> AnonymiseRules | None:
             c.add(dotted, "the term must be non-empty without surrounding spaces")
         elif term.casefold() in repl.casefold():
             c.add(dotted, "the replacement must not contain the term it replaces")
+    people = c.typed(a, "anonymise", "people", dict, "a table of strings") or {}
+    for name, repl in people.items():
+        dotted = _key("anonymise.people", name)
+        if not isinstance(repl, str):
+            c.add(dotted, f"must be a string, not {_type_name(repl)}")
+            continue
+        for what, value in (("the name", name), ("the stand-in", repl)):
+            given, family = split_person(value)
+            if not given or not family or any(len(w) < 2 for w in family):
+                c.add(dotted, f"{what} must be 'Given Family' or 'Family, Given' (two parts)")
+                break
+        else:
+            if name.casefold() in repl.casefold():
+                c.add(dotted, "the stand-in must not contain the name it replaces")
+            elif _folded(split_person(name)[1]) == _folded(split_person(repl)[1]):
+                c.add(dotted, "the stand-in must have another family name")
     if c.count() > before:
         return None
-    return AnonymiseRules(drop=tuple(drop), replace=tuple(replace.items()))
+    return AnonymiseRules(
+        drop=tuple(drop), replace=tuple(replace.items()), people=tuple(people.items())
+    )
 
 
 def _parse_manifest(

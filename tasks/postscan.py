@@ -11,7 +11,13 @@ byte of every file, text or binary, and every file and folder name, and reports:
 - secrets: AWS key ids and secret keys, private key blocks, JWTs, vendor tokens, high-entropy
   values assigned to key/secret/token/password names, plus detect-secrets' regex detectors
   (asked through ``analyze_string`` only: no verification, no network, no global settings);
-- URLs with credentials (``scheme://user:password@host``).
+- URLs with credentials (``scheme://user:password@host``);
+- declared people's names however they are written: the text is first reduced to a skeleton
+  (words folded to ASCII by ``text-unidecode``, markup, line breaks and comment markers reduced to
+  one space, ``,`` and ``.`` kept) and searched for given-family, family-given, "family, given",
+  initials before or after the family name (``J. Nunez``, ``Nunez, J.``), ``ae``/``oe``/``ue``
+  for umlauts, and ``family-names:``/``given-names:`` fields of one CITATION.cff author. A family
+  name alone is not a finding (declare it under ``replace``).
 
 A :class:`Finding` never holds a secret value: excerpts of secrets are masked.
 :func:`post_scan_texts` scans texts that are not files (the manifest's title) the same way.
@@ -19,6 +25,7 @@ A :class:`Finding` never holds a secret value: excerpts of secrets are masked.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
@@ -32,6 +39,7 @@ from typing import Any
 
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.plugins.base import RegexBasedDetector
+from text_unidecode import unidecode
 
 __all__ = ["Finding", "deny_terms_in", "post_scan", "post_scan_texts"]
 
@@ -130,6 +138,98 @@ def _term_patterns(deny_terms: Sequence[str]) -> list[tuple[str, re.Pattern[str]
     return out
 
 
+_SKELETON_TOKEN = re.compile(
+    r"((?:[^\W_]|[\u0300-\u036f])+)|([,.])|((?:<[^<>\n]{1,20}>|[^\w,.]|_)+)"
+)
+_UMLAUT_SPELLING = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
+_CFF_FIELD = r"(?i:family names|given names)"
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+class _Skeleton:
+    """The text as ASCII words, single spaces, commas and dots, with a map back to the text."""
+
+    def __init__(self, text: str) -> None:
+        parts: list[str] = []
+        self.starts: list[int] = []  # skeleton offset of each token
+        self.spans: list[tuple[int, int]] = []  # the token's span in the text
+        size = 0
+        for m in _SKELETON_TOKEN.finditer(text):
+            piece = unidecode(m.group(1)) if m.group(1) else (m.group(2) or " ")
+            if piece == " " and parts and parts[-1] == " ":
+                self.spans[-1] = (self.spans[-1][0], m.end())
+                continue
+            parts.append(piece)
+            self.starts.append(size)
+            self.spans.append(m.span())
+            size += len(piece)
+        self.text = "".join(parts)
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        first = bisect.bisect_right(self.starts, start) - 1
+        last = bisect.bisect_right(self.starts, max(start, end - 1)) - 1
+        return self.spans[first][0], self.spans[last][1]
+
+
+def _spellings(word: str) -> str:
+    """``Müller`` → ``(?:Muller|Mueller)``: every ASCII spelling of one word."""
+    options = {unidecode(word), unidecode(word.translate(_UMLAUT_SPELLING))}
+    return "(?:" + "|".join(re.escape(o) for o in sorted(options, key=len, reverse=True)) + ")"
+
+
+@dataclass(frozen=True)
+class _PersonScan:
+    name: str
+    regex: re.Pattern[str]  # every form, in a skeleton
+    first_word: re.Pattern[str]  # the first family word, in the folded text
+
+
+def _person_patterns(people: Sequence[str]) -> list[_PersonScan]:
+    """Each declared person's forms, searched in a :class:`_Skeleton` (one regex a person)."""
+    out: list[_PersonScan] = []
+    for name in sorted(set(people)):
+        family_text, comma, given_text = name.partition(",")
+        if not comma:
+            *given_words, last = name.split() or [""]
+            given_text, family_text = " ".join(given_words), last
+        given, family = given_text.split(), family_text.split()
+        if not given or not family:
+            continue
+        g = "(?i:" + "[ .]{1,2}".join(_spellings(w) for w in given) + ")"
+        f = "(?i:" + " ".join(_spellings(w) for w in family) + ")"
+        first = {given[0][0].upper(), unidecode(given[0][0])[:1].upper()}
+        i = "[" + re.escape("".join(sorted(first))) + r"](?:\.? ?[A-Z]){0,2}"
+        between = rf"(?:(?!{_CFF_FIELD}).){{0,300}}?"
+        forms = [
+            rf"\b{g}[ .]{{1,2}}{f}\b",
+            rf"\b{f},? {g}\b",
+            rf"(?<![A-Za-z0-9]){i}(?:\. ?| ){f}\b",
+            rf"\b{f},? {i}\.?(?![A-Za-z])",
+            rf"(?i:family names) {f} {between}(?i:given names) {g}\b",
+            rf"(?i:given names) {g} {between}(?i:family names) {f}\b",
+        ]
+        # A cheap, exact pre-check: a skeleton word is the folded word, so no folded text holding
+        # the first family word (in any spelling) means no skeleton to build for this person.
+        first_word = "(?i:" + _spellings(family[0]) + ")"
+        out.append(_PersonScan(name, re.compile("|".join(forms)), re.compile(first_word)))
+    return out
+
+
+def _person_findings(text: str, people: list[_PersonScan]) -> Iterator[tuple[int, str]]:
+    """(offset in ``text``, excerpt) of every declared person found."""
+    if not people:
+        return
+    folded = _NON_ASCII.sub(lambda m: str(unidecode(m.group(0))), text)
+    candidates = [p for p in people if p.first_word.search(folded)]
+    if not candidates:
+        return
+    skeleton = _Skeleton(text)
+    for person in candidates:
+        for m in person.regex.finditer(skeleton.text):
+            start, end = skeleton.span(m.start(), m.end())
+            yield start, text[start:end]
+
+
 def _mail_address(match: re.Match[str]) -> str | None:
     """The address in an e-mail-shaped match, or None when it is code or an allowed address.
 
@@ -158,9 +258,11 @@ def _library_plugins() -> list[Any]:
 
 class _FileScan:
     def __init__(
-        self, rel: str, text: str, binary: bool, terms: list[tuple[str, re.Pattern[str]]]
+        self, rel: str, text: str, binary: bool, terms: list[tuple[str, re.Pattern[str]]],
+        people: list[_PersonScan],
     ) -> None:
         self.rel, self.text, self.binary, self.terms = rel, text, binary, terms
+        self.people = people
         self.newlines = [m.start() for m in re.finditer("\n", text)] if not binary else []
 
     def line(self, pos: int) -> int | None:
@@ -184,6 +286,9 @@ class _FileScan:
                 for m in regex.finditer(text):
                     line = self.line(m.start()) if i == 0 else None
                     yield Finding(self.rel, line, "deny-term", m.group(0))
+            for start, excerpt in _person_findings(text, self.people):
+                line = self.line(start) if i == 0 else None
+                yield Finding(self.rel, line, "person", excerpt)
             for m in _EMAIL.finditer(text):
                 address = _mail_address(m)
                 if address is not None:
@@ -228,11 +333,14 @@ class _FileScan:
 
 
 def _name_findings(
-    rel: str, name: str, terms: list[tuple[str, re.Pattern[str]]]
+    rel: str, name: str, terms: list[tuple[str, re.Pattern[str]]],
+    people: list[_PersonScan],
 ) -> Iterator[Finding]:
     for _term, regex in terms:
         for m in regex.finditer(name):
             yield Finding(rel, None, "deny-term-in-name", m.group(0))
+    for _start, excerpt in _person_findings(name, people):
+        yield Finding(rel, None, "person-in-name", excerpt)
     for m in _EMAIL.finditer(name):
         address = _mail_address(m)
         if address is not None:
@@ -256,7 +364,10 @@ def _capped(findings: Iterator[Finding]) -> list[Finding]:
     return out
 
 
-def _scan(tree: Path, terms: list[tuple[str, re.Pattern[str]]]) -> Iterator[Finding]:
+def _scan(
+    tree: Path, terms: list[tuple[str, re.Pattern[str]]],
+    people: list[_PersonScan],
+) -> Iterator[Finding]:
     for dirpath, dirnames, filenames in os.walk(tree, followlinks=False):
         here = Path(dirpath)
         base = here.relative_to(tree).as_posix()
@@ -267,38 +378,43 @@ def _scan(tree: Path, terms: list[tuple[str, re.Pattern[str]]]) -> Iterator[Find
             st = os.lstat(path)
             is_dir = stat.S_ISDIR(st.st_mode)
             rel = prefix + name + ("/" if is_dir else "")
-            yield from _name_findings(rel, name, terms)
+            yield from _name_findings(rel, name, terms, people)
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(path)
                 yield Finding(rel, None, "symlink", "a symbolic link (not followed)")
-                yield from _name_findings(rel, target, terms)
+                yield from _name_findings(rel, target, terms, people)
             elif stat.S_ISREG(st.st_mode):
                 data = path.read_bytes()
                 try:
                     text, binary = data.decode("utf-8"), b"\x00" in data
                 except UnicodeDecodeError:
                     text, binary = data.decode("latin-1"), True
-                yield from _FileScan(rel, text, binary, terms).findings()
+                yield from _FileScan(rel, text, binary, terms, people).findings()
             elif not is_dir:
                 yield Finding(rel, None, "special-file", "not a regular file")
         dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
 
 
-def post_scan(tree: Path, deny_terms: Sequence[str]) -> list[Finding]:
-    """Every finding in ``tree``, sorted by path, line and kind; empty means publishable."""
+def post_scan(
+    tree: Path, deny_terms: Sequence[str], people: Sequence[str] = ()
+) -> list[Finding]:
+    """Every finding in ``tree``, sorted by path, line and kind; empty means publishable.
+
+    ``people`` are declared names (``"José Núñez"`` or ``"Núñez, José"``)."""
     terms = _term_patterns(deny_terms)
-    findings = _capped(_scan(tree, terms))
+    findings = _capped(_scan(tree, terms, _person_patterns(people)))
     findings.sort(key=lambda f: (f.path, f.line or 0, f.kind, f.excerpt))
     log.info("post-scan of %s: %d findings", tree, len(findings))
     return findings
 
 
-def post_scan_texts(texts: Mapping[str, str], deny_terms: Sequence[str]) -> list[Finding]:
+def post_scan_texts(texts: Mapping[str, str], deny_terms: Sequence[str],
+                    people: Sequence[str] = ()) -> list[Finding]:
     """Every finding in texts that are not files (the manifest's title), each reported under
     its label (``pairlab-task.toml:task.title``) with the line inside the text."""
-    terms = _term_patterns(deny_terms)
-    found = (f for label, text in texts.items() for f in _FileScan(label, text, False, terms)
-             .findings())
+    terms, persons = _term_patterns(deny_terms), _person_patterns(people)
+    found = (f for label, text in texts.items()
+             for f in _FileScan(label, text, False, terms, persons).findings())
     findings = _capped(found)
     findings.sort(key=lambda f: (f.path, f.line or 0, f.kind, f.excerpt))
     return findings

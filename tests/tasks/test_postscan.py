@@ -158,3 +158,11 @@ def test_texts_are_scanned_like_files_and_reported_under_their_label() -> None:
     assert deny_terms_in("fix-quin-tessa-feed", ["Quintessa", "Maya Okafor"]) == ["Quintessa"]
     assert deny_terms_in("mayaokafor-q", ["Quintessa", "Maya Okafor"]) == ["Maya Okafor"]
     assert deny_terms_in("acme-feed", ["Quintessa", "Maya Okafor"]) == []
+
+
+def test_a_declared_person_in_the_title_is_a_finding_in_any_form() -> None:
+    label = "pairlab-task.toml:task.title"
+    for title in ("Fix Núñez, J.'s feed", "Jose Nunez's churn model", "Work with José\nNúñez"):
+        found = post_scan_texts({label: title}, [], ["José Núñez"])
+        assert [(f.path, f.kind) for f in found][:1] == [(label, "person")], (title, found)
+    assert post_scan_texts({label: "Jane Doe's churn model"}, [], ["José Núñez"]) == []

@@ -166,6 +166,10 @@ def ensure_environment(
         building = envs_root / f".{key}.building"
         try:
             envs_root.mkdir(parents=True, exist_ok=True)
+            cache = envs_root / UV_CACHE
+            cache.mkdir(mode=0o700, exist_ok=True)
+            # root's alone whatever the umask: uv makes its lock file in it writable by all
+            os.chmod(cache, 0o700, follow_symlinks=False)
             remove_tree(building)
         except OSError as exc:
             raise EnvironmentBuildFailed(

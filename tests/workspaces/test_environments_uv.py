@@ -121,6 +121,21 @@ def test_a_sandbox_uid_cannot_change_the_shared_files(built: Built) -> None:
     assert env_file.stat().st_mode & 0o222 == 0 and env_file.stat().st_uid == 0
 
 
+def test_the_cache_is_roots_alone_whatever_the_umask(built: Built) -> None:
+    """uv makes its cache's lock file writable by all: the cache folder must keep others out
+    (a local user holding that lock would stall every build until its deadline)."""
+    envs = built.data / "envs"
+    cache = envs / UV_CACHE
+    cache.chmod(0o755)  # as a umask 022 run would have left it
+    old = os.umask(0o022)
+    try:
+        ensure_environment(envs, ("six", "pytest-timeout"))
+    finally:
+        os.umask(old)
+    assert cache.stat().st_mode & 0o777 == 0o700
+    assert cache.stat().st_uid == 0
+
+
 def test_a_sandbox_uid_imports_from_the_built_environment(built: Built) -> None:
     env = built.plus_six.parent.parent
     work = built.data / "checks" / "probe-six"

@@ -2,15 +2,17 @@
 pairlab builds them now) against pip (the baseline: how pairlab built them before, ``python -m
 venv`` then ``pip install --only-binary=:all:``), both in the same run on the same machine.
 
-- cold: the base set (ipykernel and pytest) with an empty cache (a fresh one each run, each arm);
-- warm: then the same set plus one package (``six``), with the cache the cold build filled;
+- cold: the task's set (``--requirements``, none by default: ipykernel and pytest alone) with an
+  empty cache (a fresh one each run, each arm);
+- warm: then the same set plus one package (``--extra``, ``six``), with the cache the cold build
+  filled;
 - disk: what the two environments and the cache take together (``du``: a file hardlinked into
   both environments and the cache counts once), and each environment alone.
 
 Both arms download from the package index the machine is configured with (pip also reads its
 configuration files, as pairlab's pip build did); the runs alternate arm by arm.
 
-    .venv/bin/python -m bench.environments [--runs 3] [--extra six]
+    .venv/bin/python -m bench.environments [--runs 3] [--extra six] [--requirements "numpy pandas"]
 """
 
 from __future__ import annotations
@@ -68,15 +70,15 @@ def pip_build(root: Path, name: str, requirements: list[str], cache: Path) -> Pa
     return env
 
 
-def timed_pip(arm: Arm, base: Path, extra: str) -> None:
+def timed_pip(arm: Arm, base: Path, task: list[str], extra: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="pip-", dir=base))
     cache = root / "pip-cache"
     started = time.perf_counter()
-    first = pip_build(root, "cold", [], cache)
+    first = pip_build(root, "cold", task, cache)
     arm.cold.append(time.perf_counter() - started)
     before = du_mb(first, cache)
     started = time.perf_counter()
-    second = pip_build(root, "warm", [extra], cache)
+    second = pip_build(root, "warm", [*task, extra], cache)
     arm.warm.append(time.perf_counter() - started)
     arm.total_mb.append(du_mb(first, second, cache))
     arm.env_mb.append(du_mb(first))
@@ -84,15 +86,15 @@ def timed_pip(arm: Arm, base: Path, extra: str) -> None:
     remove_tree(root)
 
 
-def timed_uv(arm: Arm, base: Path, extra: str) -> None:
+def timed_uv(arm: Arm, base: Path, task: list[str], extra: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="uv-", dir=base))
     envs = root / "envs"
     started = time.perf_counter()
-    first = ensure_environment(envs, ()).parent.parent
+    first = ensure_environment(envs, task).parent.parent
     arm.cold.append(time.perf_counter() - started)
     before = du_mb(first, envs / UV_CACHE)
     started = time.perf_counter()
-    second = ensure_environment(envs, (extra,)).parent.parent
+    second = ensure_environment(envs, [*task, extra]).parent.parent
     arm.warm.append(time.perf_counter() - started)
     arm.total_mb.append(du_mb(first, second, envs / UV_CACHE))
     arm.env_mb.append(du_mb(first))
@@ -104,8 +106,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--extra", default="six", help="the one package the warm set adds")
+    parser.add_argument("--requirements", default="",
+                        help="the task's requirements, space-separated (besides ipykernel, pytest)")
     args = parser.parse_args()
     header("bench.environments: task environments built by uv (shared cache) vs pip", sys.argv)
+    task = args.requirements.split()
+    print("set:", ", ".join(sorted({*task, *BASE_REQUIREMENTS})), f"(warm: + {args.extra})")
     os.umask(PRIVATE_UMASK)  # as the pairlab command builds them
     base = Path(tempfile.mkdtemp(prefix="plbe-", dir="/tmp"))
     pip, uv = Arm(), Arm()
@@ -113,7 +119,7 @@ def main() -> None:
         for run in range(args.runs):
             order = [(timed_pip, pip), (timed_uv, uv)]
             for timed, arm in order if run % 2 == 0 else reversed(order):
-                timed(arm, base, args.extra)
+                timed(arm, base, task, args.extra)
             print(f"run {run + 1}/{args.runs}: pip cold {pip.cold[-1]:.1f} s warm "
                   f"{pip.warm[-1]:.1f} s | uv cold {uv.cold[-1]:.1f} s warm {uv.warm[-1]:.1f} s")
     finally:

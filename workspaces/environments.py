@@ -90,6 +90,13 @@ def wanted_requirements(requirements: Sequence[str]) -> list[str]:
     return sorted(given | base)
 
 
+def _installed(wanted: Sequence[str]) -> list[str]:
+    """``wanted`` and pip, unless it is named (environments made by ``venv`` always had pip, and
+    candidates use ``pip list``; from the shared cache it costs a few hardlinks). Not part of
+    the key: like any unpinned dependency, its version is whatever the index has."""
+    return [*wanted, *([] if "pip" in {_names(r) for r in wanted} else ["pip"])]
+
+
 def environment_key(requirements: Sequence[str]) -> str:
     wanted = wanted_requirements(requirements)
     digest = hashlib.sha256(json.dumps(wanted).encode()).hexdigest()[:16]
@@ -103,9 +110,14 @@ def _lock_for(key: str) -> threading.Lock:
 
 def uv_binary() -> str:
     """The uv that came with pairlab (the ``uv`` package's own binary)."""
-    from uv import find_uv_bin  # imported here: only a build needs it
+    try:
+        from uv import find_uv_bin  # imported here: only a build needs it
 
-    return str(find_uv_bin())
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        raise EnvironmentBuildFailed(
+            "uv is not installed in pairlab's virtual environment (run scripts/setup again)"
+        ) from None
 
 
 def _index_options() -> list[str]:
@@ -122,13 +134,20 @@ def _index_options() -> list[str]:
     return options
 
 
+_PASSED_ON = frozenset({
+    "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX", "UV_OFFLINE",
+    "UV_KEYRING_PROVIDER", "UV_NATIVE_TLS", "UV_HTTP_TIMEOUT", "UV_CONCURRENT_DOWNLOADS",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
+    "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"})
+"""Variables of pairlab's environment uv sees, besides ``UV_INDEX*`` (index URLs, strategy and
+named indexes' credentials): where packages come from, nothing that changes what is built."""
+
+
 def _uv_env(home: Path) -> dict[str, str]:
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
            "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
     for name, value in os.environ.items():  # the operator's package-index configuration only
-        if name.startswith("UV_") and name not in ("UV_CACHE_DIR", "UV_LINK_MODE") or name in (
-                "SSL_CERT_FILE", "SSL_CERT_DIR", "http_proxy", "https_proxy", "no_proxy",
-                "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        if name.startswith("UV_INDEX") or name in _PASSED_ON:
             env[name] = value
     if "SSL_CERT_FILE" not in env and os.environ.get("PIP_CERT"):
         env["SSL_CERT_FILE"] = os.environ["PIP_CERT"]
@@ -184,7 +203,7 @@ def ensure_environment(
             if made.returncode != 0:
                 raise subprocess.CalledProcessError(made.returncode, venv)
             result = run_bounded(  # requirements validated by the manifest
-                install_command(envs_root, building / "bin" / "python", wanted),
+                install_command(envs_root, building / "bin" / "python", _installed(wanted)),
                 timeout_s=timeout_s, env=_uv_env(envs_root), cwd=str(envs_root),
                 max_output=INSTALL_OUTPUT_BYTES,
             )

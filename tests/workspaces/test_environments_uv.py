@@ -142,7 +142,7 @@ def test_a_sandbox_uid_imports_from_the_built_environment(built: Built) -> None:
     work.mkdir(parents=True)
     code = "import os, six, pytest, ipykernel; print(os.getuid(), six.__file__, pytest.__version__)"
     box = sandbox(built.data)
-    assert box.probe_python(built.plus_six, ("ipykernel", "pytest", "six")) is None
+    assert box.probe_python(built.plus_six, ("ipykernel", "pytest", "six", "pip")) is None
     with box.run(SandboxJob(("python", "-I", "-c", code), built.plus_six, work, 60)) as run:
         assert run.exit_code == 0, run.output
     uid, six_file, pytest_version = run.output.split()

@@ -74,7 +74,8 @@ class RulesLike(Protocol):
     @property
     def replace(self) -> Sequence[tuple[str, str]]: ...
 
-    # Optional: ``people`` (name → stand-in pairs), read with getattr.
+    @property
+    def people(self) -> Sequence[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,7 @@ class _Anonymiser:
         pairs = [(str(t), str(r)) for t, r in rules.replace]
         self.text_terms = TermRewriter(pairs, subdomains=True)
         self.name_terms = TermRewriter(pairs)
-        people: Sequence[tuple[str, str]] = getattr(rules, "people", ())
-        self.people = PersonRewriter([(str(n), str(r)) for n, r in people])
+        self.people = PersonRewriter([(str(n), str(r)) for n, r in rules.people])
         self.drop_rules: tuple[DropRule, ...] = make_rules(rules.drop, extra_drop)
         self.registry = _Registry()
         self.replacements: list[Replacement] = []

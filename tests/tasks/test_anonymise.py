@@ -33,6 +33,7 @@ from tasks.termforms import TermRewriter
 class Rules:
     drop: tuple[str, ...] = ()
     replace: tuple[tuple[str, str], ...] = ()
+    people: tuple[tuple[str, str], ...] = ()
 
 
 RULES = Rules(

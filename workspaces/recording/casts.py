@@ -71,6 +71,16 @@ def input_marker(dropped: int) -> str:
 
 
 @dataclass
+class _Gap:
+    """Bytes of one stream (output, or input) not kept since its last marker was written."""
+
+    say: Callable[[int], str]
+    """The marker's text for that many bytes (``marker`` or ``input_marker``)."""
+    unreported: int = 0
+    reported_t: float = -1.0
+
+
+@dataclass
 class _Budget:
     """What a session's casts have kept so far (``SESSION_BYTES``)."""
 
@@ -104,10 +114,8 @@ class CastWriter:
     closed: bool = False
     _window: int = -1
     _window_bytes: int = 0
-    _unreported: int = 0
-    _reported_t: float = -1.0
-    _unreported_in: int = 0
-    _reported_in_t: float = -1.0
+    _out_gap: _Gap = field(default_factory=lambda: _Gap(marker))
+    _in_gap: _Gap = field(default_factory=lambda: _Gap(input_marker))
     _last_t: float = 0.0
 
     def t(self, at: datetime | None = None) -> float:
@@ -153,12 +161,9 @@ class CastWriter:
         if (self._window_bytes + n > RATE_BYTES or self.kept + n > CAST_BYTES
                 or self.budget.used + n > SESSION_BYTES):
             self.dropped += n
-            self._unreported += n
-            if t - self._reported_t >= 1.0:
-                self._report(t)
+            self._drop(t, n, self._out_gap)
             return
-        if self._unreported:
-            self._report(t)
+        self._mark(t, self._out_gap)
         self._window_bytes += n
         self.kept += n
         self.budget.used += n
@@ -169,30 +174,30 @@ class CastWriter:
         if self.input_kept + n > INPUT_BYTES or \
                 self.budget.input_used + n > SESSION_INPUT_BYTES:
             self.input_dropped += n
-            self._unreported_in += n
-            if t - self._reported_in_t >= 1.0:
-                self._report_input(t)
+            self._drop(t, n, self._in_gap)
             return
-        if self._unreported_in:
-            self._report_input(t)
+        self._mark(t, self._in_gap)
         self.input_kept += n
         self.budget.input_used += n
         self.pending.append((t, code, text))
 
-    def _report_input(self, t: float) -> None:
-        self.pending.append((t, "m", input_marker(self._unreported_in)))
-        self._unreported_in, self._reported_in_t = 0, t
+    def _drop(self, t: float, n: int, gap: _Gap) -> None:
+        """``n`` bytes not kept: counted, and said at most once a second."""
+        gap.unreported += n
+        if t - gap.reported_t >= 1.0:
+            self._mark(t, gap)
 
-    def _report(self, t: float) -> None:
-        self.pending.append((t, "m", marker(self._unreported)))
-        self._unreported, self._reported_t = 0, t
+    def _mark(self, t: float, gap: _Gap) -> None:
+        """The marker of what ``gap`` has not said yet, if anything."""
+        if gap.unreported:
+            self.pending.append((t, "m", gap.say(gap.unreported)))
+            gap.unreported, gap.reported_t = 0, t
 
     def take(self, *, final: bool = False) -> tuple[str | None, list[tuple[float, str, str]]]:
         """What to write now: the header (once its size is known or waited for) and lines."""
-        if final and self._unreported:
-            self._report(self.t())
-        if final and self._unreported_in:
-            self._report_input(self.t())
+        if final:
+            for gap in (self._out_gap, self._in_gap):
+                self._mark(self.t(), gap)
         header = None
         if not self.header_written:
             waited = (self.clock() - self.started).total_seconds() >= HEADER_WAIT_S

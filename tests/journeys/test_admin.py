@@ -36,7 +36,7 @@ from playwright.async_api import Browser, Page, expect
 from playwright.async_api import Error as PlaywrightError
 
 from tests.journeys.conftest import WAIT_MS, Product, browsing, schedule_through_the_page
-from tests.task_repos import COMPANY_REPLACEMENT, commit_files, publish_bare, tiny_task
+from tests.task_repos import COMPANY, COMPANY_REPLACEMENT, commit_files, publish_bare, tiny_task
 from tests.tasks.githttp import serve_git
 from workspaces.environments import environment_key
 
@@ -75,6 +75,12 @@ def task_files(task_id: str, *, requirements: str = "[]",
     manifest = manifest.replace("requirements = []", f"requirements = {requirements}")
     files["pairlab-task.toml"] = manifest.encode()
     return files
+
+
+PEOPLE_TABLE = '\n[anonymise.people]\n"José Núñez" = "Jane Doe"\n'
+CITED = "\nThe feed follows Núñez, J. (2021) and Jose Nunez's notes.\n"
+CITATION = ("cff-version: 1.2.0\nmessage: Cite it.\nauthors:\n"
+            "  - family-names: Núñez\n    given-names: José\n")
 
 
 def title_of(task_id: str) -> str:
@@ -178,9 +184,19 @@ async def publish_refusal(page: Page) -> str:
 async def test_admin_imports_reviews_and_publishes_a_task(product: Product, browser: Browser,
                                                           tmp_path: Path) -> None:
     task_id = unique_id("journey-totals")
+    # The title names the company and a maintainer is declared, cited in the brief in the forms
+    # people write names and in CITATION.cff: the candidate sees only the stand-ins.
+    files = task_files(task_id)
+    manifest = files["pairlab-task.toml"].decode().replace(
+        f"title = {json.dumps(title_of(task_id))}",
+        f"title = {json.dumps(f'{COMPANY} {title_of(task_id)}')}")
+    files["pairlab-task.toml"] = (manifest + PEOPLE_TABLE).encode()
+    files["BRIEF.md"] += CITED.encode()
+    files["CITATION.cff"] = CITATION.encode()
+    title = f"{COMPANY_REPLACEMENT} {title_of(task_id)}"
     async with browsing(browser, product, "admin-publish") as people:
         admin = await people.as_user(ADMIN, "admin")
-        with served(tmp_path, {task_id: task_files(task_id)}) as urls:
+        with served(tmp_path, {task_id: files}) as urls:
             seen = await import_through_the_page(admin, product, urls[task_id])
 
         # The page showed the import running, then refreshed itself (nobody reloaded it)
@@ -195,7 +211,7 @@ async def test_admin_imports_reviews_and_publishes_a_task(product: Product, brow
         assert order == sorted(order), f"steps out of order: {seen}"
 
         # The revision: nothing blocks it, and the checks say what they should.
-        await expect(admin.locator("h1")).to_contain_text(title_of(task_id))
+        await expect(admin.locator("h1")).to_contain_text(title)
         await expect(admin.locator("#no-blockers")).to_be_visible()
         await expect(admin.locator("#blockers")).to_have_count(0)
         assert await check_result(admin, "visible") == "passed"
@@ -215,9 +231,14 @@ async def test_admin_imports_reviews_and_publishes_a_task(product: Product, brow
         landing = await people.anonymous("candidate")
         await landing.goto(link)
         assert landing.url.startswith(product.workspace_url), landing.url
-        await expect(landing.locator("h1")).to_have_text(title_of(task_id), timeout=WAIT_MS)
-        await expect(landing.locator("#brief")).to_contain_text(
-            f"{COMPANY_REPLACEMENT}'s nightly totals look low")
+        await expect(landing.locator("h1")).to_have_text(title, timeout=WAIT_MS)
+        brief = landing.locator("#brief")
+        await expect(brief).to_contain_text(f"{COMPANY_REPLACEMENT}'s nightly totals look low")
+        await expect(brief).to_contain_text("Doe, J. (2021)")
+        await expect(brief).to_contain_text("Jane Doe's notes")
+        for leak in ("Núñez", "Nunez", "José", COMPANY):
+            await expect(brief).not_to_contain_text(leak)
+            await expect(landing.locator("h1")).not_to_contain_text(leak)
         await expect(landing.locator("#start")).to_be_visible()
         print("import page showed:", *seen, sep="\n  ")
 

@@ -191,6 +191,8 @@
     showWorkspace();
     // other panels (playback.js, castplayer.js) follow the position
     document.dispatchEvent(new CustomEvent("pl:moment", { detail: { seq: seq, event: bySeq[seq] } }));
+    // ready once the first position has settled and the other panels were told about it
+    document.body.dataset.replayReady = "1";
   }
 
   function scrollList(li) {
@@ -306,6 +308,5 @@
     $("pl-diff-to").value = events[events.length - 1].seq;
     var linked = /seq=(\d+)/.exec(location.hash);
     go(linked ? Number(linked[1]) : events[events.length - 1].seq);
-    document.body.dataset.replayReady = "1";
   }).catch(function (err) { $("pl-load").textContent = "could not load: " + err.message; });
 })();

@@ -19,6 +19,11 @@ byte of every file, text or binary, and every file and folder name, and reports:
   for umlauts, and ``family-names:``/``given-names:`` fields of one CITATION.cff author. A family
   name alone is not a finding (declare it under ``replace``).
 
+Texts inside encodings (gzip, zlib, zip members, base64 runs, notebook attachments, PNG and JPEG
+metadata, UTF-16) are decoded by :mod:`tasks.unwrap` and scanned the same way, each finding's
+``path`` naming where it is (``bundle.zip › inner/notes.txt``); a decoding limit that stopped the
+scan (a zip bomb) is an ``encoding-limit`` finding.
+
 A :class:`Finding` never holds a secret value: excerpts of secrets are masked.
 :func:`post_scan_texts` scans texts that are not files (the manifest's title) the same way.
 """
@@ -40,6 +45,8 @@ from typing import Any
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.plugins.base import RegexBasedDetector
 from text_unidecode import unidecode
+
+from tasks.unwrap import Limited, unwrap
 
 __all__ = ["Finding", "deny_terms_in", "post_scan", "post_scan_texts"]
 
@@ -364,6 +371,19 @@ def _capped(findings: Iterator[Finding]) -> list[Finding]:
     return out
 
 
+def _inside(
+    rel: str, data: bytes, terms: list[tuple[str, re.Pattern[str]]], people: list[_PersonScan],
+) -> Iterator[Finding]:
+    """What the same scanners find in the texts decoded from inside a file (:mod:`tasks.unwrap`),
+    each under its label (``bundle.zip › inner/notes.txt``); a limit that stopped the decoding
+    is a finding too (``encoding-limit``)."""
+    for piece in unwrap(rel, data):
+        if isinstance(piece, Limited):
+            yield Finding(piece.label, None, "encoding-limit", piece.reason)
+        else:
+            yield from _FileScan(piece.label, piece.text, piece.binary, terms, people).findings()
+
+
 def _scan(
     tree: Path, terms: list[tuple[str, re.Pattern[str]]],
     people: list[_PersonScan],
@@ -390,6 +410,7 @@ def _scan(
                 except UnicodeDecodeError:
                     text, binary = data.decode("latin-1"), True
                 yield from _FileScan(rel, text, binary, terms, people).findings()
+                yield from _inside(rel, data, terms, people)
             elif not is_dir:
                 yield Finding(rel, None, "special-file", "not a regular file")
         dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]

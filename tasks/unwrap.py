@@ -1,0 +1,430 @@
+"""Open the encodings inside a file so the post-scan can read what they hold.
+
+:func:`unwrap` yields the texts found *inside* one file, each as a :class:`Decoded` piece with a
+label saying where it came from (``data/cache.pkl.gz › gzip``, ``bundle.zip › inner/notes.txt``,
+``nb.ipynb › cell 3 attachment logo.png › PNG zTXt Comment``), and a :class:`Limited` piece
+wherever a limit stopped it (a zip bomb, too deep a nesting, too many parts). The file itself is
+not yielded: the caller scans it as it is.
+
+What is opened: gzip, bzip2 and xz streams, zlib streams at the start of a file (joblib's
+``.joblib``/``.z`` pickles, also joblib's old ``ZF`` header), zip archives member by member
+(``.docx``, ``.whl`` and ``.pt`` are zips too), base64 runs in text (long enough to be data),
+notebook cell attachments and base64 outputs, PNG text chunks (``tEXt``, ``zTXt``, ``iTXt``,
+``eXIf``), JPEG comment and APPn segments (EXIF, XMP, IPTC), and UTF-16 text (a BOM, or NULs in
+every other byte). Anything decoded is opened again (up to :attr:`Limits.max_depth`); what is
+not text is given as its bytes read as UTF-8 with errors replaced (``binary=True``), which is how
+strings inside pickles are read: a pickle holds them as raw UTF-8 bytes.
+
+Only the standard library: the container formats have stdlib readers (``gzip``/``zlib``,
+``bz2``, ``lzma``, ``zipfile``, ``base64``, ``json``); PNG and JPEG metadata are read by hand
+from their length-prefixed segments because no image library is a dependency of pairlab, and
+the one there is (Pillow) reads PNG text chunks after the image data only by decoding every pixel,
+work (and a decompression-bomb risk) a scan for words does not need. No pixel is ever decoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bz2
+import io
+import json
+import lzma
+import re
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+__all__ = ["Decoded", "Limited", "Limits", "unwrap"]
+
+SEP = " › "
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int = 6  # encodings inside encodings
+    max_bytes: int = 64 * 1024 * 1024  # decoded bytes from one file, all parts together
+    max_parts: int = 2000  # decoded parts (members, runs, chunks) from one file
+    min_base64: int = 64  # characters of a base64 run worth decoding (48 bytes)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    label: str
+    text: str
+    binary: bool  # True: bytes read as text (no lines)
+
+
+@dataclass(frozen=True)
+class Limited:
+    label: str
+    reason: str
+
+
+Piece = Decoded | Limited
+Decompress = Callable[[bytes, int], bytes]
+
+_BASE64_RUN = re.compile(
+    r"[A-Za-z0-9+/_\-]{64,}={0,2}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9+/_\-]{4,}={0,2})*"
+)
+_PNG = b"\x89PNG\r\n\x1a\n"
+_ZLIB_SECOND = frozenset({0x01, 0x5E, 0x9C, 0xDA})
+_JOBLIB_ZF_HEADER = 2 + 19  # b"ZF" + the hex length padded to len(hex(2**64)) characters
+
+
+def _is_zlib(data: bytes) -> bool:
+    return len(data) > 2 and data[0] == 0x78 and data[1] in _ZLIB_SECOND
+
+
+def _printable(text: str) -> bool:
+    if not text:
+        return False
+    sample = text[:4096]
+    good = sum(1 for c in sample if c.isprintable() or c in "\n\r\t")
+    return good >= 0.9 * len(sample)
+
+
+def _utf16_kind(data: bytes) -> str | None:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    sample = data[:4096]
+    if len(sample) < 16 or len(sample) % 2:
+        sample = sample[: len(sample) - len(sample) % 2]
+        if len(sample) < 16:
+            return None
+    even, odd = sample[0::2], sample[1::2]
+    half = len(sample) // 2
+    if odd.count(0) >= 0.9 * half and even.count(0) <= 0.1 * half:
+        return "utf-16-le"
+    if even.count(0) >= 0.9 * half and odd.count(0) <= 0.1 * half:
+        return "utf-16-be"
+    return None
+
+
+class _Walk:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.left = limits.max_bytes
+        self.parts = 0
+        self.stopped = False
+
+    # ---- bookkeeping -----------------------------------------------------------------------
+
+    def _part(self, label: str) -> Limited | None:
+        """Count one more decoded part; a :class:`Limited` once there are too many."""
+        self.parts += 1
+        if self.parts > self.limits.max_parts:
+            self.stopped = True
+            return Limited(label, f"more than {self.limits.max_parts} encoded parts in one file; "
+                                  "the rest was not scanned")
+        return None
+
+    def _too_big(self, label: str) -> Limited:
+        self.stopped = True
+        mib = self.limits.max_bytes // (1024 * 1024)
+        return Limited(label, f"more than {mib} MiB decoded from one file (a zip bomb?); "
+                              "the rest was not scanned")
+
+    def _stream(self, label: str, decompress: Decompress, data: bytes
+                ) -> tuple[bytes, Piece | None]:
+        """Decompress with at most the bytes left (+1 to tell 'exactly' from 'more')."""
+        try:
+            out = decompress(data, self.left + 1)
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+            return b"", Limited(label, f"could not be decoded ({type(exc).__name__}); "
+                                       "not scanned inside")
+        if len(out) > self.left:
+            return b"", self._too_big(label)
+        self.left -= len(out)
+        return out, None
+
+    # ---- the walk --------------------------------------------------------------------------
+
+    def blob(self, label: str, data: bytes, depth: int, text_given: bool = False
+             ) -> Iterator[Piece]:
+        """The pieces inside ``data`` (and ``data`` itself, as text or bytes, unless the caller
+        scans it: ``text_given``)."""
+        if self.stopped:
+            return
+        if depth > self.limits.max_depth:
+            self.stopped = True
+            yield Limited(label, f"encodings nested more than {self.limits.max_depth} deep; "
+                                 "not scanned further")
+            return
+        inner = self._inner(label, data, depth)
+        if inner is not None:
+            yield from inner
+            return
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            if not text_given:
+                yield Decoded(label, data.decode("utf-8", errors="replace"), True)
+            return
+        if not text_given:
+            yield Decoded(label, text, "\x00" in text)
+        yield from self.text(label, text, depth)
+
+    def _inner(self, label: str, data: bytes, depth: int) -> Iterator[Piece] | None:
+        """The decoder for ``data``'s format, or None when it is none of them."""
+        if data[:2] == b"\x1f\x8b":
+            return self._decompressed(label, "gzip", zlib.decompressobj(47).decompress, data,
+                                      depth)
+        if data[:3] == b"BZh":
+            return self._decompressed(label, "bzip2", bz2.BZ2Decompressor().decompress, data,
+                                      depth)
+        if data[:6] == b"\xfd7zXZ\x00":
+            return self._decompressed(label, "xz", lzma.LZMADecompressor().decompress, data,
+                                      depth)
+        if _is_zlib(data):
+            return self._decompressed(label, "zlib", zlib.decompressobj().decompress, data, depth)
+        if data[:2] == b"ZF" and _is_zlib(data[_JOBLIB_ZF_HEADER:]):
+            return self._decompressed(label, "zlib", zlib.decompressobj().decompress,
+                                      data[_JOBLIB_ZF_HEADER:], depth)
+        if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+            return self._zip(label, data, depth)
+        if data[:8] == _PNG:
+            return self._png(label, data, depth)
+        if data[:3] == b"\xff\xd8\xff":
+            return self._jpeg(label, data, depth)
+        kind = _utf16_kind(data)
+        if kind is not None and _printable(data[:4096].decode(kind, errors="replace")):
+            return self._utf16(label, data, kind, depth)
+        return None
+
+    def _decompressed(self, label: str, name: str, decompress: Decompress, data: bytes,
+                      depth: int) -> Iterator[Piece]:
+        here = label + SEP + name
+        out, problem = self._stream(here, decompress, data)
+        if problem is not None:
+            yield problem
+            return
+        yield from self.blob(here, out, depth + 1)
+
+    def _utf16(self, label: str, data: bytes, kind: str, depth: int) -> Iterator[Piece]:
+        here = label + SEP + "UTF-16"
+        text = data.decode(kind, errors="replace").lstrip("\ufeff")
+        yield Decoded(here, text, False)
+        yield from self.text(here, text, depth + 1)
+
+    def _zip(self, label: str, data: bytes, depth: int) -> Iterator[Piece]:
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+            yield Limited(label + SEP + "zip", "not a readable zip archive; not scanned inside")
+            return
+        with archive:
+            for info in archive.infolist():
+                here = label + SEP + info.filename
+                if info.is_dir():
+                    continue
+                limited = self._part(here)
+                if limited is not None:
+                    yield limited
+                    return
+                if info.flag_bits & 0x1:
+                    yield Limited(here, "an encrypted zip member; not scanned inside")
+                    continue
+                try:
+                    with archive.open(info) as member:
+                        out = member.read(self.left + 1)
+                except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError,
+                        zlib.error, lzma.LZMAError, ValueError) as exc:
+                    yield Limited(here, f"could not be read ({type(exc).__name__}); "
+                                        "not scanned inside")
+                    continue
+                if len(out) > self.left:
+                    yield self._too_big(here)
+                    return
+                self.left -= len(out)
+                yield from self.blob(here, out, depth + 1)
+                if self.stopped:
+                    return
+
+    def _png(self, label: str, data: bytes, depth: int) -> Iterator[Piece]:
+        pos = 8
+        while pos + 12 <= len(data):
+            size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+            body = data[pos + 8:pos + 8 + size]
+            pos += 12 + size
+            if kind == b"IEND":
+                return
+            if kind not in (b"tEXt", b"zTXt", b"iTXt", b"eXIf"):
+                continue
+            name = kind.decode("ascii")
+            keyword, _, rest = body.partition(b"\x00")
+            here = f"{label}{SEP}PNG {name} {keyword.decode('latin-1')}".rstrip()
+            limited = self._part(here)
+            if limited is not None:
+                yield limited
+                return
+            if kind == b"eXIf":
+                yield from self.blob(f"{label}{SEP}PNG eXIf", body, depth + 1)
+                continue
+            if kind == b"tEXt":
+                yield Decoded(here, rest.decode("latin-1"), False)
+                continue
+            if kind == b"zTXt":
+                payload, compressed, encoding = rest[1:], True, "latin-1"
+            else:  # iTXt: flag, method, language\0, translated keyword\0, text (UTF-8)
+                compressed = rest[:1] == b"\x01"
+                _lang, _, after = rest[2:].partition(b"\x00")
+                translated, _, payload = after.partition(b"\x00")
+                encoding = "utf-8"
+                if translated:
+                    yield Decoded(here, translated.decode("utf-8", errors="replace"), False)
+            if compressed:
+                payload, problem = self._stream(here, zlib.decompressobj().decompress, payload)
+                if problem is not None:
+                    yield problem
+                    continue
+            text = payload.decode(encoding, errors="replace")
+            yield Decoded(here, text, False)
+            yield from self.text(here, text, depth + 1)
+
+    def _jpeg(self, label: str, data: bytes, depth: int) -> Iterator[Piece]:
+        pos = 2
+        while pos + 4 <= len(data) and data[pos] == 0xFF:
+            marker = data[pos + 1]
+            if marker == 0xFF:  # fill byte
+                pos += 1
+                continue
+            if marker in (0xD9, 0xDA):  # end of image, start of scan: no metadata after
+                return
+            if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length
+                pos += 2
+                continue
+            (size,) = struct.unpack(">H", data[pos + 2:pos + 4])
+            body = data[pos + 4:pos + 2 + size]
+            pos += 2 + size
+            if marker == 0xFE:
+                name, payload = "JPEG comment", body
+            elif 0xE0 <= marker <= 0xEF:
+                name, payload = f"JPEG APP{marker - 0xE0}", body
+                if body.startswith(b"Exif\x00\x00"):
+                    name, payload = "JPEG EXIF", body[6:]
+                elif body.startswith(b"http://ns.adobe.com/xap/1.0/\x00"):
+                    name, payload = "JPEG XMP", body.split(b"\x00", 1)[1]
+                elif body.startswith(b"Photoshop 3.0\x00"):
+                    name = "JPEG IPTC"
+            else:
+                continue
+            here = label + SEP + name
+            limited = self._part(here)
+            if limited is not None:
+                yield limited
+                return
+            yield from self.blob(here, payload, depth + 1)
+
+    def text(self, label: str, text: str, depth: int) -> Iterator[Piece]:
+        """Base64 runs in ``text``: those that decode to text or to another encoding."""
+        if depth >= self.limits.max_depth or len(text) < self.limits.min_base64:
+            return
+        for m in _BASE64_RUN.finditer(text):
+            if self.stopped:
+                return
+            run = re.sub(r"\s+", "", m.group(0))
+            if len(run) < self.limits.min_base64:
+                continue
+            data = _b64(run)
+            if data is None or not (self._inner_known(data) or _printable(_utf8(data))):
+                continue
+            line = text.count("\n", 0, m.start()) + 1
+            here = f"{label}{SEP}base64 at line {line}"
+            limited = self._part(here)
+            if limited is not None:
+                yield limited
+                return
+            if len(data) > self.left:
+                yield self._too_big(here)
+                return
+            self.left -= len(data)
+            yield from self.blob(here, data, depth + 1)
+
+    def _inner_known(self, data: bytes) -> bool:
+        return (data[:2] in (b"\x1f\x8b", b"PK", b"\xff\xd8") or data[:8] == _PNG
+                or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00" or _is_zlib(data)
+                or data[:1] == b"\x80")  # a pickle
+
+    def notebook(self, label: str, raw: str, depth: int) -> Iterator[Piece]:
+        """Cell attachments and base64 outputs; base64 runs in cell sources."""
+        try:
+            nb = json.loads(raw)
+        except json.JSONDecodeError:
+            yield from self.text(label, raw, depth)
+            return
+        cells = nb.get("cells") if isinstance(nb, dict) else None
+        if not isinstance(cells, list):
+            yield from self.text(label, raw, depth)
+            return
+        for i, cell in enumerate(cells, start=1):
+            if not isinstance(cell, dict):
+                continue
+            source = cell.get("source")
+            source = "".join(map(str, source)) if isinstance(source, list) else str(source or "")
+            yield from self.text(f"{label}{SEP}cell {i}", source, depth)
+            parts: list[tuple[str, object]] = []
+            attachments = cell.get("attachments")
+            if isinstance(attachments, dict):
+                for name, bundle in attachments.items():
+                    if isinstance(bundle, dict):
+                        parts += [(f"cell {i} attachment {name}", v) for v in bundle.values()]
+            outputs = cell.get("outputs")
+            for output in outputs if isinstance(outputs, list) else []:
+                data = output.get("data") if isinstance(output, dict) else None
+                if isinstance(data, dict):
+                    parts += [(f"cell {i} output {mime}", v) for mime, v in data.items()
+                              if not str(mime).startswith("text/") and "json" not in str(mime)]
+            for where, value in parts:
+                if self.stopped:
+                    return
+                encoded = "".join(map(str, value)) if isinstance(value, list) else str(value)
+                here = label + SEP + where
+                decoded = _b64(re.sub(r"\s+", "", encoded))
+                if decoded is None:
+                    continue  # not base64 (an SVG's text is scanned with the notebook's)
+                limited = self._part(here)
+                if limited is not None:
+                    yield limited
+                    return
+                if len(decoded) > self.left:
+                    yield self._too_big(here)
+                    return
+                self.left -= len(decoded)
+                yield from self.blob(here, decoded, depth + 1)
+
+
+def _utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+
+
+def _b64(run: str) -> bytes | None:
+    altchars = b"-_" if ("-" in run or "_" in run) else None
+    if altchars and ("+" in run or "/" in run):
+        return None
+    body = run.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    try:
+        return base64.b64decode(body + "=" * (-len(body) % 4), altchars=altchars, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def unwrap(rel: str, data: bytes, limits: Limits | None = None) -> Iterator[Piece]:
+    """Every piece decoded from inside the file ``rel`` holding ``data`` (not the file itself)."""
+    walk = _Walk(limits or Limits())
+    if rel.endswith(".ipynb"):
+        try:
+            raw = data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            yield from walk.notebook(rel, raw, 0)
+            return
+    yield from walk.blob(rel, data, 0, text_given=True)

@@ -74,3 +74,24 @@ class NotPublishable(TaskError):
 
     status = 409
     code = "not_publishable"
+
+
+class FindingNotFound(TaskError):
+    """An acceptance named a post-scan finding (or a file with findings) the revision lacks."""
+
+    status = 404
+    code = "finding_not_found"
+
+
+class InvalidAcceptance(TaskError):
+    """An acceptance without a reason, with too long a reason, or naming nothing."""
+
+    status = 422
+    code = "invalid_acceptance"
+
+
+class AcceptanceRefused(TaskError):
+    """The revision is no longer in review, or the finding was already accepted."""
+
+    status = 409
+    code = "acceptance_refused"

@@ -84,3 +84,30 @@ def m001_tasks_revisions_imports(db: sqlite_utils.Database) -> None:
         )
         """
     )
+
+
+@migrations()
+def m002_finding_acceptances(db: sqlite_utils.Database) -> None:
+    # Beside the immutable revision: which post-scan finding an admin accepted, why, who, when.
+    db.execute(
+        """
+        CREATE TABLE task_finding_acceptances (
+            revision_id TEXT NOT NULL REFERENCES task_revisions(id),
+            finding_id TEXT NOT NULL,
+            path TEXT NOT NULL,
+            line INTEGER,
+            kind TEXT NOT NULL,
+            excerpt TEXT NOT NULL,
+            reason TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+            accepted_by TEXT NOT NULL,
+            accepted_at TEXT NOT NULL,
+            PRIMARY KEY (revision_id, finding_id)
+        )
+        """
+    )
+    for op in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER task_finding_acceptances_no_{op.lower()} BEFORE {op}"
+            " ON task_finding_acceptances"
+            " BEGIN SELECT RAISE(ABORT, 'acceptances are append-only'); END"
+        )

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
 from common.clock import now_iso
+from tasks import acceptances
 from tasks.errors import NotPublishable, RevisionNotFound, TaskError, TaskNotFound
 
 
@@ -187,21 +189,35 @@ def get_task(db: sqlite_utils.Database, task_id: str) -> dict[str, Any]:
     return task
 
 
-def check_publishable(rev: Revision) -> None:
-    """Refuse a rejected revision, or one something still blocks (what its import found)."""
+def check_publishable(rev: Revision, unaccepted: int | None = None) -> None:
+    """Refuse a rejected revision, or one something still blocks (what its import found).
+
+    ``unaccepted``: how many of its post-scan findings no admin accepted (None: not known, so
+    the post-scan still blocks); acknowledging flagged files never clears the post-scan."""
     if rev.status == "rejected":
         raise NotPublishable(f"{rev.id} was rejected; import the task again to publish it")
     acknowledged = rev.flags_acknowledged_by is not None
-    blockers = [b for b in rev.blockers if not (b.startswith("flag:") and acknowledged)]
-    if blockers:
-        raise NotPublishable(
-            f"{rev.id} cannot be published: " + "; ".join(b.split(":", 1)[1] for b in blockers)
-        )
+    reasons = []
+    for b in rev.blockers:
+        kind, _, text = b.partition(":")
+        if kind == "flag" and acknowledged:
+            continue
+        if kind == "postscan" and unaccepted is not None:
+            if unaccepted == 0:
+                continue
+            text = f"{text}, {unaccepted} of them not accepted"
+        reasons.append(text)
+    if reasons:
+        raise NotPublishable(f"{rev.id} cannot be published: " + "; ".join(reasons))
 
 
-def publish(db: sqlite_utils.Database, rev_id: str) -> Revision:
+def publish(db: sqlite_utils.Database, rev_id: str,
+            findings: Sequence[Mapping[str, Any]] | None = None) -> Revision:
+    """Publish ``rev_id``; ``findings`` (its report's post-scan findings) lets acceptances
+    (:mod:`tasks.acceptances`) clear the post-scan's blocker."""
     rev = get_revision(db, rev_id)
-    check_publishable(rev)
+    left = None if findings is None else len(acceptances.unaccepted(db, rev_id, findings))
+    check_publishable(rev, left)
     if rev.status == "review":
         db.execute(
             "UPDATE task_revisions SET status = 'published', decided_at = ? WHERE id = ?",

@@ -1,4 +1,4 @@
-"""``pairlab task ...``: import, list, show, publish, reject, acknowledge, checkout."""
+"""``pairlab task ...``: import, list, show, publish, reject, acknowledge, accept, checkout."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from common import audit
 from server.db import open_migrated
 from server.settings import Settings
 from server.tasks.service import import_config, require_runnable, task_store
-from tasks import revisions
+from tasks import acceptances, revisions
 from tasks.errors import RevisionNotFound
 from tasks.importer import ImportRequest, install_revision, prepare_import
 from tasks.source import validate_source
@@ -53,13 +53,23 @@ def add_task_commands(sub: Adder, add_setting_flags: Any) -> None:
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_decide, action=name)
 
+    acc = tsub.add_parser("accept", help="accept a post-scan finding (or every finding of one "
+                          "file) with a reason, so it no longer blocks publishing")
+    acc.add_argument("rev", help="revision id")
+    which = acc.add_mutually_exclusive_group(required=True)
+    which.add_argument("--finding", default="", help="the finding's id (pairlab task show REV)")
+    which.add_argument("--path", default="", help="a file: every finding in it and inside it")
+    acc.add_argument("--reason", required=True, help="why it may be published (recorded)")
+    acc.add_argument("--json", action="store_true")
+    acc.set_defaults(func=cmd_accept)
+
     co = tsub.add_parser("checkout", help="write the tree a candidate's workspace would get")
     co.add_argument("rev", help="revision id")
     co.add_argument("dest", type=Path, help="a new or empty folder")
     co.set_defaults(func=cmd_checkout)
 
-    for p in (imp, lst, show, co, *[tsub.choices[n] for n in ("publish", "reject",
-                                                              "acknowledge")]):
+    for p in (imp, lst, show, co, acc, *[tsub.choices[n] for n in ("publish", "reject",
+                                                                   "acknowledge")]):
         add_setting_flags(p, None)
 
 
@@ -133,25 +143,56 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         _print({"task": task}, args.json, text)
         return 0
     report = task_store(settings).report(rev.task_id, rev.id)
+    findings = acceptances.report_findings(report)
+    accepted = acceptances.list_acceptances(db, rev.id)
+    report["post_scan"]["findings"] = findings
     text = (f"{rev.id}: {rev.title} ({rev.kind}), {rev.status}\n  source {rev.source_url} "
             f"@ {rev.source_commit}\n  blockers: {'; '.join(report['blockers']) or 'none'}")
-    _print({"revision": rev.public(), "report": report}, args.json, text)
+    for f in findings:
+        a = accepted.get(f["id"])
+        state = f"accepted by {a.accepted_by}: {a.reason}" if a else "not accepted"
+        text += (f"\n  finding {f['id']}  {f['path']}:{f['line'] or ''}  {f['kind']}  "
+                 f"{f['excerpt']}  ({state})")
+    _print({"revision": rev.public(), "report": report,
+            "acceptances": [a.to_dict() for a in accepted.values()]}, args.json, text)
     return 0
 
 
 def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
     db = open_migrated(settings.db_path)
+    findings: list[dict[str, Any]] = []
     if args.action == "publish":
-        require_runnable(settings, revisions.get_revision(db, args.rev))
+        rev = revisions.get_revision(db, args.rev)
+        findings = acceptances.report_findings(task_store(settings).report(rev.task_id, rev.id))
+        left = len(acceptances.unaccepted(db, rev.id, findings))
+        require_runnable(settings, rev, None, left)
     with db.atomic():
         if args.action == "publish":
-            rev = revisions.publish(db, args.rev)
+            rev = revisions.publish(db, args.rev, findings)
         elif args.action == "reject":
             rev = revisions.reject(db, args.rev)
         else:
             rev = revisions.acknowledge_flags(db, args.rev, "cli")
         audit.record(db, audit.CLI, f"task.revision.{args.action}", "task_revision", rev.id)
     _print({"revision": rev.public()}, args.json, f"{rev.id} is now {rev.status}")
+    return 0
+
+
+def cmd_accept(args: argparse.Namespace, settings: Settings) -> int:
+    db = open_migrated(settings.db_path)
+    rev = revisions.get_revision(db, args.rev)
+    findings = acceptances.report_findings(task_store(settings).report(rev.task_id, rev.id))
+    with db.atomic():
+        rev = revisions.get_revision(db, args.rev)
+        done = acceptances.accept(db, rev.id, rev.status, findings, args.reason, "cli",
+                                  finding=args.finding, path=args.path)
+        for a in done:
+            audit.record(db, audit.CLI, "task.finding.accept", "task_revision", rev.id,
+                         finding=a.finding_id, path=a.path, kind=a.kind, reason=a.reason)
+    left = len(acceptances.unaccepted(db, rev.id, findings))
+    text = "\n".join(f"accepted {a.finding_id}  {a.path}  {a.kind}" for a in done)
+    text += f"\n{left} post-scan finding(s) of {rev.id} not accepted"
+    _print({"acceptances": [a.to_dict() for a in done], "unaccepted": left}, args.json, text)
     return 0
 
 

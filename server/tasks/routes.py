@@ -18,7 +18,7 @@ from server.http.keys import DB, SETTINGS
 from server.http.pages import render
 from server.people.accounts import User
 from server.tasks.service import IMPORTS, STORE, require_runnable
-from tasks import revisions
+from tasks import acceptances, revisions
 from tasks.importer import ImportRequest
 
 routes = web.RouteTableDef()
@@ -60,19 +60,50 @@ async def _decide(request: web.Request, action: str) -> revisions.Revision:
     admin = require_admin(request)
     rev_id = request.match_info["rev_id"]
     actor = admin.actor(client_address(request))
+    findings: list[dict[str, Any]] = []
     if action == "publish":
-        rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
-        await asyncio.to_thread(require_runnable, request.app[SETTINGS], rev)
+        rev, findings = await _revision_findings(request, rev_id)
+        left = await request.app[DB].read(
+            lambda d: len(acceptances.unaccepted(d, rev_id, findings)))
+        await asyncio.to_thread(require_runnable, request.app[SETTINGS], rev, None, left)
 
     def run(d: Any) -> revisions.Revision:
         if action == "publish":
-            rev = revisions.publish(d, rev_id)
+            rev = revisions.publish(d, rev_id, findings)
         elif action == "reject":
             rev = revisions.reject(d, rev_id)
         else:
             rev = revisions.acknowledge_flags(d, rev_id, admin.email)
         audit.record(d, actor, f"task.revision.{action}", "task_revision", rev_id)
         return rev
+
+    return await request.app[DB].write(run)
+
+
+async def _revision_findings(
+    request: web.Request, rev_id: str
+) -> tuple[revisions.Revision, list[dict[str, Any]]]:
+    rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
+    report = await asyncio.to_thread(request.app[STORE].report, rev.task_id, rev.id)
+    return rev, acceptances.report_findings(report)
+
+
+async def _accept(request: web.Request, finding: str, path: str, reason: str
+                  ) -> list[acceptances.Acceptance]:
+    """Accept one post-scan finding (or every finding of one file) with a reason, audited."""
+    admin = require_admin(request)
+    rev_id = request.match_info["rev_id"]
+    actor = admin.actor(client_address(request))
+    _rev, findings = await _revision_findings(request, rev_id)
+
+    def run(d: Any) -> list[acceptances.Acceptance]:
+        rev = revisions.get_revision(d, rev_id)  # its status now, inside the write
+        done = acceptances.accept(d, rev_id, rev.status, findings, reason, admin.email,
+                                  finding=finding, path=path)
+        for a in done:
+            audit.record(d, actor, "task.finding.accept", "task_revision", rev_id,
+                         finding=a.finding_id, path=a.path, kind=a.kind, reason=a.reason)
+        return done
 
     return await request.app[DB].write(run)
 
@@ -125,7 +156,20 @@ async def api_revision(request: web.Request) -> web.Response:
     rev_id = request.match_info["rev_id"]
     rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
     report = await asyncio.to_thread(request.app[STORE].report, rev.task_id, rev.id)
-    return web.json_response({"revision": rev.public(), "report": report})
+    accepted = await request.app[DB].read(lambda d: acceptances.list_acceptances(d, rev_id))
+    report["post_scan"]["findings"] = acceptances.report_findings(report)
+    return web.json_response({
+        "revision": rev.public(), "report": report,
+        "acceptances": [a.to_dict() for a in accepted.values()],
+    })
+
+
+@routes.post("/api/v1/task-revisions/{rev_id}/acceptances")
+async def api_accept(request: web.Request) -> web.Response:
+    body = await json_body(request, {"reason": str}, {"finding": str, "path": str})
+    done = await _accept(request, body.get("finding", ""), body.get("path", ""),
+                         body["reason"])
+    return web.json_response({"acceptances": [a.to_dict() for a in done]}, status=201)
 
 
 @routes.get("/api/v1/task-revisions/{rev_id}/diff")
@@ -199,10 +243,24 @@ async def revision_page(request: web.Request) -> web.Response:
     store = request.app[STORE]
     report = await asyncio.to_thread(store.report, rev.task_id, rev.id)
     diff = await asyncio.to_thread(store.diff, rev.task_id, rev.id)
+    accepted = await request.app[DB].read(lambda d: acceptances.list_acceptances(d, rev_id))
+    findings = acceptances.report_findings(report)
+    files = sorted({f["path"].split(acceptances.INSIDE)[0] for f in findings})
     return render(request, "task_revision.html", {
         "rev": rev, "report": report,
         "diff": diff,
+        "findings": findings, "accepted": accepted, "finding_files": files,
+        "max_reason": acceptances.MAX_REASON,
     })
+
+
+@routes.post("/admin/tasks/revisions/{rev_id}/accept")
+async def revision_accept_submit(request: web.Request) -> web.Response:
+    require_admin(request)
+    form = await request.post()
+    await _accept(request, str(form.get("finding", "")), str(form.get("path", "")),
+                  str(form.get("reason", "")))
+    raise web.HTTPSeeOther(f"/admin/tasks/revisions/{request.match_info['rev_id']}#findings")
 
 
 @routes.post("/admin/tasks/revisions/{rev_id}/{action:publish|reject|acknowledge}")

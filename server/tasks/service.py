@@ -105,10 +105,11 @@ def runnable_python(settings: Settings, requirements: Sequence[str],
 
 
 def require_runnable(settings: Settings, rev: revisions.Revision,
-                     sandbox: CheckSandbox | None = None) -> None:
+                     sandbox: CheckSandbox | None = None, unaccepted: int | None = None) -> None:
     """Before publishing by hand (blocking; the API, the page and the CLI call it): what blocks
-    the revision itself first, then whether a candidate could use its environment now."""
-    revisions.check_publishable(rev)
+    the revision itself first (``unaccepted``: post-scan findings not accepted, see
+    ``revisions.check_publishable``), then whether a candidate could use its environment now."""
+    revisions.check_publishable(rev, unaccepted)
     python = runnable_python(settings, rev.requirements, sandbox)
     if isinstance(python, str):
         raise NotPublishable(f"{rev.id} cannot be published: {python}")

@@ -161,10 +161,11 @@ class _Walk:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             if not text_given:
-                yield Decoded(label, data.decode("utf-8", errors="replace"), True)
+                yield Decoded(label, _strings(data.decode("utf-8", errors="replace")), True)
             return
         if not text_given:
-            yield Decoded(label, text, "\x00" in text)
+            binary = "\x00" in text
+            yield Decoded(label, _strings(text) if binary else text, binary)
         yield from self.text(label, text, depth)
 
     def _inner(self, label: str, data: bytes, depth: int) -> Iterator[Piece] | None:
@@ -394,6 +395,16 @@ class _Walk:
                     return
                 self.left -= len(decoded)
                 yield from self.blob(here, decoded, depth + 1)
+
+
+_FILLER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]{16,}")
+
+
+def _strings(text: str) -> str:
+    """Bytes read as text, long runs of control bytes (zeroed memory, a zip bomb's payload)
+    shortened to two NULs: words are never made of them, and the scanners' patterns cost time
+    on every character. Single NULs stay (UTF-16 text, which the scanner reads without them)."""
+    return _FILLER.sub("\x00\x00", text)
 
 
 def _utf8(data: bytes) -> str:

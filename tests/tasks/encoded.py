@@ -82,8 +82,10 @@ def planted() -> dict[str, bytes]:
         ),
         "docs/chart.png": png(Comment=(b"zTXt", f"(c) {COMPANY} 2024")),
         "docs/photo.jpg": jpeg(f"taken at {COMPANY}", f"portrait of {PERSON}"),
+        # MIME-style lines in a triple-quoted string (a one-line literal this long is redacted
+        # by the anonymiser as a high-entropy value; lines of 76 are not)
         "tools/logo_text.py": (
-            f'LOGO_TEXT = "{base64.b64encode(hidden_text.encode()).decode()}"\n'
+            'LOGO_TEXT = """\n' + base64.encodebytes(hidden_text.encode()).decode() + '"""\n'
         ).encode(),
         "docs/notes.txt": f"Notes from the {COMPANY} offsite.\n".encode("utf-16"),
     }
@@ -100,7 +102,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "docs/chart.png": {("docs/chart.png › PNG zTXt Comment", "deny-term")},
     "docs/photo.jpg": {("docs/photo.jpg › JPEG comment", "deny-term"),
                        ("docs/photo.jpg › JPEG EXIF", "person")},
-    "tools/logo_text.py": {("tools/logo_text.py › base64 at line 1", "deny-term"),
-                           ("tools/logo_text.py › base64 at line 1", "person")},
+    "tools/logo_text.py": {("tools/logo_text.py › base64 at line 2", "deny-term"),
+                           ("tools/logo_text.py › base64 at line 2", "person")},
     "docs/notes.txt": {("docs/notes.txt › UTF-16", "deny-term")},
 }

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -201,3 +203,29 @@ def test_a_flagged_revision_is_published_after_acknowledgement(
 def test_bad_input_is_one_line(pairlab: Pairlab, args: tuple[str, ...], words: list[str]) -> None:
     one_line_error(pairlab(*args), *words)
     assert not Path("/tmp/never-written").exists()
+
+
+def test_a_post_scan_finding_inside_a_zip_is_accepted_with_a_reason(
+    pairlab: Pairlab, tmp_path: Path
+) -> None:
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("inner/notes.txt", f"{COMPANY} only\n")
+    repo = make_repo(tmp_path / "src", tiny_task(extra={"data/bundle.zip": bundle.getvalue()}))
+    ok(pairlab("task", "import", str(repo), "--allow-local"))
+    rev = f"{TASK_ID}-r1"
+    ok(pairlab("task", "acknowledge", rev))
+    one_line_error(pairlab("task", "publish", rev), "cannot be published", "not accepted")
+    shown = ok(pairlab("task", "show", rev)).stdout
+    assert "data/bundle.zip › inner/notes.txt" in shown and "(not accepted)" in shown
+    one_line_error(pairlab("task", "accept", rev, "--path", "data/bundle.zip", "--reason", " "),
+                   "the reason is empty")
+    one_line_error(pairlab("task", "accept", rev, "--finding", "feedfacefeedface",
+                           "--reason", "fine"), "no post-scan finding")
+    accepted = json.loads(ok(pairlab("task", "accept", rev, "--path", "data/bundle.zip",
+                                     "--reason", "a synthetic archive", "--json")).stdout)
+    assert accepted["unaccepted"] == 0
+    assert {a["path"] for a in accepted["acceptances"]} == {"data/bundle.zip › inner/notes.txt"}
+    assert {a["reason"] for a in accepted["acceptances"]} == {"a synthetic archive"}
+    assert "accepted by cli: a synthetic archive" in ok(pairlab("task", "show", rev)).stdout
+    assert ok(pairlab("task", "publish", rev)).stdout.strip() == f"{rev} is now published"

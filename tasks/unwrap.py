@@ -75,7 +75,36 @@ _JOBLIB_ZF_HEADER = 2 + 19  # b"ZF" + the hex length padded to len(hex(2**64)) c
 
 
 def _is_zlib(data: bytes) -> bool:
-    return len(data) > 2 and data[0] == 0x78 and data[1] in _ZLIB_SECOND
+    """A zlib header (``x^`` is one too, so text can start like it) whose first bytes inflate."""
+    if not (len(data) > 2 and data[0] == 0x78 and data[1] in _ZLIB_SECOND):
+        return False
+    try:
+        zlib.decompressobj().decompress(data[:2048], 16)
+    except zlib.error:
+        return False
+    return True
+
+
+def _is_bzip2(data: bytes) -> bool:
+    """``BZh`` and a block size (text can start with ``BZh`` too) whose first bytes decode."""
+    if not (data[:3] == b"BZh" and data[3:4].isdigit()):
+        return False
+    try:
+        bz2.BZ2Decompressor().decompress(data[:2048], 16)
+    except OSError:
+        return False
+    return True
+
+
+def _is_pickle(data: bytes) -> bool:
+    return len(data) > 3 and data[0] == 0x80 and 2 <= data[1] <= 5 and data.endswith(b".")
+
+
+def _looks_encoded(data: bytes) -> bool:
+    """Bytes decoded from base64 that are worth opening though they are not text."""
+    return (data[:3] == b"\x1f\x8b\x08" or data[:4] == b"PK\x03\x04" or data[:8] == _PNG
+            or data[:3] == b"\xff\xd8\xff" or data[:6] == b"\xfd7zXZ\x00" or _is_bzip2(data)
+            or _is_zlib(data) or _is_pickle(data))
 
 
 def _printable(text: str) -> bool:
@@ -173,7 +202,7 @@ class _Walk:
         if data[:2] == b"\x1f\x8b":
             return self._decompressed(label, "gzip", zlib.decompressobj(47).decompress, data,
                                       depth)
-        if data[:3] == b"BZh":
+        if _is_bzip2(data):
             return self._decompressed(label, "bzip2", bz2.BZ2Decompressor().decompress, data,
                                       depth)
         if data[:6] == b"\xfd7zXZ\x00":
@@ -330,7 +359,7 @@ class _Walk:
             if len(run) < self.limits.min_base64:
                 continue
             data = _b64(run)
-            if data is None or not (self._inner_known(data) or _printable(_utf8(data))):
+            if data is None or not (_looks_encoded(data) or _printable(_utf8(data))):
                 continue
             line = text.count("\n", 0, m.start()) + 1
             here = f"{label}{SEP}base64 at line {line}"
@@ -343,11 +372,6 @@ class _Walk:
                 return
             self.left -= len(data)
             yield from self.blob(here, data, depth + 1)
-
-    def _inner_known(self, data: bytes) -> bool:
-        return (data[:2] in (b"\x1f\x8b", b"PK", b"\xff\xd8") or data[:8] == _PNG
-                or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00" or _is_zlib(data)
-                or data[:1] == b"\x80")  # a pickle
 
     def notebook(self, label: str, raw: str, depth: int) -> Iterator[Piece]:
         """Cell attachments and base64 outputs; base64 runs in cell sources."""

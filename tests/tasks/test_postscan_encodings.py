@@ -124,3 +124,15 @@ def test_an_unreadable_archive_is_said_so_not_skipped(tmp_path: Path) -> None:
     findings = scan(tree)
     assert [(f.path, f.kind) for f in findings] == [("broken.gz › gzip", "encoding-limit")]
     assert "could not be decoded" in findings[0].excerpt
+
+
+def test_text_that_starts_like_a_compressed_stream_is_read_as_text(tmp_path: Path) -> None:
+    # "x^" is a valid zlib header and "BZh" the start of bzip2: neither may end the scan
+    tree = write(tmp_path / "tree", {
+        "maths.md": f"x^2 + y^2 = r^2, as {COMPANY} wrote\n".encode(),
+        "notes.txt": f"BZh9 is not a stream; {COMPANY}\n".encode(),
+        "src/names.py": ("LONG_NAME = 'test_" + "a_name_hidden_inside_an_encoding_" * 3 + "'\n")
+        .encode(),
+    })
+    found = [(f.path, f.line, f.kind) for f in scan(tree)]
+    assert found == [("maths.md", 1, "deny-term"), ("notes.txt", 1, "deny-term")]

@@ -191,6 +191,10 @@ class _Declared:
         known = self.term_words | self.stand_in_words
         return bool(words) and all(w in known for w in words)
 
+    def rewritten(self, text: str) -> bool:
+        """Text the anonymiser already rewrote: it holds a stand-in word."""
+        return any(_fold(w) in self.stand_in_words for w in split_words(text))
+
 
 # ---- suggested rules ---------------------------------------------------------------------------
 
@@ -307,7 +311,7 @@ class _Finder:
         for m in _HOME.finditer(text):
             user = m.group(1).rstrip(".")
             folded = user.casefold()
-            if folded in GENERIC_USERS or self.declared.covers(user) or \
+            if folded in GENERIC_USERS or self.declared.rewritten(user) or \
                     folded in self.declared.terms or len(user) < 2:
                 continue
             where = f"{label}:{_line_of(text, m.start())}"

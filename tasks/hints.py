@@ -368,8 +368,8 @@ class _Finder:
             if is_example_domain(lower) or _PLACEHOLDER_HOST.match(lower):
                 continue
             labels = lower.split(".")
-            if code and labels[0] in _CODE_NAMES:
-                continue
+            if labels[0] in _CODE_NAMES:
+                continue  # threading.local, self.cache.local: code, in prose or in code
             where = f"{label}:{_line_of(text, m.start())}"
             declared = self._declared_host(host, labels)
             if declared is not None:

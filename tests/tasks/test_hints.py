@@ -5,6 +5,7 @@ for each; the same import again with those rules added to its rules text no long
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from server.tasks.service import import_config
 from tasks.hints import Rule, rules_of
 from tasks.importer import ImportRequest, Prepared, prepare_import
 from tasks.rulestext import add_rules
-from tests.task_repos import git, make_repo, tiny_task, tree_files
+from tests.task_repos import Run, git, make_repo, tiny_task, tree_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -128,3 +129,26 @@ def test_undeclared_identifiers_are_hinted_and_gone_once_their_rules_are_added(
         assert gone not in text, gone
     assert "/home/user/datasets" in text and "/home/jovyan/work" in text
 
+
+
+def test_the_cli_import_prints_a_short_list_of_hints(
+    pairlab: Callable[..., Run], tmp_path: Path
+) -> None:
+    repo = source(tmp_path)
+    result = pairlab("task", "import", str(repo), "--allow-local")
+    assert result.returncode == 0, result
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "possible identifiers" in line)
+    listed = lines[start + 1:]
+    assert len(listed) == 6, result.stdout
+    assert any(line.strip().startswith("home-path /home/kwame (NOTES.md:3): add "
+                                       '[anonymise.replace] "kwame" = "user"')
+               for line in listed), result.stdout
+    assert any(line.strip().startswith(f"author {LATE_AUTHOR} (git history only): add "
+                                       '[anonymise.people] "Lena Fischer" = ')
+               for line in listed), result.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[anonymise.replace]\n"kwame = "user"\n')
+    refused = pairlab("task", "import", str(repo), "--allow-local", "--rules", str(bad))
+    assert refused.returncode == 2, refused
+    assert "bad.toml: (syntax): is not valid TOML" in refused.stderr

@@ -13,11 +13,12 @@ import pytest
 from playwright.async_api import Locator, Page, expect
 
 from server.app import create_app
+from server.http.keys import SETTINGS
 from server.settings import Settings
 from tests.browser import Browsing, login_in_browser
-from tests.conftest import MakeSettings, create_user
+from tests.conftest import MakeSettings, create_user, login_admin, query
 from tests.harness import Loopback
-from tests.task_repos import TASK_ID, make_repo, publish_bare, tiny_task, tree_files
+from tests.task_repos import TASK_ID, Client, make_repo, publish_bare, tiny_task, tree_files
 from tests.tasks.githttp import serve_git
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.integration,
@@ -129,3 +130,18 @@ async def test_one_click_adds_a_hint_to_the_rules_and_the_new_revision_lacks_it(
     assert "/home/user/datasets/orders.csv" in again
     assert browsing.page_errors == []
     assert browsing.csp_violations() == []
+
+
+async def test_malformed_rules_are_refused_by_the_api_before_any_fetch(
+    task_client: Client,
+) -> None:
+    csrf = await login_admin(task_client)
+    body = {"url": "https://git.invalid/team/task.git", "rules": '[anonymise.replace]\n"a = "b"\n'}
+    response = await task_client.post("/api/v1/tasks/imports", json=body,
+                                      headers={"X-CSRF-Token": csrf})
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "invalid_rules"
+    assert "the rules are not valid TOML" in error["message"] and "line 2" in error["message"]
+    rows = query(task_client.app[SETTINGS], "SELECT COUNT(*) FROM task_imports")
+    assert rows == [(0,)]

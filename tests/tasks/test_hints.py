@@ -5,6 +5,7 @@ for each; the same import again with those rules added to its rules text no long
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,12 @@ import pytest
 
 from server.settings import Settings
 from server.tasks.service import import_config
+from tasks.gitfetch import FetchLimits, fetch_snapshot
 from tasks.hints import Rule, rules_of
 from tasks.importer import ImportRequest, Prepared, prepare_import
 from tasks.rulestext import add_rules
-from tests.task_repos import Run, git, make_repo, tiny_task, tree_files
+from tasks.source import SourcePolicy, validate_source
+from tests.task_repos import Run, commit_files, git, make_repo, tiny_task, tree_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -152,3 +155,24 @@ def test_the_cli_import_prints_a_short_list_of_hints(
     refused = pairlab("task", "import", str(repo), "--allow-local", "--rules", str(bad))
     assert refused.returncode == 2, refused
     assert "bad.toml: (syntax): is not valid TOML" in refused.stderr
+
+
+def test_a_history_over_the_download_cap_is_left_unread_and_the_snapshot_kept(
+    tmp_path: Path
+) -> None:
+    """Reading the authors deepens the fetch under the same caps: a large old blob stops it,
+    the snapshot is still written and the problem is said."""
+    repo = make_repo(tmp_path / "src", {"old.bin": os.urandom(1 << 20)})
+    git(repo, "rm", "-q", "old.bin")
+    commit_files(repo, {"README.md": b"small\n"}, message="drop the blob")
+    policy = SourcePolicy(allow_local=True)
+    limits = FetchLimits(max_fetch_bytes=256 * 1024)
+    fetched = fetch_snapshot(validate_source(str(repo), None, None, policy),
+                             tmp_path / "out", limits, history_commits=10, tmp_root=tmp_path)
+    assert fetched.files == ["README.md"]
+    assert fetched.people == [] and fetched.history_commits == 0
+    assert fetched.history_problem is not None and "max_fetch_bytes" in fetched.history_problem
+    whole = fetch_snapshot(validate_source(str(repo), None, None, policy), tmp_path / "out2",
+                           history_commits=10, tmp_root=tmp_path)
+    assert whole.history_commits == 2 and whole.history_problem is None
+    assert whole.people == [("Maya Okafor", "maya.okafor@zephyrine.io")]

@@ -165,7 +165,7 @@ class _Declared:
     """The rules' terms, people and stand-ins, to leave out what they already cover."""
 
     def __init__(self, replace: Sequence[tuple[str, str]], people: Sequence[tuple[str, str]]):
-        self.replace, self.people = list(replace), list(people)
+        self.people = list(people)
         self.terms = {_fold(t) for t, _ in replace}
         words = [w for t, _ in replace for w in split_words(t)]
         self.term_words = {_fold(w) for w in words}
@@ -175,7 +175,6 @@ class _Declared:
         # Output text -> source text: a stand-in back to the term it replaced.
         self.back = TermRewriter([(r, t) for t, r in replace if split_words(r)])
         self.denied = TermRewriter(list(replace))
-        self.family_names = {_fold(" ".join(split_person(r)[1])) for _, r in people}
 
     @staticmethod
     def _person_key(name: str) -> frozenset[str]:
@@ -329,7 +328,8 @@ class _Finder:
             if plain_at and all(s == "." for s in separators):
                 continue  # "look at example.com": prose, not an address
             tld = labels[-1].lower()
-            if not (tld.isalpha() and (len(tld) == 2 or tld in _COMMON_TLDS)):
+            # "at"/"dot" spelled as plain words only before a common TLD ("see setup dot py")
+            if not tld.isalpha() or tld not in _COMMON_TLDS and (plain_at or len(tld) != 2):
                 continue
             domain = ".".join(labels).lower()
             local = m.group("local")

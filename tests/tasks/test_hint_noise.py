@@ -19,7 +19,7 @@ def values(tree: Path, history: list[tuple[str, str]] | None = None) -> set[str]
 def test_generic_placeholder_code_and_declared_things_are_not_hinted(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text(
         "Mount /home/jovyan/work, /home/runner/.cache, /Users/username/x and /home/acme-ci/.\n"
-        "Write to help [at] example [dot] com; look at example.com at noon.\n"
+        "Write to help [at] example [dot] com; look at example.com at noon; see setup dot py.\n"
         "Use threading.local in prose; the image is host1.example.internal; acme.com.\n"
         "Maya Okafor started it (declared: rewritten to Jane Doe by the anonymiser).\n")
     (tmp_path / "app.py").write_text("import threading\nstate = threading.local()\n"

@@ -95,3 +95,10 @@ class AcceptanceRefused(TaskError):
 
     status = 409
     code = "acceptance_refused"
+
+
+class RulesTextInvalid(TaskError):
+    """An import's rules text is not a rules file (bad TOML, no ``[anonymise]`` table)."""
+
+    status = 422
+    code = "invalid_rules"

@@ -161,7 +161,9 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
     title = report.field(TITLE_LABEL)
     progress("post-scanning every byte of the result")
     deny, people = manifest.anonymise.deny_terms, manifest.anonymise.person_names
-    findings = post_scan(anon, deny, people) + post_scan_texts({TITLE_LABEL: title}, deny, people)
+    keep = manifest.anonymise.keep
+    findings = (post_scan(anon, deny, people, keep)
+                + post_scan_texts({TITLE_LABEL: title}, deny, people, keep))
 
     out = work / "revision"
     out.mkdir()
@@ -236,6 +238,9 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
         "hidden_on_starter": _verdict(checks["hidden_on_starter"]),
         "blockers": full_report["blockers"],
         "role_warnings": full_report["role_warnings"],
+        # Declared exceptions, each with its count: shown by the CLI, audited at the import.
+        "kept": [{"entry": k.text, "count": k.count, "stops_rewrite": k.stops_rewrite}
+                 for k in report.kept if k.rule == "keep"],
     }
     return Prepared(staged, new, summary)
 

@@ -103,13 +103,13 @@ class _KeepList:
                 self._automaton.add_word(entry, entry)
             self._automaton.make_automaton()
 
-    def spans(self, text: str) -> list[tuple[int, int]]:
-        """Where a kept text occurs in ``text`` (each occurrence counted)."""
+    def spans(self, text: str, count: bool = True) -> list[tuple[int, int]]:
+        """Where a kept text occurs in ``text`` (each occurrence counted, if ``count``)."""
         if self._automaton is None:
             return []
         out = []
         for end, entry in self._automaton.iter(text):
-            self.counts[entry] += 1
+            self.counts[entry] += count
             out.append((end - len(entry) + 1, end + 1))
         return out
 
@@ -212,6 +212,7 @@ class _Anonymiser:
         self.keep = _KeepList([str(k) for k in rules.keep])
         self.modules = modules
         self.kept_api: Counter[str] = Counter()
+        self.folders_seen: set[str] = set()
         self.people = PersonRewriter([(str(n), str(r)) for n, r in rules.people])
         self.drop_rules: tuple[DropRule, ...] = make_rules(rules.drop, extra_drop)
         self.registry = _Registry()
@@ -316,9 +317,12 @@ class _Anonymiser:
     def out_path(self, rel: str, taken: set[str]) -> str:
         parts = rel.split("/")
         new_parts = []
-        for p in parts:
-            p = self.people.rewrite_text(p)
-            new_parts.append(self.name_terms.rewrite_text(p, self.keep.spans(p)))
+        for depth, part in enumerate(parts, 1):
+            part = self.people.rewrite_text(part)
+            folder = "/".join(parts[:depth])
+            first = depth == len(parts) or folder not in self.folders_seen
+            self.folders_seen.add(folder)  # a folder's name is counted once, not once a file
+            new_parts.append(self.name_terms.rewrite_text(part, self.keep.spans(part, first)))
         for depth in range(1, len(parts) + 1):
             if parts[depth - 1] != new_parts[depth - 1]:
                 tail = "/" if depth < len(parts) else ""

@@ -258,3 +258,14 @@ def test_a_rules_file_keeps_a_manifest_term_and_is_checked_against_it(tmp_path: 
     assert [(f, k) for f, k, _r in caught.value.problems] == [("rules.toml", "anonymise.keep[1]")]
     rules.write_text('[anonymise]\nkeep = ["np.square"]\n[anonymise.replace]\n"Square" = "Boxco"\n')
     assert load_manifest(root, rules).anonymise.keep == ("Gruber", "np.square")
+
+
+def test_kept_text_in_names_stays_and_is_counted_once_per_name(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    commit_files(src, {"gruber_refs/a.md": b"Gruber\n", "gruber_refs/b.md": b"x\n",
+                       "uber_notes/c.md": b"x\n"})
+    out = tmp_path / "out"
+    report = anonymise_tree(src, out, Rules(keep=("gruber_refs",)))
+    assert sorted(tree_files(out)) == ["acme_notes/c.md", "gruber_refs/a.md", "gruber_refs/b.md"]
+    assert [(k.text, k.count) for k in report.kept] == [("gruber_refs", 1)]
+    assert post_scan(out, DENY, keep=["gruber_refs"]) == []

@@ -50,7 +50,7 @@ from tasks.droprules import DropRule, make_rules, match_drop
 from tasks.netscan import find_bare_hosts, find_emails, find_ips, find_url_parts
 from tasks.notebooks import clean_notebook
 from tasks.personforms import PersonRewriter
-from tasks.pyapis import own_modules, third_party_names
+from tasks.pyapis import might_keep, own_modules, third_party_names
 from tasks.secretscan import find_secrets, is_code, mask, placeholder
 from tasks.termforms import TermRewriter
 
@@ -230,8 +230,10 @@ class _Anonymiser:
         matches = list(self.text_terms.finditer(text))
         if not matches:
             return
-        api = third_party_names(text, self.modules, self.text_terms.contains_term) \
-            if python else []
+        denied = self.text_terms.contains_term
+        spans = [(m.start, m.end) for m in matches if not m.is_host]
+        api = third_party_names(text, self.modules, denied) \
+            if python and might_keep(text, spans, self.modules, denied) else []
         for m in matches:
             if _inside(kept, m.start, m.end):
                 continue

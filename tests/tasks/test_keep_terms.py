@@ -18,7 +18,7 @@ from tasks.anonymise import anonymise_tree
 from tasks.errors import ManifestInvalid
 from tasks.manifest import MANIFEST_NAME, MAX_KEEP, load_manifest
 from tasks.postscan import post_scan
-from tasks.pyapis import KeptName
+from tasks.pyapis import KeptName, might_keep, third_party_names
 from tasks.termforms import TermRewriter
 from tests.task_repos import MANIFEST, TASK_ID, commit_files, tree_files
 
@@ -126,6 +126,7 @@ def test_attack_the_rewriter_keeps_everything_the_post_scan_still_blocks_the_com
         return [KeptName(0, len(text), "everything")]
 
     monkeypatch.setattr(tasks.anonymise, "third_party_names", everything)
+    monkeypatch.setattr(tasks.anonymise, "might_keep", lambda *_args: True)
     out = tmp_path / "out"
     anonymise_tree(source, out, Rules())
     findings = [(f.path, f.line, f.excerpt) for f in post_scan(out, DENY)
@@ -180,6 +181,25 @@ def test_a_declared_keep_only_keeps_its_own_text(source: Path, tmp_path: Path) -
     assert post_scan(out, DENY, keep=["UberEats"]) == []
     (out / "late.py").write_text("x = 'Uber'  # UberEats\n")
     assert [f.excerpt for f in post_scan(out, DENY, keep=["UberEats"])] == ["Uber"]
+
+
+@pytest.mark.parametrize(("source", "maybe"), [
+    ("import numpy as np\nx = np.square(y)\n", True),
+    ("import numpy as np\nx = np . linalg . square(y)\n", True),
+    ("from sklearn.linear_model import (\n    Ridge,\n    SquareLoss,\n)\nSquareLoss()\n", True),
+    ("from uber_sdk import SquareClient\nSquareClient()\n", False),  # the company's package
+    ("from orders import SquareClient\nSquareClient()\n", False),  # the repository's own
+    ("import numpy as np\nself.square = 1\nsquare_total = 2\n", False),
+    ("x = 1  # square\n", False),
+])
+def test_the_cheap_pre_check_never_misses_a_kept_name(source: str, maybe: bool) -> None:
+    terms = TermRewriter(list(REPLACE))
+    spans = [(m.start, m.end) for m in terms.finditer(source)]
+    own = frozenset({"orders"})
+    kept = third_party_names(source, own, terms.contains_term)
+    kept_terms = [s for s in spans if any(k.start <= s[0] and s[1] <= k.end for k in kept)]
+    assert might_keep(source, spans, own, terms.contains_term) is maybe
+    assert bool(kept_terms) == maybe, kept
 
 
 def test_one_pass_search_finds_what_the_combined_regex_finds() -> None:

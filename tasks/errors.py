@@ -74,3 +74,10 @@ class NotPublishable(TaskError):
 
     status = 409
     code = "not_publishable"
+
+
+class RulesTextInvalid(TaskError):
+    """An import's rules text is not a rules file (bad TOML, no ``[anonymise]`` table)."""
+
+    status = 422
+    code = "invalid_rules"

@@ -71,6 +71,13 @@ class FetchResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """``(path, reason)`` for symlinks, gitlinks and ``.gitmodules``: reported, not written."""
     total_bytes: int = 0
+    people: list[tuple[str, str]] = field(default_factory=list)
+    """Distinct ``(name, email)`` of the authors and committers of the last ``history_commits``
+    commits (asked for with ``fetch_snapshot(history_commits=N)``), newest first."""
+    history_commits: int = 0
+    """How many commits ``people`` was read from."""
+    history_problem: str | None = None
+    """Why the history could not be read (the snapshot itself is unaffected), or None."""
 
 
 @dataclass(frozen=True)
@@ -261,6 +268,27 @@ class _Git:
             raise FetchFailed(f"the fetched commit {commit} is not the requested {ref}")
         return commit
 
+    def history_people(self, commit: str, commits: int) -> tuple[list[tuple[str, str]], int]:
+        """Deepen the shallow fetch to ``commits`` commits (the download cap and the deadline
+        still apply) and read their authors and committers: ``(distinct (name, email), commits
+        read)``."""
+        if commits > 1:
+            target = self.source.ref if self.source.ref is not None else "HEAD"
+            fetch = ["fetch", "--quiet", f"--deepen={commits - 1}", "--no-tags",
+                     "--no-recurse-submodules", "--", self.source.url, target]
+            self.run(fetch, watch=True)
+        raw = self.run(["log", f"--max-count={commits}", "--format=%an%x1f%ae%x1f%cn%x1f%ce%x1e",
+                        "--end-of-options", commit], max_output=commits * 2048 + 4096)
+        people: dict[tuple[str, str], None] = {}
+        records = [r.strip("\n") for r in raw.decode("utf-8", "replace").split("\x1e")]
+        records = [r for r in records if r]
+        for record in records:
+            fields = record.split("\x1f")
+            for name, email in zip(fields[0::2], fields[1::2], strict=False):
+                if name.strip() or email.strip():
+                    people.setdefault((name.strip()[:200], email.strip()[:200]), None)
+        return list(people), len(records)
+
     def list_tree(self, commit: str, subdir: str | None) -> list[TreeEntry]:
         treeish = commit if subdir is None else f"{commit}:{subdir}"
         if subdir is not None:
@@ -403,12 +431,15 @@ def fetch_snapshot(
     timeout_s: float = 120.0,
     *,
     tmp_root: Path | None = None,
+    history_commits: int = 0,
 ) -> FetchResult:
     """Fetch ``source`` at its ref into ``dest`` (absent or empty); see the module docstring.
 
     Raises InvalidSource, FetchFailed (unreachable, unknown ref, timeout) or TreeRefused (a
     limit or a hostile name). On failure ``dest`` is left absent/empty; the temp folder (made
-    under ``tmp_root``, default the system temp dir) is always removed.
+    under ``tmp_root``, default the system temp dir) is always removed. ``history_commits``
+    (after the snapshot is written) deepens the fetch to read who authored that many commits;
+    a failure there is reported in ``history_problem``, not raised.
     """
     limits = limits or FetchLimits()
     _check_source(source)
@@ -422,6 +453,13 @@ def fetch_snapshot(
         files, skipped = check_tree(git.list_tree(commit, source.subdir), limits)
         total = git.export(files, dest)
         ok = True
+        people: list[tuple[str, str]] = []
+        read, problem = 0, None
+        if history_commits > 0:
+            try:
+                people, read = git.history_people(commit, history_commits)
+            except (FetchFailed, TreeRefused) as exc:
+                problem = exc.message
     finally:
         try:
             shutil.rmtree(work)
@@ -433,4 +471,4 @@ def fetch_snapshot(
         "fetched %s at %s: %d files, %d bytes, %d skipped",
         scrub_url(source.url), commit, len(files), total, len(skipped),
     )
-    return FetchResult(commit, [f.path for f in files], skipped, total)
+    return FetchResult(commit, [f.path for f in files], skipped, total, people, read, problem)

@@ -25,6 +25,7 @@ from tasks.checks import CheckResult, CheckRunner, EnvironmentFor
 from tasks.diffview import build_diff
 from tasks.errors import ManifestInvalid, TaskError
 from tasks.gitfetch import FetchLimits, fetch_snapshot
+from tasks.hints import find_hints
 from tasks.manifest import MANIFEST_NAME, Manifest, hints_from_guide, load_manifest
 from tasks.postscan import post_scan, post_scan_texts
 from tasks.source import SourcePolicy, scrub_url, validate_source
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 TITLE_LABEL = f"{MANIFEST_NAME}:task.title"
 """How the title is named in the report's replacements and post-scan findings."""
+HISTORY_COMMITS = 200
+"""How many of the source's latest commits are read for their authors (possible identifiers)."""
 
 
 @dataclass(frozen=True)
@@ -144,13 +147,16 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
     progress("fetching one snapshot")
     original = work / "original"
     fetched = fetch_snapshot(
-        source, original, cfg.limits, cfg.fetch_timeout_s, tmp_root=work
+        source, original, cfg.limits, cfg.fetch_timeout_s, tmp_root=work,
+        history_commits=HISTORY_COMMITS,
     )
     progress("reading the manifest")
     if not (original / MANIFEST_NAME).is_file():
         raise ManifestInvalid([(MANIFEST_NAME, "(file)", "missing from the source")])
     manifest = load_manifest(original, req.rules_file)
     task = manifest.task
+    # The rules text as given (validated by load_manifest): a re-import starts from it.
+    rules_text = req.rules_file.read_text("utf-8") if req.rules_file is not None else ""
 
     progress("anonymising")
     anon = work / "anon"
@@ -164,6 +170,12 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
     keep = manifest.anonymise.keep
     findings = (post_scan(anon, deny, people, keep)
                 + post_scan_texts({TITLE_LABEL: title}, deny, people, keep))
+    progress("looking for identifiers nobody declared")
+    identifiers = find_hints(
+        anon, manifest.anonymise.replace, manifest.anonymise.people, history=fetched.people,
+        history_commits=fetched.history_commits, history_problem=fetched.history_problem,
+        fields={TITLE_LABEL: title},
+    )
 
     out = work / "revision"
     out.mkdir()
@@ -204,6 +216,8 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
                   "skipped": [list(s) for s in fetched.skipped]},
         "anonymisation": report.to_dict(),
         "post_scan": {"clean": not findings, "findings": [f.to_dict() for f in findings]},
+        "possible_identifiers": identifiers.to_dict(),
+        "import_rules": rules_text,
         "checks": {k: (v.to_dict() if v else None) for k, v in checks.items()},
         "environment": {"requirements": list(manifest.environment.requirements),
                         "problem": environment_problem},
@@ -241,6 +255,11 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
         # Declared exceptions, each with its count: shown by the CLI, audited at the import.
         "kept": [{"entry": k.text, "count": k.count, "stops_rewrite": k.stops_rewrite}
                  for k in report.kept if k.rule == "keep"],
+        "possible_identifiers": [
+            f"{h.kind} {h.value} ({h.examples[0]}): add " + "; ".join(r.toml() for r in h.rules)
+            for h in identifiers.hints
+        ],
+        "possible_identifiers_left_off": identifiers.left_off,
     }
     return Prepared(staged, new, summary)
 

@@ -23,6 +23,8 @@ from tasks.importer import ImportRequest, install_revision, prepare_import
 from tasks.source import validate_source
 
 Adder = Any  # argparse's private _SubParsersAction type
+CLI_HINTS = 10
+"""Possible identifiers printed after an import (the report holds them all)."""
 
 
 def add_task_commands(sub: Adder, add_setting_flags: Any) -> None:
@@ -112,6 +114,13 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     lines += [f"  kept as declared: {k['entry']!r} x{k['count']}"
               + (" (the rewriter would have rewritten it)" if k["stops_rewrite"] else "")
               for k in summary["kept"]]
+    shown = summary["possible_identifiers"][:CLI_HINTS]
+    more = len(summary["possible_identifiers"]) - len(shown) + \
+        summary["possible_identifiers_left_off"]
+    if shown:
+        lines.append(f"  possible identifiers (not declared; see `pairlab task show {rev.id}`):")
+        lines += [f"    {h}" for h in shown]
+        lines += [f"    and {more} more"] if more else []
     _print({"revision": rev.public(), "summary": summary}, args.json, "\n".join(lines))
     return 0
 

@@ -19,7 +19,10 @@ from server.http.pages import render
 from server.people.accounts import User
 from server.tasks.service import IMPORTS, STORE, require_runnable
 from tasks import revisions
+from tasks.errors import RulesTextInvalid
+from tasks.hints import Rule, rules_of
 from tasks.importer import ImportRequest
+from tasks.rulestext import add_rules, check_rules_text
 
 routes = web.RouteTableDef()
 MAX_RULES_BYTES = 64 * 1024
@@ -33,6 +36,7 @@ def _rules_file(rules: str | None) -> Path | None:
         return None
     if len(rules.encode()) > MAX_RULES_BYTES:
         raise Unprocessable(f"the rules must be at most {MAX_RULES_BYTES} bytes of TOML")
+    check_rules_text(rules)  # bad TOML is said now, not after a fetch
     path = Path(tempfile.mkdtemp(prefix="pairlab-rules-")) / RULES_NAME
     path.write_text(rules, encoding="utf-8")
     return path
@@ -173,11 +177,46 @@ async def tasks_page(request: web.Request) -> web.Response:
 async def tasks_import_submit(request: web.Request) -> web.Response:
     admin = require_admin(request)
     form = await request.post()
-    import_id = await _start_import(
-        request, admin, str(form.get("url", "")), str(form.get("ref", "")),
-        str(form.get("subdir", "")), str(form.get("rules", "")),
-    )
+    fields = {name: str(form.get(name, "")) for name in ("url", "ref", "subdir", "rules")}
+    try:
+        import_id = await _start_import(
+            request, admin, fields["url"], fields["ref"], fields["subdir"], fields["rules"]
+        )
+    except RulesTextInvalid as exc:  # the form again, as typed, with what to fix
+        return render(request, "task_import_form.html",
+                      {"form": fields, "error": exc.message, "added": [], "rev": None},
+                      status=exc.status)
     raise web.HTTPSeeOther(f"/admin/tasks/imports/{import_id}")
+
+
+@routes.get("/admin/tasks/revisions/{rev_id}/reimport")
+async def reimport_page(request: web.Request) -> web.Response:
+    """The import form for ``rev``'s source, its rules text with the rules of the chosen
+    possible identifiers (``?hint=<id>``, repeatable) added: one submit imports it again."""
+    require_admin(request)
+    rev_id = request.match_info["rev_id"]
+    rev = await request.app[DB].read(lambda d: revisions.get_revision(d, rev_id))
+    report = await asyncio.to_thread(request.app[STORE].report, rev.task_id, rev.id)
+    stored = {h["id"]: h for h in report.get("possible_identifiers", {}).get("hints", [])}
+    chosen = list(dict.fromkeys(request.query.getall("hint", [])))
+    unknown = [h for h in chosen if h not in stored]
+    if unknown:
+        raise Unprocessable(f"{rev.id} has no possible identifier {unknown[0][:20]!r}")
+    added: list[Rule] = []
+    for hint_id in chosen:
+        added.extend(r for r in rules_of(stored[hint_id]) if r not in added)
+    base = str(report.get("import_rules", ""))
+    error = None
+    try:
+        rules = add_rules(base, added) if added else base
+    except RulesTextInvalid as exc:
+        rules, error = base, f"{exc.message}; add the rules below by hand"
+    fields = {"url": rev.source_url, "ref": rev.source_ref, "subdir": rev.source_subdir,
+              "rules": rules}
+    return render(request, "task_import_form.html", {
+        "form": fields, "error": error, "added": [r.toml() for r in added], "rev": rev,
+        "rules_known": "import_rules" in report,
+    })
 
 
 @routes.get("/admin/tasks/imports/{import_id}")

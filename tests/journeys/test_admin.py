@@ -49,7 +49,8 @@ IMPORT_DEADLINE_S = 900.0
 """An import may build an environment from the package index."""
 IMPORT_STEPS = (
     "queued", "validating the source", "fetching one snapshot", "reading the manifest",
-    "anonymising", "post-scanning every byte of the result", "building the task environment",
+    "anonymising", "post-scanning every byte of the result",
+    "looking for identifiers nobody declared", "building the task environment",
     "running the visible tests on the anonymised tree",
     "running the hidden checks on the solution", "running the hidden checks on the starter",
     "writing the report", "done",

@@ -118,7 +118,8 @@ def fmt_s(values: Sequence[float]) -> str:
 
 def part1(args: argparse.Namespace, rnd: random.Random) -> None:
     print("\n== term search alone (rewriter finditer + post-scan hits) ==")
-    print(f"{'MB':>4} {'terms':>5} | {'now':<32} | {'old':<32} | old/now | now s/MB")
+    print(f"{'MB':>4} {'terms':>5} | {'now':<32} | {'old':<32} | old/now | now s/MB | "
+          "now peak MiB")
     vocab = words(rnd, 2000, "")
     for n_terms in args.terms:
         terms = [t.capitalize() for t in words(rnd, n_terms, "q")]
@@ -140,7 +141,7 @@ def part1(args: argparse.Namespace, rnd: random.Random) -> None:
             ratio = f"{median(old_t) / median(now_t):7.1f}" if old_t else "      -"
             old_s = fmt_s(old_t) if old_t else "(skipped: MB x terms > baseline-max)"
             print(f"{mb:>4} {n_terms:>5} | {fmt_s(now_t):<32} | {old_s:<32} | {ratio} | "
-                  f"{median(now_t) / mb:.3f}", flush=True)
+                  f"{median(now_t) / mb:8.3f} | {peak(now) / MB:8.1f}", flush=True)
 
 
 def make_tree(root: Path, rnd: random.Random, mb: int, terms: Sequence[str]) -> None:

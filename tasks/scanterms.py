@@ -80,10 +80,13 @@ class TermHit:
 
 
 class _Offsets:
-    """Offsets in the separator-free copy → offsets in the text, walked forward once."""
+    """Offsets in the separator-free copy → offsets in the text, walked forward once. Hits come
+    in the order of their ends and start at most ``reach`` before it, so runs further back are
+    dropped as the walk goes (memory stays bounded on a large file with many hits)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, reach: int) -> None:
         self._runs = _KEPT_RUN.finditer(text)
+        self._reach = reach
         self._bare_starts: list[int] = []
         self._text_starts: list[int] = []
         self._size = 0
@@ -97,6 +100,14 @@ class _Offsets:
         i = bisect.bisect_right(self._bare_starts, bare) - 1
         return self._text_starts[i] + bare - self._bare_starts[i]
 
+    def forget_before(self, bare: int) -> None:
+        """Drop the runs that end before ``bare - reach`` (no later hit can start there)."""
+        if len(self._bare_starts) > 4096:
+            i = bisect.bisect_right(self._bare_starts, bare - self._reach) - 1
+            if i > 2048:
+                del self._bare_starts[:i]
+                del self._text_starts[:i]
+
 
 class TermScan:
     """Every deny-listed term, the declared ``keep`` texts and the tree's own module names."""
@@ -107,6 +118,7 @@ class TermScan:
         self.keep = sorted(set(keep))
         self.own_modules = own_modules
         self._automaton: ahocorasick.Automaton | None = None
+        self._reach = max((len(_bare(t)) for t in self.terms), default=0)
         if self.terms:
             self._automaton = ahocorasick.Automaton()
             by_bare: dict[str, list[str]] = {}
@@ -123,7 +135,8 @@ class TermScan:
         squeezed = _lower(text).translate(_DROP)
         offsets: _Offsets | None = None
         for end, (size, terms) in self._automaton.iter(squeezed):
-            offsets = offsets or _Offsets(text)
+            offsets = offsets or _Offsets(text, self._reach)
+            offsets.forget_before(end)
             start = offsets.text_offset(end - size + 1)
             if not _starts_word(text, start):
                 continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 import textwrap
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tasks.errors import ManifestInvalid
 from tasks.manifest import MANIFEST_NAME, MAX_KEEP, load_manifest
 from tasks.postscan import post_scan
 from tasks.pyapis import KeptName, might_keep, third_party_names
+from tasks.scanterms import TermScan
 from tasks.termforms import TermRewriter
 from tests.task_repos import MANIFEST, TASK_ID, commit_files, tree_files
 
@@ -289,3 +291,15 @@ def test_kept_text_in_names_stays_and_is_counted_once_per_name(tmp_path: Path) -
     assert sorted(tree_files(out)) == ["acme_notes/c.md", "gruber_refs/a.md", "gruber_refs/b.md"]
     assert [(k.text, k.count) for k in report.kept] == [("gruber_refs", 1)]
     assert post_scan(out, DENY, keep=["gruber_refs"]) == []
+
+
+def test_the_post_scan_maps_every_hit_back_in_a_large_text() -> None:
+    """Thousands of hits, written with separators inside, far apart: each is reported at its
+    place in the text (the offsets walk drops runs behind it as it goes)."""
+    chunk = "x = 1; the_Uber y.u-b-e-r z\n" + "filler words here. " * 40 + "\n"
+    text = chunk * 3000
+    hits = list(TermScan(DENY).hits(text))
+    assert len(hits) == 6000
+    starts = [m.start() for m in re.finditer(r"Uber|u-b-e-r", text)]
+    assert [h.start for h in hits] == starts
+    assert {h.excerpt for h in hits} == {"Uber", "u-b-e-r"}

@@ -45,6 +45,19 @@ class Flag:
 
 
 @dataclass(frozen=True)
+class Kept:
+    """Deny-listed words left as they are, with how many times: a declared exception
+    (``rule="keep"``, ``text`` the entry as declared, ``stops_rewrite`` when the rewriter would
+    otherwise have rewritten part of it) or a third-party API name in Python
+    (``rule="third-party-api"``, ``text`` the dotted name: ``numpy.square``)."""
+
+    rule: str
+    text: str
+    count: int
+    stops_rewrite: bool = False
+
+
+@dataclass(frozen=True)
 class AnonReport:
     replacements: tuple[Replacement, ...]
     dropped: tuple[DroppedPath, ...]
@@ -54,6 +67,8 @@ class AnonReport:
     fields: tuple[tuple[str, str], ...] = ()
     """The manifest texts given to ``anonymise_tree(fields=...)``, rewritten, by label (not in
     :meth:`to_dict`: their changes are in ``replacements`` under the same label)."""
+    kept: tuple[Kept, ...] = ()
+    """Every declared ``keep`` entry (count 0 when it matched nothing), then the kept API names."""
 
     def field(self, label: str) -> str:
         return dict(self.fields)[label]
@@ -68,6 +83,7 @@ class AnonReport:
             "renamed": [asdict(r) for r in self.renamed],
             "flags": [asdict(f) for f in self.flags],
             "counts": dict(self.counts),
+            "kept": [asdict(k) for k in self.kept],
         }
 
     def to_json(self) -> str:

@@ -17,6 +17,11 @@
 6. ``fields``, texts from the manifest that people see (the task title), are rewritten last
    with the same rules and numbering, labelled like files (``pairlab-task.toml:task.title``).
 
+Deny-listed terms are left as they are inside a declared ``keep`` text (exact, case-sensitive:
+``keep = ["Gruber", "np.square"]``) and, in ``.py`` files, inside third-party API names
+(:mod:`tasks.pyapis`: ``np.square``, ``HuberRegressor`` imported from sklearn); the report
+lists each ``keep`` entry with its count of occurrences and each kept API name with its count.
+
 Everything is deterministic: files are visited in sorted order, placeholders are numbered in
 that order, and the output and the :class:`~tasks.anonreport.AnonReport` are byte-identical
 between runs. Symbolic links are never followed (they are flagged and left out). The function
@@ -33,21 +38,24 @@ import os
 import re
 import stat
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from tasks.anonreport import AnonReport, DroppedPath, Flag, RenamedPath, Replacement
+import ahocorasick
+
+from tasks.anonreport import AnonReport, DroppedPath, Flag, Kept, RenamedPath, Replacement
 from tasks.droprules import DropRule, make_rules, match_drop
 from tasks.netscan import find_bare_hosts, find_emails, find_ips, find_url_parts
 from tasks.notebooks import clean_notebook
 from tasks.personforms import PersonRewriter
+from tasks.pyapis import might_keep, own_modules, third_party_names
 from tasks.secretscan import find_secrets, is_code, mask, placeholder
 from tasks.termforms import TermRewriter
 
-__all__ = ["AnonReport", "DroppedPath", "Flag", "RenamedPath", "Replacement", "RulesLike",
-           "anonymise_tree"]
+__all__ = ["AnonReport", "DroppedPath", "Flag", "Kept", "RenamedPath", "Replacement",
+           "RulesLike", "anonymise_tree"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,7 @@ _PRIORITY = {
 }
 _NEWLINE = re.compile("\n")
 _SECRET_KIND_ORDER = ("private-key", "aws-access-key", "aws-secret-key", "jwt", "token", "secret")
+_PYTHON = (".py", ".pyi")
 
 
 class RulesLike(Protocol):
@@ -76,6 +85,37 @@ class RulesLike(Protocol):
 
     @property
     def people(self) -> Sequence[tuple[str, str]]: ...
+
+    @property
+    def keep(self) -> Sequence[str]: ...
+
+
+class _KeepList:
+    """The declared ``keep`` texts, found in one pass (Aho-Corasick), counted as they are met."""
+
+    def __init__(self, entries: Sequence[str]) -> None:
+        self.entries = tuple(dict.fromkeys(entries))
+        self.counts: Counter[str] = Counter()
+        self._automaton: ahocorasick.Automaton | None = None
+        if self.entries:
+            self._automaton = ahocorasick.Automaton()
+            for entry in self.entries:
+                self._automaton.add_word(entry, entry)
+            self._automaton.make_automaton()
+
+    def spans(self, text: str, count: bool = True) -> list[tuple[int, int]]:
+        """Where a kept text occurs in ``text`` (each occurrence counted, if ``count``)."""
+        if self._automaton is None:
+            return []
+        out = []
+        for end, entry in self._automaton.iter(text):
+            self.counts[entry] += count
+            out.append((end - len(entry) + 1, end + 1))
+        return out
+
+
+def _inside(spans: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    return any(s <= start and end <= e for s, e in spans)
 
 
 @dataclass(frozen=True)
@@ -164,10 +204,15 @@ def _resolve(group: list[_Edit]) -> list[_Edit]:
 
 
 class _Anonymiser:
-    def __init__(self, rules: RulesLike, extra_drop: Sequence[str]) -> None:
+    def __init__(self, rules: RulesLike, extra_drop: Sequence[str],
+                 modules: frozenset[str] = frozenset()) -> None:
         pairs = [(str(t), str(r)) for t, r in rules.replace]
         self.text_terms = TermRewriter(pairs, subdomains=True)
         self.name_terms = TermRewriter(pairs)
+        self.keep = _KeepList([str(k) for k in rules.keep])
+        self.modules = modules
+        self.kept_api: Counter[str] = Counter()
+        self.folders_seen: set[str] = set()
         self.people = PersonRewriter([(str(n), str(r)) for n, r in rules.people])
         self.drop_rules: tuple[DropRule, ...] = make_rules(rules.drop, extra_drop)
         self.registry = _Registry()
@@ -179,7 +224,30 @@ class _Anonymiser:
 
     # -- text -------------------------------------------------------------------------------
 
-    def _edits(self, text: str, filename: str) -> list[_Edit]:
+    def _terms(self, text: str, python: bool) -> Iterator[_Edit]:
+        """The term edits, less those inside a kept text or a third-party API name."""
+        kept = self.keep.spans(text)  # counted in every text, found a term or not
+        matches = list(self.text_terms.finditer(text))
+        if not matches:
+            return
+        denied = self.text_terms.contains_term
+        spans = [(m.start, m.end) for m in matches if not m.is_host]
+        api = third_party_names(text, self.modules, denied) \
+            if python and might_keep(text, spans, self.modules, denied) else []
+        for m in matches:
+            if _inside(kept, m.start, m.end):
+                continue
+            if not m.is_host:
+                name = next((k for k in api if k.start <= m.start and m.end <= k.end), None)
+                if name is not None:
+                    self.kept_api[name.label] += 1
+                    continue
+            if m.is_host:
+                yield _Edit(m.start, m.end, "host", "host", m.text)
+            else:
+                yield _Edit(m.start, m.end, "term", "term", m.text, m.replacement)
+
+    def _edits(self, text: str, filename: str, python: bool = False) -> list[_Edit]:
         edits: list[_Edit] = []
         for s in find_secrets(text, filename):
             claim = s.kind == "private-key"
@@ -191,17 +259,16 @@ class _Anonymiser:
         hosts = find_bare_hosts(text, code=is_code(filename))
         for n in [*find_emails(text), *hosts, *find_ips(text)]:
             edits.append(_Edit(n.start, n.end, n.kind, n.kind, n.value))
-        for m in self.text_terms.finditer(text):
-            if m.is_host:
-                edits.append(_Edit(m.start, m.end, "host", "host", m.text))
-            else:
-                edits.append(_Edit(m.start, m.end, "term", "term", m.text, m.replacement))
+        edits.extend(self._terms(text, python))
         for p in self.people.finditer(text):
             edits.append(_Edit(p.start, p.end, "person", "person", p.text, p.replacement))
         return edits
 
     def rewrite(self, text: str, label: str, filename: str) -> str:
-        chosen = _choose(self._edits(text, filename))
+        # Third-party names only in a Python file of the tree (notebook cells are rewritten one
+        # by one, without the imports of the cells before them: they keep nothing this way).
+        python = label == filename and filename.endswith(_PYTHON)
+        chosen = _choose(self._edits(text, filename, python))
         if not chosen:
             return text
         newlines = [m.start() for m in _NEWLINE.finditer(text)]
@@ -251,7 +318,13 @@ class _Anonymiser:
 
     def out_path(self, rel: str, taken: set[str]) -> str:
         parts = rel.split("/")
-        new_parts = [self.name_terms.rewrite_text(self.people.rewrite_text(p)) for p in parts]
+        new_parts = []
+        for depth, part in enumerate(parts, 1):
+            part = self.people.rewrite_text(part)
+            folder = "/".join(parts[:depth])
+            first = depth == len(parts) or folder not in self.folders_seen
+            self.folders_seen.add(folder)  # a folder's name is counted once, not once a file
+            new_parts.append(self.name_terms.rewrite_text(part, self.keep.spans(part, first)))
         for depth in range(1, len(parts) + 1):
             if parts[depth - 1] != new_parts[depth - 1]:
                 tail = "/" if depth < len(parts) else ""
@@ -299,7 +372,7 @@ def anonymise_tree(
     results are ``AnonReport.fields``.
     """
     _check_dirs(src, dest)
-    anon = _Anonymiser(rules, extra_drop)
+    anon = _Anonymiser(rules, extra_drop, own_modules(src))
     taken: set[str] = set()
     dest.mkdir(parents=True, exist_ok=True)
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
@@ -339,6 +412,11 @@ def anonymise_tree(
     anon.counts["paths.renamed"] = len(anon.renamed)
     flags = sorted(set(anon.flags), key=lambda f: (f.path, f.reason))
     anon.counts["flags"] = len(flags)
+    kept = [Kept("keep", e, anon.keep.counts[e], anon.text_terms.contains_term(e))
+            for e in anon.keep.entries]
+    kept += [Kept("third-party-api", name, n) for name, n in sorted(anon.kept_api.items())]
+    anon.counts["kept.keep"] = sum(anon.keep.counts.values())
+    anon.counts["kept.third-party-api"] = anon.kept_api.total()
     report = AnonReport(
         replacements=tuple(sorted(anon.replacements, key=lambda r: r.file)),
         dropped=tuple(sorted(anon.dropped, key=lambda d: d.path)),
@@ -346,6 +424,7 @@ def anonymise_tree(
         flags=tuple(flags),
         counts=tuple(sorted(anon.counts.items())),
         fields=rewritten,
+        kept=tuple(kept),
     )
     log.info(
         "anonymised %s: %d files written, %d replacements, %d dropped, %d renamed, %d flags",

@@ -167,7 +167,9 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
     title = report.field(TITLE_LABEL)
     progress("post-scanning every byte of the result")
     deny, people = manifest.anonymise.deny_terms, manifest.anonymise.person_names
-    findings = post_scan(anon, deny, people) + post_scan_texts({TITLE_LABEL: title}, deny, people)
+    keep = manifest.anonymise.keep
+    findings = (post_scan(anon, deny, people, keep)
+                + post_scan_texts({TITLE_LABEL: title}, deny, people, keep))
     progress("looking for identifiers nobody declared")
     identifiers = find_hints(
         anon, manifest.anonymise.replace, manifest.anonymise.people, history=fetched.people,
@@ -250,6 +252,9 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
         "hidden_on_starter": _verdict(checks["hidden_on_starter"]),
         "blockers": full_report["blockers"],
         "role_warnings": full_report["role_warnings"],
+        # Declared exceptions, each with its count: shown by the CLI, audited at the import.
+        "kept": [{"entry": k.text, "count": k.count, "stops_rewrite": k.stops_rewrite}
+                 for k in report.kept if k.rule == "keep"],
         "possible_identifiers": [
             f"{h.kind} {h.value} ({h.examples[0]}): add " + "; ".join(r.toml() for r in h.rules)
             for h in identifiers.hints

@@ -35,6 +35,9 @@ KINDS: tuple[Kind, ...] = ("pipeline-bug", "eval-script", "serving-feature")
 ROLES: tuple[Role, ...] = ("ml-engineer", "data-scientist", "ai-researcher", "mlops-engineer")
 
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+MAX_KEEP = 50  # declared exceptions; each is shown, counted and audited at every import
+MAX_KEEP_CHARS = 200
+_LOOSE_SEPARATORS = re.compile(r"[\s_.\-]+")
 _FILE_KEY = "(file)"
 
 # Which roles each kind mainly tests (see the table in DESIGN.md), and what to say otherwise.
@@ -83,6 +86,7 @@ class AnonymiseRules:
     drop: tuple[str, ...] = ()
     replace: tuple[tuple[str, str], ...] = ()
     people: tuple[tuple[str, str], ...] = ()  # declared name → stand-in ("José Núñez" = "Jane Doe")
+    keep: tuple[str, ...] = ()  # texts holding a deny-listed term that stay as they are
 
     @property
     def deny_terms(self) -> tuple[str, ...]:
@@ -116,8 +120,9 @@ class AnonymiseRules:
         replace.update(other.replace)
         people = dict(self.people)
         people.update(other.people)
+        keep = self.keep + tuple(k for k in other.keep if k not in self.keep)
         return AnonymiseRules(
-            drop=drop, replace=tuple(replace.items()), people=tuple(people.items())
+            drop=drop, replace=tuple(replace.items()), people=tuple(people.items()), keep=keep
         )
 
 
@@ -382,8 +387,52 @@ def _folded(words: tuple[str, ...]) -> str:
     return str(unidecode(" ".join(words))).casefold()
 
 
+def _loose(text: str) -> str:
+    return _LOOSE_SEPARATORS.sub("", text).casefold()
+
+
+def keep_problem(entry: str, deny_terms: tuple[str, ...]) -> str | None:
+    """Why a ``keep`` entry is refused, or None.
+
+    It must hold a deny-listed term (any case, separators ignored: ``Gruber`` holds ``Uber``),
+    or it keeps nothing. It must hold more than the terms: an entry that is only a term
+    (``Uber``, ``UBER``, ``u-b-e-r``) would switch the deny-list off for that term in every file
+    while looking like an exception, so it is refused; a longer entry that still names the
+    company (``UberEats``) is the admin's explicit decision: it is listed with its count in the
+    report and on the revision page, and recorded in the audit log at each import.
+    """
+    loose = _loose(entry)
+    held = [t for t in deny_terms if _loose(t) and _loose(t) in loose]
+    if not held:
+        listed = ", ".join(repr(t) for t in deny_terms) or "none are declared"
+        return (f"{entry!r} holds no deny-listed term, so it would keep nothing "
+                f"(the terms: {listed})")
+    rest = loose
+    for term in sorted(held, key=lambda t: -len(_loose(t))):
+        rest = rest.replace(_loose(term), "")
+    if not re.search(r"[^\W_]", rest):
+        return (f"{entry!r} is only the deny-listed term {held[0]!r}: keeping it would leave "
+                "the term everywhere; keep the longer text that holds it (e.g. a surname or "
+                "'np.square')")
+    return None
+
+
+def _parse_keep(c: _Checker, a: dict[str, Any]) -> list[str]:
+    keep = c.str_list(a, "anonymise", "keep") or []
+    if len(keep) > MAX_KEEP:
+        c.add("anonymise.keep", f"must hold at most {MAX_KEEP} entries, not {len(keep)}")
+    for i, entry in enumerate(keep):
+        if not entry.strip() or entry != entry.strip() or "\n" in entry:
+            c.add(f"anonymise.keep[{i}]", "must be one non-empty line without surrounding spaces")
+        elif len(entry) > MAX_KEEP_CHARS:
+            c.add(f"anonymise.keep[{i}]", f"must be at most {MAX_KEEP_CHARS} characters")
+        elif entry in keep[:i]:
+            c.add(f"anonymise.keep[{i}]", f"{entry!r} is listed twice")
+    return keep
+
+
 def _parse_anonymise(c: _Checker, a: dict[str, Any]) -> AnonymiseRules | None:
-    c.keys(a, "anonymise", ("drop", "replace", "people"))
+    c.keys(a, "anonymise", ("drop", "replace", "people", "keep"))
     before = c.count()
     drop = c.str_list(a, "anonymise", "drop") or []
     for i, pattern in enumerate(drop):
@@ -413,10 +462,12 @@ def _parse_anonymise(c: _Checker, a: dict[str, Any]) -> AnonymiseRules | None:
                 c.add(dotted, "the stand-in must not contain the name it replaces")
             elif _folded(split_person(name)[1]) == _folded(split_person(repl)[1]):
                 c.add(dotted, "the stand-in must have another family name")
+    keep = _parse_keep(c, a)
     if c.count() > before:
         return None
     return AnonymiseRules(
-        drop=tuple(drop), replace=tuple(replace.items()), people=tuple(people.items())
+        drop=tuple(drop), replace=tuple(replace.items()), people=tuple(people.items()),
+        keep=tuple(keep),
     )
 
 
@@ -465,6 +516,16 @@ def load_manifest(source_root: Path, rules_file: Path | None = None) -> Manifest
     task, env, checks, anonymise = parts
     if rules is not None:
         anonymise = anonymise.merged_with(rules)
+    # Each keep entry against the merged terms (a rules file may keep a manifest's term), under
+    # the file and index it was declared at.
+    for label, declared in ((MANIFEST_NAME, parts[3].keep),
+                            (rules_file.name if rules_file else "", rules.keep if rules else ())):
+        for i, entry in enumerate(declared):
+            problem = keep_problem(entry, anonymise.deny_terms)
+            if problem is not None:
+                problems.append((label, f"anonymise.keep[{i}]", problem))
+    if problems:
+        raise ManifestInvalid(problems)
     # The id is the task's stable key (revisions of a task accumulate under it; it names the
     # store folder): it is refused, not rewritten, as a rewritten id could silently become
     # another task's. It is matched the way the post-scan matches (any case, no separators).

@@ -6,7 +6,9 @@ byte of every file, text or binary, and every file and folder name, and reports:
 
 - deny-listed terms, case-insensitively and also with ``_``, ``-``, ``.`` and spaces removed from
   both the term and the text (``Quintessa Analytics`` is found in ``quintessa_analytics`` and in
-  ``QUINTESSAANALYTICS``); in binary files also in UTF-16-looking runs (NUL bytes dropped);
+  ``QUINTESSAANALYTICS``), where they start a word (not ``Gruber`` for ``Uber``), except inside a
+  declared ``keep`` text or a third-party API name in Python (:mod:`tasks.scanterms` has the
+  rules); in binary files also in UTF-16-looking runs (NUL bytes dropped);
 - e-mail addresses other than ``@example.com``, ``@example.org`` and ``@example.net`` ones;
 - secrets: AWS key ids and secret keys, private key blocks, JWTs, vendor tokens, high-entropy
   values assigned to key/secret/token/password names, plus detect-secrets' regex detectors
@@ -46,9 +48,10 @@ from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_cla
 from detect_secrets.plugins.base import RegexBasedDetector
 from text_unidecode import unidecode
 
+from tasks.scanterms import TermScan
 from tasks.unwrap import Limited, unwrap
 
-__all__ = ["Finding", "deny_terms_in", "post_scan", "post_scan_texts"]
+__all__ = ["Finding", "deny_terms_in", "own_modules", "post_scan", "post_scan_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +135,6 @@ def _mask_email(value: str) -> str:
 def _entropy(value: str) -> float:
     counts = Counter(value)
     return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
-
-
-def _term_patterns(deny_terms: Sequence[str]) -> list[tuple[str, re.Pattern[str]]]:
-    """Each term, separators removed, with optional separators between all its characters."""
-    out: list[tuple[str, re.Pattern[str]]] = []
-    for term in sorted(set(deny_terms)):
-        bare = "".join(c for c in term if c not in _SEPARATORS and not c.isspace())
-        if bare:
-            body = "[_\\-. ]*".join(re.escape(c) for c in bare)
-            out.append((term, re.compile(body, re.IGNORECASE)))
-    return out
 
 
 _SKELETON_TOKEN = re.compile(
@@ -265,7 +257,7 @@ def _library_plugins() -> list[Any]:
 
 class _FileScan:
     def __init__(
-        self, rel: str, text: str, binary: bool, terms: list[tuple[str, re.Pattern[str]]],
+        self, rel: str, text: str, binary: bool, terms: TermScan,
         people: list[_PersonScan],
     ) -> None:
         self.rel, self.text, self.binary, self.terms = rel, text, binary, terms
@@ -288,11 +280,11 @@ class _FileScan:
         texts = [self.text]
         if self.binary and "\x00" in self.text:
             texts.append(self.text.replace("\x00", ""))  # UTF-16 strings in binaries
+        python = not self.binary and PurePosixPath(self.rel).suffix.lower() in (".py", ".pyi")
         for i, text in enumerate(texts):
-            for _term, regex in self.terms:
-                for m in regex.finditer(text):
-                    line = self.line(m.start()) if i == 0 else None
-                    yield Finding(self.rel, line, "deny-term", m.group(0))
+            for hit in self.terms.findings(text, python):
+                line = self.line(hit.start) if i == 0 else None
+                yield Finding(self.rel, line, "deny-term", hit.excerpt)
             for start, excerpt in _person_findings(text, self.people):
                 line = self.line(start) if i == 0 else None
                 yield Finding(self.rel, line, "person", excerpt)
@@ -340,12 +332,10 @@ class _FileScan:
 
 
 def _name_findings(
-    rel: str, name: str, terms: list[tuple[str, re.Pattern[str]]],
-    people: list[_PersonScan],
+    rel: str, name: str, terms: TermScan, people: list[_PersonScan],
 ) -> Iterator[Finding]:
-    for _term, regex in terms:
-        for m in regex.finditer(name):
-            yield Finding(rel, None, "deny-term-in-name", m.group(0))
+    for hit in terms.findings(name):
+        yield Finding(rel, None, "deny-term-in-name", hit.excerpt)
     for _start, excerpt in _person_findings(name, people):
         yield Finding(rel, None, "person-in-name", excerpt)
     for m in _EMAIL.finditer(name):
@@ -372,7 +362,7 @@ def _capped(findings: Iterator[Finding]) -> list[Finding]:
 
 
 def _inside(
-    rel: str, data: bytes, terms: list[tuple[str, re.Pattern[str]]], people: list[_PersonScan],
+    rel: str, data: bytes, terms: TermScan, people: list[_PersonScan],
 ) -> Iterator[Finding]:
     """What the same scanners find in the texts decoded from inside a file (:mod:`tasks.unwrap`),
     each under its label (``bundle.zip › inner/notes.txt``); a limit that stopped the decoding
@@ -384,10 +374,7 @@ def _inside(
             yield from _FileScan(piece.label, piece.text, piece.binary, terms, people).findings()
 
 
-def _scan(
-    tree: Path, terms: list[tuple[str, re.Pattern[str]]],
-    people: list[_PersonScan],
-) -> Iterator[Finding]:
+def _scan(tree: Path, terms: TermScan, people: list[_PersonScan]) -> Iterator[Finding]:
     for dirpath, dirnames, filenames in os.walk(tree, followlinks=False):
         here = Path(dirpath)
         base = here.relative_to(tree).as_posix()
@@ -416,13 +403,27 @@ def _scan(
         dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
 
 
+def own_modules(tree: Path) -> frozenset[str]:
+    """The names ``import`` finds in ``tree`` itself: every ``.py`` file's stem and every
+    folder holding one (at any depth: tests and ``src/`` layouts import them too)."""
+    names: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(tree, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not (Path(dirpath) / d).is_symlink()]
+        py = [f for f in filenames if f.endswith((".py", ".pyi"))]
+        names.update(f.rsplit(".", 1)[0] for f in py)
+        if py and Path(dirpath) != tree:
+            names.update(Path(dirpath).relative_to(tree).parts)
+    return frozenset(names)
+
+
 def post_scan(
-    tree: Path, deny_terms: Sequence[str], people: Sequence[str] = ()
+    tree: Path, deny_terms: Sequence[str], people: Sequence[str] = (), keep: Sequence[str] = ()
 ) -> list[Finding]:
     """Every finding in ``tree``, sorted by path, line and kind; empty means publishable.
 
-    ``people`` are declared names (``"José Núñez"`` or ``"Núñez, José"``)."""
-    terms = _term_patterns(deny_terms)
+    ``people`` are declared names (``"José Núñez"`` or ``"Núñez, José"``); ``keep`` the
+    declared exceptions (a term inside one of these texts is not a finding)."""
+    terms = TermScan(deny_terms, keep, own_modules(tree))
     findings = _capped(_scan(tree, terms, _person_patterns(people)))
     findings.sort(key=lambda f: (f.path, f.line or 0, f.kind, f.excerpt))
     log.info("post-scan of %s: %d findings", tree, len(findings))
@@ -430,10 +431,10 @@ def post_scan(
 
 
 def post_scan_texts(texts: Mapping[str, str], deny_terms: Sequence[str],
-                    people: Sequence[str] = ()) -> list[Finding]:
+                    people: Sequence[str] = (), keep: Sequence[str] = ()) -> list[Finding]:
     """Every finding in texts that are not files (the manifest's title), each reported under
     its label (``pairlab-task.toml:task.title``) with the line inside the text."""
-    terms, persons = _term_patterns(deny_terms), _person_patterns(people)
+    terms, persons = TermScan(deny_terms, keep), _person_patterns(people)
     found = (f for label, text in texts.items()
              for f in _FileScan(label, text, False, terms, persons).findings())
     findings = _capped(found)
@@ -443,5 +444,5 @@ def post_scan_texts(texts: Mapping[str, str], deny_terms: Sequence[str],
 
 def deny_terms_in(text: str, deny_terms: Sequence[str]) -> list[str]:
     """The deny-listed terms found in ``text`` the way the post-scan finds them (any case,
-    separators ignored), each once, in sorted order."""
-    return [term for term, regex in _term_patterns(deny_terms) if regex.search(text)]
+    separators ignored, starting a word), each once, in sorted order."""
+    return TermScan(deny_terms).terms_in(text)

@@ -11,7 +11,12 @@ from typing import Any
 from common import audit
 from server.db import open_migrated
 from server.settings import Settings
-from server.tasks.service import import_config, require_runnable, task_store
+from server.tasks.service import (
+    import_config,
+    record_revision_created,
+    require_runnable,
+    task_store,
+)
 from tasks import acceptances, revisions
 from tasks.errors import RevisionNotFound
 from tasks.importer import ImportRequest, install_revision, prepare_import
@@ -100,7 +105,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     db = open_migrated(settings.db_path)
     with db.atomic():
         rev = install_revision(db, config.store, prepared)
-        audit.record(db, audit.CLI, "task.revision.create", "task_revision", rev.id)
+        record_revision_created(db, audit.CLI, rev.id, prepared.summary)
     if args.publish and not prepared.summary["blockers"]:
         with db.atomic():
             rev = revisions.publish(db, rev.id)
@@ -116,6 +121,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     ]
     lines += [f"  blocks publishing: {b}" for b in summary["blockers"]]
     lines += [f"  role warning: {w}" for w in summary["role_warnings"]]
+    lines += [f"  kept as declared: {k['entry']!r} x{k['count']}"
+              + (" (the rewriter would have rewritten it)" if k["stops_rewrite"] else "")
+              for k in summary["kept"]]
     shown = summary["possible_identifiers"][:CLI_HINTS]
     more = len(summary["possible_identifiers"]) - len(shown) + \
         summary["possible_identifiers_left_off"]

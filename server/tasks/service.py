@@ -39,6 +39,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def record_revision_created(db: Any, actor: audit.Actor, rev_id: str,
+                            summary: dict[str, Any]) -> None:
+    """The audit rows of a new revision (inside the caller's write transaction): its creation,
+    and, when the rules declared exceptions, each ``keep`` entry with its count of occurrences
+    (an exception leaves deny-listed words in a published tree: someone chose that)."""
+    audit.record(db, actor, "task.revision.create", "task_revision", rev_id)
+    kept = summary.get("kept") or []
+    if kept:
+        audit.record(db, actor, "task.anonymise.keep", "task_revision", rev_id, keep=kept)
+
+
 def task_store(settings: Settings) -> TaskStore:
     return TaskStore(settings.data_dir / "tasks")
 
@@ -226,7 +237,7 @@ class ImportRunner:
         def finish(d: Any) -> str:
             rev = install_revision(d, config.store, prepared)
             revisions.finish_import(d, import_id, rev.id, None)
-            audit.record(d, actor, "task.revision.create", "task_revision", rev.id)
+            record_revision_created(d, actor, rev.id, prepared.summary)
             return rev.id
 
         try:

@@ -34,6 +34,7 @@ class Rules:
     drop: tuple[str, ...] = ()
     replace: tuple[tuple[str, str], ...] = ()
     people: tuple[tuple[str, str], ...] = ()
+    keep: tuple[str, ...] = ()
 
 
 RULES = Rules(

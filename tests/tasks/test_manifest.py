@@ -223,12 +223,12 @@ def test_rules_file_is_merged_over_the_manifest(tmp_path: Path) -> None:
 def test_rules_file_problems_are_reported_with_manifest_problems(tmp_path: Path) -> None:
     root = make_source(tmp_path / "src", VALID.replace("75", "5"))
     rules = tmp_path / "rules.toml"
-    rules.write_text('[anonymise]\ndrop = "deploy/"\nkeep = []\n[other]\n')
+    rules.write_text('[anonymise]\ndrop = "deploy/"\nallow = []\n[other]\n')
     found = {(f, k) for f, k, _ in problems_of(root, rules)}
     assert found == {
         (MANIFEST_NAME, "task.duration_minutes"),
         ("rules.toml", "anonymise.drop"),
-        ("rules.toml", "anonymise.keep"),
+        ("rules.toml", "anonymise.allow"),
         ("rules.toml", "other"),
     }
     rules.write_text("[anonymise\n")

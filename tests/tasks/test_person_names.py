@@ -161,6 +161,7 @@ class Rules:
     drop: tuple[str, ...] = (".git/",)
     replace: tuple[tuple[str, str], ...] = ()
     people: tuple[tuple[str, str], ...] = ()
+    keep: tuple[str, ...] = ()
 
 
 @pytest.mark.parametrize(("name", "form", "line"), [(n, f, ln) for n, _c, f, ln in PLANTED],

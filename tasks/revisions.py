@@ -189,13 +189,12 @@ def get_task(db: sqlite_utils.Database, task_id: str) -> dict[str, Any]:
     return task
 
 
-def check_publishable(rev: Revision, unaccepted: int | None = None) -> None:
-    """Refuse a rejected revision, or one something still blocks (what its import found).
+def still_blocking(rev: Revision, unaccepted: int | None = None) -> list[str]:
+    """What still blocks publishing ``rev`` now: its import's blockers less the flagged files an
+    admin acknowledged and, once every post-scan finding was accepted, the post-scan's.
 
     ``unaccepted``: how many of its post-scan findings no admin accepted (None: not known, so
     the post-scan still blocks); acknowledging flagged files never clears the post-scan."""
-    if rev.status == "rejected":
-        raise NotPublishable(f"{rev.id} was rejected; import the task again to publish it")
     acknowledged = rev.flags_acknowledged_by is not None
     reasons = []
     for b in rev.blockers:
@@ -207,6 +206,14 @@ def check_publishable(rev: Revision, unaccepted: int | None = None) -> None:
                 continue
             text = f"{text}, {unaccepted} of them not accepted"
         reasons.append(text)
+    return reasons
+
+
+def check_publishable(rev: Revision, unaccepted: int | None = None) -> None:
+    """Refuse a rejected revision, or one something still blocks (:func:`still_blocking`)."""
+    if rev.status == "rejected":
+        raise NotPublishable(f"{rev.id} was rejected; import the task again to publish it")
+    reasons = still_blocking(rev, unaccepted)
     if reasons:
         raise NotPublishable(f"{rev.id} cannot be published: " + "; ".join(reasons))
 

@@ -286,8 +286,9 @@ async def revision_page(request: web.Request) -> web.Response:
     findings = acceptances.report_findings(report)
     files = sorted({f["path"].split(acceptances.INSIDE)[0] for f in findings
                     if f["id"] not in accepted})  # files with a finding left to accept
+    left = sum(1 for f in findings if f["id"] not in accepted)
     return render(request, "task_revision.html", {
-        "rev": rev, "report": report,
+        "rev": rev, "report": report, "blocking": revisions.still_blocking(rev, left),
         "diff": diff,
         "findings": findings, "accepted": accepted, "finding_files": files,
         "max_reason": acceptances.MAX_REASON,

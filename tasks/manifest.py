@@ -22,7 +22,7 @@ from text_unidecode import unidecode
 
 from tasks.errors import ManifestInvalid
 from tasks.personforms import split_person
-from tasks.postscan import deny_terms_in
+from tasks.postscan import deny_terms_in, post_scan_texts
 
 log = logging.getLogger(__name__)
 
@@ -529,9 +529,15 @@ def load_manifest(source_root: Path, rules_file: Path | None = None) -> Manifest
     # The id is the task's stable key (revisions of a task accumulate under it; it names the
     # store folder): it is refused, not rewritten, as a rewritten id could silently become
     # another task's. It is matched the way the post-scan matches (any case, no separators).
+    # A declared person in it is found the way the post-scan finds people in a file.
     denied = deny_terms_in(task.id, anonymise.deny_terms)
-    if denied:
-        reason = (f"{task.id!r} contains the deny-listed term {', '.join(map(repr, denied))}; "
+    named = sorted({f.excerpt for f in post_scan_texts({"task.id": task.id}, (),
+                                                          anonymise.person_names)
+                    if f.kind == "person"})
+    if denied or named:
+        what = [f"the deny-listed term {', '.join(map(repr, denied))}"] if denied else []
+        what += [f"a declared person's name ({', '.join(map(repr, named))})"] if named else []
+        reason = (f"{task.id!r} contains {' and '.join(what)}; "
                   "an id is a stable key and is never rewritten: choose an id without it")
         raise ManifestInvalid([(MANIFEST_NAME, "task.id", reason)])
     manifest = Manifest(task=task, environment=env, checks=checks, anonymise=anonymise)

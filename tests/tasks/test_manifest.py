@@ -257,6 +257,22 @@ def test_an_id_holding_a_term_of_the_rules_file_is_refused(tmp_path: Path) -> No
         load_manifest(root, rules)
 
 
+@pytest.mark.parametrize("task_id", ["jose-nunez-feed", "nunez-jose-bug"])
+def test_an_id_naming_a_declared_person_is_refused(tmp_path: Path, task_id: str) -> None:
+    people = '\n[anonymise.people]\n"José Núñez" = "Jane Doe"\n'
+    root = make_source(tmp_path / "src",
+                       VALID.replace('"daily-features-bug"', f'"{task_id}"') + people)
+    with pytest.raises(ManifestInvalid) as caught:
+        load_manifest(root)
+    assert caught.value.problems == [(MANIFEST_NAME, "task.id", (
+        f"{task_id!r} contains a declared person's name ({task_id.rsplit('-', 1)[0]!r}); an id "
+        "is a stable key and is never rewritten: choose an id without it"))]
+    # one of the names alone is nobody
+    ok = make_source(tmp_path / "ok",
+                     VALID.replace('"daily-features-bug"', '"nunez-feed"') + people)
+    assert load_manifest(ok).task.id == "nunez-feed"
+
+
 def test_manifest_invalid_message_lists_problems(tmp_path: Path) -> None:
     root = make_source(tmp_path, VALID.replace('"pipeline-bug"', '"notebook"'))
     with pytest.raises(ManifestInvalid) as caught:

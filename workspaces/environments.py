@@ -1,11 +1,27 @@
 """Python environments for tasks: one per distinct requirements set, built once, then read-only.
 
-A task's requirements (plus what every workspace has: ipykernel and pytest) are hashed into a
-key; the environment is built in a temporary folder and renamed into place when complete, so a
-half-built environment is never used. Sessions and checks of the same requirements share it.
-Once built it is published read-only to every uid (``permissions.publish_read_only``): the
-sandboxes run it as their own unprivileged uids, whatever umask it was built under. Packages are
-installed from wheels only, so no package's build script ever runs as root.
+A task's requirements (plus what every workspace needs, ipykernel and pytest, unless the task
+already names them) are hashed into a key; the environment is built in a temporary folder and
+renamed into place when complete, so a half-built environment is never used. Sessions and checks
+of the same requirements share it. Once built it is published read-only to every uid
+(``permissions.publish_read_only``): the sandboxes run it as their own unprivileged uids,
+whatever umask it was built under. Packages are installed from wheels only (``--no-build``), so
+no package's build script ever runs as root.
+
+The packages are installed by uv (``uv pip install``) from one cache shared by every environment,
+``<environments folder>/.uv-cache``, with ``--link-mode hardlink``: two sets that differ by one
+package download and unpack only that package, and share the files of the others on disk.
+Hardlinks are safe here because:
+
+- the cache is below the environments folder, which must be writable by root only
+  (``writable_by_others``) and is never mounted into a sandbox;
+- ``publish_read_only`` makes every file of a built environment r--/r-x for everyone: for a
+  hardlinked file that is the cache's inode too, so the shared copy becomes read-only (owned by
+  root, no write bit): a sandbox uid can write neither it nor its cache twin, and the sandboxes
+  see environments only through read-only mounts anyway;
+- uv never writes into an unpacked wheel of its cache in place (new versions are new entries),
+  and what an environment writes for itself (RECORD, entry-point scripts, bytecode) are new
+  files of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +36,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from common.processes import DeadlineExceeded, run_bounded
 from workspaces.sandbox.permissions import (
     is_published,
@@ -30,8 +49,12 @@ from workspaces.sandbox.permissions import (
 
 log = logging.getLogger(__name__)
 BASE_REQUIREMENTS = ("ipykernel>=6.29,<8", "pytest>=8,<10")
-PIP_OUTPUT_BYTES = 16 * 1024 * 1024
-"""What is kept of pip's stdout and of its stderr (the error shown is their last lines)."""
+"""What every environment has, unless the task's own requirements name the package (a task may
+pin ``pytest<8`` for nose-style tests: its pin is kept and this one is not added)."""
+UV_CACHE = ".uv-cache"
+"""The folder, under the environments folder, of uv's cache shared by every environment."""
+INSTALL_OUTPUT_BYTES = 16 * 1024 * 1024
+"""What is kept of uv's stdout and of its stderr (the error shown is their last lines)."""
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -45,8 +68,37 @@ class EnvironmentBuildFailed(Exception):
         self.message = message
 
 
+def _names(requirement: str) -> str | None:
+    """The canonical name of the package ``requirement`` installs here, or None (not PEP 508,
+    or a marker false on this Python: the build then says what is wrong, or installs nothing)."""
+    try:
+        parsed = Requirement(requirement)
+    except InvalidRequirement:
+        return None
+    if parsed.marker is not None and not parsed.marker.evaluate():
+        return None
+    return canonicalize_name(parsed.name)
+
+
+def wanted_requirements(requirements: Sequence[str]) -> list[str]:
+    """The task's requirements plus each of ``BASE_REQUIREMENTS`` whose package they do not
+    name, sorted and without duplicates: what is installed, and what the key is made of (for a
+    set naming neither, exactly what it was before: their environments are not rebuilt)."""
+    given = {r.strip() for r in requirements}
+    named = {_names(r) for r in given}
+    base = {b for b in BASE_REQUIREMENTS if _names(b) not in named}
+    return sorted(given | base)
+
+
+def _installed(wanted: Sequence[str]) -> list[str]:
+    """``wanted`` and pip, unless it is named (environments made by ``venv`` always had pip, and
+    candidates use ``pip list``; from the shared cache it costs a few hardlinks). Not part of
+    the key: like any unpinned dependency, its version is whatever the index has."""
+    return [*wanted, *([] if "pip" in {_names(r) for r in wanted} else ["pip"])]
+
+
 def environment_key(requirements: Sequence[str]) -> str:
-    wanted = sorted({r.strip() for r in (*requirements, *BASE_REQUIREMENTS)})
+    wanted = wanted_requirements(requirements)
     digest = hashlib.sha256(json.dumps(wanted).encode()).hexdigest()[:16]
     return f"py{sys.version_info.major}{sys.version_info.minor}-{digest}"
 
@@ -56,16 +108,59 @@ def _lock_for(key: str) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
-def _pip_env(home: Path) -> dict[str, str]:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
-    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE",
-                 "PIP_CACHE_DIR", "XDG_CACHE_HOME", "http_proxy", "https_proxy", "no_proxy",
-                 "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
-        if name in os.environ:  # the operator's package-index configuration only
-            env[name] = os.environ[name]
-    if "PIP_CACHE_DIR" not in env and "XDG_CACHE_HOME" not in env:
-        env["PIP_CACHE_DIR"] = str(Path.home() / ".cache" / "pip")
+def uv_binary() -> str:
+    """The uv that came with pairlab (the ``uv`` package's own binary)."""
+    try:
+        from uv import find_uv_bin  # imported here: only a build needs it
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        raise EnvironmentBuildFailed(
+            "uv is not installed in pairlab's virtual environment (run scripts/setup again)"
+        ) from None
+
+
+def _index_options() -> list[str]:
+    """The operator's package-index settings given to pip by environment variables, as uv
+    options (uv reads its own ``UV_*`` variables itself; pip's configuration files it does not)."""
+    options: list[str] = []
+    if os.environ.get("PIP_INDEX_URL") and "UV_INDEX_URL" not in os.environ \
+            and "UV_DEFAULT_INDEX" not in os.environ:
+        options += ["--index-url", os.environ["PIP_INDEX_URL"]]
+    for name, flag in (("PIP_EXTRA_INDEX_URL", "--extra-index-url"),
+                       ("PIP_FIND_LINKS", "--find-links")):
+        for value in os.environ.get(name, "").split():
+            options += [flag, value]
+    return options
+
+
+_PASSED_ON = frozenset({
+    "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX", "UV_OFFLINE",
+    "UV_KEYRING_PROVIDER", "UV_NATIVE_TLS", "UV_HTTP_TIMEOUT", "UV_CONCURRENT_DOWNLOADS",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
+    "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"})
+"""Variables of pairlab's environment uv sees, besides ``UV_INDEX*`` (index URLs, strategy and
+named indexes' credentials): where packages come from, nothing that changes what is built."""
+
+
+def _uv_env(home: Path) -> dict[str, str]:
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+           "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
+    for name, value in os.environ.items():  # the operator's package-index configuration only
+        if name.startswith("UV_INDEX") or name in _PASSED_ON:
+            env[name] = value
+    if "SSL_CERT_FILE" not in env and os.environ.get("PIP_CERT"):
+        env["SSL_CERT_FILE"] = os.environ["PIP_CERT"]
     return env
+
+
+def install_command(envs_root: Path, python: Path, wanted: Sequence[str]) -> list[str]:
+    """``uv pip install`` of ``wanted`` into the environment of ``python``: wheels only, from
+    the shared cache, hardlinked, bytecode compiled (the sandboxes cannot write ``__pycache__``),
+    no configuration file read (the build does not depend on the folder it runs in)."""
+    return [uv_binary(), "pip", "install", "--no-config", "--python", str(python),
+            "--cache-dir", str(envs_root / UV_CACHE), "--link-mode", "hardlink", "--no-build",
+            "--compile-bytecode", "--no-progress", *_index_options(), "--", *wanted]
 
 
 def ensure_environment(
@@ -76,7 +171,7 @@ def ensure_environment(
     final = envs_root / key
     python = final / "bin" / "python"
     loose = writable_by_others(envs_root)
-    if loose is not None:  # root runs pip in it: nobody else may be able to swap its files
+    if loose is not None:  # root runs uv in it: nobody else may be able to swap its files
         raise EnvironmentBuildFailed(
             f"the environments folder {envs_root} is not safe: {loose} can be changed by "
             "another user (make it and its parents writable by root only)")
@@ -90,29 +185,36 @@ def ensure_environment(
         building = envs_root / f".{key}.building"
         try:
             envs_root.mkdir(parents=True, exist_ok=True)
+            cache = envs_root / UV_CACHE
+            cache.mkdir(mode=0o700, exist_ok=True)
+            # root's alone whatever the umask: uv makes its lock file in it writable by all
+            os.chmod(cache, 0o700, follow_symlinks=False)
             remove_tree(building)
         except OSError as exc:
             raise EnvironmentBuildFailed(
                 f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
-        wanted = sorted({r.strip() for r in (*requirements, *BASE_REQUIREMENTS)})
+        wanted = wanted_requirements(requirements)
         log.info("building environment %s for %s", key, ", ".join(wanted))
         try:
-            venv = [sys.executable, "-m", "venv", str(building)]
+            # the same Python as pairlab's (the base interpreter of its venv), as before uv:
+            # jupyter-server runs on it and starts this environment's ipykernel
+            venv = [sys.executable, "-m", "venv", "--without-pip", str(building)]
             made = run_bounded(venv, timeout_s=120, env=None, cwd=None)
             if made.returncode != 0:
                 raise subprocess.CalledProcessError(made.returncode, venv)
             result = run_bounded(  # requirements validated by the manifest
-                [str(building / "bin" / "python"), "-m", "pip", "install", "-q",
-                 "--disable-pip-version-check", "--no-input", "--only-binary=:all:", "--",
-                 *wanted],
-                timeout_s=timeout_s, env=_pip_env(envs_root), cwd=None,
-                max_output=PIP_OUTPUT_BYTES,
+                install_command(envs_root, building / "bin" / "python", _installed(wanted)),
+                timeout_s=timeout_s, env=_uv_env(envs_root), cwd=str(envs_root),
+                max_output=INSTALL_OUTPUT_BYTES,
             )
             if result.returncode != 0:
                 tail = (result.err or result.out)[-800:]
                 raise EnvironmentBuildFailed(
                     f"installing {', '.join(wanted)} failed: {tail.strip()}"
                 )
+            log.info("environment %s: %s", key, " / ".join(
+                line.strip() for line in result.err.splitlines()
+                if line.startswith(("Resolved", "Prepared", "Installed"))))
             (building / "pairlab-requirements.json").write_text(json.dumps(wanted))
             publish_read_only(building)  # before it is visible under its final name
             os.rename(building, final)

@@ -1,0 +1,212 @@
+"""Task environments built by uv from one shared cache: a set and the same set plus one package
+share the cache (the second build unpacks only that package and hardlinks the rest), the shared
+files cannot be changed by a sandbox uid, a task's own pin of pytest is kept, a sandbox uid
+imports from the built environment, source distributions are never built, and a failed build
+says why in uv's words."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from workspaces.environments import (
+    BASE_REQUIREMENTS,
+    UV_CACHE,
+    EnvironmentBuildFailed,
+    ensure_environment,
+    environment_key,
+    wanted_requirements,
+)
+from workspaces.sandbox.permissions import PRIVATE_UMASK
+from workspaces.sandbox.run import CheckSandbox, SandboxJob
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+UID_BASE = int(os.environ.get("PAIRLAB_SANDBOX_UID_BASE", "530000"))
+SITE = Path("lib") / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+@dataclass
+class Built:
+    data: Path
+    base: Path
+    """The Python of the environment of no requirements."""
+    plus_six: Path
+    """The Python of the same set plus ``six``, built after it."""
+    archives_before: set[str]
+    archives_after: set[str]
+    seconds_plus_six: float
+
+
+def build(envs: Path, requirements: tuple[str, ...]) -> Path:
+    old = os.umask(PRIVATE_UMASK)  # as the pairlab command builds them
+    try:
+        return ensure_environment(envs, requirements)
+    finally:
+        os.umask(old)
+
+
+def archives(envs: Path) -> set[str]:
+    return {p.name for p in (envs / UV_CACHE / "archive-v0").iterdir()}
+
+
+@pytest.fixture(scope="module")
+def built() -> Iterator[Built]:
+    """A fresh data dir (0700) and cache: the base set, then the base set plus six."""
+    data = Path(tempfile.mkdtemp(prefix="pluv-", dir="/tmp"))
+    data.chmod(0o700)
+    envs = data / "envs"
+    base = build(envs, ())
+    before = archives(envs)
+    started = time.monotonic()
+    plus_six = build(envs, ("six",))
+    seconds = time.monotonic() - started
+    yield Built(data, base, plus_six, before, archives(envs), seconds)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def sandbox(data: Path) -> CheckSandbox:
+    return CheckSandbox(UID_BASE, data, data / "checks")
+
+
+def test_one_more_package_unpacks_only_it_and_links_the_rest(built: Built) -> None:
+    assert built.base != built.plus_six
+    added = built.archives_after - built.archives_before
+    assert len(added) == 1  # six, and nothing else was downloaded or unpacked again
+    (six_archive,) = added
+    assert any(p.name == "six.py" for p in (built.data / "envs" / UV_CACHE / "archive-v0"
+                                            / six_archive).iterdir())
+    for module in ("pytest/__init__.py", "ipykernel/kernelapp.py", "_pytest/python.py"):
+        first = (built.base.parent.parent / SITE / module).stat()
+        second = (built.plus_six.parent.parent / SITE / module).stat()
+        assert (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino), module
+        assert first.st_nlink >= 3  # the cache's copy and the two environments
+    assert not (built.base.parent.parent / SITE / "six.py").exists()
+    print(f"second build (one package more): {built.seconds_plus_six:.1f} s")
+
+
+def test_a_sandbox_uid_cannot_change_the_shared_files(built: Built) -> None:
+    """The attack: a uid that can reach the files (its parents made searchable, as an operator
+    might) writes to a file of the environment and to its twin in the cache."""
+    env_file = built.plus_six.parent.parent / SITE / "pytest" / "__init__.py"
+    cache_twins = [p for p in (built.data / "envs" / UV_CACHE).rglob("__init__.py")
+                   if p.stat().st_ino == env_file.stat().st_ino]
+    assert cache_twins  # the cache holds the same inode
+    for folder in (built.data, built.data / "envs", built.data / "envs" / UV_CACHE):
+        folder.chmod(0o711)
+    try:
+        for target in (env_file, cache_twins[0]):
+            attack = subprocess.run(
+                ["setpriv", f"--reuid={UID_BASE + 7}", f"--regid={UID_BASE + 7}",
+                 "--clear-groups", sys.executable, "-I", "-c",
+                 f"open({str(target)!r}, 'a').write('import os; os.system(\"id\")')"],
+                capture_output=True, text=True, timeout=60)
+            assert attack.returncode != 0, f"{target} was written by a sandbox uid"
+            assert "Permission denied" in attack.stderr
+            assert "os.system" not in target.read_text()
+    finally:
+        for folder in (built.data, built.data / "envs", built.data / "envs" / UV_CACHE):
+            folder.chmod(0o700)
+    assert env_file.stat().st_mode & 0o222 == 0 and env_file.stat().st_uid == 0
+
+
+def test_the_cache_is_roots_alone_whatever_the_umask(built: Built) -> None:
+    """uv makes its cache's lock file writable by all: the cache folder must keep others out
+    (a local user holding that lock would stall every build until its deadline)."""
+    envs = built.data / "envs"
+    cache = envs / UV_CACHE
+    cache.chmod(0o755)  # as a umask 022 run would have left it
+    old = os.umask(0o022)
+    try:
+        ensure_environment(envs, ("six", "pytest-timeout"))
+    finally:
+        os.umask(old)
+    assert cache.stat().st_mode & 0o777 == 0o700
+    assert cache.stat().st_uid == 0
+
+
+def test_a_sandbox_uid_imports_from_the_built_environment(built: Built) -> None:
+    env = built.plus_six.parent.parent
+    work = built.data / "checks" / "probe-six"
+    work.mkdir(parents=True)
+    code = "import os, six, pytest, ipykernel; print(os.getuid(), six.__file__, pytest.__version__)"
+    box = sandbox(built.data)
+    assert box.probe_python(built.plus_six, ("ipykernel", "pytest", "six", "pip")) is None
+    with box.run(SandboxJob(("python", "-I", "-c", code), built.plus_six, work, 60)) as run:
+        assert run.exit_code == 0, run.output
+    uid, six_file, pytest_version = run.output.split()
+    assert int(uid) in box.uids()  # one of the sandbox's unprivileged check uids
+    assert six_file == str(env / SITE / "six.py")
+    assert int(pytest_version.split(".")[0]) >= 8
+
+
+def test_a_task_pinning_pytest_keeps_its_pin(built: Built) -> None:
+    wanted = wanted_requirements(["pytest<8"])
+    assert wanted == sorted(["pytest<8", BASE_REQUIREMENTS[0]])
+    python = build(built.data / "envs", ("pytest<8",))
+    assert python.parent.parent.name == environment_key(["pytest<8"])
+    assert json.loads((python.parent.parent / "pairlab-requirements.json").read_text()) == wanted
+    work = built.data / "checks" / "probe-pin"
+    work.mkdir(parents=True)
+    code = "import pytest, ipykernel; print(pytest.__version__)"
+    with sandbox(built.data).run(SandboxJob(("python", "-I", "-c", code), python, work, 60)) as run:
+        assert run.exit_code == 0, run.output
+    assert int(run.output.strip().split(".")[0]) == 7
+
+
+def test_the_key_names_packages_not_strings() -> None:
+    def old_key(requirements: list[str]) -> str:  # the key before uv: kept for such sets
+        wanted = sorted({r.strip() for r in (*requirements, *BASE_REQUIREMENTS)})
+        digest = hashlib.sha256(json.dumps(wanted).encode()).hexdigest()[:16]
+        return f"py{sys.version_info.major}{sys.version_info.minor}-{digest}"
+
+    for unchanged in ([], ["six"], ["pytest-asyncio"], ["numpy>=2", " six "]):
+        assert environment_key(unchanged) == old_key(unchanged)  # built envs are reused
+    assert wanted_requirements(["PyTest==7.4.4"]) == sorted(["PyTest==7.4.4",
+                                                             BASE_REQUIREMENTS[0]])
+    assert wanted_requirements(["ipykernel[foo]<7"]) == ["ipykernel[foo]<7", BASE_REQUIREMENTS[1]]
+    assert wanted_requirements(["pytest_asyncio"]) == sorted(["pytest_asyncio",
+                                                              *BASE_REQUIREMENTS])
+    never = 'pytest<8; python_version < "3"'  # names pytest, installs nothing here
+    assert wanted_requirements([never]) == sorted([never, *BASE_REQUIREMENTS])
+    assert environment_key(["pytest<8"]) != environment_key(["pytest<7"])
+    assert environment_key(["pytest<8", "six"]) == environment_key(["six", "pytest<8 "])
+
+
+def test_a_source_distribution_is_never_built_and_the_error_is_uvs(
+        built: Built, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The attack: a requirement only published as an sdist whose setup.py would run as root."""
+    marker = tmp_path / "BUILT"
+    source = tmp_path / "pairlabfake-1.0"
+    source.mkdir()
+    (source / "setup.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran as root')\n"
+        "from setuptools import setup\nsetup(name='pairlabfake', version='1.0')\n")
+    links = tmp_path / "links"
+    links.mkdir()
+    with tarfile.open(links / "pairlabfake-1.0.tar.gz", "w:gz") as tar:
+        tar.add(source, arcname="pairlabfake-1.0")
+    monkeypatch.setenv("UV_NO_INDEX", "1")  # no index: only the folder below (no network)
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    envs = built.data / "envs"
+    with pytest.raises(EnvironmentBuildFailed) as failed:
+        build(envs, ("pairlabfake==1.0",))
+    message = failed.value.message
+    assert message.startswith("installing ipykernel>=6.29,<8, pairlabfake==1.0, pytest>=8,<10 "
+                              "failed: ")
+    assert "pairlabfake==1.0 has no usable wheels" in message
+    assert "--no-build" in message
+    assert not marker.exists()
+    assert not (envs / environment_key(["pairlabfake==1.0"])).exists()
+    assert not list(envs.glob(".*.building"))

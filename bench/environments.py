@@ -9,8 +9,8 @@ venv`` then ``pip install --only-binary=:all:``), both in the same run on the sa
 - disk: what the two environments and the cache take together (``du``: a file hardlinked into
   both environments and the cache counts once), and each environment alone.
 
-Both arms download from the package index the machine is configured with (pip also reads its
-configuration files, as pairlab's pip build did); the runs alternate arm by arm.
+Both arms download from the sources pip is configured with on the machine (``pip config
+list``, which the uv build translates); the runs alternate arm by arm.
 
     .venv/bin/python -m bench.environments [--runs 3] [--extra six] [--requirements "numpy pandas"]
 """
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bench.common import header, load_line, median, row
 from workspaces.environments import BASE_REQUIREMENTS, UV_CACHE, ensure_environment
+from workspaces.package_sources import pip_configuration
 from workspaces.sandbox.permissions import PRIVATE_UMASK, publish_read_only, remove_tree
 
 
@@ -57,11 +58,14 @@ def pip_build(root: Path, name: str, requirements: list[str], cache: Path) -> Pa
     subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
     pip_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(root), "LANG": "C.UTF-8",
                "PIP_CACHE_DIR": str(cache)}
-    for key in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE",
-                "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                "NO_PROXY"):
+    for key in ("PIP_CONFIG_FILE", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
+                "HTTPS_PROXY", "NO_PROXY"):
         if key in os.environ:
             pip_env[key] = os.environ[key]
+    # the sources pip is configured with here (its user pip.conf too, which HOME above hides),
+    # as the uv build reads them: both arms download from the same places
+    pip_env.update({"PIP_" + name.upper().replace("-", "_"): value
+                    for name, value in pip_configuration(os.environ).items()})
     subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "-q",
                     "--disable-pip-version-check", "--no-input", "--only-binary=:all:", "--",
                     *sorted({*requirements, *BASE_REQUIREMENTS})],

@@ -9,19 +9,16 @@ whatever umask it was built under. Packages are installed from wheels only (``--
 no package's build script ever runs as root.
 
 The packages are installed by uv (``uv pip install``) from one cache shared by every environment,
-``<environments folder>/.uv-cache``, with ``--link-mode hardlink``: two sets that differ by one
-package download and unpack only that package, and share the files of the others on disk.
-Hardlinks are safe here because:
+``<environments folder>/.uv-cache``: two sets that differ by one package download and unpack only
+that package. From the cache the files are *copied* into the environment (``--link-mode copy``),
+not hardlinked: a file's mode belongs to its inode, so with hardlinks a ``chmod`` on one
+environment (an operator's, or any tool's) changed the same file in every environment and in the
+cache; an environment made unreadable that way broke every other one in the sandbox (``_zmq``'s
+shared object: Permission denied). uv's ``clone`` mode is not used either: where the file system
+cannot reflink (ext4) uv falls back to hardlinks, silently.
 
-- the cache is below the environments folder, which must be writable by root only
-  (``writable_by_others``) and is never mounted into a sandbox;
-- ``publish_read_only`` makes every file of a built environment r--/r-x for everyone: for a
-  hardlinked file that is the cache's inode too, so the shared copy becomes read-only (owned by
-  root, no write bit): a sandbox uid can write neither it nor its cache twin, and the sandboxes
-  see environments only through read-only mounts anyway;
-- uv never writes into an unpacked wheel of its cache in place (new versions are new entries),
-  and what an environment writes for itself (RECORD, entry-point scripts, bytecode) are new
-  files of its own.
+Where the packages come from is what pip is configured with on this host, translated for uv
+(``package_sources``), so a host where ``pip install`` works builds environments too.
 """
 
 from __future__ import annotations
@@ -40,6 +37,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from common.processes import DeadlineExceeded, run_bounded
+from workspaces.package_sources import UvSources, pip_configuration, uv_sources
 from workspaces.sandbox.permissions import (
     is_published,
     publish_read_only,
@@ -120,47 +118,35 @@ def uv_binary() -> str:
         ) from None
 
 
-def _index_options() -> list[str]:
-    """The operator's package-index settings given to pip by environment variables, as uv
-    options (uv reads its own ``UV_*`` variables itself; pip's configuration files it does not)."""
-    options: list[str] = []
-    if os.environ.get("PIP_INDEX_URL") and "UV_INDEX_URL" not in os.environ \
-            and "UV_DEFAULT_INDEX" not in os.environ:
-        options += ["--index-url", os.environ["PIP_INDEX_URL"]]
-    for name, flag in (("PIP_EXTRA_INDEX_URL", "--extra-index-url"),
-                       ("PIP_FIND_LINKS", "--find-links")):
-        for value in os.environ.get(name, "").split():
-            options += [flag, value]
-    return options
-
-
 _PASSED_ON = frozenset({
     "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX", "UV_OFFLINE",
     "UV_KEYRING_PROVIDER", "UV_NATIVE_TLS", "UV_HTTP_TIMEOUT", "UV_CONCURRENT_DOWNLOADS",
+    "UV_CONSTRAINT", "UV_INSECURE_HOST", "UV_CONFIG_FILE",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
     "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"})
 """Variables of pairlab's environment uv sees, besides ``UV_INDEX*`` (index URLs, strategy and
 named indexes' credentials): where packages come from, nothing that changes what is built."""
 
 
-def _uv_env(home: Path) -> dict[str, str]:
+def _uv_env(home: Path, sources: UvSources) -> dict[str, str]:
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
            "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
     for name, value in os.environ.items():  # the operator's package-index configuration only
-        if name.startswith("UV_INDEX") or name in _PASSED_ON:
+        if (name.startswith("UV_INDEX") or name in _PASSED_ON) and name not in sources.replaces:
             env[name] = value
-    if "SSL_CERT_FILE" not in env and os.environ.get("PIP_CERT"):
-        env["SSL_CERT_FILE"] = os.environ["PIP_CERT"]
-    return env
+    return {**env, **sources.env}
 
 
-def install_command(envs_root: Path, python: Path, wanted: Sequence[str]) -> list[str]:
+def install_command(envs_root: Path, python: Path, wanted: Sequence[str],
+                    sources: UvSources) -> list[str]:
     """``uv pip install`` of ``wanted`` into the environment of ``python``: wheels only, from
-    the shared cache, hardlinked, bytecode compiled (the sandboxes cannot write ``__pycache__``),
-    no configuration file read (the build does not depend on the folder it runs in)."""
+    the shared cache, copied (see the module's docstring), bytecode compiled (the sandboxes
+    cannot write ``__pycache__``), from pip's package sources; no ``uv.toml`` or
+    ``pyproject.toml`` is discovered (the build does not depend on the folder it runs in; an
+    operator's ``UV_CONFIG_FILE`` is read)."""
     return [uv_binary(), "pip", "install", "--no-config", "--python", str(python),
-            "--cache-dir", str(envs_root / UV_CACHE), "--link-mode", "hardlink", "--no-build",
-            "--compile-bytecode", "--no-progress", *_index_options(), "--", *wanted]
+            "--cache-dir", str(envs_root / UV_CACHE), "--link-mode", "copy", "--no-build",
+            "--compile-bytecode", "--no-progress", *sources.options, "--", *wanted]
 
 
 def ensure_environment(
@@ -202,9 +188,13 @@ def ensure_environment(
             made = run_bounded(venv, timeout_s=120, env=None, cwd=None)
             if made.returncode != 0:
                 raise subprocess.CalledProcessError(made.returncode, venv)
+            sources = uv_sources(os.environ, pip_configuration(os.environ))
+            log.info("environment %s: package sources %s", key,
+                     " ".join(sources.options) or "uv's defaults")
             result = run_bounded(  # requirements validated by the manifest
-                install_command(envs_root, building / "bin" / "python", _installed(wanted)),
-                timeout_s=timeout_s, env=_uv_env(envs_root), cwd=str(envs_root),
+                install_command(envs_root, building / "bin" / "python", _installed(wanted),
+                                sources),
+                timeout_s=timeout_s, env=_uv_env(envs_root, sources), cwd=str(envs_root),
                 max_output=INSTALL_OUTPUT_BYTES,
             )
             if result.returncode != 0:

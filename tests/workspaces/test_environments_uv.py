@@ -1,8 +1,11 @@
 """Task environments built by uv from one shared cache: a set and the same set plus one package
-share the cache (the second build unpacks only that package and hardlinks the rest), the shared
-files cannot be changed by a sandbox uid, a task's own pin of pytest is kept, a sandbox uid
-imports from the built environment, source distributions are never built, and a failed build
-says why in uv's words."""
+share the cache (the second build unpacks only that package and copies the rest), an operator's
+chmod of one environment leaves the others runnable by the sandbox, the files cannot be changed
+by a sandbox uid, a task's own pin of pytest is kept, a sandbox uid imports from the built
+environment, source distributions are never built, and a failed build says why in uv's words.
+
+Environments are built as the ``pairlab`` command builds them: its umask
+(``set_private_umask``), its data dir (``prepare_data_dir``) and ``settings.envs_root``."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from server.settings import Settings, prepare_data_dir
 from workspaces.environments import (
     BASE_REQUIREMENTS,
     UV_CACHE,
@@ -29,7 +33,7 @@ from workspaces.environments import (
     environment_key,
     wanted_requirements,
 )
-from workspaces.sandbox.permissions import PRIVATE_UMASK
+from workspaces.sandbox.permissions import set_private_umask
 from workspaces.sandbox.run import CheckSandbox, SandboxJob
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -50,11 +54,18 @@ class Built:
 
 
 def build(envs: Path, requirements: tuple[str, ...]) -> Path:
-    old = os.umask(PRIVATE_UMASK)  # as the pairlab command builds them
+    old = os.umask(0o022)
+    set_private_umask()  # as the pairlab command does first
     try:
         return ensure_environment(envs, requirements)
     finally:
         os.umask(old)
+
+
+def product_data_dir() -> Settings:
+    """A data dir as the pairlab command prepares it (short: sandbox socket paths)."""
+    folder = Path(tempfile.mkdtemp(prefix="pluv-", dir="/tmp"))
+    return prepare_data_dir(Settings(data_dir=folder / "data"))
 
 
 def archives(envs: Path) -> set[str]:
@@ -63,24 +74,23 @@ def archives(envs: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def built() -> Iterator[Built]:
-    """A fresh data dir (0700) and cache: the base set, then the base set plus six."""
-    data = Path(tempfile.mkdtemp(prefix="pluv-", dir="/tmp"))
-    data.chmod(0o700)
-    envs = data / "envs"
+    """A fresh data dir and cache: the base set, then the base set plus six."""
+    settings = product_data_dir()
+    data, envs = settings.data_dir, settings.envs_root
     base = build(envs, ())
     before = archives(envs)
     started = time.monotonic()
     plus_six = build(envs, ("six",))
     seconds = time.monotonic() - started
     yield Built(data, base, plus_six, before, archives(envs), seconds)
-    shutil.rmtree(data, ignore_errors=True)
+    shutil.rmtree(data.parent, ignore_errors=True)
 
 
 def sandbox(data: Path) -> CheckSandbox:
     return CheckSandbox(UID_BASE, data, data / "checks")
 
 
-def test_one_more_package_unpacks_only_it_and_links_the_rest(built: Built) -> None:
+def test_one_more_package_unpacks_only_it_and_copies_the_rest(built: Built) -> None:
     assert built.base != built.plus_six
     added = built.archives_after - built.archives_before
     assert len(added) == 1  # six, and nothing else was downloaded or unpacked again
@@ -88,22 +98,55 @@ def test_one_more_package_unpacks_only_it_and_links_the_rest(built: Built) -> No
     assert any(p.name == "six.py" for p in (built.data / "envs" / UV_CACHE / "archive-v0"
                                             / six_archive).iterdir())
     for module in ("pytest/__init__.py", "ipykernel/kernelapp.py", "_pytest/python.py"):
-        first = (built.base.parent.parent / SITE / module).stat()
-        second = (built.plus_six.parent.parent / SITE / module).stat()
-        assert (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino), module
-        assert first.st_nlink >= 3  # the cache's copy and the two environments
+        first = built.base.parent.parent / SITE / module
+        second = built.plus_six.parent.parent / SITE / module
+        assert first.read_bytes() == second.read_bytes(), module
+        # each environment has its own inode: a mode changed on one is that one's alone
+        assert first.stat().st_ino != second.stat().st_ino, module
+        assert first.stat().st_nlink == second.stat().st_nlink == 1, module
     assert not (built.base.parent.parent / SITE / "six.py").exists()
     print(f"second build (one package more): {built.seconds_plus_six:.1f} s")
 
 
-def test_a_sandbox_uid_cannot_change_the_shared_files(built: Built) -> None:
+def test_a_chmod_of_one_environment_leaves_the_first_runnable_in_the_sandbox() -> None:
+    """What broke the import journey: two environments built one after the other as pairlab
+    builds them, then an operator's ``chmod -R go-rwx`` of the second's ``lib`` (as the journey
+    does to lock one environment away); the first must still import zmq's compiled module and
+    ipykernel as a sandbox uid (with hardlinks from the cache the chmod reached the first's
+    ``_zmq`` shared object too: cannot open shared object file: Permission denied)."""
+    settings = product_data_dir()
+    try:
+        first = build(settings.envs_root, ())
+        second = build(settings.envs_root, ("iniconfig",))
+        subprocess.run(["chmod", "-R", "go-rwx", str(second.parent.parent / "lib")], check=True)
+        work = settings.data_dir / "checks" / "probe-first"
+        work.mkdir(parents=True)
+        code = ("import os, zmq, ipykernel; from zmq.backend.cython import _zmq; "
+                "print(os.getuid(), _zmq.__file__)")
+        box = sandbox(settings.data_dir)
+        with box.run(SandboxJob(("python", "-I", "-c", code), first, work, 60)) as run:
+            assert run.exit_code == 0, run.output
+        uid, loaded = run.output.split()
+        assert int(uid) in box.uids()
+        assert loaded.startswith(str(first.parent.parent / SITE / "zmq")), loaded
+        # the locked one is locked: its own files, not the first's, lost their modes
+        zmq_so = Path(loaded)
+        twin = second.parent.parent / zmq_so.relative_to(first.parent.parent)
+        assert zmq_so.stat().st_mode & 0o005 == 0o005
+        assert twin.stat().st_mode & 0o077 == 0
+    finally:
+        shutil.rmtree(settings.data_dir.parent, ignore_errors=True)
+
+
+def test_a_sandbox_uid_cannot_change_the_environment_or_the_cache(built: Built) -> None:
     """The attack: a uid that can reach the files (its parents made searchable, as an operator
-    might) writes to a file of the environment and to its twin in the cache."""
+    might) writes to a file of the environment and to its source in the cache."""
     env_file = built.plus_six.parent.parent / SITE / "pytest" / "__init__.py"
-    cache_twins = [p for p in (built.data / "envs" / UV_CACHE).rglob("__init__.py")
-                   if p.stat().st_ino == env_file.stat().st_ino]
-    assert cache_twins  # the cache holds the same inode
-    for folder in (built.data, built.data / "envs", built.data / "envs" / UV_CACHE):
+    cache_twins = [p for p in (built.data / "envs" / UV_CACHE).rglob("pytest/__init__.py")
+                   if p.read_bytes() == env_file.read_bytes()]
+    assert cache_twins  # the cache holds the file the environment's was copied from
+    reach = (built.data.parent, built.data, built.data / "envs", built.data / "envs" / UV_CACHE)
+    for folder in reach:
         folder.chmod(0o711)
     try:
         for target in (env_file, cache_twins[0]):
@@ -116,7 +159,7 @@ def test_a_sandbox_uid_cannot_change_the_shared_files(built: Built) -> None:
             assert "Permission denied" in attack.stderr
             assert "os.system" not in target.read_text()
     finally:
-        for folder in (built.data, built.data / "envs", built.data / "envs" / UV_CACHE):
+        for folder in reach:
             folder.chmod(0o700)
     assert env_file.stat().st_mode & 0o222 == 0 and env_file.stat().st_uid == 0
 
@@ -152,17 +195,17 @@ def test_a_sandbox_uid_imports_from_the_built_environment(built: Built) -> None:
 
 
 def test_a_task_pinning_pytest_keeps_its_pin(built: Built) -> None:
-    wanted = wanted_requirements(["pytest<8"])
-    assert wanted == sorted(["pytest<8", BASE_REQUIREMENTS[0]])
-    python = build(built.data / "envs", ("pytest<8",))
-    assert python.parent.parent.name == environment_key(["pytest<8"])
+    wanted = wanted_requirements(["pytest<9"])  # pytest 9 is out: the base set would take it
+    assert wanted == sorted(["pytest<9", BASE_REQUIREMENTS[0]])
+    python = build(built.data / "envs", ("pytest<9",))
+    assert python.parent.parent.name == environment_key(["pytest<9"])
     assert json.loads((python.parent.parent / "pairlab-requirements.json").read_text()) == wanted
     work = built.data / "checks" / "probe-pin"
     work.mkdir(parents=True)
     code = "import pytest, ipykernel; print(pytest.__version__)"
     with sandbox(built.data).run(SandboxJob(("python", "-I", "-c", code), python, work, 60)) as run:
         assert run.exit_code == 0, run.output
-    assert int(run.output.strip().split(".")[0]) == 7
+    assert int(run.output.strip().split(".")[0]) == 8
 
 
 def test_the_key_names_packages_not_strings() -> None:

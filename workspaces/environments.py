@@ -90,7 +90,7 @@ def wanted_requirements(requirements: Sequence[str]) -> list[str]:
 
 def _installed(wanted: Sequence[str]) -> list[str]:
     """``wanted`` and pip, unless it is named (environments made by ``venv`` always had pip, and
-    candidates use ``pip list``; from the shared cache it costs a few hardlinks). Not part of
+    candidates use ``pip list``; from the shared cache it is a copy of a few MB). Not part of
     the key: like any unpinned dependency, its version is whatever the index has."""
     return [*wanted, *([] if "pip" in {_names(r) for r in wanted} else ["pip"])]
 
@@ -125,7 +125,9 @@ _PASSED_ON = frozenset({
     "SSL_CERT_FILE", "SSL_CERT_DIR", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
     "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"})
 """Variables of pairlab's environment uv sees, besides ``UV_INDEX*`` (index URLs, strategy and
-named indexes' credentials): where packages come from, nothing that changes what is built."""
+named indexes' credentials): where packages come from and which versions are allowed, and the
+operator's own uv configuration file; those that ``package_sources`` turned into options
+(``UvSources.replaces``) are not passed twice."""
 
 
 def _uv_env(home: Path, sources: UvSources) -> dict[str, str]:

@@ -6,7 +6,8 @@ own environment: its ``PIP_*`` variables, ``PIP_CONFIG_FILE``, and the global, u
 ``pip.conf`` files pip finds from ``HOME``/``XDG_*``): pip's merging of files, sections and
 variables is pip's to decide, and uv reads none of them. Of what pip settles on, for
 ``pip install`` (the ``:env:`` variables over the ``install`` section over ``global``), the
-source settings are translated, each one unless the operator set its uv equivalent:
+source settings are translated, each one unless the operator set its uv equivalent (then the
+uv variable's value is used the same way, and not passed to uv a second time):
 
 ====================  =========================================  ===========================
 pip                   uv                                         unless set
@@ -23,6 +24,17 @@ pip                   uv                                         unless set
 ``timeout``           ``UV_HTTP_TIMEOUT``                        ``UV_HTTP_TIMEOUT``
 ``proxy``             ``HTTP_PROXY`` and ``HTTPS_PROXY``         any ``*_proxy`` variable
 ====================  =========================================  ===========================
+
+Two things pip does that uv does not are done here:
+
+- pip skips an index or links location it cannot reach; uv fails the whole install. So the
+  indexes (the extra ones, then the default, PyPI unless set) and links are given to uv only if
+  ``reachable``; with none left, ``--no-index`` (the links alone). A host without PyPI then
+  builds from its local indexes, as pip would.
+- pip takes the best version from all indexes together; uv by default only looks at the first
+  index that has the package. ``--index-strategy unsafe-best-match`` is pip's behaviour (a pin
+  such as ``pytest<8`` that a local index cannot meet is found on PyPI); ``UV_INDEX_STRATEGY``
+  set by the operator (e.g. ``first-index``) is kept.
 
 With ``UV_CONFIG_FILE`` set, that uv configuration file decides and nothing of pip's is added.
 """

@@ -38,6 +38,8 @@ from workspaces.sandbox.run import CheckSandbox, SandboxJob
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 UID_BASE = int(os.environ.get("PAIRLAB_SANDBOX_UID_BASE", "530000"))
+EXTRA_CANDIDATES = ("six", "termcolor", "tabulate")
+"""Small packages whose import name is their name; the first the base set lacks is added."""
 SITE = Path("lib") / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
 
@@ -46,11 +48,14 @@ class Built:
     data: Path
     base: Path
     """The Python of the environment of no requirements."""
-    plus_six: Path
-    """The Python of the same set plus ``six``, built after it."""
+    extra: str
+    """One package the base set does not install (which ones it brings depends on the versions
+    the configured indexes offer: built from this host's local indexes alone it has six)."""
+    plus_one: Path
+    """The Python of the same set plus ``extra``, built after it."""
     archives_before: set[str]
     archives_after: set[str]
-    seconds_plus_six: float
+    seconds_plus_one: float
 
 
 def build(envs: Path, requirements: tuple[str, ...]) -> Path:
@@ -74,15 +79,17 @@ def archives(envs: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def built() -> Iterator[Built]:
-    """A fresh data dir and cache: the base set, then the base set plus six."""
+    """A fresh data dir and cache: the base set, then the base set plus one package."""
     settings = product_data_dir()
     data, envs = settings.data_dir, settings.envs_root
     base = build(envs, ())
     before = archives(envs)
+    site = base.parent.parent / SITE
+    extra = next(name for name in EXTRA_CANDIDATES if not list(site.glob(f"{name}*")))
     started = time.monotonic()
-    plus_six = build(envs, ("six",))
+    plus_one = build(envs, (extra,))
     seconds = time.monotonic() - started
-    yield Built(data, base, plus_six, before, archives(envs), seconds)
+    yield Built(data, base, extra, plus_one, before, archives(envs), seconds)
     shutil.rmtree(data.parent, ignore_errors=True)
 
 
@@ -91,21 +98,21 @@ def sandbox(data: Path) -> CheckSandbox:
 
 
 def test_one_more_package_unpacks_only_it_and_copies_the_rest(built: Built) -> None:
-    assert built.base != built.plus_six
+    assert built.base != built.plus_one
     added = built.archives_after - built.archives_before
-    assert len(added) == 1  # six, and nothing else was downloaded or unpacked again
-    (six_archive,) = added
-    assert any(p.name == "six.py" for p in (built.data / "envs" / UV_CACHE / "archive-v0"
-                                            / six_archive).iterdir())
+    assert len(added) == 1  # the extra one, and nothing else was downloaded or unpacked again
+    (extra_archive,) = added
+    assert any(p.name.startswith(built.extra) for p in (built.data / "envs" / UV_CACHE
+                                                        / "archive-v0" / extra_archive).iterdir())
     for module in ("pytest/__init__.py", "ipykernel/kernelapp.py", "_pytest/python.py"):
         first = built.base.parent.parent / SITE / module
-        second = built.plus_six.parent.parent / SITE / module
+        second = built.plus_one.parent.parent / SITE / module
         assert first.read_bytes() == second.read_bytes(), module
         # each environment has its own inode: a mode changed on one is that one's alone
         assert first.stat().st_ino != second.stat().st_ino, module
         assert first.stat().st_nlink == second.stat().st_nlink == 1, module
-    assert not (built.base.parent.parent / SITE / "six.py").exists()
-    print(f"second build (one package more): {built.seconds_plus_six:.1f} s")
+    assert not list((built.base.parent.parent / SITE).glob(f"{built.extra}*"))
+    print(f"second build (+{built.extra}): {built.seconds_plus_one:.1f} s")
 
 
 def test_a_chmod_of_one_environment_leaves_the_first_runnable_in_the_sandbox() -> None:
@@ -141,7 +148,7 @@ def test_a_chmod_of_one_environment_leaves_the_first_runnable_in_the_sandbox() -
 def test_a_sandbox_uid_cannot_change_the_environment_or_the_cache(built: Built) -> None:
     """The attack: a uid that can reach the files (its parents made searchable, as an operator
     might) writes to a file of the environment and to its source in the cache."""
-    env_file = built.plus_six.parent.parent / SITE / "pytest" / "__init__.py"
+    env_file = built.plus_one.parent.parent / SITE / "pytest" / "__init__.py"
     cache_twins = [p for p in (built.data / "envs" / UV_CACHE).rglob("pytest/__init__.py")
                    if p.read_bytes() == env_file.read_bytes()]
     assert cache_twins  # the cache holds the file the environment's was copied from
@@ -180,17 +187,18 @@ def test_the_cache_is_roots_alone_whatever_the_umask(built: Built) -> None:
 
 
 def test_a_sandbox_uid_imports_from_the_built_environment(built: Built) -> None:
-    env = built.plus_six.parent.parent
-    work = built.data / "checks" / "probe-six"
+    env = built.plus_one.parent.parent
+    work = built.data / "checks" / "probe-extra"
     work.mkdir(parents=True)
-    code = "import os, six, pytest, ipykernel; print(os.getuid(), six.__file__, pytest.__version__)"
+    code = (f"import os, {built.extra} as extra, pytest, ipykernel; "
+            "print(os.getuid(), extra.__file__, pytest.__version__)")
     box = sandbox(built.data)
-    assert box.probe_python(built.plus_six, ("ipykernel", "pytest", "six", "pip")) is None
-    with box.run(SandboxJob(("python", "-I", "-c", code), built.plus_six, work, 60)) as run:
+    assert box.probe_python(built.plus_one, ("ipykernel", "pytest", built.extra, "pip")) is None
+    with box.run(SandboxJob(("python", "-I", "-c", code), built.plus_one, work, 60)) as run:
         assert run.exit_code == 0, run.output
-    uid, six_file, pytest_version = run.output.split()
+    uid, extra_file, pytest_version = run.output.split()
     assert int(uid) in box.uids()  # one of the sandbox's unprivileged check uids
-    assert six_file == str(env / SITE / "six.py")
+    assert extra_file.startswith(str(env / SITE / built.extra)), extra_file
     assert int(pytest_version.split(".")[0]) >= 8
 
 

@@ -30,6 +30,7 @@ from server.people import credentials
 from server.people.passwords import hash_password
 from server.settings import Settings, prepare_data_dir
 from tests.fake_workspace import FakeProvisioner, closing
+from workspaces.package_sources import pip_configuration
 from workspaces.sandbox.mounts import orphaned_images, unmount
 
 PASSWORD = "correct horse battery"
@@ -171,12 +172,24 @@ class CliResult:
     stderr: str
 
 
+@functools.cache
+def package_sources() -> dict[str, str]:
+    """Where the test runner's pip gets packages, as ``PIP_*`` variables, and its ``UV_*``
+    variables: an allow-listed environment's HOME is a temporary folder, where pip (and so the
+    environment build, which reads pip's configuration) would not find the runner's user
+    ``pip.conf`` (on a host without PyPI, its only sources)."""
+    found = {"PIP_" + name.upper().replace("-", "_"): value
+             for name, value in pip_configuration(os.environ).items()}
+    return {**found, **{k: v for k, v in os.environ.items() if k.startswith("UV_")}}
+
+
 @pytest.fixture
 def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """An allow-listed environment for ``pairlab`` subprocesses, with a temporary data dir
     (short: workspace socket paths under it must fit a Unix socket address)."""
     env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL", "TZ") if key in os.environ}
     env["HOME"] = str(tmp_path)
+    env.update(package_sources())
     data = Path(tempfile.mkdtemp(prefix="plcli-", dir="/tmp"))
     env["PAIRLAB_DATA_DIR"] = str(data / "data")
     yield env

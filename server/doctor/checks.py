@@ -410,8 +410,9 @@ async def check_workspace(settings: Settings) -> Finding:
         env_python = await asyncio.to_thread(ensure_environment, settings.envs_root, ())
     except EnvironmentBuildFailed as exc:
         return Finding("workspace", "fail", f"the base environment could not be built: "
-                       f"{exc.message}"[:500], "check that the package index is reachable from "
-                       "this host, and the environments folder", critical=True)
+                       f"{exc.message}"[:500], "check that `pip install` works on this host (the "
+                       "build uses pip's configured sources: `pip config list`), and the "
+                       "environments folder", critical=True)
     lease = sandbox.lease()  # a check uid: never one a live workspace of the server has
     try:
         uid = await asyncio.to_thread(lease.__enter__)

@@ -40,7 +40,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
 START_TIMEOUT_S = 900.0
-"""The first start builds the task environments (pip, from the package index)."""
+"""The first start builds the task environments (uv, from the package index)."""
 WAIT_MS = 120_000
 
 

@@ -8,7 +8,7 @@ What these journeys prove, in a real browser against the real ``pairlab demo``:
   solution and fail on the starter) and publishes it; an interviewer then schedules a session
   on it through the sessions form, and the candidate link's landing page shows that task.
 - A task whose environment cannot be installed is imported with a blocker that names the
-  environment and pip's reason, and Publish is refused with that reason. A task whose
+  environment and uv's reason, and Publish is refused with that reason. A task whose
   environment was built but then made unreadable to other users (an operator's ``chmod``)
   cannot be published either (the sandbox cannot run it), and ``pairlab doctor`` fails on
   that environment by its key.
@@ -269,21 +269,21 @@ async def test_a_broken_environment_is_refused_with_its_reason(product: Product,
     async with browsing(browser, product, "admin-broken-environment") as people:
         page = await people.as_user(ADMIN, "admin")
         with served(tmp_path, repos) as urls:
-            # (a) pip cannot install the requirement: a blocker says so, with pip's reason.
+            # (a) uv cannot install the requirement: a blocker says so, with uv's reason.
             await import_through_the_page(page, product, urls[missing_id])
             revision_url = page.url
             found = await blockers(page)
             assert len(found) == 1, found
             assert "task environment could not be built" in found[0], found
             assert MISSING_PACKAGE in found[0], found
-            assert "No matching distribution found" in found[0], found
+            assert "was not found in the package registry" in found[0], found
             assert await check_result(page, "visible") == "not run"
 
             reason = await publish_refusal(page)
             print("refused:", reason)
             assert "cannot be published" in reason, reason
             assert "task environment could not be built" in reason, reason
-            assert "No matching distribution found" in reason, reason
+            assert "was not found in the package registry" in reason, reason
             await page.goto(revision_url)
             await expect(page.locator("#rev-status")).to_have_text("review")
 

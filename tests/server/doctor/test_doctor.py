@@ -149,7 +149,7 @@ async def test_admins_see_the_report_on_a_page_and_as_json(
         fast = await client.get("/api/v1/doctor")
         assert fast.status == 200
         report = await fast.json()
-        assert report["ok"] is True, report
+        assert report["ok"] is True, [f for f in report["findings"] if f["status"] != "ok"]
         assert "workspace" not in {f["name"] for f in report["findings"]}
         page = await client.get("/admin/doctor")
         html = await page.text()

@@ -182,7 +182,9 @@ class _Declared:
         return frozenset(_fold(w) for w in (*given, *family))
 
     def has_person(self, name: str) -> bool:
-        return self._person_key(name) in self.person_keys
+        """A declared person, also when written as a handle (``robert-yi``, ``robert.yi``)."""
+        spaced = re.sub(r"[-_.]+", " ", name)
+        return any(self._person_key(n) in self.person_keys for n in {name, spaced} if n.strip())
 
     def covers(self, text: str) -> bool:
         """Text every word of which is a declared term, a stand-in or one of their words."""

@@ -24,7 +24,8 @@ def test_generic_placeholder_code_and_declared_things_are_not_hinted(tmp_path: P
         "Maya Okafor started it (declared: rewritten to Jane Doe by the anonymiser).\n")
     (tmp_path / "app.py").write_text("import threading\nstate = threading.local()\n"
                                      "x = self.cache.local\nname = cfg.db.internal\n")
-    history = [("Maya Okafor", "maya@gmail.com"), ("dependabot[bot]", "x@users.noreply.github.com"),
+    history = [("Maya Okafor", "maya@gmail.com"), ("maya-okafor", "maya@gmail.com"),
+               ("Okafor.Maya", "mo@gmail.com"), ("dependabot[bot]", "x@users.noreply.github.com"),
                ("GitHub", "noreply@github.com"), ("Test Person", "test@example.com"),
                ("Ci Runner", "ci@pairlab.invalid"), ("Quintcorp Build", "build@quintcorp.com")]
     assert values(tmp_path, history) == set()

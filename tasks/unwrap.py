@@ -36,6 +36,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Decoded", "Limited", "Limits", "unwrap"]
 
@@ -65,6 +66,31 @@ class Limited:
 
 Piece = Decoded | Limited
 Decompress = Callable[[bytes, int], bytes]
+
+
+def _streams(make: Callable[[], Any]) -> Decompress:
+    """Decompress every stream of ``data`` one after the other (``cat a.gz b.gz``, pbzip2's
+    bzip2 streams, xz streams), not only the first, where the standard decompressor objects
+    stop: at most ``max_length`` bytes in all. Data after the last whole stream that is not
+    another stream is left to the scan of the file's own bytes."""
+
+    def run(data: bytes, max_length: int) -> bytes:
+        out = bytearray()
+        first = True
+        while data and len(out) < max_length:
+            stream = make()
+            try:
+                out += stream.decompress(data, max_length - len(out))
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError):
+                if first:
+                    raise
+                break
+            if not stream.eof:
+                break  # cut short, or max_length reached
+            data, first = stream.unused_data.lstrip(b"\x00"), False  # gzip may pad with zeros
+        return bytes(out)
+
+    return run
 
 _BASE64_RUN = re.compile(
     r"[A-Za-z0-9+/_\-]{64,}={0,2}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9+/_\-]{4,}={0,2})*"
@@ -200,13 +226,13 @@ class _Walk:
     def _inner(self, label: str, data: bytes, depth: int) -> Iterator[Piece] | None:
         """The decoder for ``data``'s format, or None when it is none of them."""
         if data[:2] == b"\x1f\x8b":
-            return self._decompressed(label, "gzip", zlib.decompressobj(47).decompress, data,
-                                      depth)
+            return self._decompressed(label, "gzip", _streams(lambda: zlib.decompressobj(47)),
+                                      data, depth)
         if _is_bzip2(data):
-            return self._decompressed(label, "bzip2", bz2.BZ2Decompressor().decompress, data,
+            return self._decompressed(label, "bzip2", _streams(bz2.BZ2Decompressor), data,
                                       depth)
         if data[:6] == b"\xfd7zXZ\x00":
-            return self._decompressed(label, "xz", lzma.LZMADecompressor().decompress, data,
+            return self._decompressed(label, "xz", _streams(lzma.LZMADecompressor), data,
                                       depth)
         if _is_zlib(data):
             return self._decompressed(label, "zlib", zlib.decompressobj().decompress, data, depth)

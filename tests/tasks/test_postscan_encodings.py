@@ -6,8 +6,10 @@ deep nesting and archives of many members are stopped by limits and said so."""
 from __future__ import annotations
 
 import base64
+import bz2
 import gzip
 import io
+import lzma
 import time
 import zipfile
 from pathlib import Path
@@ -47,6 +49,18 @@ def test_the_internal_host_in_a_zlib_pickle_is_found_with_its_text(tmp_path: Pat
     excerpts = {f.excerpt.lower() for f in scan(tree) if f.path == "data/model.joblib › zlib"}
     assert COMPANY.lower() in excerpts
     assert HOST not in (tree / "data/model.joblib").read_bytes().decode("latin-1")
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz"])
+def test_a_name_in_a_later_stream_of_a_concatenated_file_is_found(
+    tmp_path: Path, kind: str
+) -> None:
+    """``cat clean.gz leak.gz``: the standard decompressors stop after the first stream."""
+    compress = {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}[kind]
+    data = compress(b"nothing to see\n" * 50) + compress(f"owned by {COMPANY}\n".encode())
+    tree = write(tmp_path / "tree", {f"data/log.{kind}": data})
+    found = {(f.path, f.kind) for f in scan(tree)}
+    assert (f"data/log.{kind} › {kind}", "deny-term") in found, found
 
 
 def test_nested_archives_and_double_encodings_are_opened(tmp_path: Path) -> None:

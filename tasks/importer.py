@@ -11,7 +11,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,14 @@ import sqlite_utils
 from tasks import revisions
 from tasks.anonreport import AnonReport
 from tasks.anonymise import anonymise_tree
+from tasks.apicheck import unverified_names
 from tasks.checks import CheckResult, CheckRunner, EnvironmentFor
 from tasks.diffview import build_diff
 from tasks.errors import ManifestInvalid, TaskError
 from tasks.gitfetch import FetchLimits, fetch_snapshot
 from tasks.hints import find_hints
 from tasks.manifest import MANIFEST_NAME, Manifest, hints_from_guide, load_manifest
-from tasks.postscan import post_scan, post_scan_texts
+from tasks.postscan import Finding, post_scan, post_scan_texts
 from tasks.source import SourcePolicy, scrub_url, validate_source
 from tasks.store import TaskStore
 from tasks.treerepo import STARTING_POINT, commit_tree
@@ -96,17 +97,23 @@ CheckResults = dict[str, CheckResult | None]
 
 def _run_checks(
     manifest: Manifest, out: Path, hidden_rel: str | None, work: Path, cfg: ImportConfig,
-    progress: Progress,
-) -> tuple[CheckResults, str | None]:
+    progress: Progress, api_names: Sequence[str],
+) -> tuple[CheckResults, str | None, list[Finding]]:
     """Each check on its own throwaway copy, through ``cfg.run_check`` (the sandbox). Returns
-    the results and, if the environment cannot be built or run there, why (nothing ran)."""
+    the results, if the environment cannot be built or run there why (nothing ran), and a
+    finding for each kept third-party name (``api_names``) the environment does not have."""
     results: CheckResults = {
         "visible": None, "hidden_on_solution": None, "hidden_on_starter": None,
     }
     progress("building the task environment")
     python = cfg.environment(manifest.environment.requirements)
     if isinstance(python, str):
-        return results, python
+        return results, python, []
+    unverified: list[Finding] = []
+    if api_names:
+        progress("looking up the kept third-party names in the task environment")
+        unverified = unverified_names(api_names, cfg.run_check, python, work,
+                                      cfg.check_timeout_s)
     progress("running the visible tests on the anonymised tree")
     visible_copy = work / "check-visible"
     shutil.copytree(out / "tree", visible_copy, symlinks=True)
@@ -114,7 +121,7 @@ def _run_checks(
         manifest.checks.visible, visible_copy, python, cfg.check_timeout_s, revision=out / "tree"
     )
     if hidden_rel is None or not (out / "hidden").is_dir():
-        return results, None
+        return results, None, unverified
     hidden_cmd = f"python -m pytest -q {hidden_rel}"
     for name, with_solution in (("hidden_on_solution", True), ("hidden_on_starter", False)):
         if with_solution and not (out / "solution").is_dir():
@@ -128,7 +135,7 @@ def _run_checks(
         # and bytecode out, the revision's conftests in)
         results[name] = cfg.run_check(hidden_cmd, copy, python, cfg.check_timeout_s,
                                       revision=out / "tree", hidden=out / "hidden")
-    return results, None
+    return results, None, unverified
 
 
 def prepare_import(req: ImportRequest, cfg: ImportConfig, progress: Progress) -> Prepared:
@@ -194,7 +201,10 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
     _move(anon, out / "tree")
     tree_commit = commit_tree(out / "tree", STARTING_POINT)
 
-    checks, environment_problem = _run_checks(manifest, out, hidden_rel, work, cfg, progress)
+    api_names = [k.text for k in report.kept if k.rule == "third-party-api"]
+    checks, environment_problem, unverified = _run_checks(manifest, out, hidden_rel, work, cfg,
+                                                          progress, api_names)
+    findings += unverified
     progress("writing the report")
     blockers = []
     if environment_problem is not None:

@@ -51,6 +51,7 @@ IMPORT_STEPS = (
     "queued", "validating the source", "fetching one snapshot", "reading the manifest",
     "anonymising", "post-scanning every byte of the result",
     "looking for identifiers nobody declared", "building the task environment",
+    "looking up the kept third-party names in the task environment",
     "running the visible tests on the anonymised tree",
     "running the hidden checks on the solution", "running the hidden checks on the starter",
     "writing the report", "done",

@@ -235,7 +235,10 @@ async def test_a_flood_and_oversized_updates_leave_the_record_whole_and_the_serv
 
     assert (event["actor"], event["payload"]["via"], event["payload"]["authors"]) == (
         "candidate", "collaboration", {"candidate": {"ins": 3000, "del": 0}}), event
-    assert close_code in (1009, None), close_code  # refused (None: cut while sending)
+    # refused: 1009 read from the server's close frame; None or 1006 (aiohttp's "abnormal
+    # closure") when the socket was cut while the frame was still being sent, before any
+    # close frame could be read (seen under load)
+    assert close_code in (1009, 1006, None), close_code
     assert after["content"] == big  # the huge frame went nowhere
     db = rec.app[DB]
     await rec.service.taps.flush_docs()

@@ -12,6 +12,7 @@ from common import audit
 from server.db import open_migrated
 from server.settings import Settings
 from server.tasks.service import (
+    accept_findings,
     import_config,
     record_revision_created,
     require_runnable,
@@ -200,12 +201,8 @@ def cmd_accept(args: argparse.Namespace, settings: Settings) -> int:
     rev = revisions.get_revision(db, args.rev)
     findings = acceptances.report_findings(task_store(settings).report(rev.task_id, rev.id))
     with db.atomic():
-        rev = revisions.get_revision(db, args.rev)
-        done = acceptances.accept(db, rev.id, rev.status, findings, args.reason, "cli",
-                                  finding=args.finding, path=args.path)
-        for a in done:
-            audit.record(db, audit.CLI, "task.finding.accept", "task_revision", rev.id,
-                         finding=a.finding_id, path=a.path, kind=a.kind, reason=a.reason)
+        done = accept_findings(db, audit.CLI, rev.id, findings, args.reason, "cli",
+                               finding=args.finding, path=args.path)
     left = len(acceptances.unaccepted(db, rev.id, findings))
     text = "\n".join(f"accepted {a.finding_id}  {a.path}  {a.kind}" for a in done)
     text += f"\n{left} post-scan finding(s) of {rev.id} not accepted"

@@ -17,7 +17,7 @@ from server.http.bodies import json_body
 from server.http.keys import DB, SETTINGS
 from server.http.pages import render
 from server.people.accounts import User
-from server.tasks.service import IMPORTS, STORE, require_runnable
+from server.tasks.service import IMPORTS, STORE, accept_findings, require_runnable
 from tasks import acceptances, revisions
 from tasks.errors import RulesTextInvalid
 from tasks.hints import Rule, rules_of
@@ -101,13 +101,8 @@ async def _accept(request: web.Request, finding: str, path: str, reason: str
     _rev, findings = await _revision_findings(request, rev_id)
 
     def run(d: Any) -> list[acceptances.Acceptance]:
-        rev = revisions.get_revision(d, rev_id)  # its status now, inside the write
-        done = acceptances.accept(d, rev_id, rev.status, findings, reason, admin.email,
-                                  finding=finding, path=path)
-        for a in done:
-            audit.record(d, actor, "task.finding.accept", "task_revision", rev_id,
-                         finding=a.finding_id, path=a.path, kind=a.kind, reason=a.reason)
-        return done
+        return accept_findings(d, actor, rev_id, findings, reason, admin.email,
+                               finding=finding, path=path)
 
     return await request.app[DB].write(run)
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from common import audit
 from server.http.keys import DB, SETTINGS
 from server.settings import Settings
-from tasks import revisions
+from tasks import acceptances, revisions
 from tasks.checks import CheckResult, CheckRunner
 from tasks.errors import NotPublishable, TaskError
 from tasks.gitfetch import FetchLimits
@@ -48,6 +48,21 @@ def record_revision_created(db: Any, actor: audit.Actor, rev_id: str,
     kept = summary.get("kept") or []
     if kept:
         audit.record(db, actor, "task.anonymise.keep", "task_revision", rev_id, keep=kept)
+
+
+def accept_findings(db: Any, actor: audit.Actor, rev_id: str, findings: Sequence[Any],
+                    reason: str, who: str, *, finding: str, path: str,
+                    ) -> list[acceptances.Acceptance]:
+    """Accept one post-scan finding (or every finding of one file) of ``rev_id`` with a reason,
+    each acceptance audited (inside the caller's write transaction; the revision's status is
+    read there)."""
+    rev = revisions.get_revision(db, rev_id)
+    done = acceptances.accept(db, rev_id, rev.status, findings, reason, who,
+                              finding=finding, path=path)
+    for a in done:
+        audit.record(db, actor, "task.finding.accept", "task_revision", rev_id,
+                     finding=a.finding_id, path=a.path, kind=a.kind, reason=a.reason)
+    return done
 
 
 def task_store(settings: Settings) -> TaskStore:

@@ -1,8 +1,9 @@
-"""The attack on the rewriter's third-party rule: a deny-listed name imported from the company's
-own package that is not in the tree (``from corp_utils import ZephyrineConfig``, or
-``os.ZephyrineVault`` from a real library that has no such name) is kept by the rewriter as if it were a library's, so the import
-looks it up in the task's environment, in the sandbox: it is not there, so it is a finding that
-blocks publishing; ``np.square`` is there and blocks nothing."""
+"""The attack on the rewriter's third-party rule: a deny-listed name imported from the
+company's own package that is not in the tree (``from corp_utils import ZephyrineConfig``), or
+one a real library does not have (``os.ZephyrineVault``), is kept by the rewriter as if it were
+a library's; so the import looks each kept name up in the task's environment, in the sandbox:
+those are not there, so they are findings that block publishing; ``np.square`` is there and
+blocks nothing."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,11 +23,12 @@ import sqlite_utils
 
 from common.clock import now_iso
 from tasks.errors import AcceptanceRefused, FindingNotFound, InvalidAcceptance
+from tasks.unwrap import SEP
 
 MAX_REASON = 2000
 """Characters of a reason, at most."""
 
-INSIDE = " › "  # how tasks.unwrap labels a text decoded from inside a file
+INSIDE = SEP  # how tasks.unwrap labels a text decoded from inside a file
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,15 @@ def unaccepted(db: sqlite_utils.Database, rev_id: str,
     return [f for f in findings if finding_id(f) not in done]
 
 
-def _in_file(path: str, finding_path: str) -> bool:
-    return finding_path == path or finding_path.startswith(path.rstrip("/") + INSIDE)
+def file_of(finding_path: str, real: Iterable[str] = ()) -> str:
+    """The file a finding belongs to: its path up to the first part label, or the longest of
+    ``real`` (files whose own names hold the separator, ``a.zip › notes.txt``) it starts with."""
+    owners = [r for r in real if finding_path == r or finding_path.startswith(r + INSIDE)]
+    return max(owners, key=len) if owners else finding_path.split(INSIDE)[0]
+
+
+def _in_file(path: str, finding_path: str, real: Iterable[str]) -> bool:
+    return file_of(finding_path, real) == path.rstrip("/") or finding_path == path
 
 
 def accept(
@@ -102,7 +110,8 @@ def accept(
         if not chosen:
             raise FindingNotFound(f"{rev_id} has no post-scan finding {finding[:40]!r}")
     else:
-        chosen = [f for f in findings if _in_file(path, str(f.get("path", "")))]
+        real = {str(f.get("path", "")) for f in findings if f.get("kind") == "confusing-name"}
+        chosen = [f for f in findings if _in_file(path, str(f.get("path", "")), real)]
         if not chosen:
             raise FindingNotFound(f"{rev_id} has no post-scan finding in {path[:200]!r}")
     done = list_acceptances(db, rev_id)

@@ -49,7 +49,7 @@ from detect_secrets.plugins.base import RegexBasedDetector
 from text_unidecode import unidecode
 
 from tasks.scanterms import TermScan
-from tasks.unwrap import Limited, unwrap
+from tasks.unwrap import SEP, Limited, unwrap
 
 __all__ = ["Finding", "deny_terms_in", "own_modules", "post_scan", "post_scan_texts"]
 
@@ -386,6 +386,9 @@ def _scan(tree: Path, terms: TermScan, people: list[_PersonScan]) -> Iterator[Fi
             is_dir = stat.S_ISDIR(st.st_mode)
             rel = prefix + name + ("/" if is_dir else "")
             yield from _name_findings(rel, name, terms, people)
+            if SEP.strip() in name:  # it would read as a part inside another file ("a.zip › x")
+                yield Finding(rel, None, "confusing-name",
+                              f"a name holding {SEP.strip()!r}, which labels parts inside files")
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(path)
                 yield Finding(rel, None, "symlink", "a symbolic link (not followed)")

@@ -376,8 +376,8 @@ class _Walk:
 
     def text(self, label: str, text: str, depth: int) -> Iterator[Piece]:
         """Base64 runs in ``text``: those that decode to text or to another encoding."""
-        if depth >= self.limits.max_depth or len(text) < self.limits.min_base64:
-            return
+        if len(text) < self.limits.min_base64:
+            return  # (past the depth limit, blob() says so for the run instead of skipping it)
         for m in _BASE64_RUN.finditer(text):
             if self.stopped:
                 return

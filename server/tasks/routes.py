@@ -279,7 +279,8 @@ async def revision_page(request: web.Request) -> web.Response:
     diff = await asyncio.to_thread(store.diff, rev.task_id, rev.id)
     accepted = await request.app[DB].read(lambda d: acceptances.list_acceptances(d, rev_id))
     findings = acceptances.report_findings(report)
-    files = sorted({f["path"].split(acceptances.INSIDE)[0] for f in findings
+    real = {f["path"] for f in findings if f["kind"] == "confusing-name"}
+    files = sorted({acceptances.file_of(f["path"], real) for f in findings
                     if f["id"] not in accepted})  # files with a finding left to accept
     left = sum(1 for f in findings if f["id"] not in accepted)
     return render(request, "task_revision.html", {

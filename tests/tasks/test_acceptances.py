@@ -128,3 +128,25 @@ def test_acceptances_are_append_only(db: sqlite_utils.Database) -> None:
             db.execute(sql, [rev.id] if "?" in sql else [])
     (only,) = acceptances.list_acceptances(db, rev.id).values()
     assert only.reason == "synthetic data"
+
+
+def test_accepting_a_file_does_not_cover_a_real_file_named_like_its_part(
+    db: sqlite_utils.Database,
+) -> None:
+    """The attack: a real file ``data/bundle.zip › x.txt`` naming the company, hoping to ride
+    on the acceptance of ``data/bundle.zip``."""
+    rev = new_revision(db)
+    fake = "data/bundle.zip › x.txt"
+    findings = [*FINDINGS,
+                {"path": fake, "line": None, "kind": "confusing-name", "excerpt": "a name"},
+                {"path": fake, "line": 1, "kind": "deny-term", "excerpt": "Zephyrine"}]
+    with db.atomic():
+        done = acceptances.accept(db, rev.id, "review", findings, "the archive is ours",
+                                  "admin@example.com", path="data/bundle.zip")
+    assert sorted(a.path for a in done) == [f["path"] for f in FINDINGS[:2]][::-1]
+    left = acceptances.unaccepted(db, rev.id, findings)
+    assert sorted((f["path"], f["kind"]) for f in left) == [
+        ("data/bundle.zip › x.txt", "confusing-name"), ("data/bundle.zip › x.txt", "deny-term"),
+        ("docs/chart.png › PNG zTXt Comment", "deny-term")]
+    assert acceptances.file_of(fake, {fake}) == fake
+    assert acceptances.file_of("data/bundle.zip › inner/notes.txt", {fake}) == "data/bundle.zip"

@@ -133,6 +133,27 @@ def test_nesting_and_member_counts_are_bounded(tmp_path: Path) -> None:
     assert isinstance(pieces[-1], Limited) and "more than 10 encoded parts" in pieces[-1].reason
 
 
+def test_base64_one_level_past_the_depth_limit_is_said_so_not_skipped() -> None:
+    hidden = base64.b64encode(f"Ask {COMPANY} about the feed, then {COMPANY} again.".encode())
+    data = b"LOGO = '" + hidden + b"'\n"
+    for _ in range(2):
+        data = gzip.compress(data)
+    pieces = list(unwrap("x.gz", data, Limits(max_depth=2)))
+    assert isinstance(pieces[-1], Limited), pieces
+    assert "nested more than 2 deep" in pieces[-1].reason
+    assert pieces[-1].label == "x.gz › gzip › gzip › base64 at line 1"
+
+
+def test_a_real_file_named_like_a_part_inside_another_is_a_finding_of_its_own(
+    tmp_path: Path,
+) -> None:
+    """Else accepting the file ``a.zip`` would also cover ``a.zip › notes.txt``, a real file."""
+    tree = write(tmp_path / "tree", {"a.zip": b"PK\x05\x06" + b"\x00" * 18,
+                                     "a.zip › notes.txt": f"{COMPANY}\n".encode()})
+    found = {(f.path, f.kind) for f in scan(tree)}
+    assert ("a.zip › notes.txt", "confusing-name") in found, found
+
+
 def test_an_unreadable_archive_is_said_so_not_skipped(tmp_path: Path) -> None:
     tree = write(tmp_path / "tree", {"broken.gz": b"\x1f\x8b\x08\x00" + b"\xff" * 40})
     findings = scan(tree)

@@ -28,6 +28,8 @@ from tasks.unwrap import SEP
 MAX_REASON = 2000
 """Characters of a reason, at most."""
 
+SUMMARY_MARK = "… and "
+"""How the post-scan's row for the findings of one kind past its cap in a file starts."""
 INSIDE = SEP  # how tasks.unwrap labels a text decoded from inside a file
 
 
@@ -109,6 +111,10 @@ def accept(
         chosen = [f for f in findings if finding_id(f) == finding]
         if not chosen:
             raise FindingNotFound(f"{rev_id} has no post-scan finding {finding[:40]!r}")
+        if str(chosen[0].get("excerpt", "")).startswith(SUMMARY_MARK):
+            raise InvalidAcceptance(
+                "That row stands for findings that are not listed one by one: accept every "
+                f"finding of {chosen[0].get('path')!r} at once (by its path), or drop the file.")
     else:
         real = {str(f.get("path", "")) for f in findings if f.get("kind") == "confusing-name"}
         chosen = [f for f in findings if _in_file(path, str(f.get("path", "")), real)]

@@ -65,6 +65,11 @@ class Limited:
 
 
 Piece = Decoded | Limited
+# Compressed formats the standard library cannot open: said so (an encoding-limit finding an
+# admin must accept or drop), never passed as merely "binary".
+_NOT_OPENED = ((b"\x28\xb5\x2f\xfd", "zstd"), (b"7z\xbc\xaf\x27\x1c", "7z"),
+               (b"Rar!\x1a\x07", "RAR"), (b"\x04\x22\x4d\x18", "LZ4"),
+               (b"MSCF\x00\x00\x00\x00", "CAB"))
 Decompress = Callable[[bytes, int], bytes]
 
 
@@ -248,6 +253,10 @@ class _Walk:
         kind = _utf16_kind(data)
         if kind is not None and _printable(data[:4096].decode(kind, errors="replace")):
             return self._utf16(label, data, kind, depth)
+        for magic, name in _NOT_OPENED:
+            if data.startswith(magic):
+                return iter([Limited(label + SEP + name, f"a {name} archive or stream, which "
+                                     "the post-scan cannot open: not scanned inside")])
         return None
 
     def _decompressed(self, label: str, name: str, decompress: Decompress, data: bytes,

@@ -150,3 +150,19 @@ def test_accepting_a_file_does_not_cover_a_real_file_named_like_its_part(
         ("docs/chart.png › PNG zTXt Comment", "deny-term")]
     assert acceptances.file_of(fake, {fake}) == fake
     assert acceptances.file_of("data/bundle.zip › inner/notes.txt", {fake}) == "data/bundle.zip"
+
+
+def test_a_row_standing_for_unlisted_findings_is_accepted_only_with_its_whole_file(
+    db: sqlite_utils.Database,
+) -> None:
+    rev = new_revision(db)
+    summary = {"path": "data/big.csv", "line": None, "kind": "deny-term",
+               "excerpt": "… and 250 more"}
+    findings = [*FINDINGS, summary]
+    with pytest.raises(InvalidAcceptance, match="not listed one by one"), db.atomic():
+        acceptances.accept(db, rev.id, "review", findings, "looked", "admin@example.com",
+                           finding=acceptances.finding_id(summary))
+    with db.atomic():
+        done = acceptances.accept(db, rev.id, "review", findings, "all 350 are the vendor's",
+                                  "admin@example.com", path="data/big.csv")
+    assert [a.path for a in done] == ["data/big.csv"]

@@ -154,6 +154,16 @@ def test_a_real_file_named_like_a_part_inside_another_is_a_finding_of_its_own(
     assert ("a.zip › notes.txt", "confusing-name") in found, found
 
 
+@pytest.mark.parametrize(("magic", "name"), [(b"\x28\xb5\x2f\xfd", "zstd"),
+                                           (b"7z\xbc\xaf\x27\x1c", "7z")])
+def test_a_format_the_post_scan_cannot_open_is_a_finding(
+    tmp_path: Path, magic: bytes, name: str
+) -> None:
+    tree = write(tmp_path / "tree", {"data/blob.bin": magic + b"\x00\x01packed" * 10})
+    found = {(f.path, f.kind) for f in scan(tree)}
+    assert (f"data/blob.bin › {name}", "encoding-limit") in found, found
+
+
 def test_an_unreadable_archive_is_said_so_not_skipped(tmp_path: Path) -> None:
     tree = write(tmp_path / "tree", {"broken.gz": b"\x1f\x8b\x08\x00" + b"\xff" * 40})
     findings = scan(tree)

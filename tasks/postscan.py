@@ -49,7 +49,7 @@ from detect_secrets.plugins.base import RegexBasedDetector
 from text_unidecode import unidecode
 
 from tasks.scanterms import TermScan
-from tasks.unwrap import SEP, Limited, unwrap
+from tasks.unwrap import SEP, Budget, Limited, Limits, unwrap
 
 __all__ = ["Finding", "deny_terms_in", "own_modules", "post_scan", "post_scan_texts"]
 
@@ -362,12 +362,12 @@ def _capped(findings: Iterator[Finding]) -> list[Finding]:
 
 
 def _inside(
-    rel: str, data: bytes, terms: TermScan, people: list[_PersonScan],
+    rel: str, data: bytes, terms: TermScan, people: list[_PersonScan], budget: Budget,
 ) -> Iterator[Finding]:
     """What the same scanners find in the texts decoded from inside a file (:mod:`tasks.unwrap`),
     each under its label (``bundle.zip › inner/notes.txt``); a limit that stopped the decoding
     is a finding too (``encoding-limit``)."""
-    for piece in unwrap(rel, data):
+    for piece in unwrap(rel, data, tree=budget):
         if isinstance(piece, Limited):
             yield Finding(piece.label, None, "encoding-limit", piece.reason)
         else:
@@ -375,6 +375,7 @@ def _inside(
 
 
 def _scan(tree: Path, terms: TermScan, people: list[_PersonScan]) -> Iterator[Finding]:
+    budget = Budget(Limits())  # decoded bytes for the whole tree
     for dirpath, dirnames, filenames in os.walk(tree, followlinks=False):
         here = Path(dirpath)
         base = here.relative_to(tree).as_posix()
@@ -400,7 +401,7 @@ def _scan(tree: Path, terms: TermScan, people: list[_PersonScan]) -> Iterator[Fi
                 except UnicodeDecodeError:
                     text, binary = data.decode("latin-1"), True
                 yield from _FileScan(rel, text, binary, terms, people).findings()
-                yield from _inside(rel, data, terms, people)
+                yield from _inside(rel, data, terms, people, budget)
             elif not is_dir:
                 yield Finding(rel, None, "special-file", "not a regular file")
         dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Decoded", "Limited", "Limits", "unwrap"]
+__all__ = ["Budget", "Decoded", "Limited", "Limits", "unwrap"]
 
 SEP = " › "
 
@@ -48,6 +48,7 @@ class Limits:
     max_depth: int = 6  # encodings inside encodings
     max_bytes: int = 64 * 1024 * 1024  # decoded bytes from one file, all parts together
     max_parts: int = 2000  # decoded parts (members, runs, chunks) from one file
+    max_tree_bytes: int = 512 * 1024 * 1024  # decoded bytes from all the files of one tree
     min_base64: int = 64  # characters of a base64 run worth decoding (48 bytes)
 
 
@@ -163,12 +164,31 @@ def _utf16_kind(data: bytes) -> str | None:
     return None
 
 
-class _Walk:
+class Budget:
+    """Decoded bytes left for a whole tree, shared by the walks of its files (else a tree of many
+    small bombs costs files x the per-file limit)."""
+
     def __init__(self, limits: Limits) -> None:
+        self.left = limits.max_tree_bytes
+
+
+class _Walk:
+    def __init__(self, limits: Limits, tree: Budget | None = None) -> None:
         self.limits = limits
-        self.left = limits.max_bytes
+        self.file_left = limits.max_bytes
+        self.tree = tree
         self.parts = 0
         self.stopped = False
+
+    @property
+    def left(self) -> int:
+        """Bytes that may still be decoded: the file's budget or the tree's, the smaller."""
+        return self.file_left if self.tree is None else min(self.file_left, self.tree.left)
+
+    def _spend(self, n: int) -> None:
+        self.file_left -= n
+        if self.tree is not None:
+            self.tree.left -= n
 
     # ---- bookkeeping -----------------------------------------------------------------------
 
@@ -183,6 +203,10 @@ class _Walk:
 
     def _too_big(self, label: str) -> Limited:
         self.stopped = True
+        if self.tree is not None and self.tree.left < self.file_left:
+            mib = self.limits.max_tree_bytes // (1024 * 1024)
+            return Limited(label, f"more than {mib} MiB decoded from the whole tree; this file "
+                                  "was not scanned inside")
         mib = self.limits.max_bytes // (1024 * 1024)
         return Limited(label, f"more than {mib} MiB decoded from one file (a zip bomb?); "
                               "the rest was not scanned")
@@ -197,7 +221,7 @@ class _Walk:
                                        "not scanned inside")
         if len(out) > self.left:
             return b"", self._too_big(label)
-        self.left -= len(out)
+        self._spend(len(out))
         return out, None
 
     # ---- the walk --------------------------------------------------------------------------
@@ -303,7 +327,7 @@ class _Walk:
                 if len(out) > self.left:
                     yield self._too_big(here)
                     return
-                self.left -= len(out)
+                self._spend(len(out))
                 yield from self.blob(here, out, depth + 1)
                 if self.stopped:
                     return
@@ -405,7 +429,7 @@ class _Walk:
             if len(data) > self.left:
                 yield self._too_big(here)
                 return
-            self.left -= len(data)
+            self._spend(len(data))
             yield from self.blob(here, data, depth + 1)
 
     def notebook(self, label: str, raw: str, depth: int) -> Iterator[Piece]:
@@ -452,7 +476,7 @@ class _Walk:
                 if len(decoded) > self.left:
                     yield self._too_big(here)
                     return
-                self.left -= len(decoded)
+                self._spend(len(decoded))
                 yield from self.blob(here, decoded, depth + 1)
 
 
@@ -486,9 +510,11 @@ def _b64(run: str) -> bytes | None:
         return None
 
 
-def unwrap(rel: str, data: bytes, limits: Limits | None = None) -> Iterator[Piece]:
-    """Every piece decoded from inside the file ``rel`` holding ``data`` (not the file itself)."""
-    walk = _Walk(limits or Limits())
+def unwrap(rel: str, data: bytes, limits: Limits | None = None,
+           tree: Budget | None = None) -> Iterator[Piece]:
+    """Every piece decoded from inside the file ``rel`` holding ``data`` (not the file itself);
+    ``tree``: the budget shared with the other files of its tree."""
+    walk = _Walk(limits or Limits(), tree)
     if rel.endswith(".ipynb"):
         try:
             raw = data.decode("utf-8")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tasks.postscan import Finding, post_scan
-from tasks.unwrap import Decoded, Limited, Limits, unwrap
+from tasks.unwrap import Budget, Decoded, Limited, Limits, unwrap
 from tests.task_repos import COMPANY
 from tests.tasks.encoded import EXPECTED, HOST, PERSON, planted
 
@@ -111,6 +111,18 @@ def test_a_zip_bomb_is_stopped_by_the_byte_limit_and_says_so(tmp_path: Path) -> 
     assert set(limits) == {"bomb.zip › zeros1.bin", "gz/bomb.gz › gzip"}, findings
     assert all("more than 64 MiB decoded" in reason for reason in limits.values())
     assert elapsed < 60, f"the bombs took {elapsed:.1f} s"
+
+
+def test_many_small_bombs_share_one_budget_for_the_tree() -> None:
+    bomb = gzip.compress(b"\0" * (3 * MIB))
+    budget = Budget(Limits(max_bytes=4 * MIB, max_tree_bytes=10 * MIB))
+    stopped = []
+    for i in range(6):  # 6 x 3 MiB: each under the file's limit, together over the tree's
+        pieces = list(unwrap(f"b{i}.gz", bomb, Limits(max_bytes=4 * MIB,
+                                                      max_tree_bytes=10 * MIB), tree=budget))
+        stopped += [p for p in pieces if isinstance(p, Limited)]
+    assert [p.label for p in stopped] == ["b3.gz › gzip", "b4.gz › gzip", "b5.gz › gzip"]
+    assert all("10 MiB decoded from the whole tree" in p.reason for p in stopped)
 
 
 def test_nesting_and_member_counts_are_bounded(tmp_path: Path) -> None:

@@ -515,6 +515,8 @@ def unwrap(rel: str, data: bytes, limits: Limits | None = None,
     """Every piece decoded from inside the file ``rel`` holding ``data`` (not the file itself);
     ``tree``: the budget shared with the other files of its tree."""
     walk = _Walk(limits or Limits(), tree)
+    if rel.endswith((".json", ".ipynb")) and b"\\u" in data:
+        yield from _json_strings(rel, data)
     if rel.endswith(".ipynb"):
         try:
             raw = data.decode("utf-8")
@@ -524,3 +526,24 @@ def unwrap(rel: str, data: bytes, limits: Limits | None = None,
             yield from walk.notebook(rel, raw, 0)
             return
     yield from walk.blob(rel, data, 0, text_given=True)
+
+
+def _json_strings(rel: str, data: bytes) -> Iterator[Piece]:
+    """The strings of a JSON file written with ``\\uXXXX`` escapes (``json.dump``'s default
+    writes ``N\\u00fa\\u00f1ez`` for Núñez), as text: the file's own bytes never show them."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return
+    out: list[str] = []
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            out += [str(k) for k in item]
+            stack += item.values()
+        elif isinstance(item, list):
+            stack += item
+    yield Decoded(rel + SEP + "JSON strings", "\n".join(out), False)

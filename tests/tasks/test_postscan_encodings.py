@@ -125,6 +125,15 @@ def test_many_small_bombs_share_one_budget_for_the_tree() -> None:
     assert all("10 MiB decoded from the whole tree" in p.reason for p in stopped)
 
 
+def test_names_written_with_json_escapes_are_found(tmp_path: Path) -> None:
+    import json
+    data = json.dumps({"owner": PERSON, "team": [f"{COMPANY} data"]}).encode()  # ensure_ascii
+    assert PERSON.encode() not in data and b"\\u00fa" in data
+    tree = write(tmp_path / "tree", {"meta/owners.json": data})
+    found = {(f.path, f.kind) for f in scan(tree)}
+    assert ("meta/owners.json › JSON strings", "person") in found, found
+
+
 def test_nesting_and_member_counts_are_bounded(tmp_path: Path) -> None:
     data = f"{COMPANY}\n".encode()
     for _ in range(10):  # ten zips, one inside the other

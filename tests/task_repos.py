@@ -25,6 +25,7 @@ from pytest_aiohttp import AiohttpClient
 from server.app import create_app
 from server.settings import Settings
 from tests.conftest import MakeSettings
+from tests.tasks.githttp import serve_git
 from workspaces.environments import ensure_environment
 
 Client = TestClient[Any, Any]
@@ -312,3 +313,21 @@ def no_stray_git() -> Iterator[Callable[[int | None], None]]:
         assert stray == []
 
     yield check
+
+
+# ---- a loopback git server ------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Path:
+    """The folder of bare repositories :func:`git_server` serves (empty; tests publish into it)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def git_server(served: Path) -> Iterator[tuple[str, int]]:
+    """``served`` over loopback HTTP (git's smart protocol): ``(base URL, server pid)``."""
+    with serve_git(served) as (base, pid):
+        yield base, pid

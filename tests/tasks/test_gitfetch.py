@@ -118,13 +118,6 @@ def fetcher(tmp_path: Path) -> Fetcher:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Path:
-    root = tmp_path / "served"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def http_base(served: Path, fetcher: Fetcher) -> Iterator[str]:
     with serve_git(served) as (base, pid):
         fetcher.server_pid = pid

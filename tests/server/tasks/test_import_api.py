@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +50,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 ADMIN = "admin@example.com"
 Check = Callable[[int | None], None]
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Path:
-    root = tmp_path / "served"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def git_server(served: Path) -> Iterator[tuple[str, int]]:
-    with serve_git(served) as (base, pid):
-        yield base, pid
 
 
 def serve_repo(tmp_path: Path, served: Path, name: str, files: dict[str, bytes] | None = None,

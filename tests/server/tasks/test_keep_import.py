@@ -8,7 +8,7 @@ naming only the company, is refused by both, with a sentence."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,6 @@ from tests.task_repos import (
     tree_files,
     wait_for_import,
 )
-from tests.tasks.githttp import serve_git
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -112,19 +111,6 @@ def assert_anonymised(tree: dict[str, bytes]) -> None:
                       "read for yi in ys.\nAsk devuser.\n")
     everything = "\n".join(c.decode() for c in tree.values()).replace("HuberRegressor", "")
     assert "uber" not in everything.replace("Gruber", "").casefold()
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Path:
-    root = tmp_path / "served"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def git_server(served: Path) -> Iterator[tuple[str, int]]:
-    with serve_git(served) as (base, pid):
-        yield base, pid
 
 
 async def test_api_import_with_a_keep_runs_the_code_lists_and_audits_the_exception(

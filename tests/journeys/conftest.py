@@ -34,6 +34,8 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.journeys.a11y import Audits
+
 PAIRLAB = Path(sys.executable).parent / "pairlab"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -169,7 +171,9 @@ async def logged_in(browser: Browser, product: Product, email: str) -> tuple[Bro
 
 class Browsing:
     """The browser contexts one journey opens, each person in a context of their own. Every page
-    it names is screenshotted if the journey fails; every context is closed at the end."""
+    it names is audited with axe-core each time it loads (``tests/journeys/a11y.py``: the
+    journey fails at its end on a serious or critical violation) and screenshotted if the
+    journey fails; every context is closed at the end."""
 
     def __init__(self, browser: Browser, product: Product, name: str) -> None:
         self.browser = browser
@@ -177,9 +181,11 @@ class Browsing:
         self.name = name
         self.contexts: list[BrowserContext] = []
         self.pages: dict[str, Page] = {}
+        self.audits = Audits()
 
     def keep(self, name: str, page: Page) -> Page:
         self.pages[name] = page
+        self.audits.watch(page)
         return page
 
     async def as_user(self, email: str, name: str) -> Page:
@@ -204,6 +210,7 @@ async def browsing(browser: Browser, product: Product, name: str) -> AsyncIterat
     session = Browsing(browser, product, name)
     try:
         yield session
+        await session.audits.finish()
     except BaseException:
         for page_name, page in session.pages.items():
             await shot(page, f"{name}-{page_name}")

@@ -1,0 +1,95 @@
+"""axe-core on every page the journeys load: no serious or critical violation.
+
+Each page a journey opens through :class:`tests.journeys.conftest.Browsing` is audited with
+axe-core (the copy bundled by ``axe-playwright-python``) each time it finishes loading; the
+journey fails at its end, listing the page, the rule and the elements, if any audit found a
+violation of impact "serious" or "critical" (minor and moderate ones are printed, not failed).
+
+Not audited: JupyterLab's own interface inside a workspace (it is JupyterLab's markup, not
+pairlab's; recognised by its ``jupyter-config-data`` script), and a page that navigated away or
+closed while its audit ran (the next load of a page is audited again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from axe_playwright_python.async_playwright import Axe  # type: ignore[import-untyped]
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page
+
+FAILING = frozenset({"serious", "critical"})
+_AXE = Axe()
+# One audit at a time per page: axe refuses to run while it runs ("Axe is already running").
+_LOCKS: weakref.WeakKeyDictionary[Page, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class Violation:
+    url: str
+    rule: str
+    impact: str
+    help: str
+    targets: tuple[str, ...]
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.targets[:5]) + (" …" if len(self.targets) > 5 else "")
+        return f"{self.url}: {self.rule} ({self.impact}) {self.help} [{shown}]"
+
+
+def violations_of(url: str, response: dict[str, Any]) -> list[Violation]:
+    return [Violation(url, v["id"], str(v.get("impact")), v["help"],
+                      tuple(" ".join(map(str, n["target"])) for n in v["nodes"]))
+            for v in response["violations"]]
+
+
+async def audit(page: Page) -> list[Violation] | None:
+    """Every axe violation on ``page`` now; ``None`` when it is JupyterLab's own interface or
+    the page went away during the audit."""
+    lock = _LOCKS.setdefault(page, asyncio.Lock())
+    try:
+        async with lock:
+            if await page.locator("script#jupyter-config-data").count():
+                return None
+            url = page.url
+            result = await _AXE.run(page)
+    except PlaywrightError:
+        return None  # navigated away or closed during the audit
+    return violations_of(url, result.response)
+
+
+class Audits:
+    """The audits of every page of one journey."""
+
+    def __init__(self) -> None:
+        self.pending: set[asyncio.Task[None]] = set()
+        self.found: list[Violation] = []
+        self.audited: list[str] = []
+
+    def watch(self, page: Page) -> None:
+        page.on("load", self._loaded)
+
+    def _loaded(self, page: Page) -> None:
+        task = asyncio.get_running_loop().create_task(self._audit(page))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def _audit(self, page: Page) -> None:
+        found = await audit(page)
+        if found is not None:
+            self.audited.append(page.url)
+            self.found.extend(found)
+
+    async def finish(self) -> None:
+        """Wait for the audits under way; fail on a serious or critical violation."""
+        while self.pending:
+            await asyncio.gather(*self.pending, return_exceptions=True)
+        print(f"axe: {len(self.audited)} page loads audited")
+        for minor in (v for v in self.found if v.impact not in FAILING):
+            print(f"axe (not failing): {minor}")
+        failing = sorted({str(v) for v in self.found if v.impact in FAILING})
+        assert not failing, ("axe-core found serious or critical violations:\n  "
+                             + "\n  ".join(failing))

@@ -45,6 +45,8 @@
     var node = document.createElement(tag);
     var key;
     attrs = attrs || {};
+    // Code and output blocks scroll when long: focusable, so a keyboard can scroll them too.
+    if (tag === "pre") { node.setAttribute("tabindex", "0"); }
     for (key in attrs) {
       if (!Object.prototype.hasOwnProperty.call(attrs, key) || attrs[key] === undefined) { continue; }
       if (key === "class") { node.className = attrs[key]; }

@@ -148,6 +148,11 @@ async def test_reissuing_makes_the_old_link_say_it_was_replaced(make_env: EnvFac
     assert (await env.ws.get(path_of(new), allow_redirects=False)).status == 410
     assert await env.open_link(newest) == f"/s/{session_id}"
 
+    await env.client.post(f"/api/v1/sessions/{session_id}/end", headers={"X-CSRF-Token": env.csrf})
+    over = await env.client.post(f"/api/v1/sessions/{session_id}/link",
+                                 headers={"X-CSRF-Token": env.csrf})
+    assert over.status == 409 and "cannot be re-issued" in (await over.json())["error"]["message"]
+
 
 async def test_a_copy_of_the_database_without_the_secret_cannot_rebuild_a_link(
         make_env: EnvFactory) -> None:

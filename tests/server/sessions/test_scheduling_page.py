@@ -202,3 +202,18 @@ def test_times_read_as_people_write_them() -> None:
     assert str(time_tag("2026-12-04T18:33:52.5+00:00")) == (
         '<time datetime="2026-12-04T18:33:52+00:00" data-local>Fri 4 Dec 2026, 18:33 UTC</time>')
     assert str(time_tag("<b>")) == "&lt;b&gt;"
+
+
+async def test_a_confirmed_role_mismatch_is_named_on_the_page_it_redirects_to(
+        make_env: EnvFactory) -> None:
+    env = await make_env()
+    page = await env.client.get("/sessions")
+    refused = await env.client.post("/sessions", data={
+        "csrf_token": form_csrf_token(await page.text()), "task": "demo-task",
+        "candidate_name": "Ada", "role": "mlops-engineer"}, allow_redirects=False)
+    assert refused.status == 409 and "Confirm to schedule it anyway" in await refused.text()
+    location = await schedule_by_form(env, role="mlops-engineer", confirm="yes")
+    html = await (await env.client.get(location)).text()
+    assert "Warning: this task tests model evaluation methodology" in html
+    later = await (await env.client.get(location.split("?")[0])).text()
+    assert "Warning:" not in later  # said once, when it was confirmed

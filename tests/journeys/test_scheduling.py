@@ -16,10 +16,13 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.journeys.conftest import WAIT_MS, Product, browsing
 
+pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
+              pytest.mark.timeout(1500)]
 INTERVIEWER = "interviewer@example.com"
 TASK = "daily-features-bug"
 CANDIDATE = "Mira Picker"

@@ -114,3 +114,20 @@ def m002_workspace_origins(db: sqlite_utils.Database) -> None:
         )
         """
     )
+
+
+@migrations()
+def m003_showable_candidate_links(db: sqlite_utils.Database) -> None:
+    # The candidate link's token is never stored: ``link_nonce`` lets the server rebuild it
+    # with its secret (workspaces/candidate_links.py); NULL for links made before this, which
+    # can only be re-issued. A re-issued link's hash is kept so its page can say "replaced".
+    db.execute("ALTER TABLE interview_sessions ADD COLUMN link_nonce TEXT")
+    db.execute(
+        """
+        CREATE TABLE replaced_candidate_links (
+            link_hash TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES interview_sessions(id),
+            replaced_at TEXT NOT NULL
+        )
+        """
+    )

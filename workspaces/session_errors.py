@@ -32,6 +32,13 @@ class LinkClosed(SessionError):
     code = "link_closed"
 
 
+class LinkReplaced(SessionError):
+    """A candidate link that was re-issued: the new one is the only one that works."""
+
+    status = 410
+    code = "link_replaced"
+
+
 class WorkspaceUnavailable(SessionError):
     """The workspace could not be started or restored; the message says why."""
 

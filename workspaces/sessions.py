@@ -117,7 +117,8 @@ def create_session(
     interviewer_ids: list[int],
     created_by: int,
 ) -> tuple[Session, str]:
-    """Schedule a session; returns it and the capability token (shown once, stored hashed)."""
+    """Schedule a session; returns it and a capability token (stored hashed). Scheduling
+    replaces that token at once by one its staff can see again (candidate_links.py)."""
     name = candidate_name.strip()
     if not 1 <= len(name) <= 200 or any(ord(c) < 32 for c in name):
         raise SessionError("the candidate name must be 1 to 200 printable characters")

@@ -91,8 +91,7 @@ def ensure_builtin_tasks(settings: Settings) -> list[str]:
 
 def demo_session(settings: Settings) -> Scheduled | None:
     """A session starting now for the demo interviewer on ``DEMO_TASK`` (else the first
-    published task; a new one at every run: links are stored hashed, so an old one cannot be
-    shown again)."""
+    published task; a new one at every run, so every run prints a link that works now)."""
     db = open_migrated(settings.db_path)
     try:
         tasks = [t for t in revisions.list_tasks(db) if t["current_revision"]]

@@ -29,6 +29,7 @@ import jinja2
 from aiohttp import web
 
 from server.http.auth import csrf_token, current_user
+from server.http.times import human_utc, time_tag
 
 routes = web.RouteTableDef()
 TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -49,6 +50,8 @@ def setup_templates(app: web.Application) -> None:
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES),
                                autoescape=jinja2.select_autoescape(default=True))
     env.filters["seconds"] = seconds
+    env.filters["when"] = time_tag
+    env.filters["utc"] = human_utc
 
 
 def render(request: web.Request, template: str, context: Mapping[str, Any], *,

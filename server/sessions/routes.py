@@ -15,11 +15,14 @@ from server.http.pages import render
 from server.people.accounts import User
 from server.sessions.access import visible_session
 from server.sessions.keys import SESSIONS
-from server.sessions.scheduling import ScheduleRequest, schedule
+from server.sessions.scheduling import ScheduleRequest, candidate_link, reissue_link, schedule
 from tasks import revisions
+from tasks.manifest import kind_fits_role
 from workspaces import sessions as S
 
 routes = web.RouteTableDef()
+UPCOMING = ("scheduled", "provisioning", "live")
+"""States listed as upcoming on the Sessions page; the others (ended, failed) are past."""
 
 
 async def _session_json(request: web.Request, session: S.Session) -> dict[str, Any]:
@@ -74,9 +77,17 @@ async def api_list(request: web.Request) -> web.Response:
 @routes.get("/api/v1/sessions/{session_id}")
 async def api_get(request: web.Request) -> web.Response:
     _, session = await visible_session(request)
-    conns = await request.app[DB].read(lambda d: S.connections(d, session.id))
+    settings = request.app[SETTINGS]
+    conns, link = await request.app[DB].read(
+        lambda d: (S.connections(d, session.id), candidate_link(d, settings, session.id)))
     data = await _session_json(request, session)
-    return web.json_response({"session": data, "connections": conns})
+    return web.json_response({"session": data, "connections": conns, "candidate_link": link})
+
+
+@routes.post("/api/v1/sessions/{session_id}/link")
+async def api_reissue_link(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    return web.json_response({"candidate_link": await _reissue(request, user, session.id)})
 
 
 @routes.post("/api/v1/sessions/{session_id}/start")
@@ -128,8 +139,10 @@ async def sessions_page(request: web.Request) -> web.Response:
         return session_scoring.masked_all(d, found), tasks
 
     found, tasks = await request.app[DB].read(load)
+    upcoming = sorted((s for s in found if s.state in UPCOMING), key=lambda s: s.starts_at)
+    past = [s for s in found if s.state not in UPCOMING]  # newest first, as listed
     return render(request, "sessions.html", {
-        "sessions": found, "tasks": tasks,
+        "upcoming": upcoming, "past": past, "tasks": tasks,
         "roles": S.ROLES, "blind_default": request.app[SETTINGS].blind_scoring,
     })
 
@@ -149,24 +162,50 @@ async def sessions_create_submit(request: web.Request) -> web.Response:
         task=str(form.get("task", "")), candidate_name=str(form.get("candidate_name", "")),
         candidate_email=str(form.get("candidate_email", "")), interviewers=interviewers,
         duration_minutes=duration,
-        starts_at=str(form.get("starts_at", "")).strip() or None,
+        # The hidden UTC field the picker's script fills, else the picker itself (no script).
+        starts_at=(str(form.get("starts_at", "")).strip()
+                   or str(form.get("starts_local", "")).strip() or None),
         role=str(form.get("role", "")), confirm_role_mismatch=form.get("confirm") == "yes",
         blind=form.get("blind") == "yes",
     ))
-    return render(request, "session_created.html", {
-        "result": result,
-    })
+    # Post/redirect/get: reloading the session's page never schedules it again.
+    raise web.HTTPSeeOther(f"/sessions/{result.session.id}?scheduled=1")
 
 
 @routes.get("/sessions/{session_id}")
 async def session_page(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
-    conns = await request.app[DB].read(lambda d: S.connections(d, session.id))
+    settings = request.app[SETTINGS]
+
+    def load(d: Any) -> tuple[list[dict[str, Any]], str | None, str]:
+        kind = revisions.get_revision(d, session.revision_id).kind
+        return (S.connections(d, session.id), candidate_link(d, settings, session.id),
+                (kind_fits_role(kind, session.role) or "") if session.role else "")
+
+    conns, link, role_warning = await request.app[DB].read(load)
     return render(request, "session.html", {
         "session": session,
         "connections": conns,
         "workspace_url": (await _session_json(request, session)).get("workspace_url"),
+        "candidate_link": link,
+        "role_warning": role_warning,
+        "just_scheduled": request.query.get("scheduled") == "1",
+        "link_reissued": request.query.get("link") == "new",
     })
+
+
+@routes.post("/sessions/{session_id}/link")
+async def session_link_reissue_submit(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    await _reissue(request, user, session.id)
+    raise web.HTTPSeeOther(f"/sessions/{session.id}?link=new#candidate-link-section")
+
+
+async def _reissue(request: web.Request, user: User, session_id: str) -> str:
+    settings, actor = request.app[SETTINGS], user.actor(client_address(request))
+    link: str = await request.app[DB].write(
+        lambda d: reissue_link(d, settings, actor, session_id))
+    return link
 
 
 @routes.post("/sessions/{session_id}/{action:start|end|extend|join}")

@@ -8,6 +8,7 @@ active interviewers, role fit warning that must be confirmed) are in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlite_utils
@@ -20,8 +21,9 @@ from server.people import accounts as people
 from server.settings import Settings
 from tasks import revisions
 from tasks.manifest import kind_fits_role
+from workspaces import candidate_links
 from workspaces import sessions as S
-from workspaces.session_errors import RoleMismatch
+from workspaces.session_errors import RoleMismatch, SessionConflict, SessionError
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,17 @@ class Scheduled:
         }
 
 
+def start_time(text: str) -> datetime:
+    """The start as given by the API (ISO 8601; without an offset, UTC) or the page (the
+    picker's local time converted to UTC by script; without script, read as UTC)."""
+    try:
+        return S.parse_time(text)
+    except SessionError:
+        raise SessionError(
+            f"The start time {text.strip()[:40]!r} is not a date and time: give it as ISO 8601,"
+            " for example 2026-12-01T14:00:00Z (UTC) or 2026-12-01T15:00:00+01:00.") from None
+
+
 def links(settings: Settings, session_id: str, token: str) -> tuple[str, str]:
     return f"{settings.workspace_url}/c/{token}", f"{settings.app_url}/sessions/{session_id}"
 
@@ -85,19 +98,43 @@ def schedule(
     email = req.candidate_email.strip()
     if email:
         email = people.normalise_email(email)
-    starts = S.parse_time(req.starts_at) if req.starts_at else now()
-    session, token = S.create_session(
+    starts = start_time(req.starts_at) if req.starts_at else now()
+    session, _placeholder = S.create_session(
         db, revision_id=rev.id, task_id=rev.task_id, candidate_name=req.candidate_name,
         candidate_email=email, role=req.role,
         duration_minutes=req.duration_minutes or rev.duration_minutes, starts_at=starts,
         interviewer_ids=interviewer_ids, created_by=creator_id,
     )
+    # The link is one the server can show again to the session's staff (candidate_links.py).
+    token = candidate_links.issue(db, _secret(settings), session.id, replacing=False)
     blind = settings.blind_scoring if req.blind is None else req.blind
     session_scoring.pin(db, session, blind=blind)
     audit.record(db, actor, "session.schedule", "session", session.id, revision=rev.id,
                  interviewers=list(emails), warnings=warnings, blind=blind)
     candidate_link, interviewer_url = links(settings, session.id, token)
     return Scheduled(session, candidate_link, interviewer_url, tuple(warnings))
+
+
+def _secret(settings: Settings) -> str:
+    return settings.cookie_secret.reveal()
+
+
+def candidate_link(db: sqlite_utils.Database, settings: Settings, session_id: str) -> str | None:
+    """The session's working candidate link for its staff, or None if it can only be
+    re-issued (see ``workspaces/candidate_links.py``)."""
+    token = candidate_links.current(db, _secret(settings), session_id)
+    return links(settings, session_id, token)[0] if token else None
+
+
+def reissue_link(db: sqlite_utils.Database, settings: Settings, actor: audit.Actor,
+                 session_id: str) -> str:
+    """A new candidate link; the old one stops working at once. Audited (never the token)."""
+    session = S.get_session(db, session_id)
+    if session.state in ("ended", "failed"):
+        raise SessionConflict(f"the session has {session.state}; its link cannot be re-issued")
+    token = candidate_links.issue(db, _secret(settings), session_id)
+    audit.record(db, actor, "session.link_reissue", "session", session_id)
+    return links(settings, session_id, token)[0]
 
 
 def end(db: sqlite_utils.Database, session_id: str, actor: audit.Actor, why: str) -> S.Session:

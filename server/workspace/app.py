@@ -39,9 +39,9 @@ from server.settings import Settings
 from server.workspace.hosts import WHERE, frame_only_by_itself, host_routing
 from server.workspace.proxy import proxy_http, proxy_websocket
 from tasks import revisions
-from workspaces import entry_codes, records
+from workspaces import candidate_links, entry_codes, records
 from workspaces import sessions as S
-from workspaces.session_errors import EntryUsed, LinkClosed
+from workspaces.session_errors import EntryUsed, LinkClosed, LinkReplaced
 from workspaces.upstream import Principal
 
 HERE = Path(__file__).parent.parent  # server/: the templates and static files are shared
@@ -136,7 +136,12 @@ async def capability_link(request: web.Request) -> web.StreamResponse:
     db = _main(request)[DB]
     session = await db.read(lambda d: S.session_for_link(d, token))
     if session is None:
-        raise NotFound("This interview link is not valid.")
+        if await db.read(lambda d: candidate_links.was_replaced(d, token)):
+            raise LinkReplaced("This interview link was replaced by a newer one and no longer"
+                               " works. Please use the latest link your interviewer sent you,"
+                               " or ask them to send it again.")
+        raise NotFound("This interview link is not valid. Check that you copied all of it, or"
+                       " ask your interviewer to send it again.")
     if not session.link_open():
         when = "has ended" if session.state in ("ended", "failed") or session.seconds_left() == 0 \
             else "has not started yet: open the link again shortly before the start time"

@@ -225,14 +225,15 @@ async def browsing(browser: Browser, product: Product, name: str) -> AsyncIterat
 
 async def schedule_through_the_page(page: Page, product: Product, task_id: str,
                                     candidate: str) -> str:
-    """Schedule a session now on the Sessions page; returns the candidate link it shows."""
+    """Schedule a session now on the Sessions page; returns the candidate link that the
+    session's own page (where the form redirects) shows. ``#session-link`` is that page's."""
     await page.goto(f"{product.app_url}/sessions")
     await page.select_option("#task", task_id)
     await page.fill("#candidate_name", candidate)
     await page.click('form[action="/sessions"] button[type=submit]')
     link = page.locator("#candidate-link")
     await expect(link).to_be_visible(timeout=WAIT_MS)
-    return (await link.inner_text()).strip()
+    return (await link.input_value()).strip()
 
 
 async def timeline_has(observe: Page, kind: str, text: str) -> Locator:

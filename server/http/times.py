@@ -1,0 +1,46 @@
+"""Times as people read them: a ``<time>`` element whose text is a readable UTC fallback and
+whose ``datetime`` is the ISO value that ``static/times.js`` shows in the viewer's own zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from markupsafe import Markup, escape
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _parsed(value: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def human_utc(value: str | None) -> str:
+    """``2026-12-04T18:33:52.1+00:00`` as ``Fri 4 Dec 2026, 18:33 UTC``; other text as it is.
+
+    The names are spelled here rather than by ``strftime``'s ``%a``/``%b``, which follow the
+    server's locale."""
+    if not value:
+        return ""
+    moment = _parsed(value)
+    if moment is None:
+        return value
+    utc = moment.astimezone(UTC)
+    return (f"{_DAYS[utc.weekday()]} {utc.day} {_MONTHS[utc.month - 1]} {utc.year},"
+            f" {utc:%H:%M} UTC")
+
+
+def time_tag(value: str | None) -> Markup:
+    """A ``<time>`` to the second in ``datetime``, readable UTC text, shown locally by script."""
+    if not value:
+        return Markup("")
+    moment = _parsed(value)
+    if moment is None:
+        return Markup("{}").format(value)
+    stamp = moment.astimezone(UTC).isoformat(timespec="seconds")
+    return Markup('<time datetime="{}" data-local>{}</time>').format(
+        stamp, escape(human_utc(value)))

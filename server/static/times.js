@@ -1,0 +1,47 @@
+// Times in the viewer's own time zone, and the schedule form's local start time sent as UTC.
+// Every <time datetime="…" data-local> keeps its server text (UTC) as a tooltip.
+(function () {
+  "use strict";
+  var shown = new Intl.DateTimeFormat(undefined, {
+    weekday: "short", day: "numeric", month: "short", year: "numeric",
+    hour: "2-digit", minute: "2-digit", timeZoneName: "short"
+  });
+
+  function localise(root) {
+    root.querySelectorAll("time[datetime][data-local]").forEach(function (el) {
+      var moment = new Date(el.getAttribute("datetime"));
+      if (isNaN(moment.getTime())) { return; }
+      if (!el.title) { el.title = el.textContent; }
+      el.textContent = shown.format(moment);
+    });
+  }
+
+  // <input type="datetime-local" data-utc-into="ID">: its value is read in the viewer's zone
+  // and written, as ISO 8601 UTC, into the hidden field ID that the server reads.
+  function pickers(root) {
+    root.querySelectorAll("input[type=datetime-local][data-utc-into]").forEach(function (input) {
+      var target = document.getElementById(input.getAttribute("data-utc-into"));
+      var zone = document.getElementById(input.id + "-zone");
+      if (zone) {
+        zone.textContent = "in your time zone, " +
+          Intl.DateTimeFormat().resolvedOptions().timeZone;
+      }
+      function fill() {
+        if (!target) { return; }
+        var moment = input.value ? new Date(input.value) : null;
+        target.value = moment && !isNaN(moment.getTime()) ? moment.toISOString() : "";
+      }
+      input.addEventListener("input", fill);
+      input.addEventListener("change", fill);
+      if (input.form) { input.form.addEventListener("submit", fill); }
+      fill();
+    });
+  }
+
+  function ready() { localise(document); pickers(document); }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", ready);
+  } else {
+    ready();
+  }
+}());

@@ -1,0 +1,72 @@
+"""A session's candidate link, shown again to its staff and re-issued on request.
+
+How a link is kept: the token in ``/c/<token>`` is looked up by its SHA-256 hash only
+(``interview_sessions.link_hash``), as before. To show it again without storing it, the token is
+``HMAC-SHA256(server secret, session id + random nonce)`` and only the nonce is stored
+(``link_nonce``): a copy of the database without the secret file (a backup, a leaked dump)
+cannot rebuild any link, while the server can rebuild it for the session's interviewers and
+admins. This is a keyed derivation rather than the token encrypted with the secret because the
+standard library's ``hmac`` does it with no cipher dependency. If the secret is rotated, the
+links keep working (the hash is unchanged) but can no longer be shown: the page offers to
+re-issue instead. Re-issuing draws a new nonce; the old token's hash moves to
+``replaced_candidate_links`` so its page can say that it was replaced.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+import sqlite_utils
+
+from common.clock import iso, now
+from workspaces.session_errors import SessionError, SessionNotFound
+from workspaces.sessions import hash_token
+
+_PURPOSE = b"pairlab candidate link\x00"
+
+
+def token_for(secret: str, session_id: str, nonce: str) -> str:
+    """The link token of ``session_id`` with ``nonce``: 192 bits, URL-safe."""
+    if not secret:
+        raise SessionError("the server has no secret to make candidate links with")
+    message = _PURPOSE + session_id.encode() + b"\x00" + nonce.encode()
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()[:24]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def issue(db: sqlite_utils.Database, secret: str, session_id: str, *,
+          replacing: bool = True) -> str:
+    """A new link for the session; the previous one stops working. With ``replacing`` the old
+    link is remembered as replaced (a fresh session's placeholder link is not)."""
+    rows = db.execute("SELECT link_hash FROM interview_sessions WHERE id = ?",
+                      [session_id]).fetchall()
+    if not rows:
+        raise SessionNotFound(f"there is no session {session_id[:40]!r}")
+    nonce = secrets.token_urlsafe(16)
+    token = token_for(secret, session_id, nonce)
+    if replacing:
+        db.execute("INSERT OR IGNORE INTO replaced_candidate_links (link_hash, session_id,"
+                   " replaced_at) VALUES (?, ?, ?)", [rows[0][0], session_id, iso(now())])
+    db.execute("UPDATE interview_sessions SET link_hash = ?, link_nonce = ? WHERE id = ?",
+               [hash_token(token), nonce, session_id])
+    return token
+
+
+def current(db: sqlite_utils.Database, secret: str, session_id: str) -> str | None:
+    """The session's working link token, or None if it cannot be rebuilt (made before links
+    were showable, or the server secret changed since): then only re-issuing shows one."""
+    rows = db.execute("SELECT link_hash, link_nonce FROM interview_sessions WHERE id = ?",
+                      [session_id]).fetchall()
+    if not rows or rows[0][1] is None or not secret:
+        return None
+    token = token_for(secret, session_id, rows[0][1])
+    return token if hmac.compare_digest(hash_token(token), rows[0][0]) else None
+
+
+def was_replaced(db: sqlite_utils.Database, token: str) -> bool:
+    """Was ``token`` a session's link before it was re-issued?"""
+    return bool(db.execute("SELECT 1 FROM replaced_candidate_links WHERE link_hash = ?",
+                           [hash_token(token)]).fetchall())

@@ -38,14 +38,20 @@ MAX_RULES_BYTES = 64 * 1024
 RULES_NAME = "rules.toml"
 
 
-def _rules_file(rules: str | None) -> Path | None:
-    """A ``--rules`` TOML text from a request, written as ``rules.toml`` (the name that problems
-    are reported under) in a private temp folder, which the import removes when it ends."""
-    if not rules:
-        return None
+def _check_rules(rules: str) -> None:
+    """Bad rules TOML is said now, not after a fetch."""
     if len(rules.encode()) > MAX_RULES_BYTES:
         raise Unprocessable(f"the rules must be at most {MAX_RULES_BYTES} bytes of TOML")
-    check_rules_text(rules)  # bad TOML is said now, not after a fetch
+    if rules:
+        check_rules_text(rules)
+
+
+def _rules_file(rules: str | None) -> Path | None:
+    """A ``--rules`` TOML text from a request (checked), written as ``rules.toml`` (the name that
+    problems are reported under) in a private temp folder, which the import removes when it
+    ends."""
+    if not rules:
+        return None
     path = Path(tempfile.mkdtemp(prefix="pairlab-rules-")) / RULES_NAME
     path.write_text(rules, encoding="utf-8")
     return path
@@ -60,6 +66,7 @@ async def _start_import(
         url=url.strip(), ref=ref.strip() or None, subdir=subdir.strip() or None,
         rules_file=None, created_by=admin.email,
     )
+    _check_rules(rules)
     # A refused source is said now (InvalidSource, 400), with no import started.
     await asyncio.to_thread(check_source, request.app[SETTINGS], req.url, req.ref, req.subdir)
     rules_file = await asyncio.to_thread(_rules_file, rules)

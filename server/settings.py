@@ -100,6 +100,10 @@ class Settings:
         "", "comma-separated git hosts allowed even if they resolve to loopback/private addresses"
     )
     git_allow_http: bool = _f(False, "allow plain http:// imports, only from git_allowed_hosts")
+    git_allow_local: bool = _f(
+        False, "let admins import (web page and API) from local paths, file:// URLs and hosts on"
+        " loopback/private networks, as the CLI's --allow-local does"
+    )
     import_max_entries: int = _f(5000, "largest number of files and folders in an imported tree")
     import_max_total_bytes: int = _f(50 * 1024 * 1024, "largest imported tree, in bytes")
     import_max_blob_bytes: int = _f(10 * 1024 * 1024, "largest single imported file, in bytes")
@@ -376,6 +380,17 @@ def _cast(name: str, raw: Any, source: str) -> Any:
         )
         shown = "(hidden)" if kind == "Secret" else repr(raw)
         raise SettingsError(f"{name}: {shown} from {source} is not {expected}") from None
+
+
+def env_name(name: str) -> str:
+    """The environment variable of setting ``name``."""
+    return ENV_PREFIX + name.upper()
+
+
+def how_to_set(name: str, value: str) -> str:
+    """How an operator sets setting ``name`` to ``value``, for error messages:
+    ``PAIRLAB_GIT_ALLOW_LOCAL=true (setting git_allow_local)``."""
+    return f"{env_name(name)}={value} (setting {name})"
 
 
 def load_settings(

@@ -27,6 +27,20 @@ from tasks.diffview import build_diff
 from tasks.errors import ManifestInvalid, TaskError
 from tasks.gitfetch import FetchLimits, fetch_snapshot
 from tasks.hints import find_hints
+from tasks.import_steps import (
+    ANONYMISING,
+    BUILDING_ENVIRONMENT,
+    FETCHING,
+    FINDING_IDENTIFIERS,
+    HIDDEN_ON_SOLUTION,
+    HIDDEN_ON_STARTER,
+    LOOKING_UP_NAMES,
+    POST_SCANNING,
+    READING_MANIFEST,
+    VALIDATING,
+    VISIBLE_TESTS,
+    WRITING_REPORT,
+)
 from tasks.manifest import MANIFEST_NAME, Manifest, hints_from_guide, load_manifest
 from tasks.postscan import Finding, post_scan, post_scan_texts
 from tasks.source import SourcePolicy, scrub_url, validate_source
@@ -105,16 +119,16 @@ def _run_checks(
     results: CheckResults = {
         "visible": None, "hidden_on_solution": None, "hidden_on_starter": None,
     }
-    progress("building the task environment")
+    progress(BUILDING_ENVIRONMENT)
     python = cfg.environment(manifest.environment.requirements)
     if isinstance(python, str):
         return results, python, []
     unverified: list[Finding] = []
     if api_names:
-        progress("looking up the kept third-party names in the task environment")
+        progress(LOOKING_UP_NAMES)
         unverified = unverified_names(api_names, cfg.run_check, python, work,
                                       cfg.check_timeout_s)
-    progress("running the visible tests on the anonymised tree")
+    progress(VISIBLE_TESTS)
     visible_copy = work / "check-visible"
     shutil.copytree(out / "tree", visible_copy, symlinks=True)
     results["visible"] = cfg.run_check(
@@ -126,7 +140,7 @@ def _run_checks(
     for name, with_solution in (("hidden_on_solution", True), ("hidden_on_starter", False)):
         if with_solution and not (out / "solution").is_dir():
             continue
-        progress(f"running the hidden checks on the {'solution' if with_solution else 'starter'}")
+        progress(HIDDEN_ON_SOLUTION if with_solution else HIDDEN_ON_STARTER)
         copy = work / f"check-{name}"
         shutil.copytree(out / "tree", copy, symlinks=True)
         if with_solution:
@@ -149,15 +163,15 @@ def prepare_import(req: ImportRequest, cfg: ImportConfig, progress: Progress) ->
 
 
 def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Path) -> Prepared:
-    progress("validating the source")
+    progress(VALIDATING)
     source = validate_source(req.url, req.ref, req.subdir, cfg.policy)
-    progress("fetching one snapshot")
+    progress(FETCHING)
     original = work / "original"
     fetched = fetch_snapshot(
         source, original, cfg.limits, cfg.fetch_timeout_s, tmp_root=work,
         history_commits=HISTORY_COMMITS,
     )
-    progress("reading the manifest")
+    progress(READING_MANIFEST)
     if not (original / MANIFEST_NAME).is_file():
         raise ManifestInvalid([(MANIFEST_NAME, "(file)", "missing from the source")])
     manifest = load_manifest(original, req.rules_file)
@@ -165,19 +179,19 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
     # The rules text as given (validated by load_manifest): a re-import starts from it.
     rules_text = req.rules_file.read_text("utf-8") if req.rules_file is not None else ""
 
-    progress("anonymising")
+    progress(ANONYMISING)
     anon = work / "anon"
     # The brief and the guide are files of the tree (rewritten and scanned with it); the title
     # is the one manifest text people see (the candidate's <h1>), so it goes the same way.
     report = anonymise_tree(original, anon, manifest.anonymise, extra_drop=(MANIFEST_NAME,),
                             fields={TITLE_LABEL: task.title})
     title = report.field(TITLE_LABEL)
-    progress("post-scanning every byte of the result")
+    progress(POST_SCANNING)
     deny, people = manifest.anonymise.deny_terms, manifest.anonymise.person_names
     keep = manifest.anonymise.keep
     findings = (post_scan(anon, deny, people, keep)
                 + post_scan_texts({TITLE_LABEL: title}, deny, people, keep))
-    progress("looking for identifiers nobody declared")
+    progress(FINDING_IDENTIFIERS)
     identifiers = find_hints(
         anon, manifest.anonymise.replace, manifest.anonymise.people, history=fetched.people,
         history_commits=fetched.history_commits, history_problem=fetched.history_problem,
@@ -205,7 +219,7 @@ def _prepare(req: ImportRequest, cfg: ImportConfig, progress: Progress, work: Pa
     checks, environment_problem, unverified = _run_checks(manifest, out, hidden_rel, work, cfg,
                                                           progress, api_names)
     findings += unverified
-    progress("writing the report")
+    progress(WRITING_REPORT)
     blockers = []
     if environment_problem is not None:
         blockers.append(f"environment:{environment_problem}")

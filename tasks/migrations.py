@@ -111,3 +111,9 @@ def m002_finding_acceptances(db: sqlite_utils.Database) -> None:
             " ON task_finding_acceptances"
             " BEGIN SELECT RAISE(ABORT, 'acceptances are append-only'); END"
         )
+
+
+@migrations()
+def m003_import_steps_taken(db: sqlite_utils.Database) -> None:
+    # Every step an import took, in order (a JSON list), for the import page's list of steps.
+    db.execute("ALTER TABLE task_imports ADD COLUMN steps TEXT NOT NULL DEFAULT '[]'")

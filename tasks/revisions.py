@@ -289,37 +289,51 @@ def start_import(
 
 
 def set_import_step(db: sqlite_utils.Database, import_id: str, step: str) -> None:
-    db.execute("UPDATE task_imports SET step = ? WHERE id = ?", [step, import_id])
+    """The import is at ``step`` now (added to the steps it took); a finished import's steps
+    stay as they were (a late progress report changes nothing)."""
+    db.execute(
+        "UPDATE task_imports SET step = ?, steps = json_insert(steps, '$[#]', ?)"
+        " WHERE id = ? AND status = 'running'",
+        [step, step, import_id],
+    )
 
 
 def finish_import(
     db: sqlite_utils.Database, import_id: str, revision_id: str | None, error: str | None
 ) -> None:
+    """Succeeded (step ``done``) or failed with ``error``: a failed import keeps the step it
+    failed in."""
     db.execute(
-        "UPDATE task_imports SET status = ?, step = ?, error = ?, revision_id = ?,"
-        " finished_at = ? WHERE id = ?",
-        ["failed" if error else "succeeded", "failed" if error else "done", error, revision_id,
-         now_iso(), import_id],
+        "UPDATE task_imports SET status = ?, step = CASE WHEN ? THEN step ELSE 'done' END,"
+        " error = ?, revision_id = ?, finished_at = ? WHERE id = ?",
+        ["failed" if error else "succeeded", error is not None, error, revision_id, now_iso(),
+         import_id],
     )
+
+
+def _import_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "steps": json.loads(row.get("steps") or "[]")}
 
 
 def get_import(db: sqlite_utils.Database, import_id: str) -> dict[str, Any]:
+    """The import's row; ``steps`` is the list of steps it took, in order."""
     rows = db.execute_returning_dicts("SELECT * FROM task_imports WHERE id = ?", [import_id])
     if not rows:
         raise TaskNotFound(f"there is no import {import_id[:40]!r}")
-    return rows[0]
+    return _import_row(rows[0])
 
 
 def list_imports(db: sqlite_utils.Database, limit: int = 50) -> list[dict[str, Any]]:
-    return db.execute_returning_dicts(
+    return [_import_row(row) for row in db.execute_returning_dicts(
         "SELECT * FROM task_imports ORDER BY created_at DESC LIMIT ?", [limit]
-    )
+    )]
 
 
 def fail_interrupted_imports(db: sqlite_utils.Database) -> int:
-    """Imports left running by a stopped server are marked failed at start."""
+    """Imports left running by a stopped server are marked failed at start (in the step they
+    were in)."""
     cursor = db.execute(
-        "UPDATE task_imports SET status = 'failed', step = 'failed', finished_at = ?,"
+        "UPDATE task_imports SET status = 'failed', finished_at = ?,"
         " error = 'the server stopped during the import; start it again' WHERE status = 'running'",
         [now_iso()],
     )

@@ -21,6 +21,7 @@ from tasks.errors import InvalidSource
 
 __all__ = [
     "Resolver",
+    "SettingNames",
     "Source",
     "SourcePolicy",
     "path_component_problem",
@@ -46,14 +47,34 @@ _HFS_IGNORABLE = dict.fromkeys(
 )
 
 
+# The networks ``allow_local`` opens: this machine and private networks (RFC 1918, ULA). Link-local
+# (cloud metadata at 169.254.169.254), reserved, multicast and unspecified addresses stay closed.
+_LOCAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7",
+))
+
+
+@dataclass(frozen=True)
+class SettingNames:
+    """What a refusal tells the operator to do to allow it (the server names its settings);
+    each completes "the operator can ..."."""
+
+    allow_local: str = "allow local sources"
+    allow_http: str = "allow plain http://"
+    allowed_hosts: str = "allow-list the host"
+
+
 @dataclass(frozen=True)
 class SourcePolicy:
     allow_local: bool = False
-    """Local paths and ``file://`` URLs (the CLI operator's ``--allow-local``)."""
+    """Local paths, ``file://`` URLs and hosts on loopback/private networks (the server's
+    ``git_allow_local`` setting, the CLI operator's ``--allow-local``)."""
     allowed_hosts: frozenset[str] = frozenset()
     """Hosts the admin allow-listed; these may resolve to loopback/private addresses."""
     allow_http: bool = False
     """Plain ``http://``, and only for ``allowed_hosts``."""
+    names: SettingNames = SettingNames()
+    """How the refusals say what would allow them."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +233,19 @@ def is_public_address(addr: str) -> bool:
     )
 
 
+def is_local_network_address(addr: str) -> bool:
+    """Is ``addr`` (and any IPv4 address embedded in it) public, or on loopback or a private
+    network (what ``allow_local`` opens)?"""
+    ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        for embedded in (ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None):
+            if embedded is not None:
+                candidates.append(embedded)
+    return all(is_public_address(str(c)) or any(c in net for net in _LOCAL_NETWORKS)
+               for c in candidates)
+
+
 def check_host(hostname: str) -> str:
     """A valid host name or IPv6 literal (normalised), else ``InvalidSource``."""
     if hostname.startswith("[") or ":" in hostname:
@@ -250,9 +284,15 @@ def _remote(url: str, scheme: str, policy: SourcePolicy, resolver: Resolver) -> 
     if not _URL_PATH_RE.match(parts.path) or "/../" in parts.path + "/":
         raise InvalidSource(f"the URL path {parts.path!r} contains characters we do not accept")
     allowed = host in {h.strip("[]").lower() for h in policy.allowed_hosts}
-    if scheme == "http" and not (policy.allow_http and allowed):
+    if scheme == "http" and not policy.allow_http:
         raise InvalidSource(
-            "plain http:// is refused; use https://, or allow-list the host and enable allow_http"
+            "plain http:// is refused: use https://, or the operator can "
+            f"{policy.names.allow_http}, which takes it from allow-listed hosts only"
+        )
+    if scheme == "http" and not allowed:
+        raise InvalidSource(
+            f"plain http:// is taken only from allow-listed hosts: use https://, or the operator "
+            f"can {policy.names.allowed_hosts.format(host=host)}"
         )
     try:
         addresses = tuple(dict.fromkeys(resolver(host, port or (443 if scheme == "https" else 80))))
@@ -261,11 +301,15 @@ def _remote(url: str, scheme: str, policy: SourcePolicy, resolver: Resolver) -> 
     if not addresses:
         raise InvalidSource(f"the host {host!r} does not resolve")
     if not allowed:
-        private = [a for a in addresses if not is_public_address(a)]
+        acceptable = is_local_network_address if policy.allow_local else is_public_address
+        private = [a for a in addresses if not acceptable(a)]
         if private:
+            remedy = policy.names.allowed_hosts.format(host=host)
+            if not policy.allow_local and is_local_network_address(private[0]):
+                remedy += f", or {policy.names.allow_local}"
             raise InvalidSource(
-                f"the host {host!r} resolves to a non-public address ({private[0]}); "
-                "loopback, private, link-local and reserved ranges need the host allow-listed"
+                f"the host {host!r} resolves to a non-public address ({private[0]}): "
+                f"the operator can {remedy}"
             )
     return Source(url=url, ref=None, subdir=None, is_local=False, addresses=addresses)
 
@@ -273,7 +317,8 @@ def _remote(url: str, scheme: str, policy: SourcePolicy, resolver: Resolver) -> 
 def _local(path_text: str, policy: SourcePolicy) -> Source:
     if not policy.allow_local:
         raise InvalidSource(
-            "local paths and file:// URLs are refused; the operator must pass --allow-local"
+            f"local paths and file:// URLs are refused: the operator can "
+            f"{policy.names.allow_local}"
         )
     if not _LOCAL_PATH_RE.match(path_text):
         raise InvalidSource(f"the local path {path_text!r} contains characters we do not accept")

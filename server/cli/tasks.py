@@ -38,7 +38,8 @@ def add_task_commands(sub: Adder, add_setting_flags: Any) -> None:
     imp.add_argument("--subdir", help="folder holding pairlab-task.toml")
     imp.add_argument("--rules", type=Path, help="TOML file with an [anonymise] table")
     imp.add_argument("--allow-local", action="store_true",
-                     help="operator only: allow local paths and file:// URLs")
+                     help="operator only: allow local paths, file:// URLs and loopback/private "
+                          "hosts (as the git_allow_local setting does)")
     imp.add_argument("--publish", action="store_true",
                      help="publish the new revision at once if nothing blocks it")
     imp.add_argument("--json", action="store_true", help="machine-readable output")
@@ -86,7 +87,7 @@ def _print(data: Any, as_json: bool, text: str) -> None:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    config = import_config(settings, allow_local=args.allow_local)
+    config = import_config(settings, allow_local=args.allow_local, cli=True)
     # A refused source is one line on stderr, before any progress is shown.
     validate_source(args.url, args.ref, args.subdir, config.policy)
     request = ImportRequest(args.url, args.ref, args.subdir, args.rules, "cli")

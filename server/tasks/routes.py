@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,10 +18,18 @@ from server.http.bodies import json_body
 from server.http.keys import DB, SETTINGS
 from server.http.pages import render
 from server.people.accounts import User
-from server.tasks.service import IMPORTS, STORE, accept_findings, require_runnable
+from server.tasks.service import (
+    IMPORTS,
+    STORE,
+    accept_findings,
+    check_source,
+    import_sources,
+    require_runnable,
+)
 from tasks import acceptances, revisions
-from tasks.errors import RulesTextInvalid
+from tasks.errors import RulesTextInvalid, TaskError
 from tasks.hints import Rule, rules_of
+from tasks.import_steps import step_states
 from tasks.importer import ImportRequest
 from tasks.rulestext import add_rules, check_rules_text
 
@@ -29,14 +38,20 @@ MAX_RULES_BYTES = 64 * 1024
 RULES_NAME = "rules.toml"
 
 
-def _rules_file(rules: str | None) -> Path | None:
-    """A ``--rules`` TOML text from a request, written as ``rules.toml`` (the name that problems
-    are reported under) in a private temp folder, which the import removes when it ends."""
-    if not rules:
-        return None
+def _check_rules(rules: str) -> None:
+    """Bad rules TOML is said now, not after a fetch."""
     if len(rules.encode()) > MAX_RULES_BYTES:
         raise Unprocessable(f"the rules must be at most {MAX_RULES_BYTES} bytes of TOML")
-    check_rules_text(rules)  # bad TOML is said now, not after a fetch
+    if rules:
+        check_rules_text(rules)
+
+
+def _rules_file(rules: str | None) -> Path | None:
+    """A ``--rules`` TOML text from a request (checked), written as ``rules.toml`` (the name that
+    problems are reported under) in a private temp folder, which the import removes when it
+    ends."""
+    if not rules:
+        return None
     path = Path(tempfile.mkdtemp(prefix="pairlab-rules-")) / RULES_NAME
     path.write_text(rules, encoding="utf-8")
     return path
@@ -47,11 +62,15 @@ async def _start_import(
 ) -> str:
     if not url.strip():
         raise Unprocessable("Give the git URL of the task source.")
-    rules_file = await asyncio.to_thread(_rules_file, rules)
     req = ImportRequest(
         url=url.strip(), ref=ref.strip() or None, subdir=subdir.strip() or None,
-        rules_file=rules_file, created_by=admin.email,
+        rules_file=None, created_by=admin.email,
     )
+    _check_rules(rules)
+    # A refused source is said now (InvalidSource, 400), with no import started.
+    await asyncio.to_thread(check_source, request.app[SETTINGS], req.url, req.ref, req.subdir)
+    rules_file = await asyncio.to_thread(_rules_file, rules)
+    req = dataclasses.replace(req, rules_file=rules_file)
     try:
         return await request.app[IMPORTS].start(req, admin.actor(client_address(request)))
     except BaseException:
@@ -208,7 +227,7 @@ async def tasks_page(request: web.Request) -> web.Response:
     tasks, revs, imports = await request.app[DB].read(load)
     return render(request, "tasks.html", {
         "tasks": tasks, "revisions": revs,
-        "imports": imports,
+        "imports": imports, "sources": import_sources(request.app[SETTINGS]),
     })
 
 
@@ -221,9 +240,10 @@ async def tasks_import_submit(request: web.Request) -> web.Response:
         import_id = await _start_import(
             request, admin, fields["url"], fields["ref"], fields["subdir"], fields["rules"]
         )
-    except RulesTextInvalid as exc:  # the form again, as typed, with what to fix
+    except (TaskError, Unprocessable) as exc:  # the form again, as typed, with what to fix
         return render(request, "task_import_form.html",
-                      {"form": fields, "error": exc.message, "added": [], "rev": None},
+                      {"form": fields, "error": exc.message, "added": [], "rev": None,
+                       "sources": import_sources(request.app[SETTINGS])},
                       status=exc.status)
     raise web.HTTPSeeOther(f"/admin/tasks/imports/{import_id}")
 
@@ -254,7 +274,7 @@ async def reimport_page(request: web.Request) -> web.Response:
               "rules": rules}
     return render(request, "task_import_form.html", {
         "form": fields, "error": error, "added": [r.toml() for r in added], "rev": rev,
-        "rules_known": "import_rules" in report,
+        "rules_known": "import_rules" in report, "sources": import_sources(request.app[SETTINGS]),
     })
 
 
@@ -263,7 +283,8 @@ async def import_page(request: web.Request) -> web.Response:
     require_admin(request)
     import_id = request.match_info["import_id"]
     row = await request.app[DB].read(lambda d: revisions.get_import(d, import_id))
-    response = render(request, "task_import.html", {"imp": row})
+    response = render(request, "task_import.html",
+                      {"imp": row, "steps": step_states(row["steps"], row["status"])})
     if row["status"] == "running":
         response.headers["Refresh"] = "2"
     return response

@@ -21,13 +21,13 @@ from aiohttp import web
 
 from common import audit
 from server.http.keys import DB, SETTINGS
-from server.settings import Settings
+from server.settings import Settings, env_name, how_to_set
 from tasks import acceptances, revisions
 from tasks.checks import CheckResult, CheckRunner
 from tasks.errors import NotPublishable, TaskError
 from tasks.gitfetch import FetchLimits
 from tasks.importer import ImportConfig, ImportRequest, install_revision, prepare_import
-from tasks.source import SourcePolicy, scrub_url
+from tasks.source import SettingNames, Source, SourcePolicy, scrub_url, validate_source
 from tasks.store import TaskStore
 from workspaces.environments import EnvironmentBuildFailed, ensure_environment
 from workspaces.errors import SandboxUnavailable
@@ -141,16 +141,48 @@ def require_runnable(settings: Settings, rev: revisions.Revision,
         raise NotPublishable(f"{rev.id} cannot be published: {python}")
 
 
-def import_config(settings: Settings, *, allow_local: bool = False,
+def source_policy(settings: Settings, *, allow_local: bool = False,
+                  cli: bool = False) -> SourcePolicy:
+    """What an import may fetch from: the settings (``git_allow_local`` on, or ``allow_local``,
+    the CLI's ``--allow-local``, opens local sources), its refusals naming those settings."""
+    local = how_to_set("git_allow_local", "true")
+    return SourcePolicy(
+        allow_local=allow_local or settings.git_allow_local,
+        allowed_hosts=settings.allowed_git_hosts,
+        allow_http=settings.git_allow_http,
+        names=SettingNames(
+            allow_local=f"pass --allow-local, or set {local}" if cli else f"set {local}",
+            allow_http=f"set {how_to_set('git_allow_http', 'true')}",
+            # {host} is filled in by the refusal (a validated host name: no braces)
+            allowed_hosts="add {host!r} to " + env_name("git_allowed_hosts")
+                          + " (setting git_allowed_hosts, comma-separated)",
+        ),
+    )
+
+
+def check_source(settings: Settings, url: str, ref: str | None, subdir: str | None) -> Source:
+    """The admin's source checked as the import will check it (blocking: DNS), so that a refused
+    one is said at once, on the form; the import checks it again and pins what it resolved."""
+    return validate_source(url, ref, subdir, source_policy(settings))
+
+
+def import_sources(settings: Settings) -> str:
+    """What this server's admins may import from, as a sentence for the import form."""
+    hosts = ", ".join(sorted(settings.allowed_git_hosts))
+    what = ["https:// from public hosts"]
+    if hosts:
+        what.append(f"http{'(s)' if settings.git_allow_http else 's'}:// from {hosts}")
+    if settings.git_allow_local:
+        what.append("local paths, file:// URLs and hosts on loopback or private networks")
+    return "This server imports " + "; ".join(what) + "."
+
+
+def import_config(settings: Settings, *, allow_local: bool = False, cli: bool = False,
                   sandbox: CheckSandbox | None = None) -> ImportConfig:
     sandbox = sandbox or sandbox_for(settings)
     return ImportConfig(
         store=task_store(settings),
-        policy=SourcePolicy(
-            allow_local=allow_local,
-            allowed_hosts=settings.allowed_git_hosts,
-            allow_http=settings.git_allow_http,
-        ),
+        policy=source_policy(settings, allow_local=allow_local, cli=cli),
         limits=FetchLimits(
             max_entries=settings.import_max_entries,
             max_total_bytes=settings.import_max_total_bytes,

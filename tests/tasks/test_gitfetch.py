@@ -348,7 +348,7 @@ def test_loopback_without_allow_list_and_local_without_flag_are_refused(
         validate_source(f"{http_base}/task.git", None, None, no_hosts)
     with pytest.raises(InvalidSource, match="non-public"):
         validate_source(f"https://localhost:{port}/task.git", None, None, SourcePolicy())
-    with pytest.raises(InvalidSource, match="allow-local"):
+    with pytest.raises(InvalidSource, match="local paths and file:// URLs are refused"):
         validate_source(history["repo"], None, None, SourcePolicy())
 
 

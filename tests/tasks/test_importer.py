@@ -253,6 +253,6 @@ def test_entry_cap_and_local_policy_are_enforced(task_settings: Settings, tmp_pa
     with pytest.raises(TreeRefused, match="max_entries=4"):
         prepare(small, repo)
     web_config = import_config(task_settings)  # what the server uses: no allow_local
-    with pytest.raises(InvalidSource, match="--allow-local"):
+    with pytest.raises(InvalidSource, match=r"set PAIRLAB_GIT_ALLOW_LOCAL=true \(setting git_"):
         prepare_import(ImportRequest(str(repo)), web_config, lambda s: None)
     assert staging_leftovers(task_settings) == []

@@ -10,6 +10,7 @@ import pytest
 
 from tasks.errors import InvalidSource
 from tasks.source import (
+    SettingNames,
     Source,
     SourcePolicy,
     path_component_problem,
@@ -171,10 +172,73 @@ def test_an_unresolvable_host_is_refused() -> None:
         )
 
 
+NAMES = SettingNames(allow_local="set LOCAL=true", allow_http="set HTTP=true",
+                     allowed_hosts="add {host!r} to HOSTS")
+
+
 def test_local_paths_need_allow_local(tmp_path: Path) -> None:
     (tmp_path / "repo").mkdir()
-    for url in (str(tmp_path / "repo"), f"file://{tmp_path / 'repo'}"):
-        assert "--allow-local" in refused(url)
+    (tmp_path / "link").symlink_to(tmp_path / "repo")
+    policy = SourcePolicy(names=NAMES)
+    for url in (str(tmp_path / "repo"), f"file://{tmp_path / 'repo'}", str(tmp_path / "link"),
+                "file:///etc", "/etc", "../../etc", "repo/../../..", "./link"):
+        assert refused(url, policy=policy) == (
+            "local paths and file:// URLs are refused: the operator can set LOCAL=true")
+
+
+def test_each_refusal_names_what_would_allow_it() -> None:
+    policy = SourcePolicy(names=NAMES)
+    assert refused("http://git.internal/x.git", policy=policy).endswith(
+        "the operator can set HTTP=true, which takes it from allow-listed hosts only")
+    http = SourcePolicy(allow_http=True, names=NAMES)
+    assert refused("http://git.internal/x.git", policy=http).endswith(
+        "the operator can add 'git.internal' to HOSTS")
+    # a private network: the allow-list or allow_local; link-local: only the allow-list
+    assert refused("https://git.internal/x", policy=policy, addresses=("10.0.0.5",)).endswith(
+        "the operator can add 'git.internal' to HOSTS, or set LOCAL=true")
+    assert refused("https://meta.internal/x", policy=policy,
+                   addresses=("169.254.169.254",)).endswith(
+        "the operator can add 'meta.internal' to HOSTS")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.5", "172.16.3.4", "192.168.1.1",
+                                     "::1", "fc00::1", PUBLIC])
+def test_allow_local_opens_loopback_and_private_networks(address: str) -> None:
+    policy = SourcePolicy(allow_local=True)
+    source = validate_source("https://git.internal/x.git", None, None, policy,
+                             resolver=resolver_to(address))
+    assert source.addresses == (address,) and not source.is_local
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "fe80::1", "100.64.0.1", "0.0.0.0",  # noqa: S104
+                                     "224.0.0.1", "240.0.0.1", "ff02::1", "::",
+                                     "::ffff:169.254.169.254"])
+def test_allow_local_keeps_link_local_and_reserved_addresses_closed(address: str) -> None:
+    policy = SourcePolicy(allow_local=True, names=NAMES)
+    message = refused("https://meta.internal/x", policy=policy, addresses=(address,))
+    assert "non-public address" in message and "LOCAL" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("ext::sh -c touch% /tmp/pwned", "the URL contains"),
+        ("ext::sh%20-c%20id", "the URL contains"),
+        ("ext::sh", "remote-helper"),
+        ("fd::17", "remote-helper"),
+        ("file::/etc", "remote-helper"),
+        ("https://user:hunter2@127.0.0.1/x.git", "credentials"),
+        ("ssh://git@127.0.0.1/x.git", "scheme"),
+        ("git@127.0.0.1:x.git", "scp-style"),
+        ("git://127.0.0.1/x.git", "scheme"),
+        ("file:///etc?x=1", "file:///absolute/path"),
+        ("http://127.0.0.1/x.git", "http://"),
+        ("-u/tmp", "'-'"),
+    ],
+)
+def test_allow_local_never_allows_dangerous_transports(url: str, expected: str) -> None:
+    message = refused(url, policy=SourcePolicy(allow_local=True), addresses=("127.0.0.1",))
+    assert expected in message and "hunter2" not in message
 
 
 def test_local_paths_resolve_to_an_absolute_file_url(

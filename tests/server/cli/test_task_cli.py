@@ -120,7 +120,8 @@ def test_local_paths_need_allow_local(pairlab: Pairlab, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "src")
     for url in (str(repo), f"file://{repo}"):
         result = pairlab("task", "import", url)
-        one_line_error(result, "--allow-local")
+        line = one_line_error(result, "--allow-local")
+        assert "PAIRLAB_GIT_ALLOW_LOCAL=true (setting git_allow_local)" in line
         assert result.stdout == ""
     assert not (store(tmp_path) / TASK_ID).exists()
     staging = store(tmp_path) / ".staging"

@@ -287,3 +287,13 @@ async def shot(page: Page, name: str) -> None:
         print(f"no screenshot {path}: {exc}")
     else:
         print(f"screenshot: {path}")
+
+
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+async def document(page: Page, name: str) -> None:
+    """The README's picture of this page (``docs/screenshots/<name>.png``), taken by the journey
+    that reaches it, so the pictures show the product as it is now."""
+    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(DOCS_SHOTS / f"{name}.png"))

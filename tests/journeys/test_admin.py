@@ -35,7 +35,13 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from playwright.async_api import Error as PlaywrightError
 
-from tests.journeys.conftest import WAIT_MS, Product, browsing, schedule_through_the_page
+from tests.journeys.conftest import (
+    WAIT_MS,
+    Product,
+    browsing,
+    document,
+    schedule_through_the_page,
+)
 from tests.task_repos import COMPANY, COMPANY_REPLACEMENT, commit_files, publish_bare, tiny_task
 from tests.tasks.githttp import serve_git
 from workspaces.environments import environment_key
@@ -220,6 +226,7 @@ async def test_admin_imports_reviews_and_publishes_a_task(product: Product, brow
         assert await check_result(admin, "hidden on solution") == "passed"
         assert await check_result(admin, "hidden on starter") == "failed"
         await expect(admin.locator("#rev-status")).to_have_text("review")
+        await document(admin, "revision")
 
         await click_publish(admin)
         await expect(admin.locator("#rev-status")).to_have_text("published", timeout=WAIT_MS)

@@ -20,6 +20,7 @@ from tests.journeys.conftest import (
     WAIT_MS,
     Product,
     browsing,
+    document,
     end_session,
     hidden_checks_on_the_debrief,
     submit_scorecard,
@@ -93,6 +94,7 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
         await lab_page.goto(product.candidate_link)
         assert "/c/" not in lab_page.url
         await expect(lab_page.locator("#start")).to_be_visible()
+        await document(lab_page, "candidate-landing")
         await lab_page.click("#start")
         await lab_page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
         await expect(lab_page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
@@ -126,6 +128,7 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
         # Plants the conftest forgery and sees it turn a failing test green in their terminal.
         await lab_page.keyboard.type(FORGE + "\n")
         await expect(terminal).to_contain_text("FORGED-42", timeout=WAIT_MS)
+        await document(lab_page, "candidate-jupyterlab")
 
         # The interviewer saw all three on the observe page.
         await expect(observe.locator("#pl-cells")).to_contain_text("features revenue",
@@ -133,6 +136,7 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
         await timeline_has(observe, "file.changed", "acme_features/transform.py")
         await timeline_has(observe, "terminal.command", "python -m pytest -q tests")
         await expect(observe.locator("#pl-tests")).to_contain_text("passed", timeout=WAIT_MS)
+        await document(observe, "observe")
 
         # Joins the workspace (a new tab) and edits a file there.
         async with observe.context.expect_page() as opened:
@@ -171,6 +175,7 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
         debrief = await people.another_tab(observe, "debrief")
         line = await hidden_checks_on_the_debrief(debrief, session_url)
         assert re.search(r"failed: \d+ passed, [1-9]\d* failed of [1-9]\d*", line), line
+        await document(debrief, "debrief")
         await expect(debrief.locator("#hidden-checks-how")).to_contain_text(
             "ran with pairlab's own pytest setup on the final code; the candidate's conftest, "
             "ini files and plugins are not used")

@@ -75,10 +75,13 @@ async def test_schedule_link_start_proxy_end(make_env: EnvFactory) -> None:
     )
     assert (await end.json())["session"]["state"] == "ended"
     assert workspace in env.provisioner.stopped
+    # The closed workspace and the used link answer the thank-you page (410 Gone), with the
+    # header the candidate's open JupyterLab recognises the end by.
     after = await env.ws.get(f"/w/{workspace}/lab")
-    assert after.status == 403 and "ended" in await after.text()
+    assert after.status == 410 and "thank you" in await after.text()
+    assert after.headers["X-Pairlab-Session"] == "ended"
     again = await env.ws.get("/" + link.split("/", 3)[3], allow_redirects=False)
-    assert again.status == 403
+    assert again.status == 410 and "thank you" in await again.text()
     actions = audit_actions(env.settings)
     assert {"session.schedule", "session.start", "session.end"} <= set(actions)
 

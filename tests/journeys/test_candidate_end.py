@@ -13,6 +13,7 @@ link a page that says it is not valid and whom to ask; both styled, with no dead
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, Response, expect
@@ -102,10 +103,13 @@ async def test_the_candidate_in_jupyterlab_and_at_the_end(product: Product,
 
         # The interviewer ends the interview.
         await end_session(observe)
+        ended_at = time.monotonic()
 
         # The candidate's JupyterLab says so and turns read-only.
         banner = lab_page.locator("#pairlab-ended")
         await expect(banner).to_be_visible(timeout=WAIT_MS)
+        print(f"\nthe candidate's JupyterLab showed the end {time.monotonic() - ended_at:.1f} s"
+              " after the observe page did")
         await expect(banner).to_contain_text(THANKS)
         editor = lab_page.locator(".jp-MainAreaWidget:visible .cm-content").first
         await editor.click(force=True)

@@ -287,3 +287,21 @@ async def test_live_session_survives_a_restart(make_env: EnvFactory) -> None:
     assert got.status == 200 and (await got.json())["content"] == "mine"
     state = await again.client.get(f"/api/v1/sessions/{created['session_id']}")
     assert (await state.json())["session"]["state"] == "live"
+
+
+async def test_a_live_workspace_not_running_is_restarting_not_ended(make_env: EnvFactory) -> None:
+    """While a live session's server is not registered (between a crash and its restart), the
+    proxy says it is restarting (503), never that the interview ended: the candidate's page
+    would turn read-only and thank them in the middle of their interview."""
+    env = await make_env()
+    created = await env.schedule()
+    await env.open_link(created["candidate_link"])
+    workspace = (await env.start_as_candidate(created["session_id"])).split("/")[2]
+    registered = env.manager.upstreams.pop(workspace)
+    try:
+        lab = await env.ws.get(f"/w/{workspace}/lab")
+        assert lab.status == 503 and "restarting" in await lab.text()
+        assert "X-Pairlab-Session" not in lab.headers
+    finally:
+        env.manager.upstreams[workspace] = registered
+    assert (await env.ws.get(f"/w/{workspace}/lab")).status == 200

@@ -9,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from aiohttp import WSMsgType
 
+from server.http.keys import DB
 from tests.conftest import audit_actions, create_user, login, query
 from tests.harness import EnvFactory
+from workspaces import lifecycle
+from workspaces import sessions as S
 
 
 async def test_schedule_link_start_proxy_end(make_env: EnvFactory) -> None:
@@ -305,3 +308,29 @@ async def test_a_live_workspace_not_running_is_restarting_not_ended(make_env: En
     finally:
         env.manager.upstreams[workspace] = registered
     assert (await env.ws.get(f"/w/{workspace}/lab")).status == 200
+
+
+async def test_the_deadline_loop_leaves_a_workspace_whose_session_is_still_starting(
+        make_env: EnvFactory) -> None:
+    """A start registers the workspace's upstream a moment before the session is live in the
+    database; a deadline check that read the live sessions just before must not take it for a
+    session ended elsewhere and stop it (it did: the candidate landed on a workspace stopped
+    under them, seen in tests/journeys/test_candidate_end.py). Here the session is held in that
+    moment (upstream registered, state "provisioning") for more than two checks."""
+    env = await make_env()
+    created = await env.schedule()
+    sid = created["session_id"]
+    await env.open_link(created["candidate_link"])
+    workspace = (await env.start_as_candidate(sid)).split("/")[2]
+    db = env.app[DB]
+    await db.write(lambda d: S.set_state(d, sid, "provisioning", expect=("live",)))
+    await asyncio.sleep(lifecycle.WATCH_INTERVAL_S * 2.5)
+    assert workspace in env.manager.upstreams
+    assert workspace not in env.provisioner.stopped
+    # Ended elsewhere (as `pairlab session end` does) it is stopped at the next check.
+    await db.write(lambda d: S.set_state(d, sid, "ended", expect=("provisioning",)))
+    deadline = time.monotonic() + lifecycle.WATCH_INTERVAL_S * 5
+    while workspace in env.manager.upstreams and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert workspace not in env.manager.upstreams
+    assert workspace in env.provisioner.stopped

@@ -302,6 +302,27 @@ LAB_DEFAULTS = {
 """JupyterLab defaults for every workspace (``overrides.json``: the candidate may still change
 them in Settings, for their own session)."""
 
+DISABLED_PLUGINS = (
+    # The "official Jupyter news?" prompt, the news and the update check (jupyter.org).
+    "@jupyterlab/apputils-extension:announcements",
+    # Installing or listing extensions is no part of an interview (the server's is read-only).
+    "@jupyterlab/extensionmanager-extension:plugin",
+    "@jupyterlab/pluginmanager-extension:plugin",
+    # The language-server client asks /lsp/status, which nothing serves: jupyter-lsp is off
+    # (it would start language servers from the candidate's folders). The two
+    # "language-server" plugins require its services, so they go with it.
+    "@jupyterlab/lsp-extension:plugin",
+    "@jupyterlab/lsp-extension:feature",
+    "@jupyterlab/lsp-extension:settings",
+    "@jupyterlab/lsp-extension:code-extractor-manager",
+    "@jupyterlab/lsp-extension:tracker",
+    "@jupyterlab/fileeditor-extension:language-server",
+    "@jupyterlab/notebook-extension:language-server",
+)
+"""JupyterLab plugins every workspace runs without (``page_config.json``'s
+``disabledExtensions``; ids as JupyterLab 4.6 names them: ``tests/workspaces/
+test_jupyter_config.py`` checks each is in the installed build)."""
+
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -325,6 +346,8 @@ def write_config_dir(config: Path, workspace_id: str, uid: int, env_python: Path
     for name, text in synthetic_etc(uid, inside.workspace).items():
         _write(config / "etc" / name, text)
     _write(config / "lab-settings" / "overrides.json", json.dumps(LAB_DEFAULTS, indent=1))
+    _write(config / "lab-settings" / "page_config.json",
+           json.dumps({"disabledExtensions": list(DISABLED_PLUGINS)}, indent=1))
     _write(config / "bashrc", BASHRC)  # terminals' shell integration (recording)
     for folder in (config / "jupyter", config / "share", config / "share" / "kernels",
                    config / "share" / "kernels" / KERNEL_NAME, config / "etc",

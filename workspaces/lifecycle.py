@@ -276,7 +276,13 @@ class SessionManager:
                         await self.end_session(session.id, audit.SYSTEM, "time is up")
                 live_ids = {s.id for s in live}
                 for workspace_id, (_, session_id) in list(self.upstreams.items()):
-                    if session_id not in live_ids:  # ended elsewhere (e.g. the CLI)
+                    if session_id in live_ids:
+                        continue
+                    # Read again: a session being started registers its upstream before it is
+                    # live in the database, possibly after ``live`` was read; only one that
+                    # ended elsewhere (e.g. the CLI) is stopped.
+                    current = await self.db.read(partial(S.get_session, session_id=session_id))
+                    if current.state in ("ended", "failed"):
                         await self._stop_workspace(workspace_id)
                         await self._emit("ended", session_id, None, {"why": "ended elsewhere"})
             except Exception:

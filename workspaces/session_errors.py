@@ -39,6 +39,29 @@ class LinkReplaced(SessionError):
     code = "link_replaced"
 
 
+class LinkNotValid(SessionError):
+    """A capability link that names no session (mistyped, cut short, or made up)."""
+
+    status = 404
+    code = "link_not_valid"
+
+
+ENDED_HEADER = "X-Pairlab-Session"
+
+
+class SessionEnded(SessionError):
+    """The interview is over: its workspace is closed for good (the candidate's thank-you).
+
+    Its answers carry ``X-Pairlab-Session: ended``, by which the candidate's open JupyterLab
+    (``server/static/workspace/countdown.js``) tells the end from any other refusal."""
+
+    status = 410
+    code = "session_ended"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={ENDED_HEADER: "ended"})
+
+
 class WorkspaceUnavailable(SessionError):
     """The workspace could not be started or restored; the message says why."""
 

@@ -21,6 +21,9 @@ from server.http.accesslog import scrub_path
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ERROR_TEMPLATE = web.AppKey("error_template", str)
+"""The template an app's error pages use (``error.html`` unless set): the workspace origin
+has its own, for candidates, with its own stylesheet and no link into the staff's app."""
 
 
 _HTTP_MESSAGES = {
@@ -52,7 +55,8 @@ def render_error(
             headers=headers,
         )
     response = aiohttp_jinja2.render_template(
-        "error.html", request, {"status": status, "code": code, "message": message}, status=status
+        request.app.get(ERROR_TEMPLATE, "error.html"), request,
+        {"status": status, "code": code, "message": message}, status=status
     )
     response.headers.update(headers)
     return response

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 from yarl import URL
@@ -28,7 +28,7 @@ from scoring import session_scoring
 from server.http.accesslog import scrub_path
 from server.http.auth import host_only
 from server.http.client_address import client_address
-from server.http.errors import error_middleware
+from server.http.errors import ERROR_TEMPLATE, error_middleware
 from server.http.keys import DB, SETTINGS
 from server.http.pages import render_anonymous, setup_templates
 from server.http.security_headers import CSP, security_headers_except
@@ -41,7 +41,14 @@ from server.workspace.proxy import proxy_http, proxy_websocket
 from tasks import revisions
 from workspaces import candidate_links, entry_codes, records
 from workspaces import sessions as S
-from workspaces.session_errors import EntryUsed, LinkClosed, LinkReplaced
+from workspaces.session_errors import (
+    EntryUsed,
+    LinkClosed,
+    LinkNotValid,
+    LinkReplaced,
+    SessionEnded,
+    WorkspaceUnavailable,
+)
 from workspaces.upstream import Principal
 
 HERE = Path(__file__).parent.parent  # server/: the templates and static files are shared
@@ -52,6 +59,11 @@ WORKSPACE_COOKIE_PREFIX = "pairlab_w_"
 PERSON_KINDS = ("candidate", "interviewer")
 """The grants that are cookies (a handoff token is not one)."""
 MAIN_APP = web.AppKey("main_app", web.Application)
+THANKS = ("The interview has ended — thank you for your time. Your work is saved and the"
+          " interviewers have it; you can close this tab.")
+INVALID_LINK = ("This interview link is not valid. Check that you opened the whole link from"
+                " your invitation; if it still does not open, ask the person who invited you"
+                " (your recruiter or interviewer) for a new one.")
 _LAB_PAGE = re.compile(r"^/w/[A-Za-z0-9]+/(lab|tree|doc)(/|$)")
 routes = web.RouteTableDef()
 
@@ -140,12 +152,12 @@ async def capability_link(request: web.Request) -> web.StreamResponse:
             raise LinkReplaced("This interview link was replaced by a newer one and no longer"
                                " works. Please use the latest link your interviewer sent you,"
                                " or ask them to send it again.")
-        raise NotFound("This interview link is not valid. Check that you copied all of it, or"
-                       " ask your interviewer to send it again.")
+        raise LinkNotValid(INVALID_LINK)
     if not session.link_open():
-        when = "has ended" if session.state in ("ended", "failed") or session.seconds_left() == 0 \
-            else "has not started yet: open the link again shortly before the start time"
-        raise LinkClosed(f"This interview {when}.")
+        if session.state in ("ended", "failed") or session.seconds_left() == 0:
+            raise SessionEnded(THANKS)
+        raise LinkClosed("This interview has not started yet: open the link again shortly"
+                         " before the start time.")
     return await _enter(request, session, "candidate", None, f"/s/{session.id}")
 
 
@@ -384,11 +396,14 @@ async def _cached_principal(request: web.Request, session_id: str) -> Principal:
     return who
 
 
-def _html_rewriter(session_id: str, token: str, countdown: bool) -> Callable[[bytes], bytes]:
-    """Pages get the countdown badge; and the jupyter token, which JupyterLab would embed in
-    its page config, is removed so that it never reaches a browser (the proxy adds it)."""
-    tag = (f'<script src="/_pairlab/countdown.js" data-session="{session_id}" defer>'
-           "</script>").encode()
+def _html_rewriter(session_id: str, token: str, countdown: bool,
+                   person: str) -> Callable[[bytes], bytes]:
+    """Pages get the countdown badge and the end of the interview (``countdown.js``: not
+    deferred, so that it runs before JupyterLab and sees its requests); and the jupyter token,
+    which JupyterLab would embed in its page config, is removed so that it never reaches a
+    browser (the proxy adds it)."""
+    tag = (f'<script src="/_pairlab/countdown.js" data-session="{session_id}"'
+           f' data-person="{person}"></script>').encode()
     secret = token.encode()
 
     def rewrite(html: bytes) -> bytes:
@@ -396,6 +411,20 @@ def _html_rewriter(session_id: str, token: str, countdown: bool) -> Callable[[by
         return html.replace(b"</head>", tag + b"</head>", 1) if countdown else html
 
     return rewrite
+
+
+async def _closed_workspace(request: web.Request, workspace_id: str) -> NoReturn:
+    """Why a workspace that is not running cannot be reached: its interview is over (the
+    candidate's thank-you page, also on every reload), or it is being restarted."""
+    db = _main(request)[DB]
+    row = await db.read(lambda d: records.get(d, workspace_id))
+    if row is None:
+        raise NotFound("There is no such workspace.")
+    session_id = row["session_id"]
+    session = await db.read(lambda d: S.get_session(d, session_id)) if session_id else None
+    if session is None or session.state in ("ended", "failed") or session.seconds_left() == 0:
+        raise SessionEnded(THANKS)
+    raise WorkspaceUnavailable("The workspace is restarting; reload this page in a minute.")
 
 
 @routes.route("*", "/w/{workspace_id}/{tail:.*}")
@@ -407,10 +436,7 @@ async def workspace_proxy(request: web.Request) -> web.StreamResponse:
     manager = main[SESSIONS]
     found = manager.upstreams.get(workspace_id)
     if found is None:
-        row = await main[DB].read(lambda d: records.get(d, workspace_id))
-        if row is None:
-            raise NotFound("There is no such workspace.")
-        raise LinkClosed("This session has ended; its workspace is closed.")
+        await _closed_workspace(request, workspace_id)
     upstream, session_id = found
     who = await _cached_principal(request, session_id)
     is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
@@ -423,7 +449,7 @@ async def workspace_proxy(request: web.Request) -> web.StreamResponse:
     rewrite = None
     if request.method == "GET":
         countdown = _LAB_PAGE.match(request.path) is not None
-        rewrite = _html_rewriter(session_id, upstream.token, countdown)
+        rewrite = _html_rewriter(session_id, upstream.token, countdown, who.kind)
     return await proxy_http(request, upstream, who, manager.clients, rewrite,
                             main[RECORDING].http_tap)
 
@@ -437,6 +463,7 @@ def create_workspace_app(settings: Settings, main_app: web.Application) -> web.A
     app[SETTINGS] = settings
     app[MAIN_APP] = main_app
     app[ACCESS_CACHE] = {}
+    app[ERROR_TEMPLATE] = "workspace_error.html"
     app.on_response_prepare.append(frame_only_by_itself)
     setup_templates(app)
     app.add_routes([web.get("/healthz", _healthz)])

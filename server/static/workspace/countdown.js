@@ -1,36 +1,120 @@
-// pairlab: a countdown badge on the candidate's workspace pages (served by pairlab, same origin).
+// pairlab: the countdown badge on a workspace's pages, and the end of the interview there
+// (served by pairlab, same origin; the proxy puts it in the page's <head>, before JupyterLab).
 //
 // It asks pairlab for the session every 15 s, every 5 s in the last two minutes, and whenever
-// the tab becomes visible again, so that the end (time up, or ended by the interviewer) shows
-// promptly: then the badge and a notice across the page say so, and polling stops.
+// the tab becomes visible again. It also watches JupyterLab's own requests: once the session
+// has ended, pairlab answers every one of them "410, X-Pairlab-Session: ended", so the end
+// shows within a request or two of it (a kernel's or document's reconnect, a save).
+//
+// At the end the page turns read-only: a banner says so (to the candidate: thank you, your
+// work is saved), JupyterLab's own elements become inert under a veil, keys and pastes no
+// longer reach its editors, and polling stops. A request answered "ended" is left unsettled
+// instead of failing: nothing can be saved any more (the workspace is closed and its files
+// were kept as they were saved), and JupyterLab would cover the banner with a "File Save
+// Error ... 410" dialog about a save the candidate cannot do anything about.
+//
+// Written by hand, not as a JupyterLab extension: pairlab ships none (an extension needs a
+// Node build of its own, and would be loaded from the JupyterLab install every workspace
+// shares), and a page script of the proxy's can already see the page and its requests.
 (function () {
   "use strict";
   var script = document.currentScript;
   var sessionId = script && script.getAttribute("data-session");
   if (!sessionId) { return; }
+  var person = script.getAttribute("data-person") || "candidate";
+  var own = /^\/w\/[^/]+\//.exec(window.location.pathname);
+  var labUrl = own ? own[0] + "lab" : null;
   var POLL_MS = 15000, LAST_MINUTES_POLL_MS = 5000, LAST_MINUTES_S = 120;
-  var badge = document.createElement("div");
-  badge.id = "pairlab-countdown";
-  badge.setAttribute("role", "timer");
-  badge.style.cssText = "position:fixed;top:4px;right:120px;z-index:10000;padding:2px 10px;" +
-    "border-radius:10px;background:#1d2330;color:#fff;font:12px system-ui,sans-serif;";
-  var notice = document.createElement("div");
-  notice.id = "pairlab-ended";
-  notice.setAttribute("role", "alert");
-  notice.hidden = true;
-  notice.style.cssText = "position:fixed;top:32px;left:50%;transform:translateX(-50%);" +
-    "z-index:10001;max-width:36rem;padding:12px 18px;border-radius:6px;background:#a11;" +
-    "color:#fff;font:14px system-ui,sans-serif;box-shadow:0 2px 12px rgba(0,0,0,.3);";
-  notice.textContent = "This session has ended. Your work was saved and the workspace is now " +
-    "read-only; you can close this tab.";
+  var ENDED_HEADER = "X-Pairlab-Session";
   var secondsLeft = null;
   var ended = false;
   var pollTimer = null;
+  var badge = null, notice = null, veil = null;
+
+  // ---- JupyterLab's requests: installed before JupyterLab reads window.fetch -------------
+  var realFetch = window.fetch.bind(window);
+  function isWorkspaceRequest(input) {
+    var url = new URL(typeof input === "string" ? input : (input && input.url) || "",
+                      window.location.href);
+    return url.origin === window.location.origin && own !== null &&
+      url.pathname.indexOf(own[0]) === 0;
+  }
+  window.fetch = function (input, init) {
+    if (!isWorkspaceRequest(input)) { return realFetch(input, init); }
+    if (ended) { return new Promise(function () { /* the session is over: never settles */ }); }
+    return realFetch(input, init).then(function (response) {
+      if (response.headers.get(ENDED_HEADER) !== "ended") { return response; }
+      end();
+      return new Promise(function () { /* as above: no error dialog over the banner */ });
+    });
+  };
+
+  // ---- the badge and the banner --------------------------------------------------------
+  function build() {
+    badge = document.createElement("div");
+    badge.id = "pairlab-countdown";
+    badge.setAttribute("role", "timer");
+    badge.style.cssText = "position:fixed;top:4px;right:120px;z-index:2147483001;" +
+      "padding:2px 10px;border-radius:10px;background:#1d2330;color:#fff;" +
+      "font:12px system-ui,sans-serif;";
+    veil = document.createElement("div");
+    veil.id = "pairlab-veil";
+    veil.hidden = true;
+    veil.style.cssText = "position:fixed;inset:0;z-index:2147483000;" +
+      "background:rgba(247,248,250,.55);cursor:not-allowed;";
+    notice = document.createElement("div");
+    notice.id = "pairlab-ended";
+    notice.setAttribute("role", "alert");
+    notice.hidden = true;
+    notice.style.cssText = "position:fixed;top:32px;left:50%;transform:translateX(-50%);" +
+      "z-index:2147483002;max-width:36rem;padding:14px 20px;border-radius:6px;" +
+      "background:#1d2330;color:#fff;font:15px/1.45 system-ui,sans-serif;" +
+      "box-shadow:0 2px 12px rgba(0,0,0,.3);text-align:center;";
+    var text = document.createElement("p");
+    text.style.margin = "0 0 8px";
+    text.textContent = person === "candidate"
+      ? "The interview has ended — thank you; your work is saved. The workspace is now " +
+        "read-only, and you can close this tab."
+      : "The interview has ended: the workspace is closed and read-only.";
+    notice.appendChild(text);
+    if (labUrl) {
+      var leave = document.createElement("a");
+      leave.id = "pairlab-leave";
+      leave.href = labUrl;
+      leave.textContent = "Leave the workspace";
+      leave.style.cssText = "color:#fff;font-weight:600;";
+      notice.appendChild(leave);
+    }
+  }
+
+  // While ended, keys, pastes and drops reach nothing but the banner (its link).
+  function refuse(event) {
+    if (!ended || (notice && notice.contains(event.target))) { return; }
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+  ["keydown", "keypress", "keyup", "beforeinput", "paste", "drop", "cut"].forEach(
+    function (kind) { window.addEventListener(kind, refuse, true); });
+
+  function lock() {
+    var children = document.body ? document.body.children : [];
+    for (var i = 0; i < children.length; i++) {
+      var element = children[i];
+      if (element !== badge && element !== notice && element !== veil) {
+        element.setAttribute("inert", "");
+      }
+    }
+    if (document.activeElement && document.activeElement.blur) { document.activeElement.blur(); }
+  }
+
   function render() {
+    if (!badge) { return; }
     if (ended) {
-      badge.textContent = "Session ended: the workspace is read-only";
-      badge.style.background = "#a11";
+      badge.textContent = "Interview ended: the workspace is read-only";
+      badge.style.background = "#1d2330";
       notice.hidden = false;
+      veil.hidden = false;
+      lock();
       return;
     }
     if (secondsLeft === null) { badge.textContent = "…"; return; }
@@ -38,6 +122,15 @@
     badge.textContent = m + ":" + (s < 10 ? "0" : "") + s + " left";
     badge.style.background = secondsLeft < 300 ? "#b35c00" : "#1d2330";
   }
+
+  function end() {
+    if (ended) { return; }
+    ended = true;
+    clearTimeout(pollTimer);
+    render();
+  }
+
+  // ---- polling -------------------------------------------------------------------------
   function schedule() {
     clearTimeout(pollTimer);
     if (ended) { return; }
@@ -46,12 +139,12 @@
   }
   function poll() {
     clearTimeout(pollTimer);
-    fetch("/api/v1/sessions/" + encodeURIComponent(sessionId), { credentials: "same-origin" })
+    realFetch("/api/v1/sessions/" + encodeURIComponent(sessionId), { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (data) {
         if (!data) { return; }
         secondsLeft = data.session.seconds_left;
-        ended = data.session.state === "ended" || data.session.state === "failed";
+        if (data.session.state === "ended" || data.session.state === "failed") { end(); }
         render();
       })
       .catch(function () { /* keep the last value */ })
@@ -59,8 +152,14 @@
   }
   function tick() { if (secondsLeft !== null && secondsLeft > 0) { secondsLeft -= 1; } render(); }
   function mount() {
+    build();
+    document.body.appendChild(veil);
     document.body.appendChild(badge);
     document.body.appendChild(notice);
+    // JupyterLab adds to the page as it goes (its shell, dialogs): whatever comes after the
+    // end is inert too.
+    new MutationObserver(function () { if (ended) { lock(); } })
+      .observe(document.body, { childList: true });
     render();
     poll();
   }

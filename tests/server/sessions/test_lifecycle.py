@@ -9,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from aiohttp import WSMsgType
 
+from server.http.keys import DB
 from tests.conftest import audit_actions, create_user, login, query
 from tests.harness import EnvFactory
+from workspaces import lifecycle
+from workspaces import sessions as S
 
 
 async def test_schedule_link_start_proxy_end(make_env: EnvFactory) -> None:
@@ -75,10 +78,13 @@ async def test_schedule_link_start_proxy_end(make_env: EnvFactory) -> None:
     )
     assert (await end.json())["session"]["state"] == "ended"
     assert workspace in env.provisioner.stopped
+    # The closed workspace and the used link answer the thank-you page (410 Gone), with the
+    # header the candidate's open JupyterLab recognises the end by.
     after = await env.ws.get(f"/w/{workspace}/lab")
-    assert after.status == 403 and "ended" in await after.text()
+    assert after.status == 410 and "thank you" in await after.text()
+    assert after.headers["X-Pairlab-Session"] == "ended"
     again = await env.ws.get("/" + link.split("/", 3)[3], allow_redirects=False)
-    assert again.status == 403
+    assert again.status == 410 and "thank you" in await again.text()
     actions = audit_actions(env.settings)
     assert {"session.schedule", "session.start", "session.end"} <= set(actions)
 
@@ -284,3 +290,47 @@ async def test_live_session_survives_a_restart(make_env: EnvFactory) -> None:
     assert got.status == 200 and (await got.json())["content"] == "mine"
     state = await again.client.get(f"/api/v1/sessions/{created['session_id']}")
     assert (await state.json())["session"]["state"] == "live"
+
+
+async def test_a_live_workspace_not_running_is_restarting_not_ended(make_env: EnvFactory) -> None:
+    """While a live session's server is not registered (between a crash and its restart), the
+    proxy says it is restarting (503), never that the interview ended: the candidate's page
+    would turn read-only and thank them in the middle of their interview."""
+    env = await make_env()
+    created = await env.schedule()
+    await env.open_link(created["candidate_link"])
+    workspace = (await env.start_as_candidate(created["session_id"])).split("/")[2]
+    registered = env.manager.upstreams.pop(workspace)
+    try:
+        lab = await env.ws.get(f"/w/{workspace}/lab")
+        assert lab.status == 503 and "restarting" in await lab.text()
+        assert "X-Pairlab-Session" not in lab.headers
+    finally:
+        env.manager.upstreams[workspace] = registered
+    assert (await env.ws.get(f"/w/{workspace}/lab")).status == 200
+
+
+async def test_the_deadline_loop_leaves_a_workspace_whose_session_is_still_starting(
+        make_env: EnvFactory) -> None:
+    """A start registers the workspace's upstream a moment before the session is live in the
+    database; a deadline check that read the live sessions just before must not take it for a
+    session ended elsewhere and stop it (it did: the candidate landed on a workspace stopped
+    under them, seen in tests/journeys/test_candidate_end.py). Here the session is held in that
+    moment (upstream registered, state "provisioning") for more than two checks."""
+    env = await make_env()
+    created = await env.schedule()
+    sid = created["session_id"]
+    await env.open_link(created["candidate_link"])
+    workspace = (await env.start_as_candidate(sid)).split("/")[2]
+    db = env.app[DB]
+    await db.write(lambda d: S.set_state(d, sid, "provisioning", expect=("live",)))
+    await asyncio.sleep(lifecycle.WATCH_INTERVAL_S * 2.5)
+    assert workspace in env.manager.upstreams
+    assert workspace not in env.provisioner.stopped
+    # Ended elsewhere (as `pairlab session end` does) it is stopped at the next check.
+    await db.write(lambda d: S.set_state(d, sid, "ended", expect=("provisioning",)))
+    deadline = time.monotonic() + lifecycle.WATCH_INTERVAL_S * 5
+    while workspace in env.manager.upstreams and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert workspace not in env.manager.upstreams
+    assert workspace in env.provisioner.stopped

@@ -215,8 +215,8 @@ async def test_end_stops_processes_and_freezes_the_folder(live: Live) -> None:
     await manager.end_session(live.session_id, SYSTEM, "test")
     assert not Path(upstream.socket_path).exists()
     assert pids_of_uid(uid) == []  # nothing of the candidate's outlives the session
-    blocked = await live.ws.get(live.url("lab"))
-    assert blocked.status == 403
+    blocked = await live.ws.get(live.url("lab"))  # the thank-you page, and the end's header
+    assert blocked.status == 410 and blocked.headers["X-Pairlab-Session"] == "ended"
     work = live.settings.data_dir / "workspaces" / live.workspace / "work"
     assert (work / "main.py").read_text() == "print('hello')\n"  # final state kept
     assert not (work.stat().st_mode & 0o222)

@@ -40,11 +40,18 @@ class LandingFacts:
 
     @property
     def interviewer_names(self) -> str:
-        """``Ada``, ``Ada and Ben``, ``Ada, Ben and Cy``; ``your interviewer`` if none is left."""
+        """``Ada``, ``Ada and Ben``, ``Ada, Ben and Cy``; empty if none is left."""
         names = list(self.interviewers)
-        if not names:
-            return "your interviewer"
-        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        if len(names) <= 1:
+            return "".join(names)
+        return f"{', '.join(names[:-1])} and {names[-1]}"
+
+    @property
+    def who_joins(self) -> str:
+        """The subject and verb of "... join(s) you in the workspace"."""
+        if not self.interviewers:
+            return "Your interviewer joins"
+        return f"{self.interviewer_names} join{'s' if len(self.interviewers) == 1 else ''}"
 
     @property
     def time_left(self) -> str:

@@ -383,10 +383,11 @@ async def _cached_principal(request: web.Request, session_id: str) -> Principal:
 
 
 def _html_rewriter(session_id: str, token: str, countdown: bool) -> Callable[[bytes], bytes]:
-    """Pages get the countdown badge; and the jupyter token, which JupyterLab would embed in
-    its page config, is removed so that it never reaches a browser (the proxy adds it)."""
+    """Pages get the countdown badge and an "Opening JupyterLab…" backdrop while its scripts
+    load; and the jupyter token, which JupyterLab would embed in its page config, is removed so
+    that it never reaches a browser (the proxy adds it)."""
     tag = (f'<script src="/_pairlab/countdown.js" data-session="{session_id}" defer>'
-           "</script>").encode()
+           '</script><link rel="stylesheet" href="/_pairlab/opening.css">').encode()
     secret = token.encode()
 
     def rewrite(html: bytes) -> bytes:

@@ -155,3 +155,17 @@ async def test_a_removed_interviewer_is_not_named(make_env: EnvFactory) -> None:
     page = Page(html)
     assert "interviewer" not in page.text  # nobody named ...
     assert "Your interviewer joins you in the workspace" in html  # ... and the page still reads
+
+
+async def test_the_lab_page_says_it_is_opening_while_jupyterlab_loads(
+        make_env: EnvFactory) -> None:
+    env = await make_env()
+    created = await env.schedule()
+    await env.open_link(created["candidate_link"])
+    lab = await (await env.ws.get(await env.start_as_candidate(created["session_id"]))).text()
+    assert lab.count('<link rel="stylesheet" href="/_pairlab/opening.css">') == 1, lab
+    assert lab.index("/_pairlab/opening.css") < lab.index("</head>")
+    css = await env.ws.get("/_pairlab/opening.css")
+    text = await css.text()
+    assert css.status == 200 and css.content_type == "text/css"
+    assert 'body:not(:has(#jp-main-dock-panel))::before' in text and "pointer-events: none" in text

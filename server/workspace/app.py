@@ -24,6 +24,7 @@ from yarl import URL
 
 from common.audit import Actor
 from common.errors import Forbidden, NotFound
+from common.markdown_safe import brief_html
 from scoring import session_scoring
 from server.http.accesslog import scrub_path
 from server.http.auth import host_only
@@ -37,6 +38,7 @@ from server.recording.keys import RECORDING
 from server.sessions.keys import SESSIONS
 from server.settings import Settings
 from server.workspace.hosts import WHERE, frame_only_by_itself, host_routing
+from server.workspace.landing_facts import landing_facts
 from server.workspace.proxy import proxy_http, proxy_websocket
 from tasks import revisions
 from workspaces import candidate_links, entry_codes, records
@@ -309,8 +311,9 @@ async def landing(request: web.Request) -> web.Response:
     main = _main(request)
     rev = await main[DB].read(lambda d: revisions.get_revision(d, session.revision_id))
     brief = main[SESSIONS].store.text(rev.task_id, rev.id, "brief.md")
+    facts = await main[DB].read(lambda d: landing_facts(d, session))
     response = render_anonymous(request, "candidate_landing.html", {
-        "session": session, "title": rev.title, "brief": brief,
+        "session": session, "title": rev.title, "brief": brief_html(brief), "facts": facts,
     }, csrf=_csrf(request, session.id))
     # Start posts here and is redirected on to the workspace's host, which form-action must
     # allow (CSP checks a form's redirects too): any workspace host, no other site.
@@ -399,11 +402,13 @@ async def _cached_principal(request: web.Request, session_id: str) -> Principal:
 def _html_rewriter(session_id: str, token: str, countdown: bool,
                    person: str) -> Callable[[bytes], bytes]:
     """Pages get the countdown badge and the end of the interview (``countdown.js``: not
-    deferred, so that it runs before JupyterLab and sees its requests); and the jupyter token,
-    which JupyterLab would embed in its page config, is removed so that it never reaches a
-    browser (the proxy adds it)."""
+    deferred, so that it runs before JupyterLab and sees its requests) and an "Opening
+    JupyterLab…" backdrop while its scripts load; and the jupyter token, which JupyterLab would
+    embed in its page config, is removed so that it never reaches a browser (the proxy adds
+    it)."""
     tag = (f'<script src="/_pairlab/countdown.js" data-session="{session_id}"'
-           f' data-person="{person}"></script>').encode()
+           f' data-person="{person}"></script>'
+           '<link rel="stylesheet" href="/_pairlab/opening.css">').encode()
     secret = token.encode()
 
     def rewrite(html: bytes) -> bytes:

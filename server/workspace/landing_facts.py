@@ -1,0 +1,87 @@
+"""What the candidate's landing page tells them before they press Start: who interviews them,
+and when the session started and ends, with the time left.
+
+The time left is ``Session.seconds_left``, the one the workspace's countdown badge polls
+(``/api/v1/sessions/<id>``): the clock runs from the scheduled start, not from Start, so both
+pages always say the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+from common.clock import now
+from common.errors import NotFound
+from server.people.accounts import get_user
+from workspaces import sessions as S
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A time as the page shows it: ISO 8601 for ``<time datetime>`` (the page's script shows it
+    in the viewer's own time zone) and a readable UTC fallback for when no script runs."""
+
+    iso: str
+    fallback: str
+
+
+@dataclass(frozen=True)
+class LandingFacts:
+    interviewers: tuple[str, ...]
+    """Display names: whoever scheduled the session first if they interview, then the others."""
+    starts: Moment
+    ends: Moment
+    started: bool
+    """Has the scheduled start passed (the link opens a little before it)?"""
+    seconds_left: int
+
+    @property
+    def interviewer_names(self) -> str:
+        """``Ada``, ``Ada and Ben``, ``Ada, Ben and Cy``; empty if none is left."""
+        names = list(self.interviewers)
+        if len(names) <= 1:
+            return "".join(names)
+        return f"{', '.join(names[:-1])} and {names[-1]}"
+
+    @property
+    def who_joins(self) -> str:
+        """The subject and verb of "... join(s) you in the workspace"."""
+        if not self.interviewers:
+            return "Your interviewer joins"
+        return f"{self.interviewer_names} join{'s' if len(self.interviewers) == 1 else ''}"
+
+    @property
+    def time_left(self) -> str:
+        """Whole minutes, rounded down, as the countdown badge's minutes show them."""
+        minutes = self.seconds_left // 60
+        if minutes >= 120:
+            return f"{minutes // 60} h {minutes % 60:02d} min"
+        return f"{minutes} minute{'s' if minutes != 1 else ''}" if minutes else \
+            "less than a minute"
+
+
+def moment(when: datetime) -> Moment:
+    utc = when.astimezone(UTC)
+    return Moment(utc.isoformat(timespec="seconds").replace("+00:00", "Z"),
+                  utc.strftime("%H:%M UTC on %a %-d %b %Y"))
+
+
+def landing_facts(db: sqlite_utils.Database, session: S.Session) -> LandingFacts:
+    order = sorted(session.interviewer_ids, key=lambda uid: (uid != session.created_by, uid))
+    names: list[str] = []
+    for user_id in order:
+        try:
+            user = get_user(db, user_id)
+        except NotFound:  # a removed account: nobody to name
+            continue
+        if not user.disabled:
+            names.append(user.display_name)
+    starts = S.parse_time(session.starts_at)
+    return LandingFacts(
+        interviewers=tuple(names), starts=moment(starts),
+        ends=moment(S.parse_time(session.ends_at)), started=starts <= now(),
+        seconds_left=session.seconds_left(),
+    )

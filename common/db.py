@@ -13,8 +13,9 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -40,6 +41,28 @@ def connect(path: Path, *, writer: bool = False) -> sqlite_utils.Database:
     # Writes (scores among them) are made durable at commit; readers need no fsync.
     conn.execute("PRAGMA synchronous = FULL" if writer else "PRAGMA synchronous = NORMAL")
     return sqlite_utils.Database(conn)
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One write transaction that takes the write lock at its start (``BEGIN IMMEDIATE``), for
+    writers outside the server (the CLI, the demo, tools) while the server runs.
+
+    sqlite-utils' ``atomic()`` begins a deferred transaction: one that reads and then writes
+    fails at once with "database is locked" when the server committed in between (SQLite cannot
+    upgrade a stale read snapshot, and the busy timeout does not apply), where an immediate one
+    waits its turn. Inside a transaction already, it is a savepoint of that one."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
 
 
 class Database:

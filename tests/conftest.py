@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from common import audit
+from common.db import write_transaction
 from server.app import create_app
 from server.db import open_migrated
 from server.http.keys import SETTINGS
@@ -94,7 +95,7 @@ def create_user(
     """Insert a user straight into the database (as the CLI does)."""
     db = open_db(settings)
     try:
-        with db.atomic():
+        with write_transaction(db):
             user = people.add_user(db, audit.CLI, email, role, password_hash(password))
             if disabled:
                 user = people.set_disabled(db, audit.CLI, email, True)
@@ -107,7 +108,7 @@ def create_token(settings: Settings, email: str, name: str = "test token") -> st
     """A fresh API token for ``email``, made directly in the database by its owner."""
     db = open_db(settings)
     try:
-        with db.atomic():
+        with write_transaction(db):
             owner = people.find_user(db, email)
             _, token = credentials.create_api_token(db, owner.actor(), name, email)
     finally:

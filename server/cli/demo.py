@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from common import audit
+from common.db import write_transaction
 from server.cli.demo_history import ensure_demo_history
 from server.cli.runner import serve
 from server.db import open_migrated
@@ -41,7 +42,7 @@ def ensure_demo_people(settings: Settings) -> list[tuple[str, str, str]]:
         for email, role, name in DEMO_PEOPLE:
             password = generate_password()
             password_hash = hash_password(password)
-            with db.atomic():
+            with write_transaction(db):
                 found = people.password_hash_of(db, email)
                 if found is None:
                     people.add_user(db, audit.CLI, email, role, password_hash, name)
@@ -77,7 +78,7 @@ def ensure_builtin_tasks(settings: Settings) -> list[str]:
             # The import has just built the environment and seen a sandbox run it (a problem
             # would be among its blockers), so publishing needs no second look.
             why = "; ".join(prepared.summary["blockers"])
-            with db.atomic():
+            with write_transaction(db):
                 rev = install_revision(db, config.store, prepared)
                 audit.record(db, audit.CLI, "task.revision.create", "task_revision", rev.id)
                 if not why:
@@ -99,7 +100,7 @@ def demo_session(settings: Settings) -> Scheduled | None:
             return None
         tasks.sort(key=lambda t: t["id"] != DEMO_TASK)
         interviewer = people.find_user(db, DEMO_PEOPLE[1][0])
-        with db.atomic():
+        with write_transaction(db):
             return schedule(db, settings, audit.CLI, interviewer.id, ScheduleRequest(
                 task=tasks[0]["id"], candidate_name="Demo Candidate",
                 interviewers=(interviewer.email,),
@@ -114,7 +115,7 @@ def demo_history(settings: Settings) -> int:
     try:
         panel = [people.find_user(db, email) for email, role, _ in DEMO_PEOPLE
                  if role == "interviewer"]
-        with db.atomic():
+        with write_transaction(db):
             return ensure_demo_history(db, panel)
     finally:
         db.conn.close()

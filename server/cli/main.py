@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common import audit
-from common.db import connect
+from common.db import connect, write_transaction
 from common.errors import DomainError
 from server.cli.sessions import add_session_commands
 from server.cli.tasks import add_task_commands
@@ -130,7 +130,7 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
     email = people.validate_new_user(args.email, args.role, password, args.name)
     db = open_migrated(settings.db_path)
     password_hash = hash_password(password)
-    with db.atomic():
+    with write_transaction(db):
         user = people.add_user(db, audit.CLI, email, args.role, password_hash, args.name)
     print(f"added {user.email} ({user.role})")
     if generated:
@@ -151,7 +151,7 @@ def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _set_disabled(args: argparse.Namespace, settings: Settings, disabled: bool) -> int:
     db = open_migrated(settings.db_path)
-    with db.atomic():
+    with write_transaction(db):
         user = people.set_disabled(db, audit.CLI, args.email, disabled)
     print(f"{user.email} is now {'disabled' if user.disabled else 'active'}")
     return 0

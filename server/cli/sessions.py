@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from common import audit
+from common.db import write_transaction
 from server.db import open_migrated
 from server.people import accounts as people
 from server.sessions import scheduling
@@ -61,7 +62,7 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
         starts_at=args.starts_at, role=args.role, confirm_role_mismatch=args.confirm,
         blind=args.blind,
     )
-    with db.atomic():
+    with write_transaction(db):
         creator = people.find_user(db, args.interviewer[0])
         result = schedule(db, settings, audit.CLI, creator.id, req)
     if args.json:
@@ -89,7 +90,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_end(args: argparse.Namespace, settings: Settings) -> int:
     db = open_migrated(settings.db_path)
-    with db.atomic():
+    with write_transaction(db):
         session = scheduling.end(db, args.id, audit.CLI, "pairlab session end")
     print(f"{session.id} is now ended")
     return 0

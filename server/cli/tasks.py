@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from common import audit
+from common.db import write_transaction
 from server.db import open_migrated
 from server.settings import Settings
 from server.tasks.service import (
@@ -105,11 +106,11 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         if tty:  # end the progress line, so an error starts on a line of its own
             print(file=sys.stderr)
     db = open_migrated(settings.db_path)
-    with db.atomic():
+    with write_transaction(db):
         rev = install_revision(db, config.store, prepared)
         record_revision_created(db, audit.CLI, rev.id, prepared.summary)
     if args.publish and not prepared.summary["blockers"]:
-        with db.atomic():
+        with write_transaction(db):
             rev = revisions.publish(db, rev.id)
             audit.record(db, audit.CLI, "task.revision.publish", "task_revision", rev.id)
     summary = prepared.summary
@@ -185,7 +186,7 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
         findings = acceptances.report_findings(task_store(settings).report(rev.task_id, rev.id))
         left = len(acceptances.unaccepted(db, rev.id, findings))
         require_runnable(settings, rev, None, left)
-    with db.atomic():
+    with write_transaction(db):
         if args.action == "publish":
             rev = revisions.publish(db, args.rev, findings)
         elif args.action == "reject":
@@ -201,7 +202,7 @@ def cmd_accept(args: argparse.Namespace, settings: Settings) -> int:
     db = open_migrated(settings.db_path)
     rev = revisions.get_revision(db, args.rev)
     findings = acceptances.report_findings(task_store(settings).report(rev.task_id, rev.id))
-    with db.atomic():
+    with write_transaction(db):
         done = accept_findings(db, audit.CLI, rev.id, findings, args.reason, "cli",
                                finding=args.finding, path=args.path)
     left = len(acceptances.unaccepted(db, rev.id, findings))

@@ -127,7 +127,8 @@ async def test_schedule_with_the_picker_reload_copy_and_reissue_the_link(
         candidate = await people.anonymous("candidate")
         response = await candidate.goto(old_link)
         assert response is not None and response.status == 410
-        await expect(candidate.locator("p.error")).to_contain_text(
+        await expect(candidate.locator("h1")).to_have_text("This link was replaced")
+        await expect(candidate.locator("p.message")).to_contain_text(
             "replaced by a newer one and no longer works")
         await candidate.goto(new_link)
         await expect(candidate.locator("h1")).to_be_visible(timeout=WAIT_MS)

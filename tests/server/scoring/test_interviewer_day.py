@@ -4,6 +4,7 @@ that speaks in the rubric's titles and keeps an incomplete submission as the dra
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -48,6 +49,18 @@ async def test_home_sorts_the_interviewers_sessions_into_today_upcoming_waiting_
     assert f'href="/sessions/{done}/debrief"' in html and "waiting for bob" in html
     assert "<time datetime=" in html  # start and end shown in the viewer's zone by times.js
     assert "Ada Lovelace" not in html  # blind: the pseudonym, as on every interviewer page
+    assert f'href="/sessions/{today}/observe"' not in html  # not live yet
+
+    # once it is live, today's row links the observe page too
+    assert (await panel.call("alice", "POST", f"/api/v1/sessions/{today}/start"))[0] == 200
+    for _ in range(100):
+        _, data = await panel.call("alice", "GET", f"/api/v1/sessions/{today}")
+        if data["session"]["state"] == "live":
+            break
+        await asyncio.sleep(0.1)  # the fake workspace starts in the background
+    assert data["session"]["state"] == "live"
+    _, html = await panel.page("alice", "/")
+    assert row_ids(html, "today") == [today] and f'href="/sessions/{today}/observe"' in html
 
     # Carol is on none of them: empty states, and nothing of anyone else's sessions
     status, html = await panel.page("carol", "/")

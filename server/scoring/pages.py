@@ -15,7 +15,7 @@ from common.errors import Forbidden
 from scoring import scorecard_txns as SC
 from scoring import scorecards
 from scoring.report import candidate_report
-from scoring.scorecards import RECOMMENDATION_LABELS, ScorecardError, ScorecardIncomplete
+from scoring.scorecards import RECOMMENDATION_LABELS, ScorecardError
 from server.http.auth import client_address, current_user
 from server.http.bodies import whole_number
 from server.http.keys import DB
@@ -88,25 +88,28 @@ async def scorecard_page(request: web.Request) -> web.Response:
 
 @routes.post(PAGE + "/scorecard")
 async def scorecard_submit(request: web.Request) -> web.Response:
-    """Save the draft; on "submit", then submit it. The save is its own transaction, so an
-    incomplete submission still keeps what was typed, and the page says so."""
+    """Save the draft; on "submit", also submit it if complete. An incomplete submission
+    keeps what was typed as the draft, and the page says what is missing."""
     user, session = await visible_session(request)
     SC.require_panelist(user.id, session)
     form = await request.post()
     data = card_from_form(form, await load_panel(request, session.id))
     actor = user.actor(client_address(request))
-    db = request.app[DB]
+    submitting = form.get("action") == "submit"
+
+    def write(d: Any) -> list[str]:
+        if submitting:
+            return SC.save_and_submit(d, session.id, user.id, user.email, data, actor)
+        SC.save(d, session.id, user.id, data)
+        return []
+
     try:
-        await db.write(lambda d: SC.save(d, session.id, user.id, data))
+        missing = await request.app[DB].write(write)
     except ScorecardError as e:
         return await _scorecard_page(request, form_data=data, problems=e.problems, status=422)
-    if form.get("action") != "submit":
-        raise web.HTTPSeeOther(f"/sessions/{session.id}/scorecard")
-    try:  # the draft just saved (None: the stored draft)
-        await db.write(lambda d: SC.submit(d, session.id, user.id, user.email, None, actor))
-    except ScorecardIncomplete as e:
-        return await _scorecard_page(request, missing=e.problems, status=422)
-    raise web.HTTPSeeOther(f"/sessions/{session.id}/debrief")
+    if missing:
+        return await _scorecard_page(request, missing=missing, status=422)
+    raise web.HTTPSeeOther(f"/sessions/{session.id}/{'debrief' if submitting else 'scorecard'}")
 
 
 async def _sealed_page(request: web.Request) -> web.Response:

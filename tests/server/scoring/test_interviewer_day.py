@@ -144,3 +144,14 @@ async def test_incomplete_submission_keeps_the_draft_and_names_the_rubric_titles
     assert status == 422
     assert ("give a level and evidence for: Navigating unfamiliar code, Asking useful questions,"
             " Data-quality instincts, A working, tested solution") in data["problems"]
+    # completed on the page: saved and submitted in one go, then the debrief
+    full = {"csrf_token": token, "action": "submit", "recommendation": "strong_no",
+            "summary": "done"}
+    for d in PIPELINE_DIMS:
+        full[f"level-{d}"], full[f"evidence-{d}"] = "2", f"saw {d}"
+    response = await panel.client.post(f"/sessions/{sid}/scorecard", data=full,
+                                       allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == f"/sessions/{sid}/debrief"
+    assert query(panel.settings, "SELECT version, recommendation FROM scorecard_versions") == [
+        (1, "strong_no")]

@@ -122,6 +122,18 @@ def submit(d: sqlite_utils.Database, session_id: str, user_id: int, email: str,
     return stored, ready
 
 
+def save_and_submit(d: sqlite_utils.Database, session_id: str, user_id: int, email: str,
+                    data: Any, actor: audit.Actor) -> list[str]:
+    """The scorecard page's Submit: ``data`` saved as the draft, then submitted if complete, in
+    one transaction. Returns what a submission still needs (``Card.missing_for_submit``; then
+    only the draft was saved), empty once submitted. An invalid body raises, saving nothing."""
+    p, draft = save(d, session_id, user_id, data)
+    missing = draft.card.missing_for_submit(p.rubric)
+    if not missing:
+        submit(d, session_id, user_id, email, None, actor)
+    return missing
+
+
 def latest_checks(d: sqlite_utils.Database, session_id: str) -> dict[str, Any] | None:
     row = d.execute("SELECT payload FROM events WHERE session_id = ? AND kind = ?"
                     " ORDER BY seq DESC LIMIT 1", [session_id, CHECKS_RUN]).fetchone()

@@ -23,9 +23,12 @@ import sqlite_utils
 
 from common.clock import now_iso
 from scoring.problems import Problems
-from scoring.rubrics import LEVELS, Rubric
+from scoring.rubrics import LEVELS, Dimension, Rubric
 
-RECOMMENDATIONS = ("strong_no", "no", "yes", "strong_yes")
+RECOMMENDATION_LABELS = {"strong_no": "Strong no", "no": "No", "yes": "Yes",
+                         "strong_yes": "Strong yes"}
+"""The recommendations (stored and sent by id) as people read them."""
+RECOMMENDATIONS = tuple(RECOMMENDATION_LABELS)
 MAX_EVIDENCE = 5000
 MAX_SUMMARY = 10_000
 MAX_MOMENTS = 50
@@ -64,18 +67,32 @@ class Card:
                 "recommendation": self.recommendation, "summary": self.summary}
 
     def missing_for_submit(self, rubric: Rubric) -> list[str]:
-        problems = []
+        """What a submission still needs, in the words of the rubric (dimension titles, the
+        recommendation's labels), each a phrase that follows "to submit, "."""
+        both, no_level, no_evidence = [], [], []
         for dim in rubric.dimensions:
             score = self.scores.get(dim.id)
-            if score is None or score.level is None:
-                problems.append(f"scores.{dim.id}.level: choose a level from 1 to 4")
-            if score is None or not score.evidence.strip():
-                problems.append(f"scores.{dim.id}.evidence: write what you saw that supports "
-                                "the level")
+            level = score is not None and score.level is not None
+            evidence = score is not None and bool(score.evidence.strip())
+            if not level and not evidence:
+                both.append(dim.title)
+            elif not level:
+                no_level.append(dim.title)
+            elif not evidence:
+                no_evidence.append(dim.title)
+        problems = []
+        if both:
+            problems.append(f"give a level and evidence for: {', '.join(both)}")
+        if no_level:
+            problems.append(f"give a level (1 to 4) for: {', '.join(no_level)}")
+        if no_evidence:
+            problems.append(f"write the evidence you saw for: {', '.join(no_evidence)}")
         if self.recommendation is None:
-            problems.append(f"recommendation: choose one of {', '.join(RECOMMENDATIONS)}")
+            labels = list(RECOMMENDATION_LABELS.values())
+            problems.append(f"choose a recommendation ({', '.join(labels[:-1])} or "
+                            f"{labels[-1]})")
         if not self.summary.strip():
-            problems.append("summary: write a short summary")
+            problems.append("write a short summary")
         return problems
 
     def levels(self) -> dict[str, int]:
@@ -85,32 +102,34 @@ class Card:
 EMPTY = Card({}, None, "")
 
 
-def _score(problems: list[str], dim_id: str, raw: Any) -> Score:
-    where = f"scores.{dim_id[:60]}"
+def _score(problems: list[str], dim: Dimension, raw: Any) -> Score:
+    def where(field: str = "") -> str:  # the title for people, the path for API clients
+        return f"{dim.title} (scores.{dim.id}{field})"
+
     if not isinstance(raw, dict):
-        problems.append(f"{where}: must be an object with level, evidence and moments")
+        problems.append(f"{where()}: must be an object with level, evidence and moments")
         return Score(None, "", ())
     unknown = sorted(set(raw) - {"level", "evidence", "moments"})
     if unknown:
-        problems.append(f"{where}: unknown key(s) {', '.join(k[:40] for k in unknown)}")
+        problems.append(f"{where()}: unknown key(s) {', '.join(k[:40] for k in unknown)}")
     level = raw.get("level")
     if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
-        problems.append(f"{where}.level: must be a whole number from 1 to 4 (or null)")
+        problems.append(f"{where('.level')}: must be a whole number from 1 to 4 (or null)")
         level = None
     elif level is not None and level not in LEVELS:
-        problems.append(f"{where}.level: {str(level)[:20]} is out of range; levels are 1 to 4")
+        problems.append(f"{where('.level')}: {str(level)[:20]} is out of range; levels are 1 to 4")
         level = None
     evidence = raw.get("evidence", "")
     if not isinstance(evidence, str):
-        problems.append(f"{where}.evidence: must be text")
+        problems.append(f"{where('.evidence')}: must be text")
         evidence = ""
     elif len(evidence) > MAX_EVIDENCE:
-        problems.append(f"{where}.evidence: too long (at most {MAX_EVIDENCE} characters)")
+        problems.append(f"{where('.evidence')}: too long (at most {MAX_EVIDENCE} characters)")
     moments = raw.get("moments", [])
     if not isinstance(moments, list) or len(moments) > MAX_MOMENTS or not all(
             isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= MAX_MOMENT
             for m in moments):
-        problems.append(f"{where}.moments: must be a list of at most {MAX_MOMENTS} event "
+        problems.append(f"{where('.moments')}: must be a list of at most {MAX_MOMENTS} event "
                         "numbers (positive whole numbers)")
         moments = []
     return Score(level, evidence, tuple(dict.fromkeys(moments)))
@@ -129,16 +148,17 @@ def parse_card(data: Any, rubric: Rubric) -> Card:
     if not isinstance(raw_scores, dict):
         problems.append("scores: must be an object keyed by dimension id")
     else:
-        known = {d.id for d in rubric.dimensions}
+        known = {d.id: d for d in rubric.dimensions}
         for dim_id, raw in raw_scores.items():
             if dim_id not in known:
                 problems.append(f"scores: {dim_id[:60]!r} is not a dimension of rubric "
                                 f"{rubric.id!r} (its dimensions: {', '.join(sorted(known))})")
                 continue
-            scores[dim_id] = _score(problems, dim_id, raw)
+            scores[dim_id] = _score(problems, known[dim_id], raw)
     recommendation = data.get("recommendation")
     if recommendation is not None and recommendation not in RECOMMENDATIONS:
-        problems.append(f"recommendation: must be one of {', '.join(RECOMMENDATIONS)}")
+        problems.append("recommendation: must be one of " + ", ".join(
+            f"{k} ({v})" for k, v in RECOMMENDATION_LABELS.items()))
         recommendation = None
     summary = data.get("summary", "")
     if not isinstance(summary, str):

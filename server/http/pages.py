@@ -28,8 +28,11 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from common.clock import now
 from server.http.auth import csrf_token, current_user
+from server.http.keys import DB
 from server.http.times import human_utc, time_tag
+from server.sessions.home import interviewer_day
 
 routes = web.RouteTableDef()
 TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -72,4 +75,8 @@ def render_anonymous(request: web.Request, template: str, context: Mapping[str, 
 
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
-    return render(request, "home.html", {})
+    """The caller's day (``server.sessions.home``): their interviews, owed scorecards and
+    open debriefs."""
+    user = current_user(request)
+    day = await request.app[DB].read(lambda d: interviewer_day(d, user.id, now()))
+    return render(request, "home.html", {"day": day})

@@ -11,17 +11,19 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from common.errors import Forbidden
 from scoring import scorecard_txns as SC
 from scoring import scorecards
 from scoring.report import candidate_report
-from scoring.scorecards import ScorecardError
-from server.http.auth import client_address
+from scoring.scorecards import RECOMMENDATION_LABELS, ScorecardError
+from server.http.auth import client_address, current_user
 from server.http.bodies import whole_number
 from server.http.keys import DB
 from server.http.pages import render
 from server.scoring.routes import load_panel, mine_json, sealed_debrief
 from server.sessions.access import visible_session
 from server.sessions.names import actor_names
+from workspaces import sessions as S
 from workspaces.recording.authorship import session_authorship
 from workspaces.recording.events import ACTOR_SYSTEM, HINT, NOTE
 
@@ -57,7 +59,10 @@ def _notes(d: Any, session_id: str) -> list[dict[str, Any]]:
 
 
 async def _scorecard_page(request: web.Request, *, form_data: dict[str, Any] | None = None,
-                          problems: list[str] | None = None, status: int = 200) -> web.Response:
+                          problems: list[str] | None = None, missing: list[str] | None = None,
+                          status: int = 200) -> web.Response:
+    """The form; ``problems``: why nothing was saved; ``missing``: the draft was saved but
+    lacks these to be submitted (``Card.missing_for_submit``)."""
     user, session = await visible_session(request)
     SC.require_panelist(user.id, session)
 
@@ -71,7 +76,8 @@ async def _scorecard_page(request: web.Request, *, form_data: dict[str, Any] | N
         mine = {**mine, **form_data}
     return render(request, "scorecard.html", {
         "session": session, "mine": mine, "rubric": p.rubric, "notes": notes,
-        "problems": problems or [],
+        "problems": problems or [], "missing": missing or [],
+        "recommendations": RECOMMENDATION_LABELS,
         "config": {"api": f"/api/v1/sessions/{session.id}/scorecards/mine"}}, status=status)
 
 
@@ -82,25 +88,51 @@ async def scorecard_page(request: web.Request) -> web.Response:
 
 @routes.post(PAGE + "/scorecard")
 async def scorecard_submit(request: web.Request) -> web.Response:
+    """Save the draft; on "submit", also submit it if complete. An incomplete submission
+    keeps what was typed as the draft, and the page says what is missing."""
     user, session = await visible_session(request)
     SC.require_panelist(user.id, session)
     form = await request.post()
     data = card_from_form(form, await load_panel(request, session.id))
     actor = user.actor(client_address(request))
+    submitting = form.get("action") == "submit"
+
+    def write(d: Any) -> list[str]:
+        if submitting:
+            return SC.save_and_submit(d, session.id, user.id, user.email, data, actor)
+        SC.save(d, session.id, user.id, data)
+        return []
+
     try:
-        if form.get("action") == "submit":
-            await request.app[DB].write(
-                lambda d: SC.submit(d, session.id, user.id, user.email, data, actor))
-            raise web.HTTPSeeOther(f"/sessions/{session.id}/debrief")
-        await request.app[DB].write(lambda d: SC.save(d, session.id, user.id, data))
+        missing = await request.app[DB].write(write)
     except ScorecardError as e:
         return await _scorecard_page(request, form_data=data, problems=e.problems, status=422)
-    raise web.HTTPSeeOther(f"/sessions/{session.id}/scorecard")
+    if missing:
+        return await _scorecard_page(request, missing=missing, status=422)
+    raise web.HTTPSeeOther(f"/sessions/{session.id}/{'debrief' if submitting else 'scorecard'}")
+
+
+async def _sealed_page(request: web.Request) -> web.Response:
+    """Why the debrief (or report) is not shown, as a page. 403 like the API's answer: the
+    debrief is withheld from this caller now, whatever the page says; the page explains why
+    and, to a panelist, links their scorecard. Someone not on the panel gets one plain
+    sentence and nothing about the session."""
+    user = current_user(request)
+    session_id = request.match_info["session_id"]
+    session = await request.app[DB].read(lambda d: S.get_session(d, session_id))
+    on_panel = user.id in session.interviewer_ids
+    draft = on_panel and (await request.app[DB].read(
+        lambda d: scorecards.get_draft(d, session.id, user.id))).updated_at is not None
+    return render(request, "debrief_sealed.html", {
+        "session_id": session.id, "on_panel": on_panel, "draft": draft}, status=403)
 
 
 @routes.get(PAGE + "/debrief")
 async def debrief_page(request: web.Request) -> web.Response:
-    user, p, debrief = await sealed_debrief(request)
+    try:
+        user, p, debrief = await sealed_debrief(request)
+    except Forbidden:
+        return await _sealed_page(request)
     authorship = await request.app[DB].read(lambda d: session_authorship(d, p.session.id))
     # display names as the replay shows them (blind: the candidate's pseudonym)
     names = {ACTOR_SYSTEM: "pairlab", **await actor_names(request, user, p.session)}
@@ -111,7 +143,10 @@ async def debrief_page(request: web.Request) -> web.Response:
 
 @routes.get(PAGE + "/report")
 async def report_page(request: web.Request) -> web.Response:
-    user, p, debrief = await sealed_debrief(request)
+    try:
+        user, p, debrief = await sealed_debrief(request)
+    except Forbidden:
+        return await _sealed_page(request)
     return render(request, "report.html", {"report": candidate_report(p, debrief)})
 
 

@@ -37,7 +37,8 @@
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, "Accept": "application/json" }
     }).then(function (response) {
       return response.json().then(function (data) {
-        if (!response.ok) { throw new Error((data.error && data.error.message) || response.statusText); }
+        // every problem, as the server words them (rubric titles first), else its one sentence
+        if (!response.ok) { throw new Error((data.problems && data.problems.join("; ")) || (data.error && data.error.message) || response.statusText); }
         pending = sent;
         // to the second, as the page shows it (server.http.pages.seconds)
         status.textContent = "Draft saved " + String(data.updated_at).replace(/\.\d+/, "") + ".";

@@ -123,7 +123,8 @@ async def test_invalid_scorecards_are_refused_and_nothing_is_stored(panel: Panel
     unknown["scores"]["vibes"] = {"level": 4, "evidence": "good vibes"}
     foreign = full_card(3, "x", [foreign_seq + 1000])
     cases = [
-        (bad_level, "scores.debugging.level: 5 is out of range; levels are 1 to 4"),
+        (bad_level,
+         "Debugging approach (scores.debugging.level): 5 is out of range; levels are 1 to 4"),
         (unknown, "'vibes' is not a dimension of rubric 'pipeline-bug'"),
         (foreign, "not an event of this session"),
         ({"scores": [], "recommendation": "maybe"}, "recommendation: must be one of"),
@@ -152,8 +153,10 @@ async def test_invalid_scorecards_are_refused_and_nothing_is_stored(panel: Panel
                                     {"scores": {"debugging": {"level": 2, "evidence": "x"}}})
     assert status == 422
     problems = data["problems"]  # every problem, beside the one-sentence error
-    assert "scores.questions.level: choose a level from 1 to 4" in problems
-    assert "summary: write a short summary" in problems
+    assert ("give a level and evidence for: Navigating unfamiliar code, Asking useful questions,"
+            " Data-quality instincts, A working, tested solution,"
+            " Communicating findings to a non-specialist") in problems
+    assert "write a short summary" in problems
     assert query(panel.settings, "SELECT COUNT(*) FROM scorecard_versions") == [(0,)]
 
 

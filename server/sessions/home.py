@@ -1,0 +1,76 @@
+"""An interviewer's day, as their home page shows it: the interviews they are on today and
+later, the scorecards they still owe and the debriefs open to them.
+
+Web-free: one read over a ``sqlite_utils.Database`` for one user. Blind sessions show their
+pseudonym (``scoring.session_scoring.masked_all``), as every interviewer page does.
+
+"Today" is the UTC day of ``moment`` (the server does not know the viewer's zone; the page
+shows each time in the viewer's zone): the live sessions, and the scheduled ones that start
+before the day ends (or should have started already).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+import sqlite_utils
+
+from scoring import scorecard_txns, session_scoring
+from workspaces import sessions as S
+
+ACTIVE = ("scheduled", "provisioning", "live")
+RECENT_DEBRIEFS = 10
+"""The debriefs listed (newest first); the rest are on the Sessions page."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One session as the home page lists it."""
+
+    session: S.Session
+    task_title: str
+    draft_saved_at: str | None = None
+    """For a scorecard still owed: when the caller's draft was last saved (None: no draft)."""
+    waiting_for: tuple[str, ...] = ()
+    """For a debrief: the interviewers who have not submitted yet."""
+
+
+@dataclass(frozen=True)
+class Day:
+    today: tuple[Item, ...]
+    upcoming: tuple[Item, ...]
+    scorecards_waiting: tuple[Item, ...]
+    debriefs_ready: tuple[Item, ...]
+    more_debriefs: int
+    """How many further debriefs are open to the caller beyond those listed."""
+
+
+def interviewer_day(db: sqlite_utils.Database, user_id: int, moment: datetime) -> Day:
+    """The sessions ``user_id`` is an interviewer of, sorted into the home page's lists."""
+    mine = session_scoring.masked_all(db, S.list_sessions(db, user_id))
+    titles = {str(r[0]): str(r[1]) for r in db.execute("SELECT id, title FROM tasks")}
+    submitted = {str(r[0]) for r in db.execute(
+        "SELECT DISTINCT session_id FROM scorecard_versions WHERE user_id = ?", [user_id])}
+    drafts = {str(r[0]): str(r[1]) for r in db.execute(
+        "SELECT session_id, updated_at FROM scorecards WHERE user_id = ?", [user_id])}
+    day_end = datetime.combine(moment.date(), time(), tzinfo=moment.tzinfo) + timedelta(days=1)
+
+    def item(s: S.Session, draft_saved_at: str | None = None,
+             waiting_for: tuple[str, ...] = ()) -> Item:
+        return Item(s, titles.get(s.task_id, s.task_id), draft_saved_at, waiting_for)
+
+    active = sorted((s for s in mine if s.state in ACTIVE), key=lambda s: s.starts_at)
+    today = [item(s) for s in active
+             if s.state != "scheduled" or S.parse_time(s.starts_at) < day_end]
+    upcoming = [item(s) for s in active
+                if s.state == "scheduled" and S.parse_time(s.starts_at) >= day_end]
+    ended = sorted((s for s in mine if s.state == "ended"),
+                   key=lambda s: s.ended_at or s.ends_at, reverse=True)
+    waiting = [item(s, draft_saved_at=drafts.get(s.id)) for s in ended if s.id not in submitted]
+    open_to_me = [s for s in mine if s.id in submitted]
+    open_to_me.sort(key=lambda s: s.ended_at or s.ends_at, reverse=True)
+    ready = [item(s, waiting_for=tuple(scorecard_txns.waiting_for(db, s)))
+             for s in open_to_me[:RECENT_DEBRIEFS]]
+    return Day(tuple(today), tuple(upcoming), tuple(waiting), tuple(ready),
+               max(0, len(open_to_me) - RECENT_DEBRIEFS))

@@ -216,34 +216,33 @@ def default_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def is_public_address(addr: str) -> bool:
-    """Is ``addr`` (and any IPv4 address embedded in it) a public one? Loopback, private,
-    link-local, reserved, multicast and unspecified addresses are not."""
+def _with_embedded(addr: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """``addr`` and any IPv4 address embedded in it (IPv4-mapped, 6to4, Teredo)."""
     ip = ipaddress.ip_address(addr.split("%", 1)[0])
     candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
     if isinstance(ip, ipaddress.IPv6Address):
         for embedded in (ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None):
             if embedded is not None:
                 candidates.append(embedded)
+    return candidates
+
+
+def is_public_address(addr: str) -> bool:
+    """Is ``addr`` (and any IPv4 address embedded in it) a public one? Loopback, private,
+    link-local, reserved, multicast and unspecified addresses are not."""
     return all(
         c.is_global
         and not (c.is_private or c.is_loopback or c.is_link_local or c.is_reserved)
         and not (c.is_multicast or c.is_unspecified)
-        for c in candidates
+        for c in _with_embedded(addr)
     )
 
 
 def is_local_network_address(addr: str) -> bool:
     """Is ``addr`` (and any IPv4 address embedded in it) public, or on loopback or a private
     network (what ``allow_local`` opens)?"""
-    ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
-    if isinstance(ip, ipaddress.IPv6Address):
-        for embedded in (ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None):
-            if embedded is not None:
-                candidates.append(embedded)
     return all(is_public_address(str(c)) or any(c in net for net in _LOCAL_NETWORKS)
-               for c in candidates)
+               for c in _with_embedded(addr))
 
 
 def check_host(hostname: str) -> str:

@@ -137,6 +137,17 @@ def step_of(status_line: str) -> str:
     return status_line.split("—", 1)[1].strip()
 
 
+async def open_revision_of_import(page: Page) -> str:
+    """On an import page: follow it to its end and open its revision; returns the revision id."""
+    await page.wait_for_url(re.compile(r"/admin/tasks/imports/imp_\w+$"), timeout=WAIT_MS)
+    await watch_import(page)
+    await expect(page.locator("#import-status")).to_have_attribute(
+        "data-status", "succeeded", timeout=WAIT_MS)
+    await page.click("#revision-link")
+    await page.wait_for_url(re.compile(r"/admin/tasks/revisions/[\w-]+$"), timeout=WAIT_MS)
+    return page.url.rsplit("/", 1)[1]
+
+
 async def import_through_the_page(page: Page, product: Product, url: str) -> list[str]:
     """Fill the import form, follow the import to its end and open the revision it made."""
     await page.goto(f"{product.app_url}/admin/tasks")

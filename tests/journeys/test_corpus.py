@@ -32,10 +32,10 @@ from tests.journeys.test_admin import (
     blockers,
     check_result,
     click_publish,
+    open_revision_of_import,
     publish_refusal,
     served,
     unique_id,
-    watch_import,
 )
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
@@ -158,12 +158,7 @@ async def import_with_rules(page: Page, product: Product, url: str, rules: str) 
     await page.fill("#url", url)
     await page.fill("#rules", rules)
     await page.click('form[action="/admin/tasks/imports"] button[type=submit]')
-    await page.wait_for_url(re.compile(r"/admin/tasks/imports/imp_\w+$"), timeout=WAIT_MS)
-    await watch_import(page)
-    await expect(page.locator("#import-status")).to_have_attribute(
-        "data-status", "succeeded", timeout=WAIT_MS)
-    await page.click("#revision-link")
-    await page.wait_for_url(re.compile(r"/admin/tasks/revisions/[\w-]+$"), timeout=WAIT_MS)
+    await open_revision_of_import(page)
 
 
 async def acknowledge_flags(page: Page) -> None:

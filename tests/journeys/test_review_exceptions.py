@@ -24,18 +24,18 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from tests.journeys.conftest import WAIT_MS, Product, browsing
 from tests.journeys.test_admin import (
     ADMIN,
     blockers,
     click_publish,
+    open_revision_of_import,
     publish_refusal,
     served,
     task_files,
     unique_id,
-    watch_import,
 )
 from tests.task_repos import COMPANY
 
@@ -73,17 +73,6 @@ def audit_rows(product: Product, action: str, rev_id: str) -> list[tuple[str, di
     finally:
         conn.close()
     return [(actor, json.loads(detail)) for actor, detail in rows]
-
-
-async def open_revision_of_import(page: Page) -> str:
-    """On an import page: follow it to its end and open its revision; returns the revision id."""
-    await page.wait_for_url(re.compile(r"/admin/tasks/imports/imp_\w+$"), timeout=WAIT_MS)
-    await watch_import(page)
-    await expect(page.locator("#import-status")).to_have_attribute(
-        "data-status", "succeeded", timeout=WAIT_MS)
-    await page.click("#revision-link")
-    await page.wait_for_url(re.compile(r"/admin/tasks/revisions/[\w-]+$"), timeout=WAIT_MS)
-    return page.url.rsplit("/", 1)[1]
 
 
 async def test_an_admin_accepts_a_finding_adds_a_hint_and_keeps_an_exception(

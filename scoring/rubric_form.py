@@ -117,10 +117,11 @@ def definition(rubric_id: str, draft: RubricDraft) -> tuple[dict[str, Any], list
     dims: list[dict[str, Any]] = []
     where: list[int] = []
     for n, d in enumerate(draft.dimensions):
-        if not d.id:
-            d.id = _slug(d.title, taken)
-            taken.add(d.id)
-        dims.append({"id": d.id, "title": d.title, "description": d.description,
+        dim_id = d.id
+        if not dim_id:  # the draft keeps no id, so a retitled new dimension is slugged anew
+            dim_id = _slug(d.title, taken)
+            taken.add(dim_id)
+        dims.append({"id": dim_id, "title": d.title, "description": d.description,
                      "weight": _weight(d.weight),
                      "anchors": {str(level): text for level, text in d.anchors.items()}})
         where.append(n)
@@ -133,10 +134,12 @@ def _name(draft: RubricDraft, n: int) -> str:
     return f"“{title[:80]}”" if title else f"dimension {n + 1} (no title yet)"
 
 
-def place(draft: RubricDraft, where: list[int], problems: list[str]) -> Placed:
-    """Each problem as a sentence, by the field it is about (see ``Placed``)."""
+def place(draft: RubricDraft, data: dict[str, Any], where: list[int],
+          problems: list[str]) -> Placed:
+    """Each problem as a sentence, by the field it is about (see ``Placed``); ``data`` and
+    ``where`` are what ``definition`` made of ``draft``."""
     placed = Placed()
-    by_id = {draft.dimensions[n].id: n for n in where}
+    by_id = {dim["id"]: n for dim, n in zip(data["dimensions"], where, strict=True)}
     for problem in problems:
         if m := DIM_PROBLEM.match(problem):
             n = by_id.get(m["id"])
@@ -159,8 +162,7 @@ def place(draft: RubricDraft, where: list[int], problems: list[str]) -> Placed:
                 placed.other.append(problem)
                 continue
             placed.dims.setdefault((n, "title"), []).append(
-                f"{_name(draft, n)} cannot be saved: {m['reason']} (its id"
-                f" {draft.dimensions[n].id!r}).")
+                f"{_name(draft, n)} cannot be saved: {m['reason']}.")
         elif m := TOP_PROBLEM.match(problem):
             label = {"weights": "The weights", "kinds": "The task kinds",
                      "roles": "The roles"}.get(m["field"], LABELS.get(m["field"], m["field"]))

@@ -214,6 +214,6 @@ async def _form_submit(request: web.Request, rubric_id: str, form: Any, user: Us
     try:
         await request.app[DB].write(lambda d: _save(d, data, user, address, new=False))
     except R.RubricError as e:
-        placed = rubric_form.place(draft, where, e.problems)
+        placed = rubric_form.place(draft, data, where, e.problems)
         return await _rubric_page(request, rubric_id, status=422, form=draft, placed=placed)
     raise web.HTTPSeeOther(f"/rubrics/{rubric_id}?saved=1")

@@ -86,15 +86,37 @@ async def test_bad_levels_are_named_by_dimension_title_next_to_the_field(client:
             " 100.</li>") in text
     assert 'aria-describedby="err-0-anchor-3">too short</textarea>' in text  # kept as typed
     assert latest(settings).version == 1
-    interviewer = await client.post(f"/rubrics/{RUBRIC.id}", data=form_of(draft, ""))
-    assert interviewer.status == 403
+    # a new dimension with a problem: named by its title, its id still to be made from it
+    draft = rubric_form.draft_of(RUBRIC)
+    draft.dimensions.append(rubric_form.DimensionDraft(
+        "", "Asks for help", "", "5", {n: "" for n in (1, 2, 3, 4)}))
+    refused = await client.post(f"/rubrics/{RUBRIC.id}",
+                                data=form_of(draft, form_csrf_token(html)))
+    text = await refused.text()
+    n = len(draft.dimensions) - 1
+    assert refused.status == 422
+    assert (f'id="err-{n}-anchor-1"><li>The anchor for level 1 of “Asks for help”: missing.'
+            in text)
+    assert 'id="err-weights"><li>The weights: add up to 105, they must add up to 100.' in text
+    assert text.count('name="dim_id" value=""') == 2  # the new one and the empty fields
+    assert latest(settings).version == 1
+    no_csrf = await client.post(f"/rubrics/{RUBRIC.id}", data=form_of(draft, ""))
+    assert no_csrf.status == 403
+    create_user(settings, "ivy@example.com", "interviewer")
+    await login(client, "ivy@example.com")
+    page = await (await client.get(f"/rubrics/{RUBRIC.id}")).text()
+    assert 'id="rubric-form"' not in page
+    draft = rubric_form.draft_of(RUBRIC)
+    interviewer = await client.post(f"/rubrics/{RUBRIC.id}",
+                                    data=form_of(draft, form_csrf_token(page)))
+    assert interviewer.status == 403 and latest(settings).version == 1
 
 
 def test_place_reads_back_every_kind_of_problem() -> None:
     draft = rubric_form.draft_of(RUBRIC)
     data, where = rubric_form.definition(RUBRIC.id, draft)
     dim = draft.dimensions[1]
-    placed = rubric_form.place(draft, where, [
+    placed = rubric_form.place(draft, data, where, [
         "title: missing", f"dimension {dim.id!r}.anchors.2: missing",
         f"dimensions[1].id: {dim.id!r} is used twice", "weights: add up to 90, they must add"
         " up to 100", "something new"])

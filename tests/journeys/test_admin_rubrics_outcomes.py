@@ -3,7 +3,8 @@ Chromium.
 
 The admin edits the level-4 anchor of a built-in rubric's first dimension in the form and sees
 the preview beside it change as they type; saves (a new version); the interviewer then
-schedules a new session and its scorecard shows the new anchor. The admin blanks most of a
+schedules a new session and its scorecard shows the new anchor. Moving a dimension down and up
+reorders the preview; Add gives an empty dimension, Remove takes it away. The admin blanks most of a
 level's anchor and is told, next to that field, which dimension (by title) and level is wrong,
 with what they typed kept and nothing saved. On the outcomes page of the demo's past
 interviews they change two rows and save both with one Save; they paste CSV with one bad line
@@ -62,6 +63,23 @@ async def test_the_admin_edits_a_rubric_and_outcomes_in_bulk(product: Product,
         await expect(card.locator("fieldset.dimension").first.locator("label.anchor").nth(3)
                      ).to_contain_text(NEW_ANCHOR, timeout=WAIT_MS)
         await expect(card.locator(f'a[href="/rubrics/{RUBRIC}?version=2"]')).to_have_count(1)
+
+        # The small script: reordering moves the preview too; Add gives empty fields.
+        fieldsets = admin.locator("fieldset.dimension-edit")
+        count = await fieldsets.count()
+        second = (await fieldsets.nth(1).locator("input[name=dim_title]").input_value()).strip()
+        titles = admin.locator("#anchor-preview .preview-title strong")
+        await fieldsets.first.get_by_role("button", name="Move down").click()
+        await expect(titles.first).to_have_text(second)
+        await expect(titles.nth(1)).to_have_text(title)
+        await fieldsets.nth(1).get_by_role("button", name="Move up").click()
+        await expect(titles.first).to_have_text(title)
+        await admin.click("#add-dimension")
+        await expect(fieldsets).to_have_count(count + 1)
+        await expect(fieldsets.last.locator("input[name=dim_title]")).to_have_value("")
+        await expect(fieldsets.last.locator("input[name=dim_title]")).to_be_focused()
+        await fieldsets.last.get_by_role("button", name="Remove this dimension").click()
+        await expect(fieldsets).to_have_count(count)
 
         # An invalid level: the sentence names the dimension by title beside the field, and
         # the form keeps what was typed; nothing is saved.

@@ -27,6 +27,7 @@ RUBRIC = "pipeline-bug"
 """The built-in rubric of the demo task's kind (``pairlab demo`` schedules on a pipeline bug)."""
 DEMO_TASK = "daily-features-bug"
 NEW_ANCHOR = "Finds the root cause, proves it with a failing test and explains the fix."
+HOSTILE = '<img src="x" onerror="window.pwnedByPreview = 1">'
 PAST_INTERVIEWS = 24
 """The ended sessions with outcomes ``pairlab demo`` creates (server/cli/demo_history.py)."""
 
@@ -78,6 +79,12 @@ async def test_the_admin_edits_a_rubric_and_outcomes_in_bulk(product: Product,
         await expect(fieldsets).to_have_count(count + 1)
         await expect(fieldsets.last.locator("input[name=dim_title]")).to_have_value("")
         await expect(fieldsets.last.locator("input[name=dim_title]")).to_be_focused()
+        # what is typed is previewed as text, never as markup
+        await fieldsets.last.locator("input[name=dim_title]").fill(HOSTILE)
+        await fieldsets.last.locator("textarea[name=dim_anchor_1]").fill(HOSTILE)
+        await expect(titles.last).to_have_text(HOSTILE)
+        assert await admin.locator("#anchor-preview img").count() == 0
+        assert await admin.evaluate("() => window.pwnedByPreview") is None
         await fieldsets.last.get_by_role("button", name="Remove this dimension").click()
         await expect(fieldsets).to_have_count(count)
 

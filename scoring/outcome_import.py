@@ -34,8 +34,11 @@ class ImportRejected(outcomes.OutcomeError):
 
     code = "import_rejected"
 
-    def __init__(self, message: str, rows: list[str] | None = None) -> None:
+    def __init__(self, message: str, rows: list[str] | None = None,
+                 lines: list[tuple[int, str, str]] | None = None) -> None:
         self.rows = rows or []
+        self.lines = lines or []
+        """``(line number, column, reason)`` per row problem, for pages to show per line."""
         # ``rows`` is one more field of the JSON error body (the error middleware adds it)
         super().__init__(message, extra={"rows": self.rows})
 
@@ -215,11 +218,22 @@ def _resolve(db: sqlite_utils.Database, row: ParsedRow) -> str:
     return session_id
 
 
-def apply(db: sqlite_utils.Database, rows: list[ParsedRow], user_id: int | None) -> ImportResult:
-    """Check every row against the database, then store them all, or raise ``ImportRejected``
-    with every problem and store nothing (run it in one write transaction)."""
+@dataclass(frozen=True)
+class Planned:
+    """One row that will change a session's outcome: what is stored now and what will be."""
+
+    line: int
+    session_id: str
+    before: outcomes.Outcome | None
+    after: dict[str, Any]
+    changes: dict[str, Any]
+
+
+def plan(db: sqlite_utils.Database, rows: list[ParsedRow]) -> tuple[list[Planned], int]:
+    """Check every row against the database without storing anything: ``(the rows that would
+    be stored, how many rows gave no value)``, or ``ImportRejected`` with every problem."""
     seen: dict[str, int] = {}
-    planned: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    planned: list[Planned] = []
     skipped = 0
     for row in rows:
         session_id = _resolve(db, row)
@@ -232,13 +246,15 @@ def apply(db: sqlite_utils.Database, rows: list[ParsedRow], user_id: int | None)
         if not row.changes:
             skipped += 1
             continue
-        values = outcomes.merged(outcomes.get_outcome(db, session_id), row.changes)
+        before = outcomes.get_outcome(db, session_id)
+        values = outcomes.merged(before, row.changes)
         row.problems += outcomes.check_consistency(
             values["hired"], values["employed_6m"], values["performance"]
         )
-        planned.append((session_id, values, row.changes))
-    errors = [f"row {r.line}: {column}: {reason}" for r in rows for column, reason in r.problems]
-    if errors:
+        planned.append(Planned(row.line, session_id, before, values, row.changes))
+    bad = [(r.line, column, reason) for r in rows for column, reason in r.problems]
+    if bad:
+        errors = [f"row {line}: {column}: {reason}" for line, column, reason in bad]
         shown = errors[:MAX_REPORTED]
         if len(errors) > MAX_REPORTED:
             shown.append(f"... and {len(errors) - MAX_REPORTED} more problems")
@@ -246,11 +262,24 @@ def apply(db: sqlite_utils.Database, rows: list[ParsedRow], user_id: int | None)
         raise ImportRejected(
             f"The file has {len(errors)} {noun}; nothing was imported. Fix them and import"
             " the whole file again.",
-            shown,
+            shown, bad[:MAX_REPORTED],
         )
-    stored = [(sid, outcomes.store(db, sid, values, user_id), changes)
-              for sid, values, changes in planned]
+    return planned, skipped
+
+
+def apply(db: sqlite_utils.Database, rows: list[ParsedRow], user_id: int | None) -> ImportResult:
+    """Check every row against the database, then store them all, or raise ``ImportRejected``
+    with every problem and store nothing (run it in one write transaction)."""
+    planned, skipped = plan(db, rows)
+    stored = [(p.session_id, outcomes.store(db, p.session_id, p.after, user_id), p.changes)
+              for p in planned]
     return ImportResult(stored, skipped)
+
+
+def preview_csv(db: sqlite_utils.Database, raw: bytes) -> tuple[list[Planned], int]:
+    """What importing ``raw`` would change, storing nothing (``ImportRejected`` as importing
+    would raise it)."""
+    return plan(db, parse(raw))
 
 
 def import_csv(db: sqlite_utils.Database, raw: bytes, user_id: int | None) -> ImportResult:

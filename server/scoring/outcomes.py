@@ -12,7 +12,7 @@ from aiohttp import web
 
 from common import audit
 from common.errors import BadRequest
-from scoring import outcome_import, outcomes
+from scoring import outcome_import, outcome_table, outcomes
 from server.http.auth import client_address, require_admin
 from server.http.bodies import json_body
 from server.http.keys import DB
@@ -180,6 +180,70 @@ async def outcome_submit(request: web.Request) -> web.Response:
     except outcomes.OutcomeInvalid as exc:
         return await _page(request, 422, error=exc.message, error_session=session_id)
     raise web.HTTPSeeOther(f"/outcomes#outcome-{session_id}")
+
+
+def _save_table(
+    admin: User, address: str, rows: list[outcome_table.RowInput]
+) -> Callable[[sqlite_utils.Database], list[tuple[str, dict[str, Any]]]]:
+    def run(d: sqlite_utils.Database) -> list[tuple[str, dict[str, Any]]]:
+        saved = outcome_table.save_table(d, rows, admin.id)
+        for session_id, changes in saved:
+            _audit(d, admin, address, session_id, changes, "table")
+        return saved
+
+    return run
+
+
+@routes.post("/outcomes/table")
+async def table_submit(request: web.Request) -> web.Response:
+    """The whole table at once: one ``session`` field per row, then ``<field>:<session id>``."""
+    admin = require_admin(request)
+    form = await request.post()
+    session_ids = [str(v) for v in form.getall("session", [])][:5000]
+    rows = [outcome_table.RowInput(sid, {name: str(form.get(f"{name}:{sid}", ""))
+                                         for name in outcome_table.TEXT_FIELDS})
+            for sid in session_ids]
+    try:
+        saved = await request.app[DB].write(_save_table(admin, client_address(request), rows))
+    except outcome_table.TableRejected as exc:
+        typed = {row.session_id: row.texts for row in rows}
+        return await _page(request, 422, table_error=exc.message, row_problems=exc.problems,
+                           typed=typed)
+    return await _page(request, table_saved=len(saved))
+
+
+def _preview(raw: bytes) -> Callable[[sqlite_utils.Database], tuple[
+        list[outcome_import.Planned], int, dict[str, str]]]:
+    def run(d: sqlite_utils.Database) -> tuple[list[outcome_import.Planned], int,
+                                               dict[str, str]]:
+        planned, skipped = outcome_import.preview_csv(d, raw)
+        names = {s["id"]: s["candidate_name"] for s, _ in
+                 outcomes.ended_sessions_with_outcomes(d)}
+        return planned, skipped, names
+
+    return run
+
+
+@routes.post("/outcomes/paste")
+async def paste_submit(request: web.Request) -> web.Response:
+    """Pasted CSV text: ``action=preview`` shows what would change (nothing stored);
+    ``action=import`` stores it all or nothing."""
+    admin = require_admin(request)
+    form = await request.post()
+    text = str(form.get("csv", ""))
+    raw = text.encode()
+    if not text.strip():
+        return await _page(request, 422, paste_error="Paste the CSV text first.", pasted=text)
+    try:
+        if form.get("action") == "import":
+            result = await request.app[DB].write(_import(admin, client_address(request), raw))
+            return await _page(request, paste_imported=len(result.imported))
+        planned, skipped, names = await request.app[DB].read(_preview(raw))
+    except outcome_import.ImportRejected as exc:
+        return await _page(request, 422, paste_error=exc.message, paste_lines=exc.lines,
+                           paste_rows=[] if exc.lines else exc.rows, pasted=text)
+    return await _page(request, preview=planned, preview_skipped=skipped, names=names,
+                       pasted=text)
 
 
 @routes.post("/outcomes/import")

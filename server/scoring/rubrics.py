@@ -21,6 +21,7 @@ from aiohttp import web
 
 from common import audit
 from common.errors import Unprocessable
+from scoring import rubric_form
 from scoring import rubrics as R
 from server.http.auth import client_address, current_user, require_admin
 from server.http.bodies import (
@@ -35,6 +36,7 @@ from server.http.keys import DB
 from server.http.pages import render
 from server.people.accounts import User
 from tasks import revisions
+from tasks.manifest import KINDS, ROLES
 
 routes = web.RouteTableDef()
 
@@ -124,7 +126,9 @@ async def rubrics_page(request: web.Request) -> web.Response:
 
 
 async def _rubric_page(request: web.Request, rubric_id: str, *, draft: str | None = None,
-                       problems: list[str] | None = None, status: int = 200) -> web.Response:
+                       problems: list[str] | None = None, status: int = 200,
+                       form: rubric_form.RubricDraft | None = None,
+                       placed: rubric_form.Placed | None = None) -> web.Response:
     current_user(request)
     version = _version(request)
 
@@ -133,9 +137,13 @@ async def _rubric_page(request: web.Request, rubric_id: str, *, draft: str | Non
         return rubric, versions, revisions.list_tasks(d)
 
     rubric, versions, tasks = await request.app[DB].read(load)
+    placed = placed or rubric_form.Placed()
     return render(request, "rubric.html", {
         "rubric": rubric, "versions": versions, "tasks": tasks, "problems": problems or [],
-        "definition": draft or json.dumps(rubric.definition(), indent=2)}, status=status)
+        "definition": draft or json.dumps(rubric.definition(), indent=2),
+        "form": form or rubric_form.draft_of(rubric), "placed": placed,
+        "form_problems": placed.all(), "kinds": KINDS, "roles": ROLES,
+        "levels": R.LEVELS, "request_saved": "saved" in request.query}, status=status)
 
 
 @routes.get("/rubrics/{rubric_id}")
@@ -182,6 +190,8 @@ async def rubric_edit_submit(request: web.Request) -> web.Response:
         task_id = str(form.get("task_id", ""))
         await request.app[DB].write(lambda d: _attach(d, task_id, rubric_id, user, address))
         raise web.HTTPSeeOther(f"/rubrics/{rubric_id}")
+    if "definition" not in form:
+        return await _form_submit(request, rubric_id, form, user, address)
     text = str(form.get("definition", ""))
     data, problems = _parse_definition(text)
     if not problems:
@@ -194,3 +204,16 @@ async def rubric_edit_submit(request: web.Request) -> web.Response:
         else:
             raise web.HTTPSeeOther(f"/rubrics/{rubric_id}")
     return await _rubric_page(request, rubric_id, draft=text, problems=problems, status=422)
+
+
+async def _form_submit(request: web.Request, rubric_id: str, form: Any, user: User,
+                       address: str) -> web.Response:
+    """The editor form: a definition from its fields, validated as the JSON API validates."""
+    draft = rubric_form.read_form(lambda name: [str(v) for v in form.getall(name, [])])
+    data, where = rubric_form.definition(rubric_id, draft)
+    try:
+        await request.app[DB].write(lambda d: _save(d, data, user, address, new=False))
+    except R.RubricError as e:
+        placed = rubric_form.place(draft, data, where, e.problems)
+        return await _rubric_page(request, rubric_id, status=422, form=draft, placed=placed)
+    raise web.HTTPSeeOther(f"/rubrics/{rubric_id}?saved=1")

@@ -26,8 +26,11 @@ pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(1500)]
 
 MAX_REVISION_HEIGHT_PX = 3000
-"""The revision page of this task was 5,300 px tall before the summary and the folded diffs
-(measured on 1400 px wide); now it is about a third of that."""
+"""This task's revision page was 3,612 px tall (1400 px wide) before the summary and the folded
+diffs, 2,720 px after: its sections are many and its diffs small."""
+BUILTIN_REVISION = "churn-eval-extend-r1"
+MAX_BUILTIN_HEIGHT_PX = 2600
+"""The demo's built-in churn task's revision page: 5,829 px tall before, 2,013 px after."""
 SUMMARY_LINKS = ("#can-publish", "#post-scan", "#flagged-files", "#possible-identifiers",
                  "#kept-words", "#replacements-title", "#diff-title", "#checks-title")
 
@@ -114,9 +117,17 @@ async def test_the_review_starts_with_a_summary_and_pages_hold_in_dark_and_narro
         await expect(method.locator("table.sxs")).to_be_visible()
         await expect(method.locator("table.sxs")).to_contain_text("Northwind's own order numbers")
 
+        # The demo's own task, whose diffs are long, is short too.
+        builtin_url = f"{product.app_url}/admin/tasks/revisions/{BUILTIN_REVISION}"
+        await admin.goto(builtin_url)
+        await expect(admin.locator("#summary-publishable")).to_have_text("Yes")
+        tall = await height(admin)
+        print(f"{BUILTIN_REVISION}: {tall} px tall at 1400 px wide")
+        assert tall <= MAX_BUILTIN_HEIGHT_PX, tall
+
         # A laptop's split screen: the page scrolls down, never sideways.
         await admin.set_viewport_size({"width": 700, "height": 900})
-        for url in (revision_url, f"{product.app_url}/sessions"):
+        for url in (revision_url, builtin_url, f"{product.app_url}/sessions"):
             await admin.goto(url)
             assert await sideways_overflow(admin) == 0, (url, await too_wide(admin))
         nav = admin.locator("header.top nav")

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from common.errors import DomainError
 from server.http.accesslog import scrub_path
+from server.http.way_forward import way_forward
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -30,6 +31,21 @@ _HTTP_MESSAGES = {
     404: ("not_found", "There is nothing at this address."),
     405: ("method_not_allowed", "This address does not accept that method."),
     413: ("payload_too_large", "The request body is larger than this server accepts."),
+}
+
+
+_TITLES = {
+    400: "That request could not be used",
+    401: "You need to log in",
+    403: "You may not do this",
+    404: "Page not found",
+    405: "Not allowed here",
+    409: "That clashes with what is there",
+    413: "That is too large",
+    422: "That could not be used",
+    429: "Too many tries",
+    500: "Something went wrong",
+    503: "Not available right now",
 }
 
 
@@ -54,9 +70,15 @@ def render_error(
             status=status,
             headers=headers,
         )
+    from server.http.auth import USER  # here: auth imports this module (wants_json)
+
+    forward = way_forward(request.method, request.path, request.get(USER) is not None,
+                          request.headers.get("Referer", ""), request.host)
     response = aiohttp_jinja2.render_template(
         request.app.get(ERROR_TEMPLATE, "error.html"), request,
-        {"status": status, "code": code, "message": message}, status=status
+        {"status": status, "code": code, "message": message,
+         "title": _TITLES.get(status, "Something went wrong"), "forward": forward},
+        status=status,
     )
     response.headers.update(headers)
     return response

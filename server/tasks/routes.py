@@ -26,7 +26,7 @@ from server.tasks.service import (
     import_sources,
     require_runnable,
 )
-from tasks import acceptances, revisions
+from tasks import acceptances, review_summary, revisions
 from tasks.errors import RulesTextInvalid, TaskError
 from tasks.hints import Rule, rules_of
 from tasks.import_steps import step_states
@@ -304,9 +304,12 @@ async def revision_page(request: web.Request) -> web.Response:
     files = sorted({acceptances.file_of(f["path"], real) for f in findings
                     if f["id"] not in accepted})  # files with a finding left to accept
     left = sum(1 for f in findings if f["id"] not in accepted)
+    blocking = revisions.still_blocking(rev, left)
+    summary = review_summary.summarise(report, diff, [f["id"] for f in findings], accepted,
+                                       blocking, rev.flags_acknowledged_by)
     return render(request, "task_revision.html", {
-        "rev": rev, "report": report, "blocking": revisions.still_blocking(rev, left),
-        "diff": diff,
+        "rev": rev, "report": report, "blocking": blocking, "summary": summary,
+        "diff": diff, "changed": review_summary.CHANGED,
         "findings": findings, "accepted": accepted, "finding_files": files,
         "max_reason": acceptances.MAX_REASON,
     })

@@ -15,6 +15,7 @@ WIDTH, HEIGHT = 480, 320
 LEFT, RIGHT, TOP, BOTTOM = 60, 20, 50, 70
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 CHAR_W = 7  # rough width of a character at font-size 12
+SLANT_COS, SLANT_SIN = 0.819, 0.574  # cos and sin of the 35° at which long labels slant
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,15 @@ def _text(x: float, y: float, text: str, *, anchor: str = "middle", extra: str =
     )
 
 
-def _frame(title: str, body: list[str]) -> str:
+def _frame(title: str, body: list[str], *, left: float = 0.0, below: float = 0.0) -> str:
+    """The chart's SVG, its canvas widened by ``left`` and lengthened by ``below`` (room for
+    slanted labels that would otherwise be cut off at the edges)."""
+    width, height = WIDTH + left, HEIGHT + below
     head = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{_t(title)}">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{_n(-left) if left else 0} 0 '
+        f'{_n(width) if left else WIDTH} {_n(height) if below else HEIGHT}" '
+        f'width="{_n(width) if left else WIDTH}" height="{_n(height) if below else HEIGHT}" '
+        f'role="img" aria-label="{_t(title)}">'
     )
     return "".join(
         [head, f"<title>{_t(title)}</title>", _text(WIDTH / 2, 18, title), *body, "</svg>"]
@@ -131,6 +137,12 @@ def bars(
         body.append(f'<line class="zero" x1="{LEFT}" y1="{_n(zero)}" x2="{LEFT + PLOT_W}" '
                     f'y2="{_n(zero)}" stroke="#999"/>')
     slant = any(len(item.label) * CHAR_W > slot for item in items)
+    left = below = 0.0
+    if slant:  # a label at -35° reaches cos·w left of its bar's middle and sin·w down
+        for i, item in enumerate(items):
+            w = len(item.label) * CHAR_W
+            left = max(left, SLANT_COS * w - (LEFT + slot * (i + 0.5)) + 4)
+            below = max(below, 16 + SLANT_SIN * w + 8 - BOTTOM)
     for i, item in enumerate(items):
         mid = LEFT + slot * (i + 0.5)
         extra = f' transform="rotate(-35 {_n(mid)} {base + 16})"' if slant else ""
@@ -165,4 +177,4 @@ def bars(
         )
         body.append(_text(WIDTH - RIGHT, TOP - 12, f"- - {reference_label}", anchor="end",
                           extra=' fill="#c53030"'))
-    return _frame(title, body)
+    return _frame(title, body, left=left, below=below)

@@ -52,6 +52,8 @@ _HFS_IGNORABLE = dict.fromkeys(
 _LOCAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7",
 ))
+# Cloud metadata inside those ranges stays closed too: AWS's IPv6 endpoint fd00:ec2::254.
+_METADATA_NETWORKS = (ipaddress.ip_network("fd00:ec2::/32"),)
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,8 @@ def is_public_address(addr: str) -> bool:
 def is_local_network_address(addr: str) -> bool:
     """Is ``addr`` (and any IPv4 address embedded in it) public, or on loopback or a private
     network (what ``allow_local`` opens)?"""
-    return all(is_public_address(str(c)) or any(c in net for net in _LOCAL_NETWORKS)
+    return all(is_public_address(str(c)) or (any(c in net for net in _LOCAL_NETWORKS)
+                                              and not any(c in n for n in _METADATA_NETWORKS))
                for c in _with_embedded(addr))
 
 

@@ -40,7 +40,9 @@ def token_for(secret: str, session_id: str, nonce: str) -> str:
 def issue(db: sqlite_utils.Database, secret: str, session_id: str, *,
           replacing: bool = True) -> str:
     """A new link for the session; the previous one stops working. With ``replacing`` the old
-    link is remembered as replaced (a fresh session's placeholder link is not)."""
+    link is remembered as replaced (a fresh session's placeholder link is not), and every
+    candidate grant made through it is revoked (a browser that entered with it is out within
+    the workspace proxy's 2 s access cache)."""
     rows = db.execute("SELECT link_hash FROM interview_sessions WHERE id = ?",
                       [session_id]).fetchall()
     if not rows:
@@ -50,6 +52,12 @@ def issue(db: sqlite_utils.Database, secret: str, session_id: str, *,
     if replacing:
         db.execute("INSERT OR IGNORE INTO replaced_candidate_links (link_hash, session_id,"
                    " replaced_at) VALUES (?, ?, ?)", [rows[0][0], session_id, iso(now())])
+        # Whoever already opened the old link (its cookie, an unused entry code) is out too:
+        # re-issuing is for a link that reached the wrong person.
+        db.execute("DELETE FROM session_access WHERE session_id = ? AND kind = 'candidate'",
+                   [session_id])
+        db.execute("DELETE FROM workspace_entry_codes WHERE session_id = ? AND kind = 'candidate'"
+                   " AND used_at IS NULL", [session_id])
     db.execute("UPDATE interview_sessions SET link_hash = ?, link_nonce = ? WHERE id = ?",
                [hash_token(token), nonce, session_id])
     return token

@@ -23,7 +23,9 @@ def way_forward(method: str, path: str, signed_in: bool, referer: str, host: str
     """``referer``: the request's Referer header ('' if none); only a page of ``host`` counts."""
     if method in UNSAFE:
         back = urlsplit(referer)
-        if referer and back.netloc == host and back.path.startswith("/"):
+        # A path of this host only: "//evil.example" or "/\\evil.example" would leave it.
+        if (referer and back.netloc == host and back.path.startswith("/")
+                and not back.path.startswith(("//", "/\\"))):
             target = back.path + (f"?{back.query}" if back.query else "")
             return WayForward(target, "Back to the form")
     if signed_in:

@@ -212,7 +212,7 @@ def test_allow_local_opens_loopback_and_private_networks(address: str) -> None:
 
 @pytest.mark.parametrize("address", ["169.254.169.254", "fe80::1", "100.64.0.1", "0.0.0.0",  # noqa: S104
                                      "224.0.0.1", "240.0.0.1", "ff02::1", "::",
-                                     "::ffff:169.254.169.254"])
+                                     "::ffff:169.254.169.254", "fd00:ec2::254"])
 def test_allow_local_keeps_link_local_and_reserved_addresses_closed(address: str) -> None:
     policy = SourcePolicy(allow_local=True, names=NAMES)
     message = refused("https://meta.internal/x", policy=policy, addresses=(address,))

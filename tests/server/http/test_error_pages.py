@@ -6,6 +6,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import login_admin
@@ -84,3 +85,17 @@ async def test_a_referer_of_another_site_is_never_the_way_forward(client: Client
     page = await error_page(response, 403)
     assert "evil" not in page.forward["href"]
     assert page.forward["href"] == "/"
+
+
+@pytest.mark.parametrize("path", ["//evil.example/phish", "/\\evil.example/phish"])
+async def test_a_same_host_referer_whose_path_leaves_the_host_is_never_the_way_forward(
+        client: Client, path: str) -> None:
+    """The attack: a crafted URL of this host ("//evil.example" is protocol-relative) sends
+    its Referer with a refused form, so that "Back to the form" would lead off-site."""
+    await login_admin(client)
+    host = str(client.make_url("/")).split("://", 1)[1].rstrip("/")
+    response = await client.post(
+        "/admin/tasks/revisions/nothing/publish", data={"csrf_token": "forged"},
+        headers={"Referer": f"http://{host}{path}"})
+    page = await error_page(response, 403)
+    assert "evil" not in page.forward["href"], page.forward

@@ -3,12 +3,14 @@ session's staff only and re-issued, start times from the picker or ISO 8601, rea
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from server.http.keys import DB
 from server.http.times import human_utc, time_tag
+from server.workspace.app import ACCESS_TTL_S
 from tests.conftest import audit_actions, create_user, form_csrf_token, login, query
 from tests.harness import OTHER, Env, EnvFactory
 from workspaces import candidate_links
@@ -217,3 +219,25 @@ async def test_a_confirmed_role_mismatch_is_named_on_the_page_it_redirects_to(
     assert "Warning: this task tests model evaluation methodology" in html
     later = await (await env.client.get(location.split("?")[0])).text()
     assert "Warning:" not in later  # said once, when it was confirmed
+
+
+async def test_a_browser_that_entered_with_the_old_link_is_out_after_reissue(
+        make_env: EnvFactory) -> None:
+    """The attack: the link reached the wrong person, who opened it and started the workspace;
+    the interviewer re-issues it. That browser's cookie no longer opens the landing page or
+    the workspace (the proxy's 2 s access cache aside), while the new link works."""
+    env = await make_env()
+    created = await env.schedule()
+    session_id = created["session_id"]
+    await env.open_link(created["candidate_link"])  # env.ws: the wrong person's browser
+    workspace = (await env.start_as_candidate(session_id)).split("/")[2]
+    assert (await env.ws.get(f"/w/{workspace}/lab")).status == 200
+    reissued = await env.client.post(f"/api/v1/sessions/{session_id}/link",
+                                     headers={"X-CSRF-Token": env.csrf})
+    assert reissued.status == 200, await reissued.text()
+    await asyncio.sleep(ACCESS_TTL_S + 0.2)
+    assert (await env.ws.get(f"/s/{session_id}", allow_redirects=False)).status == 403
+    assert (await env.ws.get(f"/w/{workspace}/lab", allow_redirects=False)).status == 403
+    left = query(env.settings, "SELECT count(*) FROM session_access WHERE session_id = ? AND"
+                 " kind = 'candidate'", (session_id,))
+    assert left == [(0,)]

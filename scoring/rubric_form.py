@@ -24,8 +24,8 @@ DIM_PROBLEM = re.compile(
     r"^dimension '(?P<id>[^']*)'\.(?P<field>title|description|weight|anchors)"
     r"(?:\.(?P<level>[1-4]))?: (?P<reason>.*)$", re.S)
 INDEX_PROBLEM = re.compile(r"^dimensions\[(?P<n>\d+)\](?:\.id)?: (?P<reason>.*)$", re.S)
-TOP_PROBLEM = re.compile(r"^(?P<field>title|description|kinds|roles|weights): (?P<reason>.*)$",
-                         re.S)
+TOP_PROBLEM = re.compile(
+    r"^(?P<field>id|title|description|kinds|roles|weights): (?P<reason>.*)$", re.S)
 LABELS = {"title": "The title", "description": "The description", "weight": "The weight",
           "anchors": "The anchors", "id": "The dimension"}
 
@@ -95,10 +95,10 @@ def read_form(getall: Callable[[str], list[str]]) -> RubricDraft:
     return RubricDraft(one("title"), one("description"), getall("kinds"), getall("roles"), dims)
 
 
-def _slug(title: str, taken: set[str]) -> str:
-    base = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:56] or "dimension"
+def _slug(title: str, taken: set[str], what: str = "dimension") -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:56] or what
     if not ID_RE.match(base):
-        base = f"dimension-{base}"[:56].strip("-")
+        base = f"{what}-{base}"[:56].strip("-")
     candidate, n = base, 2
     while candidate in taken:
         candidate, n = f"{base}-{n}", n + 1
@@ -108,6 +108,12 @@ def _slug(title: str, taken: set[str]) -> str:
 def _weight(text: str) -> Any:
     text = text.strip()
     return int(text) if re.fullmatch(r"\d{1,4}", text) else (text or None)
+
+
+def new_rubric_id(typed: str, title: str, taken: set[str]) -> str:
+    """A new rubric's id: what the admin typed (validated later, as the JSON API's is), or one
+    made from the title that no rubric in ``taken`` has."""
+    return typed.strip() or _slug(title, taken, "rubric")
 
 
 def definition(rubric_id: str, draft: RubricDraft) -> tuple[dict[str, Any], list[int]]:
@@ -164,7 +170,7 @@ def place(draft: RubricDraft, data: dict[str, Any], where: list[int],
             placed.dims.setdefault((n, "title"), []).append(
                 f"{_name(draft, n)} cannot be saved: {m['reason']}.")
         elif m := TOP_PROBLEM.match(problem):
-            label = {"weights": "The weights", "kinds": "The task kinds",
+            label = {"weights": "The weights", "kinds": "The task kinds", "id": "The id",
                      "roles": "The roles"}.get(m["field"], LABELS.get(m["field"], m["field"]))
             placed.top.setdefault(m["field"], []).append(f"{label}: {m['reason']}.")
         elif problem == "dimensions: must be a non-empty list":

@@ -118,11 +118,32 @@ async def api_attach(request: web.Request) -> web.Response:
 # ---- pages ----------------------------------------------------------------------------------
 
 
+async def _rubrics_page(request: web.Request, *, status: int = 200,
+                        problems: list[str] | None = None, definition: str = "",
+                        form: rubric_form.RubricDraft | None = None,
+                        form_id: str = "", placed: rubric_form.Placed | None = None,
+                        copied_from: str = "") -> web.Response:
+    found = await request.app[DB].read(R.list_rubrics)
+    placed = placed or rubric_form.Placed()
+    return render(request, "rubrics.html", {
+        "rubrics": found, "problems": problems or [], "definition": definition,
+        "form": form or rubric_form.RubricDraft("", "", [], [], []), "form_id": form_id,
+        "placed": placed, "form_problems": placed.all(), "kinds": KINDS, "roles": ROLES,
+        "copied_from": copied_from}, status=status)
+
+
 @routes.get("/rubrics")
 async def rubrics_page(request: web.Request) -> web.Response:
+    """The list, and for admins the new-rubric form (``?from=<id>``: a copy of that rubric's
+    latest version, under a title and id of its own to choose)."""
     current_user(request)
-    found = await request.app[DB].read(R.list_rubrics)
-    return render(request, "rubrics.html", {"rubrics": found})
+    source = request.query.get("from", "")
+    if not source:
+        return await _rubrics_page(request)
+    original = await request.app[DB].read(lambda d: R.get_rubric(d, source, None))
+    draft = rubric_form.draft_of(original)
+    draft.title = f"{original.title} (copy)"
+    return await _rubrics_page(request, form=draft, copied_from=original.id)
 
 
 async def _rubric_page(request: web.Request, rubric_id: str, *, draft: str | None = None,
@@ -164,6 +185,8 @@ def _parse_definition(text: str) -> tuple[Any, list[str]]:
 async def rubric_create_submit(request: web.Request) -> web.Response:
     user = require_admin(request)
     form = await request.post()
+    if "definition" not in form:
+        return await _create_from_form(request, form, user)
     text = str(form.get("definition", ""))
     data, problems = _parse_definition(text)
     address = client_address(request)
@@ -175,9 +198,30 @@ async def rubric_create_submit(request: web.Request) -> web.Response:
             problems = e.problems
         else:
             raise web.HTTPSeeOther(f"/rubrics/{rubric.id}")
-    found = await request.app[DB].read(R.list_rubrics)
-    return render(request, "rubrics.html", {
-        "rubrics": found, "problems": problems, "definition": text}, status=422)
+    return await _rubrics_page(request, status=422, problems=problems, definition=text)
+
+
+async def _create_from_form(request: web.Request, form: Any, user: User) -> web.Response:
+    """The new-rubric form: a definition from its fields (the id from the title if none was
+    typed), validated as the JSON API validates; problems next to their fields."""
+    draft = rubric_form.read_form(lambda name: [str(v) for v in form.getall(name, [])])
+    typed = str(form.get("id", ""))
+    address = client_address(request)
+
+    def create(d: Any) -> tuple[R.Rubric | None, rubric_form.Placed, str]:
+        taken = {r.id for r in R.list_rubrics(d)}
+        rubric_id = rubric_form.new_rubric_id(typed, draft.title, taken)
+        data, where = rubric_form.definition(rubric_id, draft)
+        try:
+            return _save(d, data, user, address, new=True), rubric_form.Placed(), rubric_id
+        except R.RubricError as e:
+            return None, rubric_form.place(draft, data, where, e.problems), rubric_id
+
+    rubric, placed, rubric_id = await request.app[DB].write(create)
+    if rubric is not None:
+        raise web.HTTPSeeOther(f"/rubrics/{rubric.id}?saved=1")
+    return await _rubrics_page(request, status=422, form=draft, placed=placed,
+                               form_id=typed.strip() or rubric_id)
 
 
 @routes.post("/rubrics/{rubric_id}")

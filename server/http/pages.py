@@ -29,6 +29,7 @@ import jinja2
 from aiohttp import web
 
 from common.clock import now
+from server.http import times
 from server.http.auth import csrf_token, current_user
 from server.http.keys import DB
 from server.http.times import human_utc, time_tag
@@ -78,5 +79,7 @@ async def home(request: web.Request) -> web.Response:
     """The caller's day (``server.sessions.home``): their interviews, owed scorecards and
     open debriefs."""
     user = current_user(request)
-    day = await request.app[DB].read(lambda d: interviewer_day(d, user.id, now()))
-    return render(request, "home.html", {"day": day})
+    zone_name, zone = times.viewer_zone(request.cookies.get(times.ZONE_COOKIE))
+    moment = now().astimezone(zone)  # "Today" is the viewer's day
+    day = await request.app[DB].read(lambda d: interviewer_day(d, user.id, moment))
+    return render(request, "home.html", {"day": day, "day_zone": zone_name})

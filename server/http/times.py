@@ -3,9 +3,16 @@ whose ``datetime`` is the ISO value that ``static/times.js`` shows in the viewer
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
+
+ZONE_COOKIE = "pairlab_tz"
+"""The viewer's IANA time zone, set by ``static/times.js`` (e.g. ``Europe/Berlin``): only
+days (the home page's "Today") need it on the server; times are shown locally by script."""
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}")
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -44,3 +51,15 @@ def time_tag(value: str | None) -> Markup:
     stamp = moment.astimezone(UTC).isoformat(timespec="seconds")
     return Markup('<time datetime="{}" data-local>{}</time>').format(
         stamp, escape(human_utc(value)))
+
+
+def viewer_zone(name: str | None) -> tuple[str, tzinfo]:
+    """``(name, zone)`` for the zone the viewer's browser reported, or ``("UTC", UTC)`` when
+    there is none or it is not a zone this server knows. The name is checked before the zone
+    database sees it: it names a file under the system's zoneinfo folder."""
+    if not name or len(name) > 64 or not _ZONE_NAME.fullmatch(name):
+        return "UTC", UTC
+    try:
+        return name, ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return "UTC", UTC

@@ -4,9 +4,9 @@ later, the scorecards they still owe and the debriefs open to them.
 Web-free: one read over a ``sqlite_utils.Database`` for one user. Blind sessions show their
 pseudonym (``scoring.session_scoring.masked_all``), as every interviewer page does.
 
-"Today" is the UTC day of ``moment`` (the server does not know the viewer's zone; the page
-shows each time in the viewer's zone): the live sessions, and the scheduled ones that start
-before the day ends (or should have started already).
+"Today" is the day of ``moment`` in its own zone (the page passes the viewer's, which their
+browser reports: ``server.http.times.viewer_zone``): the live sessions, and the scheduled ones
+that start before that day ends (or should have started already).
 """
 
 from __future__ import annotations

@@ -38,7 +38,23 @@
     });
   }
 
-  function ready() { localise(document); pickers(document); }
+  // The server needs the viewer's zone only for days (the home page's "Today"): a cookie. A
+  // page whose day was cut in another zone (data-day-zone) is loaded once more when the cookie
+  // has just changed; if the server does not know the zone it stays as it is.
+  function reportZone() {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (!zone || !/^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) { return; }
+    var had = document.cookie.split("; ").filter(function (c) {
+      return c.indexOf("pairlab_tz=") === 0;
+    }).map(function (c) { return c.slice("pairlab_tz=".length); })[0];
+    if (had === zone) { return; }
+    document.cookie = "pairlab_tz=" + zone +
+      "; path=/; max-age=31536000; samesite=lax";
+    var day = document.querySelector("[data-day-zone]");
+    if (day && day.getAttribute("data-day-zone") !== zone) { window.location.reload(); }
+  }
+
+  function ready() { reportZone(); localise(document); pickers(document); }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", ready);
   } else {

@@ -155,11 +155,12 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-async def logged_in(browser: Browser, product: Product, email: str) -> tuple[BrowserContext,
-                                                                               Page]:
-    """A browser context of its own, logged in through the login form with the password the
-    demo printed."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+async def logged_in(browser: Browser, product: Product, email: str,
+                    timezone_id: str | None = None) -> tuple[BrowserContext, Page]:
+    """A browser context of its own (in ``timezone_id``, else the machine's zone), logged in
+    through the login form with the password the demo printed."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 900},
+                                        timezone_id=timezone_id)
     page = await context.new_page()
     await page.goto(f"{product.app_url}/login")
     await page.fill("#email", email)
@@ -188,9 +189,10 @@ class Browsing:
         self.audits.watch(page)
         return page
 
-    async def as_user(self, email: str, name: str) -> Page:
-        """A person who logs in with the password the demo printed."""
-        context, page = await logged_in(self.browser, self.product, email)
+    async def as_user(self, email: str, name: str, timezone_id: str | None = None) -> Page:
+        """A person who logs in with the password the demo printed (their browser in
+        ``timezone_id``, else the machine's zone)."""
+        context, page = await logged_in(self.browser, self.product, email, timezone_id)
         self.contexts.append(context)
         return self.keep(name, page)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from common import clock
 from server.http.keys import DB
 from server.http.pages import seconds
+from server.http.times import ZONE_COOKIE, viewer_zone
 from tests.harness import EnvFactory
 from workspaces import sessions as S
 
@@ -37,3 +39,22 @@ async def test_the_session_pages_show_stored_times_to_the_second(make_env: EnvFa
         html = await response.text()
         assert seconds(stored.starts_at) in html, path
         assert re.search(r"T\d\d:\d\d:\d\d\.\d+\+00:00", html) is None, path
+
+
+def test_the_viewers_zone_is_a_known_zone_or_utc() -> None:
+    assert viewer_zone("Europe/Berlin")[0] == "Europe/Berlin"
+    assert viewer_zone("Europe/Berlin")[1].utcoffset(datetime(2026, 7, 1)) == timedelta(hours=2)
+    assert viewer_zone("America/Argentina/Buenos_Aires")[0] == "America/Argentina/Buenos_Aires"
+    for bad in (None, "", "Mars/Olympus_Mons", "../../../etc/passwd", "/etc/localtime",
+                "Europe/../../etc/passwd", "Europe/Berlin\n", "A" * 65, "Europe%2FBerlin"):
+        assert viewer_zone(bad) == ("UTC", UTC), bad
+
+
+async def test_the_home_page_cuts_today_in_the_cookies_zone(make_env: EnvFactory) -> None:
+    env = await make_env()
+    for cookie, shown in ((None, "UTC"), ("Pacific/Kiritimati", "Pacific/Kiritimati"),
+                          ("../etc/passwd", "UTC")):
+        if cookie:
+            env.client.session.cookie_jar.update_cookies({ZONE_COOKIE: cookie})
+        html = await (await env.client.get("/")).text()
+        assert f'data-day-zone="{shown}"' in html, cookie

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
@@ -155,3 +156,23 @@ async def test_incomplete_submission_keeps_the_draft_and_names_the_rubric_titles
     assert response.headers["Location"] == f"/sessions/{sid}/debrief"
     assert query(panel.settings, "SELECT version, recommendation FROM scorecard_versions") == [
         (1, "strong_no")]
+
+
+async def test_today_ends_at_the_viewers_midnight(panel: Panel) -> None:
+    """The same two sessions as above, seen from Kiritimati (UTC+14): 23:30 and 00:30 UTC are
+    13:30 and 14:30 of one local day there, so both are today's."""
+    base = (now() + timedelta(days=2)).date()
+    evening = datetime(base.year, base.month, base.day, 23, 30, tzinfo=UTC)
+    late = await panel.schedule(starts_at=evening.isoformat())
+    next_day = await panel.schedule(starts_at=(evening + timedelta(hours=1)).isoformat())
+    alice = query(panel.settings, "SELECT id FROM users WHERE email = 'alice@example.com'")[0][0]
+    zone = ZoneInfo("Pacific/Kiritimati")
+    db = sqlite_utils.Database(panel.settings.db_path)
+    try:
+        there = interviewer_day(db, alice, (evening - timedelta(hours=12)).astimezone(zone))
+        utc = interviewer_day(db, alice, evening - timedelta(hours=12))
+    finally:
+        db.close()
+    assert [i.session.id for i in there.today] == [late, next_day]
+    assert [i.session.id for i in there.upcoming] == []
+    assert [i.session.id for i in utc.upcoming] == [next_day]

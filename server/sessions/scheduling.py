@@ -99,14 +99,13 @@ def schedule(
     if email:
         email = people.normalise_email(email)
     starts = start_time(req.starts_at) if req.starts_at else now()
-    session, _placeholder = S.create_session(
+    # The link is one the server can show again to whoever may hold it (candidate_links.py).
+    session, token = S.create_session(
         db, revision_id=rev.id, task_id=rev.task_id, candidate_name=req.candidate_name,
         candidate_email=email, role=req.role,
         duration_minutes=req.duration_minutes or rev.duration_minutes, starts_at=starts,
-        interviewer_ids=interviewer_ids, created_by=creator_id,
+        interviewer_ids=interviewer_ids, created_by=creator_id, link_secret=_secret(settings),
     )
-    # The link is one the server can show again to the session's staff (candidate_links.py).
-    token = candidate_links.issue(db, _secret(settings), session.id, replacing=False)
     blind = settings.blind_scoring if req.blind is None else req.blind
     session_scoring.pin(db, session, blind=blind)
     audit.record(db, actor, "session.schedule", "session", session.id, revision=rev.id,

@@ -15,7 +15,7 @@ import sqlite_utils
 
 from common import audit
 from common.clock import now
-from common.errors import Unprocessable
+from common.errors import Forbidden, Unprocessable
 from scoring import session_scoring, webhooks
 from server.people import accounts as people
 from server.settings import Settings
@@ -125,10 +125,13 @@ def candidate_link(db: sqlite_utils.Database, settings: Settings, session_id: st
     return links(settings, session_id, token)[0] if token else None
 
 
-def reissue_link(db: sqlite_utils.Database, settings: Settings, actor: audit.Actor,
-                 session_id: str) -> str:
+def reissue_link(db: sqlite_utils.Database, settings: Settings, user: people.User,
+                 actor: audit.Actor, session_id: str) -> str:
     """A new candidate link; the old one stops working at once. Audited (never the token)."""
     session = S.get_session(db, session_id)
+    if not may_hold_link(user, session):
+        raise Forbidden("Only whoever scheduled this session, or an admin, can re-issue its"
+                        " candidate link.")
     if session.state in ("ended", "failed"):
         raise SessionConflict(f"the session has {session.state}; its link cannot be re-issued")
     token = candidate_links.issue(db, _secret(settings), session_id)
@@ -149,3 +152,10 @@ def end(db: sqlite_utils.Database, session_id: str, actor: audit.Actor, why: str
 
 def can_see(user: people.User, session: S.Session) -> bool:
     return user.is_admin or user.id in session.interviewer_ids
+
+
+def may_hold_link(user: people.User, session: S.Session) -> bool:
+    """May ``user`` see, copy, re-issue or email the candidate link? Only whoever scheduled
+    the session and admins: the link lets its holder enter as the candidate, and with blind
+    scoring the other interviewers must not learn who the candidate is from where it went."""
+    return user.is_admin or user.id == session.created_by

@@ -10,8 +10,9 @@ import email
 import email.policy
 import ssl
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -135,3 +136,30 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def smtp_server_in_a_thread(**options: Any) -> Iterator[Served]:
+    """``smtp_server`` on an event loop of its own in a thread, for a test whose loop does not
+    outlive the server (a module's ``pairlab demo`` sends to it across several tests)."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    found: list[Served] = []
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with smtp_server(**options) as served:
+            found.append(served)
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("the SMTP server did not start within 10 s")
+    try:
+        yield found[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()

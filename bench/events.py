@@ -143,7 +143,8 @@ def seed(settings: Settings) -> tuple[str, list[str]]:
         ids = [S.create_session(db, revision_id=rev.id, task_id="bench", candidate_name="C",
                                 candidate_email="", role="", duration_minutes=60,
                                 starts_at=datetime.now(UTC), interviewer_ids=[user.id],
-                                created_by=user.id)[0].id for _ in range(6)]
+                                created_by=user.id, link_secret="bench-link-secret-" * 3,
+                                )[0].id for _ in range(6)]
     db.conn.close()
     return token, ids
 

@@ -149,6 +149,23 @@ class Settings:
     webhook_retry_base_seconds: float = _f(
         5.0, "first retry delay of a failed webhook delivery, in seconds (then x6, x24, x120, x720)"
     )
+    smtp_host: str = _f(
+        "", "SMTP server that emails candidate links from a session's page; empty: pairlab sends"
+        " no email (the interviewer copies the link)")
+    smtp_port: int = _f(587, "port of the SMTP server (587 with STARTTLS, 465 with smtp_tls)")
+    smtp_username: str = _f("", "SMTP login name; empty: no AUTH")
+    smtp_password: Secret = _f(Secret(""), "SMTP password (never logged or shown)")
+    smtp_from: str = _f("", "From address of pairlab's emails (needed with smtp_host)")
+    smtp_starttls: bool = _f(
+        True, "upgrade the SMTP connection with STARTTLS; a server that does not offer it is"
+        " refused")
+    smtp_tls: bool = _f(False, "SMTP over TLS from the first byte (port 465), not STARTTLS")
+    smtp_timeout_seconds: float = _f(20.0, "time limit for one email's SMTP exchange")
+
+    @property
+    def smtp_configured(self) -> bool:
+        """Can pairlab send email (a session page's "Send the link by email")?"""
+        return bool(self.smtp_host)
 
     @property
     def allowed_git_hosts(self) -> frozenset[str]:
@@ -281,7 +298,45 @@ def _validate(s: Settings) -> list[str]:
         problems.append("webhook_retry_base_seconds: must be more than 0 and at most 3600")
     if s.cookie_secret and len(str(s.cookie_secret)) < 32:
         problems.append("cookie_secret: must be at least 32 characters")
+    problems += _smtp_problems(s)
     return problems
+
+
+_FROM = re.compile(r"^[^@\s<>\"'`]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*$")
+"""An address as accounts take it (``server/people/accounts.py``), with no display name."""
+
+
+def _smtp_problems(s: Settings) -> list[str]:
+    problems = []
+    if not 1 <= s.smtp_port <= 65535:
+        problems.append(f"smtp_port: {s.smtp_port} is not a port number (1-65535)")
+    if not 0 < s.smtp_timeout_seconds <= 600:
+        problems.append("smtp_timeout_seconds: must be more than 0 and at most 600")
+    if s.smtp_tls and s.smtp_starttls:
+        problems.append("smtp_tls: TLS from the first byte and STARTTLS exclude each other; set"
+                        " smtp_starttls to false with smtp_tls")
+    if bool(s.smtp_password) != bool(s.smtp_username):
+        problems.append("smtp_username: give both smtp_username and smtp_password, or neither")
+    if not s.smtp_host:
+        return problems
+    if any(c.isspace() or ord(c) < 32 for c in s.smtp_host):
+        problems.append(f"smtp_host: {s.smtp_host[:80]!r} is not a host name or address")
+    if not _FROM.match(s.smtp_from):
+        problems.append(f"smtp_from: {s.smtp_from[:80]!r} is not an email address (needed"
+                        " with smtp_host)")
+    if s.smtp_password and not (s.smtp_tls or s.smtp_starttls) and not _is_loopback(s.smtp_host):
+        problems.append("smtp_password: would cross the network in clear text; enable"
+                        " smtp_starttls or smtp_tls")
+    return problems
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")

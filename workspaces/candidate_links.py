@@ -23,7 +23,7 @@ import sqlite_utils
 
 from common.clock import iso, now
 from workspaces.session_errors import SessionError, SessionNotFound
-from workspaces.sessions import hash_token
+from workspaces.tokens import hash_token
 
 _PURPOSE = b"pairlab candidate link\x00"
 
@@ -37,27 +37,30 @@ def token_for(secret: str, session_id: str, nonce: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def issue(db: sqlite_utils.Database, secret: str, session_id: str, *,
-          replacing: bool = True) -> str:
-    """A new link for the session; the previous one stops working. With ``replacing`` the old
-    link is remembered as replaced (a fresh session's placeholder link is not), and every
-    candidate grant made through it is revoked (a browser that entered with it is out within
-    the workspace proxy's 2 s access cache)."""
+def new_link(secret: str, session_id: str) -> tuple[str, str]:
+    """A fresh link for ``session_id``: its token and the nonce to store (scheduling a session
+    and re-issuing its link both make theirs here)."""
+    nonce = secrets.token_urlsafe(16)
+    return token_for(secret, session_id, nonce), nonce
+
+
+def issue(db: sqlite_utils.Database, secret: str, session_id: str) -> str:
+    """A new link for the session; the previous one stops working, is remembered as replaced,
+    and every candidate grant made through it is revoked (a browser that entered with it is
+    out within the workspace proxy's 2 s access cache)."""
     rows = db.execute("SELECT link_hash FROM interview_sessions WHERE id = ?",
                       [session_id]).fetchall()
     if not rows:
         raise SessionNotFound(f"there is no session {session_id[:40]!r}")
-    nonce = secrets.token_urlsafe(16)
-    token = token_for(secret, session_id, nonce)
-    if replacing:
-        db.execute("INSERT OR IGNORE INTO replaced_candidate_links (link_hash, session_id,"
-                   " replaced_at) VALUES (?, ?, ?)", [rows[0][0], session_id, iso(now())])
-        # Whoever already opened the old link (its cookie, an unused entry code) is out too:
-        # re-issuing is for a link that reached the wrong person.
-        db.execute("DELETE FROM session_access WHERE session_id = ? AND kind = 'candidate'",
-                   [session_id])
-        db.execute("DELETE FROM workspace_entry_codes WHERE session_id = ? AND kind = 'candidate'"
-                   " AND used_at IS NULL", [session_id])
+    token, nonce = new_link(secret, session_id)
+    db.execute("INSERT OR IGNORE INTO replaced_candidate_links (link_hash, session_id,"
+               " replaced_at) VALUES (?, ?, ?)", [rows[0][0], session_id, iso(now())])
+    # Whoever already opened the old link (its cookie, an unused entry code) is out too:
+    # re-issuing is for a link that reached the wrong person.
+    db.execute("DELETE FROM session_access WHERE session_id = ? AND kind = 'candidate'",
+               [session_id])
+    db.execute("DELETE FROM workspace_entry_codes WHERE session_id = ? AND kind = 'candidate'"
+               " AND used_at IS NULL", [session_id])
     db.execute("UPDATE interview_sessions SET link_hash = ?, link_nonce = ? WHERE id = ?",
                [hash_token(token), nonce, session_id])
     return token

@@ -131,3 +131,25 @@ def m003_showable_candidate_links(db: sqlite_utils.Database) -> None:
         )
         """
     )
+
+
+@migrations()
+def m004_candidate_link_emails(db: sqlite_utils.Database) -> None:
+    # Each try to email a session's candidate link: counted for the per-session rate limit
+    # (reserved before the SMTP exchange, in the write transaction) and shown as "Sent to ...
+    # at ..." on the session's page. Never the link itself.
+    db.execute(
+        """
+        CREATE TABLE candidate_link_emails (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES interview_sessions(id),
+            recipient TEXT NOT NULL,
+            requested_by INTEGER REFERENCES users(id),
+            requested_at TEXT NOT NULL,
+            sent_at TEXT,
+            error TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute("CREATE INDEX candidate_link_emails_by_session ON candidate_link_emails"
+               " (session_id, requested_at)")

@@ -7,7 +7,6 @@ every move is checked against the current state inside the write transaction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -17,7 +16,11 @@ from typing import Any
 import sqlite_utils
 
 from common.clock import iso, now
+from workspaces import candidate_links
 from workspaces.session_errors import SessionConflict, SessionError, SessionNotFound
+from workspaces.tokens import hash_token
+
+__all__ = ["hash_token"]  # still importable from here (entry codes, tests)
 
 LINK_EARLY = timedelta(minutes=15)
 """A candidate link works from this long before the start."""
@@ -31,10 +34,6 @@ def parse_time(text: str) -> datetime:
     except ValueError:
         raise SessionError(f"{text[:40]!r} is not an ISO 8601 date and time") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -116,9 +115,11 @@ def create_session(
     starts_at: datetime,
     interviewer_ids: list[int],
     created_by: int,
+    link_secret: str,
 ) -> tuple[Session, str]:
-    """Schedule a session; returns it and a capability token (stored hashed). Scheduling
-    replaces that token at once by one its staff can see again (candidate_links.py)."""
+    """Schedule a session; returns it and its candidate link's token, made once by
+    ``candidate_links`` with ``link_secret`` (the server's cookie secret) so that whoever may
+    see it can be shown it again. Only its hash and nonce are stored."""
     name = candidate_name.strip()
     if not 1 <= len(name) <= 200 or any(ord(c) < 32 for c in name):
         raise SessionError("the candidate name must be 1 to 200 printable characters")
@@ -129,14 +130,15 @@ def create_session(
     if not interviewer_ids:
         raise SessionError("a session needs at least one interviewer")
     session_id = "s_" + secrets.token_hex(8)
-    token = secrets.token_urlsafe(24)  # 192 bits
+    token, nonce = candidate_links.new_link(link_secret, session_id)
     db.execute(
         "INSERT INTO interview_sessions (id, revision_id, task_id, candidate_name,"
         " candidate_email, role, duration_minutes, starts_at, ends_at, state, link_hash,"
-        " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, ?, ?)",
+        " link_nonce, created_by, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?)",
         [session_id, revision_id, task_id, name, candidate_email.strip(), role,
          duration_minutes, iso(starts_at), iso(starts_at + timedelta(minutes=duration_minutes)),
-         hash_token(token), created_by, iso(now())],
+         hash_token(token), nonce, created_by, iso(now())],
     )
     for user_id in sorted(set(interviewer_ids)):
         db.execute(

@@ -116,7 +116,7 @@ def demo_history(settings: Settings) -> int:
         panel = [people.find_user(db, email) for email, role, _ in DEMO_PEOPLE
                  if role == "interviewer"]
         with write_transaction(db):
-            return ensure_demo_history(db, panel)
+            return ensure_demo_history(db, panel, settings.cookie_secret.reveal())
     finally:
         db.conn.close()
 

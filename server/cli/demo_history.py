@@ -37,7 +37,8 @@ def _card(rng: random.Random, rubric: Rubric, skill: float, bias: float) -> Card
     return Card(scores, recommendation, "(demo) a past interview made up for the demo")
 
 
-def ensure_demo_history(db: sqlite_utils.Database, interviewers: list[User]) -> int:
+def ensure_demo_history(db: sqlite_utils.Database, interviewers: list[User],
+                        link_secret: str) -> int:
     """Create the past interviews unless they exist; returns how many were created. Run in
     one write transaction."""
     if db.execute("SELECT 1 FROM interview_sessions WHERE candidate_name = ?",
@@ -55,7 +56,8 @@ def ensure_demo_history(db: sqlite_utils.Database, interviewers: list[User]) -> 
             db, revision_id=task["current_revision"], task_id=task["id"],
             candidate_name=NAME.format(n=n), candidate_email="", role="ml-engineer",
             duration_minutes=60, starts_at=start + timedelta(days=7 * n),
-            interviewer_ids=[u.id for u in interviewers[:2]], created_by=interviewers[0].id)
+            interviewer_ids=[u.id for u in interviewers[:2]], created_by=interviewers[0].id,
+            link_secret=link_secret)
         S.set_state(db, session.id, "live", expect=("scheduled",))
         S.set_state(db, session.id, "ended", expect=("live",))
         scoring = session_scoring.pin(db, session, blind=False)

@@ -6,16 +6,24 @@ from typing import Any
 
 from aiohttp import web
 
-from common.errors import Unprocessable
+from common.errors import NotFound, TooManyRequests, Unprocessable
 from scoring import session_scoring
 from server.http.auth import client_address, current_user
 from server.http.bodies import json_body, whole_number
 from server.http.keys import DB, SETTINGS
 from server.http.pages import render
-from server.people.accounts import User
+from server.mail.smtp import MailError, send
+from server.people.accounts import User, get_user
+from server.sessions import link_email
 from server.sessions.access import visible_session
 from server.sessions.keys import SESSIONS
-from server.sessions.scheduling import ScheduleRequest, candidate_link, reissue_link, schedule
+from server.sessions.scheduling import (
+    ScheduleRequest,
+    candidate_link,
+    may_hold_link,
+    reissue_link,
+    schedule,
+)
 from tasks import revisions
 from tasks.manifest import kind_fits_role
 from workspaces import sessions as S
@@ -76,18 +84,29 @@ async def api_list(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/sessions/{session_id}")
 async def api_get(request: web.Request) -> web.Response:
-    _, session = await visible_session(request)
+    user, session = await visible_session(request)
     settings = request.app[SETTINGS]
+    holder = may_hold_link(user, session)
     conns, link = await request.app[DB].read(
-        lambda d: (S.connections(d, session.id), candidate_link(d, settings, session.id)))
+        lambda d: (S.connections(d, session.id),
+                   candidate_link(d, settings, session.id) if holder else None))
     data = await _session_json(request, session)
-    return web.json_response({"session": data, "connections": conns, "candidate_link": link})
+    return web.json_response({"session": data, "connections": conns, "candidate_link": link,
+                              "may_hold_link": holder})
 
 
 @routes.post("/api/v1/sessions/{session_id}/link")
 async def api_reissue_link(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
     return web.json_response({"candidate_link": await _reissue(request, user, session.id)})
+
+
+@routes.post("/api/v1/sessions/{session_id}/link/email")
+async def api_email_link(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    body = await json_body(request, {}, {"to": str})
+    recipient, sent_at = await _email_link(request, user, session.id, body.get("to", ""))
+    return web.json_response({"sent_to": recipient, "sent_at": sent_at})
 
 
 @routes.post("/api/v1/sessions/{session_id}/start")
@@ -175,23 +194,83 @@ async def sessions_create_submit(request: web.Request) -> web.Response:
 @routes.get("/sessions/{session_id}")
 async def session_page(request: web.Request) -> web.Response:
     user, session = await visible_session(request)
+    return await _session_page(request, user, session)
+
+
+async def _session_page(request: web.Request, user: User, session: S.Session, *,
+                        status: int = 200, mail_error: str = "",
+                        mail_to: str | None = None) -> web.Response:
     settings = request.app[SETTINGS]
+    holder = may_hold_link(user, session)
 
-    def load(d: Any) -> tuple[list[dict[str, Any]], str | None, str]:
+    def load(d: Any) -> dict[str, Any]:
         kind = revisions.get_revision(d, session.revision_id).kind
-        return (S.connections(d, session.id), candidate_link(d, settings, session.id),
-                (kind_fits_role(kind, session.role) or "") if session.role else "")
+        scoring = session_scoring.get(d, session.id)
+        return {
+            "blind": scoring is not None and scoring.hidden,
+            "connections": S.connections(d, session.id),
+            "candidate_link": candidate_link(d, settings, session.id) if holder else None,
+            "role_warning": (kind_fits_role(kind, session.role) or "") if session.role else "",
+            "link_holder": _scheduler_name(d, session.created_by),
+            "last_email": link_email.last_sent(d, session.id) if holder else None,
+        }
 
-    conns, link, role_warning = await request.app[DB].read(load)
+    facts = await request.app[DB].read(load)
     return render(request, "session.html", {
+        **facts,
         "session": session,
-        "connections": conns,
         "workspace_url": (await _session_json(request, session)).get("workspace_url"),
-        "candidate_link": link,
-        "role_warning": role_warning,
+        "may_hold_link": holder,
         "just_scheduled": request.query.get("scheduled") == "1",
         "link_reissued": request.query.get("link") == "new",
-    })
+        "link_mailed": request.query.get("mailed") == "1",
+        "smtp_configured": settings.smtp_configured,
+        "how_to_enable_email": link_email.how_to_enable(),
+        "mail_error": mail_error,
+        "mail_to": session.candidate_email if mail_to is None else mail_to,
+    }, status=status)
+
+
+def _scheduler_name(d: Any, user_id: int) -> str:
+    try:
+        return get_user(d, user_id).display_name
+    except NotFound:  # a removed account
+        return "whoever scheduled it"
+
+
+@routes.post("/sessions/{session_id}/link/email")
+async def session_link_email_submit(request: web.Request) -> web.Response:
+    user, session = await visible_session(request)
+    form = await request.post()
+    typed = str(form.get("to", ""))
+    try:
+        await _email_link(request, user, session.id, typed)
+    except (MailError, Unprocessable, TooManyRequests) as exc:
+        # The SMTP server's answer, a bad address or the rate limit: said on the session's
+        # page, with the address as typed.
+        page = await _session_page(request, user, session, status=exc.status,
+                                   mail_error=exc.message, mail_to=typed)
+        page.headers.update(exc.headers)  # Retry-After of the rate limit
+        return page
+    raise web.HTTPSeeOther(f"/sessions/{session.id}?mailed=1#candidate-link-section")
+
+
+async def _email_link(request: web.Request, user: User, session_id: str,
+                      typed: str) -> tuple[str, str | None]:
+    """Send the session's current link; (recipient, sent at) or ``MailError``."""
+    settings, actor = request.app[SETTINGS], user.actor(client_address(request))
+    reserved = await request.app[DB].write(
+        lambda d: link_email.prepare(d, settings, user, session_id, typed))
+    error = ""
+    try:
+        await send(settings, reserved.message, reserved.recipient)
+    except MailError as exc:
+        error = exc.message
+    sent_at = await request.app[DB].write(
+        lambda d: link_email.finish(d, actor, session_id, reserved, error))
+    if error:
+        raise MailError(error)
+    return reserved.recipient, sent_at
 
 
 @routes.post("/sessions/{session_id}/link")
@@ -204,7 +283,7 @@ async def session_link_reissue_submit(request: web.Request) -> web.Response:
 async def _reissue(request: web.Request, user: User, session_id: str) -> str:
     settings, actor = request.app[SETTINGS], user.actor(client_address(request))
     link: str = await request.app[DB].write(
-        lambda d: reissue_link(d, settings, actor, session_id))
+        lambda d: reissue_link(d, settings, user, actor, session_id))
     return link
 
 

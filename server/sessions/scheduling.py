@@ -15,7 +15,7 @@ import sqlite_utils
 
 from common import audit
 from common.clock import now
-from common.errors import Unprocessable
+from common.errors import Forbidden, Unprocessable
 from scoring import session_scoring, webhooks
 from server.people import accounts as people
 from server.settings import Settings
@@ -99,14 +99,13 @@ def schedule(
     if email:
         email = people.normalise_email(email)
     starts = start_time(req.starts_at) if req.starts_at else now()
-    session, _placeholder = S.create_session(
+    # The link is one the server can show again to whoever may hold it (candidate_links.py).
+    session, token = S.create_session(
         db, revision_id=rev.id, task_id=rev.task_id, candidate_name=req.candidate_name,
         candidate_email=email, role=req.role,
         duration_minutes=req.duration_minutes or rev.duration_minutes, starts_at=starts,
-        interviewer_ids=interviewer_ids, created_by=creator_id,
+        interviewer_ids=interviewer_ids, created_by=creator_id, link_secret=_secret(settings),
     )
-    # The link is one the server can show again to the session's staff (candidate_links.py).
-    token = candidate_links.issue(db, _secret(settings), session.id, replacing=False)
     blind = settings.blind_scoring if req.blind is None else req.blind
     session_scoring.pin(db, session, blind=blind)
     audit.record(db, actor, "session.schedule", "session", session.id, revision=rev.id,
@@ -126,10 +125,13 @@ def candidate_link(db: sqlite_utils.Database, settings: Settings, session_id: st
     return links(settings, session_id, token)[0] if token else None
 
 
-def reissue_link(db: sqlite_utils.Database, settings: Settings, actor: audit.Actor,
-                 session_id: str) -> str:
+def reissue_link(db: sqlite_utils.Database, settings: Settings, user: people.User,
+                 actor: audit.Actor, session_id: str) -> str:
     """A new candidate link; the old one stops working at once. Audited (never the token)."""
     session = S.get_session(db, session_id)
+    if not may_hold_link(user, session):
+        raise Forbidden("Only whoever scheduled this session, or an admin, can re-issue its"
+                        " candidate link.")
     if session.state in ("ended", "failed"):
         raise SessionConflict(f"the session has {session.state}; its link cannot be re-issued")
     token = candidate_links.issue(db, _secret(settings), session_id)
@@ -150,3 +152,10 @@ def end(db: sqlite_utils.Database, session_id: str, actor: audit.Actor, why: str
 
 def can_see(user: people.User, session: S.Session) -> bool:
     return user.is_admin or user.id in session.interviewer_ids
+
+
+def may_hold_link(user: people.User, session: S.Session) -> bool:
+    """May ``user`` see, copy, re-issue or email the candidate link? Only whoever scheduled
+    the session and admins: the link lets its holder enter as the candidate, and with blind
+    scoring the other interviewers must not learn who the candidate is from where it went."""
+    return user.is_admin or user.id == session.created_by

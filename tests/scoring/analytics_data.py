@@ -86,6 +86,7 @@ def seed(settings: Settings, *, outcomes: bool = True, baseline: bool = True) ->
                     candidate_email="", role="ml-engineer", duration_minutes=60,
                     starts_at=datetime(2025, 1, 15, 9, tzinfo=UTC),
                     interviewer_ids=[users[u] for u in cards], created_by=users["ann"],
+                    link_secret=settings.cookie_secret.reveal(),
                 )
                 sessions[name] = session.id
                 for interviewer, versions in cards.items():

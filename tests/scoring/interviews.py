@@ -14,6 +14,8 @@ from server.settings import Settings
 from workspaces.sessions import create_session, set_state
 
 START = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+LINK_SECRET = "interviews-test-link-secret-" * 2
+"""The key these sessions' candidate links are made with (no server runs them)."""
 
 
 def make_session(
@@ -32,7 +34,7 @@ def make_session(
     session, _ = create_session(
         db, revision_id=rev_id, task_id=task_id, candidate_name=candidate,
         candidate_email=email, role=role, duration_minutes=60, starts_at=starts_at,
-        interviewer_ids=interviewer_ids, created_by=interviewer_ids[0],
+        interviewer_ids=interviewer_ids, created_by=interviewer_ids[0], link_secret=LINK_SECRET,
     )
     if state in ("live", "ended"):
         set_state(db, session.id, "live", expect=("scheduled",))

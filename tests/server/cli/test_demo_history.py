@@ -23,8 +23,8 @@ def test_past_interviews_feed_the_reports(tmp_path: Path) -> None:
         with db.atomic():
             panel = [people.add_user(db, audit.CLI, f"i{n}@example.com", "interviewer", "x",
                                      f"Interviewer {n}") for n in (1, 2)]
-            assert ensure_demo_history(db, panel) == PAST_SESSIONS
-            assert ensure_demo_history(db, panel) == 0  # once
+            assert ensure_demo_history(db, panel, settings.cookie_secret.reveal()) == PAST_SESSIONS
+            assert ensure_demo_history(db, panel, settings.cookie_secret.reveal()) == 0  # once
         sessions = db.execute("SELECT id FROM interview_sessions WHERE state = 'ended'"
                               ).fetchall()
         assert len(sessions) == PAST_SESSIONS

@@ -1,0 +1,111 @@
+"""Emailing a session's candidate link: who may, how often, what is kept.
+
+``prepare`` runs in one write transaction: it checks the caller may hold the link, the session
+is still open, the address; counts this session's tries in the last hour (at most
+``SENDS_PER_HOUR``, tries that failed included: each one reached the SMTP server) and reserves
+one, so two sends at once cannot both slip under the limit. The SMTP exchange then runs outside
+any transaction (``server.mail.smtp``), and ``finish`` records how it went and audits it
+(``session.link_email``: recipient and outcome, never the link). The CURRENT link is sent;
+nothing here re-issues it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import sqlite_utils
+
+from common import audit
+from common.clock import iso, now
+from common.errors import Conflict, Forbidden, TooManyRequests, Unprocessable
+from server.mail.link_message import LinkEmail, link_message
+from server.people import accounts as people
+from server.sessions.scheduling import candidate_link, may_hold_link
+from server.settings import Settings
+from server.workspace.landing_facts import landing_facts
+from tasks import revisions
+from workspaces import sessions as S
+
+SENDS_PER_HOUR = 5
+WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Reserved:
+    attempt_id: int
+    recipient: str
+    message: EmailMessage
+
+
+def how_to_enable() -> str:
+    return ("pairlab sends no email until an administrator sets the SMTP settings:"
+            " PAIRLAB_SMTP_HOST, PAIRLAB_SMTP_PORT, PAIRLAB_SMTP_FROM, and if the server needs"
+            " them PAIRLAB_SMTP_USERNAME and PAIRLAB_SMTP_PASSWORD, PAIRLAB_SMTP_STARTTLS or"
+            " PAIRLAB_SMTP_TLS (README, Configuration).")
+
+
+def prepare(db: sqlite_utils.Database, settings: Settings, user: people.User,
+            session_id: str, typed: str) -> Reserved:
+    """Check and reserve one send of the session's current link to ``typed`` (empty: the
+    address given at scheduling, which a blind session does not show)."""
+    if not settings.smtp_configured:
+        raise Conflict(how_to_enable())
+    session = S.get_session(db, session_id)  # unmasked: the address stored at scheduling
+    if not may_hold_link(user, session):
+        raise Forbidden("Only whoever scheduled this session, or an admin, can send its"
+                        " candidate link.")
+    if session.state not in ("scheduled", "provisioning", "live"):
+        raise Conflict(f"The session has {session.state}: its link no longer works, so it is"
+                       " not sent.")
+    raw = typed.strip() or session.candidate_email
+    if not raw:
+        raise Unprocessable("Give the candidate's email address to send the link to.")
+    recipient = people.normalise_email(raw)
+    link = candidate_link(db, settings, session.id)
+    if link is None:
+        raise Conflict("This session's link cannot be shown again (made before links could be,"
+                       " or the server's secret changed): re-issue it, then send it.")
+    since = now() - WINDOW
+    tries = db.execute("SELECT requested_at FROM candidate_link_emails WHERE session_id = ?"
+                       " AND requested_at > ? ORDER BY requested_at", [session.id, iso(since)]
+                       ).fetchall()
+    if len(tries) >= SENDS_PER_HOUR:
+        free_at = S.parse_time(tries[0][0]) + WINDOW
+        wait = max(1, int((free_at - now()).total_seconds()))
+        raise TooManyRequests(
+            f"Not sent: this session's link was already emailed {len(tries)} times in the last"
+            f" hour (at most {SENDS_PER_HOUR}). Try again in {wait // 60 + 1} minutes, or copy"
+            " the link and send it yourself.", headers={"Retry-After": str(wait)})
+    facts = landing_facts(db, session)
+    title = revisions.get_revision(db, session.revision_id).title
+    message = link_message(LinkEmail(
+        candidate_name=session.candidate_name, candidate_address=recipient, title=title,
+        role=session.role, interviewers=facts.interviewer_names,
+        starts_at=S.parse_time(session.starts_at), duration_minutes=session.duration_minutes,
+        link=link, sender=settings.smtp_from, reply_to=user.email))
+    attempt = db.execute(
+        "INSERT INTO candidate_link_emails (session_id, recipient, requested_by, requested_at)"
+        " VALUES (?, ?, ?, ?)", [session.id, recipient, user.id, iso(now())])
+    return Reserved(int(attempt.lastrowid or 0), recipient, message)
+
+
+def finish(db: sqlite_utils.Database, actor: audit.Actor, session_id: str, reserved: Reserved,
+           error: str) -> str | None:
+    """Record how the send went (``error`` empty: sent); returns the time it was sent."""
+    sent_at = None if error else iso(now())
+    db.execute("UPDATE candidate_link_emails SET sent_at = ?, error = ? WHERE id = ?",
+               [sent_at, error, reserved.attempt_id])
+    audit.record(db, actor, "session.link_email", "session", session_id,
+                 recipient=reserved.recipient, sent=not error, error=error)
+    return sent_at
+
+
+def last_sent(db: sqlite_utils.Database, session_id: str) -> dict[str, Any] | None:
+    """The session's latest successful send (recipient, sent_at), if any."""
+    rows = db.execute_returning_dicts(
+        "SELECT recipient, sent_at FROM candidate_link_emails WHERE session_id = ? AND sent_at"
+        " IS NOT NULL ORDER BY id DESC LIMIT 1", [session_id])
+    return rows[0] if rows else None

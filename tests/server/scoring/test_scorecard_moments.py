@@ -125,6 +125,9 @@ async def test_the_timeline_shows_only_this_sessions_notable_events_as_text(
     assert "&lt;img src=x" in page  # the note's text, shown without script
     assert f'href="/sessions/{mine}/replay#seq={note}"' in page
     assert "Events 1 to 5 of 5." in page
+    # without script: the typed field of event numbers is there, in sight, for every question
+    assert page.count('<div class="moments-typed">') == len(PIPELINE_DIMS)
+    assert page.count('name="moments-') == len(PIPELINE_DIMS)
 
     # Filter by kind and by text (the whole session, without script)
     _, notes = await panel.page("alice", f"/sessions/{mine}/scorecard?kind=notes")

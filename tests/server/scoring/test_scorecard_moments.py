@@ -178,3 +178,11 @@ async def test_a_long_session_is_paged_by_two_hundred(panel: Panel) -> None:
     status, _ = await panel.call("alice", "PUT", f"/api/v1/sessions/{sid}/scorecards/mine",
                                  full_card(3, "x", [cmds[-1]]))
     assert status == 200
+
+
+async def test_a_blind_sessions_timeline_shows_the_pseudonym(panel: Panel) -> None:
+    sid = await panel.schedule(blind=True)
+    await record(panel, sid, [(E.CELL_EXECUTED, "nb.ipynb", {"code": "1 + 1", "status": "ok"})])
+    status, page = await panel.page("alice", f"/sessions/{sid}/scorecard")
+    assert status == 200 and 'data-kind="cell.executed"' in page
+    assert "Grace Hopper" not in page and "grace@example.org" not in page

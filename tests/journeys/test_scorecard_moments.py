@@ -75,6 +75,8 @@ async def test_moments_picked_from_the_timeline(product: Product, browser: Brows
         # The scorecard: the timeline beside the questions, each event with its number, its
         # time in the viewer's zone and a way into the replay; the typed field is put aside.
         card = await people.another_tab(observe, "scorecard")
+        errors: list[str] = []
+        card.on("pageerror", lambda exc: errors.append(str(exc)))
         await card.goto(f"{session_url}/scorecard")
         timeline = card.locator("#moment-timeline")
         note_row = timeline.locator('li[data-kind="note"]', has_text=NOTE)
@@ -161,6 +163,7 @@ async def test_moments_picked_from_the_timeline(product: Product, browser: Brows
         await card.fill("#summary", "Careful; moments picked from the timeline.")
         await card.click("#submit-scorecard")
         await card.wait_for_url("**/debrief", timeout=WAIT_MS)
+        assert errors == []  # the scorecard's scripts ran without an error
 
         # The debrief links each moment into the replay; the removed one is not there.
         first_links = card.locator(f'section.evidence[data-dimension="{first_id}"] a.moment')

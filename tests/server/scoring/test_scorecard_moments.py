@@ -106,7 +106,7 @@ async def test_the_timeline_shows_only_this_sessions_notable_events_as_text(
     attack = '<img src=x onerror="alert(1)"></script><script>alert(2)</script>'
     await record(panel, mine, [
         (E.CELL_EXECUTED, "explore.ipynb", {"code": attack, "status": "ok",
-                                            "execution_count": 1}),
+                                            "execution_count": 1, "output": "o" * 60_000}),
         (E.TERMINAL_OUTPUT, "", {"line": "pytest", "output": "noise"}),
         (E.TESTS_RUN, "", {"passed": 3, "failed": 1}),
         (E.FILE_CHANGED, "src/clean.py", {"size": 10}),
@@ -125,6 +125,9 @@ async def test_the_timeline_shows_only_this_sessions_notable_events_as_text(
     assert "&lt;img src=x" in page  # the note's text, shown without script
     assert f'href="/sessions/{mine}/replay#seq={note}"' in page
     assert "Events 1 to 5 of 5." in page
+    # the page's script gets the output cut short (JSON, "…" escaped)
+    assert max(len(run) for run in re.findall("o{100,}", page)) == 300
+    assert "o" * 300 + "\\u2026" in page
     # without script: the typed field of event numbers is there, in sight, for every question
     assert page.count('<div class="moments-typed">') == len(PIPELINE_DIMS)
     assert page.count('name="moments-') == len(PIPELINE_DIMS)

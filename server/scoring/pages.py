@@ -94,7 +94,7 @@ async def _scorecard_page(request: web.Request, *, form_data: dict[str, Any] | N
         "recommendations": RECOMMENDATION_LABELS,
         "config": {"api": f"/api/v1/sessions/{session.id}/scorecards/mine",
                    "replay": f"/sessions/{session.id}/replay",
-                   "kinds": T.KIND_LABELS, "names": names,
+                   "kinds": T.KIND_LABELS,
                    "events": [T.brief(e) for e in (*page.events, *picked)]}},
         status=status)
 

@@ -23,7 +23,7 @@
 
   function label(seq) {
     var ev = events[seq];
-    if (!ev) { return "#" + seq; }
+    if (!ev) { return "#" + seq + ": not an event of this session"; }
     var text = T.summary(ev);
     if (text.length > 60) { text = text.slice(0, 60) + "…"; }
     return "#" + seq + " " + kindLabel(ev) + (text ? ": " + text : "");

@@ -70,7 +70,7 @@ def may_see_all(d: sqlite_utils.Database, user_id: int, is_admin: bool,
 def parse(d: sqlite_utils.Database, p: Panel, data: Any) -> Card:
     """Validate a scorecard body (422 listing every problem; nothing stored)."""
     card = scorecards.parse_card(data, p.rubric)
-    scorecards.check_moments(d, p.session.id, card)
+    scorecards.check_moments(d, p.session.id, card, p.rubric)
     return card
 
 

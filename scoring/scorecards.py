@@ -172,8 +172,10 @@ def parse_card(data: Any, rubric: Rubric) -> Card:
     return Card(ordered, recommendation, summary)
 
 
-def check_moments(db: sqlite_utils.Database, session_id: str, card: Card) -> None:
-    """Every moment must be an event of this session (not of another one)."""
+def check_moments(db: sqlite_utils.Database, session_id: str, card: Card,
+                  rubric: Rubric) -> None:
+    """Every moment must be an event of this session (not of another one, not beyond its
+    end); each problem names the question it was given for."""
     wanted = sorted({m for s in card.scores.values() for m in s.moments})
     if not wanted:
         return
@@ -181,12 +183,24 @@ def check_moments(db: sqlite_utils.Database, session_id: str, card: Card) -> Non
     found = {r[0] for r in db.execute(
         f"SELECT seq FROM events WHERE session_id = ? AND seq IN ({marks})",  # noqa: S608
         [session_id, *wanted]).fetchall()}
-    missing = [m for m in wanted if m not in found]
-    if missing:
-        raise ScorecardError([
-            f"moments: {', '.join(map(str, missing[:10]))} "
-            f"{'is not an event' if len(missing) == 1 else 'are not events'} of this session's "
-            "timeline"])
+    if found == set(wanted):
+        return
+    (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?",
+                         [session_id]).fetchone()
+    extent = (f"its events are numbered 1 to {last}" if last else
+              "it has no events yet")
+    titles = {d.id: d.title for d in rubric.dimensions}
+    problems = []
+    for dim_id, score in card.scores.items():
+        missing = [m for m in score.moments if m not in found]
+        if missing:
+            one = len(missing) == 1
+            problems.append(
+                f"{titles.get(dim_id, dim_id)} (scores.{dim_id}.moments): "
+                f"{'moment' if one else 'moments'} {', '.join(map(str, missing[:10]))}"
+                f"{' …' if len(missing) > 10 else ''} "
+                f"{'is not an event' if one else 'are not events'} of this session ({extent})")
+    raise ScorecardError(problems)
 
 
 def card_from_json(text: str) -> Card:

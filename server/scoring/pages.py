@@ -1,10 +1,10 @@
-"""Interviewer pages for scoring: the scorecard form (autosaved by static/scorecard.js, and
-a plain form post without script), the sealed debrief, the printable candidate report and
+"""Interviewer pages for scoring: the scorecard form beside the session's timeline (moments
+picked from it by static/scorecard_moments.js, autosaved by static/scorecard.js, and a plain
+form post without script), the sealed debrief, the printable candidate report and
 the reveal action."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -12,12 +12,13 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from common.errors import Forbidden
+from scoring import moment_timeline as T
 from scoring import scorecard_txns as SC
 from scoring import scorecards
 from scoring.report import candidate_report
 from scoring.scorecards import RECOMMENDATION_LABELS, ScorecardError
 from server.http.auth import client_address, current_user
-from server.http.bodies import whole_number
+from server.http.bodies import query_number, whole_number
 from server.http.keys import DB
 from server.http.pages import render
 from server.scoring.routes import load_panel, mine_json, sealed_debrief
@@ -25,7 +26,7 @@ from server.sessions.access import visible_session
 from server.sessions.names import actor_names
 from workspaces import sessions as S
 from workspaces.recording.authorship import session_authorship
-from workspaces.recording.events import ACTOR_SYSTEM, HINT, NOTE
+from workspaces.recording.events import ACTOR_SYSTEM, StoredEvent
 
 routes = web.RouteTableDef()
 PAGE = "/sessions/{session_id}"
@@ -52,33 +53,50 @@ def card_from_form(form: MultiDictProxy[Any], p: SC.Panel) -> dict[str, Any]:
             "summary": str(form.get("summary", ""))}
 
 
-def _notes(d: Any, session_id: str) -> list[dict[str, Any]]:
-    rows = d.execute("SELECT seq, kind, payload FROM events WHERE session_id = ? AND kind IN"
-                     " (?, ?) ORDER BY seq", [session_id, NOTE, HINT]).fetchall()
-    return [{"seq": r[0], "kind": r[1], "text": json.loads(r[2]).get("text", "")} for r in rows]
+def _picked(mine: dict[str, Any]) -> list[int]:
+    """The event numbers already given as moments (whole numbers only: typed text that is
+    not one stays in the text field for the interviewer to correct)."""
+    return [m for s in mine.get("scores", {}).values() if isinstance(s, dict)
+            for m in s.get("moments") or [] if isinstance(m, int) and not isinstance(m, bool)]
 
 
 async def _scorecard_page(request: web.Request, *, form_data: dict[str, Any] | None = None,
                           problems: list[str] | None = None, missing: list[str] | None = None,
                           status: int = 200) -> web.Response:
-    """The form; ``problems``: why nothing was saved; ``missing``: the draft was saved but
-    lacks these to be submitted (``Card.missing_for_submit``)."""
+    """The form beside the session's timeline; ``problems``: why nothing was saved;
+    ``missing``: the draft was saved but lacks these to be submitted
+    (``Card.missing_for_submit``). The timeline's filter and page come from the query
+    (``kind``, ``q``, ``after``: see ``scoring.moment_timeline``)."""
     user, session = await visible_session(request)
     SC.require_panelist(user.id, session)
+    group = request.query.get("kind", "")
+    text = request.query.get("q", "")
+    after = query_number(request, "after", 0)
+    T.check_filter(group, text.strip(), after)
 
     p = await load_panel(request, session.id)
-
-    def load(d: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        return mine_json(p, scorecards.get_draft(d, session.id, user.id)), _notes(d, session.id)
-
-    mine, notes = await request.app[DB].read(load)
+    draft = await request.app[DB].read(lambda d: scorecards.get_draft(d, session.id, user.id))
+    mine = mine_json(p, draft)
     if form_data is not None:
         mine = {**mine, **form_data}
+
+    def load(d: Any) -> tuple[T.TimelinePage, list[StoredEvent]]:
+        return (T.timeline_page(d, session.id, group=group, text=text, after=after),
+                T.events_by_seq(d, session.id, _picked(mine)))
+
+    page, picked = await request.app[DB].read(load)
+    names = {ACTOR_SYSTEM: "pairlab", **await actor_names(request, user, session)}
     return render(request, "scorecard.html", {
-        "session": session, "mine": mine, "rubric": p.rubric, "notes": notes,
+        "session": session, "mine": mine, "rubric": p.rubric, "timeline": page,
+        "names": names, "groups": T.GROUPS, "group_of": T.GROUP_OF,
+        "kind_labels": T.KIND_LABELS,
         "problems": problems or [], "missing": missing or [],
         "recommendations": RECOMMENDATION_LABELS,
-        "config": {"api": f"/api/v1/sessions/{session.id}/scorecards/mine"}}, status=status)
+        "config": {"api": f"/api/v1/sessions/{session.id}/scorecards/mine",
+                   "replay": f"/sessions/{session.id}/replay",
+                   "kinds": T.KIND_LABELS,
+                   "events": [T.brief(e) for e in (*page.events, *picked)]}},
+        status=status)
 
 
 @routes.get(PAGE + "/scorecard")

@@ -28,11 +28,12 @@
   }
 
   function save() {
+    if (timer) { clearTimeout(timer); }
     timer = null;
     var sent = JSON.stringify(body());
-    if (sent === pending) { return; }
+    if (sent === pending) { return Promise.resolve(); }
     status.textContent = "Saving…";
-    fetch(cfg.api, {
+    return fetch(cfg.api, {
       method: "PUT", credentials: "same-origin", body: sent,
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, "Accept": "application/json" }
     }).then(function (response) {
@@ -53,4 +54,6 @@
 
   form.addEventListener("input", changed);
   form.addEventListener("change", changed);
+  // scorecard_moments.js saves what is typed before the timeline's filter reloads the page
+  window.PairlabScorecard = { saveNow: function () { return timer ? save() : Promise.resolve(); } };
 })();

@@ -156,8 +156,12 @@ async def pick_levels(page: Page, who: str, levels: dict[str, int],
         fieldset = page.locator(f'fieldset.dimension[data-dimension="{dim}"]')
         await fieldset.locator(f'input[name="level-{dim}"][value="{level}"]').check()
         await fieldset.locator(f"#evidence-{dim}").fill(evidence_of(who, dim))
-        if dim in moments:
-            await fieldset.locator(f"#moments-{dim}").fill(str(moments[dim]))
+        if dim in moments:  # picked from the timeline beside the questions
+            await page.select_option("#moment-target", dim)
+            await page.locator(f'#moment-timeline li[data-seq="{moments[dim]}"]'
+                               " button.moment-add").click()
+            await expect(fieldset.locator("li.moment-chip")).to_have_attribute(
+                "data-seq", str(moments[dim]))
 
 
 async def assert_form_holds(page: Page, who: str, levels: dict[str, int],
@@ -236,8 +240,8 @@ async def test_note_scorecard_and_debrief(panel: Panel, browsing: Browsing,
         await page.wait_for_url(f"{live.url}/sessions/{sid}/scorecard")
         await expect(page.locator("#scorecard-state")).to_have_text("draft")
         await expect(page.locator("#autosave-status")).to_have_text("")
-        noted = page.locator("#timeline-notes li", has_text=NOTE_TEXT)
-        await expect(noted.locator("a")).to_have_attribute(
+        noted = page.locator("#moment-timeline li", has_text=NOTE_TEXT)
+        await expect(noted.locator("a.moment-replay")).to_have_attribute(
             "href", f"/sessions/{sid}/replay#seq={note_seq}")
         moments = {NOTED: note_seq}
         last = list(ALICE_LEVELS)[-1]

@@ -51,6 +51,7 @@ from workspaces.session_errors import (
     LinkNotValid,
     LinkReplaced,
     SessionEnded,
+    SessionEndedForInterviewer,
     WorkspaceUnavailable,
 )
 from workspaces.upstream import Principal
@@ -445,21 +446,21 @@ async def _closed_workspace(request: web.Request, workspace_id: str) -> NoReturn
     session_id = row["session_id"]
     session = await db.read(lambda d: S.get_session(d, session_id)) if session_id else None
     if session is None or session.state in ("ended", "failed") or session.seconds_left() == 0:
-        raise SessionEnded(await _ended_for(request, session))
+        if await _is_interviewer(request, session):
+            raise SessionEndedForInterviewer(ENDED_FOR_INTERVIEWER)
+        raise SessionEnded(THANKS)
     raise WorkspaceUnavailable("The workspace is restarting; reload this page in a minute.")
 
 
-async def _ended_for(request: web.Request, session: S.Session | None) -> str:
-    """The end as this browser's person is told it: the candidate's thank-you, or, to an
-    interviewer who paired in the workspace, where the interview is now."""
-    if session is not None:
-        try:
-            who = await principal_for(request, session)
-        except Forbidden:
-            return THANKS
-        if who.kind == "interviewer":
-            return ENDED_FOR_INTERVIEWER
-    return THANKS
+async def _is_interviewer(request: web.Request, session: S.Session | None) -> bool:
+    """Is this browser an interviewer who paired in the workspace (told the end in their own
+    words, not the candidate's thank-you)?"""
+    if session is None:
+        return False
+    try:
+        return (await principal_for(request, session)).kind == "interviewer"
+    except Forbidden:
+        return False
 
 
 @routes.route("*", "/w/{workspace_id}/{tail:.*}")

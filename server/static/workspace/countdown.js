@@ -80,12 +80,22 @@
     return parsed.host === window.location.host && own !== null &&
       parsed.pathname.indexOf(own[0]) === 0;
   }
+  // A socket that stays "connecting" for ever: still a WebSocket to whoever checks, its own
+  // fields shadowing the prototype's (whose getters need a real socket).
   function dormantSocket(url) {
-    var socket = new EventTarget();
-    socket.url = String(url); socket.readyState = 0; socket.protocol = "";
-    socket.extensions = ""; socket.bufferedAmount = 0; socket.binaryType = "blob";
-    socket.onopen = socket.onclose = socket.onerror = socket.onmessage = null;
-    socket.send = function () {}; socket.close = function () {};
+    var events = new EventTarget();
+    var socket = Object.create(RealWebSocket.prototype);
+    var fields = {
+      url: String(url), readyState: 0, protocol: "", extensions: "", bufferedAmount: 0,
+      binaryType: "blob", onopen: null, onclose: null, onerror: null, onmessage: null,
+      send: function () {}, close: function () {},
+      addEventListener: events.addEventListener.bind(events),
+      removeEventListener: events.removeEventListener.bind(events),
+      dispatchEvent: events.dispatchEvent.bind(events)
+    };
+    Object.keys(fields).forEach(function (name) {
+      Object.defineProperty(socket, name, { value: fields[name], writable: true });
+    });
     return socket;
   }
   function PairlabWebSocket(url, protocols) {

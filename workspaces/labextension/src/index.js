@@ -123,14 +123,14 @@ class PairlabPanel extends Widget {
       const response = await fetch(
         "/api/v1/sessions/" + encodeURIComponent(this.sessionId) + "/panel",
         { credentials: "same-origin", cache: "no-store" });
-      if (response.ok) { this.show((await response.json()).panel); }
+      if (response.ok) { this.showData((await response.json()).panel); }
     } catch (error) {
       // keep what is shown; the next poll tries again
     }
     if (!this.ended) { this.timer = setTimeout(() => this.refresh(), POLL_MS); }
   }
 
-  show(panel) {
+  showData(panel) {
     if (!this.briefShown) {
       // pairlab's sanitised HTML (nh3 allow-list on the server), never the raw Markdown.
       this.brief.innerHTML = panel.brief_html;

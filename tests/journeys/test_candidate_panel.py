@@ -111,12 +111,12 @@ async def test_the_candidate_sees_the_brief_the_time_and_the_hints_in_jupyterlab
         await expect(panel.locator("#pairlab-hints")).to_have_attribute("aria-live", "polite")
 
         # A hint on the observe page: in the panel without a reload.
-        lab.on("framenavigated", lambda frame: errors.append(f"navigated {frame.url}")
-               if frame == lab.main_frame else None)
+        await lab.evaluate("window.pairlabJourneyMark = 1")  # gone if the page reloads
         await give(observe, HINT, "#pl-hint-save")
         hints = panel.locator("#pairlab-hints li")
         await expect(hints).to_have_count(1, timeout=WAIT_MS)
         await expect(hints.first).to_contain_text(HINT)
+        assert await lab.evaluate("window.pairlabJourneyMark") == 1
         await expect(panel.get_by_text("No hints yet.")).to_be_hidden()
 
         # A note: private; and a hostile hint: text only, nothing created, nothing run.

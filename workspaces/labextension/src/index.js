@@ -59,7 +59,7 @@ class PairlabPanel extends Widget {
   }
 
   build() {
-    const root = element("section", { "aria-labelledby": "pairlab-panel-title" });
+    const root = element("div");
     root.appendChild(element("h2", { id: "pairlab-panel-title" }, "Your interview"));
 
     const time = element("div", { class: "pairlab-Panel-time" });
@@ -88,6 +88,10 @@ class PairlabPanel extends Widget {
     this.brief.appendChild(element("p", {}, "Loading the brief…"));
     root.appendChild(this.brief);
     this.node.appendChild(root);
+    // The panel scrolls (a long brief): reachable by keyboard, and named for what it is.
+    this.node.setAttribute("tabindex", "0");
+    this.node.setAttribute("role", "region");
+    this.node.setAttribute("aria-labelledby", "pairlab-panel-title");
   }
 
   // ---- the clock: countdown.js's ----------------------------------------------------------

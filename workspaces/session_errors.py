@@ -62,6 +62,13 @@ class SessionEnded(SessionError):
         super().__init__(message, headers={ENDED_HEADER: "ended"})
 
 
+class SessionEndedForInterviewer(SessionEnded):
+    """The same end, told to an interviewer who paired in the workspace: not the candidate's
+    thank-you, but where the interview is now."""
+
+    code = "interview_ended"
+
+
 class WorkspaceUnavailable(SessionError):
     """The workspace could not be started or restored; the message says why."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import re
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from server.sessions.keys import SESSIONS
 from server.settings import Settings
 from server.workspace.hosts import WHERE, frame_only_by_itself, host_routing
 from server.workspace.landing_facts import landing_facts
+from server.workspace.panel_facts import panel_facts
 from server.workspace.proxy import proxy_http, proxy_websocket
 from tasks import revisions
 from workspaces import candidate_links, entry_codes, records
@@ -49,6 +51,7 @@ from workspaces.session_errors import (
     LinkNotValid,
     LinkReplaced,
     SessionEnded,
+    SessionEndedForInterviewer,
     WorkspaceUnavailable,
 )
 from workspaces.upstream import Principal
@@ -63,6 +66,8 @@ PERSON_KINDS = ("candidate", "interviewer")
 MAIN_APP = web.AppKey("main_app", web.Application)
 THANKS = ("The interview has ended — thank you for your time. Your work is saved and the"
           " interviewers have it; you can close this tab.")
+ENDED_FOR_INTERVIEWER = ("The interview has ended and its workspace is closed. The recording and"
+                         " the candidate's work are on the session's page in pairlab.")
 INVALID_LINK = ("This interview link is not valid. Check that you opened the whole link from"
                 " your invitation; if it still does not open, ask the person who invited you"
                 " (your recruiter or interviewer) for a new one.")
@@ -362,6 +367,19 @@ async def api_session(request: web.Request) -> web.Response:
         {"session": _public(request, await _as_seen_by(request, session, who))})
 
 
+@routes.get("/api/v1/sessions/{session_id}/panel")
+async def api_session_panel(request: web.Request) -> web.Response:
+    """What pairlab's side panel in JupyterLab shows: the brief, the end, the hints given."""
+    session = await _session(request)
+    await principal_for(request, session)
+    main = _main(request)
+    rev = await main[DB].read(lambda d: revisions.get_revision(d, session.revision_id))
+    brief = main[SESSIONS].store.text(rev.task_id, rev.id, "brief.md")
+    facts = await main[DB].read(lambda d: panel_facts(d, session, brief))
+    return web.json_response({"panel": facts.to_dict()},
+                             headers={"Cache-Control": "no-store"})
+
+
 @routes.post("/api/v1/sessions/{session_id}/start")
 async def api_session_start(request: web.Request) -> web.Response:
     if request[WHERE].workspace_id is not None:
@@ -399,21 +417,21 @@ async def _cached_principal(request: web.Request, session_id: str) -> Principal:
     return who
 
 
-def _html_rewriter(session_id: str, token: str, countdown: bool,
-                   person: str) -> Callable[[bytes], bytes]:
+def _html_rewriter(session_id: str, token: str, countdown: bool, person: str,
+                   session_page: str) -> Callable[[bytes], bytes]:
     """Pages get the countdown badge and the end of the interview (``countdown.js``: not
     deferred, so that it runs before JupyterLab and sees its requests) and an "Opening
     JupyterLab…" backdrop while its scripts load; and the jupyter token, which JupyterLab would
     embed in its page config, is removed so that it never reaches a browser (the proxy adds
     it)."""
     tag = (f'<script src="/_pairlab/countdown.js" data-session="{session_id}"'
-           f' data-person="{person}"></script>'
+           f' data-person="{person}" data-session-page="{html.escape(session_page)}"></script>'
            '<link rel="stylesheet" href="/_pairlab/opening.css">').encode()
     secret = token.encode()
 
-    def rewrite(html: bytes) -> bytes:
-        html = html.replace(secret, b"")
-        return html.replace(b"</head>", tag + b"</head>", 1) if countdown else html
+    def rewrite(page: bytes) -> bytes:
+        page = page.replace(secret, b"")
+        return page.replace(b"</head>", tag + b"</head>", 1) if countdown else page
 
     return rewrite
 
@@ -428,8 +446,21 @@ async def _closed_workspace(request: web.Request, workspace_id: str) -> NoReturn
     session_id = row["session_id"]
     session = await db.read(lambda d: S.get_session(d, session_id)) if session_id else None
     if session is None or session.state in ("ended", "failed") or session.seconds_left() == 0:
+        if await _is_interviewer(request, session):
+            raise SessionEndedForInterviewer(ENDED_FOR_INTERVIEWER)
         raise SessionEnded(THANKS)
     raise WorkspaceUnavailable("The workspace is restarting; reload this page in a minute.")
+
+
+async def _is_interviewer(request: web.Request, session: S.Session | None) -> bool:
+    """Is this browser an interviewer who paired in the workspace (told the end in their own
+    words, not the candidate's thank-you)?"""
+    if session is None:
+        return False
+    try:
+        return (await principal_for(request, session)).kind == "interviewer"
+    except Forbidden:
+        return False
 
 
 @routes.route("*", "/w/{workspace_id}/{tail:.*}")
@@ -454,7 +485,8 @@ async def workspace_proxy(request: web.Request) -> web.StreamResponse:
     rewrite = None
     if request.method == "GET":
         countdown = _LAB_PAGE.match(request.path) is not None
-        rewrite = _html_rewriter(session_id, upstream.token, countdown, who.kind)
+        session_page = f"{request.app[SETTINGS].app_url}/sessions/{session_id}"
+        rewrite = _html_rewriter(session_id, upstream.token, countdown, who.kind, session_page)
     return await proxy_http(request, upstream, who, manager.clients, rewrite,
                             main[RECORDING].http_tap)
 

@@ -7,7 +7,9 @@ violation of impact "serious" or "critical" (minor and moderate ones are printed
 
 Not audited: JupyterLab's own interface inside a workspace (it is JupyterLab's markup, not
 pairlab's; recognised by its ``jupyter-config-data`` script), and a page that navigated away or
-closed while its audit ran (the next load of a page is audited again).
+closed while its audit ran (the next load of a page is audited again). pairlab's own markup
+inside JupyterLab (its side panel, which appears after the page's load) is audited by the
+journey that shows it, with :meth:`Audits.audit_part`.
 """
 
 from __future__ import annotations
@@ -61,6 +63,15 @@ async def audit(page: Page) -> list[Violation] | None:
     return violations_of(url, result.response)
 
 
+async def audit_part(page: Page, selector: str) -> list[Violation]:
+    """Every axe violation inside the elements ``selector`` matches (axe's ``include``)."""
+    lock = _LOCKS.setdefault(page, asyncio.Lock())
+    async with lock:
+        url = page.url
+        result = await _AXE.run(page, context={"include": [[selector]]})
+    return violations_of(f"{url} {selector}", result.response)
+
+
 class Audits:
     """The audits of every page of one journey."""
 
@@ -82,6 +93,13 @@ class Audits:
         if found is not None:
             self.audited.append(page.url)
             self.found.extend(found)
+
+    async def audit_part(self, page: Page, selector: str) -> None:
+        """Audit one part of a page now (pairlab's markup inside JupyterLab); its violations
+        count at :meth:`finish` like a whole page's."""
+        found = await audit_part(page, selector)
+        self.audited.append(f"{page.url} {selector}")
+        self.found.extend(found)
 
     async def finish(self) -> None:
         """Wait for the audits under way; fail on a serious or critical violation."""

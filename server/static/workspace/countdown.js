@@ -13,20 +13,25 @@
 // were kept as they were saved), and JupyterLab would cover the banner with a "File Save
 // Error ... 410" dialog about a save the candidate cannot do anything about.
 //
-// Written by hand, not as a JupyterLab extension: pairlab ships none (an extension needs a
-// Node build of its own, and would be loaded from the JupyterLab install every workspace
-// shares), and a page script of the proxy's can already see the page and its requests.
+// It is the one clock of the page: pairlab's side panel (the JupyterLab extension in
+// workspaces/labextension) shows the time left it publishes, as window.pairlab (a snapshot) and
+// a "pairlab:session" event on document at every change, and does not keep a second one.
+//
+// Written by hand, not in the extension: it must run before JupyterLab (to see its requests,
+// WebSockets included) and on every page of the workspace, even when an extension fails.
 (function () {
   "use strict";
   var script = document.currentScript;
   var sessionId = script && script.getAttribute("data-session");
   if (!sessionId) { return; }
   var person = script.getAttribute("data-person") || "candidate";
+  var sessionPage = script.getAttribute("data-session-page");
   var own = /^\/w\/[^/]+\//.exec(window.location.pathname);
   var labUrl = own ? own[0] + "lab" : null;
   var POLL_MS = 15000, LAST_MINUTES_POLL_MS = 5000, LAST_MINUTES_S = 120;
   var ENDED_HEADER = "X-Pairlab-Session";
   var secondsLeft = null;
+  var endsAt = null;
   var ended = false;
   var pollTimer = null;
   var badge = null, notice = null, veil = null;
@@ -48,6 +53,75 @@
       return new Promise(function () { /* as above: no error dialog over the banner */ });
     });
   };
+
+  // XMLHttpRequest: refused once ended, and an "ended" answer ends the page too.
+  var RealXHR = window.XMLHttpRequest;
+  var realOpen = RealXHR.prototype.open, realSend = RealXHR.prototype.send;
+  RealXHR.prototype.open = function (method, url) {
+    this._pairlabOwn = isWorkspaceRequest(String(url));
+    if (this._pairlabOwn) {
+      this.addEventListener("readystatechange", function () {
+        if (this.readyState >= 2 && this.getResponseHeader(ENDED_HEADER) === "ended") { end(); }
+      });
+    }
+    return realOpen.apply(this, arguments);
+  };
+  RealXHR.prototype.send = function () {
+    if (ended && this._pairlabOwn) { return; /* never settles, as fetch above */ }
+    return realSend.apply(this, arguments);
+  };
+
+  // WebSockets (kernels, terminals, collaborative documents): once ended, a new one to the
+  // workspace never opens (JupyterLab's reconnects would fail with errors over the banner);
+  // a workspace socket that closes makes pairlab asked at once whether the interview ended.
+  var RealWebSocket = window.WebSocket;
+  function isWorkspaceSocket(url) {
+    var parsed = new URL(String(url), window.location.href);
+    return parsed.host === window.location.host && own !== null &&
+      parsed.pathname.indexOf(own[0]) === 0;
+  }
+  // A socket that stays "connecting" for ever: still a WebSocket to whoever checks, its own
+  // fields shadowing the prototype's (whose getters need a real socket).
+  function dormantSocket(url) {
+    var events = new EventTarget();
+    var socket = Object.create(RealWebSocket.prototype);
+    var fields = {
+      url: String(url), readyState: 0, protocol: "", extensions: "", bufferedAmount: 0,
+      binaryType: "blob", onopen: null, onclose: null, onerror: null, onmessage: null,
+      send: function () {}, close: function () {},
+      addEventListener: events.addEventListener.bind(events),
+      removeEventListener: events.removeEventListener.bind(events),
+      dispatchEvent: events.dispatchEvent.bind(events)
+    };
+    Object.keys(fields).forEach(function (name) {
+      Object.defineProperty(socket, name, { value: fields[name], writable: true });
+    });
+    return socket;
+  }
+  function PairlabWebSocket(url, protocols) {
+    var mine = isWorkspaceSocket(url);
+    if (ended && mine) { return dormantSocket(url); }
+    var socket = protocols === undefined ? new RealWebSocket(url)
+      : new RealWebSocket(url, protocols);
+    if (mine) { socket.addEventListener("close", function () { if (!ended) { poll(); } }); }
+    return socket;
+  }
+  PairlabWebSocket.prototype = RealWebSocket.prototype;
+  ["CONNECTING", "OPEN", "CLOSING", "CLOSED"].forEach(function (name) {
+    PairlabWebSocket[name] = RealWebSocket[name];
+  });
+  window.WebSocket = PairlabWebSocket;
+
+  // ---- what the side panel reads ---------------------------------------------------------
+  function publish() {
+    var snapshot = Object.freeze({
+      sessionId: sessionId, person: person, secondsLeft: secondsLeft, endsAt: endsAt,
+      ended: ended
+    });
+    window.pairlab = snapshot;
+    document.dispatchEvent(new CustomEvent("pairlab:session", { detail: snapshot }));
+  }
+  publish();
 
   // ---- the badge and the banner --------------------------------------------------------
   function build() {
@@ -72,16 +146,21 @@
       "box-shadow:0 2px 12px rgba(0,0,0,.3);text-align:center;";
     var text = document.createElement("p");
     text.style.margin = "0 0 8px";
+    // The candidate is thanked and may close the tab; an interviewer is told where the
+    // interview is now (its page in pairlab), not thanked for their time.
     text.textContent = person === "candidate"
       ? "The interview has ended — thank you; your work is saved. The workspace is now " +
         "read-only, and you can close this tab."
-      : "The interview has ended: the workspace is closed and read-only.";
+      : "The interview has ended: the workspace is closed and read-only. Its recording " +
+        "is on the session's page.";
     notice.appendChild(text);
-    if (labUrl) {
+    var away = person === "candidate" ? labUrl : (sessionPage || labUrl);
+    if (away) {
       var leave = document.createElement("a");
       leave.id = "pairlab-leave";
-      leave.href = labUrl;
-      leave.textContent = "Leave the workspace";
+      leave.href = away;
+      leave.textContent = person === "candidate" ? "Leave the workspace"
+        : "Go to the session's page";
       leave.style.cssText = "color:#fff;font-weight:600;";
       notice.appendChild(leave);
     }
@@ -108,6 +187,7 @@
   }
 
   function render() {
+    publish();
     if (!badge) { return; }
     if (ended) {
       badge.textContent = "Interview ended: the workspace is read-only";
@@ -144,6 +224,7 @@
       .then(function (data) {
         if (!data) { return; }
         secondsLeft = data.session.seconds_left;
+        endsAt = data.session.ends_at;
         if (data.session.state === "ended" || data.session.state === "failed") { end(); }
         render();
       })

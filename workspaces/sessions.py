@@ -62,6 +62,10 @@ class Session:
             return 0
         return max(0, int((parse_time(self.ends_at) - now()).total_seconds()))
 
+    def is_over(self) -> bool:
+        """Has the interview ended (or failed), or has its scheduled end passed?"""
+        return self.state in ("ended", "failed") or self.seconds_left() == 0
+
     def link_open(self) -> bool:
         """Is the capability link usable now (from shortly before the start until the end)?"""
         if self.state in ("ended", "failed"):

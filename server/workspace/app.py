@@ -156,7 +156,7 @@ async def capability_link(request: web.Request) -> web.StreamResponse:
                                " or ask them to send it again.")
         raise LinkNotValid(INVALID_LINK)
     if not session.link_open():
-        if session.state in ("ended", "failed") or session.seconds_left() == 0:
+        if session.is_over():
             raise SessionEnded(THANKS)
         raise LinkClosed("This interview has not started yet: open the link again shortly"
                          " before the start time.")
@@ -427,7 +427,7 @@ async def _closed_workspace(request: web.Request, workspace_id: str) -> NoReturn
         raise NotFound("There is no such workspace.")
     session_id = row["session_id"]
     session = await db.read(lambda d: S.get_session(d, session_id)) if session_id else None
-    if session is None or session.state in ("ended", "failed") or session.seconds_left() == 0:
+    if session is None or session.is_over():
         raise SessionEnded(THANKS)
     raise WorkspaceUnavailable("The workspace is restarting; reload this page in a minute.")
 

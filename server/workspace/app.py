@@ -33,6 +33,7 @@ from server.http.errors import ERROR_TEMPLATE, error_middleware
 from server.http.keys import DB, SETTINGS
 from server.http.pages import render_anonymous, setup_templates
 from server.http.security_headers import CSP, security_headers_except
+from server.http.times import time_left
 from server.people import accounts as people
 from server.recording.keys import RECORDING
 from server.sessions.keys import SESSIONS
@@ -296,6 +297,7 @@ async def _as_seen_by(request: web.Request, session: S.Session, who: Principal) 
 
 def _public(request: web.Request, session: S.Session) -> dict[str, Any]:
     data = {k: v for k, v in session.public().items() if k != "candidate_email"}
+    data["time_left"] = time_left(int(data["seconds_left"]))  # the landing page shows it
     if session.state == "live" and session.workspace_id:
         settings = request.app[SETTINGS]
         data["workspace_url"] = \
@@ -471,10 +473,16 @@ def create_workspace_app(settings: Settings, main_app: web.Application) -> web.A
     app[ERROR_TEMPLATE] = "workspace_error.html"
     app.on_response_prepare.append(frame_only_by_itself)
     setup_templates(app)
-    app.add_routes([web.get("/healthz", _healthz)])
+    app.add_routes([web.get("/healthz", _healthz), web.get("/_pairlab/times.js", _times_js)])
     app.router.add_static("/_pairlab", HERE / "static" / "workspace", append_version=False)
     app.add_routes(routes)
     return app
+
+
+async def _times_js(request: web.Request) -> web.FileResponse:
+    """The staff pages' ``times.js`` (times in the viewer's zone), here for the landing page:
+    one file, not the app's whole ``/static``."""
+    return web.FileResponse(HERE / "static" / "times.js")
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -67,6 +67,7 @@ THANKS = ("The interview has ended — thank you for your time. Your work is sav
 INVALID_LINK = ("This interview link is not valid. Check that you opened the whole link from"
                 " your invitation; if it still does not open, ask the person who invited you"
                 " (your recruiter or interviewer) for a new one.")
+NO_ACCESS = "You have no access to this session's workspace."
 _LAB_PAGE = re.compile(r"^/w/[A-Za-z0-9]+/(lab|tree|doc)(/|$)")
 routes = web.RouteTableDef()
 
@@ -122,7 +123,7 @@ async def principal_for(request: web.Request, session: S.Session) -> Principal:
     if grant is None or grant["session_id"] != session.id or grant["kind"] not in PERSON_KINDS \
             or grant["workspace_id"] != here \
             or (here is not None and session.workspace_id != here):
-        raise Forbidden("You have no access to this session's workspace.")
+        raise Forbidden(NO_ACCESS)
     if grant["kind"] == "candidate":
         # The name every collaborator sees in JupyterLab: the pseudonym in blind mode.
         scoring = await db.read(lambda d: session_scoring.get(d, session.id))
@@ -422,14 +423,19 @@ def _html_rewriter(session_id: str, token: str, countdown: bool,
 
 async def _closed_workspace(request: web.Request, workspace_id: str) -> NoReturn:
     """Why a workspace that is not running cannot be reached: its interview is over (the
-    candidate's thank-you page, also on every reload), or it is being restarted."""
+    candidate's thank-you page, also on every reload), or it is being restarted. Said only to
+    whoever may use it: a request without a valid grant is refused as at a running workspace
+    (the same 403), so that it learns nothing of the session's state."""
     db = _main(request)[DB]
     row = await db.read(lambda d: records.get(d, workspace_id))
     if row is None:
         raise NotFound("There is no such workspace.")
     session_id = row["session_id"]
     session = await db.read(lambda d: S.get_session(d, session_id)) if session_id else None
-    if session is None or session.is_over():
+    if session is None:  # a workspace never claimed: nobody holds a grant for it
+        raise Forbidden(NO_ACCESS)
+    await principal_for(request, session)
+    if session.is_over():
         raise SessionEnded(THANKS)
     raise WorkspaceUnavailable("The workspace is restarting; reload this page in a minute.")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +128,40 @@ def _flag(text: str) -> bool | None:
     raise ValueError
 
 
+def row_changes(texts: Mapping[str, str], *, blank_clears: bool,
+                ) -> tuple[dict[str, Any], list[outcomes.Problem]]:
+    """One row's outcome fields as typed (``hired``/``employed_6m``: yes/no/true/false/1/0,
+    ``performance``: a number, ``note``), checked: ``(changes, problems)``. The one reading of
+    a row, for the CSV import and the outcomes table alike. A blank cell keeps what is stored
+    in a CSV file (``blank_clears=False``); in the table, which shows every stored value, a
+    blank clears it."""
+    changes: dict[str, Any] = {}
+    problems: list[outcomes.Problem] = []
+    for name in ("hired", "employed_6m"):
+        text = texts.get(name, "").strip()
+        if not text:
+            if blank_clears:
+                changes[name] = None
+            continue
+        try:
+            changes[name] = _flag(text)
+        except ValueError:
+            problems.append((name, f"{text[:40]!r} is not yes, no or blank"))
+    text = texts.get("performance", "").strip()
+    if text:
+        try:
+            changes["performance"] = float(text)
+        except ValueError:
+            problems.append(("performance", f"{text[:40]!r} is not a number from 1 to 5"))
+    elif blank_clears:
+        changes["performance"] = None
+    note = texts.get("note", "").strip()
+    if note or blank_clears:
+        changes["note"] = note
+    clean, more = outcomes.check_types(changes)
+    return clean, problems + more
+
+
 def _row(line: int, names: list[str], cells: list[str]) -> ParsedRow:
     row = ParsedRow(line, "", "", {})
     if len(cells) > len(names):
@@ -135,23 +169,7 @@ def _row(line: int, names: list[str], cells: list[str]) -> ParsedRow:
     values = dict(zip(names, cells, strict=False))
     row.session_id = values.get("session_id", "").strip()
     row.email = values.get("candidate_email", "").strip().lower()
-    for name in ("hired", "employed_6m"):
-        text = values.get(name, "")
-        if text.strip():
-            try:
-                row.changes[name] = _flag(text)
-            except ValueError:
-                row.problems.append((name, f"{text.strip()[:40]!r} is not yes, no or blank"))
-    text = values.get("performance", "").strip()
-    if text:
-        try:
-            row.changes["performance"] = float(text)
-        except ValueError:
-            row.problems.append(("performance", f"{text[:40]!r} is not a number from 1 to 5"))
-    if values.get("note", "").strip():
-        row.changes["note"] = values["note"].strip()
-    clean, problems = outcomes.check_types(row.changes)
-    row.changes = clean
+    row.changes, problems = row_changes(values, blank_clears=False)
     row.problems += problems
     return row
 
@@ -190,25 +208,29 @@ def _session_for_email(db: sqlite_utils.Database, email: str) -> tuple[str, str]
     return str(ended[0][0]), ""
 
 
+def _email_of(db: sqlite_utils.Database, session_id: str) -> str:
+    found = db.execute("SELECT lower(candidate_email) FROM interview_sessions WHERE id = ?",
+                       [session_id]).fetchone()
+    return str(found[0]) if found else ""
+
+
 def _resolve(db: sqlite_utils.Database, row: ParsedRow) -> str:
     """The row's session id (adding a problem when there is none)."""
     if not row.session_id and not row.email:
         row.problems.append(("session_id", "give a session_id or a candidate_email"))
         return ""
     if row.session_id:
-        found = db.execute(
-            "SELECT state, lower(candidate_email) FROM interview_sessions WHERE id = ?",
-            [row.session_id],
-        ).fetchone()
-        if found is None:
-            row.problems.append(("session_id", f"there is no session {row.session_id[:40]!r}"))
+        try:
+            state = outcomes.session_state(db, row.session_id)
+        except outcomes.UnknownSession as exc:
+            row.problems.append(("session_id", exc.message))
             return ""
-        if row.email and found[1] != row.email:
+        if row.email and row.email != _email_of(db, row.session_id):
             row.problems.append(("candidate_email", "is not the email of this session's"
                                  " candidate"))
             return ""
-        if found[0] != "ended":
-            row.problems.append(("session_id", f"the session is {found[0]}; outcomes are"
+        if state != "ended":
+            row.problems.append(("session_id", f"the session is {state}; outcomes are"
                                  " recorded once the interview has ended"))
             return ""
         return row.session_id
@@ -229,6 +251,16 @@ class Planned:
     changes: dict[str, Any]
 
 
+def checked_change(db: sqlite_utils.Database, session_id: str, changes: Mapping[str, Any],
+                   ) -> tuple[outcomes.Outcome | None, dict[str, Any], list[outcomes.Problem]]:
+    """``(the stored outcome, every field once ``changes`` apply, the problems of that
+    whole)``: the check of a row against what is stored, for the import and the table."""
+    before = outcomes.get_outcome(db, session_id)
+    after = outcomes.merged(before, changes)
+    return before, after, outcomes.check_consistency(after["hired"], after["employed_6m"],
+                                                     after["performance"])
+
+
 def plan(db: sqlite_utils.Database, rows: list[ParsedRow]) -> tuple[list[Planned], int]:
     """Check every row against the database without storing anything: ``(the rows that would
     be stored, how many rows gave no value)``, or ``ImportRejected`` with every problem."""
@@ -246,11 +278,8 @@ def plan(db: sqlite_utils.Database, rows: list[ParsedRow]) -> tuple[list[Planned
         if not row.changes:
             skipped += 1
             continue
-        before = outcomes.get_outcome(db, session_id)
-        values = outcomes.merged(before, row.changes)
-        row.problems += outcomes.check_consistency(
-            values["hired"], values["employed_6m"], values["performance"]
-        )
+        before, values, problems = checked_change(db, session_id, row.changes)
+        row.problems += problems
         planned.append(Planned(row.line, session_id, before, values, row.changes))
     bad = [(r.line, column, reason) for r in rows for column, reason in r.problems]
     if bad:

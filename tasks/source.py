@@ -77,6 +77,9 @@ class SourcePolicy:
     """Plain ``http://``, and only for ``allowed_hosts``."""
     names: SettingNames = SettingNames()
     """How the refusals say what would allow them."""
+    relative_paths: bool = False
+    """A local path may be relative (to the working directory): the CLI operator's. The web's
+    must be absolute (the server's working directory is no admin's business)."""
 
 
 @dataclass(frozen=True)
@@ -324,12 +327,18 @@ def _local(path_text: str, policy: SourcePolicy) -> Source:
         )
     if not _LOCAL_PATH_RE.match(path_text):
         raise InvalidSource(f"the local path {path_text!r} contains characters we do not accept")
+    # One refusal for a relative, missing or unreadable path and for a file: it never says
+    # which, so that a refused path tells nothing of what exists on the server.
+    what = "a directory" if policy.relative_paths else "an absolute path to a directory"
+    refusal = InvalidSource(f"the local path {path_text!r} is not {what} pairlab can read")
+    if not (policy.relative_paths or path_text.startswith("/")):
+        raise refusal
     try:
         resolved = Path(path_text).resolve(strict=True)
+        if not resolved.is_dir():
+            raise refusal
     except (OSError, RuntimeError):
-        raise InvalidSource(f"the local path {path_text!r} does not exist") from None
-    if not resolved.is_dir():
-        raise InvalidSource(f"the local path {path_text!r} is not a directory")
+        raise refusal from None
     if not _LOCAL_PATH_RE.match(str(resolved)):
         raise InvalidSource(f"the resolved path {str(resolved)!r} contains characters we refuse")
     return Source(url=f"file://{resolved}", ref=None, subdir=None, is_local=True)

@@ -228,6 +228,8 @@ class SessionManager:
             session = await self.db.write(lambda d: self._end(d, session_id, actor, why))
             if session.workspace_id:
                 await self._stop_workspace(session.workspace_id)
+            else:  # never live: a workspace claimed for it before a start failed half-way
+                await self._stop_claimed(session_id)
             await self._emit("ended", session_id, None, {"by": actor.label, "why": why})
             return session
 
@@ -270,11 +272,12 @@ class SessionManager:
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             try:
-                live = await self.db.read(lambda d: S.sessions_in_state(d, "live"))
-                for session in live:
+                open_ = await self.db.read(
+                    lambda d: S.sessions_in_state(d, "scheduled", "provisioning", "live"))
+                for session in open_:
                     if session.seconds_left() == 0:
-                        await self.end_session(session.id, audit.SYSTEM, "time is up")
-                live_ids = {s.id for s in live}
+                        await self._end_overdue(session)
+                live_ids = {s.id for s in open_ if s.state == "live"}
                 for workspace_id, (_, session_id) in list(self.upstreams.items()):
                     if session_id in live_ids:
                         continue
@@ -287,6 +290,32 @@ class SessionManager:
                         await self._emit("ended", session_id, None, {"why": "ended elsewhere"})
             except Exception:
                 log.exception("deadline check failed")
+
+    async def _end_overdue(self, session: S.Session) -> None:
+        """End a session whose scheduled end has passed, whatever its state: live, never
+        started, or stuck starting (a workspace claimed and never live would otherwise run
+        for good). A start still under way holds the session's lock, maybe for ever (a hung
+        claim or fill): it is not waited for. The session is ended and the workspaces claimed
+        for it are stopped now; should that start come back, it finds the session ended (its
+        move to live is refused) and an upstream it registered is stopped at the next check."""
+        if session.state == "live" or not self._lock(session.id).locked():
+            await self.end_session(session.id, audit.SYSTEM, "time is up")
+            return
+        why = "time is up before the workspace was ready"
+        try:
+            await self.db.write(lambda d: self._end(d, session.id, audit.SYSTEM, why))
+        except SessionConflict:
+            return  # it moved on meanwhile (live, failed or ended): the next check sees it
+        await self._stop_claimed(session.id)
+        await self._emit("ended", session.id, None, {"by": audit.SYSTEM.label, "why": why})
+
+    async def _stop_claimed(self, session_id: str) -> None:
+        """Stop every workspace still claimed for the session (its ``workspace_id`` is set
+        only once it is live)."""
+        rows = await self.db.read(lambda d: records.in_state(d, "live"))
+        for row in rows:
+            if row["session_id"] == session_id:
+                await self._stop_workspace(row["id"])
 
     async def recover(self) -> None:
         """After a restart: warm leftovers are removed, live workspaces come back."""

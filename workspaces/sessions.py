@@ -61,6 +61,10 @@ class Session:
             return 0
         return max(0, int((parse_time(self.ends_at) - now()).total_seconds()))
 
+    def is_over(self) -> bool:
+        """Has the interview ended (or failed), or has its scheduled end passed?"""
+        return self.state in ("ended", "failed") or self.seconds_left() == 0
+
     def link_open(self) -> bool:
         """Is the capability link usable now (from shortly before the start until the end)?"""
         if self.state in ("ended", "failed"):
@@ -87,8 +91,10 @@ class Session:
         }
 
 
-def _session(db: sqlite_utils.Database, row: dict[str, Any]) -> Session:
-    ids = tuple(r[0] for r in db.execute(
+def _session(db: sqlite_utils.Database, row: dict[str, Any],
+             interviewers: tuple[int, ...] | None = None) -> Session:
+    """The session of ``row``; its interviewers as given, or read (one query)."""
+    ids = interviewers if interviewers is not None else tuple(r[0] for r in db.execute(
         "SELECT user_id FROM session_interviewers WHERE session_id = ? ORDER BY user_id",
         [row["id"]],
     ).fetchall())
@@ -158,16 +164,27 @@ def get_session(db: sqlite_utils.Database, session_id: str) -> Session:
 
 
 def list_sessions(db: sqlite_utils.Database, user_id: int | None = None) -> list[Session]:
+    """Every session, or those ``user_id`` interviews, newest first: two queries however many
+    there are (their interviewers are read together)."""
     if user_id is None:
         rows = db.execute_returning_dicts(
             "SELECT * FROM interview_sessions ORDER BY starts_at DESC"
         )
+        pairs = db.execute("SELECT session_id, user_id FROM session_interviewers"
+                           " ORDER BY user_id").fetchall()
     else:
         rows = db.execute_returning_dicts(
             "SELECT s.* FROM interview_sessions s JOIN session_interviewers i"
             " ON i.session_id = s.id WHERE i.user_id = ? ORDER BY s.starts_at DESC", [user_id]
         )
-    return [_session(db, r) for r in rows]
+        pairs = db.execute(
+            "SELECT session_id, user_id FROM session_interviewers WHERE session_id IN"
+            " (SELECT session_id FROM session_interviewers WHERE user_id = ?)"
+            " ORDER BY user_id", [user_id]).fetchall()
+    interviewers: dict[str, list[int]] = {}
+    for session_id, interviewer in pairs:
+        interviewers.setdefault(session_id, []).append(interviewer)
+    return [_session(db, r, tuple(interviewers.get(r["id"], ()))) for r in rows]
 
 
 def sessions_in_state(db: sqlite_utils.Database, *states: str) -> list[Session]:

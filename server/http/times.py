@@ -41,16 +41,30 @@ def human_utc(value: str | None) -> str:
             f" {utc:%H:%M} UTC")
 
 
-def time_tag(value: str | None) -> Markup:
-    """A ``<time>`` to the second in ``datetime``, readable UTC text, shown locally by script."""
+def time_tag(value: str | None, element_id: str | None = None) -> Markup:
+    """A ``<time>`` to the second in ``datetime``, readable UTC text, shown locally by script;
+    ``element_id`` names it (``id``) for a page's script or test."""
     if not value:
         return Markup("")
     moment = _parsed(value)
     if moment is None:
         return Markup("{}").format(value)
     stamp = moment.astimezone(UTC).isoformat(timespec="seconds")
-    return Markup('<time datetime="{}" data-local>{}</time>').format(
-        stamp, escape(human_utc(value)))
+    named = Markup(' id="{}"').format(element_id) if element_id else Markup("")
+    return Markup('<time{} datetime="{}" data-local>{}</time>').format(
+        named, stamp, escape(human_utc(value)))
+
+
+def time_left(seconds: int) -> str:
+    """Whole minutes, rounded down: ``less than a minute``, ``1 minute``, ``87 minutes``, and
+    from two hours ``3 h 05 min``. The one wording of the time left: the candidate's landing
+    page renders it, and its script shows the session API's ``time_left``, which is this."""
+    minutes = max(0, seconds) // 60
+    if minutes >= 120:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    if minutes == 0:
+        return "less than a minute"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def viewer_zone(name: str | None) -> tuple[str, tzinfo]:

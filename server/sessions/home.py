@@ -1,7 +1,8 @@
 """An interviewer's day, as their home page shows it: the interviews they are on today and
 later, the scorecards they still owe and the debriefs open to them.
 
-Web-free: one read over a ``sqlite_utils.Database`` for one user. Blind sessions show their
+Web-free: one read over a ``sqlite_utils.Database`` for one user, in a fixed number of queries
+however many sessions and tasks there are. Blind sessions show their
 pseudonym (``scoring.session_scoring.masked_all``), as every interviewer page does.
 
 "Today" is the day of ``moment`` in its own zone (the page passes the viewer's, which their
@@ -11,12 +12,13 @@ that start before that day ends (or should have started already).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 import sqlite_utils
 
-from scoring import scorecard_txns, session_scoring
+from scoring import session_scoring
 from workspaces import sessions as S
 
 ACTIVE = ("scheduled", "provisioning", "live")
@@ -46,31 +48,56 @@ class Day:
     """How many further debriefs are open to the caller beyond those listed."""
 
 
+def _titles(db: sqlite_utils.Database, task_ids: set[str]) -> dict[str, str]:
+    """The titles of these tasks only (one query)."""
+    return {str(r[0]): str(r[1]) for r in db.execute(
+        "SELECT id, title FROM tasks WHERE id IN (SELECT value FROM json_each(?))",
+        [json.dumps(sorted(task_ids))])}
+
+
+def _not_submitted(db: sqlite_utils.Database, session_ids: list[str]) -> dict[str, list[str]]:
+    """Per session, the names of its interviewers who have not submitted a scorecard (as
+    ``scorecard_txns.waiting_for`` says them, for all the sessions in one query)."""
+    waiting: dict[str, list[str]] = {}
+    for session_id, user_id, name in db.execute(
+            "SELECT i.session_id, i.user_id, u.display_name FROM session_interviewers i"
+            " LEFT JOIN users u ON u.id = i.user_id"
+            " WHERE i.session_id IN (SELECT value FROM json_each(?)) AND NOT EXISTS"
+            " (SELECT 1 FROM scorecard_versions v"
+            "  WHERE v.session_id = i.session_id AND v.user_id = i.user_id)"
+            " ORDER BY i.session_id, i.user_id", [json.dumps(session_ids)]):
+        waiting.setdefault(str(session_id), []).append(
+            str(name) if name is not None else f"user {user_id}")
+    return waiting
+
+
 def interviewer_day(db: sqlite_utils.Database, user_id: int, moment: datetime) -> Day:
     """The sessions ``user_id`` is an interviewer of, sorted into the home page's lists."""
     mine = session_scoring.masked_all(db, S.list_sessions(db, user_id))
-    titles = {str(r[0]): str(r[1]) for r in db.execute("SELECT id, title FROM tasks")}
     submitted = {str(r[0]) for r in db.execute(
         "SELECT DISTINCT session_id FROM scorecard_versions WHERE user_id = ?", [user_id])}
     drafts = {str(r[0]): str(r[1]) for r in db.execute(
         "SELECT session_id, updated_at FROM scorecards WHERE user_id = ?", [user_id])}
     day_end = datetime.combine(moment.date(), time(), tzinfo=moment.tzinfo) + timedelta(days=1)
+    active = sorted((s for s in mine if s.state in ACTIVE), key=lambda s: s.starts_at)
+    ended = sorted((s for s in mine if s.state == "ended"),
+                   key=lambda s: s.ended_at or s.ends_at, reverse=True)
+    open_to_me = [s for s in mine if s.id in submitted]
+    open_to_me.sort(key=lambda s: s.ended_at or s.ends_at, reverse=True)
+    listed = open_to_me[:RECENT_DEBRIEFS]
+    waiting_on = _not_submitted(db, [s.id for s in listed])
+    shown = [*active, *(s for s in ended if s.id not in submitted), *listed]
+    titles = _titles(db, {s.task_id for s in shown})
 
     def item(s: S.Session, draft_saved_at: str | None = None,
              waiting_for: tuple[str, ...] = ()) -> Item:
         return Item(s, titles.get(s.task_id, s.task_id), draft_saved_at, waiting_for)
 
-    active = sorted((s for s in mine if s.state in ACTIVE), key=lambda s: s.starts_at)
     today = [item(s) for s in active
              if s.state != "scheduled" or S.parse_time(s.starts_at) < day_end]
     upcoming = [item(s) for s in active
                 if s.state == "scheduled" and S.parse_time(s.starts_at) >= day_end]
-    ended = sorted((s for s in mine if s.state == "ended"),
-                   key=lambda s: s.ended_at or s.ends_at, reverse=True)
     waiting = [item(s, draft_saved_at=drafts.get(s.id)) for s in ended if s.id not in submitted]
-    open_to_me = [s for s in mine if s.id in submitted]
-    open_to_me.sort(key=lambda s: s.ended_at or s.ends_at, reverse=True)
-    ready = [item(s, waiting_for=tuple(scorecard_txns.waiting_for(db, s)))
-             for s in open_to_me[:RECENT_DEBRIEFS]]
+    ready = [item(s, waiting_for=tuple(waiting_on.get(s.id, ()))) for s in listed]
     return Day(tuple(today), tuple(upcoming), tuple(waiting), tuple(ready),
                max(0, len(open_to_me) - RECENT_DEBRIEFS))

@@ -150,6 +150,7 @@ def source_policy(settings: Settings, *, allow_local: bool = False,
         allow_local=allow_local or settings.git_allow_local,
         allowed_hosts=settings.allowed_git_hosts,
         allow_http=settings.git_allow_http,
+        relative_paths=cli,  # the operator's working directory; never the server's
         names=SettingNames(
             allow_local=f"pass --allow-local, or set {local}" if cli else f"set {local}",
             allow_http=f"set {how_to_set('git_allow_http', 'true')}",

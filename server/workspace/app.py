@@ -34,6 +34,7 @@ from server.http.errors import ERROR_TEMPLATE, error_middleware
 from server.http.keys import DB, SETTINGS
 from server.http.pages import render_anonymous, setup_templates
 from server.http.security_headers import CSP, security_headers_except
+from server.http.times import time_left
 from server.people import accounts as people
 from server.recording.keys import RECORDING
 from server.sessions.keys import SESSIONS
@@ -71,6 +72,7 @@ ENDED_FOR_INTERVIEWER = ("The interview has ended and its workspace is closed. T
 INVALID_LINK = ("This interview link is not valid. Check that you opened the whole link from"
                 " your invitation; if it still does not open, ask the person who invited you"
                 " (your recruiter or interviewer) for a new one.")
+NO_ACCESS = "You have no access to this session's workspace."
 _LAB_PAGE = re.compile(r"^/w/[A-Za-z0-9]+/(lab|tree|doc)(/|$)")
 routes = web.RouteTableDef()
 
@@ -126,7 +128,7 @@ async def principal_for(request: web.Request, session: S.Session) -> Principal:
     if grant is None or grant["session_id"] != session.id or grant["kind"] not in PERSON_KINDS \
             or grant["workspace_id"] != here \
             or (here is not None and session.workspace_id != here):
-        raise Forbidden("You have no access to this session's workspace.")
+        raise Forbidden(NO_ACCESS)
     if grant["kind"] == "candidate":
         # The name every collaborator sees in JupyterLab: the pseudonym in blind mode.
         scoring = await db.read(lambda d: session_scoring.get(d, session.id))
@@ -161,7 +163,7 @@ async def capability_link(request: web.Request) -> web.StreamResponse:
                                " or ask them to send it again.")
         raise LinkNotValid(INVALID_LINK)
     if not session.link_open():
-        if session.state in ("ended", "failed") or session.seconds_left() == 0:
+        if session.is_over():
             raise SessionEnded(THANKS)
         raise LinkClosed("This interview has not started yet: open the link again shortly"
                          " before the start time.")
@@ -301,6 +303,7 @@ async def _as_seen_by(request: web.Request, session: S.Session, who: Principal) 
 
 def _public(request: web.Request, session: S.Session) -> dict[str, Any]:
     data = {k: v for k, v in session.public().items() if k != "candidate_email"}
+    data["time_left"] = time_left(int(data["seconds_left"]))  # the landing page shows it
     if session.state == "live" and session.workspace_id:
         settings = request.app[SETTINGS]
         data["workspace_url"] = \
@@ -438,14 +441,19 @@ def _html_rewriter(session_id: str, token: str, countdown: bool, person: str,
 
 async def _closed_workspace(request: web.Request, workspace_id: str) -> NoReturn:
     """Why a workspace that is not running cannot be reached: its interview is over (the
-    candidate's thank-you page, also on every reload), or it is being restarted."""
+    candidate's thank-you page, also on every reload), or it is being restarted. Said only to
+    whoever may use it: a request without a valid grant is refused as at a running workspace
+    (the same 403), so that it learns nothing of the session's state."""
     db = _main(request)[DB]
     row = await db.read(lambda d: records.get(d, workspace_id))
     if row is None:
         raise NotFound("There is no such workspace.")
     session_id = row["session_id"]
     session = await db.read(lambda d: S.get_session(d, session_id)) if session_id else None
-    if session is None or session.state in ("ended", "failed") or session.seconds_left() == 0:
+    if session is None:  # a workspace never claimed: nobody holds a grant for it
+        raise Forbidden(NO_ACCESS)
+    await principal_for(request, session)
+    if session.is_over():
         if await _is_interviewer(request, session):
             raise SessionEndedForInterviewer(ENDED_FOR_INTERVIEWER)
         raise SessionEnded(THANKS)
@@ -503,10 +511,16 @@ def create_workspace_app(settings: Settings, main_app: web.Application) -> web.A
     app[ERROR_TEMPLATE] = "workspace_error.html"
     app.on_response_prepare.append(frame_only_by_itself)
     setup_templates(app)
-    app.add_routes([web.get("/healthz", _healthz)])
+    app.add_routes([web.get("/healthz", _healthz), web.get("/_pairlab/times.js", _times_js)])
     app.router.add_static("/_pairlab", HERE / "static" / "workspace", append_version=False)
     app.add_routes(routes)
     return app
+
+
+async def _times_js(request: web.Request) -> web.FileResponse:
+    """The staff pages' ``times.js`` (times in the viewer's zone), here for the landing page:
+    one file, not the app's whole ``/static``."""
+    return web.FileResponse(HERE / "static" / "times.js")
 
 
 async def _healthz(request: web.Request) -> web.Response:

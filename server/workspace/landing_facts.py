@@ -3,37 +3,30 @@ and when the session started and ends, with the time left.
 
 The time left is ``Session.seconds_left``, the one the workspace's countdown badge polls
 (``/api/v1/sessions/<id>``): the clock runs from the scheduled start, not from Start, so both
-pages always say the same.
+pages always say the same. Times are shown as every page shows them (``server/http/times.py``,
+``static/times.js``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import sqlite_utils
 
 from common.clock import now
 from common.errors import NotFound
+from server.http.times import time_left
 from server.people.accounts import get_user
 from workspaces import sessions as S
-
-
-@dataclass(frozen=True)
-class Moment:
-    """A time as the page shows it: ISO 8601 for ``<time datetime>`` (the page's script shows it
-    in the viewer's own time zone) and a readable UTC fallback for when no script runs."""
-
-    iso: str
-    fallback: str
 
 
 @dataclass(frozen=True)
 class LandingFacts:
     interviewers: tuple[str, ...]
     """Display names: whoever scheduled the session first if they interview, then the others."""
-    starts: Moment
-    ends: Moment
+    starts_at: str
+    """ISO 8601, as stored: the page shows it with ``server/http/times.py``'s ``time_tag``."""
+    ends_at: str
     started: bool
     """Has the scheduled start passed (the link opens a little before it)?"""
     seconds_left: int
@@ -55,18 +48,8 @@ class LandingFacts:
 
     @property
     def time_left(self) -> str:
-        """Whole minutes, rounded down, as the countdown badge's minutes show them."""
-        minutes = self.seconds_left // 60
-        if minutes >= 120:
-            return f"{minutes // 60} h {minutes % 60:02d} min"
-        return f"{minutes} minute{'s' if minutes != 1 else ''}" if minutes else \
-            "less than a minute"
-
-
-def moment(when: datetime) -> Moment:
-    utc = when.astimezone(UTC)
-    return Moment(utc.isoformat(timespec="seconds").replace("+00:00", "Z"),
-                  utc.strftime("%H:%M UTC on %a %-d %b %Y"))
+        """Whole minutes, rounded down, worded as the session API's ``time_left`` is."""
+        return time_left(self.seconds_left)
 
 
 def landing_facts(db: sqlite_utils.Database, session: S.Session) -> LandingFacts:
@@ -79,9 +62,7 @@ def landing_facts(db: sqlite_utils.Database, session: S.Session) -> LandingFacts
             continue
         if not user.disabled:
             names.append(user.display_name)
-    starts = S.parse_time(session.starts_at)
     return LandingFacts(
-        interviewers=tuple(names), starts=moment(starts),
-        ends=moment(S.parse_time(session.ends_at)), started=starts <= now(),
-        seconds_left=session.seconds_left(),
+        interviewers=tuple(names), starts_at=session.starts_at, ends_at=session.ends_at,
+        started=S.parse_time(session.starts_at) <= now(), seconds_left=session.seconds_left(),
     )

@@ -72,6 +72,19 @@ async def audit_part(page: Page, selector: str) -> list[Violation]:
     return violations_of(f"{url} {selector}", result.response)
 
 
+async def assert_accessible(page: Page, what: str, scheme: str | None = None) -> None:
+    """Audit ``page`` now and fail on a serious or critical violation (naming ``what``); with
+    ``scheme`` (``"dark"``, ``"light"``), first that the page is seen in that colour scheme."""
+    if scheme is not None:
+        matches = await page.evaluate(f"matchMedia('(prefers-color-scheme: {scheme})').matches")
+        assert matches, f"{what}: the page is not in the {scheme} colour scheme"
+        what = f"{what} ({scheme} scheme)"
+    found = await audit(page)
+    assert found is not None, f"{what}: the page could not be audited ({page.url})"
+    failing = [str(v) for v in found if v.impact in FAILING]
+    assert not failing, f"{what}:\n  " + "\n  ".join(failing)
+
+
 class Audits:
     """The audits of every page of one journey."""
 

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -292,10 +293,27 @@ async def shot(page: Page, name: str) -> None:
 
 
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+WRITE_SCREENSHOTS = "PAIRLAB_WRITE_SCREENSHOTS"
+"""Set to 1 to refresh the README's pictures in ``docs/screenshots`` (tracked files)."""
+_SHOTS: dict[str, Path] = {}
 
 
-async def document(page: Page, name: str) -> None:
-    """The README's picture of this page (``docs/screenshots/<name>.png``), taken by the journey
-    that reaches it, so the pictures show the product as it is now."""
-    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(DOCS_SHOTS / f"{name}.png"))
+@pytest.fixture(scope="session", autouse=True)
+def screenshots_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where ``document`` writes: ``docs/screenshots`` only when asked (``WRITE_SCREENSHOTS``),
+    else the run's own temporary folder, so a run never changes tracked files."""
+    asked = os.environ.get(WRITE_SCREENSHOTS) == "1"
+    _SHOTS["folder"] = DOCS_SHOTS if asked else tmp_path_factory.mktemp("screenshots")
+    return _SHOTS["folder"]
+
+
+async def document(page: Page, name: str) -> Path:
+    """The README's picture of this page (``<name>.png``), taken by the journey that reaches
+    it, so the pictures show the product as it is now (into ``docs/screenshots`` with
+    ``PAIRLAB_WRITE_SCREENSHOTS=1``; otherwise the step still runs, into a temporary folder)."""
+    folder = _SHOTS.get("folder") or Path(tempfile.mkdtemp(prefix="pairlab-screenshots-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    await page.screenshot(path=str(path))
+    assert path.stat().st_size > 0, path
+    return path

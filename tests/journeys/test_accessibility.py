@@ -16,7 +16,7 @@ import re
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.journeys.a11y import FAILING, audit
+from tests.journeys.a11y import assert_accessible
 from tests.journeys.conftest import WAIT_MS, Product, browsing
 from tests.journeys.test_admin import ADMIN, INTERVIEWER
 
@@ -27,13 +27,6 @@ ADMIN_PAGES = ("/", "/sessions", "/rubrics", "/outcomes", "/calibration", "/repo
                "/admin/tasks", "/admin/users", "/admin/tokens", "/admin/webhooks",
                "/admin/doctor")
 SESSION_PAGES = ("", "/observe", "/replay", "/scorecard", "/debrief")
-
-
-async def assert_accessible(page: Page, what: str) -> None:
-    found = await audit(page)
-    assert found is not None, f"{what}: the page could not be audited ({page.url})"
-    failing = [str(v) for v in found if v.impact in FAILING]
-    assert not failing, f"{what}:\n  " + "\n  ".join(failing)
 
 
 async def first_href(page: Page, selector: str) -> str:

@@ -148,11 +148,24 @@ async def open_revision_of_import(page: Page) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
-async def import_through_the_page(page: Page, product: Product, url: str) -> list[str]:
-    """Fill the import form, follow the import to its end and open the revision it made."""
+async def submit_import(page: Page, product: Product, url: str, rules: str = "") -> None:
+    """The Tasks page's import form: the source, the rules pasted (when given), submitted."""
     await page.goto(f"{product.app_url}/admin/tasks")
     await page.fill("#url", url)
+    if rules:
+        await page.fill("#rules", rules)
     await page.click('form[action="/admin/tasks/imports"] button[type=submit]')
+
+
+async def import_with_rules(page: Page, product: Product, url: str, rules: str) -> str:
+    """Import through the form with ``rules`` and open the revision it made; its id."""
+    await submit_import(page, product, url, rules)
+    return await open_revision_of_import(page)
+
+
+async def import_through_the_page(page: Page, product: Product, url: str) -> list[str]:
+    """Fill the import form, follow the import to its end and open the revision it made."""
+    await submit_import(page, product, url)
     await page.wait_for_url(re.compile(r"/admin/tasks/imports/imp_\w+$"), timeout=WAIT_MS)
     seen = await watch_import(page)
     await expect(page.locator("#import-status")).to_have_attribute(

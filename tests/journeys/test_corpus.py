@@ -32,7 +32,7 @@ from tests.journeys.test_admin import (
     blockers,
     check_result,
     click_publish,
-    open_revision_of_import,
+    import_with_rules,
     publish_refusal,
     served,
     unique_id,
@@ -151,14 +151,6 @@ def leaks_in(tree: Path) -> list[str]:
             found += [f"{rel}: {m.group(0)!r}" for leak in LEAKS
                       for m in re.finditer(leak, text, re.IGNORECASE)]
     return found
-
-
-async def import_with_rules(page: Page, product: Product, url: str, rules: str) -> None:
-    await page.goto(f"{product.app_url}/admin/tasks")
-    await page.fill("#url", url)
-    await page.fill("#rules", rules)
-    await page.click('form[action="/admin/tasks/imports"] button[type=submit]')
-    await open_revision_of_import(page)
 
 
 async def acknowledge_flags(page: Page) -> None:

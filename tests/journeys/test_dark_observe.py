@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.journeys.a11y import FAILING, audit
+from tests.journeys.a11y import assert_accessible
 from tests.journeys.conftest import (
     WAIT_MS,
     Product,
@@ -46,10 +46,7 @@ async def assert_dark_and_accessible(page: Page, what: str) -> None:
         background = await page.locator(selector).first.evaluate(
             "e => getComputedStyle(e).backgroundColor")
         assert luminance(background) < 0.05, (what, selector, background)
-    found = await audit(page)
-    assert found is not None, f"{what} was not audited"
-    failing = [str(v) for v in found if v.impact in FAILING]
-    assert not failing, f"{what}, dark scheme:\n  " + "\n  ".join(failing)
+    await assert_accessible(page, what, scheme="dark")
 
 
 async def test_observe_and_replay_in_the_dark(product: Product, browser: Browser) -> None:

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.journeys.a11y import FAILING, audit
+from tests.journeys.a11y import assert_accessible
 from tests.journeys.conftest import WAIT_MS, Product, browsing
-from tests.journeys.test_admin import ADMIN, served, unique_id
-from tests.journeys.test_review_exceptions import RULES, open_revision_of_import, review_files
+from tests.journeys.test_admin import ADMIN, import_with_rules, served, unique_id
+from tests.journeys.test_review_exceptions import RULES, review_files
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(1500)]
@@ -57,26 +57,13 @@ async def too_wide(page: Page) -> list[str]:
     return found
 
 
-async def assert_dark_audit_passes(page: Page, url: str) -> None:
-    await page.goto(url)
-    assert await page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")
-    found = await audit(page)
-    assert found is not None, f"{url} was not audited"
-    failing = [str(v) for v in found if v.impact in FAILING]
-    assert not failing, "dark scheme:\n  " + "\n  ".join(failing)
-
-
 async def test_the_review_starts_with_a_summary_and_pages_hold_in_dark_and_narrow(
         product: Product, browser: Browser, tmp_path: Path) -> None:
     task_id = unique_id("design-summary")
     async with browsing(browser, product, "design") as people:
         admin = await people.as_user(ADMIN, "admin")
         with served(tmp_path, {task_id: review_files(task_id)}) as urls:
-            await admin.goto(f"{product.app_url}/admin/tasks")
-            await admin.fill("#url", urls[task_id])
-            await admin.fill("#rules", RULES)
-            await admin.click('form[action="/admin/tasks/imports"] button[type=submit]')
-            rev_id = await open_revision_of_import(admin)
+            rev_id = await import_with_rules(admin, product, urls[task_id], RULES)
         revision_url = f"{product.app_url}/admin/tasks/revisions/{rev_id}"
 
         # The summary comes first, before any section, and says what each section holds.
@@ -139,7 +126,8 @@ async def test_the_review_starts_with_a_summary_and_pages_hold_in_dark_and_narro
         await admin.emulate_media(color_scheme="dark")
         for path in ("/", "/sessions", "/admin/tasks", f"/admin/tasks/revisions/{rev_id}",
                      "/rubrics", "/admin/users", "/no/such/page"):
-            await assert_dark_audit_passes(admin, f"{product.app_url}{path}")
+            await admin.goto(f"{product.app_url}{path}")
+            await assert_accessible(admin, path, scheme="dark")
         background = await admin.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background != "rgb(247, 248, 250)", background  # the light scheme's page colour
         await admin.emulate_media(color_scheme="light")

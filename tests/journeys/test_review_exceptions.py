@@ -31,6 +31,7 @@ from tests.journeys.test_admin import (
     ADMIN,
     blockers,
     click_publish,
+    import_with_rules,
     open_revision_of_import,
     publish_refusal,
     served,
@@ -81,11 +82,7 @@ async def test_an_admin_accepts_a_finding_adds_a_hint_and_keeps_an_exception(
     async with browsing(browser, product, "admin-ways-out") as people:
         admin = await people.as_user(ADMIN, "admin")
         with served(tmp_path, {task_id: review_files(task_id)}) as urls:
-            await admin.goto(f"{product.app_url}/admin/tasks")
-            await admin.fill("#url", urls[task_id])
-            await admin.fill("#rules", RULES)
-            await admin.click('form[action="/admin/tasks/imports"] button[type=submit]')
-            first = await open_revision_of_import(admin)
+            first = await import_with_rules(admin, product, urls[task_id], RULES)
 
             # The exception: listed, audited, and the post-scan does not report the kept text.
             kept = admin.locator("#kept tr", has_text="Delta method")

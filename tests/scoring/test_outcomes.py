@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from scoring import outcome_import, outcomes
+from scoring import outcome_import, outcome_table, outcomes
 from scoring.outcome_import import ImportRejected, import_csv
 from server.db import open_migrated
 from server.settings import Settings
@@ -331,3 +331,42 @@ def test_retention_baseline(world: World) -> None:
             outcomes.set_baseline(world.db, bad, world.admin_id)
     stored = outcomes.get_baseline(world.db)
     assert stored is not None and stored.value == 1.0
+
+
+# ---- the outcomes table: the same reading and checks as the import -----------------------
+
+
+@pytest.mark.parametrize(("texts", "problem"), [
+    ({"hired": "maybe"}, ("hired", "'maybe' is not yes, no or blank")),
+    ({"hired": "yes", "performance": "lots"},
+     ("performance", "'lots' is not a number from 1 to 5")),
+    ({"hired": "yes", "performance": "9"}, ("performance", "must be from 1 to 5, not 9.0")),
+    ({"hired": "no", "employed_6m": "yes"},
+     ("employed_6m", "cannot be yes while hired is no")),
+])
+def test_the_table_and_the_import_refuse_a_row_for_the_same_reason(
+        world: World, texts: dict[str, str], problem: tuple[str, str]) -> None:
+    sid = world.session()
+    header = ",".join(["session_id", *texts])
+    csv_text = f"{header}\n{sid},{','.join(texts.values())}\n"
+    from_csv = rejected(world, csv_text)
+    assert [(column, reason) for _, column, reason in from_csv.lines] == [problem]
+    with pytest.raises(outcome_table.TableRejected) as caught, world.db.atomic():
+        outcome_table.save_table(world.db, [outcome_table.RowInput(sid, texts)], world.admin_id)
+    assert caught.value.problems == {sid: [problem]}
+    assert world.outcomes_rows() == []
+
+
+def test_the_table_refuses_rows_of_sessions_that_are_not_ended_or_do_not_exist(
+        world: World) -> None:
+    live = world.session(state="live")
+    ended = world.session()
+    rows = [outcome_table.RowInput(s, {"hired": "yes"}) for s in (live, "s_nope", ended)]
+    with pytest.raises(outcome_table.TableRejected) as caught, world.db.atomic():
+        outcome_table.save_table(world.db, rows, world.admin_id)
+    assert caught.value.problems == {
+        live: [("session", f"the session {live!r} is live; outcomes are recorded once the"
+                           " interview has ended")],
+        "s_nope": [("session", "there is no session 's_nope'")],
+    }
+    assert world.outcomes_rows() == []  # the good row is not stored either

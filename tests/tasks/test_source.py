@@ -247,19 +247,30 @@ def test_local_paths_resolve_to_an_absolute_file_url(
     repo = tmp_path / "repo"
     repo.mkdir()
     (tmp_path / "link").symlink_to(repo)
-    policy = SourcePolicy(allow_local=True)
+    policy = SourcePolicy(allow_local=True, relative_paths=True)  # the CLI's
     monkeypatch.chdir(tmp_path)
     expected = f"file://{repo.resolve()}"
     for url in ("repo", "./link/", str(repo), f"file://{repo}", f"file://localhost{repo}"):
         source = validate_source(url, "main", None, policy)
         assert (source.url, source.is_local, source.addresses) == (expected, True, ())
+    # The web's policy: absolute paths only, a relative one refused as a missing one is.
+    web = SourcePolicy(allow_local=True)
+    for url in (str(repo), f"file://{repo}"):
+        assert validate_source(url, "main", None, web).url == expected
+    assert refused("repo", policy=web) == (
+        "the local path 'repo' is not an absolute path to a directory pairlab can read")
 
 
 def test_local_path_must_be_an_existing_directory(tmp_path: Path) -> None:
     policy = SourcePolicy(allow_local=True)
     (tmp_path / "file.txt").write_text("x")
-    assert "does not exist" in refused(str(tmp_path / "missing"), policy=policy)
-    assert "not a directory" in refused(str(tmp_path / "file.txt"), policy=policy)
+    # Refused alike, never saying which (missing, or a file): a refusal reveals nothing.
+    for name in ("missing", "file.txt"):
+        assert refused(str(tmp_path / name), policy=policy) == (
+            f"the local path {str(tmp_path / name)!r} is not an absolute path to a directory"
+            " pairlab can read")
+    assert "is not a directory pairlab can read" in refused(
+        str(tmp_path / "missing"), policy=SourcePolicy(allow_local=True, relative_paths=True))
     assert "file:///" in refused(f"file://otherhost{tmp_path}", policy=policy)
     assert "characters" in refused(f"{tmp_path}/a:b", policy=policy)
 

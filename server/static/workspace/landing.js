@@ -1,51 +1,31 @@
 // pairlab: the candidate's landing page (served by pairlab, same origin; no inline script).
 //
-// - Every <time datetime> is shown in the viewer's own time zone (the server wrote UTC).
-// - The time left counts down from the server's figure (the same one the workspace's badge
-//   shows), by the page's own monotonic clock, so a wrong system clock does not matter.
+// - Times (<time data-local>) are shown in the viewer's own zone by times.js, as on every page.
+// - The time left is the server's wording (server/http/times.py: the page as rendered, then
+//   the session API's "time_left", asked every 15 s: the same figure the workspace's badge
+//   polls, so a wrong system clock does not matter and an extension shows without a reload).
 // - Start shows "Preparing your workspace…" at once, the button disabled, until the workspace's
 //   page replaces this one (the form still posts without this script).
 (function () {
   "use strict";
-  var loaded = performance.now();
-  var format = new Intl.DateTimeFormat(undefined, {
-    weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
-    timeZoneName: "short"
-  });
-
-  function localTimes() {
-    var times = document.querySelectorAll("time[datetime]");
-    for (var i = 0; i < times.length; i++) {
-      var when = new Date(times[i].getAttribute("datetime"));
-      if (!isNaN(when.getTime())) {
-        times[i].title = times[i].textContent;
-        times[i].textContent = format.format(when);
-      }
-    }
-  }
-
-  function timeLeftText(seconds) {
-    var minutes = Math.floor(seconds / 60);
-    if (minutes >= 120) {
-      var m = minutes % 60;
-      return Math.floor(minutes / 60) + " h " + (m < 10 ? "0" : "") + m + " min";
-    }
-    if (minutes === 0) { return "less than a minute"; }
-    return minutes + (minutes === 1 ? " minute" : " minutes");
-  }
+  var POLL_MS = 15000;
 
   function countDown() {
     var clock = document.getElementById("clock");
     var left = document.getElementById("time-left");
-    if (!clock || !left) { return; }
-    var start = parseInt(clock.getAttribute("data-seconds-left"), 10);
-    if (isNaN(start)) { return; }
-    function render() {
-      var seconds = Math.max(0, start - Math.floor((performance.now() - loaded) / 1000));
-      left.textContent = timeLeftText(seconds);
+    var sessionId = clock && clock.getAttribute("data-session");
+    if (!left || !sessionId) { return; }
+    function poll() {
+      fetch("/api/v1/sessions/" + encodeURIComponent(sessionId), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (data && typeof data.session.time_left === "string") {
+            left.textContent = data.session.time_left;
+          }
+        })
+        .catch(function () { /* keep the last wording */ });
     }
-    render();
-    setInterval(render, 15000);
+    setInterval(poll, POLL_MS);
   }
 
   function preparing() {
@@ -74,7 +54,7 @@
     });
   }
 
-  function ready() { localTimes(); countDown(); preparing(); }
+  function ready() { countDown(); preparing(); }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", ready);
   } else { ready(); }

@@ -1,20 +1,24 @@
 """A scoring panel through the real app for the scorecard tests: an admin, two interviewers
 on a pipeline-bug task (Alice and Bob) and Carol who is not on the panel, each with an API
-token; sessions scheduled through the API (the ``panel`` fixture). ``settings`` here has no warm
-pool, so no task environment is built for these tests."""
+token; sessions scheduled through the API (the ``panel`` fixture); and the outcome tests'
+sessions (the ``setup`` fixture). ``settings`` here has no warm pool, so no task environment
+is built for these tests."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from server.http.keys import SETTINGS
 from server.settings import Settings
-from tests.conftest import MakeSettings, create_token, create_user
+from tests.conftest import MakeSettings, create_token, create_user, login
 from tests.fixture_tasks import SHARED_ENVS, publish_fake_task
+from tests.scoring.interviews import START, add_session
 
 PIPELINE_DIMS = ["navigating-code", "questions", "debugging", "data-quality",
                  "working-solution", "communication"]
@@ -81,3 +85,29 @@ async def panel(client: TestClient[Any, Any], settings: Settings) -> Panel:
     tokens = {who: create_token(settings, f"{who}@example.com")
               for who in ("admin", "alice", "bob", "carol")}
     return Panel(client, settings, tokens)
+
+
+@dataclass
+class OutcomeSetup:
+    headers: dict[str, str]
+    ended: str
+    later: str
+    live: str
+    ivy_id: int
+
+
+@pytest.fixture
+async def setup(client: TestClient[Any, Any]) -> OutcomeSetup:
+    """For the outcome tests (API and pages): an admin logged in (cookie + CSRF header), two
+    ended sessions (Ada's, with an email, and Bob's ten days later) and a live one."""
+    settings = client.app[SETTINGS]
+    create_user(settings, "admin@example.com", "admin")
+    ivy = create_user(settings, "ivy@example.com", "interviewer")
+    rev = publish_fake_task(settings)
+    ended = add_session(settings, rev, [ivy.id], candidate="Ada Lovelace",
+                        email="ada@example.com")
+    later = add_session(settings, rev, [ivy.id], candidate="Bob Baker", role="data-scientist",
+                        starts_at=START + timedelta(days=10))
+    live = add_session(settings, rev, [ivy.id], candidate="Cy Live", state="live")
+    headers = {"X-CSRF-Token": await login(client, "admin@example.com")}
+    return OutcomeSetup(headers, ended, later, live, ivy.id)

@@ -3,8 +3,6 @@ with row errors, the baseline, the CSV download with filters, and the admin page
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,47 +15,20 @@ from tests.conftest import (
     assert_no_traceback,
     audit_actions,
     create_token,
-    create_user,
     form_csrf_token,
-    login,
     query,
 )
-from tests.fixture_tasks import publish_fake_task
-from tests.scoring.interviews import START, add_session, submit_card
+from tests.scoring.interviews import submit_card
+from tests.server.scoring.conftest import OutcomeSetup
 
 Client = TestClient[Any, Any]
-
-
-@dataclass
-class Setup:
-    headers: dict[str, str]
-    ended: str
-    later: str
-    live: str
-    ivy_id: int
-
-
-@pytest.fixture
-async def setup(client: Client) -> Setup:
-    """An admin logged in (cookie + CSRF header), two ended sessions and a live one."""
-    settings = client.app[SETTINGS]
-    create_user(settings, "admin@example.com", "admin")
-    ivy = create_user(settings, "ivy@example.com", "interviewer")
-    rev = publish_fake_task(settings)
-    ended = add_session(settings, rev, [ivy.id], candidate="Ada Lovelace",
-                        email="ada@example.com")
-    later = add_session(settings, rev, [ivy.id], candidate="Bob Baker", role="data-scientist",
-                        starts_at=START + timedelta(days=10))
-    live = add_session(settings, rev, [ivy.id], candidate="Cy Live", state="live")
-    headers = {"X-CSRF-Token": await login(client, "admin@example.com")}
-    return Setup(headers, ended, later, live, ivy.id)
 
 
 def outcome_rows(client: Client) -> list[tuple[Any, ...]]:
     return query(client.app[SETTINGS], "SELECT * FROM outcomes ORDER BY session_id")
 
 
-async def test_interviewers_and_strangers_are_refused(client: Client, setup: Setup) -> None:
+async def test_interviewers_and_strangers_are_refused(client: Client, setup: OutcomeSetup) -> None:
     interviewer = {"Authorization": "Bearer " + create_token(client.app[SETTINGS],
                                                              "ivy@example.com")}
     calls = [
@@ -84,7 +55,7 @@ async def test_interviewers_and_strangers_are_refused(client: Client, setup: Set
     assert outcome_rows(client) == []
 
 
-async def test_record_and_read_an_outcome(client: Client, setup: Setup) -> None:
+async def test_record_and_read_an_outcome(client: Client, setup: OutcomeSetup) -> None:
     url = f"/api/v1/sessions/{setup.ended}/outcome"
     empty = await client.get(url)
     assert await empty.json() == {"session_id": setup.ended, "outcome": None}
@@ -119,7 +90,7 @@ async def test_record_and_read_an_outcome(client: Client, setup: Setup) -> None:
     ],
 )
 async def test_bad_outcomes_are_refused_and_nothing_changes(
-    client: Client, setup: Setup, body: Any, status: int, message: str
+    client: Client, setup: OutcomeSetup, body: Any, status: int, message: str
 ) -> None:
     url = f"/api/v1/sessions/{setup.ended}/outcome"
     await client.put(url, json={"hired": True, "employed_6m": True}, headers=setup.headers)
@@ -135,7 +106,7 @@ async def test_bad_outcomes_are_refused_and_nothing_changes(
 
 
 async def test_outcomes_need_an_existing_ended_session_and_a_csrf_token(
-    client: Client, setup: Setup
+    client: Client, setup: OutcomeSetup
 ) -> None:
     missing = await client.put("/api/v1/sessions/s_nope/outcome", json={"hired": True},
                                headers=setup.headers)
@@ -153,7 +124,7 @@ async def test_outcomes_need_an_existing_ended_session_and_a_csrf_token(
 
 
 async def test_csv_import_reports_every_row_error_and_stores_nothing(
-    client: Client, setup: Setup
+    client: Client, setup: OutcomeSetup
 ) -> None:
     await client.put(f"/api/v1/sessions/{setup.ended}/outcome", json={"hired": False},
                      headers=setup.headers)
@@ -191,7 +162,7 @@ async def test_csv_import_reports_every_row_error_and_stores_nothing(
     assert audit_actions(client.app[SETTINGS]).count("outcome.recorded") == 3
 
 
-async def test_csv_import_by_api_token_and_bad_bodies(client: Client, setup: Setup) -> None:
+async def test_csv_import_by_api_token_and_bad_bodies(client: Client, setup: OutcomeSetup) -> None:
     bearer = {"Authorization": "Bearer " + create_token(client.app[SETTINGS],
                                                         "admin@example.com")}
     client.session.cookie_jar.clear()
@@ -211,7 +182,7 @@ async def test_csv_import_by_api_token_and_bad_bodies(client: Client, setup: Set
     assert await ok.json() == {"imported": 1, "skipped": 0}
 
 
-async def test_retention_baseline_api(client: Client, setup: Setup) -> None:
+async def test_retention_baseline_api(client: Client, setup: OutcomeSetup) -> None:
     url = "/api/v1/outcomes/baseline"
     assert await (await client.get(url)).json() == {"baseline": None}
     for bad in (0, 1.5, "0.8", True):
@@ -226,7 +197,7 @@ async def test_retention_baseline_api(client: Client, setup: Setup) -> None:
     assert audit_actions(client.app[SETTINGS])[-1] == "outcome.baseline_set"
 
 
-async def test_scores_csv_download_with_filters(client: Client, setup: Setup) -> None:
+async def test_scores_csv_download_with_filters(client: Client, setup: OutcomeSetup) -> None:
     db = open_migrated(client.app[SETTINGS].db_path)
     try:
         with db.atomic():
@@ -258,7 +229,7 @@ async def test_scores_csv_download_with_filters(client: Client, setup: Setup) ->
         "'from' must be a date like 2026-05-31, not '31/12/2026'")
 
 
-async def test_outcomes_page_and_its_forms(client: Client, setup: Setup) -> None:
+async def test_outcomes_page_and_its_forms(client: Client, setup: OutcomeSetup) -> None:
     page = await client.get("/outcomes")
     assert page.status == 200
     html = await page.text()

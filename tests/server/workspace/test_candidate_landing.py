@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
+from server.http.times import human_utc
 from server.settings import Settings
 from tests.conftest import create_user, open_db
 from tests.fixture_tasks import publish_fake_task
@@ -80,7 +81,8 @@ async def test_the_landing_page_renders_the_brief_and_tells_the_real_time(
     assert {"h2", "strong", "code", "li"} <= set(tags)
     assert "<strong>nightly</strong>" in html and "**" not in html
     scripts = [a for t, a in page.tags if t == "script"]
-    assert scripts == [{"src": "/_pairlab/landing.js", "defer": ""}], html
+    assert scripts == [{"src": "/_pairlab/times.js", "defer": ""},
+                       {"src": "/_pairlab/landing.js", "defer": ""}], html
     assert not any("pwned" in v for _, a in page.tags for v in a.values()), html
     assert not any(t in ("img", "iframe") for t in tags), html
     assert not any(k.startswith("on") for _, a in page.tags for k in a), html
@@ -100,11 +102,13 @@ async def test_the_landing_page_renders_the_brief_and_tells_the_real_time(
                                                                                    "+00:00"))
     assert abs(shown_end - ends_at) < timedelta(seconds=1)
     assert abs(shown_end - (started + timedelta(minutes=30))) < timedelta(seconds=1)
-    assert page.text["ends-at"] == ends_at.strftime("%H:%M UTC on %a %-d %b %Y")
+    assert page.text["ends-at"] == human_utc(api["session"]["ends_at"])  # as every page
+    assert "data-local" in page.attrs_of("ends-at")  # shown in the viewer's zone by times.js
     left = int(page.attrs_of("clock")["data-seconds-left"])
     assert abs(left - api["session"]["seconds_left"]) <= 2
     assert 22 * 60 < left <= 23 * 60, left  # 30 minutes from 7 minutes ago, not 30
     assert re.fullmatch(r"2[23] minutes", page.text["time-left"]), page.text["time-left"]
+    assert api["session"]["time_left"] in ("22 minutes", "23 minutes")  # what the script shows
     assert "The clock started at the scheduled time" in html
     assert "30 minutes" not in html
 
@@ -113,6 +117,9 @@ async def test_the_landing_page_renders_the_brief_and_tells_the_real_time(
     assert page.attrs_of("preparing")["role"] == "status"
     script = await env.ws.get("/_pairlab/landing.js")
     assert script.status == 200 and "Preparing your workspace" in await script.text()
+    times = await env.ws.get("/_pairlab/times.js")  # the staff pages' one, from this origin
+    assert times.status == 200 and "data-local" in await times.text()
+    assert (await env.ws.get("/_pairlab/pairlab.css")).status == 404  # not the app's /static
 
     # An extension moves the end and the time left on the next load.
     extended = await env.client.post(

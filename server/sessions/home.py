@@ -80,7 +80,9 @@ def interviewer_day(db: sqlite_utils.Database, user_id: int, moment: datetime) -
         "SELECT session_id, updated_at FROM scorecards WHERE user_id = ?", [user_id])}
     day_end = datetime.combine(moment.date(), time(), tzinfo=moment.tzinfo) + timedelta(days=1)
     active = sorted((s for s in mine if s.state in ACTIVE), key=lambda s: s.starts_at)
-    ended = sorted((s for s in mine if s.state == "ended"),
+    # A session that ended without going live (nobody came: the deadline ended it) has nothing
+    # to score; it stays on the Sessions page.
+    ended = sorted((s for s in mine if s.state == "ended" and s.started_at),
                    key=lambda s: s.ended_at or s.ends_at, reverse=True)
     open_to_me = [s for s in mine if s.id in submitted]
     open_to_me.sort(key=lambda s: s.ended_at or s.ends_at, reverse=True)

@@ -33,7 +33,15 @@ async def test_home_sorts_the_interviewers_sessions_into_today_upcoming_waiting_
     later = await panel.schedule(starts_at=(now() + timedelta(days=3)).isoformat())
     blind = await panel.schedule(blind=True, candidate_name="Ada Lovelace")
     done = await panel.schedule()
-    for sid in (done, blind):
+    noshow = await panel.schedule(candidate_name="Nobody Came")
+    assert (await panel.call("alice", "POST", f"/api/v1/sessions/{blind}/start"))[0] == 200
+    for _ in range(100):
+        _, data = await panel.call("alice", "GET", f"/api/v1/sessions/{blind}")
+        if data["session"]["state"] == "live":
+            break
+        await asyncio.sleep(0.1)  # the fake workspace starts in the background
+    assert data["session"]["state"] == "live"
+    for sid in (done, blind, noshow):
         assert (await panel.call("alice", "POST", f"/api/v1/sessions/{sid}/end"))[0] == 200
     await panel.call("alice", "PUT", f"/api/v1/sessions/{blind}/scorecards/mine",
                      {"summary": "half way"})
@@ -44,7 +52,9 @@ async def test_home_sorts_the_interviewers_sessions_into_today_upcoming_waiting_
     assert status == 200
     assert row_ids(html, "today") == [today] and TASK_TITLE in html
     assert row_ids(html, "upcoming") == [later]
+    # the session that never went live has nothing to score: it is not waiting for a card
     assert set(row_ids(html, "scorecards-waiting")) == {blind}
+    assert noshow not in html
     assert f'href="/sessions/{blind}/scorecard"' in html and "draft saved" in html
     assert row_ids(html, "debriefs-ready") == [done]
     assert f'href="/sessions/{done}/debrief"' in html and "waiting for bob" in html
@@ -69,7 +79,7 @@ async def test_home_sorts_the_interviewers_sessions_into_today_upcoming_waiting_
     assert "No interviews for you today." in html and TASK_TITLE not in html
     assert "No scorecards waiting" in html
     assert "No debriefs yet" in html
-    assert not any(sid in html for sid in (today, later, blind, done))
+    assert not any(sid in html for sid in (today, later, blind, done, noshow))
     assert "Grace Hopper" not in html
 
 

@@ -239,6 +239,27 @@ async def schedule_through_the_page(page: Page, product: Product, task_id: str,
     return (await link.input_value()).strip()
 
 
+async def observe_scheduled(page: Page) -> str:
+    """From the page scheduling led to, the session's own page, then its observe page once the
+    live stream is up; returns the session page's URL."""
+    await page.click("#session-link")
+    await page.wait_for_url(re.compile(r"/sessions/s_\w+$"), timeout=WAIT_MS)
+    session_url = page.url
+    await page.goto(f"{session_url}/observe")
+    await expect(page.locator("#pl-stream")).to_have_text("live", timeout=WAIT_MS)
+    return session_url
+
+
+async def start_workspace(page: Page, link: str) -> str:
+    """The candidate opens ``link`` and presses Start; once JupyterLab shows, its ``…/lab``
+    address (on the workspace's own host)."""
+    await page.goto(link)
+    await page.click("#start")
+    await page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
+    await expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
+    return page.url.split("/lab", 1)[0] + "/lab"
+
+
 async def timeline_has(observe: Page, kind: str, text: str) -> Locator:
     """The observe (or replay) page's timeline shows an event of ``kind`` saying ``text``."""
     item = observe.locator(f'#pl-timeline li[data-kind="{kind}"]', has_text=text).first

@@ -23,7 +23,9 @@ from tests.journeys.conftest import (
     Product,
     browsing,
     end_session,
+    observe_scheduled,
     schedule_through_the_page,
+    start_workspace,
 )
 from tests.journeys.test_interview import open_lab_path, type_at_end
 
@@ -57,10 +59,7 @@ async def test_the_candidate_in_jupyterlab_and_at_the_end(product: Product,
         # The interviewer schedules a session now and opens its observe page.
         observe = await people.as_user(INTERVIEWER, "observe")
         link = await schedule_through_the_page(observe, product, TASK, "Lin Closing")
-        await observe.click("#session-link")
-        await observe.wait_for_url(re.compile(r"/sessions/s_\w+$"), timeout=WAIT_MS)
-        await observe.goto(f"{observe.url}/observe")
-        await expect(observe.locator("#pl-stream")).to_have_text("live", timeout=WAIT_MS)
+        await observe_scheduled(observe)
 
         # The candidate: link -> Start -> JupyterLab, every answer and console line watched.
         lab_page = await people.anonymous("candidate")
@@ -78,11 +77,7 @@ async def test_the_candidate_in_jupyterlab_and_at_the_end(product: Product,
         lab_page.on("response", answered)
         lab_page.on("console", said)
         lab_page.on("request", lambda request: asked.append(request.url))
-        await lab_page.goto(link)
-        await lab_page.click("#start")
-        await lab_page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
-        await expect(lab_page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
-        lab = lab_page.url.split("/lab", 1)[0] + "/lab"
+        lab = await start_workspace(lab_page, link)
         await expect(lab_page.locator('.jp-SideBar [data-id="filebrowser"]')).to_be_visible(
             timeout=WAIT_MS)
 

@@ -25,8 +25,10 @@ from tests.journeys.conftest import (
     Product,
     browsing,
     end_session,
+    observe_scheduled,
     schedule_through_the_page,
     shot,
+    start_workspace,
 )
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
@@ -56,10 +58,7 @@ async def test_the_candidate_sees_the_brief_the_time_and_the_hints_in_jupyterlab
     async with browsing(browser, product, "candidate-panel") as people:
         observe = await people.as_user(INTERVIEWER, "observe")
         link = await schedule_through_the_page(observe, product, TASK, "Pan Elle")
-        await observe.click("#session-link")
-        await observe.wait_for_url(re.compile(r"/sessions/s_\w+$"), timeout=WAIT_MS)
-        await observe.goto(f"{observe.url}/observe")
-        await expect(observe.locator("#pl-stream")).to_have_text("live", timeout=WAIT_MS)
+        await observe_scheduled(observe)
 
         # The candidate, in a browser in another time zone: link, Start, JupyterLab.
         context = await browser.new_context(viewport={"width": 1400, "height": 900},
@@ -70,10 +69,7 @@ async def test_the_candidate_sees_the_brief_the_time_and_the_hints_in_jupyterlab
         lab.on("pageerror", lambda error: errors.append(str(error)))
         dialogs: list[str] = []
         lab.on("dialog", lambda dialog: dialogs.append(dialog.message))
-        await lab.goto(link)
-        await lab.click("#start")
-        await lab.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
-        await expect(lab.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
+        await start_workspace(lab, link)
 
         # The panel is open from the start, in the right side area, with its tab.
         panel = lab.locator(PANEL)

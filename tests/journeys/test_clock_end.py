@@ -21,7 +21,7 @@ import time
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.journeys.conftest import WAIT_MS, Product, browsing
+from tests.journeys.conftest import WAIT_MS, Product, browsing, start_workspace
 from tests.journeys.test_candidate_end import THANKS, closing_page
 from tests.journeys.test_interview import open_lab_path, type_at_end
 
@@ -92,11 +92,7 @@ async def test_the_interview_ends_when_its_time_is_up(product: Product,
 
         # The candidate starts and lands in JupyterLab with the time left counting down.
         lab_page = await people.anonymous("candidate")
-        await lab_page.goto(link)
-        await lab_page.click("#start")
-        await lab_page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
-        await expect(lab_page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
-        lab = lab_page.url.split("/lab", 1)[0] + "/lab"
+        lab = await start_workspace(lab_page, link)
         badge = lab_page.locator("#pairlab-countdown")
         await expect(badge).to_have_text(re.compile(r"^\d+:\d\d left$"), timeout=WAIT_MS)
         first = seconds(await badge.inner_text())

@@ -20,10 +20,12 @@ from tests.journeys.conftest import (
     Product,
     browsing,
     end_session,
+    observe_scheduled,
     schedule_through_the_page,
+    start_workspace,
     timeline_has,
 )
-from tests.journeys.test_interview import open_lab_path, type_at_end
+from tests.journeys.test_interview import open_lab_path, run_first_cells, type_at_end
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(900)]
@@ -54,25 +56,11 @@ async def test_observe_and_replay_in_the_dark(product: Product, browser: Browser
         observe = await people.as_user(INTERVIEWER, "observe")
         await observe.emulate_media(color_scheme="dark")
         link = await schedule_through_the_page(observe, product, TASK, "Dana Dusk")
-        await observe.click("#session-link")
-        await observe.wait_for_url(re.compile(r"/sessions/s_\w+$"), timeout=WAIT_MS)
-        session_url = observe.url
-        await observe.goto(f"{session_url}/observe")
-        await expect(observe.locator("#pl-stream")).to_have_text("live", timeout=WAIT_MS)
+        session_url = await observe_scheduled(observe)
 
         lab_page = await people.anonymous("candidate")
-        await lab_page.goto(link)
-        await lab_page.click("#start")
-        await lab_page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
-        await expect(lab_page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
-        lab = lab_page.url.split("/lab", 1)[0] + "/lab"
-        await open_lab_path(lab_page, lab, "explore.ipynb")
-        await expect(lab_page.get_by_text("Python 3 (task) | Idle")).to_be_visible(
-            timeout=WAIT_MS)
-        await lab_page.locator(".jp-Notebook .jp-CodeCell").first.locator(
-            ".jp-InputArea-editor").click()
-        await lab_page.keyboard.press("Shift+Enter")
-        await lab_page.keyboard.press("Shift+Enter")
+        lab = await start_workspace(lab_page, link)
+        await run_first_cells(lab_page, lab)
         await open_lab_path(lab_page, lab, "acme_features/transform.py")
         await type_at_end(lab_page, EDIT)
 

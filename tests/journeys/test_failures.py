@@ -29,6 +29,7 @@ from tests.journeys.conftest import (
     end_session,
     hidden_checks_on_the_debrief,
     schedule_through_the_page,
+    start_workspace,
     submit_scorecard,
     timeline_has,
 )
@@ -65,10 +66,7 @@ async def test_a_kernel_that_cannot_start_is_on_the_timeline_with_its_reason(
         link, session_url = await schedule_and_observe(product, observe, task_id)
 
         lab_page = await people.anonymous("candidate")
-        await lab_page.goto(link)
-        await lab_page.click("#start")
-        await lab_page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
-        await expect(lab_page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
+        await start_workspace(lab_page, link)
 
         # The operator's mistake, while the session runs.
         env = product.data_dir / "envs" / environment_key([REQUIREMENT])

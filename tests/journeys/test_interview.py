@@ -55,6 +55,18 @@ async def open_lab_path(page: Page, lab: str, path: str) -> None:
         timeout=WAIT_MS)
 
 
+async def run_first_cells(page: Page, lab: str) -> None:
+    """Open the demo task's notebook and run its first two code cells, until the second one's
+    output ("features revenue") shows."""
+    await open_lab_path(page, lab, "explore.ipynb")
+    await expect(page.get_by_text("Python 3 (task) | Idle")).to_be_visible(timeout=WAIT_MS)
+    await page.locator(".jp-Notebook .jp-CodeCell").first.locator(".jp-InputArea-editor").click()
+    await page.keyboard.press("Shift+Enter")
+    await page.keyboard.press("Shift+Enter")
+    output = page.locator(".jp-OutputArea-output", has_text="features revenue")
+    await expect(output.first).to_be_visible(timeout=WAIT_MS)
+
+
 async def type_at_end(page: Page, text: str) -> None:
     """Type a line at the end of the open editor, then save it as a person would."""
     editor = page.locator(".jp-MainAreaWidget:visible .cm-content").first
@@ -103,15 +115,7 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
         assert lab == f"{own_origin(product, workspace)}/w/{workspace}/lab"
 
         # Runs the notebook's first two code cells and sees their output.
-        await open_lab_path(lab_page, lab, "explore.ipynb")
-        await expect(lab_page.get_by_text("Python 3 (task) | Idle")).to_be_visible(
-            timeout=WAIT_MS)
-        first_code = lab_page.locator(".jp-Notebook .jp-CodeCell").first
-        await first_code.locator(".jp-InputArea-editor").click()
-        await lab_page.keyboard.press("Shift+Enter")
-        await lab_page.keyboard.press("Shift+Enter")
-        output = lab_page.locator(".jp-OutputArea-output", has_text="features revenue")
-        await expect(output.first).to_be_visible(timeout=WAIT_MS)
+        await run_first_cells(lab_page, lab)
 
         # Edits the pipeline's code.
         await open_lab_path(lab_page, lab, "acme_features/transform.py")

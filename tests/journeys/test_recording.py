@@ -34,6 +34,7 @@ from tests.journeys.conftest import (
     browsing,
     end_session,
     schedule_through_the_page,
+    start_workspace,
     submit_scorecard,
     timeline_has,
 )
@@ -137,11 +138,7 @@ async def test_the_record_of_two_people_a_terminal_and_a_notebook(product: Produ
 
         # 1. The candidate starts, opens README.md and types a line, and saves.
         lab_page = await people.anonymous("candidate")
-        await lab_page.goto(link)
-        await lab_page.click("#start")
-        await lab_page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
-        await expect(lab_page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
-        lab = lab_page.url.split("/lab", 1)[0] + "/lab"
+        lab = await start_workspace(lab_page, link)
         await open_lab_path(lab_page, lab, FILE)
         await type_at_end(lab_page, CANDIDATE_LINE)
         mine = await saves_of(observe, product, sid, "candidate")

@@ -24,8 +24,9 @@ from tests.journeys.conftest import (
     end_session,
     schedule_through_the_page,
     shot,
+    start_workspace,
 )
-from tests.journeys.test_interview import open_lab_path
+from tests.journeys.test_interview import run_first_cells
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(900)]
@@ -49,20 +50,8 @@ async def test_moments_picked_from_the_timeline(product: Product, browser: Brows
 
         # The candidate starts and runs the notebook's first cells.
         lab_page = await people.anonymous("candidate")
-        await lab_page.goto(link)
-        await lab_page.click("#start")
-        await lab_page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
-        await expect(lab_page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
-        lab = lab_page.url.split("/lab", 1)[0] + "/lab"
-        await open_lab_path(lab_page, lab, "explore.ipynb")
-        await expect(lab_page.get_by_text("Python 3 (task) | Idle")).to_be_visible(
-            timeout=WAIT_MS)
-        await lab_page.locator(".jp-Notebook .jp-CodeCell").first.locator(
-            ".jp-InputArea-editor").click()
-        await lab_page.keyboard.press("Shift+Enter")
-        await lab_page.keyboard.press("Shift+Enter")
-        await expect(lab_page.locator(".jp-OutputArea-output", has_text="features revenue")
-                     .first).to_be_visible(timeout=WAIT_MS)
+        lab = await start_workspace(lab_page, link)
+        await run_first_cells(lab_page, lab)
         await expect(observe.locator("#pl-cells")).to_contain_text("features revenue",
                                                                   timeout=WAIT_MS)
 

@@ -27,6 +27,18 @@ def row_ids(html: str, table: str) -> list[str]:
     return re.findall(r'data-session="([^"]+)"', match.group(0)) if match else []
 
 
+async def start_live(panel: Panel, session_id: str) -> None:
+    """Alice starts the session; it is live once the fake workspace (started in the
+    background) is up."""
+    assert (await panel.call("alice", "POST", f"/api/v1/sessions/{session_id}/start"))[0] == 200
+    for _ in range(100):
+        _, data = await panel.call("alice", "GET", f"/api/v1/sessions/{session_id}")
+        if data["session"]["state"] == "live":
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{session_id} is still {data['session']['state']}")
+
+
 async def test_home_sorts_the_interviewers_sessions_into_today_upcoming_waiting_and_ready(
         panel: Panel) -> None:
     today = await panel.schedule()
@@ -34,13 +46,7 @@ async def test_home_sorts_the_interviewers_sessions_into_today_upcoming_waiting_
     blind = await panel.schedule(blind=True, candidate_name="Ada Lovelace")
     done = await panel.schedule()
     noshow = await panel.schedule(candidate_name="Nobody Came")
-    assert (await panel.call("alice", "POST", f"/api/v1/sessions/{blind}/start"))[0] == 200
-    for _ in range(100):
-        _, data = await panel.call("alice", "GET", f"/api/v1/sessions/{blind}")
-        if data["session"]["state"] == "live":
-            break
-        await asyncio.sleep(0.1)  # the fake workspace starts in the background
-    assert data["session"]["state"] == "live"
+    await start_live(panel, blind)
     for sid in (done, blind, noshow):
         assert (await panel.call("alice", "POST", f"/api/v1/sessions/{sid}/end"))[0] == 200
     await panel.call("alice", "PUT", f"/api/v1/sessions/{blind}/scorecards/mine",
@@ -63,13 +69,7 @@ async def test_home_sorts_the_interviewers_sessions_into_today_upcoming_waiting_
     assert f'href="/sessions/{today}/observe"' not in html  # not live yet
 
     # once it is live, today's row links the observe page too
-    assert (await panel.call("alice", "POST", f"/api/v1/sessions/{today}/start"))[0] == 200
-    for _ in range(100):
-        _, data = await panel.call("alice", "GET", f"/api/v1/sessions/{today}")
-        if data["session"]["state"] == "live":
-            break
-        await asyncio.sleep(0.1)  # the fake workspace starts in the background
-    assert data["session"]["state"] == "live"
+    await start_live(panel, today)
     _, html = await panel.page("alice", "/")
     assert row_ids(html, "today") == [today] and f'href="/sessions/{today}/observe"' in html
 

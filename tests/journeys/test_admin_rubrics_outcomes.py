@@ -19,6 +19,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.journeys.conftest import WAIT_MS, Product, browsing, schedule_through_the_page
 from tests.journeys.test_admin import ADMIN, INTERVIEWER, unique_id
+from tests.journeys.test_design import sideways_overflow, too_wide
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(1500)]
@@ -111,6 +112,11 @@ async def test_the_admin_edits_a_rubric_and_outcomes_in_bulk(product: Product,
         await admin.goto(f"{product.app_url}/outcomes")
         rows = admin.locator("#outcomes tbody tr[data-session]")
         await expect(rows).to_have_count(PAST_INTERVIEWS)
+        # The wide table stays within the page, at a laptop's width and at half of it.
+        for width in (1400, 700):
+            await admin.set_viewport_size({"width": width, "height": 900})
+            assert await sideways_overflow(admin) == 0, (width, await too_wide(admin))
+        await admin.set_viewport_size({"width": 1400, "height": 900})
         ids = [str(await rows.nth(n).get_attribute("data-session")) for n in range(4)]
         await admin.fill(f'input[name="note:{ids[0]}"]', "Table note one")
         await admin.fill(f'input[name="note:{ids[1]}"]', "Table note two")

@@ -71,6 +71,14 @@ def _not_submitted(db: sqlite_utils.Database, session_ids: list[str]) -> dict[st
     return waiting
 
 
+def _no_show(session: S.Session) -> bool:
+    """Ended by the clock without ever going live: nobody came, there is nothing to score (it
+    stays on the Sessions page). One an interviewer ended before its time is still theirs to
+    score (they may have talked with the candidate without the workspace)."""
+    return (session.started_at is None and session.ended_at is not None
+            and S.parse_time(session.ended_at) >= S.parse_time(session.ends_at))
+
+
 def interviewer_day(db: sqlite_utils.Database, user_id: int, moment: datetime) -> Day:
     """The sessions ``user_id`` is an interviewer of, sorted into the home page's lists."""
     mine = session_scoring.masked_all(db, S.list_sessions(db, user_id))
@@ -80,9 +88,7 @@ def interviewer_day(db: sqlite_utils.Database, user_id: int, moment: datetime) -
         "SELECT session_id, updated_at FROM scorecards WHERE user_id = ?", [user_id])}
     day_end = datetime.combine(moment.date(), time(), tzinfo=moment.tzinfo) + timedelta(days=1)
     active = sorted((s for s in mine if s.state in ACTIVE), key=lambda s: s.starts_at)
-    # A session that ended without going live (nobody came: the deadline ended it) has nothing
-    # to score; it stays on the Sessions page.
-    ended = sorted((s for s in mine if s.state == "ended" and s.started_at),
+    ended = sorted((s for s in mine if s.state == "ended" and not _no_show(s)),
                    key=lambda s: s.ended_at or s.ends_at, reverse=True)
     open_to_me = [s for s in mine if s.id in submitted]
     open_to_me.sort(key=lambda s: s.ended_at or s.ends_at, reverse=True)

@@ -45,7 +45,9 @@ async def test_home_sorts_the_interviewers_sessions_into_today_upcoming_waiting_
     later = await panel.schedule(starts_at=(now() + timedelta(days=3)).isoformat())
     blind = await panel.schedule(blind=True, candidate_name="Ada Lovelace")
     done = await panel.schedule()
-    noshow = await panel.schedule(candidate_name="Nobody Came")
+    # scheduled two hours ago for an hour: ended after its time, never having gone live
+    noshow = await panel.schedule(candidate_name="Nobody Came",
+                                  starts_at=(now() - timedelta(hours=2)).isoformat())
     await start_live(panel, blind)
     for sid in (done, blind, noshow):
         assert (await panel.call("alice", "POST", f"/api/v1/sessions/{sid}/end"))[0] == 200
@@ -58,7 +60,7 @@ async def test_home_sorts_the_interviewers_sessions_into_today_upcoming_waiting_
     assert status == 200
     assert row_ids(html, "today") == [today] and TASK_TITLE in html
     assert row_ids(html, "upcoming") == [later]
-    # the session that never went live has nothing to score: it is not waiting for a card
+    # nobody came to the session that ended by the clock: it is not waiting for a card
     assert set(row_ids(html, "scorecards-waiting")) == {blind}
     assert noshow not in html
     assert f'href="/sessions/{blind}/scorecard"' in html and "draft saved" in html

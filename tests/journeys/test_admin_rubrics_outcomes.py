@@ -111,7 +111,8 @@ async def test_the_admin_edits_a_rubric_and_outcomes_in_bulk(product: Product,
         # Outcomes: two rows changed, one Save.
         await admin.goto(f"{product.app_url}/outcomes")
         rows = admin.locator("#outcomes tbody tr[data-session]")
-        await expect(rows).to_have_count(PAST_INTERVIEWS)
+        # the demo's past interviews, and any session another journey has ended before this one
+        await expect(rows.nth(PAST_INTERVIEWS - 1)).to_be_attached()
         # The wide table stays within the page, at a laptop's width and at half of it.
         for width in (1400, 700):
             await admin.set_viewport_size({"width": width, "height": 900})

@@ -26,7 +26,8 @@ JSON shapes
   reconnect after it.
 - ``POST /api/v1/sessions/{id}/notes`` ``{"text": str, "kind"?: "note" | "hint",
   "at_seq"?: int}`` → 201 ``{"event": Event}`` (kind ``note``/``hint``, the caller as actor,
-  payload ``{"text", "at_seq"?}``; ``at_seq``: the timeline position the note refers to).
+  payload ``{"text", "at_seq"?, "shown"?}``; ``at_seq``: the timeline position the note refers
+  to; ``shown: true`` on a hint: the candidate's panel shows it).
 - ``GET /api/v1/sessions/{id}/snapshots`` → ``{"snapshots": [Snapshot]}``, oldest first.
 - ``GET /api/v1/sessions/{id}/tree?at=SEQ`` → ``{"at": SEQ | null, "snapshot": Snapshot,
   "files": [{"path", "size", "status": "added" | "modified" | "unchanged", "large": bool}],
@@ -179,6 +180,10 @@ async def add_note(request: web.Request) -> web.Response:
     if kind not in (E.NOTE, E.HINT):
         raise Unprocessable("'kind' must be 'note' or 'hint'.")
     payload: dict[str, Any] = {"text": text}
+    if kind == E.HINT:
+        # Given to the candidate: their JupyterLab panel shows it (server/workspace/
+        # panel_facts.py). Hints recorded before the panel existed lack this and stay private.
+        payload["shown"] = True
     if "at_seq" in body:
         if body["at_seq"] < 0:
             raise Unprocessable("'at_seq' must not be negative.")

@@ -493,7 +493,9 @@ async def workspace_proxy(request: web.Request) -> web.StreamResponse:
     rewrite = None
     if request.method == "GET":
         countdown = _LAB_PAGE.match(request.path) is not None
-        session_page = f"{request.app[SETTINGS].app_url}/sessions/{session_id}"
+        # Only an interviewer's page names the staff app (the candidate gets no link into it).
+        session_page = (f"{request.app[SETTINGS].app_url}/sessions/{session_id}"
+                        if who.kind == "interviewer" else "")
         rewrite = _html_rewriter(session_id, upstream.token, countdown, who.kind, session_page)
     return await proxy_http(request, upstream, who, manager.clients, rewrite,
                             main[RECORDING].http_tap)

@@ -48,14 +48,18 @@ class PanelFacts:
 
 def hints_given(db: sqlite_utils.Database, session_id: str,
                 limit: int = MAX_HINTS) -> tuple[Hint, ...]:
-    """The session's hints, oldest first (at most ``limit``, the newest ones)."""
+    """The session's hints given to the candidate (``"shown": true``, which the notes API sets
+    on every hint since the panel exists; older hints were recorded as private), oldest first
+    (at most ``limit``, the newest ones)."""
     rows = db.execute(
         "SELECT seq, at, payload FROM events WHERE session_id = ? AND kind = ?"
         " ORDER BY seq DESC LIMIT ?", [session_id, E.HINT, limit]).fetchall()
     hints = []
     for seq, at, payload in reversed(rows):
         data = json.loads(payload)
-        text = data.get("text") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or data.get("shown") is not True:
+            continue
+        text = data.get("text")
         if isinstance(text, str) and text:
             hints.append(Hint(int(seq), iso(datetime.fromisoformat(at)), text))
     return tuple(hints)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from server.recording.keys import RECORDING
 from server.workspace.app import ENDED_FOR_INTERVIEWER, THANKS
 from server.workspace.panel_facts import hints_given
 from tests.conftest import open_db
 from tests.fixture_tasks import publish_fake_task
 from tests.harness import Env, EnvFactory
 from tests.server.workspace.test_workspace_origins import bare, host, join, started
+from workspaces.recording import events as E
+from workspaces.recording.events import Event
 
 BRIEF = ("# Totals\n\nThe **nightly** totals look low.\n\n"
          '<img src="x" onerror="window.pwned=1"><script>window.pwned=2</script>\n')
@@ -121,6 +124,50 @@ async def test_the_end_is_told_to_each_person_in_their_words(make_env: EnvFactor
     assert ENDED_FOR_INTERVIEWER.split(".")[0] in text, text
     assert "<h1>The interview has ended</h1>" in text
     assert "thank you for your time" not in text.lower()
-    # Anyone else (here: no grant at all, as a candidate whose cookie is gone) is thanked.
+    # Anyone without a grant (here: no cookie at all) learns nothing of the session's state:
+    # the same 403 a running workspace gives them, never the thank-you or the interviewer's page.
     status, other = await bare(env, "GET", f"/w/{workspace}/lab", {}, host(workspace))
-    assert status == 410 and THANKS.split("—")[1].split(".")[0].strip() in other, other
+    assert status == 403, other
+    assert "<h1>No access to this workspace</h1>" in other
+    assert THANKS.split("—")[1].split(".")[0].strip() not in other
+    assert ENDED_FOR_INTERVIEWER.split(".")[0] not in other
+
+
+async def test_a_hint_recorded_before_the_panel_existed_stays_private(make_env: EnvFactory) -> None:
+    """Hints were "private to interviewers" until the panel: one stored without ``shown``
+    (as the notes API stored them then) never reaches the candidate."""
+    env = await make_env()
+    session_id, _ = await started(env, "Ada")
+    old = Event(session_id, E.interviewer_actor(1), E.HINT, "",
+                {"text": "Nudged them on the off-by-one; they seemed lost"})
+    await env.app[RECORDING].record_stored(old)
+    await record(env, session_id, "hint", "Print the row counts before the join.")
+    db = open_db(env.settings)
+    try:
+        stored = [json.loads(p) for (p,) in db.execute(
+            "SELECT payload FROM events WHERE session_id = ? AND kind = 'hint' ORDER BY seq",
+            [session_id]).fetchall()]
+        assert [p.get("shown") for p in stored] == [None, True]
+        assert [h.text for h in hints_given(db, session_id)] == [
+            "Print the row counts before the join."]
+    finally:
+        db.conn.close()
+
+
+async def test_only_an_interviewers_jupyterlab_page_names_the_staff_app(
+        make_env: EnvFactory) -> None:
+    """The candidate gets no link into pairlab's app (its address may be an internal host):
+    the countdown's way "back to the session" is written into interviewers' pages only."""
+    env = await make_env()
+    session_id, workspace = await as_candidate(env)
+    app_url = env.settings.app_url
+    candidate = await env.ws.get(f"/w/{workspace}/lab", headers=host(workspace))
+    assert candidate.status == 200, await candidate.text()
+    page = await candidate.text()
+    assert 'data-person="candidate"' in page  # the countdown is in the page
+    assert app_url not in page and "/sessions/" not in page
+    await join(env, session_id)  # the interviewer pairs in the same workspace, in env.ws's jar
+    interviewer = await env.ws.get(f"/w/{workspace}/lab", headers=host(workspace))
+    text = await interviewer.text()
+    assert 'data-person="interviewer"' in text
+    assert f'data-session-page="{app_url}/sessions/{session_id}"' in text

@@ -66,11 +66,12 @@ def _sentence(exc: Exception, settings: Settings, recipient: str) -> str:
 
 
 async def send(settings: Settings, message: EmailMessage, recipient: str, *,
-               tls_context: ssl.SSLContext | None = None) -> None:
+               tls_context: ssl.SSLContext | None = None, shown: str | None = None) -> None:
     """Send ``message`` to ``recipient`` alone (the envelope's only recipient, whatever the
     headers say), or raise ``MailError`` with a sentence. ``tls_context`` is for a private
     certificate authority (the tests' own); by default certificates are verified against the
-    system's."""
+    system's. ``shown``: how the sentence and the log name the recipient (a blind session's
+    address is not shown)."""
     if not settings.smtp_configured:
         raise MailError("Not sent: pairlab has no SMTP server (set smtp_host).")
     try:
@@ -83,6 +84,7 @@ async def send(settings: Settings, message: EmailMessage, recipient: str, *,
             timeout=settings.smtp_timeout_seconds, tls_context=tls_context,
         )
     except (aiosmtplib.SMTPException, OSError) as exc:
-        sentence = _sentence(exc, settings, recipient)
-        log.warning("email to %s not sent: %s", recipient, sentence)
+        named = shown or recipient
+        sentence = _sentence(exc, settings, named)
+        log.warning("email to %s not sent: %s", named, sentence)
         raise MailError(sentence) from None

@@ -11,8 +11,10 @@ nothing here re-issues it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any
 
@@ -21,6 +23,7 @@ import sqlite_utils
 from common import audit
 from common.clock import iso, now
 from common.errors import Conflict, Forbidden, TooManyRequests, Unprocessable
+from scoring import session_scoring
 from server.mail.link_message import LinkEmail, link_message
 from server.people import accounts as people
 from server.sessions.scheduling import candidate_link, may_hold_link
@@ -30,7 +33,15 @@ from tasks import revisions
 from workspaces import sessions as S
 
 SENDS_PER_HOUR = 5
+"""Per session."""
+USER_SENDS_PER_HOUR = 30
+"""Per person, over all their sessions: the company's mail server is not theirs to use at will
+(anyone who schedules chooses the address and the name the message greets)."""
 WINDOW = timedelta(hours=1)
+ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+"""A plain address (dot-atom local part): what the message's To header holds unchanged."""
+HIDDEN_ADDRESS = "the candidate's address"
+"""How a blind session's stored address is named on pages, in answers and in the audit log."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,9 @@ class Reserved:
     attempt_id: int
     recipient: str
     message: EmailMessage
+    shown: str
+    """The recipient as pages, answers, logs and the audit log name it (``HIDDEN_ADDRESS`` for
+    a blind session's stored address)."""
 
 
 def how_to_enable() -> str:
@@ -64,6 +78,10 @@ def prepare(db: sqlite_utils.Database, settings: Settings, user: people.User,
     if not raw:
         raise Unprocessable("Give the candidate's email address to send the link to.")
     recipient = people.normalise_email(raw)
+    _check_sendable(recipient)
+    hidden = not typed.strip() and session_scoring.masked(
+        session, session_scoring.get(db, session.id)).candidate_email != session.candidate_email
+    shown = HIDDEN_ADDRESS if hidden else recipient
     link = candidate_link(db, settings, session.id)
     if link is None:
         raise Conflict("This session's link cannot be shown again (made before links could be,"
@@ -72,6 +90,15 @@ def prepare(db: sqlite_utils.Database, settings: Settings, user: people.User,
     tries = db.execute("SELECT requested_at FROM candidate_link_emails WHERE session_id = ?"
                        " AND requested_at > ? ORDER BY requested_at", [session.id, iso(since)]
                        ).fetchall()
+    mine = db.execute("SELECT requested_at FROM candidate_link_emails WHERE requested_by = ?"
+                      " AND requested_at > ? ORDER BY requested_at", [user.id, iso(since)]
+                      ).fetchall()
+    if len(mine) >= USER_SENDS_PER_HOUR:
+        wait = max(1, int((S.parse_time(mine[0][0]) + WINDOW - now()).total_seconds()))
+        raise TooManyRequests(
+            f"Not sent: you have emailed {len(mine)} candidate links in the last hour (at most"
+            f" {USER_SENDS_PER_HOUR}). Try again in {wait // 60 + 1} minutes, or copy the link"
+            " and send it yourself.", headers={"Retry-After": str(wait)})
     if len(tries) >= SENDS_PER_HOUR:
         free_at = S.parse_time(tries[0][0]) + WINDOW
         wait = max(1, int((free_at - now()).total_seconds()))
@@ -88,8 +115,20 @@ def prepare(db: sqlite_utils.Database, settings: Settings, user: people.User,
         link=link, sender=settings.smtp_from, reply_to=user.email))
     attempt = db.execute(
         "INSERT INTO candidate_link_emails (session_id, recipient, requested_by, requested_at)"
-        " VALUES (?, ?, ?, ?)", [session.id, recipient, user.id, iso(now())])
-    return Reserved(int(attempt.lastrowid or 0), recipient, message)
+        " VALUES (?, ?, ?, ?)", [session.id, shown, user.id, iso(now())])
+    return Reserved(int(attempt.lastrowid or 0), recipient, message, shown)
+
+
+def _check_sendable(address: str) -> None:
+    """Only a plain address that the message's To header will hold as it is (the account
+    pattern admits ``a,b@x`` or ``a(c)@x``, which a mail header reads otherwise)."""
+    try:
+        parsed = Address(addr_spec=address)
+    except (ValueError, IndexError):
+        parsed = None
+    if parsed is None or parsed.addr_spec != address or not ADDRESS.fullmatch(address):
+        raise Unprocessable(f"{address[:100]!r} is not an address pairlab can send mail to: give"
+                            " a plain one, such as name@example.com.")
 
 
 def finish(db: sqlite_utils.Database, actor: audit.Actor, session_id: str, reserved: Reserved,
@@ -99,7 +138,7 @@ def finish(db: sqlite_utils.Database, actor: audit.Actor, session_id: str, reser
     db.execute("UPDATE candidate_link_emails SET sent_at = ?, error = ? WHERE id = ?",
                [sent_at, error, reserved.attempt_id])
     audit.record(db, actor, "session.link_email", "session", session_id,
-                 recipient=reserved.recipient, sent=not error, error=error)
+                 recipient=reserved.shown, sent=not error, error=error)
     return sent_at
 
 

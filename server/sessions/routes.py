@@ -263,14 +263,14 @@ async def _email_link(request: web.Request, user: User, session_id: str,
         lambda d: link_email.prepare(d, settings, user, session_id, typed))
     error = ""
     try:
-        await send(settings, reserved.message, reserved.recipient)
+        await send(settings, reserved.message, reserved.recipient, shown=reserved.shown)
     except MailError as exc:
         error = exc.message
     sent_at = await request.app[DB].write(
         lambda d: link_email.finish(d, actor, session_id, reserved, error))
     if error:
         raise MailError(error)
-    return reserved.recipient, sent_at
+    return reserved.shown, sent_at
 
 
 @routes.post("/sessions/{session_id}/link")

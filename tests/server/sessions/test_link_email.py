@@ -6,11 +6,13 @@ per session, and only whoever scheduled the session (or an admin) holds the link
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 
 import pytest
 
-from server.sessions.link_email import SENDS_PER_HOUR
+from common.clock import iso, now
+from server.sessions.link_email import SENDS_PER_HOUR, USER_SENDS_PER_HOUR
 from tests.conftest import audit_actions, create_user, form_csrf_token, login, query
 from tests.harness import LEAD, OTHER, Env, EnvFactory
 from tests.server.sessions.test_scheduling_page import shown_link
@@ -178,3 +180,66 @@ async def test_without_smtp_the_page_says_how_to_enable_email(make_env: EnvFacto
                                     json={}, headers={"X-CSRF-Token": env.csrf})
     assert refused.status == 409
     assert "PAIRLAB_SMTP_HOST" in (await refused.json())["error"]["message"]
+
+
+async def test_a_blind_sessions_address_is_not_shown_answered_logged_or_audited(
+        make_env: EnvFactory, served: Served) -> None:
+    """Blind scoring hides the candidate's address from the panel: sending to it says "the
+    candidate's address" in the answer, the failure sentence and the audit log."""
+    env = await mail_env(make_env, served.port)
+    created = await env.schedule(candidate_email="nobody@example.org", blind=True)
+    session_id = created["session_id"]
+    refused = await env.client.post(f"/api/v1/sessions/{session_id}/link/email", json={},
+                                    headers={"X-CSRF-Token": env.csrf})
+    assert refused.status == 502
+    said = await refused.text()
+    assert "refused the address the candidate's address" in said
+    session_id = (await env.schedule(candidate_email=CANDIDATE, blind=True))["session_id"]
+    sent = await env.client.post(f"/api/v1/sessions/{session_id}/link/email", json={},
+                                 headers={"X-CSRF-Token": env.csrf})
+    assert sent.status == 200 and (await sent.json())["sent_to"] == "the candidate's address"
+    assert served.inbox.received[-1].rcpt_tos == [CANDIDATE]
+    everything = " ".join(str(r) for r in query(env.settings, "SELECT * FROM audit_log")
+                          + query(env.settings, "SELECT * FROM candidate_link_emails"))
+    assert "nobody@example.org" not in everything
+    assert CANDIDATE not in everything
+    # A typed address is the interviewer's own: it is said as typed.
+    typed = await env.client.post(f"/api/v1/sessions/{session_id}/link/email",
+                                  json={"to": "grace@example.org"},
+                                  headers={"X-CSRF-Token": env.csrf})
+    assert (await typed.json())["sent_to"] == "grace@example.org"
+
+
+async def test_an_address_a_mail_header_would_read_otherwise_is_refused(
+        make_env: EnvFactory, served: Served) -> None:
+    env = await mail_env(make_env, served.port)
+    session_id = (await env.schedule(candidate_email=CANDIDATE))["session_id"]
+    for odd in ("a,b@example.org", "a(c)@example.org", "a;b@example.org"):
+        response = await env.client.post(f"/api/v1/sessions/{session_id}/link/email",
+                                         json={"to": odd}, headers={"X-CSRF-Token": env.csrf})
+        assert response.status in (400, 422), (odd, response.status, await response.text())
+    assert served.inbox.received == []
+
+
+async def test_sends_are_limited_per_person_over_all_their_sessions(
+        make_env: EnvFactory, served: Served) -> None:
+    env = await mail_env(make_env, served.port)
+    session_id = (await env.schedule(candidate_email=CANDIDATE))["session_id"]
+    lead = query(env.settings, "SELECT id FROM users WHERE email = ?", (LEAD,))[0][0]
+    others = [(await env.schedule(candidate_email=CANDIDATE))["session_id"] for _ in range(6)]
+    with sqlite3.connect(env.settings.db_path) as conn:  # as if sent from their other sessions
+        conn.executemany(
+            "INSERT INTO candidate_link_emails (session_id, recipient, requested_by,"
+            " requested_at, sent_at) VALUES (?, ?, ?, ?, ?)",
+            [(others[n % 6], CANDIDATE, lead, iso(now()), iso(now()))
+             for n in range(USER_SENDS_PER_HOUR - 1)])
+    conn.close()
+    last = await env.client.post(f"/api/v1/sessions/{session_id}/link/email", json={},
+                                 headers={"X-CSRF-Token": env.csrf})
+    assert last.status == 200, await last.text()
+    refused = await env.client.post(f"/api/v1/sessions/{others[0]}/link/email", json={},
+                                    headers={"X-CSRF-Token": env.csrf})
+    assert refused.status == 429
+    assert f"emailed {USER_SENDS_PER_HOUR} candidate links in the last hour" in \
+        await refused.text()
+    assert len(served.inbox.received) == 1

@@ -442,9 +442,10 @@ class LocalProvisioner:
             await self._cleanup(live.spec.uid, live.host, live.cgroups, live.pidns)
             self._live.pop(spec.workspace_id, None)
             raise
-        if self.sandbox:
-            server = await asyncio.to_thread(top_process_of_uid, process.pid, spec.uid)
-            live.pidns = pid_namespace(server) if server is not None else None
+        if self.sandbox and live.info.server is not None:
+            # The server found once the socket was bound, whose socket then answered (checked
+            # with SO_PEERCRED): no second walk of /proc before the start returns.
+            live.pidns = pid_namespace(live.info.server.pid)
         log.info("workspace %s is ready (uid %d, pid %d)", spec.workspace_id, spec.uid,
                  process.pid)
         return live.info

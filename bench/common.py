@@ -192,6 +192,8 @@ class Stack:
         """Durations of the provisioner's ``start`` (a sandboxed server until ready) and
         ``fill`` (the task copied in) calls, and of the lifecycle hooks (``hooks:live``: the
         recorder's history repository and watcher), in call order."""
+        self.ended_at: dict[str, float] = {}
+        """Wall-clock time (``time.time()``) at which the last call of each timed phase ended."""
         self.started: list[str] = []
         self._runners: list[web.AppRunner] = []
         self._clients: list[aiohttp.ClientSession] = []
@@ -275,6 +277,7 @@ class Stack:
                 return await inner(*args, **kwargs)
             finally:
                 durations.append(now() - began)
+                self.ended_at[name] = time.time()
 
         setattr(owner, name, timed)
 

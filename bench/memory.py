@@ -1,6 +1,7 @@
 """Memory per idle session, and how many idle sessions fit on one host.
 
     .venv/bin/python -m bench.memory [--sessions 5] [--settle 5] [--host-gib 24]
+    .venv/bin/python -m bench.memory --control-plane 3
 
 Starts ``--sessions`` sessions (``warm_pool_size=0``), each with a kernel started through the
 proxy (``POST /w/<id>/api/kernels``) and answering a ``kernel_info_request``; nothing else is
@@ -9,6 +10,13 @@ every process whose real uid is the session's sandbox uid (the jupyter-server an
 and sums their USS (private memory: pages only that process maps, what stopping it frees);
 PSS and RSS are shown too. bubblewrap's own processes (not of the uid) are listed apart.
 This process's RSS is the control plane's (pairlab's app and this benchmark's client).
+
+``--control-plane N`` measures only the control plane, apart: a fresh ``pairlab serve`` (a
+data dir with one admin, no warm pool), its RSS and USS once ``/readyz`` answers and the admin's
+home page has been served (+1 s), then stopped; ``N`` rounds, each alternating with the previous
+import set (``python -c 'import scipy.stats, krippendorff, pandas; ...main()' serve``: what the
+modules imported at import time before issue 15: scipy.stats in ``scoring.validity``, numpy and
+krippendorff in ``scoring.agreement``, pandas and numpy in sqlite-utils).
 
 The extrapolation divides the host's memory, less the control plane, by the median USS:
 shared pages (the interpreter, libraries, the read-only environment in page cache) are
@@ -20,19 +28,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
+import aiohttp
 import psutil
 
 from bench.common import (
+    SHORT_TMP,
     Stack,
+    free_port,
     header,
     load_line,
     median,
     quiet_logging,
+    verdict,
     wait_kernel_ready,
 )
+from common import audit
+from server.db import open_migrated
+from server.people import accounts as people
+from server.people.passwords import hash_password
+from server.settings import Settings, prepare_data_dir
 from workspaces.sandbox.cgroups import CgroupSet, pids_of_uid
 
 MIB = 1024 * 1024
@@ -176,6 +197,93 @@ async def main(args: argparse.Namespace) -> None:
               f"{total.available / GIB:.1f} GiB available now)")
 
 
+ADMIN, ADMIN_PASSWORD = "admin@example.com", "bench admin password"
+
+
+def create_admin(settings: Settings, email: str, password: str) -> None:
+    db = open_migrated(settings.db_path)
+    try:
+        with db.atomic():
+            people.add_user(db, audit.CLI, email, "admin", hash_password(password))
+    finally:
+        db.conn.close()
+
+
+PREVIOUS_IMPORTS = ("import sys, scipy.stats, krippendorff, pandas\n"
+                    "from server.cli.main import main\n"
+                    "sys.exit(main())\n")
+
+
+async def _serve_once(data: Path, previous: bool) -> tuple[float, float]:
+    """Start ``pairlab serve`` over ``data``, serve the admin's home page, read its memory
+    (RSS, USS) and stop it."""
+    port, workspace_port = free_port(), free_port()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+           "HOME": str(data), "PAIRLAB_DATA_DIR": str(data / "data"),
+           "PAIRLAB_WARM_POOL_SIZE": "0", "PAIRLAB_CONTINUOUS_CHECKS": "false"}
+    code = ["-c", PREVIOUS_IMPORTS] if previous else ["-m", "server.cli.main"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *code, "serve", "--port", str(port), "--workspace-port",
+        str(workspace_port), env=env, cwd=str(data), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                         timeout=aiohttp.ClientTimeout(total=30)) as client:
+            for _ in range(600):
+                if proc.returncode is not None:
+                    raise RuntimeError(f"pairlab serve exited ({proc.returncode})")
+                try:
+                    async with client.get(f"{base}/readyz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            async with client.post(f"{base}/api/v1/auth/login", json={
+                    "email": ADMIN, "password": ADMIN_PASSWORD}) as resp:
+                assert resp.status == 200, resp.status
+            async with client.get(f"{base}/") as resp:
+                assert resp.status == 200, resp.status
+        await asyncio.sleep(1.0)
+        info = psutil.Process(proc.pid).memory_full_info()
+        return float(info.rss), float(info.uss)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def control_plane(rounds: int) -> None:
+    print(f"\ncontrol plane: fresh `pairlab serve`, idle after /readyz and the admin's home page; "
+          f"{rounds} rounds, each: previous import set, then today's")
+    data = Path(tempfile.mkdtemp(prefix="plbcp-", dir=SHORT_TMP))
+    try:
+        settings = prepare_data_dir(Settings(data_dir=data / "data"))
+        create_admin(settings, ADMIN, ADMIN_PASSWORD)
+        now_rss, now_uss, prev_rss, prev_uss = [], [], [], []
+        for i in range(rounds):
+            rss, uss = await _serve_once(data, previous=True)
+            prev_rss.append(rss)
+            prev_uss.append(uss)
+            rss2, uss2 = await _serve_once(data, previous=False)
+            now_rss.append(rss2)
+            now_uss.append(uss2)
+            print(f"  round {i + 1}: previous RSS {mib(rss)} (USS {mib(uss)}), "
+                  f"now RSS {mib(rss2)} (USS {mib(uss2)})")
+        print(f"control-plane RSS idle: previous p50 {mib(median(prev_rss))}, now p50 "
+              f"{mib(median(now_rss))} = {median(now_rss) / median(prev_rss):.2f} x previous; "
+              f"USS {mib(median(prev_uss))} -> {mib(median(now_uss))}")
+        print(f"  target idle <= 80 MiB: {verdict(median(now_rss), 80 * MIB)}")
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -183,9 +291,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=5.0,
                         help="seconds to wait after the last kernel answered")
     parser.add_argument("--host-gib", type=float, default=24.0, help="host memory to fill")
+    parser.add_argument("--control-plane", type=int, default=0, metavar="ROUNDS",
+                        help="measure only the idle control plane, now vs previous imports")
     args = parser.parse_args(argv)
-    if not (1 <= args.sessions <= 50 and 0 <= args.settle <= 120 and args.host_gib > 0):
-        parser.error("--sessions 1..50, --settle 0..120, --host-gib > 0")
+    if not (1 <= args.sessions <= 50 and 0 <= args.settle <= 120 and args.host_gib > 0
+            and 0 <= args.control_plane <= 20):
+        parser.error("--sessions 1..50, --settle 0..120, --host-gib > 0, --control-plane 0..20")
     return args
 
 
@@ -194,6 +305,7 @@ if __name__ == "__main__":
     quiet_logging()
     header("pairlab memory benchmark", ["python", "-m", "bench.memory", *sys.argv[1:]])
     try:
-        asyncio.run(main(options))
+        asyncio.run(control_plane(options.control_plane) if options.control_plane
+                    else main(options))
     finally:
         print(load_line("end"))

@@ -2,7 +2,7 @@
 first cell result after a cold start, and a burst of sessions requested at once.
 
     .venv/bin/python -m bench.provisioning [--runs 5] [--warmup 1] [--burst 10]
-                                           [--only anchor,cold,warm,burst]
+                                           [--only anchor,cold,previous,warm,burst]
 
 (a) anchor: ``python -m jupyterlab --no-browser`` on a free loopback port, from spawn until
     ``/api/status`` answers 200 (polled every 10 ms), then stopped (SIGTERM, SIGKILL after 5 s).
@@ -13,6 +13,8 @@ first cell result after a cold start, and a burst of sessions requested at once.
 (c) warm (``warm_pool_size=1``): once the pool holds a started server (plus ``--settle``
     seconds), the same POST; ``start_session`` = claim + copying the task in. The session is
     then ended and the pool refilled before the next run (the refill time is printed too).
+(b') previous (with ``cold``): each cold run is preceded by one on the code path before issue 15
+    (``bench.previous_start``: yarn lookup, IPython, back-off readiness) in the same app.
 (e) burst (``warm_pool_size=0``): ``--burst`` sessions started with one ``asyncio.gather``;
     the time until every start has answered (each answers once its workspace is ready).
 
@@ -26,12 +28,14 @@ import argparse
 import asyncio
 import ipaddress
 import os
+import re
 import secrets
 import shutil
 import signal
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -53,6 +57,7 @@ from bench.common import (
     row,
     verdict,
 )
+from bench.previous_start import previous_code_path
 from workspaces.sandbox.cgroups import pids_of_uid
 
 READY_TIMEOUT_S = 120.0
@@ -71,6 +76,7 @@ class Results:
     cold_cpu: list[float] = field(default_factory=list)
     first_cell: list[float] = field(default_factory=list)
     first_kernel_post: list[float] = field(default_factory=list)
+    ready_lag: list[float] = field(default_factory=list)
     warm_client: list[float] = field(default_factory=list)
     warm_server: list[float] = field(default_factory=list)
     warm_refill: list[float] = field(default_factory=list)
@@ -186,44 +192,74 @@ def uid_cpu_seconds(uid: int) -> float:
     return total
 
 
-async def run_cold(res: Results, runs: int, warmup: int) -> None:
+RUNNING = re.compile(r"\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ServerApp\] "
+                     r"Jupyter Server \S+ is running at")
+
+
+def readiness_lag(stack: Stack, workspace_id: str) -> float | None:
+    """Seconds from the server's "is running at" log line (written just before it starts
+    serving; the sandbox has no time zone, so UTC) until the provisioner's ``start`` returned:
+    how late readiness is noticed. None if the line is not found."""
+    log = stack.manager.provisioner.root / workspace_id / "server.log"  # type: ignore[attr-defined]
+    match = RUNNING.search(log.read_text(errors="replace"))
+    if match is None:
+        return None
+    logged = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+    return stack.ended_at["start"] - logged.timestamp()
+
+
+async def _cold_once(stack: Stack, res: Results, counted: bool, label: str) -> None:
+    scheduled = await stack.schedule()
+    csrf = await stack.admit(scheduled)
+    began = now()
+    client_s, workspace_id = await stack.start(scheduled.session_id, csrf)
+    cpu = await asyncio.to_thread(uid_cpu_seconds, stack.uid_of(workspace_id))
+    lag = readiness_lag(stack, workspace_id)
+    kernel_id = await stack.new_kernel(workspace_id)
+    kernel_s = now() - began
+    ws = await stack.proxied_channels(workspace_id, kernel_id)
+    try:
+        result = await exchange(ws, execute_request("1+1"), timeout_s=90)
+        first = now() - began
+    finally:
+        await ws.close()
+    assert result.text == "2", result.text
+    server_s = stack.start_times[scheduled.session_id]
+    launch_s, fill_s = stack.phases["start"][-1], stack.phases["fill"][-1]
+    hooks_s = stack.phases["hooks:live"][-1]
+    await stack.end(scheduled.session_id)
+    if counted:
+        res.cold_client.append(client_s)
+        res.cold_server.append(server_s)
+        res.cold_launch.append(launch_s)
+        res.cold_fill.append(fill_s)
+        res.cold_hooks.append(hooks_s)
+        res.cold_cpu.append(cpu)
+        res.first_cell.append(first)
+        res.first_kernel_post.append(kernel_s)
+        if lag is not None:
+            res.ready_lag.append(lag)
+    print(f"  {label}: start_session {fmt(server_s, 's')} (sandboxed server ready "
+          f"{fmt(launch_s, 's')} using {cpu:.2f} CPU s, noticed "
+          f"{'?' if lag is None else fmt(lag)} after it logged running, task copied in "
+          f"{fmt(fill_s)}, live hooks {fmt(hooks_s)}), POST /start "
+          f"{fmt(client_s, 's')}, kernel created at {fmt(kernel_s, 's')}, "
+          f"1+1 -> {result.text} at {fmt(first, 's')}{'' if counted else ' (warm-up)'}")
+
+
+async def run_cold(res: Results, runs: int, warmup: int, previous: Results | None) -> None:
+    """Cold runs; with ``previous``, each run is preceded by one on the previous code path
+    (``bench.previous_start``) in the same app, whose figures go to ``previous``."""
     print("\n(b) cold: warm_pool_size=0, POST /start as the candidate; "
-          "(d) then POST /w/<id>/api/kernels and `1+1` over the proxied kernel WebSocket")
+          "(d) then POST /w/<id>/api/kernels and `1+1` over the proxied kernel WebSocket" +
+          ("; each run alternates with one on the previous code path (bench.previous_start)"
+           if previous is not None else ""))
     async with Stack("plbc-", warm_pool_size=0) as stack:
         for i in range(warmup + runs):
-            scheduled = await stack.schedule()
-            csrf = await stack.admit(scheduled)
-            began = now()
-            client_s, workspace_id = await stack.start(scheduled.session_id, csrf)
-            cpu = await asyncio.to_thread(uid_cpu_seconds, stack.uid_of(workspace_id))
-            kernel_id = await stack.new_kernel(workspace_id)
-            kernel_s = now() - began
-            ws = await stack.proxied_channels(workspace_id, kernel_id)
-            try:
-                result = await exchange(ws, execute_request("1+1"), timeout_s=90)
-                first = now() - began
-            finally:
-                await ws.close()
-            assert result.text == "2", result.text
-            server_s = stack.start_times[scheduled.session_id]
-            launch_s, fill_s = stack.phases["start"][-1], stack.phases["fill"][-1]
-            hooks_s = stack.phases["hooks:live"][-1]
-            await stack.end(scheduled.session_id)
-            counted = i >= warmup
-            if counted:
-                res.cold_client.append(client_s)
-                res.cold_server.append(server_s)
-                res.cold_launch.append(launch_s)
-                res.cold_fill.append(fill_s)
-                res.cold_hooks.append(hooks_s)
-                res.cold_cpu.append(cpu)
-                res.first_cell.append(first)
-                res.first_kernel_post.append(kernel_s)
-            print(f"  run {i + 1}: start_session {fmt(server_s, 's')} (sandboxed server ready "
-                  f"{fmt(launch_s, 's')} using {cpu:.2f} CPU s, task copied in "
-                  f"{fmt(fill_s)}, live hooks {fmt(hooks_s)}), POST /start "
-                  f"{fmt(client_s, 's')}, kernel created at {fmt(kernel_s, 's')}, "
-                  f"1+1 -> {result.text} at {fmt(first, 's')}{'' if counted else ' (warm-up)'}")
+            if previous is not None:
+                with previous_code_path():
+                    await _cold_once(stack, previous, i >= warmup, f"run {i + 1} previous")
+            await _cold_once(stack, res, i >= warmup, f"run {i + 1}")
 
 
 # ---- (c) warm starts ------------------------------------------------------------------------
@@ -289,6 +325,28 @@ async def run_burst(res: Results, size: int, rounds: int) -> None:
 # ---- report ---------------------------------------------------------------------------------
 
 
+def report_previous(res: Results, previous: Results) -> None:
+    """The previous code path's cold figures beside today's, from the same app and runs."""
+    if not previous.cold_server or not res.cold_server:
+        return
+
+    def vs(values: list[float], before: list[float]) -> str:
+        return f"   now {fmt(median(values), 's')} = {median(values) / median(before):.2f} x"
+
+    print("\n== previous code path (bench.previous_start), alternating with (b)/(d) ==")
+    print(row("(b) cold start_session, previous", previous.cold_server, "s") +
+          vs(res.cold_server, previous.cold_server))
+    print(row("    sandboxed server until ready, previous", previous.cold_launch, "s") +
+          vs(res.cold_launch, previous.cold_launch))
+    print(row("    its CPU time until ready, previous", previous.cold_cpu, "s") +
+          vs(res.cold_cpu, previous.cold_cpu))
+    if previous.ready_lag and res.ready_lag:
+        print(row("    readiness noticed after 'running', previous", previous.ready_lag, "ms") +
+              vs(res.ready_lag, previous.ready_lag))
+    print(row("(d) first cell, previous", previous.first_cell, "s") +
+          vs(res.first_cell, previous.first_cell))
+
+
 def report(res: Results) -> None:
     anchor = median(res.anchor) if res.anchor else float("nan")
 
@@ -310,6 +368,8 @@ def report(res: Results) -> None:
         print(row("    its CPU time (user+sys) until ready", res.cold_cpu, "s") +
               (f"   = {median(res.cold_cpu) / median(res.anchor_cpu):.2f} x anchor CPU p50"
                if res.anchor_cpu else ""))
+        if res.ready_lag:
+            print(row("    readiness noticed after 'running' logged", res.ready_lag, "ms"))
         print(row("    of which: task copied in (fill)", res.cold_fill, "ms"))
         print(row("    of which: live hooks (recorder)", res.cold_hooks, "ms"))
         print(f"    target cold p50 <= 1.2 s: {verdict(median(res.cold_server), 1.2)} "
@@ -342,17 +402,20 @@ def report(res: Results) -> None:
 async def main(args: argparse.Namespace) -> None:
     only = set(args.only.split(","))
     res = Results()
+    previous = Results() if "previous" in only else None
     try:
         if "anchor" in only:
             await run_anchor(res, args.runs, args.warmup)
         if "cold" in only:
-            await run_cold(res, args.runs, args.warmup)
+            await run_cold(res, args.runs, args.warmup, previous)
         if "warm" in only:
             await run_warm(res, args.runs, args.warmup, args.settle)
         if "burst" in only:
             await run_burst(res, args.burst, args.burst_rounds)
     finally:
         report(res)
+        if previous is not None:
+            report_previous(res, previous)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -365,7 +428,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds to wait after the pool is warm before a warm start")
     parser.add_argument("--only", default="anchor,cold,warm,burst",
-                        help="comma-separated subset of anchor,cold,warm,burst")
+                        help="comma-separated subset of anchor,cold,warm,burst,previous "
+                             "(previous: each cold run alternates with one on the previous "
+                             "code path, bench.previous_start)")
     args = parser.parse_args(argv)
     if not (1 <= args.runs <= 1000 and 0 <= args.warmup <= 10 and 1 <= args.burst <= 50
             and 1 <= args.burst_rounds <= 20):

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats
-
 # Pearson's r needs three points to be more than a line through two.
 MIN_CORRELATION_N = 3
 
@@ -62,6 +60,8 @@ def correlation(xs: Sequence[float], ys: Sequence[float], *, min_n: int) -> Corr
             None, None, None, n, needed, True,
             "correlation undefined: one of the two values does not vary",
         )
+    from scipy import stats  # ~75 MiB: loaded only when a validity figure is computed
+
     result = stats.pearsonr(xs, ys)
     interval = result.confidence_interval(0.95)
     return Correlation(
@@ -79,6 +79,8 @@ def retention(outcomes: Sequence[bool], baseline: float | None, *, min_n: int) -
             None, None, None, n, retained, needed, baseline, None, False,
             _not_enough(n, needed, "hired candidates with a six-month outcome"),
         )
+    from scipy import stats  # ~75 MiB: loaded only when a validity figure is computed
+
     rate = retained / n
     interval = stats.binomtest(retained, n).proportion_ci(method="wilson")
     difference = None if baseline is None else rate - baseline

@@ -9,3 +9,8 @@ sub-package holds its routes and the wiring of its engines. Where a change goes:
   is built;
 - a new error: a ``common.errors.DomainError`` subclass in the domain that raises it.
 """
+
+from common.lean_imports import sqlite_utils_without_pandas
+
+sqlite_utils_without_pandas()  # before any module of ours imports it (see common/lean_imports.py)
+

@@ -48,13 +48,29 @@ KERNEL_NAME = "python3"
 # non-dumpable (PR_SET_DUMPABLE 0): the candidate's code runs as the same uid, and could otherwise
 # read its /proc/<pid>/environ and memory or ptrace it. Kernels and terminals exec, which makes
 # them dumpable again (they hold no secret).
-# Half of a cold start is importing rfc3987_syntax (jupyter_events -> jsonschema), which only
-# checks the "iri" formats no Jupyter event schema uses; jsonschema skips it when it is missing.
+# What the server would load or run but never uses (profiled with ``-X importtime``; see
+# README "Cold start"), removed without changing any installed file:
+# - jsonschema's optional format checkers: jupyter_events validates its event schemas with
+#   jsonschema's format checker, whose optional libraries are imported up front (rfc3987_syntax
+#   alone was half of a cold start; isoduration pulls in arrow). No Jupyter event schema uses the
+#   "iri", "duration", "color", "uri-template", "json-pointer", "date-time" or "hostname" formats
+#   they check (one "uri" on the schemas' own $id), and jsonschema skips a format whose library
+#   is missing (ImportError), as in any environment without them.
+UNUSED_MODULES = ("rfc3987_syntax", "rfc3986_validator", "rfc3339_validator", "isoduration",
+                  "webcolors", "uri_template", "jsonpointer", "fqdn")
+# - ``node yarn.js config --json`` (~0.3 s, at import of jupyterlab.labapp and again for every
+#   build/extension query): JupyterLab asks yarn for an npm registry only the extension manager
+#   uses to install extensions, which is read-only here. JupyterLab's own answer when node is not
+#   installed (both configurations empty: the default registry) is returned instead, without
+#   running node.
 LAUNCHER = (
     "import ctypes, sys\n"
     "if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:\n"
     "    sys.exit('pairlab: could not make the server non-dumpable')\n"
-    "sys.modules['rfc3987_syntax'] = None\n"
+    f"for name in {UNUSED_MODULES!r}:\n"
+    "    sys.modules[name] = None\n"
+    "import jupyterlab.commands\n"
+    "jupyterlab.commands._yarn_config = lambda logger: {'yarn config': {}, 'npm config': {}}\n"
     "from jupyterlab.labapp import main\n"
     "sys.exit(main())\n"
 )
@@ -102,9 +118,11 @@ import sys
 import types
 
 import jupyter_core.paths
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_server.auth.identity import PasswordIdentityProvider, User
 from jupyter_server.serverapp import ServerApp
 from tornado.websocket import WebSocketHandler
+from traitlets import default
 
 PAIRLAB = json.loads(%(settings)r)
 USER_HEADER = %(header)r
@@ -187,7 +205,18 @@ class PairlabIdentityProvider(PasswordIdentityProvider):
         return super().get_user(handler)
 
 
+class PairlabKernelSpecManager(KernelSpecManager):
+    """Kernelspecs only from the workspace's own folder (``kernel_dirs`` is not configurable).
+    The default list also has IPython's profile folder, and computing it imports IPython into
+    the server (~40 ms of every cold start)."""
+
+    @default("kernel_dirs")
+    def _pairlab_kernel_dirs(self):
+        return [os.path.join(PAIRLAB["share"], "kernels")]
+
+
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+c.ServerApp.kernel_spec_manager_class = PairlabKernelSpecManager
 c.IdentityProvider.token = _state.token
 c.ServerApp.identity_provider_class = PairlabIdentityProvider
 c.ServerApp.sock = PAIRLAB["sock"]
@@ -209,6 +238,9 @@ c.ServerApp.jpserver_extensions = {
     "jupyter_server_fileid": True,
     "jupyter_server_terminals": True,
     "jupyter_lsp": False,
+    # Carries old NotebookApp settings over to the server; there are none, and listing them
+    # imports IPython into the server (~40 ms of every cold start).
+    "notebook_shim": False,
 }
 c.KernelManager.transport = "ipc"
 c.KernelSpecManager.ensure_native_kernel = False

@@ -86,6 +86,9 @@ STOPPED_MARKER = "stopped"
 IMAGES = ".images"
 SETTLING = ".settling-"
 COPY_TIMEOUT_S = 600.0
+READY_POLL_S = 0.005
+"""How often a starting server is checked (socket there? ``/api/status`` 200?): each check is a
+``stat`` or one request over the socket, so ~200 a second cost little CPU."""
 CrashHandler = Callable[[WorkspaceInfo, int], None]
 
 
@@ -439,9 +442,10 @@ class LocalProvisioner:
             await self._cleanup(live.spec.uid, live.host, live.cgroups, live.pidns)
             self._live.pop(spec.workspace_id, None)
             raise
-        if self.sandbox:
-            server = await asyncio.to_thread(top_process_of_uid, process.pid, spec.uid)
-            live.pidns = pid_namespace(server) if server is not None else None
+        if self.sandbox and live.info.server is not None:
+            # The server found once the socket was bound, whose socket then answered (checked
+            # with SO_PEERCRED): no second walk of /proc before the start returns.
+            live.pidns = pid_namespace(live.info.server.pid)
         log.info("workspace %s is ready (uid %d, pid %d)", spec.workspace_id, spec.uid,
                  process.pid)
         return live.info
@@ -462,7 +466,13 @@ class LocalProvisioner:
 
     async def _wait_ready(self, live: _Live) -> None:
         """First the socket (started; its folder is then locked and the server's pid noted in
-        ``live.info.server``), then ``/api/status`` answering 200 (ready) from that server."""
+        ``live.info.server``), then ``/api/status`` answering 200 (ready) from that server.
+
+        Both are polled at a short fixed interval (``READY_POLL_S``), not with back-off, so a
+        ready server is noticed within a few milliseconds: the socket check is one ``stat``, and
+        jupyter-server binds its socket just before it starts serving, so the status request
+        made once it is there usually waits in the socket's backlog and is answered by the
+        server's first turn of its loop."""
         socket, token, uid = live.info.socket_path, live.info.token, live.spec.uid
 
         async def bound() -> str | None:
@@ -480,10 +490,10 @@ class LocalProvisioner:
 
     async def _poll(self, live: _Live, limit_s: float, what: str,
                     check: Callable[[], Awaitable[str | None]]) -> None:
-        """Until ``check()`` returns None: with backoff, a deadline, and an eye on the process."""
+        """Until ``check()`` returns None: every ``READY_POLL_S``, with a deadline and an eye on
+        the process."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit_s
-        delay = 0.02
         while (problem := await check()) is not None:
             if live.exited.is_set():
                 raise self._failed(live, f"the server exited (code {live.returncode}) before "
@@ -491,8 +501,7 @@ class LocalProvisioner:
             if loop.time() > deadline:
                 raise self._failed(live, f"the server did not {what} within {limit_s:.0f} s "
                                          f"({problem})")
-            await self._wait_exit_or(live, delay)
-            delay = min(delay * 1.5, 0.25)
+            await self._wait_exit_or(live, READY_POLL_S)
 
     # ---- watching a running server ----------------------------------------------------
 

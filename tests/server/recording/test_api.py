@@ -88,7 +88,7 @@ async def test_notes_and_hints(make_rec: RecFactory) -> None:
     assert (first["seq"], first["kind"], first["actor"], first["payload"]) == \
         (1, "note", f"interviewer:{lead}", {"text": "asks about the data early"})
     assert (hint["seq"], hint["kind"], hint["payload"]) == \
-        (2, "hint", {"text": "Look at main.py", "at_seq": 1})
+        (2, "hint", {"text": "Look at main.py", "shown": True, "at_seq": 1})
     path = f"/api/v1/sessions/{sid}/notes"
     for body, status in (({"text": ""}, 422), ({"text": "x", "kind": "shout"}, 422),
                          ({"text": "x", "at_seq": -1}, 422), ({"text": "x", "extra": 1}, 422),

@@ -7,6 +7,9 @@ stands beside the questions: the interviewer filters it, adds the note and a cel
 first question (chips with a short label appear; the autosave stores them), removes the note,
 adds it to the second question from the keyboard, fills in the rest and submits. The debrief
 links each moment into the replay, and following the link opens the replay at that event.
+
+The interviewer's system asks for the dark colour scheme while they observe and replay: both
+pages are dark (page, panels) and pass axe filled with the interview's events.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
+from tests.journeys.a11y import assert_accessible
 from tests.journeys.conftest import (
     WAIT_MS,
     Product,
@@ -36,10 +40,27 @@ TASK = "daily-features-bug"
 NOTE = "Looked at the raw rows before touching the pipeline"
 
 
+def luminance(css: str) -> float:
+    """Relative luminance of ``rgb(r, g, b)`` (WCAG)."""
+    values = [int(v) / 255 for v in re.findall(r"\d+", css)[:3]]
+    linear = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in values]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+async def assert_dark_and_accessible(page: Page, what: str) -> None:
+    """The page in the dark scheme (page and panel backgrounds dark), passing axe."""
+    for selector in ("body", ".pl-panel"):
+        background = await page.locator(selector).first.evaluate(
+            "e => getComputedStyle(e).backgroundColor")
+        assert luminance(background) < 0.05, (what, selector, background)
+    await assert_accessible(page, what, scheme="dark")
+
+
 async def test_moments_picked_from_the_timeline(product: Product, browser: Browser) -> None:
     async with browsing(browser, product, "scorecard-moments") as people:
         # The interviewer schedules a session now and watches it.
         observe = await people.as_user(INTERVIEWER, "observe")
+        await observe.emulate_media(color_scheme="dark")
         link = await schedule_through_the_page(observe, product, TASK, "Mo Moments")
         await observe.click("#session-link")
         await observe.wait_for_url(re.compile(r"/sessions/s_\w+$"), timeout=WAIT_MS)
@@ -59,6 +80,7 @@ async def test_moments_picked_from_the_timeline(product: Product, browser: Brows
         await observe.fill("#pl-note-text", NOTE)
         await observe.click("#pl-note-save")
         await expect(observe.locator("#pl-notes")).to_contain_text(NOTE, timeout=WAIT_MS)
+        await assert_dark_and_accessible(observe, "the observe page")
         await end_session(observe)
 
         # The scorecard: the timeline beside the questions, each event with its number, its
@@ -162,7 +184,8 @@ async def test_moments_picked_from_the_timeline(product: Product, browser: Brows
                      ).to_have_text(f"#{note_seq}")
         await shot(card, "moments-debrief")
 
-        # Following the link opens the replay at that event.
+        # Following the link opens the replay at that event (in the dark scheme).
+        await card.emulate_media(color_scheme="dark")
         await first_links.click()
         await card.wait_for_url(f"**/replay#seq={cell_seq}", timeout=WAIT_MS)
         await expect(card.locator("body")).to_have_attribute("data-replay-ready", "1",
@@ -170,4 +193,5 @@ async def test_moments_picked_from_the_timeline(product: Product, browser: Brows
         await expect(card.locator(f'#pl-events li.pl-current[data-seq="{cell_seq}"]')
                      ).to_have_count(1)
         await expect(card.locator("#pl-range")).to_have_value(str(cell_seq))
+        await assert_dark_and_accessible(card, "the replay page")
         await shot(card, "moments-replay")

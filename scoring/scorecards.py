@@ -24,6 +24,7 @@ import sqlite_utils
 from common.clock import now_iso
 from scoring.problems import Problems
 from scoring.rubrics import LEVELS, Dimension, Rubric
+from workspaces.recording.events import last_seq
 
 RECOMMENDATION_LABELS = {"strong_no": "Strong no", "no": "No", "yes": "Yes",
                          "strong_yes": "Strong yes"}
@@ -185,8 +186,7 @@ def check_moments(db: sqlite_utils.Database, session_id: str, card: Card,
         [session_id, *wanted]).fetchall()}
     if found == set(wanted):
         return
-    (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?",
-                         [session_id]).fetchone()
+    last = last_seq(db, session_id)
     extent = (f"its events are numbered 1 to {last}" if last else
               "it has no events yet")
     titles = {d.id: d.title for d in rubric.dimensions}

@@ -21,6 +21,8 @@ from typing import Any
 
 from yarl import URL
 
+from server.people.accounts import EMAIL_RE  # an address as accounts take it
+
 ENV_PREFIX = "PAIRLAB_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True,
@@ -302,8 +304,6 @@ def _validate(s: Settings) -> list[str]:
     return problems
 
 
-_FROM = re.compile(r"^[^@\s<>\"'`]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*$")
-"""An address as accounts take it (``server/people/accounts.py``), with no display name."""
 
 
 def _smtp_problems(s: Settings) -> list[str]:
@@ -321,7 +321,7 @@ def _smtp_problems(s: Settings) -> list[str]:
         return problems
     if any(c.isspace() or ord(c) < 32 for c in s.smtp_host):
         problems.append(f"smtp_host: {s.smtp_host[:80]!r} is not a host name or address")
-    if not _FROM.match(s.smtp_from):
+    if not EMAIL_RE.match(s.smtp_from):
         problems.append(f"smtp_from: {s.smtp_from[:80]!r} is not an email address (needed"
                         " with smtp_host)")
     if s.smtp_password and not (s.smtp_tls or s.smtp_starttls) and not _is_loopback(s.smtp_host):

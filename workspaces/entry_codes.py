@@ -16,7 +16,8 @@ from typing import Any
 import sqlite_utils
 
 from common.clock import iso, now
-from workspaces.sessions import hash_token, parse_time
+from workspaces.sessions import parse_time
+from workspaces.tokens import hash_token
 
 ENTRY_CODE_TTL = timedelta(seconds=60)
 

@@ -20,8 +20,6 @@ from workspaces import candidate_links
 from workspaces.session_errors import SessionConflict, SessionError, SessionNotFound
 from workspaces.tokens import hash_token
 
-__all__ = ["hash_token"]  # still importable from here (entry codes, tests)
-
 LINK_EARLY = timedelta(minutes=15)
 """A candidate link works from this long before the start."""
 MAX_DURATION = 240

@@ -19,6 +19,7 @@ from common.errors import Forbidden, Unauthorized
 from server.http.client_address import client_address as client_address  # re-exported: one answer
 from server.http.errors import wants_json
 from server.http.keys import DB, SETTINGS
+from server.http.way_forward import UNSAFE
 from server.people import credentials
 from server.people.accounts import User
 
@@ -26,7 +27,6 @@ SESSION_COOKIE = "pairlab_session"
 PRELOGIN_COOKIE = "pairlab_prelogin"
 """Plain names; over https each is sent as ``__Host-`` + name (``cookie_name``)."""
 CSRF_HEADER = "X-CSRF-Token"
-UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Logging in again while logged in is allowed: these check Origin and their own form token.
 LOGIN_PATHS = frozenset({"/login", "/api/v1/auth/login"})
 

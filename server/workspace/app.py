@@ -11,6 +11,7 @@ that host alone. Every request and WebSocket is checked against the workspace's 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import html
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from aiohttp import web
+from markupsafe import Markup
 from yarl import URL
 
 from common.audit import Actor
@@ -312,16 +314,27 @@ def _public(request: web.Request, session: S.Session) -> dict[str, Any]:
     return data
 
 
+def _brief(store: Any, rev: Any) -> Markup:
+    """The revision's ``brief.md`` as safe HTML. A revision never changes, so each is read and
+    sanitised once (the side panel asks every few seconds in every open tab)."""
+    return _brief_of(store, rev.task_id, rev.id)
+
+
+@functools.lru_cache(maxsize=128)
+def _brief_of(store: Any, task_id: str, revision_id: str) -> Markup:
+    return brief_html(store.text(task_id, revision_id, "brief.md"))
+
+
 @routes.get("/s/{session_id}")
 async def landing(request: web.Request) -> web.Response:
     session = await _session(request)
     session = await _as_seen_by(request, session, await principal_for(request, session))
     main = _main(request)
     rev = await main[DB].read(lambda d: revisions.get_revision(d, session.revision_id))
-    brief = main[SESSIONS].store.text(rev.task_id, rev.id, "brief.md")
     facts = await main[DB].read(lambda d: landing_facts(d, session))
     response = render_anonymous(request, "candidate_landing.html", {
-        "session": session, "title": rev.title, "brief": brief_html(brief), "facts": facts,
+        "session": session, "title": rev.title, "brief": _brief(main[SESSIONS].store, rev),
+        "facts": facts,
     }, csrf=_csrf(request, session.id))
     # Start posts here and is redirected on to the workspace's host, which form-action must
     # allow (CSP checks a form's redirects too): any workspace host, no other site.
@@ -377,7 +390,7 @@ async def api_session_panel(request: web.Request) -> web.Response:
     await principal_for(request, session)
     main = _main(request)
     rev = await main[DB].read(lambda d: revisions.get_revision(d, session.revision_id))
-    brief = main[SESSIONS].store.text(rev.task_id, rev.id, "brief.md")
+    brief = _brief(main[SESSIONS].store, rev)
     facts = await main[DB].read(lambda d: panel_facts(d, session, brief))
     return web.json_response({"panel": facts.to_dict()},
                              headers={"Cache-Control": "no-store"})
@@ -452,23 +465,12 @@ async def _closed_workspace(request: web.Request, workspace_id: str) -> NoReturn
     session = await db.read(lambda d: S.get_session(d, session_id)) if session_id else None
     if session is None:  # a workspace never claimed: nobody holds a grant for it
         raise Forbidden(NO_ACCESS)
-    await principal_for(request, session)
+    who = await principal_for(request, session)
     if session.is_over():
-        if await _is_interviewer(request, session):
+        if who.kind == "interviewer":
             raise SessionEndedForInterviewer(ENDED_FOR_INTERVIEWER)
         raise SessionEnded(THANKS)
     raise WorkspaceUnavailable("The workspace is restarting; reload this page in a minute.")
-
-
-async def _is_interviewer(request: web.Request, session: S.Session | None) -> bool:
-    """Is this browser an interviewer who paired in the workspace (told the end in their own
-    words, not the candidate's thank-you)?"""
-    if session is None:
-        return False
-    try:
-        return (await principal_for(request, session)).kind == "interviewer"
-    except Forbidden:
-        return False
 
 
 @routes.route("*", "/w/{workspace_id}/{tail:.*}")

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
-from common.clock import iso
-from common.markdown_safe import brief_html
 from workspaces import sessions as S
 from workspaces.recording import events as E
 
@@ -61,14 +58,14 @@ def hints_given(db: sqlite_utils.Database, session_id: str,
             continue
         text = data.get("text")
         if isinstance(text, str) and text:
-            hints.append(Hint(int(seq), iso(datetime.fromisoformat(at)), text))
+            hints.append(Hint(int(seq), str(at), text))  # stored by clock.iso already
     return tuple(hints)
 
 
 def panel_facts(db: sqlite_utils.Database, session: S.Session, brief: str) -> PanelFacts:
-    """``brief``: the revision's ``brief.md`` (Markdown, as the task's author wrote it)."""
+    """``brief``: the revision's brief as safe HTML (``common.markdown_safe.brief_html``)."""
     return PanelFacts(
         session_id=session.id, state=session.state, ends_at=session.ends_at,
-        seconds_left=session.seconds_left(), brief_html=str(brief_html(brief)),
+        seconds_left=session.seconds_left(), brief_html=str(brief),
         hints=hints_given(db, session.id),
     )

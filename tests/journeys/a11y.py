@@ -15,6 +15,7 @@ journey that shows it, with :meth:`Audits.audit_part`.
 from __future__ import annotations
 
 import asyncio
+import re
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,13 @@ async def audit_part(page: Page, selector: str) -> list[Violation]:
         url = page.url
         result = await _AXE.run(page, context={"include": [[selector]]})
     return violations_of(f"{url} {selector}", result.response)
+
+
+def luminance(css: str) -> float:
+    """Relative luminance (WCAG) of a computed colour, ``rgb(r, g, b)``: under 0.05 is dark."""
+    values = [int(v) / 255 for v in re.findall(r"\d+", css)[:3]]
+    linear = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in values]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
 async def assert_accessible(page: Page, what: str, scheme: str | None = None) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.journeys.a11y import assert_accessible
+from tests.journeys.a11y import assert_accessible, luminance
 from tests.journeys.conftest import WAIT_MS, Product, browsing
 from tests.journeys.test_admin import ADMIN, import_with_rules, served, unique_id
 from tests.journeys.test_review_exceptions import RULES, review_files
@@ -129,7 +129,7 @@ async def test_the_review_starts_with_a_summary_and_pages_hold_in_dark_and_narro
             await admin.goto(f"{product.app_url}{path}")
             await assert_accessible(admin, path, scheme="dark")
         background = await admin.evaluate("getComputedStyle(document.body).backgroundColor")
-        assert background != "rgb(247, 248, 250)", background  # the light scheme's page colour
+        assert luminance(background) < 0.05, background  # dark, not merely not the light one
         await admin.emulate_media(color_scheme="light")
 
         # An unknown address: the styled page, a sentence, and a way out that is not here.

@@ -171,6 +171,17 @@ async def test_the_record_of_two_people_a_terminal_and_a_notebook(product: Produ
         await expect(observe.locator("#pl-stream")).to_have_text("finished", timeout=WAIT_MS)
         await expect(observe.locator("#pl-join")).to_be_hidden()
 
+        # 3b. The interviewer's own JupyterLab tab is told the end in their words (no
+        # thank-you) with the way back to the session; a reload says the same, 410.
+        ended = pairing.locator("#pairlab-ended")
+        await expect(ended).to_contain_text("The interview has ended", timeout=WAIT_MS)
+        assert "thank you" not in (await ended.inner_text()).lower()
+        await expect(pairing.locator("#pairlab-leave")).to_have_attribute("href", session_url)
+        reloaded = await pairing.reload()
+        assert reloaded is not None and reloaded.status == 410
+        await expect(pairing.locator("h1")).to_have_text("The interview has ended")
+        await expect(pairing.locator("p.message")).to_contain_text("the session's page")
+
         # 4. As the interviewer: the events API names each save's author.
         found = await events_of(observe, product, sid)
         saves = [e for e in found if e["kind"] == "file.changed" and e["path"] == FILE]

@@ -19,13 +19,14 @@ import re
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.journeys.a11y import assert_accessible
+from tests.journeys.a11y import assert_accessible, luminance
 from tests.journeys.conftest import (
     WAIT_MS,
     Product,
     browsing,
     document,
     end_session,
+    observe_scheduled,
     schedule_through_the_page,
     shot,
     start_workspace,
@@ -38,13 +39,6 @@ pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
 INTERVIEWER = "interviewer@example.com"
 TASK = "daily-features-bug"
 NOTE = "Looked at the raw rows before touching the pipeline"
-
-
-def luminance(css: str) -> float:
-    """Relative luminance of ``rgb(r, g, b)`` (WCAG)."""
-    values = [int(v) / 255 for v in re.findall(r"\d+", css)[:3]]
-    linear = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in values]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
 async def assert_dark_and_accessible(page: Page, what: str) -> None:
@@ -62,12 +56,8 @@ async def test_moments_picked_from_the_timeline(product: Product, browser: Brows
         observe = await people.as_user(INTERVIEWER, "observe")
         await observe.emulate_media(color_scheme="dark")
         link = await schedule_through_the_page(observe, product, TASK, "Mo Moments")
-        await observe.click("#session-link")
-        await observe.wait_for_url(re.compile(r"/sessions/s_\w+$"), timeout=WAIT_MS)
-        session_url = observe.url
+        session_url = await observe_scheduled(observe)
         session_path = session_url.split("://", 1)[1].split("/", 1)[1]
-        await observe.goto(f"{session_url}/observe")
-        await expect(observe.locator("#pl-stream")).to_have_text("live", timeout=WAIT_MS)
 
         # The candidate starts and runs the notebook's first cells.
         lab_page = await people.anonymous("candidate")

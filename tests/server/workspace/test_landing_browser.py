@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from server.http.times import human_utc
 from server.settings import Settings
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import MakeSettings, create_user
@@ -56,7 +55,8 @@ async def test_the_landing_page_shows_local_times_and_the_servers_time_left(
                     # The end: shown in the viewer's zone, the server's UTC text the tooltip.
                     ends_at = created["session"]["ends_at"]
                     ends = page.locator("#ends-at")
-                    await expect(ends).to_have_attribute("title", human_utc(ends_at))
+                    await expect(ends).to_have_attribute("title", datetime.fromisoformat(
+                        ends_at).astimezone(UTC).strftime("%a %-d %b %Y, %H:%M UTC"))
                     local = datetime.fromisoformat(ends_at).astimezone(ZoneInfo(ZONE))
                     shown = await ends.inner_text()
                     faces = (local.strftime("%H:%M"), local.strftime("%I:%M %p"))

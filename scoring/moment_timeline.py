@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlite_utils
@@ -100,10 +99,10 @@ def timeline_page(db: sqlite_utils.Database, session_id: str, *, group: str = ""
     check_filter(group, text, after)
     where, params = _where(session_id, group, text)
     rows = db.execute(
-        "SELECT session_id, seq, at, actor, kind, path, payload FROM events"  # noqa: S608
+        f"SELECT {E.COLUMNS} FROM events"  # noqa: S608
         f" WHERE {where} AND seq > ? ORDER BY seq LIMIT ?", [*params, after, limit + 1],
     ).fetchall()
-    page = tuple(StoredEvent(r[0], r[1], _at(r[2]), r[3], r[4], r[5], r[6]) for r in rows)
+    page = tuple(E.stored_event(r) for r in rows)
     later = page[limit - 1].seq if len(page) > limit else None
     page = page[:limit]
     (total,) = db.execute(f"SELECT COUNT(*) FROM events WHERE {where}",  # noqa: S608
@@ -120,10 +119,6 @@ def timeline_page(db: sqlite_utils.Database, session_id: str, *, group: str = ""
     return TimelinePage(page, int(total), int(position), earlier, later, group, text)
 
 
-def _at(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 def events_by_seq(db: sqlite_utils.Database, session_id: str,
                   seqs: Iterable[int]) -> list[StoredEvent]:
     """This session's events with these numbers (for the chips of moments already picked)."""
@@ -131,10 +126,10 @@ def events_by_seq(db: sqlite_utils.Database, session_id: str,
     if not wanted:
         return []
     rows = db.execute(
-        "SELECT session_id, seq, at, actor, kind, path, payload FROM events"  # noqa: S608
+        f"SELECT {E.COLUMNS} FROM events"  # noqa: S608
         f" WHERE session_id = ? AND seq IN ({', '.join('?' for _ in wanted)}) ORDER BY seq",
         [session_id, *wanted]).fetchall()
-    return [StoredEvent(r[0], r[1], _at(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+    return [E.stored_event(r) for r in rows]
 
 
 def _brief(value: Any, depth: int = 0) -> Any:

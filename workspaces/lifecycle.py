@@ -225,13 +225,25 @@ class SessionManager:
             session = await self.db.read(lambda d: S.get_session(d, session_id))
             if session.state in ("ended", "failed"):
                 return session
+            ended = await self._end_now(session_id, actor, why)
+            if ended is None:  # moved on meanwhile: as it is now
+                ended = await self.db.read(lambda d: S.get_session(d, session_id))
+            return ended
+
+    async def _end_now(self, session_id: str, actor: audit.Actor,
+                       why: str) -> S.Session | None:
+        """End the session (the caller holds its lock, or deliberately does not): the state,
+        its workspaces stopped, the event. None if it moved on meanwhile (the write refused)."""
+        try:
             session = await self.db.write(lambda d: self._end(d, session_id, actor, why))
-            if session.workspace_id:
-                await self._stop_workspace(session.workspace_id)
-            else:  # never live: a workspace claimed for it before a start failed half-way
-                await self._stop_claimed(session_id)
-            await self._emit("ended", session_id, None, {"by": actor.label, "why": why})
-            return session
+        except SessionConflict:
+            return None
+        if session.workspace_id:
+            await self._stop_workspace(session.workspace_id)
+        else:  # never live: a workspace claimed for it before a start failed half-way
+            await self._stop_claimed(session_id)
+        await self._emit("ended", session_id, None, {"by": actor.label, "why": why})
+        return session
 
     async def _stop_workspace(self, workspace_id: str) -> None:
         self._stopping.add(workspace_id)
@@ -301,13 +313,8 @@ class SessionManager:
         if session.state == "live" or not self._lock(session.id).locked():
             await self.end_session(session.id, audit.SYSTEM, "time is up")
             return
-        why = "time is up before the workspace was ready"
-        try:
-            await self.db.write(lambda d: self._end(d, session.id, audit.SYSTEM, why))
-        except SessionConflict:
-            return  # it moved on meanwhile (live, failed or ended): the next check sees it
-        await self._stop_claimed(session.id)
-        await self._emit("ended", session.id, None, {"by": audit.SYSTEM.label, "why": why})
+        # Should it have moved on meanwhile (live, failed or ended), the next check sees it.
+        await self._end_now(session.id, audit.SYSTEM, "time is up before the workspace was ready")
 
     async def _stop_claimed(self, session_id: str) -> None:
         """Stop every workspace still claimed for the session (its ``workspace_id`` is set

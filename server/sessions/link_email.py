@@ -86,26 +86,10 @@ def prepare(db: sqlite_utils.Database, settings: Settings, user: people.User,
     if link is None:
         raise Conflict("This session's link cannot be shown again (made before links could be,"
                        " or the server's secret changed): re-issue it, then send it.")
-    since = now() - WINDOW
-    tries = db.execute("SELECT requested_at FROM candidate_link_emails WHERE session_id = ?"
-                       " AND requested_at > ? ORDER BY requested_at", [session.id, iso(since)]
-                       ).fetchall()
-    mine = db.execute("SELECT requested_at FROM candidate_link_emails WHERE requested_by = ?"
-                      " AND requested_at > ? ORDER BY requested_at", [user.id, iso(since)]
-                      ).fetchall()
-    if len(mine) >= USER_SENDS_PER_HOUR:
-        wait = max(1, int((S.parse_time(mine[0][0]) + WINDOW - now()).total_seconds()))
-        raise TooManyRequests(
-            f"Not sent: you have emailed {len(mine)} candidate links in the last hour (at most"
-            f" {USER_SENDS_PER_HOUR}). Try again in {wait // 60 + 1} minutes, or copy the link"
-            " and send it yourself.", headers={"Retry-After": str(wait)})
-    if len(tries) >= SENDS_PER_HOUR:
-        free_at = S.parse_time(tries[0][0]) + WINDOW
-        wait = max(1, int((free_at - now()).total_seconds()))
-        raise TooManyRequests(
-            f"Not sent: this session's link was already emailed {len(tries)} times in the last"
-            f" hour (at most {SENDS_PER_HOUR}). Try again in {wait // 60 + 1} minutes, or copy"
-            " the link and send it yourself.", headers={"Retry-After": str(wait)})
+    _within_limit(db, "requested_by", user.id, USER_SENDS_PER_HOUR,
+                  "you have emailed {n} candidate links in the last hour")
+    _within_limit(db, "session_id", session.id, SENDS_PER_HOUR,
+                  "this session's link was already emailed {n} times in the last hour")
     facts = landing_facts(db, session)
     title = revisions.get_revision(db, session.revision_id).title
     message = link_message(LinkEmail(
@@ -117,6 +101,21 @@ def prepare(db: sqlite_utils.Database, settings: Settings, user: people.User,
         "INSERT INTO candidate_link_emails (session_id, recipient, requested_by, requested_at)"
         " VALUES (?, ?, ?, ?)", [session.id, shown, user.id, iso(now())])
     return Reserved(int(attempt.lastrowid or 0), recipient, message, shown)
+
+
+def _within_limit(db: sqlite_utils.Database, column: str, value: object, limit: int,
+                  said: str) -> None:
+    """Refuse (429, with when to try again) once ``limit`` tries with ``column = value`` fall
+    in the last ``WINDOW``; ``said``: what was done, with ``{n}`` for how often."""
+    count, first = db.execute(
+        f"SELECT COUNT(*), MIN(requested_at) FROM candidate_link_emails WHERE {column} = ?"  # noqa: S608 (a column name of ours)
+        " AND requested_at > ?", [value, iso(now() - WINDOW)]).fetchone()
+    if count < limit:
+        return
+    wait = max(1, int((S.parse_time(first) + WINDOW - now()).total_seconds()))
+    raise TooManyRequests(
+        f"Not sent: {said.format(n=count)} (at most {limit}). Try again in {wait // 60 + 1}"
+        " minutes, or copy the link and send it yourself.", headers={"Retry-After": str(wait)})
 
 
 def _check_sendable(address: str) -> None:

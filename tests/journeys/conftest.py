@@ -227,12 +227,20 @@ async def browsing(browser: Browser, product: Product, name: str) -> AsyncIterat
 
 
 async def schedule_through_the_page(page: Page, product: Product, task_id: str,
-                                    candidate: str) -> str:
-    """Schedule a session now on the Sessions page; returns the candidate link that the
-    session's own page (where the form redirects) shows. ``#session-link`` is that page's."""
+                                    candidate: str, *, email: str = "",
+                                    interviewers: str = "", starts_local: str = "",
+                                    minutes: int | None = None) -> str:
+    """Schedule a session on the Sessions page (now, or at ``starts_local``: the picker's
+    ``YYYY-MM-DDTHH:MM`` in the browser's zone); returns the candidate link that the session's
+    own page (where the form redirects) shows. ``#session-link`` is that page's."""
     await page.goto(f"{product.app_url}/sessions")
     await page.select_option("#task", task_id)
     await page.fill("#candidate_name", candidate)
+    for selector, value in (("#candidate_email", email), ("#interviewers", interviewers),
+                         ("#starts_local", starts_local),
+                         ("#duration_minutes", "" if minutes is None else str(minutes))):
+        if value:
+            await page.fill(selector, value)
     await page.click('form[action="/sessions"] button[type=submit]')
     link = page.locator("#candidate-link")
     await expect(link).to_be_visible(timeout=WAIT_MS)

@@ -8,7 +8,8 @@ saves a file. Nobody ends anything: when the time is up the server ends the sess
 (``deadline_loop``), the candidate's JupyterLab says so and turns read-only (typing and Ctrl-S
 raise no "File Save Error"), the observe page follows to "ended" and drops its live controls, a
 reload gives the candidate the thank-you page, and the product's audit log says the system
-ended it because the time was up.
+ended it because the time was up. A second session over at the same time, which nobody ever
+opened, is ended by the clock as well, and its link is closed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ import time
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.journeys.conftest import WAIT_MS, Product, browsing, start_workspace
+from tests.journeys.conftest import (
+    WAIT_MS,
+    Product,
+    browsing,
+    schedule_through_the_page,
+    start_workspace,
+)
 from tests.journeys.test_candidate_end import THANKS, closing_page
 from tests.journeys.test_interview import open_lab_path, type_at_end
 
@@ -44,21 +51,15 @@ async def schedule_short(page: Page, product: Product, candidate: str) -> tuple[
     """Schedule a ``MINUTES``-minute session that started ``STARTED_AGO`` minutes ago on the
     Sessions page, the start picked in the browser's own time zone; returns the candidate link
     and the session's page URL."""
-    await page.goto(f"{product.app_url}/sessions")
-    await page.select_option("#task", TASK)
-    await page.fill("#candidate_name", candidate)
     local = await page.evaluate("""(ago) => {
         const d = new Date(Date.now() - ago * 60000), two = (n) => String(n).padStart(2, "0");
         return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}` +
                `T${two(d.getHours())}:${two(d.getMinutes())}`;
     }""", STARTED_AGO)
-    await page.fill("#starts_local", local)
-    await page.fill("#duration_minutes", str(MINUTES))
-    await page.click('form[action="/sessions"] button[type=submit]')
-    link = page.locator("#candidate-link")
-    await expect(link).to_be_visible(timeout=WAIT_MS)
+    link = await schedule_through_the_page(page, product, TASK, candidate, starts_local=local,
+                                           minutes=MINUTES)
     await expect(page.locator("main")).to_contain_text(f"({MINUTES} minutes)")
-    return (await link.input_value()).strip(), page.url.split("?", 1)[0]
+    return link, page.url.split("?", 1)[0]
 
 
 def seconds(badge_text: str) -> int:
@@ -84,6 +85,8 @@ async def test_the_interview_ends_when_its_time_is_up(product: Product,
                                                       browser: Browser) -> None:
     async with browsing(browser, product, "clock-end") as people:
         observe = await people.as_user(INTERVIEWER, "observe")
+        # A session nobody will open, over at the same time (or a minute before).
+        nobody_link, nobody_url = await schedule_short(observe, product, "Nora Noshow")
         link, session_url = await schedule_short(observe, product, "Kit Clockwise")
         session_id = session_url.rsplit("/", 1)[1]
         assert re.fullmatch(r"s_\w+", session_id), session_url
@@ -136,6 +139,18 @@ async def test_the_interview_ends_when_its_time_is_up(product: Product,
         # The server ended it, because the time was up, and said so in the audit log.
         rows = end_rows(product, session_id)
         assert rows == [("system", {"why": "time is up"})], rows
+
+        # The session nobody opened was ended by the clock too; its link is closed.
+        nobody = nobody_url.rsplit("/", 1)[1]
+        for _ in range(60):
+            if end_rows(product, nobody):
+                break
+            await lab_page.wait_for_timeout(500)
+        assert end_rows(product, nobody) == [("system", {"why": "time is up"})]
+        late = await people.anonymous("late candidate")
+        closed = await late.goto(nobody_link)
+        assert closed is not None and closed.status == 410, closed and closed.status
+        await expect(late.locator("#start")).to_have_count(0)
 
         # A reload: the candidate's thank-you page.
         reloaded = await lab_page.reload()

@@ -73,13 +73,8 @@ async def test_without_smtp_the_page_says_how_to_enable_email(
 
 
 async def schedule_with_email(page: Page, demo: Product) -> str:
-    await page.goto(f"{demo.app_url}/sessions")
-    await page.select_option("#task", TASK)
-    await page.fill("#candidate_name", CANDIDATE)
-    await page.fill("#candidate_email", CANDIDATE_EMAIL)
-    await page.fill("#interviewers", f"{INTERVIEWER}, {SECOND}")
-    await page.click('form[action="/sessions"] button[type=submit]')
-    await page.wait_for_url("**/sessions/s_*?scheduled=1", timeout=WAIT_MS)
+    await schedule_through_the_page(page, demo, TASK, CANDIDATE, email=CANDIDATE_EMAIL,
+                                    interviewers=f"{INTERVIEWER}, {SECOND}")
     return page.url.split("?")[0]
 
 

@@ -175,11 +175,13 @@ class RecorderClosed(RuntimeError):
 # ---------------------------------------------------------------------------------------------
 # Queries (plain functions of a connection, for read and write callables)
 
-_COLUMNS = "session_id, seq, at, actor, kind, path, payload"
-_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+COLUMNS = "session_id, seq, at, actor, kind, path, payload"
+"""The columns ``stored_event`` reads, in its order."""
+_INSERT = f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
 
 
-def _row(row: tuple[Any, ...]) -> StoredEvent:
+def stored_event(row: tuple[Any, ...]) -> StoredEvent:
+    """An event from a row of ``COLUMNS``."""
     return StoredEvent(row[0], row[1], datetime.fromisoformat(row[2]), row[3], row[4], row[5],
                        row[6])
 
@@ -187,9 +189,9 @@ def _row(row: tuple[Any, ...]) -> StoredEvent:
 def query_events(db: sqlite_utils.Database, session_id: str, after_seq: int = 0,
                  limit: int = PAGE) -> list[StoredEvent]:
     rows = db.execute(
-        f"SELECT {_COLUMNS} FROM events WHERE session_id = ? AND seq > ? "  # noqa: S608
+        f"SELECT {COLUMNS} FROM events WHERE session_id = ? AND seq > ? "  # noqa: S608
         "ORDER BY seq LIMIT ?", [session_id, after_seq, limit]).fetchall()
-    return [_row(row) for row in rows]
+    return [stored_event(row) for row in rows]
 
 
 async def events_since(read: ReadFn, session_id: str, after_seq: int = 0,

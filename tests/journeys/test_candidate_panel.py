@@ -5,16 +5,17 @@ browser set to another time zone, opens the link and presses Start: in JupyterLa
 panel is open, with the brief rendered (a heading and code as elements, no Markdown left over),
 the time left and when the interview ends, in the candidate's own time zone. The interviewer
 gives a hint on the observe page: it appears in the panel without a reload, announced politely;
-a hostile hint (``<img onerror>``, ``<script>``) is shown as text, creating no element and
-running nothing; a note the interviewer writes never appears. The interviewer ends the
-interview: the panel says so. The panel passes axe-core (JupyterLab's own interface is not
-audited, pairlab's panel in it is).
+the interviewer extends the session by 10 minutes: the panel's time left and end and the badge
+follow without a reload; a hostile hint (``<img onerror>``, ``<script>``) is shown as text,
+creating no element and running nothing; a note the interviewer writes never appears. The
+interviewer ends the interview: the panel says so. The panel passes axe-core (JupyterLab's own
+interface is not audited, pairlab's panel in it is).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -114,6 +115,28 @@ async def test_the_candidate_sees_the_brief_the_time_and_the_hints_in_jupyterlab
         await expect(hints.first).to_contain_text(HINT)
         assert await lab.evaluate("window.pairlabJourneyMark") == 1
         await expect(panel.get_by_text("No hints yet.")).to_be_hidden()
+
+        # The interviewer extends the session by 10 minutes: the panel's time left and end, and
+        # the badge, follow without a reload.
+        before_end = await ends_at.get_attribute("datetime")
+        await observe.fill('#pl-extend-form input[name="minutes"]', "10")
+        await observe.click("#pl-extend")
+
+        async def minutes_left() -> int:
+            return int((await left.inner_text()).split(":")[0])
+
+        for _ in range(120):
+            if await minutes_left() >= minutes + 9:
+                break
+            await lab.wait_for_timeout(500)
+        assert await minutes_left() >= minutes + 9, (minutes, await left.inner_text())
+        badge_after = (await lab.locator("#pairlab-countdown").inner_text()).split(":")[0]
+        assert int(badge_after) >= minutes + 9, badge_after
+        after_end = await ends_at.get_attribute("datetime")
+        assert before_end and after_end and datetime.fromisoformat(
+            after_end.replace("Z", "+00:00")) - datetime.fromisoformat(
+            before_end.replace("Z", "+00:00")) == timedelta(minutes=10), (before_end, after_end)
+        assert await lab.evaluate("window.pairlabJourneyMark") == 1
 
         # A note: private; and a hostile hint: text only, nothing created, nothing run.
         await give(observe, NOTE, "#pl-note-save")

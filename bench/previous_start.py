@@ -1,7 +1,8 @@
 """The previous cold-start code path, for same-run comparisons (``bench.provisioning --only
 cold,previous``): the workspace server as it started before issue 15 (JupyterLab's yarn lookup,
 jsonschema's format libraries, notebook_shim and the default kernelspec folders, which import
-IPython) and readiness polled with back-off up to 250 ms. Bench-only: pairlab itself has no
+IPython; no spare kernel: the first kernel asked for is started then) and readiness polled with
+back-off up to 250 ms. Bench-only: pairlab itself has no
 switch back.
 """
 
@@ -30,8 +31,8 @@ NEW_CONFIG_LINES = (
 
 
 def _previous_config(workspace_id: str, inside: jc.Inside,
-                     current: Callable[[str, jc.Inside], str]) -> str:
-    text = current(workspace_id, inside)
+                     current: Callable[..., str]) -> str:
+    text = current(workspace_id, inside, spare_kernel=False)
     for line in NEW_CONFIG_LINES:
         if line not in text:
             raise RuntimeError(f"bench.previous_start is out of date: no {line.strip()!r}")
@@ -61,7 +62,7 @@ def previous_code_path() -> Iterator[None]:
     """Within this block, workspaces start as they did before (see the module docstring)."""
     launcher, config, poll = jc.LAUNCHER, jc.server_config, LocalProvisioner._poll
 
-    def server_config(workspace_id: str, inside: jc.Inside) -> str:
+    def server_config(workspace_id: str, inside: jc.Inside, *, spare_kernel: bool = True) -> str:
         return _previous_config(workspace_id, inside, config)
 
     jc.LAUNCHER, jc.server_config = PREVIOUS_LAUNCHER, server_config

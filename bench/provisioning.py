@@ -82,6 +82,8 @@ class Results:
     warm_refill: list[float] = field(default_factory=list)
     warm_fill: list[float] = field(default_factory=list)
     warm_hooks: list[float] = field(default_factory=list)
+    warm_first_cell: list[float] = field(default_factory=list)
+    warm_first_cell_on_request: list[float] = field(default_factory=list)
     burst_all: list[float] = field(default_factory=list)
     burst_each: list[float] = field(default_factory=list)
     burst_size: int = 0
@@ -265,9 +267,30 @@ async def run_cold(res: Results, runs: int, warmup: int, previous: Results | Non
 # ---- (c) warm starts ------------------------------------------------------------------------
 
 
+async def _first_cell(stack: Stack, workspace_id: str, began: float) -> tuple[float, str]:
+    """``POST /w/<id>/api/kernels`` and ``1+1`` over the proxied kernel WebSocket: seconds from
+    ``began`` until the result came back, and where the time went."""
+    asked = now()
+    kernel_id = await stack.new_kernel(workspace_id)
+    posted = now()
+    ws = await stack.proxied_channels(workspace_id, kernel_id)
+    connected = now()
+    try:
+        result = await exchange(ws, execute_request("1+1"), timeout_s=90)
+        at = now() - began
+    finally:
+        await ws.close()
+    assert result.text == "2", result.text
+    return at, (f"kernel POST {fmt(posted - asked)}, WebSocket {fmt(connected - posted)}, "
+                f"1+1 {fmt(now() - connected)}")
+
+
 async def run_warm(res: Results, runs: int, warmup: int, settle_s: float) -> None:
     print(f"\n(c) warm: warm_pool_size=1; each run waits for a warm server (+{settle_s:.1f} s "
-          "settle), then POST /start (claim + copy the task in); end; wait for the refill")
+          "settle), then POST /start (claim + copy the task in) and the first cell (`1+1` on "
+          "the kernel the workspace started with it); the same-run baseline: the same POST "
+          "/start time plus a second kernel started on request and its `1+1` (the path before "
+          "spare kernels); end; wait for the refill (after the first cell)")
     async with Stack("plbw-", warm_pool_size=1) as stack:
         filled = await stack.wait_warm()
         print(f"  initial pool fill: {fmt(filled, 's')} after the app started")
@@ -277,9 +300,13 @@ async def run_warm(res: Results, runs: int, warmup: int, settle_s: float) -> Non
             await stack.wait_warm()
             await asyncio.sleep(settle_s)
             claimed_at = now()
-            client_s, _ = await stack.start(scheduled.session_id, csrf)
+            client_s, workspace_id = await stack.start(scheduled.session_id, csrf)
+            first, parts = await _first_cell(stack, workspace_id, claimed_at)
             server_s = stack.start_times[scheduled.session_id]
             fill_s, hooks_s = stack.phases["fill"][-1], stack.phases["hooks:live"][-1]
+            asked = now()
+            on_request, _ = await _first_cell(stack, workspace_id, asked)
+            on_request += client_s
             await stack.wait_warm()
             refill = now() - claimed_at
             await stack.end(scheduled.session_id)
@@ -290,8 +317,12 @@ async def run_warm(res: Results, runs: int, warmup: int, settle_s: float) -> Non
                 res.warm_refill.append(refill)
                 res.warm_fill.append(fill_s)
                 res.warm_hooks.append(hooks_s)
+                res.warm_first_cell.append(first)
+                res.warm_first_cell_on_request.append(on_request)
             print(f"  run {i + 1}: start_session {fmt(server_s)} (task copied in "
                   f"{fmt(fill_s)}, live hooks {fmt(hooks_s)}), POST /start {fmt(client_s)}, "
+                  f"first cell {fmt(first)} ({parts}; kernel started on request: "
+                  f"{fmt(on_request)}), "
                   f"pool warm again {fmt(refill, 's')} after the claim"
                   f"{'' if counted else ' (warm-up)'}")
 
@@ -387,6 +418,13 @@ def report(res: Results) -> None:
               ratio(res.warm_client))
         print(row("    of which: task copied in (fill)", res.warm_fill, "ms"))
         print(row("    of which: live hooks (recorder)", res.warm_hooks, "ms"))
+        print(row("(c) warm: first cell: POST /start -> 1+1 result", res.warm_first_cell,
+                  "ms"))
+        ratio_s = median(res.warm_first_cell) / median(res.warm_first_cell_on_request)
+        print(row("    baseline: kernel started on request", res.warm_first_cell_on_request,
+                  "ms") + f"   first cell = {ratio_s:.2f} x baseline p50")
+        print(f"    goal warm first cell p50 <= 100 ms: "
+              f"{verdict(median(res.warm_first_cell), 0.100)}")
         print(row("(c) warm: pool warm again after a claim", res.warm_refill, "s"))
         print(f"    target warm p50 <= 50 ms: {verdict(median(res.warm_server), 0.050)}, "
               f"p95 <= 150 ms: {verdict(percentile(res.warm_server, 95), 0.150)}")

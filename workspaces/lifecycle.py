@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -56,9 +56,16 @@ EndSession = Callable[[Any, str, audit.Actor, str], S.Session]
 StartHook = Callable[[Any, S.Session], None]
 """Run inside the write transaction that starts a session (database, session): the scoring
 domain's ``session_scoring.repin_at_start`` (the rubric version is pinned at the start)."""
+FirstCell = Callable[[str, float], Awaitable[bool]]
+"""Waits until the session's first cell has run (True), at most that many seconds (False): the
+recorder's ``first_cell``."""
 UID_RANGE = WORKSPACE_UIDS
 HANDOFF_TTL = timedelta(seconds=60)
 WATCH_INTERVAL_S = 2.0
+REFILL_AFTER_S = 20.0
+"""A claimed workspace is replaced in the pool after the session's first cell has run, or after
+this long without one: a refill (a jupyter-server and its spare kernel starting, ~1.5 CPU
+seconds) during the candidate's first cell would compete with it."""
 
 
 class SessionManager:
@@ -69,7 +76,7 @@ class SessionManager:
         self, db: Database, provisioner: Provisioner, store: TaskStore, envs_root: Path, *,
         uid_base: int, warm_pool_size: int, workspace_url: str, end: EndSession,
         on_start: StartHook, upstreams: LiveUpstreams, clients: UpstreamClients,
-        hooks: Sequence[LifecycleHook] = (),
+        hooks: Sequence[LifecycleHook] = (), first_cell: FirstCell | None = None,
     ) -> None:
         self.db = db
         self.provisioner = provisioner
@@ -83,6 +90,8 @@ class SessionManager:
         self.upstreams = upstreams
         self.clients = clients
         self.hooks = tuple(hooks)
+        self._first_cell = first_cell
+        self.refill_after_s = REFILL_AFTER_S
         self._uids: set[int] = set()
         self.pool = WarmPool(db, provisioner, warm_pool_size, self._start_workspace)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -171,9 +180,15 @@ class SessionManager:
             session = await self.db.write(lambda d: _go_live(d, session_id, info, actor))
             await self._emit("live", session_id, info, {"by": actor.label})
             self._spawn(self._watch(info, session_id))
-            # Refill the pool only now: a refill starting during the claim competes with it.
-            self.pool.refill(env_python)
+            if self.pool.size > 0:
+                self._spawn(self._refill_after_first_cell(env_python, session_id))
             return session
+
+    async def _refill_after_first_cell(self, env_python: Path, session_id: str) -> None:
+        """Refill the pool once the session's first cell has run (or ``REFILL_AFTER_S``)."""
+        if self._first_cell is not None:
+            await self._first_cell(session_id, self.refill_after_s)
+        self.pool.refill(env_python)
 
     async def _emit(self, kind: str, session_id: str, info: WorkspaceInfo | None,
                     detail: dict[str, Any]) -> None:

@@ -81,7 +81,7 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
         uid_base=settings.sandbox_uid_base, warm_pool_size=settings.warm_pool_size,
         workspace_url=settings.workspace_url, end=scheduling.end,
         on_start=session_scoring.repin_at_start, upstreams=upstreams,
-        clients=clients, hooks=[recorder.on_lifecycle],
+        clients=clients, hooks=[recorder.on_lifecycle], first_cell=recorder.first_cell,
     )
     app[RECORDING] = recorder
     app[SESSIONS] = manager

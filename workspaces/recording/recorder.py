@@ -240,6 +240,19 @@ class RecordingService:
                     return stored
         raise RecorderClosed("the recorder closed before the event was stored")
 
+    async def first_cell(self, session_id: str, limit_s: float) -> bool:
+        """True once a cell of the session has run (its ``cell.executed`` is stored, now or
+        before), False after ``limit_s`` seconds without one or if the recorder closes."""
+        try:
+            async with asyncio.timeout(limit_s), \
+                    self.recorder.subscribe(safe_text(session_id)) as sub:
+                async for stored in sub:
+                    if stored.kind == E.CELL_EXECUTED:
+                        return True
+        except TimeoutError:
+            pass
+        return False
+
     async def _actor(self, label: Any) -> tuple[str, dict[str, str]]:
         """The event actor for an audit label (an email, ``candidate:…``, ``system``)."""
         if not isinstance(label, str) or label in ("", "system", "cli"):

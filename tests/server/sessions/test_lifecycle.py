@@ -11,10 +11,12 @@ import aiohttp
 from aiohttp import WSMsgType
 
 from server.http.keys import DB
+from server.recording.keys import RECORDING
 from tests.conftest import audit_actions, create_user, login, query
 from tests.harness import EnvFactory
 from workspaces import lifecycle
 from workspaces import sessions as S
+from workspaces.recording import events as E
 
 
 async def test_schedule_link_start_proxy_end(make_env: EnvFactory) -> None:
@@ -261,14 +263,37 @@ async def test_warm_pool_is_claimed(make_env: EnvFactory) -> None:
     await env.open_link(created["candidate_link"])
     location = await env.start_as_candidate(created["session_id"])
     assert location == f"/w/{warm}/lab"  # the warm server was claimed, not a new cold one
+
+    def states() -> list[str]:
+        return [r[0] for r in query(env.settings,
+                                    "SELECT state FROM workspaces ORDER BY created_at")]
+
+    # No refill while the candidate has not run a cell (it would compete with the first one).
+    await asyncio.sleep(2)
+    assert states() == ["live"] and len(env.provisioner.started) == 1
+    await env.app[RECORDING].record_stored(E.Event(
+        created["session_id"], E.ACTOR_CANDIDATE, E.CELL_EXECUTED, "nb.ipynb",
+        {"code": "1+1"}, datetime.now(UTC)))
     deadline = time.monotonic() + 10
-    states: list[str] = []
-    while time.monotonic() < deadline and states != ["live", "warm"]:
+    while time.monotonic() < deadline and states() != ["live", "warm"]:
         await asyncio.sleep(0.1)
-        states = [r[0] for r in query(env.settings,
-                                      "SELECT state FROM workspaces ORDER BY created_at")]
-    assert states == ["live", "warm"]  # and the pool was refilled
+    assert states() == ["live", "warm"]  # refilled once the first cell ran
     assert len(env.provisioner.started) == 2
+
+
+async def test_the_pool_is_refilled_without_a_cell_after_a_while(make_env: EnvFactory) -> None:
+    env = await make_env(warm_pool_size=1)
+    env.manager.refill_after_s = 1.0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(env.provisioner.started) < 1:
+        await asyncio.sleep(0.1)
+    created = await env.schedule()
+    await env.open_link(created["candidate_link"])
+    await env.start_as_candidate(created["session_id"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(env.provisioner.started) < 2:
+        await asyncio.sleep(0.1)
+    assert len(env.provisioner.started) == 2  # no cell ran: refilled after the wait
 
 
 async def test_live_session_survives_a_restart(make_env: EnvFactory) -> None:

@@ -1,0 +1,100 @@
+"""The spare kernel: a real sandboxed workspace starts one kernel with its server, hides it from
+the kernel list, and hands that very process to the first notebook, moved to the notebook's
+folder (with the task's files copied in after it started importable); the next notebook gets a
+kernel of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.workspaces.conftest import (
+    WorkspaceClient,
+    cmdline,
+    free_uid,
+    make_data_dir,
+    remove_data_dir,
+    require_sandbox,
+)
+from workspaces.local import LocalProvisioner
+from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
+from workspaces.sandbox.cgroups import pids_of_uid
+
+module_loop = pytest.mark.asyncio(loop_scope="module")
+
+
+def kernel_pids(uid: int) -> list[int]:
+    """The workspace's kernel processes, as the host sees them."""
+    found = []
+    for pid in pids_of_uid(uid):
+        try:
+            if "ipykernel_launcher" in cmdline(pid):
+                found.append(pid)
+        except OSError:
+            continue
+    return sorted(found)
+
+
+async def wait_for_kernels(uid: int, count: int, limit_s: float = 60.0) -> list[int]:
+    async with asyncio.timeout(limit_s):
+        while len(pids := await asyncio.to_thread(kernel_pids, uid)) < count:
+            await asyncio.sleep(0.05)
+    return pids
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def workspace(env_python: Path) -> AsyncIterator[tuple[LocalProvisioner, WorkspaceInfo]]:
+    require_sandbox()
+    data = make_data_dir()
+    provisioner = LocalProvisioner(data / "workspaces")
+    info = await provisioner.start(WorkspaceSpec("wsspare", free_uid(), env_python))
+    try:
+        # The spare is already starting: the task's files arrive after it (as at a claim).
+        tree = data / "tree"
+        (tree / "sub").mkdir(parents=True)
+        (tree / "sub" / "helper.py").write_text("WHERE = 'copied in after the kernel started'\n")
+        await provisioner.fill(info, tree)
+        yield provisioner, info
+    finally:
+        await provisioner.stop(provisioner.live_info(info.workspace_id) or info)
+        await asyncio.to_thread(remove_data_dir, data)
+
+
+@pytest.mark.integration
+@module_loop
+@pytest.mark.timeout(600)
+async def test_the_first_notebook_gets_the_spare_kernel_moved_to_its_folder(
+    workspace: tuple[LocalProvisioner, WorkspaceInfo],
+) -> None:
+    _, info = workspace
+    [spare] = await wait_for_kernels(info.uid, 1)  # before anyone asked for a kernel
+    async with WorkspaceClient(info) as client:
+        status, listed = await client.request("GET", "api/kernels")
+        assert (status, listed) == (200, []), "the spare is not in the kernel list"
+
+        kernel = await client.start_kernel("sub/analysis.ipynb")
+        status, listed = await client.request("GET", "api/kernels")
+        assert [k["id"] for k in listed] == [kernel]
+        out = await client.execute(kernel, (
+            "import os, helper\n"
+            "print(os.getpid() > 0, os.getcwd(), helper.WHERE, sep='|')\n"
+            "print(os.environ.get('JPY_SESSION_NAME', '').endswith('sub/analysis.ipynb'),"
+            " '_pairlab_move' in dir(), sep='|')\n"))
+        first, second = out.strip().split("\n")
+        assert first == "True|/workspace/sub|copied in after the kernel started"
+        assert second == "True|False", "the session's name set, nothing left in the namespace"
+        # The same process: no kernel was started for this notebook.
+        assert await asyncio.to_thread(kernel_pids, info.uid) == [spare]
+
+        other = await client.start_kernel("other.ipynb")
+        assert other != kernel
+        pids = await wait_for_kernels(info.uid, 2)
+        assert spare in pids and len(pids) == 2
+        assert (await client.execute(other, "import os; print(os.getcwd())")).strip() == \
+            "/workspace"
+        for kernel_id in (kernel, other):
+            await client.request("DELETE", f"api/kernels/{kernel_id}")

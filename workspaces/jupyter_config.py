@@ -298,6 +298,9 @@ class PairlabKernelManager(AsyncMappingKernelManager):
                 raise RuntimeError(f"moving the spare kernel failed: {reply['content']!r}")
         finally:
             client.stop_channels()
+        # A restart relaunches with these (as it would a kernel started for this notebook).
+        kernel._launch_args["cwd"] = cwd
+        kernel._launch_args.setdefault("env", dict(os.environ)).update(names)
 
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file

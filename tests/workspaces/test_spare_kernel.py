@@ -89,6 +89,14 @@ async def test_the_first_notebook_gets_the_spare_kernel_moved_to_its_folder(
         assert second == "True|False", "the session's name set, nothing left in the namespace"
         # The same process: no kernel was started for this notebook.
         assert await asyncio.to_thread(kernel_pids, info.uid) == [spare]
+        # Restarted, it comes back where a kernel started for this notebook would.
+        status, _ = await client.request("POST", f"api/kernels/{kernel}/restart")
+        assert status == 200
+        out = await client.execute(kernel, "import os\n"
+                                   "print(os.getcwd(), os.environ.get('JPY_SESSION_NAME'))")
+        cwd, name = out.split()
+        assert cwd == "/workspace/sub" and name.endswith("sub/analysis.ipynb")
+        [spare] = await asyncio.to_thread(kernel_pids, info.uid)  # the restarted process
 
         other = await client.start_kernel("other.ipynb")
         assert other != kernel

@@ -334,10 +334,9 @@ class SessionManager:
     async def _stop_claimed(self, session_id: str) -> None:
         """Stop every workspace still claimed for the session (its ``workspace_id`` is set
         only once it is live)."""
-        rows = await self.db.read(lambda d: records.in_state(d, "live"))
-        for row in rows:
-            if row["session_id"] == session_id:
-                await self._stop_workspace(row["id"])
+        for workspace_id in await self.db.read(partial(records.live_of_session,
+                                                       session_id=session_id)):
+            await self._stop_workspace(workspace_id)
 
     async def recover(self) -> None:
         """After a restart: warm leftovers are removed, live workspaces come back."""

@@ -63,6 +63,13 @@ def in_state(db: sqlite_utils.Database, *states: str) -> list[dict[str, Any]]:
     )
 
 
+def live_of_session(db: sqlite_utils.Database, session_id: str) -> list[str]:
+    """Ids of the workspaces claimed for the session and not stopped."""
+    rows = db.execute("SELECT id FROM workspaces WHERE state = 'live' AND session_id = ? "
+                      "ORDER BY created_at", [session_id]).fetchall()
+    return [str(r[0]) for r in rows]
+
+
 def get(db: sqlite_utils.Database, workspace_id: str) -> dict[str, Any] | None:
     rows = db.execute_returning_dicts("SELECT * FROM workspaces WHERE id = ?", [workspace_id])
     return rows[0] if rows else None

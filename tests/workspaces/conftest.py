@@ -28,9 +28,10 @@ from workspaces.sandbox.bwrap import check_sandbox
 from workspaces.sandbox.cgroups import pids_of_uid
 from workspaces.sandbox.mounts import mount_points, unmount
 
-# uids >= 30000, a block of 25 per pytest process so parallel runs do not collide
-UID_BASE = 30000 + (os.getpid() % 400) * 25
-_next_uid = iter(range(UID_BASE, UID_BASE + 25))
+# uids >= 30000, a block of 100 per pytest process so parallel runs do not collide (the
+# workspace tests of one run take more than 25)
+UID_BASE = 30000 + (os.getpid() % 200) * 100  # below 50000: other suites use 52000 and up
+_next_uid = iter(range(UID_BASE, UID_BASE + 100))
 
 
 def free_uid() -> int:

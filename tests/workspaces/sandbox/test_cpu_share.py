@@ -1,12 +1,17 @@
 """The CPU share of a workspace: the ``workspace_cpus`` setting, the cgroup v1 ``cpu`` files
-written for it (real groups on this host), a hierarchy shared by ``cpu`` and ``cpuacct``, and a
-host without a cpu controller (a warning, never a refusal, while memory and pids are there)."""
+written for it (real groups on this host), a hierarchy shared by ``cpu`` and ``cpuacct``, a
+host without a cpu controller (a warning, never a refusal, while memory and pids are there),
+and a check run held to its one CPU."""
 
 from __future__ import annotations
 
 import logging
 import os
+import random
+import shutil
 import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +20,13 @@ import pytest
 
 from server.doctor.checks import check_cpu_share
 from server.settings import Settings, SettingsError, load_settings
+from tests.fixture_tasks import SHARED_ENVS
+from workspaces.environments import ensure_environment
 from workspaces.local import LocalProvisioner
 from workspaces.sandbox.bwrap import Tools, find_tools, join_cgroups_argv
-from workspaces.sandbox.cgroups import Cgroups
+from workspaces.sandbox.cgroups import Cgroups, CgroupSet
 from workspaces.sandbox.limits import CPU_PERIOD_US, CPU_SHARES, Limits
+from workspaces.sandbox.run import CHECK_LIMITS, CheckSandbox, SandboxJob
 
 CGROUP = Path("/sys/fs/cgroup")
 CORES = os.cpu_count() or 1
@@ -168,3 +176,51 @@ def test_doctor_says_the_cap_on_this_host() -> None:
     _real_cgroups("probe")
     finding = check_cpu_share(Settings(workspace_cpus=1.5))
     assert finding.status == "ok" and "1.5 CPUs" in finding.detail
+
+
+# ---- check runs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_a_check_run_busy_on_every_core_is_held_to_one_cpu(tmp_path: Path) -> None:
+    """Check runs go through the same groups (``CHECK_LIMITS``: 1 CPU): a run that spins on
+    every core is in a cpu group with the 1-CPU quota while it runs, and it is counted."""
+    cgroups = _real_cgroups("check")
+    data = Path(tempfile.mkdtemp(prefix="plcs-", dir="/tmp"))  # noqa: S108 - short paths
+    data.chmod(0o700)
+    sandbox = CheckSandbox(random.randrange(200_000, 3_000_000, 2000), data, data / "checks",
+                           cgroups=cgroups)
+    work = Path(tempfile.mkdtemp(dir=data))
+    code = ("import subprocess, sys, time\n"
+            "spin = 'import time\\nend = time.time() + 4\\nwhile time.time() < end: pass'\n"
+            f"hogs = [subprocess.Popen([sys.executable, '-c', spin]) for _ in range({CORES + 1})]"
+            "\nfor h in hogs: h.wait()\nprint('spun')")
+    seen: dict[str, str | dict[str, int]] = {}
+
+    def watch() -> None:
+        parent = cgroups._parent("cpu")  # noqa: SLF001 - where the run's group is made
+        assert parent is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "periods" not in seen:
+            for group in parent.glob("check-*") if parent.is_dir() else []:
+                try:
+                    seen["quota"] = (group / "cpu.cfs_quota_us").read_text().strip()
+                    stat = CgroupSet((group,)).cpu_stat()
+                except OSError:
+                    continue
+                if stat.get("nr_periods", 0) > 5:
+                    seen["periods"] = stat
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with sandbox.run(SandboxJob(("python", "-c", code), ensure_environment(SHARED_ENVS, ()),
+                                    work, 120)) as run:
+            assert run.exit_code == 0 and "spun" in run.output, run.output
+    finally:
+        watcher.join()
+        shutil.rmtree(data, ignore_errors=True)
+    assert seen.get("quota") == str(round(CHECK_LIMITS.cpus or 0) * CPU_PERIOD_US) == "100000"
+    assert "periods" in seen, seen  # the quota was armed while it spun

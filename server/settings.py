@@ -22,6 +22,7 @@ from typing import Any
 from yarl import URL
 
 from server.people.accounts import EMAIL_RE  # an address as accounts take it
+from workspaces.sandbox.limits import MIN_CPUS
 
 ENV_PREFIX = "PAIRLAB_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -129,6 +130,9 @@ class Settings:
         4096, "disk limit of each workspace, in MiB (its own loop-mounted ext4 image)")
     workspace_max_files: int = _f(
         200_000, "files, folders and links each workspace may have (inodes of its image)")
+    workspace_cpus: float = _f(
+        1.0, "CPUs each workspace may use together (a hard cap, cgroup cpu quota; 0.01 up to"
+        " the host's cores); its weight under contention stays below pairlab's own")
     unsafe_no_disk_image: bool = _f(
         False, "DEVELOPMENT ONLY: workspaces without their disk image; disk use is only polled"
         " and file counts are unlimited (never in production)")
@@ -294,6 +298,7 @@ def _validate(s: Settings) -> list[str]:
         problems.append("workspace_disk_mib: must be 64 to 16777216 (16 TiB)")
     if not 1000 <= s.workspace_max_files <= 2**31:
         problems.append("workspace_max_files: must be at least 1000")
+    problems += _cpu_problems(s.workspace_cpus)
     if not 1000 <= s.sandbox_uid_base <= 4_000_000_000:
         problems.append("sandbox_uid_base: must be an unprivileged uid (1000 or more)")
     if not 0 < s.webhook_retry_base_seconds <= 3600:
@@ -304,6 +309,14 @@ def _validate(s: Settings) -> list[str]:
     return problems
 
 
+
+
+def _cpu_problems(cpus: float) -> list[str]:
+    cores = os.cpu_count() or 1
+    if not MIN_CPUS <= cpus <= cores:  # NaN fails this too
+        return [f"workspace_cpus: {cpus:g} is not between {MIN_CPUS} and this host's "
+                f"{cores} cores (CPUs each workspace may use, e.g. 1 or 1.5)"]
+    return []
 
 
 def _smtp_problems(s: Settings) -> list[str]:

@@ -154,6 +154,8 @@ class LocalProvisioner:
         if self.require_cgroups and (missing := self.cgroups.missing()) is not None:
             return f"{missing} (the memory and pids cgroups are required; unsafe_no_cgroups " \
                    "is the development opt-out)"
+        if (no_cpu := self.cgroups.cpu_missing()) is not None:  # a warning: see cgroups.py
+            log.warning("%s", no_cpu)
         if self.sandbox:
             return probe_tools(self.bwrap)
         if os.geteuid() != 0:

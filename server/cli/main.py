@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     _add_setting_flags(doctor, COMMON + ("sandbox_uid_base", "environments_dir",
                                          "unsafe_no_sandbox", "workspace_disk_mib",
-                                         "workspace_max_files", "unsafe_no_disk_image",
+                                         "workspace_max_files", "workspace_cpus",
+                                         "unsafe_no_disk_image",
                                          "unsafe_no_cgroups"))
     doctor.set_defaults(func=cmd_doctor)
 

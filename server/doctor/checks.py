@@ -37,7 +37,7 @@ from workspaces.sandbox.bwrap import (
     userns_denied,
 )
 from workspaces.sandbox.bwrap import check_sandbox as probe_bubblewrap
-from workspaces.sandbox.cgroups import CONTROLLERS, Cgroups, running_uids
+from workspaces.sandbox.cgroups import REQUIRED, Cgroups, running_uids
 from workspaces.sandbox.permissions import is_published, owner_only, unreadable, writable_by_others
 from workspaces.sandbox.run import CHECK_UID_OFFSET, CHECK_UIDS, CheckSandbox
 from workspaces.smoke import smoke_workspace
@@ -169,7 +169,7 @@ def check_cgroups(settings: Settings, cgroups: Cgroups | None = None) -> Finding
     cgroups = cgroups or Cgroups()
     missing = cgroups.missing()
     if missing is None:
-        return Finding("cgroups", "ok", f"{' and '.join(CONTROLLERS)} controllers (cgroup v1) "
+        return Finding("cgroups", "ok", f"{' and '.join(REQUIRED)} controllers (cgroup v1) "
                        "cap each workspace's and each check's memory and processes")
     fix = ("run pairlab where the cgroup v1 memory and pids controllers are mounted and "
            "writable by root")
@@ -179,6 +179,18 @@ def check_cgroups(settings: Settings, cgroups: Cgroups | None = None) -> Finding
                        "(RLIMIT_NPROC) only", fix)
     return Finding("cgroups", "fail", f"{missing}: workspaces and check runs refuse to start",
                    fix, critical=True)
+
+
+def check_cpu_share(settings: Settings, cgroups: Cgroups | None = None) -> Finding:
+    """The cpu cgroup is wanted, not required (see workspaces/sandbox/cgroups.py): WARN."""
+    cgroups = cgroups or Cgroups()
+    missing = cgroups.cpu_missing()
+    if missing is None:
+        return Finding("cpu share", "ok", f"each workspace is capped at "
+                       f"{settings.workspace_cpus:g} CPUs (cgroup v1 cpu quota) and weighs less "
+                       "than pairlab's own process")
+    return Finding("cpu share", "warn", missing,
+                   "mount the cgroup v1 cpu controller, writable by root")
 
 
 def check_data_dir(settings: Settings) -> Finding:
@@ -367,8 +379,8 @@ def _host_findings(settings: Settings) -> list[Finding]:
         skipped = [Finding(name, "skip", "not checked: needs root")
                    for name in ("tools", "bubblewrap")]
         return [root, *skipped, check_uids(settings), check_cgroups(settings),
-                check_data_dir(settings), Finding("disk limit", "skip", "not checked: needs root"),
-                check_domains(settings)]
+                check_cpu_share(settings), check_data_dir(settings),
+                Finding("disk limit", "skip", "not checked: needs root"), check_domains(settings)]
     tools = check_tools(settings)
     bubblewrap = check_bubblewrap(settings) if tools.status == "ok" else Finding(
         "bubblewrap", "skip", "not checked: needs the tools above")
@@ -378,7 +390,7 @@ def _host_findings(settings: Settings) -> list[Finding]:
     disk = check_disk_limit(settings) if data_dir.status != "fail" else Finding(
         "disk limit", "skip", "not checked: needs the data dir")
     return [root, tools, bubblewrap, filtered, check_uids(settings), check_cgroups(settings),
-            data_dir, disk, check_domains(settings)]
+            check_cpu_share(settings), data_dir, disk, check_domains(settings)]
 
 
 def fast_findings(settings: Settings, *, thorough: bool = False) -> list[Finding]:

@@ -43,7 +43,7 @@ def make_provisioner(settings: Settings) -> Provisioner:
         log.warning("UNSAFE: workspaces and check runs run WITHOUT the memory and pids cgroups "
                     "(--unsafe-no-cgroups)")
     limits = Limits(disk_bytes=settings.workspace_disk_mib * MiB,
-                    inodes=settings.workspace_max_files)
+                    inodes=settings.workspace_max_files, cpus=settings.workspace_cpus)
     return LocalProvisioner(
         settings.data_dir / "workspaces", sandbox=not settings.unsafe_no_sandbox,
         limits=limits, disk_image=not settings.unsafe_no_disk_image,

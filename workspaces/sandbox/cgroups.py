@@ -1,5 +1,5 @@
-"""Which processes belong to a workspace: its cgroup v1 ``memory`` and ``pids`` groups and, where
-no group exists, its sandbox's pid namespace; never the uid alone.
+"""Which processes belong to a workspace: its cgroup v1 ``memory``, ``pids``, ``cpu`` and
+``cpuacct`` groups and, where no group exists, its sandbox's pid namespace; never the uid alone.
 
 A uid is not a sandbox: another pairlab on the machine, or any process an operator starts with
 a uid of the range, has it too. So a workspace's processes are killed through its groups
@@ -16,6 +16,15 @@ is inside from its first instruction. Removing a group kills whatever is still i
 cgroup v2 hosts are not handled here yet: there, ``available()`` is empty and ``missing()`` says
 why, so workspaces and check runs refuse to start (``unsafe_no_cgroups`` is a loud development
 opt-out: then only per-process rlimits apply and processes are found by the pid namespace).
+
+The ``cpu`` group caps the workspace at ``Limits.cpus`` CPUs (CFS quota) and weighs it below
+pairlab's own process (``cpu.shares``); ``cpuacct`` only counts its CPU time. Unlike memory and
+pids they are not required: without memory and pids groups one sandbox can take the host down
+(a fork bomb, all its memory), without a cpu group a busy kernel only slows the others through
+the scheduler's ordinary per-process fairness, which degrades but keeps every interview alive;
+so ``cpu_missing()`` is a warning (logged at start, ``pairlab doctor`` WARN) and never refuses.
+Where ``cpu`` and ``cpuacct`` share one hierarchy (``cpu,cpuacct``, the usual mount, with
+``cpu`` and ``cpuacct`` as symlinks to it) the workspace has one folder there, not two.
 """
 
 from __future__ import annotations
@@ -28,10 +37,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workspaces.sandbox.limits import Limits
+from workspaces.sandbox.limits import CPU_PERIOD_US, Limits
 
 log = logging.getLogger(__name__)
-CONTROLLERS = ("memory", "pids")
+CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+REQUIRED = ("memory", "pids")
+"""Without these no workspace or check run starts (see the module's docstring)."""
 
 
 def _own_paths(proc_cgroup: Path) -> dict[str, str]:
@@ -88,6 +99,26 @@ class CgroupSet:
             pass
         finally:
             os.close(fd)
+
+    def cpu_stat(self) -> dict[str, int]:
+        """The cpu group's ``cpu.stat`` (``nr_periods``, ``nr_throttled``, ``throttled_time``
+        in ns), empty without a cpu group."""
+        for d in self.dirs:
+            try:
+                text = (d / "cpu.stat").read_text()
+            except OSError:
+                continue
+            return {k: int(v) for k, v in (line.split() for line in text.splitlines())}
+        return {}
+
+    def cpu_usage_ns(self) -> int | None:
+        """CPU time used by everything ever in the group (``cpuacct.usage``), None if unknown."""
+        for d in self.dirs:
+            try:
+                return int((d / "cpuacct.usage").read_text())
+            except (OSError, ValueError):
+                continue
+        return None
 
     def oom_kills(self) -> int:
         """How many times the kernel's OOM killer fired in the memory group (0 if unknown)."""
@@ -162,7 +193,8 @@ class Cgroups:
         self._own = _own_paths(proc_cgroup)
 
     def _parent(self, controller: str) -> Path | None:
-        mount = self.root / controller
+        # ``cpu`` is often a symlink to the ``cpu,cpuacct`` mount: resolved, it is a mount point
+        mount = Path(os.path.realpath(self.root / controller))
         own = self._own.get(controller)
         if own is None or not os.path.ismount(mount) or not (mount / "cgroup.procs").exists():
             return None
@@ -171,26 +203,42 @@ class Cgroups:
             return None
         return base / self.parent_name
 
+    def _parents(self) -> dict[str, Path]:
+        """controller → its parent folder, for the usable controllers; a hierarchy shared by two
+        controllers (``cpu,cpuacct``) is listed once, under the first."""
+        found: dict[str, Path] = {}
+        for controller in CONTROLLERS:
+            parent = self._parent(controller)
+            if parent is not None and parent not in found.values():
+                found[controller] = parent
+        return found
+
     def available(self) -> tuple[str, ...]:
-        """The controllers usable here (writable cgroup v1 hierarchies)."""
-        return tuple(c for c in CONTROLLERS if self._parent(c) is not None)
+        """The controllers usable here (writable cgroup v1 hierarchies, each folder once)."""
+        return tuple(self._parents())
 
     def missing(self) -> str | None:
         """``None`` if both the memory and pids controllers are usable, else why not."""
-        absent = [c for c in CONTROLLERS if c not in self.available()]
+        absent = [c for c in REQUIRED if self._parent(c) is None]
         if not absent:
             return None
         return (f"no writable {' and '.join(absent)} cgroup (cgroup v1 under {self.root}; a "
                 "cgroup v2 host, or not delegated to pairlab): without the memory and pids "
                 "cgroups nothing bounds the memory and processes of a sandbox together")
 
+    def cpu_missing(self) -> str | None:
+        """``None`` if the cpu controller is usable, else why not (a warning, never a refusal:
+        see the module's docstring)."""
+        if self._parent("cpu") is not None:
+            return None
+        return (f"no writable cpu cgroup (cgroup v1 under {self.root}): workspaces run without "
+                "a CPU cap, so one busy kernel can slow the proxy, the recorder and the other "
+                "interviews")
+
     def existing(self, workspace_id: str) -> CgroupSet | None:
         """The workspace's groups left from an earlier start (e.g. before pairlab was killed)."""
-        dirs = []
-        for controller in self.available():
-            parent = self._parent(controller)
-            if parent is not None and (parent / workspace_id).is_dir():
-                dirs.append(parent / workspace_id)
+        dirs = [parent / workspace_id for parent in self._parents().values()
+                if (parent / workspace_id).is_dir()]
         return CgroupSet(tuple(dirs)) if dirs else None
 
     def stale(self, prefix: str, older_than_s: float) -> list[CgroupSet]:
@@ -198,9 +246,8 @@ class Cgroups:
         was killed), for removal."""
         found = []
         now = time.time()
-        for controller in self.available():
-            parent = self._parent(controller)
-            if parent is None or not parent.is_dir():
+        for parent in self._parents().values():
+            if not parent.is_dir():
                 continue
             for group in parent.iterdir():
                 try:
@@ -216,9 +263,7 @@ class Cgroups:
         skipped; a failing write leaves no half-made group behind and raises ``OSError``."""
         dirs: list[Path] = []
         try:
-            for controller in self.available():
-                parent = self._parent(controller)
-                assert parent is not None  # noqa: S101 - available() checked it
+            for controller, parent in self._parents().items():
                 group = parent / workspace_id
                 if group.exists():
                     CgroupSet((group,)).remove()
@@ -236,12 +281,26 @@ class Cgroups:
                     memsw = group / "memory.memsw.limit_in_bytes"
                     if memsw.exists():
                         memsw.write_text(str(limits.memory_bytes))
-                else:
+                elif controller == "pids":
                     (group / "pids.max").write_text(str(limits.processes))
+                elif controller == "cpu":
+                    _write_cpu(group, limits)
         except OSError:
             CgroupSet(tuple(dirs)).remove()
             raise
         return CgroupSet(tuple(dirs))
+
+
+def _write_cpu(group: Path, limits: Limits) -> None:
+    """The cap (CFS quota per period) and the weight of one workspace's cpu group. The weight
+    is written on the shared parent too: there it competes with pairlab's own threads (nice 0,
+    1024 each), so under contention the proxy and the recorder run before all the workspaces
+    together; among siblings (workspaces, check runs) equal weights share equally. Shares only
+    act under contention: an idle pairlab leaves the workspaces everything up to their caps."""
+    (group / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+    (group / "cpu.cfs_quota_us").write_text(str(limits.cpu_quota_us))
+    (group / "cpu.shares").write_text(str(limits.cpu_shares))
+    (group.parent / "cpu.shares").write_text(str(limits.cpu_shares))
 
 
 # ---- the process table --------------------------------------------------------------------

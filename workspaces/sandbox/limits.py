@@ -5,6 +5,11 @@
 - memory: the cgroup v1 ``memory`` controller (``memory.limit_in_bytes`` and, with swap accounting,
   ``memory.memsw.limit_in_bytes``) over the server, kernels, terminals and their tmpfs pages; if
   no memory cgroup can be made, ``RLIMIT_AS`` per process instead (weaker, logged);
+- CPU: the cgroup v1 ``cpu`` controller: a hard cap of ``cpus`` CPUs (``cpu.cfs_quota_us`` over
+  ``cpu.cfs_period_us``; a busy loop on every core gets ``cpus`` of them, no more) and a
+  ``cpu.shares`` weight of ``cpu_shares`` (below a nice-0 process's 1024, so under contention
+  pairlab's own proxy and recorder run first). Without a ``cpu`` cgroup only the scheduler's
+  ordinary fairness applies (logged; see ``cgroups.py``);
 - file size: ``RLIMIT_FSIZE`` (a write past it fails with ``EFBIG``/``SIGXFSZ``);
 - open files: ``RLIMIT_NOFILE``; core dumps: ``RLIMIT_CORE`` = 0;
 - disk use and files: the whole workspace folder (``work``, ``run``, everything its uid can
@@ -28,6 +33,12 @@ from pathlib import Path
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+CPU_PERIOD_US = 100_000
+"""The CFS period the quota is counted over (the kernel's default, 100 ms)."""
+MIN_CPUS = 0.01
+"""1 ms of CPU per 100-ms period: the smallest quota the kernel accepts."""
+CPU_SHARES = 512
+"""Half the weight of one nice-0 process (1024): the default of ``Limits.cpu_shares``."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,11 @@ class Limits:
     tmp_bytes: int = 512 * MiB
     """Size of the private ``/tmp`` tmpfs."""
     disk_check_interval_s: float = 10.0
+    cpus: float | None = 1.0
+    """CPUs the workspace's processes may use together (cgroup ``cpu.cfs_quota_us``); None: no
+    cap (the bench's baseline)."""
+    cpu_shares: int = CPU_SHARES
+    """The workspace's weight against its siblings under contention (cgroup ``cpu.shares``)."""
 
     def __post_init__(self) -> None:
         if self.processes < 64:
@@ -58,6 +74,16 @@ class Limits:
                 raise ValueError(f"{name}: must be positive")
         if self.disk_check_interval_s <= 0:
             raise ValueError("disk_check_interval_s: must be positive")
+        if self.cpus is not None and not MIN_CPUS <= self.cpus <= 4096:
+            raise ValueError(f"cpus: must be at least {MIN_CPUS} (the kernel's smallest quota, "
+                             "1 ms per 100 ms) or None")
+        if not 2 <= self.cpu_shares <= 262_144:
+            raise ValueError("cpu_shares: must be 2 to 262144 (the kernel's range)")
+
+    @property
+    def cpu_quota_us(self) -> int:
+        """``cpu.cfs_quota_us`` for ``cpus`` over ``CPU_PERIOD_US`` (-1: no cap)."""
+        return -1 if self.cpus is None else round(self.cpus * CPU_PERIOD_US)
 
 
 def disk_usage(folders: Iterable[Path], max_entries: int = 1_000_000) -> int:

@@ -144,6 +144,8 @@ class CheckSandbox:
         with self._lock:
             if self._tools is None:
                 missing = self.cgroups.missing() if self.require_cgroups else None
+                if missing is None and (no_cpu := self.cgroups.cpu_missing()) is not None:
+                    log.warning("check runs: %s", no_cpu)  # a warning: see cgroups.py
                 self._tools = probe_tools(self.bwrap) if missing is None else (
                     f"{missing} (the memory and pids cgroups are required; unsafe_no_cgroups "
                     "is the development opt-out)")

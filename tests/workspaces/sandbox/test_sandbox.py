@@ -289,11 +289,11 @@ def test_kill_uid_kills_only_sandboxed_processes_of_the_uid() -> None:
 
 def test_cgroups_hold_limits_and_kill_what_is_left_on_removal() -> None:
     cgroups = Cgroups(parent_name=f"pairlab-test-{os.getpid()}")
-    if set(cgroups.available()) != {"memory", "pids"}:
+    if not {"memory", "pids"} <= set(cgroups.available()):
         pytest.skip("no writable cgroup v1 memory and pids controllers here")
     group = cgroups.create("ws1", Limits(memory_bytes=256 * MiB, processes=100))
     try:
-        assert [d.name for d in group.dirs] == ["ws1", "ws1"]
+        assert [d.name for d in group.dirs] == ["ws1"] * len(cgroups.available())
         assert cgroups.existing("ws1") == group
         memory = next(d for d in group.dirs if (d / "memory.limit_in_bytes").exists())
         pids = next(d for d in group.dirs if (d / "pids.max").exists())

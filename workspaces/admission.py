@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -86,6 +87,10 @@ class Place:
     starts_in_s: int
     """About how many seconds until it starts (whole, at least 1)."""
 
+    def to_dict(self) -> dict[str, int]:
+        return {"position": self.position, "ahead": self.ahead, "starts_in_s": self.starts_in_s}
+
+
 
 @dataclass(eq=False)
 class _Waiter:
@@ -139,6 +144,10 @@ class AdmissionGate:
     def estimate_s(self, position: int) -> int:
         """About how many seconds the ``position``-th start in the queue waits."""
         return max(1, math.ceil(position / self.max_parallel * self.median_start_s()))
+
+    def place_of(self, session: Any) -> Place | None:
+        """``place`` of a session (anything with ``id`` and ``state``) that is starting."""
+        return self.place(session.id) if session.state == "provisioning" else None
 
     def place(self, key: str) -> Place | None:
         """Where the session ``key``'s start waits; None if it is not waiting (running, done or

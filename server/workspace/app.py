@@ -317,12 +317,8 @@ def _public(request: web.Request, session: S.Session) -> dict[str, Any]:
 
 def _queue(request: web.Request, session: S.Session) -> dict[str, Any] | None:
     """Where the session's start waits in the start queue (None: not waiting)."""
-    place = _main(request)[SESSIONS].gate.place(session.id) \
-        if session.state == "provisioning" else None
-    if place is None:
-        return None
-    return {"position": place.position, "ahead": place.ahead,
-            "starts_in_s": place.starts_in_s, "message": queue_message(place)}
+    place = _main(request)[SESSIONS].gate.place_of(session)
+    return None if place is None else {**place.to_dict(), "message": queue_message(place)}
 
 
 def _brief(store: Any, rev: Any) -> Markup:

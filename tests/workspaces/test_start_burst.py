@@ -73,6 +73,7 @@ async def test_a_burst_of_starts_runs_at_most_the_bound_at_once_and_says_the_que
         for s in sessions:
             await env.open_link(s["candidate_link"])
         queues: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        staff_saw: list[dict[str, Any]] = []
 
         async def watch() -> None:
             while True:
@@ -81,6 +82,10 @@ async def test_a_burst_of_starts_runs_at_most_the_bound_at_once_and_says_the_que
                     queue = (await answer.json())["session"]["queue"]
                     if queue is not None:
                         queues[session_id].append(queue)
+                    staff = await env.client.get(f"/api/v1/sessions/{session_id}")
+                    queue = (await staff.json())["session"]["queue"]
+                    if queue is not None:  # the interviewers' API says it too, unworded
+                        staff_saw.append(queue)
                 await asyncio.sleep(0.05)  # a poll's pace, as the landing page's
 
         watcher = asyncio.create_task(watch())
@@ -96,6 +101,8 @@ async def test_a_burst_of_starts_runs_at_most_the_bound_at_once_and_says_the_que
         assert len([i for i in ids if queues[i]]) >= BURST - BOUND - 1, queues
         assert all(MESSAGE.match(q["message"]) and q["starts_in_s"] >= 1 for q in seen), seen
         assert max(q["position"] for q in seen) >= 2, seen
+        assert staff_saw and all(set(q) == {"position", "ahead", "starts_in_s"}
+                                 and q["ahead"] >= q["position"] >= 1 for q in staff_saw)
         for session_id in ids:
             session = await env.manager.db.read(partial(S.get_session, session_id=session_id))
             assert session.state == "live"

@@ -1,7 +1,7 @@
 """Provisioning latency: bare ``jupyter lab`` (the anchor), cold and warm session starts, the
 first cell result after a cold start, and a burst of sessions requested at once.
 
-    .venv/bin/python -m bench.provisioning [--runs 5] [--warmup 1] [--burst 10]
+    .venv/bin/python -m bench.provisioning [--runs 5] [--warmup 1] [--burst 10] [--burst-bound 0]
                                            [--only anchor,cold,previous,warm,burst]
 
 (a) anchor: ``python -m jupyterlab --no-browser`` on a free loopback port, from spawn until
@@ -304,10 +304,11 @@ async def run_warm(res: Results, runs: int, warmup: int, settle_s: float) -> Non
 # ---- (e) many at once -----------------------------------------------------------------------
 
 
-async def run_burst(res: Results, size: int, rounds: int) -> None:
-    modes = {"gated": 0, "unbounded": size}
+async def run_burst(res: Results, size: int, rounds: int, bound: int = 0) -> None:
+    modes = {"gated": bound, "unbounded": size}
+    cores = "" if bound else f": {os.cpu_count()} CPUs"
     print(f"\n(e) burst: warm_pool_size=0, {size} starts in one asyncio.gather; gated "
-          f"(max_parallel_starts=0: {os.cpu_count()} CPUs) vs unbounded "
+          f"(max_parallel_starts={bound}{cores}) vs unbounded "
           f"(max_parallel_starts={size}), rounds alternating")
     res.burst_size = size
     async with Stack("plbg-", warm_pool_size=0, max_parallel_starts=modes["gated"]) as gated, \
@@ -436,7 +437,7 @@ async def main(args: argparse.Namespace) -> None:
         if "warm" in only:
             await run_warm(res, args.runs, args.warmup, args.settle)
         if "burst" in only:
-            await run_burst(res, args.burst, args.burst_rounds)
+            await run_burst(res, args.burst, args.burst_rounds, args.burst_bound)
     finally:
         report(res)
         if previous is not None:
@@ -450,6 +451,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="uncounted runs before each")
     parser.add_argument("--burst", type=int, default=10, help="sessions started at once in (e)")
     parser.add_argument("--burst-rounds", type=int, default=1, help="rounds of (e)")
+    parser.add_argument("--burst-bound", type=int, default=0,
+                        help="max_parallel_starts of (e)'s gated app (0: the default, one per"
+                             " core)")
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds to wait after the pool is warm before a warm start")
     parser.add_argument("--only", default="anchor,cold,warm,burst",
@@ -458,8 +462,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                              "code path, bench.previous_start)")
     args = parser.parse_args(argv)
     if not (1 <= args.runs <= 1000 and 0 <= args.warmup <= 10 and 1 <= args.burst <= 50
-            and 1 <= args.burst_rounds <= 20):
-        parser.error("--runs 1..1000, --warmup 0..10, --burst 1..50, --burst-rounds 1..20")
+            and 1 <= args.burst_rounds <= 20 and 0 <= args.burst_bound <= 64):
+        parser.error("--runs 1..1000, --warmup 0..10, --burst 1..50, --burst-rounds 1..20,"
+                     " --burst-bound 0..64")
     return args
 
 

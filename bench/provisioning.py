@@ -337,9 +337,25 @@ async def _burst_once(stack: Stack, size: int) -> list[float]:
         await stack.start(session_id, csrf)
         return now() - t0
 
+    gate = stack.manager.gate
+    seen = {"most": 0, "memory": 0}
+
+    async def sample() -> None:  # what the gate did: starts at once, holds for memory
+        while True:
+            seen["most"] = max(seen["most"], gate.running)
+            seen["memory"] += gate.held_for_memory
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
     began = now()
-    each = await asyncio.gather(*(one(s.session_id, c, began)
-                                  for s, c in zip(scheduled, csrfs, strict=True)))
+    try:
+        each = await asyncio.gather(*(one(s.session_id, c, began)
+                                      for s, c in zip(scheduled, csrfs, strict=True)))
+    finally:
+        sampler.cancel()
+    print(f"    at most {seen['most']} starts at once; held for memory in"
+          f" {seen['memory']} samples of 20 ms; MemAvailable now"
+          f" {psutil.virtual_memory().available / 2**30:.1f} GiB")
     await asyncio.gather(*(stack.end(s.session_id) for s in scheduled))
     return list(each)
 

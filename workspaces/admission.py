@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 import psutil
 
@@ -48,6 +48,16 @@ MAX_PARALLEL_LIMIT = 64
 
 MemoryReader = Callable[[], int]
 """Bytes of memory available now (``MemAvailable``)."""
+
+
+class Starting(Protocol):
+    """A session as the gate reads it (``workspaces.sessions.Session``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
 
 
 class StartQueueTimeout(WorkspaceUnavailable):
@@ -145,8 +155,8 @@ class AdmissionGate:
         """About how many seconds the ``position``-th start in the queue waits."""
         return max(1, math.ceil(position / self.max_parallel * self.median_start_s()))
 
-    def place_of(self, session: Any) -> Place | None:
-        """``place`` of a session (anything with ``id`` and ``state``) that is starting."""
+    def place_of(self, session: Starting) -> Place | None:
+        """``place`` of a session, if it is starting (``provisioning``)."""
         return self.place(session.id) if session.state == "provisioning" else None
 
     def place(self, key: str) -> Place | None:

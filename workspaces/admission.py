@@ -7,11 +7,12 @@ waits; only one that waited longer than ``max_wait_s`` fails, with a sentence sa
   and its slot is not counted against the sessions' bound, so a session never waits for a
   refill (at most one refill per environment runs beside them: ``WarmPool._fill`` is serial).
 - Memory: a start is admitted while ``MemAvailable`` (``psutil.virtual_memory().available``,
-  read by an injected function), less ``memory_per_start`` for each start under way (its
-  workspace may grow to its limit before ``MemAvailable`` shows it), still leaves
-  ``memory_per_start`` plus ``reserve_bytes``. Memory frees without an event, so a start held
-  for memory looks again every ``recheck_s``. The queue stays first come first served: nobody
-  passes a start held for memory (the next one would need as much).
+  read by an injected function), less ``start_bytes`` for each start under way (what a fresh
+  jupyter-server and its sandbox take before ``MemAvailable`` shows it), still leaves room for
+  one more workspace at its memory limit (``memory_per_start``) plus ``reserve_bytes``. Memory
+  frees without an event, so a start held for memory looks again every ``recheck_s``. The queue
+  stays first come first served: nobody passes a start held for memory (the next one would need
+  as much).
 - Estimates: the ``position``-th start in the queue starts in about ``position / max_parallel``
   times the median of the last ``SAMPLES`` cold starts (``DEFAULT_START_S`` until one is seen).
 
@@ -43,6 +44,8 @@ on two cores, one alone about 1-3 s)."""
 SAMPLES = 20
 RESERVE_BYTES = 512 * MiB
 """Memory left to the host (pairlab itself, the page cache it needs) beyond a workspace."""
+START_BYTES = 256 * MiB
+"""What a start under way is counted at: an idle jupyter-server in its sandbox is ~100 MiB."""
 RECHECK_S = 1.0
 MAX_PARALLEL_LIMIT = 64
 
@@ -114,16 +117,19 @@ class AdmissionGate:
     """Cold starts through one queue (see the module's docstring). ``slot`` is the way in."""
 
     def __init__(self, max_parallel: int = 0, *, memory_per_start: int = 2 * 1024 * MiB,
-                 reserve_bytes: int = RESERVE_BYTES, memory: MemoryReader = mem_available,
+                 reserve_bytes: int = RESERVE_BYTES, start_bytes: int = START_BYTES,
+                 memory: MemoryReader = mem_available,
                  max_wait_s: float = 300.0, recheck_s: float = RECHECK_S,
                  default_start_s: float = DEFAULT_START_S) -> None:
         self.max_parallel = check_max_parallel(max_parallel)
-        if memory_per_start < 0 or reserve_bytes < 0:
-            raise ValueError("memory_per_start and reserve_bytes must not be negative")
+        if min(memory_per_start, reserve_bytes, start_bytes) < 0:
+            raise ValueError("memory_per_start, reserve_bytes and start_bytes must not be"
+                             " negative")
         if not max_wait_s > 0 or not recheck_s > 0 or not default_start_s > 0:
             raise ValueError("max_wait_s, recheck_s and default_start_s must be positive")
         self.memory_per_start = memory_per_start
         self.reserve_bytes = reserve_bytes
+        self.start_bytes = start_bytes
         self._memory = memory
         self.max_wait_s = max_wait_s
         self.recheck_s = recheck_s
@@ -226,7 +232,7 @@ class AdmissionGate:
     def _memory_allows(self) -> bool:
         if self.memory_per_start == 0 and self.reserve_bytes == 0:
             return True
-        under_way = self.running * self.memory_per_start
+        under_way = self.running * self.start_bytes
         return self._memory() - under_way >= self.memory_per_start + self.reserve_bytes
 
     def _admit(self) -> None:

@@ -77,7 +77,7 @@ async def test_starts_run_at_most_k_at_once_first_come_first_served() -> None:
 async def test_a_start_is_held_while_memory_would_be_overcommitted_then_goes() -> None:
     available = [3 * GiB]
     gate = AdmissionGate(4, memory_per_start=1 * GiB, reserve_bytes=512 * MiB,
-                         memory=lambda: available[0], recheck_s=0.02)
+                         start_bytes=1 * GiB, memory=lambda: available[0], recheck_s=0.02)
     starts = Starts(gate)
     starts.start("a")  # 3 GiB >= 1 + 0.5: in
     starts.start("b")  # 3 - 1 (a under way) = 2 >= 1.5: in
@@ -93,9 +93,22 @@ async def test_a_start_is_held_while_memory_would_be_overcommitted_then_goes() -
         await starts.finish(name)
 
 
+async def test_starts_under_way_count_at_their_start_footprint_not_their_limit() -> None:
+    gate = AdmissionGate(8, memory_per_start=2 * GiB, reserve_bytes=512 * MiB,
+                         start_bytes=256 * MiB, memory=lambda: 4 * GiB)
+    starts = Starts(gate)
+    for name in "abcdefgh":
+        starts.start(name)
+    await starts.settle()
+    # 4 GiB - n x 256 MiB >= 2.5 GiB for n = 0..6: seven in, the eighth held.
+    assert starts.entered == list("abcdefg") and gate.held_for_memory
+    for name in "abcdefgh":
+        await starts.finish(name)
+
+
 async def test_nobody_passes_a_start_held_for_memory() -> None:
     available = [1 * GiB]
-    gate = AdmissionGate(4, memory_per_start=1 * GiB, reserve_bytes=0,
+    gate = AdmissionGate(4, memory_per_start=1 * GiB, reserve_bytes=0, start_bytes=1 * GiB,
                          memory=lambda: available[0], recheck_s=0.02)
     starts = Starts(gate)
     starts.start("a")

@@ -84,6 +84,7 @@ async def test_candidates_who_start_at_once_see_their_place_then_jupyterlab(
             await page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
             await expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
 
+        print(f"what each candidate was told after Start: {said}")
         waited = [record for record in said if any(QUEUED.match(text) for text in record)]
         assert waited, f"no candidate was told of the start queue: {said}"
         for record in waited:

@@ -180,9 +180,11 @@ class Stack:
     server-side duration of ``SessionManager.start_session`` for that session."""
 
     def __init__(self, prefix: str, warm_pool_size: int = 0, uid_base: int | None = None,
-                 files: dict[str, str] | None = None) -> None:
+                 files: dict[str, str] | None = None, max_parallel_starts: int = 0) -> None:
         self.prefix = prefix
         self.warm_pool_size = warm_pool_size
+        self.max_parallel_starts = max_parallel_starts
+        """The setting of that name (0: one cold start per core at once)."""
         self.uid_base = uid_base
         """Sandbox uids from here (default: a random range)."""
         self.files = files
@@ -215,6 +217,7 @@ class Stack:
         self.settings = prepare_data_dir(Settings(
             data_dir=self.data, port=free_port(), workspace_port=free_port(),
             warm_pool_size=self.warm_pool_size, environments_dir=str(SHARED_ENVS),
+            max_parallel_starts=self.max_parallel_starts,
             sandbox_uid_base=(self.uid_base if self.uid_base is not None
                               else random.randrange(100_000, 4_000_000, 1000)),
         ))

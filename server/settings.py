@@ -22,6 +22,7 @@ from typing import Any
 from yarl import URL
 
 from server.people.accounts import EMAIL_RE  # an address as accounts take it
+from workspaces.admission import MAX_PARALLEL_LIMIT
 from workspaces.sandbox.limits import MIN_CPUS
 
 ENV_PREFIX = "PAIRLAB_"
@@ -120,6 +121,12 @@ class Settings:
         " candidate's name and email, until an audited reveal after every scorecard is in"
     )
     warm_pool_size: int = _f(1, "started idle workspaces kept ready per task environment")
+    max_parallel_starts: int = _f(
+        0, "cold workspace starts run at once (0: one per CPU core); more wait in a queue, and"
+        " candidates see their place and an estimate")
+    start_queue_timeout_seconds: float = _f(
+        300.0, "longest a workspace start waits in the start queue before it fails with a"
+        " message")
     sandbox_uid_base: int = _f(
         40000, "first of 1064 unprivileged uids the sandboxes run as (1000 for workspaces, then"
         " 64 for check runs); none may belong to a host account")
@@ -294,6 +301,11 @@ def _validate(s: Settings) -> list[str]:
         problems.append("workspace_port: must differ from port (the workspace is its own origin)")
     if s.warm_pool_size < 0 or s.warm_pool_size > 50:
         problems.append("warm_pool_size: must be 0 to 50")
+    if not 0 <= s.max_parallel_starts <= MAX_PARALLEL_LIMIT:
+        problems.append(f"max_parallel_starts: {s.max_parallel_starts} must be 0 (one per CPU"
+                        f" core) to {MAX_PARALLEL_LIMIT}")
+    if not 1 <= s.start_queue_timeout_seconds <= 3600:
+        problems.append("start_queue_timeout_seconds: must be 1 to 3600")
     if not 64 <= s.workspace_disk_mib <= 16 * 1024 * 1024:
         problems.append("workspace_disk_mib: must be 64 to 16777216 (16 TiB)")
     if not 1000 <= s.workspace_max_files <= 2**31:

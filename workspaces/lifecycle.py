@@ -21,6 +21,7 @@ from tasks import revisions
 from tasks.store import TaskStore
 from workspaces import records
 from workspaces import sessions as S
+from workspaces.admission import AdmissionGate
 from workspaces.environments import EnvironmentBuildFailed, ensure_environment
 from workspaces.provisioner import (
     Provisioner,
@@ -77,6 +78,7 @@ class SessionManager:
         uid_base: int, warm_pool_size: int, workspace_url: str, end: EndSession,
         on_start: StartHook, upstreams: LiveUpstreams, clients: UpstreamClients,
         hooks: Sequence[LifecycleHook] = (), first_cell: FirstCell | None = None,
+        gate: AdmissionGate | None = None,
     ) -> None:
         self.db = db
         self.provisioner = provisioner
@@ -92,6 +94,8 @@ class SessionManager:
         self.hooks = tuple(hooks)
         self._first_cell = first_cell
         self.refill_after_s = REFILL_AFTER_S
+        self.gate = gate or AdmissionGate()
+        """Cold starts (a session's or a refill's) wait their turn here; warm claims do not."""
         self._uids: set[int] = set()
         self.pool = WarmPool(db, provisioner, warm_pool_size, self._start_workspace)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -128,14 +132,17 @@ class SessionManager:
             raise WorkspaceUnavailable(
                 f"the task environment could not be built: {exc.message}") from None
 
-    async def _start_workspace(self, env_python: Path) -> WorkspaceInfo:
-        uid = self._allocate_uid()
-        spec = WorkspaceSpec(new_workspace_id(), uid, env_python)
-        try:
-            return await self.provisioner.start(spec)
-        except BaseException:
-            self._uids.discard(uid)
-            raise
+    async def _start_workspace(self, env_python: Path, session_id: str | None) -> WorkspaceInfo:
+        """A cold start, for the session ``session_id`` or (None) a pool refill, once the
+        admission gate lets it in."""
+        async with self.gate.slot(session_id, refill=session_id is None):
+            uid = self._allocate_uid()
+            spec = WorkspaceSpec(new_workspace_id(), uid, env_python)
+            try:
+                return await self.provisioner.start(spec)
+            except BaseException:
+                self._uids.discard(uid)
+                raise
 
     # ---- warm pool ----------------------------------------------------------------------
 

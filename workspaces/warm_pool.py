@@ -18,8 +18,9 @@ from workspaces import records
 from workspaces.provisioner import Provisioner, WorkspaceInfo
 
 log = logging.getLogger(__name__)
-StartWorkspace = Callable[[Path], Awaitable[WorkspaceInfo]]
-"""Starts a fresh workspace on an environment's Python (a sandbox uid of its own)."""
+StartWorkspace = Callable[[Path, str | None], Awaitable[WorkspaceInfo]]
+"""Starts a fresh workspace on an environment's Python (a sandbox uid of its own), for a
+session (its id) or for the pool (None): the lifecycle's admission gate puts refills last."""
 
 
 def env_key(env_python: Path) -> str:
@@ -49,7 +50,7 @@ class WarmPool:
         pool = self._warm.setdefault(key, [])
         while len(pool) < self.size:
             try:
-                info = await self._start(env_python)
+                info = await self._start(env_python, None)
             except Exception:
                 log.exception("could not start a warm workspace for %s", env_python)
                 return
@@ -79,7 +80,7 @@ class WarmPool:
             )
             if claimed:
                 return info
-        info = await self._start(env_python)
+        info = await self._start(env_python, session_id)
         await self.db.write(
             lambda d: records.insert(d, info, env_key(env_python), "live", session_id)
         )

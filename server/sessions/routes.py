@@ -37,6 +37,8 @@ async def _session_json(request: web.Request, session: S.Session) -> dict[str, A
     scoring = await request.app[DB].read(lambda d: session_scoring.get(d, session.id))
     data = session_scoring.masked(session, scoring).public()
     data["scoring"] = scoring.public() if scoring else None
+    place = request.app[SESSIONS].gate.place_of(session)
+    data["queue"] = None if place is None else place.to_dict()  # its start waits its turn
     if session.state == "live" and session.workspace_id:
         origin = request.app[SETTINGS].workspace_origin(session.workspace_id)
         data["workspace_url"] = f"{origin}/w/{session.workspace_id}/lab"

@@ -19,6 +19,7 @@ from server.sessions import scheduling
 from server.sessions.keys import SESSIONS
 from server.settings import Settings
 from server.tasks.service import sandbox_for, task_store
+from workspaces.admission import AdmissionGate
 from workspaces.grading.hidden import check_session, visible_tests
 from workspaces.lifecycle import SessionManager
 from workspaces.provisioner import Provisioner
@@ -51,6 +52,17 @@ def make_provisioner(settings: Settings) -> Provisioner:
     )
 
 
+def admission_gate(settings: Settings, provisioner: Provisioner) -> AdmissionGate:
+    """Cold starts: ``max_parallel_starts`` at once, each needing room for a workspace at the
+    memory limit its sandbox sets (a provisioner without limits: the default ones)."""
+    from workspaces.sandbox.limits import Limits
+
+    limits = getattr(provisioner, "limits", None)
+    memory = limits.memory_bytes if isinstance(limits, Limits) else Limits().memory_bytes
+    return AdmissionGate(settings.max_parallel_starts, memory_per_start=memory,
+                         max_wait_s=settings.start_queue_timeout_seconds)
+
+
 def _user_id_of(d: Any, email: str) -> int:
     return people.find_user(d, email).id
 
@@ -76,12 +88,14 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
                               envs_root=settings.envs_root, sandbox=sandbox),
         continuous_checks=settings.continuous_checks,
     )
+    provisioner = app.get(PROVISIONER) or make_provisioner(settings)
     manager = SessionManager(
-        db, app.get(PROVISIONER) or make_provisioner(settings), store, settings.envs_root,
+        db, provisioner, store, settings.envs_root,
         uid_base=settings.sandbox_uid_base, warm_pool_size=settings.warm_pool_size,
         workspace_url=settings.workspace_url, end=scheduling.end,
         on_start=session_scoring.repin_at_start, upstreams=upstreams,
         clients=clients, hooks=[recorder.on_lifecycle], first_cell=recorder.first_cell,
+        gate=admission_gate(settings, provisioner),
     )
     app[RECORDING] = recorder
     app[SESSIONS] = manager

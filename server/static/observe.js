@@ -343,13 +343,14 @@
   }
 
   // Show the session's state: the live controls only while it is open, the links once over.
-  function applyState(newState, newSecondsLeft) {
+  function applyState(newState, newSecondsLeft, queue) {
     if (finished && newState !== "ended" && newState !== "failed") { return; }  // ends are final
     state = newState;
     secondsLeft = newSecondsLeft;
     var open = state === "scheduled" || state === "provisioning" || state === "live";
     var over = state === "ended" || state === "failed";
-    $("pl-state").textContent = state;
+    $("pl-state").textContent = queue ? "queued to start (" + queue.ahead + " ahead, about " +
+      queue.starts_in_s + " s)" : state;
     $("pl-join-form").hidden = state !== "live";
     $("pl-extend-form").hidden = !open;
     $("pl-end-form").hidden = !open;
@@ -362,7 +363,7 @@
 
   function pollSession() {
     T.api(cfg.api).then(function (data) {
-      applyState(data.session.state, data.session.seconds_left);
+      applyState(data.session.state, data.session.seconds_left, data.session.queue);
       var body = $("pl-connections").querySelector("tbody");
       T.clear(body);
       (data.connections || []).slice(-20).reverse().forEach(function (c) {

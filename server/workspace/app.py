@@ -42,7 +42,7 @@ from server.recording.keys import RECORDING
 from server.sessions.keys import SESSIONS
 from server.settings import Settings
 from server.workspace.hosts import WHERE, frame_only_by_itself, host_routing
-from server.workspace.landing_facts import landing_facts
+from server.workspace.landing_facts import landing_facts, queue_message
 from server.workspace.panel_facts import panel_facts
 from server.workspace.proxy import proxy_http, proxy_websocket
 from tasks import revisions
@@ -311,7 +311,14 @@ def _public(request: web.Request, session: S.Session) -> dict[str, Any]:
         data["workspace_url"] = \
             f"{settings.workspace_origin(session.workspace_id)}/w/{session.workspace_id}/lab"
         data["open_url"] = f"{settings.workspace_url}/s/{session.id}/open"
+    data["queue"] = _queue(request, session)
     return data
+
+
+def _queue(request: web.Request, session: S.Session) -> dict[str, Any] | None:
+    """Where the session's start waits in the start queue (None: not waiting)."""
+    place = _main(request)[SESSIONS].gate.place_of(session)
+    return None if place is None else {**place.to_dict(), "message": queue_message(place)}
 
 
 def _brief(store: Any, rev: Any) -> Markup:
@@ -334,7 +341,7 @@ async def landing(request: web.Request) -> web.Response:
     facts = await main[DB].read(lambda d: landing_facts(d, session))
     response = render_anonymous(request, "candidate_landing.html", {
         "session": session, "title": rev.title, "brief": _brief(main[SESSIONS].store, rev),
-        "facts": facts,
+        "facts": facts, "queue": _queue(request, session),
     }, csrf=_csrf(request, session.id))
     # Start posts here and is redirected on to the workspace's host, which form-action must
     # allow (CSP checks a form's redirects too): any workspace host, no other site.

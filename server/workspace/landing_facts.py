@@ -18,6 +18,7 @@ from common.errors import NotFound
 from server.http.times import time_left
 from server.people.accounts import get_user
 from workspaces import sessions as S
+from workspaces.admission import Place
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,13 @@ class LandingFacts:
     def time_left(self) -> str:
         """Whole minutes, rounded down, worded as the session API's ``time_left`` is."""
         return time_left(self.seconds_left)
+
+
+def queue_message(place: Place) -> str:
+    """What a candidate whose start waits in the start queue is told (the landing page as
+    rendered, and the session API's ``queue.message`` that its script shows)."""
+    ahead = "you are next" if place.ahead == 0 else f"{place.ahead} ahead of you"
+    return f"Your workspace starts in about {place.starts_in_s} s ({ahead})."
 
 
 def landing_facts(db: sqlite_utils.Database, session: S.Session) -> LandingFacts:

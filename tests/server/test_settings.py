@@ -297,3 +297,24 @@ def test_cli_layers_reach_the_command(run_cli: Callable[..., CliResult], tmp_pat
     assert result.returncode == 0, result
     assert (tmp_path / "from-env" / "pairlab.db").exists()
     assert not (tmp_path / "from-toml").exists()
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("-1", "max_parallel_starts: -1 must be 0 (one per CPU core) to 64"),
+    ("65", "max_parallel_starts: 65 must be 0 (one per CPU core) to 64"),
+    ("two", "max_parallel_starts: 'two' from PAIRLAB_MAX_PARALLEL_STARTS is not an integer"),
+])
+def test_a_bad_bound_of_parallel_starts_is_refused_with_a_sentence(raw: str,
+                                                                   message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={"PAIRLAB_MAX_PARALLEL_STARTS": raw})
+    assert str(info.value) == message
+
+
+def test_the_start_queue_settings_from_the_environment() -> None:
+    settings = load_settings(environ={"PAIRLAB_MAX_PARALLEL_STARTS": "3",
+                                      "PAIRLAB_START_QUEUE_TIMEOUT_SECONDS": "45"})
+    assert (settings.max_parallel_starts, settings.start_queue_timeout_seconds) == (3, 45.0)
+    assert load_settings(environ={}).max_parallel_starts == 0  # one per core
+    with pytest.raises(SettingsError, match=r"^start_queue_timeout_seconds: must be 1 to 3600$"):
+        load_settings(environ={"PAIRLAB_START_QUEUE_TIMEOUT_SECONDS": "0"})

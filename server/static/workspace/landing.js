@@ -5,10 +5,15 @@
 //   the session API's "time_left", asked every 15 s: the same figure the workspace's badge
 //   polls, so a wrong system clock does not matter and an extension shows without a reload).
 // - Start shows "Preparing your workspace…" at once, the button disabled, until the workspace's
-//   page replaces this one (the form still posts without this script).
+//   page replaces this one (the form still posts without this script). While the start is
+//   under way the session API is asked every second: a start waiting in the start queue shows
+//   the server's "Your workspace starts in about N s (k ahead of you)." (its "queue.message"),
+//   then "Preparing your workspace…" again once it runs. The status is a polite live region
+//   and changes only when the wording does.
 (function () {
   "use strict";
   var POLL_MS = 15000;
+  var QUEUE_POLL_MS = 1000;
 
   function countDown() {
     var clock = document.getElementById("clock");
@@ -34,19 +39,37 @@
     var status = document.getElementById("preparing");
     if (!form || !button || !status) { return; }
     var sent = false;
+    var timer = null;
+    var sessionId = form.getAttribute("data-session");
+    var PREPARING = "Preparing your workspace… JupyterLab opens in this tab in a few seconds.";
+    function say(text) {
+      if (status.textContent !== text) { status.textContent = text; }
+    }
+    function askQueue() {
+      fetch("/api/v1/sessions/" + encodeURIComponent(sessionId),
+            { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!sent || !data) { return; }
+          var queue = data.session.queue;
+          say(queue && typeof queue.message === "string" ? queue.message : PREPARING);
+        })
+        .catch(function () { /* keep the last wording */ });
+    }
     form.addEventListener("submit", function (event) {
       if (sent) { event.preventDefault(); return; }
       sent = true;
       button.disabled = true;
       button.textContent = "Starting…";
       form.classList.add("busy");
-      status.textContent = "Preparing your workspace… JupyterLab opens in this tab in a few " +
-        "seconds.";
+      say(PREPARING);
+      if (sessionId && timer === null) { timer = setInterval(askQueue, QUEUE_POLL_MS); }
     });
     // Back to this page from the workspace (the browser's cache): ready to press again.
     window.addEventListener("pageshow", function (event) {
       if (!event.persisted) { return; }
       sent = false;
+      if (timer !== null) { clearInterval(timer); timer = null; }
       button.disabled = false;
       button.textContent = "Start";
       form.classList.remove("busy");

@@ -1,0 +1,96 @@
+"""Journey: a burst of candidates pressing Start at once waits in the start queue, visibly.
+
+A second ``pairlab demo``, started as README command 1 says with the settings an operator of a
+small host would give (``PAIRLAB_MAX_PARALLEL_STARTS=1``: one cold start at a time;
+``PAIRLAB_WARM_POOL_SIZE=0``: no warm workspace to claim). The demo interviewer schedules three
+sessions on the Sessions page; three candidates, each in a browser of their own, open their
+links and press Start at the same moment. A candidate whose start waits is told "Your workspace
+starts in about N s (k ahead of you)." (N a whole number of seconds), then "Preparing your
+workspace…" once their start runs; JupyterLab then opens for all three. Every page is audited
+with axe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.journeys.conftest import (
+    WAIT_MS,
+    Product,
+    browsing,
+    free_port,
+    schedule_through_the_page,
+    start_demo,
+    stop_demo,
+)
+
+pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
+              pytest.mark.timeout(1500)]
+INTERVIEWER = "interviewer@example.com"
+TASK = "daily-features-bug"
+CANDIDATES = ("Ines Early", "Jon Middle", "Kemi Late")
+QUEUED = re.compile(r"^Your workspace starts in about (\d+) s \((\d+) ahead of you\)\.$")
+PREPARING = "Preparing your workspace… JupyterLab opens in this tab in a few seconds."
+RECORD_STATUS = """() => {
+  const status = document.getElementById('preparing');
+  new MutationObserver(() => window.plStatus(status.textContent))
+    .observe(status, {childList: true, characterData: true, subtree: true});
+}"""
+"""Tells the test every wording the Start status takes (it lives until the page is left)."""
+
+
+@pytest.fixture(scope="module")
+def queue_demo(product: Product, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
+    """A second ``pairlab demo``, as the first but starting one workspace at a time and with no
+    warm pool."""
+    env = {**product.env, "PAIRLAB_PORT": str(free_port()),
+           "PAIRLAB_WORKSPACE_PORT": str(free_port()), "PAIRLAB_MAX_PARALLEL_STARTS": "1",
+           "PAIRLAB_WARM_POOL_SIZE": "0"}
+    demo = start_demo(tmp_path_factory.mktemp("journey-queue"), env)
+    try:
+        yield demo
+    finally:
+        stop_demo(demo)
+
+
+async def landing_with_status_recorded(page: Page, link: str, said: list[str]) -> None:
+    def told(text: str) -> None:
+        said.append(text)
+
+    await page.expose_function("plStatus", told)
+    await page.goto(link)
+    await expect(page.locator("#start")).to_be_enabled()
+    await page.evaluate(RECORD_STATUS)
+
+
+async def test_candidates_who_start_at_once_see_their_place_then_jupyterlab(
+        queue_demo: Product, browser: Browser) -> None:
+    async with browsing(browser, queue_demo, "start-queue") as people:
+        interviewer = await people.as_user(INTERVIEWER, "interviewer")
+        links = [await schedule_through_the_page(interviewer, queue_demo, TASK, name)
+                 for name in CANDIDATES]
+        pages = [await people.anonymous(f"candidate-{i}") for i in range(len(links))]
+        said: list[list[str]] = [[] for _ in pages]
+        for page, link, record in zip(pages, links, said, strict=True):
+            await landing_with_status_recorded(page, link, record)
+
+        await asyncio.gather(*(page.click("#start") for page in pages))
+        for page in pages:
+            await page.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
+            await expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=WAIT_MS)
+
+        print(f"what each candidate was told after Start: {said}")
+        waited = [record for record in said if any(QUEUED.match(text) for text in record)]
+        assert waited, f"no candidate was told of the start queue: {said}"
+        for record in waited:
+            first = next(QUEUED.match(text) for text in record if QUEUED.match(text))
+            assert first is not None and int(first.group(1)) >= 1 and int(first.group(2)) >= 1
+            last_queued = max(i for i, text in enumerate(record) if QUEUED.match(text))
+            assert PREPARING in record[last_queued + 1:], \
+                f"the status did not go back to preparing once the start ran: {record}"
+        assert all(record[0] == PREPARING for record in said), said  # at once, on Start

@@ -36,6 +36,7 @@ from playwright.async_api import (
 )
 
 from tests.journeys.a11y import Audits
+from tests.smtp_server import Served, smtp_server_in_a_thread
 
 PAIRLAB = Path(sys.executable).parent / "pairlab"
 CHROMIUM = "/usr/bin/chromium"
@@ -144,6 +145,32 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
         yield product
     finally:
         stop_demo(product)
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[Served]:
+    """A real SMTP server (aiosmtpd) on loopback, the second demo's mail relay."""
+    with smtp_server_in_a_thread() as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def second_demo(product: Product, smtp: Served,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
+    """A second ``pairlab demo``, started as the first, with the settings an operator of a small
+    host with a plain local mail relay would give: SMTP to ``smtp`` (no TLS on loopback), one
+    cold start at a time (``PAIRLAB_MAX_PARALLEL_STARTS=1``) and no warm pool. One demo for the
+    journeys that need such settings (each demo start costs a minute of CI)."""
+    env = {**product.env, "PAIRLAB_PORT": str(free_port()),
+           "PAIRLAB_WORKSPACE_PORT": str(free_port()), "PAIRLAB_SMTP_HOST": "127.0.0.1",
+           "PAIRLAB_SMTP_PORT": str(smtp.port), "PAIRLAB_SMTP_FROM": "interviews@pairlab.example",
+           "PAIRLAB_SMTP_STARTTLS": "false", "PAIRLAB_MAX_PARALLEL_STARTS": "1",
+           "PAIRLAB_WARM_POOL_SIZE": "0"}
+    demo = start_demo(tmp_path_factory.mktemp("journey-second"), env)
+    try:
+        yield demo
+    finally:
+        stop_demo(demo)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 starts.
 
 An interviewer who is late puts the session on the Sessions page as it was meant to be, ten
-minutes starting seven minutes ago (the shortest an interview may last), and watches it on the
+minutes starting eight minutes ago (the shortest an interview may last), and watches it on the
 observe page; the candidate starts, sees the time left count down in JupyterLab, edits and
 saves a file. Nobody ends anything: when the time is up the server ends the session itself
 (``deadline_loop``), the candidate's JupyterLab says so and turns read-only (typing and Ctrl-S
@@ -41,7 +41,7 @@ FILE = "acme_features/transform.py"
 SAVED_LIVE = "# candidate: saved before the clock ran out"
 TYPED_AFTER = "# typed after the clock ran out"
 MINUTES = 10  # the shortest a session may last
-STARTED_AGO = 7  # minutes: the picker has minutes only, so the end is 2 to 3 minutes away
+STARTED_AGO = 8  # minutes: the picker has minutes only, so the end is 1 to 2 minutes away
 # The end comes from the clock: the session's end, then the server's deadline check (every
 # few seconds) and the candidate's page learning it (it polls every few seconds near the end).
 END_WAIT_MS = (MINUTES - STARTED_AGO + 1) * 60_000 + 60_000

@@ -2,19 +2,17 @@
 
 - On the demo as README command 1 starts it (no SMTP settings), the session's page says how to
   enable email, naming the settings, and has no send button.
-- On a second ``pairlab demo`` started the same way but with the ``PAIRLAB_SMTP_*`` settings
-  pointing at a real SMTP server (aiosmtpd) on loopback, the interviewer schedules a session on
-  the page with the candidate's email and a second interviewer, and presses "Send the link by
-  email": the page says "Sent to <address> at <time>", the SMTP server received one message,
-  to the candidate alone, holding the link the page shows; opened in Chromium as the candidate,
-  the emailed link reaches the landing page. The second interviewer's page shows no link and
-  their re-issue and email posts get 403 (the attack). The interviewer re-issues the link: the
-  emailed link then shows the "replaced" page (410).
+- On a second ``pairlab demo`` (conftest's ``second_demo``) started the same way but with the
+  ``PAIRLAB_SMTP_*`` settings pointing at a real SMTP server (aiosmtpd) on loopback, the
+  interviewer schedules a session on the page with the candidate's email and a second interviewer,
+  and presses "Send the link by email": the page says "Sent to <address> at <time>", the SMTP
+  server received one message, to the candidate alone, holding the link the page shows; opened in
+  Chromium as the candidate, the emailed link reaches the landing page. The second interviewer's
+  page shows no link and their re-issue and email posts get 403 (the attack). The interviewer
+  re-issues the link: the emailed link then shows the "replaced" page (410).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 from playwright.async_api import Browser, Page, expect
@@ -23,12 +21,9 @@ from tests.journeys.conftest import (
     WAIT_MS,
     Product,
     browsing,
-    free_port,
     schedule_through_the_page,
-    start_demo,
-    stop_demo,
 )
-from tests.smtp_server import Served, smtp_server_in_a_thread
+from tests.smtp_server import Served
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(1500)]
@@ -37,28 +32,6 @@ SECOND = "interviewer2@example.com"
 TASK = "daily-features-bug"
 CANDIDATE = "Noor Mailed"
 CANDIDATE_EMAIL = "noor@candidates.example"
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[Served]:
-    with smtp_server_in_a_thread() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def mail_demo(product: Product, smtp: Served,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
-    """A second ``pairlab demo``, as the first but with the SMTP settings an operator with a
-    plain local relay would give (no TLS on loopback)."""
-    env = {**product.env, "PAIRLAB_PORT": str(free_port()),
-           "PAIRLAB_WORKSPACE_PORT": str(free_port()), "PAIRLAB_SMTP_HOST": "127.0.0.1",
-           "PAIRLAB_SMTP_PORT": str(smtp.port), "PAIRLAB_SMTP_FROM": "interviews@pairlab.example",
-           "PAIRLAB_SMTP_STARTTLS": "false"}
-    demo = start_demo(tmp_path_factory.mktemp("journey-mail"), env)
-    try:
-        yield demo
-    finally:
-        stop_demo(demo)
 
 
 async def test_without_smtp_the_page_says_how_to_enable_email(
@@ -79,10 +52,10 @@ async def schedule_with_email(page: Page, demo: Product) -> str:
 
 
 async def test_send_the_link_by_email_open_it_reissue_it(
-        mail_demo: Product, smtp: Served, browser: Browser) -> None:
-    async with browsing(browser, mail_demo, "link-email") as people:
+        second_demo: Product, smtp: Served, browser: Browser) -> None:
+    async with browsing(browser, second_demo, "link-email") as people:
         page = await people.as_user(INTERVIEWER, "interviewer")
-        session_url = await schedule_with_email(page, mail_demo)
+        session_url = await schedule_with_email(page, second_demo)
         link = await page.locator("#candidate-link").input_value()
         await expect(page.locator("#mail-to")).to_have_value(CANDIDATE_EMAIL)
         before = len(smtp.inbox.received)

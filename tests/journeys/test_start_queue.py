@@ -1,12 +1,12 @@
 """Journey: a burst of candidates pressing Start at once waits in the start queue, visibly.
 
-A second ``pairlab demo``, started as README command 1 says with the settings an operator of a
-small host would give (``PAIRLAB_MAX_PARALLEL_STARTS=1``: one cold start at a time;
-``PAIRLAB_WARM_POOL_SIZE=0``: no warm workspace to claim). The demo interviewer schedules three
-sessions on the Sessions page; three candidates, each in a browser of their own, open their
-links and press Start at the same moment. A candidate whose start waits is told "Your workspace
-starts in about N s (k ahead of you)." (N a whole number of seconds), then "Preparing your
-workspace…" once their start runs; JupyterLab then opens for all three. Every page is audited
+A second ``pairlab demo`` (conftest's ``second_demo``), started as README command 1 says with the
+settings an operator of a small host would give (``PAIRLAB_MAX_PARALLEL_STARTS=1``: one cold start
+at a time; ``PAIRLAB_WARM_POOL_SIZE=0``: no warm workspace to claim). The demo interviewer
+schedules three sessions on the Sessions page; three candidates, each in a browser of their own,
+open their links and press Start at the same moment. A candidate whose start waits is told "Your
+workspace starts in about N s (k ahead of you)." (N a whole number of seconds), then "Preparing
+your workspace…" once their start runs; JupyterLab then opens for all three. Every page is audited
 with axe.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.async_api import Browser, Page, expect
@@ -23,10 +22,7 @@ from tests.journeys.conftest import (
     WAIT_MS,
     Product,
     browsing,
-    free_port,
     schedule_through_the_page,
-    start_demo,
-    stop_demo,
 )
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
@@ -44,20 +40,6 @@ RECORD_STATUS = """() => {
 """Tells the test every wording the Start status takes (it lives until the page is left)."""
 
 
-@pytest.fixture(scope="module")
-def queue_demo(product: Product, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
-    """A second ``pairlab demo``, as the first but starting one workspace at a time and with no
-    warm pool."""
-    env = {**product.env, "PAIRLAB_PORT": str(free_port()),
-           "PAIRLAB_WORKSPACE_PORT": str(free_port()), "PAIRLAB_MAX_PARALLEL_STARTS": "1",
-           "PAIRLAB_WARM_POOL_SIZE": "0"}
-    demo = start_demo(tmp_path_factory.mktemp("journey-queue"), env)
-    try:
-        yield demo
-    finally:
-        stop_demo(demo)
-
-
 async def landing_with_status_recorded(page: Page, link: str, said: list[str]) -> None:
     def told(text: str) -> None:
         said.append(text)
@@ -69,10 +51,10 @@ async def landing_with_status_recorded(page: Page, link: str, said: list[str]) -
 
 
 async def test_candidates_who_start_at_once_see_their_place_then_jupyterlab(
-        queue_demo: Product, browser: Browser) -> None:
-    async with browsing(browser, queue_demo, "start-queue") as people:
+        second_demo: Product, browser: Browser) -> None:
+    async with browsing(browser, second_demo, "start-queue") as people:
         interviewer = await people.as_user(INTERVIEWER, "interviewer")
-        links = [await schedule_through_the_page(interviewer, queue_demo, TASK, name)
+        links = [await schedule_through_the_page(interviewer, second_demo, TASK, name)
                  for name in CANDIDATES]
         pages = [await people.anonymous(f"candidate-{i}") for i in range(len(links))]
         said: list[list[str]] = [[] for _ in pages]

@@ -158,10 +158,13 @@ class KernelTap(Tap):
                                      lifecycle=self.kernel.lifecycle)
 
     def observe(self, direction: str, data: str | bytes) -> list[Observation]:
-        if direction == "in" and ("execute_request" in data if isinstance(data, str)
-                                  else b"execute_request" in data):
+        if direction != "in":
+            return self.tracker.feed("out", data)
+        requests = self.tracker.requests
+        found = self.tracker.feed("in", data)
+        if self.tracker.requests != requests:  # an execute request: this viewer ran a cell
             self.state.attribution.active(self.actor)
-        return self.tracker.feed("in" if direction == "in" else "out", data)
+        return found
 
     def finish(self) -> list[Observation]:
         return self.tracker.close()

@@ -393,10 +393,13 @@ class KernelTracker:
             return not _mentions(data, _IN_NEEDLES)
         if len(self._pending) > SCAN_PENDING:
             return False
-        ids = [ex.needle for ex in self._pending.values() if ex.needle is not None]
-        if len(ids) < len(self._pending):
+        # the usual case first: the frame is one of an open execution's
+        if isinstance(data, str):
+            if any(ex.needle is None or ex.needle[0] in data for ex in self._pending.values()):
+                return False
+        elif any(ex.needle is None or ex.needle[1] in data for ex in self._pending.values()):
             return False
-        return not _mentions(data, ids) and not _mentions(data, _OUT_NEEDLES)
+        return not _mentions(data, _OUT_NEEDLES)
 
     def feed_message(self, direction: Direction, msg: KernelMessage,
                      at: datetime | None = None) -> list[Observation]:

@@ -276,8 +276,11 @@ class SessionTaps:
         tap: Tap
         from workspaces.recording import collab  # collab builds on this module's Tap
         if match := _KERNEL_WS.match(rel):
-            tap = KernelTap(self, state, who, match.group(1), subprotocol)
-            if not state.kernel(match.group(1)).path:  # started before we were told of it
+            kernel_id = match.group(1)
+            tap = KernelTap(self, state, who, kernel_id, subprotocol)
+            # started before we were told of it (a kernel already read back, of a console or
+            # of none, is not read again on each connection: its sessions come through here)
+            if kernel_id not in state.known and not state.kernel(kernel_id).path:
                 task = asyncio.get_running_loop().create_task(self._refresh(state, found[0], who))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

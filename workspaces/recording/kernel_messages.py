@@ -284,8 +284,14 @@ class KernelLifecycle:
 def _mentions(data: str | bytes, needles: Iterable[tuple[str, bytes]]) -> bool:
     """Whether ``data`` contains any of ``needles`` (each as text and as UTF-8)."""
     if isinstance(data, str):
-        return any(text in data for text, _ in needles)
-    return any(raw in data for _, raw in needles)
+        for text, _ in needles:
+            if text in data:
+                return True
+        return False
+    for _, raw in needles:
+        if raw in data:
+            return True
+    return False
 
 
 def _remember(seen: OrderedDict[str, None], key: str, limit: int) -> None:
@@ -393,12 +399,16 @@ class KernelTracker:
             return not _mentions(data, _IN_NEEDLES)
         if len(self._pending) > SCAN_PENDING:
             return False
-        # the usual case first: the frame is one of an open execution's
+        # the usual case first: the frame is one of an open execution's (plain loops: this
+        # runs for every frame)
         if isinstance(data, str):
-            if any(ex.needle is None or ex.needle[0] in data for ex in self._pending.values()):
-                return False
-        elif any(ex.needle is None or ex.needle[1] in data for ex in self._pending.values()):
-            return False
+            for ex in self._pending.values():
+                if ex.needle is None or ex.needle[0] in data:
+                    return False
+        else:
+            for ex in self._pending.values():
+                if ex.needle is None or ex.needle[1] in data:
+                    return False
         return not _mentions(data, _OUT_NEEDLES)
 
     def feed_message(self, direction: Direction, msg: KernelMessage,

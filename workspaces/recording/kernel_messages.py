@@ -328,6 +328,8 @@ class _Execution:
     mimetypes: set[str] = field(default_factory=set)
     outputs: int = 0
     skipped_bytes: int = 0
+    reply_error_line: str | None = None
+    """The excerpt's line for an error the reply told of before iopub did."""
     needle: tuple[str, bytes] | None = field(default=None, init=False)
     """The id as it appears in a JSON frame (None: it may be escaped there)."""
 
@@ -509,6 +511,7 @@ class KernelTracker:
                 ex.execution_count = _count(content.get("execution_count")) or ex.execution_count
         elif kind == "error":
             ex.outputs += 1
+            ex.reply_error_line = None  # the reply came first: shown here, in output order
             self._error(ex, content)
         elif kind == "input_request":
             ex.output.add(_text(content.get("prompt")))
@@ -521,7 +524,8 @@ class KernelTracker:
             self._reported(ex, msg.metadata.get("pairlab"))
             ex.execution_count = _count(content.get("execution_count")) or ex.execution_count
             if ex.reply_status == "error" and ex.error is None:
-                self._error(ex, content)
+                # the shell reply may overtake iopub's error: its line waits for it (or the end)
+                ex.reply_error_line = self._error(ex, content, show=False)
         if ex.idle_at is not None and (ex.reply_status is not None or ex.origin == OUTSIDE):
             del self._pending[ex.msg_id]
             return [self._finish(ex, at, "")]
@@ -564,7 +568,7 @@ class KernelTracker:
         if FLAG_TRANSFORMED not in ex.flags:
             ex.flags.append(FLAG_TRANSFORMED)
 
-    def _error(self, ex: _Execution, content: dict[str, Any]) -> None:
+    def _error(self, ex: _Execution, content: dict[str, Any], show: bool = True) -> str:
         ename = strip_ansi(str(content.get("ename") or ""))[:200]
         evalue = strip_ansi(str(content.get("evalue") or ""))
         trace = content.get("traceback")
@@ -574,7 +578,10 @@ class KernelTracker:
             text = f"…[truncated {len(text) - self._traceback_chars} chars]" + \
                 text[-self._traceback_chars:]
         ex.error = {"ename": ename, "evalue": truncate(evalue, 1000), "traceback": text}
-        ex.output.add(f"{ename}: {evalue}\n" if evalue else f"{ename}\n")
+        line = f"{ename}: {evalue}\n" if evalue else f"{ename}\n"
+        if show:
+            ex.output.add(line)
+        return line
 
     def _death(self, kind: str, at: datetime, reason: str,
                extra: dict[str, Any]) -> list[Observation]:
@@ -592,6 +599,9 @@ class KernelTracker:
         return pending
 
     def _finish(self, ex: _Execution, at: datetime, reason: str) -> Observation:
+        if ex.reply_error_line is not None:  # no iopub error came
+            ex.output.add(ex.reply_error_line)
+            ex.reply_error_line = None
         status = ex.reply_status or ("error" if ex.error else "unknown")
         if ex.origin == OUTSIDE and ex.reply_status is None and ex.idle_at is not None:
             status = "error" if ex.error else "ok"  # its reply went to the outsider only

@@ -415,3 +415,40 @@ def test_odd_message_ids_are_still_followed() -> None:
                                                 "iopub"), at(ms))
         [cell] = found
         assert cell.payload["status"] == "ok" and tracker.passed_frames == 0
+
+
+def test_a_reply_overtaking_the_error_on_iopub_does_not_repeat_it() -> None:
+    """The shell reply and iopub are separate streams: a reply with the error may arrive before
+    the iopub ``error``; the cell's excerpt still says the error once, after the output before
+    it (as when iopub comes first); a reply whose error never shows on iopub still says it."""
+    expected = None
+    for order in ("iopub first", "reply first", "no iopub error"):
+        tracker = KernelTracker(V1_PROTOCOL, kernel_id="k")
+        request = msg("execute_request", {"code": "print(1); 1/0"})
+        head = request["header"]
+        tb = ["ZeroDivisionError  Traceback", "----> 1 1/0"]
+        failed = {"status": "error", "execution_count": 1, "ename": "ZeroDivisionError",
+                  "evalue": "division by zero", "traceback": tb}
+        error = msg("error", {k: failed[k] for k in ("ename", "evalue", "traceback")}, head)
+        reply = msg("execute_reply", failed, head)
+        frames = [("in", v1(request, "shell")),
+                  ("out", v1(msg("stream", {"name": "stdout", "text": "1\n"}, head), "iopub"))]
+        if order == "iopub first":
+            frames += [("out", v1(error, "iopub")), ("out", v1(reply, "shell"))]
+        elif order == "reply first":
+            frames += [("out", v1(reply, "shell")), ("out", v1(error, "iopub"))]
+        else:
+            frames += [("out", v1(reply, "shell"))]
+        frames += [("out", v1(msg("status", {"execution_state": "idle"}, head), "iopub"))]
+        found = []
+        for ms, (direction, frame) in enumerate(frames):
+            found += tracker.feed(direction, frame, at(ms))  # type: ignore[arg-type]
+        [cell] = found
+        p = cell.payload
+        assert p["output"] == "1\nZeroDivisionError: division by zero\n", order
+        assert p["error"]["ename"] == "ZeroDivisionError" and p["status"] == "error"
+        timed = {k: v for k, v in p.items() if k != "duration_ms"}  # the reply's time moved
+        if order == "iopub first":
+            expected = timed
+        elif order == "reply first":
+            assert timed == expected

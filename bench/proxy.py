@@ -11,7 +11,10 @@
     kernel's ``idle`` status (when a frontend considers the cell finished).
     (b) and (c) alternate blocks of ``--block`` round trips over a fresh proxied or direct
     WebSocket, one open at a time (the kernel broadcasts iopub to every connection, so two open
-    sockets would make each arm relay the other's traffic).
+    sockets would make each arm relay the other's traffic). A third arm, "unrecorded", is
+    proxied with the recorder's WebSocket tap turned off for its connections (the proxy's
+    ``ws_tap`` answers None, as outside a recording): proxied minus unrecorded is what
+    recording costs on the proxy's hot path, measured in the same run.
 Then TCP_NODELAY is read with getsockopt on both ends of a proxied WebSocket connection
 opened here: the client's socket and the proxy's accepted socket (found by its address pair).
 
@@ -51,6 +54,7 @@ from bench.common import (
     verdict,
     wait_kernel_ready,
 )
+from server.recording.keys import RECORDING
 
 Connect = Callable[[], Awaitable[aiohttp.ClientWebSocketResponse]]
 
@@ -63,6 +67,13 @@ class Arm:
 
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    loop_cpu: list[float] = field(default_factory=list)
+    """The event loop's thread only (``time.thread_time``): the relay's hot path, without the
+    database writer's thread (the recorder's batched event writes)."""
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 async def timed(arm: Arm, call: Callable[[], Awaitable[float]]) -> None:
@@ -107,16 +118,15 @@ async def http_phase(stack: Stack, workspace_id: str, n: int, warmup: int) -> tu
     return proxied, straight
 
 
-async def ws_phase(n: int, block: int, warmup: int, connect_proxied: Connect,
-                   connect_direct: Connect, message: Callable[[], dict[str, Any]]
-                   ) -> tuple[list[Exchange], list[Exchange], Arm, Arm]:
-    """Alternate blocks over a fresh proxied / direct WebSocket; ``n`` counted each."""
-    results: dict[str, list[Exchange]] = {"proxied": [], "direct": []}
-    cpu: dict[str, Arm] = {"proxied": Arm(), "direct": Arm()}
-    arms = (("proxied", connect_proxied), ("direct", connect_direct))
+async def ws_phase(n: int, block: int, warmup: int, arms: dict[str, Connect],
+                   message: Callable[[], dict[str, Any]]
+                   ) -> tuple[dict[str, list[Exchange]], dict[str, Arm]]:
+    """Alternate blocks over a fresh WebSocket of each arm in turn; ``n`` counted each."""
+    results: dict[str, list[Exchange]] = {name: [] for name in arms}
+    cpu: dict[str, Arm] = {name: Arm() for name in arms}
     first = True
     while any(len(r) < n for r in results.values()):
-        for name, connect in arms:
+        for name, connect in arms.items():
             wanted = min(block, n - len(results[name]))
             if wanted <= 0:
                 continue
@@ -126,13 +136,14 @@ async def ws_phase(n: int, block: int, warmup: int, connect_proxied: Connect,
                 for _ in range(warmup if first else 0):
                     await exchange(ws, message())
                 for _ in range(wanted):
-                    began = time.process_time()
+                    began, began_loop = time.process_time(), time.thread_time()
                     results[name].append(await exchange(ws, message()))
                     cpu[name].cpu.append(time.process_time() - began)
+                    cpu[name].loop_cpu.append(time.thread_time() - began_loop)
             finally:
                 await ws.close()
         first = False
-    return results["proxied"], results["direct"], cpu["proxied"], cpu["direct"]
+    return results, cpu
 
 
 def nodelay(sock: socket.socket) -> int:
@@ -164,6 +175,33 @@ async def nodelay_check(stack: Stack, workspace_id: str, kernel_id: str) -> None
           "server config also calls set_nodelay(True) on its WebSocket streams")
 
 
+def unrecorded(stack: Stack, connect: Connect) -> Connect:
+    """``connect``, with the recorder's WebSocket tap off for the connection it opens (the
+    proxy looks ``ws_tap`` up on every request; nothing else is recorded meanwhile)."""
+    recording = stack.app[RECORDING]
+
+    async def no_tap(*args: Any) -> None:
+        return None
+
+    async def opened() -> aiohttp.ClientWebSocketResponse:
+        recording.ws_tap = no_tap  # type: ignore[method-assign]
+        try:
+            return await connect()
+        finally:
+            del recording.ws_tap  # the class's method again
+    return opened
+
+
+def recording_cost(label: str, recorded: Arm, unrecorded_arm: Arm) -> None:
+    cpu_r, cpu_u = (mean(arm.cpu) for arm in (recorded, unrecorded_arm))
+    loop_r, loop_u = (mean(arm.loop_cpu) for arm in (recorded, unrecorded_arm))
+    print(row(f"{label}: proxied, unrecorded", unrecorded_arm.wall, "ms", p99=True))
+    print(f"    recording's share (proxied - unrecorded): p50 "
+          f"{(median(recorded.wall) - median(unrecorded_arm.wall)) * 1000:+.3f} ms, CPU "
+          f"{(cpu_r - cpu_u) * 1000:+.3f} ms per round trip (event loop thread "
+          f"{(loop_r - loop_u) * 1000:+.3f} ms)")
+
+
 def overhead(label: str, proxied: list[float], direct: list[float], target_ms: float | None,
              cpu: tuple[Arm, Arm], paired: bool = False) -> None:
     print(row(f"{label}: proxied", proxied, "ms", p99=True))
@@ -177,9 +215,14 @@ def overhead(label: str, proxied: list[float], direct: list[float], target_ms: f
     if target_ms is not None:
         line += f"; target <= +{target_ms} ms: {verdict(extra, target_ms / 1000)}"
     print(line)
-    cpu_p, cpu_d = (sum(arm.cpu) / len(arm.cpu) for arm in cpu)
+    cpu_p, cpu_d = (mean(arm.cpu) for arm in cpu)
     print(f"    CPU of this process per round trip (mean): proxied {cpu_p * 1000:.3f} ms, direct "
           f"{cpu_d * 1000:.3f} ms -> the proxy's CPU cost ~ {(cpu_p - cpu_d) * 1000:+.3f} ms")
+    if all(arm.loop_cpu for arm in cpu):
+        loop_p, loop_d = (mean(arm.loop_cpu) for arm in cpu)
+        print(f"    of which on the event loop's thread: proxied {loop_p * 1000:.3f} ms, direct "
+              f"{loop_d * 1000:.3f} ms -> {(loop_p - loop_d) * 1000:+.3f} ms (the rest: the "
+              "database writer's thread)")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -202,26 +245,38 @@ async def main(args: argparse.Namespace) -> None:
         overhead("GET api/status", http_p.wall, http_d.wall, 0.5, (http_p, http_d),
                  paired=True)
 
-        began = now()
-        info_p, info_d, *info_cpu = await ws_phase(
-            args.ws, args.block, args.warmup, proxied, direct,
-            lambda: kernel_message("kernel_info_request", {}))
-        print(f"\n(b) WebSocket kernel_info_request -> reply, {args.ws} each, blocks of "
-              f"{args.block} ({fmt(now() - began, 's')})")
-        overhead("kernel_info round trip", [e.reply_s for e in info_p],
-                 [e.reply_s for e in info_d], None, (info_cpu[0], info_cpu[1]))
+        arms = {"proxied": proxied, "direct": direct,
+                "unrecorded": unrecorded(stack, proxied)}
 
         began = now()
-        exec_p, exec_d, *exec_cpu = await ws_phase(
-            args.exec, args.block, args.warmup, proxied, direct, lambda: execute_request("1+1"))
-        wrong = [e.text for e in exec_p + exec_d if e.text != "2"]
+        info, info_cpu = await ws_phase(args.ws, args.block, args.warmup, arms,
+                                        lambda: kernel_message("kernel_info_request", {}))
+        print(f"\n(b) WebSocket kernel_info_request -> reply, {args.ws} each, blocks of "
+              f"{args.block} ({fmt(now() - began, 's')})")
+        overhead("kernel_info round trip", [e.reply_s for e in info["proxied"]],
+                 [e.reply_s for e in info["direct"]], None,
+                 (info_cpu["proxied"], info_cpu["direct"]))
+        info_cpu["unrecorded"].wall = [e.reply_s for e in info["unrecorded"]]
+        info_cpu["proxied"].wall = [e.reply_s for e in info["proxied"]]
+        recording_cost("kernel_info round trip", info_cpu["proxied"], info_cpu["unrecorded"])
+
+        began = now()
+        done, exec_cpu = await ws_phase(args.exec, args.block, args.warmup, arms,
+                                        lambda: execute_request("1+1"))
+        # IPython warns on stderr each time its output cache (1000 results) is flushed
+        wrong = [e.text for arm in done.values() for e in arm if e.text != "2" and not (
+            e.text.endswith("\n2") and "Output cache limit" in e.text)]
         assert not wrong, wrong[:3]
         print(f"\n(c) execute `1+1` -> execute_reply + idle, {args.exec} each, blocks of "
               f"{args.block} ({fmt(now() - began, 's')})")
-        done_p, done_d = [e.done_s for e in exec_p], [e.done_s for e in exec_d]
-        overhead("execute 1+1 round trip", done_p, done_d, None, (exec_cpu[0], exec_cpu[1]))
-        print(row("execute 1+1: proxied, until execute_reply only", [e.reply_s for e in exec_p],
-                  "ms", p99=True))
+        for name in arms:
+            exec_cpu[name].wall = [e.done_s for e in done[name]]
+        done_p = exec_cpu["proxied"].wall
+        overhead("execute 1+1 round trip", done_p, exec_cpu["direct"].wall, None,
+                 (exec_cpu["proxied"], exec_cpu["direct"]))
+        recording_cost("execute 1+1 round trip", exec_cpu["proxied"], exec_cpu["unrecorded"])
+        print(row("execute 1+1: proxied, until execute_reply only",
+                  [e.reply_s for e in done["proxied"]], "ms", p99=True))
         print(f"    target cell execute round trip through the proxy <= 6 ms p50: "
               f"{verdict(median(done_p), 0.006)} ({fmt(median(done_p))})")
 

@@ -39,11 +39,14 @@ with ``interrupt_mode: message``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import re
+import struct
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -69,14 +72,33 @@ MAX_PARTS = 4096
 Direction = Literal["in", "out"]
 OUTSIDE = "outside pairlab"
 """The ``origin`` of an execution no proxied connection asked for."""
+IN_KINDS = ("execute_request", "interrupt_request", "shutdown_request", "input_reply")
+"""The only browser → kernel messages the tracker reads."""
+OUT_KINDS = frozenset({"status", "execute_input", "stream", "execute_result", "display_data",
+                       "update_display_data", "error", "input_request", "execute_reply"})
+"""The only kernel → browser messages whose content the tracker reads."""
+_OUT_ANYWAY = ("execution_state", "execute_input")
+"""Names in the kernel → browser messages read when no open execution is theirs: a status (a
+restart, a death) and the echo of code that may have been run from outside pairlab."""
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,256}")
+"""A message id every JSON encoder writes as it is (UUIDs, jupyter_client's ``<hex>_<n>_<n>``)."""
+_IN_NEEDLES = tuple((kind, kind.encode()) for kind in IN_KINDS)
+_OUT_NEEDLES = tuple((name, name.encode()) for name in _OUT_ANYWAY)
+SCAN_PENDING = 8
+"""With more open executions than this, a JSON frame is parsed rather than searched for each."""
 FLAG_ECHO_DIFFERS = "echo_differs"
 FLAG_TRANSFORMED = "transformed"
 FLAG_UNREPORTED = "unreported"
 
 
+_DECODER = json.JSONDecoder()
+
+
 def _json_dict(raw: bytes | str) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
+        # utf-8 as jupyter-server writes it (json.loads would first sniff UTF-16/32 in Python)
+        text = raw.decode("utf-8", "surrogatepass") if isinstance(raw, bytes) else raw
+        value = _DECODER.decode(text)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         return {}
     return value if isinstance(value, dict) else {}
@@ -84,16 +106,26 @@ def _json_dict(raw: bytes | str) -> dict[str, Any]:
 
 @dataclass
 class KernelMessage:
-    """One kernel message; ``content``/``metadata`` of binary frames are parsed on first use."""
+    """One kernel message. A v1 frame's parts after its header (parent header, metadata,
+    content) are sliced out of the frame and parsed only when first used: most frames need no
+    more than their header and parent header, and a big output's content is never copied or
+    decoded unless the recorder stores something of it."""
 
     channel: str
     header: dict[str, Any]
-    parent_header: dict[str, Any]
     content_size: int
+    _parent: dict[str, Any] | None = None
     _content: dict[str, Any] | None = None
-    _content_raw: bytes | None = field(default=None, repr=False)
     _metadata: dict[str, Any] | None = None
-    _metadata_raw: bytes | None = field(default=None, repr=False)
+    _frame: bytes = field(default=b"", repr=False)
+    _bounds: tuple[int, ...] = field(default=(), repr=False)
+    """Offsets in ``_frame`` of the parent header, metadata and content parts, and its end."""
+
+    def _part(self, index: int, limit: int = MAX_CONTENT_BYTES) -> dict[str, Any]:
+        start, end = self._bounds[index], self._bounds[index + 1]
+        if end - start > limit or end == start:
+            return {}
+        return _json_dict(self._frame[start:end])
 
     @property
     def msg_type(self) -> str:
@@ -104,38 +136,46 @@ class KernelMessage:
         return str(self.header.get("msg_id", ""))
 
     @property
+    def parent_header(self) -> dict[str, Any]:
+        if self._parent is None:
+            self._parent = self._part(0, len(self._frame)) if self._bounds else {}
+        return self._parent
+
+    @property
     def parent_id(self) -> str:
         return str(self.parent_header.get("msg_id", ""))
 
     @property
     def content(self) -> dict[str, Any]:
         if self._content is None:
-            raw = self._content_raw
-            self._content = _json_dict(raw) if raw and len(raw) <= MAX_CONTENT_BYTES else {}
+            self._content = self._part(2) if self._bounds else {}
         return self._content
 
     @property
     def content_parsed(self) -> bool:
         """False when the content part was too large to be read."""
-        return self._content_raw is None or len(self._content_raw) <= MAX_CONTENT_BYTES
+        return self.content_size <= MAX_CONTENT_BYTES or not self._bounds
 
     @property
     def metadata(self) -> dict[str, Any]:
         if self._metadata is None:
-            raw = self._metadata_raw
-            self._metadata = _json_dict(raw) if raw and len(raw) <= MAX_CONTENT_BYTES else {}
+            self._metadata = self._part(1) if self._bounds else {}
         return self._metadata
 
 
 def _offsets(data: bytes, count: int, width: int, order: Literal["little", "big"],
-             start: int) -> list[int] | None:
+             start: int) -> tuple[int, ...] | None:
     if len(data) < start + count * width:
         return None
-    offsets = [int.from_bytes(data[start + i * width:start + (i + 1) * width], order)
-               for i in range(count)]
-    if any(b < a for a, b in zip(offsets, offsets[1:], strict=False)) or offsets[-1] > len(data):
+    offsets: tuple[int, ...] = _layout(order, count, width).unpack_from(data, start)
+    if list(offsets) != sorted(offsets) or offsets[-1] > len(data):
         return None
     return offsets
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(order: Literal["little", "big"], count: int, width: int) -> struct.Struct:
+    return struct.Struct(f"{'<' if order == 'little' else '>'}{count}{'Q' if width == 8 else 'I'}")
 
 
 def _parse_v1(data: bytes) -> KernelMessage | None:
@@ -147,16 +187,15 @@ def _parse_v1(data: bytes) -> KernelMessage | None:
     offsets = _offsets(data, count, 8, "little", 8)
     if offsets is None or offsets[0] != 8 * (count + 1) or offsets[-1] != len(data):
         return None
-    parts = [data[offsets[i]:offsets[i + 1]] for i in range(count - 1)]
     try:
-        channel = parts[0].decode("utf-8")
+        channel = data[offsets[0]:offsets[1]].decode("utf-8")
     except UnicodeDecodeError:
         return None
-    header = _json_dict(parts[1])
+    header = _json_dict(data[offsets[1]:offsets[2]])
     if not header:
         return None
-    return KernelMessage(channel, header, _json_dict(parts[2]), len(parts[4]),
-                         _content_raw=parts[4], _metadata_raw=parts[3])
+    return KernelMessage(channel, header, offsets[5] - offsets[4], _frame=data,
+                         _bounds=offsets[2:6])
 
 
 def _from_dict(msg: dict[str, Any], size: int) -> KernelMessage | None:
@@ -166,8 +205,8 @@ def _from_dict(msg: dict[str, Any], size: int) -> KernelMessage | None:
     parent = msg.get("parent_header")
     content = msg.get("content")
     metadata = msg.get("metadata")
-    return KernelMessage(str(msg.get("channel") or "shell"), header,
-                         parent if isinstance(parent, dict) else {}, size,
+    return KernelMessage(str(msg.get("channel") or "shell"), header, size,
+                         _parent=parent if isinstance(parent, dict) else {},
                          _content=content if isinstance(content, dict) else {},
                          _metadata=metadata if isinstance(metadata, dict) else {})
 
@@ -242,6 +281,19 @@ class KernelLifecycle:
         return True
 
 
+def _mentions(data: str | bytes, needles: Iterable[tuple[str, bytes]]) -> bool:
+    """Whether ``data`` contains any of ``needles`` (each as text and as UTF-8)."""
+    if isinstance(data, str):
+        for text, _ in needles:
+            if text in data:
+                return True
+        return False
+    for _, raw in needles:
+        if raw in data:
+            return True
+    return False
+
+
 def _remember(seen: OrderedDict[str, None], key: str, limit: int) -> None:
     seen[key] = None
     seen.move_to_end(key)
@@ -276,6 +328,14 @@ class _Execution:
     mimetypes: set[str] = field(default_factory=set)
     outputs: int = 0
     skipped_bytes: int = 0
+    reply_error_line: str | None = None
+    """The excerpt's line for an error the reply told of before iopub did."""
+    needle: tuple[str, bytes] | None = field(default=None, init=False)
+    """The id as it appears in a JSON frame (None: it may be escaped there)."""
+
+    def __post_init__(self) -> None:
+        if _PLAIN_ID.fullmatch(self.msg_id):
+            self.needle = (self.msg_id, self.msg_id.encode())
 
 
 def _text(value: Any) -> str:
@@ -307,6 +367,10 @@ class KernelTracker:
         self._pending: dict[str, _Execution] = {}
         self._inputs: dict[str, str] = {}
         self.unreadable_frames = 0
+        self.passed_frames = 0
+        """JSON frames relayed without being decoded (``_concerns_nothing``)."""
+        self.requests = 0
+        """Execute requests seen from the browser."""
 
     @property
     def pending(self) -> int:
@@ -315,11 +379,39 @@ class KernelTracker:
     def feed(self, direction: Direction, data: str | bytes,
              at: datetime | None = None) -> list[Observation]:
         """One frame as it passed the proxy; returns what it completed (often nothing)."""
+        if (isinstance(data, str) or self.protocol == "") and \
+                self._concerns_nothing(direction, data):
+            self.passed_frames += 1
+            return []
         msg = parse_frame(data, self.protocol)
         if msg is None:
             self.unreadable_frames += 1
             return []
         return self.feed_message(direction, msg, at)
+
+    def _concerns_nothing(self, direction: Direction, data: str | bytes) -> bool:
+        """A JSON-framed (legacy) frame that names none of the messages read in its direction
+        nor, from the kernel, any open execution of this connection: it is relayed without
+        being decoded. A substring search costs a fraction of decoding the frame (a viewer's
+        connection gets a copy of every other connection's outputs). Written here because no
+        JSON library reads only the keys asked for; a false match only means the frame is
+        decoded; names and plain ids are written as they are by every JSON encoder (a workspace
+        that escaped them on purpose could as well not send the frame)."""
+        if direction == "in":
+            return not _mentions(data, _IN_NEEDLES)
+        if len(self._pending) > SCAN_PENDING:
+            return False
+        # the usual case first: the frame is one of an open execution's (plain loops: this
+        # runs for every frame)
+        if isinstance(data, str):
+            for ex in self._pending.values():
+                if ex.needle is None or ex.needle[0] in data:
+                    return False
+        else:
+            for ex in self._pending.values():
+                if ex.needle is None or ex.needle[1] in data:
+                    return False
+        return not _mentions(data, _OUT_NEEDLES)
 
     def feed_message(self, direction: Direction, msg: KernelMessage,
                      at: datetime | None = None) -> list[Observation]:
@@ -358,6 +450,7 @@ class KernelTracker:
                 code_sha256=digest)
             if self.lifecycle is not None:
                 self.lifecycle.requested(msg.msg_id)
+            self.requests += 1
             return done
         if kind == "interrupt_request":
             return self._lifecycle(events.KERNEL_INTERRUPTED, at, {"requested": True})
@@ -391,6 +484,8 @@ class KernelTracker:
             ex.skipped_bytes += msg.content_size
             ex.output.add(f"\n…[output of {msg.content_size} bytes not read]\n")
             return []
+        if kind not in OUT_KINDS:  # comm_msg, clear_output, ...: the content stays undecoded
+            return []  # (an execution finishes on its idle status or its reply, never here)
         content = msg.content
         if kind == "status":
             state = content.get("execution_state")
@@ -416,6 +511,7 @@ class KernelTracker:
                 ex.execution_count = _count(content.get("execution_count")) or ex.execution_count
         elif kind == "error":
             ex.outputs += 1
+            ex.reply_error_line = None  # the reply came first: shown here, in output order
             self._error(ex, content)
         elif kind == "input_request":
             ex.output.add(_text(content.get("prompt")))
@@ -428,7 +524,8 @@ class KernelTracker:
             self._reported(ex, msg.metadata.get("pairlab"))
             ex.execution_count = _count(content.get("execution_count")) or ex.execution_count
             if ex.reply_status == "error" and ex.error is None:
-                self._error(ex, content)
+                # the shell reply may overtake iopub's error: its line waits for it (or the end)
+                ex.reply_error_line = self._error(ex, content, show=False)
         if ex.idle_at is not None and (ex.reply_status is not None or ex.origin == OUTSIDE):
             del self._pending[ex.msg_id]
             return [self._finish(ex, at, "")]
@@ -471,7 +568,7 @@ class KernelTracker:
         if FLAG_TRANSFORMED not in ex.flags:
             ex.flags.append(FLAG_TRANSFORMED)
 
-    def _error(self, ex: _Execution, content: dict[str, Any]) -> None:
+    def _error(self, ex: _Execution, content: dict[str, Any], show: bool = True) -> str:
         ename = strip_ansi(str(content.get("ename") or ""))[:200]
         evalue = strip_ansi(str(content.get("evalue") or ""))
         trace = content.get("traceback")
@@ -481,7 +578,10 @@ class KernelTracker:
             text = f"…[truncated {len(text) - self._traceback_chars} chars]" + \
                 text[-self._traceback_chars:]
         ex.error = {"ename": ename, "evalue": truncate(evalue, 1000), "traceback": text}
-        ex.output.add(f"{ename}: {evalue}\n" if evalue else f"{ename}\n")
+        line = f"{ename}: {evalue}\n" if evalue else f"{ename}\n"
+        if show:
+            ex.output.add(line)
+        return line
 
     def _death(self, kind: str, at: datetime, reason: str,
                extra: dict[str, Any]) -> list[Observation]:
@@ -499,6 +599,9 @@ class KernelTracker:
         return pending
 
     def _finish(self, ex: _Execution, at: datetime, reason: str) -> Observation:
+        if ex.reply_error_line is not None:  # no iopub error came
+            ex.output.add(ex.reply_error_line)
+            ex.reply_error_line = None
         status = ex.reply_status or ("error" if ex.error else "unknown")
         if ex.origin == OUTSIDE and ex.reply_status is None and ex.idle_at is not None:
             status = "error" if ex.error else "ok"  # its reply went to the outsider only

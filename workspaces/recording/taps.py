@@ -158,10 +158,13 @@ class KernelTap(Tap):
                                      lifecycle=self.kernel.lifecycle)
 
     def observe(self, direction: str, data: str | bytes) -> list[Observation]:
-        if direction == "in" and ("execute_request" in data if isinstance(data, str)
-                                  else b"execute_request" in data):
+        if direction != "in":
+            return self.tracker.feed("out", data)
+        requests = self.tracker.requests
+        found = self.tracker.feed("in", data)
+        if self.tracker.requests != requests:  # an execute request: this viewer ran a cell
             self.state.attribution.active(self.actor)
-        return self.tracker.feed("in" if direction == "in" else "out", data)
+        return found
 
     def finish(self) -> list[Observation]:
         return self.tracker.close()
@@ -273,8 +276,11 @@ class SessionTaps:
         tap: Tap
         from workspaces.recording import collab  # collab builds on this module's Tap
         if match := _KERNEL_WS.match(rel):
-            tap = KernelTap(self, state, who, match.group(1), subprotocol)
-            if not state.kernel(match.group(1)).path:  # started before we were told of it
+            kernel_id = match.group(1)
+            tap = KernelTap(self, state, who, kernel_id, subprotocol)
+            # started before we were told of it (a kernel already read back, of a console or
+            # of none, is not read again on each connection: its sessions come through here)
+            if kernel_id not in state.known and not state.kernel(kernel_id).path:
                 task = asyncio.get_running_loop().create_task(self._refresh(state, found[0], who))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

@@ -336,3 +336,119 @@ def test_an_outside_execution_cut_short_is_still_reported() -> None:
     assert cell.payload["code"] == "while True: pass"
     assert cell.payload["incomplete"] == "connection closed"
     assert cell.payload["status"] == "unknown"
+
+
+def busy_kernel(big: int) -> list[tuple[str, dict[str, Any], str]]:
+    """Two viewers' traffic on one kernel, as one connection sees it: its own cell (with a
+    widget's comm messages and a big display), another connection's cell (its request never
+    seen here, its ``big``-character output), one run from outside pairlab, and the kernel
+    restarting on its own. (direction, message, channel)"""
+    mine = msg("execute_request", {"code": "show()", "silent": False},
+               metadata={"cellId": "c-1"})
+    theirs = msg("execute_request", {"code": "print('x' * n)"})["header"]
+    outsider = msg("execute_request", {"code": "z = 3"})["header"]
+    own = mine["header"]
+    return [
+        ("in", mine, "shell"),
+        ("in", msg("comm_msg", {"comm_id": "w", "data": {"state": {"v": "s" * big}}}), "shell"),
+        ("out", msg("status", {"execution_state": "busy"}, own), "iopub"),
+        ("out", msg("status", {"execution_state": "busy"}, theirs), "iopub"),
+        ("out", msg("execute_input", {"code": "show()", "execution_count": 7}, own), "iopub"),
+        ("out", msg("stream", {"name": "stdout", "text": "y" * big}, theirs), "iopub"),
+        ("out", msg("comm_open", {"comm_id": "w", "data": {"state": {}}}, own), "iopub"),
+        ("out", msg("display_data", {"data": {"text/plain": "<Figure>",
+                                              "image/png": "A" * big}, "metadata": {}}, own),
+         "iopub"),
+        ("out", msg("clear_output", {"wait": True}, own), "iopub"),
+        ("out", msg("stream", {"name": "stdout", "text": "done\n"}, own), "iopub"),
+        ("out", msg("status", {"execution_state": "idle"}, theirs), "iopub"),
+        ("out", msg("execute_input", {"code": "z = 3", "execution_count": 8}, outsider),
+         "iopub"),
+        ("out", msg("status", {"execution_state": "idle"}, outsider), "iopub"),
+        ("out", msg("execute_reply", {"status": "ok", "execution_count": 7}, own), "shell"),
+        ("out", msg("status", {"execution_state": "idle"}, own), "iopub"),
+        ("out", msg("status", {"execution_state": "restarting"}), "iopub"),
+    ]
+
+
+@pytest.mark.parametrize("framing", ["v1", "legacy"])
+def test_frames_read_lazily_give_the_events_of_frames_read_whole(framing: str) -> None:
+    """Each frame fed as it crosses the proxy (a legacy frame that names nothing the tracker
+    follows is not decoded; a v1 frame's parts are decoded on first use) makes exactly the
+    observations of the same messages decoded whole beforehand."""
+    traffic = busy_kernel(1_000_000)
+    protocol, encode = (V1_PROTOCOL, v1) if framing == "v1" else ("", legacy)
+    lazy = KernelTracker(protocol, kernel_id="k", lifecycle=KernelLifecycle())
+    whole = KernelTracker(protocol, kernel_id="k", lifecycle=KernelLifecycle())
+    seen, expected = [], []
+    for ms, (direction, message, channel) in enumerate(traffic):
+        seen += lazy.feed(direction, encode(message, channel), at(ms))  # type: ignore[arg-type]
+        decoded = parse_frame(json.dumps(dict(message, channel=channel), default=json_default))
+        assert decoded is not None
+        expected += whole.feed_message(direction, decoded, at(ms))  # type: ignore[arg-type]
+    assert seen == expected
+    assert [o.kind for o in seen] == [events.CELL_EXECUTED, events.CELL_EXECUTED,
+                                      events.KERNEL_RESTARTED]
+    outside, cell = seen[0].payload, seen[1].payload
+    assert (outside["origin"], outside["code"]) == ("outside pairlab", "z = 3")
+    assert (cell["code"], cell["execution_count"], cell["outputs"], cell["status"]) == (
+        "show()", 7, 2, "ok")
+    assert cell["output"] == "<Figure>\ndone\n"
+    assert cell["mimetypes"] == ["image/png", "text/plain"]
+    assert lazy.unreadable_frames == 0
+    if framing == "legacy":  # the widget's state and the other viewer's megabyte
+        assert lazy.passed_frames == 2
+
+
+def test_odd_message_ids_are_still_followed() -> None:
+    """Ids a JSON encoder may escape (quotes, backslashes, non-ASCII) are never searched for in
+    a frame: frames are decoded and the cell is recorded."""
+    for odd in ('a"b', "a\\b", "é-1", "x" * 300):
+        tracker = KernelTracker("", kernel_id="k")
+        request = msg("execute_request", {"code": "1"})
+        request["header"]["msg_id"] = odd
+        found = tracker.feed("in", legacy(request, "shell"), at(0))
+        for ms, (kind, content) in enumerate([
+                ("execute_reply", {"status": "ok", "execution_count": 1}),
+                ("status", {"execution_state": "idle"})], start=1):
+            found += tracker.feed("out", legacy(msg(kind, content, request["header"]),
+                                                "iopub"), at(ms))
+        [cell] = found
+        assert cell.payload["status"] == "ok" and tracker.passed_frames == 0
+
+
+def test_a_reply_overtaking_the_error_on_iopub_does_not_repeat_it() -> None:
+    """The shell reply and iopub are separate streams: a reply with the error may arrive before
+    the iopub ``error``; the cell's excerpt still says the error once, after the output before
+    it (as when iopub comes first); a reply whose error never shows on iopub still says it."""
+    expected = None
+    for order in ("iopub first", "reply first", "no iopub error"):
+        tracker = KernelTracker(V1_PROTOCOL, kernel_id="k")
+        request = msg("execute_request", {"code": "print(1); 1/0"})
+        head = request["header"]
+        tb = ["ZeroDivisionError  Traceback", "----> 1 1/0"]
+        failed = {"status": "error", "execution_count": 1, "ename": "ZeroDivisionError",
+                  "evalue": "division by zero", "traceback": tb}
+        error = msg("error", {k: failed[k] for k in ("ename", "evalue", "traceback")}, head)
+        reply = msg("execute_reply", failed, head)
+        frames = [("in", v1(request, "shell")),
+                  ("out", v1(msg("stream", {"name": "stdout", "text": "1\n"}, head), "iopub"))]
+        if order == "iopub first":
+            frames += [("out", v1(error, "iopub")), ("out", v1(reply, "shell"))]
+        elif order == "reply first":
+            frames += [("out", v1(reply, "shell")), ("out", v1(error, "iopub"))]
+        else:
+            frames += [("out", v1(reply, "shell"))]
+        frames += [("out", v1(msg("status", {"execution_state": "idle"}, head), "iopub"))]
+        found = []
+        for ms, (direction, frame) in enumerate(frames):
+            found += tracker.feed(direction, frame, at(ms))  # type: ignore[arg-type]
+        [cell] = found
+        p = cell.payload
+        assert p["output"] == "1\nZeroDivisionError: division by zero\n", order
+        assert p["error"]["ename"] == "ZeroDivisionError" and p["status"] == "error"
+        timed = {k: v for k, v in p.items() if k != "duration_ms"}  # the reply's time moved
+        if order == "iopub first":
+            expected = timed
+        elif order == "reply first":
+            assert timed == expected

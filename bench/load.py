@@ -1,10 +1,11 @@
 """Load: N live interviews at once through the real proxy, each watched by an interviewer.
 
     .venv/bin/python -m bench.load [--sizes 10,20,40] [--seconds 30] [--baseline 1]
-                                   [--start-at-once 3]
+                                   [--idle 10] [--start-at-once 3]
 
 The real app (``Stack``: sandboxed jupyter-servers, ``warm_pool_size=0``) starts max(sizes)
-sessions, ``--start-at-once`` at a time, each with a kernel started through the proxy. Then,
+sessions, ``--start-at-once`` at a time, each with a kernel started through the proxy, and
+reads pairlab's CPU for ``--idle`` seconds with all of them idle. Then,
 for the baseline (``--baseline`` sessions, no hog) and for each size N, the load client
 (``bench.load_client``) runs in a process of its own over the first N sessions for
 ``--seconds``: per interview, typing in ``main.py`` over the collaboration room WebSocket, a
@@ -87,6 +88,23 @@ async def start_sessions(stack: Stack, count: int, at_once: int) -> list[Live]:
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+def uids_cpu(uids: set[int]) -> float:
+    """CPU time (user + system) of every live process whose real uid is one of ``uids``."""
+    total = 0.0
+    for proc in psutil.process_iter(["uids", "cpu_times"]):
+        info = proc.info
+        if info["uids"] is not None and info["uids"].real in uids and info["cpu_times"]:
+            total += info["cpu_times"].user + info["cpu_times"].system
+    return total
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, all CPU seconds) so far."""
+    times = psutil.cpu_times()._asdict()  # guest times are inside user already: not added
+    busy = sum(times.get(k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+    return busy, busy + times["idle"] + times.get("iowait", 0.0)
+
+
 def last_seq(stack: Stack, session_id: str) -> int:
     rows = stack.query("SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?",
                        (session_id,))
@@ -106,6 +124,10 @@ class Run:
     actions: int
     load_before: float
     load_after: float
+    workspaces_cpu_s: float
+    """CPU time of the run's workspaces' processes (jupyter-servers, kernels, shells)."""
+    machine_busy: float
+    """Share of the machine's CPUs busy (every process, other users' too) during the run."""
 
 
 async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
@@ -131,7 +153,9 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
         stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     rss_start = rss_max = me.memory_info().rss
-    cpu_before = cpu_after = 0.0
+    cpu_before = cpu_after = ws_before = ws_after = 0.0
+    busy_before = busy_after = (0.0, 0.0)
+    uids = {stack.uid_of(live.workspace_id) for live in lives}
     began_at = ended_at = datetime.now(UTC)
     sampler: asyncio.Task[None] | None = None
 
@@ -149,12 +173,15 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
         async with asyncio.timeout(seconds + CLIENT_TIMEOUT_S):
             async for raw in proc.stdout:
                 line = raw.decode().strip()
+                # the /proc scans of the workspaces' CPU stay outside pairlab's CPU window
                 if line == "ready":
+                    ws_before, busy_before = uids_cpu(uids), machine_busy()
                     cpu_before, began_at = cpu(), datetime.now(UTC)
                     rss_start = me.memory_info().rss
                     sampler = asyncio.create_task(sample_rss())
                 elif line == "done":
                     cpu_after, ended_at = cpu(), datetime.now(UTC)
+                    ws_after, busy_after = uids_cpu(uids), machine_busy()
                     if sampler is not None:
                         sampler.cancel()
             code = await proc.wait()
@@ -176,14 +203,27 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
     actions = sum(s["keys"] + s["cells"] + s["terminal_keys"] for s in sessions)
     return Run(label, sessions, result["window_s"], result["client_cpu_s"],
                cpu_after - cpu_before, rss_start, rss_max, events, actions, load_before,
-               os.getloadavg()[0])
+               os.getloadavg()[0], ws_after - ws_before,
+               (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1e-9))
+
+
+async def idle_cpu(seconds: float) -> float:
+    """This process's CPU time per second while it only serves idle sessions."""
+    me = psutil.Process()
+    await asyncio.sleep(2.0)  # the last start's after-effects
+    before = me.cpu_times()
+    began = time.monotonic()
+    await asyncio.sleep(seconds)
+    after = me.cpu_times()
+    used = after.user + after.system - before.user - before.system
+    return float(used / (time.monotonic() - began))
 
 
 def ms(value: float) -> str:
     return f"{value:.1f} ms"
 
 
-def report(run: Run, hog: bool) -> list[float]:
+def report(run: Run, hog: bool, idle: float) -> list[float]:
     """Print one run; return the p99 of every session (for the summary)."""
     mib = 1024 * 1024
     every = [v for s in run.sessions for kind in s["latency_ms"].values() for v in kind]
@@ -229,9 +269,14 @@ def report(run: Run, hog: bool) -> list[float]:
           f"{sum(cells)} cells, {sum(s['terminal_keys'] for s in run.sessions)} terminal keys)"
           f" = {run.actions / run.window_s:.1f}/s; events stored {run.events} = "
           f"{run.events / run.window_s:.1f}/s")
+    busy = run.pairlab_cpu_s - idle * run.window_s  # less what the idle sessions cost anyway
     print(f"  pairlab CPU: {run.pairlab_cpu_s:.2f} s = {run.pairlab_cpu_s / run.window_s:.3f} "
-          f"s/s, {run.pairlab_cpu_s / max(run.actions, 1) * 1000:.3f} ms per action "
-          f"(client process apart: {run.client_cpu_s / run.window_s:.3f} s/s)")
+          f"s/s, {run.pairlab_cpu_s / max(run.actions, 1) * 1000:.3f} ms per action; less the "
+          f"idle rate: {busy / run.window_s:.3f} s/s, {busy / max(run.actions, 1) * 1000:.3f} ms"
+          f" per action (client process apart: {run.client_cpu_s / run.window_s:.3f} s/s)")
+    print(f"  the run's workspaces (servers, kernels, shells): "
+          f"{run.workspaces_cpu_s / run.window_s:.3f} s/s CPU; the machine's CPUs were "
+          f"{run.machine_busy:.0%} busy (every process, other users' too)")
     print(f"  pairlab RSS: {run.rss_start / mib:.0f} MiB at the start, "
           f"{run.rss_max / mib:.0f} MiB at most")
     return p99s
@@ -250,11 +295,14 @@ async def main(args: argparse.Namespace) -> None:
             print(f"starting {most} sessions, {args.start_at_once} at a time ...", flush=True)
             lives = await start_sessions(stack, most, args.start_at_once)
             hog = await stack.new_kernel(lives[0].workspace_id)
+            idle = await idle_cpu(args.idle)
+            print(f"pairlab CPU with all {most} sessions idle (nobody connected), over "
+                  f"{args.idle:.0f} s: {idle:.3f} s/s")
             summary = []
             for label, n, with_hog in runs:
                 run = await run_once(stack, Path(tmp), label, lives[:n],
                                      hog if with_hog else None, args.seconds)
-                p99s = report(run, with_hog)
+                p99s = report(run, with_hog, idle)
                 summary.append((label, p99s, run))
             print("\nsummary (action -> observer p99 over all events; per-session p99 spread):")
             for label, p99s, run in summary:
@@ -262,7 +310,9 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"  {label:<9} p99 {ms(percentile(every, 99)):>9}  per-session "
                       f"{ms(min(p99s, default=float('nan')))} .. "
                       f"{ms(max(p99s, default=float('nan')))}  pairlab CPU "
-                      f"{run.pairlab_cpu_s / run.window_s:.3f} s/s  events "
+                      f"{run.pairlab_cpu_s / run.window_s:.3f} s/s  workspaces "
+                      f"{run.workspaces_cpu_s / run.window_s:.2f} s/s  machine "
+                      f"{run.machine_busy:.0%} busy  events "
                       f"{run.events / run.window_s:.0f}/s  RSS max {run.rss_max >> 20} MiB")
 
 
@@ -275,6 +325,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="how long each run lasts (5..600)")
     parser.add_argument("--baseline", type=int, default=1,
                         help="interviews of the baseline run, without the hog (0: none)")
+    parser.add_argument("--idle", type=float, default=10.0,
+                        help="seconds pairlab's CPU is read with every session idle (1..120)")
     parser.add_argument("--start-at-once", type=int, default=3,
                         help="sessions started at the same time (1..10)")
     args = parser.parse_args(argv)
@@ -284,9 +336,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--sizes must be numbers separated by commas, not {args.sizes!r}")
     if not all(1 <= n <= 60 for n in args.sizes):
         parser.error("every size must be between 1 and 60")
-    if not (5 <= args.seconds <= 600 and 0 <= args.baseline <= 60
+    if not (5 <= args.seconds <= 600 and 0 <= args.baseline <= 60 and 1 <= args.idle <= 120
             and 1 <= args.start_at_once <= 10):
-        parser.error("--seconds 5..600, --baseline 0..60, --start-at-once 1..10")
+        parser.error("--seconds 5..600, --baseline 0..60, --idle 1..120, --start-at-once 1..10")
     return args
 
 

@@ -13,10 +13,11 @@ observe page's ``EventSource`` reads). Once everything is open, a session with a
 ``hog_kernel`` starts a busy loop there, bounded to the run; the client prints ``ready``; then
 every interview types in the room (``bench.record.type_solution``: ~4 chars/s in bursts), runs
 a cell every ``CELL_EVERY_S`` and a shell command in the terminal, key by key, every
-``COMMAND_EVERY_S``, until the time is up; it prints ``done``, lets the observers read ``GRACE_S`` more, and writes
-``RESULT.json``: per session, the action → observer latency of every candidate event it saw
-(from the event's ``at``, the moment pairlab's proxy saw the action, to this process having read
-it), the cell round trips and the counts of actions; and this process's CPU time.
+``COMMAND_EVERY_S``, until the time is up; it prints ``done``, lets the observers read
+``GRACE_S`` more, and writes ``RESULT.json``: per session, the action → observer latency of
+every candidate event it saw (from the event's ``at``, the moment pairlab's proxy saw the
+action, to this process having read it), the cell round trips and the counts of actions; and
+this process's CPU time.
 """
 
 from __future__ import annotations

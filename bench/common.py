@@ -521,6 +521,15 @@ async def wait_kernel_ready(ws: aiohttp.ClientWebSocketResponse, timeout_s: floa
     await exchange(ws, kernel_message("kernel_info_request", {}), timeout_s)
 
 
+async def loop_lag(into: list[float], period_s: float = 0.05) -> None:
+    """Until cancelled: how late this event loop wakes from a ``period_s`` sleep (seconds, into
+    ``into``): the time a ready callback waits for the loop, or the process for a CPU."""
+    while True:
+        began = now()
+        await asyncio.sleep(period_s)
+        into.append(max(0.0, now() - began - period_s))
+
+
 def quiet_logging() -> None:
     """pairlab's warnings (a failed start, a crash) go to stderr; the rest stays silent."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -49,6 +49,7 @@ from bench.common import (
     Stack,
     header,
     load_line,
+    loop_lag,
     median,
     percentile,
     quiet_logging,
@@ -128,6 +129,10 @@ class Run:
     """CPU time of the run's workspaces' processes (jupyter-servers, kernels, shells)."""
     machine_busy: float
     """Share of the machine's CPUs busy (every process, other users' too) during the run."""
+    lag_ms: list[float]
+    """pairlab's event loop: how late it woke from 50 ms sleeps during the run."""
+    client_lag_ms: list[float]
+    """The same in the load client's event loop."""
 
 
 async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
@@ -158,6 +163,8 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
     uids = {stack.uid_of(live.workspace_id) for live in lives}
     began_at = ended_at = datetime.now(UTC)
     sampler: asyncio.Task[None] | None = None
+    lags: list[float] = []
+    lagger: asyncio.Task[None] | None = None
 
     async def sample_rss() -> None:
         nonlocal rss_max
@@ -179,15 +186,18 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
                     cpu_before, began_at = cpu(), datetime.now(UTC)
                     rss_start = me.memory_info().rss
                     sampler = asyncio.create_task(sample_rss())
+                    lagger = asyncio.create_task(loop_lag(lags))
                 elif line == "done":
                     cpu_after, ended_at = cpu(), datetime.now(UTC)
                     ws_after, busy_after = uids_cpu(uids), machine_busy()
-                    if sampler is not None:
-                        sampler.cancel()
+                    for task in (sampler, lagger):
+                        if task is not None:
+                            task.cancel()
             code = await proc.wait()
     finally:
-        if sampler is not None:
-            sampler.cancel()
+        for task in (sampler, lagger):
+            if task is not None:
+                task.cancel()
         if proc.returncode is None:  # timed out: stop the client this run started
             proc.kill()
             await proc.wait()
@@ -204,7 +214,8 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
     return Run(label, sessions, result["window_s"], result["client_cpu_s"],
                cpu_after - cpu_before, rss_start, rss_max, events, actions, load_before,
                os.getloadavg()[0], ws_after - ws_before,
-               (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1e-9))
+               (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1e-9),
+               [lag * 1000 for lag in lags], result["client_lag_ms"])
 
 
 async def idle_cpu(seconds: float) -> float:
@@ -274,6 +285,10 @@ def report(run: Run, hog: bool, idle: float) -> list[float]:
           f"s/s, {run.pairlab_cpu_s / max(run.actions, 1) * 1000:.3f} ms per action; less the "
           f"idle rate: {busy / run.window_s:.3f} s/s, {busy / max(run.actions, 1) * 1000:.3f} ms"
           f" per action (client process apart: {run.client_cpu_s / run.window_s:.3f} s/s)")
+    client_lag = run.client_lag_ms
+    print(f"  event-loop lag (a 50 ms sleep woken late by): pairlab p50 {ms(median(run.lag_ms))} "
+          f"p99 {ms(percentile(run.lag_ms, 99))}; the load client p50 "
+          f"{ms(median(client_lag))} p99 {ms(percentile(client_lag, 99))}")
     print(f"  the run's workspaces (servers, kernels, shells): "
           f"{run.workspaces_cpu_s / run.window_s:.3f} s/s CPU; the machine's CPUs were "
           f"{run.machine_busy:.0%} busy (every process, other users' too)")

@@ -17,7 +17,7 @@ a cell every ``CELL_EVERY_S`` and a shell command in the terminal, key by key, e
 ``GRACE_S`` more, and writes ``RESULT.json``: per session, the action → observer latency of
 every candidate event it saw (from the event's ``at``, the moment pairlab's proxy saw the
 action, to this process having read it), the cell round trips and the counts of actions; and
-this process's CPU time.
+this process's CPU time and event-loop lag.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import Candidate, exchange, execute_request, wait_kernel_ready
+from bench.common import Candidate, exchange, execute_request, loop_lag, wait_kernel_ready
 from bench.record import Room, Terminal, type_solution
 from common.loopback import LoopbackResolver
 from server.settings import Settings
@@ -221,8 +221,11 @@ async def main(plan: dict[str, Any]) -> dict[str, Any]:
         began_wall, began = time.time(), time.monotonic()
         for interview in interviews:
             interview.window = (began_wall, float("inf"))
+        lags: list[float] = []
+        lagger = asyncio.create_task(loop_lag(lags))
         print("ready", flush=True)
         await asyncio.gather(*(i.run(began + seconds) for i in interviews))
+        lagger.cancel()
         window_s = time.monotonic() - began
         cpu_s = time.process_time() - cpu
         for interview in interviews:
@@ -236,6 +239,7 @@ async def main(plan: dict[str, Any]) -> dict[str, Any]:
         await cand.close()
         await api.close()
     return {"window_s": window_s, "client_cpu_s": cpu_s,
+            "client_lag_ms": [lag * 1000 for lag in lags],
             "sessions": [asdict(i.out) for i in interviews]}
 
 

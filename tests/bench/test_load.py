@@ -55,5 +55,8 @@ def test_two_interviews_are_measured_end_to_end() -> None:
                            sized)
     # the hog's busy loop alone takes a whole CPU when it can get one; well above 0 however loaded
     assert workspaces and float(workspaces.group(1)) > 0.05, "the workspaces' CPU is not read"
+    lag = re.search(r"event-loop lag \(a 50 ms sleep woken late by\): pairlab p50 ([\d.]+) ms "
+                    r"p99 ([\d.]+) ms; the load client p50 ([\d.]+) ms", sized)
+    assert lag, "no event-loop lag read"
     assert "ERROR" not in out
     assert re.search(r"cleanup: 2 workspaces stopped, leftover processes: 0, removed ", out)

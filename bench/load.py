@@ -99,6 +99,16 @@ def uids_cpu(uids: set[int]) -> float:
     return total
 
 
+def runqueue_wait(pid: int) -> float:
+    """Seconds the threads of ``pid`` alive now have spent runnable but waiting for a CPU
+    (the second field of ``/proc/<pid>/task/<tid>/schedstat``, in ns)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int(stat.read_text().split()[1])
+    return total / 1e9
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy CPU seconds of the whole machine, all CPU seconds) so far."""
     times = psutil.cpu_times()._asdict()  # guest times are inside user already: not added
@@ -133,6 +143,9 @@ class Run:
     """pairlab's event loop: how late it woke from 50 ms sleeps during the run."""
     client_lag_ms: list[float]
     """The same in the load client's event loop."""
+    pairlab_wait_s: float
+    """Time pairlab's threads spent runnable, waiting for a CPU (the scheduler's run queue)."""
+    client_wait_s: float
 
 
 async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
@@ -160,6 +173,7 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
     rss_start = rss_max = me.memory_info().rss
     cpu_before = cpu_after = ws_before = ws_after = 0.0
     busy_before = busy_after = (0.0, 0.0)
+    wait_before = wait_after = (0.0, 0.0)
     uids = {stack.uid_of(live.workspace_id) for live in lives}
     began_at = ended_at = datetime.now(UTC)
     sampler: asyncio.Task[None] | None = None
@@ -183,6 +197,7 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
                 # the /proc scans of the workspaces' CPU stay outside pairlab's CPU window
                 if line == "ready":
                     ws_before, busy_before = uids_cpu(uids), machine_busy()
+                    wait_before = runqueue_wait(os.getpid()), runqueue_wait(proc.pid)
                     cpu_before, began_at = cpu(), datetime.now(UTC)
                     rss_start = me.memory_info().rss
                     sampler = asyncio.create_task(sample_rss())
@@ -190,6 +205,7 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
                 elif line == "done":
                     cpu_after, ended_at = cpu(), datetime.now(UTC)
                     ws_after, busy_after = uids_cpu(uids), machine_busy()
+                    wait_after = runqueue_wait(os.getpid()), runqueue_wait(proc.pid)
                     for task in (sampler, lagger):
                         if task is not None:
                             task.cancel()
@@ -215,7 +231,8 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
                cpu_after - cpu_before, rss_start, rss_max, events, actions, load_before,
                os.getloadavg()[0], ws_after - ws_before,
                (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1e-9),
-               [lag * 1000 for lag in lags], result["client_lag_ms"])
+               [lag * 1000 for lag in lags], result["client_lag_ms"],
+               wait_after[0] - wait_before[0], wait_after[1] - wait_before[1])
 
 
 async def idle_cpu(seconds: float) -> float:
@@ -289,6 +306,9 @@ def report(run: Run, hog: bool, idle: float) -> list[float]:
     print(f"  event-loop lag (a 50 ms sleep woken late by): pairlab p50 {ms(median(run.lag_ms))} "
           f"p99 {ms(percentile(run.lag_ms, 99))}; the load client p50 "
           f"{ms(median(client_lag))} p99 {ms(percentile(client_lag, 99))}")
+    print(f"  waiting for a CPU (run-queue wait of all threads, /proc/<pid>/task/*/schedstat): "
+          f"pairlab {run.pairlab_wait_s / run.window_s:.3f} s/s, the load client "
+          f"{run.client_wait_s / run.window_s:.3f} s/s")
     print(f"  the run's workspaces (servers, kernels, shells): "
           f"{run.workspaces_cpu_s / run.window_s:.3f} s/s CPU; the machine's CPUs were "
           f"{run.machine_busy:.0%} busy (every process, other users' too)")
@@ -325,7 +345,8 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"  {label:<9} p99 {ms(percentile(every, 99)):>9}  per-session "
                       f"{ms(min(p99s, default=float('nan')))} .. "
                       f"{ms(max(p99s, default=float('nan')))}  pairlab CPU "
-                      f"{run.pairlab_cpu_s / run.window_s:.3f} s/s  workspaces "
+                      f"{run.pairlab_cpu_s / run.window_s:.3f} s/s (waits for a CPU "
+                      f"{run.pairlab_wait_s / run.window_s:.3f} s/s)  workspaces "
                       f"{run.workspaces_cpu_s / run.window_s:.2f} s/s  machine "
                       f"{run.machine_busy:.0%} busy  events "
                       f"{run.events / run.window_s:.0f}/s  RSS max {run.rss_max >> 20} MiB")

@@ -13,7 +13,8 @@ observe page's ``EventSource`` reads). Once everything is open, a session with a
 ``hog_kernel`` starts a busy loop there, bounded to the run; the client prints ``ready``; then
 every interview types in the room (``bench.record.type_solution``: ~4 chars/s in bursts), runs
 a cell every ``CELL_EVERY_S`` and a shell command in the terminal, key by key, every
-``COMMAND_EVERY_S``, until the time is up; it prints ``done``, lets the observers read
+``COMMAND_EVERY_S``, each from a random point of its period (the interviews are not in step),
+until the time is up; it prints ``done``, lets the observers read
 ``GRACE_S`` more, and writes ``RESULT.json``: per session, the action → observer latency of
 every candidate event it saw (from the event's ``at``, the moment pairlab's proxy saw the
 action, to this process having read it), the cell round trips and the counts of actions; and
@@ -101,6 +102,7 @@ class Interview:
         self.stream: aiohttp.ClientResponse | None = None
         self.window = (0.0, 0.0)
         self.reader: asyncio.Task[None] | None = None
+        self.phase: dict[str, float] = {}
 
     async def open(self, app_url: str) -> None:
         sid = self.out.session_id
@@ -141,12 +143,16 @@ class Interview:
                     self.out.latency_ms.setdefault(kind, []).append((read - at) * 1000)
 
     async def run(self, until: float) -> None:
+        # each activity starts at a random point of its period: interviews are not in step
+        self.phase = {"type": self.rng.uniform(0, 1.0), "cells": self.rng.uniform(0, CELL_EVERY_S),
+                      "terminal": self.rng.uniform(0, COMMAND_EVERY_S)}
         jobs = [self.type(until), self.cells(until), self.terminal(until)]
         for result in await asyncio.gather(*jobs, return_exceptions=True):
             if isinstance(result, BaseException):
                 self.out.errors.append(f"{type(result).__name__}: {result}")
 
     async def type(self, until: float) -> None:
+        await asyncio.sleep(self.phase["type"])
         try:
             await type_solution(self.room, until, self.rng)
         finally:
@@ -154,6 +160,7 @@ class Interview:
 
     async def cells(self, until: float) -> None:
         assert self.kernel is not None
+        await asyncio.sleep(self.phase["cells"])
         while time.monotonic() < until:
             began = time.monotonic()
             n = self.out.cells
@@ -165,6 +172,7 @@ class Interview:
             await asyncio.sleep(max(0.0, began + CELL_EVERY_S - time.monotonic()))
 
     async def terminal(self, until: float) -> None:
+        await asyncio.sleep(self.phase["terminal"])
         while time.monotonic() < until:
             began = time.monotonic()
             n = self.out.commands

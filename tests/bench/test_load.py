@@ -58,5 +58,7 @@ def test_two_interviews_are_measured_end_to_end() -> None:
     lag = re.search(r"event-loop lag \(a 50 ms sleep woken late by\): pairlab p50 ([\d.]+) ms "
                     r"p99 ([\d.]+) ms; the load client p50 ([\d.]+) ms", sized)
     assert lag, "no event-loop lag read"
+    assert re.search(r"waiting for a CPU \(run-queue wait .*\): pairlab [\d.]+ s/s, the load "
+                     r"client [\d.]+ s/s", sized)
     assert "ERROR" not in out
     assert re.search(r"cleanup: 2 workspaces stopped, leftover processes: 0, removed ", out)

@@ -99,14 +99,26 @@ def uids_cpu(uids: set[int]) -> float:
     return total
 
 
-def runqueue_wait(pid: int) -> float:
-    """Seconds the threads of ``pid`` alive now have spent runnable but waiting for a CPU
-    (the second field of ``/proc/<pid>/task/<tid>/schedstat``, in ns)."""
-    total = 0
+def scheduling(pid: int) -> dict[int, tuple[int, int]]:
+    """Per live thread of ``pid``: (ns it spent runnable but waiting for a CPU, times it was
+    given a CPU), the second and third fields of ``/proc/<pid>/task/<tid>/schedstat``."""
+    found: dict[int, tuple[int, int]] = {}
     for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
         with contextlib.suppress(OSError, IndexError, ValueError):
-            total += int(stat.read_text().split()[1])
-    return total / 1e9
+            fields = stat.read_text().split()
+            found[int(stat.parent.name)] = int(fields[1]), int(fields[2])
+    return found
+
+
+def sched_delta(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]
+                ) -> tuple[float, int]:
+    """(seconds waited for a CPU, times given one) between two ``scheduling`` readings, by the
+    threads alive at the second (a thread that ended in between is not counted)."""
+    waited = slices = 0
+    for tid, (wait, runs) in after.items():
+        old_wait, old_runs = before.get(tid, (0, 0))
+        waited, slices = waited + wait - old_wait, slices + runs - old_runs
+    return waited / 1e9, slices
 
 
 def machine_busy() -> tuple[float, float]:
@@ -146,6 +158,9 @@ class Run:
     pairlab_wait_s: float
     """Time pairlab's threads spent runnable, waiting for a CPU (the scheduler's run queue)."""
     client_wait_s: float
+    pairlab_slices: int
+    """Times pairlab's threads were given a CPU during the run."""
+    pairlab_threads: int
 
 
 async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
@@ -173,7 +188,10 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
     rss_start = rss_max = me.memory_info().rss
     cpu_before = cpu_after = ws_before = ws_after = 0.0
     busy_before = busy_after = (0.0, 0.0)
-    wait_before = wait_after = (0.0, 0.0)
+    sched_before: dict[int, tuple[int, int]] = {}
+    sched_after: dict[int, tuple[int, int]] = {}
+    client_before: dict[int, tuple[int, int]] = {}
+    client_after: dict[int, tuple[int, int]] = {}
     uids = {stack.uid_of(live.workspace_id) for live in lives}
     began_at = ended_at = datetime.now(UTC)
     sampler: asyncio.Task[None] | None = None
@@ -197,7 +215,7 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
                 # the /proc scans of the workspaces' CPU stay outside pairlab's CPU window
                 if line == "ready":
                     ws_before, busy_before = uids_cpu(uids), machine_busy()
-                    wait_before = runqueue_wait(os.getpid()), runqueue_wait(proc.pid)
+                    sched_before, client_before = scheduling(os.getpid()), scheduling(proc.pid)
                     cpu_before, began_at = cpu(), datetime.now(UTC)
                     rss_start = me.memory_info().rss
                     sampler = asyncio.create_task(sample_rss())
@@ -205,7 +223,7 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
                 elif line == "done":
                     cpu_after, ended_at = cpu(), datetime.now(UTC)
                     ws_after, busy_after = uids_cpu(uids), machine_busy()
-                    wait_after = runqueue_wait(os.getpid()), runqueue_wait(proc.pid)
+                    sched_after, client_after = scheduling(os.getpid()), scheduling(proc.pid)
                     for task in (sampler, lagger):
                         if task is not None:
                             task.cancel()
@@ -227,24 +245,31 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
         (*ids, iso(began_at), iso(ended_at)))[0][0])
     sessions = result["sessions"]
     actions = sum(s["keys"] + s["cells"] + s["terminal_keys"] for s in sessions)
+    waited, slices = sched_delta(sched_before, sched_after)
     return Run(label, sessions, result["window_s"], result["client_cpu_s"],
                cpu_after - cpu_before, rss_start, rss_max, events, actions, load_before,
                os.getloadavg()[0], ws_after - ws_before,
                (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1e-9),
                [lag * 1000 for lag in lags], result["client_lag_ms"],
-               wait_after[0] - wait_before[0], wait_after[1] - wait_before[1])
+               waited, sched_delta(client_before, client_after)[0], slices, len(sched_after))
 
 
 async def idle_cpu(seconds: float) -> float:
-    """This process's CPU time per second while it only serves idle sessions."""
+    """This process's CPU time per second while it only serves idle sessions (printed with how
+    often its threads were given a CPU, and how long they waited for one)."""
     me = psutil.Process()
     await asyncio.sleep(2.0)  # the last start's after-effects
-    before = me.cpu_times()
+    before, sched = me.cpu_times(), scheduling(os.getpid())
     began = time.monotonic()
     await asyncio.sleep(seconds)
-    after = me.cpu_times()
-    used = after.user + after.system - before.user - before.system
-    return float(used / (time.monotonic() - began))
+    after, sched_after = me.cpu_times(), scheduling(os.getpid())
+    took = time.monotonic() - began
+    used = float((after.user + after.system - before.user - before.system) / took)
+    waited, slices = sched_delta(sched, sched_after)
+    print(f"pairlab with every session idle (nobody connected), over {seconds:.0f} s: CPU "
+          f"{used:.3f} s/s; {len(sched_after)} threads, given a CPU {slices / took:.0f} "
+          f"times/s, waiting for one {waited / took:.3f} s/s")
+    return used
 
 
 def ms(value: float) -> str:
@@ -282,7 +307,8 @@ def report(run: Run, hog: bool, idle: float) -> list[float]:
     p99_rts = [percentile(s["cell_rt_ms"], 99) for s in run.sessions if s["cell_rt_ms"]]
     starved = [i + 1 for i, s in enumerate(run.sessions)
                if not s["latency_ms"] or s["cells"] < 0.5 * max(cells)]
-    print(f"  cells per session: min {min(cells)} max {max(cells)}; cell round trip p50 per "
+    print(f"  cells per session: min {min(cells)} max {max(cells)} (a cell a second: "
+          f"~{run.window_s:.0f} planned); cell round trip p50 per "
           f"session: min {ms(min(rts, default=float('nan')))} max "
           f"{ms(max(rts, default=float('nan')))}; p99 max {ms(max(p99_rts, default=float('nan')))}"
           f"; starved (no event seen, or under half the most cells): {starved or 'none'}")
@@ -308,7 +334,8 @@ def report(run: Run, hog: bool, idle: float) -> list[float]:
           f"{ms(median(client_lag))} p99 {ms(percentile(client_lag, 99))}")
     print(f"  waiting for a CPU (run-queue wait of all threads, /proc/<pid>/task/*/schedstat): "
           f"pairlab {run.pairlab_wait_s / run.window_s:.3f} s/s, the load client "
-          f"{run.client_wait_s / run.window_s:.3f} s/s")
+          f"{run.client_wait_s / run.window_s:.3f} s/s; pairlab's {run.pairlab_threads} threads "
+          f"were given a CPU {run.pairlab_slices / run.window_s:.0f} times/s")
     print(f"  the run's workspaces (servers, kernels, shells): "
           f"{run.workspaces_cpu_s / run.window_s:.3f} s/s CPU; the machine's CPUs were "
           f"{run.machine_busy:.0%} busy (every process, other users' too)")
@@ -331,8 +358,6 @@ async def main(args: argparse.Namespace) -> None:
             lives = await start_sessions(stack, most, args.start_at_once)
             hog = await stack.new_kernel(lives[0].workspace_id)
             idle = await idle_cpu(args.idle)
-            print(f"pairlab CPU with all {most} sessions idle (nobody connected), over "
-                  f"{args.idle:.0f} s: {idle:.3f} s/s")
             summary = []
             for label, n, with_hog in runs:
                 run = await run_once(stack, Path(tmp), label, lives[:n],

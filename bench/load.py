@@ -19,11 +19,15 @@ Measured per run:
   feed: p50/p99 over all sessions and per kind, and each session's p99 (spread, slowest);
 - pairlab's CPU: this process's CPU time (all its threads) during the run, per second and per
   client action (keystroke, cell, terminal key). The client runs in its own process (its CPU
-  time is printed apart), and this process does nothing but pairlab meanwhile, so this is
-  pairlab's alone; the workspaces' jupyter-servers and kernels are other processes, not counted;
+  time is printed apart), and this process does nothing but pairlab meanwhile (bar two small
+  samplers: its RSS every 0.5 s, its loop lag every 50 ms), so this is pairlab's; the
+  workspaces' jupyter-servers and kernels are other processes, not counted;
 - events/s stored (rows of ``events`` of the run's sessions with ``at`` inside the run);
 - pairlab's RSS (this process) at the start and at its highest during the run;
-- cell round trips per session (starvation shows as slow or few cells), and the load average.
+- cell round trips per session (starvation shows as slow or few cells), and the load average;
+- whether a process works or waits for a CPU: the event-loop lag of pairlab and of the client
+  (a 50 ms sleep woken late), their threads' run-queue wait (``/proc/<pid>/task/*/schedstat``),
+  the CPU time of the run's workspaces' processes and how busy the machine's CPUs were.
 The sessions not in a run stay idle (started, kernel idle, nobody connected).
 Target: action → observer p99 <= 50 ms, and no session starved.
 """
@@ -137,6 +141,8 @@ def last_seq(stack: Stack, session_id: str) -> int:
 @dataclass
 class Run:
     label: str
+    seconds: float
+    """``--seconds``: how long the interviews act (the window also holds their last action)."""
     sessions: list[dict[str, Any]]
     window_s: float
     client_cpu_s: float
@@ -246,7 +252,7 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
     sessions = result["sessions"]
     actions = sum(s["keys"] + s["cells"] + s["terminal_keys"] for s in sessions)
     waited, slices = sched_delta(sched_before, sched_after)
-    return Run(label, sessions, result["window_s"], result["client_cpu_s"],
+    return Run(label, seconds, sessions, result["window_s"], result["client_cpu_s"],
                cpu_after - cpu_before, rss_start, rss_max, events, actions, load_before,
                os.getloadavg()[0], ws_after - ws_before,
                (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1e-9),
@@ -308,7 +314,7 @@ def report(run: Run, hog: bool, idle: float) -> list[float]:
     starved = [i + 1 for i, s in enumerate(run.sessions)
                if not s["latency_ms"] or s["cells"] < 0.5 * max(cells)]
     print(f"  cells per session: min {min(cells)} max {max(cells)} (a cell a second: "
-          f"~{run.window_s:.0f} planned); cell round trip p50 per "
+          f"{run.seconds:.0f} at most); cell round trip p50 per "
           f"session: min {ms(min(rts, default=float('nan')))} max "
           f"{ms(max(rts, default=float('nan')))}; p99 max {ms(max(p99_rts, default=float('nan')))}"
           f"; starved (no event seen, or under half the most cells): {starved or 'none'}")

@@ -60,8 +60,6 @@ TASK = "bench-task"
 # the folder the test suite builds its empty-requirements environment in (built once a machine).
 SHARED_ENVS = Path(tempfile.gettempdir()) / "pairlab-test-envs"
 Clock = Callable[[], float]
-LEFT_WAIT_S = 30.0
-"""How long teardown watches processes left behind before saying which survived."""
 now: Clock = time.perf_counter
 
 
@@ -428,16 +426,6 @@ class Stack(Candidate):
 
     # ---- teardown ----
 
-    @staticmethod
-    async def _still_there(left: dict[int, list[int]], wait_s: float = LEFT_WAIT_S) -> None:
-        """Tell processes still exiting from survivors: poll ``left`` for up to ``wait_s``."""
-        began = now()
-        remaining = sum(len(pids) for pids in left.values())
-        while remaining and now() - began < wait_s:
-            await asyncio.sleep(0.5)
-            remaining = sum(len(await asyncio.to_thread(pids_of_uid, uid)) for uid in left)
-        print(f"  of those, {remaining} still running {now() - began:.1f} s later")
-
     async def _teardown(self) -> None:
         uids: list[int] = []
         if self._runners:
@@ -454,7 +442,6 @@ class Stack(Candidate):
         left = {uid: pids for uid in uids if (pids := await asyncio.to_thread(pids_of_uid, uid))}
         if left:
             print(f"  WARNING: processes left behind by sandbox uids: {left}")
-            await self._still_there(left)
         await asyncio.to_thread(shutil.rmtree, self.data, True)
         print(f"cleanup: {len(uids)} workspaces stopped, leftover processes: "
               f"{sum(len(p) for p in left.values())}, removed {self.data}")

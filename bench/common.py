@@ -173,7 +173,34 @@ class Scheduled:
     link: str
 
 
-class Stack:
+class Candidate:
+    """The candidate's side of running workspaces: ``cand``, a browser holding the candidate
+    cookies, reaching each workspace's own origin through pairlab's proxy. A ``Stack`` is one;
+    a load client in another process builds one from the same settings and saved cookies."""
+
+    settings: Settings
+    cand: aiohttp.ClientSession
+
+    def proxied(self, workspace_id: str, tail: str) -> str:
+        return f"{self.settings.workspace_origin(workspace_id)}/w/{workspace_id}/{tail}"
+
+    async def new_kernel(self, workspace_id: str) -> str:
+        async with self.cand.post(self.proxied(workspace_id, "api/kernels"),
+                                  json={"name": "python3"},
+                                  headers={"Origin": self.settings.workspace_origin(
+                                      workspace_id)}) as resp:
+            assert resp.status == 201, await resp.text()
+            return str((await resp.json())["id"])
+
+    async def proxied_channels(self, workspace_id: str,
+                               kernel_id: str) -> aiohttp.ClientWebSocketResponse:
+        url = self.proxied(workspace_id, f"api/kernels/{kernel_id}/channels"
+                                         f"?session_id={uuid.uuid4().hex}")
+        return await self.cand.ws_connect(url, origin=self.settings.workspace_origin(workspace_id),
+                                          max_msg_size=0)
+
+
+class Stack(Candidate):
     """The real ``create_app(settings)`` (real ``LocalProvisioner``, sandboxed servers) served
     on two loopback ports; ``api`` is a logged-in interviewer, ``cand`` a browser holding the
     candidate cookies of every session it admitted. ``start_times[session_id]`` is the
@@ -361,9 +388,6 @@ class Stack:
 
     # ---- through the proxy, and directly ----
 
-    def proxied(self, workspace_id: str, tail: str) -> str:
-        return f"{self.settings.workspace_origin(workspace_id)}/w/{workspace_id}/{tail}"
-
     def upstream(self, workspace_id: str) -> Upstream:
         return self.manager.upstreams[workspace_id][0]
 
@@ -385,21 +409,6 @@ class Stack:
 
     def direct_headers(self, workspace_id: str) -> dict[str, str]:
         return {"Authorization": f"token {self.upstream(workspace_id).token}"}
-
-    async def new_kernel(self, workspace_id: str) -> str:
-        async with self.cand.post(self.proxied(workspace_id, "api/kernels"),
-                                  json={"name": "python3"},
-                                  headers={"Origin": self.settings.workspace_origin(
-                                      workspace_id)}) as resp:
-            assert resp.status == 201, await resp.text()
-            return str((await resp.json())["id"])
-
-    async def proxied_channels(self, workspace_id: str,
-                               kernel_id: str) -> aiohttp.ClientWebSocketResponse:
-        url = self.proxied(workspace_id, f"api/kernels/{kernel_id}/channels"
-                                         f"?session_id={uuid.uuid4().hex}")
-        return await self.cand.ws_connect(url, origin=self.settings.workspace_origin(workspace_id),
-                                          max_msg_size=0)
 
     async def direct_channels(self, workspace_id: str,
                               kernel_id: str) -> aiohttp.ClientWebSocketResponse:
@@ -513,6 +522,15 @@ async def exchange(ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any],
 async def wait_kernel_ready(ws: aiohttp.ClientWebSocketResponse, timeout_s: float = 60.0) -> None:
     """Until the kernel answers a ``kernel_info_request`` (it may still be starting)."""
     await exchange(ws, kernel_message("kernel_info_request", {}), timeout_s)
+
+
+async def loop_lag(into: list[float], period_s: float = 0.05) -> None:
+    """Until cancelled: how late this event loop wakes from a ``period_s`` sleep (seconds, into
+    ``into``): the time a ready callback waits for the loop, or the process for a CPU."""
+    while True:
+        began = now()
+        await asyncio.sleep(period_s)
+        into.append(max(0.0, now() - began - period_s))
 
 
 def quiet_logging() -> None:

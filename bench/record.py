@@ -64,6 +64,7 @@ from pycrdt import (
 from bench.common import (
     EMAIL,
     PASSWORD,
+    Candidate,
     Stack,
     exchange,
     execute_request,
@@ -128,7 +129,8 @@ class Room:
     """A collaboration room client (as JupyterLab's): PUT the session, sync over the room
     WebSocket, then send every local change as an update; reads on to take the server's."""
 
-    def __init__(self, stack: Stack, workspace_id: str, path: str, notebook: bool) -> None:
+    def __init__(self, stack: Candidate, workspace_id: str, path: str, notebook: bool
+                 ) -> None:
         self.stack, self.workspace_id, self.path = stack, workspace_id, path
         self.notebook = YNotebook() if notebook else None
         self.doc: Doc[Any] = self.notebook.ydoc if self.notebook else Doc()
@@ -224,7 +226,7 @@ def cell_source(notebook: YNotebook, index: int) -> Text:
     return found
 
 
-async def notebook_run(stack: Stack, workspace_id: str, rng: random.Random) -> int:
+async def notebook_run(stack: Candidate, workspace_id: str, rng: random.Random) -> int:
     """Three cells added and typed in the notebook's room, then run in order on its kernel."""
     room = Room(stack, workspace_id, "explore.ipynb", notebook=True)
     await room.open()
@@ -258,7 +260,7 @@ async def notebook_run(stack: Stack, workspace_id: str, rng: random.Random) -> i
 class Terminal:
     """A JupyterLab terminal: set_size first, then keys one per frame, as xterm.js sends them."""
 
-    def __init__(self, stack: Stack, workspace_id: str) -> None:
+    def __init__(self, stack: Candidate, workspace_id: str) -> None:
         self.stack, self.workspace_id = stack, workspace_id
         self.sock: aiohttp.ClientWebSocketResponse | None = None
         self.seen = ""

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.memory [--sessions 5] [--settle 5] [--host-gib 24]
     .venv/bin/python -m bench.memory --control-plane 3
+    .venv/bin/python -m bench.memory --control-plane-sessions 50 [--no-previous]
 
 Starts ``--sessions`` sessions (``warm_pool_size=0``), each with a kernel started through the
 proxy (``POST /w/<id>/api/kernels``) and answering a ``kernel_info_request``; nothing else is
@@ -17,6 +18,11 @@ home page has been served (+1 s), then stopped; ``N`` rounds, each alternating w
 import set (``python -c 'import scipy.stats, krippendorff, pandas; ...main()' serve``: what the
 modules imported at import time before issue 15: scipy.stats in ``scoring.validity``, numpy and
 krippendorff in ``scoring.agreement``, pandas and numpy in sqlite-utils).
+
+``--control-plane-sessions N`` measures the ``pairlab serve`` process (its pid only) idle and
+with ``N`` live sessions started through its HTTP API, each with a kernel that ran ``1+1`` over
+the proxied WebSocket (left open) and the interviewer's event stream open; previous import set
+first, then today's, in the same run (``--no-previous``: today's only).
 
 The extrapolation divides the host's memory, less the control plane, by the median USS:
 shared pages (the interpreter, libraries, the read-only environment in page cache) are

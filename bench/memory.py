@@ -430,10 +430,12 @@ async def control_plane_sessions(sessions: int, settle: float, previous: bool) -
     for name, old in arms:
         print(f"{name}:")
         readings[name] = r = await _serve_with_sessions(old, sessions, settle, uid_base)
+        rss_each, uss_each = (r.per_session(r.live_rss, r.idle_rss) / MIB,
+                              r.per_session(r.live_uss, r.idle_uss) / MIB)
         print(f"  {name}: RSS idle {mib(r.idle_rss)}, with {sessions} sessions "
-              f"{mib(r.live_rss)} (+{mib(r.per_session(r.live_rss, r.idle_rss))} per session); "
+              f"{mib(r.live_rss)} ({rss_each:+.2f} MiB per session); "
               f"USS idle {mib(r.idle_uss)}, with {sessions} {mib(r.live_uss)} "
-              f"(+{mib(r.per_session(r.live_uss, r.idle_uss))} per session)")
+              f"({uss_each:+.2f} MiB per session)")
     now_reading = readings["now"]
     print(f"  target idle <= 80 MiB RSS: {verdict(now_reading.idle_rss, 80 * MIB)}; "
           f"with {sessions} sessions <= 100 MiB RSS: {verdict(now_reading.live_rss, 100 * MIB)}"

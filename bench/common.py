@@ -200,64 +200,21 @@ class Candidate:
                                           max_msg_size=0)
 
 
-class Stack(Candidate):
-    """The real ``create_app(settings)`` (real ``LocalProvisioner``, sandboxed servers) served
-    on two loopback ports; ``api`` is a logged-in interviewer, ``cand`` a browser holding the
-    candidate cookies of every session it admitted. ``start_times[session_id]`` is the
-    server-side duration of ``SessionManager.start_session`` for that session."""
+class Client(Candidate):
+    """The HTTP side of a benchmark, over a pairlab listening at ``settings``'s URLs (in this
+    process, as ``Stack``, or a ``pairlab serve`` subprocess): ``api`` is a logged-in
+    interviewer, ``cand`` a browser holding the candidate cookies of every session it admitted.
+    Call ``open_clients`` first; ``_clients`` are closed by the owner."""
 
-    def __init__(self, prefix: str, warm_pool_size: int = 0, uid_base: int | None = None,
-                 files: dict[str, str] | None = None, max_parallel_starts: int = 0) -> None:
-        self.prefix = prefix
-        self.warm_pool_size = warm_pool_size
-        self.max_parallel_starts = max_parallel_starts
-        """The setting of that name (0: one cold start per core at once)."""
-        self.uid_base = uid_base
-        """Sandbox uids from here (default: a random range)."""
-        self.files = files
-        """Files the task has besides ``task_files()``."""
-        self.start_times: dict[str, float] = {}
-        self.phases: dict[str, list[float]] = {}
-        """Durations of the provisioner's ``start`` (a sandboxed server until ready) and
-        ``fill`` (the task copied in) calls, and of the lifecycle hooks (``hooks:live``: the
-        recorder's history repository and watcher), in call order."""
-        self.ended_at: dict[str, float] = {}
-        """Wall-clock time (``time.time()``) at which the last call of each timed phase ended."""
+    settings: Settings
+
+    def __init__(self) -> None:
         self.started: list[str] = []
-        self._runners: list[web.AppRunner] = []
         self._clients: list[aiohttp.ClientSession] = []
-        self._direct: dict[str, aiohttp.ClientSession] = {}
-        self.data = Path(tempfile.mkdtemp(prefix=prefix, dir=SHORT_TMP))
 
-    async def __aenter__(self) -> Stack:
-        try:
-            await self._setup()
-        except BaseException:
-            await self._teardown()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._teardown()
-
-    async def _setup(self) -> None:
-        self.settings = prepare_data_dir(Settings(
-            data_dir=self.data, port=free_port(), workspace_port=free_port(),
-            warm_pool_size=self.warm_pool_size, environments_dir=str(SHARED_ENVS),
-            max_parallel_starts=self.max_parallel_starts,
-            sandbox_uid_base=(self.uid_base if self.uid_base is not None
-                              else random.randrange(100_000, 4_000_000, 1000)),
-        ))
-        await asyncio.to_thread(publish_task, self.settings, self.files)
-        self.app = create_app(self.settings)
-        for one, port in ((self.app, self.settings.port),
-                          (self.app[WORKSPACE_APP], self.settings.workspace_port)):
-            runner = web.AppRunner(one, access_log_class=ScrubbedAccessLogger,
-                                   handle_signals=False)
-            await runner.setup()
-            self._runners.append(runner)
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-        self._time_start_session()
+    async def open_clients(self, settings: Settings, email: str = EMAIL,
+                           password: str = PASSWORD) -> None:
+        self.settings = settings
         timeout = aiohttp.ClientTimeout(total=180)
         self.api = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
                                          timeout=timeout)
@@ -266,54 +223,13 @@ class Stack(Candidate):
             connector=aiohttp.TCPConnector(resolver=LoopbackResolver()))
         self._clients += [self.api, self.cand]
         async with self.api.post(f"{self.app_url}/api/v1/auth/login",
-                                 json={"email": EMAIL, "password": PASSWORD}) as resp:
+                                 json={"email": email, "password": password}) as resp:
             assert resp.status == 200, await resp.text()
             self.csrf = (await resp.json())["csrf_token"]
 
-    def _time_start_session(self) -> None:
-        """Wrap this process's manager so every start (API or page) is timed server side."""
-        manager = self.manager
-        inner = manager.start_session
-
-        async def timed(session_id: str, actor: audit.Actor) -> Any:
-            began = now()
-            try:
-                return await inner(session_id, actor)
-            finally:
-                self.start_times[session_id] = now() - began
-
-        manager.start_session = timed  # type: ignore[method-assign]
-        for name in ("start", "fill"):
-            self._time_call(manager.provisioner, name)
-        emit = manager._emit  # noqa: SLF001 - timing the lifecycle hooks (recording)
-
-        async def timed_emit(kind: str, *args: Any) -> None:
-            began = now()
-            try:
-                await emit(kind, *args)
-            finally:
-                self.phases.setdefault(f"hooks:{kind}", []).append(now() - began)
-
-        manager._emit = timed_emit  # type: ignore[method-assign]  # noqa: SLF001
-
-    def _time_call(self, owner: Any, name: str) -> None:
-        """Append the duration of every ``owner.name(...)`` call to ``phases[name]``."""
-        inner = getattr(owner, name)
-        durations = self.phases.setdefault(name, [])
-
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            began = now()
-            try:
-                return await inner(*args, **kwargs)
-            finally:
-                durations.append(now() - began)
-                self.ended_at[name] = time.time()
-
-        setattr(owner, name, timed)
-
-    @property
-    def manager(self) -> SessionManager:
-        return self.app[SESSIONS]
+    async def close_clients(self) -> None:
+        for client in self._clients:
+            await client.close()
 
     @property
     def app_url(self) -> str:
@@ -367,6 +283,135 @@ class Stack(Candidate):
         csrf = await self.admit(scheduled)
         _, workspace_id = await self.start(scheduled.session_id, csrf)
         return scheduled.session_id, workspace_id
+
+    async def end_by_api(self, session_id: str) -> None:
+        """``POST /api/v1/sessions/{id}/end`` as the interviewer."""
+        async with self.api.post(
+            f"{self.app_url}/api/v1/sessions/{session_id}/end",
+            headers={"X-CSRF-Token": self.csrf, "Origin": self.app_url},
+        ) as resp:
+            assert resp.status == 200, f"end failed: HTTP {resp.status}: {await resp.text()}"
+
+    async def observe(self, session_id: str) -> aiohttp.ClientResponse:
+        """The interviewer's live event stream of the session (Server-Sent Events), open once
+        its first bytes arrived; the caller releases it."""
+        resp = await self.api.get(f"{self.app_url}/api/v1/sessions/{session_id}/events/stream",
+                                  timeout=aiohttp.ClientTimeout(total=None, connect=60,
+                                                                sock_read=None))
+        try:
+            assert resp.status == 200, f"observing failed: HTTP {resp.status}"
+            await asyncio.wait_for(resp.content.readany(), timeout=60)
+        except BaseException:
+            resp.release()
+            raise
+        return resp
+
+
+class Stack(Client):
+    """The real ``create_app(settings)`` (real ``LocalProvisioner``, sandboxed servers) served
+    on two loopback ports in this process, with the HTTP side of ``Client``.
+    ``start_times[session_id]`` is the server-side duration of ``SessionManager.start_session``
+    for that session."""
+
+    def __init__(self, prefix: str, warm_pool_size: int = 0, uid_base: int | None = None,
+                 files: dict[str, str] | None = None, max_parallel_starts: int = 0) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.warm_pool_size = warm_pool_size
+        self.max_parallel_starts = max_parallel_starts
+        """The setting of that name (0: one cold start per core at once)."""
+        self.uid_base = uid_base
+        """Sandbox uids from here (default: a random range)."""
+        self.files = files
+        """Files the task has besides ``task_files()``."""
+        self.start_times: dict[str, float] = {}
+        self.phases: dict[str, list[float]] = {}
+        """Durations of the provisioner's ``start`` (a sandboxed server until ready) and
+        ``fill`` (the task copied in) calls, and of the lifecycle hooks (``hooks:live``: the
+        recorder's history repository and watcher), in call order."""
+        self.ended_at: dict[str, float] = {}
+        """Wall-clock time (``time.time()``) at which the last call of each timed phase ended."""
+        self._runners: list[web.AppRunner] = []
+        self._direct: dict[str, aiohttp.ClientSession] = {}
+        self.data = Path(tempfile.mkdtemp(prefix=prefix, dir=SHORT_TMP))
+
+    async def __aenter__(self) -> Stack:
+        try:
+            await self._setup()
+        except BaseException:
+            await self._teardown()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._teardown()
+
+    async def _setup(self) -> None:
+        self.settings = prepare_data_dir(Settings(
+            data_dir=self.data, port=free_port(), workspace_port=free_port(),
+            warm_pool_size=self.warm_pool_size, environments_dir=str(SHARED_ENVS),
+            max_parallel_starts=self.max_parallel_starts,
+            sandbox_uid_base=(self.uid_base if self.uid_base is not None
+                              else random.randrange(100_000, 4_000_000, 1000)),
+        ))
+        await asyncio.to_thread(publish_task, self.settings, self.files)
+        self.app = create_app(self.settings)
+        for one, port in ((self.app, self.settings.port),
+                          (self.app[WORKSPACE_APP], self.settings.workspace_port)):
+            runner = web.AppRunner(one, access_log_class=ScrubbedAccessLogger,
+                                   handle_signals=False)
+            await runner.setup()
+            self._runners.append(runner)
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+        self._time_start_session()
+        await self.open_clients(self.settings)
+
+    def _time_start_session(self) -> None:
+        """Wrap this process's manager so every start (API or page) is timed server side."""
+        manager = self.manager
+        inner = manager.start_session
+
+        async def timed(session_id: str, actor: audit.Actor) -> Any:
+            began = now()
+            try:
+                return await inner(session_id, actor)
+            finally:
+                self.start_times[session_id] = now() - began
+
+        manager.start_session = timed  # type: ignore[method-assign]
+        for name in ("start", "fill"):
+            self._time_call(manager.provisioner, name)
+        emit = manager._emit  # noqa: SLF001 - timing the lifecycle hooks (recording)
+
+        async def timed_emit(kind: str, *args: Any) -> None:
+            began = now()
+            try:
+                await emit(kind, *args)
+            finally:
+                self.phases.setdefault(f"hooks:{kind}", []).append(now() - began)
+
+        manager._emit = timed_emit  # type: ignore[method-assign]  # noqa: SLF001
+
+    def _time_call(self, owner: Any, name: str) -> None:
+        """Append the duration of every ``owner.name(...)`` call to ``phases[name]``."""
+        inner = getattr(owner, name)
+        durations = self.phases.setdefault(name, [])
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            began = now()
+            try:
+                return await inner(*args, **kwargs)
+            finally:
+                durations.append(now() - began)
+                self.ended_at[name] = time.time()
+
+        setattr(owner, name, timed)
+
+    @property
+    def manager(self) -> SessionManager:
+        return self.app[SESSIONS]
+
+    # ---- sessions ----
 
     async def end(self, session_id: str) -> None:
         await self.manager.end_session(session_id, audit.SYSTEM, "benchmark done")
@@ -438,8 +483,7 @@ class Stack(Candidate):
                 except Exception as exc:  # keep cleaning up the rest
                     print(f"  (ending session {session_id} failed: {exc})")
             uids = [int(r[0]) for r in self.query("SELECT uid FROM workspaces")]
-        for client in self._clients:
-            await client.close()
+        await self.close_clients()
         for runner in reversed(self._runners):
             await runner.cleanup()  # stops the warm pool and anything still running
         left = {uid: pids for uid in uids if (pids := await asyncio.to_thread(pids_of_uid, uid))}

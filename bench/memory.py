@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.memory [--sessions 5] [--settle 5] [--host-gib 24]
     .venv/bin/python -m bench.memory --control-plane 3
+    .venv/bin/python -m bench.memory --control-plane-sessions 50 [--no-previous]
 
 Starts ``--sessions`` sessions (``warm_pool_size=0``), each with a kernel started through the
 proxy (``POST /w/<id>/api/kernels``) and answering a ``kernel_info_request``; nothing else is
@@ -18,6 +19,11 @@ import set (``python -c 'import scipy.stats, krippendorff, pandas; ...main()' se
 modules imported at import time before issue 15: scipy.stats in ``scoring.validity``, numpy and
 krippendorff in ``scoring.agreement``, pandas and numpy in sqlite-utils).
 
+``--control-plane-sessions N`` measures the ``pairlab serve`` process (its pid only) idle and
+with ``N`` live sessions started through its HTTP API, each with a kernel that ran ``1+1`` over
+the proxied WebSocket (left open) and the interviewer's event stream open; previous import set
+first, then today's, in the same run (``--no-previous``: today's only).
+
 The extrapolation divides the host's memory, less the control plane, by the median USS:
 shared pages (the interpreter, libraries, the read-only environment in page cache) are
 counted once for the host, there is no swap, every session stays idle (a working kernel
@@ -29,9 +35,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import shutil
+import sqlite3
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +49,17 @@ import aiohttp
 import psutil
 
 from bench.common import (
+    SHARED_ENVS,
     SHORT_TMP,
+    Client,
     Stack,
+    exchange,
+    execute_request,
     free_port,
     header,
     load_line,
     median,
+    publish_task,
     quiet_logging,
     verdict,
     wait_kernel_ready,
@@ -58,6 +73,9 @@ from workspaces.sandbox.cgroups import CgroupSet, pids_of_uid
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
+STARTS_AT_ONCE = 4
+"""Sessions being started at once by ``--control-plane-sessions`` (the server queues cold
+starts beyond ``max_parallel_starts``)."""
 
 
 @dataclass
@@ -214,41 +232,37 @@ PREVIOUS_IMPORTS = ("import sys, scipy.stats, krippendorff, pandas\n"
                     "sys.exit(main())\n")
 
 
-async def _serve_once(data: Path, previous: bool) -> tuple[float, float]:
-    """Start ``pairlab serve`` over ``data``, serve the admin's home page, read its memory
-    (RSS, USS) and stop it."""
-    port, workspace_port = free_port(), free_port()
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-           "HOME": str(data), "PAIRLAB_DATA_DIR": str(data / "data"),
-           "PAIRLAB_WARM_POOL_SIZE": "0", "PAIRLAB_CONTINUOUS_CHECKS": "false"}
+@asynccontextmanager
+async def serving(data: Path, previous: bool, port: int, workspace_port: int,
+                  env: dict[str, str] | None = None) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``pairlab serve`` over ``data / "data"`` on the two loopback ports (``previous``: with the
+    previous import set; ``env``: more ``PAIRLAB_*`` settings), once ``/readyz`` answers;
+    stopped (SIGTERM, then SIGKILL after 30 s) on the way out."""
+    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+                "HOME": str(data), "PAIRLAB_DATA_DIR": str(data / "data"),
+                "PAIRLAB_WARM_POOL_SIZE": "0", "PAIRLAB_CONTINUOUS_CHECKS": "false",
+                **(env or {})}
     code = ["-c", PREVIOUS_IMPORTS] if previous else ["-m", "server.cli.main"]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, *code, "serve", "--port", str(port), "--workspace-port",
-        str(workspace_port), env=env, cwd=str(data), stdin=asyncio.subprocess.DEVNULL,
+        str(workspace_port), env=full_env, cwd=str(data), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                         timeout=aiohttp.ClientTimeout(total=30)) as client:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as client:
             for _ in range(600):
                 if proc.returncode is not None:
                     raise RuntimeError(f"pairlab serve exited ({proc.returncode})")
                 try:
-                    async with client.get(f"{base}/readyz") as resp:
+                    async with client.get(f"http://127.0.0.1:{port}/readyz") as resp:
                         if resp.status == 200:
                             break
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.1)
-            async with client.post(f"{base}/api/v1/auth/login", json={
-                    "email": ADMIN, "password": ADMIN_PASSWORD}) as resp:
-                assert resp.status == 200, resp.status
-            async with client.get(f"{base}/") as resp:
-                assert resp.status == 200, resp.status
-        await asyncio.sleep(1.0)
-        info = psutil.Process(proc.pid).memory_full_info()
-        return float(info.rss), float(info.uss)
+            else:
+                raise TimeoutError("pairlab serve was not ready within 60 s")
+        yield proc
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -257,6 +271,24 @@ async def _serve_once(data: Path, previous: bool) -> tuple[float, float]:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+async def _serve_once(data: Path, previous: bool) -> tuple[float, float]:
+    """Start ``pairlab serve`` over ``data``, serve the admin's home page, read its memory
+    (RSS, USS) and stop it."""
+    port, workspace_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with serving(data, previous, port, workspace_port) as proc:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                         timeout=aiohttp.ClientTimeout(total=30)) as client:
+            async with client.post(f"{base}/api/v1/auth/login", json={
+                    "email": ADMIN, "password": ADMIN_PASSWORD}) as resp:
+                assert resp.status == 200, resp.status
+            async with client.get(f"{base}/") as resp:
+                assert resp.status == 200, resp.status
+        await asyncio.sleep(1.0)
+        info = psutil.Process(proc.pid).memory_full_info()
+        return float(info.rss), float(info.uss)
 
 
 async def control_plane(rounds: int) -> None:
@@ -284,6 +316,132 @@ async def control_plane(rounds: int) -> None:
         shutil.rmtree(data, ignore_errors=True)
 
 
+@dataclass
+class PlaneWithSessions:
+    """The ``pairlab serve`` process's own memory (psutil, its pid only), idle and live."""
+    sessions: int
+    idle_rss: float
+    idle_uss: float
+    live_rss: float = 0.0
+    live_uss: float = 0.0
+
+    def per_session(self, live: float, idle: float) -> float:
+        return (live - idle) / self.sessions
+
+
+async def _serve_with_sessions(previous: bool, sessions: int, settle: float,
+                               uid_base: int) -> PlaneWithSessions:
+    """A fresh ``pairlab serve`` (as ``_serve_once``, with the benchmark task published and
+    sandbox uids from ``uid_base``); its memory after ``settle`` s idle, then again ``settle`` s
+    after ``sessions`` live sessions were started through its HTTP API, each holding a kernel
+    that ran ``1+1`` over the proxied WebSocket (left open) and the interviewer's open event
+    stream. Ends every session by the API, stops the server and checks no process of its uids
+    is left."""
+    data = Path(tempfile.mkdtemp(prefix="plbcs-", dir=SHORT_TMP))
+    port, workspace_port = free_port(), free_port()
+    settings = prepare_data_dir(Settings(
+        data_dir=data / "data", port=port, workspace_port=workspace_port, warm_pool_size=0,
+        environments_dir=str(SHARED_ENVS), sandbox_uid_base=uid_base))
+    client = Client()
+    channels: list[aiohttp.ClientWebSocketResponse] = []
+    streams: list[aiohttp.ClientResponse] = []
+    try:
+        await asyncio.to_thread(publish_task, settings)
+        env = {"PAIRLAB_ENVIRONMENTS_DIR": str(SHARED_ENVS),
+               "PAIRLAB_SANDBOX_UID_BASE": str(uid_base)}
+        async with serving(data, previous, port, workspace_port, env) as proc:
+            serve = psutil.Process(proc.pid)
+            try:
+                await client.open_clients(settings)
+                async with client.api.get(f"{client.app_url}/") as resp:
+                    assert resp.status == 200, resp.status
+                await asyncio.sleep(settle)
+                idle = serve.memory_full_info()
+                reading = PlaneWithSessions(sessions, float(idle.rss), float(idle.uss))
+                gate = asyncio.Semaphore(STARTS_AT_ONCE)
+                done = 0
+
+                async def one() -> None:
+                    nonlocal done
+                    async with gate:
+                        session_id, workspace_id = await client.new_session()
+                        kernel_id = await client.new_kernel(workspace_id)
+                        ws = await client.proxied_channels(workspace_id, kernel_id)
+                        channels.append(ws)
+                        await wait_kernel_ready(ws, timeout_s=120)
+                        result = await exchange(ws, execute_request("1+1"), timeout_s=60)
+                        if result.text.strip() != "2":
+                            raise RuntimeError(f"1+1 gave {result.text!r} in {workspace_id}")
+                        streams.append(await client.observe(session_id))
+                        done += 1
+                        print(f"  session {done}/{sessions}: workspace {workspace_id} live, "
+                              "1+1 = 2, observer open")
+
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(sessions):
+                        group.create_task(one())
+                print(f"  settling {settle:.0f} s ...")
+                await asyncio.sleep(settle)
+                live = serve.memory_full_info()
+                reading.live_rss, reading.live_uss = float(live.rss), float(live.uss)
+                return reading
+            finally:
+                for stream in streams:
+                    stream.release()
+                for ws in channels:
+                    await ws.close()
+                for session_id in client.started:
+                    try:
+                        await client.end_by_api(session_id)
+                    except Exception as exc:  # keep cleaning up the rest
+                        print(f"  (ending session {session_id} failed: {exc})")
+                await client.close_clients()
+    finally:
+        uids = await asyncio.to_thread(_workspace_uids, settings)
+        left = {uid: pids for uid in uids if (pids := await asyncio.to_thread(pids_of_uid, uid))}
+        if left:
+            print(f"  WARNING: processes left behind by sandbox uids: {left}")
+        await asyncio.to_thread(shutil.rmtree, data, True)
+        print(f"cleanup: {len(uids)} workspaces stopped, leftover processes: "
+              f"{sum(len(p) for p in left.values())}, removed {data}")
+
+
+def _workspace_uids(settings: Settings) -> list[int]:
+    if not settings.db_path.exists():
+        return []
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        return [int(r[0]) for r in conn.execute("SELECT uid FROM workspaces").fetchall()]
+    finally:
+        conn.close()
+
+
+async def control_plane_sessions(sessions: int, settle: float, previous: bool) -> None:
+    raw = os.environ.get("PAIRLAB_SANDBOX_UID_BASE", "")
+    uid_base = int(raw) if raw.isdigit() else random.randrange(100_000, 4_000_000, 1000)
+    arms = [("previous imports", True)] if previous else []
+    arms.append(("now", False))
+    print(f"\ncontrol plane with live sessions: a fresh `pairlab serve` per arm "
+          f"({', '.join(name for name, _ in arms)}), its own RSS and USS (its pid only, not "
+          f"the workspaces) {settle:.0f} s after the admin's home page, then {settle:.0f} s "
+          f"after {sessions} live sessions (kernel ran 1+1 over the proxied WebSocket, left "
+          f"open; interviewer's event stream open); sandbox uids from {uid_base}")
+    readings: dict[str, PlaneWithSessions] = {}
+    for name, old in arms:
+        print(f"{name}:")
+        readings[name] = r = await _serve_with_sessions(old, sessions, settle, uid_base)
+        rss_each, uss_each = (r.per_session(r.live_rss, r.idle_rss) / MIB,
+                              r.per_session(r.live_uss, r.idle_uss) / MIB)
+        print(f"  {name}: RSS idle {mib(r.idle_rss)}, with {sessions} sessions "
+              f"{mib(r.live_rss)} ({rss_each:+.2f} MiB per session); "
+              f"USS idle {mib(r.idle_uss)}, with {sessions} {mib(r.live_uss)} "
+              f"({uss_each:+.2f} MiB per session)")
+    now_reading = readings["now"]
+    print(f"  target idle <= 80 MiB RSS: {verdict(now_reading.idle_rss, 80 * MIB)}; "
+          f"with {sessions} sessions <= 100 MiB RSS: {verdict(now_reading.live_rss, 100 * MIB)}"
+          + ("" if sessions == 50 else " (the target is for 50)"))
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -293,10 +451,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host-gib", type=float, default=24.0, help="host memory to fill")
     parser.add_argument("--control-plane", type=int, default=0, metavar="ROUNDS",
                         help="measure only the idle control plane, now vs previous imports")
+    parser.add_argument("--control-plane-sessions", type=int, default=0, metavar="N",
+                        help="measure a `pairlab serve` process idle and with N live sessions")
+    parser.add_argument("--no-previous", action="store_true",
+                        help="with --control-plane-sessions: skip the previous-imports arm")
     args = parser.parse_args(argv)
     if not (1 <= args.sessions <= 50 and 0 <= args.settle <= 120 and args.host_gib > 0
-            and 0 <= args.control_plane <= 20):
-        parser.error("--sessions 1..50, --settle 0..120, --host-gib > 0, --control-plane 0..20")
+            and 0 <= args.control_plane <= 20 and 0 <= args.control_plane_sessions <= 50):
+        parser.error("--sessions 1..50, --settle 0..120, --host-gib > 0, --control-plane 0..20,"
+                     " --control-plane-sessions 1..50")
+    if args.control_plane and args.control_plane_sessions:
+        parser.error("--control-plane and --control-plane-sessions are separate runs")
     return args
 
 
@@ -305,7 +470,12 @@ if __name__ == "__main__":
     quiet_logging()
     header("pairlab memory benchmark", ["python", "-m", "bench.memory", *sys.argv[1:]])
     try:
-        asyncio.run(control_plane(options.control_plane) if options.control_plane
-                    else main(options))
+        if options.control_plane:
+            asyncio.run(control_plane(options.control_plane))
+        elif options.control_plane_sessions:
+            asyncio.run(control_plane_sessions(options.control_plane_sessions, options.settle,
+                                               previous=not options.no_previous))
+        else:
+            asyncio.run(main(options))
     finally:
         print(load_line("end"))

@@ -12,7 +12,9 @@ waits; only one that waited longer than ``max_wait_s`` fails, with a sentence sa
   one more workspace at its memory limit (``memory_per_start``) plus ``reserve_bytes``. Memory
   frees without an event, so a start held for memory looks again every ``recheck_s``. The queue
   stays first come first served: nobody passes a start held for memory (the next one would need
-  as much).
+  as much). With no start under way, waiting would free nothing (live workspaces keep their
+  memory until their sessions end), so the first in the queue then goes anyway (logged once):
+  a small host starts one at a time instead of refusing every start.
 - Estimates: the ``position``-th start in the queue starts in about ``position / max_parallel``
   times the median of the last ``SAMPLES`` cold starts (``DEFAULT_START_S`` until one is seen).
 
@@ -23,6 +25,7 @@ to say a waiter's place; no well-kept library does this.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import statistics
@@ -38,6 +41,7 @@ import psutil
 from workspaces.session_errors import WorkspaceUnavailable
 
 MiB = 1024 * 1024
+log = logging.getLogger(__name__)
 DEFAULT_START_S = 4.0
 """Assumed length of a cold start until one is measured (issue 15: 10 at once took 5.6-7.5 s
 on two cores, one alone about 1-3 s)."""
@@ -140,6 +144,7 @@ class AdmissionGate:
         self.running_sessions = 0
         self.running_refills = 0
         self.held_for_memory = False
+        self._warned_memory = False
         """Is the head of the queue held back by memory (not by the bound)?"""
         self._recheck: asyncio.TimerHandle | None = None
 
@@ -246,9 +251,17 @@ class AdmissionGate:
             else:
                 break
             if not self._memory_allows():
-                self.held_for_memory = True
-                self._schedule_recheck()
-                break
+                if self.running > 0:  # a start under way may leave room when it is done
+                    self.held_for_memory = True
+                    self._schedule_recheck()
+                    break
+                # Nothing under way: waiting frees nothing (live workspaces hold the memory
+                # until their sessions end), so a host this small starts one at a time.
+                if not self._warned_memory:
+                    self._warned_memory = True
+                    log.warning("starting a workspace with %d MiB available, less than one "
+                                "workspace's limit and the reserve: starts go one at a time",
+                                self._memory() // MiB)
             waiter = queue.popleft()
             if waiter.ready.done():  # gave up meanwhile
                 continue

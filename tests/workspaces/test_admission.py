@@ -120,6 +120,25 @@ async def test_nobody_passes_a_start_held_for_memory() -> None:
     await starts.finish("b")
 
 
+async def test_a_host_short_of_memory_starts_one_at_a_time_instead_of_never() -> None:
+    """Too little memory for even one workspace at its limit: with nothing under way, waiting
+    frees nothing, so the first start goes (one at a time), and none waits out the bound."""
+    gate = AdmissionGate(4, memory_per_start=2 * GiB, reserve_bytes=512 * MiB,
+                         start_bytes=256 * MiB, memory=lambda: 1 * GiB, recheck_s=0.02,
+                         max_wait_s=5)
+    starts = Starts(gate)
+    for name in "abc":
+        starts.start(name)
+    await starts.settle()
+    assert starts.entered == ["a"] and gate.held_for_memory
+    await starts.finish("a")
+    assert starts.entered == ["a", "b"]
+    await starts.finish("b")
+    assert starts.entered == ["a", "b", "c"]
+    await starts.finish("c")
+    assert (gate.running, gate.waiting) == (0, 0)
+
+
 async def test_a_start_that_waits_past_the_bound_fails_with_a_sentence_and_leaves() -> None:
     gate = AdmissionGate(1, memory=lambda: 64 * GiB, max_wait_s=0.1)
     starts = Starts(gate)

@@ -82,7 +82,6 @@ _OUT_ANYWAY = ("execution_state", "execute_input")
 restart, a death) and the echo of code that may have been run from outside pairlab."""
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,256}")
 """A message id every JSON encoder writes as it is (UUIDs, jupyter_client's ``<hex>_<n>_<n>``)."""
-_IN_NEEDLES = tuple((kind, kind.encode()) for kind in IN_KINDS)
 _OUT_NEEDLES = tuple((name, name.encode()) for name in _OUT_ANYWAY)
 SCAN_PENDING = 8
 """With more open executions than this, a JSON frame is parsed rather than searched for each."""
@@ -390,15 +389,17 @@ class KernelTracker:
         return self.feed_message(direction, msg, at)
 
     def _concerns_nothing(self, direction: Direction, data: str | bytes) -> bool:
-        """A JSON-framed (legacy) frame that names none of the messages read in its direction
-        nor, from the kernel, any open execution of this connection: it is relayed without
-        being decoded. A substring search costs a fraction of decoding the frame (a viewer's
-        connection gets a copy of every other connection's outputs). Written here because no
-        JSON library reads only the keys asked for; a false match only means the frame is
-        decoded; names and plain ids are written as they are by every JSON encoder (a workspace
-        that escaped them on purpose could as well not send the frame)."""
+        """A JSON-framed (legacy) frame from the kernel's side (re-encoded by jupyter-server,
+        which never escapes names) that names none of the messages read in that direction nor
+        any open execution of this connection: it is relayed without being decoded. A substring
+        search costs a fraction of decoding the frame (a viewer's connection gets a copy of
+        every other connection's outputs). Written here because no JSON library reads only the
+        keys asked for; a false match only means the frame is decoded."""
         if direction == "in":
-            return not _mentions(data, _IN_NEEDLES)
+            # Never skipped: the browser is the candidate's, and a frame spelling its type with
+            # JSON escapes ("execute\\u005frequest") is decoded by jupyter-server all the same;
+            # a silent one would then run unrecorded. Browser frames are few and small.
+            return False
         if len(self._pending) > SCAN_PENDING:
             return False
         # the usual case first: the frame is one of an open execution's (plain loops: this

@@ -117,6 +117,7 @@ import logging
 import os
 import sys
 import types
+import uuid
 
 import jupyter_core.paths
 from jupyter_client.kernelspec import KernelSpecManager
@@ -253,12 +254,13 @@ class PairlabKernelManager(AsyncMappingKernelManager):
             IOLoop.current().add_callback(self._start_spare)
 
     def _start_spare(self):
-        self._spare = asyncio.ensure_future(self._launch_spare())
+        self._spare_id = str(uuid.uuid4())  # hidden from the list from its first moment
+        self._spare = asyncio.ensure_future(super().start_kernel(kernel_id=self._spare_id))
+        self._spare.add_done_callback(self._spare_started)
 
-    async def _launch_spare(self):
-        kernel_id = await super().start_kernel()
-        self._spare_id = kernel_id
-        return kernel_id
+    def _spare_started(self, task):
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("the spare kernel did not start: %%s", task.exception())
 
     def list_kernels(self):
         return [k for k in super().list_kernels() if k["id"] != self._spare_id]
@@ -268,8 +270,9 @@ class PairlabKernelManager(AsyncMappingKernelManager):
         name = kwargs.get("kernel_name")
         if spare is not None and kernel_id is None and name in (None, self.default_kernel_name):
             self._spare = None
+            taken = self._spare_id
             try:
-                taken = await spare
+                await spare
                 self._spare_id = None
                 if taken in self and await self.get_kernel(taken).is_alive():
                     await self._move(taken, path, kwargs.get("env") or {})
@@ -278,6 +281,12 @@ class PairlabKernelManager(AsyncMappingKernelManager):
                 self.log.warning("the spare kernel is gone; starting a new one")
             except Exception:
                 self.log.exception("the spare kernel could not be handed out")
+            self._spare_id = None
+            if taken in self:  # never left running beside the kernel started instead
+                try:
+                    await self.shutdown_kernel(taken, now=True)
+                except Exception:
+                    self.log.exception("the spare kernel could not be shut down")
         return await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)
 
     async def _move(self, kernel_id, path, env):

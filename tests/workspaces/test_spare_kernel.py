@@ -106,3 +106,45 @@ async def test_the_first_notebook_gets_the_spare_kernel_moved_to_its_folder(
             "/workspace"
         for kernel_id in (kernel, other):
             await client.request("DELETE", f"api/kernels/{kernel_id}")
+
+
+@pytest.mark.integration
+@module_loop
+@pytest.mark.timeout(600)
+async def test_a_spare_that_cannot_be_moved_is_shut_down_not_left_beside_a_new_kernel(
+        env_python: Path) -> None:
+    """The candidate made the notebook's folder unreadable to themselves: moving the spare there
+    fails (as starting a kernel there would). The spare is shut down, not left running hidden
+    or listed; the next notebook gets a kernel of its own, the only one."""
+    require_sandbox()
+    data = make_data_dir()
+    provisioner = LocalProvisioner(data / "workspaces")
+    info = await provisioner.start(WorkspaceSpec("wsspar2", free_uid(), env_python))
+    try:
+        await wait_for_kernels(info.uid, 1)
+        async with WorkspaceClient(info) as client:
+            status, _ = await client.request("PUT", "api/contents/locked",
+                                             json={"type": "directory"})
+            assert status == 201
+            out = await client.execute(await client.start_kernel("scratch.ipynb"),
+                                       "import os; os.chmod('locked', 0); print('ok')")
+            assert out.strip() == "ok"
+            # That notebook took the spare; a second workspace start gives a fresh one.
+        info = await provisioner.restore(info)
+        [spare] = await wait_for_kernels(info.uid, 1)
+        async with WorkspaceClient(info) as client:
+            body = {"path": "locked/nb.ipynb", "name": "nb.ipynb", "type": "notebook",
+                    "kernel": {"name": "python3"}}
+            status, _ = await client.request("POST", "api/sessions", json=body)
+            assert status >= 400  # no kernel can start in a folder it cannot enter
+            async with asyncio.timeout(30):
+                while spare in await asyncio.to_thread(kernel_pids, info.uid):
+                    await asyncio.sleep(0.1)
+            status, listed = await client.request("GET", "api/kernels")
+            assert (status, listed) == (200, [])
+            kernel = await client.start_kernel("fine.ipynb")
+            assert (await client.execute(kernel, "print(6*7)")).strip() == "42"
+            assert len(await asyncio.to_thread(kernel_pids, info.uid)) == 1
+    finally:
+        await provisioner.stop(provisioner.live_info(info.workspace_id) or info)
+        await asyncio.to_thread(remove_data_dir, data)

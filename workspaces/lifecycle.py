@@ -57,9 +57,9 @@ EndSession = Callable[[Any, str, audit.Actor, str], S.Session]
 StartHook = Callable[[Any, S.Session], None]
 """Run inside the write transaction that starts a session (database, session): the scoring
 domain's ``session_scoring.repin_at_start`` (the rubric version is pinned at the start)."""
-FirstCell = Callable[[str, float], Awaitable[bool]]
-"""Waits until the session's first cell has run (True), at most that many seconds (False): the
-recorder's ``first_cell``."""
+FirstCell = Callable[[str, float], Awaitable[bool | None]]
+"""Waits until the session's first cell has run (True), at most that many seconds (False), or
+until the recorder closes (None: pairlab is shutting down): the recorder's ``first_cell``."""
 UID_RANGE = WORKSPACE_UIDS
 HANDOFF_TTL = timedelta(seconds=60)
 WATCH_INTERVAL_S = 2.0
@@ -193,8 +193,9 @@ class SessionManager:
 
     async def _refill_after_first_cell(self, env_python: Path, session_id: str) -> None:
         """Refill the pool once the session's first cell has run (or ``REFILL_AFTER_S``)."""
-        if self._first_cell is not None:
-            await self._first_cell(session_id, self.refill_after_s)
+        if self._first_cell is not None and \
+                await self._first_cell(session_id, self.refill_after_s) is None:
+            return  # shutting down: no workspace is started now
         self.pool.refill(env_python)
 
     async def _emit(self, kind: str, session_id: str, info: WorkspaceInfo | None,

@@ -240,9 +240,9 @@ class RecordingService:
                     return stored
         raise RecorderClosed("the recorder closed before the event was stored")
 
-    async def first_cell(self, session_id: str, limit_s: float) -> bool:
+    async def first_cell(self, session_id: str, limit_s: float) -> bool | None:
         """True once a cell of the session has run (its ``cell.executed`` is stored, now or
-        before), False after ``limit_s`` seconds without one or if the recorder closes."""
+        before), False after ``limit_s`` seconds without one, None if the recorder closed."""
         try:
             async with asyncio.timeout(limit_s), \
                     self.recorder.subscribe(safe_text(session_id)) as sub:
@@ -250,8 +250,8 @@ class RecordingService:
                     if stored.kind == E.CELL_EXECUTED:
                         return True
         except TimeoutError:
-            pass
-        return False
+            return False
+        return None
 
     async def _actor(self, label: Any) -> tuple[str, dict[str, str]]:
         """The event actor for an audit label (an email, ``candidate:…``, ``system``)."""

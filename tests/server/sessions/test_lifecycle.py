@@ -361,3 +361,18 @@ async def test_the_deadline_loop_leaves_a_workspace_whose_session_is_still_start
         await asyncio.sleep(0.2)
     assert workspace not in env.manager.upstreams
     assert workspace in env.provisioner.stopped
+
+
+async def test_no_refill_starts_while_pairlab_shuts_down(make_env: EnvFactory) -> None:
+    """The recorder closes first at shutdown: a session waiting for its first cell then starts
+    no new warm workspace (it would be cancelled half-way)."""
+    env = await make_env(warm_pool_size=1)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(env.provisioner.started) < 1:
+        await asyncio.sleep(0.1)
+    created = await env.schedule()
+    await env.open_link(created["candidate_link"])
+    await env.start_as_candidate(created["session_id"])
+    await env.app[RECORDING].close()
+    await asyncio.sleep(1.5)
+    assert len(env.provisioner.started) == 1

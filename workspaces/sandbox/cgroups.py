@@ -284,7 +284,11 @@ class Cgroups:
                 elif controller == "pids":
                     (group / "pids.max").write_text(str(limits.processes))
                 elif controller == "cpu":
-                    _write_cpu(group, limits)
+                    try:
+                        _write_cpu(group, limits)
+                    except OSError as exc:  # e.g. EINVAL: a cap above a capped parent's
+                        log.warning("the workspace's CPU cap could not be set (%s): it runs "
+                                    "uncapped, with the parent's share", exc)
         except OSError:
             CgroupSet(tuple(dirs)).remove()
             raise

@@ -5,6 +5,7 @@ and a check run held to its one CPU."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -120,6 +121,31 @@ def test_no_cap_writes_minus_one() -> None:
         assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "-1"
     finally:
         assert group.remove()
+
+
+def test_a_cap_the_parent_refuses_leaves_the_workspace_uncapped_not_unstartable(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """pairlab itself under a smaller CPU quota (systemd's CPUQuota=20%): the kernel refuses a
+    bigger quota below it (EINVAL). The workspace's groups are still made (memory and pids
+    hold), the CPU cap is said to be missing, nothing fails."""
+    cgroups = _real_cgroups("capped")
+    own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text()
+               .splitlines() if "cpu" in line.split(":")[1].split(","))
+    parent = CGROUP / "cpu" / own.lstrip("/") / cgroups.parent_name
+    parent.mkdir(exist_ok=True)
+    (parent / "cpu.cfs_quota_us").write_text("20000")
+    try:
+        with caplog.at_level("WARNING"):
+            group = cgroups.create("ws5", Limits(cpus=1.0))
+        try:
+            assert len(group.dirs) == 4
+            assert "CPU cap could not be set" in caplog.text
+        finally:
+            assert group.remove()
+    finally:
+        with contextlib.suppress(OSError):  # removing the last group may have taken it
+            (parent / "cpu.cfs_quota_us").write_text("-1")
+            parent.rmdir()
 
 
 def _fake_root(tmp_path: Path, links: dict[str, str]) -> Path:

@@ -165,7 +165,10 @@ def second_demo(product: Product, smtp: Served,
            "PAIRLAB_WORKSPACE_PORT": str(free_port()), "PAIRLAB_SMTP_HOST": "127.0.0.1",
            "PAIRLAB_SMTP_PORT": str(smtp.port), "PAIRLAB_SMTP_FROM": "interviews@pairlab.example",
            "PAIRLAB_SMTP_STARTTLS": "false", "PAIRLAB_MAX_PARALLEL_STARTS": "1",
-           "PAIRLAB_WARM_POOL_SIZE": "0"}
+           "PAIRLAB_WARM_POOL_SIZE": "0",
+           # its own block of sandbox uids (a demo takes 1064 from its base; default 40000)
+           "PAIRLAB_SANDBOX_UID_BASE": str(
+               int(product.env.get("PAIRLAB_SANDBOX_UID_BASE", "40000")) + 2000)}
     demo = start_demo(tmp_path_factory.mktemp("journey-second"), env)
     try:
         yield demo

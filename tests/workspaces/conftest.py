@@ -30,7 +30,7 @@ from workspaces.sandbox.mounts import mount_points, unmount
 
 # uids >= 30000, a block of 100 per pytest process so parallel runs do not collide (the
 # workspace tests of one run take more than 25)
-UID_BASE = 30000 + (os.getpid() % 200) * 100  # below 50000: other suites use 52000 and up
+UID_BASE = 30000 + (os.getpid() % 100) * 100  # below 40000, the demo's default base
 _next_uid = iter(range(UID_BASE, UID_BASE + 100))
 
 

@@ -199,7 +199,8 @@ class AdmissionGate:
         (self._refills if waiter.refill else self._sessions).append(waiter)
         self._admit()
         try:
-            await asyncio.wait_for(asyncio.shield(waiter.ready), self.max_wait_s)
+            async with asyncio.timeout(self.max_wait_s):  # (3.11's wait_for can swallow a
+                await asyncio.shield(waiter.ready)       # cancellation that meets the result)
         except BaseException as exc:
             if waiter.ready.done() and not waiter.ready.cancelled():
                 # Admitted at the same moment: give the slot back before leaving.

@@ -22,7 +22,7 @@ from typing import Any
 from yarl import URL
 
 from server.people.accounts import EMAIL_RE  # an address as accounts take it
-from workspaces.admission import MAX_PARALLEL_LIMIT
+from workspaces.admission import check_max_parallel
 from workspaces.sandbox.limits import MIN_CPUS
 
 ENV_PREFIX = "PAIRLAB_"
@@ -301,9 +301,10 @@ def _validate(s: Settings) -> list[str]:
         problems.append("workspace_port: must differ from port (the workspace is its own origin)")
     if s.warm_pool_size < 0 or s.warm_pool_size > 50:
         problems.append("warm_pool_size: must be 0 to 50")
-    if not 0 <= s.max_parallel_starts <= MAX_PARALLEL_LIMIT:
-        problems.append(f"max_parallel_starts: {s.max_parallel_starts} must be 0 (one per CPU"
-                        f" core) to {MAX_PARALLEL_LIMIT}")
+    try:
+        check_max_parallel(s.max_parallel_starts)
+    except ValueError as exc:
+        problems.append(str(exc))
     if not 1 <= s.start_queue_timeout_seconds <= 3600:
         problems.append("start_queue_timeout_seconds: must be 1 to 3600")
     if not 64 <= s.workspace_disk_mib <= 16 * 1024 * 1024:

@@ -5,10 +5,12 @@ The first thing a fresh deployment got wrong was silent: a kernel the workspace 
 left no trace on the observe or replay page, and hidden checks that could not run read "0 of 0".
 Here the operator makes two mistakes a real one could make, while sessions are under way:
 
-- ``chmod`` on a published task's environment during a session: the candidate's new notebook
-  cannot start its kernel, and the interviewer sees ``kernel.failed`` with the workspace's own
-  reason on the observe page and "Kernel could not start" on the replay page; after the end,
-  the debrief says why the hidden checks could not run; ``pairlab doctor`` names the environment.
+- ``chmod`` on a published task's environment during a session: the candidate's first new
+  notebook still runs (on the kernel the workspace started with itself, before the mistake),
+  their second cannot start its kernel, and the interviewer sees ``kernel.failed`` with the
+  workspace's own reason on the observe page and "Kernel could not start" on the replay page;
+  after the end, the debrief says why the hidden checks could not run; ``pairlab doctor`` names
+  the environment.
 - ``chmod o+w`` on the environments folder: a candidate who presses Start gets no workspace,
   the observe page shows ``workspace.failed`` with the reason, and ``pairlab doctor`` fails.
 """
@@ -72,11 +74,23 @@ async def test_a_kernel_that_cannot_start_is_on_the_timeline_with_its_reason(
         env = product.data_dir / "envs" / environment_key([REQUIREMENT])
         subprocess.run(["chmod", "go-rwx", str(env / "bin")], check=True)
 
-        # The candidate opens a new notebook from the launcher.
-        await lab_page.keyboard.press("Control+Shift+L")
-        card = lab_page.locator('.jp-LauncherCard[data-category="Notebook"]').first
-        await expect(card).to_be_visible(timeout=WAIT_MS)
-        await card.click()
+        # The candidate opens a new notebook from the launcher: it gets the kernel the
+        # workspace started with itself (running before the mistake), so they open another,
+        # whose kernel must start now.
+        for opened in (1, 2):
+            if opened == 1:
+                await lab_page.keyboard.press("Control+Shift+L")
+            else:  # the "+" beside the open notebook's tab: a new launcher
+                await lab_page.keyboard.press("Escape")
+                await lab_page.locator(".lm-TabBar-addButton:visible").first.click()
+            card = lab_page.locator('.jp-LauncherCard[data-category="Notebook"]').first
+            await expect(card).to_be_visible(timeout=WAIT_MS)
+            await card.click()
+            await expect(lab_page.locator(".jp-NotebookPanel")).to_have_count(
+                opened, timeout=WAIT_MS)
+            if opened == 1:
+                await expect(lab_page.get_by_text("Python 3 (task) | Idle").first) \
+                    .to_be_visible(timeout=WAIT_MS)
 
         failed = await timeline_has(observe, "kernel.failed", "Permission denied")
         await expect(failed).to_contain_text(str(env / "bin"))

@@ -33,8 +33,8 @@ from tests.journeys.conftest import (
     start_workspace,
 )
 from tests.journeys.test_interview import run_first_cells
+from tests.workspaces.conftest import kernel_pids
 from workspaces.lifecycle import REFILL_AFTER_S
-from workspaces.sandbox.cgroups import pids_of_uid
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(900)]
@@ -62,17 +62,6 @@ def started_at(pid: int) -> float:
     return booted + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def kernels_of(uid: int) -> list[int]:
-    found = []
-    for pid in pids_of_uid(uid):
-        try:
-            if b"ipykernel_launcher" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-        except OSError:
-            continue
-    return found
-
-
 async def warm_workspaces(product: Product) -> list[sqlite3.Row]:
     """The demo's warm workspaces, once there is one (the pool may be refilling)."""
     async with asyncio.timeout(180):
@@ -97,7 +86,7 @@ async def test_the_first_cell_runs_on_the_kernel_the_warm_workspace_started_with
         assert claimed["id"] in before, "a warm workspace was claimed, not a new one started"
 
         await run_first_cells(lab_page, lab)
-        kernels = await asyncio.to_thread(kernels_of, claimed["uid"])
+        kernels = await asyncio.to_thread(kernel_pids, claimed["uid"])
         assert len(kernels) == 1, f"one kernel in the workspace, not {len(kernels)}"
         assert started_at(kernels[0]) < pressed, "the kernel was running before Start"
         await lab_page.locator(".jp-Notebook .jp-CodeCell").nth(2).locator(

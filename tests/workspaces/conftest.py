@@ -88,6 +88,19 @@ def cmdline(pid: int) -> str:
     return " ".join(Path(f"/proc/{pid}/cmdline").read_text().split("\0"))
 
 
+def kernel_pids(uid: int) -> list[int]:
+    """A workspace's kernel processes (of its uid, running ``ipykernel_launcher``), as the host
+    sees them."""
+    found = []
+    for pid in pids_of_uid(uid):
+        try:
+            if "ipykernel_launcher" in cmdline(pid):
+                found.append(pid)
+        except OSError:
+            continue
+    return sorted(found)
+
+
 def cgroup_dirs(workspace_id: str) -> list[Path]:
     """Cgroup folders of a workspace, in any controller. Other runs create and remove cgroups
     while this walks, so vanished folders are skipped rather than raised."""

@@ -14,29 +14,16 @@ import pytest_asyncio
 
 from tests.workspaces.conftest import (
     WorkspaceClient,
-    cmdline,
     free_uid,
+    kernel_pids,
     make_data_dir,
     remove_data_dir,
     require_sandbox,
 )
 from workspaces.local import LocalProvisioner
 from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
-from workspaces.sandbox.cgroups import pids_of_uid
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
-
-
-def kernel_pids(uid: int) -> list[int]:
-    """The workspace's kernel processes, as the host sees them."""
-    found = []
-    for pid in pids_of_uid(uid):
-        try:
-            if "ipykernel_launcher" in cmdline(pid):
-                found.append(pid)
-        except OSError:
-            continue
-    return sorted(found)
 
 
 async def wait_for_kernels(uid: int, count: int, limit_s: float = 60.0) -> list[int]:

@@ -13,7 +13,7 @@ from aiohttp import WSMsgType
 from server.http.keys import DB
 from server.recording.keys import RECORDING
 from tests.conftest import audit_actions, create_user, login, query
-from tests.harness import EnvFactory
+from tests.harness import Env, EnvFactory
 from workspaces import lifecycle
 from workspaces import sessions as S
 from workspaces.recording import events as E
@@ -254,9 +254,7 @@ async def test_failed_start_is_reported(make_env: EnvFactory) -> None:
 
 async def test_warm_pool_is_claimed(make_env: EnvFactory) -> None:
     env = await make_env(warm_pool_size=1)
-    deadline = time.monotonic() + 120  # the first run builds the task environment
-    while time.monotonic() < deadline and len(env.provisioner.started) < 1:
-        await asyncio.sleep(0.1)
+    await pool_started(env)
     assert len(env.provisioner.started) == 1
     warm = env.provisioner.started[0]
     created = await env.schedule()
@@ -281,12 +279,18 @@ async def test_warm_pool_is_claimed(make_env: EnvFactory) -> None:
     assert len(env.provisioner.started) == 2
 
 
-async def test_the_pool_is_refilled_without_a_cell_after_a_while(make_env: EnvFactory) -> None:
-    env = await make_env(warm_pool_size=1)
-    env.manager.refill_after_s = 1.0
+async def pool_started(env: Env) -> None:
+    """Until the pool's first workspace has been started (the first run builds the task
+    environment)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(env.provisioner.started) < 1:
         await asyncio.sleep(0.1)
+
+
+async def test_the_pool_is_refilled_without_a_cell_after_a_while(make_env: EnvFactory) -> None:
+    env = await make_env(warm_pool_size=1)
+    env.manager.refill_after_s = 1.0
+    await pool_started(env)
     created = await env.schedule()
     await env.open_link(created["candidate_link"])
     await env.start_as_candidate(created["session_id"])
@@ -367,9 +371,7 @@ async def test_no_refill_starts_while_pairlab_shuts_down(make_env: EnvFactory) -
     """The recorder closes first at shutdown: a session waiting for its first cell then starts
     no new warm workspace (it would be cancelled half-way)."""
     env = await make_env(warm_pool_size=1)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(env.provisioner.started) < 1:
-        await asyncio.sleep(0.1)
+    await pool_started(env)
     created = await env.schedule()
     await env.open_link(created["candidate_link"])
     await env.start_as_candidate(created["session_id"])

@@ -35,7 +35,7 @@ def test_a_bad_size_is_refused_in_words() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_two_interviews_are_measured_end_to_end() -> None:
-    done = bench("--sizes", "2", "--seconds", "6", "--baseline", "1", "--idle", "2", timeout=380)
+    done = bench("--sizes", "2", "--seconds", "5", "--baseline", "0", "--idle", "1", timeout=380)
     out = done.stdout
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
     sized = out[out.index("-- N=2: 2 interview(s) (session 1 also runs the CPU hog)"):]

@@ -222,15 +222,7 @@ async def _cold_once(stack: Stack, res: Results, counted: bool, label: str) -> N
     client_s, workspace_id = await stack.start(scheduled.session_id, csrf)
     cpu = await asyncio.to_thread(uid_cpu_seconds, stack.uid_of(workspace_id))
     lag = readiness_lag(stack, workspace_id)
-    kernel_id = await stack.new_kernel(workspace_id)
-    kernel_s = now() - began
-    ws = await stack.proxied_channels(workspace_id, kernel_id)
-    try:
-        result = await exchange(ws, execute_request("1+1"), timeout_s=90)
-        first = now() - began
-    finally:
-        await ws.close()
-    assert result.text == "2", result.text
+    first, kernel_s, _ = await _first_cell(stack, workspace_id, began)
     server_s = stack.start_times[scheduled.session_id]
     launch_s, fill_s = stack.phases["start"][-1], stack.phases["fill"][-1]
     hooks_s = stack.phases["hooks:live"][-1]
@@ -251,7 +243,7 @@ async def _cold_once(stack: Stack, res: Results, counted: bool, label: str) -> N
           f"{'?' if lag is None else fmt(lag)} after it logged running, task copied in "
           f"{fmt(fill_s)}, live hooks {fmt(hooks_s)}), POST /start "
           f"{fmt(client_s, 's')}, kernel created at {fmt(kernel_s, 's')}, "
-          f"1+1 -> {result.text} at {fmt(first, 's')}{'' if counted else ' (warm-up)'}")
+          f"1+1 -> 2 at {fmt(first, 's')}{'' if counted else ' (warm-up)'}")
 
 
 async def run_cold(res: Results, runs: int, warmup: int, previous: Results | None) -> None:
@@ -272,9 +264,11 @@ async def run_cold(res: Results, runs: int, warmup: int, previous: Results | Non
 # ---- (c) warm starts ------------------------------------------------------------------------
 
 
-async def _first_cell(stack: Stack, workspace_id: str, began: float) -> tuple[float, str]:
+async def _first_cell(stack: Stack, workspace_id: str,
+                      began: float) -> tuple[float, float, str]:
     """``POST /w/<id>/api/kernels`` and ``1+1`` over the proxied kernel WebSocket: seconds from
-    ``began`` until the result came back, and where the time went."""
+    ``began`` until the result came back and until the kernel POST answered, and where the time
+    went."""
     asked = now()
     kernel_id = await stack.new_kernel(workspace_id)
     posted = now()
@@ -286,8 +280,8 @@ async def _first_cell(stack: Stack, workspace_id: str, began: float) -> tuple[fl
     finally:
         await ws.close()
     assert result.text == "2", result.text
-    return at, (f"kernel POST {fmt(posted - asked)}, WebSocket {fmt(connected - posted)}, "
-                f"1+1 {fmt(now() - connected)}")
+    return at, posted - began, (f"kernel POST {fmt(posted - asked)}, WebSocket "
+                                f"{fmt(connected - posted)}, 1+1 {fmt(now() - connected)}")
 
 
 async def run_warm(res: Results, runs: int, warmup: int, settle_s: float) -> None:
@@ -306,11 +300,11 @@ async def run_warm(res: Results, runs: int, warmup: int, settle_s: float) -> Non
             await asyncio.sleep(settle_s)
             claimed_at = now()
             client_s, workspace_id = await stack.start(scheduled.session_id, csrf)
-            first, parts = await _first_cell(stack, workspace_id, claimed_at)
+            first, _, parts = await _first_cell(stack, workspace_id, claimed_at)
             server_s = stack.start_times[scheduled.session_id]
             fill_s, hooks_s = stack.phases["fill"][-1], stack.phases["hooks:live"][-1]
             asked = now()
-            on_request, _ = await _first_cell(stack, workspace_id, asked)
+            on_request, _, _ = await _first_cell(stack, workspace_id, asked)
             on_request += client_s
             await stack.wait_warm()
             refill = now() - claimed_at

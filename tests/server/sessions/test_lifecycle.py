@@ -289,11 +289,13 @@ async def pool_started(env: Env) -> None:
 
 async def test_the_pool_is_refilled_without_a_cell_after_a_while(make_env: EnvFactory) -> None:
     env = await make_env(warm_pool_size=1)
-    env.manager.refill_after_s = 1.0
+    env.manager.refill_after_s = 3.0
     await pool_started(env)
     created = await env.schedule()
     await env.open_link(created["candidate_link"])
     await env.start_as_candidate(created["session_id"])
+    await asyncio.sleep(1.0)
+    assert len(env.provisioner.started) == 1  # not at once: it waits for a cell first
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and len(env.provisioner.started) < 2:
         await asyncio.sleep(0.1)

@@ -72,8 +72,6 @@ MAX_PARTS = 4096
 Direction = Literal["in", "out"]
 OUTSIDE = "outside pairlab"
 """The ``origin`` of an execution no proxied connection asked for."""
-IN_KINDS = ("execute_request", "interrupt_request", "shutdown_request", "input_reply")
-"""The only browser → kernel messages the tracker reads."""
 OUT_KINDS = frozenset({"status", "execute_input", "stream", "execute_result", "display_data",
                        "update_display_data", "error", "input_request", "execute_reply"})
 """The only kernel → browser messages whose content the tracker reads."""
@@ -378,8 +376,11 @@ class KernelTracker:
     def feed(self, direction: Direction, data: str | bytes,
              at: datetime | None = None) -> list[Observation]:
         """One frame as it passed the proxy; returns what it completed (often nothing)."""
-        if (isinstance(data, str) or self.protocol == "") and \
-                self._concerns_nothing(direction, data):
+        # Frames from the browser are always read: the browser is the candidate's, and a frame
+        # spelling its type with JSON escapes ("execute\\u005frequest") is decoded by
+        # jupyter-server all the same (a silent one would run unrecorded); they are few and small.
+        if direction == "out" and (isinstance(data, str) or self.protocol == "") and \
+                self._concerns_nothing(data):
             self.passed_frames += 1
             return []
         msg = parse_frame(data, self.protocol)
@@ -388,18 +389,13 @@ class KernelTracker:
             return []
         return self.feed_message(direction, msg, at)
 
-    def _concerns_nothing(self, direction: Direction, data: str | bytes) -> bool:
+    def _concerns_nothing(self, data: str | bytes) -> bool:
         """A JSON-framed (legacy) frame from the kernel's side (re-encoded by jupyter-server,
-        which never escapes names) that names none of the messages read in that direction nor
-        any open execution of this connection: it is relayed without being decoded. A substring
+        which never escapes names) that names none of the messages read from there nor any
+        open execution of this connection: it is relayed without being decoded. A substring
         search costs a fraction of decoding the frame (a viewer's connection gets a copy of
         every other connection's outputs). Written here because no JSON library reads only the
         keys asked for; a false match only means the frame is decoded."""
-        if direction == "in":
-            # Never skipped: the browser is the candidate's, and a frame spelling its type with
-            # JSON escapes ("execute\\u005frequest") is decoded by jupyter-server all the same;
-            # a silent one would then run unrecorded. Browser frames are few and small.
-            return False
         if len(self._pending) > SCAN_PENDING:
             return False
         # the usual case first: the frame is one of an open execution's (plain loops: this

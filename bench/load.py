@@ -61,6 +61,7 @@ from bench.common import (
     wait_kernel_ready,
 )
 from common.clock import iso
+from workspaces.sandbox.cgroups import Cgroups, CgroupSet
 
 TARGET_P99_MS = 50.0
 CLIENT_TIMEOUT_S = 300.0
@@ -93,14 +94,10 @@ async def start_sessions(stack: Stack, count: int, at_once: int) -> list[Live]:
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
-def uids_cpu(uids: set[int]) -> float:
-    """CPU time (user + system) of every live process whose real uid is one of ``uids``."""
-    total = 0.0
-    for proc in psutil.process_iter(["uids", "cpu_times"]):
-        info = proc.info
-        if info["uids"] is not None and info["uids"].real in uids and info["cpu_times"]:
-            total += info["cpu_times"].user + info["cpu_times"].system
-    return total
+def workspaces_cpu(groups: list[CgroupSet]) -> float:
+    """CPU seconds used by everything ever in these workspaces' cgroups (``cpuacct.usage``:
+    processes that exited during the run, such as the hog's, are counted too)."""
+    return sum((group.cpu_usage_ns() or 0) for group in groups) / 1e9
 
 
 def scheduling(pid: int) -> dict[int, tuple[int, int]]:
@@ -198,7 +195,8 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
     sched_after: dict[int, tuple[int, int]] = {}
     client_before: dict[int, tuple[int, int]] = {}
     client_after: dict[int, tuple[int, int]] = {}
-    uids = {stack.uid_of(live.workspace_id) for live in lives}
+    groups = [group for live in lives
+              if (group := Cgroups().existing(live.workspace_id)) is not None]
     began_at = ended_at = datetime.now(UTC)
     sampler: asyncio.Task[None] | None = None
     lags: list[float] = []
@@ -220,7 +218,7 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
                 line = raw.decode().strip()
                 # the /proc scans of the workspaces' CPU stay outside pairlab's CPU window
                 if line == "ready":
-                    ws_before, busy_before = uids_cpu(uids), machine_busy()
+                    ws_before, busy_before = workspaces_cpu(groups), machine_busy()
                     sched_before, client_before = scheduling(os.getpid()), scheduling(proc.pid)
                     cpu_before, began_at = cpu(), datetime.now(UTC)
                     rss_start = me.memory_info().rss
@@ -228,7 +226,7 @@ async def run_once(stack: Stack, folder: Path, label: str, lives: list[Live],
                     lagger = asyncio.create_task(loop_lag(lags))
                 elif line == "done":
                     cpu_after, ended_at = cpu(), datetime.now(UTC)
-                    ws_after, busy_after = uids_cpu(uids), machine_busy()
+                    ws_after, busy_after = workspaces_cpu(groups), machine_busy()
                     sched_after, client_after = scheduling(os.getpid()), scheduling(proc.pid)
                     for task in (sampler, lagger):
                         if task is not None:

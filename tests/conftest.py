@@ -193,6 +193,10 @@ def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     env.update(package_sources())
     data = Path(tempfile.mkdtemp(prefix="plcli-", dir="/tmp"))
     env["PAIRLAB_DATA_DIR"] = str(data / "data")
+    # A block of sandbox uids of its own: a ``pairlab serve`` on the default block would be
+    # refused while the journeys' demo runs (two pairlabs never share uids).
+    given = os.environ.get("PAIRLAB_SANDBOX_UID_BASE")
+    env["PAIRLAB_SANDBOX_UID_BASE"] = str(int(given) + 30_000 if given else 60_000)
     yield env
     shutil.rmtree(data, ignore_errors=True)
 

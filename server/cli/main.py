@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from common import audit
@@ -204,21 +205,32 @@ class StartRefused(DomainError):
     code = "start_refused"
 
 
+def own_uids(settings: Settings) -> AbstractContextManager[None]:
+    """The server's block of sandbox uids, held host-wide while it runs: a second pairlab
+    whose block overlaps is refused at start (each would kill the other's sandboxes)."""
+    from server.doctor.checks import sandbox_uids
+    from workspaces.sandbox.uid_locks import uid_block
+
+    return uid_block(sandbox_uids(settings), f"data dir {settings.data_dir}")
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from server.cli.runner import serve
 
-    open_migrated(settings.db_path).conn.close()
-    require_workable(settings)
-    asyncio.run(serve(settings))
+    with own_uids(settings):
+        open_migrated(settings.db_path).conn.close()
+        require_workable(settings)
+        asyncio.run(serve(settings))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from server.cli.demo import run_demo
 
-    open_migrated(settings.db_path).conn.close()
-    require_workable(settings)
-    return run_demo(settings)
+    with own_uids(settings):
+        open_migrated(settings.db_path).conn.close()
+        require_workable(settings)
+        return run_demo(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

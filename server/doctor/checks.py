@@ -143,13 +143,13 @@ def _version(argv: list[str]) -> str:
     return (done.out or done.err).strip().splitlines()[0] if done.out or done.err else argv[0]
 
 
-def _uid_range(settings: Settings) -> range:
+def sandbox_uids(settings: Settings) -> range:
     base = settings.sandbox_uid_base
     return range(base, base + CHECK_UID_OFFSET + CHECK_UIDS)
 
 
 def check_uids(settings: Settings) -> Finding:
-    uids = _uid_range(settings)
+    uids = sandbox_uids(settings)
     taken = sorted((p.pw_uid, p.pw_name) for p in pwd.getpwall() if p.pw_uid in uids)
     span = f"uids {uids.start}-{uids.stop - 1}"
     if taken:
@@ -286,6 +286,8 @@ def check_python(sandbox: CheckSandbox, *, thorough: bool) -> Finding:
     except SandboxUnavailable as exc:
         return Finding("python", "skip", f"not checked: {exc.message}")
     if problem is not None:
+        if "was killed by signal" in problem:
+            fix = "run `pairlab doctor` again; if it is killed again, see the kernel log (dmesg)"
         return Finding("python", "fail", problem, fix, critical=True)
     shown = ", ".join(map(str, trees)) or "/usr"
     return Finding("python", "ok", f"a sandbox uid runs {sys.executable} and imports "

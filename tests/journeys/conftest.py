@@ -12,6 +12,7 @@ what the journeys use, in headless Chromium driven by Playwright.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -95,14 +96,34 @@ def _parse(product: Product, text: str) -> None:
             product.interviewer_page = m.group(1)
 
 
+def demo_env() -> dict[str, str]:
+    """The caller's environment as a shell would pass it, with no ``PAIRLAB_`` setting but a
+    developer's own uid block, two free ports and loopback git over HTTP allowed."""
+    env = {k: v for k, v in os.environ.items()  # a developer's own uid block is kept
+           if not k.startswith("PAIRLAB_") or k == "PAIRLAB_SANDBOX_UID_BASE"}
+    env.update({"PAIRLAB_PORT": str(free_port()), "PAIRLAB_WORKSPACE_PORT": str(free_port()),
+                "PAIRLAB_GIT_ALLOWED_HOSTS": "127.0.0.1", "PAIRLAB_GIT_ALLOW_HTTP": "true"})
+    return env
+
+
+_BLOCKS = itertools.count(1)
+
+
+def another_block(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with a block of sandbox uids of its own, for a demo that runs while ``product``
+    does: two pairlabs on one host may not share uids (the second is refused at start). A demo
+    takes 1064 uids; the blocks are 42000, 44000, ... (below the recording tests' 52000), or
+    from ``$PAIRLAB_SANDBOX_UID_BASE`` + 12000 when a developer set it (past the recording
+    tests' offsets from it)."""
+    given = os.environ.get("PAIRLAB_SANDBOX_UID_BASE")
+    first = int(given) + 10_000 if given else 40_000
+    return {**env, "PAIRLAB_SANDBOX_UID_BASE": str(first + 2000 * next(_BLOCKS))}
+
+
 def start_demo(folder: Path, env: dict[str, str] | None = None) -> Product:
     """``pairlab demo`` started in ``folder``; returns once it printed the candidate link."""
     if env is None:
-        env = {k: v for k, v in os.environ.items()  # a developer's own uid block is kept
-               if not k.startswith("PAIRLAB_") or k == "PAIRLAB_SANDBOX_UID_BASE"}
-        env.update({"PAIRLAB_PORT": str(free_port()),
-                    "PAIRLAB_WORKSPACE_PORT": str(free_port()),
-                    "PAIRLAB_GIT_ALLOWED_HOSTS": "127.0.0.1", "PAIRLAB_GIT_ALLOW_HTTP": "true"})
+        env = demo_env()
     stdout, stderr = folder / "demo.out", folder / "demo.err"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen([str(PAIRLAB), "demo"], cwd=folder, env=env, stdout=out,
@@ -165,11 +186,8 @@ def second_demo(product: Product, smtp: Served,
            "PAIRLAB_WORKSPACE_PORT": str(free_port()), "PAIRLAB_SMTP_HOST": "127.0.0.1",
            "PAIRLAB_SMTP_PORT": str(smtp.port), "PAIRLAB_SMTP_FROM": "interviews@pairlab.example",
            "PAIRLAB_SMTP_STARTTLS": "false", "PAIRLAB_MAX_PARALLEL_STARTS": "1",
-           "PAIRLAB_WARM_POOL_SIZE": "0",
-           # its own block of sandbox uids (a demo takes 1064 from its base; default 40000)
-           "PAIRLAB_SANDBOX_UID_BASE": str(
-               int(product.env.get("PAIRLAB_SANDBOX_UID_BASE", "40000")) + 2000)}
-    demo = start_demo(tmp_path_factory.mktemp("journey-second"), env)
+           "PAIRLAB_WARM_POOL_SIZE": "0"}
+    demo = start_demo(tmp_path_factory.mktemp("journey-second"), another_block(env))
     try:
         yield demo
     finally:

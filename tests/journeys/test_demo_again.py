@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.journeys.conftest import WAIT_MS, start_demo, stop_demo
+from tests.journeys.conftest import WAIT_MS, another_block, demo_env, start_demo, stop_demo
 from workspaces.sandbox.mounts import mount_points
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
@@ -20,7 +20,7 @@ BUILTIN = ("churn-eval-extend", "daily-features-bug", "scoring-service-validatio
 async def test_the_demo_started_twice_in_one_folder(tmp_path_factory: pytest.TempPathFactory,
                                                     browser: Browser) -> None:
     folder = tmp_path_factory.mktemp("again")
-    first = start_demo(folder)
+    first = start_demo(folder, another_block(demo_env()))  # the journeys' demo runs beside it
     first_out = first.stdout.read_text()
     assert stop_demo(first) == 0
     for task in BUILTIN:

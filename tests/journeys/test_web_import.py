@@ -22,6 +22,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.journeys.conftest import (
     WAIT_MS,
     Product,
+    another_block,
     browsing,
     free_port,
     start_demo,
@@ -49,7 +50,7 @@ def local_demo(product: Product, tmp_path_factory: pytest.TempPathFactory) -> It
     """A second ``pairlab demo``, as the first but with ``PAIRLAB_GIT_ALLOW_LOCAL=true``."""
     env = {**product.env, "PAIRLAB_PORT": str(free_port()),
            "PAIRLAB_WORKSPACE_PORT": str(free_port()), "PAIRLAB_GIT_ALLOW_LOCAL": "true"}
-    demo = start_demo(tmp_path_factory.mktemp("journey-local"), env)
+    demo = start_demo(tmp_path_factory.mktemp("journey-local"), another_block(env))
     try:
         yield demo
     finally:

@@ -29,7 +29,6 @@ Blocking by design (a subprocess and a pipe); async callers use ``asyncio.to_thr
 from __future__ import annotations
 
 import codecs
-import fcntl
 import logging
 import os
 import pwd
@@ -62,6 +61,7 @@ from workspaces.sandbox.bwrap import (
 from workspaces.sandbox.cgroups import Cgroups, CgroupSet, kill_uid, pids_of_uid
 from workspaces.sandbox.limits import GiB, Limits, MiB, disk_usage
 from workspaces.sandbox.permissions import remove_tree
+from workspaces.sandbox.uid_locks import try_uid
 
 log = logging.getLogger(__name__)
 
@@ -164,18 +164,15 @@ class CheckSandbox:
 
     @contextmanager
     def lease(self) -> Iterator[int]:
-        """One check uid for this run alone: a lock file per uid (held across threads and
-        processes: another ``pairlab`` command on the same data dir), and no process of it
-        running (another pairlab's run)."""
+        """One check uid for this run alone: a host-wide lock per uid (``uid_locks``: held
+        across threads, processes and data dirs: another ``pairlab`` command, another pairlab),
+        and no process of it running (a run of a pairlab from before the lock)."""
         self.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         for uid in self.uids():
             if _host_user(uid) is not None:
                 continue
-            fd = os.open(self.work_root / f".uid-{uid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
+            fd = try_uid(uid)
+            if fd is None:
                 continue
             if pids_of_uid(uid):
                 os.close(fd)
@@ -192,7 +189,8 @@ class CheckSandbox:
 
     def sweep(self, older_than_s: float) -> int:
         """Remove what runs of a pairlab that was killed left (their folders, copies and
-        cgroups), older than ``older_than_s``; returns how many. Lock files stay."""
+        cgroups), older than ``older_than_s``; returns how many. The ``.uid-*`` lock files
+        of earlier pairlab versions (their locks are host-wide now) are left alone."""
         removed = 0
         if self.work_root.is_dir():
             now = time.time()
@@ -316,7 +314,14 @@ class CheckSandbox:
                 if run.exit_code == 0:
                     return None
                 lines = [line for line in run.output.splitlines() if line.strip()]
-                detail = lines[-1].strip() if lines else f"exit code {run.exit_code}"
+                status = run.exit_code
+                if lines:
+                    detail = lines[-1].strip()
+                elif status is not None and status > 128:  # bwrap's status for a killed child
+                    detail = (f"it was killed by signal {status - 128} (its cgroup's memory "
+                              "limit, or another process killing the sandbox uid's processes)")
+                else:
+                    detail = f"exit code {status}"
                 return f"{env_python} cannot run as a sandbox uid: {detail}"[:500]
         finally:
             self.release(work)

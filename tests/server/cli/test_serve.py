@@ -183,3 +183,40 @@ def test_serve_on_a_busy_port_fails_with_one_line(
     assert len(lines) == 1, stderr
     assert f"{setting}: cannot listen on 127.0.0.1:{busy_port}" in lines[0]
     assert not group_alive(proc.pid)
+
+
+def test_a_second_pairlab_on_an_overlapping_uid_block_is_refused(
+    cli_env: dict[str, str], tmp_path: Path, serve_logs: tuple[Path, Path]
+) -> None:
+    """The attack: a second pairlab (its own data dir) started on sandbox uids a running one
+    uses would kill the first one's sandboxes as its own when they end. It is refused at
+    start, naming the running one; a block apart from it is not."""
+    port = free_port()
+    proc = start_serve(cli_env, tmp_path, serve_logs, "--port", str(port),
+                       "--workspace-port", str(free_port()))
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        base = int(cli_env["PAIRLAB_SANDBOX_UID_BASE"])
+        other = tmp_path / "other"
+        other.mkdir()
+        for overlapping in (base, base + 1050):  # the same block; one over its check uids
+            second = subprocess.run(
+                [sys.executable, "-m", "server.cli.main", "serve", "--port", str(free_port()),
+                 "--workspace-port", str(free_port()), "--data-dir", str(other / "var"),
+                 "--sandbox-uid-base", str(overlapping)],
+                env=cli_env, cwd=other, capture_output=True, text=True, timeout=120,
+                check=False)
+            assert second.returncode == 1, second.stderr
+            assert_no_traceback(second.stderr)
+            (line,) = [x for x in second.stderr.splitlines() if x.startswith("pairlab: ")]
+            assert line.startswith(f"pairlab: sandbox uids {overlapping}-{overlapping + 1063} "
+                                   f"overlap the uids {base}-{base + 1063} of another pairlab "
+                                   f"running on this host (pid {proc.pid}, data dir "
+                                   f"{cli_env['PAIRLAB_DATA_DIR']})"), line
+            assert "PAIRLAB_SANDBOX_UID_BASE=" in line
+            assert not (other / "var" / "pairlab.db").exists()  # refused before anything
+        assert proc.poll() is None  # the first one runs on
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        stop(proc)

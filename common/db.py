@@ -86,17 +86,36 @@ class Database:
         return db
 
     async def write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run ``fn`` on the writer thread inside one ``BEGIN IMMEDIATE`` transaction."""
+        """Run ``fn`` on the writer thread inside one ``BEGIN IMMEDIATE`` transaction, on disk
+        when it returns (``synchronous = FULL``: the WAL is fsynced at commit)."""
+        return await self._write(fn, durable=True)
 
+    async def write_unsynced(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """As ``write``, but the commit does not wait for the disk (``synchronous = NORMAL``
+        for this one transaction), for the recording's event batches: a pairlab that crashes
+        or is killed loses none of it (the WAL is in the kernel's page cache, and SQLite's WAL
+        is never corrupted by a missing fsync); a power cut or a kernel crash can lose what was
+        committed since the last durable ``write`` or checkpoint, which fsyncs the WAL and so
+        everything before it too. Skipping the fsync is most of what storing a cell's events
+        cost the proxy (bench.proxy)."""
+        return await self._write(fn, durable=False)
+
+    async def _write(self, fn: Callable[[sqlite_utils.Database], T], *, durable: bool) -> T:
         def run() -> T:
             db = self._conn(writer=True)
-            db.conn.execute("BEGIN IMMEDIATE")
+            if not durable:  # a pragma, not a transaction: it holds until set back below
+                db.conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                result = fn(db)
-            except BaseException:
-                db.conn.execute("ROLLBACK")
-                raise
-            db.conn.execute("COMMIT")
+                db.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(db)
+                except BaseException:
+                    db.conn.execute("ROLLBACK")
+                    raise
+                db.conn.execute("COMMIT")
+            finally:
+                if not durable:
+                    db.conn.execute("PRAGMA synchronous = FULL")
             return result
 
         return await asyncio.get_running_loop().run_in_executor(self._writer, run)

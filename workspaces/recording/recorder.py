@@ -148,7 +148,7 @@ class RecordingService:
         self.visible_tests = visible_tests
         self.continuous_checks = continuous_checks
         """Run the visible tests on every snapshot (``tests.run`` events)."""
-        self.recorder = EventRecorder(db.write, db.read, batch_ms=BATCH_MS)
+        self.recorder = EventRecorder(db.write_unsynced, db.read, batch_ms=BATCH_MS)
         self.taps = SessionTaps(upstreams, clients, self.record, db.write,
                                 CastStore(db, data_dir))
         self.closing = asyncio.Event()

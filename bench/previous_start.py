@@ -32,7 +32,7 @@ NEW_CONFIG_LINES = (
 
 def _previous_config(workspace_id: str, inside: jc.Inside,
                      current: Callable[..., str]) -> str:
-    text = current(workspace_id, inside, spare_kernel=False)
+    text = current(workspace_id, inside, spare_kernel="off")
     for line in NEW_CONFIG_LINES:
         if line not in text:
             raise RuntimeError(f"bench.previous_start is out of date: no {line.strip()!r}")
@@ -62,7 +62,7 @@ def previous_code_path() -> Iterator[None]:
     """Within this block, workspaces start as they did before (see the module docstring)."""
     launcher, config, poll = jc.LAUNCHER, jc.server_config, LocalProvisioner._poll
 
-    def server_config(workspace_id: str, inside: jc.Inside, *, spare_kernel: bool = True) -> str:
+    def server_config(workspace_id: str, inside: jc.Inside, *, spare_kernel: str = "now") -> str:
         return _previous_config(workspace_id, inside, config)
 
     jc.LAUNCHER, jc.server_config = PREVIOUS_LAUNCHER, server_config

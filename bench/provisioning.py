@@ -16,12 +16,17 @@ first cell result after a cold start, and a burst of sessions requested at once.
 (b') previous (with ``cold``): each cold run is preceded by one on the code path before issue 15
     (``bench.previous_start``: yarn lookup, IPython, back-off readiness) in the same app.
 (e) burst (``warm_pool_size=0``): ``--burst`` sessions started with one ``asyncio.gather``,
-    on two apps in the same run, rounds alternating: "gated" (``max_parallel_starts`` default,
-    one cold start per core at once, the rest in the start queue) and "unbounded"
-    (``max_parallel_starts`` = ``--burst``); for each, when the first start answered, the
+    on three apps in the same run, rounds alternating: "gated" (``max_parallel_starts`` default,
+    one cold start per core at once, the rest in the start queue; a start made while others
+    wait starts its spare kernel when JupyterLab loads), "gated, spare now" (the same, every
+    spare started with its server, as before) and "unbounded" (``max_parallel_starts`` =
+    ``--burst``); for each, when the first start answered, the
     median one and the last (each answers once its workspace is ready), with the load average
     before and after each round. Each app first starts one workspace, not counted; the order
-    of the two modes flips every round.
+    of the modes flips every round. Then each candidate's first cell, as in the walk
+    through the demo: JupyterLab asks for the kernelspecs ``LAB_LOAD_S`` after its start
+    answered (a start made while others waited starts its spare kernel only then), a
+    notebook's kernel ``OPEN_NOTEBOOK_S`` later and ``1+1`` on it; seconds from the burst.
 
 Figures are compared with the targets in ``../shared/DESIGN.md`` and with the anchor's p50
 measured in the same run. Warm-up runs (``--warmup``) are not counted.
@@ -39,9 +44,10 @@ import shutil
 import signal
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -63,6 +69,7 @@ from bench.common import (
     verdict,
 )
 from bench.previous_start import previous_code_path
+from workspaces.provisioner import WorkspaceSpec
 from workspaces.sandbox.cgroups import pids_of_uid
 
 READY_TIMEOUT_S = 120.0
@@ -90,6 +97,7 @@ class Results:
     warm_first_cell: list[float] = field(default_factory=list)
     warm_first_cell_on_request: list[float] = field(default_factory=list)
     bursts: dict[str, list[list[float]]] = field(default_factory=dict)
+    burst_cells: dict[str, list[list[float]]] = field(default_factory=dict)
     """Per burst mode ("gated", "unbounded"), each round's client times of every start."""
     burst_size: int = 0
 
@@ -333,34 +341,72 @@ async def run_burst(res: Results, size: int, rounds: int, bound: int = 0) -> Non
     modes = {"gated": bound, "unbounded": size}
     cores = "" if bound else f": {os.cpu_count()} CPUs"
     print(f"\n(e) burst: warm_pool_size=0, {size} starts in one asyncio.gather; gated "
-          f"(max_parallel_starts={bound}{cores}) vs unbounded "
-          f"(max_parallel_starts={size}), rounds alternating")
+          f"(max_parallel_starts={bound}{cores}) vs the same with every spare kernel started "
+          f"with its server vs unbounded (max_parallel_starts={size}), rounds alternating")
     res.burst_size = size
     async with Stack("plbg-", warm_pool_size=0, max_parallel_starts=modes["gated"]) as gated, \
+            Stack("plbs-", warm_pool_size=0, max_parallel_starts=modes["gated"]) as before, \
             Stack("plbu-", warm_pool_size=0, max_parallel_starts=modes["unbounded"]) as free:
-        stacks = {"gated": gated, "unbounded": free}
+        _spare_always_now(before)
+        stacks = {"gated": gated, "gated, spare now": before, "unbounded": free}
         for mode, stack in stacks.items():  # the first start of an app is slower: not counted
             warm_up = await _burst_once(stack, 1)
             print(f"  warm-up {mode}: one start {fmt(warm_up[0], 's')} (not counted)")
         for r in range(rounds):
             order = list(stacks.items())
             for mode, stack in order if r % 2 == 0 else order[::-1]:
-                each = await _burst_once(stack, size)
+                cells: list[float] = []
+                each = await _burst_once(stack, size, cells)
                 res.bursts.setdefault(mode, []).append(each)
-                print(f"  round {r + 1} {mode:9} (K={stack.manager.gate.max_parallel:2}): "
+                res.burst_cells.setdefault(mode, []).append(cells)
+                print(f"  round {r + 1} {mode:16} (K={stack.manager.gate.max_parallel:2}): "
                       f"first ready {fmt(min(each), 's')}, median {fmt(median(each), 's')}, "
-                      f"all {size} ready {fmt(max(each), 's')}")
+                      f"all {size} ready {fmt(max(each), 's')}; first cells (JupyterLab "
+                      f"+{LAB_LOAD_S:.1f} s, notebook +{OPEN_NOTEBOOK_S:.1f} s): median "
+                      f"{fmt(median(cells), 's')}, last {fmt(max(cells), 's')}")
                 print(f"    {load_line('after')}")
 
 
-async def _burst_once(stack: Stack, size: int) -> list[float]:
+LAB_LOAD_S = 1.9
+"""From the redirect to JupyterLab asking for the kernelspecs (its dock drawn after 1.9 s in
+the walk through the demo, README)."""
+OPEN_NOTEBOOK_S = 2.0
+"""From JupyterLab loaded to the candidate's notebook asking for its kernel (a quick one)."""
+
+
+def _spare_always_now(stack: Stack) -> None:
+    """The code before deferred spares: every workspace starts its spare kernel with its
+    server, also while others wait to start (the same-run baseline of "gated")."""
+    provisioner = stack.manager.provisioner
+    start = provisioner.start
+
+    async def spare_now(spec: WorkspaceSpec) -> Any:
+        return await start(replace(spec, spare_kernel="now"))
+
+    provisioner.start = spare_now  # type: ignore[method-assign]
+
+
+async def _burst_once(stack: Stack, size: int,
+                      first_cells: list[float] | None = None) -> list[float]:
     scheduled = [await stack.schedule() for _ in range(size)]
     csrfs = [await stack.admit(s) for s in scheduled]
     print(f"    {load_line('before')}")
+    cells: list[asyncio.Task[float]] = []
+
+    async def first_cell(workspace_id: str, t0: float) -> float:
+        await asyncio.sleep(LAB_LOAD_S)
+        async with stack.cand.get(stack.proxied(workspace_id, "api/kernelspecs")) as resp:
+            assert resp.status == 200, await resp.text()
+        await asyncio.sleep(OPEN_NOTEBOOK_S)
+        await _first_cell(stack, workspace_id, t0)
+        return now() - t0
 
     async def one(session_id: str, csrf: str, t0: float) -> float:
-        await stack.start(session_id, csrf)
-        return now() - t0
+        _, workspace_id = await stack.start(session_id, csrf)
+        ready = now() - t0
+        if first_cells is not None:
+            cells.append(asyncio.create_task(first_cell(workspace_id, t0)))
+        return ready
 
     gate = stack.manager.gate
     seen = {"most": 0, "memory": 0}
@@ -381,6 +427,8 @@ async def _burst_once(stack: Stack, size: int) -> list[float]:
     print(f"    at most {seen['most']} starts at once; held for memory in"
           f" {seen['memory']} samples of 20 ms; MemAvailable now"
           f" {psutil.virtual_memory().available / 2**30:.1f} GiB")
+    if first_cells is not None:
+        first_cells.extend(await asyncio.gather(*cells))
     await asyncio.gather(*(stack.end(s.session_id) for s in scheduled))
     return list(each)
 
@@ -466,6 +514,10 @@ def report(res: Results) -> None:
         print(row(f"(e) burst {mode}: median of {n} ready", [median(r) for r in rounds], "s"))
         print(row(f"(e) burst {mode}: all {n} ready", [max(r) for r in rounds], "s") +
               ratio([max(r) for r in rounds]))
+        cells = res.burst_cells.get(mode, [])
+        if cells:
+            print(row(f"(e) burst {mode}: last first cell of {n}", [max(c) for c in cells],
+                      "s") + f"   (median {fmt(median([median(c) for c in cells]), 's')})")
         worst = max(max(r) for r in rounds)
         size_note = "" if n == 10 else " (the targets are for 10)"
         print(f"    target {n} at once all ready <= 8 s (DESIGN){size_note}: "

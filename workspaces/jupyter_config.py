@@ -219,6 +219,18 @@ class PairlabKernelSpecManager(KernelSpecManager):
     def _pairlab_kernel_dirs(self):
         return [os.path.join(PAIRLAB["share"], "kernels")]
 
+    def get_all_specs(self):
+        # JupyterLab asks for the kernelspecs as it loads (pairlab's own probes never do): a
+        # spare kept for later starts now (see PairlabKernelManager).
+        for manager in _SPARE_LATER:
+            manager.start_spare_later()
+        _SPARE_LATER.clear()
+        return super().get_all_specs()
+
+
+_SPARE_LATER = []
+"""The kernel manager, while its spare waits for JupyterLab to load."""
+
 
 _MOVE_KERNEL = """\\
 def _pairlab_move():
@@ -249,7 +261,12 @@ class PairlabKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self._spare = None
         self._spare_id = None
-        if PAIRLAB.get("spare_kernel"):
+        # "lab_load": started when JupyterLab first loads (it asks for the kernelspecs), not
+        # with the server: while other workspaces wait to start (pairlab decides).
+        self._spare_later = PAIRLAB.get("spare_kernel") == "lab_load"
+        if self._spare_later:
+            _SPARE_LATER.append(self)
+        if PAIRLAB.get("spare_kernel") == "now":
             # init_ioloop ran before the configurables: this is the loop the server runs.
             IOLoop.current().add_callback(self._start_spare)
 
@@ -262,10 +279,16 @@ class PairlabKernelManager(AsyncMappingKernelManager):
         if not task.cancelled() and task.exception() is not None:
             self.log.error("the spare kernel did not start: %%s", task.exception())
 
+    def start_spare_later(self):
+        if self._spare_later:
+            self._spare_later = False
+            self._start_spare()
+
     def list_kernels(self):
         return [k for k in super().list_kernels() if k["id"] != self._spare_id]
 
     async def start_kernel(self, *, kernel_id=None, path=None, **kwargs):
+        self._spare_later = False  # a kernel asked for before any list: no spare after it
         spare = self._spare
         name = kwargs.get("kernel_name")
         if spare is not None and kernel_id is None and name in (None, self.default_kernel_name):
@@ -374,9 +397,16 @@ os.chdir(PAIRLAB["root_dir"])
 '''
 
 
-def server_config(workspace_id: str, inside: Inside, *, spare_kernel: bool = True) -> str:
-    """The text of ``jupyter_server_config.py`` for one workspace; ``spare_kernel``: a kernel
-    is started with the server and handed to the first one asked for."""
+SPARE_KERNEL = ("now", "lab_load", "off")
+"""When a workspace server starts its spare kernel (handed to the first kernel asked for):
+with the server, when JupyterLab first loads (it asks for the kernelspecs), or never."""
+
+
+def server_config(workspace_id: str, inside: Inside, *, spare_kernel: str = "now") -> str:
+    """The text of ``jupyter_server_config.py`` for one workspace; ``spare_kernel``: one of
+    ``SPARE_KERNEL``."""
+    if spare_kernel not in SPARE_KERNEL:
+        raise ValueError(f"spare_kernel: {spare_kernel!r} is not one of {SPARE_KERNEL}")
     settings = {
         "sock": str(inside.socket),
         "base_url": f"/w/{workspace_id}/",
@@ -463,11 +493,12 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_config_dir(config: Path, workspace_id: str, uid: int, env_python: Path,
-                     display_name: str, inside: Inside) -> None:
+                     display_name: str, inside: Inside, *, spare_kernel: str = "now") -> None:
     """(Re)write the root-owned config folder; folders 0755, files 0644."""
     config.mkdir(mode=0o755, parents=True, exist_ok=True)
     config.chmod(0o755)
-    _write(config / "jupyter" / "jupyter_server_config.py", server_config(workspace_id, inside))
+    _write(config / "jupyter" / "jupyter_server_config.py",
+           server_config(workspace_id, inside, spare_kernel=spare_kernel))
     spec = json.dumps(kernel_spec(env_python, display_name,
                                   ipython_profile.profile_dir(inside.config)), indent=1)
     ipython_profile.write_profile(config)

@@ -377,7 +377,8 @@ class LocalProvisioner:
         (host.base / STOPPED_MARKER).unlink(missing_ok=True)
         prepare_host(host, spec.uid, scratch=not self.sandbox)
         jc.write_config_dir(host.config, spec.workspace_id, spec.uid,
-                            _absolute(spec.env_python), spec.display_name, inside)
+                            _absolute(spec.env_python), spec.display_name, inside,
+                            spare_kernel=spec.spare_kernel)
 
     def _argv(self, tools: Tools, spec: WorkspaceSpec, host: HostPaths, inside: jc.Inside,
               groups: CgroupSet | None, pipe: OptionsPipe) -> tuple[list[str], bytes]:

@@ -34,6 +34,8 @@ class WorkspaceSpec:
     env_python: Path
     """Python of the task environment: the kernel and the terminal's ``python`` use it."""
     display_name: str = "Python 3 (task)"
+    spare_kernel: str = "now"
+    """When its server starts the spare kernel: ``workspaces.jupyter_config.SPARE_KERNEL``."""
 
 
 @dataclass(frozen=True)

@@ -135,3 +135,36 @@ async def test_a_spare_that_cannot_be_moved_is_shut_down_not_left_beside_a_new_k
     finally:
         await provisioner.stop(provisioner.live_info(info.workspace_id) or info)
         await asyncio.to_thread(remove_data_dir, data)
+
+
+@pytest.mark.integration
+@module_loop
+@pytest.mark.timeout(600)
+async def test_a_spare_for_later_starts_when_jupyterlab_loads(env_python: Path) -> None:
+    """Started while others wait (``spare_kernel="lab_load"``): the server runs no kernel
+    while only pairlab's probes and the kernel list are asked (not by the status, not by
+    listing); when JupyterLab loads (it asks for the kernelspecs) the spare starts, hidden,
+    and the first notebook gets that very process."""
+    require_sandbox()
+    data = make_data_dir()
+    provisioner = LocalProvisioner(data / "workspaces")
+    info = await provisioner.start(WorkspaceSpec("wsspar3", free_uid(), env_python,
+                                                 spare_kernel="lab_load"))
+    try:
+        async with WorkspaceClient(info) as client:
+            for path in ("api/status", "api/kernels", "api/sessions"):
+                status, _ = await client.request("GET", path)
+                assert status == 200
+            await asyncio.sleep(2)  # a spare started with the server would be running by now
+            assert await asyncio.to_thread(kernel_pids, info.uid) == []
+            status, specs = await client.request("GET", "api/kernelspecs")
+            assert status == 200 and "python3" in specs["kernelspecs"]
+            [spare] = await wait_for_kernels(info.uid, 1)
+            status, listed = await client.request("GET", "api/kernels")
+            assert (status, listed) == (200, [])  # hidden, as any spare
+            kernel = await client.start_kernel("first.ipynb")
+            assert (await client.execute(kernel, "print(6*7)")).strip() == "42"
+            assert await asyncio.to_thread(kernel_pids, info.uid) == [spare]
+    finally:
+        await provisioner.stop(provisioner.live_info(info.workspace_id) or info)
+        await asyncio.to_thread(remove_data_dir, data)

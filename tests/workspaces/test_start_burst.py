@@ -39,9 +39,11 @@ class CountingProvisioner(LocalProvisioner):
         self.calls = 0
         self.inside = 0
         self.most = 0
+        self.spares: list[str] = []
 
     async def start(self, spec: WorkspaceSpec) -> WorkspaceInfo:
         self.calls += 1
+        self.spares.append(spec.spare_kernel)
         self.inside += 1
         self.most = max(self.most, self.inside)
         try:
@@ -97,6 +99,10 @@ async def test_a_burst_of_starts_runs_at_most_the_bound_at_once_and_says_the_que
         assert [a.status for a in answers] == [303] * BURST, [await a.text() for a in answers]
         assert provisioner.calls == BURST
         assert provisioner.most == BOUND, provisioner.most  # bounded, and the bound was used
+        # Those started while others waited start their spare kernel when JupyterLab loads;
+        # the last, with no one behind it, with its server.
+        assert "lab_load" in provisioner.spares and provisioner.spares[-1] == "now", \
+            provisioner.spares
         seen = [q for qs in queues.values() for q in qs]
         assert len([i for i in ids if queues[i]]) >= BURST - BOUND - 1, queues
         assert all(MESSAGE.match(q["message"]) and q["starts_in_s"] >= 1 for q in seen), seen

@@ -6,8 +6,9 @@ at a time; ``PAIRLAB_WARM_POOL_SIZE=0``: no warm workspace to claim). The demo i
 schedules three sessions on the Sessions page; three candidates, each in a browser of their own,
 open their links and press Start at the same moment. A candidate whose start waits is told "Your
 workspace starts in about N s (k ahead of you)." (N a whole number of seconds), then "Preparing
-your workspace…" once their start runs; JupyterLab then opens for all three. Every page is audited
-with axe.
+your workspace…" once their start runs; JupyterLab then opens for all three, and each workspace
+runs its one spare kernel before any notebook is opened (those started while others waited
+start it when their JupyterLab loads). Every page is audited with axe.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from tests.journeys.conftest import (
     browsing,
     schedule_through_the_page,
 )
+from tests.journeys.test_warm_kernel import rows
+from tests.workspaces.conftest import kernel_pids
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(1500)]
@@ -76,3 +79,15 @@ async def test_candidates_who_start_at_once_see_their_place_then_jupyterlab(
             assert PREPARING in record[last_queued + 1:], \
                 f"the status did not go back to preparing once the start ran: {record}"
         assert all(record[0] == PREPARING for record in said), said  # at once, on Start
+
+        # No notebook is open yet, and every workspace runs its one spare kernel: those started
+        # while others waited started it only when their JupyterLab loaded (it asked for the
+        # kernelspecs), so the starts behind them did not share the CPU with it.
+        uids = [row["uid"] for row in rows(
+            second_demo, "SELECT w.uid FROM workspaces w JOIN interview_sessions s ON "
+            "s.id = w.session_id WHERE s.candidate_name IN (?, ?, ?)", *CANDIDATES)]
+        assert len(uids) == len(CANDIDATES), uids
+        async with asyncio.timeout(60):
+            while [len(await asyncio.to_thread(kernel_pids, uid)) for uid in uids] != \
+                    [1] * len(uids):
+                await asyncio.sleep(0.2)

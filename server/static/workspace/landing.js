@@ -6,14 +6,19 @@
 //   polls, so a wrong system clock does not matter and an extension shows without a reload).
 // - Start shows "Preparing your workspace…" at once, the button disabled, until the workspace's
 //   page replaces this one (the form still posts without this script). While the start is
-//   under way the session API is asked every second: a start waiting in the start queue shows
+//   under way the session API is asked after 250 ms and then every second: a start waiting in the start queue shows
 //   the server's "Your workspace starts in about N s (k ahead of you)." (its "queue.message"),
 //   then "Preparing your workspace…" again once it runs. The status is a polite live region
 //   and changes only when the wording does.
+// - The page loaded (or reloaded) while the start is under way asks the same every second and
+//   says the same; once the workspace is live it goes on into it ("/s/<id>/open", as its
+//   button would), and on any other state it reloads to show it. Without this script a
+//   <noscript> refresh reloads the page every 2 s.
 (function () {
   "use strict";
   var POLL_MS = 15000;
   var QUEUE_POLL_MS = 1000;
+  var FIRST_ASK_MS = 250;
 
   function countDown() {
     var clock = document.getElementById("clock");
@@ -63,7 +68,10 @@
       button.textContent = "Starting…";
       form.classList.add("busy");
       say(PREPARING);
-      if (sessionId && timer === null) { timer = setInterval(askQueue, QUEUE_POLL_MS); }
+      if (sessionId && timer === null) {
+        setTimeout(askQueue, FIRST_ASK_MS);  // a place in the queue is known at once
+        timer = setInterval(askQueue, QUEUE_POLL_MS);
+      }
     });
     // Back to this page from the workspace (the browser's cache): ready to press again.
     window.addEventListener("pageshow", function (event) {
@@ -77,7 +85,34 @@
     });
   }
 
-  function ready() { countDown(); preparing(); }
+  function underWay() {
+    var status = document.getElementById("preparing");
+    var open = status && status.getAttribute("data-open");
+    var sessionId = status && status.getAttribute("data-session");
+    if (!open || !sessionId) { return; }
+    var PREPARING = "Preparing your workspace…";
+    var timer = setInterval(function () {
+      fetch("/api/v1/sessions/" + encodeURIComponent(sessionId),
+            { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) { return; }
+          var session = data.session;
+          if (session.state === "provisioning") {
+            var queue = session.queue;
+            var text = queue && typeof queue.message === "string" ? queue.message : PREPARING;
+            if (status.textContent !== text) { status.textContent = text; }
+            return;
+          }
+          clearInterval(timer);
+          if (session.state === "live") { window.location.assign(open); }
+          else { window.location.reload(); }
+        })
+        .catch(function () { /* keep the last wording */ });
+    }, QUEUE_POLL_MS);
+  }
+
+  function ready() { countDown(); preparing(); underWay(); }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", ready);
   } else { ready(); }

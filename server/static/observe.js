@@ -43,6 +43,9 @@
   var workspace = null;  // what the workspace events last said: live, restarting, failed, closed
   var problems = Object.create(null);  // banner lines by key (kernel-failed, kernel-died:<id>, …)
   var sessionPoll = null;
+  var pollEveryMs = 0;
+  var POLL_MS = 15000;
+  var STARTING_POLL_MS = 1000;
 
   // ---- the event stream ----------------------------------------------------------------------
 
@@ -337,6 +340,15 @@
     node.classList.toggle("pl-warn", secondsLeft < 300);
   }
 
+  // The session's state is asked every 15 s; every second until it is live (a start under
+  // way, maybe waiting in the start queue, changes nothing else the page is sent).
+  function pollEvery(ms) {
+    if (finished || ms === pollEveryMs) { return; }
+    clearInterval(sessionPoll);
+    pollEveryMs = ms;
+    sessionPoll = setInterval(pollSession, ms);
+  }
+
   function pollLater() {
     clearTimeout(pollTimer);
     pollTimer = setTimeout(pollSession, 200);
@@ -351,6 +363,7 @@
     var over = state === "ended" || state === "failed";
     $("pl-state").textContent = queue ? "queued to start (" + queue.ahead + " ahead, about " +
       queue.starts_in_s + " s)" : state;
+    pollEvery(state === "scheduled" || state === "provisioning" ? STARTING_POLL_MS : POLL_MS);
     $("pl-join-form").hidden = state !== "live";
     $("pl-extend-form").hidden = !open;
     $("pl-end-form").hidden = !open;
@@ -429,7 +442,7 @@
 
   renderCountdown();
   setInterval(function () { if (secondsLeft > 0) { secondsLeft -= 1; } renderCountdown(); }, 1000);
-  sessionPoll = setInterval(pollSession, 15000);
+  pollEvery(POLL_MS);
   pollSession();
   loadChanges();
   loadBacklog().catch(function (err) { setStream("backlog: " + err.message, "pl-warn"); })

@@ -6,7 +6,9 @@ at a time; ``PAIRLAB_WARM_POOL_SIZE=0``: no warm workspace to claim). The demo i
 schedules four sessions on the Sessions page; four candidates, each in a browser of their own,
 open their links and press Start at the same moment; the first told to wait opens their landing
 page again in a second tab: it shows the start under way and goes on into JupyterLab by itself
-once the workspace is live. A candidate whose start waits is told "Your
+once the workspace is live. The interviewer's observe page of each session, open before Start,
+says "queued to start (k ahead, about N s)" for one at least, then live. A candidate whose start
+waits is told "Your
 workspace starts in about N s (k ahead of you)." (N a whole number of seconds), then "Preparing
 your workspace…" once their start runs; JupyterLab then opens for all four, and each workspace
 runs its one spare kernel before any notebook is opened (those started while others waited
@@ -25,6 +27,7 @@ from tests.journeys.conftest import (
     WAIT_MS,
     Product,
     browsing,
+    observe_scheduled,
     schedule_through_the_page,
 )
 from tests.journeys.test_warm_kernel import rows
@@ -46,6 +49,30 @@ RECORD_STATUS = """() => {
 """Tells the test every wording the Start status takes (it lives until the page is left)."""
 
 
+OBSERVED_QUEUED = re.compile(r"^queued to start \((\d+) ahead, about (\d+) s\)$")
+RECORD_STATE = """() => {
+  const state = document.getElementById('pl-state');
+  window.plState(state.textContent);
+  new MutationObserver(() => window.plState(state.textContent))
+    .observe(state, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+async def observe_with_state_recorded(page: Page, session_url: str) -> list[str]:
+    """The session's observe page, open; returns the list of every wording its state takes."""
+    said: list[str] = []
+
+    def told(text: str) -> None:
+        if not said or said[-1] != text:
+            said.append(text)
+
+    await page.expose_function("plState", told)
+    await page.goto(f"{session_url}/observe")
+    await expect(page.locator("#pl-stream")).to_have_text("live", timeout=WAIT_MS)
+    await page.evaluate(RECORD_STATE)
+    return said
+
+
 async def landing_with_status_recorded(page: Page, link: str, said: list[str]) -> None:
     def told(text: str) -> None:
         said.append(text)
@@ -60,8 +87,12 @@ async def test_candidates_who_start_at_once_see_their_place_then_jupyterlab(
         second_demo: Product, browser: Browser) -> None:
     async with browsing(browser, second_demo, "start-queue") as people:
         interviewer = await people.as_user(INTERVIEWER, "interviewer")
-        links = [await schedule_through_the_page(interviewer, second_demo, TASK, name)
-                 for name in CANDIDATES]
+        links, observed = [], []
+        for i, name in enumerate(CANDIDATES):
+            links.append(await schedule_through_the_page(interviewer, second_demo, TASK, name))
+            session_url = await observe_scheduled(interviewer)
+            observe = await people.another_tab(interviewer, f"observe-{i}")
+            observed.append(await observe_with_state_recorded(observe, session_url))
         pages = [await people.anonymous(f"candidate-{i}") for i in range(len(links))]
         said: list[list[str]] = [[] for _ in pages]
         for page, link, record in zip(pages, links, said, strict=True):
@@ -99,6 +130,16 @@ async def test_candidates_who_start_at_once_see_their_place_then_jupyterlab(
             assert PREPARING in record[last_queued + 1:], \
                 f"the status did not go back to preparing once the start ran: {record}"
         assert all(record[0] == PREPARING for record in said), said  # at once, on Start
+
+        # The interviewer's observe pages, open before Start, followed each start: one at least
+        # said it was queued (with its place and estimate), then every one says live.
+        for record in observed:
+            async with asyncio.timeout(60):
+                while not record or record[-1] != "live":
+                    await asyncio.sleep(0.1)
+        print(f"what the observe pages said: {observed}")
+        assert any(OBSERVED_QUEUED.match(text) for record in observed for text in record), \
+            observed
 
         # No notebook is open yet, and every workspace runs its one spare kernel: those started
         # while others waited started it only when their JupyterLab loaded (it asked for the

@@ -89,19 +89,27 @@ FLAG_UNREPORTED = "unreported"
 
 
 _DECODER = json.JSONDecoder()
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+"""The json module's own (C) scanner, called directly: ``decode`` around it adds two regex
+matches and two Python calls per frame, for whitespace jupyter-server never writes."""
 
 
 def _json_dict(raw: bytes | str) -> dict[str, Any]:
     try:
         # utf-8 as jupyter-server writes it (json.loads would first sniff UTF-16/32 in Python)
         text = raw.decode("utf-8", "surrogatepass") if isinstance(raw, bytes) else raw
-        value = _DECODER.decode(text)
+        try:
+            value, end = _SCAN(text, 0)
+        except StopIteration:  # no value right at the start (whitespace first, or nothing)
+            end = -1
+        if end != len(text):  # anything else (whitespace around it, extra data): as json does
+            value = _DECODER.decode(text)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         return {}
     return value if isinstance(value, dict) else {}
 
 
-@dataclass
+@dataclass(slots=True)
 class KernelMessage:
     """One kernel message. A v1 frame's parts after its header (parent header, metadata,
     content) are sliced out of the frame and parsed only when first used: most frames need no
@@ -470,9 +478,10 @@ class KernelTracker:
                                    {"automatic": True})
             if state == "dead":
                 return self._death(events.KERNEL_DIED, at, "kernel died", {})
-        ex = self._pending.get(msg.parent_id)
+        parent_id = msg.parent_id
+        ex = self._pending.get(parent_id)
         if ex is None:
-            if kind != "execute_input" or not msg.parent_id:
+            if kind != "execute_input" or not parent_id:
                 return []
             ex = self._outside(msg, at)
             if ex is None:

@@ -231,6 +231,13 @@ def _parse_legacy_binary(data: bytes) -> KernelMessage | None:
     return _from_dict(_json_dict(data[offsets[0]:end]), end - offsets[0])
 
 
+def _from_text(data: str) -> KernelMessage | None:
+    """A legacy JSON text frame."""
+    if len(data) > 4 * MAX_CONTENT_BYTES:
+        return None
+    return _from_dict(_json_dict(data), len(data))
+
+
 def parse_frame(data: str | bytes, protocol: str | None = None) -> KernelMessage | None:
     """One WebSocket frame as a message, or None when it is not one we can read.
 
@@ -238,9 +245,7 @@ def parse_frame(data: str | bytes, protocol: str | None = None) -> KernelMessage
     guesses from the frame (text → legacy JSON; binary → v1 if it parses as v1, else legacy).
     """
     if isinstance(data, str):
-        if len(data) > 4 * MAX_CONTENT_BYTES:
-            return None
-        return _from_dict(_json_dict(data), len(data))
+        return _from_text(data)
     if protocol == V1_PROTOCOL:
         return _parse_v1(data)
     if protocol is not None:
@@ -387,15 +392,23 @@ class KernelTracker:
         # Frames from the browser are always read: the browser is the candidate's, and a frame
         # spelling its type with JSON escapes ("execute\\u005frequest") is decoded by
         # jupyter-server all the same (a silent one would run unrecorded); they are few and small.
-        if direction == "out" and (isinstance(data, str) or self.protocol == "") and \
-                self._concerns_nothing(data):
-            self.passed_frames += 1
-            return []
-        msg = parse_frame(data, self.protocol)
+        if isinstance(data, str):  # legacy JSON (the checks and calls of the usual case inline)
+            if direction == "out" and self._concerns_nothing(data):
+                self.passed_frames += 1
+                return []
+            msg = _from_text(data)
+        else:
+            if direction == "out" and self.protocol == "" and self._concerns_nothing(data):
+                self.passed_frames += 1
+                return []
+            msg = parse_frame(data, self.protocol)
         if msg is None:
             self.unreadable_frames += 1
             return []
-        return self.feed_message(direction, msg, at)
+        when = at or self._clock()  # as feed_message
+        if direction == "in":
+            return self._incoming(msg, when)
+        return self._outgoing(msg, when)
 
     def _concerns_nothing(self, data: str | bytes) -> bool:
         """A JSON-framed (legacy) frame from the kernel's side (re-encoded by jupyter-server,

@@ -76,11 +76,14 @@ class Database:
         self._all: list[sqlite_utils.Database] = []
         self._lock = threading.Lock()
 
-    def _conn(self, writer: bool) -> sqlite_utils.Database:
-        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+    def _conn(self, writer: bool, *, durable: bool = True) -> sqlite_utils.Database:
+        name = "db" if durable else "unsynced"
+        db: sqlite_utils.Database | None = getattr(self._local, name, None)
         if db is None:
             db = connect(self.path, writer=writer)
-            self._local.db = db
+            if not durable:
+                db.conn.execute("PRAGMA synchronous = NORMAL")
+            setattr(self._local, name, db)
             with self._lock:
                 self._all.append(db)
         return db
@@ -92,30 +95,26 @@ class Database:
 
     async def write_unsynced(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
         """As ``write``, but the commit does not wait for the disk (``synchronous = NORMAL``
-        for this one transaction), for the recording's event batches: a pairlab that crashes
+        for its transactions only), for the recording's event batches: a pairlab that crashes
         or is killed loses none of it (the WAL is in the kernel's page cache, and SQLite's WAL
         is never corrupted by a missing fsync); a power cut or a kernel crash can lose what was
         committed since the last durable ``write`` or checkpoint, which fsyncs the WAL and so
         everything before it too. Skipping the fsync is most of what storing a cell's events
-        cost the proxy (bench.proxy)."""
+        cost the proxy (bench.proxy). It runs on a second connection of the writer thread, set
+        to ``NORMAL`` once (rather than two pragmas around each transaction of the first); the
+        thread runs one transaction at a time, so the two never wait for each other."""
         return await self._write(fn, durable=False)
 
     async def _write(self, fn: Callable[[sqlite_utils.Database], T], *, durable: bool) -> T:
         def run() -> T:
-            db = self._conn(writer=True)
-            if not durable:  # a pragma, not a transaction: it holds until set back below
-                db.conn.execute("PRAGMA synchronous = NORMAL")
+            db = self._conn(writer=True, durable=durable)
+            db.conn.execute("BEGIN IMMEDIATE")
             try:
-                db.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(db)
-                except BaseException:
-                    db.conn.execute("ROLLBACK")
-                    raise
-                db.conn.execute("COMMIT")
-            finally:
-                if not durable:
-                    db.conn.execute("PRAGMA synchronous = FULL")
+                result = fn(db)
+            except BaseException:
+                db.conn.execute("ROLLBACK")
+                raise
+            db.conn.execute("COMMIT")
             return result
 
         return await asyncio.get_running_loop().run_in_executor(self._writer, run)

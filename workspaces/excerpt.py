@@ -176,8 +176,8 @@ def encode_payload(payload: Mapping[str, Any], limit: int = PAYLOAD_LIMIT) -> st
     """
     try:  # the common case: small, plain JSON, valid UTF-8
         text = _FAST.encode(payload)
-        if len(text.encode("utf-8")) <= limit:
-            return text
+        if len(text) <= limit and text.isascii() or len(text.encode("utf-8")) <= limit:
+            return text  # (ASCII: as many bytes as characters, and no lone surrogate)
     except (TypeError, ValueError):
         pass
     text = safe_text(_SAFE.encode(_bounded(payload, limit)))

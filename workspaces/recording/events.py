@@ -15,7 +15,6 @@ This module never imports aiohttp: ``write``/``read`` are plain callables (``com
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -225,8 +224,8 @@ def snapshot_at(db: sqlite_utils.Database, session_id: str,
 # The recorder
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
+@dataclass(slots=True)
+class _Row:  # never changed once made (not frozen: a frozen init costs a setattr per field)
     session_id: str
     at: datetime
     actor: str
@@ -278,6 +277,10 @@ class EventRecorder:
         self._total = 0
         self._space: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
+        self._last_start = -math.inf
+        """When the last batch write started (``loop.time()``)."""
+        self._timer: asyncio.TimerHandle | None = None
+        """Wakes the writer task when the group-commit window of queued events ends."""
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._subs: dict[str, set[Subscription]] = {}
@@ -328,8 +331,16 @@ class EventRecorder:
             await waiter
         self._queues.setdefault(sid, deque()).append(row)
         self._total += 1
-        if self._total == 1 or self._total >= self._max_batch:
+        if self._total >= self._max_batch:
             self._wake.set()
+        elif self._total == 1:
+            # the first event waiting: wake the writer when its window ends, not now only to
+            # have it go back to sleep (a task step and a timeout less per batch)
+            due = self._last_start + self._batch_s
+            if loop.time() >= due:
+                self._wake.set()
+            elif self._timer is None:
+                self._timer = loop.call_at(due, self._due)
 
     @property
     def queued(self) -> int:
@@ -339,27 +350,35 @@ class EventRecorder:
         """Highest ``seq`` stored and published by this recorder for the session, if any."""
         return self._published.get(session_id)
 
+    def _due(self) -> None:
+        self._timer = None
+        self._wake.set()
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        last_start = -math.inf
-        while True:
-            if self._total == 0:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            delay = last_start + self._batch_s - loop.time()
-            if delay > 0 and self._total < self._max_batch and not self._closing:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
-                continue
-            batch = self._take()
-            last_start = loop.time()
-            seqs = await self._write_batch(batch)
-            self._publish(batch, seqs)
+        try:
+            while True:
+                if self._total == 0:
+                    if self._closing:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                due = self._last_start + self._batch_s
+                if due > loop.time() and self._total < self._max_batch and not self._closing:
+                    self._wake.clear()
+                    if self._timer is None:  # a timer, not asyncio.timeout: no cancellation
+                        self._timer = loop.call_at(due, self._due)
+                    await self._wake.wait()
+                    continue
+                batch = self._take()
+                self._last_start = loop.time()
+                seqs = await self._write_batch(batch)
+                self._publish(batch, seqs)
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
     def _take(self) -> list[_Row]:
         """Up to ``max_batch`` rows, shared fairly between the sessions that have some."""

@@ -89,19 +89,27 @@ FLAG_UNREPORTED = "unreported"
 
 
 _DECODER = json.JSONDecoder()
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+"""The json module's own (C) scanner, called directly: ``decode`` around it adds two regex
+matches and two Python calls per frame, for whitespace jupyter-server never writes."""
 
 
 def _json_dict(raw: bytes | str) -> dict[str, Any]:
     try:
         # utf-8 as jupyter-server writes it (json.loads would first sniff UTF-16/32 in Python)
         text = raw.decode("utf-8", "surrogatepass") if isinstance(raw, bytes) else raw
-        value = _DECODER.decode(text)
+        try:
+            value, end = _SCAN(text, 0)
+        except StopIteration:  # no value right at the start (whitespace first, or nothing)
+            end = -1
+        if end != len(text):  # anything else (whitespace around it, extra data): as json does
+            value = _DECODER.decode(text)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         return {}
     return value if isinstance(value, dict) else {}
 
 
-@dataclass
+@dataclass(slots=True)
 class KernelMessage:
     """One kernel message. A v1 frame's parts after its header (parent header, metadata,
     content) are sliced out of the frame and parsed only when first used: most frames need no
@@ -223,6 +231,13 @@ def _parse_legacy_binary(data: bytes) -> KernelMessage | None:
     return _from_dict(_json_dict(data[offsets[0]:end]), end - offsets[0])
 
 
+def _from_text(data: str) -> KernelMessage | None:
+    """A legacy JSON text frame."""
+    if len(data) > 4 * MAX_CONTENT_BYTES:
+        return None
+    return _from_dict(_json_dict(data), len(data))
+
+
 def parse_frame(data: str | bytes, protocol: str | None = None) -> KernelMessage | None:
     """One WebSocket frame as a message, or None when it is not one we can read.
 
@@ -230,9 +245,7 @@ def parse_frame(data: str | bytes, protocol: str | None = None) -> KernelMessage
     guesses from the frame (text → legacy JSON; binary → v1 if it parses as v1, else legacy).
     """
     if isinstance(data, str):
-        if len(data) > 4 * MAX_CONTENT_BYTES:
-            return None
-        return _from_dict(_json_dict(data), len(data))
+        return _from_text(data)
     if protocol == V1_PROTOCOL:
         return _parse_v1(data)
     if protocol is not None:
@@ -379,15 +392,23 @@ class KernelTracker:
         # Frames from the browser are always read: the browser is the candidate's, and a frame
         # spelling its type with JSON escapes ("execute\\u005frequest") is decoded by
         # jupyter-server all the same (a silent one would run unrecorded); they are few and small.
-        if direction == "out" and (isinstance(data, str) or self.protocol == "") and \
-                self._concerns_nothing(data):
-            self.passed_frames += 1
-            return []
-        msg = parse_frame(data, self.protocol)
+        if isinstance(data, str):  # legacy JSON (the checks and calls of the usual case inline)
+            if direction == "out" and self._concerns_nothing(data):
+                self.passed_frames += 1
+                return []
+            msg = _from_text(data)
+        else:
+            if direction == "out" and self.protocol == "" and self._concerns_nothing(data):
+                self.passed_frames += 1
+                return []
+            msg = parse_frame(data, self.protocol)
         if msg is None:
             self.unreadable_frames += 1
             return []
-        return self.feed_message(direction, msg, at)
+        when = at or self._clock()  # as feed_message
+        if direction == "in":
+            return self._incoming(msg, when)
+        return self._outgoing(msg, when)
 
     def _concerns_nothing(self, data: str | bytes) -> bool:
         """A JSON-framed (legacy) frame from the kernel's side (re-encoded by jupyter-server,
@@ -470,9 +491,10 @@ class KernelTracker:
                                    {"automatic": True})
             if state == "dead":
                 return self._death(events.KERNEL_DIED, at, "kernel died", {})
-        ex = self._pending.get(msg.parent_id)
+        parent_id = msg.parent_id
+        ex = self._pending.get(parent_id)
         if ex is None:
-            if kind != "execute_input" or not msg.parent_id:
+            if kind != "execute_input" or not parent_id:
                 return []
             ex = self._outside(msg, at)
             if ex is None:

@@ -55,6 +55,8 @@ _KERNEL_ACTION = re.compile(r"^/api/kernels/([A-Za-z0-9-]{1,64})/(restart|interr
 _KERNEL = re.compile(r"^/api/kernels/([A-Za-z0-9-]{1,64})$")
 _CONTENTS = re.compile(r"^/api/contents(?:/(.*))?$")
 Record = Callable[[Event], Awaitable[None]]
+_DATA = frozenset({WSMsgType.TEXT, WSMsgType.BINARY})
+"""The frames a tap reads (a set of the members, not a tuple of attribute look-ups per frame)."""
 
 
 def actor_of(who: Principal) -> str:
@@ -110,7 +112,7 @@ class Tap:
                                          payload={"name": self.who.display_name}))
 
     async def feed(self, direction: str, kind: WSMsgType, data: str | bytes) -> None:
-        if self.broken or kind not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        if self.broken or kind not in _DATA:
             return
         try:
             found = self.observe("in" if direction == "in" else "out", data)
@@ -119,7 +121,8 @@ class Tap:
             log.exception("a recording tap of session %s failed; it stops recording",
                           self.state.session_id)
             return
-        await self.emit(found)
+        if found:  # most frames complete nothing: no coroutine for them
+            await self.emit(found)
 
     def observe(self, direction: str, data: str | bytes) -> list[Observation]:
         return []
@@ -199,7 +202,7 @@ class TerminalTap(Tap):
         await super().open()
 
     async def feed(self, direction: str, kind: WSMsgType, data: str | bytes) -> None:
-        if self.cast is not None and kind in (WSMsgType.TEXT, WSMsgType.BINARY):
+        if self.cast is not None and kind in _DATA:
             try:  # the cast first, and whatever happens to the tracker
                 self.cast.feed("in" if direction == "in" else "out", data)
             except Exception:

@@ -158,6 +158,10 @@ class AdmissionGate:
     def waiting(self) -> int:
         return len(self._sessions) + len(self._refills)
 
+    @property
+    def waiting_sessions(self) -> int:
+        return len(self._sessions)
+
     def median_start_s(self) -> float:
         """The median of the recent cold starts (the seed until the first is measured)."""
         return statistics.median(self._recent)

@@ -137,9 +137,11 @@ class SessionManager:
         admission gate lets it in."""
         async with self.gate.slot(session_id, refill=session_id is None):
             uid = self._allocate_uid()
-            # While others wait to start, this one's spare kernel (~0.5 s of a core) starts
-            # when its JupyterLab loads, not with the server: the starts behind it go sooner.
-            spare = "lab_load" if self.gate.waiting else "now"
+            # While other sessions wait to start, this session's spare kernel (~0.5 s of a core)
+            # starts when its JupyterLab loads, not with the server: the starts behind it go
+            # sooner. A pool refill's always starts with it (whoever claims it gets it ready).
+            spare = "lab_load" if session_id is not None and self.gate.waiting_sessions \
+                else "now"
             spec = WorkspaceSpec(new_workspace_id(), uid, env_python, spare_kernel=spare)
             try:
                 return await self.provisioner.start(spec)

@@ -100,15 +100,27 @@ def uid_block(uids: range, holder: str) -> Iterator[None]:
         fd = _flock(mine)
         if fd is None:
             raise _taken(uids, uids, mine.read_text(errors="replace").strip())
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}, {holder}".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()}, {holder}".encode())
+        except OSError:
+            mine.unlink(missing_ok=True)
+            os.close(fd)
+            raise
     finally:
         os.close(guard)
     try:
         yield
     finally:
-        mine.unlink(missing_ok=True)
-        os.close(fd)
+        # Under the guard: a claim between the unlink and the close would lock a file with
+        # no name, and every later claim would see the block free.
+        guard = _flock(folder / ".blocks.lock", wait=True)
+        try:
+            mine.unlink(missing_ok=True)
+            os.close(fd)
+        finally:
+            if guard is not None:
+                os.close(guard)
 
 
 def _taken(uids: range, theirs: range, who: str) -> UidBlockTaken:

@@ -94,7 +94,13 @@
     var timer = setInterval(function () {
       fetch("/api/v1/sessions/" + encodeURIComponent(sessionId),
             { credentials: "same-origin", cache: "no-store" })
-        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (r) {
+          if (r.status >= 400 && r.status < 500) {  // the link re-issued, the session gone
+            clearInterval(timer);
+            window.location.reload();  // the page says why
+          }
+          return r.ok ? r.json() : null;
+        })
         .then(function (data) {
           if (!data) { return; }
           var session = data.session;

@@ -8,6 +8,7 @@ test module's ``base`` tree (the task's starting state, which each module define
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pwd
@@ -16,6 +17,7 @@ import sqlite3
 import subprocess
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ import aiohttp
 import pytest
 
 from workspaces.environments import ensure_environment
-from workspaces.provisioner import WorkspaceInfo
+from workspaces.local import LocalProvisioner
+from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
 from workspaces.sandbox.bwrap import check_sandbox
 from workspaces.sandbox.cgroups import pids_of_uid
 from workspaces.sandbox.mounts import mount_points, unmount
@@ -82,6 +85,23 @@ def remove_data_dir(path: Path) -> None:
         if point.is_relative_to(path):
             unmount(point)
     shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def started_workspace(env_python: Path, workspace_id: str, **spec: Any,
+                            ) -> AsyncIterator[tuple[LocalProvisioner, WorkspaceInfo]]:
+    """A real sandboxed workspace (``WorkspaceSpec(workspace_id, free_uid(), env_python,
+    **spec)``) on a data dir of its own; stopped (as it is then, after a ``restore`` too) and
+    removed afterwards."""
+    require_sandbox()
+    data = make_data_dir()
+    provisioner = LocalProvisioner(data / "workspaces")
+    info = await provisioner.start(WorkspaceSpec(workspace_id, free_uid(), env_python, **spec))
+    try:
+        yield provisioner, info
+    finally:
+        await provisioner.stop(provisioner.live_info(info.workspace_id) or info)
+        await asyncio.to_thread(remove_data_dir, data)
 
 
 def cmdline(pid: int) -> str:

@@ -6,22 +6,17 @@ kernel of its own."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.workspaces.conftest import (
-    WorkspaceClient,
-    free_uid,
-    kernel_pids,
-    make_data_dir,
-    remove_data_dir,
-    require_sandbox,
-)
+from tests.workspaces.conftest import WorkspaceClient, kernel_pids, started_workspace
 from workspaces.local import LocalProvisioner
-from workspaces.provisioner import WorkspaceInfo, WorkspaceSpec
+from workspaces.provisioner import WorkspaceInfo
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 
@@ -35,20 +30,17 @@ async def wait_for_kernels(uid: int, count: int, limit_s: float = 60.0) -> list[
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def workspace(env_python: Path) -> AsyncIterator[tuple[LocalProvisioner, WorkspaceInfo]]:
-    require_sandbox()
-    data = make_data_dir()
-    provisioner = LocalProvisioner(data / "workspaces")
-    info = await provisioner.start(WorkspaceSpec("wsspare", free_uid(), env_python))
-    try:
+    async with started_workspace(env_python, "wsspare") as (provisioner, info):
         # The spare is already starting: the task's files arrive after it (as at a claim).
-        tree = data / "tree"
-        (tree / "sub").mkdir(parents=True)
-        (tree / "sub" / "helper.py").write_text("WHERE = 'copied in after the kernel started'\n")
-        await provisioner.fill(info, tree)
+        tree = Path(tempfile.mkdtemp(prefix="plspare-", dir="/tmp"))
+        try:
+            (tree / "sub").mkdir()
+            (tree / "sub" / "helper.py").write_text(
+                "WHERE = 'copied in after the kernel started'\n")
+            await provisioner.fill(info, tree)
+        finally:
+            shutil.rmtree(tree)
         yield provisioner, info
-    finally:
-        await provisioner.stop(provisioner.live_info(info.workspace_id) or info)
-        await asyncio.to_thread(remove_data_dir, data)
 
 
 @pytest.mark.integration
@@ -103,11 +95,7 @@ async def test_a_spare_that_cannot_be_moved_is_shut_down_not_left_beside_a_new_k
     """The candidate made the notebook's folder unreadable to themselves: moving the spare there
     fails (as starting a kernel there would). The spare is shut down, not left running hidden
     or listed; the next notebook gets a kernel of its own, the only one."""
-    require_sandbox()
-    data = make_data_dir()
-    provisioner = LocalProvisioner(data / "workspaces")
-    info = await provisioner.start(WorkspaceSpec("wsspar2", free_uid(), env_python))
-    try:
+    async with started_workspace(env_python, "wsspar2") as (provisioner, info):
         await wait_for_kernels(info.uid, 1)
         async with WorkspaceClient(info) as client:
             status, _ = await client.request("PUT", "api/contents/locked",
@@ -132,9 +120,6 @@ async def test_a_spare_that_cannot_be_moved_is_shut_down_not_left_beside_a_new_k
             kernel = await client.start_kernel("fine.ipynb")
             assert (await client.execute(kernel, "print(6*7)")).strip() == "42"
             assert len(await asyncio.to_thread(kernel_pids, info.uid)) == 1
-    finally:
-        await provisioner.stop(provisioner.live_info(info.workspace_id) or info)
-        await asyncio.to_thread(remove_data_dir, data)
 
 
 @pytest.mark.integration
@@ -145,26 +130,18 @@ async def test_a_spare_for_later_starts_when_jupyterlab_loads(env_python: Path) 
     while only pairlab's probes and the kernel list are asked (not by the status, not by
     listing); when JupyterLab loads (it asks for the kernelspecs) the spare starts, hidden,
     and the first notebook gets that very process."""
-    require_sandbox()
-    data = make_data_dir()
-    provisioner = LocalProvisioner(data / "workspaces")
-    info = await provisioner.start(WorkspaceSpec("wsspar3", free_uid(), env_python,
-                                                 spare_kernel="lab_load"))
-    try:
-        async with WorkspaceClient(info) as client:
-            for path in ("api/status", "api/kernels", "api/sessions"):
-                status, _ = await client.request("GET", path)
-                assert status == 200
-            await asyncio.sleep(2)  # a spare started with the server would be running by now
-            assert await asyncio.to_thread(kernel_pids, info.uid) == []
-            status, specs = await client.request("GET", "api/kernelspecs")
-            assert status == 200 and "python3" in specs["kernelspecs"]
-            [spare] = await wait_for_kernels(info.uid, 1)
-            status, listed = await client.request("GET", "api/kernels")
-            assert (status, listed) == (200, [])  # hidden, as any spare
-            kernel = await client.start_kernel("first.ipynb")
-            assert (await client.execute(kernel, "print(6*7)")).strip() == "42"
-            assert await asyncio.to_thread(kernel_pids, info.uid) == [spare]
-    finally:
-        await provisioner.stop(provisioner.live_info(info.workspace_id) or info)
-        await asyncio.to_thread(remove_data_dir, data)
+    async with started_workspace(env_python, "wsspar3", spare_kernel="lab_load") as (_, info), \
+            WorkspaceClient(info) as client:
+        for path in ("api/status", "api/kernels", "api/sessions"):
+            status, _ = await client.request("GET", path)
+            assert status == 200
+        await asyncio.sleep(2)  # a spare started with the server would be running by now
+        assert await asyncio.to_thread(kernel_pids, info.uid) == []
+        status, specs = await client.request("GET", "api/kernelspecs")
+        assert status == 200 and "python3" in specs["kernelspecs"]
+        [spare] = await wait_for_kernels(info.uid, 1)
+        status, listed = await client.request("GET", "api/kernels")
+        assert (status, listed) == (200, [])  # hidden, as any spare
+        kernel = await client.start_kernel("first.ipynb")
+        assert (await client.execute(kernel, "print(6*7)")).strip() == "42"
+        assert await asyncio.to_thread(kernel_pids, info.uid) == [spare]

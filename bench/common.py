@@ -19,10 +19,11 @@ import re
 import shutil
 import socket
 import sqlite3
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -575,6 +576,20 @@ async def loop_lag(into: list[float], period_s: float = 0.05) -> None:
         began = now()
         await asyncio.sleep(period_s)
         into.append(max(0.0, now() - began - period_s))
+
+
+def run_bench(title: str, module: str, run: Callable[[], Coroutine[Any, Any, object]], *,
+              quiet: bool = True) -> None:
+    """A benchmark's ``__main__``: pairlab's logging quiet (unless not ``quiet``), the header
+    with the command and the load average, ``run()`` to its end, and the load average then
+    (after a failure too)."""
+    if quiet:
+        quiet_logging()
+    header(title, ["python", "-m", module, *sys.argv[1:]])
+    try:
+        asyncio.run(run())
+    finally:
+        print(load_line("end"))
 
 
 def quiet_logging() -> None:

@@ -32,13 +32,11 @@ from bench.common import (
     exchange,
     execute_request,
     fmt,
-    header,
-    load_line,
     median,
     now,
     percentile,
-    quiet_logging,
     row,
+    run_bench,
     wait_kernel_ready,
 )
 from workspaces.sandbox.cgroups import Cgroups, CgroupSet
@@ -172,9 +170,4 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 if __name__ == "__main__":
     options = parse(sys.argv[1:])
-    quiet_logging()
-    header("pairlab CPU share benchmark", ["python", "-m", "bench.cpu_share", *sys.argv[1:]])
-    try:
-        asyncio.run(main(options))
-    finally:
-        print(load_line("end"))
+    run_bench("pairlab CPU share benchmark", "bench.cpu_share", lambda: main(options))

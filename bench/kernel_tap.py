@@ -18,19 +18,16 @@ the event store) are not in it: ``bench.proxy`` measures those.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import WSMsgType
 from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1
 
-from bench.common import header, load_line
+from bench.common import kernel_message, run_bench
 from workspaces.recording.events import Event
 from workspaces.recording.kernel_messages import V1_PROTOCOL
 from workspaces.recording.taps import KernelTap, SessionTaps
@@ -41,8 +38,8 @@ Frames = list[tuple[str, str | bytes]]
 
 
 def _header(msg_type: str) -> dict[str, Any]:
-    return {"msg_id": uuid.uuid4().hex, "username": "bench", "session": uuid.uuid4().hex,
-            "msg_type": msg_type, "version": "5.3", "date": datetime.now(UTC).isoformat()}
+    header: dict[str, Any] = kernel_message(msg_type, {})["header"]
+    return header
 
 
 def execute(v1: bool, result: str = "2") -> tuple[str, Frames]:
@@ -131,8 +128,5 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 if __name__ == "__main__":
     options = parse(sys.argv[1:])
-    header("pairlab kernel tap benchmark", ["python", "-m", "bench.kernel_tap", *sys.argv[1:]])
-    try:
-        asyncio.run(main(options))
-    finally:
-        print(load_line("end"))
+    run_bench("pairlab kernel tap benchmark", "bench.kernel_tap", lambda: main(options),
+              quiet=False)

@@ -51,12 +51,10 @@ import psutil
 
 from bench.common import (
     Stack,
-    header,
-    load_line,
     loop_lag,
     median,
     percentile,
-    quiet_logging,
+    run_bench,
     verdict,
     wait_kernel_ready,
 )
@@ -409,10 +407,4 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 if __name__ == "__main__":
     options = parse(sys.argv[1:])
-    quiet_logging()
-    header("pairlab load benchmark", ["python", "-m", "bench.load", *sys.argv[1:]])
-    try:
-        asyncio.run(main(options))
-    finally:
-        with contextlib.suppress(Exception):
-            print(load_line("end"))
+    run_bench("pairlab load benchmark", "bench.load", lambda: main(options))

@@ -40,10 +40,11 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -56,11 +57,9 @@ from bench.common import (
     exchange,
     execute_request,
     free_port,
-    header,
-    load_line,
     median,
     publish_task,
-    quiet_logging,
+    run_bench,
     verdict,
     wait_kernel_ready,
 )
@@ -465,17 +464,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _run(options: argparse.Namespace) -> Coroutine[Any, Any, object]:
+    """The run the options ask for."""
+    if options.control_plane:
+        return control_plane(options.control_plane)
+    if options.control_plane_sessions:
+        return control_plane_sessions(options.control_plane_sessions, options.settle,
+                                      previous=not options.no_previous)
+    return main(options)
+
+
 if __name__ == "__main__":
     options = parse(sys.argv[1:])
-    quiet_logging()
-    header("pairlab memory benchmark", ["python", "-m", "bench.memory", *sys.argv[1:]])
-    try:
-        if options.control_plane:
-            asyncio.run(control_plane(options.control_plane))
-        elif options.control_plane_sessions:
-            asyncio.run(control_plane_sessions(options.control_plane_sessions, options.settle,
-                                               previous=not options.no_previous))
-        else:
-            asyncio.run(main(options))
-    finally:
-        print(load_line("end"))
+    run_bench("pairlab memory benchmark", "bench.memory", lambda: _run(options))

@@ -59,13 +59,12 @@ from bench.common import (
     execute_request,
     fmt,
     free_port,
-    header,
     load_line,
     median,
     now,
     percentile,
-    quiet_logging,
     row,
+    run_bench,
     verdict,
 )
 from bench.previous_start import previous_code_path
@@ -570,9 +569,4 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 if __name__ == "__main__":
     options = parse(sys.argv[1:])
-    quiet_logging()
-    header("pairlab provisioning benchmark", ["python", "-m", "bench.provisioning", *sys.argv[1:]])
-    try:
-        asyncio.run(main(options))
-    finally:
-        print(load_line("end"))
+    run_bench("pairlab provisioning benchmark", "bench.provisioning", lambda: main(options))

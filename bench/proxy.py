@@ -26,7 +26,6 @@ without it. Prints p50 / p95 / p99 of each and the p50 overhead against the DESI
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import socket
 import sys
@@ -44,13 +43,11 @@ from bench.common import (
     exchange,
     execute_request,
     fmt,
-    header,
     kernel_message,
-    load_line,
     median,
     now,
-    quiet_logging,
     row,
+    run_bench,
     verdict,
     wait_kernel_ready,
 )
@@ -302,9 +299,4 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 if __name__ == "__main__":
     options = parse(sys.argv[1:])
-    quiet_logging()
-    header("pairlab proxy benchmark", ["python", "-m", "bench.proxy", *sys.argv[1:]])
-    try:
-        asyncio.run(main(options))
-    finally:
-        print(load_line("end"))
+    run_bench("pairlab proxy benchmark", "bench.proxy", lambda: main(options))

@@ -68,11 +68,9 @@ from bench.common import (
     Stack,
     exchange,
     execute_request,
-    header,
-    load_line,
     median,
     percentile,
-    quiet_logging,
+    run_bench,
     wait_kernel_ready,
 )
 from common.clock import now
@@ -814,9 +812,4 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 if __name__ == "__main__":
     options = parse(sys.argv[1:])
-    quiet_logging()
-    header("pairlab record benchmark", ["python", "-m", "bench.record", *sys.argv[1:]])
-    try:
-        asyncio.run(main(options))
-    finally:
-        print(load_line("end"))
+    run_bench("pairlab record benchmark", "bench.record", lambda: main(options))

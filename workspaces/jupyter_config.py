@@ -221,15 +221,9 @@ class PairlabKernelSpecManager(KernelSpecManager):
 
     def get_all_specs(self):
         # JupyterLab asks for the kernelspecs as it loads (pairlab's own probes never do): a
-        # spare kept for later starts now (see PairlabKernelManager).
-        for manager in _SPARE_LATER:
-            manager.start_spare_later()
-        _SPARE_LATER.clear()
+        # spare kept for later starts now (see PairlabKernelManager). The parent is the server.
+        self.parent.kernel_manager.start_spare_later()
         return super().get_all_specs()
-
-
-_SPARE_LATER = []
-"""The kernel manager, while its spare waits for JupyterLab to load."""
 
 
 _MOVE_KERNEL = """\\
@@ -264,8 +258,6 @@ class PairlabKernelManager(AsyncMappingKernelManager):
         # "lab_load": started when JupyterLab first loads (it asks for the kernelspecs), not
         # with the server: while other workspaces wait to start (pairlab decides).
         self._spare_later = PAIRLAB.get("spare_kernel") == "lab_load"
-        if self._spare_later:
-            _SPARE_LATER.append(self)
         if PAIRLAB.get("spare_kernel") == "now":
             # init_ioloop ran before the configurables: this is the loop the server runs.
             IOLoop.current().add_callback(self._start_spare)

@@ -209,12 +209,12 @@ class StartRefused(DomainError):
 def own_uids(settings: Settings) -> AbstractContextManager[None]:
     """The server's block of sandbox uids, held host-wide while it runs: a second pairlab
     whose block overlaps is refused at start (each would kill the other's sandboxes)."""
-    from server.doctor.checks import sandbox_uids
+    from workspaces.sandbox.run import sandbox_uids
     from workspaces.sandbox.uid_locks import uid_block
 
     if os.geteuid() != 0:  # refused by the doctor's "root" check, which says why
         return nullcontext()
-    return uid_block(sandbox_uids(settings), f"data dir {settings.data_dir}")
+    return uid_block(sandbox_uids(settings.sandbox_uid_base), f"data dir {settings.data_dir}")
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -39,7 +39,7 @@ from workspaces.sandbox.bwrap import (
 from workspaces.sandbox.bwrap import check_sandbox as probe_bubblewrap
 from workspaces.sandbox.cgroups import REQUIRED, Cgroups, running_uids
 from workspaces.sandbox.permissions import is_published, owner_only, unreadable, writable_by_others
-from workspaces.sandbox.run import CHECK_UID_OFFSET, CHECK_UIDS, CheckSandbox
+from workspaces.sandbox.run import CHECK_UIDS, CheckSandbox, sandbox_uids
 from workspaces.smoke import smoke_workspace
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -143,13 +143,8 @@ def _version(argv: list[str]) -> str:
     return (done.out or done.err).strip().splitlines()[0] if done.out or done.err else argv[0]
 
 
-def sandbox_uids(settings: Settings) -> range:
-    base = settings.sandbox_uid_base
-    return range(base, base + CHECK_UID_OFFSET + CHECK_UIDS)
-
-
 def check_uids(settings: Settings) -> Finding:
-    uids = sandbox_uids(settings)
+    uids = sandbox_uids(settings.sandbox_uid_base)
     taken = sorted((p.pw_uid, p.pw_name) for p in pwd.getpwall() if p.pw_uid in uids)
     span = f"uids {uids.start}-{uids.stop - 1}"
     if taken:

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
 
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.journeys.conftest import WAIT_MS, another_block, demo_env, start_demo, stop_demo
+from tests.journeys.conftest import (
+    PAIRLAB,
+    WAIT_MS,
+    Product,
+    another_block,
+    demo_env,
+    free_port,
+    start_demo,
+    stop_demo,
+)
 from workspaces.sandbox.mounts import mount_points
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
@@ -55,3 +65,29 @@ async def test_the_demo_started_twice_in_one_folder(tmp_path_factory: pytest.Tem
     # ... and leaves no workspace disk image mounted: the folder can be removed like any other.
     left = [point for point in mount_points() if folder in point.parents]
     assert left == [], left
+
+
+async def test_a_second_demo_on_the_same_uids_is_refused_and_the_first_runs_on(
+        product: Product, browser: Browser,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """README command 1 run again in another folder while the first demo runs, with the same
+    (default) sandbox uids: it would kill the first one's sandboxes as its own. It stops at
+    once with one line naming the running one and a base to use; the first one serves on."""
+    folder = tmp_path_factory.mktemp("same-uids")
+    env = {**product.env, "PAIRLAB_PORT": str(free_port()),
+           "PAIRLAB_WORKSPACE_PORT": str(free_port())}
+    second = subprocess.run([str(PAIRLAB), "demo"], cwd=folder, env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert second.returncode == 1, second.stderr
+    (line,) = [x for x in second.stderr.splitlines() if x.startswith("pairlab: ")]
+    assert re.search(r"^pairlab: sandbox uids (\d+)-(\d+) overlap the uids \1-\2 of another "
+                     rf"pairlab running on this host \(pid {product.process.pid}, data dir "
+                     r"\S*var\); give each its own block, for "
+                     r"example sandbox_uid_base = \d+ \(PAIRLAB_SANDBOX_UID_BASE=\d+\)$",
+                     line), line
+    assert "Traceback" not in second.stderr
+    assert not (folder / "var" / "pairlab.db").exists()  # refused before anything was made
+    page = await browser.new_page()
+    await page.goto(f"{product.app_url}/login")
+    await expect(page.locator("#email")).to_be_visible(timeout=WAIT_MS)
+    assert product.process.poll() is None

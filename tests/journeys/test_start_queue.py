@@ -144,10 +144,15 @@ async def test_candidates_who_start_at_once_see_their_place_then_jupyterlab(
         # No notebook is open yet, and every workspace runs its one spare kernel: those started
         # while others waited started it only when their JupyterLab loaded (it asked for the
         # kernelspecs), so the starts behind them did not share the CPU with it.
-        uids = [row["uid"] for row in rows(
-            second_demo, "SELECT w.uid FROM workspaces w JOIN interview_sessions s ON "
-            "s.id = w.session_id WHERE s.candidate_name IN (?, ?, ?, ?)", *CANDIDATES)]
+        workspaces = rows(
+            second_demo, "SELECT w.id, w.uid FROM workspaces w JOIN interview_sessions s ON "
+            "s.id = w.session_id WHERE s.candidate_name IN (?, ?, ?, ?)", *CANDIDATES)
+        uids = [row["uid"] for row in workspaces]
         assert len(uids) == len(CANDIDATES), uids
+        configs = [(second_demo.data_dir / "workspaces" / row["id"] / "config" / "jupyter" /
+                    "jupyter_server_config.py").read_text() for row in workspaces]
+        assert any('"spare_kernel": "lab_load"' in text for text in configs), \
+            "no workspace was told to start its spare when JupyterLab loads"
         async with asyncio.timeout(60):
             while [len(await asyncio.to_thread(kernel_pids, uid)) for uid in uids] != \
                     [1] * len(uids):

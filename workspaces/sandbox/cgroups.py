@@ -284,11 +284,7 @@ class Cgroups:
                 elif controller == "pids":
                     (group / "pids.max").write_text(str(limits.processes))
                 elif controller == "cpu":
-                    try:
-                        _write_cpu(group, limits)
-                    except OSError as exc:  # e.g. EINVAL: a cap above a capped parent's
-                        log.warning("the workspace's CPU cap could not be set (%s): it runs "
-                                    "uncapped, with the parent's share", exc)
+                    _write_cpu(group, limits)
         except OSError:
             CgroupSet(tuple(dirs)).remove()
             raise
@@ -301,10 +297,14 @@ def _write_cpu(group: Path, limits: Limits) -> None:
     1024 each), so under contention the proxy and the recorder run before all the workspaces
     together; among siblings (workspaces, check runs) equal weights share equally. Shares only
     act under contention: an idle pairlab leaves the workspaces everything up to their caps."""
-    (group / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
-    (group / "cpu.cfs_quota_us").write_text(str(limits.cpu_quota_us))
     (group / "cpu.shares").write_text(str(limits.cpu_shares))
     (group.parent / "cpu.shares").write_text(str(limits.cpu_shares))
+    try:
+        (group / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(limits.cpu_quota_us))
+    except OSError as exc:  # e.g. EINVAL: a cap above a capped parent's
+        log.warning("the workspace's CPU cap could not be set (%s): it runs uncapped, with "
+                    "its share", exc)
 
 
 # ---- the process table --------------------------------------------------------------------

@@ -81,6 +81,12 @@ REPORT_MAX_BYTES = 8 * MiB
 SCRATCH_NAME = "pairlab-check"
 
 
+def sandbox_uids(base: int) -> range:
+    """Every uid of a pairlab whose ``sandbox_uid_base`` is ``base``: its workspaces', then its
+    check runs'."""
+    return range(base, base + CHECK_UID_OFFSET + CHECK_UIDS)
+
+
 @dataclass(frozen=True)
 class SandboxJob:
     argv: Sequence[str]

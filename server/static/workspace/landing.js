@@ -38,6 +38,28 @@
     setInterval(poll, POLL_MS);
   }
 
+  var PREPARING = "Preparing your workspace… JupyterLab opens in this tab in a few seconds.";
+
+  // The session as its API says now (null if it did not answer with one); a 4xx (the link
+  // re-issued, the session gone) calls onGone.
+  function askSession(sessionId, onGone) {
+    return fetch("/api/v1/sessions/" + encodeURIComponent(sessionId),
+                 { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) {
+        if (r.status >= 400 && r.status < 500 && onGone) { onGone(); }
+        return r.ok ? r.json() : null;
+      })
+      .then(function (data) { return data ? data.session : null; })
+      .catch(function () { return null; });  // keep the last wording
+  }
+
+  // What the status says of a start under way: its place in the queue, or that it runs.
+  function sayStarting(status, session) {
+    var queue = session.queue;
+    var text = queue && typeof queue.message === "string" ? queue.message : PREPARING;
+    if (status.textContent !== text) { status.textContent = text; }
+  }
+
   function preparing() {
     var form = document.getElementById("start-form");
     var button = document.getElementById("start");
@@ -46,20 +68,10 @@
     var sent = false;
     var timer = null;
     var sessionId = form.getAttribute("data-session");
-    var PREPARING = "Preparing your workspace… JupyterLab opens in this tab in a few seconds.";
-    function say(text) {
-      if (status.textContent !== text) { status.textContent = text; }
-    }
     function askQueue() {
-      fetch("/api/v1/sessions/" + encodeURIComponent(sessionId),
-            { credentials: "same-origin", cache: "no-store" })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (data) {
-          if (!sent || !data) { return; }
-          var queue = data.session.queue;
-          say(queue && typeof queue.message === "string" ? queue.message : PREPARING);
-        })
-        .catch(function () { /* keep the last wording */ });
+      askSession(sessionId, null).then(function (session) {
+        if (sent && session) { sayStarting(status, session); }
+      });
     }
     form.addEventListener("submit", function (event) {
       if (sent) { event.preventDefault(); return; }
@@ -67,7 +79,7 @@
       button.disabled = true;
       button.textContent = "Starting…";
       form.classList.add("busy");
-      say(PREPARING);
+      status.textContent = PREPARING;
       if (sessionId && timer === null) {
         setTimeout(askQueue, FIRST_ASK_MS);  // a place in the queue is known at once
         timer = setInterval(askQueue, QUEUE_POLL_MS);
@@ -90,31 +102,17 @@
     var open = status && status.getAttribute("data-open");
     var sessionId = status && status.getAttribute("data-session");
     if (!open || !sessionId) { return; }
-    var PREPARING = "Preparing your workspace…";
+    function gone() {
+      clearInterval(timer);
+      window.location.reload();  // the page says why
+    }
     var timer = setInterval(function () {
-      fetch("/api/v1/sessions/" + encodeURIComponent(sessionId),
-            { credentials: "same-origin", cache: "no-store" })
-        .then(function (r) {
-          if (r.status >= 400 && r.status < 500) {  // the link re-issued, the session gone
-            clearInterval(timer);
-            window.location.reload();  // the page says why
-          }
-          return r.ok ? r.json() : null;
-        })
-        .then(function (data) {
-          if (!data) { return; }
-          var session = data.session;
-          if (session.state === "provisioning") {
-            var queue = session.queue;
-            var text = queue && typeof queue.message === "string" ? queue.message : PREPARING;
-            if (status.textContent !== text) { status.textContent = text; }
-            return;
-          }
-          clearInterval(timer);
-          if (session.state === "live") { window.location.assign(open); }
-          else { window.location.reload(); }
-        })
-        .catch(function () { /* keep the last wording */ });
+      askSession(sessionId, gone).then(function (session) {
+        if (!session) { return; }
+        if (session.state === "provisioning") { sayStarting(status, session); return; }
+        clearInterval(timer);
+        if (session.state === "live") { window.location.assign(open); } else { gone(); }
+      });
     }, QUEUE_POLL_MS);
   }
 

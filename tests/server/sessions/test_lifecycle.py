@@ -373,10 +373,11 @@ async def test_no_refill_starts_while_pairlab_shuts_down(make_env: EnvFactory) -
     """The recorder closes first at shutdown: a session waiting for its first cell then starts
     no new warm workspace (it would be cancelled half-way)."""
     env = await make_env(warm_pool_size=1)
+    env.manager.refill_after_s = 1.0  # without the close, a refill would start after 1 s
     await pool_started(env)
     created = await env.schedule()
     await env.open_link(created["candidate_link"])
     await env.start_as_candidate(created["session_id"])
     await env.app[RECORDING].close()
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(2.5)
     assert len(env.provisioner.started) == 1

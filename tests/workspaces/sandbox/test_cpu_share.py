@@ -140,6 +140,9 @@ def test_a_cap_the_parent_refuses_leaves_the_workspace_uncapped_not_unstartable(
         try:
             assert len(group.dirs) == 4
             assert "CPU cap could not be set" in caplog.text
+            cpu = next(d for d in group.dirs if (d / "cpu.shares").exists())
+            assert (cpu / "cpu.shares").read_text().strip() == "512"  # its weight still holds
+            assert (parent / "cpu.shares").read_text().strip() == "512"
         finally:
             assert group.remove()
     finally:

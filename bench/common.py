@@ -197,8 +197,9 @@ class Candidate:
                                kernel_id: str) -> aiohttp.ClientWebSocketResponse:
         url = self.proxied(workspace_id, f"api/kernels/{kernel_id}/channels"
                                          f"?session_id={uuid.uuid4().hex}")
+        # compress=15: permessage-deflate offered, as Chromium offers it on every WebSocket
         return await self.cand.ws_connect(url, origin=self.settings.workspace_origin(workspace_id),
-                                          max_msg_size=0)
+                                          max_msg_size=0, compress=15)
 
 
 class Client(Candidate):
@@ -461,7 +462,7 @@ class Stack(Client):
         url = self.direct_url(workspace_id, f"api/kernels/{kernel_id}/channels"
                                             f"?session_id={uuid.uuid4().hex}")
         return await self.direct_client(workspace_id).ws_connect(
-            url, headers=self.direct_headers(workspace_id), max_msg_size=0)
+            url, headers=self.direct_headers(workspace_id), max_msg_size=0, compress=15)
 
     def uid_of(self, workspace_id: str) -> int:
         return int(self.query("SELECT uid FROM workspaces WHERE id = ?", (workspace_id,))[0][0])

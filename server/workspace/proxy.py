@@ -172,8 +172,12 @@ async def proxy_websocket(
     except (aiohttp.ClientError, OSError) as exc:
         log.info("websocket upstream refused for %s: %s", upstream.workspace_id, type(exc).__name__)
         raise web.HTTPBadGateway(text="The workspace refused the WebSocket.") from None
+    # No permessage-deflate towards the browser (aiohttp would accept Chromium's offer): like
+    # jupyter-server, whose WebSockets are uncompressed by default, so deflating every frame of
+    # a kernel's traffic on the proxy's one event loop buys nothing on a local network.
     down = web.WebSocketResponse(
         protocols=[up.protocol] if up.protocol else (), max_msg_size=WS_MAX_IN, autoping=True,
+        compress=False,
     )
     await down.prepare(request)
     tap = await taps(upstream.workspace_id, request.path, up.protocol or "", who) if taps else None

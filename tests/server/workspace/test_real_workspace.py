@@ -131,8 +131,11 @@ def _execute_request(code: str) -> dict[str, Any]:
 
 async def run_cell(live: Live, kernel_id: str, code: str) -> str:
     """Execute ``code`` over the kernel WebSocket through the proxy; return text/plain."""
+    # compress=15: permessage-deflate offered, as Chromium always does
     async with live.ws.ws_connect(live.url(f"api/kernels/{kernel_id}/channels"),
-                                  origin=live.origin) as sock:
+                                  origin=live.origin, compress=15) as sock:
+        # the proxy declines it (no deflate of every frame on its event loop)
+        assert sock.compress == 0
         request = _execute_request(code)
         await sock.send_str(json.dumps(request))
         result = ""

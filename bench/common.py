@@ -49,6 +49,7 @@ from tasks.importer import Prepared, install_revision
 from tasks.store import TaskStore
 from tasks.treerepo import STARTING_POINT, commit_tree
 from workspaces.lifecycle import SessionManager
+from workspaces.recording.kernel_messages import V1_PROTOCOL
 from workspaces.sandbox.cgroups import pids_of_uid
 from workspaces.sandbox.peer import PeerCheckedConnector
 from workspaces.upstream import Upstream
@@ -193,13 +194,15 @@ class Candidate:
             assert resp.status == 201, await resp.text()
             return str((await resp.json())["id"])
 
-    async def proxied_channels(self, workspace_id: str,
-                               kernel_id: str) -> aiohttp.ClientWebSocketResponse:
+    async def proxied_channels(self, workspace_id: str, kernel_id: str,
+                               v1: bool = False) -> aiohttp.ClientWebSocketResponse:
+        """``v1``: ask for JupyterLab 4's framing (``exchange`` speaks it)."""
         url = self.proxied(workspace_id, f"api/kernels/{kernel_id}/channels"
                                          f"?session_id={uuid.uuid4().hex}")
         # compress=15: permessage-deflate offered, as Chromium offers it on every WebSocket
         return await self.cand.ws_connect(url, origin=self.settings.workspace_origin(workspace_id),
-                                          max_msg_size=0, compress=15)
+                                          max_msg_size=0, compress=15,
+                                          protocols=[V1_PROTOCOL] if v1 else ())
 
 
 class Client(Candidate):
@@ -457,12 +460,13 @@ class Stack(Client):
     def direct_headers(self, workspace_id: str) -> dict[str, str]:
         return {"Authorization": f"token {self.upstream(workspace_id).token}"}
 
-    async def direct_channels(self, workspace_id: str,
-                              kernel_id: str) -> aiohttp.ClientWebSocketResponse:
+    async def direct_channels(self, workspace_id: str, kernel_id: str,
+                              v1: bool = False) -> aiohttp.ClientWebSocketResponse:
         url = self.direct_url(workspace_id, f"api/kernels/{kernel_id}/channels"
                                             f"?session_id={uuid.uuid4().hex}")
         return await self.direct_client(workspace_id).ws_connect(
-            url, headers=self.direct_headers(workspace_id), max_msg_size=0, compress=15)
+            url, headers=self.direct_headers(workspace_id), max_msg_size=0, compress=15,
+            protocols=[V1_PROTOCOL] if v1 else ())
 
     def uid_of(self, workspace_id: str) -> int:
         return int(self.query("SELECT uid FROM workspaces WHERE id = ?", (workspace_id,))[0][0])
@@ -497,6 +501,25 @@ class Stack(Client):
 
 
 # ---- the kernel protocol (legacy JSON framing on /api/kernels/<id>/channels) ----------------
+
+
+V1_PARTS = ("header", "parent_header", "metadata", "content")
+"""A v1 kernel WebSocket frame's JSON parts, in order (after its channel)."""
+
+
+def ws_v1(parts: list[bytes], channel: str) -> bytes:
+    """A v1 frame as jupyter-server writes it (its own function: imported on first use, so
+    that a benchmark measuring this process's memory does not carry jupyter-server)."""
+    from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1
+    frame: bytes = serialize_msg_to_ws_v1(parts, channel)  # type: ignore[no-untyped-call]
+    return frame
+
+
+def from_ws_v1(frame: bytes) -> tuple[str, list[bytes]]:
+    """A v1 frame's channel and parts, as jupyter-server reads them."""
+    from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1
+    channel, parts = deserialize_msg_from_ws_v1(frame)  # type: ignore[no-untyped-call]
+    return str(channel), list(parts)
 
 
 def kernel_message(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
@@ -538,17 +561,26 @@ async def exchange(ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any],
     reply_type = message["header"]["msg_type"].replace("_request", "_reply")
     reply_s = idle_s = math.nan
     text = ""
+    v1 = ws.protocol == V1_PROTOCOL
     began = now()
-    await ws.send_str(json.dumps(message))
+    if v1:  # as JupyterLab 4 sends it
+        await ws.send_bytes(ws_v1([json.dumps(message[part]).encode() for part in V1_PARTS],
+                                  message["channel"]))
+    else:
+        await ws.send_str(json.dumps(message))
     while math.isnan(reply_s) or math.isnan(idle_s):
         left = timeout_s - (now() - began)
         if left <= 0:
             raise TimeoutError(f"no {reply_type} / idle within {timeout_s:.0f} s")
         msg = await ws.receive(timeout=left)
         at = now() - began
-        if msg.type != WSMsgType.TEXT:
+        if msg.type != (WSMsgType.BINARY if v1 else WSMsgType.TEXT):
             raise ConnectionError(f"the kernel WebSocket closed ({msg.type.name})")
-        data = json.loads(msg.data)
+        if v1:  # as JupyterLab 4 reads it: the four JSON parts after the channel
+            _channel, parts = from_ws_v1(msg.data)
+            data = dict(zip(V1_PARTS, (json.loads(part) for part in parts[:4]), strict=True))
+        else:
+            data = json.loads(msg.data)
         if data.get("parent_header", {}).get("msg_id") != msg_id:
             continue
         kind = data["header"]["msg_type"]

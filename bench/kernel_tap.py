@@ -24,19 +24,16 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType
-from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1
 
-from bench.common import kernel_message, run_bench
+from bench.common import kernel_message, run_bench, ws_v1
 from workspaces.recording.events import Event
 from workspaces.recording.kernel_messages import V1_PROTOCOL
 from workspaces.recording.taps import KernelTap, SessionTaps
 from workspaces.upstream import Principal
 
-ws_v1: Callable[..., bytes] = serialize_msg_to_ws_v1
 Frames = list[tuple[str, str | bytes]]
 
 

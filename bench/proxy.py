@@ -2,11 +2,13 @@
 (TCP loopback to the workspace origin, candidate cookie) and directly (its Unix socket, token).
 
     .venv/bin/python -m bench.proxy [--http 500] [--ws 300] [--exec 200] [--block 25]
+                                    [--framing legacy|v1]
 
 (a) HTTP: ``GET /w/<id>/api/status``, proxied and direct interleaved request by request (the
     order alternates), keep-alive connections on both sides.
 (b) WebSocket round trip: ``kernel_info_request`` → ``kernel_info_reply`` on the kernel's
-    channels WebSocket (legacy JSON framing, no subprotocol).
+    channels WebSocket: legacy JSON framing (no subprotocol), or with ``--framing v1`` the
+    binary framing JupyterLab 4 asks for; both arms offer permessage-deflate, as Chromium does.
 (c) Cell execute round trip: ``execute_request`` of ``1+1`` → ``execute_reply`` and the
     kernel's ``idle`` status (when a frontend considers the cell finished).
     (b) and (c) alternate blocks of ``--block`` round trips over a fresh proxied or direct
@@ -229,11 +231,13 @@ async def main(args: argparse.Namespace) -> None:
         print(f"session {session_id}, workspace {workspace_id}, kernel {kernel_id} "
               f"(upstream socket {stack.upstream(workspace_id).socket_path})")
 
+        v1 = args.framing == "v1"
+
         def proxied() -> Awaitable[aiohttp.ClientWebSocketResponse]:
-            return stack.proxied_channels(workspace_id, kernel_id)
+            return stack.proxied_channels(workspace_id, kernel_id, v1)
 
         def direct() -> Awaitable[aiohttp.ClientWebSocketResponse]:
-            return stack.direct_channels(workspace_id, kernel_id)
+            return stack.direct_channels(workspace_id, kernel_id, v1)
 
         began = now()
         http_p, http_d = await http_phase(stack, workspace_id, args.http, args.warmup)
@@ -248,8 +252,8 @@ async def main(args: argparse.Namespace) -> None:
         began = now()
         info, info_cpu = await ws_phase(args.ws, args.block, args.warmup, arms,
                                         lambda: kernel_message("kernel_info_request", {}))
-        print(f"\n(b) WebSocket kernel_info_request -> reply, {args.ws} each, blocks of "
-              f"{args.block} ({fmt(now() - began, 's')})")
+        print(f"\n(b) WebSocket kernel_info_request -> reply, {args.framing} framing, {args.ws} "
+              f"each, blocks of {args.block} ({fmt(now() - began, 's')})")
         overhead("kernel_info round trip", [e.reply_s for e in info["proxied"]],
                  [e.reply_s for e in info["direct"]], None,
                  (info_cpu["proxied"], info_cpu["direct"]))
@@ -264,8 +268,8 @@ async def main(args: argparse.Namespace) -> None:
         wrong = [e.text for arm in done.values() for e in arm if e.text != "2" and not (
             e.text.endswith("\n2") and "Output cache limit" in e.text)]
         assert not wrong, wrong[:3]
-        print(f"\n(c) execute `1+1` -> execute_reply + idle, {args.exec} each, blocks of "
-              f"{args.block} ({fmt(now() - began, 's')})")
+        print(f"\n(c) execute `1+1` -> execute_reply + idle, {args.framing} framing, "
+              f"{args.exec} each, blocks of {args.block} ({fmt(now() - began, 's')})")
         for name in arms:
             exec_cpu[name].wall = [e.done_s for e in done[name]]
         done_p = exec_cpu["proxied"].wall
@@ -290,6 +294,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--block", type=int, default=25,
                         help="WebSocket round trips per connection before switching arm")
     parser.add_argument("--warmup", type=int, default=20, help="uncounted requests per arm")
+    parser.add_argument("--framing", choices=("legacy", "v1"), default="legacy",
+                        help="kernel WebSocket framing of (b) and (c): legacy JSON text, or "
+                             "JupyterLab 4's binary v1.kernel.websocket.jupyter.org")
     args = parser.parse_args(argv)
     if not (1 <= args.http <= 100_000 and 1 <= args.ws <= 100_000 and 1 <= args.exec <= 100_000
             and 1 <= args.block <= 10_000 and 0 <= args.warmup <= 1000):

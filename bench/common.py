@@ -356,8 +356,7 @@ class Stack(Client):
             data_dir=self.data, port=free_port(), workspace_port=free_port(),
             warm_pool_size=self.warm_pool_size, environments_dir=str(SHARED_ENVS),
             max_parallel_starts=self.max_parallel_starts,
-            sandbox_uid_base=(self.uid_base if self.uid_base is not None
-                              else random.randrange(100_000, 4_000_000, 1000)),
+            sandbox_uid_base=self.uid_base if self.uid_base is not None else uid_base(),
         ))
         await asyncio.to_thread(publish_task, self.settings, self.files)
         self.app = create_app(self.settings)
@@ -501,6 +500,20 @@ class Stack(Client):
 
 
 # ---- the kernel protocol (legacy JSON framing on /api/kernels/<id>/channels) ----------------
+
+
+def env_uid_base() -> int | None:
+    """``$PAIRLAB_SANDBOX_UID_BASE`` when it is a number (a benchmark run beside the tests or
+    another pairlab gives its own block), else None."""
+    raw = os.environ.get("PAIRLAB_SANDBOX_UID_BASE", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def uid_base() -> int:
+    """The sandbox uid block of a benchmark's pairlab: ``env_uid_base()``, else a random one
+    (a pairlab already holding uids there is refused at start, never shared)."""
+    given = env_uid_base()
+    return given if given is not None else random.randrange(100_000, 4_000_000, 1000)
 
 
 V1_PARTS = ("header", "parent_header", "metadata", "content")

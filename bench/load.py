@@ -347,15 +347,13 @@ def report(run: Run, hog: bool, idle: float) -> list[float]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    given = os.environ.get("PAIRLAB_SANDBOX_UID_BASE")
     sizes: list[int] = args.sizes
     runs: list[tuple[str, int, bool]] = [("baseline", args.baseline, False)] \
         if args.baseline else []
     runs += [(f"N={n}", n, True) for n in sizes]
     most = max(n for _, n, _ in runs)
     with tempfile.TemporaryDirectory(prefix="plbl-client-") as tmp:
-        async with Stack("plbl-", warm_pool_size=0,
-                         uid_base=int(given) if given else None) as stack:
+        async with Stack("plbl-", warm_pool_size=0) as stack:
             print(f"starting {most} sessions, {args.start_at_once} at a time ...", flush=True)
             lives = await start_sessions(stack, most, args.start_at_once)
             hog = await stack.new_kernel(lives[0].workspace_id)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import shutil
 import sqlite3
 import sys
@@ -63,6 +62,7 @@ from bench.common import (
     verdict,
     wait_kernel_ready,
 )
+from bench.common import uid_base as common_uid_base
 from common import audit
 from server.db import open_migrated
 from server.people import accounts as people
@@ -416,8 +416,7 @@ def _workspace_uids(settings: Settings) -> list[int]:
 
 
 async def control_plane_sessions(sessions: int, settle: float, previous: bool) -> None:
-    raw = os.environ.get("PAIRLAB_SANDBOX_UID_BASE", "")
-    uid_base = int(raw) if raw.isdigit() else random.randrange(100_000, 4_000_000, 1000)
+    uid_base = common_uid_base()
     arms = [("previous imports", True)] if previous else []
     arms.append(("now", False))
     print(f"\ncontrol plane with live sessions: a fresh `pairlab serve` per arm "

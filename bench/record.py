@@ -66,6 +66,7 @@ from bench.common import (
     PASSWORD,
     Candidate,
     Stack,
+    env_uid_base,
     exchange,
     execute_request,
     median,
@@ -773,8 +774,7 @@ async def replay_first_frame(args: argparse.Namespace, uid_base: int | None) -> 
 
 
 async def main(args: argparse.Namespace) -> None:
-    raw = os.environ.get("PAIRLAB_SANDBOX_UID_BASE", "")
-    uid_base = int(raw) if raw.isdigit() else None
+    uid_base = env_uid_base()
     if "bytes" in args.only:
         await bytes_per_minute(args, uid_base)
     if "replay" in args.only:

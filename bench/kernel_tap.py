@@ -12,10 +12,7 @@ legacy JSON framing and in JupyterLab 4's v1 framing (``serialize_msg_to_ws_v1``
   connection to the same kernel receives: jupyter-server copies iopub to every connection).
 
 Prints the best of ``--rounds`` of this process's CPU time per execute. The proxy's relay (and
-the event store) are not in it: ``bench.proxy`` measures those. The tap queues frames and reads
-them in batches (``taps.DEFER_FRAMES`` at a time here, as under a flood; a batch's timer in
-the proxy): this loop keeps the CPU's caches warm either way, so it shows the tap's own work,
-not the 3-4x that reading frames one at a time between relays costs in the proxy.
+the event store) are not in it: ``bench.proxy`` measures those.
 """
 
 from __future__ import annotations
@@ -92,7 +89,6 @@ async def cpu_per_execute(v1: bool, runs: list[Frames], requested: list[str]) ->
     for frames in runs:
         for direction, data in frames:
             await tap.feed(direction, kind, data)
-    await taps.drain()  # the frames still queued for their batch's timer
     took = (time.process_time() - began) / len(runs)
     cells = sum(1 for event in recorded if event.kind == "cell.executed")
     assert cells == (0 if requested else len(runs)), cells

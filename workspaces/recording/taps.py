@@ -15,16 +15,6 @@
 Every event carries the actor of the connection it came through: the candidate, or
 ``interviewer:<user id>`` (the proxy's principal ``interviewer-<id>``). A tap never breaks the
 connection it watches: a tracker error is logged and that tap stops recording.
-
-Kernel frames are read in batches, not as each passes: the proxy's relay only queues a frame
-with the time it passed (``SessionTaps.defer``), and the queue of every kernel connection is
-read in arrival order ``DEFER_S`` after its first frame (or at once when it holds
-``DEFER_FRAMES`` frames or ``DEFER_BYTES`` bytes). One cell's frames come within a few
-milliseconds, so they are read together: the parsing and tracking code stays in the CPU's
-caches for the batch instead of being evicted by the relay and the kernel's own process between
-frames (3-4x the CPU per frame when read one at a time on this 2-core host). Anything that
-reads or ends a tracker, or answers from what the frames said (attribution), reads the queue
-first (``drain``).
 """
 
 from __future__ import annotations
@@ -35,21 +25,19 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from time import monotonic
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import WSMsgType
 
-from common.clock import now
 from workspaces import jupyter_config as jc
 from workspaces.recording import events as E
 from workspaces.recording.attribution import Attribution
 from workspaces.recording.casts import CastStore, CastWriter
 from workspaces.recording.events import Event, Observation, WriteFn
-from workspaces.recording.kernel_messages import OUTSIDE, Direction, KernelLifecycle, KernelTracker
+from workspaces.recording.kernel_messages import OUTSIDE, KernelLifecycle, KernelTracker
 from workspaces.recording.terminal_lines import TerminalTracker
 from workspaces.upstream import UPSTREAM_HOST, LiveUpstreams, Principal, Upstream, UpstreamClients
 
@@ -69,13 +57,6 @@ _CONTENTS = re.compile(r"^/api/contents(?:/(.*))?$")
 Record = Callable[[Event], Awaitable[None]]
 _DATA = frozenset({WSMsgType.TEXT, WSMsgType.BINARY})
 """The frames a tap reads (a set of the members, not a tuple of attribute look-ups per frame)."""
-DEFER_S = 0.01
-"""How long after its first frame a batch of kernel frames is read: up to this much more
-before a cell reaches the observers (their page is woken by a recorder batch of 20 ms anyway)."""
-DEFER_FRAMES = 512
-DEFER_BYTES = 16 * 1024 * 1024
-"""A batch this large is read at once, before the proxy relays the next frame (the relay
-waits: memory held for unread frames stays bounded whatever the traffic)."""
 
 
 def actor_of(who: Principal) -> str:
@@ -179,30 +160,17 @@ class KernelTap(Tap):
         self.tracker = KernelTracker(protocol, kernel_id=kernel_id,
                                      lifecycle=self.kernel.lifecycle)
 
-    async def feed(self, direction: str, kind: WSMsgType, data: str | bytes) -> None:
-        if not self.broken and kind in _DATA:
-            taps = self.taps
-            taps.defer(self, "in" if direction == "in" else "out", data)
-            if len(taps._deferred) >= DEFER_FRAMES or taps._deferred_bytes >= DEFER_BYTES:
-                await taps.drain()
-
-    def observe_at(self, direction: Direction, data: str | bytes,
-                   at: datetime) -> list[Observation]:
-        """One frame read from the deferred queue (``at``: when it passed the proxy)."""
+    def observe(self, direction: str, data: str | bytes) -> list[Observation]:
         if direction != "in":
-            return self.tracker.feed("out", data, at)
+            return self.tracker.feed("out", data)
         requests = self.tracker.requests
-        found = self.tracker.feed("in", data, at)
+        found = self.tracker.feed("in", data)
         if self.tracker.requests != requests:  # an execute request: this viewer ran a cell
             self.state.attribution.active(self.actor)
         return found
 
     def finish(self) -> list[Observation]:
         return self.tracker.close()
-
-    async def close(self) -> None:
-        await self.taps.drain()  # this connection's frames still queued are read first
-        await super().close()
 
     async def emit(self, found: list[Observation]) -> None:
         for obs in found:
@@ -289,10 +257,6 @@ class SessionTaps:
         self._doc_log: DocLog | None = None
         self._sessions: dict[str, _Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._deferred: list[tuple[KernelTap, Direction, str | bytes, float]] = []
-        self._deferred_bytes = 0
-        self._drain_timer: asyncio.TimerHandle | None = None
-        self._drain_lock = asyncio.Lock()
 
     def _state(self, session_id: str) -> _Session:
         state = self._sessions.get(session_id)
@@ -302,48 +266,6 @@ class SessionTaps:
 
     def _found(self, workspace_id: str) -> tuple[Upstream, str] | None:
         return self.upstreams.get(workspace_id)
-
-    # -- kernel frames, read in batches ----------------------------------------------------
-
-    def defer(self, tap: KernelTap, direction: Direction, data: str | bytes) -> None:
-        """Queue a kernel frame as it passes the proxy (read ``DEFER_S`` later), with the
-        monotonic time it passed (cheaper than a datetime per frame; ``drain`` converts)."""
-        self._deferred.append((tap, direction, data, monotonic()))
-        self._deferred_bytes += len(data)
-        if self._drain_timer is None:
-            self._drain_timer = asyncio.get_running_loop().call_later(DEFER_S, self._drain_due)
-
-    def _drain_due(self) -> None:
-        self._drain_timer = None
-        task = asyncio.get_running_loop().create_task(self.drain())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def drain(self) -> None:
-        """Read every queued kernel frame, in the order they passed, and record what they
-        completed. Waits for a read already under way (events stay in the frames' order)."""
-        if not self._deferred and not self._drain_lock.locked():
-            return
-        async with self._drain_lock:
-            while self._deferred:
-                frames, self._deferred, self._deferred_bytes = self._deferred, [], 0
-                if self._drain_timer is not None:
-                    self._drain_timer.cancel()
-                    self._drain_timer = None
-                wall, mono = now(), monotonic()  # frame times: wall now less their age
-                for tap, direction, data, passed in frames:
-                    if tap.broken:
-                        continue
-                    try:
-                        found = tap.observe_at(direction, data,
-                                               wall - timedelta(seconds=mono - passed))
-                    except Exception:
-                        tap.broken = True
-                        log.exception("a recording tap of session %s failed; it stops "
-                                      "recording", tap.state.session_id)
-                        continue
-                    if found:
-                        await tap.emit(found)
 
     # -- WebSockets -------------------------------------------------------------------------
 
@@ -389,7 +311,6 @@ class SessionTaps:
     async def attribute(self, session_id: str, path: str, sha256: str = "",
                         old_path: str = "") -> tuple[str, dict[str, Any]]:
         """Who changed ``path`` (``attribution.Attribution.attribute``)."""
-        await self.drain()  # a cell run just now counts
         return await self._state(session_id).attribution.attribute(path, sha256, old_path)
 
     async def flush_docs(self) -> None:
@@ -419,7 +340,6 @@ class SessionTaps:
 
     async def finish_session(self, session_id: str) -> None:
         """The session ends: report what is pending and who was still there, then forget it."""
-        await self.drain()
         state = self._sessions.pop(session_id, None)
         if state is None:
             return
@@ -439,7 +359,6 @@ class SessionTaps:
             await self.record(Event(session_id, actor, E.SESSION_LEFT, payload={}))
 
     async def finish_all(self) -> None:
-        await self.drain()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -465,7 +384,6 @@ class SessionTaps:
             return
         if method == "PUT":
             return
-        await self.drain()  # kernel frames before a restart, interrupt or shutdown
         if status >= 400:
             await self._failed(state, method, rel, status, error, who)
             return

@@ -137,6 +137,20 @@ def task_files() -> dict[str, str]:
             "explore.ipynb": nbformat.writes(notebook)}
 
 
+def env_uid_base() -> int | None:
+    """``$PAIRLAB_SANDBOX_UID_BASE`` when it is a number (a benchmark run beside the tests or
+    another pairlab gives its own block), else None."""
+    raw = os.environ.get("PAIRLAB_SANDBOX_UID_BASE", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def sandbox_uid_base() -> int:
+    """The sandbox uid block of a benchmark's pairlab: ``env_uid_base()``, else a random one
+    (a pairlab already holding uids there is refused at start, never shared)."""
+    given = env_uid_base()
+    return given if given is not None else random.randrange(100_000, 4_000_000, 1000)
+
+
 def publish_task(settings: Settings, files: dict[str, str] | None = None) -> str:
     """The benchmark task (main.py, notes.md, a notebook, and ``files``) installed by the
     importer's own last step (``install_revision``, as if its checks had passed) and published,
@@ -200,9 +214,9 @@ class Candidate:
         url = self.proxied(workspace_id, f"api/kernels/{kernel_id}/channels"
                                          f"?session_id={uuid.uuid4().hex}")
         # compress=15: permessage-deflate offered, as Chromium offers it on every WebSocket
-        return await self.cand.ws_connect(url, origin=self.settings.workspace_origin(workspace_id),
-                                          max_msg_size=0, compress=15,
-                                          protocols=[V1_PROTOCOL] if v1 else ())
+        return framed(await self.cand.ws_connect(
+            url, origin=self.settings.workspace_origin(workspace_id), max_msg_size=0,
+            compress=15, protocols=[V1_PROTOCOL] if v1 else ()), v1)
 
 
 class Client(Candidate):
@@ -356,7 +370,7 @@ class Stack(Client):
             data_dir=self.data, port=free_port(), workspace_port=free_port(),
             warm_pool_size=self.warm_pool_size, environments_dir=str(SHARED_ENVS),
             max_parallel_starts=self.max_parallel_starts,
-            sandbox_uid_base=self.uid_base if self.uid_base is not None else uid_base(),
+            sandbox_uid_base=self.uid_base if self.uid_base is not None else sandbox_uid_base(),
         ))
         await asyncio.to_thread(publish_task, self.settings, self.files)
         self.app = create_app(self.settings)
@@ -463,9 +477,9 @@ class Stack(Client):
                               v1: bool = False) -> aiohttp.ClientWebSocketResponse:
         url = self.direct_url(workspace_id, f"api/kernels/{kernel_id}/channels"
                                             f"?session_id={uuid.uuid4().hex}")
-        return await self.direct_client(workspace_id).ws_connect(
+        return framed(await self.direct_client(workspace_id).ws_connect(
             url, headers=self.direct_headers(workspace_id), max_msg_size=0, compress=15,
-            protocols=[V1_PROTOCOL] if v1 else ())
+            protocols=[V1_PROTOCOL] if v1 else ()), v1)
 
     def uid_of(self, workspace_id: str) -> int:
         return int(self.query("SELECT uid FROM workspaces WHERE id = ?", (workspace_id,))[0][0])
@@ -499,25 +513,20 @@ class Stack(Client):
               f"{sum(len(p) for p in left.values())}, removed {self.data}")
 
 
-# ---- the kernel protocol (legacy JSON framing on /api/kernels/<id>/channels) ----------------
-
-
-def env_uid_base() -> int | None:
-    """``$PAIRLAB_SANDBOX_UID_BASE`` when it is a number (a benchmark run beside the tests or
-    another pairlab gives its own block), else None."""
-    raw = os.environ.get("PAIRLAB_SANDBOX_UID_BASE", "")
-    return int(raw) if raw.isdigit() else None
-
-
-def uid_base() -> int:
-    """The sandbox uid block of a benchmark's pairlab: ``env_uid_base()``, else a random one
-    (a pairlab already holding uids there is refused at start, never shared)."""
-    given = env_uid_base()
-    return given if given is not None else random.randrange(100_000, 4_000_000, 1000)
+# ---- the kernel protocol (/api/kernels/<id>/channels: legacy JSON or JupyterLab 4's v1) -----
 
 
 V1_PARTS = ("header", "parent_header", "metadata", "content")
 """A v1 kernel WebSocket frame's JSON parts, in order (after its channel)."""
+
+
+def framed(ws: aiohttp.ClientWebSocketResponse, v1: bool) -> aiohttp.ClientWebSocketResponse:
+    """``ws``, refused unless the server took the v1 framing when it was asked for (else
+    ``exchange`` would speak legacy JSON while the benchmark says v1)."""
+    if v1 and ws.protocol != V1_PROTOCOL:
+        raise ConnectionError(f"the server did not take {V1_PROTOCOL} (it answered "
+                              f"{ws.protocol!r})")
+    return ws
 
 
 def ws_v1(parts: list[bytes], channel: str) -> bytes:

@@ -59,10 +59,10 @@ from bench.common import (
     median,
     publish_task,
     run_bench,
+    sandbox_uid_base,
     verdict,
     wait_kernel_ready,
 )
-from bench.common import uid_base as common_uid_base
 from common import audit
 from server.db import open_migrated
 from server.people import accounts as people
@@ -416,7 +416,7 @@ def _workspace_uids(settings: Settings) -> list[int]:
 
 
 async def control_plane_sessions(sessions: int, settle: float, previous: bool) -> None:
-    uid_base = common_uid_base()
+    uid_base = sandbox_uid_base()
     arms = [("previous imports", True)] if previous else []
     arms.append(("now", False))
     print(f"\ncontrol plane with live sessions: a fresh `pairlab serve` per arm "

@@ -112,16 +112,29 @@ class FakeProvisioner:
     started: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
     fail_next_start: str | None = None
+    socket_dirs: set[Path] = field(default_factory=set)
+    """The short folders made for the fake servers' sockets (removed with their server, or by
+    ``close_all``: a test run used to leave thousands of them in /tmp)."""
+
+    def _app(self, workspace_id: str, token: str, work: Path) -> web.Application:
+        return fake_jupyter_app(workspace_id, token, work)
+
+    def _forget_socket(self, info: WorkspaceInfo) -> None:
+        folder = info.socket_path.parent
+        if folder in self.socket_dirs:
+            self.socket_dirs.discard(folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
     async def _serve(self, workspace_id: str, uid: int, env_python: Path) -> WorkspaceInfo:
         folder = self.root / workspace_id
         (folder / "work").mkdir(parents=True, exist_ok=True)
         (folder / "run").mkdir(parents=True, exist_ok=True)
         # AF_UNIX paths are limited to 107 bytes: sockets live in a short folder.
-        sock = Path(tempfile.mkdtemp(prefix="plfake-", dir="/tmp")) / "j.sock"
-        sock.unlink(missing_ok=True)
+        sockets = Path(tempfile.mkdtemp(prefix="plfake-", dir="/tmp"))
+        self.socket_dirs.add(sockets)
+        sock = sockets / "j.sock"
         token = secrets.token_hex(16)
-        runner = web.AppRunner(fake_jupyter_app(workspace_id, token, folder / "work"))
+        runner = web.AppRunner(self._app(workspace_id, token, folder / "work"))
         await runner.setup()
         await web.UnixSite(runner, str(sock)).start()
         info = WorkspaceInfo(workspace_id, uid, env_python, folder / "work", sock, token, 0,
@@ -150,12 +163,16 @@ class FakeProvisioner:
             await running.runner.cleanup()
             self.stopped.append(info.workspace_id)
         info.socket_path.unlink(missing_ok=True)
+        self._forget_socket(info)
 
     async def close_all(self, _app: web.Application | None = None) -> None:
-        """Stop every fake workspace still listening (as an app's ``on_cleanup``)."""
+        """Stop every fake workspace still listening (as an app's ``on_cleanup``) and remove
+        every socket folder made, crashed servers' too."""
         while self.running:
             _, running = self.running.popitem()
             await running.runner.cleanup()
+        while self.socket_dirs:
+            shutil.rmtree(self.socket_dirs.pop(), ignore_errors=True)
 
     async def crash(self, workspace_id: str) -> None:
         running = self.running.pop(workspace_id)

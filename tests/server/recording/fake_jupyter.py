@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import secrets
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fake_workspace import FakeProvisioner, _Running, fake_jupyter_app
-from workspaces.provisioner import WorkspaceInfo
-from workspaces.sandbox.peer import Peer
+from tests.fake_workspace import FakeProvisioner
 
 PROMPT = "$ "
 
@@ -146,18 +141,7 @@ def add_recording_routes(app: web.Application, workspace_id: str, token: str) ->
 
 
 class RecordingFakeProvisioner(FakeProvisioner):
-    async def _serve(self, workspace_id: str, uid: int, env_python: Path) -> WorkspaceInfo:
-        folder = self.root / workspace_id
-        (folder / "work").mkdir(parents=True, exist_ok=True)
-        (folder / "run").mkdir(parents=True, exist_ok=True)
-        sock = Path(tempfile.mkdtemp(prefix="plfake-", dir="/tmp")) / "j.sock"
-        token = secrets.token_hex(16)
-        app = fake_jupyter_app(workspace_id, token, folder / "work")
+    def _app(self, workspace_id: str, token: str, work: Path) -> web.Application:
+        app = super()._app(workspace_id, token, work)
         add_recording_routes(app, workspace_id, token)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.UnixSite(runner, str(sock)).start()
-        info = WorkspaceInfo(workspace_id, uid, env_python, folder / "work", sock, token, 0,
-                             Peer(os.getpid(), os.getuid()))  # listens in this process
-        self.running[workspace_id] = _Running(runner, info)
-        return info
+        return app

@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -192,6 +193,17 @@ def second_demo(product: Product, smtp: Served,
         yield demo
     finally:
         stop_demo(demo)
+
+
+def db_rows(product: Product, sql: str, *args: object) -> list[sqlite3.Row]:
+    """Rows of the product's own SQLite file, opened read-only with plain sqlite3 (nothing of
+    pairlab in between): what the product stored, not what its pages say."""
+    conn = sqlite3.connect(f"file:{product.data_dir / 'pairlab.db'}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
 
 
 @pytest.fixture

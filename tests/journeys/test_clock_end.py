@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 
 import pytest
@@ -26,6 +25,7 @@ from tests.journeys.conftest import (
     WAIT_MS,
     Product,
     browsing,
+    db_rows,
     schedule_through_the_page,
     start_workspace,
 )
@@ -70,15 +70,10 @@ def seconds(badge_text: str) -> int:
 
 
 def end_rows(product: Product, session_id: str) -> list[tuple[str, dict[str, object]]]:
-    """``(actor, detail)`` of the product's ``session.end`` audit rows for the session, read
-    from its SQLite file with no pairlab code in between."""
-    conn = sqlite3.connect(product.data_dir / "pairlab.db")
-    try:
-        rows = conn.execute("SELECT actor, detail FROM audit_log WHERE action = 'session.end'"
-                            " AND object_id = ? ORDER BY id", (session_id,)).fetchall()
-    finally:
-        conn.close()
-    return [(actor, json.loads(detail)) for actor, detail in rows]
+    """``(actor, detail)`` of the product's ``session.end`` audit rows for the session."""
+    return [(row["actor"], json.loads(row["detail"])) for row in db_rows(
+        product, "SELECT actor, detail FROM audit_log WHERE action = 'session.end'"
+        " AND object_id = ? ORDER BY id", session_id)]
 
 
 async def test_the_interview_ends_when_its_time_is_up(product: Product,

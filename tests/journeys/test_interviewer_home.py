@@ -13,7 +13,6 @@ journeys use it).
 from __future__ import annotations
 
 import re
-import sqlite3
 
 import pytest
 from playwright.async_api import Browser, Page, expect
@@ -22,6 +21,7 @@ from tests.journeys.conftest import (
     WAIT_MS,
     Product,
     browsing,
+    db_rows,
     document,
     schedule_through_the_page,
     submit_scorecard,
@@ -43,13 +43,8 @@ IN_THREE_DAYS = """() => {
 
 async def db_state(product: Product, sid: str) -> str:
     """The session's state, read from the demo's SQLite file with no pairlab code between."""
-    conn = sqlite3.connect(product.data_dir / "pairlab.db")
-    try:
-        row = conn.execute("SELECT state FROM interview_sessions WHERE id = ?", (sid,)).fetchone()
-    finally:
-        conn.close()
-    assert row is not None, sid
-    return str(row[0])
+    [row] = db_rows(product, "SELECT state FROM interview_sessions WHERE id = ?", sid)
+    return str(row["state"])
 
 
 def session_id(url: str) -> str:

@@ -20,13 +20,12 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.journeys.conftest import WAIT_MS, Product, browsing
+from tests.journeys.conftest import WAIT_MS, Product, browsing, db_rows
 from tests.journeys.test_admin import (
     ADMIN,
     blockers,
@@ -65,15 +64,10 @@ def review_files(task_id: str) -> dict[str, bytes]:
 
 
 def audit_rows(product: Product, action: str, rev_id: str) -> list[tuple[str, dict[str, object]]]:
-    """``(actor, detail)`` of the product's audit rows for ``action`` on ``rev_id``, read from its
-    SQLite file with no pairlab code in between."""
-    conn = sqlite3.connect(product.data_dir / "pairlab.db")
-    try:
-        rows = conn.execute("SELECT actor, detail FROM audit_log WHERE action = ? AND "
-                            "object_id = ? ORDER BY id", (action, rev_id)).fetchall()
-    finally:
-        conn.close()
-    return [(actor, json.loads(detail)) for actor, detail in rows]
+    """``(actor, detail)`` of the product's audit rows for ``action`` on ``rev_id``."""
+    return [(row["actor"], json.loads(row["detail"])) for row in db_rows(
+        product, "SELECT actor, detail FROM audit_log WHERE action = ? AND object_id = ? "
+        "ORDER BY id", action, rev_id)]
 
 
 async def test_an_admin_accepts_a_finding_adds_a_hint_and_keeps_an_exception(

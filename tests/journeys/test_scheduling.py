@@ -13,14 +13,13 @@ link's page says it was replaced (410), the new one opens the candidate's landin
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.journeys.conftest import WAIT_MS, Product, browsing
+from tests.journeys.conftest import WAIT_MS, Product, browsing, db_rows
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
               pytest.mark.timeout(1500)]
@@ -30,15 +29,6 @@ CANDIDATE = "Mira Picker"
 ZONE = "Asia/Kolkata"
 ZONE_NAMES = ("Asia/Kolkata", "Asia/Calcutta")
 """Chromium's ICU reports the zone by its older canonical name."""
-
-
-def db_rows(product: Product, sql: str, params: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """The demo's database, read with plain sqlite3 (nothing of pairlab in between)."""
-    conn = sqlite3.connect(f"file:{product.data_dir / 'pairlab.db'}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def sessions_in_db(product: Product) -> int:
@@ -85,7 +75,7 @@ async def test_schedule_with_the_picker_reload_copy_and_reissue_the_link(
 
         # The start is the picked local time, stored in UTC, and shown back in the local zone.
         stored = db_rows(product, "SELECT starts_at FROM interview_sessions WHERE id = ?",
-                         (session_id,))[0][0]
+                         session_id)[0][0]
         assert datetime.fromisoformat(stored) == local.astimezone(UTC)
         shown = page.locator("time[datetime]").first
         assert await shown.get_attribute("datetime") == local.astimezone(UTC).isoformat(
@@ -105,7 +95,7 @@ async def test_schedule_with_the_picker_reload_copy_and_reissue_the_link(
         after = await counted(page, product)
         assert after == (before[0] + 1, before[1] + 1, before[2] + 1)
         assert len(db_rows(product, "SELECT id FROM interview_sessions WHERE candidate_name = ?",
-                           (CANDIDATE,))) == 1
+                           CANDIDATE)) == 1
 
         # Copy the link: the button says so and the clipboard holds it.
         await page.context.grant_permissions(["clipboard-read", "clipboard-write"],
@@ -124,7 +114,7 @@ async def test_schedule_with_the_picker_reload_copy_and_reissue_the_link(
         new_link = await page.locator("#candidate-link").input_value()
         assert new_link != old_link and new_link.startswith(product.workspace_url + "/c/")
         audited = db_rows(product, "SELECT count(*) FROM audit_log WHERE action = ?"
-                          " AND object_id = ?", ("session.link_reissue", session_id))
+                          " AND object_id = ?", "session.link_reissue", session_id)
         assert audited[0][0] == 1
 
         candidate = await people.anonymous("candidate")

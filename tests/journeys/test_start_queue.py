@@ -4,15 +4,15 @@ A second ``pairlab demo`` (conftest's ``second_demo``), started as README comman
 settings an operator of a small host would give (``PAIRLAB_MAX_PARALLEL_STARTS=1``: one cold start
 at a time; ``PAIRLAB_WARM_POOL_SIZE=0``: no warm workspace to claim). The demo interviewer
 schedules four sessions on the Sessions page; four candidates, each in a browser of their own,
-open their links and press Start at the same moment; the first told to wait opens their landing
-page again in a second tab: it shows the start under way and goes on into JupyterLab by itself
-once the workspace is live. The interviewer's observe page of each session, open before Start,
-says "queued to start (k ahead, about N s)" for one at least, then live. A candidate whose start
-waits is told "Your
-workspace starts in about N s (k ahead of you)." (N a whole number of seconds), then "Preparing
-your workspace…" once their start runs; JupyterLab then opens for all four, and each workspace
-runs its one spare kernel before any notebook is opened (those started while others waited
-start it when their JupyterLab loads). Every page is audited with axe.
+open their links and press Start at the same moment; the one furthest back in the queue opens
+their landing page again in a second tab: it shows the start under way and goes on into
+JupyterLab by itself once the workspace is live. The interviewer's observe page of each session,
+open before Start, says "queued to start (k ahead, about N s)" for one at least, then live. A
+candidate whose start waits is told "Your workspace starts in about N s (k ahead of you)." (N a
+whole number of seconds), then "Preparing your workspace…" once their start runs; JupyterLab then
+opens for all four, and each workspace runs its one spare kernel before any notebook is opened
+(those started while others waited start it when their JupyterLab loads). Every page is audited
+with axe.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from tests.journeys.conftest import (
     WAIT_MS,
     Product,
     browsing,
+    db_rows,
     observe_scheduled,
     schedule_through_the_page,
 )
-from tests.journeys.test_warm_kernel import rows
 from tests.workspaces.conftest import kernel_pids
 
 pytestmark = [pytest.mark.journey, pytest.mark.integration, pytest.mark.browser,
@@ -47,6 +47,13 @@ RECORD_STATUS = """() => {
     .observe(status, {childList: true, characterData: true, subtree: true});
 }"""
 """Tells the test every wording the Start status takes (it lives until the page is left)."""
+
+
+def ahead(text: str) -> int:
+    """How many starts are ahead, as a queued wording says (0: "you are next")."""
+    match = QUEUED.match(text)
+    assert match is not None, text
+    return int(match.group(3) or 0)
 
 
 OBSERVED_QUEUED = re.compile(r"^queued to start \((\d+) ahead, about (\d+) s\)$")
@@ -102,17 +109,18 @@ async def test_candidates_who_start_at_once_see_their_place_then_jupyterlab(
         # (not waiting for the navigation each starts: its answer comes once the workspace is
         # ready)
         await asyncio.gather(*(page.click("#start", no_wait_after=True) for page in pages))
-        # The first candidate told to wait opens their landing page again in a second tab (as
-        # a reload would): it shows the start under way, and goes on into JupyterLab by itself
-        # once the workspace is live.
+        # The candidate furthest back in the queue opens their landing page again in a second
+        # tab (as a reload would): it shows the start under way, and goes on into JupyterLab by
+        # itself once the workspace is live.
         for _ in range(1500):  # up to 30 s
             if told := [i for i, record in enumerate(said) if record and QUEUED.match(record[-1])]:
                 break
             await asyncio.sleep(0.02)
         else:
             pytest.fail(f"no candidate was told to wait: {said}")
-        tab = await people.another_tab(pages[told[0]], "again")
-        await tab.goto(landings[told[0]])
+        back = max(told, key=lambda i: ahead(said[i][-1]))  # still waiting when the tab loads
+        tab = await people.another_tab(pages[back], "again")
+        await tab.goto(landings[back])
         await expect(tab.locator("#preparing[data-open]")).to_have_count(1)
         await tab.wait_for_url("**/lab**", timeout=WAIT_MS, wait_until="commit")
         for page in pages:
@@ -144,7 +152,7 @@ async def test_candidates_who_start_at_once_see_their_place_then_jupyterlab(
         # No notebook is open yet, and every workspace runs its one spare kernel: those started
         # while others waited started it only when their JupyterLab loaded (it asked for the
         # kernelspecs), so the starts behind them did not share the CPU with it.
-        workspaces = rows(
+        workspaces = db_rows(
             second_demo, "SELECT w.id, w.uid FROM workspaces w JOIN interview_sessions s ON "
             "s.id = w.session_id WHERE s.candidate_name IN (?, ?, ?, ?)", *CANDIDATES)
         uids = [row["uid"] for row in workspaces]

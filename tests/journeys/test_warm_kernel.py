@@ -29,6 +29,7 @@ from tests.journeys.conftest import (
     WAIT_MS,
     Product,
     browsing,
+    db_rows,
     observe_scheduled,
     schedule_through_the_page,
     start_workspace,
@@ -44,15 +45,6 @@ INTERVIEWER = "interviewer@example.com"
 TASK = "daily-features-bug"
 
 
-def rows(product: Product, sql: str, *args: object) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(product.data_dir / "pairlab.db")
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
 def started_at(pid: int) -> float:
     """When process ``pid`` started, in seconds since the epoch: ``/proc``'s start time is in
     clock ticks since boot (``CLOCK_BOOTTIME``), put on the wall clock by the two clocks read
@@ -66,7 +58,7 @@ def started_at(pid: int) -> float:
 async def warm_workspaces(product: Product) -> list[sqlite3.Row]:
     """The demo's warm workspaces, once there is one (the pool may be refilling)."""
     async with asyncio.timeout(180):
-        while not (warm := rows(product, "SELECT * FROM workspaces WHERE state = 'warm'")):
+        while not (warm := db_rows(product, "SELECT * FROM workspaces WHERE state = 'warm'")):
             await asyncio.sleep(0.5)
     return warm
 
@@ -83,7 +75,7 @@ async def test_the_first_cell_runs_on_the_kernel_the_warm_workspace_started_with
         lab_page = await people.anonymous("candidate")
         pressed = time.time()
         lab = await start_workspace(lab_page, link)
-        [claimed] = rows(product, "SELECT * FROM workspaces WHERE session_id = ?", session_id)
+        [claimed] = db_rows(product, "SELECT * FROM workspaces WHERE session_id = ?", session_id)
         assert claimed["id"] in before, "a warm workspace was claimed, not a new one started"
 
         await run_first_cells(lab_page, lab)
@@ -102,11 +94,11 @@ async def test_the_first_cell_runs_on_the_kernel_the_warm_workspace_started_with
                      .first).to_be_visible(timeout=WAIT_MS)
 
         # The refill started after the first cell ran (or after the wait without one).
-        [first_cell] = rows(product, "SELECT min(at) AS at FROM events WHERE session_id = ? "
+        [first_cell] = db_rows(product, "SELECT min(at) AS at FROM events WHERE session_id = ? "
                                      "AND kind = 'cell.executed'", session_id)
         ran = datetime.fromisoformat(first_cell["at"]).timestamp()
         async with asyncio.timeout(180):
-            while not (new := [row for row in rows(
+            while not (new := [row for row in db_rows(
                     product, "SELECT * FROM workspaces WHERE state = 'warm'")
                     if row["id"] not in before]):
                 await asyncio.sleep(0.5)

@@ -10,6 +10,7 @@ app (warm pool and all), checks that no process of its uids is left, and removes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -52,6 +53,8 @@ from workspaces.lifecycle import SessionManager
 from workspaces.recording.kernel_messages import V1_PROTOCOL
 from workspaces.sandbox.cgroups import pids_of_uid
 from workspaces.sandbox.peer import PeerCheckedConnector
+from workspaces.sandbox.run import sandbox_uids
+from workspaces.sandbox.uid_locks import uid_block
 from workspaces.upstream import Upstream
 
 SHORT_TMP = "/tmp"  # noqa: S108 - short on purpose: AF_UNIX socket paths are <= 107 bytes
@@ -144,11 +147,16 @@ def env_uid_base() -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
+UID_BLOCK_STEP = 2000
+"""Apart from one benchmark pairlab's sandbox uid base to the next (a block is 1064 uids)."""
+
+
 def sandbox_uid_base() -> int:
-    """The sandbox uid block of a benchmark's pairlab: ``env_uid_base()``, else a random one
-    (a pairlab already holding uids there is refused at start, never shared)."""
+    """The sandbox uid block of a benchmark's pairlab: ``env_uid_base()``, else a random one.
+    ``Stack`` holds its block host-wide while it runs (``uid_locks.uid_block``, as ``pairlab
+    serve`` does): one overlapping another running pairlab's is refused, never shared."""
     given = env_uid_base()
-    return given if given is not None else random.randrange(100_000, 4_000_000, 1000)
+    return given if given is not None else random.randrange(100_000, 4_000_000, UID_BLOCK_STEP)
 
 
 def publish_task(settings: Settings, files: dict[str, str] | None = None) -> str:
@@ -214,7 +222,7 @@ class Candidate:
         url = self.proxied(workspace_id, f"api/kernels/{kernel_id}/channels"
                                          f"?session_id={uuid.uuid4().hex}")
         # compress=15: permessage-deflate offered, as Chromium offers it on every WebSocket
-        return framed(await self.cand.ws_connect(
+        return await framed(await self.cand.ws_connect(
             url, origin=self.settings.workspace_origin(workspace_id), max_msg_size=0,
             compress=15, protocols=[V1_PROTOCOL] if v1 else ()), v1)
 
@@ -340,7 +348,8 @@ class Stack(Client):
         self.max_parallel_starts = max_parallel_starts
         """The setting of that name (0: one cold start per core at once)."""
         self.uid_base = uid_base
-        """Sandbox uids from here (default: a random range)."""
+        """Sandbox uids from here (default: ``sandbox_uid_base()``); held while it runs."""
+        self._uid_block = contextlib.ExitStack()
         self.files = files
         """Files the task has besides ``task_files()``."""
         self.start_times: dict[str, float] = {}
@@ -366,11 +375,12 @@ class Stack(Client):
         await self._teardown()
 
     async def _setup(self) -> None:
+        base = self.uid_base if self.uid_base is not None else sandbox_uid_base()
+        self._uid_block.enter_context(uid_block(sandbox_uids(base), f"benchmark {self.data}"))
         self.settings = prepare_data_dir(Settings(
             data_dir=self.data, port=free_port(), workspace_port=free_port(),
             warm_pool_size=self.warm_pool_size, environments_dir=str(SHARED_ENVS),
-            max_parallel_starts=self.max_parallel_starts,
-            sandbox_uid_base=self.uid_base if self.uid_base is not None else sandbox_uid_base(),
+            max_parallel_starts=self.max_parallel_starts, sandbox_uid_base=base,
         ))
         await asyncio.to_thread(publish_task, self.settings, self.files)
         self.app = create_app(self.settings)
@@ -477,7 +487,7 @@ class Stack(Client):
                               v1: bool = False) -> aiohttp.ClientWebSocketResponse:
         url = self.direct_url(workspace_id, f"api/kernels/{kernel_id}/channels"
                                             f"?session_id={uuid.uuid4().hex}")
-        return framed(await self.direct_client(workspace_id).ws_connect(
+        return await framed(await self.direct_client(workspace_id).ws_connect(
             url, headers=self.direct_headers(workspace_id), max_msg_size=0, compress=15,
             protocols=[V1_PROTOCOL] if v1 else ()), v1)
 
@@ -509,6 +519,7 @@ class Stack(Client):
         if left:
             print(f"  WARNING: processes left behind by sandbox uids: {left}")
         await asyncio.to_thread(shutil.rmtree, self.data, True)
+        self._uid_block.close()
         print(f"cleanup: {len(uids)} workspaces stopped, leftover processes: "
               f"{sum(len(p) for p in left.values())}, removed {self.data}")
 
@@ -520,10 +531,12 @@ V1_PARTS = ("header", "parent_header", "metadata", "content")
 """A v1 kernel WebSocket frame's JSON parts, in order (after its channel)."""
 
 
-def framed(ws: aiohttp.ClientWebSocketResponse, v1: bool) -> aiohttp.ClientWebSocketResponse:
-    """``ws``, refused unless the server took the v1 framing when it was asked for (else
-    ``exchange`` would speak legacy JSON while the benchmark says v1)."""
+async def framed(ws: aiohttp.ClientWebSocketResponse,
+                 v1: bool) -> aiohttp.ClientWebSocketResponse:
+    """``ws``, closed and refused unless the server took the v1 framing when it was asked for
+    (else ``exchange`` would speak legacy JSON while the benchmark says v1)."""
     if v1 and ws.protocol != V1_PROTOCOL:
+        await ws.close()
         raise ConnectionError(f"the server did not take {V1_PROTOCOL} (it answered "
                               f"{ws.protocol!r})")
     return ws

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from workspaces import jupyter_config as jc
 from workspaces.local import LocalProvisioner, _Live
+from workspaces.provisioner import SpareKernel
 
 PREVIOUS_LAUNCHER = (
     "import ctypes, sys\n"
@@ -62,7 +63,8 @@ def previous_code_path() -> Iterator[None]:
     """Within this block, workspaces start as they did before (see the module docstring)."""
     launcher, config, poll = jc.LAUNCHER, jc.server_config, LocalProvisioner._poll
 
-    def server_config(workspace_id: str, inside: jc.Inside, *, spare_kernel: str = "now") -> str:
+    def server_config(workspace_id: str, inside: jc.Inside, *,
+                      spare_kernel: SpareKernel = "now") -> str:
         return _previous_config(workspace_id, inside, config)
 
     jc.LAUNCHER, jc.server_config = PREVIOUS_LAUNCHER, server_config

@@ -54,6 +54,7 @@ import psutil
 
 from bench.common import (
     SHORT_TMP,
+    UID_BLOCK_STEP,
     Stack,
     exchange,
     execute_request,
@@ -65,6 +66,7 @@ from bench.common import (
     percentile,
     row,
     run_bench,
+    sandbox_uid_base,
     verdict,
 )
 from bench.previous_start import previous_code_path
@@ -96,8 +98,10 @@ class Results:
     warm_first_cell: list[float] = field(default_factory=list)
     warm_first_cell_on_request: list[float] = field(default_factory=list)
     bursts: dict[str, list[list[float]]] = field(default_factory=dict)
+    """Per burst mode ("gated", "gated, spare now", "unbounded"), each round's client times of
+    every start."""
     burst_cells: dict[str, list[list[float]]] = field(default_factory=dict)
-    """Per burst mode ("gated", "unbounded"), each round's client times of every start."""
+    """Per burst mode, each round's times of every candidate's first cell (from the burst)."""
     burst_size: int = 0
 
 
@@ -343,9 +347,13 @@ async def run_burst(res: Results, size: int, rounds: int, bound: int = 0) -> Non
           f"(max_parallel_starts={bound}{cores}) vs the same with every spare kernel started "
           f"with its server vs unbounded (max_parallel_starts={size}), rounds alternating")
     res.burst_size = size
-    async with Stack("plbg-", warm_pool_size=0, max_parallel_starts=modes["gated"]) as gated, \
-            Stack("plbs-", warm_pool_size=0, max_parallel_starts=modes["gated"]) as before, \
-            Stack("plbu-", warm_pool_size=0, max_parallel_starts=modes["unbounded"]) as free:
+    base = sandbox_uid_base()  # three pairlabs at once: a block of uids each
+    async with Stack("plbg-", warm_pool_size=0, max_parallel_starts=modes["gated"],
+                     uid_base=base) as gated, \
+            Stack("plbs-", warm_pool_size=0, max_parallel_starts=modes["gated"],
+                  uid_base=base + UID_BLOCK_STEP) as before, \
+            Stack("plbu-", warm_pool_size=0, max_parallel_starts=modes["unbounded"],
+                  uid_base=base + 2 * UID_BLOCK_STEP) as free:
         _spare_always_now(before)
         stacks = {"gated": gated, "gated, spare now": before, "unbounded": free}
         for mode, stack in stacks.items():  # the first start of an app is slower: not counted

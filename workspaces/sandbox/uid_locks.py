@@ -114,11 +114,14 @@ def uid_block(uids: range, holder: str) -> Iterator[None]:
     finally:
         # Under the guard: a claim between the unlink and the close would lock a file with
         # no name, and every later claim would see the block free.
-        guard = _flock(folder / ".blocks.lock", wait=True)
+        try:
+            guard = _flock(folder / ".blocks.lock", wait=True)
+        except OSError:  # the lock folder was removed: no claim can race this release
+            guard = None
         try:
             mine.unlink(missing_ok=True)
-            os.close(fd)
         finally:
+            os.close(fd)
             if guard is not None:
                 os.close(guard)
 

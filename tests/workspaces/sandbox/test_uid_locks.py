@@ -3,12 +3,14 @@ data dir) cannot take; what a killed pairlab held is free again."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,37 @@ def test_check_runs_of_two_data_dirs_never_lease_the_same_uid() -> None:
                 assert again == base + CHECK_UID_OFFSET + 1  # free once the first let go
         finally:
             kill(proc)
+
+
+def test_a_release_waits_for_a_claim_under_way() -> None:
+    """Letting go of a block takes the claims' guard: while another pairlab's claim is under way
+    (it holds the guard), the block stays held; it is let go once that claim is done. (A claim
+    between the unlink and the close would lock a file with no name, and every later claim
+    would see the block free.)"""
+    base = a_block()
+    block = LOCK_DIR / f"block-{base}-{base + 1064}.lock"
+    held, go, released = threading.Event(), threading.Event(), threading.Event()
+
+    def hold_then_let_go() -> None:
+        with uid_block(range(base, base + 1064), "data dir /here/var"):
+            held.set()
+            go.wait()
+        released.set()
+
+    thread = threading.Thread(target=hold_then_let_go)
+    thread.start()
+    try:
+        assert held.wait(10)
+        claim = os.open(LOCK_DIR / ".blocks.lock", os.O_RDWR)  # another pairlab claiming
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX)
+            go.set()
+            assert not released.wait(0.5), "the block was let go during another's claim"
+            assert block.exists()
+        finally:
+            os.close(claim)  # the claim is done
+        assert released.wait(10)
+        assert not block.exists()
+    finally:
+        go.set()
+        thread.join(10)

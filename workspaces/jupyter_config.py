@@ -31,12 +31,13 @@ import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, get_args
 
 import aiohttp
 
 from workspaces import ipython_profile
 from workspaces.excerpt import quote_lines, safe_text
+from workspaces.provisioner import SpareKernel
 from workspaces.recording.shell_marks import BASHRC
 from workspaces.sandbox.peer import Peer, PeerCheckedConnector
 
@@ -389,12 +390,11 @@ os.chdir(PAIRLAB["root_dir"])
 '''
 
 
-SPARE_KERNEL = ("now", "lab_load", "off")
-"""When a workspace server starts its spare kernel (handed to the first kernel asked for):
-with the server, when JupyterLab first loads (it asks for the kernelspecs), or never."""
+SPARE_KERNEL: tuple[SpareKernel, ...] = get_args(SpareKernel)
 
 
-def server_config(workspace_id: str, inside: Inside, *, spare_kernel: str = "now") -> str:
+def server_config(workspace_id: str, inside: Inside, *,
+                  spare_kernel: SpareKernel = "now") -> str:
     """The text of ``jupyter_server_config.py`` for one workspace; ``spare_kernel``: one of
     ``SPARE_KERNEL``."""
     if spare_kernel not in SPARE_KERNEL:
@@ -485,7 +485,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_config_dir(config: Path, workspace_id: str, uid: int, env_python: Path,
-                     display_name: str, inside: Inside, *, spare_kernel: str = "now") -> None:
+                     display_name: str, inside: Inside, *,
+                     spare_kernel: SpareKernel = "now") -> None:
     """(Re)write the root-owned config folder; folders 0755, files 0644."""
     config.mkdir(mode=0o755, parents=True, exist_ok=True)
     config.chmod(0o755)

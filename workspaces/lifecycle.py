@@ -25,6 +25,7 @@ from workspaces.admission import AdmissionGate
 from workspaces.environments import EnvironmentBuildFailed, ensure_environment
 from workspaces.provisioner import (
     Provisioner,
+    SpareKernel,
     WorkspaceInfo,
     WorkspaceSpec,
     new_workspace_id,
@@ -140,8 +141,8 @@ class SessionManager:
             # While other sessions wait to start, this session's spare kernel (~0.5 s of a core)
             # starts when its JupyterLab loads, not with the server: the starts behind it go
             # sooner. A pool refill's always starts with it (whoever claims it gets it ready).
-            spare = "lab_load" if session_id is not None and self.gate.waiting_sessions \
-                else "now"
+            spare: SpareKernel = "lab_load" \
+                if session_id is not None and self.gate.waiting_sessions else "now"
             spec = WorkspaceSpec(new_workspace_id(), uid, env_python, spare_kernel=spare)
             try:
                 return await self.provisioner.start(spec)

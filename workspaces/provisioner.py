@@ -23,6 +23,11 @@ def new_workspace_id() -> str:
     return "w" + secrets.token_hex(6)
 
 
+SpareKernel = Literal["now", "lab_load", "off"]
+"""When a workspace server starts its spare kernel (handed to the first kernel asked for):
+with the server, when JupyterLab first loads (it asks for the kernelspecs), or never."""
+
+
 @dataclass(frozen=True)
 class WorkspaceSpec:
     """What to start."""
@@ -34,8 +39,8 @@ class WorkspaceSpec:
     env_python: Path
     """Python of the task environment: the kernel and the terminal's ``python`` use it."""
     display_name: str = "Python 3 (task)"
-    spare_kernel: str = "now"
-    """When its server starts the spare kernel: ``workspaces.jupyter_config.SPARE_KERNEL``."""
+    spare_kernel: SpareKernel = "now"
+    """When its server starts the spare kernel (``SpareKernel``)."""
 
 
 @dataclass(frozen=True)

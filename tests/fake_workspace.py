@@ -162,7 +162,6 @@ class FakeProvisioner:
         if running is not None:
             await running.runner.cleanup()
             self.stopped.append(info.workspace_id)
-        info.socket_path.unlink(missing_ok=True)
         self._forget_socket(info)
 
     async def close_all(self, _app: web.Application | None = None) -> None:

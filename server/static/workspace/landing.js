@@ -6,10 +6,10 @@
 //   polls, so a wrong system clock does not matter and an extension shows without a reload).
 // - Start shows "Preparing your workspace…" at once, the button disabled, until the workspace's
 //   page replaces this one (the form still posts without this script). While the start is
-//   under way the session API is asked after 250 ms and then every second: a start waiting in the start queue shows
-//   the server's "Your workspace starts in about N s (k ahead of you)." (its "queue.message"),
-//   then "Preparing your workspace…" again once it runs. The status is a polite live region
-//   and changes only when the wording does.
+//   under way the session API is asked after 250 ms, then every second: a start waiting in the
+//   start queue shows the server's "Your workspace starts in about N s (k ahead of you)." (its
+//   "queue.message"), then "Preparing your workspace…" again once it runs. The status is a
+//   polite live region and changes only when the wording does.
 // - The page loaded (or reloaded) while the start is under way asks the same every second and
 //   says the same; once the workspace is live it goes on into it ("/s/<id>/open", as its
 //   button would), and on any other state it reloads to show it. Without this script a

@@ -36,6 +36,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from common.file_locks import held
 from common.processes import DeadlineExceeded, run_bounded
 from workspaces.package_sources import UvSources, pip_configuration, uv_sources
 from workspaces.sandbox.permissions import (
@@ -165,60 +166,84 @@ def ensure_environment(
             "another user (make it and its parents writable by root only)")
     with _lock_for(key):
         if python.exists():
-            if not is_published(final):  # built owner-only by an older pairlab
-                log.warning("environment %s was not readable by the sandboxes; fixing its modes",
-                            key)
-                publish_read_only(final)
-            return python
-        building = envs_root / f".{key}.building"
+            return _published(final, python)
         try:
             envs_root.mkdir(parents=True, exist_ok=True)
-            cache = envs_root / UV_CACHE
-            cache.mkdir(mode=0o700, exist_ok=True)
-            # root's alone whatever the umask: uv makes its lock file in it writable by all
-            os.chmod(cache, 0o700, follow_symlinks=False)
-            remove_tree(building)
         except OSError as exc:
             raise EnvironmentBuildFailed(
                 f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
-        wanted = wanted_requirements(requirements)
-        log.info("building environment %s for %s", key, ", ".join(wanted))
+        # another process may build the same key in this folder (a second pairlab, `pairlab
+        # task import` beside `pairlab serve`): it waits here, then finds the environment built
+        # (without it, one removed the other's half-built folder)
         try:
-            # the same Python as pairlab's (the base interpreter of its venv), as before uv:
-            # jupyter-server runs on it and starts this environment's ipykernel
-            venv = [sys.executable, "-m", "venv", "--without-pip", str(building)]
-            made = run_bounded(venv, timeout_s=120, env=None, cwd=None)
-            if made.returncode != 0:
-                raise subprocess.CalledProcessError(made.returncode, venv)
-            sources = uv_sources(os.environ, pip_configuration(os.environ))
-            log.info("environment %s: package sources %s", key,
-                     " ".join(sources.options) or "uv's defaults")
-            result = run_bounded(  # requirements validated by the manifest
-                install_command(envs_root, building / "bin" / "python", _installed(wanted),
-                                sources),
-                timeout_s=timeout_s, env=_uv_env(envs_root, sources), cwd=str(envs_root),
-                max_output=INSTALL_OUTPUT_BYTES,
-            )
-            if result.returncode != 0:
-                tail = (result.err or result.out)[-800:]
-                raise EnvironmentBuildFailed(
-                    f"installing {', '.join(wanted)} failed: {tail.strip()}"
-                )
-            log.info("environment %s: %s", key, " / ".join(
-                line.strip() for line in result.err.splitlines()
-                if line.startswith(("Resolved", "Prepared", "Installed"))))
-            (building / "pairlab-requirements.json").write_text(json.dumps(wanted))
-            publish_read_only(building)  # before it is visible under its final name
-            os.rename(building, final)
-        except DeadlineExceeded:
-            raise EnvironmentBuildFailed(
-                f"building the environment took longer than {timeout_s:.0f} s"
-            ) from None
-        except subprocess.CalledProcessError as exc:
-            raise EnvironmentBuildFailed(f"creating a virtual environment failed: {exc}") from None
-        except OSError as exc:
+            with held(envs_root / f".{key}.lock"):
+                if python.exists():
+                    return _published(final, python)
+                return _build(envs_root, key, requirements, final, timeout_s)
+        except OSError as exc:  # the lock file (the build turns its own into the error below)
             raise EnvironmentBuildFailed(
                 f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
-        finally:
-            remove_tree(building)
-        return python
+
+
+def _published(final: Path, python: Path) -> Path:
+    if not is_published(final):  # built owner-only by an older pairlab
+        log.warning("environment %s was not readable by the sandboxes; fixing its modes",
+                    final.name)
+        publish_read_only(final)
+    return python
+
+
+def _build(envs_root: Path, key: str, requirements: Sequence[str], final: Path,
+           timeout_s: float) -> Path:
+    python = final / "bin" / "python"
+    building = envs_root / f".{key}.building"
+    try:
+        cache = envs_root / UV_CACHE
+        cache.mkdir(mode=0o700, exist_ok=True)
+        # root's alone whatever the umask: uv makes its lock file in it writable by all
+        os.chmod(cache, 0o700, follow_symlinks=False)
+        remove_tree(building)
+    except OSError as exc:
+        raise EnvironmentBuildFailed(
+            f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
+    wanted = wanted_requirements(requirements)
+    log.info("building environment %s for %s", key, ", ".join(wanted))
+    try:
+        # the same Python as pairlab's (the base interpreter of its venv), as before uv:
+        # jupyter-server runs on it and starts this environment's ipykernel
+        venv = [sys.executable, "-m", "venv", "--without-pip", str(building)]
+        made = run_bounded(venv, timeout_s=120, env=None, cwd=None)
+        if made.returncode != 0:
+            raise subprocess.CalledProcessError(made.returncode, venv)
+        sources = uv_sources(os.environ, pip_configuration(os.environ))
+        log.info("environment %s: package sources %s", key,
+                 " ".join(sources.options) or "uv's defaults")
+        result = run_bounded(  # requirements validated by the manifest
+            install_command(envs_root, building / "bin" / "python", _installed(wanted),
+                            sources),
+            timeout_s=timeout_s, env=_uv_env(envs_root, sources), cwd=str(envs_root),
+            max_output=INSTALL_OUTPUT_BYTES,
+        )
+        if result.returncode != 0:
+            tail = (result.err or result.out)[-800:]
+            raise EnvironmentBuildFailed(
+                f"installing {', '.join(wanted)} failed: {tail.strip()}"
+            )
+        log.info("environment %s: %s", key, " / ".join(
+            line.strip() for line in result.err.splitlines()
+            if line.startswith(("Resolved", "Prepared", "Installed"))))
+        (building / "pairlab-requirements.json").write_text(json.dumps(wanted))
+        publish_read_only(building)  # before it is visible under its final name
+        os.rename(building, final)
+    except DeadlineExceeded:
+        raise EnvironmentBuildFailed(
+            f"building the environment took longer than {timeout_s:.0f} s"
+        ) from None
+    except subprocess.CalledProcessError as exc:
+        raise EnvironmentBuildFailed(f"creating a virtual environment failed: {exc}") from None
+    except OSError as exc:
+        raise EnvironmentBuildFailed(
+            f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
+    finally:
+        remove_tree(building)
+    return python

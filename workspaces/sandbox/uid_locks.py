@@ -16,14 +16,13 @@ uses for this (``flock(1)``, systemd's ``/run/lock``); no library adds to it.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from common.file_locks import flock
 from workspaces.errors import SandboxUnavailable
 
 LOCK_DIR = Path("/run/pairlab")
@@ -55,23 +54,9 @@ def lock_dir() -> Path:
     return LOCK_DIR
 
 
-def _flock(path: Path, *, wait: bool = False) -> int | None:
-    """An open fd holding an exclusive lock on ``path`` (made if missing), or None if another
-    open file holds it (only without ``wait``)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return None
-        raise
-    return fd
-
-
 def try_uid(uid: int) -> int | None:
     """The fd holding ``uid`` for one run (close it to let go), or None if another holds it."""
-    return _flock(lock_dir() / f"uid-{uid}.lock")
+    return flock(lock_dir() / f"uid-{uid}.lock")
 
 
 @contextmanager
@@ -79,7 +64,7 @@ def uid_block(uids: range, holder: str) -> Iterator[None]:
     """Hold ``uids`` for this process while the context lasts; ``UidBlockTaken`` if another
     running pairlab holds any of them. ``holder`` (the data dir) is named to the one refused."""
     folder = lock_dir()
-    guard = _flock(folder / ".blocks.lock", wait=True)  # one claim at a time on the host
+    guard = flock(folder / ".blocks.lock", wait=True)  # one claim at a time on the host
     if guard is None:  # pragma: no cover - a waiting flock returns locked or raises
         raise SandboxUnavailable(f"{folder / '.blocks.lock'} could not be locked")
     mine = folder / f"block-{uids.start}-{uids.stop}.lock"
@@ -91,13 +76,13 @@ def uid_block(uids: range, holder: str) -> Iterator[None]:
             theirs = range(int(m.group(1)), int(m.group(2)))
             if theirs.start >= uids.stop or uids.start >= theirs.stop:
                 continue
-            fd = _flock(other)
+            fd = flock(other)
             if fd is not None:  # nobody holds it: left by a pairlab that was killed
                 other.unlink(missing_ok=True)
                 os.close(fd)
                 continue
             raise _taken(uids, theirs, other.read_text(errors="replace").strip())
-        fd = _flock(mine)
+        fd = flock(mine)
         if fd is None:
             raise _taken(uids, uids, mine.read_text(errors="replace").strip())
         try:
@@ -115,7 +100,7 @@ def uid_block(uids: range, holder: str) -> Iterator[None]:
         # Under the guard: a claim between the unlink and the close would lock a file with
         # no name, and every later claim would see the block free.
         try:
-            guard = _flock(folder / ".blocks.lock", wait=True)
+            guard = flock(folder / ".blocks.lock", wait=True)
         except OSError:  # the lock folder was removed: no claim can race this release
             guard = None
         try:

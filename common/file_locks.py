@@ -1,0 +1,40 @@
+"""Host-wide exclusive locks on files (``flock``), held by an open file descriptor.
+
+``flock`` is what every Unix program uses for this (``flock(1)``, systemd's ``/run/lock``): the
+kernel lets go when the descriptor is closed or its process dies, so a killed holder never
+leaves a lock behind. No library adds to it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def flock(path: Path, *, wait: bool = False) -> int | None:
+    """An open fd holding an exclusive lock on ``path`` (made if missing), or None if another
+    open file holds it (only without ``wait``)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return None
+        raise
+    return fd
+
+
+@contextmanager
+def held(path: Path) -> Iterator[None]:
+    """Wait for the lock on ``path`` and hold it for the ``with`` block."""
+    fd = flock(path, wait=True)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)

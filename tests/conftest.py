@@ -45,6 +45,33 @@ MakeSettings = Callable[..., Settings]
 pytest_plugins = ["tests.harness", "tests.browser", "tests.task_repos"]
 
 
+WORKER_UID_STEP = 4_100_000
+"""How far apart the sandbox uids of two pytest-xdist workers are (``pytest_configure``)."""
+DEFAULT_UID_BASE = 40_000
+"""``sandbox_uid_base``'s default (server/settings.py)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (scripts/check runs two workers), worker ``gwN`` for N > 0 takes a
+    uid block of its own, ``$PAIRLAB_SANDBOX_UID_BASE`` (or the default) + N × 4.1 million: past
+    the random blocks some tests draw (below 4 million) and every offset the suite adds to the
+    base, so its pairlabs never meet the other worker's in a uid (two pairlabs on one host are
+    refused an overlap). ``gw0`` keeps the environment's, as a run without workers does."""
+    worker = getattr(config, "workerinput", {}).get("workerid", "")
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    if index > 0:
+        given = os.environ.get("PAIRLAB_SANDBOX_UID_BASE")
+        base = int(given) if given else DEFAULT_UID_BASE
+        os.environ["PAIRLAB_SANDBOX_UID_BASE"] = str(base + index * WORKER_UID_STEP)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The journeys share one demo (tests/journeys/conftest.py ``product``): under
+    pytest-xdist's ``--dist loadgroup`` they all run on one worker, one after another."""
+    for item in items:
+        if item.nodeid.startswith("tests/journeys/"):
+            item.add_marker(pytest.mark.xdist_group("journeys"))
+
 
 @pytest.fixture(autouse=True)
 def _release_orphaned_disk_images() -> Iterator[None]:

@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def bench(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     base = os.environ.get("PAIRLAB_SANDBOX_UID_BASE")
-    env = {**os.environ, "PAIRLAB_SANDBOX_UID_BASE": str(int(base) + 800 if base else 3_900_000)}
+    # past every block the suite takes from the base: the journeys' demo (the base itself) runs
+    # for the whole session, and may have started before this test (tests/conftest.py: workers)
+    first = int(base) + 40_000 if base else 3_900_000
+    env = {**os.environ, "PAIRLAB_SANDBOX_UID_BASE": str(first)}
     return subprocess.run([sys.executable, "-m", "bench.load", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 

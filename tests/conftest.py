@@ -65,12 +65,21 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["PAIRLAB_SANDBOX_UID_BASE"] = str(base + index * WORKER_UID_STEP)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The journeys share one demo (tests/journeys/conftest.py ``product``): under
-    pytest-xdist's ``--dist loadgroup`` they all run on one worker, one after another."""
-    for item in items:
-        if item.nodeid.startswith("tests/journeys/"):
-            item.add_marker(pytest.mark.xdist_group("journeys"))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's work units (scripts/check): a test file's tests run on one worker, one
+    after another, as they do without workers, so a module's fixtures are made once (two
+    workers would each start the same named workspaces, ``wsa`` in one cgroup, and see each
+    other's mounts); the journeys share one demo (tests/journeys/conftest.py ``product``), so
+    all of them are one unit. (``--dist loadgroup`` with markers would say the same, but it
+    renames node ids, which pytest 9.2 no longer lets a plugin do.)"""
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileOrJourneys(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/journeys" if path.startswith("tests/journeys/") else path
+
+    return FileOrJourneys(config, log)
 
 
 @pytest.fixture(autouse=True)

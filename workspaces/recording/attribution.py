@@ -34,7 +34,11 @@ __all__ = ["ACTIVE_S", "CLAIM_S", "SAVE_WAIT_S", "Attribution", "Save", "top_aut
 
 CLAIM_S = 10.0
 ACTIVE_S = 5.0
-SAVE_WAIT_S = 2.0
+SAVE_WAIT_S = 6.0
+"""The room's new hash comes from the workspace's jupyter-server, CPU-capped in its cgroup: on a
+busy host it can come seconds after the watcher saw the file (2 s was too short for a journey
+beside a second test run on two cores). Only a change of a path whose room has unsaved edits
+and no matching save waits."""
 SAVE_KEEP_S = 120.0
 MAX_SAVES = 500
 MAX_CLAIMS = 1000

@@ -18,7 +18,7 @@ from jupyter_ydoc import YNotebook, YUnicode
 from pycrdt import Array, Decoder, Doc, Map, Text, create_update_message
 
 from common.db import Database
-from workspaces.recording import collab, doc_log
+from workspaces.recording import attribution, collab, doc_log
 from workspaces.recording import events as E
 from workspaces.recording.events import Event
 from workspaces.recording.taps import SessionTaps, Tap
@@ -176,7 +176,8 @@ async def test_two_connections_are_two_authors_and_echoes_are_no_ops(rig: Rig) -
         (E.SESSION_LEFT, "candidate"), (E.SESSION_LEFT, "interviewer:7")]
 
 
-async def test_a_change_on_disk_waits_briefly_for_the_pending_save(rig: Rig) -> None:
+async def test_a_change_on_disk_waits_briefly_for_the_pending_save(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     server = Server("a\n", "notes.md")
     tap = await rig.connect(LEAD)
     await tap.feed("out", WSMsgType.BINARY, step2(server.doc.ydoc.get_update()))
@@ -194,6 +195,7 @@ async def test_a_change_on_disk_waits_briefly_for_the_pending_save(rig: Rig) -> 
     assert (actor, why["via"], why["authors"]) == (
         "interviewer:7", "collaboration", {"interviewer:7": {"ins": 3, "del": 0}})
     # with no save at all, the watcher's event waits at most SAVE_WAIT_S, then falls back
+    monkeypatch.setattr(attribution, "SAVE_WAIT_S", 2.0)
     await tap.feed("in", WSMsgType.BINARY, lee.type(None, "d"))
     started = asyncio.get_running_loop().time()
     assert (await rig.taps.attribute("s1", "notes.md", sha("other")))[0] == "candidate"

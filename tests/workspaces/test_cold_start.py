@@ -6,6 +6,7 @@ still runs a kernel."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sysconfig
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from workspaces import jupyter_config
 from workspaces.environments import ensure_environment
 from workspaces.local import LocalProvisioner
 from workspaces.provisioner import WorkspaceSpec
+from workspaces.sandbox.bwrap import HostPaths
 
 MARKER = "node-was-run"
 # First on the server's PATH (the task environment's bin folder): what JupyterLab would run.
@@ -47,6 +49,13 @@ async def test_the_server_never_runs_node_and_still_runs_a_kernel(
         info = await provisioner.start(WorkspaceSpec("nonode", free_uid(), env_python))
         try:
             assert not (info.root / MARKER).exists(), "the workspace server ran node"
+            # the launcher's collector, off for the imports, is on again before any request
+            # (else every cycle the server makes would be kept for as long as it runs)
+            log = HostPaths.of(data / "workspaces", "nonode").log.read_text()
+            collecting = re.search(r"pairlab: garbage collection on, (\d+) start-up objects "
+                                   r"frozen", log)
+            assert collecting is not None, log[-2000:]
+            assert int(collecting.group(1)) > 10_000
             async with WorkspaceClient(info) as client:
                 status, specs = await client.request("GET", "api/kernelspecs")
                 assert status == 200

@@ -281,7 +281,7 @@ def check_python(sandbox: CheckSandbox, *, thorough: bool) -> Finding:
     except SandboxUnavailable as exc:
         return Finding("python", "skip", f"not checked: {exc.message}")
     if problem is not None:
-        if "was killed by signal" in problem:
+        if problem.killed:
             fix = "run `pairlab doctor` again; if it is killed again, see the kernel log (dmesg)"
         return Finding("python", "fail", problem, fix, critical=True)
     shown = ", ".join(map(str, trees)) or "/usr"

@@ -122,6 +122,7 @@ def runnable_python(settings: Settings, requirements: Sequence[str],
         python = ensure_environment(settings.envs_root, requirements)
     except EnvironmentBuildFailed as exc:
         return f"the task environment could not be built: {exc.message}"
+    problem: str | None
     try:
         problem = (sandbox or sandbox_for(settings)).probe_python(python)
     except SandboxUnavailable as exc:

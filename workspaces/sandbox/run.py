@@ -309,7 +309,7 @@ class CheckSandbox:
                           host.run, report)
 
     def probe_python(self, env_python: Path, imports: Sequence[str] = ("ipykernel", "pytest"),
-                     timeout_s: float = 60.0) -> str | None:
+                     timeout_s: float = 60.0) -> ProbeFailure | None:
         """``None`` if a sandbox uid can start ``env_python`` and import ``imports``, else the
         reason in one line (the last line of what it printed)."""
         work = self.scratch("probe")
@@ -321,16 +321,30 @@ class CheckSandbox:
                     return None
                 lines = [line for line in run.output.splitlines() if line.strip()]
                 status = run.exit_code
+                killed = not lines and status is not None and status > 128  # bwrap's status
                 if lines:
                     detail = lines[-1].strip()
-                elif status is not None and status > 128:  # bwrap's status for a killed child
+                elif killed and status is not None:
                     detail = (f"it was killed by signal {status - 128} (its cgroup's memory "
                               "limit, or another process killing the sandbox uid's processes)")
                 else:
                     detail = f"exit code {status}"
-                return f"{env_python} cannot run as a sandbox uid: {detail}"[:500]
+                return ProbeFailure(f"{env_python} cannot run as a sandbox uid: {detail}"[:500],
+                                    killed=killed)
         finally:
             self.release(work)
+
+
+class ProbeFailure(str):
+    """Why ``probe_python`` failed, in one line (a sentence to show as it is); ``killed``: its
+    process was killed by a signal without a word (worth trying again)."""
+
+    killed: bool
+
+    def __new__(cls, text: str, *, killed: bool = False) -> ProbeFailure:
+        made = super().__new__(cls, text)
+        made.killed = killed
+        return made
 
 
 def _host_user(uid: int) -> str | None:

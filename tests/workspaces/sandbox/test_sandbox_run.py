@@ -107,12 +107,14 @@ def test_a_python_the_sandbox_cannot_run_is_named_with_the_reason(sandbox: Check
     problem = sandbox.probe_python(python, imports=("no_such_module_here",))
     assert problem == (f"{python} cannot run as a sandbox uid: ModuleNotFoundError: "
                        "No module named 'no_such_module_here'")
+    assert not problem.killed
     # Killed without a word (as by another pairlab's cleanup of the same uid): said so, not
     # "exit code 137".
     killed = sandbox.probe_python(python, imports=("os; os.kill(os.getpid(), 9)",))
     assert killed == (f"{python} cannot run as a sandbox uid: it was killed by signal 9 (its "
                       "cgroup's memory limit, or another process killing the sandbox uid's "
                       "processes)")
+    assert killed is not None and killed.killed  # the doctor says to try again
 
 
 def test_a_run_that_fills_the_disk_is_stopped(sandbox: CheckSandbox, data: Path,

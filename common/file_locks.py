@@ -10,9 +10,14 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal, overload
+
+
+@overload
+def flock(path: Path, *, wait: Literal[True]) -> int: ...
+@overload
+def flock(path: Path, *, wait: bool = False) -> int | None: ...
 
 
 def flock(path: Path, *, wait: bool = False) -> int | None:
@@ -27,14 +32,3 @@ def flock(path: Path, *, wait: bool = False) -> int | None:
             return None
         raise
     return fd
-
-
-@contextmanager
-def held(path: Path) -> Iterator[None]:
-    """Wait for the lock on ``path`` and hold it for the ``with`` block."""
-    fd = flock(path, wait=True)
-    try:
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)

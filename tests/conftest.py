@@ -3,6 +3,7 @@ and helpers to log in through the real app and to run the real ``pairlab`` comma
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -47,7 +48,8 @@ pytest_plugins = ["tests.harness", "tests.browser", "tests.task_repos"]
 
 WORKER_UID_STEP = 4_100_000
 """How far apart the sandbox uids of two pytest-xdist workers are (``pytest_configure``)."""
-DEFAULT_UID_BASE = 40_000
+DEFAULT_UID_BASE: int = {f.name: f.default for f in dataclasses.fields(Settings)}[
+    "sandbox_uid_base"]
 """``sandbox_uid_base``'s default (server/settings.py)."""
 
 
@@ -65,6 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["PAIRLAB_SANDBOX_UID_BASE"] = str(base + index * WORKER_UID_STEP)
 
 
+@pytest.hookimpl(optionalhook=True)  # a run without pytest-xdist (-p no:xdist) knows no such hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """pytest-xdist's work units (scripts/check): a test file's tests run on one worker, one
     after another, as they do without workers, so a module's fixtures are made once (two
@@ -72,6 +75,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     other's mounts); the journeys share one demo (tests/journeys/conftest.py ``product``), so
     all of them are one unit. (``--dist loadgroup`` with markers would say the same, but it
     renames node ids, which pytest 9.2 no longer lets a plugin do.)"""
+    if config.getvalue("dist") != "load":  # another --dist asked for: xdist's own
+        return None
+    # _split_scope is how LoadFileScheduling itself groups (pytest-xdist 3.x)
     from xdist.scheduler import LoadFileScheduling
 
     class FileOrJourneys(LoadFileScheduling):
@@ -88,7 +94,10 @@ def _release_orphaned_disk_images() -> Iterator[None]:
     restore, as pairlab does at shutdown) leaves a deleted image mounted: unmount it."""
     yield
     for point in orphaned_images():
-        unmount(point)
+        # test_mounts (maybe on the other pytest worker) makes orphans on purpose, in
+        # /tmp/plmt-*, and unmounts them itself
+        if not str(point).startswith("/tmp/plmt-"):
+            unmount(point)
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> MakeSettings:

@@ -36,7 +36,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from common.file_locks import held
+from common.file_locks import flock
 from common.processes import DeadlineExceeded, run_bounded
 from workspaces.package_sources import UvSources, pip_configuration, uv_sources
 from workspaces.sandbox.permissions import (
@@ -173,19 +173,35 @@ def ensure_environment(
             raise EnvironmentBuildFailed(
                 f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
         # another process may build the same key in this folder (a second pairlab, `pairlab
-        # task import` beside `pairlab serve`): it waits here, then finds the environment built
-        # (without it, one removed the other's half-built folder)
+        # task import` beside `pairlab serve`): this one waits, then finds the environment built
+        # (without the lock, one removed the other's half-built folder)
+        fd = _build_lock(envs_root, key)
         try:
-            with held(envs_root / f".{key}.lock"):
-                if python.exists():
-                    return _published(final, python)
-                return _build(envs_root, key, requirements, final, timeout_s)
-        except OSError as exc:  # the lock file (the build turns its own into the error below)
-            raise EnvironmentBuildFailed(
-                f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
+            if python.exists():
+                return _published(final, python)
+            return _build(envs_root, key, requirements, final, timeout_s)
+        finally:
+            os.close(fd)
+
+
+def _build_lock(envs_root: Path, key: str) -> int:
+    """The fd holding ``key``'s build lock, once no other process holds it (said in the log
+    while it waits: a build takes minutes)."""
+    path = envs_root / f".{key}.lock"
+    try:
+        fd = flock(path)
+        if fd is None:
+            log.info("environment %s: waiting for another process building it", key)
+            fd = flock(path, wait=True)
+    except OSError as exc:
+        raise EnvironmentBuildFailed(
+            f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
+    return fd
 
 
 def _published(final: Path, python: Path) -> Path:
+    """``python`` of the built environment ``final``, made readable to the sandboxes if an
+    older pairlab built it owner-only."""
     if not is_published(final):  # built owner-only by an older pairlab
         log.warning("environment %s was not readable by the sandboxes; fixing its modes",
                     final.name)
@@ -195,6 +211,8 @@ def _published(final: Path, python: Path) -> Path:
 
 def _build(envs_root: Path, key: str, requirements: Sequence[str], final: Path,
            timeout_s: float) -> Path:
+    """Build the environment in a temporary folder and rename it to ``final`` when complete
+    (the caller holds its build lock)."""
     python = final / "bin" / "python"
     building = envs_root / f".{key}.building"
     try:

@@ -68,7 +68,8 @@ UNUSED_MODULES = ("rfc3987_syntax", "rfc3986_validator", "rfc3339_validator", "i
 #   objects a scan, and the whole heap now and then, of modules that are never garbage): the
 #   launcher turns it off; the configuration turns it back on, with what start-up made frozen
 #   (never scanned again), as the server's event loop starts (``start_ioloop``), before the
-#   first request.
+#   first request. Start-up's own cyclic garbage (~53,000 objects, ~1.2 MiB) is frozen with
+#   it, for the server's life: collecting it first would cost ~125 ms of CPU, the time saved.
 LAUNCHER = (
     "import ctypes, sys\n"
     "if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:\n"

@@ -32,11 +32,13 @@ from workspaces.sandbox.cgroups import pids_of_uid
 from workspaces.sandbox.mounts import mount_points, unmount
 
 # uids >= 30000, a block of 100 per pytest process so parallel runs do not collide (the
-# workspace tests of one run take more than 25); the two workers of scripts/check each have a
-# half of the range (no two of them can then draw the same block)
+# workspace tests of one run take more than 25); the workers of scripts/check (pytest-xdist)
+# each have a share of the range, so no two of them can draw the same block
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-UID_BASE = 30000 + (int(_WORKER) % 2 if _WORKER.isdigit() else 0) * 5000 + \
-    (os.getpid() % 50) * 100  # below 40000, the demo's default base
+_WORKERS = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+_BLOCKS = 100 // _WORKERS
+UID_BASE = 30000 + ((int(_WORKER) if _WORKER.isdigit() else 0) % _WORKERS * _BLOCKS
+                    + os.getpid() % _BLOCKS) * 100  # below 40000, the demo's default base
 _next_uid = iter(range(UID_BASE, UID_BASE + 100))
 
 

@@ -33,22 +33,22 @@ async def test_no_copy_out_as_root_while_a_process_of_the_uid_runs(env_python: P
     provisioner = LocalProvisioner(root)
     survivor: subprocess.Popen[bytes] | None = None
     try:
-        info = await provisioner.start(WorkspaceSpec("wsleft", uid, env_python))
+        info = await provisioner.start(WorkspaceSpec("wsettle", uid, env_python))
         (info.root / "kept.txt").write_text("kept\n")
         survivor = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}",
                                      "--clear-groups", "--", "sleep", "600"])
         await asyncio.sleep(0.2)
         assert survivor.pid in pids_of_uid(uid)
         await provisioner.stop(info)
-        assert mounts.is_mount(root / "wsleft") and provisioner.image_path("wsleft").exists()
+        assert mounts.is_mount(root / "wsettle") and provisioner.image_path("wsettle").exists()
         assert (info.root / "kept.txt").read_text() == "kept\n"
-        assert not (root / ".settling-wsleft").exists()
+        assert not (root / ".settling-wsettle").exists()
         survivor.kill()
         survivor.wait()
         survivor = None
-        assert await LocalProvisioner(root).sweep() == ["wsleft"]
-        assert not mounts.is_mount(root / "wsleft")
-        assert not provisioner.image_path("wsleft").exists()
+        assert await LocalProvisioner(root).sweep() == ["wsettle"]
+        assert not mounts.is_mount(root / "wsettle")
+        assert not provisioner.image_path("wsettle").exists()
         assert (info.root / "kept.txt").read_text() == "kept\n"
     finally:
         if survivor is not None:

@@ -122,6 +122,7 @@ class Attribution:
                         old_path: str = "") -> tuple[str, dict[str, Any]]:
         """The actor of a change of ``path`` (now holding ``sha256``, if known) and the payload
         fields that say why."""
+        seen = self.clock()  # the windows below count from the change, not from a wait's end
         if sha256:
             save = self._save_of(path, sha256)
             if save is None and self.save_by_content(path, sha256):
@@ -141,15 +142,14 @@ class Attribution:
                 if save.mixed:
                     why["mixed"] = True
                 return top_author(save.authors), why
-        now = self.clock()
         for candidate in (path, old_path):
             claim = self._claims.get(candidate) if candidate else None
-            if claim is not None and now - claim.at <= CLAIM_S:
+            if claim is not None and seen - claim.at <= CLAIM_S:
                 return claim.actor, {"via": VIA_CONTENTS, "authors": {claim.actor: {}}}
         folder = self._claims.get(path.rpartition("/")[0])  # a new file made by POST
-        if folder is not None and folder.method == "POST" and now - folder.at <= CLAIM_S:
+        if folder is not None and folder.method == "POST" and seen - folder.at <= CLAIM_S:
             return folder.actor, {"via": VIA_CONTENTS, "authors": {folder.actor: {}}}
-        running = {actor for actor, at in self._active.items() if now - at <= ACTIVE_S}
+        running = {actor for actor, at in self._active.items() if seen - at <= ACTIVE_S}
         if len(running) == 1 and (only := next(iter(running))) != E.ACTOR_CANDIDATE:
             return only, {"via": VIA_PROCESS, "inferred": True}
         return E.ACTOR_CANDIDATE, {"via": VIA_PROCESS}

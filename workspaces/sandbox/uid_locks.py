@@ -65,8 +65,6 @@ def uid_block(uids: range, holder: str) -> Iterator[None]:
     running pairlab holds any of them. ``holder`` (the data dir) is named to the one refused."""
     folder = lock_dir()
     guard = flock(folder / ".blocks.lock", wait=True)  # one claim at a time on the host
-    if guard is None:  # pragma: no cover - a waiting flock returns locked or raises
-        raise SandboxUnavailable(f"{folder / '.blocks.lock'} could not be locked")
     mine = folder / f"block-{uids.start}-{uids.stop}.lock"
     try:
         for other in folder.iterdir():
@@ -99,16 +97,17 @@ def uid_block(uids: range, holder: str) -> Iterator[None]:
     finally:
         # Under the guard: a claim between the unlink and the close would lock a file with
         # no name, and every later claim would see the block free.
+        release_guard: int | None
         try:
-            guard = flock(folder / ".blocks.lock", wait=True)
+            release_guard = flock(folder / ".blocks.lock", wait=True)
         except OSError:  # the lock folder was removed: no claim can race this release
-            guard = None
+            release_guard = None
         try:
             mine.unlink(missing_ok=True)
         finally:
             os.close(fd)
-            if guard is not None:
-                os.close(guard)
+            if release_guard is not None:
+                os.close(release_guard)
 
 
 def _taken(uids: range, theirs: range, who: str) -> UidBlockTaken:

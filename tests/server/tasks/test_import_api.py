@@ -383,11 +383,16 @@ async def test_admin_forms_import_and_publish(
 
 async def test_invalid_rules_fail_the_import_naming_the_file_and_key(
     task_client: Client, task_settings: Settings, tmp_path: Path, served: Path,
-    git_server: tuple[str, int],
+    git_server: tuple[str, int], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     base, _ = git_server
     name = serve_repo(tmp_path, served, "tiny")
     headers = await admin_csrf(task_client, task_settings)
+    # the rules file is made in this process: in a folder of this test's own (another test
+    # process on the host makes its own in /tmp meanwhile)
+    rules_tmp = tmp_path / "tmp"
+    rules_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(rules_tmp))
     before = set(Path(tempfile.gettempdir()).glob("pairlab-rules-*"))
     row = await import_and_wait(task_client, headers, url=f"{base}/{name}",
                                 rules='[anonymise.replace]\n"Halcyon" = 3\n')

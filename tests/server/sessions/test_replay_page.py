@@ -83,7 +83,8 @@ async def test_the_workspace_at_three_moments_and_the_diff_between_them(
     # Before its first event, the file did not exist yet; the task's files did.
     first = min(e.seq for e in found if e.path == "pipeline.py")
     await scrub(page, first - 1)
-    await expect(page.locator("#pl-tree button[data-path='pipeline.py']")).to_have_count(0)
+    await expect(page.locator("#pl-tree button[data-path='pipeline.py']")).to_have_count(
+        0, timeout=30_000)
     assert await shown_file(page, "main.py", "print('hello')\n") == "print('hello')\n"
     await scrub(page, last_snapshot)
     await expect(page.locator("#pl-tree .pl-deleted")).to_have_text(["notes.md deleted"])

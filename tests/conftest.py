@@ -54,11 +54,12 @@ DEFAULT_UID_BASE: int = {f.name: f.default for f in dataclasses.fields(Settings)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (scripts/check runs two workers), worker ``gwN`` for N > 0 takes a
-    uid block of its own, ``$PAIRLAB_SANDBOX_UID_BASE`` (or the default) + N × 4.1 million: past
-    the random blocks some tests draw (below 4 million) and every offset the suite adds to the
-    base, so its pairlabs never meet the other worker's in a uid (two pairlabs on one host are
-    refused an overlap). ``gw0`` keeps the environment's, as a run without workers does."""
+    """Under pytest-xdist (``PAIRLAB_TEST_WORKERS=2 scripts/check``), worker ``gwN`` (N > 0)
+    takes a uid block of its own, ``$PAIRLAB_SANDBOX_UID_BASE`` (or the default) + N × 4.1
+    million: past the random blocks some tests draw (below 4 million) and every offset the
+    suite adds to the base, so its pairlabs never meet the other worker's in a uid (two
+    pairlabs on one host are refused an overlap). ``gw0`` keeps the environment's, as a run
+    without workers does."""
     worker = getattr(config, "workerinput", {}).get("workerid", "")
     index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
     if index > 0:
@@ -69,8 +70,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # a run without pytest-xdist (-p no:xdist) knows no such hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """pytest-xdist's work units (scripts/check): a test file's tests run on one worker, one
-    after another, as they do without workers, so a module's fixtures are made once (two
+    """pytest-xdist's work units (``PAIRLAB_TEST_WORKERS``): a test file's tests run on one
+    worker, one after another, as they do without workers, so a module's fixtures are made once (two
     workers would each start the same named workspaces, ``wsa`` in one cgroup, and see each
     other's mounts); the journeys share one demo (tests/journeys/conftest.py ``product``), so
     all of them are one unit. (``--dist loadgroup`` with markers would say the same, but it

@@ -1,8 +1,8 @@
 """What the workspace proxy, the session lifecycle and the recorder share, free of the web layer:
 where a live workspace's jupyter-server listens (``Upstream``) and the table of them
 (``LiveUpstreams``), who calls through the proxy (``Principal``), the recording hooks the proxy
-calls (``ConnectionTap``, ``TapFactory``, ``HttpTap``) and the reused client sessions to each
-jupyter-server (``UpstreamClients``, over a Unix socket whose listener is checked,
+calls (``ConnectionTap``, ``TapFactory``, ``HttpTap``, ``HttpCall``) and the reused client
+sessions to each jupyter-server (``UpstreamClients``, over a Unix socket whose listener is checked,
 ``workspaces/sandbox/peer.py``)."""
 
 from __future__ import annotations
@@ -70,9 +70,22 @@ class ConnectionTap(Protocol):
 
 TapFactory = Callable[[str, str, str, Principal], Awaitable[ConnectionTap | None]]
 """(workspace id, path, chosen subprotocol, who) -> a tap for this connection, or None."""
-HttpTap = Callable[[str, str, str, int, Principal, str], Awaitable[None]]
-"""(workspace id, method, path, response status, who, error) after each proxied HTTP request;
-``error`` is the start of the body of an error answer (4xx/5xx), else empty."""
+class HttpCall(Protocol):
+    """One proxied HTTP request a recording watches, from before it is forwarded."""
+
+    async def done(self, status: int, error: str) -> None:
+        """The workspace answered ``status``; ``error`` is the start of the body of an error
+        answer (4xx/5xx), else empty."""
+
+    def abandon(self) -> None:
+        """The request got no answer from the workspace (unreachable, or the caller left)."""
+
+
+HttpTap = Callable[[str, str, str, Principal], HttpCall | None]
+"""(workspace id, method, path, who) before each proxied HTTP request is forwarded -> the call
+to tell its outcome, or None when nothing about it is recorded. Called on the proxy's hot path,
+so it does no I/O: a contents-API write is known to be under way before the workspace writes
+the file (``recording/attribution.py``)."""
 
 
 class UpstreamClients:

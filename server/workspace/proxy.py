@@ -83,10 +83,15 @@ async def proxy_http(
     request: web.Request, upstream: Upstream, who: Principal, clients: UpstreamClients,
     rewrite_html: Callable[[bytes], bytes] | None = None, tap: HttpTap | None = None,
 ) -> web.StreamResponse:
-    response, error = await _proxy_http(request, upstream, who, clients, rewrite_html)
-    if tap is not None:
-        await tap(upstream.workspace_id, request.method, request.path, response.status, who,
-                  error)
+    call = tap(upstream.workspace_id, request.method, request.path, who) if tap else None
+    try:
+        response, error = await _proxy_http(request, upstream, who, clients, rewrite_html)
+    except BaseException:
+        if call is not None:
+            call.abandon()
+        raise
+    if call is not None:
+        await call.done(response.status, error)
     return response
 
 

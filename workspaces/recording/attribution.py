@@ -8,7 +8,9 @@ Per session, three kinds of evidence, tried in this order for each ``file.*`` ch
    edits and no save matches yet, wait up to ``SAVE_WAIT_S`` for one.
 2. **Contents API** (``SessionTaps.http_tap``): a 2xx ``PUT``/``POST``/``PATCH``/``DELETE`` on
    ``/api/contents/<path>`` claims that path (and a rename's old path) for its actor for
-   ``CLAIM_S``.
+   ``CLAIM_S``. The request is known from before it is forwarded (``begin``): the watcher can
+   see the file the workspace wrote before the answer is back through the proxy, so a change
+   of a path with such a request under way waits up to ``REQUEST_WAIT_S`` for its answer.
 3. **A process** (a cell, a command, anything else): the candidate, unless one interviewer alone
    ran a cell or a command in the last ``ACTIVE_S`` (then theirs, ``inferred``).
 
@@ -30,7 +32,10 @@ from typing import Any
 
 from workspaces.recording import events as E
 
-__all__ = ["ACTIVE_S", "CLAIM_S", "SAVE_WAIT_S", "Attribution", "Save", "top_author"]
+__all__ = [
+    "ACTIVE_S", "CLAIM_S", "REQUEST_WAIT_S", "SAVE_WAIT_S", "Attribution", "ContentsRequest",
+    "Save", "top_author",
+]
 
 CLAIM_S = 10.0
 ACTIVE_S = 5.0
@@ -39,6 +44,9 @@ SAVE_WAIT_S = 6.0
 busy host it can come seconds after the watcher saw the file (2 s was too short for a journey
 beside a second test run on two cores). Only a change of a path whose room has unsaved edits
 and no matching save waits."""
+REQUEST_WAIT_S = 6.0
+"""How long a change waits for the answer of a contents-API request under way on its path (the
+workspace has written the file; its answer is on the way back through the proxy)."""
 SAVE_KEEP_S = 120.0
 MAX_SAVES = 500
 MAX_CLAIMS = 1000
@@ -91,8 +99,28 @@ class Attribution:
     _claims: dict[str, _Claim] = field(default_factory=dict)
     _saves: deque[Save] = field(default_factory=lambda: deque(maxlen=MAX_SAVES))
     _active: dict[str, float] = field(default_factory=dict)
+    _under_way: dict[str, list[ContentsRequest]] = field(default_factory=dict)
 
     # -- evidence -----------------------------------------------------------------------------
+
+    def begin(self, path: str, actor: str, method: str) -> ContentsRequest | None:
+        """A contents-API request of ``actor`` on ``path`` is about to be forwarded; it claims
+        the path once it is answered with a 2xx (``ContentsRequest.done``)."""
+        if not path and method != "POST":
+            return None
+        request = ContentsRequest(self, path, actor, method)
+        self._under_way.setdefault(path, []).append(request)
+        return request
+
+    def _ended(self, request: ContentsRequest, ok: bool) -> None:
+        waiting = self._under_way.get(request.path, [])
+        if request in waiting:
+            waiting.remove(request)
+        if not waiting:
+            self._under_way.pop(request.path, None)
+        if ok:
+            self.claim(request.path, request.actor, request.method)
+        request.ended.set()
 
     def claim(self, path: str, actor: str, method: str) -> None:
         """A contents-API request of ``actor`` wrote, made, renamed or deleted ``path`` (a
@@ -142,6 +170,7 @@ class Attribution:
                 if save.mixed:
                     why["mixed"] = True
                 return top_author(save.authors), why
+        await self._answers(path, old_path)
         for candidate in (path, old_path):
             claim = self._claims.get(candidate) if candidate else None
             if claim is not None and seen - claim.at <= CLAIM_S:
@@ -154,6 +183,20 @@ class Attribution:
             return only, {"via": VIA_PROCESS, "inferred": True}
         return E.ACTOR_CANDIDATE, {"via": VIA_PROCESS}
 
+    async def _answers(self, path: str, old_path: str) -> None:
+        """Wait (up to ``REQUEST_WAIT_S``) for the contents-API requests under way that could
+        have made this change: on the path, on a rename's old path, or a ``POST`` to the
+        path's folder."""
+        folder = self._under_way.get(path.rpartition("/")[0], ())
+        under_way = [*self._under_way.get(path, ()),
+                     *(self._under_way.get(old_path, ()) if old_path else ()),
+                     *(request for request in folder if request.method == "POST")]
+        if under_way:
+            waiting = [asyncio.ensure_future(request.ended.wait()) for request in under_way]
+            await asyncio.wait(waiting, timeout=REQUEST_WAIT_S)
+            for task in waiting:
+                task.cancel()
+
     def _save_of(self, path: str, sha256: str) -> Save | None:
         """The newest recent save of ``path`` (or of a document whose path is not known yet)
         with that hash and at least one author."""
@@ -164,3 +207,21 @@ class Attribution:
             if save.sha256 == sha256 and save.authors and save.path in (path, ""):
                 return save
         return None
+
+
+@dataclass(eq=False)
+class ContentsRequest:
+    """A contents-API request under way (``Attribution.begin``), told its answer by the proxy
+    (``workspaces.upstream.HttpCall``)."""
+
+    attribution: Attribution
+    path: str
+    actor: str
+    method: str
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def done(self, status: int, error: str) -> None:
+        self.attribution._ended(self, 200 <= status < 300)
+
+    def abandon(self) -> None:
+        self.attribution._ended(self, False)

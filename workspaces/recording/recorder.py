@@ -57,7 +57,7 @@ from workspaces.recording.events import (
 from workspaces.recording.history import History
 from workspaces.recording.taps import SessionTaps, Tap
 from workspaces.recording.watcher import watch_workspace
-from workspaces.upstream import LiveUpstreams, Principal, UpstreamClients
+from workspaces.upstream import HttpCall, LiveUpstreams, Principal, UpstreamClients
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -277,11 +277,12 @@ class RecordingService:
             return None
         return await self.taps.ws_tap(workspace_id, path, subprotocol, who)
 
-    async def http_tap(self, workspace_id: str, method: str, path: str, status: int,
-                       who: Principal, error: str = "") -> None:
+    def http_tap(self, workspace_id: str, method: str, path: str,
+                 who: Principal) -> HttpCall | None:
         """The proxy's ``HttpTap`` (nothing is recorded outside start..close)."""
-        if self._recording:
-            await self.taps.http_tap(workspace_id, method, path, status, who, error)
+        if not self._recording:
+            return None
+        return self.taps.http_tap(workspace_id, method, path, who)
 
     # -- the lifecycle hook -----------------------------------------------------------------
 

@@ -39,7 +39,14 @@ from workspaces.recording.casts import CastStore, CastWriter
 from workspaces.recording.events import Event, Observation, WriteFn
 from workspaces.recording.kernel_messages import OUTSIDE, KernelLifecycle, KernelTracker
 from workspaces.recording.terminal_lines import TerminalTracker
-from workspaces.upstream import UPSTREAM_HOST, LiveUpstreams, Principal, Upstream, UpstreamClients
+from workspaces.upstream import (
+    UPSTREAM_HOST,
+    HttpCall,
+    LiveUpstreams,
+    Principal,
+    Upstream,
+    UpstreamClients,
+)
 
 if TYPE_CHECKING:
     from workspaces.recording import collab
@@ -54,6 +61,7 @@ _TERMINAL_WS = re.compile(r"^/terminals/websocket/([A-Za-z0-9_.-]{1,64})$")
 _KERNEL_ACTION = re.compile(r"^/api/kernels/([A-Za-z0-9-]{1,64})/(restart|interrupt)$")
 _KERNEL = re.compile(r"^/api/kernels/([A-Za-z0-9-]{1,64})$")
 _CONTENTS = re.compile(r"^/api/contents(?:/(.*))?$")
+_WRITES = frozenset({"POST", "PATCH", "DELETE", "PUT"})
 Record = Callable[[Event], Awaitable[None]]
 _DATA = frozenset({WSMsgType.TEXT, WSMsgType.BINARY})
 """The frames a tap reads (a set of the members, not a tuple of attribute look-ups per frame)."""
@@ -367,22 +375,30 @@ class SessionTaps:
 
     # -- HTTP -------------------------------------------------------------------------------
 
-    async def http_tap(self, workspace_id: str, method: str, path: str, status: int,
-                       who: Principal, error: str = "") -> None:
-        if status >= 300 and status < 400 or method not in ("POST", "PATCH", "DELETE", "PUT"):
-            return
+    def http_tap(self, workspace_id: str, method: str, path: str,
+                 who: Principal) -> HttpCall | None:
+        """Before a proxied request is forwarded: a contents-API write is under way from now
+        (``Attribution.begin``; the watcher can see the file before the answer comes back);
+        kernel and session requests are looked at once answered (``_HttpCall``)."""
+        if method not in _WRITES:
+            return None
         found = self._found(workspace_id)
         if found is None:
-            return
+            return None
         upstream, session_id = found
         state = self._state(session_id)
         rel = path.removeprefix(f"/w/{workspace_id}")
-        if status < 300 and (match := _CONTENTS.match(rel)):
+        if match := _CONTENTS.match(rel):
             # a rename's new path comes with the watcher's event as its old_path's claim
-            state.attribution.claim(unquote(match.group(1) or "").strip("/"), actor_of(who),
-                                   method)
-            return
+            return state.attribution.begin(unquote(match.group(1) or "").strip("/"),
+                                           actor_of(who), method)
         if method == "PUT":
+            return None
+        return _HttpCall(self, state, upstream, method, rel, who)
+
+    async def answered(self, state: _Session, upstream: Upstream, method: str, rel: str,
+                        status: int, error: str, who: Principal) -> None:
+        if 300 <= status < 400:
             return
         if status >= 400:
             await self._failed(state, method, rel, status, error, who)
@@ -479,3 +495,22 @@ class SessionTaps:
                 payload = {"kernel_id": kernel_id, "name": str(item.get("name", ""))[:100]}
                 await self.record(Event(state.session_id, actor_of(who), E.KERNEL_STARTED,
                                         path, payload))
+
+
+@dataclass(eq=False, slots=True)
+class _HttpCall:
+    """A kernel, session or terminal request under way (``SessionTaps.http_tap``)."""
+
+    taps: SessionTaps
+    state: _Session
+    upstream: Upstream
+    method: str
+    rel: str
+    who: Principal
+
+    async def done(self, status: int, error: str) -> None:
+        await self.taps.answered(self.state, self.upstream, self.method, self.rel, status, error,
+                                  self.who)
+
+    def abandon(self) -> None:
+        """Nothing to undo: only answers are recorded."""

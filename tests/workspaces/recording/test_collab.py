@@ -227,17 +227,25 @@ async def test_caps_stop_storing_but_not_attributing(rig: Rig,
     assert all(d.capped_at is not None for d in await rig.docs())
 
 
+async def answer(taps: SessionTaps, method: str, path: str, status: int,
+                 who: Principal) -> None:
+    """A proxied request of ``who`` answered ``status`` (what the proxy tells the taps)."""
+    call = taps.http_tap("ws1", method, path, who)
+    assert call is not None
+    await call.done(status, "")
+
+
 async def test_contents_api_and_processes(rig: Rig) -> None:
     taps = rig.taps
     # an interviewer saves a file through the contents API
-    await taps.http_tap("ws1", "PUT", "/w/ws1/api/contents/src/util%20s.py", 200, LEAD)
+    await answer(taps, "PUT", "/w/ws1/api/contents/src/util%20s.py", 200, LEAD)
     assert await taps.attribute("s1", "src/util s.py", "ab" * 32) == (
         "interviewer:7", {"via": "contents", "authors": {"interviewer:7": {}}})
     # a rename claims the old path (the watcher's event names it as old_path)
-    await taps.http_tap("ws1", "PATCH", "/w/ws1/api/contents/old.py", 200, OTHER)
+    await answer(taps, "PATCH", "/w/ws1/api/contents/old.py", 200, OTHER)
     assert (await taps.attribute("s1", "new.py", "", "old.py"))[0] == "interviewer:9"
     # refused requests claim nothing
-    await taps.http_tap("ws1", "DELETE", "/w/ws1/api/contents/gone.py", 403, LEAD)
+    await answer(taps, "DELETE", "/w/ws1/api/contents/gone.py", 403, LEAD)
     assert (await taps.attribute("s1", "gone.py"))[0] == "candidate"
 
     kernel = "/w/ws1/api/kernels/0f0e0d0c-aaaa-bbbb-cccc-dddddddddddd/channels"
@@ -253,7 +261,7 @@ async def test_contents_api_and_processes(rig: Rig) -> None:
     await term.feed("in", WSMsgType.TEXT, json.dumps(["stdin", "touch x\r"]))
     assert await taps.attribute("s1", "x", "ef" * 32) == ("candidate", {"via": "process"})
     # a new file (POST to its folder: the server picks the name)
-    await taps.http_tap("ws1", "POST", "/w/ws1/api/contents", 201, OTHER)
+    await answer(taps, "POST", "/w/ws1/api/contents", 201, OTHER)
     assert (await taps.attribute("s1", "untitled.py", "12" * 32))[0] == "interviewer:9"
     assert (await taps.attribute("s1", "sub/untitled.py", "12" * 32))[0] == "candidate"
 

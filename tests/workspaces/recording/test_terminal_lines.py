@@ -605,6 +605,8 @@ FAKE = r'''import base64, sys
 def report(n, line):
     entry = base64.b64encode(f"{n:5d}  {line}".encode()).decode()
     return f"\x1b]133;A\x07\x1b]6973;{entry}\x07$ "
+sys.stdout.write("answer> ")  # typed before it reads, a line can be lost in the tty's switch
+sys.stdout.flush()
 typed = sys.stdin.readline().strip()
 sys.stdout.write(report(2, "python3 fake.py") + typed + "\r\n5 passed\r\n" + report(3, typed))
 sys.stdout.flush()
@@ -625,6 +627,7 @@ def test_forged_reports_in_a_real_bash_are_flagged(tmp_path: Path) -> None:
     bash.type("python3 fake.py")
     bash.key("\r")
     bash.drain("python3 fake.py\r\n")
+    bash.drain("answer> ")
     bash.type("pytest -q")
     bash.key("\r")
     bash.drain("5 passed")

@@ -233,7 +233,7 @@ async def _cold_once(stack: Stack, res: Results, counted: bool, label: str) -> N
     client_s, workspace_id = await stack.start(scheduled.session_id, csrf)
     cpu = await asyncio.to_thread(uid_cpu_seconds, stack.uid_of(workspace_id))
     lag = readiness_lag(stack, workspace_id)
-    first, kernel_s, _ = await _first_cell(stack, workspace_id, began)
+    first, kernel_s, parts = await _first_cell(stack, workspace_id, began)
     server_s = stack.start_times[scheduled.session_id]
     launch_s, fill_s = stack.phases["start"][-1], stack.phases["fill"][-1]
     hooks_s = stack.phases["hooks:live"][-1]
@@ -254,7 +254,7 @@ async def _cold_once(stack: Stack, res: Results, counted: bool, label: str) -> N
           f"{'?' if lag is None else fmt(lag)} after it logged running, task copied in "
           f"{fmt(fill_s)}, live hooks {fmt(hooks_s)}), POST /start "
           f"{fmt(client_s, 's')}, kernel created at {fmt(kernel_s, 's')}, "
-          f"1+1 -> 2 at {fmt(first, 's')}{'' if counted else ' (warm-up)'}")
+          f"1+1 -> 2 at {fmt(first, 's')} ({parts}){'' if counted else ' (warm-up)'}")
 
 
 async def run_cold(res: Results, runs: int, warmup: int, previous: Results | None) -> None:

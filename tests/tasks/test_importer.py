@@ -218,7 +218,9 @@ def test_a_check_that_hangs_is_cut_off_and_reported(
     files = tiny_task()
     files["tests/test_totals.py"] = b"import time\n\n\ndef test_slow():\n    time.sleep(600)\n"
     repo = make_repo(tmp_path / "src", files)
-    prepared = prepare(task_settings, repo, check_timeout_s=2.0)
+    # the same limit cuts off the hanging check and must let the solution's hidden tests pass
+    # on a loaded host (2 s did not, beside a second test worker)
+    prepared = prepare(task_settings, repo, check_timeout_s=10.0)
     assert prepared.summary["visible_tests"] == "timed out"
     assert prepared.summary["hidden_on_solution"] == "passed"
     rev = install(db, task_settings, prepared)

@@ -145,3 +145,23 @@ async def test_a_spare_for_later_starts_when_jupyterlab_loads(env_python: Path) 
         kernel = await client.start_kernel("first.ipynb")
         assert (await client.execute(kernel, "print(6*7)")).strip() == "42"
         assert await asyncio.to_thread(kernel_pids, info.uid) == [spare]
+
+
+@pytest.mark.integration
+@module_loop
+@pytest.mark.timeout(600)
+async def test_a_spare_asked_for_while_it_starts_is_handed_out_idle(env_python: Path) -> None:
+    """A cold start: the first notebook asks for a kernel while the spare is still starting.
+    Handed out, it has answered an execute, so the server says it is idle, not "starting" (the
+    server's activity watcher can miss a new kernel's first status messages; a kernel still
+    "starting" made every WebSocket's nudge wait for its next round, half a second)."""
+    async with started_workspace(env_python, "wsspar4") as (_, info), \
+            WorkspaceClient(info) as client:
+        status, model = await client.request("POST", "api/kernels", json={"name": "python3"})
+        assert status == 201, model  # at once, as JupyterLab does: the spare is starting
+        kernel = model["id"]
+        status, model = await client.request("GET", f"api/kernels/{kernel}")
+        assert status == 200 and model["execution_state"] == "idle", model
+        [spare] = await asyncio.to_thread(kernel_pids, info.uid)
+        assert (await client.execute(kernel, "print(6*7)")).strip() == "42"
+        assert await asyncio.to_thread(kernel_pids, info.uid) == [spare]

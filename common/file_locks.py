@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from pathlib import Path
 from typing import Literal, overload
 
@@ -31,4 +32,19 @@ def flock(path: Path, *, wait: bool = False) -> int | None:
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
             return None
         raise
+    return fd
+
+
+POLL_S = 0.2
+
+
+def flock_within(path: Path, seconds: float) -> int | None:
+    """``flock(path)``, trying again every ``POLL_S`` for up to ``seconds``; None if another
+    open file still holds it then. Polled because ``flock(2)`` has no timeout (an alarm signal
+    would interrupt it, but signals reach only the main thread, and this runs in others)."""
+    deadline = time.monotonic() + seconds
+    while (fd := flock(path)) is None:
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_S)
     return fd

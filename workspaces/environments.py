@@ -36,7 +36,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from common.file_locks import flock
+from common.file_locks import flock, flock_within
 from common.processes import DeadlineExceeded, run_bounded
 from workspaces.package_sources import UvSources, pip_configuration, uv_sources
 from workspaces.sandbox.permissions import (
@@ -175,7 +175,7 @@ def ensure_environment(
         # another process may build the same key in this folder (a second pairlab, `pairlab
         # task import` beside `pairlab serve`): this one waits, then finds the environment built
         # (without the lock, one removed the other's half-built folder)
-        fd = _build_lock(envs_root, key)
+        fd = _build_lock(envs_root, key, timeout_s)
         try:
             if python.exists():
                 return _published(final, python)
@@ -184,18 +184,23 @@ def ensure_environment(
             os.close(fd)
 
 
-def _build_lock(envs_root: Path, key: str) -> int:
+def _build_lock(envs_root: Path, key: str, timeout_s: float) -> int:
     """The fd holding ``key``'s build lock, once no other process holds it (said in the log
-    while it waits: a build takes minutes)."""
+    while it waits: a build takes minutes), waiting at most ``timeout_s``, the time this
+    process would have given its own build."""
     path = envs_root / f".{key}.lock"
     try:
         fd = flock(path)
         if fd is None:
             log.info("environment %s: waiting for another process building it", key)
-            fd = flock(path, wait=True)
+            fd = flock_within(path, timeout_s)
     except OSError as exc:
         raise EnvironmentBuildFailed(
             f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
+    if fd is None:
+        raise EnvironmentBuildFailed(
+            f"another process has been building this environment for more than "
+            f"{timeout_s:.0f} s (its lock {path}); try again once it has finished")
     return fd
 
 

@@ -1,11 +1,14 @@
 """Two processes build the same task environment in one folder at once (a second pairlab on the
-host, or ``pairlab task import`` beside ``pairlab serve``): both get it, and it is built once.
+host, or ``pairlab task import`` beside ``pairlab serve``): both get it, and it is built once. A
+build that holds the lock longer than the waiting process's own time limit fails the waiting one
+with a sentence, instead of holding it for ever.
 
 Before the host-wide lock each process removed the other's half-built folder: one failed, or
 both ran uv into the same folder."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from common.file_locks import flock
 from server.settings import Settings, prepare_data_dir
 from tests.conftest import REPO
+from workspaces.environments import EnvironmentBuildFailed, ensure_environment, environment_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -52,3 +57,17 @@ def test_two_processes_building_one_environment_both_get_it_and_it_is_built_once
         assert ran.returncode == 0, ran.stderr
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_build_held_past_the_time_limit_fails_the_waiting_process_with_a_sentence(
+        tmp_path: Path) -> None:
+    envs = prepare_data_dir(Settings(data_dir=tmp_path / "data")).envs_root
+    envs.mkdir(parents=True, exist_ok=True)  # as ensure_environment makes it
+    holder = flock(envs / f".{environment_key(())}.lock")  # another process is building it
+    assert holder is not None
+    try:
+        with pytest.raises(EnvironmentBuildFailed, match="another process has been building"):
+            ensure_environment(envs, (), timeout_s=1.0)
+    finally:
+        os.close(holder)
+    assert not list(envs.glob(".*.building")) and not (envs / environment_key(())).exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +30,8 @@ def folder() -> Iterator[Path]:
         for point in sorted(mounts.mount_points(), key=lambda p: len(p.parts), reverse=True):
             if point.is_relative_to(path):
                 mounts.unmount(point)
-        for image in path.rglob("*.ext4"):
-            image.unlink()
+        if not any(point.is_relative_to(path) for point in mounts.mount_points()):
+            shutil.rmtree(path)  # never through a mount still there (the sweep reports it)
 
 
 def fill(target: Path) -> tuple[int, int]:

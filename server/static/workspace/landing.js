@@ -26,14 +26,11 @@
     var sessionId = clock && clock.getAttribute("data-session");
     if (!left || !sessionId) { return; }
     function poll() {
-      fetch("/api/v1/sessions/" + encodeURIComponent(sessionId), { credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (data) {
-          if (data && typeof data.session.time_left === "string") {
-            left.textContent = data.session.time_left;
-          }
-        })
-        .catch(function () { /* keep the last wording */ });
+      askSession(sessionId, null).then(function (session) {
+        if (session && typeof session.time_left === "string") {
+          left.textContent = session.time_left;
+        }
+      });
     }
     setInterval(poll, POLL_MS);
   }

@@ -173,8 +173,8 @@ def ensure_environment(
             raise EnvironmentBuildFailed(
                 f"the environments folder {envs_root} cannot be used: {exc.strerror}") from None
         # another process may build the same key in this folder (a second pairlab, `pairlab
-        # task import` beside `pairlab serve`): this one waits, then finds the environment built
-        # (without the lock, one removed the other's half-built folder)
+        # task import` beside `pairlab serve`): this one waits (at most timeout_s), then finds
+        # the environment built (without the lock, one removed the other's half-built folder)
         fd = _build_lock(envs_root, key, timeout_s)
         try:
             if python.exists():
@@ -200,7 +200,7 @@ def _build_lock(envs_root: Path, key: str, timeout_s: float) -> int:
     if fd is None:
         raise EnvironmentBuildFailed(
             f"another process has been building this environment for more than "
-            f"{timeout_s:.0f} s (its lock {path}); try again once it has finished")
+            f"{timeout_s:g} s (its lock {path}); try again once it has finished")
     return fd
 
 

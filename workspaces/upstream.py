@@ -70,6 +70,8 @@ class ConnectionTap(Protocol):
 
 TapFactory = Callable[[str, str, str, Principal], Awaitable[ConnectionTap | None]]
 """(workspace id, path, chosen subprotocol, who) -> a tap for this connection, or None."""
+
+
 class HttpCall(Protocol):
     """One proxied HTTP request a recording watches, from before it is forwarded."""
 

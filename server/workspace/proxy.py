@@ -83,7 +83,12 @@ async def proxy_http(
     request: web.Request, upstream: Upstream, who: Principal, clients: UpstreamClients,
     rewrite_html: Callable[[bytes], bytes] | None = None, tap: HttpTap | None = None,
 ) -> web.StreamResponse:
-    call = tap(upstream.workspace_id, request.method, request.path, who) if tap else None
+    call = None
+    if tap is not None:
+        try:
+            call = tap(upstream.workspace_id, request.method, request.path, who)
+        except Exception:  # recording never stands in the way of the request it watches
+            log.exception("the recording could not follow %s %s", request.method, request.path)
     try:
         response, error = await _proxy_http(request, upstream, who, clients, rewrite_html)
     except BaseException:

@@ -50,6 +50,8 @@ workspace has written the file; its answer is on the way back through the proxy)
 SAVE_KEEP_S = 120.0
 MAX_SAVES = 500
 MAX_CLAIMS = 1000
+MAX_UNDER_WAY = 200
+"""Contents-API requests under way followed at once per session (past it, one claims nothing)."""
 VIA_COLLABORATION = "collaboration"
 VIA_CONTENTS = "contents"
 VIA_PROCESS = "process"
@@ -75,6 +77,8 @@ class _Claim:
     actor: str
     at: float
     method: str
+    began: float
+    """When its request was sent: a change seen before that is not its."""
 
 
 def top_author(authors: dict[str, dict[str, int]]) -> str:
@@ -100,36 +104,41 @@ class Attribution:
     _saves: deque[Save] = field(default_factory=lambda: deque(maxlen=MAX_SAVES))
     _active: dict[str, float] = field(default_factory=dict)
     _under_way: dict[str, list[ContentsRequest]] = field(default_factory=dict)
+    _under_way_count: int = 0
 
     # -- evidence -----------------------------------------------------------------------------
 
     def begin(self, path: str, actor: str, method: str) -> ContentsRequest | None:
         """A contents-API request of ``actor`` on ``path`` is about to be forwarded; it claims
         the path once it is answered with a 2xx (``ContentsRequest.done``)."""
-        if not path and method != "POST":
+        if not path and method != "POST" or self._under_way_count >= MAX_UNDER_WAY:
             return None
-        request = ContentsRequest(self, path, actor, method)
+        request = ContentsRequest(self, path, actor, method, self.clock())
         self._under_way.setdefault(path, []).append(request)
+        self._under_way_count += 1
         return request
 
     def _ended(self, request: ContentsRequest, ok: bool) -> None:
         waiting = self._under_way.get(request.path, [])
         if request in waiting:
             waiting.remove(request)
+            self._under_way_count -= 1
         if not waiting:
             self._under_way.pop(request.path, None)
         if ok:
-            self.claim(request.path, request.actor, request.method)
+            self.claim(request.path, request.actor, request.method, request.began)
         request.ended.set()
 
-    def claim(self, path: str, actor: str, method: str) -> None:
-        """A contents-API request of ``actor`` wrote, made, renamed or deleted ``path`` (a
-        ``POST`` names the folder a new or copied file goes to: '' is the top)."""
+    def claim(self, path: str, actor: str, method: str, began: float | None = None) -> None:
+        """A contents-API request of ``actor`` (sent at ``began``, else now) wrote, made,
+        renamed or deleted ``path`` (a ``POST`` names the folder a new or copied file goes to:
+        '' is the top)."""
         if not path and method != "POST":
             return
         if len(self._claims) >= MAX_CLAIMS:
             self._forget()
-        self._claims[path] = _Claim(actor, self.clock(), method)
+        now = self.clock()
+        self._claims[path] = _Claim(actor, now, method, now if began is None else began)
 
     def saved(self, save: Save) -> None:
         self._saves.append(save)
@@ -158,11 +167,7 @@ class Attribution:
             if save is None:
                 waits = list(self.pending_saves(path))
                 if waits:
-                    waiting = [asyncio.ensure_future(w.wait()) for w in waits]
-                    await asyncio.wait(waiting, timeout=SAVE_WAIT_S,
-                                       return_when=asyncio.FIRST_COMPLETED)
-                    for task in waiting:
-                        task.cancel()
+                    await _wait(waits, SAVE_WAIT_S, first=True)
                     save = self._save_of(path, sha256)
             if save is not None:
                 why: dict[str, Any] = {"via": VIA_COLLABORATION, "authors": save.authors,
@@ -170,32 +175,34 @@ class Attribution:
                 if save.mixed:
                     why["mixed"] = True
                 return top_author(save.authors), why
-        await self._answers(path, old_path)
+        await self._answers(path, old_path, seen)
         for candidate in (path, old_path):
             claim = self._claims.get(candidate) if candidate else None
-            if claim is not None and seen - claim.at <= CLAIM_S:
+            if claim is not None and _covers(claim, seen):
                 return claim.actor, {"via": VIA_CONTENTS, "authors": {claim.actor: {}}}
         folder = self._claims.get(path.rpartition("/")[0])  # a new file made by POST
-        if folder is not None and folder.method == "POST" and seen - folder.at <= CLAIM_S:
+        if folder is not None and folder.method == "POST" and _covers(folder, seen):
             return folder.actor, {"via": VIA_CONTENTS, "authors": {folder.actor: {}}}
         running = {actor for actor, at in self._active.items() if seen - at <= ACTIVE_S}
         if len(running) == 1 and (only := next(iter(running))) != E.ACTOR_CANDIDATE:
             return only, {"via": VIA_PROCESS, "inferred": True}
         return E.ACTOR_CANDIDATE, {"via": VIA_PROCESS}
 
-    async def _answers(self, path: str, old_path: str) -> None:
-        """Wait (up to ``REQUEST_WAIT_S``) for the contents-API requests under way that could
-        have made this change: on the path, on a rename's old path, or a ``POST`` to the
-        path's folder."""
+    async def _answers(self, path: str, old_path: str, seen: float) -> None:
+        """Wait for the answers of the contents-API requests under way that could have made
+        this change (sent before it was seen: on the path, on a rename's old path, or a
+        ``POST`` to the path's folder), each at most until ``REQUEST_WAIT_S`` after it was
+        sent: a request kept open (a body sent slowly) holds up the session's file events
+        once, not once per change."""
         folder = self._under_way.get(path.rpartition("/")[0], ())
         under_way = [*self._under_way.get(path, ()),
                      *(self._under_way.get(old_path, ()) if old_path else ()),
                      *(request for request in folder if request.method == "POST")]
-        if under_way:
-            waiting = [asyncio.ensure_future(request.ended.wait()) for request in under_way]
-            await asyncio.wait(waiting, timeout=REQUEST_WAIT_S)
-            for task in waiting:
-                task.cancel()
+        now = self.clock()
+        due = [r for r in under_way if r.began <= seen and r.began + REQUEST_WAIT_S > now]
+        if due:
+            last = max(r.began for r in due) + REQUEST_WAIT_S
+            await _wait([r.ended for r in due], last - now, first=False)
 
     def _save_of(self, path: str, sha256: str) -> Save | None:
         """The newest recent save of ``path`` (or of a document whose path is not known yet)
@@ -209,15 +216,37 @@ class Attribution:
         return None
 
 
-@dataclass(eq=False)
+def _covers(claim: _Claim, seen: float) -> bool:
+    """Whether a claim can be what made a change seen at ``seen``."""
+    return claim.began <= seen and seen - claim.at <= CLAIM_S
+
+
+async def _wait(events: Iterable[asyncio.Event], within_s: float, *, first: bool) -> None:
+    """Until one (``first``) or all of ``events`` are set, at most ``within_s`` seconds; the
+    waiting tasks are cancelled however it ends (the watcher itself cancelled, too)."""
+    if within_s <= 0:
+        return
+    tasks = [asyncio.ensure_future(event.wait()) for event in events]
+    if not tasks:
+        return
+    try:
+        await asyncio.wait(tasks, timeout=within_s, return_when=asyncio.FIRST_COMPLETED
+                           if first else asyncio.ALL_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+@dataclass(eq=False, slots=True)
 class ContentsRequest:
     """A contents-API request under way (``Attribution.begin``), told its answer by the proxy
     (``workspaces.upstream.HttpCall``)."""
 
-    attribution: Attribution
+    attribution: Attribution = field(repr=False)
     path: str
     actor: str
     method: str
+    began: float
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def done(self, status: int, error: str) -> None:

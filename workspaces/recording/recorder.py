@@ -41,8 +41,8 @@ from workspaces import sessions as S
 from workspaces.excerpt import safe_text
 from workspaces.grading.queue import FairQueue
 from workspaces.provisioner import WorkspaceInfo
+from workspaces.recording import attribution, file_contents
 from workspaces.recording import events as E
-from workspaces.recording import file_contents
 from workspaces.recording.archive import history_path, workspace_root
 from workspaces.recording.casts import CastStore
 from workspaces.recording.events import (
@@ -66,7 +66,9 @@ BATCH_MS = 20
 the event → observer latency (bench/events.py: ~11 ms median idle; 50 ms gave ~41 ms)."""
 SNAPSHOT_QUIET_S = 1.5
 SNAPSHOT_MAX_DELAY_S = 15.0
-STOP_WAIT_S = 5.0
+STOP_WAIT_S = max(attribution.SAVE_WAIT_S, attribution.REQUEST_WAIT_S) + 2.0
+"""How long the file watcher gets to report its last changes when recording stops: longer than
+attribution's waits, or a change waiting for a save or a request's answer would be lost."""
 READY_WAIT_S = 10.0
 WATCH_SETTLE_S = 0.5
 """At the end, how long the watcher gets to report its last debounce window (300 ms)."""

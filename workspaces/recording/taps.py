@@ -10,11 +10,14 @@
   opens, ``session.left`` when their last one closes;
 - HTTP: ``POST /api/kernels`` and ``/api/sessions`` (``kernel.started``, and which notebook
   each kernel belongs to, read back from the workspace's ``/api/sessions``), ``POST
-  /api/kernels/<id>/restart`` and ``/interrupt`` (``kernel.restarted`` / ``interrupted``).
+  /api/kernels/<id>/restart`` and ``/interrupt`` (``kernel.restarted`` / ``interrupted``),
+  once answered; a contents-API write from before it is forwarded (``http_tap``), so that a
+  file change seen before its answer is back waits for it (``attribution.py``).
 
 Every event carries the actor of the connection it came through: the candidate, or
 ``interviewer:<user id>`` (the proxy's principal ``interviewer-<id>``). A tap never breaks the
-connection it watches: a tracker error is logged and that tap stops recording.
+connection it watches: a tracker error is logged and that tap stops recording (an error of
+``http_tap`` is logged by the proxy, which forwards the request all the same).
 """
 
 from __future__ import annotations

@@ -52,8 +52,13 @@ def _workspace_view(source: Path, manifest: Manifest, dest: Path) -> Path:
 
 
 def _start_pytest(cwd: Path, args: list[str]) -> subprocess.Popen[str]:
+    # A temporary folder of its own: at exit pytest removes old numbered folders of its
+    # basetemp root, and in the shared /tmp/pytest-of-<user> those were other runs' (gigabytes
+    # of task environments: a run took more than RUN_TIMEOUT to exit, all its tests passed).
+    tmp = cwd.parent / f"{cwd.name}-tmp"
+    tmp.mkdir(exist_ok=True)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd),
-           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(tmp),
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],

@@ -28,7 +28,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tasks.revisions import Revision
 from tasks.store import TaskStore
@@ -48,6 +48,7 @@ from workspaces.recording.tree_copy import copy_tree, materialize
 from workspaces.sandbox.run import TIME_LIMIT, CheckSandbox
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_LISTED = 60
 DEFAULT_CHECKS_PATH = "hidden_checks"
@@ -170,6 +171,22 @@ def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
     return payload
 
 
+def in_scratch(sandbox: CheckSandbox, prefix: str, run: Callable[[Path], T]) -> T:
+    """``run(folder)`` on a new ``scratch`` folder of ``sandbox``, released however it ends.
+    One thread call (``asyncio.to_thread``) does all three: a coroutine cancelled while the
+    folder's tmpfs was being mounted (pairlab shutting down) left it mounted when the mount and
+    the release were two calls, since the release waited for a folder the coroutine never got."""
+    work = sandbox.scratch(prefix)
+    try:
+        return run(work)
+    finally:
+        try:
+            sandbox.release(work)
+        except Exception:
+            log.exception("the check folder %s could not be released; the next start's sweep "
+                          "removes it", work)
+
+
 def _failure_reason(what: str, exc: Exception) -> str:
     """A sentence for the timeline: the domain error's own message, else its type and text."""
     message = getattr(exc, "message", None)
@@ -189,7 +206,6 @@ async def check_session(session_id: str, rev: Revision, *, timeout_s: float, sto
     if not hidden.is_dir():
         return {**skipped, "reason": "this task revision has no hidden checks"}
     checks_path = checks_path_from_report(store.report(rev.task_id, rev.id))
-    work: Path | None = None
 
     def fill(dest: Path) -> None:
         if root is not None:
@@ -206,8 +222,8 @@ async def check_session(session_id: str, rev: Revision, *, timeout_s: float, sto
         plan = CheckPlan(hidden, checks_path, env_python,
                          timeout_s=timeout_s,
                          revision_tree=store.tree(rev.task_id, rev.id))
-        work = await asyncio.to_thread(sandbox.scratch, session_id)
-        payload = await asyncio.to_thread(run_checks, plan, work, fill, sandbox)
+        payload = await asyncio.to_thread(
+            in_scratch, sandbox, session_id, lambda work: run_checks(plan, work, fill, sandbox))
         if payload["status"] in ("passed", "failed"):
             payload["graded"] = how_graded(payload["total"], rev.id)
         return payload
@@ -215,9 +231,6 @@ async def check_session(session_id: str, rev: Revision, *, timeout_s: float, sto
         log.exception("hidden checks of session %s could not run", session_id)
         return {**skipped, "status": "error", "command": f"python -m pytest -q {checks_path}",
                 "reason": _failure_reason("the hidden checks", exc)}
-    finally:
-        if work is not None:
-            await asyncio.to_thread(sandbox.release, work)
 
 
 def visible_target(command: str) -> str | None:
@@ -246,20 +259,16 @@ async def visible_tests(session_id: str, rev: Revision, commit: str, *, timeout_
     target = visible_target(rev.visible_check)
     if target is None:
         return None
-    work: Path | None = None
     try:
         env_python = await asyncio.to_thread(ensure_environment, envs_root, rev.requirements)
         plan = CheckPlan(None, target, env_python, timeout_s=timeout_s,
                          revision_tree=store.tree(rev.task_id, rev.id))
-        work = await asyncio.to_thread(sandbox.scratch, f"{session_id}-tests")
         payload = await asyncio.to_thread(
-            run_checks, plan, work, lambda dest: materialize(history, commit, dest), sandbox)
+            in_scratch, sandbox, f"{session_id}-tests", lambda work: run_checks(
+                plan, work, lambda dest: materialize(history, commit, dest), sandbox))
         return {**payload, "commit": commit, "command": rev.visible_check}
     except Exception as exc:
         log.exception("visible tests of session %s could not run", session_id)
         return {"status": "error", "passed": 0, "failed": 0, "errors": 0, "skipped": 0,
                 "total": 0, "checks": [], "commit": commit, "command": rev.visible_check,
                 "reason": _failure_reason("the tests", exc)}
-    finally:
-        if work is not None:
-            await asyncio.to_thread(sandbox.release, work)

@@ -1,0 +1,74 @@
+"""A session's check run cancelled while its scratch folder is being made (pairlab shutting
+down) still releases that folder: the tmpfs mount and its release are one thread call
+(``hidden.in_scratch``). Before, the coroutine never got the folder it was cancelled waiting
+for, and the mount stayed (a test run left them under /tmp until the next start's sweep)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from tasks.revisions import Revision
+from tasks.store import TaskStore
+from workspaces.grading import hidden
+from workspaces.recording.history import History
+from workspaces.sandbox.run import CheckSandbox
+
+
+class SlowScratch:
+    """A sandbox whose ``scratch`` is still mounting when the test cancels the check."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.entered = threading.Event()
+        self.go_on = threading.Event()
+        self.released: list[Path] = []
+        self.done = threading.Event()
+
+    def scratch(self, prefix: str) -> Path:
+        self.entered.set()
+        assert self.go_on.wait(60)
+        folder = self.root / prefix
+        folder.mkdir()
+        return folder
+
+    def release(self, folder: Path) -> None:
+        self.released.append(folder)
+        self.done.set()
+
+
+@pytest.mark.parametrize("which", ["hidden checks", "visible tests"])
+async def test_a_check_cancelled_while_its_folder_is_made_still_releases_it(
+        which: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "hidden").mkdir()
+    store = SimpleNamespace(hidden=lambda task, rev: tmp_path / "hidden",
+                            report=lambda task, rev: {}, tree=lambda task, rev: tmp_path)
+    rev = SimpleNamespace(task_id="t", id="t-r1", requirements=(),
+                          visible_check="python -m pytest -q tests")
+    monkeypatch.setattr(hidden, "ensure_environment", lambda root, wanted: Path(sys.executable))
+    def run_checks(plan: Any, work: Path, fill: Any, sandbox: Any) -> dict[str, Any]:
+        return {"status": "passed", "passed": 1, "failed": 0, "errors": 0, "skipped": 0,
+                "total": 1, "checks": []}
+
+    monkeypatch.setattr(hidden, "run_checks", run_checks)
+    sandbox = SlowScratch(tmp_path)
+    common: dict[str, Any] = {
+        "timeout_s": 30.0, "store": cast(TaskStore, store), "envs_root": tmp_path,
+        "history": cast(History, SimpleNamespace()), "sandbox": cast(CheckSandbox, sandbox)}
+    revision = cast(Revision, rev)
+    check = asyncio.create_task(
+        hidden.check_session("s_1", revision, root=None, **common) if which == "hidden checks"
+        else hidden.visible_tests("s_1", revision, "abc123", **common))
+    assert await asyncio.to_thread(sandbox.entered.wait, 60)  # the folder is being mounted
+    check.cancel()  # pairlab shuts down
+    sandbox.go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await check
+    assert await asyncio.to_thread(sandbox.done.wait, 60), "the folder was never released"
+    assert sandbox.released == [tmp_path / ("s_1" if which == "hidden checks" else "s_1-tests")]

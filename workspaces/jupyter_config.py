@@ -135,6 +135,7 @@ from jupyter_server.auth.identity import PasswordIdentityProvider, User
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_server.serverapp import ServerApp
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from tornado import web
 from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketHandler
 from traitlets import default
@@ -297,7 +298,17 @@ class PairlabKernelManager(AsyncMappingKernelManager):
             self._start_spare()
 
     def list_kernels(self):
-        return [k for k in super().list_kernels() if k["id"] != self._spare_id]
+        # The spare is left out before its model is made: while it starts it has no last
+        # activity yet, and jupyter-server's model of it raised (JupyterLab's poll got a 500).
+        kernels = []
+        for kernel_id in self.list_kernel_ids():
+            if kernel_id == self._spare_id:
+                continue
+            try:
+                kernels.append(self.kernel_model(kernel_id))
+            except (web.HTTPError, KeyError):  # gone meanwhile, as jupyter-server skips it
+                pass
+        return kernels
 
     async def start_kernel(self, *, kernel_id=None, path=None, **kwargs):
         self._spare_later = False  # a kernel asked for before any list: no spare after it

@@ -72,6 +72,10 @@ async def test_code_playback_follows_the_replay_and_plays(live: Live,
     await expect(page.locator("#pb-event")).to_have_text(f"last saved as #{saved} file.changed")
     await page.locator("#pb-event").click()  # the replay follows the player
     await expect(page.locator("#pl-range")).to_have_value(str(saved))
+    # the player has followed the replay there (on a loaded host that can come later than
+    # the slider below, and moved the player on from 0 while it played)
+    await expect(panel).to_have_attribute("data-event", str(saved))
+    await expect(panel).to_have_attribute("data-n", str(saved_n))
 
     # Play from the start at 8x (updates are 1 s apart): through every state to the end.
     await page.locator("#pb-slider").fill("0")

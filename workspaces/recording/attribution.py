@@ -104,41 +104,31 @@ class Attribution:
     _saves: deque[Save] = field(default_factory=lambda: deque(maxlen=MAX_SAVES))
     _active: dict[str, float] = field(default_factory=dict)
     _under_way: dict[str, list[ContentsRequest]] = field(default_factory=dict)
-    _under_way_count: int = 0
 
     # -- evidence -----------------------------------------------------------------------------
 
     def begin(self, path: str, actor: str, method: str) -> ContentsRequest | None:
         """A contents-API request of ``actor`` on ``path`` is about to be forwarded; it claims
         the path once it is answered with a 2xx (``ContentsRequest.done``)."""
-        if not path and method != "POST" or self._under_way_count >= MAX_UNDER_WAY:
+        if not path and method != "POST" or \
+                sum(map(len, self._under_way.values())) >= MAX_UNDER_WAY:
             return None
         request = ContentsRequest(self, path, actor, method, self.clock())
         self._under_way.setdefault(path, []).append(request)
-        self._under_way_count += 1
         return request
 
     def _ended(self, request: ContentsRequest, ok: bool) -> None:
         waiting = self._under_way.get(request.path, [])
         if request in waiting:
             waiting.remove(request)
-            self._under_way_count -= 1
         if not waiting:
             self._under_way.pop(request.path, None)
-        if ok:
-            self.claim(request.path, request.actor, request.method, request.began)
+        if ok:  # it wrote, made, renamed or deleted its path (a POST: a file in that folder)
+            if len(self._claims) >= MAX_CLAIMS:
+                self._forget()
+            self._claims[request.path] = _Claim(request.actor, self.clock(), request.method,
+                                                request.began)
         request.ended.set()
-
-    def claim(self, path: str, actor: str, method: str, began: float | None = None) -> None:
-        """A contents-API request of ``actor`` (sent at ``began``, else now) wrote, made,
-        renamed or deleted ``path`` (a ``POST`` names the folder a new or copied file goes to:
-        '' is the top)."""
-        if not path and method != "POST":
-            return
-        if len(self._claims) >= MAX_CLAIMS:
-            self._forget()
-        now = self.clock()
-        self._claims[path] = _Claim(actor, now, method, now if began is None else began)
 
     def saved(self, save: Save) -> None:
         self._saves.append(save)

@@ -400,7 +400,7 @@ class SessionTaps:
         return _HttpCall(self, state, upstream, method, rel, who)
 
     async def answered(self, state: _Session, upstream: Upstream, method: str, rel: str,
-                        status: int, error: str, who: Principal) -> None:
+                       status: int, error: str, who: Principal) -> None:
         if 300 <= status < 400:
             return
         if status >= 400:
@@ -513,7 +513,7 @@ class _HttpCall:
 
     async def done(self, status: int, error: str) -> None:
         await self.taps.answered(self.state, self.upstream, self.method, self.rel, status, error,
-                                  self.who)
+                                 self.who)
 
     def abandon(self) -> None:
         """Nothing to undo: only answers are recorded."""

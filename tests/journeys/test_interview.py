@@ -20,6 +20,7 @@ from tests.journeys.conftest import (
     WAIT_MS,
     Product,
     browsing,
+    db_rows,
     document,
     end_session,
     hidden_checks_on_the_debrief,
@@ -153,6 +154,17 @@ async def test_the_interview_as_candidate_and_interviewer(product: Product,
         await open_lab_path(pairing, pair_lab, "README.md")
         await type_at_end(pairing, INTERVIEWER_EDIT)
         await timeline_has(observe, "file.changed", "README.md")
+        # A new file made in JupyterLab (File > New: a contents-API POST) is theirs too, even
+        # if the watcher sees it before the answer is back through the proxy.
+        await pairing.click("text=File")
+        await pairing.click("ul.lm-Menu-content >> text=New")
+        await pairing.click("ul.lm-Menu-content >> text=Python File")
+        await timeline_has(observe, "file.created", "untitled.py")
+        made = db_rows(product, "SELECT actor, json_extract(payload, '$.via') AS via FROM events"
+                       " WHERE session_id = ? AND kind = 'file.created' AND path = 'untitled.py'",
+                       session_url.rsplit("/", 1)[1])
+        assert [(r["actor"].split(":")[0], r["via"]) for r in made] == [
+            ("interviewer", "contents")], [tuple(r) for r in made]
 
         # The session page's Join button (a form whose answer redirects through the workspace
         # origins, which the app's form-action allows) lands in the same workspace too.

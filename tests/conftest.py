@@ -54,7 +54,7 @@ DEFAULT_UID_BASE: int = {f.name: f.default for f in dataclasses.fields(Settings)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (``PAIRLAB_TEST_WORKERS=2 scripts/check``), worker ``gwN`` (N > 0)
+    """Under pytest-xdist (``scripts/check``: two workers by default), worker ``gwN`` (N > 0)
     takes a uid block of its own, ``$PAIRLAB_SANDBOX_UID_BASE`` (or the default) + N × 4.1
     million: past the random blocks some tests draw (below 4 million) and every offset the
     suite adds to the base, so its pairlabs never meet the other worker's in a uid (two

@@ -29,6 +29,9 @@ from workspaces.upstream import LiveUpstreams, UpstreamClients
 log = logging.getLogger(__name__)
 WORKSPACE_APP = web.AppKey("workspace_app", web.Application)
 PROVISIONER = web.AppKey("provisioner", Provisioner)
+CHECKS_STOP_WAIT_S = 60.0
+"""At shutdown, how long a check run cancelled by the recorder's close gets to end and release
+its folder (its thread goes on; the event loop's executor would wait for it at exit anyway)."""
 
 
 def make_provisioner(settings: Settings) -> Provisioner:
@@ -105,6 +108,10 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     warm = asyncio.create_task(manager.warm_up())
     yield
     await recorder.close()
+    # a check run cancelled by the close goes on in its thread until its folder is released
+    if not await asyncio.to_thread(sandbox.wait_idle, CHECKS_STOP_WAIT_S):
+        log.warning("a check run still runs after %.0f s; its folder is released when it ends, "
+                    "or by the next start's sweep", CHECKS_STOP_WAIT_S)
     for task in (deadlines, warm):
         task.cancel()
     await asyncio.gather(deadlines, warm, return_exceptions=True)

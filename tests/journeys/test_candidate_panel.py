@@ -28,7 +28,6 @@ from tests.journeys.conftest import (
     end_session,
     observe_scheduled,
     schedule_through_the_page,
-    shot,
     start_workspace,
 )
 
@@ -151,7 +150,6 @@ async def test_the_candidate_sees_the_brief_the_time_and_the_hints_in_jupyterlab
         assert NOTE not in await panel.inner_text()
         assert "skipped the notebook" not in await lab.content()
         await people.audits.audit_part(lab, PANEL)
-        await shot(lab, "candidate-panel-hints")
 
         # The interviewer ends: the panel says so.
         await end_session(observe)
@@ -161,5 +159,4 @@ async def test_the_candidate_sees_the_brief_the_time_and_the_hints_in_jupyterlab
         await expect(status).to_have_attribute("role", "status")
         await expect(left).to_have_text("Time is up")
         await people.audits.audit_part(lab, PANEL)
-        await shot(lab, "candidate-panel-ended")
         assert dialogs == [] and errors == [], (dialogs, errors)

@@ -28,7 +28,6 @@ from tests.journeys.conftest import (
     end_session,
     observe_scheduled,
     schedule_through_the_page,
-    shot,
     start_workspace,
 )
 from tests.journeys.test_interview import run_first_cells
@@ -97,7 +96,6 @@ async def test_moments_picked_from_the_timeline(product: Product, browser: Brows
         await expect(cell_row.locator("a.moment-replay")).to_have_attribute(
             "href", f"/{session_path}/replay#seq={cell_seq}")
         assert not await card.locator(".moments-typed").first.is_visible()
-        await shot(card, "moments-timeline")
 
         dimensions = card.locator("fieldset.dimension")
         first, second = dimensions.nth(0), dimensions.nth(1)
@@ -172,7 +170,6 @@ async def test_moments_picked_from_the_timeline(product: Product, browser: Brows
         await expect(first_links).to_have_text(f"#{cell_seq}")
         await expect(card.locator(f'section.evidence[data-dimension="{second_id}"] a.moment')
                      ).to_have_text(f"#{note_seq}")
-        await shot(card, "moments-debrief")
 
         # Following the link opens the replay at that event (in the dark scheme).
         await card.emulate_media(color_scheme="dark")
@@ -184,4 +181,3 @@ async def test_moments_picked_from_the_timeline(product: Product, browser: Brows
                      ).to_have_count(1)
         await expect(card.locator("#pl-range")).to_have_value(str(cell_seq))
         await assert_dark_and_accessible(card, "the replay page")
-        await shot(card, "moments-replay")

@@ -28,7 +28,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tasks.revisions import Revision
 from tasks.store import TaskStore
@@ -48,7 +48,6 @@ from workspaces.recording.tree_copy import copy_tree, materialize
 from workspaces.sandbox.run import TIME_LIMIT, CheckSandbox
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 MAX_LISTED = 60
 DEFAULT_CHECKS_PATH = "hidden_checks"
@@ -171,22 +170,6 @@ def run_checks(plan: CheckPlan, work: Path, fill: Callable[[Path], Any],
     return payload
 
 
-def in_scratch(sandbox: CheckSandbox, prefix: str, run: Callable[[Path], T]) -> T:
-    """``run(folder)`` on a new ``scratch`` folder of ``sandbox``, released however it ends.
-    One thread call (``asyncio.to_thread``) does all three: a coroutine cancelled while the
-    folder's tmpfs was being mounted (pairlab shutting down) left it mounted when the mount and
-    the release were two calls, since the release waited for a folder the coroutine never got."""
-    work = sandbox.scratch(prefix)
-    try:
-        return run(work)
-    finally:
-        try:
-            sandbox.release(work)
-        except Exception:
-            log.exception("the check folder %s could not be released; the next start's sweep "
-                          "removes it", work)
-
-
 def _failure_reason(what: str, exc: Exception) -> str:
     """A sentence for the timeline: the domain error's own message, else its type and text."""
     message = getattr(exc, "message", None)
@@ -223,7 +206,7 @@ async def check_session(session_id: str, rev: Revision, *, timeout_s: float, sto
                          timeout_s=timeout_s,
                          revision_tree=store.tree(rev.task_id, rev.id))
         payload = await asyncio.to_thread(
-            in_scratch, sandbox, session_id, lambda work: run_checks(plan, work, fill, sandbox))
+            sandbox.in_scratch, session_id, lambda work: run_checks(plan, work, fill, sandbox))
         if payload["status"] in ("passed", "failed"):
             payload["graded"] = how_graded(payload["total"], rev.id)
         return payload
@@ -264,7 +247,7 @@ async def visible_tests(session_id: str, rev: Revision, commit: str, *, timeout_
         plan = CheckPlan(None, target, env_python, timeout_s=timeout_s,
                          revision_tree=store.tree(rev.task_id, rev.id))
         payload = await asyncio.to_thread(
-            in_scratch, sandbox, f"{session_id}-tests", lambda work: run_checks(
+            sandbox.in_scratch, f"{session_id}-tests", lambda work: run_checks(
                 plan, work, lambda dest: materialize(history, commit, dest), sandbox))
         return {**payload, "commit": commit, "command": rev.visible_check}
     except Exception as exc:

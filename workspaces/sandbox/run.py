@@ -38,10 +38,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from common.processes import exited, exited_by, stop_group
 from workspaces.errors import SandboxUnavailable
@@ -64,6 +65,7 @@ from workspaces.sandbox.permissions import remove_tree
 from workspaces.sandbox.uid_locks import try_uid
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHECK_UID_OFFSET = WORKSPACE_UIDS
 """Check runs use ``sandbox_uid_base + 1000`` and up, just past the workspaces' uids."""
@@ -142,6 +144,9 @@ class CheckSandbox:
         self.require_cgroups = require_cgroups
         self._tools: Tools | str | None = None
         self._lock = threading.Lock()
+        self._busy = 0
+        """Runs in ``in_scratch`` now (``wait_idle``)."""
+        self._idle = threading.Condition()
 
     # ---- what is needed -------------------------------------------------------------------
 
@@ -225,6 +230,36 @@ class CheckSandbox:
             raise SandboxUnavailable(f"a size-limited tmpfs could not be mounted on {folder}: "
                                      f"{exc}") from exc
         return folder
+
+    def in_scratch(self, prefix: str, run: Callable[[Path], T]) -> T:
+        """``run(folder)`` on a new ``scratch`` folder, released however it ends. Called in a
+        thread (``asyncio.to_thread``) that does all three: a coroutine cancelled while the
+        folder's tmpfs was being mounted (pairlab shutting down) left it mounted when the mount
+        and the release were two calls, since the release waited for a folder the coroutine
+        never got. The thread goes on after such a cancel: ``wait_idle`` waits for it."""
+        with self._idle:
+            self._busy += 1
+        try:
+            work = self.scratch(prefix)
+            try:
+                return run(work)
+            finally:
+                try:
+                    self.release(work)
+                except Exception:
+                    log.exception("the check folder %s could not be released; the next "
+                                  "start's sweep removes it", work)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait (blocking) until no ``in_scratch`` run is under way, at most ``timeout_s``;
+        False if one still is (pairlab stopping while a check runs: its folder is released
+        when the run ends, or by the next start's sweep)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout_s)
 
     def release(self, folder: Path) -> None:
         """Unmount a ``scratch`` folder (its files go with the tmpfs) and remove it."""

@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 WORKSPACE_APP = web.AppKey("workspace_app", web.Application)
 PROVISIONER = web.AppKey("provisioner", Provisioner)
 CHECKS_STOP_WAIT_S = 60.0
-"""At shutdown, how long a check run cancelled by the recorder's close gets to end and release
-its folder (its thread goes on; the event loop's executor would wait for it at exit anyway)."""
+"""At shutdown, how long session check runs cancelled by the recorder's close get to end and
+release their folders (their threads go on; the event loop's executor waits for them at exit
+anyway). Task imports' runs use a sandbox of their own and are not waited for here."""
 
 
 def make_provisioner(settings: Settings) -> Provisioner:
@@ -108,11 +109,12 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     warm = asyncio.create_task(manager.warm_up())
     yield
     await recorder.close()
-    # a check run cancelled by the close goes on in its thread until its folder is released
-    if not await asyncio.to_thread(sandbox.wait_idle, CHECKS_STOP_WAIT_S):
-        log.warning("a check run still runs after %.0f s; its folder is released when it ends, "
-                    "or by the next start's sweep", CHECKS_STOP_WAIT_S)
     for task in (deadlines, warm):
         task.cancel()
     await asyncio.gather(deadlines, warm, return_exceptions=True)
     await manager.close()
+    # A check run the recorder's close cancelled goes on in its thread until its folder is
+    # released: waited for, so that nothing is left in the data dir once this returns.
+    if not await asyncio.to_thread(sandbox.wait_idle, CHECKS_STOP_WAIT_S):
+        log.warning("a check run still runs after %.0f s; its folder is released when it ends, "
+                    "or by the next start's sweep", CHECKS_STOP_WAIT_S)

@@ -145,7 +145,6 @@ class CheckSandbox:
         self._tools: Tools | str | None = None
         self._lock = threading.Lock()
         self._busy = 0
-        """Runs in ``in_scratch`` now (``wait_idle``)."""
         self._idle = threading.Condition()
 
     # ---- what is needed -------------------------------------------------------------------
@@ -256,8 +255,8 @@ class CheckSandbox:
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait (blocking) until no ``in_scratch`` run is under way, at most ``timeout_s``;
-        False if one still is (pairlab stopping while a check runs: its folder is released
-        when the run ends, or by the next start's sweep)."""
+        False if one still is. Runs are counted from inside their thread (a run whose thread
+        has not begun is not counted, nor are imports' runs: they do not use ``in_scratch``)."""
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout_s)
 

@@ -462,7 +462,10 @@ class TerminalTracker:
         alt = last_on > last_off
         if alt != self._alt:
             self._alt = alt
-            self._editor.clear()
+            if not alt:  # back at a prompt: what the keys held there was the program's
+                self._editor.clear()
+            # (else keys typed ahead of the switch go on into the line kept aside: the shell
+            # may read them all, ``_alt_key``)
             self._prompt_col = None
             if self._current is not None:
                 self._current.echo_pending = False
@@ -509,7 +512,9 @@ class TerminalTracker:
                     ran = _Command(report.line, at, HeadTail(self._output_chars), False, False,
                                    None, at, echo_pending=False, source="shell", checked=True,
                                    keys_missing=True, verified=True)
-                    return [self._command(ran, at)]
+                    # the command before it, already reported, is over: recorded first
+                    done = self._finish_current(at) if cur is not None and cur.checked else []
+                    return [*done, self._command(ran, at)]
         if target is not None:
             if self._awaiting:
                 self._awaiting.pop(0)
@@ -523,8 +528,8 @@ class TerminalTracker:
                     target.line, target.source, target.keys_differ = report.line, "shell", True
                     target.echo_pending = False
             return [self._command(target, at)] if target is not cur else []
-        if not new or not typed:
-            return []
+        if not new or not (typed or held):  # keys came since the last report, or before it
+            return []                        # while the tracker thought it was full screen
         out = self._finish_current(at)
         self._current = _Command(report.line, at, HeadTail(self._output_chars), False, False,
                                  None, at, echo_pending=False, source="shell", checked=True,

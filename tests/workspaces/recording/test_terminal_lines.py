@@ -263,6 +263,36 @@ def test_lines_typed_ahead_into_a_printed_alternate_screen() -> None:
     assert not any({"unverified", "keys_differ"} & set(o.payload) for o in found)
 
 
+def test_a_line_typed_ahead_across_the_switch_to_the_alternate_screen() -> None:
+    """The order a CI run's journey saw (its terminal cast): the first keys of the next line
+    came before the printed alternate screen, the rest after it, all before the prompt. The
+    line was lost: the switch dropped "ec", so "ho after-trick" matched no shell report, and
+    the keys came before the previous report, so the shell's line was not taken either."""
+    term = Term()
+    term.out(prompt(None) + "\x1b[?2004h")
+    term.echo_and_type("printf '\\e[?1049h")
+    term.keys("'", "\r", "e")  # typed ahead while the shell was still echoing
+    term.out("h")
+    term.out("'")
+    term.keys("c")
+    term.out("\r\n\x1b[?2004l\r\x1b[?1049h")
+    term.type("ho after-trick")
+    term.keys("\r")
+    term.out("e")
+    term.out("c")
+    term.out(prompt(1, "printf '\\e[?1049h'") + "\x1b[?2004h")
+    term.out("ech")
+    term.out("o after-trick\r\n\x1b[?2004l\rafter-trick\r\n" + prompt(2, "echo after-trick")
+             + "\x1b[?2004h")
+    term.echo_and_type("echo bb aa")
+    term.keys("\r")
+    term.out("\r\n\x1b[?2004l\rbb aa\r\n" + prompt(3, "echo bb aa") + "\x1b[?2004h")
+    found = term.flush()
+    assert [o.payload["line"] for o in found] == ["printf '\\e[?1049h'", "echo after-trick",
+                                                  "echo bb aa"]
+    assert "unverified" not in found[1].payload
+
+
 def test_keys_and_shell_disagree_the_shell_wins() -> None:
     term = Term()
     term.out(prompt(10, "ls"))

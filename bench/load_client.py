@@ -143,9 +143,11 @@ class Interview:
                     self.out.latency_ms.setdefault(kind, []).append((read - at) * 1000)
 
     async def run(self, until: float) -> None:
-        # each activity starts at a random point of its period: interviews are not in step
+        # each activity starts at a random point of its period (interviews are not in step),
+        # in the first half of a run shorter than the period: every interview runs a command
+        half = max(0.0, until - time.monotonic()) / 2
         self.phase = {"type": self.rng.uniform(0, 1.0), "cells": self.rng.uniform(0, CELL_EVERY_S),
-                      "terminal": self.rng.uniform(0, COMMAND_EVERY_S)}
+                      "terminal": self.rng.uniform(0, min(COMMAND_EVERY_S, half))}
         jobs = [self.type(until), self.cells(until), self.terminal(until)]
         for result in await asyncio.gather(*jobs, return_exceptions=True):
             if isinstance(result, BaseException):

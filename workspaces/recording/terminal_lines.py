@@ -528,8 +528,8 @@ class TerminalTracker:
                     target.line, target.source, target.keys_differ = report.line, "shell", True
                     target.echo_pending = False
             return [self._command(target, at)] if target is not cur else []
-        if not new or not (typed or held):  # keys came since the last report, or before it
-            return []                        # while the tracker thought it was full screen
+        if not new or not typed:
+            return []
         out = self._finish_current(at)
         self._current = _Command(report.line, at, HeadTail(self._output_chars), False, False,
                                  None, at, echo_pending=False, source="shell", checked=True,

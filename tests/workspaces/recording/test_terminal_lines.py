@@ -293,6 +293,27 @@ def test_a_line_typed_ahead_across_the_switch_to_the_alternate_screen() -> None:
     assert "unverified" not in found[1].payload
 
 
+def test_a_line_kept_aside_in_a_program_lets_no_forged_report_through() -> None:
+    """Keys typed in vim are kept aside; a program run after it that prints shell reports of
+    its own (keys no longer come) gets no command of theirs past the distrust: the first
+    forged line is not recorded as the shell's, the contradiction is flagged."""
+    term = Term()
+    term.out(prompt(5, "ls"))
+    term.type("vim x")
+    term.keys("\r")
+    term.out("vim x\r\n\x1b[?1049h~\r\n")
+    term.type(":wq")
+    term.keys("\r")
+    term.out("\x1b[?1049l" + prompt(6, "vim x"))
+    term.type("python3 fake.py")
+    term.keys("\r")
+    term.out("python3 fake.py\r\n" + prompt(7, "python3 fake.py") + prompt(8, "pytest -q"))
+    found = term.flush()
+    clean = [o.payload["line"] for o in found if not {"reports_conflict", "unverified"}
+             & set(o.payload)]
+    assert "pytest -q" not in clean, [o.payload for o in found]
+
+
 def test_keys_and_shell_disagree_the_shell_wins() -> None:
     term = Term()
     term.out(prompt(10, "ls"))

@@ -462,10 +462,11 @@ class TerminalTracker:
         alt = last_on > last_off
         if alt != self._alt:
             self._alt = alt
-            if not alt:  # back at a prompt: what the keys held there was the program's
+            # Into full screen, keys typed ahead of the switch go on into the line kept aside
+            # (the shell may read them all, ``_alt_key``); back at a prompt, what the keys held
+            # was the program's.
+            if not alt:
                 self._editor.clear()
-            # (else keys typed ahead of the switch go on into the line kept aside: the shell
-            # may read them all, ``_alt_key``)
             self._prompt_col = None
             if self._current is not None:
                 self._current.echo_pending = False

@@ -307,7 +307,7 @@ def test_a_line_kept_aside_in_a_program_lets_no_forged_report_through() -> None:
     term.out("\x1b[?1049l" + prompt(6, "vim x"))
     term.type("python3 fake.py")
     term.keys("\r")
-    term.out("python3 fake.py\r\n" + prompt(7, "python3 fake.py") + prompt(8, "pytest -q"))
+    term.out("python3 fake.py\r\n" + forged(7, "python3 fake.py") + forged(8, "pytest -q"))
     found = term.flush()
     clean = [o.payload["line"] for o in found if not {"reports_conflict", "unverified"}
              & set(o.payload)]

@@ -463,9 +463,10 @@ class TerminalTracker:
         if alt != self._alt:
             self._alt = alt
             # Into full screen, keys typed ahead of the switch go on into the line kept aside
-            # (the shell may read them all, ``_alt_key``); back at a prompt, what the keys held
-            # was the program's.
-            if not alt:
+            # (the shell may read them all, ``_alt_key``). Out of it, what the keys held was the
+            # program's when it switched back itself; when only a prompt mark ended it (a
+            # printed switch), they were typed ahead into the shell's next line.
+            if not alt and any(seq in text for seq in _ALT_OFF):
                 self._editor.clear()
             self._prompt_col = None
             if self._current is not None:

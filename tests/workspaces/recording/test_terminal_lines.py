@@ -293,6 +293,25 @@ def test_a_line_typed_ahead_across_the_switch_to_the_alternate_screen() -> None:
     assert "unverified" not in found[1].payload
 
 
+def test_a_line_typed_across_the_prompt_after_a_printed_alternate_screen() -> None:
+    """The next line's first keys came while the printed switch held, the rest after the
+    prompt (a real-sandbox test's run): the line is the keys', verified, not "keys differ"."""
+    term = Term()
+    term.out(prompt(1, "ls"))
+    term.echo_and_type("printf '\\e[?1049h'; echo trick")
+    term.keys("\r")
+    term.out("\r\n\x1b[?1049htrick\r\n")
+    term.type("echo sec")
+    term.out(prompt(2, "printf '\\e[?1049h'; echo trick") + "echo sec")
+    term.echo_and_type("ret")
+    term.keys("\r")
+    term.out("\r\nsecret\r\n" + prompt(3, "echo secret"))
+    found = term.flush()
+    assert [o.payload["line"] for o in found] == ["printf '\\e[?1049h'; echo trick",
+                                                  "echo secret"]
+    assert not any({"unverified", "keys_differ"} & set(o.payload) for o in found), found
+
+
 def test_a_line_kept_aside_in_a_program_lets_no_forged_report_through() -> None:
     """Keys typed in vim are kept aside; a program run after it that prints shell reports of
     its own (keys no longer come) gets no command of theirs past the distrust: the first

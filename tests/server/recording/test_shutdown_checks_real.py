@@ -1,0 +1,65 @@
+"""A server stopped while a session's hidden checks run leaves nothing of them in its data
+dir: the recorder's close cancels the run's coroutine, its thread goes on until the check
+folder is released, and the app's shutdown waits for that thread (``sessions_ctx`` calls
+``CheckSandbox.wait_idle``). Through the real app, sandbox and session end, as a server
+stopped right after an interview ends. Without the wait the folder was still there (and its
+tmpfs mounted) once shutdown returned; real-recording test runs used to leave such folders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from server.app import create_app
+from server.sessions.wiring import WORKSPACE_APP
+from tests.conftest import login
+from tests.harness import LEAD
+from tests.host_routing import HostRoutingClient
+from tests.server.recording.conftest import UID_BASE, Rec
+from tests.server.recording.real_app import end_sessions, real_settings, uid_base
+from workspaces.sandbox import mounts
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+BASE = uid_base(1500, UID_BASE + 5400)
+"""Sandbox uids of this file."""
+RUN_SEEN_S = 60.0
+"""How long the session's check run may take to begin after the session ends."""
+
+
+def check_folders(checks: Path) -> list[Path]:
+    """The runs' folders under the data dir's ``checks`` (the uid leases' locks aside)."""
+    if not checks.is_dir():
+        return []
+    return [p for p in checks.iterdir() if not p.name.startswith(".uid-")]
+
+
+async def test_a_server_stopped_during_hidden_checks_leaves_no_check_folder() -> None:
+    async with real_settings("plsd-", BASE) as settings:
+        app = create_app(settings)
+        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        ws: TestClient[Any, Any] = HostRoutingClient(TestServer(app[WORKSPACE_APP]))
+        await client.start_server()
+        await ws.start_server()
+        rec = Rec(settings, app, client, ws, await login(client, LEAD))
+        checks = settings.data_dir / "checks"
+        try:
+            session_id, _ = await rec.start()
+            await rec.api("POST", f"/api/v1/sessions/{session_id}/end")
+            deadline = time.monotonic() + RUN_SEEN_S
+            while not check_folders(checks):  # the hidden checks' folder, mounted
+                assert time.monotonic() < deadline, "the hidden checks never began"
+                await asyncio.sleep(0.01)
+            running = check_folders(checks)
+        finally:
+            await end_sessions(app, list(rec.sessions))
+            await ws.close()
+            await client.close()  # the app's shutdown, while the check still runs
+        assert running, "the hidden checks' folder was not seen before the server stopped"
+        left = check_folders(checks)
+        assert left == [], f"check folders left once the server stopped: {left}"
+        assert not any(mounts.is_mount(p) for p in running)

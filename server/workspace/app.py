@@ -169,7 +169,7 @@ async def capability_link(request: web.Request) -> web.StreamResponse:
             raise SessionEnded(THANKS)
         raise LinkClosed("This interview has not started yet: open the link again shortly"
                          " before the start time.")
-    return await _enter(request, session, "candidate", None, f"/s/{session.id}")
+    return await _enter_as_candidate(request, session)
 
 
 @routes.get("/handoff/{token}")
@@ -273,20 +273,27 @@ async def _refuse_another_person(request: web.Request, session: S.Session,
                         " other person.")
 
 
-async def _enter(request: web.Request, session: S.Session, kind: str, user_id: int | None,
-                 target: str) -> web.StreamResponse:
-    """Grant this browser access to the session on the shared host (a cookie), record the
-    connection, and redirect to ``target``, away from the token-bearing URL it came by."""
+async def _enter_as_candidate(request: web.Request, session: S.Session) -> web.StreamResponse:
+    """Grant this browser the candidate's access to the session on the shared host (a cookie),
+    record the connection, and redirect to the landing page, away from the token-bearing URL
+    it came by. A browser that already holds the candidate's grant keeps it: a new one would
+    expire the Start form of a landing page open in another tab (the link opened twice)."""
     address, agent = client_address(request), request.headers.get("User-Agent", "")
+    try:
+        held = (await principal_for(request, session)).kind == "candidate"
+    except Forbidden:
+        held = False  # no grant, one no longer valid, or someone else's: a new one
 
-    def run(d: Any) -> str:
+    def run(d: Any) -> str | None:
         S.record_connection(d, session.id, "candidate", "link opened", address, agent)
-        return S.grant(d, session.id, kind, user_id=user_id, address=address, user_agent=agent)
+        return None if held else S.grant(d, session.id, "candidate", user_id=None,
+                                         address=address, user_agent=agent)
 
     grant = await _main(request)[DB].write(run)
-    response = web.HTTPSeeOther(target)
+    response = web.HTTPSeeOther(f"/s/{session.id}")
     response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL we leave
-    _set_grant_cookie(request, response, session, grant)
+    if grant is not None:
+        _set_grant_cookie(request, response, session, grant)
     raise response
 
 
@@ -359,7 +366,8 @@ async def landing_start(request: web.Request) -> web.StreamResponse:
     _check_origin(request, required=False)
     form = await request.post()
     if not hmac.compare_digest(str(form.get("csrf_token", "")), _csrf(request, session.id)):
-        raise Forbidden("The form expired; reload the page and press Start again.")
+        raise Forbidden("This page was out of date (the interview was opened again since):"
+                        " go back to your interview page and press Start there.")
     session = await _main(request)[SESSIONS].start_session(
         session.id, _actor_of(who, request)
     )

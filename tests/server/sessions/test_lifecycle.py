@@ -12,7 +12,7 @@ from aiohttp import WSMsgType
 
 from server.http.keys import DB
 from server.recording.keys import RECORDING
-from tests.conftest import audit_actions, create_user, login, query
+from tests.conftest import audit_actions, create_user, form_csrf_token, login, query
 from tests.harness import Env, EnvFactory
 from workspaces import lifecycle
 from workspaces import sessions as S
@@ -381,3 +381,42 @@ async def test_no_refill_starts_while_pairlab_shuts_down(make_env: EnvFactory) -
     await env.app[RECORDING].close()
     await asyncio.sleep(2.5)
     assert len(env.provisioner.started) == 1
+
+
+async def test_the_link_opened_again_keeps_the_first_pages_start(make_env: EnvFactory) -> None:
+    """The candidate link opened twice in one browser (a double click in the e-mail, a second
+    tab): the first landing page's Start still starts the workspace. A new grant on each visit
+    expired the first page's form (403), and the error page's "reload" re-sent it."""
+    env = await make_env()
+    created = await env.schedule()
+    sid = created["session_id"]
+    await env.open_link(created["candidate_link"])
+    first = form_csrf_token(await (await env.ws.get(f"/s/{sid}")).text())
+    cookies = {c.key: c.value for c in env.ws.session.cookie_jar}
+    assert await env.open_link(created["candidate_link"]) == f"/s/{sid}"  # the second tab
+    assert {c.key: c.value for c in env.ws.session.cookie_jar} == cookies
+    start = await env.ws.post(f"/s/{sid}/start", data={"csrf_token": first},
+                              allow_redirects=False)
+    assert start.status == 303, await start.text()
+    assert "/enter/" in start.headers["Location"]
+    opened = query(env.settings, "SELECT kind FROM session_connections WHERE session_id = ?",
+                   (sid,))
+    assert [row[0] for row in opened].count("link opened") == 2  # both visits recorded
+
+
+async def test_a_stale_start_form_says_where_to_go(make_env: EnvFactory) -> None:
+    """A Start form older than the browser's grant (an attacker's page, or a page left open
+    since the link was opened in another browser profile) is refused; the page links back to
+    the landing page, where Start works, instead of asking for a reload that re-sends it."""
+    env = await make_env()
+    created = await env.schedule()
+    sid = created["session_id"]
+    landing = await env.open_link(created["candidate_link"])
+    refused = await env.ws.post(
+        f"/s/{sid}/start", data={"csrf_token": "stale"}, allow_redirects=False,
+        headers={"Referer": f"http://localhost{landing}", "Accept": "text/html"})  # its Host
+    html = await refused.text()
+    assert refused.status == 403, html
+    assert "go back to your interview page and press Start there" in html
+    assert f'<a href="/s/{sid}">Back to the page you came from</a>' in html
+    assert (await env.press_start(sid)).status == 303  # and from there, Start works

@@ -220,7 +220,7 @@ def set_state(
 
 def extend(db: sqlite_utils.Database, session_id: str, minutes: int) -> Session:
     if not 1 <= minutes <= 120:
-        raise SessionError("extend by 1 to 120 minutes")
+        raise SessionError("A session is extended by 1 to 120 minutes at a time.")
     session = get_session(db, session_id)
     if session.state in ("ended", "failed"):
         raise SessionConflict(f"the session is {session.state}; it cannot be extended")

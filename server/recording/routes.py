@@ -176,7 +176,8 @@ async def add_note(request: web.Request) -> web.Response:
     text = body["text"].strip()
     kind = body.get("kind", E.NOTE)
     if not text or len(text) > NOTE_CHARS:
-        raise Unprocessable(f"'text' must have 1 to {NOTE_CHARS} characters.")
+        raise Unprocessable(f"A note or hint has 1 to {NOTE_CHARS:,} characters ('text'); this"
+                           f" one has {len(text):,}.")
     if kind not in (E.NOTE, E.HINT):
         raise Unprocessable("'kind' must be 'note' or 'hint'.")
     payload: dict[str, Any] = {"text": text}

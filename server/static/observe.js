@@ -391,11 +391,27 @@
 
   // ---- notes, hints and actions ---------------------------------------------------------------
 
+  // One request at a time per control group: a double click on a hint, Save note or Extend
+  // would otherwise send it twice (the candidate sees a hint twice; the session is extended
+  // twice). Its buttons are disabled until the answer is back.
+  function once(buttons, run) {
+    if (buttons.some(function (b) { return b.disabled; })) { return Promise.resolve(false); }
+    buttons.forEach(function (b) { b.disabled = true; });
+    var release = function () { buttons.forEach(function (b) { b.disabled = false; }); };
+    return run().then(function (value) { release(); return value; },
+                      function (err) { release(); throw err; });
+  }
+
+  var noteButtons = Array.prototype.slice.call(
+    document.querySelectorAll("#pl-note-form button, button.pl-hint"));
+
   function postNote(text, kind, result) {
-    result.textContent = "saving…";
-    return T.api(cfg.api + "/notes", { csrf: csrf, body: { text: text, kind: kind, at_seq: lastSeq } })
-      .then(function () { result.textContent = kind === "hint" ? "hint recorded" : "saved"; return true; })
-      .catch(function (err) { result.textContent = "not saved: " + err.message; return false; });
+    return once(noteButtons, function () {
+      result.textContent = "saving…";
+      return T.api(cfg.api + "/notes", { csrf: csrf, body: { text: text, kind: kind, at_seq: lastSeq } })
+        .then(function () { result.textContent = kind === "hint" ? "hint recorded" : "saved"; return true; })
+        .catch(function (err) { result.textContent = "not saved: " + err.message; return false; });
+    });
   }
 
   $("pl-note-form").addEventListener("submit", function (e) {
@@ -406,19 +422,23 @@
     postNote(box.value, kind, $("pl-note-result")).then(function (ok) { if (ok) { box.value = ""; } });
   });
 
-  Array.prototype.forEach.call(document.querySelectorAll("button.pl-hint"), function (b) {
+  noteButtons.forEach(function (b) {
+    if (!b.classList.contains("pl-hint")) { return; }
     b.addEventListener("click", function () { postNote(b.dataset.hint, "hint", $("pl-note-result")); });
   });
 
   function action(formId, run) {
     var form = $(formId);
     if (!form) { return; }
+    var buttons = Array.prototype.slice.call(form.querySelectorAll("button"));
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       var out = $("pl-action-result");
-      out.textContent = "…";
-      run(form).then(function (msg) { out.textContent = msg || ""; pollSession(); })
-        .catch(function (err) { out.textContent = err.message; });
+      once(buttons, function () {
+        out.textContent = "…";
+        return run(form).then(function (msg) { out.textContent = msg || ""; pollSession(); })
+          .catch(function (err) { out.textContent = err.message; });
+      });
     });
   }
 
@@ -429,7 +449,10 @@
     });
   });
   action("pl-extend-form", function (form) {
-    var minutes = parseInt(form.elements.minutes.value, 10);
+    var minutes = Number(form.elements.minutes.value.trim());
+    if (!Number.isInteger(minutes)) {
+      return Promise.reject(new Error("Enter the minutes to add as a whole number, 1 to 120."));
+    }
     return T.api(cfg.api + "/extend", { csrf: csrf, body: { minutes: minutes } })
       .then(function () { return "Extended by " + minutes + " min."; });
   });

@@ -81,8 +81,11 @@
     return fetch(path, init).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (data) {
         if (!response.ok) {
-          var message = (data && (data.message || data.error)) || response.statusText;
-          throw new Error(response.status + " " + message);
+          // The API's refusal is {"error": {"code", "message"}}: its sentence, as the server
+          // wrote it; the status only when there is none.
+          var error = data && data.error;
+          var message = error && typeof error === "object" ? error.message : data && data.message;
+          throw new Error(message || response.status + " " + response.statusText);
         }
         return data;
       });

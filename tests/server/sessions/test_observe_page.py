@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +326,38 @@ async def test_a_cut_stream_says_reconnecting_then_live(live: Live, browsing: Br
     await expect(page.locator(f'#pl-timeline li[data-seq="{seq}"]')).to_have_count(1)
     await expect(page.locator("#pl-state")).to_have_text("live")
     await expect(page.locator("#pl-end-form")).to_be_visible()
+
+
+async def test_a_double_click_sends_once_and_a_refusal_reads_as_a_sentence(
+        live: Live, browsing: Browsing) -> None:
+    """A double click on a hint or on Extend sends it once (the candidate saw the hint twice;
+    the session would be extended twice), and a refused action shows the server's sentence
+    (it showed "422 [object Object]")."""
+    page = browsing.page
+    await open_observer(live, page)
+    await page.get_by_role("button", name="Give hint 1").dblclick()
+    await expect(page.locator("#pl-note-result")).to_have_text("hint recorded")
+    ends_before = datetime.fromisoformat(await session_ends_at(live))
+    await page.locator("#pl-extend").dblclick()
+    await expect(page.locator("#pl-action-result")).to_have_text("Extended by 10 min.")
+
+    await page.fill("#pl-extend-form input[name=minutes]", "-10")
+    await page.click("#pl-extend")
+    await expect(page.locator("#pl-action-result")).to_have_text(
+        "A session is extended by 1 to 120 minutes at a time.")
+    await page.fill("#pl-extend-form input[name=minutes]", "abc")
+    await page.click("#pl-extend")
+    await expect(page.locator("#pl-action-result")).to_have_text(
+        "Enter the minutes to add as a whole number, 1 to 120.")
+    await page.fill("#pl-note-text", "x" * 20_001)
+    await page.click("#pl-note-save")
+    await expect(page.locator("#pl-note-result")).to_have_text(
+        "not saved: A note or hint has 1 to 10,000 characters ('text'); this one has 20,001.")
+
+    # what the server kept, after all of the above was answered: one hint, one extension
+    assert datetime.fromisoformat(await session_ends_at(live)) - ends_before == \
+        timedelta(minutes=10)
+    await page.reload()
+    await expect(page.locator("#pl-stream")).to_have_text("live")
+    await expect(page.locator("#pl-notes li.pl-kind-hint")).to_have_count(1)
+    assert browsing.page_errors == []

@@ -8,15 +8,16 @@ active interviewers, role fit warning that must be confirmed) are in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
 from common import audit
-from common.clock import now
+from common.clock import iso, now
 from common.errors import Forbidden, Unprocessable
 from scoring import session_scoring, webhooks
+from server.http.times import human_utc
 from server.people import accounts as people
 from server.settings import Settings
 from tasks import revisions
@@ -68,6 +69,17 @@ def start_time(text: str) -> datetime:
             " for example 2026-12-01T14:00:00Z (UTC) or 2026-12-01T15:00:00+01:00.") from None
 
 
+def refuse_if_over(starts: datetime, minutes: int) -> None:
+    """An interview that would be over before it is scheduled is a mistake (a date in the
+    past): its link would never open. One that started earlier and still runs is fine."""
+    ends = starts + timedelta(minutes=minutes)
+    if ends <= now():
+        raise Unprocessable(
+            f"This interview would be over already: starting {human_utc(iso(starts))} for"
+            f" {minutes} minutes, it would have ended {human_utc(iso(ends))}. Choose a later"
+            " start (or leave the start empty for now).")
+
+
 def links(settings: Settings, session_id: str, token: str) -> tuple[str, str]:
     return f"{settings.workspace_url}/c/{token}", f"{settings.app_url}/sessions/{session_id}"
 
@@ -99,11 +111,13 @@ def schedule(
     if email:
         email = people.normalise_email(email)
     starts = start_time(req.starts_at) if req.starts_at else now()
+    minutes = req.duration_minutes or rev.duration_minutes
+    refuse_if_over(starts, minutes)
     # The link is one the server can show again to whoever may hold it (candidate_links.py).
     session, token = S.create_session(
         db, revision_id=rev.id, task_id=rev.task_id, candidate_name=req.candidate_name,
         candidate_email=email, role=req.role,
-        duration_minutes=req.duration_minutes or rev.duration_minutes, starts_at=starts,
+        duration_minutes=minutes, starts_at=starts,
         interviewer_ids=interviewer_ids, created_by=creator_id, link_secret=_secret(settings),
     )
     blind = settings.blind_scoring if req.blind is None else req.blind

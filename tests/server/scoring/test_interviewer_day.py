@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from common.clock import now
+from common.clock import iso, now
 from server.sessions.home import interviewer_day
 from tests.conftest import form_csrf_token, login, query
 from tests.server.scoring.conftest import PIPELINE_DIMS, Panel, full_card
@@ -45,9 +45,16 @@ async def test_home_sorts_the_interviewers_sessions_into_today_upcoming_waiting_
     later = await panel.schedule(starts_at=(now() + timedelta(days=3)).isoformat())
     blind = await panel.schedule(blind=True, candidate_name="Ada Lovelace")
     done = await panel.schedule()
-    # scheduled two hours ago for an hour: ended after its time, never having gone live
-    noshow = await panel.schedule(candidate_name="Nobody Came",
-                                  starts_at=(now() - timedelta(hours=2)).isoformat())
+    # two hours ago for an hour: ended after its time, never having gone live (moved there:
+    # scheduling refuses an interview that is over already)
+    noshow = await panel.schedule(candidate_name="Nobody Came")
+    moved = sqlite_utils.Database(panel.settings.db_path)
+    try:
+        moved.execute("UPDATE interview_sessions SET starts_at = ?, ends_at = ? WHERE id = ?",
+                      [iso(now() - timedelta(hours=2)), iso(now() - timedelta(hours=1)), noshow])
+        moved.conn.commit()
+    finally:
+        moved.conn.close()
     await start_live(panel, blind)
     for sid in (done, blind, noshow):
         assert (await panel.call("alice", "POST", f"/api/v1/sessions/{sid}/end"))[0] == 200

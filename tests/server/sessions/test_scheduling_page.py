@@ -8,6 +8,7 @@ import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+from common.clock import iso, now
 from server.http.keys import DB
 from server.http.times import human_utc, time_tag
 from server.workspace.app import ACCESS_TTL_S
@@ -91,6 +92,30 @@ async def test_a_start_that_is_not_a_time_is_refused_with_a_sentence(
     assert api.status == 422
     assert "is not a date and time" in (await api.json())["error"]["message"]
     assert session_count(env) == before
+
+
+async def test_an_interview_over_before_it_is_scheduled_is_refused(make_env: EnvFactory) -> None:
+    """A start in the past whose interview has ended already (a mistyped year) is refused on
+    the page and through the API, nothing stored; one that started earlier and still runs is
+    scheduled (the demo's "now")."""
+    env = await make_env()
+    before = session_count(env)
+    page = await env.client.get("/sessions")
+    response = await env.client.post("/sessions", data={
+        "csrf_token": form_csrf_token(await page.text()), "task": "demo-task",
+        "candidate_name": "Ada", "starts_at": "2020-01-01T10:00:00Z"}, allow_redirects=False)
+    html = await response.text()
+    assert response.status == 422, html
+    assert "This interview would be over already: starting Wed 1 Jan 2020, 10:00 UTC for 60" \
+        " minutes, it would have ended Wed 1 Jan 2020, 11:00 UTC. Choose a later start" in html
+    api = await env.client.post("/api/v1/sessions", headers={"X-CSRF-Token": env.csrf},
+                                json={"task": "demo-task", "candidate_name": "Ada",
+                                      "starts_at": iso(now() - timedelta(minutes=61))})
+    assert api.status == 422
+    assert "would be over already" in (await api.json())["error"]["message"]
+    assert session_count(env) == before
+    running = await env.schedule(starts_at=iso(now() - timedelta(minutes=59)))
+    assert session_count(env) == before + 1 and running["session_id"]
 
 
 async def test_only_the_sessions_staff_see_its_link_again(make_env: EnvFactory) -> None:

@@ -149,3 +149,10 @@ async def test_the_admin_edits_a_rubric_and_outcomes_in_bulk(product: Product,
             "Imported 2 outcomes from the pasted text.")
         assert [await note_of(admin, ids[2]), await note_of(admin, ids[3])] == [
             "Pasted note three", "Pasted four"]
+
+        # The file form sent with no file: its error shows where that form is, on screen
+        # (it was 3,800 px down a page that reloaded at its top).
+        await admin.locator('form[action^="/outcomes/import"] button[type=submit]').click()
+        errors = admin.locator("#import-errors")
+        await expect(errors).to_have_text("Choose a CSV file (or paste its text).")
+        await expect(errors).to_be_in_viewport()

@@ -114,7 +114,8 @@ async def test_the_review_starts_with_a_summary_and_pages_hold_in_dark_and_narro
 
         # A laptop's split screen: the page scrolls down, never sideways.
         await admin.set_viewport_size({"width": 700, "height": 900})
-        for url in (revision_url, builtin_url, f"{product.app_url}/sessions"):
+        for url in (revision_url, builtin_url, f"{product.app_url}/sessions",
+                    f"{product.app_url}/admin/webhooks"):
             await admin.goto(url)
             assert await sideways_overflow(admin) == 0, (url, await too_wide(admin))
         nav = admin.locator("header.top nav")

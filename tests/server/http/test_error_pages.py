@@ -3,6 +3,7 @@ that failed (home when logged in, login for visitors, back to the form for a ref
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from typing import Any
 
@@ -99,3 +100,18 @@ async def test_a_same_host_referer_whose_path_leaves_the_host_is_never_the_way_f
         headers={"Referer": f"http://{host}{path}"})
     page = await error_page(response, 403)
     assert "evil" not in page.forward["href"], page.forward
+
+
+async def test_every_page_names_an_icon_the_server_has(client: Client) -> None:
+    """Browsers ask for /favicon.ico when a page names no icon: a 404 and a console error on
+    every page. The pages name pairlab's own, which is served."""
+    icons = []
+    for path in ("/login", "/no/such/page"):
+        html = await (await client.get(path)).text()
+        icons += re.findall(r'<link rel="icon" href="([^"]+)"', html)
+    await login_admin(client)
+    icons += re.findall(r'<link rel="icon" href="([^"]+)"', await (await client.get("/")).text())
+    assert icons == ["/static/favicon.svg"] * 3
+    icon = await client.get(icons[0])
+    assert icon.status == 200 and icon.content_type == "image/svg+xml"
+    assert (await icon.text()).startswith("<svg")

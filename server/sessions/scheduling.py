@@ -97,7 +97,9 @@ def schedule(
         if warning:
             if not req.confirm_role_mismatch:
                 raise RoleMismatch(
-                    f"{warning}. Confirm to schedule it anyway (confirm_role_mismatch)."
+                    f"{warning}. To schedule it anyway: tick “Schedule even if the task does not"
+                    " fit the role” on the page (--confirm on the command line,"
+                    " confirm_role_mismatch in the API)."
                 )
             warnings.append(warning)
     emails = req.interviewers or (actor.label,)

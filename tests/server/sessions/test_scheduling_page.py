@@ -238,7 +238,9 @@ async def test_a_confirmed_role_mismatch_is_named_on_the_page_it_redirects_to(
     refused = await env.client.post("/sessions", data={
         "csrf_token": form_csrf_token(await page.text()), "task": "demo-task",
         "candidate_name": "Ada", "role": "mlops-engineer"}, allow_redirects=False)
-    assert refused.status == 409 and "Confirm to schedule it anyway" in await refused.text()
+    assert refused.status == 409
+    assert "To schedule it anyway: tick “Schedule even if the task does not fit the role” on" \
+        " the page" in await refused.text()
     location = await schedule_by_form(env, role="mlops-engineer", confirm="yes")
     html = await (await env.client.get(location)).text()
     assert "Warning: this task tests model evaluation methodology" in html

@@ -303,7 +303,7 @@ async def session_action_submit(request: web.Request) -> web.Response:
         form = await request.post()
         minutes_to_add = whole_number(str(form.get("minutes", "10")), 6)
         if minutes_to_add is None:
-            raise Unprocessable("extend by a whole number of minutes")
+            raise Unprocessable("Enter the minutes to add as a whole number, 1 to 120.")
         await manager.extend(session.id, minutes_to_add, actor)
     else:
         raise web.HTTPSeeOther(

@@ -77,7 +77,7 @@ def refuse_if_over(starts: datetime, minutes: int) -> None:
         raise Unprocessable(
             f"This interview would be over already: starting {human_utc(iso(starts))} for"
             f" {minutes} minutes, it would have ended {human_utc(iso(ends))}. Choose a later"
-            " start (or leave the start empty for now).")
+            " start, or none to start now.")
 
 
 def links(settings: Settings, session_id: str, token: str) -> tuple[str, str]:
@@ -114,6 +114,8 @@ def schedule(
         email = people.normalise_email(email)
     starts = start_time(req.starts_at) if req.starts_at else now()
     minutes = req.duration_minutes or rev.duration_minutes
+    if not 10 <= minutes <= S.MAX_DURATION:  # before any date arithmetic with it
+        raise SessionError(f"the duration must be 10 to {S.MAX_DURATION} minutes")
     refuse_if_over(starts, minutes)
     # The link is one the server can show again to whoever may hold it (candidate_links.py).
     session, token = S.create_session(

@@ -394,12 +394,25 @@
   // One request at a time per control group: a double click on a hint, Save note or Extend
   // would otherwise send it twice (the candidate sees a hint twice; the session is extended
   // twice). Its buttons are disabled until the answer is back.
+  // A request that never answers frees them after ONCE_MAX_MS; focus that was on one of them
+  // goes back to it (disabling a focused button leaves keyboard users on the page's body).
+  var ONCE_MAX_MS = 30000;
   function once(buttons, run) {
     if (buttons.some(function (b) { return b.disabled; })) { return Promise.resolve(false); }
+    var focused = buttons.indexOf(document.activeElement) >= 0 ? document.activeElement : null;
     buttons.forEach(function (b) { b.disabled = true; });
-    var release = function () { buttons.forEach(function (b) { b.disabled = false; }); };
-    return run().then(function (value) { release(); return value; },
-                      function (err) { release(); throw err; });
+    var released = false;
+    var release = function () {
+      if (released) { return; }
+      released = true;
+      clearTimeout(timer);
+      buttons.forEach(function (b) { b.disabled = false; });
+      var lost = !document.activeElement || document.activeElement === document.body;
+      if (focused && lost && document.contains(focused)) { focused.focus(); }
+    };
+    var timer = setTimeout(release, ONCE_MAX_MS);
+    return Promise.resolve().then(run).then(function (value) { release(); return value; },
+                                            function (err) { release(); throw err; });
   }
 
   var noteButtons = Array.prototype.slice.call(

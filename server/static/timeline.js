@@ -85,7 +85,8 @@
           // wrote it; the status only when there is none.
           var error = data && data.error;
           var message = error && typeof error === "object" ? error.message : data && data.message;
-          throw new Error(message || response.status + " " + response.statusText);
+          throw new Error(message || "The server answered " + response.status +
+                          (response.statusText ? " " + response.statusText : "") + ".");
         }
         return data;
       });

@@ -348,7 +348,7 @@ async def landing(request: web.Request) -> web.Response:
     facts = await main[DB].read(lambda d: landing_facts(d, session))
     response = render_anonymous(request, "candidate_landing.html", {
         "session": session, "title": rev.title, "brief": _brief(main[SESSIONS].store, rev),
-        "facts": facts, "queue": _queue(request, session),
+        "facts": facts, "queue": _queue(request, session), "stale": "stale" in request.query,
     }, csrf=_csrf(request, session.id))
     # Start posts here and is redirected on to the workspace's host, which form-action must
     # allow (CSP checks a form's redirects too): any workspace host, no other site.
@@ -366,8 +366,9 @@ async def landing_start(request: web.Request) -> web.StreamResponse:
     _check_origin(request, required=False)
     form = await request.post()
     if not hmac.compare_digest(str(form.get("csrf_token", "")), _csrf(request, session.id)):
-        raise Forbidden("This page was out of date (the interview was opened again since):"
-                        " go back to your interview page and press Start there.")
+        # A form from an older copy of the page (the link opened again at the same moment in
+        # another tab, or re-issued since): nothing starts; back to a fresh copy, which says so.
+        raise web.HTTPSeeOther(f"/s/{session.id}?stale=1#start-form")
     session = await _main(request)[SESSIONS].start_session(
         session.id, _actor_of(who, request)
     )

@@ -404,19 +404,22 @@ async def test_the_link_opened_again_keeps_the_first_pages_start(make_env: EnvFa
     assert [row[0] for row in opened].count("link opened") == 2  # both visits recorded
 
 
-async def test_a_stale_start_form_says_where_to_go(make_env: EnvFactory) -> None:
-    """A Start form older than the browser's grant (an attacker's page, or a page left open
-    since the link was opened in another browser profile) is refused; the page links back to
-    the landing page, where Start works, instead of asking for a reload that re-sends it."""
+async def test_a_stale_start_form_leads_back_to_a_fresh_page(make_env: EnvFactory) -> None:
+    """A Start form older than the browser's grant (two tabs that opened the link at the same
+    moment, a link re-issued since, a cross-site form) starts nothing and leads back to a fresh
+    landing page that says so, where Start works (it was a 403 page that said to reload, which
+    re-sent the stale form)."""
     env = await make_env()
     created = await env.schedule()
     sid = created["session_id"]
-    landing = await env.open_link(created["candidate_link"])
-    refused = await env.ws.post(
-        f"/s/{sid}/start", data={"csrf_token": "stale"}, allow_redirects=False,
-        headers={"Referer": f"http://localhost{landing}", "Accept": "text/html"})  # its Host
-    html = await refused.text()
-    assert refused.status == 403, html
-    assert "go back to your interview page and press Start there" in html
-    assert f'<a href="/s/{sid}">Back to the page you came from</a>' in html
+    await env.open_link(created["candidate_link"])
+    refused = await env.ws.post(f"/s/{sid}/start", data={"csrf_token": "stale"},
+                                allow_redirects=False)
+    assert refused.status == 303, await refused.text()
+    assert refused.headers["Location"] == f"/s/{sid}?stale=1#start-form"
+    assert query(env.settings, "SELECT state FROM interview_sessions WHERE id = ?",
+                 (sid,)) == [("scheduled",)]
+    page = await (await env.ws.get(f"/s/{sid}?stale=1")).text()
+    assert "That Start came from an older copy of this page, so nothing started: press Start" \
+        " again." in page
     assert (await env.press_start(sid)).status == 303  # and from there, Start works

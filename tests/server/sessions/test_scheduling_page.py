@@ -114,6 +114,14 @@ async def test_an_interview_over_before_it_is_scheduled_is_refused(make_env: Env
     assert api.status == 422
     assert "would be over already" in (await api.json())["error"]["message"]
     assert session_count(env) == before
+    for minutes in (10**10, 10**13, -30):  # no date arithmetic with a duration out of range
+        huge = await env.client.post("/api/v1/sessions", headers={"X-CSRF-Token": env.csrf},
+                                     json={"task": "demo-task", "candidate_name": "Ada",
+                                           "duration_minutes": minutes})
+        assert huge.status == 422, await huge.text()
+        assert (await huge.json())["error"]["message"] == \
+            "the duration must be 10 to 240 minutes"
+    assert session_count(env) == before
     running = await env.schedule(starts_at=iso(now() - timedelta(minutes=59)))
     assert session_count(env) == before + 1 and running["session_id"]
 

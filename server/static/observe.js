@@ -391,9 +391,9 @@
 
   // ---- notes, hints and actions ---------------------------------------------------------------
 
-  // One request at a time per control group: a double click on a hint, Save note or Extend
-  // would otherwise send it twice (the candidate sees a hint twice; the session is extended
-  // twice). Its buttons are disabled until the answer is back.
+  // One request at a time per control group: a second click on a hint, Save note or Extend
+  // while the first is under way would send it twice (the candidate sees a hint twice; the
+  // session is extended twice). Its buttons are disabled until the answer is back.
   // A request that never answers frees them after ONCE_MAX_MS; focus that was on one of them
   // goes back to it (disabling a focused button leaves keyboard users on the page's body).
   var ONCE_MAX_MS = 30000;
@@ -415,11 +415,25 @@
                                             function (err) { release(); throw err; });
   }
 
-  var noteButtons = Array.prototype.slice.call(
-    document.querySelectorAll("#pl-note-form button, button.pl-hint"));
+  // The second click of a double click (detail 2) is no second request either, however fast
+  // the first one was answered (a disabled button alone lets it through once the answer is
+  // back). Keyboard presses have detail 0.
+  function singleClicks(buttons) {
+    buttons.forEach(function (b) {
+      b.addEventListener("click", function (e) {
+        if (e.detail > 1) { e.preventDefault(); e.stopImmediatePropagation(); }
+      });
+    });
+    return buttons;
+  }
 
-  function postNote(text, kind, result) {
-    return once(noteButtons, function () {
+  // The note form's buttons share its text: one request at a time for them; each hint button
+  // on its own (two different hints clicked in turn are both given).
+  var formButtons = singleClicks(Array.prototype.slice.call(
+    document.querySelectorAll("#pl-note-form button")));
+
+  function postNote(text, kind, result, buttons) {
+    return once(buttons, function () {
       result.textContent = "saving…";
       return T.api(cfg.api + "/notes", { csrf: csrf, body: { text: text, kind: kind, at_seq: lastSeq } })
         .then(function () { result.textContent = kind === "hint" ? "hint recorded" : "saved"; return true; })
@@ -432,18 +446,21 @@
     var kind = e.submitter && e.submitter.value === "hint" ? "hint" : "note";
     var box = $("pl-note-text");
     if (!box.value.trim()) { return; }
-    postNote(box.value, kind, $("pl-note-result")).then(function (ok) { if (ok) { box.value = ""; } });
+    postNote(box.value, kind, $("pl-note-result"), formButtons)
+      .then(function (ok) { if (ok) { box.value = ""; } });
   });
 
-  noteButtons.forEach(function (b) {
-    if (!b.classList.contains("pl-hint")) { return; }
-    b.addEventListener("click", function () { postNote(b.dataset.hint, "hint", $("pl-note-result")); });
+  Array.prototype.forEach.call(document.querySelectorAll("button.pl-hint"), function (b) {
+    singleClicks([b]);
+    b.addEventListener("click", function () {
+      postNote(b.dataset.hint, "hint", $("pl-note-result"), [b]);
+    });
   });
 
   function action(formId, run) {
     var form = $(formId);
     if (!form) { return; }
-    var buttons = Array.prototype.slice.call(form.querySelectorAll("button"));
+    var buttons = singleClicks(Array.prototype.slice.call(form.querySelectorAll("button")));
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       var out = $("pl-action-result");

@@ -81,19 +81,26 @@ async def end_sessions(app: web.Application, session_ids: Iterable[str]) -> None
 async def real_rec(prefix: str, uid_base: int) -> AsyncIterator[Rec]:
     """The real app (real provisioner and sandbox) through a test client for each origin, the
     lead interviewer logged in on the app's; the sessions it started are ended afterwards."""
-    async with real_settings(prefix, uid_base) as settings:
-        app = create_app(settings)
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
-        ws: TestClient[Any, Any] = HostRoutingClient(TestServer(app[WORKSPACE_APP]))
-        await client.start_server()
-        await ws.start_server()
-        rec = Rec(settings, app, client, ws, await login(client, LEAD))
-        try:
-            yield rec
-        finally:
-            await end_sessions(app, list(rec.sessions))
-            await ws.close()
-            await client.close()
+    async with real_settings(prefix, uid_base) as settings, app_over(settings) as rec:
+        yield rec
+
+
+@contextlib.asynccontextmanager
+async def app_over(settings: Settings) -> AsyncIterator[Rec]:
+    """``real_rec``'s app over ``settings``; once this exits the app has shut down (its
+    clean-up contexts have run), while the data folder is still there to be looked at."""
+    app = create_app(settings)
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    ws: TestClient[Any, Any] = HostRoutingClient(TestServer(app[WORKSPACE_APP]))
+    await client.start_server()
+    await ws.start_server()
+    rec = Rec(settings, app, client, ws, await login(client, LEAD))
+    try:
+        yield rec
+    finally:
+        await end_sessions(app, list(rec.sessions))
+        await ws.close()
+        await client.close()
 
 
 async def open_notebook(rec: Rec, session_id: str, path: str) -> str:

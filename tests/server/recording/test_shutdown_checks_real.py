@@ -11,18 +11,11 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from server.app import create_app
-from server.sessions.wiring import WORKSPACE_APP
-from tests.conftest import login
-from tests.harness import LEAD
-from tests.host_routing import HostRoutingClient
-from tests.server.recording.conftest import UID_BASE, Rec
-from tests.server.recording.real_app import end_sessions, real_settings, uid_base
+from tests.server.recording.conftest import UID_BASE
+from tests.server.recording.real_app import app_over, real_settings, uid_base
 from workspaces.sandbox import mounts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -42,29 +35,21 @@ def check_folders(checks: Path) -> list[Path]:
 
 async def test_a_server_stopped_during_hidden_checks_leaves_no_check_folder() -> None:
     async with real_settings("plsd-", BASE) as settings:
-        app = create_app(settings)
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
-        ws: TestClient[Any, Any] = HostRoutingClient(TestServer(app[WORKSPACE_APP]))
-        await client.start_server()
-        await ws.start_server()
-        rec = Rec(settings, app, client, ws, await login(client, LEAD))
         checks = settings.data_dir / "checks"
         try:
-            session_id, _ = await rec.start()
-            await rec.api("POST", f"/api/v1/sessions/{session_id}/end")
-            deadline = time.monotonic() + RUN_SEEN_S
-            while not check_folders(checks):  # the hidden checks' folder, mounted
-                assert time.monotonic() < deadline, "the hidden checks never began"
-                await asyncio.sleep(0.01)
-            running = check_folders(checks)
-            # still under way as the server stops (else this would prove nothing)
-            assert any(mounts.is_mount(p) for p in running), running
-        finally:
-            await end_sessions(app, list(rec.sessions))
-            await ws.close()
-            await client.close()  # the app's shutdown, while the check still runs
+            async with app_over(settings) as rec:  # its exit is the app's shutdown
+                session_id, _ = await rec.start()
+                await rec.api("POST", f"/api/v1/sessions/{session_id}/end")
+                deadline = time.monotonic() + RUN_SEEN_S
+                while not check_folders(checks):  # the hidden checks' folder, mounted
+                    assert time.monotonic() < deadline, "the hidden checks never began"
+                    await asyncio.sleep(0.01)
+                running = check_folders(checks)
+                # still under way as the server stops (else this would prove nothing)
+                assert any(mounts.is_mount(p) for p in running), running
             left = check_folders(checks)
-            for folder in left:  # a failure's leftovers: never a tmpfs left on the host
+        finally:
+            for folder in check_folders(checks):  # a failure's leftovers: never a tmpfs left
                 if mounts.is_mount(folder):
                     with contextlib.suppress(OSError):
                         mounts.unmount(folder)

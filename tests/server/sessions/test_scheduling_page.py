@@ -8,6 +8,8 @@ import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+from aiohttp import ClientResponse
+
 from common.clock import iso, now
 from server.http.keys import DB
 from server.http.times import human_utc, time_tag
@@ -22,12 +24,17 @@ def session_count(env: Env) -> int:
     return int(query(env.settings, "SELECT count(*) FROM interview_sessions")[0][0])
 
 
-async def schedule_by_form(env: Env, **fields: str) -> str:
-    """Post the Sessions page's form (with its CSRF token); returns the redirect's target."""
+async def post_schedule_form(env: Env, **fields: str) -> ClientResponse:
+    """Post the Sessions page's form (with its CSRF token); the answer, not followed."""
     page = await env.client.get("/sessions")
     data = {"csrf_token": form_csrf_token(await page.text()), "task": "demo-task",
             "candidate_name": "Ada Lovelace", **fields}
-    response = await env.client.post("/sessions", data=data, allow_redirects=False)
+    return await env.client.post("/sessions", data=data, allow_redirects=False)
+
+
+async def schedule_by_form(env: Env, **fields: str) -> str:
+    """Post the Sessions page's form; returns the redirect's target."""
+    response = await post_schedule_form(env, **fields)
     assert response.status == 303, await response.text()
     return str(response.headers["Location"])
 
@@ -80,10 +87,7 @@ async def test_a_start_that_is_not_a_time_is_refused_with_a_sentence(
         make_env: EnvFactory) -> None:
     env = await make_env()
     before = session_count(env)
-    page = await env.client.get("/sessions")
-    response = await env.client.post("/sessions", data={
-        "csrf_token": form_csrf_token(await page.text()), "task": "demo-task",
-        "candidate_name": "Ada", "starts_at": "next tuesday"}, allow_redirects=False)
+    response = await post_schedule_form(env, starts_at="next tuesday")
     assert response.status == 422
     assert "is not a date and time: give it as ISO 8601" in await response.text()
     api = await env.client.post("/api/v1/sessions", headers={"X-CSRF-Token": env.csrf},
@@ -100,10 +104,7 @@ async def test_an_interview_over_before_it_is_scheduled_is_refused(make_env: Env
     scheduled (the demo's "now")."""
     env = await make_env()
     before = session_count(env)
-    page = await env.client.get("/sessions")
-    response = await env.client.post("/sessions", data={
-        "csrf_token": form_csrf_token(await page.text()), "task": "demo-task",
-        "candidate_name": "Ada", "starts_at": "2020-01-01T10:00:00Z"}, allow_redirects=False)
+    response = await post_schedule_form(env, starts_at="2020-01-01T10:00:00Z")
     html = await response.text()
     assert response.status == 422, html
     assert "This interview would be over already: starting Wed 1 Jan 2020, 10:00 UTC for 60" \
@@ -242,10 +243,7 @@ def test_times_read_as_people_write_them() -> None:
 async def test_a_confirmed_role_mismatch_is_named_on_the_page_it_redirects_to(
         make_env: EnvFactory) -> None:
     env = await make_env()
-    page = await env.client.get("/sessions")
-    refused = await env.client.post("/sessions", data={
-        "csrf_token": form_csrf_token(await page.text()), "task": "demo-task",
-        "candidate_name": "Ada", "role": "mlops-engineer"}, allow_redirects=False)
+    refused = await post_schedule_form(env, role="mlops-engineer")
     assert refused.status == 409
     assert "To schedule it anyway: tick “Schedule even if the task does not fit the role” on" \
         " the page" in await refused.text()

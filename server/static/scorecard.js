@@ -41,8 +41,8 @@
         // every problem, as the server words them (rubric titles first), else its one sentence
         if (!response.ok) { throw new Error((data.problems && data.problems.join("; ")) || (data.error && data.error.message) || response.statusText); }
         pending = sent;
-        // to the second, as the page shows it (server.http.pages.seconds)
-        status.textContent = "Draft saved " + String(data.updated_at).replace(/\.\d+/, "") + ".";
+        // the time of day in the viewer's zone, as times.js shows the page's (data-clock)
+        status.textContent = "Draft saved at " + new Date(data.updated_at).toLocaleTimeString() + ".";
       });
     }).catch(function (err) { status.textContent = "Not saved: " + err.message; });
   }

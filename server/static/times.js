@@ -1,5 +1,5 @@
 // Times in the viewer's own time zone, and the schedule form's local start time sent as UTC.
-// Every <time datetime="…" data-local> keeps its server text (UTC) as a tooltip.
+// Every <time datetime="…" data-local> (or data-clock) keeps its server text (UTC) as a tooltip.
 (function () {
   "use strict";
   var shown = new Intl.DateTimeFormat(undefined, {
@@ -7,13 +7,16 @@
     hour: "2-digit", minute: "2-digit", timeZoneName: "short"
   });
 
+  // <time datetime="…" data-clock>: the time of day only (a draft saved a moment ago).
   function localise(root) {
-    root.querySelectorAll("time[datetime][data-local]").forEach(function (el) {
-      var moment = new Date(el.getAttribute("datetime"));
-      if (isNaN(moment.getTime())) { return; }
-      if (!el.title) { el.title = el.textContent; }
-      el.textContent = shown.format(moment);
-    });
+    root.querySelectorAll("time[datetime][data-local], time[datetime][data-clock]")
+      .forEach(function (el) {
+        var moment = new Date(el.getAttribute("datetime"));
+        if (isNaN(moment.getTime())) { return; }
+        if (!el.title) { el.title = el.textContent; }
+        el.textContent = el.hasAttribute("data-clock") ? moment.toLocaleTimeString()
+                                                       : shown.format(moment);
+      });
   }
 
   // <input type="datetime-local" data-utc-into="ID">: its value is read in the viewer's zone

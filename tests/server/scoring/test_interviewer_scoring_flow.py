@@ -37,6 +37,8 @@ from workspaces import sessions as S
 from workspaces.recording import events as E
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
+SAVED_AT = re.compile(r"^Draft saved at \d{1,2}:\d\d:\d\d( [AP]M)?\.$")
+"""The autosave's word: the time of day in the browser's zone and locale."""
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
@@ -147,7 +149,7 @@ async def fill_and_autosave(page: Page, selector: str, text: str) -> None:
     response = await saved.value
     assert response.status == 200, await response.text()
     await expect(page.locator("#autosave-status")).to_have_text(
-        re.compile(r"^Draft saved \S+\.$"))
+        SAVED_AT)
 
 
 async def pick_levels(page: Page, who: str, levels: dict[str, int],
@@ -264,8 +266,12 @@ async def test_note_scorecard_and_debrief(panel: Panel, browsing: Browsing,
 
         # A reload keeps her choices.
         await page.reload()
-        await expect(page.locator("#autosave-status")).to_have_text(
-            f"Draft saved {seconds(draft.updated_at)}.")
+        await expect(page.locator("#autosave-status")).to_have_text(SAVED_AT)
+        saved = page.locator("#autosave-status time[data-clock]")
+        await expect(saved).to_have_attribute("datetime", seconds(draft.updated_at))
+        # the viewer's clock, with the server's UTC words as its tooltip
+        await expect(saved).to_have_attribute(
+            "title", f"{seconds(draft.updated_at)[11:19]} UTC")
         await assert_form_holds(page, "Alice", ALICE_LEVELS, moments)
 
         await page.locator('input[name="recommendation"][value="yes"]').check()

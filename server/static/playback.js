@@ -195,8 +195,10 @@
   function renderLegend() {
     var box = $("pb-legend");
     T.clear(box);
+    // Whoever changed what is shown: an update that changed nothing of it (a client's own
+    // bookkeeping when someone only opened the document) names no author.
     var seen = Object.create(null);
-    frames.forEach(function (f) { seen[f.actor] = true; });
+    frames.forEach(function (f) { if ((f.ops && f.ops.length) || f.cells) { seen[f.actor] = true; } });
     authors.forEach(function (a, i) {
       if (!seen[a]) { return; }
       box.appendChild(T.el("li", { class: whoClass(i) }, [

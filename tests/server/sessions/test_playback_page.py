@@ -134,3 +134,29 @@ async def test_a_notebook_plays_cell_by_cell(live: Live, browsing: Browsing) -> 
         "c.querySelector('pre').textContent])")
     assert shown == [["m", True, "# Circles"], ["a", False, "import math\nmath.pi"]]
     assert browsing.csp_violations() == [] and browsing.page_errors == []
+
+
+async def test_an_update_that_changes_nothing_shown_names_no_author(live: Live,
+                                                                    browsing: Browsing) -> None:
+    """An interviewer who only opened the file: their client's one update (state of its own,
+    not the text) does not put them in the legend of who wrote it (a walk of the demo saw an
+    interviewer listed as an author of a notebook they never edited)."""
+    lead = await live.app[DB].read(lambda d: d.execute(
+        "SELECT id FROM users WHERE email = 'lead@example.com'").fetchone()[0])
+    t = Typist("source")
+    t.do("system", lambda s: s.insert(0, "x = 1\n"))
+    t.do(CANDIDATE, lambda s: s.insert(end(s), "y = 2\n"))
+    state = t.doc.get("state", type=Map)
+    t.do(f"interviewer:{lead}", lambda s: state.__setitem__("opened", True))
+    assert len(t.rows) == 3  # the interviewer's update is stored like any other
+    await store_doc(live.app[DB], live.session_id, "text:file:p2", "file", "calc.py", t)
+    await live.record(E.NOTE, text="later")
+
+    page = browsing.page
+    await open_replay(live, page)
+    await expect(page.locator("#pb-panel")).to_have_attribute("data-ready", "1")
+    await expect(page.locator("#pb-pos")).to_contain_text("update 3 of ")
+    names = await page.evaluate(
+        "JSON.parse(document.getElementById('pl-config').textContent).names")
+    await expect(page.locator("#pb-legend li")).to_have_text(
+        ["loaded from disk (system)", names[CANDIDATE]])

@@ -56,10 +56,14 @@ def time_tag(value: str | None, element_id: str | None = None) -> Markup:
 
 
 def time_left(seconds: int) -> str:
-    """Whole minutes, rounded down: ``less than a minute``, ``1 minute``, ``87 minutes``, and
-    from two hours ``3 h 05 min``. The one wording of the time left: the candidate's landing
-    page renders it, and its script shows the session API's ``time_left``, which is this."""
+    """Whole minutes, rounded down: ``less than a minute``, ``1 minute``, ``87 minutes``, from
+    two hours ``3 h 05 min``, and from two days whole days (``84 days``: an interview scheduled
+    months ahead). The one wording of the time left: the candidate's landing page renders it,
+    its script shows the session API's ``time_left``, which is this, and so does the session's
+    page."""
     minutes = max(0, seconds) // 60
+    if minutes >= 2 * 24 * 60:
+        return f"{minutes // (24 * 60)} days"
     if minutes >= 120:
         return f"{minutes // 60} h {minutes % 60:02d} min"
     if minutes == 0:

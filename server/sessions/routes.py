@@ -20,6 +20,7 @@ from server.sessions.keys import SESSIONS
 from server.sessions.scheduling import (
     ScheduleRequest,
     candidate_link,
+    countdown,
     may_hold_link,
     reissue_link,
     schedule,
@@ -221,6 +222,7 @@ async def _session_page(request: web.Request, user: User, session: S.Session, *,
     return render(request, "session.html", {
         **facts,
         "session": session,
+        "countdown": countdown(session),
         "workspace_url": (await _session_json(request, session)).get("workspace_url"),
         "may_hold_link": holder,
         "just_scheduled": request.query.get("scheduled") == "1",

@@ -17,7 +17,7 @@ from common import audit
 from common.clock import iso, now
 from common.errors import Forbidden, Unprocessable
 from scoring import session_scoring, webhooks
-from server.http.times import human_utc
+from server.http.times import human_utc, time_left
 from server.people import accounts as people
 from server.settings import Settings
 from tasks import revisions
@@ -78,6 +78,15 @@ def refuse_if_over(starts: datetime, minutes: int) -> None:
             f"This interview would be over already: starting {human_utc(iso(starts))} for"
             f" {minutes} minutes, it would have ended {human_utc(iso(ends))}. Choose a later"
             " start, or none to start now.")
+
+
+def countdown(session: S.Session) -> str:
+    """What the session's page says of its time: until its start while that is ahead, else the
+    time left (``time_left``'s words: "starts in 84 days", "87 minutes left")."""
+    ahead = int((S.parse_time(session.starts_at) - now()).total_seconds())
+    if session.state == "scheduled" and ahead > 0:
+        return f"starts in {time_left(ahead)}"
+    return f"{time_left(session.seconds_left())} left"
 
 
 def links(settings: Settings, session_id: str, token: str) -> tuple[str, str]:

@@ -127,6 +127,19 @@ async def test_an_interview_over_before_it_is_scheduled_is_refused(make_env: Env
     assert session_count(env) == before + 1 and running["session_id"]
 
 
+async def test_the_sessions_page_says_when_it_starts_or_how_long_is_left(
+        make_env: EnvFactory) -> None:
+    """A session months ahead says when it starts, in days (it said "121333 min left": the
+    minutes to its end); one under way says the time left in the landing page's words."""
+    env = await make_env()
+    ahead = await env.schedule(starts_at=iso(now() + timedelta(days=84, hours=1)))
+    html = await (await env.client.get(f"/sessions/{ahead['session_id']}")).text()
+    assert '<span id="countdown">starts in 84 days</span>' in html
+    running = await env.schedule(duration_minutes=60)
+    html = await (await env.client.get(f"/sessions/{running['session_id']}")).text()
+    assert re.search(r'<span id="countdown">(59|60) minutes left</span>', html), html
+
+
 async def test_only_the_sessions_staff_see_its_link_again(make_env: EnvFactory) -> None:
     env = await make_env()
     created = await env.schedule()

@@ -23,6 +23,8 @@ def facts(names: tuple[str, ...] = ("Ada",), seconds_left: int = 0) -> LandingFa
     (0, "less than a minute"), (59, "less than a minute"), (60, "1 minute"),
     (119, "1 minute"), (87 * 60 + 5, "87 minutes"), (119 * 60 + 59, "119 minutes"),
     (120 * 60, "2 h 00 min"), (185 * 60, "3 h 05 min"), (-5, "less than a minute"),
+    (47 * 3600 + 59 * 60, "47 h 59 min"), (48 * 3600, "2 days"),
+    (121333 * 60, "84 days"),
 ])
 def test_time_left_counts_whole_minutes_down(seconds: int, shown: str) -> None:
     assert time_left(seconds) == shown

@@ -248,6 +248,13 @@ async def tasks_import_submit(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/admin/tasks/imports/{import_id}")
 
 
+def missing_local_source(url: str) -> bool:
+    """A revision's source that was a local folder (a path or ``file://``) no longer there:
+    ``pairlab demo`` imports its built-in tasks from a temporary copy."""
+    path = url.removeprefix("file://") if url.startswith(("file://", "/")) else None
+    return path is not None and not Path(path).exists()
+
+
 @routes.get("/admin/tasks/revisions/{rev_id}/reimport")
 async def reimport_page(request: web.Request) -> web.Response:
     """The import form for ``rev``'s source, its rules text with the rules of the chosen
@@ -270,10 +277,12 @@ async def reimport_page(request: web.Request) -> web.Response:
         rules = add_rules(base, added) if added else base
     except RulesTextInvalid as exc:
         rules, error = base, f"{exc.message}; add the rules below by hand"
-    fields = {"url": rev.source_url, "ref": rev.source_ref, "subdir": rev.source_subdir,
-              "rules": rules}
+    gone = rev.source_url if missing_local_source(rev.source_url) else None
+    fields = {"url": "" if gone else rev.source_url, "ref": rev.source_ref,
+              "subdir": rev.source_subdir, "rules": rules}
     return render(request, "task_import_form.html", {
         "form": fields, "error": error, "added": [r.toml() for r in added], "rev": rev,
+        "gone_source": gone,
         "rules_known": "import_rules" in report, "sources": import_sources(request.app[SETTINGS]),
     })
 

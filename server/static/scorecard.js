@@ -42,7 +42,9 @@
         if (!response.ok) { throw new Error((data.problems && data.problems.join("; ")) || (data.error && data.error.message) || response.statusText); }
         pending = sent;
         // the time of day in the viewer's zone, as times.js shows the page's (data-clock)
-        status.textContent = "Draft saved at " + new Date(data.updated_at).toLocaleTimeString() + ".";
+        var saved = new Date(String(data.updated_at).replace(/\.\d+/, ""));
+        status.textContent = isNaN(saved.getTime()) ? "Draft saved."
+          : "Draft saved at " + saved.toLocaleTimeString() + ".";
       });
     }).catch(function (err) { status.textContent = "Not saved: " + err.message; });
   }

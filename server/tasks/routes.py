@@ -252,7 +252,12 @@ def missing_local_source(url: str) -> bool:
     """A revision's source that was a local folder (a path or ``file://``) no longer there:
     ``pairlab demo`` imports its built-in tasks from a temporary copy."""
     path = url.removeprefix("file://") if url.startswith(("file://", "/")) else None
-    return path is not None and not Path(path).exists()
+    if path is None:
+        return False
+    try:
+        return not Path(path).is_dir()
+    except OSError:  # a parent this server may not enter: not there for an import either
+        return True
 
 
 @routes.get("/admin/tasks/revisions/{rev_id}/reimport")

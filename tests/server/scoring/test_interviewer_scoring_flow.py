@@ -26,6 +26,7 @@ from common import audit
 from scoring import scorecards
 from server.http.keys import DB
 from server.http.pages import seconds
+from server.http.times import human_utc
 from server.people import accounts as people
 from server.people.passwords import hash_password
 from server.settings import Settings
@@ -269,9 +270,8 @@ async def test_note_scorecard_and_debrief(panel: Panel, browsing: Browsing,
         await expect(page.locator("#autosave-status")).to_have_text(SAVED_AT)
         saved = page.locator("#autosave-status time[data-clock]")
         await expect(saved).to_have_attribute("datetime", seconds(draft.updated_at))
-        # the viewer's clock, with the server's UTC words as its tooltip
-        await expect(saved).to_have_attribute(
-            "title", f"{seconds(draft.updated_at)[11:19]} UTC")
+        # the viewer's clock, with the server's date and time in UTC as its tooltip
+        await expect(saved).to_have_attribute("title", human_utc(draft.updated_at))
         await assert_form_holds(page, "Alice", ALICE_LEVELS, moments)
 
         await page.locator('input[name="recommendation"][value="yes"]').check()

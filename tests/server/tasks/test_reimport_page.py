@@ -4,9 +4,13 @@ the admin, instead of a path the import then refuses or cannot find."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from server.tasks.routes import missing_local_source
 from tests.conftest import login_admin, query
 from tests.harness import EnvFactory
 
@@ -37,3 +41,29 @@ async def test_a_gone_local_source_is_named_and_not_prefilled(make_env: EnvFacto
     html = await (await env.client.get(f"/admin/tasks/revisions/{rev_id}/reimport")).text()
     assert "no longer there" not in html
     assert f'value="{with_folder}"' in html
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="drops to another uid, which only root can")
+def test_a_source_under_a_folder_the_server_cannot_enter_counts_as_gone(tmp_path: Path) -> None:
+    """Not a 500 on the page: a stored path whose parent cannot be entered is as gone to an
+    import as a deleted one (root enters any folder, so this runs as a sandbox-like uid)."""
+    locked = tmp_path / "locked"
+    (locked / "repo").mkdir(parents=True)
+    os.chmod(locked, 0)
+    try:
+        pid = os.fork()
+        if pid == 0:  # a child that drops to an unprivileged uid, as a non-root server would
+            code = 1
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                code = 0 if missing_local_source(f"file://{locked}/repo") else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.chmod(locked, 0o700)
+    assert not missing_local_source(f"file://{locked}/repo")  # root: there
+    assert missing_local_source(f"file://{tmp_path}/nothing")
+    assert not missing_local_source("https://example.org/repo.git")

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from server.http.keys import SETTINGS
 from server.http.pages import render
+from server.http.times import time_left
 from server.sessions.access import visible_session
 from server.sessions.names import actor_names
 from server.tasks.service import task_store
@@ -57,6 +58,8 @@ async def observe_page(request: web.Request) -> web.Response:
     hints = await _hints(request, session)
     return render(request, "observe.html", {
         "session": session, "hints": hints,
+        # the script's words replace it at once (to the second, or whole days far ahead)
+        "countdown": f"{time_left(session.seconds_left())} left",
         "config": _config(session, "observe", names),
     })
 

@@ -336,7 +336,9 @@
   function renderCountdown() {
     var node = $("pl-countdown");
     if (state === "ended" || state === "failed") { node.textContent = "Session " + state; return; }
-    node.textContent = T.span(secondsLeft) + " left";
+    // to the second near the end; whole days for a session far ahead (not "2022:13:20")
+    node.textContent = secondsLeft >= 2 * 86400 ? Math.floor(secondsLeft / 86400) + " days left"
+                                                : T.span(secondsLeft) + " left";
     node.classList.toggle("pl-warn", secondsLeft < 300);
   }
 

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, Request, expect
 
+from common.clock import iso, now
 from server.http.keys import DB
 from tests.browser import (
     HOSTILE_NAME,
@@ -361,3 +362,17 @@ async def test_a_double_click_sends_once_and_a_refusal_reads_as_a_sentence(
     await expect(page.locator("#pl-stream")).to_have_text("live")
     await expect(page.locator("#pl-notes li.pl-kind-hint")).to_have_count(1)
     assert browsing.page_errors == []
+
+
+async def test_a_session_far_ahead_counts_whole_days(live: Live, browsing: Browsing) -> None:
+    """The countdown of a session that ends months ahead reads in days (it read "2022:13:20
+    left"), with the page's first words the same before its script runs."""
+    far = iso(now() + timedelta(days=84, hours=1))
+    await live.app[DB].write(lambda d: d.execute(
+        "UPDATE interview_sessions SET ends_at = ? WHERE id = ?", [far, live.session_id]))
+    page = browsing.page
+    await open_observer(live, page)
+    await expect(page.locator("#pl-countdown")).to_have_text("84 days left")
+    html = await (await page.request.get(
+        f"{live.url}/sessions/{live.session_id}/observe")).text()
+    assert re.search(r'role="timer"[^>]*>84 days left</span>', html), html

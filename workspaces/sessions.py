@@ -127,8 +127,7 @@ def create_session(
     name = candidate_name.strip()
     if not 1 <= len(name) <= 200 or any(ord(c) < 32 for c in name):
         raise SessionError("the candidate name must be 1 to 200 printable characters")
-    if not 10 <= duration_minutes <= MAX_DURATION:
-        raise SessionError(f"the duration must be 10 to {MAX_DURATION} minutes")
+    check_duration(duration_minutes)
     if role and role not in ROLES:
         raise SessionError(f"the role must be one of {', '.join(ROLES)}")
     if not interviewer_ids:
@@ -216,6 +215,12 @@ def set_state(
         [new, reason, workspace_id, new, at, new, at, session_id],
     )
     return get_session(db, session_id)
+
+
+def check_duration(minutes: int) -> None:
+    """A session's length: 10 to ``MAX_DURATION`` minutes."""
+    if not 10 <= minutes <= MAX_DURATION:
+        raise SessionError(f"the duration must be 10 to {MAX_DURATION} minutes")
 
 
 def extend(db: sqlite_utils.Database, session_id: str, minutes: int) -> Session:

@@ -123,8 +123,7 @@ def schedule(
         email = people.normalise_email(email)
     starts = start_time(req.starts_at) if req.starts_at else now()
     minutes = req.duration_minutes or rev.duration_minutes
-    if not 10 <= minutes <= S.MAX_DURATION:  # before any date arithmetic with it
-        raise SessionError(f"the duration must be 10 to {S.MAX_DURATION} minutes")
+    S.check_duration(minutes)  # before any date arithmetic with it
     refuse_if_over(starts, minutes)
     # The link is one the server can show again to whoever may hold it (candidate_links.py).
     session, token = S.create_session(

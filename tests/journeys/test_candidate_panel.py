@@ -45,10 +45,11 @@ NOTE = "Private: the candidate skipped the notebook entirely."
 PANEL = "#pairlab-panel"
 
 
-async def give(observe: Page, text: str, button: str) -> None:
-    """The interviewer writes ``text`` on the observe page and saves it with ``button``."""
+async def give(observe: Page, text: str, button: str, *, double: bool = False) -> None:
+    """The interviewer writes ``text`` on the observe page and saves it with ``button`` (a
+    double click if ``double``: it is still given once)."""
     await observe.fill("#pl-note-text", text)
-    await observe.click(button)
+    await (observe.dblclick(button) if double else observe.click(button))
     await expect(observe.locator("#pl-notes li", has_text=text[:30]).first).to_be_visible(
         timeout=WAIT_MS)
 
@@ -108,7 +109,7 @@ async def test_the_candidate_sees_the_brief_the_time_and_the_hints_in_jupyterlab
 
         # A hint on the observe page: in the panel without a reload.
         await lab.evaluate("window.pairlabJourneyMark = 1")  # gone if the page reloads
-        await give(observe, HINT, "#pl-hint-save")
+        await give(observe, HINT, "#pl-hint-save", double=True)  # once: the count of 2 below
         hints = panel.locator("#pairlab-hints li")
         await expect(hints).to_have_count(1, timeout=WAIT_MS)
         await expect(hints.first).to_contain_text(HINT)
@@ -119,7 +120,7 @@ async def test_the_candidate_sees_the_brief_the_time_and_the_hints_in_jupyterlab
         # the badge, follow without a reload.
         before_end = await ends_at.get_attribute("datetime")
         await observe.fill('#pl-extend-form input[name="minutes"]', "10")
-        await observe.click("#pl-extend")
+        await observe.dblclick("#pl-extend")  # a double click extends once
 
         async def minutes_left() -> int:
             return int((await left.inner_text()).split(":")[0])
